@@ -1,0 +1,1 @@
+"""kubesim: a Kubernetes API server emulator speaking the real wire protocol."""

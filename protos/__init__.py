@@ -1,0 +1,16 @@
+"""The shared contract between the hub, the spoke and the CLI.
+
+Map:
+
+* ``convoy/v1/convoy.proto`` and its generated stubs (``convoy_pb2``,
+  ``convoy_pb2_grpc``): the gRPC services. Only :mod:`protos.codec` and the
+  gRPC servicer/client modules import the stubs.
+* :mod:`protos.objects`: ``ObjectRef``, the one identity of a Kubernetes object
+  and the one way to print it.
+* :mod:`protos.bundle`: canonical bundle bytes, digest, compression, Ed25519
+  signing and verification, and the labels/annotations Convoy stamps.
+* :mod:`protos.status`: closed vocabularies (phase, health, action).
+* :mod:`protos.codec`: conversions between those and the wire messages.
+
+This package imports neither ``hub`` nor ``spoke`` (checked by import-linter).
+"""
