@@ -1,0 +1,311 @@
+"""The fleet repository as a bare mirror, read commit by commit.
+
+Everything here blocks (it runs ``git``); the hub calls it from a worker
+thread. Credentials reach ``git`` only through the environment of the one
+command that needs them (``GIT_SSH_COMMAND``, ``GIT_CONFIG_*``), never through
+argv, the mirror's config file, logs or exception messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import enum
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import git
+
+if TYPE_CHECKING:
+    from hub.render import repofs
+
+__all__ = [
+    "CommitInfo",
+    "GitAuth",
+    "GitSource",
+    "GitSourceError",
+    "SignatureCheck",
+    "SignaturePolicy",
+    "SignatureVerdict",
+    "redact_url",
+]
+
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``https://user:secret@host/repo`` -> ``https://***@host/repo``."""
+    return _URL_CREDENTIALS_RE.sub(r"\g<scheme>***@", url)
+
+
+class GitSourceError(Exception):
+    """Fetching or reading the fleet repository failed; the message is safe to show."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GitAuth:
+    """How the hub authenticates to the fleet repository (all optional)."""
+
+    ssh_key_file: Path | None = None       #: private key for ssh:// and scp-style URLs
+    https_token_file: Path | None = None   #: file holding an HTTPS token
+    https_token_env: str | None = None     #: name of an environment variable holding one
+
+    def __repr__(self) -> str:
+        return (f"GitAuth(ssh_key_file={self.ssh_key_file!s}, https_token_file={self.https_token_file!s}, "
+                f"https_token_env={self.https_token_env!r})")
+
+    def _token(self) -> str | None:
+        if self.https_token_file is not None:
+            try:
+                return self.https_token_file.read_text().strip()
+            except OSError as exc:
+                raise GitSourceError(f"cannot read the HTTPS token file {self.https_token_file}: "
+                                     f"{exc.strerror}") from None
+        if self.https_token_env:
+            value = os.environ.get(self.https_token_env)
+            if not value:
+                raise GitSourceError(f"environment variable {self.https_token_env} (HTTPS token) is empty")
+            return value.strip()
+        return None
+
+    def environment(self) -> dict[str, str]:
+        """Extra environment for one ``git`` command; the secrets never touch argv or disk."""
+        env: dict[str, str] = {"GIT_TERMINAL_PROMPT": "0"}
+        if self.ssh_key_file is not None:
+            key = shlex.quote(str(self.ssh_key_file))
+            env["GIT_SSH_COMMAND"] = (
+                f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new"
+            )
+        token = self._token()
+        if token:
+            basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+            env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"})
+        return env
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author: str
+    author_email: str
+    authored_at: dt.datetime
+    message: str
+    parents: tuple[str, ...]
+
+    @property
+    def short(self) -> str:
+        return self.sha[:8]
+
+
+class SignatureVerdict(enum.StrEnum):
+    """The outcome of checking a commit's signature."""
+
+    GOOD = "good"                #: signed by a key the hub trusts
+    UNSIGNED = "unsigned"        #: no signature at all
+    UNTRUSTED = "untrusted"      #: a valid signature by a key the hub does not trust
+    BAD = "bad"                  #: the signature does not verify
+    NOT_CHECKED = "not-checked"  #: signed commits are not required
+
+
+@dataclasses.dataclass(frozen=True)
+class SignaturePolicy:
+    """Which signers the hub trusts. At least one of the two when signatures are required."""
+
+    allowed_signers_file: Path | None = None  #: SSH allowed-signers file (``ssh-keygen -Y verify`` format)
+    gpg_keyring: Path | None = None           #: a GnuPG home directory, or an exported public-key file
+
+
+@dataclasses.dataclass(frozen=True)
+class SignatureCheck:
+    verdict: SignatureVerdict
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict in {SignatureVerdict.GOOD, SignatureVerdict.NOT_CHECKED}
+
+
+class GitSource:
+    """A bare mirror of one repository, following one branch, tag or pinned commit."""
+
+    def __init__(self, *, url: str, mirror_dir: Path, ref: str = "main", auth: GitAuth | None = None) -> None:
+        self.url = url
+        self.mirror_dir = Path(mirror_dir)
+        self.ref = ref
+        self.auth = auth or GitAuth()
+        self._lock = threading.Lock()
+        self._repo: git.Repo | None = None
+
+    def __repr__(self) -> str:
+        return f"GitSource(url={redact_url(self.url)!r}, ref={self.ref!r})"
+
+    # -- fetching -----------------------------------------------------------------------------
+    @property
+    def repo(self) -> git.Repo:
+        if self._repo is None:
+            self._repo = self._open_or_init()
+        return self._repo
+
+    def _open_or_init(self) -> git.Repo:
+        if (self.mirror_dir / "HEAD").exists():
+            return git.Repo(self.mirror_dir)
+        self.mirror_dir.mkdir(parents=True, exist_ok=True)
+        repo = git.Repo.init(self.mirror_dir, bare=True)
+        with repo.config_writer() as config:
+            # The URL is stored without credentials: tokens travel only in the fetch's environment.
+            config.set_value('remote "origin"', "url", self._url_for_git())
+            config.set_value('remote "origin"', "fetch", "+refs/heads/*:refs/heads/*")
+            config.set_value('remote "origin"', "tagOpt", "--tags")
+        return repo
+
+    def _url_for_git(self) -> str:
+        path = Path(self.url)
+        if "://" not in self.url and not re.match(r"^[\w.-]+@[\w.-]+:", self.url) and path.exists():
+            return str(path.resolve())
+        return self.url
+
+    def fetch(self) -> CommitInfo:
+        """Bring the mirror up to date and return the commit the tracked ref points at."""
+        with self._lock:
+            self._run_git(["fetch", "--prune", "--force", "origin",
+                           "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], network=True)
+            return self.commit_info(self.resolve(self.ref))
+
+    def resolve(self, rev: str) -> str:
+        """The commit sha a branch, tag, or (abbreviated) commit names in the mirror."""
+        candidates = [f"refs/heads/{rev}", f"refs/tags/{rev}", rev] if not _SHA_RE.match(rev) else [rev]
+        for candidate in candidates:
+            try:
+                return str(self.repo.commit(candidate).hexsha)
+            except (git.BadName, ValueError, git.GitCommandError):
+                continue
+        raise GitSourceError(f"{redact_url(self.url)}: no branch, tag or commit named {rev!r}")
+
+    def commit_info(self, sha: str) -> CommitInfo:
+        try:
+            commit = self.repo.commit(sha)
+        except (git.BadName, ValueError) as exc:
+            raise GitSourceError(f"{redact_url(self.url)}: unknown commit {sha}") from exc
+        return CommitInfo(
+            sha=str(commit.hexsha),
+            author=str(commit.author.name or ""),
+            author_email=str(commit.author.email or ""),
+            authored_at=dt.datetime.fromtimestamp(commit.authored_date, dt.UTC),
+            message=str(commit.message).strip(),
+            parents=tuple(str(parent.hexsha) for parent in commit.parents),
+        )
+
+    def is_descendant(self, new: str, old: str) -> bool:
+        """True when ``new`` is ``old`` or has it in its history (the branch moved forward)."""
+        if new == old:
+            return True
+        # `git merge-base --is-ancestor` exits 1 for "no" and 128 when `old` is gone from the
+        # mirror (its history was rewritten away): both mean the branch did not move forward.
+        return self._run_git(["merge-base", "--is-ancestor", old, new], check=False).returncode == 0
+
+    def fs_at(self, sha: str) -> repofs.GitTreeFS:
+        """A read-only view of the tree at ``sha``, straight from the object database."""
+        from hub.render import repofs  # the renderer is only needed once a commit is read
+
+        return repofs.GitTreeFS(self.repo, sha)
+
+    # -- signatures ---------------------------------------------------------------------------
+    def verify_commit(self, sha: str, policy: SignaturePolicy | None) -> SignatureCheck:
+        """Check ``sha``'s signature against the trusted signers (``policy`` None: not required)."""
+        if policy is None:
+            return SignatureCheck(SignatureVerdict.NOT_CHECKED, "signed commits are not required")
+        commit = self.repo.commit(sha)
+        if not commit.gpgsig:
+            return SignatureCheck(SignatureVerdict.UNSIGNED, f"commit {sha[:8]} is not signed")
+        signature = str(commit.gpgsig)
+        if "BEGIN SSH SIGNATURE" in signature:
+            return self._verify_ssh(sha, policy)
+        return self._verify_gpg(sha, policy)
+
+    def _verify_ssh(self, sha: str, policy: SignaturePolicy) -> SignatureCheck:
+        if policy.allowed_signers_file is None:
+            return SignatureCheck(SignatureVerdict.UNTRUSTED,
+                                  f"commit {sha[:8]} has an SSH signature but no allowed-signers file is set")
+        result = self._run_git(
+            ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={policy.allowed_signers_file}",
+             "verify-commit", "--raw", sha], check=False)
+        text = (result.stderr + result.stdout).strip()
+        if result.returncode == 0 and "Good" in text:
+            return SignatureCheck(SignatureVerdict.GOOD, _first_line(text))
+        lowered = text.lower()
+        if "no principal matched" in lowered or "not found in allowed signers" in lowered:
+            return SignatureCheck(SignatureVerdict.UNTRUSTED,
+                                  f"commit {sha[:8]}: the SSH signer is not in the allowed-signers file")
+        return SignatureCheck(SignatureVerdict.BAD, f"commit {sha[:8]}: SSH signature does not verify "
+                                                     f"({_first_line(text) or 'no detail'})")
+
+    def _verify_gpg(self, sha: str, policy: SignaturePolicy) -> SignatureCheck:
+        if policy.gpg_keyring is None:
+            return SignatureCheck(SignatureVerdict.UNTRUSTED,
+                                  f"commit {sha[:8]} has a GPG signature but no GPG keyring is set")
+        with _gnupg_home(policy.gpg_keyring) as home:
+            result = self._run_git(["verify-commit", "--raw", sha], check=False, extra_env={"GNUPGHOME": home})
+        status = result.stderr + result.stdout
+        if "[GNUPG:] VALIDSIG" in status and "[GNUPG:] GOODSIG" in status:
+            signer = re.search(r"\[GNUPG:\] GOODSIG \S+ (.*)", status)
+            return SignatureCheck(SignatureVerdict.GOOD,
+                                  f"good GPG signature by {signer.group(1) if signer else 'a trusted key'}")
+        if "[GNUPG:] NO_PUBKEY" in status or "[GNUPG:] ERRSIG" in status:
+            return SignatureCheck(SignatureVerdict.UNTRUSTED,
+                                  f"commit {sha[:8]}: signed by a GPG key that is not in the hub's keyring")
+        return SignatureCheck(SignatureVerdict.BAD, f"commit {sha[:8]}: GPG signature does not verify")
+
+    # -- running git --------------------------------------------------------------------------
+    def _run_git(self, args: list[str], *, check: bool = True, network: bool = False,
+                 extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        if network:
+            env.update(self.auth.environment())
+        env.update(extra_env or {})
+        if not (self.mirror_dir / "HEAD").exists():
+            self._repo = self._open_or_init()
+        result = subprocess.run(["git", "--git-dir", str(self.mirror_dir), *args], env=env,
+                                capture_output=True, text=True, timeout=300, check=False)
+        if check and result.returncode != 0:
+            # stderr may echo the remote URL; strip credentials before it can reach a log.
+            detail = redact_url(_first_line(result.stderr.strip()) or f"exit {result.returncode}")
+            raise GitSourceError(f"git {args[0]} from {redact_url(self.url)} failed: {detail}")
+        return result
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+class _gnupg_home:
+    """A GNUPGHOME for one verification: the keyring dir itself, or a temp one importing a key file."""
+
+    def __init__(self, keyring: Path) -> None:
+        self.keyring = keyring
+        self._temp: str | None = None
+
+    def __enter__(self) -> str:
+        if self.keyring.is_dir():
+            return str(self.keyring)
+        self._temp = tempfile.mkdtemp(prefix="convoy-gpg-")
+        os.chmod(self._temp, 0o700)
+        subprocess.run(["gpg", "--batch", "--homedir", self._temp, "--import", str(self.keyring)],
+                       capture_output=True, check=False, timeout=60)
+        return self._temp
+
+    def __exit__(self, *exc: object) -> None:
+        if self._temp is not None:
+            subprocess.run(["gpgconf", "--homedir", self._temp, "--kill", "all"], capture_output=True,
+                           check=False, timeout=30)
+            shutil.rmtree(self._temp, ignore_errors=True)

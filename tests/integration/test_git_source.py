@@ -1,0 +1,189 @@
+"""The hub's Git source on real repositories: fetch, forward-only checks, signed commits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.source import git as gitsource
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Fleet Dev", "GIT_AUTHOR_EMAIL": "dev@example.test",
+    "GIT_COMMITTER_NAME": "Fleet Dev", "GIT_COMMITTER_EMAIL": "dev@example.test",
+    "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    full_env = {**os.environ, **GIT_ENV, **(env or {})}
+    return subprocess.run(args, cwd=cwd, env=full_env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit(repo: Path, name: str, content: str, *extra: str, env: dict[str, str] | None = None) -> str:
+    (repo / name).write_text(content)
+    run("git", "add", name, cwd=repo)
+    run("git", "commit", "-q", "-m", f"change {name}", *extra, cwd=repo, env=env)
+    return run("git", "rev-parse", "HEAD", cwd=repo)
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Path:
+    repo = tmp_path / "upstream"
+    repo.mkdir()
+    run("git", "init", "-q", "-b", "main", cwd=repo)
+    commit(repo, "fleet.yaml", "apps: []\n")
+    return repo
+
+
+@pytest.fixture
+def source(upstream: Path, tmp_path: Path) -> gitsource.GitSource:
+    return gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "mirror", ref="main")
+
+
+def test_fetch_follows_the_branch(upstream: Path, source: gitsource.GitSource) -> None:
+    first = source.fetch()
+    assert first.sha == run("git", "rev-parse", "HEAD", cwd=upstream)
+    assert first.author == "Fleet Dev" and first.message == "change fleet.yaml"
+    second_sha = commit(upstream, "a.yaml", "x: 1\n")
+    second = source.fetch()
+    assert second.sha == second_sha and second.parents == (first.sha,)
+    assert source.is_descendant(second.sha, first.sha)
+    assert not source.is_descendant(first.sha, second.sha)
+
+
+def test_history_rewrite_is_not_a_descendant(upstream: Path, source: gitsource.GitSource) -> None:
+    commit(upstream, "a.yaml", "x: 1\n")
+    deployed = source.fetch().sha
+    run("git", "reset", "-q", "--hard", "HEAD~1", cwd=upstream)
+    rewritten = commit(upstream, "b.yaml", "y: 2\n")
+    head = source.fetch()
+    assert head.sha == rewritten
+    assert not source.is_descendant(head.sha, deployed)
+
+
+def test_tags_and_pinned_commits_resolve(upstream: Path, tmp_path: Path) -> None:
+    first = run("git", "rev-parse", "HEAD", cwd=upstream)
+    run("git", "tag", "v1", cwd=upstream)
+    commit(upstream, "a.yaml", "x: 1\n")
+    tagged = gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "m1", ref="v1")
+    assert tagged.fetch().sha == first
+    pinned = gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "m2", ref=first)
+    assert pinned.fetch().sha == first
+
+
+def test_unknown_ref_is_a_clear_error(source: gitsource.GitSource, tmp_path: Path, upstream: Path) -> None:
+    missing = gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "m", ref="no-such-branch")
+    with pytest.raises(gitsource.GitSourceError, match="no branch, tag or commit named 'no-such-branch'"):
+        missing.fetch()
+
+
+def test_unreachable_remote_error_hides_credentials(tmp_path: Path) -> None:
+    secret_url = "https://user:hunter2-secret@127.0.0.1:9/fleet.git"
+    broken = gitsource.GitSource(url=secret_url, mirror_dir=tmp_path / "m", ref="main")
+    with pytest.raises(gitsource.GitSourceError) as caught:
+        broken.fetch()
+    assert "hunter2-secret" not in str(caught.value)
+    assert "***@127.0.0.1" in str(caught.value)
+    assert "hunter2-secret" not in repr(broken)
+
+
+def test_https_token_never_reaches_the_mirror_config(
+    tmp_path: Path, upstream: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEET_TOKEN", "tok-very-secret")
+    auth = gitsource.GitAuth(https_token_env="FLEET_TOKEN")
+    src = gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "m", ref="main", auth=auth)
+    src.fetch()
+    stored = "".join(p.read_text(errors="ignore") for p in (tmp_path / "m").rglob("*") if p.is_file()
+                     and p.stat().st_size < 100_000)
+    assert "tok-very-secret" not in stored
+    assert "tok-very-secret" not in repr(auth)
+    assert "Authorization: Basic" in auth.environment()["GIT_CONFIG_VALUE_0"]
+
+
+def test_token_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    auth = gitsource.GitAuth(https_token_file=tmp_path / "absent")
+    with pytest.raises(gitsource.GitSourceError, match="cannot read the HTTPS token file"):
+        auth.environment()
+
+
+# -- signed commits ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ssh_signer(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    key = tmp_path / "signing_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dev", "-f", str(key)], check=True)
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"dev@example.test {(tmp_path / 'signing_key.pub').read_text()}")
+    yield key, allowed
+
+
+def ssh_sign_args(key: Path) -> tuple[str, ...]:
+    return ("-c", "gpg.format=ssh", "-c", f"user.signingkey={key}")
+
+
+def test_ssh_signed_commit_verifies_and_unsigned_is_refused(
+    upstream: Path, source: gitsource.GitSource, ssh_signer: tuple[Path, Path], tmp_path: Path
+) -> None:
+    key, allowed = ssh_signer
+    policy = gitsource.SignaturePolicy(allowed_signers_file=allowed)
+    unsigned = source.fetch().sha
+    assert source.verify_commit(unsigned, policy).verdict is gitsource.SignatureVerdict.UNSIGNED
+
+    (upstream / "s.yaml").write_text("s: 1\n")
+    run("git", "add", "s.yaml", cwd=upstream)
+    run("git", *ssh_sign_args(key), "commit", "-q", "-S", "-m", "signed", cwd=upstream)
+    signed = source.fetch().sha
+    check = source.verify_commit(signed, policy)
+    assert check.verdict is gitsource.SignatureVerdict.GOOD, check.detail
+    assert check.ok
+
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    (upstream / "t.yaml").write_text("t: 1\n")
+    run("git", "add", "t.yaml", cwd=upstream)
+    run("git", *ssh_sign_args(other), "commit", "-q", "-S", "-m", "signed by a stranger", cwd=upstream)
+    stranger = source.fetch().sha
+    verdict = source.verify_commit(stranger, policy)
+    assert verdict.verdict is gitsource.SignatureVerdict.UNTRUSTED, verdict.detail
+    assert not verdict.ok
+    assert source.verify_commit(stranger, None).verdict is gitsource.SignatureVerdict.NOT_CHECKED
+
+
+def _gpg(home: Path, *args: str) -> str:
+    return subprocess.run(["gpg", "--batch", "--homedir", str(home), *args], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_gpg_signed_commit_verifies_against_the_keyring(
+    upstream: Path, source: gitsource.GitSource, tmp_path: Path
+) -> None:
+    signer_home = tmp_path / "gpg-signer"
+    signer_home.mkdir(mode=0o700)
+    _gpg(signer_home, "--passphrase", "", "--quick-gen-key", "Fleet Dev <dev@example.test>", "ed25519", "sign", "1d")
+    fingerprint = next(line.split(":")[9] for line in _gpg(signer_home, "--with-colons", "--list-keys").splitlines()
+                   if line.startswith("fpr:"))
+    public = tmp_path / "fleet-signers.asc"
+    public.write_text(_gpg(signer_home, "--armor", "--export", fingerprint))
+    gpg_env = {"GNUPGHOME": str(signer_home)}
+    try:
+        (upstream / "g.yaml").write_text("g: 1\n")
+        run("git", "add", "g.yaml", cwd=upstream)
+        run("git", "-c", f"user.signingkey={fingerprint}", "commit", "-q", "-S", "-m", "gpg signed",
+            cwd=upstream, env=gpg_env)
+        signed = source.fetch().sha
+        check = source.verify_commit(signed, gitsource.SignaturePolicy(gpg_keyring=public))
+        assert check.verdict is gitsource.SignatureVerdict.GOOD, check.detail
+        assert "Fleet Dev" in check.detail
+
+        empty_home = tmp_path / "gpg-empty"
+        empty_home.mkdir(mode=0o700)
+        untrusted = source.verify_commit(signed, gitsource.SignaturePolicy(gpg_keyring=empty_home))
+        assert untrusted.verdict is gitsource.SignatureVerdict.UNTRUSTED
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(signer_home), "--kill", "all"], check=False)
