@@ -26,6 +26,17 @@ LAZY_COMMANDS: dict[str, str] = {
     "preview": "hub.commands.render:preview",
     # the hub service (issue 4)
     "hub": "hub.commands.hubserve:hub",
+    # the fleet-wide CLI (issue 6)
+    "status": "hub.commands.admin:status",
+    "describe": "hub.commands.admin:describe",
+    "history": "hub.commands.admin:history",
+    "diff": "hub.commands.admin:diff",
+    "pause": "hub.commands.admin:pause",
+    "resume": "hub.commands.admin:resume",
+    "sync": "hub.commands.admin:sync",
+    "token": "hub.commands.admin:token",
+    "config": "hub.commands.admin:config",
+    "sandbox": "hub.commands.sandbox:sandbox",
 }
 
 

@@ -1,0 +1,111 @@
+"""A small synchronous client of the hub's AdminService, for the CLI.
+
+gRPC errors become :class:`AdminError` subclasses through one table, each with
+a message that says what the user can do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from hub import cliconfig
+from protos.convoy.v1 import convoy_pb2 as pb
+from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
+
+__all__ = [
+    "AdminClient",
+    "AdminError",
+    "HubRejectedError",
+    "HubUnreachableError",
+    "NotFoundError",
+    "UnauthenticatedError",
+]
+
+T = TypeVar("T")
+
+
+class AdminError(Exception):
+    """A failed admin call; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class HubUnreachableError(AdminError):
+    exit_code = 3
+
+
+class UnauthenticatedError(AdminError):
+    exit_code = 4
+
+
+class NotFoundError(AdminError):
+    exit_code = 1
+
+
+class HubRejectedError(AdminError):
+    exit_code = 1
+
+
+def _unreachable(conn: cliconfig.HubConnection, detail: str) -> AdminError:
+    return HubUnreachableError(
+        f"hub {conn.address} is unreachable ({detail}); check that it runs and that the address, CA and "
+        f"TLS settings of hub {conn.name!r} are right (`convoy config view`)")
+
+
+_STATUS_TO_ERROR: dict[grpc.StatusCode, Callable[[cliconfig.HubConnection, str], AdminError]] = {
+    grpc.StatusCode.UNAVAILABLE: _unreachable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: _unreachable,
+    grpc.StatusCode.UNAUTHENTICATED: lambda conn, detail: UnauthenticatedError(
+        f"hub {conn.address} refused the admin credential ({detail}); check `credential:` of hub "
+        f"{conn.name!r} or CONVOY_CREDENTIAL_FILE"),
+    grpc.StatusCode.PERMISSION_DENIED: lambda conn, detail: UnauthenticatedError(
+        f"hub {conn.address} denied the request: {detail}"),
+    grpc.StatusCode.NOT_FOUND: lambda conn, detail: NotFoundError(detail),
+    grpc.StatusCode.UNIMPLEMENTED: lambda conn, detail: HubRejectedError(
+        f"hub {conn.address} does not support this call ({detail}); is it an older version?"),
+}
+
+
+class AdminClient:
+    def __init__(self, conn: cliconfig.HubConnection, *, timeout: float = 10.0) -> None:
+        self.conn = conn
+        self.timeout = timeout
+        self._metadata = (("authorization", f"Bearer {conn.credential_value()}"),)
+        if conn.insecure:
+            self._channel = grpc.insecure_channel(conn.address)
+        else:
+            credentials = grpc.ssl_channel_credentials(root_certificates=conn.ca_pem())
+            self._channel = grpc.secure_channel(conn.address, credentials)
+        self.stub = pb_grpc.AdminServiceStub(self._channel)  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, method: str, request: Any) -> Any:
+        """Call one AdminService method, converting gRPC errors at this boundary."""
+        rpc = getattr(self.stub, method)
+        try:
+            return rpc(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+            detail = (exc.details() if isinstance(exc, grpc.Call) else None) or str(code)
+            factory = _STATUS_TO_ERROR.get(code)
+            if factory is not None:
+                raise factory(self.conn, detail) from exc
+            raise HubRejectedError(f"hub {self.conn.address}: {detail}") from exc
+
+    # Typed conveniences (the CLI's vocabulary).
+    def list_clusters(self, selector: str = "") -> pb.ListClustersResponse:
+        return self.call("ListClusters", pb.ListClustersRequest(selector=selector))  # type: ignore[no-any-return]
+
+    def get_cluster(self, name: str) -> pb.ClusterDetail:
+        return self.call("GetCluster", pb.GetClusterRequest(name=name))  # type: ignore[no-any-return]

@@ -1,0 +1,148 @@
+"""Pure formatting of admin responses: rows, tables and documents. Printing happens at the edge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from protos import codec
+from protos.convoy.v1 import convoy_pb2 as pb
+
+__all__ = [
+    "KEY_LABELS",
+    "OFFLINE",
+    "ago",
+    "cluster_row",
+    "describe_document",
+    "drift_lines",
+    "event_row",
+    "fleet_summary",
+    "status_table",
+]
+
+OFFLINE = "Offline"
+#: Labels worth a column: the ones fleet overlays usually select on.
+KEY_LABELS = ("env", "region")
+_PHASE_STYLE = {"Ready": "green", "Progressing": "yellow", "Applying": "yellow", "Paused": "blue",
+                "Drifted": "magenta", "Degraded": "red", "Failed": "bold red", OFFLINE: "dim red",
+                "Unknown": "dim"}
+
+
+def _when(stamp: Any) -> dt.datetime | None:
+    return codec.datetime_from_wire(stamp)
+
+
+def ago(when: dt.datetime | None, now: dt.datetime) -> str:
+    if when is None:
+        return "never"
+    seconds = max(0, int((now - when).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    if seconds < 86400:
+        return f"{seconds // 3600}h ago"
+    return f"{seconds // 86400}d ago"
+
+
+def _short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+def cluster_row(summary: pb.ClusterSummary, *, now: dt.datetime, offline_after: float) -> dict[str, Any]:
+    """One cluster as a plain document (what -o json/yaml prints and the table shows)."""
+    last_seen = _when(summary.last_seen)
+    phase = codec.PHASE_FROM_WIRE.get(summary.phase, codec.PHASE_FROM_WIRE[pb.PHASE_UNSPECIFIED]).value
+    silent = last_seen is None or (now - last_seen).total_seconds() > offline_after
+    shown = OFFLINE if (silent and last_seen is not None) else phase
+    return {
+        "name": summary.name,
+        "labels": dict(sorted(summary.labels.items())),
+        "desiredCommit": summary.desired_commit,
+        "desiredDigest": summary.desired_digest,
+        "appliedCommit": summary.applied_commit,
+        "appliedDigest": summary.applied_digest,
+        "phase": shown,
+        "reportedPhase": phase,
+        "objectsReady": summary.objects_ready,
+        "objectsTotal": summary.objects_total,
+        "drift": summary.drift_count,
+        "lastSeen": last_seen.isoformat() if last_seen else None,
+        "paused": summary.paused,
+        "errors": list(summary.errors),
+        "wave": summary.wave,
+        "rolloutState": summary.rollout_state,
+        "pinnedDigest": summary.pinned_digest,
+    }
+
+
+def fleet_summary(rows: Sequence[Mapping[str, Any]]) -> str:
+    counts = Counter(str(row["phase"]) for row in rows)
+    parts = [f"{count} {phase}" for phase, count in sorted(counts.items())]
+    return f"{len(rows)} clusters: " + (", ".join(parts) if parts else "none registered")
+
+
+def status_table(rows: Sequence[Mapping[str, Any]], *, now: dt.datetime) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("CLUSTER", *(label.upper() for label in KEY_LABELS), "DESIRED", "APPLIED", "PHASE",
+                   "READY", "DRIFT", "WAVE", "LAST SEEN"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        desired = f"{row['desiredCommit'][:8]} {_short(row['desiredDigest'])}" if row["desiredDigest"] else "-"
+        applied = _short(row["appliedDigest"]) if row["appliedDigest"] else "-"
+        if row["appliedDigest"] and row["appliedDigest"] == row["desiredDigest"]:
+            applied = Text(applied, style="green")  # type: ignore[assignment]
+        phase = Text(row["phase"] + (" (paused)" if row["paused"] and row["phase"] != "Paused" else ""),
+                     style=_PHASE_STYLE.get(row["phase"], ""))
+        wave = row["wave"] + (f" ({row['rolloutState']})" if row["rolloutState"] else "") if row["wave"] else (
+            row["rolloutState"] or "-")
+        last_seen = dt.datetime.fromisoformat(row["lastSeen"]) if row["lastSeen"] else None
+        table.add_row(
+            row["name"], *(row["labels"].get(label, "-") for label in KEY_LABELS), desired, applied, phase,
+            f"{row['objectsReady']}/{row['objectsTotal']}", str(row["drift"]), wave, ago(last_seen, now),
+        )
+    return table
+
+
+def event_row(event: pb.Event) -> dict[str, Any]:
+    at = _when(event.at)
+    details: Any = None
+    if event.details_json:
+        try:
+            details = json.loads(event.details_json)
+        except ValueError:
+            details = event.details_json
+    return {"id": event.id, "at": at.isoformat() if at else None, "kind": event.kind, "cluster": event.cluster,
+            "commit": event.commit, "digest": event.digest, "message": event.message, "details": details}
+
+
+def drift_lines(items: Iterable[pb.DriftItem]) -> list[str]:
+    """A readable diff of drift items: one header per object, one line per field."""
+    lines: list[str] = []
+    for item in items:
+        ref = codec.ref_from_wire(item.ref)
+        state = "corrected" if item.corrected else "not corrected"
+        lines.append(f"{ref} ({item.kind_of_drift}, {state}; app {item.app or '-'})")
+        for field in item.fields:
+            lines.append(f"  {field.path}")
+            lines.append(f"    - desired: {field.desired}")
+            lines.append(f"    + live:    {field.live}")
+    return lines
+
+
+def describe_document(detail: pb.ClusterDetail, *, now: dt.datetime, offline_after: float) -> dict[str, Any]:
+    row = cluster_row(detail.summary, now=now, offline_after=offline_after)
+    objects = [{"object": str(codec.ref_from_wire(o.ref)), "app": o.app, "action": o.action,
+                "health": o.health, "reason": o.reason, "error": o.error} for o in detail.objects]
+    drift = [{"object": str(codec.ref_from_wire(d.ref)), "app": d.app, "kind": d.kind_of_drift,
+              "corrected": d.corrected,
+              "fields": [{"path": f.path, "desired": f.desired, "live": f.live} for f in d.fields]}
+             for d in detail.drift]
+    return {**row, "message": detail.message, "renderErrors": list(detail.render_errors), "objects": objects,
+            "driftItems": drift, "recentEvents": [event_row(e) for e in detail.recent_events]}
