@@ -1,0 +1,195 @@
+"""Simulated spokes for the fleet benchmark: many per process, real gRPC, no Kubernetes behind them.
+
+Each simulated spoke does what a real spoke does on the wire: registers with a
+bootstrap token, holds one Watch stream, fetches its bundle by digest when the
+desired digest changes (verifying digest and signature), and reports status as
+a spoke would after a successful apply. Every fetch is written as one JSON line
+to ``--out`` so the orchestrator (``bench/bench_fleet.py``) can compute
+latencies across processes (same machine, same clock).
+
+    python bench/loaddriver.py --hub 127.0.0.1:7443 --ca ca.pem --token ID.SECRET \
+        --names c0001,c0002 --labels-json '{"c0001": {"env": "prod"}}' --out events.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from protos import bundle, codec  # noqa: E402
+from protos.convoy.v1 import convoy_pb2 as pb  # noqa: E402
+from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc  # noqa: E402
+
+MAX_BUNDLE = 64 * 1024 * 1024
+
+
+class SimulatedSpoke:
+    def __init__(self, *, name: str, labels: dict[str, str], args: argparse.Namespace, out: TextIO) -> None:
+        self.name = name
+        self.labels = labels
+        self.args = args
+        self.out = out
+        self.credential: str | None = None
+        self.signing_key = b""
+        self.applied_digest = ""
+        self.applied_commit = ""
+        self.watch_bytes = 0
+
+    def _channel(self) -> grpc.aio.Channel:
+        options = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+        if self.args.insecure:
+            return grpc.aio.insecure_channel(self.args.hub, options=options)
+        creds = grpc.ssl_channel_credentials(root_certificates=Path(self.args.ca).read_bytes())
+        return grpc.aio.secure_channel(self.args.hub, creds, options=options)
+
+    def emit(self, **fields: Any) -> None:
+        self.out.write(json.dumps({"cluster": self.name, "t": time.time(), **fields}) + "\n")
+        self.out.flush()
+
+    async def run(self) -> None:
+        async with self._channel() as channel:
+            stub = pb_grpc.SpokeServiceStub(channel)  # type: ignore[no-untyped-call]
+            started = time.perf_counter()
+            response = await stub.Register(pb.RegisterRequest(
+                bootstrap_token=self.args.token, cluster_name=self.name, labels=self.labels,
+                spoke_version="loaddriver"), timeout=60)
+            self.emit(event="registered", seconds=time.perf_counter() - started)
+            self.credential = response.credential
+            self.signing_key = response.bundle_signing_key
+            metadata = (("authorization", f"Bearer {self.credential}"),)
+            backoff = 0.5
+            while True:
+                try:
+                    await self._watch(stub, metadata)
+                    backoff = 0.5
+                except grpc.aio.AioRpcError as exc:
+                    self.emit(event="watch-error", code=exc.code().name)
+                    await asyncio.sleep(random.uniform(0, backoff))
+                    backoff = min(backoff * 2, 10)
+
+    async def _watch(self, stub: pb_grpc.SpokeServiceStub, metadata: tuple[tuple[str, str], ...]) -> None:
+        stream = stub.Watch(pb.WatchRequest(applied_digest=self.applied_digest), metadata=metadata)
+        async for event in stream:
+            self.watch_bytes += event.ByteSize()
+            if event.WhichOneof("event") == "heartbeat":
+                self.emit(event="heartbeat", watch_bytes=self.watch_bytes)
+                continue
+            desired = event.desired
+            self.emit(event="notice", digest=desired.digest, commit=desired.commit, watch_bytes=self.watch_bytes)
+            if desired.digest and desired.digest != self.applied_digest:
+                await self._fetch_and_report(stub, metadata, desired)
+
+    async def _fetch_and_report(self, stub: pb_grpc.SpokeServiceStub, metadata: tuple[tuple[str, str], ...],
+                                desired: pb.DesiredState) -> None:
+        compressed = bytearray()
+        header: pb.BundleChunk | None = None
+        fetched_bytes = 0
+        async for chunk in stub.GetBundle(pb.GetBundleRequest(digest=desired.digest), metadata=metadata):
+            fetched_bytes += chunk.ByteSize()
+            if header is None:
+                header = chunk
+            compressed.extend(chunk.data)
+        assert header is not None
+        data = bundle.decompress(bytes(compressed), max_size=MAX_BUNDLE) if header.compression else bytes(compressed)
+        parsed = bundle.decode(data, expected_digest=desired.digest)
+        bundle.verify_signature(self.signing_key, desired.digest, header.signature or desired.signature)
+        self.emit(event="fetched", digest=desired.digest, commit=desired.commit, bytes=fetched_bytes)
+        self.applied_digest = desired.digest
+        self.applied_commit = desired.commit
+        objects = [pb.ObjectResult(ref=pb.ObjectRef(group=o.get("apiVersion", "").rpartition("/")[0],
+                                                    kind=o.get("kind", ""),
+                                                    namespace=o.get("metadata", {}).get("namespace", ""),
+                                                    name=o.get("metadata", {}).get("name", "")),
+                                   action="configured", health="Current")
+                   for o in parsed["objects"]]
+        report = pb.StatusReport(phase=pb.PHASE_READY, applied_commit=desired.commit,
+                                 applied_digest=desired.digest, objects=objects, observed_at=codec.timestamp(),
+                                 spoke_version="loaddriver")
+        await stub.ReportStatus(report, metadata=metadata, timeout=60)
+        self.emit(event="reported", digest=desired.digest)
+
+
+async def status_flood(args: argparse.Namespace, spokes: list[SimulatedSpoke], seconds: float, out: TextIO) -> None:
+    """Send ReportStatus as fast as the hub accepts, from every spoke, for ``seconds``."""
+    async def one(spoke: SimulatedSpoke) -> int:
+        count = 0
+        async with spoke._channel() as channel:
+            stub = pb_grpc.SpokeServiceStub(channel)  # type: ignore[no-untyped-call]
+            metadata = (("authorization", f"Bearer {spoke.credential}"),)
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                report = pb.StatusReport(phase=pb.PHASE_READY, applied_digest=spoke.applied_digest,
+                                         applied_commit=spoke.applied_commit, observed_at=codec.timestamp(),
+                                         message=f"flood {count}")
+                try:
+                    await stub.ReportStatus(report, metadata=metadata, timeout=30)
+                    count += 1
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        raise
+                    await asyncio.sleep(0.05)
+        return count
+
+    counts = await asyncio.gather(*(one(s) for s in spokes))
+    out.write(json.dumps({"event": "flood", "reports": sum(counts), "seconds": seconds, "t": time.time()}) + "\n")
+    out.flush()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    labels: dict[str, dict[str, str]] = json.loads(args.labels_json) if args.labels_json else {}
+    names = [n for n in args.names.split(",") if n]
+    with open(args.out, "a", buffering=1) as out:
+        spokes = [SimulatedSpoke(name=n, labels=labels.get(n, {}), args=args, out=out) for n in names]
+        tasks = [asyncio.create_task(s.run()) for s in spokes]
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        flood = asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR1, flood.set)
+        while not stop.is_set():
+            waiter = asyncio.create_task(stop.wait())
+            flooder = asyncio.create_task(flood.wait())
+            await asyncio.wait([waiter, flooder, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    out.write(json.dumps({"event": "spoke-crashed", "error": repr(task.exception())}) + "\n")
+                    stop.set()
+            if flood.is_set():
+                flood.clear()
+                await status_flood(args, spokes, args.flood_seconds, out)
+            waiter.cancel()
+            flooder.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hub", required=True)
+    parser.add_argument("--ca", default=None)
+    parser.add_argument("--insecure", action="store_true")
+    parser.add_argument("--token", required=True, help="bootstrap token ID.SECRET")
+    parser.add_argument("--names", required=True)
+    parser.add_argument("--labels-json", default="")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--flood-seconds", type=float, default=10.0)
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The rollout state machine: waves in order, bake time, failure, rollback, operator controls."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from hub.rollout import planning
+from hub.rollout.planning import ClusterObservation as Seen
+from protos.status import Phase
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+CANARY = planning.WavePolicy(name="canary", max_unavailable=0, bake_time=dt.timedelta(seconds=30),
+                             progress_deadline=dt.timedelta(minutes=5), on_failure="rollback")
+EU = planning.WavePolicy(name="eu", max_unavailable="50%", bake_time=dt.timedelta(seconds=10))
+REGIONS = {"c1": "us", "c2": "eu", "c3": "eu", "c4": "ap", "c5": "ap"}
+
+
+def fleet(canary: planning.WavePolicy = CANARY) -> planning.StepResult:
+    waves = planning.assign_waves(
+        REGIONS, [(canary, lambda c: c == "c1"), (EU, lambda c: REGIONS[c] == "eu")])
+    targets = {c: f"new-{c}" for c in REGIONS}
+    previous = {c: f"old-{c}" for c in REGIONS}
+    return planning.start(rollout_id="r1", commit="a" * 40, targets=targets, previous=previous, waves=waves, now=T0)
+
+
+def ready(*clusters: str, digest: str = "new", phase: Phase = Phase.READY) -> dict[str, Seen]:
+    return {c: Seen(applied_digest=f"{digest}-{c}", phase=phase) for c in clusters}
+
+
+def test_waves_assigned_in_order_with_an_implicit_final_wave() -> None:
+    result = fleet()
+    assert [(w.name, w.clusters) for w in result.rollout.waves] == [
+        ("canary", ("c1",)), ("eu", ("c2", "c3")), ("rest", ("c4", "c5"))]
+    assert result.releases == {"c1": "new-c1"}
+    assert result.rollout.cluster_state("c4") is planning.ClusterRolloutState.WAITING
+
+
+def test_next_wave_waits_for_ready_and_bake_time() -> None:
+    rollout = fleet().rollout
+    waiting = planning.step(rollout, {}, T0 + dt.timedelta(seconds=20))
+    assert waiting.releases == {} and waiting.rollout.waves[0].state is planning.WaveState.PROGRESSING
+    baking = planning.step(waiting.rollout, ready("c1"), T0 + dt.timedelta(seconds=40))
+    assert baking.releases == {} and baking.rollout.waves[0].state is planning.WaveState.BAKING
+    still = planning.step(baking.rollout, ready("c1"), T0 + dt.timedelta(seconds=69))
+    assert still.releases == {}
+    released = planning.step(still.rollout, ready("c1"), T0 + dt.timedelta(seconds=70))
+    assert released.releases == {"c2": "new-c2", "c3": "new-c3"}
+    assert released.rollout.waves[0].state is planning.WaveState.DONE
+
+
+def test_max_unavailable_percent_lets_a_wave_finish_with_one_straggler() -> None:
+    rollout = planning.step(fleet().rollout, ready("c1"), T0).rollout
+    rollout = planning.step(rollout, ready("c1"), T0 + dt.timedelta(seconds=31)).rollout
+    assert rollout.waves[1].state is planning.WaveState.PROGRESSING
+    # eu: 50% of 2 = 1 may be unavailable
+    seen = {**ready("c1", "c2"), "c3": Seen(applied_digest="old-c3", phase=Phase.READY)}
+    rollout = planning.step(rollout, seen, T0 + dt.timedelta(seconds=32)).rollout
+    result = planning.step(rollout, seen, T0 + dt.timedelta(seconds=43))
+    assert result.releases == {"c4": "new-c4", "c5": "new-c5"}
+    baking = planning.step(result.rollout, {**seen, **ready("c4", "c5")}, T0 + dt.timedelta(seconds=60))
+    assert baking.rollout.state is planning.RolloutState.PROGRESSING  # the final wave bakes like the last named one
+    final = planning.step(baking.rollout, {**seen, **ready("c4", "c5")}, T0 + dt.timedelta(seconds=70))
+    assert final.rollout.state is planning.RolloutState.DONE
+
+
+def test_failed_canary_rolls_back_and_holds_the_rest() -> None:
+    rollout = fleet().rollout
+    result = planning.step(rollout, ready("c1", phase=Phase.DEGRADED), T0 + dt.timedelta(seconds=5))
+    assert result.rollout.state is planning.RolloutState.ROLLED_BACK
+    assert result.reverts == {"c1": "old-c1"} and result.releases == {}
+    assert result.rollout.failing == ("c1",)
+    assert "wave canary failed" in result.rollout.reason
+    assert result.rollout.cluster_state("c1") is planning.ClusterRolloutState.REVERTED
+    assert result.rollout.cluster_state("c2") is planning.ClusterRolloutState.HELD
+    assert planning.step(result.rollout, {}, T0 + dt.timedelta(hours=1)).releases == {}
+
+
+def test_progress_deadline_fails_a_wave_under_pause_policy() -> None:
+    pausing = planning.WavePolicy(name="canary", progress_deadline=dt.timedelta(minutes=1), on_failure="pause")
+    rollout = fleet(pausing).rollout
+    result = planning.step(rollout, {}, T0 + dt.timedelta(minutes=2))
+    assert result.rollout.state is planning.RolloutState.FAILED and result.reverts == {}
+    assert "progress deadline" in result.rollout.reason
+    resumed, event = planning.control(result.rollout, "resume", T0 + dt.timedelta(minutes=3))
+    assert event[0] == "rollout_resumed" and resumed.waves[0].state is planning.WaveState.PROGRESSING
+    again = planning.step(resumed, ready("c1"), T0 + dt.timedelta(minutes=3))
+    assert again.rollout.state is planning.RolloutState.PROGRESSING
+
+
+def test_pause_resume_abort_and_promote() -> None:
+    rollout = fleet().rollout
+    paused, _ = planning.control(rollout, "pause", T0)
+    assert planning.step(paused, ready("c1"), T0 + dt.timedelta(hours=1)).releases == {}
+    with pytest.raises(ValueError, match="not progressing"):
+        planning.control(paused, "pause", T0)
+    resumed, _ = planning.control(paused, "resume", T0)
+    promoted, event = planning.control(resumed, "promote", T0)
+    assert event == ("rollout_promoted", "wave canary promoted by an operator")
+    assert planning.step(promoted, {}, T0).releases == {"c2": "new-c2", "c3": "new-c3"}
+    aborted, _ = planning.control(promoted, "abort", T0)
+    assert aborted.state is planning.RolloutState.ABORTED
+    with pytest.raises(ValueError, match="unknown rollout action"):
+        planning.control(rollout, "yolo", T0)
+
+
+def test_document_round_trip() -> None:
+    rollout = planning.step(fleet().rollout, ready("c1"), T0 + dt.timedelta(seconds=1)).rollout
+    assert planning.Rollout.from_document(rollout.to_document()) == rollout
+
+
+@pytest.mark.parametrize(("spec", "size", "expected"), [(0, 5, 0), (2, 5, 2), ("50%", 5, 2), ("100%", 3, 3),
+                                                        ("10%", 5, 0), ("3", 10, 3)])
+def test_allowed_unavailable(spec: int | str, size: int, expected: int) -> None:
+    assert planning.allowed_unavailable(spec, size) == expected
