@@ -1,0 +1,285 @@
+"""Strategic merge patch: table-driven cases, each also checked against `kubectl patch --local`."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from protos.k8s_schema import schema_for
+from protos.strategic_merge import StrategicMergeError, apply_patch
+
+FIXTURES: dict[str, dict[str, Any]] = yaml.safe_load(
+    """
+deployment:
+  apiVersion: apps/v1
+  kind: Deployment
+  metadata:
+    name: web
+    finalizers: [a, b]
+    labels: {app: web, tier: front}
+  spec:
+    replicas: 2
+    strategy:
+      type: RollingUpdate
+      rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
+    template:
+      spec:
+        tolerations: [{key: a, operator: Exists}]
+        volumes:
+        - name: cfg
+          configMap: {name: cfg}
+        - name: data
+          emptyDir: {}
+        containers:
+        - name: web
+          image: web:1
+          ports:
+          - {containerPort: 80, protocol: TCP, name: http}
+          - {containerPort: 443, protocol: TCP}
+          env:
+          - {name: A, value: "1"}
+          - {name: B, value: "2"}
+          volumeMounts:
+          - {name: cfg, mountPath: /etc/cfg}
+        - name: side
+          image: side:1
+service:
+  apiVersion: v1
+  kind: Service
+  metadata: {name: web}
+  spec:
+    selector: {app: web}
+    ports:
+    - {name: http, port: 80, targetPort: 8080, protocol: TCP}
+"""
+)
+
+# Each case: fixture, patch, and either `expect` (dotted path -> value in the result; a path
+# segment `name=web` picks a list item) or `error` (a substring of the StrategicMergeError).
+CASES: list[dict[str, Any]] = yaml.safe_load(
+    r"""
+- id: map-merge-and-null-deletes
+  fixture: deployment
+  patch: {metadata: {labels: {tier: null, env: prod}}}
+  expect: {metadata.labels: {app: web, env: prod}}
+- id: scalar-replaces
+  fixture: deployment
+  patch: {spec: {replicas: 5}}
+  expect: {spec.replicas: 5}
+- id: null-removes-whole-subtree
+  fixture: deployment
+  patch: {spec: {template: null}}
+  expect: {spec: {replicas: 2, strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}}}
+- id: unmatched-nulls-are-dropped
+  fixture: deployment
+  patch: {metadata: {annotations: {gone: null, kept: "1"}}}
+  expect: {metadata.annotations: {kept: "1"}}
+- id: keyed-list-merges-on-merge-key-and-new-items-come-first
+  fixture: deployment
+  patch: {spec: {template: {spec: {containers: [{name: web, image: web:2}, {name: extra, image: x}]}}}}
+  expect:
+    spec.template.spec.containers[name=web].image: web:2
+    spec.template.spec.containers[name=web].env: [{name: A, value: "1"}, {name: B, value: "2"}]
+    spec.template.spec.containers.names: [web, extra, side]
+- id: new-item-alone-goes-before-live-items
+  fixture: deployment
+  patch: {spec: {template: {spec: {containers: [{name: extra, image: x}]}}}}
+  expect: {spec.template.spec.containers.names: [extra, web, side]}
+- id: nested-keyed-lists-env
+  fixture: deployment
+  patch: {spec: {template: {spec: {containers: [{name: web, env: [{name: C, value: "3"}, {name: A, value: x}]}]}}}}
+  expect:
+    spec.template.spec.containers[name=web].env: [{name: C, value: "3"}, {name: A, value: x}, {name: B, value: "2"}]
+- id: ports-merge-on-container-port
+  fixture: deployment
+  patch: {spec: {template: {spec: {containers: [{name: web, ports: [{containerPort: 80, name: web}]}]}}}}
+  expect:
+    spec.template.spec.containers[name=web].ports:
+    - {containerPort: 80, protocol: TCP, name: web}
+    - {containerPort: 443, protocol: TCP}
+- id: volume-mounts-merge-on-mount-path
+  fixture: deployment
+  patch: {spec: {template: {spec: {containers: [{name: web, volumeMounts: [{name: data, mountPath: /data}]}]}}}}
+  expect:
+    spec.template.spec.containers[name=web].volumeMounts:
+    - {name: data, mountPath: /data}
+    - {name: cfg, mountPath: /etc/cfg}
+- id: atomic-list-replaces
+  fixture: deployment
+  patch: {spec: {template: {spec: {tolerations: [{key: b, operator: Exists}]}}}}
+  expect: {spec.template.spec.tolerations: [{key: b, operator: Exists}]}
+- id: service-ports-merge-on-port
+  fixture: service
+  patch: {spec: {ports: [{port: 80, targetPort: 9090}, {port: 443, name: https}]}}
+  expect:
+    spec.ports:
+    - {name: http, port: 80, targetPort: 9090, protocol: TCP}
+    - {port: 443, name: https}
+- id: patch-delete-list-item
+  fixture: deployment
+  patch: {spec: {template: {spec: {containers: [{name: side, $patch: delete}]}}}}
+  expect: {spec.template.spec.containers.names: [web]}
+- id: patch-delete-item-and-add-another
+  fixture: deployment
+  patch: {spec: {template: {spec: {containers: [{name: web, $patch: delete}, {name: n, image: n}]}}}}
+  expect: {spec.template.spec.containers.names: [n, side]}
+- id: patch-replace-list
+  fixture: deployment
+  patch: {spec: {template: {spec: {containers: [{name: only, image: o}, {$patch: replace}]}}}}
+  expect: {spec.template.spec.containers: [{name: only, image: o}]}
+- id: patch-replace-map
+  fixture: deployment
+  patch: {spec: {strategy: {$patch: replace, type: Recreate}}}
+  expect: {spec.strategy: {type: Recreate}}
+- id: patch-delete-map-leaves-empty-map
+  fixture: deployment
+  patch: {metadata: {labels: {$patch: delete}}}
+  expect: {metadata.labels: {}}
+- id: patch-merge-in-map-is-rejected
+  fixture: deployment
+  patch: {metadata: {labels: {$patch: merge}}}
+  error: "unknown patch type: merge"
+- id: patch-merge-in-list-is-rejected
+  fixture: deployment
+  patch: {spec: {template: {spec: {containers: [{$patch: merge}]}}}}
+  error: merging lists cannot yet be specified
+- id: unknown-directive-is-rejected
+  fixture: deployment
+  patch: {spec: {template: {spec: {containers: [{name: web, $patch: bogus}]}}}}
+  error: "unknown patch type: bogus"
+- id: missing-merge-key-is-rejected
+  fixture: deployment
+  patch: {spec: {template: {spec: {containers: [{image: b}]}}}}
+  error: "does not contain declared merge key: name"
+- id: retain-keys-clears-other-keys
+  fixture: deployment
+  patch: {spec: {strategy: {$retainKeys: [type], type: Recreate}}}
+  expect: {spec.strategy: {type: Recreate}}
+- id: retain-keys-rejects-a-key-it-does-not-list
+  fixture: deployment
+  patch: {spec: {strategy: {$retainKeys: [type], type: Recreate, rollingUpdate: {maxSurge: 2}}}}
+  error: retainKeys
+- id: retain-keys-in-volume-item
+  fixture: deployment
+  patch: {spec: {template: {spec: {volumes: [{name: cfg, $retainKeys: [name, secret], secret: {secretName: s}}]}}}}
+  expect:
+    spec.template.spec.volumes: [{name: cfg, secret: {secretName: s}}, {name: data, emptyDir: {}}]
+- id: primitive-list-merges-as-union
+  fixture: deployment
+  patch: {metadata: {finalizers: [c, a]}}
+  expect: {metadata.finalizers: [c, a, b]}
+- id: delete-from-primitive-list
+  fixture: deployment
+  patch: {metadata: {$deleteFromPrimitiveList/finalizers: [a], finalizers: [c]}}
+  expect: {metadata.finalizers: [c, b]}
+- id: delete-from-primitive-list-of-absent-field-is-a-no-op
+  fixture: service
+  patch: {metadata: {$deleteFromPrimitiveList/finalizers: [x]}}
+  expect: {metadata: {name: web}}
+- id: set-element-order-primitives
+  fixture: deployment
+  patch: {metadata: {$setElementOrder/finalizers: [b, c, a], finalizers: [c]}}
+  expect: {metadata.finalizers: [b, c, a]}
+- id: set-element-order-reorders-keyed-list
+  fixture: deployment
+  patch: {spec: {template: {spec: {$setElementOrder/containers: [{name: side}, {name: web}]}}}}
+  expect: {spec.template.spec.containers.names: [side, web]}
+- id: set-element-order-must-match-patch
+  fixture: deployment
+  patch: {spec: {template: {spec: {$setElementOrder/volumes: [{name: w}, {name: v}], volumes: [{name: v}, {name: w}]}}}}
+  error: doesn't match $setElementOrder
+- id: absent-field-takes-patch-without-directives
+  fixture: service
+  patch: {spec: {sessionAffinityConfig: {$patch: replace, clientIP: {}}, externalIPs: [1.2.3.4]}}
+  expect: {spec.externalIPs: [1.2.3.4], spec.sessionAffinityConfig: null}
+- id: absent-list-drops-delete-items
+  fixture: service
+  patch: {metadata: {ownerReferences: [{uid: u1, $patch: delete}]}}
+  expect: {metadata.ownerReferences: []}
+- id: type-change-replaces
+  fixture: deployment
+  patch: {metadata: {labels: notamap}}
+  expect: {metadata.labels: notamap}
+"""
+)
+
+
+def _lookup(obj: Any, path: str) -> Any:
+    current: Any = obj
+    for segment in path.split("."):
+        if segment == "names":
+            return [item["name"] for item in current or ()]
+        name, _, selector = segment.partition("[")
+        current = current.get(name) if isinstance(current, dict) else None
+        assert selector == "" or isinstance(current, list), path
+        if selector:
+            key, _, value = selector.rstrip("]").partition("=")
+            current = next(item for item in current if item.get(key) == value)
+    return current
+
+
+def _run(case: dict[str, Any]) -> dict[str, Any]:
+    original = FIXTURES[case["fixture"]]
+    group = original["apiVersion"].rpartition("/")[0]
+    return apply_patch(original, case["patch"], schema=schema_for(group, original["kind"]))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
+def test_strategic_merge_case(case: dict[str, Any]) -> None:
+    if "error" in case:
+        with pytest.raises(StrategicMergeError, match=re.escape(case["error"])):
+            _run(case)
+        return
+    result = _run(case)
+    for path, expected in case["expect"].items():
+        assert _lookup(result, path) == expected, path
+
+
+def test_inputs_are_not_modified() -> None:
+    original = copy.deepcopy(FIXTURES["deployment"])
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "$patch": "delete"}]}}},
+             "metadata": {"$deleteFromPrimitiveList/finalizers": ["a"], "labels": {"app": None}}}
+    patch_before = copy.deepcopy(patch)
+    apply_patch(original, patch, schema=schema_for("apps", "Deployment"))
+    assert original == FIXTURES["deployment"]
+    assert patch == patch_before
+
+
+def test_custom_resource_lists_replace_and_maps_merge() -> None:
+    original = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+                "spec": {"items": [{"name": "a"}, {"name": "b"}], "opts": {"x": 1, "y": 2}}}
+    patch = {"spec": {"items": [{"name": "c"}], "opts": {"y": None, "z": 3}}}
+    result = apply_patch(original, patch, schema=schema_for("example.com", "Widget"))
+    assert result["spec"] == {"items": [{"name": "c"}], "opts": {"x": 1, "z": 3}}
+
+
+def test_non_object_patch_is_rejected() -> None:
+    with pytest.raises(StrategicMergeError, match="JSON object"):
+        apply_patch({}, [1, 2], schema=schema_for("", "ConfigMap"))  # type: ignore[arg-type]
+
+
+@pytest.mark.kubectl
+@pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
+def test_matches_kubectl_patch(case: dict[str, Any], kubectl: str, tmp_path: Path) -> None:
+    """The oracle: `kubectl patch --local --type strategic` on the same object and patch."""
+    source = tmp_path / "object.yaml"
+    source.write_text(yaml.safe_dump(FIXTURES[case["fixture"]]))
+    done = subprocess.run(
+        [kubectl, "patch", "--local", "-f", str(source), "--type", "strategic", "-o", "json",
+         "-p", json.dumps(case["patch"])],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    if "error" in case:
+        assert done.returncode != 0, done.stdout
+        with pytest.raises(StrategicMergeError):
+            _run(case)
+        return
+    assert done.returncode == 0, done.stderr
+    assert _run(case) == json.loads(done.stdout)
