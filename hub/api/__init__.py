@@ -1,0 +1,10 @@
+"""The hub's gRPC edge.
+
+* :mod:`hub.api.server` — ``create_server(...) -> ServerParts(server, port, health)``: both services, the
+  standard health service and reflection on one port (bound, not started).
+* :mod:`hub.api.spoke` — SpokeService: Register, Watch, GetBundle (chunked), ReportStatus.
+* :mod:`hub.api.admin` — AdminService for the CLI (admin credential).
+* :mod:`hub.api.auth` — bearer credentials of clusters and of the admin.
+* :mod:`hub.api.limits` — per-peer token buckets and request field bounds (pure).
+* :mod:`hub.api.status` — the one table from exceptions to gRPC status codes.
+"""

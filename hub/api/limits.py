@@ -1,0 +1,183 @@
+"""Bounds on what a peer may send: per-peer token buckets and field limits for requests.
+
+Pure code (no grpc): the servicers call :meth:`RateLimiter.allow` with the
+peer's address and :func:`check_report` / :func:`check_registration` before
+touching the store; both raise :class:`RequestRejected` subclasses that the
+status table in :mod:`hub.api.status` turns into gRPC codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+
+from protos import codec
+from protos.codec import pb
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "InvalidRequest",
+    "RateLimited",
+    "RateLimiter",
+    "ReportLimits",
+    "RequestRejected",
+    "check_digest",
+    "check_labels",
+    "check_registration",
+    "check_report",
+    "check_text",
+    "peer_host",
+]
+
+#: Largest request the hub accepts (the gRPC server's max_receive_message_length).
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+COMMIT_RE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})?$")
+
+
+class RequestRejected(Exception):
+    """A request the hub will not process; the message says what to change."""
+
+
+class InvalidRequest(RequestRejected):
+    """A field is missing, malformed or too large."""
+
+
+class RateLimited(RequestRejected):
+    """The peer sent more requests than its bucket allows."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportLimits:
+    """Field bounds of one StatusReport (the whole message is also capped by MAX_MESSAGE_BYTES)."""
+
+    max_objects: int = 20_000     #: per-object results in one report
+    max_drift: int = 5_000        #: drift items in one report
+    max_errors: int = 200         #: error strings in one report
+    max_text: int = 8_192         #: characters in any one free-text field
+
+
+class RateLimiter:
+    """A token bucket per peer: ``rate`` requests per second sustained, bursts of ``burst``.
+
+    Peers are forgotten least-recently-used first beyond ``max_peers`` so a scan from many
+    addresses cannot grow the table without bound.
+    """
+
+    def __init__(self, *, rate: float, burst: int, max_peers: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"rate limit needs rate > 0 and burst >= 1, got rate={rate}, burst={burst}")
+        self.rate = rate
+        self.burst = burst
+        self.max_peers = max_peers
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def allow(self, peer: str) -> bool:
+        """Take one token from ``peer``'s bucket; False when it is empty."""
+        now = self._clock()
+        tokens, last = self._buckets.pop(peer, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[peer] = (tokens, now)
+        while len(self._buckets) > self.max_peers:
+            self._buckets.popitem(last=False)
+        return allowed
+
+    def check(self, peer: str, what: str) -> None:
+        if not self.allow(peer):
+            raise RateLimited(f"{what} from {peer}: more than {self.burst} requests in a burst "
+                              f"({self.rate:g}/s sustained); retry later")
+
+
+def peer_host(peer: str) -> str:
+    """The address part of a gRPC peer string (``ipv4:1.2.3.4:5678`` -> ``ipv4:1.2.3.4``).
+
+    The port changes per connection, so buckets are keyed by host.
+    """
+    if peer.startswith("ipv6:"):
+        body = peer[len("ipv6:"):]
+        if body.startswith("[") and "]" in body:
+            return "ipv6:" + body[1:body.index("]")]
+        return "ipv6:" + body.rsplit(":", 1)[0]
+    if peer.startswith("ipv4:"):
+        return peer.rsplit(":", 1)[0]
+    return peer
+
+
+def check_labels(labels: Mapping[str, str], *, where: str) -> None:
+    """Kubernetes label syntax for keys and values."""
+    if len(labels) > 64:
+        raise InvalidRequest(f"{where}: at most 64 labels, got {len(labels)}")
+    for key, value in labels.items():
+        prefix, slash, name = key.rpartition("/")
+        if not _LABEL_NAME.match(name) or (slash and not _LABEL_PREFIX.match(prefix)):
+            raise InvalidRequest(f"{where}: label key {key!r} is not a valid Kubernetes label key")
+        if not _LABEL_VALUE.match(value):
+            raise InvalidRequest(f"{where}: label {key}={value!r}: value is not a valid Kubernetes label value")
+
+
+def check_registration(*, cluster_name: str, labels: Mapping[str, str], token: str) -> None:
+    if not token:
+        raise InvalidRequest("register: bootstrap_token is empty")
+    if len(token) > 512:
+        raise InvalidRequest("register: bootstrap_token is longer than 512 characters")
+    if not _DNS_LABEL.match(cluster_name):
+        raise InvalidRequest(f"register: cluster name {cluster_name!r} must be a DNS label "
+                             "(lowercase letters, digits and '-', at most 63 characters)")
+    check_labels(labels, where=f"cluster {cluster_name}")
+
+
+def check_digest(digest: str, *, where: str, allow_empty: bool = False) -> None:
+    if allow_empty and not digest:
+        return
+    if not DIGEST_RE.match(digest):
+        raise InvalidRequest(f"{where}: digest {digest[:80]!r} is not of the form sha256:<64 hex>")
+
+
+def check_text(value: str, *, field: str, where: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidRequest(f"{where}: {field} is {len(value)} characters, more than the {limit} allowed")
+
+
+def check_report(report: pb.StatusReport, limits: ReportLimits, *, cluster: str) -> None:
+    """Field checks of a StatusReport beyond what the wire format enforces."""
+    where = f"status report from cluster {cluster}"
+    if report.phase not in codec.PHASE_FROM_WIRE:
+        raise InvalidRequest(f"{where}: unknown phase {report.phase}")
+    check_digest(report.applied_digest, where=where, allow_empty=True)
+    if not COMMIT_RE.match(report.applied_commit):
+        raise InvalidRequest(f"{where}: applied_commit {report.applied_commit[:80]!r} is not a commit id")
+    for name, count, limit in (("objects", len(report.objects), limits.max_objects),
+                               ("drift", len(report.drift), limits.max_drift),
+                               ("errors", len(report.errors), limits.max_errors)):
+        if count > limit:
+            raise InvalidRequest(f"{where}: {count} {name}, more than the {limit} allowed")
+    check_text(report.message, field="message", where=where, limit=limits.max_text)
+    check_text(report.spoke_version, field="spoke_version", where=where, limit=128)
+    if report.backlog < 0:
+        raise InvalidRequest(f"{where}: backlog must not be negative")
+    for error in report.errors:
+        check_text(error, field="an error", where=where, limit=limits.max_text)
+    for result in report.objects:
+        for field in ("app", "action", "health", "reason", "error"):
+            check_text(getattr(result, field), field=f"objects[].{field}", where=where, limit=limits.max_text)
+    for item in report.drift:
+        if len(item.fields) > 1_000:
+            raise InvalidRequest(f"{where}: drift of {codec.ref_from_wire(item.ref)} lists "
+                                 f"{len(item.fields)} fields, more than 1000")
+        for drift_field in item.fields:
+            for field in ("path", "desired", "live"):
+                check_text(getattr(drift_field, field), field=f"drift[].fields[].{field}", where=where,
+                           limit=limits.max_text)

@@ -1,0 +1,99 @@
+"""In-process fan-out of "cluster X's desired state changed" to its Watch streams.
+
+An idle Watch stream costs one suspended coroutine and a share of one
+``asyncio.Event`` per cluster: no timers of its own beyond the heartbeat wait,
+no polling. Each cluster has a version counter; a watcher remembers the version
+it last served and waits on the cluster's current event. ``notify`` bumps the
+version and sets (then replaces) the event, so every waiter wakes once and a
+change that lands between "read desired state" and "wait" is never missed.
+
+All methods must be called on the event loop thread; the hub's blocking work
+returns to the loop before notifying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable
+
+__all__ = ["Notifier", "WaitResult"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WaitResult:
+    """Why :meth:`Notifier.wait` returned."""
+
+    version: int        #: the cluster's version now (pass it to the next wait)
+    changed: bool       #: the version moved past the one the caller had seen
+    closing: bool       #: the hub is shutting down; the stream must end
+
+
+class Notifier:
+    """Per-cluster version counters and wake-ups for Watch streams."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, int] = {}
+        self._events: dict[str, asyncio.Event] = {}
+        self._connected: Counter[str] = Counter()
+        self._closing = asyncio.Event()
+
+    # -- producers ------------------------------------------------------------------------
+    def notify(self, clusters: Iterable[str]) -> None:
+        """Wake every watcher of these clusters (their desired state or paused flag changed)."""
+        for name in clusters:
+            self._versions[name] = self._versions.get(name, 0) + 1
+            event = self._events.pop(name, None)
+            if event is not None:
+                event.set()
+
+    def close(self) -> None:
+        """Shutting down: wake every watcher so it can end its stream with a reconnect status."""
+        self._closing.set()
+        for event in self._events.values():
+            event.set()
+        self._events.clear()
+
+    # -- consumers ------------------------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        return self._closing.is_set()
+
+    def version(self, cluster: str) -> int:
+        return self._versions.get(cluster, 0)
+
+    async def wait(self, cluster: str, seen: int, *, timeout: float) -> WaitResult:
+        """Wait until ``cluster`` moves past version ``seen``, the hub closes, or ``timeout`` passes."""
+        current = self.version(cluster)
+        if current != seen or self.closing:
+            return WaitResult(current, current != seen, self.closing)
+        event = self._events.get(cluster)
+        if event is None:
+            event = self._events[cluster] = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        current = self.version(cluster)
+        return WaitResult(current, current != seen, self.closing)
+
+    # -- connection accounting (metrics, "online") -----------------------------------------
+    def connected(self, cluster: str) -> None:
+        self._connected[cluster] += 1
+
+    def disconnected(self, cluster: str) -> None:
+        self._connected[cluster] -= 1
+        if self._connected[cluster] <= 0:
+            del self._connected[cluster]
+
+    def is_connected(self, cluster: str) -> bool:
+        return self._connected.get(cluster, 0) > 0
+
+    @property
+    def stream_count(self) -> int:
+        """Open Watch streams in this process."""
+        return sum(self._connected.values())
+
+    @property
+    def connected_clusters(self) -> frozenset[str]:
+        return frozenset(self._connected)
