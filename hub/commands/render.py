@@ -1,0 +1,286 @@
+"""``convoy render``, ``convoy validate`` and ``convoy preview``: the render pipeline from the command line.
+
+They read a fleet repository from a plain directory, a local Git repository (at
+``--rev``, straight from the object database) or a URL (cloned into a temporary
+bare mirror), render with the same :class:`hub.render.pipeline.Renderer` as the
+hub, and print. Formatting is pure (``*_rows``, :func:`diff_bundles`); printing
+happens at the edge. Every error is one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from hub.fleet import clusters as fleet_clusters
+from hub.fleet import model
+from hub.render import errors, pipeline, repofs
+from protos.objects import ObjectRef
+
+__all__ = ["BundleDiff", "diff_bundles", "open_fs", "preview", "render", "validate"]
+
+
+def _is_url(text: str) -> bool:
+    return "://" in text or text.startswith("git@")
+
+
+@contextlib.contextmanager
+def open_fs(repo: str, rev: str | None) -> Iterator[repofs.RepoFS]:
+    """A view of ``repo``: a directory's files, or a Git commit (``rev``, default HEAD for a bare repo / URL).
+
+    A Git working tree without ``--rev`` is read as files, so uncommitted edits render too.
+    """
+    import git  # GitPython: only the hub side needs it
+
+    from hub.source.git import redact_url
+
+    if _is_url(repo):
+        with tempfile.TemporaryDirectory(prefix="convoy-mirror-") as tmp:
+            try:
+                mirror = git.Repo.clone_from(repo, Path(tmp) / "mirror", bare=True)
+            except git.GitCommandError as exc:
+                raise click.ClickException(f"{redact_url(repo)}: cannot clone (git exit {exc.status})") from None
+            yield _git_fs(mirror, rev or "HEAD", redact_url(repo))
+        return
+    path = Path(repo)
+    if not path.is_dir():
+        raise click.ClickException(f"{repo}: no such directory")
+    git_repo: git.Repo | None = None
+    with contextlib.suppress(git.InvalidGitRepositoryError, git.NoSuchPathError):
+        git_repo = git.Repo(path, search_parent_directories=False)
+    if git_repo is None or (rev is None and not git_repo.bare):
+        if rev is not None:
+            raise click.ClickException(f"{repo}: --rev {rev} needs a Git repository, this is a plain directory")
+        yield repofs.DirectoryFS(path)
+        return
+    yield _git_fs(git_repo, rev or "HEAD", repo)
+
+
+def _git_fs(repo: Any, rev: str, where: str) -> repofs.RepoFS:
+    try:
+        return repofs.GitTreeFS(repo, rev)
+    except errors.RenderError:
+        raise click.ClickException(f"{where}: no branch, tag or commit named {rev!r}") from None
+
+
+def _clusters_at(fs: repofs.RepoFS) -> list[fleet_clusters.ClusterInfo]:
+    return fleet_clusters.all_clusters(fleet_clusters.declared_clusters(fs))
+
+
+def _fail(error: errors.RenderError) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+def _short(digest: str | None) -> str:
+    return digest.removeprefix("sha256:")[:12] if digest else "-"
+
+
+# -- convoy render ------------------------------------------------------------------------------------------
+
+
+@click.command("render")
+@click.option("--repo", required=True, help="Fleet repository: a directory, a Git repository or a URL.")
+@click.option("--rev", default=None, help="Branch, tag or commit (default: the working tree, or HEAD).")
+@click.option("--cluster", "cluster_name", required=True, help="Cluster to render.")
+@click.option("--labels", default="", help="Labels as registered at the hub, k=v,... (Git's win on conflict).")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def render(repo: str, rev: str | None, cluster_name: str, labels: str, output: str) -> None:
+    """Print one cluster's bundle and its digest, exactly as the hub would serve it."""
+    try:
+        registered = fleet_clusters.parse_labels(labels)
+    except errors.RenderError as exc:
+        raise _fail(exc) from None
+    with open_fs(repo, rev) as fs:
+        try:
+            fleet = model.load_fleet(fs)
+        except errors.RenderError as exc:
+            raise _fail(exc) from None
+        declared = fleet_clusters.declared_clusters(fs)
+        decl = declared.get(cluster_name)
+        if decl is None and not registered:
+            known = ", ".join(sorted(declared)) or "none"
+            raise click.ClickException(f"cluster {cluster_name}: unknown: not declared under clusters/ "
+                                       f"(declared: {known}); pass --labels to render a cluster Git does not know")
+        info = fleet_clusters.cluster_info(cluster_name, registered_labels=registered, decl=decl)
+        result = pipeline.Renderer().render_cluster(fs, fleet, info)
+    if result.errors or result.bundle is None:
+        raise click.ClickException("; ".join(str(error) for error in result.errors))
+    if output == "json":
+        click.echo(json.dumps({"digest": result.digest, "bundle": result.bundle}, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"# cluster: {cluster_name}\n# digest: {result.digest}\n# objects: {result.object_count}")
+        click.echo(yaml.safe_dump(result.bundle, sort_keys=False, allow_unicode=True), nl=False)
+
+
+# -- convoy validate ----------------------------------------------------------------------------------------
+
+
+def validation_rows(result: pipeline.FleetRender) -> list[tuple[str, str, str, str, str]]:
+    """(cluster, apps, objects, digest, error) per cluster, sorted by cluster name."""
+    rows = []
+    for name in sorted(result.clusters):
+        render_ = result.clusters[name]
+        rows.append((name, ",".join(render_.apps) or "-", str(render_.object_count) if render_.ok else "-",
+                     _short(render_.digest), "; ".join(error.message if not error.app else
+                                                       f"app {error.app}: {error.message}"
+                                                       for error in render_.errors)))
+    return rows
+
+
+@click.command("validate")
+@click.argument("path", default=".", required=False)
+@click.option("--rev", default=None, help="Validate this commit instead of the working tree.")
+def validate(path: str, rev: str | None) -> None:
+    """Render every cluster declared in the fleet repository; exit 1 on any error (for the repo's CI)."""
+    with open_fs(path, rev) as fs:
+        result = pipeline.Renderer().render_fleet(fs, _clusters_at(fs))
+    if result.fleet_error is not None:
+        raise _fail(result.fleet_error)
+    table = Table(title=f"{len(result.clusters)} clusters at {fs.revision}", title_justify="left")
+    for column in ("CLUSTER", "APPS", "OBJECTS", "DIGEST", "ERROR"):
+        table.add_column(column, overflow="fold")
+    rows = validation_rows(result)
+    for row in rows:
+        table.add_row(*row, style="red" if row[4] else None)
+    _console().print(table)
+    failed = [row[0] for row in rows if row[4]]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(rows)} clusters failed to render: {', '.join(failed)}")
+
+
+def _console() -> Console:
+    # A wide console when not on a terminal (CI logs, tests), so rows are never cut.
+    width = None if os.isatty(1) else 200
+    return Console(width=width, highlight=False)
+
+
+# -- convoy preview -----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleDiff:
+    """How one cluster's bundle differs between two revisions."""
+
+    added: tuple[ObjectRef, ...]
+    removed: tuple[ObjectRef, ...]
+    changed: tuple[ObjectRef, ...]
+    apps_changed: bool
+    text: str          #: unified diff of the objects, YAML, one file per object
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed or self.apps_changed)
+
+
+def _by_ref(bundle: Mapping[str, Any] | None) -> dict[ObjectRef, Any]:
+    return {ObjectRef.of(obj): obj for obj in (bundle or {}).get("objects", [])}
+
+
+def _yaml_lines(obj: Any) -> list[str]:
+    if obj is None:
+        return []
+    return yaml.safe_dump(obj, sort_keys=True, allow_unicode=True).splitlines(keepends=True)
+
+
+def diff_bundles(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> BundleDiff:
+    before, after = _by_ref(base), _by_ref(head)
+    added = tuple(sorted(set(after) - set(before)))
+    removed = tuple(sorted(set(before) - set(after)))
+    changed = tuple(sorted(ref for ref in set(before) & set(after) if before[ref] != after[ref]))
+    chunks: list[str] = []
+    for ref in sorted({*added, *removed, *changed}):
+        chunks.extend(difflib.unified_diff(_yaml_lines(before.get(ref)), _yaml_lines(after.get(ref)),
+                                           fromfile=f"base/{ref}", tofile=f"head/{ref}"))
+    apps_changed = (base or {}).get("apps") != (head or {}).get("apps")
+    return BundleDiff(added=added, removed=removed, changed=changed, apps_changed=apps_changed,
+                      text="".join(chunks))
+
+
+@dataclasses.dataclass(frozen=True)
+class PreviewRow:
+    cluster: str
+    status: str        # unchanged | changed | new | removed | error
+    diff: BundleDiff | None
+    base_digest: str | None
+    head_digest: str | None
+    error: str
+
+
+def preview_rows(base: pipeline.FleetRender, head: pipeline.FleetRender) -> list[PreviewRow]:
+    rows = []
+    for name in sorted({*base.clusters, *head.clusters}):
+        before, after = base.clusters.get(name), head.clusters.get(name)
+        if after is not None and after.errors:
+            rows.append(PreviewRow(name, "error", None, before.digest if before else None, None,
+                                   "; ".join(str(error) for error in after.errors)))
+            continue
+        if after is None:
+            rows.append(PreviewRow(name, "removed", diff_bundles(before.bundle if before else None, None),
+                                   before.digest if before else None, None, ""))
+            continue
+        if before is None or before.bundle is None:
+            status = "new" if before is None else "changed"
+            rows.append(PreviewRow(name, status, diff_bundles(None, after.bundle), None, after.digest, ""))
+            continue
+        diff = diff_bundles(before.bundle, after.bundle)
+        rows.append(PreviewRow(name, "unchanged" if before.digest == after.digest else "changed", diff,
+                               before.digest, after.digest, ""))
+    return rows
+
+
+@click.command("preview")
+@click.option("--repo", required=True, help="Fleet Git repository (a path or a URL).")
+@click.option("--base", "base_rev", required=True, help="The revision the change starts from.")
+@click.option("--head", "head_rev", required=True, help="The revision with the change.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print the full unified diff of every changed object.")
+def preview(repo: str, base_rev: str, head_rev: str, show_diff: bool) -> None:
+    """For every declared cluster: does its bundle change between two revisions, and how."""
+    renderer = pipeline.Renderer()
+    results: list[pipeline.FleetRender] = []
+    for rev in (base_rev, head_rev):
+        with open_fs(repo, rev) as fs:
+            results.append(renderer.render_fleet(fs, _clusters_at(fs)))
+    base, head = results
+    if head.fleet_error is not None:
+        raise click.ClickException(f"head {head_rev}: {head.fleet_error}")
+    if base.fleet_error is not None:
+        base = dataclasses.replace(base, clusters={})  # everything counts as new against a broken base
+    rows = preview_rows(base, head)
+    table = Table(title=f"preview {base_rev} -> {head_rev}", title_justify="left")
+    for column in ("CLUSTER", "BUNDLE", "ADDED", "REMOVED", "CHANGED", "DIGEST", "ERROR"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        counts = ((str(len(row.diff.added)), str(len(row.diff.removed)), str(len(row.diff.changed)))
+                  if row.diff else ("-", "-", "-"))
+        digest = (f"{_short(row.base_digest)} -> {_short(row.head_digest)}"
+                  if row.base_digest != row.head_digest else _short(row.head_digest))
+        table.add_row(row.cluster, row.status, *counts, digest, row.error,
+                      style={"error": "red", "changed": "yellow", "new": "green"}.get(row.status))
+    console = _console()
+    console.print(table)
+    changed = [row for row in rows if row.status != "unchanged"]
+    console.print(f"{len(changed)} of {len(rows)} clusters change")
+    if show_diff:
+        for row in rows:
+            if row.diff is not None and not row.diff.empty:
+                click.echo(f"\n=== cluster {row.cluster} ({row.status}) ===")
+                if row.diff.apps_changed:
+                    click.echo("apps (order, namespace, dependsOn or driftPolicy) changed")
+                click.echo(row.diff.text, nl=False)
+    if any(row.status == "error" for row in rows):
+        raise click.ClickException("the head revision fails to render for: "
+                                   + ", ".join(row.cluster for row in rows if row.status == "error"))
+
+

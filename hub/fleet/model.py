@@ -1,0 +1,423 @@
+"""The fleet.yaml model: apps, their targets and layers, and the rollout strategy.
+
+``load_fleet(fs)`` reads ``fleet.yaml`` at the root of the fleet repository and
+returns a frozen :class:`Fleet`, or raises :class:`FleetConfigError` naming the
+file and the field (``fleet.yaml: apps[1].overlays[0].path: ...``). Unknown
+fields are errors, so a typo never silently drops configuration. The format is
+documented in docs/fleet-config.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from hub.fleet import selectors
+from hub.render import errors, repofs
+from hub.render.kustomize import load_yaml_documents
+from protos import bundle
+from protos.status import DriftPolicy
+
+__all__ = [
+    "FLEET_FILE",
+    "App",
+    "Fleet",
+    "FleetConfigError",
+    "MaxUnavailable",
+    "OnFailure",
+    "Overlay",
+    "RolloutSpec",
+    "Wave",
+    "load_fleet",
+    "parse_duration",
+    "parse_fleet",
+]
+
+FLEET_FILE = "fleet.yaml"
+KIND = "Fleet"
+
+# DNS-1123 label: what Kubernetes accepts as a name, and safe as a path segment.
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_TEMPLATE_FIELD_RE = re.compile(r"\{([^{}]*)\}")
+_TEMPLATE_FIELDS = frozenset({"cluster", "app"})
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class FleetConfigError(errors.RenderError):
+    """fleet.yaml is invalid; the message names the field and what is wrong."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message, file=FLEET_FILE)
+
+
+class OnFailure(enum.StrEnum):
+    """What a rollout does when a wave fails."""
+
+    PAUSE = "pause"        #: stop releasing further waves; clusters already moved keep the new bundle
+    ROLLBACK = "rollback"  #: stop, and give every cluster already moved its previous bundle back
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MaxUnavailable:
+    """How many clusters of a wave may be not Ready at the new bundle: a count or a percentage."""
+
+    count: int | None = None
+    percent: int | None = None
+
+    def allowed(self, wave_size: int) -> int:
+        """Clusters allowed to be unavailable in a wave of ``wave_size`` (percentages round down)."""
+        if self.percent is not None:
+            return wave_size * self.percent // 100
+        return self.count or 0
+
+    def __str__(self) -> str:
+        return f"{self.percent}%" if self.percent is not None else str(self.count or 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Wave:
+    """One step of a rollout: the clusters its selector matches (and not an earlier wave's)."""
+
+    name: str
+    selector: selectors.Selector
+    max_unavailable: MaxUnavailable
+    bake_time: dt.timedelta
+    progress_deadline: dt.timedelta
+    on_failure: OnFailure = OnFailure.PAUSE
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RolloutSpec:
+    """The progressive-rollout strategy (issue 8). Waves carry their effective settings.
+
+    A cluster in no wave belongs to a final implicit wave named ``rest`` with the
+    strategy's defaults (see :meth:`wave_of`).
+    """
+
+    waves: tuple[Wave, ...]
+    max_unavailable: MaxUnavailable = MaxUnavailable(count=0)
+    bake_time: dt.timedelta = dt.timedelta(0)
+    progress_deadline: dt.timedelta = dt.timedelta(minutes=10)
+    on_failure: OnFailure = OnFailure.PAUSE
+
+    IMPLICIT_WAVE = "rest"
+
+    def implicit_wave(self) -> Wave:
+        return Wave(self.IMPLICIT_WAVE, selectors.EVERYTHING, self.max_unavailable, self.bake_time,
+                    self.progress_deadline, self.on_failure)
+
+    def wave_of(self, labels: Mapping[str, str]) -> Wave:
+        """The first wave whose selector matches ``labels``, else the implicit last wave."""
+        for wave in self.waves:
+            if wave.selector.matches(labels):
+                return wave
+        return self.implicit_wave()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Overlay:
+    """A kustomize Component applied to the clusters its selector matches."""
+
+    selector: selectors.Selector
+    path: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class App:
+    name: str
+    path: str                                   #: kustomize base directory, repo-relative
+    namespace: str | None = None                #: given to namespaced objects that have none
+    targets: selectors.Selector = selectors.EVERYTHING
+    overlays: tuple[Overlay, ...] = ()          #: applied in this order, after the base
+    depends_on: tuple[str, ...] = ()
+    cluster_layer: str | None = None            #: template such as ``clusters/{cluster}/{app}``
+    drift_policy: DriftPolicy | None = None     #: None: the spoke's default (correct)
+    rollout: RolloutSpec | None = None          #: this app's strategy when it overrides the fleet's
+
+    def cluster_layer_path(self, cluster: str) -> str | None:
+        if self.cluster_layer is None:
+            return None
+        return self.cluster_layer.format(cluster=cluster, app=self.name)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fleet:
+    """fleet.yaml, validated. ``apps`` are in dependsOn order (declared order among equals)."""
+
+    apps: tuple[App, ...]
+    rollout: RolloutSpec | None = None
+
+    def app(self, name: str) -> App:
+        for app in self.apps:
+            if app.name == name:
+                return app
+        raise KeyError(name)
+
+    def rollout_for(self, app: str) -> RolloutSpec | None:
+        """The strategy that governs ``app``: its own override, else the fleet's."""
+        return self.app(app).rollout or self.rollout
+
+
+def parse_duration(value: Any, *, field: str) -> dt.timedelta:
+    """``"30s"``, ``"5m"``, ``"1h30m"``, ``"250ms"`` (Go duration syntax, non-negative) or a number of seconds."""
+    if isinstance(value, bool):
+        raise FleetConfigError(f"{value!r} is not a duration (use e.g. \"30s\", \"5m\")", field=field)
+    if isinstance(value, int | float):
+        if value < 0:
+            raise FleetConfigError(f"{value!r} is negative", field=field)
+        return dt.timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "0":
+            return dt.timedelta(0)
+        position, seconds = 0, 0.0
+        for match in _DURATION_RE.finditer(text):
+            if match.start() != position:
+                break
+            seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+            position = match.end()
+        if text and position == len(text):
+            return dt.timedelta(seconds=seconds)
+    raise FleetConfigError(f"{value!r} is not a duration (use e.g. \"30s\", \"5m\", \"1h30m\")", field=field)
+
+
+class _Reader:
+    """Field access with the path of every value, so each error names its field."""
+
+    def __init__(self, data: Any, field: str, allowed: Iterable[str]) -> None:
+        if not isinstance(data, Mapping):
+            raise FleetConfigError(f"must be a mapping, not {type(data).__name__}", field=field or None)
+        unknown = [key for key in data if key not in set(allowed)]
+        if unknown:
+            where = f"{field}.{unknown[0]}" if field else str(unknown[0])
+            raise FleetConfigError(f"unknown field (allowed here: {', '.join(sorted(allowed))})", field=where)
+        self.data = data
+        self.field = field
+
+    def at(self, key: str) -> str:
+        return f"{self.field}.{key}" if self.field else key
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def string(self, key: str, *, required: bool = False) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise FleetConfigError("is required", field=self.at(key))
+            return None
+        if not isinstance(value, str) or not value:
+            raise FleetConfigError(f"must be a non-empty string, not {value!r}", field=self.at(key))
+        return value
+
+    def items(self, key: str) -> list[Any]:
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise FleetConfigError("must be a list", field=self.at(key))
+        return value
+
+
+def _selector(data: Any, field: str) -> selectors.Selector:
+    try:
+        return selectors.from_mapping(data, where=field)
+    except selectors.SelectorError as exc:
+        raise FleetConfigError(str(exc)) from exc  # the selector message names the field
+
+
+def _path(value: str, field: str) -> str:
+    try:
+        return repofs.normalize(value, file=FLEET_FILE)
+    except errors.RenderError as exc:
+        raise FleetConfigError(exc.message, field=field) from exc
+
+
+def _max_unavailable(value: Any, field: str) -> MaxUnavailable:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return MaxUnavailable(count=value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"(\d{1,3})%", value.strip())
+        if match and int(match.group(1)) <= 100:
+            return MaxUnavailable(percent=int(match.group(1)))
+        if value.strip().isdigit():
+            return MaxUnavailable(count=int(value.strip()))
+    raise FleetConfigError(f"{value!r} is neither a count (2) nor a percentage (\"25%\")", field=field)
+
+
+def _on_failure(value: Any, field: str) -> OnFailure:
+    try:
+        return OnFailure(value)
+    except ValueError:
+        raise FleetConfigError(f"{value!r} is not one of pause, rollback", field=field) from None
+
+
+_ROLLOUT_FIELDS = ("waves", "maxUnavailable", "bakeTime", "progressDeadline", "onFailure")
+_WAVE_FIELDS = ("name", "selector", "maxUnavailable", "bakeTime", "progressDeadline", "onFailure")
+
+
+def _rollout(data: Any, field: str, base: RolloutSpec | None) -> RolloutSpec:
+    reader = _Reader(data, field, _ROLLOUT_FIELDS)
+    defaults = base or RolloutSpec(waves=())
+    max_unavailable = (defaults.max_unavailable if reader.get("maxUnavailable") is None
+                       else _max_unavailable(reader.get("maxUnavailable"), reader.at("maxUnavailable")))
+    bake_time = (defaults.bake_time if reader.get("bakeTime") is None
+                 else parse_duration(reader.get("bakeTime"), field=reader.at("bakeTime")))
+    deadline = (defaults.progress_deadline if reader.get("progressDeadline") is None
+                else parse_duration(reader.get("progressDeadline"), field=reader.at("progressDeadline")))
+    on_failure = (defaults.on_failure if reader.get("onFailure") is None
+                  else _on_failure(reader.get("onFailure"), reader.at("onFailure")))
+    if reader.get("waves") is None and base is not None:
+        waves = base.waves  # an app override that changes only the timings keeps the fleet's waves
+    else:
+        wave_list: list[Wave] = []
+        for index, raw in enumerate(reader.items("waves")):
+            wave = _Reader(raw, f"{reader.at('waves')}[{index}]", _WAVE_FIELDS)
+            name = wave.string("name", required=True)
+            assert name is not None
+            if not NAME_RE.match(name):
+                raise FleetConfigError(f"{name!r} is not a valid name (lowercase letters, digits, '-')",
+                                       field=wave.at("name"))
+            if name in {w.name for w in wave_list} or name == RolloutSpec.IMPLICIT_WAVE:
+                raise FleetConfigError(f"wave {name!r} is declared twice or uses the reserved name "
+                                       f"{RolloutSpec.IMPLICIT_WAVE!r}", field=wave.at("name"))
+            if wave.get("selector") is None:
+                raise FleetConfigError("is required (use {} to select every remaining cluster)",
+                                       field=wave.at("selector"))
+            wave_list.append(Wave(
+                name=name,
+                selector=_selector(wave.get("selector"), wave.at("selector")),
+                max_unavailable=(max_unavailable if wave.get("maxUnavailable") is None
+                                 else _max_unavailable(wave.get("maxUnavailable"), wave.at("maxUnavailable"))),
+                bake_time=(bake_time if wave.get("bakeTime") is None
+                           else parse_duration(wave.get("bakeTime"), field=wave.at("bakeTime"))),
+                progress_deadline=(deadline if wave.get("progressDeadline") is None
+                                   else parse_duration(wave.get("progressDeadline"),
+                                                       field=wave.at("progressDeadline"))),
+                on_failure=(on_failure if wave.get("onFailure") is None
+                            else _on_failure(wave.get("onFailure"), wave.at("onFailure"))),
+            ))
+        waves = tuple(wave_list)
+    return RolloutSpec(waves=waves, max_unavailable=max_unavailable, bake_time=bake_time,
+                       progress_deadline=deadline, on_failure=on_failure)
+
+
+_APP_FIELDS = ("name", "path", "namespace", "targets", "overlays", "dependsOn", "clusterLayer",
+               "driftPolicy", "rollout")
+
+
+def _app(data: Any, field: str, fleet_rollout: RolloutSpec | None) -> App:
+    reader = _Reader(data, field, _APP_FIELDS)
+    name = reader.string("name", required=True)
+    assert name is not None
+    if not NAME_RE.match(name):
+        raise FleetConfigError(f"{name!r} is not a valid app name (lowercase letters, digits, '-', "
+                               "at most 63 characters)", field=reader.at("name"))
+    path = _path(reader.string("path", required=True) or "", reader.at("path"))
+    namespace = reader.string("namespace")
+    if namespace is not None and not NAME_RE.match(namespace):
+        raise FleetConfigError(f"{namespace!r} is not a valid namespace name", field=reader.at("namespace"))
+    overlays: list[Overlay] = []
+    for index, raw in enumerate(reader.items("overlays")):
+        overlay = _Reader(raw, f"{reader.at('overlays')}[{index}]", ("selector", "path"))
+        overlays.append(Overlay(
+            selector=_selector(overlay.get("selector"), overlay.at("selector")),
+            path=_path(overlay.string("path", required=True) or "", overlay.at("path")),
+        ))
+    depends_on: list[str] = []
+    for index, dependency in enumerate(reader.items("dependsOn")):
+        if not isinstance(dependency, str):
+            raise FleetConfigError("must be an app name", field=f"{reader.at('dependsOn')}[{index}]")
+        if dependency not in depends_on:
+            depends_on.append(dependency)
+    cluster_layer = reader.string("clusterLayer")
+    if cluster_layer is not None:
+        placeholders = set(_TEMPLATE_FIELD_RE.findall(cluster_layer))
+        if not placeholders <= _TEMPLATE_FIELDS or "{cluster}" not in cluster_layer:
+            raise FleetConfigError(f"{cluster_layer!r} must contain {{cluster}} and may contain {{app}}; "
+                                   "no other placeholders", field=reader.at("clusterLayer"))
+        _path(cluster_layer.format(cluster="c", app=name), reader.at("clusterLayer"))
+    drift_policy = None
+    if reader.get("driftPolicy") is not None:
+        try:
+            drift_policy = DriftPolicy(reader.get("driftPolicy"))
+        except ValueError:
+            raise FleetConfigError(f"{reader.get('driftPolicy')!r} is not one of "
+                                   f"{', '.join(p.value for p in DriftPolicy)}",
+                                   field=reader.at("driftPolicy")) from None
+    rollout = None
+    if reader.get("rollout") is not None:
+        rollout = _rollout(reader.get("rollout"), reader.at("rollout"), fleet_rollout)
+    return App(name=name, path=path, namespace=namespace, targets=_selector(reader.get("targets"),
+               reader.at("targets")), overlays=tuple(overlays), depends_on=tuple(depends_on),
+               cluster_layer=cluster_layer, drift_policy=drift_policy, rollout=rollout)
+
+
+def _dependency_order(apps: Sequence[App]) -> tuple[App, ...]:
+    """Topological order by dependsOn, declared order among apps that are free at the same time."""
+    by_name = {app.name: app for app in apps}
+    for index, app in enumerate(apps):
+        for dependency in app.depends_on:
+            if dependency not in by_name:
+                raise FleetConfigError(f"unknown app {dependency!r}", field=f"apps[{index}].dependsOn")
+            if dependency == app.name:
+                raise FleetConfigError(f"app {app.name!r} depends on itself", field=f"apps[{index}].dependsOn")
+    ordered: list[App] = []
+    placed: set[str] = set()
+    remaining = list(apps)
+    while remaining:
+        ready = next((app for app in remaining if set(app.depends_on) <= placed), None)
+        if ready is None:
+            raise FleetConfigError(f"dependsOn cycle: {_cycle(remaining)}")
+        ordered.append(ready)
+        placed.add(ready.name)
+        remaining.remove(ready)
+    return tuple(ordered)
+
+
+def _cycle(apps: Sequence[App]) -> str:
+    by_name = {app.name: app for app in apps}
+    path = [apps[0].name]
+    while True:
+        following = next(dep for dep in by_name[path[-1]].depends_on if dep in by_name)
+        if following in path:
+            loop = [*path[path.index(following):], following]
+            return " -> ".join(loop)
+        path.append(following)
+
+
+def parse_fleet(data: Any) -> Fleet:
+    """Validate the parsed YAML of fleet.yaml."""
+    reader = _Reader(data, "", ("apiVersion", "kind", "apps", "rollout"))
+    if reader.get("apiVersion") != bundle.API_VERSION:
+        raise FleetConfigError(f"must be {bundle.API_VERSION!r}, not {reader.get('apiVersion')!r}",
+                               field="apiVersion")
+    if reader.get("kind") != KIND:
+        raise FleetConfigError(f"must be {KIND!r}, not {reader.get('kind')!r}", field="kind")
+    rollout = None if reader.get("rollout") is None else _rollout(reader.get("rollout"), "rollout", None)
+    apps = [_app(raw, f"apps[{index}]", rollout) for index, raw in enumerate(reader.items("apps"))]
+    seen: set[str] = set()
+    for index, app in enumerate(apps):
+        if app.name in seen:
+            raise FleetConfigError(f"app {app.name!r} is declared twice", field=f"apps[{index}].name")
+        seen.add(app.name)
+    return Fleet(apps=_dependency_order(apps), rollout=rollout)
+
+
+def load_fleet(fs: repofs.RepoFS) -> Fleet:
+    """Read and validate fleet.yaml at the root of ``fs``."""
+    if not fs.is_file(FLEET_FILE):
+        raise FleetConfigError(f"not found at the root of {fs.revision}")
+    try:
+        documents = load_yaml_documents(fs.read_bytes(FLEET_FILE), file=FLEET_FILE)
+    except errors.RenderError as exc:
+        raise FleetConfigError(exc.message) from exc
+    if len(documents) != 1:
+        raise FleetConfigError(f"must hold exactly one YAML document, found {len(documents)}")
+    return parse_fleet(documents[0])

@@ -1,0 +1,463 @@
+"""The render pipeline: a fleet repository at one revision -> one bundle per cluster.
+
+Top to bottom, for each cluster (:meth:`Renderer.render_cluster`)::
+
+    plan (which apps, which layers: hub.fleet.resolving)
+      -> kustomize build of each app's layers   (cached by the content ids of every input read)
+      -> stamp labels, default namespace        (cached per build and app)
+      -> substitute ${vars}                     (cached per build and the values of the variables used)
+      -> order, check, encode                   (hub.render.bundles)
+
+Caching is what makes a 1,000-cluster fleet cheap (DESIGN.md decision 3). A
+kustomize build records every path it reads through a recording view of the
+repository; the build is reused for any revision where all those paths have the
+same content ids (Git object ids), so clusters that share layers share one
+build, and after a commit only builds whose inputs changed run again. Each
+:class:`ClusterRender` is keyed by ``inputs_key``, a hash of everything it
+depends on; an unchanged key returns the previous result untouched.
+
+Bad input never raises out of :meth:`Renderer.render_fleet`: a broken fleet.yaml
+is ``FleetRender.fleet_error``, a broken app is an :class:`AppError` of the
+clusters it targets (their ``bundle`` is None, the hub keeps the last good one),
+and every other cluster renders.
+
+Bundles share object dicts between clusters and with the cache: treat them as
+read-only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hub.fleet import clusters as fleet_clusters
+from hub.fleet import model, resolving
+from hub.render import bundles, errors, kustomize, repofs, substitute
+from protos.objects import ObjectRef
+
+__all__ = [
+    "AppError",
+    "ClusterRender",
+    "FleetRender",
+    "RenderLimits",
+    "RenderStats",
+    "Renderer",
+]
+
+_MISSING = "-"
+# Bump when the pipeline's output for the same inputs changes, so stale keys never match.
+_PIPELINE_VERSION = "convoy-render/1"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RenderLimits:
+    """Bounds on what a render may produce."""
+
+    max_bundle_bytes: int = 32 * 1024 * 1024   #: canonical (uncompressed) bytes of one cluster's bundle
+    max_candidates_per_layers: int = 4          #: cached builds kept per distinct layer list
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AppError:
+    """One problem rendering one cluster. ``app`` is ``""`` for a cluster-level problem."""
+
+    cluster: str
+    app: str
+    file: str | None
+    message: str    #: what and where inside the app (file, object, field); cluster and app are separate
+
+    @classmethod
+    def of(cls, cluster: str, app: str, error: errors.RenderError) -> AppError:
+        where = str(errors.RenderError(error.message, file=error.file, obj=error.obj))
+        return cls(cluster=cluster, app=app or error.app or "", file=error.file, message=where)
+
+    def __str__(self) -> str:
+        prefix = f"cluster {self.cluster}: " + (f"app {self.app}: " if self.app else "")
+        return prefix + self.message
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClusterRender:
+    cluster: str
+    labels: dict[str, str]
+    apps: tuple[str, ...]
+    bundle: dict[str, Any] | None     #: None when anything failed (the hub keeps the last good bundle)
+    data: bytes | None                #: protos.bundle.encode(bundle)
+    digest: str | None                #: protos.bundle.digest_of(data)
+    object_count: int
+    errors: tuple[AppError, ...]
+    inputs_key: str                   #: hash of everything this render depended on
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RenderStats:
+    kustomize_renders: int = 0        #: kustomize builds actually run
+    kustomize_cache_hits: int = 0     #: app layer lists served from the build cache
+    cluster_renders: int = 0          #: clusters assembled anew
+    cluster_cache_hits: int = 0       #: clusters whose inputs_key was unchanged
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FleetRender:
+    revision: str
+    fleet: model.Fleet | None
+    clusters: dict[str, ClusterRender]
+    fleet_error: errors.RenderError | None
+    stats: RenderStats
+
+
+class _RecordingFS:
+    """A RepoFS that notes every path a build looked at, with the content id it saw."""
+
+    def __init__(self, session: _Session) -> None:
+        self._session = session
+        self.deps: dict[tuple[str, str], str] = {}
+
+    @property
+    def revision(self) -> str:
+        return self._session.fs.revision
+
+    def _note(self, op: str, path: str) -> None:
+        self.deps[(op, path)] = self._session.probe(op, path)
+
+    def read_bytes(self, path: str) -> bytes:
+        self._note("id", path)
+        return self._session.fs.read_bytes(path)
+
+    def is_dir(self, path: str) -> bool:
+        self._note("dir", path)
+        return self._session.fs.is_dir(path)
+
+    def is_file(self, path: str) -> bool:
+        self._note("file", path)
+        return self._session.fs.is_file(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        self._note("list", path)
+        return self._session.fs.list_dir(path)
+
+    def tree_id(self, path: str) -> str:
+        self._note("id", path)
+        return self._session.fs.tree_id(path)
+
+
+@dataclasses.dataclass(eq=False)
+class _Build:
+    """One kustomize build of one layer list, valid wherever its ``deps`` still hold."""
+
+    deps: dict[tuple[str, str], str]
+    fingerprint: str
+    objects: list[dict[str, Any]] | None
+    error: errors.RenderError | None
+    crd_scopes: dict[tuple[str, str], bool]
+    custom_kinds: frozenset[tuple[str, str]]     #: kinds not in the built-in cluster-scoped table
+    prepared: dict[tuple[str, str | None, frozenset[tuple[str, str]]], _Prepared]
+    last_used: int
+
+
+@dataclasses.dataclass(eq=False)
+class _Prepared:
+    """A build's objects stamped for one app, with the per-object bits substitution needs."""
+
+    items: list[bundles.Item]
+    needs_vars: list[bool]            #: per item: has a ``${`` somewhere (it may be substituted)
+    variables: tuple[str, ...]        #: every variable referenced, sorted
+    substituted: dict[tuple[str | None, ...], list[bundles.Item] | errors.RenderError]
+
+
+class _Session:
+    """One pass over one revision: memoises content-id probes and validated builds."""
+
+    def __init__(self, fs: repofs.RepoFS) -> None:
+        self.fs = fs
+        self._probes: dict[tuple[str, str], str] = {}
+        self.builds: dict[tuple[str, ...], _Build] = {}
+        self.renders = 0
+        self.hits = 0
+
+    def probe(self, op: str, path: str) -> str:
+        key = (op, path)
+        value = self._probes.get(key)
+        if value is None:
+            value = self._compute(op, path)
+            self._probes[key] = value
+        return value
+
+    def _compute(self, op: str, path: str) -> str:
+        try:
+            if op == "id":
+                return self.fs.tree_id(path)
+            if op == "dir":
+                return str(self.fs.is_dir(path))
+            if op == "file":
+                return str(self.fs.is_file(path))
+            return "\0".join(self.fs.list_dir(path))
+        except errors.RenderError as exc:
+            return f"{_MISSING}{type(exc).__name__}"
+
+    def still_valid(self, deps: Mapping[tuple[str, str], str]) -> bool:
+        return all(self.probe(op, path) == value for (op, path), value in deps.items())
+
+
+def _hash(*parts: object) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(repr(part).encode("utf-8", "surrogateescape"))
+        digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+class Renderer:
+    """Renders clusters and fleets, keeping an in-process cache across revisions.
+
+    Thread-safe (one render at a time). ``renders_done`` counts kustomize builds
+    actually run since creation; tests use it to prove sharing and incrementality.
+    """
+
+    def __init__(self, *, limits: RenderLimits = RenderLimits(),
+                 build_options: kustomize.BuildOptions = kustomize.BuildOptions()) -> None:
+        self.limits = limits
+        self.build_options = build_options
+        self.renders_done = 0
+        self.cluster_renders_done = 0
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._builds: dict[tuple[str, ...], list[_Build]] = {}
+        self._clusters: dict[str, tuple[ClusterRender, int]] = {}
+        self._fleets: dict[str, model.Fleet | errors.RenderError] = {}
+
+    # -- public API -----------------------------------------------------------------------------------
+
+    def render_cluster(self, fs: repofs.RepoFS, fleet: model.Fleet,
+                       cluster: fleet_clusters.ClusterInfo) -> ClusterRender:
+        with self._lock:
+            return self._render_cluster(_Session(fs), fleet, cluster)
+
+    def render_fleet(self, fs: repofs.RepoFS,
+                     clusters: Sequence[fleet_clusters.ClusterInfo]) -> FleetRender:
+        """Every cluster in ``clusters`` at ``fs``'s revision. Never raises for bad input."""
+        started = time.perf_counter()
+        with self._lock:
+            self._generation += 1
+            session = _Session(fs)
+            builds_before, clusters_before = self.renders_done, self.cluster_renders_done
+            try:
+                fleet = self._load_fleet(session)
+            except errors.RenderError as exc:
+                return FleetRender(revision=fs.revision, fleet=None, clusters={}, fleet_error=exc,
+                                   stats=RenderStats(seconds=time.perf_counter() - started))
+            results: dict[str, ClusterRender] = {}
+            interned: dict[str, bytes] = {}
+            for cluster in clusters:
+                result = self._render_cluster(session, fleet, cluster)
+                if result.data is not None and result.digest is not None:
+                    # Clusters with equal bundles hold one copy of the bytes.
+                    data = interned.setdefault(result.digest, result.data)
+                    if data is not result.data:
+                        result = dataclasses.replace(result, data=data)
+                results[cluster.name] = result
+            self._evict()
+            cluster_renders = self.cluster_renders_done - clusters_before
+            stats = RenderStats(
+                kustomize_renders=self.renders_done - builds_before, kustomize_cache_hits=session.hits,
+                cluster_renders=cluster_renders, cluster_cache_hits=len(clusters) - cluster_renders,
+                seconds=time.perf_counter() - started)
+            return FleetRender(revision=fs.revision, fleet=fleet, clusters=results, fleet_error=None,
+                               stats=stats)
+
+    # -- steps ----------------------------------------------------------------------------------------
+
+    def _load_fleet(self, session: _Session) -> model.Fleet:
+        key = session.probe("id", model.FLEET_FILE)
+        cached = self._fleets.get(key)
+        if cached is None:
+            try:
+                cached = model.load_fleet(session.fs)
+            except errors.RenderError as exc:
+                cached = exc
+            self._fleets = {key: cached}  # one revision's worth is all a fleet needs
+        if isinstance(cached, errors.RenderError):
+            raise cached
+        return cached
+
+    def _build(self, session: _Session, plan: resolving.AppPlan) -> _Build:
+        key = plan.layers
+        build = session.builds.get(key)
+        if build is not None:
+            session.hits += 1
+            return build
+        candidates = self._builds.setdefault(key, [])
+        for candidate in candidates:
+            if session.still_valid(candidate.deps):
+                build = candidate
+                session.hits += 1
+                break
+        if build is None:
+            build = self._run_build(session, plan)
+            candidates.insert(0, build)
+            del candidates[self.limits.max_candidates_per_layers:]
+        build.last_used = self._generation
+        session.builds[key] = build
+        return build
+
+    def _run_build(self, session: _Session, plan: resolving.AppPlan) -> _Build:
+        recorder = _RecordingFS(session)
+        objects: list[dict[str, Any]] | None = None
+        error: errors.RenderError | None = None
+        try:
+            result = kustomize.build_layers(recorder, resources=[plan.app.path], components=plan.components,
+                                            namespace=None, options=self.build_options)
+            objects = result.objects
+        except errors.RenderError as exc:
+            error = exc
+        self.renders_done += 1
+        session.renders += 1
+        scopes = bundles.crd_scopes(objects or ())
+        custom = frozenset(
+            (ref.group, ref.kind) for ref in (ObjectRef.of(obj) for obj in objects or ())
+            if (ref.group, ref.kind) not in bundles.BUILTIN_CLUSTER_SCOPED)
+        fingerprint = _hash(sorted(recorder.deps.items()))
+        return _Build(deps=recorder.deps, fingerprint=fingerprint, objects=objects, error=error,
+                      crd_scopes=scopes, custom_kinds=custom, prepared={}, last_used=self._generation)
+
+    def _prepare(self, build: _Build, app: model.App, cluster_scoped: frozenset[tuple[str, str]],
+                 source: str) -> _Prepared:
+        key = (app.name, app.namespace, cluster_scoped)
+        prepared = build.prepared.get(key)
+        if prepared is not None:
+            return prepared
+        scopes = dict.fromkeys(cluster_scoped, True)
+        items: list[bundles.Item] = []
+        needs: list[bool] = []
+        for obj in build.objects or ():
+            ref = ObjectRef.of(obj)
+            stamped = bundles.stamp(obj, app=app.name, namespace=app.namespace,
+                                    cluster_scoped=bundles.is_cluster_scoped(ref.group, ref.kind, scopes))
+            item = bundles.make_item(stamped, app=app.name, source=source, custom=scopes)
+            items.append(item)
+            needs.append(b"${" in item.data)
+        variables = substitute.referenced_variables(item.obj for item, need in zip(items, needs, strict=True)
+                                                    if need)
+        prepared = _Prepared(items=items, needs_vars=needs, variables=tuple(sorted(variables)), substituted={})
+        build.prepared[key] = prepared
+        return prepared
+
+    def _substitute(self, prepared: _Prepared, variables: Mapping[str, str], *, cluster: str,
+                    app: str, scopes: Mapping[tuple[str, str], bool]) -> list[bundles.Item]:
+        if not prepared.variables and not any(prepared.needs_vars):
+            return prepared.items
+        key = tuple(variables.get(name) for name in prepared.variables)
+        cached = prepared.substituted.get(key)
+        if cached is None:
+            try:
+                cached = [
+                    bundles.make_item(substitute.substitute_object(item.obj, variables, cluster=cluster, app=app),
+                                      app=app, source=item.source, custom=scopes) if need else item
+                    for item, need in zip(prepared.items, prepared.needs_vars, strict=True)]
+            except substitute.SubstitutionError as exc:
+                cached = exc
+            prepared.substituted[key] = cached
+        if isinstance(cached, errors.RenderError):
+            if cached.cluster != cluster:
+                # The same values fail the same way on another cluster; name this one.
+                raise substitute.SubstitutionError(cached.message, variable=getattr(cached, "variable", ""),
+                                                   field=getattr(cached, "field", ""), cluster=cluster,
+                                                   app=app, obj=cached.obj)
+            raise cached
+        return cached
+
+    def _render_cluster(self, session: _Session, fleet: model.Fleet,
+                        cluster: fleet_clusters.ClusterInfo) -> ClusterRender:
+        labels = dict(cluster.labels)
+        if cluster.config_error is not None:
+            return self._failed(cluster, labels, (), [AppError.of(cluster.name, "", cluster.config_error)],
+                                _hash("config-error", cluster.name, str(cluster.config_error)))
+        plans = resolving.plan_cluster(session.fs, fleet, name=cluster.name, labels=labels)
+        app_names = tuple(plan.app.name for plan in plans)
+        problems: list[AppError] = []
+        built: list[tuple[resolving.AppPlan, _Build]] = []
+        for plan in plans:
+            missing = [dep for dep in plan.app.depends_on if dep not in app_names]
+            if missing:
+                problems.append(AppError(cluster=cluster.name, app=plan.app.name, file=model.FLEET_FILE,
+                                         message=f"depends on {', '.join(missing)}, which does not target this "
+                                                 "cluster"))
+            build = self._build(session, plan)
+            if build.error is not None:
+                problems.append(AppError.of(cluster.name, plan.app.name, build.error))
+            built.append((plan, build))
+        scopes: dict[tuple[str, str], bool] = {}
+        for _, build in built:
+            scopes.update(build.crd_scopes)
+        cluster_scoped_custom = frozenset(kind for kind, is_cluster in scopes.items() if is_cluster)
+        relevant = [build.custom_kinds & cluster_scoped_custom for _, build in built]
+        inputs_key = _hash(
+            _PIPELINE_VERSION, cluster.name, sorted(labels.items()), sorted(cluster.vars.items()),
+            self.limits.max_bundle_bytes,
+            [(plan.app.name, plan.app.namespace, plan.app.depends_on, plan.app.drift_policy, plan.layers,
+              build.fingerprint, sorted(kinds)) for (plan, build), kinds in zip(built, relevant, strict=True)])
+        cached = self._clusters.get(inputs_key)
+        if cached is not None:
+            self._clusters[inputs_key] = (cached[0], self._generation)
+            return cached[0]
+        self.cluster_renders_done += 1
+        if problems:
+            return self._remember(self._failed(cluster, labels, app_names, problems, inputs_key))
+        variables = substitute.cluster_variables(cluster.name, labels, cluster.vars)
+        items: list[list[bundles.Item]] = []
+        for (plan, build), kinds in zip(built, relevant, strict=True):
+            source = " + ".join(plan.layers)
+            prepared = self._prepare(build, plan.app, kinds, source)
+            try:
+                items.append(self._substitute(prepared, variables, cluster=cluster.name, app=plan.app.name,
+                                              scopes=dict.fromkeys(kinds, True)))
+            except errors.RenderError as exc:
+                problems.append(AppError.of(cluster.name, plan.app.name, exc))
+        if problems:
+            return self._remember(self._failed(cluster, labels, app_names, problems, inputs_key))
+        headers = [bundles.app_header(name=plan.app.name, namespace=plan.app.namespace,
+                                      depends_on=plan.app.depends_on,
+                                      drift_policy=plan.app.drift_policy.value if plan.app.drift_policy else None)
+                   for plan, _ in built]
+        try:
+            assembled = bundles.assemble(headers, items, cluster=cluster.name,
+                                         max_bytes=self.limits.max_bundle_bytes)
+        except errors.RenderError as exc:
+            return self._remember(self._failed(cluster, labels, app_names,
+                                               [AppError.of(cluster.name, exc.app or "", exc)], inputs_key))
+        return self._remember(ClusterRender(
+            cluster=cluster.name, labels=labels, apps=app_names, bundle=assembled.bundle, data=assembled.data,
+            digest=assembled.digest, object_count=len(assembled.bundle["objects"]), errors=(),
+            inputs_key=inputs_key))
+
+    # -- bookkeeping ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _failed(cluster: fleet_clusters.ClusterInfo, labels: dict[str, str], apps: tuple[str, ...],
+                problems: Sequence[AppError], inputs_key: str) -> ClusterRender:
+        return ClusterRender(cluster=cluster.name, labels=labels, apps=apps, bundle=None, data=None, digest=None,
+                             object_count=0, errors=tuple(problems), inputs_key=inputs_key)
+
+    def _remember(self, result: ClusterRender) -> ClusterRender:
+        self._clusters[result.inputs_key] = (result, self._generation)
+        return result
+
+    def _evict(self) -> None:
+        """Forget what neither this fleet render nor the previous one used (keeps base/head pairs warm)."""
+        oldest = self._generation - 1
+        self._clusters = {key: entry for key, entry in self._clusters.items() if entry[1] >= oldest}
+        for key in list(self._builds):
+            kept = [build for build in self._builds[key] if build.last_used >= oldest]
+            if kept:
+                self._builds[key] = kept
+            else:
+                del self._builds[key]
