@@ -1,0 +1,16 @@
+"""The hub's state in a SQL database through SQLModel (DESIGN decision 7): SQLite or PostgreSQL.
+
+Map:
+
+* ``models`` — every table model, in one module, plus ``EventKind`` (the event-log vocabulary) and the
+  ``UTCDateTime`` column type (timezone-aware UTC on both databases).
+* ``db`` — ``Database(url)``: engine, ``session()`` unit of work, ``migrate()`` (Alembic, programmatic);
+  SQLite gets WAL, ``busy_timeout``, foreign keys and ``BEGIN IMMEDIATE`` writes.
+* ``repository`` — the query functions the service calls (tokens, clusters, commits, bundles, desired
+  state and its history, status, render errors, events, hub state); synchronous, one ``Session`` each.
+* ``errors`` — typed store exceptions (``TokenRefused``, ``ClusterExists``, ``StoreError`` ...).
+* ``migrations/`` — the Alembic environment and versions, shipped as package data so
+  ``convoy hub migrate`` works from an installed package.
+
+Table models are not wire messages or domain objects: the service converts at its edge.
+"""

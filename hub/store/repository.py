@@ -1,0 +1,728 @@
+"""The store's query functions: what the hub service reads and writes.
+
+Conventions:
+
+* Every function takes a ``sqlmodel.Session`` first and runs inside the caller's unit of work
+  (``with db.session() as s: ...``): it flushes, never commits, so several calls can form one
+  transaction (``consume_token`` + ``register_cluster``: a refused registration spends no token use).
+  Sessions are not shared between threads; the service runs each unit in a worker thread.
+* ``now`` is an aware UTC datetime, defaulting to the current time; tests pass it explicitly.
+* Functions that change state record their own event (token created/used/revoked, registration,
+  paused/resumed, commit seen/refused, desired changed, render error, applied/status/drift from
+  ``save_status``). The caller records only what the store cannot see: refusals
+  (``registration_refused``) and hub lifecycle events, through :func:`add_event`.
+* Rows are returned detached-safe (the session does not expire them on commit).
+
+API (keyword arguments after the first positional ones):
+
+tokens      create_token(s, *, ttl, uses, labels, description) -> (BootstrapToken, token)
+            consume_token(s, token) -> BootstrapToken          raises TokenRefused(reason)
+            revoke_token(s, token_id) -> bool; get_token(s, token_id); list_tokens(s)
+clusters    register_cluster(s, *, name, labels, credential_hash, token=None) -> Cluster   ClusterExists
+            authenticate_cluster(s, credential) -> Cluster | None
+            get_cluster(s, name); list_clusters(s); touch_cluster(s, name); touch_clusters(s, names)
+            set_paused(s, names, paused) -> changed names       raises UnknownCluster
+            set_pinned(s, name, digest | None)                  (room for rollouts, issue 8)
+commits     record_commit(s, *, sha, author, authored_at, message, signature_verdict, signature_detail,
+                          accepted, refusal_reason) -> SeenCommit
+            get_commit(s, sha); recent_commits(s, limit)
+bundles     put_bundle(s, *, digest, compressed, size, signature) -> bool created (one row per digest)
+            get_bundle(s, digest) -> Bundle | None; bundle_meta(s, digest) -> BundleMeta | None
+            prune_bundles(s, *, keep_last=20, min_age=0) -> number deleted
+desired     set_desired(s, *, cluster, commit, digest) -> bool changed (+ history + event)
+            set_desired_many(s, items) -> changed cluster names
+            get_desired(s, cluster); desired_all(s) -> {cluster: DesiredState}
+            desired_history(s, cluster, limit); was_desired_for(s, cluster, digest) -> bool
+status      save_status(s, StatusInput) -> StatusChange; save_statuses(s, [StatusInput]) -> [StatusChange]
+            get_status(s, cluster); statuses(s) -> {cluster: ClusterStatus}
+render      set_render_errors(s, *, cluster, commit, errors); clear_render_errors(s, cluster) -> bool
+            render_errors_all(s) -> {cluster: RenderError}
+events      add_event(s, kind, *, cluster, commit, digest, message, details) -> Event
+            events(s, *, cluster, since, after_id, kinds, limit=200) -> oldest-first list of the newest
+hub state   get_state(s, key) -> str | None; set_state(s, key, value)   (keys: StateKey)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlmodel import Session, col, select
+
+from hub.security import secrets as hub_secrets
+from hub.store import errors
+from hub.store.models import (
+    BootstrapToken,
+    Bundle,
+    Cluster,
+    ClusterStatus,
+    DesiredState,
+    DesiredStateHistory,
+    Event,
+    EventKind,
+    HubState,
+    RenderError,
+    SeenCommit,
+    utcnow,
+)
+
+__all__ = [
+    "BundleMeta",
+    "StateKey",
+    "StatusChange",
+    "StatusInput",
+    "add_event",
+    "authenticate_cluster",
+    "bundle_meta",
+    "clear_render_errors",
+    "consume_token",
+    "create_token",
+    "desired_all",
+    "desired_history",
+    "events",
+    "get_bundle",
+    "get_cluster",
+    "get_commit",
+    "get_desired",
+    "get_state",
+    "get_status",
+    "get_token",
+    "list_clusters",
+    "list_tokens",
+    "prune_bundles",
+    "put_bundle",
+    "recent_commits",
+    "record_commit",
+    "register_cluster",
+    "render_errors_all",
+    "revoke_token",
+    "save_status",
+    "save_statuses",
+    "set_desired",
+    "set_desired_many",
+    "set_paused",
+    "set_pinned",
+    "set_render_errors",
+    "set_state",
+    "statuses",
+    "touch_cluster",
+    "touch_clusters",
+    "was_desired_for",
+]
+
+
+class StateKey(enum.StrEnum):
+    """Keys of the ``hub_state`` table."""
+
+    LAST_DEPLOYED_COMMIT = "last_deployed_commit"  #: the newest commit whose bundles were stored
+    FLEET_COMMIT = "fleet_commit"                  #: the newest commit fetched (deployed or not)
+    FLEET_COMMIT_SEEN_AT = "fleet_commit_seen_at"  #: ISO time it was first seen
+    LAST_FETCH_AT = "last_fetch_at"                #: ISO time of the last successful fetch
+    LAST_FETCH_ERROR = "last_fetch_error"          #: message of the last failed fetch, "" after a success
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return utcnow() if now is None else now
+
+
+def _short(digest: str | None) -> str:
+    return (digest or "")[:19]
+
+
+def _table(model: type[Any]) -> sa.Table:
+    return cast(sa.Table, model.__table__)
+
+
+def _upsert(s: Session, model: type[Any], rows: Sequence[Mapping[str, Any]], *, key: Sequence[str],
+            update: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE for many rows in one statement execution."""
+    if not rows:
+        return
+    table = _table(model)
+    dialect = s.get_bind().dialect.name
+    insert = pg_dialect.insert if dialect == "postgresql" else sqlite_dialect.insert
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(index_elements=list(key),
+                                      set_={name: stmt.excluded[name] for name in update})
+    s.execute(stmt, list(rows))
+
+
+# --------------------------------------------------------------------------------------------- events
+
+
+def add_event(s: Session, kind: EventKind, *, cluster: str | None = None, commit: str | None = None,
+              digest: str | None = None, message: str = "", details: Mapping[str, Any] | None = None,
+              now: dt.datetime | None = None) -> Event:
+    event = Event(at=_now(now), kind=kind.value, cluster=cluster, commit=commit, digest=digest,
+                  message=message, details=dict(details) if details is not None else None)
+    s.add(event)
+    s.flush()
+    return event
+
+
+def events(s: Session, *, cluster: str | None = None, since: dt.datetime | None = None,
+           after_id: int | None = None, kinds: Iterable[EventKind] | None = None,
+           limit: int = 200) -> list[Event]:
+    """The newest ``limit`` matching events, oldest first."""
+    query = select(Event)
+    if cluster is not None:
+        query = query.where(Event.cluster == cluster)
+    if since is not None:
+        query = query.where(col(Event.at) >= since)
+    if after_id is not None:
+        query = query.where(col(Event.id) > after_id)
+    if kinds is not None:
+        query = query.where(col(Event.kind).in_([k.value for k in kinds]))
+    rows = list(s.exec(query.order_by(col(Event.id).desc()).limit(max(limit, 0))))
+    rows.reverse()
+    return rows
+
+
+# --------------------------------------------------------------------------------------------- tokens
+
+
+def create_token(s: Session, *, ttl: dt.timedelta, uses: int = 1, labels: Mapping[str, str] | None = None,
+                 description: str = "", now: dt.datetime | None = None) -> tuple[BootstrapToken, str]:
+    """A new bootstrap token: the row (secret hashed) and the ``<id>.<secret>`` text, shown once."""
+    if ttl <= dt.timedelta(0):
+        raise ValueError(f"bootstrap token TTL must be positive, got {ttl}")
+    if uses < 1:
+        raise ValueError(f"bootstrap token uses must be at least 1, got {uses}")
+    now = _now(now)
+    token_id, token = hub_secrets.new_bootstrap_token()
+    _, secret = hub_secrets.split_bootstrap_token(token)
+    row = BootstrapToken(id=token_id, secret_hash=hub_secrets.hash_secret(secret), expires_at=now + ttl,
+                         uses_left=uses, labels=dict(labels or {}), description=description, revoked=False,
+                         created_at=now)
+    s.add(row)
+    s.flush()
+    add_event(s, EventKind.TOKEN_CREATED, message=f"bootstrap token {token_id}: created ({uses} use(s), "
+              f"expires {row.expires_at.isoformat(timespec='seconds')})",
+              details={"token": token_id, "uses": uses, "labels": dict(labels or {}),
+                       "description": description}, now=now)
+    return row, token
+
+
+def consume_token(s: Session, token: str, *, now: dt.datetime | None = None) -> BootstrapToken:
+    """Spend one use of a bootstrap token, or raise :class:`~hub.store.errors.TokenRefused`.
+
+    The decrement is a conditional UPDATE, so two registrations racing for the last use cannot both
+    win, on either database.
+    """
+    now = _now(now)
+    try:
+        token_id, secret = hub_secrets.split_bootstrap_token(token)
+    except hub_secrets.JoinTokenError as exc:
+        raise errors.TokenRefused(None, errors.TokenRefusal.MALFORMED) from exc
+    row = s.get(BootstrapToken, token_id)
+    if row is None or not hub_secrets.secrets_match(secret, row.secret_hash):
+        raise errors.TokenRefused(token_id, errors.TokenRefusal.UNKNOWN)
+    _check_usable(row, now)
+    table = _table(BootstrapToken)
+    result = s.execute(
+        table.update()
+        .where(table.c.id == token_id, table.c.uses_left > 0, table.c.revoked.is_(False),
+               table.c.expires_at > now)
+        .values(uses_left=table.c.uses_left - 1))
+    s.refresh(row)
+    if cast(sa.CursorResult[Any], result).rowcount != 1:
+        _check_usable(row, now)
+        raise errors.TokenRefused(token_id, errors.TokenRefusal.USED_UP)
+    add_event(s, EventKind.TOKEN_USED, message=f"bootstrap token {token_id}: used ({row.uses_left} left)",
+              details={"token": token_id, "uses_left": row.uses_left}, now=now)
+    return row
+
+
+def _check_usable(row: BootstrapToken, now: dt.datetime) -> None:
+    if row.revoked:
+        raise errors.TokenRefused(row.id, errors.TokenRefusal.REVOKED)
+    if row.expires_at <= now:
+        raise errors.TokenRefused(row.id, errors.TokenRefusal.EXPIRED)
+    if row.uses_left <= 0:
+        raise errors.TokenRefused(row.id, errors.TokenRefusal.USED_UP)
+
+
+def revoke_token(s: Session, token_id: str, *, now: dt.datetime | None = None) -> bool:
+    """Revoke a token; False if there is no such token or it was already revoked."""
+    row = s.get(BootstrapToken, token_id)
+    if row is None or row.revoked:
+        return False
+    row.revoked = True
+    s.add(row)
+    s.flush()
+    add_event(s, EventKind.TOKEN_REVOKED, message=f"bootstrap token {token_id}: revoked",
+              details={"token": token_id}, now=now)
+    return True
+
+
+def get_token(s: Session, token_id: str) -> BootstrapToken | None:
+    return s.get(BootstrapToken, token_id)
+
+
+def list_tokens(s: Session) -> list[BootstrapToken]:
+    return list(s.exec(select(BootstrapToken).order_by(col(BootstrapToken.created_at), col(BootstrapToken.id))))
+
+
+# --------------------------------------------------------------------------------------------- clusters
+
+
+def register_cluster(s: Session, *, name: str, labels: Mapping[str, str], credential_hash: str,
+                     token: BootstrapToken | None = None, now: dt.datetime | None = None) -> Cluster:
+    """Record a new cluster; the token's labels are stamped over the ones the spoke asked for.
+
+    Raises :class:`~hub.store.errors.ClusterExists` when the name is taken (also when another hub
+    process registers the same name at the same moment).
+    """
+    now = _now(now)
+    if s.get(Cluster, name) is not None:
+        raise errors.ClusterExists(name)
+    merged = {**labels, **(token.labels if token is not None else {})}
+    row = Cluster(name=name, labels=merged, registered_at=now, last_seen=now, credential_hash=credential_hash,
+                  paused=False, token_id=token.id if token is not None else None)
+    try:
+        with s.begin_nested():
+            s.add(row)
+    except sa_exc.IntegrityError as exc:
+        raise errors.ClusterExists(name) from exc
+    add_event(s, EventKind.REGISTRATION, cluster=name,
+              message=f"cluster {name}: registered" + (f" with bootstrap token {token.id}" if token else ""),
+              details={"labels": merged, "token": token.id if token else None}, now=now)
+    return row
+
+
+def authenticate_cluster(s: Session, credential: str) -> Cluster | None:
+    """The cluster whose credential this is, or None.
+
+    The row is found by the hash (an index lookup reveals nothing useful: the attacker would need a
+    preimage), then the hashes are compared in constant time.
+    """
+    if not credential:
+        return None
+    stored = hub_secrets.hash_secret(credential)
+    row = s.exec(select(Cluster).where(Cluster.credential_hash == stored)).first()
+    if row is None or not hub_secrets.secrets_match(credential, row.credential_hash):
+        return None
+    return row
+
+
+def get_cluster(s: Session, name: str) -> Cluster | None:
+    return s.get(Cluster, name)
+
+
+def list_clusters(s: Session) -> list[Cluster]:
+    return list(s.exec(select(Cluster).order_by(col(Cluster.name))))
+
+
+def touch_cluster(s: Session, name: str, now: dt.datetime | None = None) -> None:
+    touch_clusters(s, [name], now)
+
+
+def touch_clusters(s: Session, names: Iterable[str], now: dt.datetime | None = None) -> None:
+    """Set ``last_seen`` of several clusters in one executemany."""
+    now = _now(now)
+    params = [{"b_name": name, "b_seen": now} for name in dict.fromkeys(names)]
+    if not params:
+        return
+    table = _table(Cluster)
+    s.execute(table.update().where(table.c.name == sa.bindparam("b_name"))
+              .values(last_seen=sa.bindparam("b_seen", type_=table.c.last_seen.type)), params)
+
+
+def set_paused(s: Session, names: Iterable[str], paused: bool, *, now: dt.datetime | None = None) -> list[str]:
+    """Pause or resume clusters; returns the ones whose flag changed. Unknown names change nothing."""
+    now = _now(now)
+    rows = []
+    for name in dict.fromkeys(names):
+        row = s.get(Cluster, name)
+        if row is None:
+            raise errors.UnknownCluster(name)
+        rows.append(row)
+    changed = []
+    for row in rows:
+        if row.paused == paused:
+            continue
+        row.paused = paused
+        s.add(row)
+        changed.append(row.name)
+        add_event(s, EventKind.PAUSED if paused else EventKind.RESUMED, cluster=row.name,
+                  message=f"cluster {row.name}: {'paused' if paused else 'resumed'}", now=now)
+    s.flush()
+    return changed
+
+
+def set_pinned(s: Session, name: str, digest: str | None, *, now: dt.datetime | None = None) -> None:
+    """Hold a cluster at ``digest`` (None: follow the fleet again). Room for rollbacks (issue 8)."""
+    row = s.get(Cluster, name)
+    if row is None:
+        raise errors.UnknownCluster(name)
+    if row.pinned_digest == digest:
+        return
+    row.pinned_digest = digest
+    s.add(row)
+    s.flush()
+    add_event(s, EventKind.PINNED if digest else EventKind.UNPINNED, cluster=name, digest=digest,
+              message=f"cluster {name}: " + (f"pinned to {_short(digest)}" if digest else "unpinned"), now=now)
+
+
+# --------------------------------------------------------------------------------------------- commits
+
+
+def record_commit(s: Session, *, sha: str, author: str = "", authored_at: dt.datetime | None = None,
+                  message: str = "", signature_verdict: str = "not-checked", signature_detail: str = "",
+                  accepted: bool, refusal_reason: str | None = None,
+                  now: dt.datetime | None = None) -> SeenCommit:
+    """Record a fetched commit and whether it was accepted; an event only when the verdict is new."""
+    now = _now(now)
+    row = s.get(SeenCommit, sha)
+    if row is not None and row.accepted == accepted and row.refusal_reason == refusal_reason:
+        return row
+    if row is None:
+        row = SeenCommit(sha=sha, author=author, authored_at=authored_at, message=message,
+                         signature_verdict=str(signature_verdict), signature_detail=signature_detail,
+                         seen_at=now, accepted=accepted, refusal_reason=refusal_reason)
+    else:
+        row.accepted, row.refusal_reason = accepted, refusal_reason
+        row.signature_verdict, row.signature_detail = str(signature_verdict), signature_detail
+    s.add(row)
+    s.flush()
+    title = message.strip().splitlines()[0] if message.strip() else ""
+    if accepted:
+        add_event(s, EventKind.COMMIT_SEEN, commit=sha, message=f"commit {sha[:8]}: {title}".rstrip(": "),
+                  details={"author": author, "signature": str(signature_verdict)}, now=now)
+    else:
+        add_event(s, EventKind.COMMIT_REFUSED, commit=sha,
+                  message=f"commit {sha[:8]}: refused: {refusal_reason or 'no reason given'}",
+                  details={"author": author, "signature": str(signature_verdict),
+                           "signature_detail": signature_detail}, now=now)
+    return row
+
+
+def get_commit(s: Session, sha: str) -> SeenCommit | None:
+    return s.get(SeenCommit, sha)
+
+
+def recent_commits(s: Session, limit: int = 50) -> list[SeenCommit]:
+    return list(s.exec(select(SeenCommit).order_by(col(SeenCommit.seen_at).desc()).limit(limit)))
+
+
+# --------------------------------------------------------------------------------------------- bundles
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleMeta:
+    """A bundle without its bytes: what a Watch message needs."""
+
+    digest: str
+    size: int
+    compressed_size: int
+    signature: bytes
+    created_at: dt.datetime
+
+
+def put_bundle(s: Session, *, digest: str, compressed: bytes, size: int, signature: bytes,
+               now: dt.datetime | None = None) -> bool:
+    """Store a bundle once per digest; True if this call created the row.
+
+    Content addressing makes a second write of the same digest a no-op (ON CONFLICT DO NOTHING), so
+    two hub processes rendering the same commit never conflict.
+    """
+    table = _table(Bundle)
+    insert = pg_dialect.insert if s.get_bind().dialect.name == "postgresql" else sqlite_dialect.insert
+    stmt = insert(table).values(digest=digest, data=compressed, size=size, compressed_size=len(compressed),
+                                signature=signature, created_at=_now(now)).on_conflict_do_nothing()
+    return s.execute(stmt.returning(table.c.digest)).first() is not None
+
+
+def get_bundle(s: Session, digest: str) -> Bundle | None:
+    return s.get(Bundle, digest)
+
+
+def bundle_meta(s: Session, digest: str) -> BundleMeta | None:
+    table = _table(Bundle)
+    row = s.execute(sa.select(table.c.digest, table.c.size, table.c.compressed_size, table.c.signature,
+                              table.c.created_at).where(table.c.digest == digest)).first()
+    return None if row is None else BundleMeta(digest=row.digest, size=row.size,
+                                               compressed_size=row.compressed_size,
+                                               signature=row.signature, created_at=row.created_at)
+
+
+def prune_bundles(s: Session, *, keep_last: int = 20, min_age: dt.timedelta = dt.timedelta(0),
+                  now: dt.datetime | None = None) -> int:
+    """Delete bundles no cluster needed in its last ``keep_last`` desired states; returns how many.
+
+    Kept: every currently desired or pinned digest, and each cluster's last ``keep_last`` desired
+    digests (so a rollback to a recent bundle never needs a re-render). Bundles younger than
+    ``min_age`` are kept too, so a render stored but not yet made desired is safe from a
+    concurrent prune.
+    """
+    if keep_last < 1:
+        raise ValueError(f"bundle retention must keep at least 1 desired state per cluster, got {keep_last}")
+    history = _table(DesiredStateHistory)
+    ranked = sa.select(history.c.digest, sa.func.row_number().over(
+        partition_by=history.c.cluster, order_by=history.c.id.desc()).label("rank")).subquery()
+    recent = sa.select(ranked.c.digest).where(ranked.c.rank <= keep_last)
+    desired = sa.select(_table(DesiredState).c.digest)
+    clusters = _table(Cluster)
+    pinned = sa.select(clusters.c.pinned_digest).where(clusters.c.pinned_digest.is_not(None))
+    keep = sa.union(recent, desired, pinned).subquery()
+    bundles = _table(Bundle)
+    stmt = bundles.delete().where(bundles.c.digest.not_in(sa.select(keep.c[0])),
+                                  bundles.c.created_at <= _now(now) - min_age)
+    return cast(sa.CursorResult[Any], s.execute(stmt)).rowcount
+
+
+# --------------------------------------------------------------------------------------------- desired
+
+
+def set_desired(s: Session, *, cluster: str, commit: str, digest: str, now: dt.datetime | None = None) -> bool:
+    """Make ``digest`` the cluster's desired bundle; True if the digest changed (notify its watchers).
+
+    A new commit with the same digest only moves the recorded commit: no history, no event, no
+    work for the spoke. The bundle must have been stored first (foreign key).
+    """
+    return bool(set_desired_many(s, [(cluster, commit, digest)], now=now))
+
+
+def set_desired_many(s: Session, items: Iterable[tuple[str, str, str]], *,
+                     now: dt.datetime | None = None) -> list[str]:
+    """:func:`set_desired` for many ``(cluster, commit, digest)`` at once; returns the changed clusters."""
+    now = _now(now)
+    wanted = {cluster: (commit, digest) for cluster, commit, digest in items}
+    if not wanted:
+        return []
+    current = {row.cluster: row for row in s.exec(
+        select(DesiredState).where(col(DesiredState.cluster).in_(list(wanted))).with_for_update())}
+    changed: list[str] = []
+    for cluster, (commit, digest) in wanted.items():
+        row = current.get(cluster)
+        if row is not None and row.digest == digest:
+            if row.commit != commit:
+                row.commit = commit
+                s.add(row)
+            continue
+        previous = row.digest if row is not None else None
+        if row is None:
+            s.add(DesiredState(cluster=cluster, commit=commit, digest=digest, since=now))
+        else:
+            row.commit, row.digest, row.since = commit, digest, now
+            s.add(row)
+        s.add(DesiredStateHistory(cluster=cluster, commit=commit, digest=digest, since=now))
+        s.add(Event(at=now, kind=EventKind.DESIRED_CHANGED.value, cluster=cluster, commit=commit, digest=digest,
+                    message=f"cluster {cluster}: desired bundle {_short(digest)} (commit {commit[:8]})",
+                    details={"previous": previous}))
+        changed.append(cluster)
+    s.flush()
+    return changed
+
+
+def get_desired(s: Session, cluster: str) -> DesiredState | None:
+    return s.get(DesiredState, cluster)
+
+
+def desired_all(s: Session) -> dict[str, DesiredState]:
+    return {row.cluster: row for row in s.exec(select(DesiredState))}
+
+
+def desired_history(s: Session, cluster: str, limit: int = 50) -> list[DesiredStateHistory]:
+    """The cluster's desired states, newest first."""
+    return list(s.exec(select(DesiredStateHistory).where(DesiredStateHistory.cluster == cluster)
+                       .order_by(col(DesiredStateHistory.id).desc()).limit(limit)))
+
+
+def was_desired_for(s: Session, cluster: str, digest: str) -> bool:
+    """Whether ``digest`` is or was ever desired for ``cluster`` (GetBundle authorisation)."""
+    history = _table(DesiredStateHistory)
+    query = sa.select(sa.literal(1)).select_from(history).where(
+        history.c.cluster == cluster, history.c.digest == digest).limit(1)
+    return s.execute(query).first() is not None
+
+
+# --------------------------------------------------------------------------------------------- status
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusInput:
+    """One spoke's report, already validated and converted from the wire message by the service."""
+
+    cluster: str
+    phase: str                                    #: a protos.status.Phase value
+    applied_commit: str = ""
+    applied_digest: str = ""
+    objects: Sequence[Mapping[str, Any]] = ()     #: ObjectResult as dicts; "health" == "Current" counts ready
+    drift: Sequence[Mapping[str, Any]] = ()
+    errors: Sequence[str] = ()
+    message: str = ""
+    observed_at: dt.datetime | None = None
+    spoke_version: str = ""
+    backlog: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusChange:
+    """What a saved report changed, so the service can update metrics and notify."""
+
+    cluster: str
+    previous_phase: str | None
+    phase: str
+    previous_digest: str | None
+    applied_digest: str
+    previous_drift: int
+    drift: int
+
+    @property
+    def first(self) -> bool:
+        return self.previous_phase is None
+
+    @property
+    def phase_changed(self) -> bool:
+        return self.previous_phase != self.phase
+
+    @property
+    def applied_changed(self) -> bool:
+        return bool(self.applied_digest) and self.previous_digest != self.applied_digest
+
+    @property
+    def drift_appeared(self) -> bool:
+        return self.previous_drift == 0 and self.drift > 0
+
+
+_STATUS_COLUMNS = ("applied_commit", "applied_digest", "phase", "objects", "drift", "errors", "message",
+                   "objects_total", "objects_ready", "drift_count", "observed_at", "spoke_version", "backlog",
+                   "updated_at")
+
+
+def save_status(s: Session, report: StatusInput, *, now: dt.datetime | None = None,
+                touch: bool = True) -> StatusChange:
+    """Upsert one cluster's status (and its ``last_seen`` unless ``touch=False``)."""
+    return save_statuses(s, [report], now=now, touch=touch)[0]
+
+
+def save_statuses(s: Session, reports: Sequence[StatusInput], *, now: dt.datetime | None = None,
+                  touch: bool = True) -> list[StatusChange]:
+    """Upsert many reports in one statement; events for applied digest, phase and new drift.
+
+    A cluster reported twice in one batch keeps its last report.
+    """
+    now = _now(now)
+    latest = {report.cluster: report for report in reports}
+    if not latest:
+        return []
+    table = _table(ClusterStatus)
+    previous = {row.cluster: row for row in s.execute(
+        sa.select(table.c.cluster, table.c.phase, table.c.applied_digest, table.c.drift_count)
+        .where(table.c.cluster.in_(list(latest))))}
+    rows = []
+    changes = []
+    new_events = []
+    for cluster, report in latest.items():
+        objects = [dict(o) for o in report.objects]
+        rows.append({
+            "cluster": cluster, "applied_commit": report.applied_commit, "applied_digest": report.applied_digest,
+            "phase": report.phase, "objects": objects, "drift": [dict(d) for d in report.drift],
+            "errors": list(report.errors), "message": report.message, "objects_total": len(objects),
+            "objects_ready": sum(1 for o in objects if o.get("health") == "Current"),
+            "drift_count": len(report.drift), "observed_at": report.observed_at,
+            "spoke_version": report.spoke_version, "backlog": report.backlog, "updated_at": now,
+        })
+        before = previous.get(cluster)
+        change = StatusChange(cluster=cluster, previous_phase=before.phase if before else None,
+                              phase=report.phase, previous_digest=before.applied_digest if before else None,
+                              applied_digest=report.applied_digest,
+                              previous_drift=before.drift_count if before else 0, drift=len(report.drift))
+        changes.append(change)
+        new_events.extend(_status_events(change, report, now))
+    _upsert(s, ClusterStatus, rows, key=["cluster"], update=_STATUS_COLUMNS)
+    if touch:
+        touch_clusters(s, latest, now)
+    if new_events:
+        s.add_all(new_events)
+        s.flush()
+    return changes
+
+
+def _status_events(change: StatusChange, report: StatusInput, now: dt.datetime) -> list[Event]:
+    found = []
+    name = change.cluster
+    if change.applied_changed:
+        found.append(Event(at=now, kind=EventKind.APPLIED.value, cluster=name, commit=report.applied_commit or None,
+                           digest=change.applied_digest,
+                           message=f"cluster {name}: applied {_short(change.applied_digest)} ({change.phase})",
+                           details={"previous": change.previous_digest}))
+    if change.phase_changed:
+        found.append(Event(at=now, kind=EventKind.STATUS.value, cluster=name, digest=change.applied_digest or None,
+                           message=f"cluster {name}: {change.previous_phase or 'Unknown'} -> {change.phase}"
+                           + (f": {report.message}" if report.message else ""),
+                           details={"previous": change.previous_phase, "errors": list(report.errors)[:10]}))
+    if change.drift_appeared:
+        found.append(Event(at=now, kind=EventKind.DRIFT.value, cluster=name, digest=change.applied_digest or None,
+                           message=f"cluster {name}: {change.drift} object(s) drifted",
+                           details={"objects": [d.get("ref") for d in list(report.drift)[:20]]}))
+    return found
+
+
+def get_status(s: Session, cluster: str) -> ClusterStatus | None:
+    return s.get(ClusterStatus, cluster)
+
+
+def statuses(s: Session) -> dict[str, ClusterStatus]:
+    return {row.cluster: row for row in s.exec(select(ClusterStatus))}
+
+
+# --------------------------------------------------------------------------------------------- render errors
+
+
+def set_render_errors(s: Session, *, cluster: str, commit: str, errors: Sequence[Mapping[str, Any]],
+                      now: dt.datetime | None = None) -> None:
+    """Record that the cluster's bundle could not be rendered at ``commit`` (it keeps its last good one).
+
+    An event is recorded the first time a commit fails for the cluster, not on every retry.
+    """
+    now = _now(now)
+    payload = [dict(e) for e in errors]
+    row = s.get(RenderError, cluster)
+    first = row is None or row.commit != commit
+    if row is None:
+        row = RenderError(cluster=cluster, commit=commit, errors=payload, at=now)
+    else:
+        row.commit, row.errors, row.at = commit, payload, now
+    s.add(row)
+    s.flush()
+    if first:
+        summary = str(payload[0].get("message", payload[0])) if payload else "unknown error"
+        add_event(s, EventKind.RENDER_ERROR, cluster=cluster, commit=commit,
+                  message=f"cluster {cluster}: render failed at commit {commit[:8]}: {summary}"
+                  + (f" (+{len(payload) - 1} more)" if len(payload) > 1 else ""),
+                  details={"errors": payload[:20]}, now=now)
+
+
+def clear_render_errors(s: Session, cluster: str) -> bool:
+    row = s.get(RenderError, cluster)
+    if row is None:
+        return False
+    s.delete(row)
+    s.flush()
+    return True
+
+
+def render_errors_all(s: Session) -> dict[str, RenderError]:
+    return {row.cluster: row for row in s.exec(select(RenderError))}
+
+
+# --------------------------------------------------------------------------------------------- hub state
+
+
+def get_state(s: Session, key: str) -> str | None:
+    row = s.get(HubState, str(key))
+    return None if row is None else row.value
+
+
+def set_state(s: Session, key: str, value: str, *, now: dt.datetime | None = None) -> None:
+    _upsert(s, HubState, [{"key": str(key), "value": value, "updated_at": _now(now)}], key=["key"],
+            update=["value", "updated_at"])
