@@ -1,0 +1,68 @@
+"""What registration gives the spoke, kept in a Secret in its namespace so a restart does not register again.
+
+The Secret (``SpokeSettings.state_secret``) holds the cluster's own credential, the hub CA PEM
+(empty when the hub is plaintext) and the raw Ed25519 public key that verifies bundles. Nothing
+here is ever logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from typing import Any
+
+from protos import bundle as bundles
+from protos.objects import ObjectRef
+from spoke.cluster import ClusterClient
+
+__all__ = ["CredentialStore", "Credentials"]
+
+MANAGER = "convoy"
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    cluster: str
+    hub: str
+    credential: str = dataclasses.field(repr=False)
+    hub_ca_pem: bytes = b""
+    signing_key: bytes = b""
+
+
+class CredentialStore:
+    def __init__(self, client: ClusterClient, *, namespace: str, name: str) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._name = name
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(group="", kind="Secret", namespace=self._namespace, name=self._name)
+
+    def load(self) -> Credentials | None:
+        live = self._client.get("v1", "Secret", self._namespace, self._name)
+        if live is None:
+            return None
+        data = {k: base64.b64decode(v) for k, v in (live.get("data") or {}).items()}
+        if not data.get("credential"):
+            return None
+        return Credentials(cluster=data.get("cluster", b"").decode(), hub=data.get("hub", b"").decode(),
+                           credential=data["credential"].decode(), hub_ca_pem=data.get("hub-ca.pem", b""),
+                           signing_key=data.get("signing-key", b""))
+
+    def save(self, creds: Credentials) -> None:
+        raw = {"cluster": creds.cluster.encode(), "hub": creds.hub.encode(),
+               "credential": creds.credential.encode(), "hub-ca.pem": creds.hub_ca_pem,
+               "signing-key": creds.signing_key}
+        data = {k: base64.b64encode(v).decode("ascii") for k, v in raw.items()}
+
+        def mutate(live: dict[str, Any] | None) -> dict[str, Any]:
+            obj = live or {"apiVersion": "v1", "kind": "Secret",
+                           "metadata": {"name": self._name, "namespace": self._namespace}}
+            obj.setdefault("metadata", {}).setdefault("labels", {})[bundles.LABEL_MANAGED_BY] = "convoy-spoke"
+            obj["type"] = "Opaque"
+            obj["data"] = data
+            obj.pop("stringData", None)
+            return obj
+
+        self._client.update_with("v1", "Secret", self._namespace, self._name, mutate, manager=MANAGER)

@@ -1,0 +1,152 @@
+"""Drift watch: one list+watch stream per kind in the bundle, across namespaces, selected by
+``convoy.dev/cluster=<name>``, feeding live events to the agent.
+
+Each kind runs in its own thread: list (emitting a ``Resync`` with every object, so deletions missed
+while disconnected are noticed), then watch from the list's resourceVersion; a 410 Gone or a broken
+stream re-lists after a jittered backoff. Events carry the whole live object; deciding whether an
+event is drift (a managed field differs, or a managed object is gone) is the agent's job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from protos import bundle as bundles
+from protos.objects import ObjectRef
+from spoke.cluster import ClusterClient, WatchStream, errors
+
+__all__ = ["DriftWatch", "LiveChange", "Resync"]
+
+log = logging.getLogger(__name__)
+
+KindKey = tuple[str, str]  # (apiVersion, kind)
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveChange:
+    """An object of a watched kind was added, modified or deleted (``type``)."""
+
+    type: str
+    ref: ObjectRef
+    api_version: str
+    object: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Resync:
+    """A full listing of one kind (after connecting or reconnecting)."""
+
+    api_version: str
+    kind: str
+    objects: dict[ObjectRef, dict[str, Any]]
+
+
+Sink = Callable[[LiveChange | Resync], None]
+
+
+class _KindWatcher:
+    def __init__(self, client: ClusterClient, key: KindKey, *, selector: str, sink: Sink,
+                 timeout_seconds: int, backoff_cap: float) -> None:
+        self._client = client
+        self._api_version, self._kind = key
+        self._selector = selector
+        self._sink = sink
+        self._timeout = timeout_seconds
+        self._cap = backoff_cap
+        self._stop = threading.Event()
+        self._stream: WatchStream | None = None
+        self.synced = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"convoy-watch-{self._kind}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                listed = self._client.list(self._api_version, self._kind, label_selector=self._selector)
+                self._sink(Resync(self._api_version, self._kind, {ObjectRef.of(o): o for o in listed.items}))
+                self.synced.set()
+                failures = 0
+                self._watch_from(listed.resource_version)
+            except errors.ClusterError as exc:
+                if self._stop.is_set():
+                    return
+                failures += 1
+                log.info("%s watch: %s; re-listing", self._kind, exc)
+                self._stop.wait(random.uniform(0, min(self._cap, 0.2 * 2 ** min(failures, 8))))
+
+    def _watch_from(self, resource_version: str) -> None:
+        """Watch until the stream needs a re-list (410) or the spoke stops; reconnect on timeouts."""
+        while not self._stop.is_set():
+            stream = self._client.watch(self._api_version, self._kind, label_selector=self._selector,
+                                        resource_version=resource_version, timeout_seconds=self._timeout)
+            self._stream = stream
+            if self._stop.is_set():
+                stream.close()
+                return
+            for event in stream:
+                if event.type == "ERROR":
+                    code = int(event.object.get("code") or 0)
+                    if code == 410:
+                        return  # expired: re-list
+                    raise errors.ApiError(f"{self._kind} watch", status=code or 500,
+                                          reason=str(event.object.get("reason", "")),
+                                          message=str(event.object.get("message", "")))
+                rv = str((event.object.get("metadata") or {}).get("resourceVersion") or "")
+                if rv:
+                    resource_version = rv
+                if event.type == "BOOKMARK":
+                    continue
+                self._sink(LiveChange(event.type, ObjectRef.of(event.object), self._api_version, event.object))
+            self._stream = None
+
+
+class DriftWatch:
+    """The set of per-kind watchers; ``set_kinds`` follows the bundle's kinds."""
+
+    def __init__(self, client: ClusterClient, *, cluster: str, sink: Sink, timeout_seconds: int = 60,
+                 backoff_cap: float = 30.0) -> None:
+        self._client = client
+        self._selector = f"{bundles.LABEL_CLUSTER}={cluster}"
+        self._sink = sink
+        self._timeout = timeout_seconds
+        self._cap = backoff_cap
+        self._watchers: dict[KindKey, _KindWatcher] = {}
+
+    @property
+    def kinds(self) -> set[KindKey]:
+        return set(self._watchers)
+
+    def set_kinds(self, kinds: Iterable[KindKey]) -> None:
+        wanted = set(kinds)
+        for key in set(self._watchers) - wanted:
+            self._watchers.pop(key).stop()
+        for key in sorted(wanted - set(self._watchers)):
+            self._watchers[key] = _KindWatcher(self._client, key, selector=self._selector, sink=self._sink,
+                                               timeout_seconds=self._timeout, backoff_cap=self._cap)
+
+    def wait_synced(self, timeout: float) -> bool:
+        """True once every watcher has listed at least once."""
+        return all(w.synced.wait(timeout) for w in list(self._watchers.values()))
+
+    def stop(self) -> None:
+        watchers = list(self._watchers.values())
+        self._watchers.clear()
+        for watcher in watchers:
+            watcher.stop()
+        for watcher in watchers:
+            watcher.join(2.0)
