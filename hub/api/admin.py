@@ -1,0 +1,347 @@
+"""AdminService: what the ``convoy`` CLI asks the hub (needs the admin credential).
+
+Rollout calls (RolloutStatus, RolloutControl, Pin) answer UNIMPLEMENTED until
+progressive rollouts land (issue 8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from grpc import aio
+
+from hub import notify, service
+from hub.api import auth, limits, status
+from hub.fleet import selectors
+from hub.security import secrets
+from hub.store import db as store_db
+from hub.store import models
+from hub.store import repository as store
+from protos import bundle as bundles
+from protos import codec
+from protos.codec import pb
+from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
+
+__all__ = ["AdminOptions", "AdminServicer", "redact_secrets"]
+
+log = logging.getLogger(__name__)
+
+Context = aio.ServicerContext[Any, Any]
+
+#: Largest uncompressed bundle GetBundleObjects inflates.
+MAX_INFLATE_BYTES = 256 * 1024 * 1024
+REDACTED = "<redacted>"
+
+
+@dataclasses.dataclass(frozen=True)
+class AdminOptions:
+    ca_fingerprint: str                 #: ``sha256:<hex>`` of the hub CA ("" when insecure)
+    advertise_address: str | None       #: put in join tokens so a spoke knows where to dial
+    heartbeat_seconds: float = 10.0
+
+
+class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
+    def __init__(self, *, db: store_db.Database, authenticator: auth.Authenticator, notifier: notify.Notifier,
+                 options: AdminOptions, sync_now: Callable[[], Awaitable[tuple[str, bool, str]]],
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+        self.db = db
+        self.auth = authenticator
+        self.notifier = notifier
+        self.options = options
+        self._sync_now = sync_now
+        self.clock = clock
+
+    def _admin(self, context: Context, method: str) -> None:
+        self.auth.admin(context.invocation_metadata(), method=method)
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    # -- clusters ---------------------------------------------------------------------------
+    @status.unary
+    async def ListClusters(self, request: pb.ListClustersRequest, context: Context) -> pb.ListClustersResponse:
+        self._admin(context, "list clusters")
+        selector = _parse_selector(request.selector)
+        summaries, fleet_commit, seen = await self._run(self._list, selector)
+        response = pb.ListClustersResponse(clusters=summaries, fleet_commit=fleet_commit,
+                                           heartbeat_seconds=int(self.options.heartbeat_seconds))
+        if seen is not None:
+            response.fleet_commit_seen.CopyFrom(codec.timestamp(seen))
+        return response
+
+    def _list(self, selector: selectors.Selector) -> tuple[list[pb.ClusterSummary], str, dt.datetime | None]:
+        with self.db.session(write=False) as session:
+            clusters = [c for c in store.list_clusters(session) if selector.matches(dict(c.labels or {}))]
+            desired = store.desired_all(session)
+            reported = store.statuses(session)
+            errors = store.render_errors_all(session)
+            fleet_commit = store.get_state(session, store.StateKey.LAST_DEPLOYED_COMMIT) or ""
+            seen_text = store.get_state(session, service.STATE_DEPLOYED_AT)
+        seen = dt.datetime.fromisoformat(seen_text) if seen_text else None
+        summaries = [self._summary(c, desired.get(c.name), reported.get(c.name), errors.get(c.name))
+                     for c in clusters]
+        return summaries, fleet_commit, seen
+
+    def _summary(self, cluster: models.Cluster, desired: models.DesiredState | None,
+                 reported: models.ClusterStatus | None, render_errors: models.RenderError | None,
+                 ) -> pb.ClusterSummary:
+        summary = pb.ClusterSummary(name=cluster.name, labels=dict(cluster.labels or {}),
+                                    paused=bool(cluster.paused), online=self.notifier.is_connected(cluster.name),
+                                    pinned_digest=cluster.pinned_digest or "")
+        if desired is not None:
+            summary.desired_commit = desired.commit
+            summary.desired_digest = desired.digest
+        last_seen = cluster.last_seen
+        if self.notifier.is_connected(cluster.name):
+            last_seen = self.clock()  # an open Watch stream is proof of life right now
+        if last_seen is not None:
+            summary.last_seen.CopyFrom(codec.timestamp(_aware(last_seen)))
+        if reported is not None:
+            summary.applied_commit = reported.applied_commit or ""
+            summary.applied_digest = reported.applied_digest or ""
+            summary.phase = _phase_to_wire(reported.phase)
+            objects = list(reported.objects or [])
+            summary.objects_total = len(objects)
+            summary.objects_ready = sum(1 for o in objects if o.get("health") == "Current")
+            summary.drift_count = len(reported.drift or [])
+            summary.errors.extend(str(e) for e in (reported.errors or []))
+        else:
+            summary.phase = pb.PHASE_UNSPECIFIED
+        if render_errors is not None:
+            summary.errors.extend(_render_error_lines(render_errors))
+        return summary
+
+    @status.unary
+    async def GetCluster(self, request: pb.GetClusterRequest, context: Context) -> pb.ClusterDetail:
+        self._admin(context, "get cluster")
+        return await self._run(self._detail, request.name)  # type: ignore[no-any-return]
+
+    def _detail(self, name: str) -> pb.ClusterDetail:
+        with self.db.session(write=False) as session:
+            cluster = store.get_cluster(session, name)
+            if cluster is None:
+                raise status.NotFound(f"cluster {name} is not registered")
+            desired = store.get_desired(session, name)
+            reported = store.get_status(session, name)
+            errors = store.render_errors_all(session).get(name)
+            recent = store.events(session, cluster=name, limit=20)
+        detail = pb.ClusterDetail(summary=self._summary(cluster, desired, reported, errors))
+        if reported is not None:
+            detail.objects.extend(_object_from_doc(o) for o in (reported.objects or []))
+            detail.drift.extend(_drift_from_doc(d) for d in (reported.drift or []))
+            detail.message = reported.message or ""
+        detail.recent_events.extend(_event_to_wire(e) for e in recent)
+        if errors is not None:
+            detail.render_errors.extend(_render_error_lines(errors))
+        return detail
+
+    @status.unary
+    async def History(self, request: pb.HistoryRequest, context: Context) -> pb.HistoryResponse:
+        self._admin(context, "history")
+        if not request.all and not request.cluster:
+            raise limits.InvalidRequest("history: name a cluster or ask for all clusters")
+        since = codec.datetime_from_wire(request.since)
+        limit = request.limit if 0 < request.limit <= 10_000 else 200
+        rows = await self._run(self._events, None if request.all else request.cluster, since, limit)
+        return pb.HistoryResponse(events=[_event_to_wire(e) for e in rows])
+
+    def _events(self, cluster: str | None, since: dt.datetime | None, limit: int) -> list[models.Event]:
+        with self.db.session(write=False) as session:
+            if cluster is not None and store.get_cluster(session, cluster) is None:
+                raise status.NotFound(f"cluster {cluster} is not registered")
+            return list(store.events(session, cluster=cluster, since=since, limit=limit))
+
+    # -- tokens -----------------------------------------------------------------------------
+    @status.unary
+    async def CreateToken(self, request: pb.CreateTokenRequest, context: Context) -> pb.CreateTokenResponse:
+        self._admin(context, "create token")
+        ttl = request.ttl_seconds or 3600
+        if not 0 < ttl <= 30 * 24 * 3600:
+            raise limits.InvalidRequest(f"create token: ttl must be between 1 second and 30 days, got {ttl}s")
+        uses = request.uses or 1
+        if not 0 < uses <= 10_000:
+            raise limits.InvalidRequest(f"create token: uses must be between 1 and 10000, got {uses}")
+        labels = dict(request.labels)
+        limits.check_labels(labels, where="create token")
+        limits.check_text(request.description, field="description", where="create token", limit=1024)
+        row, token = await self._run(self._create_token, dt.timedelta(seconds=ttl), uses, labels,
+                                     request.description)
+        join = secrets.make_join_token(token, self.options.ca_fingerprint, self.options.advertise_address)
+        return pb.CreateTokenResponse(info=_token_to_wire(row), token=token,
+                                      ca_fingerprint=self.options.ca_fingerprint, join_token=join)
+
+    def _create_token(self, ttl: dt.timedelta, uses: int, labels: dict[str, str],
+                      description: str) -> tuple[models.BootstrapToken, str]:
+        with self.db.session() as session:
+            return store.create_token(session, ttl=ttl, uses=uses, labels=labels, description=description,
+                                      now=self.clock())
+
+    @status.unary
+    async def ListTokens(self, request: pb.ListTokensRequest, context: Context) -> pb.ListTokensResponse:
+        self._admin(context, "list tokens")
+        rows = await self._run(self._tokens)
+        return pb.ListTokensResponse(tokens=[_token_to_wire(r) for r in rows])
+
+    def _tokens(self) -> list[models.BootstrapToken]:
+        with self.db.session(write=False) as session:
+            return list(store.list_tokens(session))
+
+    @status.unary
+    async def RevokeToken(self, request: pb.RevokeTokenRequest, context: Context) -> pb.RevokeTokenResponse:
+        self._admin(context, "revoke token")
+        revoked = await self._run(self._revoke, request.id)
+        return pb.RevokeTokenResponse(revoked=revoked)
+
+    def _revoke(self, token_id: str) -> bool:
+        with self.db.session() as session:
+            if store.get_token(session, token_id) is None:
+                raise status.NotFound(f"bootstrap token {token_id} does not exist")
+            return store.revoke_token(session, token_id, now=self.clock())
+
+    # -- pause, sync --------------------------------------------------------------------------
+    @status.unary
+    async def SetPaused(self, request: pb.SetPausedRequest, context: Context) -> pb.SetPausedResponse:
+        self._admin(context, "pause" if request.paused else "resume")
+        if not request.clusters and not request.selector:
+            raise limits.InvalidRequest("pause/resume: name clusters or give a selector")
+        selector = _parse_selector(request.selector) if request.selector else None
+        names = await self._run(self._set_paused, list(request.clusters), selector, request.paused)
+        self.notifier.notify(names)
+        return pb.SetPausedResponse(clusters=names)
+
+    def _set_paused(self, names: Sequence[str], selector: selectors.Selector | None, paused: bool) -> list[str]:
+        with self.db.session() as session:
+            chosen = dict.fromkeys(names)
+            if selector is not None:
+                chosen.update(dict.fromkeys(c.name for c in store.list_clusters(session)
+                                            if selector.matches(dict(c.labels or {}))))
+            # Raises UnknownCluster (NOT_FOUND) for a name that is not registered; records the events.
+            store.set_paused(session, list(chosen), paused, now=self.clock())
+        return sorted(chosen)
+
+    @status.unary
+    async def SyncNow(self, request: pb.SyncNowRequest, context: Context) -> pb.SyncNowResponse:
+        self._admin(context, "sync")
+        commit, changed, message = await self._sync_now()
+        return pb.SyncNowResponse(commit=commit, changed=changed, message=message)
+
+    # -- bundles ------------------------------------------------------------------------------
+    @status.unary
+    async def GetBundleObjects(self, request: pb.GetBundleObjectsRequest,
+                               context: Context) -> pb.GetBundleObjectsResponse:
+        self._admin(context, "get bundle objects")
+        limits.check_digest(request.digest, where="get bundle objects")
+        data = await self._run(self._bundle_json, request.digest)
+        return pb.GetBundleObjectsResponse(bundle_json=data)
+
+    def _bundle_json(self, digest: str) -> bytes:
+        with self.db.session(write=False) as session:
+            row = store.get_bundle(session, digest)
+            if row is None:
+                raise status.NotFound(f"bundle {digest} is not stored on this hub")
+            compressed = row.data
+        document = bundles.decode(bundles.decompress(compressed, max_size=MAX_INFLATE_BYTES),
+                                  expected_digest=digest)
+        return bundles.encode(redact_secrets(document))
+
+    # -- rollouts (issue 8) ----------------------------------------------------------------------
+    @status.unary
+    async def RolloutStatus(self, request: pb.RolloutStatusRequest, context: Context) -> pb.RolloutStatusResponse:
+        self._admin(context, "rollout status")
+        raise status.Unimplemented("rollout status: progressive rollouts are not available on this hub yet")
+
+    @status.unary
+    async def RolloutControl(self, request: pb.RolloutControlRequest,
+                             context: Context) -> pb.RolloutStatusResponse:
+        self._admin(context, "rollout control")
+        raise status.Unimplemented("rollout control: progressive rollouts are not available on this hub yet")
+
+    @status.unary
+    async def Pin(self, request: pb.PinRequest, context: Context) -> pb.PinResponse:
+        self._admin(context, "pin")
+        raise status.Unimplemented("pin: pinning clusters is not available on this hub yet")
+
+
+# -- conversions ---------------------------------------------------------------------------------
+
+def _parse_selector(text: str) -> selectors.Selector:
+    try:
+        return selectors.parse(text, where="selector") if text else selectors.EVERYTHING
+    except selectors.SelectorError as exc:
+        raise limits.InvalidRequest(str(exc)) from exc
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    # SQLite hands datetimes back naive; everything the hub stores is UTC.
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def _phase_to_wire(phase: str | None) -> Any:
+    for member, wire in codec.PHASE_TO_WIRE.items():
+        if member.value == phase:
+            return wire
+    return pb.PHASE_UNSPECIFIED
+
+
+def _ref_from_doc(doc: Mapping[str, Any]) -> pb.ObjectRef:
+    return pb.ObjectRef(group=str(doc.get("group") or ""), kind=str(doc.get("kind") or ""),
+                        namespace=str(doc.get("namespace") or ""), name=str(doc.get("name") or ""))
+
+
+def _object_from_doc(doc: Mapping[str, Any]) -> pb.ObjectResult:
+    return pb.ObjectResult(ref=_ref_from_doc(doc.get("ref") or {}), app=str(doc.get("app") or ""),
+                           action=str(doc.get("action") or ""), health=str(doc.get("health") or ""),
+                           reason=str(doc.get("reason") or ""), error=str(doc.get("error") or ""))
+
+
+def _drift_from_doc(doc: Mapping[str, Any]) -> pb.DriftItem:
+    item = pb.DriftItem(ref=_ref_from_doc(doc.get("ref") or {}), app=str(doc.get("app") or ""),
+                        kind_of_drift=str(doc.get("kind_of_drift") or ""), corrected=bool(doc.get("corrected")))
+    for field in doc.get("fields") or []:
+        item.fields.append(pb.FieldDrift(path=str(field.get("path") or ""), desired=str(field.get("desired") or ""),
+                                         live=str(field.get("live") or "")))
+    if doc.get("detected_at"):
+        item.detected_at.CopyFrom(codec.timestamp(dt.datetime.fromisoformat(str(doc["detected_at"]))))
+    return item
+
+
+def _event_to_wire(row: models.Event) -> pb.Event:
+    event = pb.Event(id=row.id or 0, kind=str(row.kind), cluster=row.cluster or "", commit=row.commit or "",
+                     digest=row.digest or "", message=row.message or "",
+                     details_json=json.dumps(row.details, sort_keys=True) if row.details else "")
+    event.at.CopyFrom(codec.timestamp(_aware(row.at)))
+    return event
+
+
+def _token_to_wire(row: models.BootstrapToken) -> pb.TokenInfo:
+    info = pb.TokenInfo(id=row.id, uses_left=row.uses_left, labels=dict(row.labels or {}),
+                        description=row.description or "", revoked=bool(row.revoked))
+    info.expires_at.CopyFrom(codec.timestamp(_aware(row.expires_at)))
+    return info
+
+
+def _render_error_lines(row: models.RenderError) -> Iterable[str]:
+    for error in row.errors or []:
+        app = error.get("app")
+        file = error.get("file")
+        where = f"app {app}" + (f" ({file})" if file else "") if app else (file or "render")
+        yield f"commit {row.commit[:12]}: {where}: {error.get('message')}"
+
+
+def redact_secrets(document: dict[str, Any]) -> dict[str, Any]:
+    """The bundle with every Secret's ``data`` and ``stringData`` values replaced by a marker."""
+    objects = []
+    for obj in document.get("objects") or []:
+        if isinstance(obj, dict) and obj.get("kind") == "Secret" and str(obj.get("apiVersion")) == "v1":
+            obj = dict(obj)
+            for key in ("data", "stringData"):
+                if isinstance(obj.get(key), dict):
+                    obj[key] = dict.fromkeys(obj[key], REDACTED)
+        objects.append(obj)
+    return {**document, "objects": objects}

@@ -1,0 +1,79 @@
+"""The gRPC server: both services, the standard health service and reflection, on one port.
+
+:func:`create_server` only builds and binds (tests pass port 0 and read the port
+back); starting, stopping and everything around it is the caller's
+(:mod:`hub.commands.hubserve`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import _async as health_aio  # the asyncio servicer; public as health.aio at runtime
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from hub.api import admin as admin_api
+from hub.api import limits
+from hub.api import spoke as spoke_api
+from protos.codec import pb
+from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
+
+__all__ = ["SERVICE_NAMES", "ServerParts", "TlsMaterial", "create_server"]
+
+SERVICE_NAMES = (
+    pb.DESCRIPTOR.services_by_name["SpokeService"].full_name,
+    pb.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsMaterial:
+    cert_pem: bytes
+    key_pem: bytes = dataclasses.field(repr=False)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials([(self.key_pem, self.cert_pem)])
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerParts:
+    server: aio.Server
+    port: int
+    health: health_aio.HealthServicer
+
+
+def create_server(*, listen: str, spoke: spoke_api.SpokeServicer, admin: admin_api.AdminServicer,
+                  tls: TlsMaterial | None, max_message_bytes: int = limits.MAX_MESSAGE_BYTES) -> ServerParts:
+    """Build the server and bind ``listen`` (``host:port``; port 0 picks one). Not started yet."""
+    options = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        # Bundles stream in chunks, so nothing we send comes near the limit; keep the default bound.
+        ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
+        # Watch streams are long-lived and mostly idle: keepalives find dead peers behind NAT.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = aio.server(options=options)
+    pb_grpc.add_SpokeServiceServicer_to_server(spoke, server)  # type: ignore[no-untyped-call]
+    pb_grpc.add_AdminServiceServicer_to_server(admin, server)  # type: ignore[no-untyped-call]
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server)
+    port = server.add_secure_port(listen, tls.credentials()) if tls else server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen for gRPC on {listen}")
+    return ServerParts(server=server, port=port, health=health_servicer)
+
+
+async def mark_serving(parts: ServerParts) -> None:
+    """Health: overall and each service SERVING."""
+    for name in ("", *SERVICE_NAMES):
+        await parts.health.set(name, health_pb2.HealthCheckResponse.SERVING)

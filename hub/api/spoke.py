@@ -1,0 +1,236 @@
+"""SpokeService: Register, Watch, GetBundle, ReportStatus.
+
+A thin servicer: it authenticates, bounds and validates, then calls the store in
+a worker thread and converts rows to wire messages. Errors are raised as typed
+exceptions and mapped to status codes by :mod:`hub.api.status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+from grpc import aio
+
+from hub import notify
+from hub.api import auth, limits, status
+from hub.security import secrets
+from hub.store import db as store_db
+from hub.store import errors as store_errors
+from hub.store import models
+from hub.store import repository as store
+from protos import codec
+from protos.codec import pb
+from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
+
+__all__ = ["CHUNK_BYTES", "SpokeOptions", "SpokeServicer"]
+
+log = logging.getLogger(__name__)
+
+#: Bytes of compressed bundle per BundleChunk: well under the 4 MiB default message limit.
+CHUNK_BYTES = 1024 * 1024
+
+Context = aio.ServicerContext[Any, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SpokeOptions:
+    """What the spoke service hands out and how hard it may be pushed."""
+
+    ca_pem: bytes                       #: hub CA (empty when insecure)
+    signing_public_key: bytes           #: raw 32-byte Ed25519 public key
+    heartbeat_seconds: float = 10.0     #: Watch heartbeat interval
+    register_rate: float = 1.0          #: Register calls per second per peer (sustained)
+    register_burst: int = 10
+    report_rate: float = 5.0            #: ReportStatus calls per second per peer (sustained)
+    report_burst: int = 50
+    report_limits: limits.ReportLimits = dataclasses.field(default_factory=limits.ReportLimits)
+
+
+class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
+    def __init__(self, *, db: store_db.Database, authenticator: auth.Authenticator, notifier: notify.Notifier,
+                 options: SpokeOptions, on_registered: Callable[[str], Awaitable[object]] | None = None,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+        self.db = db
+        self.auth = authenticator
+        self.notifier = notifier
+        self.options = options
+        self.on_registered = on_registered
+        self.clock = clock
+        self._register_limit = limits.RateLimiter(rate=options.register_rate, burst=options.register_burst)
+        self._report_limit = limits.RateLimiter(rate=options.report_rate, burst=options.report_burst)
+        self._background: set[asyncio.Task[object]] = set()
+
+    # -- Register ---------------------------------------------------------------------------
+    @status.unary
+    async def Register(self, request: pb.RegisterRequest, context: Context) -> pb.RegisterResponse:
+        peer = limits.peer_host(context.peer())
+        self._register_limit.check(peer, "register")
+        labels = dict(request.labels)
+        limits.check_registration(cluster_name=request.cluster_name, labels=labels, token=request.bootstrap_token)
+        credential = secrets.new_credential()
+        cluster = await asyncio.to_thread(self._register, request, labels, credential, peer)
+        log.info("cluster %s registered from %s", cluster.name, peer)
+        if self.on_registered is not None:
+            task = asyncio.ensure_future(self.on_registered(cluster.name))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return pb.RegisterResponse(cluster_name=cluster.name, credential=credential,
+                                   hub_ca_pem=self.options.ca_pem,
+                                   bundle_signing_key=self.options.signing_public_key,
+                                   labels=dict(cluster.labels or {}))
+
+    def _register(self, request: pb.RegisterRequest, labels: dict[str, str], credential: str,
+                  peer: str) -> models.Cluster:
+        now = self.clock()
+        name = request.cluster_name
+        try:
+            # One unit of work: a refused registration (name taken) spends no use of the token.
+            with self.db.session() as session:
+                token = store.consume_token(session, request.bootstrap_token, now=now)
+                # The store stamps the token's labels over the spoke's: they are the operator's word.
+                return store.register_cluster(session, name=name, labels=labels, token=token,
+                                              credential_hash=secrets.hash_secret(credential), now=now)
+        except (store_errors.TokenRefused, store_errors.ClusterExists) as exc:
+            with self.db.session() as session:
+                store.add_event(session, models.EventKind.REGISTRATION_REFUSED, cluster=name,
+                                message=f"cluster {name}: registration from {peer} refused: {exc}",
+                                details={"peer": peer, "spoke_version": request.spoke_version[:64]}, now=now)
+            raise
+
+    # -- Watch ------------------------------------------------------------------------------
+    @status.stream
+    async def Watch(self, request: pb.WatchRequest, context: Context) -> AsyncIterator[pb.WatchEvent]:
+        cluster = await self.auth.cluster(context.invocation_metadata(), method="watch")
+        name = cluster.name
+        heartbeat = self.options.heartbeat_seconds
+        self.notifier.connected(name)
+        log.info("cluster %s watching (applied %s)", name, request.applied_digest or "nothing")
+        try:
+            version = self.notifier.version(name)
+            last_sent: tuple[str, str, bool] | None = None
+            changed = True
+            while True:
+                if self.notifier.closing:
+                    raise status.ShuttingDown()
+                if changed:
+                    desired = await asyncio.to_thread(self._desired_state, name)
+                    key = (desired.commit, desired.digest, desired.paused)
+                    if desired.digest and key != last_sent:
+                        last_sent = key
+                        yield pb.WatchEvent(desired=desired)
+                    elif last_sent is None:
+                        # Nothing desired yet: say so with a heartbeat, so the spoke knows it is connected.
+                        yield _heartbeat(heartbeat)
+                else:
+                    yield _heartbeat(heartbeat)
+                result = await self.notifier.wait(name, version, timeout=heartbeat)
+                version, changed = result.version, result.changed
+        finally:
+            self.notifier.disconnected(name)
+
+    def _desired_state(self, name: str) -> pb.DesiredState:
+        with self.db.session(write=False) as session:
+            cluster = store.get_cluster(session, name)
+            desired = store.get_desired(session, name)
+            meta = store.bundle_meta(session, desired.digest) if desired is not None else None
+        message = pb.DesiredState(cluster_name=name, paused=bool(cluster.paused) if cluster else False)
+        if desired is not None:
+            message.commit = desired.commit
+            message.digest = desired.digest
+            message.since.CopyFrom(codec.timestamp(desired.since))
+        if meta is not None:
+            message.size = meta.size
+            message.signature = meta.signature
+        return message
+
+    # -- GetBundle --------------------------------------------------------------------------
+    @status.stream
+    async def GetBundle(self, request: pb.GetBundleRequest, context: Context) -> AsyncIterator[pb.BundleChunk]:
+        cluster = await self.auth.cluster(context.invocation_metadata(), method="get bundle")
+        limits.check_digest(request.digest, where=f"get bundle for cluster {cluster.name}")
+        bundle = await asyncio.to_thread(self._bundle_for, cluster.name, request.digest)
+        data = bundle.data
+        for offset in range(0, max(len(data), 1), CHUNK_BYTES):
+            chunk = pb.BundleChunk(data=data[offset:offset + CHUNK_BYTES], offset=offset)
+            if offset == 0:
+                chunk.digest = bundle.digest
+                chunk.size = bundle.size
+                chunk.compression = "zlib"
+                chunk.signature = bundle.signature
+                chunk.compressed_size = len(data)
+            yield chunk
+
+    def _bundle_for(self, name: str, digest: str) -> models.Bundle:
+        with self.db.session(write=False) as session:
+            if not store.was_desired_for(session, name, digest):
+                raise status.PermissionDenied(f"cluster {name}: bundle {digest} was never desired for this "
+                                              "cluster; a spoke can read only its own bundles")
+            bundle = store.get_bundle(session, digest)
+            if bundle is None:
+                raise status.NotFound(f"cluster {name}: bundle {digest} is no longer stored (pruned); "
+                                      "watch again for the current desired state")
+            return bundle
+
+    # -- ReportStatus -----------------------------------------------------------------------
+    @status.unary
+    async def ReportStatus(self, request: pb.StatusReport, context: Context) -> pb.ReportStatusResponse:
+        peer = limits.peer_host(context.peer())
+        cluster = await self.auth.cluster(context.invocation_metadata(), method="report status")
+        self._report_limit.check(f"{peer}/{cluster.name}", f"status report of cluster {cluster.name}")
+        limits.check_report(request, self.options.report_limits, cluster=cluster.name)
+        await asyncio.to_thread(self._save_report, cluster.name, request)
+        return pb.ReportStatusResponse(accepted=True)
+
+    def _save_report(self, name: str, report: pb.StatusReport) -> None:
+        status_input = store.StatusInput(
+            cluster=name, phase=str(codec.PHASE_FROM_WIRE[report.phase]), applied_commit=report.applied_commit,
+            applied_digest=report.applied_digest, objects=[_object_doc(result) for result in report.objects],
+            drift=[_drift_doc(item) for item in report.drift], errors=list(report.errors),
+            message=report.message, observed_at=codec.datetime_from_wire(report.observed_at),
+            spoke_version=report.spoke_version, backlog=report.backlog)
+        with self.db.session() as session:
+            # Also refreshes last-seen, and records applied / phase / drift events.
+            store.save_status(session, status_input, now=self.clock())
+
+    # -- presence ---------------------------------------------------------------------------
+    async def keep_presence(self, stop: asyncio.Event) -> None:
+        """Refresh last-seen of every cluster with an open Watch, once per heartbeat, in one write."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.options.heartbeat_seconds)
+            names = self.notifier.connected_clusters
+            if names:
+                try:
+                    await asyncio.to_thread(self._touch, names)
+                except Exception:
+                    log.exception("cannot refresh last-seen of %d watching cluster(s)", len(names))
+
+    def _touch(self, names: Iterable[str]) -> None:
+        with self.db.session() as session:
+            store.touch_clusters(session, names, self.clock())
+
+
+def _heartbeat(interval: float) -> pb.WatchEvent:
+    return pb.WatchEvent(heartbeat=pb.Heartbeat(sent_at=codec.timestamp(), interval_seconds=int(interval)))
+
+
+def _ref_doc(ref: pb.ObjectRef) -> dict[str, str]:
+    return {"group": ref.group, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name}
+
+
+def _object_doc(result: pb.ObjectResult) -> dict[str, Any]:
+    return {"ref": _ref_doc(result.ref), "app": result.app, "action": result.action, "health": result.health,
+            "reason": result.reason, "error": result.error}
+
+
+def _drift_doc(item: pb.DriftItem) -> dict[str, Any]:
+    detected = codec.datetime_from_wire(item.detected_at)
+    return {"ref": _ref_doc(item.ref), "app": item.app, "kind_of_drift": item.kind_of_drift,
+            "fields": [{"path": f.path, "desired": f.desired, "live": f.live} for f in item.fields],
+            "corrected": item.corrected, "detected_at": detected.isoformat() if detected else None}

@@ -1,0 +1,333 @@
+"""``convoy hub serve`` and ``convoy hub migrate``, and the composition root that wires a hub together.
+
+:func:`start_hub` builds every part from :class:`hub.settings.HubSettings` and
+starts it in the running event loop (gRPC and aiohttp share the loop); it
+returns a :class:`RunningHub` whose :meth:`~RunningHub.stop` shuts down in order:
+Watch streams end with UNAVAILABLE "hub shutting down; reconnect", in-flight calls
+and the sync in progress finish, then the ports close. ``serve`` runs that until
+SIGTERM or SIGINT. Tests call :func:`start_hub` directly with port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from hub import notify
+from hub.api import admin as admin_api
+from hub.api import auth
+from hub.api import server as server_api
+from hub.api import spoke as spoke_api
+from hub.security import admin as admin_sec
+from hub.security import ca as ca_sec
+from hub.security import signing
+from hub.service import HubService
+from hub.source import git as gitsource
+from hub.store import db as store_db
+from hub.store import errors as store_errors
+from hub.store import models
+from hub.store import repository as store
+from hub.web import app as web_app
+from hub.web import metrics as metrics_mod
+
+if TYPE_CHECKING:
+    from hub import settings as settings_mod
+
+__all__ = ["RunningHub", "hub", "start_hub"]
+
+log = logging.getLogger("convoy.hub")
+
+#: How long Watch streams get to end cleanly, then how long in-flight calls get, at shutdown.
+STREAM_CLOSE_SECONDS = 3.0
+GRACE_SECONDS = 10.0
+
+
+@dataclasses.dataclass
+class RunningHub:
+    """A started hub: its parts, its bound ports and where it wrote the operator's files."""
+
+    settings: settings_mod.HubSettings
+    db: store_db.Database
+    service: HubService
+    notifier: notify.Notifier
+    metrics: metrics_mod.HubMetrics
+    grpc: server_api.ServerParts
+    http_runner: Any
+    http_port: int
+    ca_pem: bytes
+    ca_fingerprint: str
+    admin_credential_path: Path
+    cli_config_path: Path
+    _stop: asyncio.Event
+    _tasks: list[asyncio.Task[None]]
+
+    @property
+    def grpc_port(self) -> int:
+        return self.grpc.port
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{_host_of(self.settings.grpc_listen)}:{self.grpc.port}"
+
+    async def stop(self, *, grace: float = GRACE_SECONDS) -> None:
+        """Close Watch streams with the reconnect status, let in-flight work finish, then close."""
+        self._stop.set()
+        self.notifier.close()
+        await self.grpc.health.enter_graceful_shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STREAM_CLOSE_SECONDS
+        while self.notifier.stream_count and loop.time() < deadline:
+            await asyncio.sleep(0.02)  # streams end on their own once woken; this only bounds the wait
+        await self.grpc.server.stop(grace)
+        _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await self.http_runner.cleanup()
+        try:
+            await asyncio.to_thread(self._record, "hub stopped")
+        except Exception:
+            log.exception("cannot record the hub's stop in the event log")
+        await asyncio.to_thread(self.db.dispose)
+
+    def _record(self, message: str) -> None:
+        with self.db.session() as session:
+            store.add_event(session, models.EventKind.HUB, message=message)
+
+
+async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
+    """Build and start a hub in the running loop."""
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = store_db.Database(settings.database_url or store_db.default_sqlite_url(data_dir))
+    await asyncio.to_thread(db.migrate)
+    signing_key = await asyncio.to_thread(signing.load_or_create_signing_key, data_dir)
+    tls, ca_pem, ca_path = await asyncio.to_thread(_tls_material, settings, data_dir)
+    fingerprint = ca_sec.fingerprint_of(ca_pem) if ca_pem else ""
+    admin_credential = await asyncio.to_thread(admin_sec.ensure_admin_credential, data_dir)
+
+    notifier = notify.Notifier()
+    metrics = metrics_mod.HubMetrics()
+    metrics.watch_streams(lambda: notifier.stream_count)
+    source = gitsource.GitSource(
+        url=settings.repo, mirror_dir=data_dir / "mirror", ref=settings.rev or settings.branch,
+        auth=gitsource.GitAuth(ssh_key_file=settings.ssh_key_file, https_token_file=settings.https_token_file,
+                               https_token_env=settings.https_token_env))
+    policy = (gitsource.SignaturePolicy(allowed_signers_file=settings.allowed_signers_file,
+                                        gpg_keyring=settings.gpg_keyring)
+              if settings.require_signed_commits else None)
+    service = HubService(settings=settings, db=db, source=source, signing_key=signing_key, notifier=notifier,
+                         metrics=metrics, signature_policy=policy)
+    authenticator = auth.Authenticator(db=db, admin_credential=admin_credential)
+
+    async def registered(name: str) -> object:
+        return await service.render_clusters([name])
+
+    async def sync_now() -> tuple[str, bool, str]:
+        outcome = await service.sync_once(reason="admin sync", force=True)
+        return outcome.commit or "", bool(outcome.changed), outcome.message
+
+    spoke = spoke_api.SpokeServicer(
+        db=db, authenticator=authenticator, notifier=notifier, on_registered=registered,
+        options=spoke_api.SpokeOptions(
+            ca_pem=ca_pem, signing_public_key=signing.public_key_bytes(signing_key),
+            heartbeat_seconds=settings.heartbeat_seconds, register_rate=settings.register_rate,
+            register_burst=settings.register_burst, report_rate=settings.report_rate,
+            report_burst=settings.report_burst))
+    admin = admin_api.AdminServicer(
+        db=db, authenticator=authenticator, notifier=notifier, sync_now=sync_now,
+        options=admin_api.AdminOptions(ca_fingerprint=fingerprint, advertise_address=settings.advertise_address,
+                                       heartbeat_seconds=settings.heartbeat_seconds))
+    parts = server_api.create_server(listen=settings.grpc_listen, spoke=spoke, admin=admin, tls=tls)
+    await parts.server.start()
+    await server_api.mark_serving(parts)
+
+    async def readiness() -> web_app.Readiness:
+        try:
+            await asyncio.to_thread(db.ping)
+        except Exception as exc:
+            return web_app.Readiness(False, f"database unreachable: {type(exc).__name__}")
+        if not service.first_sync_done:
+            return web_app.Readiness(False, "first sync of the fleet repository not done yet")
+        return web_app.Readiness(True, "ready")
+
+    async def phase_counts() -> Mapping[str, int]:
+        return await asyncio.to_thread(_phase_counts, db)
+
+    hooks = web_app.WebHooks(trigger=service.trigger, readiness=readiness, phase_counts=phase_counts,
+                             webhook_secret=_webhook_secret(settings), branch=settings.branch)
+    runner, http_port = await web_app.start_site(web_app.create_app(hooks, metrics), settings.http_listen)
+
+    address = settings.advertise_address or f"{_host_of(settings.grpc_listen)}:{parts.port}"
+    credential_path = admin_sec.admin_credential_path(data_dir)
+    cli_config = await asyncio.to_thread(
+        admin_sec.write_cli_config, data_dir, hub_address=address, ca_path=ca_path,
+        credential_path=credential_path, insecure=settings.insecure)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(service.run(stop), name="convoy-sync"),
+             asyncio.create_task(spoke.keep_presence(stop), name="convoy-presence")]
+    running = RunningHub(settings=settings, db=db, service=service, notifier=notifier, metrics=metrics,
+                         grpc=parts, http_runner=runner, http_port=http_port, ca_pem=ca_pem,
+                         ca_fingerprint=fingerprint, admin_credential_path=credential_path,
+                         cli_config_path=cli_config, _stop=stop, _tasks=tasks)
+    await asyncio.to_thread(running._record, f"hub started (gRPC {running.grpc_address})")
+    if settings.insecure:
+        log.warning("INSECURE: gRPC without TLS; credentials and bundles travel in clear text. "
+                    "Use --insecure only for a local sandbox.")
+    log.info("gRPC listening on %s (%s)", running.grpc_address, "plaintext" if settings.insecure else "TLS")
+    log.info("HTTP listening on %s:%d (/webhook /metrics /healthz /readyz)", _host_of(settings.http_listen),
+             http_port)
+    log.info("admin credential: %s; CLI config: %s (export CONVOY_CONFIG=%s)", credential_path, cli_config,
+             cli_config)
+    return running
+
+
+def _host_of(listen: str) -> str:
+    host = listen.rpartition(":")[0].strip("[]")
+    return host if host and host not in {"0.0.0.0", "::"} else "127.0.0.1"
+
+
+def _tls_material(settings: settings_mod.HubSettings,
+                  data_dir: Path) -> tuple[server_api.TlsMaterial | None, bytes, Path | None]:
+    """(serving material or None when insecure, CA PEM handed to spokes, CA file path for the CLI)."""
+    if settings.insecure:
+        return None, b"", None
+    if settings.tls_cert and settings.tls_key:
+        cert = Path(settings.tls_cert).read_bytes()
+        key = Path(settings.tls_key).read_bytes()
+        ca_file = Path(settings.tls_ca) if settings.tls_ca else Path(settings.tls_cert)
+        return server_api.TlsMaterial(cert_pem=cert, key_pem=key), ca_file.read_bytes(), ca_file
+    authority = ca_sec.ensure_ca(data_dir)
+    hosts = ["localhost", "127.0.0.1", "::1", _host_of(settings.grpc_listen)]
+    if settings.advertise_address:
+        hosts.append(settings.advertise_address.rpartition(":")[0].strip("[]") or settings.advertise_address)
+    served = ca_sec.ensure_server_cert(data_dir, authority, hosts=hosts)
+    return (server_api.TlsMaterial(cert_pem=served.cert_pem, key_pem=served.key_pem), authority.cert_pem,
+            authority.cert_path)
+
+
+def _webhook_secret(settings: settings_mod.HubSettings) -> bytes | None:
+    secret = settings.webhook_secret
+    if not secret:
+        return None
+    return secret.encode() if isinstance(secret, str) else bytes(secret)
+
+
+def _phase_counts(db: store_db.Database) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    with db.session(write=False) as session:
+        reported = store.statuses(session)
+        for cluster in store.list_clusters(session):
+            row = reported.get(cluster.name)
+            phase = row.phase if row is not None else "Unknown"
+            counts[phase] = counts.get(phase, 0) + 1
+    return counts
+
+
+async def serve(settings: settings_mod.HubSettings) -> None:
+    """Run a hub until SIGTERM or SIGINT."""
+    running = await start_hub(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: closing Watch streams, finishing in-flight calls")
+        await running.stop()
+        log.info("stopped")
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+def _settings_options(command: Any) -> Any:
+    """The flags of ``serve`` and ``migrate``; each maps to the HubSettings field of the same name.
+
+    Unset flags stay None so that environment variables (``CONVOY_HUB_*``) and the config file
+    still apply underneath them.
+    """
+    path = click.Path(path_type=Path)
+    options = [
+        click.option("--config", "config_file", type=path, help="YAML config file (flags > env > file)."),
+        click.option("--repo", help="Fleet repository URL or local path."),
+        click.option("--branch", help="Branch to follow [main]."),
+        click.option("--rev", help="Pinned tag or commit instead of the branch head."),
+        click.option("--data-dir", type=path, help="Data directory (mirror, TLS, keys, SQLite)."),
+        click.option("--database-url", help="Database URL [SQLite in the data directory]."),
+        click.option("--grpc-listen", help="gRPC listen address [127.0.0.1:7443]."),
+        click.option("--http-listen", help="HTTP side port: webhook, metrics, probes [127.0.0.1:7080]."),
+        click.option("--advertise-address", help="host:port spokes dial (put in join tokens)."),
+        click.option("--poll-interval", type=float, help="Seconds between fetches [15]."),
+        click.option("--heartbeat-seconds", type=float, help="Watch heartbeat interval [10]."),
+        click.option("--tls-cert", type=path, help="Serving certificate (PEM); default: the hub's own CA."),
+        click.option("--tls-key", type=path, help="Key of --tls-cert (PEM)."),
+        click.option("--tls-ca", type=path, help="CA of --tls-cert, handed to spokes."),
+        click.option("--insecure", is_flag=True, default=None, help="Plaintext gRPC: local sandboxes only."),
+        click.option("--webhook-secret-file", type=path, help="File holding the webhook secret."),
+        click.option("--ssh-key-file", type=path, help="SSH private key for the repository."),
+        click.option("--https-token-file", type=path, help="File holding an HTTPS token for the repository."),
+        click.option("--https-token-env", help="Environment variable holding an HTTPS token."),
+        click.option("--allow-history-rewrite", is_flag=True, default=None,
+                     help="Accept a head that does not descend from the last deployed commit."),
+        click.option("--require-signed-commits", is_flag=True, default=None,
+                     help="Refuse unsigned or badly signed heads."),
+        click.option("--allowed-signers-file", type=path, help="SSH allowed-signers file for signed commits."),
+        click.option("--gpg-keyring", type=path, help="GnuPG home or exported public keys for signed commits."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group()
+def hub() -> None:
+    """Run the Convoy hub."""
+
+
+@hub.command("serve")
+@_settings_options
+def serve_command(config_file: Path | None, **values: Any) -> None:
+    """Follow the fleet repository and serve every cluster its bundle (gRPC + HTTP side port)."""
+    settings = _load(values, config_file)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings))
+
+
+@hub.command("migrate")
+@_settings_options
+def migrate_command(config_file: Path | None, **values: Any) -> None:
+    """Bring the hub's database schema up to date, then exit."""
+    settings = _load(values, config_file, require_repo=False)
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = store_db.Database(settings.database_url or store_db.default_sqlite_url(data_dir))
+    try:
+        db.migrate()
+        revision = db.current_revision()
+    except store_errors.StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        db.dispose()
+    click.echo(f"database {db.display_url} is at revision {revision}")
+
+
+def _load(values: Mapping[str, Any], config_file: Path | None, *,
+          require_repo: bool = True) -> settings_mod.HubSettings:
+    from hub import settings as settings_mod
+
+    given = {key: value for key, value in values.items() if value is not None}
+    try:
+        settings = settings_mod.load_settings(cli_values=given, config_file=config_file)
+    except settings_mod.SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if require_repo and not settings.repo:
+        raise click.ClickException("no fleet repository: give --repo URL_OR_PATH, CONVOY_HUB_REPO or `repo:` "
+                                   "in the config file")
+    return settings

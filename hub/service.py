@@ -1,0 +1,302 @@
+"""The hub's sync loop: fleet repository -> per-cluster bundles -> desired state -> watchers.
+
+:meth:`HubService.sync_once` reads top to bottom::
+
+    fetch -> forward-only check -> signature check -> render every cluster
+          -> store each new bundle (compressed, signed) -> set desired -> notify watchers
+
+It runs on the poll interval (with jitter), at once on a webhook (:meth:`trigger`)
+and on AdminService.SyncNow. Everything blocking (Git, rendering, SQL) runs in one
+worker thread per run; only notifying watchers happens on the event loop. A
+failure never stops the loop and never costs a cluster its last good bundle:
+
+* fetch fails -> logged and counted, next poll tries again;
+* the head does not descend from the last deployed commit -> refused, recorded, kept off;
+* an unsigned or badly signed head (when signatures are required) -> refused likewise;
+* a broken fleet.yaml -> every cluster keeps its state, the error is recorded;
+* one cluster fails to render -> it keeps its bundle and gets render errors; the others move on.
+
+A digest that does not change causes no notification and no work on the spoke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from hub import notify
+from hub import settings as settings_mod
+from hub.fleet import clusters as fleet_clusters
+from hub.render import errors as render_errors
+from hub.render import pipeline
+from hub.source import git as gitsource
+from hub.store import db as store_db
+from hub.store import models
+from hub.store import repository as store
+from hub.web import metrics as metrics_mod
+from protos import bundle as bundles
+
+__all__ = ["STATE_DEPLOYED_AT", "STATE_FLEET_ERROR", "HubService", "SyncOutcome"]
+
+log = logging.getLogger(__name__)
+
+#: hub_state keys this module adds to :class:`hub.store.repository.StateKey`.
+STATE_FLEET_ERROR = "fleet_error"            #: why the last commit could not be rendered at all ("" if it could)
+STATE_DEPLOYED_AT = "last_deployed_at"       #: ISO time the last deployed commit was deployed
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncOutcome:
+    """What one sync run did."""
+
+    commit: str | None = None                  #: the head looked at (None when the fetch failed)
+    changed: tuple[str, ...] = ()              #: clusters whose desired digest changed
+    render_errors: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    refused: str | None = None                 #: why the head was refused (history rewrite, signature)
+    error: str | None = None                   #: fetch or fleet-wide error
+    skipped: bool = False                      #: the head was already processed
+
+    @property
+    def message(self) -> str:
+        short = (self.commit or "")[:12]
+        if self.error:
+            return self.error
+        if self.refused:
+            return f"commit {short} refused: {self.refused}"
+        if self.skipped:
+            return f"commit {short} already deployed; nothing to do"
+        text = f"commit {short}: {len(self.changed)} cluster(s) changed"
+        if self.render_errors:
+            text += f", {len(self.render_errors)} with render errors"
+        return text
+
+
+class HubService:
+    """Follows the fleet repository and keeps every cluster's desired state up to date."""
+
+    def __init__(self, *, settings: settings_mod.HubSettings, db: store_db.Database,
+                 source: gitsource.GitSource, signing_key: ed25519.Ed25519PrivateKey,
+                 notifier: notify.Notifier, metrics: metrics_mod.HubMetrics,
+                 renderer: pipeline.Renderer | None = None,
+                 signature_policy: gitsource.SignaturePolicy | None = None,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+        self.settings = settings
+        self.db = db
+        self.source = source
+        self.signing_key = signing_key
+        self.notifier = notifier
+        self.metrics = metrics
+        self.renderer = renderer or pipeline.Renderer(
+            limits=pipeline.RenderLimits(max_bundle_bytes=settings.max_bundle_bytes))
+        self.signature_policy = signature_policy
+        self.clock = clock
+        self.first_sync_done = False
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._wake_reason = "poll"
+        self._last_head: str | None = None
+
+    # -- the loop -------------------------------------------------------------------------
+    def trigger(self, reason: str) -> None:
+        """Sync as soon as possible (webhook). Call on the event loop."""
+        self._wake_reason = reason
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sync now, then on every poll interval (with jitter) or trigger, until ``stop`` is set."""
+        reason = "start"
+        while not stop.is_set():
+            try:
+                outcome = await self.sync_once(reason=reason)
+                self.metrics.syncs.labels(outcome=_outcome_label(outcome)).inc()
+            except Exception:  # never let one bad run end the loop
+                log.exception("sync (%s) failed unexpectedly; retrying on the next poll", reason)
+                self.metrics.syncs.labels(outcome="crashed").inc()
+            interval = self.settings.poll_interval * (1 + random.uniform(-1, 1) * self.settings.poll_jitter)
+            waiter = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({waiter, stopper}, timeout=max(0.05, interval),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                stopper.cancel()
+            reason = self._wake_reason if self._wake.is_set() else "poll"
+            self._wake.clear()
+
+    async def sync_once(self, *, reason: str = "manual", force: bool = False) -> SyncOutcome:
+        """One run of fetch -> check -> render -> store -> notify. ``force`` re-renders an unchanged head."""
+        async with self._lock:
+            outcome = await asyncio.to_thread(self._sync_blocking, reason, force)
+            self.first_sync_done = self.first_sync_done or outcome.error is None or outcome.commit is not None
+        self.notifier.notify(outcome.changed)
+        _log_outcome(reason, outcome)
+        return outcome
+
+    async def render_clusters(self, names: Iterable[str]) -> SyncOutcome:
+        """Render these clusters at the deployed commit now (a cluster just registered)."""
+        wanted = frozenset(names)
+        async with self._lock:
+            outcome = await asyncio.to_thread(self._render_deployed_blocking, wanted)
+        self.notifier.notify(outcome.changed)
+        _log_outcome(f"render {', '.join(sorted(wanted))}", outcome)
+        return outcome
+
+    # -- blocking work (one worker thread at a time) -----------------------------------------
+    def _sync_blocking(self, reason: str, force: bool) -> SyncOutcome:
+        try:
+            head = self.source.fetch()
+        except gitsource.GitSourceError as exc:
+            self.metrics.fetches.labels(outcome="error").inc()
+            with self.db.session() as session:
+                store.set_state(session, store.StateKey.LAST_FETCH_ERROR, str(exc), now=self.clock())
+            return SyncOutcome(error=f"fetch failed: {exc}")
+        self.metrics.fetches.labels(outcome="ok").inc()
+        if head.sha == self._last_head and not force:
+            return SyncOutcome(commit=head.sha, skipped=True)
+        outcome = self._process(head, reason, force)
+        # Remembered only once processed: a run that raised (database away) retries the same head.
+        self._last_head = head.sha
+        if outcome.error is None and outcome.refused is None:
+            self.metrics.commit_deployed(head.authored_at.timestamp())
+        return outcome
+
+    def _process(self, head: gitsource.CommitInfo, reason: str, force: bool) -> SyncOutcome:
+        now = self.clock()
+        with self.db.session() as session:
+            store.set_state(session, store.StateKey.LAST_FETCH_AT, now.isoformat(), now=now)
+            store.set_state(session, store.StateKey.LAST_FETCH_ERROR, "", now=now)
+            deployed = store.get_state(session, store.StateKey.LAST_DEPLOYED_COMMIT)
+        if deployed == head.sha and not force:
+            # Restarted on the commit already deployed: the desired states are in the store.
+            return SyncOutcome(commit=head.sha, skipped=True)
+        if deployed and not self.settings.allow_history_rewrite and not self._descends(head.sha, deployed):
+            return self._refuse(head, f"it does not descend from the last deployed commit {deployed[:12]} "
+                                      "(a force-push or history rewrite); start the hub with "
+                                      "--allow-history-rewrite to accept it")
+        check = self.source.verify_commit(head.sha, self.signature_policy)
+        if not check.ok:
+            return self._refuse(head, f"signature {check.verdict}: {check.detail}",
+                                verdict=str(check.verdict), detail=check.detail)
+        log.info("sync (%s): commit %s by %s: %s", reason, head.short, head.author, _first_line(head.message))
+        with self.db.session() as session:
+            store.record_commit(session, sha=head.sha, author=head.author, authored_at=head.authored_at,
+                                message=head.message, signature_verdict=str(check.verdict),
+                                signature_detail=check.detail, accepted=True, now=now)
+            _seen(session, head.sha, now)
+        return self._render_and_store(head.sha, only=None)
+
+    def _descends(self, new: str, old: str) -> bool:
+        try:
+            return self.source.is_descendant(new, old)
+        except gitsource.GitSourceError:
+            return False
+
+    def _refuse(self, head: gitsource.CommitInfo, why: str, *, verdict: str = "not-checked",
+                detail: str = "") -> SyncOutcome:
+        log.warning("commit %s refused: %s", head.short, why)
+        with self.db.session() as session:
+            store.record_commit(session, sha=head.sha, author=head.author, authored_at=head.authored_at,
+                                message=head.message, signature_verdict=verdict, signature_detail=detail,
+                                accepted=False, refusal_reason=why, now=self.clock())
+            _seen(session, head.sha, self.clock())
+        return SyncOutcome(commit=head.sha, refused=why)
+
+    def _render_deployed_blocking(self, names: frozenset[str]) -> SyncOutcome:
+        with self.db.session() as session:
+            deployed = store.get_state(session, store.StateKey.LAST_DEPLOYED_COMMIT)
+        if not deployed:
+            return SyncOutcome(error="no commit deployed yet; the cluster is rendered on the first sync")
+        return self._render_and_store(deployed, only=names)
+
+    def _render_and_store(self, sha: str, *, only: frozenset[str] | None) -> SyncOutcome:
+        """Render clusters at ``sha`` and make each good bundle desired; ``only`` limits which."""
+        now = self.clock()
+        fs = self.source.fs_at(sha)
+        with self.db.session() as session:
+            registered = {row.name: dict(row.labels or {}) for row in store.list_clusters(session)}
+        try:
+            declared = fleet_clusters.declared_clusters(fs)
+        except render_errors.RenderError as exc:
+            return self._fleet_failed(sha, str(exc), now)
+        infos = [fleet_clusters.cluster_info(name, registered_labels=registered.get(name), decl=declared.get(name))
+                 for name in sorted(set(registered) | set(declared)) if only is None or name in only]
+        started = time.perf_counter()
+        fleet_render = self.renderer.render_fleet(fs, infos)
+        self.metrics.render_seconds.observe(time.perf_counter() - started)
+        if fleet_render.fleet_error is not None:
+            return self._fleet_failed(sha, str(fleet_render.fleet_error), now)
+
+        changed: list[str] = []
+        failed: dict[str, tuple[str, ...]] = {}
+        with self.db.session() as session:
+            stored: set[str] = set()
+            wanted: list[tuple[str, str, str]] = []
+            for name, render in sorted(fleet_render.clusters.items()):
+                if render.errors or render.digest is None or render.data is None:
+                    messages = tuple(str(error) for error in render.errors) or ("the render produced no bundle",)
+                    failed[name] = messages
+                    # The store records the event once per cluster and commit.
+                    store.set_render_errors(session, cluster=name, commit=sha,
+                                            errors=[_app_error_doc(e) for e in render.errors], now=now)
+                    continue
+                if render.digest not in stored and store.bundle_meta(session, render.digest) is None:
+                    store.put_bundle(session, digest=render.digest, compressed=bundles.compress(render.data),
+                                     size=len(render.data),
+                                     signature=bundles.sign(self.signing_key, render.digest), now=now)
+                stored.add(render.digest)
+                store.clear_render_errors(session, name)
+                wanted.append((name, sha, render.digest))
+            changed = store.set_desired_many(session, wanted, now=now)
+            if only is None:
+                store.set_state(session, store.StateKey.LAST_DEPLOYED_COMMIT, sha, now=now)
+                store.set_state(session, STATE_DEPLOYED_AT, now.isoformat(), now=now)
+                store.set_state(session, STATE_FLEET_ERROR, "", now=now)
+                store.prune_bundles(session, keep_last=self.settings.bundle_retention, now=now)
+        return SyncOutcome(commit=sha, changed=tuple(changed), render_errors=failed)
+
+    def _fleet_failed(self, sha: str, message: str, now: dt.datetime) -> SyncOutcome:
+        text = f"commit {sha[:12]}: the fleet cannot be rendered; every cluster keeps its state: {message}"
+        with self.db.session() as session:
+            store.set_state(session, STATE_FLEET_ERROR, text, now=now)
+            store.add_event(session, models.EventKind.RENDER_ERROR, commit=sha, message=text, now=now)
+        return SyncOutcome(commit=sha, error=text)
+
+
+def _seen(session: Any, sha: str, now: dt.datetime) -> None:
+    if store.get_state(session, store.StateKey.FLEET_COMMIT) != sha:
+        store.set_state(session, store.StateKey.FLEET_COMMIT, sha, now=now)
+        store.set_state(session, store.StateKey.FLEET_COMMIT_SEEN_AT, now.isoformat(), now=now)
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+def _app_error_doc(error: pipeline.AppError) -> dict[str, Any]:
+    return {"app": error.app, "file": error.file, "message": error.message}
+
+
+def _outcome_label(outcome: SyncOutcome) -> str:
+    if outcome.error:
+        return "error"
+    if outcome.refused:
+        return "refused"
+    if outcome.skipped:
+        return "unchanged"
+    return "partial" if outcome.render_errors else "ok"
+
+
+def _log_outcome(reason: str, outcome: SyncOutcome) -> None:
+    if outcome.error or outcome.refused:
+        log.warning("sync (%s): %s", reason, outcome.message)
+    elif not outcome.skipped:
+        log.info("sync (%s): %s", reason, outcome.message)

@@ -1,0 +1,304 @@
+"""What the hub's integration tests share: a real fleet Git repository, a real hub on port 0 with TLS,
+SQLite or PostgreSQL, and a small spoke-side client made of the plain generated stubs.
+
+The tests at the bottom check the harness's own promises: health and reflection are reachable over TLS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import secrets
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import psycopg
+import pytest
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from hub import settings as settings_mod
+from hub.commands import hubserve
+from protos import bundle as bundles
+from protos.codec import pb
+from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Fleet Dev", "GIT_AUTHOR_EMAIL": "dev@example.test",
+    "GIT_COMMITTER_NAME": "Fleet Dev", "GIT_COMMITTER_EMAIL": "dev@example.test",
+    "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+FLEET_YAML = """\
+apiVersion: convoy.dev/v1alpha1
+kind: Fleet
+apps:
+  - name: web
+    path: apps/web
+    namespace: shop
+    clusterLayer: clusters/{cluster}/{app}
+"""
+
+KUSTOMIZATION = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [configmap.yaml]
+"""
+
+
+def configmap(version: str) -> str:
+    return f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  cluster: ${{cluster_name}}
+  env: ${{label_env:=none}}
+  version: "{version}"
+"""
+
+
+BROKEN_LAYER = """\
+apiVersion: kustomize.config.k8s.io/v1alpha1
+kind: Component
+resources: [does-not-exist.yaml]
+"""
+
+
+# -- the fleet repository ------------------------------------------------------------------------
+
+class FleetRepo:
+    """A real Git repository on disk, committed to by the test."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True)
+        self.git("init", "-q", "-b", "main")
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.path, env={**os.environ, **GIT_ENV}, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    def write(self, files: dict[str, str | None]) -> None:
+        for name, content in files.items():
+            target = self.path / name
+            if content is None:
+                target.unlink()
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+
+    def commit(self, files: dict[str, str | None], message: str = "change") -> str:
+        self.write(files)
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+        return self.head()
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+
+def standard_fleet(repo: FleetRepo, version: str = "1") -> str:
+    return repo.commit({"fleet.yaml": FLEET_YAML, "apps/web/kustomization.yaml": KUSTOMIZATION,
+                        "apps/web/configmap.yaml": configmap(version)}, message=f"web v{version}")
+
+
+@pytest.fixture(name="fleet_repo")
+def fleet_repo_fixture(tmp_path: Path) -> FleetRepo:
+    repo = FleetRepo(tmp_path / "fleet")
+    standard_fleet(repo)
+    return repo
+
+
+# -- databases ------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def fresh_postgres(url: str) -> Iterator[str]:
+    """A database of its own on the shared server, dropped afterwards."""
+    name = f"convoy_e3_{uuid.uuid4().hex[:12]}"
+    admin = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(name="database_url", params=["sqlite", "postgres"])
+def database_url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """None (the hub's default SQLite in its data dir) or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres_url")
+    with fresh_postgres(server) as url:
+        yield url
+
+
+# -- the hub --------------------------------------------------------------------------------------
+
+def hub_settings(data_dir: Path, repo: FleetRepo, *, database_url: str | None = None,
+                 **overrides: Any) -> settings_mod.HubSettings:
+    values: dict[str, Any] = {
+        "repo": str(repo.path), "branch": "main", "data_dir": data_dir, "database_url": database_url or "",
+        "grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", "poll_interval": 3600.0,
+        "heartbeat_seconds": 1.0, "webhook_secret": "webhook-secret",
+    }
+    values.update(overrides)
+    return settings_mod.HubSettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_hub(settings: settings_mod.HubSettings) -> AsyncIterator[hubserve.RunningHub]:
+    hub = await hubserve.start_hub(settings)
+    try:
+        yield hub
+    finally:
+        await hub.stop(grace=2.0)
+
+
+async def poll(check: Callable[[], Awaitable[T | None]], *, timeout: float = 10.0, what: str = "condition") -> T:
+    """Await ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+# -- clients --------------------------------------------------------------------------------------
+
+def channel(hub: hubserve.RunningHub) -> aio.Channel:
+    options = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+    if not hub.ca_pem:
+        return aio.insecure_channel(hub.grpc_address, options=options)
+    credentials = grpc.ssl_channel_credentials(root_certificates=hub.ca_pem)
+    return aio.secure_channel(hub.grpc_address, credentials, options=options)
+
+
+@dataclasses.dataclass
+class Spoke:
+    """A stand-in spoke: the generated stubs and one credential, nothing of the spoke package."""
+
+    channel: aio.Channel
+    name: str = ""
+    credential: str = ""
+    signing_key: bytes = b""
+
+    @property
+    def stub(self) -> Any:
+        return pb_grpc.SpokeServiceStub(self.channel)
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.credential}"),)
+
+    async def register(self, token: str, name: str, labels: dict[str, str] | None = None) -> pb.RegisterResponse:
+        response = await self.stub.Register(pb.RegisterRequest(bootstrap_token=token, cluster_name=name,
+                                                               labels=labels or {}, spoke_version="test"))
+        self.name, self.credential = response.cluster_name, response.credential
+        self.signing_key = response.bundle_signing_key
+        return response  # type: ignore[no-any-return]
+
+    def watch(self, applied: str = "") -> Any:
+        return self.stub.Watch(pb.WatchRequest(applied_digest=applied), metadata=self.metadata)
+
+    async def bundle(self, digest: str) -> tuple[dict[str, Any], list[pb.BundleChunk]]:
+        """Fetch, reassemble, check digest and signature, decode."""
+        chunks = [chunk async for chunk in self.stub.GetBundle(pb.GetBundleRequest(digest=digest),
+                                                               metadata=self.metadata)]
+        first = chunks[0]
+        assert first.digest == digest and first.compression == "zlib"
+        data = b"".join(chunk.data for chunk in chunks)
+        assert len(data) == first.compressed_size
+        assert [c.offset for c in chunks] == [sum(len(c.data) for c in chunks[:i]) for i in range(len(chunks))]
+        bundles.verify_signature(self.signing_key, digest, first.signature)
+        raw = bundles.decompress(data, max_size=first.size)
+        return bundles.decode(raw, expected_digest=digest), chunks
+
+    async def report(self, **fields: Any) -> pb.ReportStatusResponse:
+        return await self.stub.ReportStatus(pb.StatusReport(**fields), metadata=self.metadata)  # type: ignore[no-any-return]
+
+
+@dataclasses.dataclass
+class Admin:
+    channel: aio.Channel
+    credential: str
+
+    @property
+    def stub(self) -> Any:
+        return pb_grpc.AdminServiceStub(self.channel)
+
+    async def call(self, method: str, request: Any) -> Any:
+        return await getattr(self.stub, method)(request, metadata=(("authorization", f"Bearer {self.credential}"),))
+
+    async def token(self, *, uses: int = 1, ttl: int = 600, labels: dict[str, str] | None = None) -> str:
+        response = await self.call("CreateToken", pb.CreateTokenRequest(ttl_seconds=ttl, uses=uses,
+                                                                        labels=labels or {}))
+        return str(response.token)
+
+
+def admin_of(hub: hubserve.RunningHub, ch: aio.Channel) -> Admin:
+    return Admin(ch, hub.admin_credential_path.read_text().strip())
+
+
+async def next_desired(stream: Any, *, timeout: float = 10.0) -> pb.DesiredState:
+    """The next DesiredState on a Watch stream, skipping heartbeats."""
+    async def read() -> pb.DesiredState:
+        while True:
+            event = await stream.read()
+            if event is aio.EOF:
+                raise AssertionError("watch stream ended")
+            if event.WhichOneof("event") == "desired":
+                return event.desired
+    return await asyncio.wait_for(read(), timeout)
+
+
+async def registered_spoke(hub: hubserve.RunningHub, ch: aio.Channel, name: str,
+                           labels: dict[str, str] | None = None) -> Spoke:
+    admin = admin_of(hub, ch)
+    spoke = Spoke(ch)
+    await spoke.register(await admin.token(), name, labels)
+    return spoke
+
+
+def random_secret() -> str:
+    return secrets.token_urlsafe(16)
+
+
+# -- the harness's own tests ---------------------------------------------------------------------
+
+async def test_health_and_reflection_over_tls(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub:
+        assert hub.ca_pem.startswith(b"-----BEGIN CERTIFICATE-----")
+        async with channel(hub) as ch:
+            health = health_pb2_grpc.HealthStub(ch)
+            for service in ("", "convoy.v1.SpokeService", "convoy.v1.AdminService"):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            reflect = reflection_pb2_grpc.ServerReflectionStub(ch)
+            replies = [r async for r in reflect.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]))]
+            names = {s.name for s in replies[0].list_services_response.service}
+            assert {"convoy.v1.SpokeService", "convoy.v1.AdminService", "grpc.health.v1.Health"} <= names
+        # Plaintext against the TLS port fails: TLS is really on.
+        async with aio.insecure_channel(hub.grpc_address) as plain:
+            with pytest.raises(aio.AioRpcError) as caught:
+                await health_pb2_grpc.HealthStub(plain).Check(health_pb2.HealthCheckRequest(), timeout=3)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
