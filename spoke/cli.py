@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import click
 
+from spoke.settings import run
+
 __all__ = ["spoke"]
 
 
 @click.group()
 def spoke() -> None:
     """Run or install the spoke agent."""
+
+
+spoke.add_command(run)

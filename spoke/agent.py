@@ -1,0 +1,550 @@
+"""The spoke agent: ``reconcile_once`` and the loop around it.
+
+``Agent.reconcile_once`` reads top to bottom: fetch (from the hub, or the in-cluster copy) → verify
+(digest and the hub's signature) → apply (staged SSA) → prune (inventory) → save the inventory →
+assess health → report. Everything else in this module feeds it or follows up on it:
+
+* a hub thread keeps one ``Watch`` stream open (registering first if no credential is stored) and
+  reconnects with full-jitter exponential backoff, putting desired states on the agent's queue;
+* the drift watch (``watching.DriftWatch``) puts live changes on the same queue; the loop compares
+  them with the applied manifests (``drift.diff``) and corrects or reports them by policy;
+* a ``report.Reporter`` sends the latest status, coalesced, with heartbeats and a backlog count;
+* a tiny HTTP server answers ``/healthz`` for the Deployment's probes.
+
+One thread (the loop) owns the state; the others only enqueue. A bundle that fails verification is
+refused and reported; the last good one stays in force.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import http.server
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from protos import bundle as bundles
+from protos.objects import ObjectRef
+from protos.status import Action, DriftPolicy, HealthStatus, Phase
+from spoke import credentials, drift, health, hubclient, inventory, report, watching
+from spoke.apply import engine, manager_apply, manager_delete, manager_wait
+from spoke.apply.changeset import ChangeSet, ChangeSetEntry
+from spoke.cluster import ClusterClient, errors
+from spoke.settings import SpokeSettings
+
+__all__ = ["Agent", "AgentError", "reconnect_delay"]
+
+log = logging.getLogger(__name__)
+
+#: how often the loop wakes when nothing happens (health timeouts, resync)
+TICK = 0.5
+#: corrected drift items kept for reports
+CORRECTED_KEPT = 50
+
+
+class AgentError(Exception):
+    """The agent cannot start (e.g. no credential and no token)."""
+
+
+def reconnect_delay(attempt: int, *, cap: float, base: float = 0.5,
+                    rand: Callable[[float, float], float] = random.uniform) -> float:
+    """Full-jitter exponential backoff: uniform(0, min(cap, base * 2^attempt)).
+
+    Full jitter spreads 1,000 spokes reconnecting to a restarted hub over the whole window instead
+    of sending them back in waves.
+    """
+    return rand(0.0, min(cap, base * float(2 ** min(attempt, 20))))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stop:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """A bundle to enforce: where it came from and its integrity data."""
+
+    digest: str
+    commit: str
+    signature: bytes
+    data: bytes | None = None        #: canonical bytes when already at hand (the in-cluster copy)
+
+
+@dataclasses.dataclass
+class _State:
+    """What the loop knows; only the loop thread touches it."""
+
+    bundle: dict[str, Any] | None = None
+    digest: str = ""
+    commit: str = ""
+    signature: bytes = b""
+    desired: dict[ObjectRef, engine.Desired] = dataclasses.field(default_factory=dict)
+    policies: dict[str, DriftPolicy] = dataclasses.field(default_factory=dict)
+    actions: dict[ObjectRef, ChangeSetEntry] = dataclasses.field(default_factory=dict)
+    live: dict[ObjectRef, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    drift: dict[ObjectRef, report.DriftRecord] = dataclasses.field(default_factory=dict)
+    corrected: list[report.DriftRecord] = dataclasses.field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
+    refused: str = ""                  #: why the newest desired bundle was refused, if it was
+    applied_at: float = 0.0
+    paused: bool = False
+    pending: hubclient.Desired | None = None
+    inventory: inventory.Inventory | None = None
+    last_resync: float = 0.0
+
+
+class Agent:
+    """One spoke. ``run()`` blocks until ``stop()``; ``start()`` runs it in a thread."""
+
+    def __init__(self, settings: SpokeSettings, *, cluster: ClusterClient,
+                 hub_factory: Callable[..., hubclient.HubClient] = hubclient.HubClient) -> None:
+        self.settings = settings
+        self.client = cluster
+        self._hub_factory = hub_factory
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._stop = threading.Event()
+        self._state = _State()
+        self._creds_store = credentials.CredentialStore(cluster, namespace=settings.namespace,
+                                                        name=settings.state_secret)
+        self._inventory_store = inventory.InventoryStore(cluster, namespace=settings.namespace,
+                                                         name=settings.inventory_name,
+                                                         max_bundle_bytes=settings.max_bundle_bytes)
+        self._creds: credentials.Credentials | None = None
+        self._hub: hubclient.HubClient | None = None
+        self._hub_lock = threading.Lock()
+        self.reporter = report.Reporter(self._send_report, heartbeat=settings.heartbeat,
+                                        retry_cap=settings.reconnect_cap)
+        self._watch = watching.DriftWatch(cluster, cluster=settings.cluster, sink=self._queue.put,
+                                          backoff_cap=settings.reconnect_cap)
+        self._threads: list[threading.Thread] = []
+        self._http: http.server.ThreadingHTTPServer | None = None
+        self.health_port = 0
+        self.last_loop = time.monotonic()
+        self.hub_connected = threading.Event()
+        self.ready = threading.Event()   #: set once the in-cluster state is loaded and enforced
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> Agent:
+        thread = threading.Thread(target=self.run, name="convoy-agent", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._queue.put(_Stop())
+        with self._hub_lock:
+            if self._hub is not None:
+                self._hub.cancel_watch()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def run(self) -> None:
+        try:
+            self._serve_health()
+            self._startup()
+            self.reporter.start()
+            hub_thread = threading.Thread(target=self._hub_loop, name="convoy-hub", daemon=True)
+            hub_thread.start()
+            self._threads.append(hub_thread)
+            self._loop()
+        finally:
+            self._watch.stop()
+            self.reporter.stop(flush=True, timeout=2.0)
+            with self._hub_lock:
+                if self._hub is not None:
+                    self._hub.close()
+            if self._http is not None:
+                self._http.shutdown()
+                self._http.server_close()
+
+    @property
+    def status(self) -> report.Status:
+        """The status as last built (the one the reporter will send)."""
+        return self.reporter.latest or report.Status(phase=Phase.UNKNOWN)
+
+    # -- startup: credentials and the in-cluster copy -------------------------------------------
+
+    def _startup(self) -> None:
+        self._ensure_namespace()
+        self._creds = self._creds_store.load()
+        try:
+            stored = self._inventory_store.load()
+        except ValueError as exc:
+            log.error("%s", exc)
+            stored = None
+        self._state.inventory = stored
+        if stored is not None and stored.bundle_bytes and self._creds is not None:
+            # A restart (maybe during a hub outage): keep enforcing what was applied last.
+            log.info("enforcing the in-cluster copy of bundle %s", stored.digest)
+            self.reconcile_once(_Source(digest=stored.digest, commit=stored.commit, signature=stored.signature,
+                                        data=stored.bundle_bytes))
+        self.ready.set()
+
+    def _ensure_namespace(self) -> None:
+        try:
+            if self.client.get("v1", "Namespace", "", self.settings.namespace) is None:
+                self.client.apply({"apiVersion": "v1", "kind": "Namespace",
+                                   "metadata": {"name": self.settings.namespace}}, manager="convoy-spoke")
+        except errors.ClusterError as exc:
+            log.warning("cannot make sure namespace %s exists: %s", self.settings.namespace, exc)
+
+    # -- the hub side ---------------------------------------------------------------------------------
+
+    def _connect(self) -> hubclient.HubClient:
+        s = self.settings
+        creds = self._creds
+        if creds is not None:
+            return self._hub_factory(s.hub, ca_pem=creds.hub_ca_pem or None, credential=creds.credential,
+                                     insecure=s.insecure)
+        if not s.token:
+            raise AgentError(f"{self._creds_store.ref}: no stored credential and no bootstrap token; give --token "
+                             f"or CONVOY_SPOKE_TOKEN")
+        ca_pem: bytes | None = None
+        if not s.insecure:
+            if s.hub_ca_file:
+                ca_pem = Path(s.hub_ca_file).read_bytes()
+            elif s.ca_fingerprint:
+                ca_pem = hubclient.fetch_pinned_ca(s.hub, s.ca_fingerprint)
+            else:
+                raise hubclient.HubTrustError(s.hub, "no way to trust the hub: give a join token (it carries the "
+                                                     "CA fingerprint), --hub-ca, or --insecure")
+        hub = self._hub_factory(s.hub, ca_pem=ca_pem, insecure=s.insecure)
+        try:
+            reg = hub.register(token=s.token, cluster=s.cluster, labels=s.labels)
+            if s.ca_fingerprint and reg.hub_ca_pem and hubclient.fingerprint_of(reg.hub_ca_pem) != s.ca_fingerprint:
+                raise hubclient.HubTrustError(s.hub, "the CA returned by Register does not match the join token's "
+                                                     "fingerprint; refusing it")
+            if len(reg.signing_key) != 32:
+                raise hubclient.HubRefused(s.hub, "Register returned no usable bundle signing key")
+        except Exception:
+            hub.close()
+            raise
+        creds = credentials.Credentials(cluster=reg.cluster or s.cluster, hub=s.hub, credential=reg.credential,
+                                        hub_ca_pem=reg.hub_ca_pem or ca_pem or b"", signing_key=reg.signing_key)
+        self._creds_store.save(creds)
+        self._creds = creds
+        hub.with_credential(creds.credential)
+        log.info("registered as cluster %s; credential stored in %s", creds.cluster, self._creds_store.ref)
+        return hub
+
+    def _hub_loop(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                with self._hub_lock:
+                    if self._hub is None:
+                        self._hub = self._connect()
+                    hub = self._hub
+                for event in hub.watch(applied_digest=self._state.digest):
+                    if not self.hub_connected.is_set():
+                        log.info("connected to hub %s", self.settings.hub)
+                    self.hub_connected.set()
+                    attempt = 0
+                    if isinstance(event, hubclient.Desired):
+                        self._queue.put(event)
+            except hubclient.HubTrustError as exc:
+                log.error("%s", exc)
+            except (hubclient.HubError, errors.ClusterError, AgentError, OSError) as exc:
+                if not self._stop.is_set():
+                    log.warning("%s; reconnecting", exc)
+            self.hub_connected.clear()
+            if self._stop.is_set():
+                return
+            self._stop.wait(reconnect_delay(attempt, cap=self.settings.reconnect_cap))
+            attempt += 1
+
+    def _send_report(self, status: report.Status, backlog: int) -> None:
+        hub = self._hub
+        if hub is None or self._creds is None:
+            raise hubclient.HubUnavailable(self.settings.hub, "not connected")
+        hub.report(status, backlog)
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.last_loop = time.monotonic()
+            try:
+                item = self._queue.get(timeout=TICK)
+            except queue.Empty:
+                item = None
+            batch = [item] if item is not None else []
+            while True:  # drain: a burst of events is handled, and reported, once
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if any(isinstance(i, _Stop) for i in batch):
+                return
+            desired = [i for i in batch if isinstance(i, hubclient.Desired)]
+            live = [i for i in batch if isinstance(i, watching.LiveChange | watching.Resync)]
+            try:
+                if desired:
+                    self._on_desired(desired[-1])
+                if live:
+                    self._on_live(live)
+                self._on_tick()
+            except errors.ClusterError as exc:
+                log.warning("%s", exc)
+                self._state.errors = [str(exc)]
+                self._publish()
+
+    def _on_desired(self, desired: hubclient.Desired) -> None:
+        st = self._state
+        st.paused = desired.paused
+        if desired.paused:
+            st.pending = desired
+            self._publish()
+            return
+        st.pending = None
+        if desired.digest and desired.digest != st.digest:
+            self.reconcile_once(_Source(digest=desired.digest, commit=desired.commit, signature=desired.signature))
+        else:
+            st.commit = desired.commit or st.commit
+            self._publish()
+
+    def _on_tick(self) -> None:
+        st = self._state
+        if st.bundle is None:
+            return
+        now = time.monotonic()
+        if now - st.last_resync > self.settings.resync_interval and not st.paused:
+            self.reconcile_once(_Source(digest=st.digest, commit=st.commit, signature=st.signature))
+            return
+        self._publish()
+
+    # -- reconcile_once -----------------------------------------------------------------------------
+
+    def reconcile_once(self, source: _Source) -> report.Status:
+        """fetch → verify → apply → prune → save inventory → assess → report."""
+        st = self._state
+        self.reporter.submit(dataclasses.replace(self._build_status(), phase=Phase.APPLYING))
+        # fetch + verify
+        try:
+            bundle, data = self._fetch_and_verify(source)
+        except (bundles.BundleError, hubclient.HubError) as exc:
+            st.refused = f"bundle {source.digest} refused: {exc}"
+            log.error("%s", st.refused)
+            return self._publish()
+        st.refused = ""
+        # apply
+        options = engine.EngineOptions(cluster=self.settings.cluster, dependency_timeout=self.settings.health_timeout)
+        try:
+            result = engine.apply_bundle(self.client, bundle, previous=st.inventory, options=options)
+        except Exception as exc:  # an OrderingError or a cluster outage: report it, keep the last state
+            st.errors = [f"bundle {source.digest}: {exc}"]
+            log.error("%s", st.errors[0])
+            return self._publish()
+        # prune
+        previous_entries = list(st.inventory.entries.values()) if st.inventory is not None else []
+        pruned = manager_delete.prune_all(self.client, inventory=previous_entries, desired=result.desired,
+                                          cluster=self.settings.cluster)
+        changes = ChangeSet(list(result.changeset) + pruned.entries)
+        # save inventory (with the bundle, so a restart can enforce it without the hub)
+        new_inventory = inventory.Inventory(
+            entries={e.ref: e for e in [*result.inventory, *pruned.retained]}, digest=source.digest,
+            commit=source.commit, signature=source.signature, bundle_bytes=data)
+        try:
+            self._inventory_store.save(new_inventory)
+        except errors.ClusterError as exc:
+            result.errors.append(f"{self._inventory_store.ref}: cannot save the inventory: {exc.detail}")
+        # take it into force
+        st.inventory = new_inventory
+        st.bundle, st.digest, st.commit, st.signature = bundle, source.digest, source.commit, source.signature
+        st.desired = result.desired
+        st.policies = {str(a.get("name")): DriftPolicy(a["driftPolicy"])
+                       for a in bundle.get("apps") or [] if a.get("driftPolicy")}
+        st.actions = {e.ref: e for e in changes}
+        st.errors = result.errors + [str(e) for e in pruned.entries if e.action == Action.FAILED]
+        st.drift = {}
+        st.applied_at = st.last_resync = time.monotonic()
+        # assess: watch what we applied; the listing it starts with fills the live cache
+        self._watch.set_kinds({(d.api_version, ref.kind) for ref, d in st.desired.items()})
+        st.live = dict(result.live)
+        st.live.update(manager_wait.read_live(self.client, {(d.api_version, r.kind) for r, d in st.desired.items()},
+                                              cluster=self.settings.cluster))
+        log.info("applied %s: %s", source.digest, _summary(changes))
+        return self._publish()
+
+    def _fetch_and_verify(self, source: _Source) -> tuple[dict[str, Any], bytes]:
+        creds = self._creds
+        if creds is None or len(creds.signing_key) != 32:
+            raise bundles.BundleIntegrityError(f"bundle {source.digest}: no hub signing key to verify it with")
+        data = source.data
+        signature = source.signature
+        st = self._state
+        if data is None and st.bundle is not None and source.digest == st.digest and st.inventory is not None:
+            data = st.inventory.bundle_bytes
+        if data is None:
+            hub = self._hub
+            if hub is None:
+                raise hubclient.HubUnavailable(self.settings.hub, "not connected")
+            fetched = hub.get_bundle(source.digest, max_size=self.settings.max_bundle_bytes)
+            data = fetched.data
+            signature = fetched.signature or signature
+        bundle = bundles.decode(data, expected_digest=source.digest)
+        bundles.verify_signature(creds.signing_key, source.digest, signature)
+        return bundle, data
+
+    # -- drift --------------------------------------------------------------------------------------
+
+    def _on_live(self, events: list[watching.LiveChange | watching.Resync]) -> None:
+        st = self._state
+        touched: dict[ObjectRef, dict[str, Any] | None] = {}
+        for event in events:
+            if isinstance(event, watching.Resync):
+                for ref, d in st.desired.items():
+                    if (d.api_version, ref.kind) == (event.api_version, event.kind):
+                        touched[ref] = event.objects.get(ref)
+            elif event.ref in st.desired:
+                touched[event.ref] = None if event.type == "DELETED" else event.object
+        if not touched:
+            return
+        for ref, obj in touched.items():
+            d = st.desired[ref]
+            if obj is None:
+                # Deleted, or moved out of our label selector: look before acting.
+                obj = self.client.get(d.api_version, ref.kind, ref.namespace, ref.name)
+            if obj is not None:
+                st.live[ref] = obj
+            else:
+                st.live.pop(ref, None)
+            self._check_drift(d, obj)
+        self._publish()
+
+    def _check_drift(self, d: engine.Desired, live: dict[str, Any] | None) -> None:
+        st = self._state
+        entry = st.actions.get(d.ref)
+        if entry is not None and entry.action in (Action.FAILED, Action.SKIPPED):
+            return  # not enforced in the first place
+        fields: tuple[drift.FieldDiff, ...] = ()
+        if live is None:
+            kind_of_drift = "deleted"
+        else:
+            diffs = drift.diff(d.manifest, live, manager=manager_apply.ApplyOptions(cluster="").manager)
+            if not diffs:
+                st.drift.pop(d.ref, None)
+                return
+            kind_of_drift, fields = "modified", tuple(diffs)
+        policy = st.policies.get(d.app, self.settings.drift_policy)
+        now = dt.datetime.now(dt.UTC)
+        if st.paused or policy == DriftPolicy.REPORT:
+            st.drift[d.ref] = report.DriftRecord(d.ref, d.app, kind_of_drift, fields, False, now)
+            return
+        applied = manager_apply.apply_one(
+            self.client, d.manifest, live=live, manifest_hash=d.hash, previous_hash=None,
+            options=manager_apply.ApplyOptions(cluster=self.settings.cluster))
+        corrected = applied.entry.action != Action.FAILED
+        record = report.DriftRecord(d.ref, d.app, kind_of_drift, fields, corrected, now)
+        if corrected:
+            st.drift.pop(d.ref, None)
+            st.corrected = [*st.corrected, record][-CORRECTED_KEPT:]
+            if applied.live is not None:
+                st.live[d.ref] = applied.live
+            log.info("drift corrected on %s (%s)", d.ref, kind_of_drift)
+        else:
+            st.drift[d.ref] = record
+            log.warning("drift on %s not corrected: %s", d.ref, applied.entry.message)
+
+    # -- status -------------------------------------------------------------------------------------
+
+    def _publish(self) -> report.Status:
+        status = self._build_status()
+        self.reporter.submit(status)
+        return status
+
+    def _build_status(self) -> report.Status:
+        st = self._state
+        objects = []
+        healths = manager_wait.assess(st.live, st.desired)
+        for ref, d in sorted(st.desired.items()):
+            entry = st.actions.get(ref)
+            result = healths[ref]
+            if entry is not None and entry.action == Action.SKIPPED and ref not in st.live:
+                result = health.HealthResult(HealthStatus.UNKNOWN, entry.message)
+            objects.append(report.ObjectStatus(
+                ref=ref, app=d.app, action=entry.action if entry else None, health=result.status,
+                reason=result.reason, error=entry.message if entry and entry.action == Action.FAILED else ""))
+        for ref, entry in sorted(st.actions.items()):
+            if ref not in st.desired:
+                objects.append(report.ObjectStatus(ref=ref, app=entry.app, action=entry.action,
+                                                   health=HealthStatus.UNKNOWN, reason=entry.message,
+                                                   error=entry.message if entry.action == Action.FAILED else ""))
+        errors_ = list(st.errors) + ([st.refused] if st.refused else [])
+        phase, message = self._phase(objects)
+        return report.Status(phase=phase, commit=st.commit, digest=st.digest, objects=tuple(objects),
+                             drift=tuple([*st.drift.values(), *st.corrected]), errors=tuple(errors_),
+                             message=message)
+
+    def _phase(self, objects: list[report.ObjectStatus]) -> tuple[Phase, str]:
+        st = self._state
+        phases = []
+        message = ""
+        if st.bundle is None:
+            phases.append(Phase.FAILED if st.refused else Phase.UNKNOWN)
+            message = st.refused
+        not_current = [o for o in objects if o.ref in st.desired and o.health != HealthStatus.CURRENT
+                       and o.action not in (Action.FAILED, Action.SKIPPED)]
+        failed_health = [o for o in not_current if o.health == HealthStatus.FAILED]
+        timed_out = time.monotonic() - st.applied_at > self.settings.health_timeout
+        if st.errors or st.refused or any(o.action == Action.FAILED for o in objects):
+            phases.append(Phase.FAILED)
+            message = message or (st.errors[0] if st.errors else st.refused)
+        if failed_health or (not_current and timed_out):
+            phases.append(Phase.DEGRADED)
+            worst = failed_health or not_current
+            message = message or "; ".join(f"{o.ref}: {o.health} {o.reason}".strip() for o in worst[:5])
+        elif not_current:
+            phases.append(Phase.PROGRESSING)
+        if any(not r.corrected for r in st.drift.values()):
+            phases.append(Phase.DRIFTED)
+        if st.paused:
+            phases.append(Phase.PAUSED)
+        phase = Phase.worst(phases) if phases else Phase.READY
+        return phase, message
+
+    # -- /healthz ---------------------------------------------------------------------------------------
+
+    def _serve_health(self) -> None:
+        agent = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # the stdlib's name
+                alive = time.monotonic() - agent.last_loop < max(60.0, 10 * TICK)
+                if self.path in ("/healthz", "/livez"):
+                    code = 200 if alive else 503
+                elif self.path == "/readyz":
+                    code = 200 if alive and agent.ready.is_set() else 503
+                else:
+                    code = 404
+                body = b"ok\n" if code == 200 else b"not ok\n"
+                self.send_response(code)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # probes every few seconds would flood the log
+
+        self._http = http.server.ThreadingHTTPServer((self.settings.health_host, self.settings.health_port), Handler)
+        self._http.daemon_threads = True
+        self.health_port = int(self._http.server_address[1])
+        thread = threading.Thread(target=self._http.serve_forever, name="convoy-healthz", daemon=True)
+        thread.start()
+
+
+def _summary(changes: ChangeSet) -> str:
+    tally: dict[str, int] = {}
+    for entry in changes:
+        tally[entry.action] = tally.get(entry.action, 0) + 1
+    return ", ".join(f"{n} {a}" for a, n in sorted(tally.items())) or "nothing to do"

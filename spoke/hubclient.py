@@ -1,0 +1,318 @@
+"""The spoke's gRPC edge to the hub: register, watch, fetch bundles, report status.
+
+All ``grpc.RpcError`` s are converted here through one table (``_ERRORS``); the rest of the spoke
+sees only ``HubError`` subclasses::
+
+    HubError
+    ├── HubUnavailable        UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, RESOURCE_EXHAUSTED, ... (retry)
+    ├── HubUnauthenticated    UNAUTHENTICATED (bad/expired token or credential)
+    ├── HubDenied             PERMISSION_DENIED
+    ├── HubRefused            everything else the hub answered (ALREADY_EXISTS, INVALID_ARGUMENT, ...)
+    └── HubTrustError         the hub's CA does not match the pinned fingerprint
+
+First contact is pinned like ``kubeadm join --discovery-token-ca-cert-hash``: before the bootstrap
+token is sent anywhere, the spoke reads the certificate chain the hub presents, takes the
+certificate whose SHA-256 fingerprint equals the join token's, and trusts only that CA.
+The CA returned by Register must match as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import socket
+import ssl
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from protos import bundle as bundles
+from protos import codec
+from protos.codec import pb
+from protos.convoy.v1 import convoy_pb2_grpc
+from spoke import report
+
+__all__ = [
+    "Desired",
+    "FetchedBundle",
+    "Heartbeat",
+    "HubClient",
+    "HubDenied",
+    "HubError",
+    "HubRefused",
+    "HubTrustError",
+    "HubUnauthenticated",
+    "HubUnavailable",
+    "Registration",
+    "fetch_pinned_ca",
+    "fingerprint_of",
+    "status_to_wire",
+]
+
+SPOKE_VERSION = "0.1.0"
+_GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+class HubError(Exception):
+    def __init__(self, address: str, message: str) -> None:
+        self.address = address
+        super().__init__(f"hub {address}: {message}")
+
+
+class HubUnavailable(HubError):
+    pass
+
+
+class HubUnauthenticated(HubError):
+    pass
+
+
+class HubDenied(HubError):
+    pass
+
+
+class HubRefused(HubError):
+    pass
+
+
+class HubTrustError(HubError):
+    pass
+
+
+_ERRORS: dict[grpc.StatusCode, type[HubError]] = {
+    grpc.StatusCode.UNAVAILABLE: HubUnavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: HubUnavailable,
+    grpc.StatusCode.CANCELLED: HubUnavailable,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: HubUnavailable,
+    grpc.StatusCode.ABORTED: HubUnavailable,
+    grpc.StatusCode.INTERNAL: HubUnavailable,
+    grpc.StatusCode.UNKNOWN: HubUnavailable,
+    grpc.StatusCode.UNAUTHENTICATED: HubUnauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: HubDenied,
+}
+
+
+def _convert(address: str, what: str, exc: grpc.RpcError) -> HubError:
+    call: Any = exc
+    code = call.code() if hasattr(call, "code") else grpc.StatusCode.UNKNOWN
+    details = call.details() if hasattr(call, "details") else str(exc)
+    cls = _ERRORS.get(code, HubRefused)
+    return cls(address, f"{what}: {code.name if code else 'UNKNOWN'}: {details}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Registration:
+    cluster: str
+    credential: str = dataclasses.field(repr=False)
+    hub_ca_pem: bytes
+    signing_key: bytes
+    labels: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Desired:
+    cluster: str
+    commit: str
+    digest: str
+    size: int
+    paused: bool
+    signature: bytes
+    rollout_wave: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Heartbeat:
+    interval: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchedBundle:
+    digest: str
+    data: bytes           #: canonical bytes, decompressed, not yet verified
+    signature: bytes
+
+
+def fingerprint_of(pem: bytes) -> str:
+    """``sha256:<hex>`` of a certificate's DER bytes (the join token's CA fingerprint)."""
+    cert = x509.load_pem_x509_certificate(pem)
+    return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def fetch_pinned_ca(address: str, fingerprint: str, *, timeout: float = 10.0) -> bytes:
+    """The PEM of the certificate in the hub's presented chain whose fingerprint is ``fingerprint``.
+
+    The handshake is deliberately unverified: nothing is sent over it, and trust comes from the pin.
+    """
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:
+            # Python 3.13 makes this public as SSLSocket.get_unverified_chain; 3.11 has it on _sslobj.
+            sslobj: Any = getattr(tls, "_sslobj", None)
+            getter = getattr(tls, "get_unverified_chain", None) or getattr(sslobj, "get_unverified_chain", None)
+            chain = list(getter() or []) if getter is not None else []
+            if not chain:
+                leaf = tls.getpeercert(binary_form=True)
+                chain_pems = [ssl.DER_cert_to_PEM_cert(leaf).encode()] if leaf else []
+            else:
+                chain_pems = [_pem(cert) for cert in chain]
+    except (OSError, ValueError) as exc:
+        raise HubUnavailable(address, f"cannot open TLS to read the hub's certificate: {exc}") from exc
+    seen = []
+    for pem in chain_pems:
+        actual = fingerprint_of(pem)
+        if actual == fingerprint:
+            return pem
+        seen.append(actual)
+    # Trusting the leaf alone would mean sending the bootstrap token before the pin is checked.
+    hint = ("the hub presented only its own certificate: it must serve its CA in the chain"
+            if len(seen) == 1 else "check the hub address and the token")
+    raise HubTrustError(address, f"refusing the hub: no certificate it presented matches the join token's CA "
+                                 f"fingerprint {fingerprint} (presented: {', '.join(seen) or 'none'}); {hint}")
+
+
+def _pem(cert: Any) -> bytes:
+    data = cert.public_bytes()
+    return data.encode() if isinstance(data, str) else bytes(data)
+
+
+def _ref_to_wire(ref: Any) -> pb.ObjectRef:
+    return codec.ref_to_wire(ref)
+
+
+def status_to_wire(status: report.Status, *, backlog: int = 0) -> pb.StatusReport:
+    objects = [
+        pb.ObjectResult(ref=_ref_to_wire(o.ref), app=o.app, action=str(o.action or ""), health=str(o.health),
+                        reason=o.reason, error=o.error)
+        for o in status.objects
+    ]
+    drift = [
+        pb.DriftItem(ref=_ref_to_wire(d.ref), app=d.app, kind_of_drift=d.kind_of_drift, corrected=d.corrected,
+                     fields=[pb.FieldDrift(path=f.path, desired=f.desired, live=f.live) for f in d.fields],
+                     detected_at=codec.timestamp(d.detected_at))
+        for d in status.drift
+    ]
+    phase: Any = codec.PHASE_TO_WIRE[status.phase]  # the stub types enums as their names; ints are valid too
+    return pb.StatusReport(
+        phase=phase, applied_commit=status.commit, applied_digest=status.digest,
+        objects=objects, drift=drift, errors=list(status.errors), observed_at=codec.timestamp(status.observed_at),
+        message=status.message, backlog=backlog, spoke_version=SPOKE_VERSION,
+    )
+
+
+class HubClient:
+    """One channel to the hub. Thread-safe: the watch, the reporter and the agent share it."""
+
+    def __init__(self, address: str, *, ca_pem: bytes | None, credential: str | None = None,
+                 insecure: bool = False, rpc_timeout: float = 30.0) -> None:
+        self.address = address
+        self._credential = credential
+        self._timeout = rpc_timeout
+        if insecure:
+            self._channel = grpc.insecure_channel(address, options=_GRPC_OPTIONS)
+        else:
+            creds = grpc.ssl_channel_credentials(root_certificates=ca_pem)
+            self._channel = grpc.secure_channel(address, creds, options=_GRPC_OPTIONS)
+        stub_cls: Any = convoy_pb2_grpc.SpokeServiceStub
+        self._stub = stub_cls(self._channel)
+        self._watch_call: Any = None
+
+    def close(self) -> None:
+        self.cancel_watch()
+        self._channel.close()
+
+    def with_credential(self, credential: str) -> None:
+        self._credential = credential
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        if not self._credential:
+            raise HubUnauthenticated(self.address, "no credential; the spoke has not registered")
+        return [("authorization", f"Bearer {self._credential}")]
+
+    def register(self, *, token: str, cluster: str, labels: Mapping[str, str]) -> Registration:
+        request = pb.RegisterRequest(bootstrap_token=token, cluster_name=cluster, labels=dict(labels),
+                                     spoke_version=SPOKE_VERSION)
+        try:
+            response = self._stub.Register(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _convert(self.address, "Register", exc) from exc
+        return Registration(cluster=response.cluster_name, credential=response.credential,
+                            hub_ca_pem=bytes(response.hub_ca_pem), signing_key=bytes(response.bundle_signing_key),
+                            labels=dict(response.labels))
+
+    def watch(self, *, applied_digest: str) -> Iterator[Desired | Heartbeat]:
+        """The Watch stream as values; ends by raising ``HubError`` (or returning when cancelled)."""
+        call = self._stub.Watch(pb.WatchRequest(applied_digest=applied_digest), metadata=self._metadata())
+        self._watch_call = call
+        try:
+            for event in call:
+                which = event.WhichOneof("event")
+                if which == "desired":
+                    d = event.desired
+                    yield Desired(cluster=d.cluster_name, commit=d.commit, digest=d.digest, size=d.size,
+                                  paused=d.paused, signature=bytes(d.signature), rollout_wave=d.rollout_wave)
+                elif which == "heartbeat":
+                    yield Heartbeat(interval=event.heartbeat.interval_seconds)
+        except grpc.RpcError as exc:
+            raise _convert(self.address, "Watch", exc) from exc
+        finally:
+            self._watch_call = None
+        raise HubUnavailable(self.address, "Watch stream ended")
+
+    def cancel_watch(self) -> None:
+        call = self._watch_call
+        if call is not None:
+            call.cancel()
+
+    def get_bundle(self, digest: str, *, max_size: int) -> FetchedBundle:
+        """Fetch a bundle's chunks and inflate them; integrity is the caller's to check."""
+        parts: list[bytes] = []
+        compression = ""
+        signature = b""
+        total = 0
+        try:
+            for i, chunk in enumerate(self._stub.GetBundle(pb.GetBundleRequest(digest=digest),
+                                                           metadata=self._metadata(), timeout=self._timeout * 4)):
+                if i == 0:
+                    compression = chunk.compression
+                    signature = bytes(chunk.signature)
+                    if chunk.digest and chunk.digest != digest:
+                        raise HubRefused(self.address, f"GetBundle {digest}: hub sent {chunk.digest} instead")
+                    if chunk.size > max_size:
+                        raise HubRefused(self.address, f"GetBundle {digest}: {chunk.size} bytes is over the "
+                                                       f"{max_size}-byte limit")
+                total += len(chunk.data)
+                if total > max_size:
+                    raise HubRefused(self.address, f"GetBundle {digest}: more than {max_size} bytes sent")
+                parts.append(bytes(chunk.data))
+        except grpc.RpcError as exc:
+            raise _convert(self.address, f"GetBundle {digest}", exc) from exc
+        data = b"".join(parts)
+        if compression == "zlib":
+            try:
+                data = bundles.decompress(data, max_size=max_size)
+            except bundles.BundleError as exc:
+                raise HubRefused(self.address, f"GetBundle {digest}: {exc}") from exc
+        elif compression:
+            raise HubRefused(self.address, f"GetBundle {digest}: unknown compression {compression!r}")
+        return FetchedBundle(digest=digest, data=data, signature=signature)
+
+    def report(self, status: report.Status, backlog: int = 0) -> None:
+        try:
+            self._stub.ReportStatus(status_to_wire(status, backlog=backlog), metadata=self._metadata(),
+                                    timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _convert(self.address, "ReportStatus", exc) from exc

@@ -1,0 +1,156 @@
+"""Status reports: the value the spoke tells the hub (``Status``), and ``Reporter``, which sends it.
+
+``Reporter`` coalesces: many ``submit`` calls within ``window`` seconds become one report of the
+latest status (a burst of drift events or health changes is one message). It also re-sends the
+latest status every ``heartbeat`` seconds so the hub knows the spoke is alive. While the hub is
+unreachable, statuses pile up as a backlog count; the first report that gets through carries the
+newest status and says how many were held back. Sending is a callable, so this module has no gRPC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from protos.objects import ObjectRef
+from protos.status import Action, HealthStatus, Phase
+from spoke import drift
+
+__all__ = ["DriftRecord", "ObjectStatus", "Reporter", "Status"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ObjectStatus:
+    ref: ObjectRef
+    app: str
+    action: Action | None
+    health: HealthStatus
+    reason: str = ""
+    error: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DriftRecord:
+    ref: ObjectRef
+    app: str
+    kind_of_drift: str                     #: "modified" or "deleted"
+    fields: tuple[drift.FieldDiff, ...]
+    corrected: bool
+    detected_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Status:
+    phase: Phase
+    commit: str = ""
+    digest: str = ""
+    objects: tuple[ObjectStatus, ...] = ()
+    drift: tuple[DriftRecord, ...] = ()
+    errors: tuple[str, ...] = ()
+    message: str = ""
+    observed_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def same_as(self, other: Status | None) -> bool:
+        """Equal but for the observation time (a heartbeat, not a change)."""
+        return other is not None and dataclasses.replace(other, observed_at=self.observed_at) == self
+
+
+SendFn = Callable[[Status, int], None]
+
+
+class Reporter:
+    """Coalescing, heartbeating, backlog-counting sender of the latest ``Status``.
+
+    ``send(status, backlog)`` raises any ``Exception`` to mean "not delivered; try again later".
+    """
+
+    def __init__(self, send: SendFn, *, heartbeat: float = 30.0, window: float = 0.2,
+                 retry_cap: float = 30.0) -> None:
+        self._send = send
+        self._heartbeat = heartbeat
+        self._window = window
+        self._retry_cap = retry_cap
+        self._latest: Status | None = None
+        self._sent: Status | None = None
+        self._backlog = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.delivered = 0
+        self.online = False
+
+    @property
+    def latest(self) -> Status | None:
+        return self._latest
+
+    def submit(self, status: Status) -> None:
+        """Queue ``status`` to be sent; a newer one submitted before the send replaces it."""
+        with self._lock:
+            if status.same_as(self._latest):
+                return
+            if not self.online and self._latest is not None and not self._latest.same_as(self._sent):
+                self._backlog += 1  # an unsent report is being superseded while the hub is away
+            self._latest = status
+        self._wake.set()
+
+    def start(self) -> Reporter:
+        self._thread = threading.Thread(target=self._run, name="convoy-reporter", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, *, flush: bool = False, timeout: float = 5.0) -> None:
+        if flush:
+            self._try_send()
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        failures = 0
+        last_attempt = 0.0
+        while not self._stop.is_set():
+            if failures:
+                wait = random.uniform(0, min(self._retry_cap, 0.5 * 2 ** min(failures, 10)))
+            else:
+                wait = max(0.0, self._heartbeat - (time.monotonic() - last_attempt))
+            woke = self._wake.wait(wait)
+            if self._stop.is_set():
+                return
+            if woke:
+                self._wake.clear()
+                if self._stop.wait(self._window):  # let the rest of a burst arrive
+                    return
+                self._wake.clear()
+                with self._lock:
+                    if self._latest is not None and self._latest.same_as(self._sent) and not failures:
+                        continue
+            last_attempt = time.monotonic()
+            failures = 0 if self._try_send() else failures + 1
+
+    def _try_send(self) -> bool:
+        with self._lock:
+            status, backlog = self._latest, self._backlog
+        if status is None:
+            return True
+        try:
+            self._send(status, backlog)
+        except Exception as exc:  # any failure means "hub not reached"; the status stays queued
+            if self.online:
+                log.warning("status report not delivered (%s); will retry", exc)
+            self.online = False
+            return False
+        with self._lock:
+            self._sent = status
+            self._backlog = max(0, self._backlog - backlog)
+            self.delivered += 1
+            self.online = True
+        return True

@@ -1,0 +1,283 @@
+"""Spoke settings: flags and ``CONVOY_SPOKE_*`` environment variables, validated once at start.
+
+Precedence: a flag given on the command line wins over the environment; defaults fill the rest.
+The bootstrap token may be a bare ``<id>.<secret>`` or a join token (``convoy-join...``) that also
+carries the hub CA fingerprint (and possibly the hub address). The join token is parsed here rather
+than by importing the hub's helper: the spoke never imports ``hub``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from protos.status import DriftPolicy
+
+__all__ = [
+    "DEFAULT_HEALTH_PORT",
+    "DEFAULT_NAMESPACE",
+    "ENV_PREFIX",
+    "JoinToken",
+    "SettingsError",
+    "SpokeSettings",
+    "load_settings",
+    "parse_join_token",
+    "parse_labels",
+]
+
+ENV_PREFIX = "CONVOY_SPOKE_"
+DEFAULT_NAMESPACE = "convoy-system"
+DEFAULT_HEALTH_PORT = 8081
+JOIN_PREFIX = "convoy-join.v1."
+
+_FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+#: setting name -> environment variable (the names `convoy spoke install` writes into the Deployment).
+ENV_NAMES: dict[str, str] = {
+    "hub": "CONVOY_SPOKE_HUB",
+    "cluster": "CONVOY_SPOKE_CLUSTER",
+    "labels": "CONVOY_SPOKE_LABELS",
+    "token": "CONVOY_SPOKE_TOKEN",
+    "namespace": "CONVOY_SPOKE_NAMESPACE",
+    "insecure": "CONVOY_SPOKE_INSECURE",
+    "drift_policy": "CONVOY_SPOKE_DRIFT_POLICY",
+    "health_port": "CONVOY_SPOKE_HEALTH_PORT",
+    "health_timeout": "CONVOY_SPOKE_HEALTH_TIMEOUT",
+    "heartbeat": "CONVOY_SPOKE_HEARTBEAT",
+    "kubeconfig": "CONVOY_SPOKE_KUBECONFIG",
+    "context": "CONVOY_SPOKE_CONTEXT",
+    "hub_ca": "CONVOY_SPOKE_HUB_CA",
+    "state_secret": "CONVOY_SPOKE_STATE_SECRET",
+}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the flag/variable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JoinToken:
+    token: str = dataclasses.field(repr=False)
+    ca_fingerprint: str                         #: "" when the hub is plaintext
+    hub_address: str | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SpokeSettings:
+    """Everything ``convoy spoke run`` needs, with documented defaults."""
+
+    hub: str                                   #: hub gRPC address, host:port
+    cluster: str                               #: this cluster's name (DNS label)
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    token: str | None = dataclasses.field(default=None, repr=False)  #: bootstrap token; first start only
+    ca_fingerprint: str | None = None          #: pinned hub CA (from a join token)
+    hub_ca_file: str | None = None             #: PEM file trusted for the hub instead of pinning
+    namespace: str = DEFAULT_NAMESPACE         #: where the state Secret and inventory live
+    kubeconfig: str | None = None              #: None with no context: in-cluster configuration
+    context: str | None = None
+    insecure: bool = False                     #: plaintext gRPC, for local sandboxes only
+    drift_policy: DriftPolicy = DriftPolicy.CORRECT
+    health_timeout: float = 300.0              #: seconds before not-Current objects make it Degraded
+    heartbeat: float = 30.0                    #: seconds between status reports when nothing changes
+    health_port: int = DEFAULT_HEALTH_PORT     #: /healthz for the Deployment's probes; 0 = any free port
+    health_host: str = "0.0.0.0"               #: the kubelet probes the pod IP
+    state_secret: str = "convoy-spoke-state"   #: credential, hub CA and signing key
+    inventory_name: str = "convoy-inventory"   #: inventory + last applied bundle (a Secret)
+    reconnect_cap: float = 30.0                #: ceiling of the hub reconnect backoff, seconds
+    resync_interval: float = 600.0             #: full re-check of the bundle even when quiet
+    max_bundle_bytes: int = 64 * 1024 * 1024   #: refuse bundles that inflate past this
+
+
+def parse_labels(text: str, *, source: str = "labels") -> dict[str, str]:
+    """``k=v,k2=v2`` into a dict; empty text gives ``{}``."""
+    labels: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or not _LABEL_KEY.match(key):
+            raise SettingsError(f"{source}: {part!r} is not a key=value label")
+        labels[key] = value.strip()
+    return labels
+
+
+def parse_join_token(text: str) -> JoinToken:
+    """Parse a join token, the format documented in ``hub/security/secrets.py``::
+
+        convoy-join.v1.<unpadded base64url of {"token": "<id>.<secret>", "ca": "sha256:<hex>" | "",
+                                              "hub": "host:port" | null}>
+
+    ``ca`` is empty when the hub runs ``--insecure``.
+    """
+    text = text.strip()
+    if not text.startswith(JOIN_PREFIX):
+        raise SettingsError(f"token: a join token starts with {JOIN_PREFIX!r}")
+    encoded = text[len(JOIN_PREFIX):]
+    try:
+        payload: Any = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise SettingsError("token: join token payload is not base64url-encoded JSON") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("token"), str) or "." not in payload["token"]:
+        raise SettingsError("token: join token carries no '<id>.<secret>' bootstrap token")
+    fingerprint = payload.get("ca") or ""
+    if not isinstance(fingerprint, str) or (fingerprint and not _FINGERPRINT.match(fingerprint)):
+        raise SettingsError("token: join token carries a malformed CA fingerprint (expected sha256:<64 hex>)")
+    hub = payload.get("hub")
+    if hub is not None and (not isinstance(hub, str) or not hub):
+        raise SettingsError("token: join token carries a malformed hub address")
+    return JoinToken(token=payload["token"], ca_fingerprint=fingerprint, hub_address=hub)
+
+
+def _truthy(value: str, *, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"", "0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}: {value!r} is not a boolean (true/false)")
+
+
+def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSettings:
+    """Merge flags (``cli``, keys as in ``SpokeSettings``; None = not given) over ``env``."""
+
+    def pick(key: str) -> tuple[Any, str]:
+        value = cli.get(key)
+        if value is not None and value != "":
+            return value, f"--{key.replace('_', '-')}"
+        env_name = ENV_NAMES.get(key, ENV_PREFIX + key.upper())
+        return env.get(env_name), env_name
+
+    values: dict[str, Any] = {}
+    token, _ = pick("token")
+    hub, hub_source = pick("hub")
+    if token:
+        token = str(token).strip()
+        if token.startswith("convoy-join"):
+            join = parse_join_token(token)
+            values["token"] = join.token
+            values["ca_fingerprint"] = join.ca_fingerprint or None
+            hub = hub or join.hub_address
+        else:
+            values["token"] = token
+    if not hub:
+        raise SettingsError(f"hub: no hub address (give --hub or {ENV_NAMES['hub']})")
+    values["hub"] = str(hub).strip()
+    if ":" not in values["hub"]:
+        raise SettingsError(f"{hub_source}: {values['hub']!r} is not host:port")
+
+    cluster, cluster_source = pick("cluster")
+    if not cluster:
+        raise SettingsError(f"cluster: no cluster name (give --cluster or {ENV_NAMES['cluster']})")
+    if not _NAME.match(str(cluster)) or len(str(cluster)) > 63:
+        raise SettingsError(f"{cluster_source}: {cluster!r} is not a valid cluster name (DNS label)")
+    values["cluster"] = str(cluster)
+
+    labels, labels_source = pick("labels")
+    if isinstance(labels, Mapping):
+        values["labels"] = dict(labels)
+    elif labels:
+        values["labels"] = parse_labels(str(labels), source=labels_source)
+
+    namespace, ns_source = pick("namespace")
+    if namespace:
+        if not _NAME.match(str(namespace)):
+            raise SettingsError(f"{ns_source}: {namespace!r} is not a valid namespace name")
+        values["namespace"] = str(namespace)
+
+    for key in ("kubeconfig", "context", "state_secret"):
+        value, _ = pick(key)
+        if value:
+            values[key] = str(value)
+    hub_ca, _ = pick("hub_ca")
+    if hub_ca:
+        values["hub_ca_file"] = str(hub_ca)
+
+    insecure, insecure_source = pick("insecure")
+    if isinstance(insecure, bool):
+        values["insecure"] = insecure
+    elif insecure is not None:
+        values["insecure"] = _truthy(str(insecure), name=insecure_source)
+
+    policy, policy_source = pick("drift_policy")
+    if policy:
+        try:
+            values["drift_policy"] = DriftPolicy(str(policy).strip().lower())
+        except ValueError as exc:
+            allowed = ", ".join(p.value for p in DriftPolicy)
+            raise SettingsError(f"{policy_source}: {policy!r} is not a drift policy ({allowed})") from exc
+
+    for key, kind in (("health_port", int), ("health_timeout", float), ("heartbeat", float)):
+        value, source = pick(key)
+        if value is None or value == "":
+            continue
+        try:
+            number = kind(value)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"{source}: {value!r} is not a number") from exc
+        if number < 0 or (key == "health_port" and number > 65535):
+            raise SettingsError(f"{source}: {value!r} is out of range")
+        values[key] = number
+
+    return SpokeSettings(**values)
+
+
+# -- `convoy spoke run`: the flags above as a click command ------------------------------------------
+# It lives here, beside the settings it fills, and imports the agent (kubernetes, grpc) only when run,
+# so listing `convoy --help` stays cheap on every install.
+
+import click  # noqa: E402 - kept beside the command it serves
+
+
+@click.command("run")
+@click.option("--hub", help="Hub gRPC address host:port [CONVOY_SPOKE_HUB].")
+@click.option("--cluster", help="This cluster's name [CONVOY_SPOKE_CLUSTER].")
+@click.option("--labels", help="Cluster labels k=v,... sent at registration [CONVOY_SPOKE_LABELS].")
+@click.option("--token", help="Bootstrap or join token, first start only [CONVOY_SPOKE_TOKEN].")
+@click.option("--namespace", help=f"Namespace for the spoke's state (default {DEFAULT_NAMESPACE}) "
+                                  "[CONVOY_SPOKE_NAMESPACE].")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig (default: in-cluster config).")
+@click.option("--context", help="Kubeconfig context.")
+@click.option("--hub-ca", "hub_ca", type=click.Path(exists=True, dir_okay=False),
+              help="PEM file of the hub CA (instead of a join token's pinned fingerprint).")
+@click.option("--insecure", is_flag=True, default=None, help="Plaintext gRPC: local sandboxes only.")
+@click.option("--drift-policy", type=click.Choice([p.value for p in DriftPolicy]),
+              help="correct (default) or report [CONVOY_SPOKE_DRIFT_POLICY].")
+@click.option("--health-timeout", type=float, help="Seconds before not-Current objects are Degraded (300).")
+@click.option("--heartbeat", type=float, help="Seconds between status heartbeats (30).")
+@click.option("--health-port", type=int, help=f"Port of /healthz (default {DEFAULT_HEALTH_PORT}) "
+                                              "[CONVOY_SPOKE_HEALTH_PORT].")
+def run(**flags: Any) -> None:
+    """Run the spoke agent until SIGTERM."""
+    import logging
+    import os
+    import signal
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(cli=flags, env=os.environ)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    from spoke.agent import Agent
+    from spoke.cluster import ClusterClient, errors
+
+    if settings.insecure:
+        logging.getLogger("spoke").warning("INSECURE: talking to the hub without TLS; for local sandboxes only")
+    try:
+        client = ClusterClient.connect(kubeconfig=settings.kubeconfig, context=settings.context)
+    except errors.ClusterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    agent = Agent(settings, cluster=client)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop(timeout=0))
+    signal.signal(signal.SIGINT, lambda *_: agent.stop(timeout=0))
+    try:
+        agent.run()
+    finally:
+        client.close()

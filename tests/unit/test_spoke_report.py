@@ -1,0 +1,86 @@
+"""The Reporter coalesces bursts, heartbeats, and counts a backlog while the hub is away."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from protos.status import Phase
+from spoke import report
+
+
+def _wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.sent: list[tuple[report.Status, int]] = []
+        self.down = False
+        self.lock = threading.Lock()
+
+    def send(self, status: report.Status, backlog: int) -> None:
+        if self.down:
+            raise ConnectionError("hub down")
+        with self.lock:
+            self.sent.append((status, backlog))
+
+
+def test_a_burst_is_one_report_of_the_latest() -> None:
+    hub = Hub()
+    reporter = report.Reporter(hub.send, heartbeat=60, window=0.3).start()
+    try:
+        for i in range(50):
+            reporter.submit(report.Status(phase=Phase.PROGRESSING, message=f"step {i}"))
+        _wait_for(lambda: len(hub.sent) >= 1)
+        time.sleep(0.5)  # anything else the reporter would send arrives in this window
+        assert len(hub.sent) == 1
+        assert hub.sent[0][0].message == "step 49"
+    finally:
+        reporter.stop()
+
+
+def test_unchanged_status_is_not_resent_before_the_heartbeat() -> None:
+    hub = Hub()
+    reporter = report.Reporter(hub.send, heartbeat=60, window=0.05).start()
+    try:
+        reporter.submit(report.Status(phase=Phase.READY))
+        _wait_for(lambda: len(hub.sent) == 1)
+        reporter.submit(report.Status(phase=Phase.READY))  # same content, new observed_at
+        time.sleep(0.3)
+        assert len(hub.sent) == 1
+    finally:
+        reporter.stop()
+
+
+def test_heartbeat_resends_the_latest() -> None:
+    hub = Hub()
+    reporter = report.Reporter(hub.send, heartbeat=0.2, window=0.01).start()
+    try:
+        reporter.submit(report.Status(phase=Phase.READY))
+        _wait_for(lambda: len(hub.sent) >= 3)
+        assert all(s.phase == Phase.READY for s, _ in hub.sent)
+    finally:
+        reporter.stop()
+
+
+def test_backlog_is_reported_when_the_hub_returns() -> None:
+    hub = Hub()
+    hub.down = True
+    reporter = report.Reporter(hub.send, heartbeat=60, window=0.01, retry_cap=0.2).start()
+    try:
+        for phase in (Phase.APPLYING, Phase.PROGRESSING, Phase.READY):
+            reporter.submit(report.Status(phase=phase))
+            time.sleep(0.05)
+        assert hub.sent == []
+        hub.down = False
+        _wait_for(lambda: len(hub.sent) >= 1)
+        status, backlog = hub.sent[0]
+        assert status.phase == Phase.READY
+        assert backlog == 2
+    finally:
+        reporter.stop()
