@@ -1,0 +1,125 @@
+"""The spoke's hub client over real gRPC: register, watch, fetch, report, and first-contact CA pinning."""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from hub.security import ca as hub_ca
+from protos import bundle as bundles
+from protos.status import Phase
+from spoke import hubclient, report
+from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, wait_for
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHub]:
+    fake = FakeHub().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def authority(tmp_path: pathlib.Path) -> hub_ca.CertificateAuthority:
+    return hub_ca.ensure_ca(tmp_path / "ca")
+
+
+def _tls_hub(authority: hub_ca.CertificateAuthority, *, with_ca: bool) -> FakeHub:
+    cert, key = authority.issue_server_cert(hosts=["localhost", "127.0.0.1"])
+    chain = cert + authority.cert_pem if with_ca else cert
+    return FakeHub(tls=(chain, key, authority.cert_pem)).start()
+
+
+def test_register_watch_fetch_report(hub: FakeHub) -> None:
+    client = hubclient.HubClient(hub.address, ca_pem=None, insecure=True)
+    try:
+        reg = client.register(token=hub.token, cluster="edge-1", labels={"env": "dev"})
+        assert reg.cluster == "edge-1" and reg.signing_key == hub.public_key
+        assert reg.credential not in repr(reg)
+        client.with_credential(reg.credential)
+        bundle = make_bundle([configmap("cfg", "default")])
+        digest = hub.publish(bundle, commit="abc")
+        events = client.watch(applied_digest="")
+        first = next(events)
+        assert isinstance(first, hubclient.Desired)
+        assert (first.digest, first.commit, first.cluster) == (digest, "abc", "edge-1")
+        fetched = client.get_bundle(digest, max_size=1 << 20)
+        assert bundles.decode(fetched.data, expected_digest=digest) == bundle
+        bundles.verify_signature(reg.signing_key, digest, fetched.signature)
+        client.report(report.Status(phase=Phase.READY, digest=digest, commit="abc"), 3)
+        last = hub.last_report()
+        assert last is not None and last.applied_digest == digest and last.backlog == 3
+        client.cancel_watch()
+    finally:
+        client.close()
+
+
+def test_bad_bootstrap_token_is_unauthenticated(hub: FakeHub) -> None:
+    client = hubclient.HubClient(hub.address, ca_pem=None, insecure=True)
+    try:
+        with pytest.raises(hubclient.HubUnauthenticated, match=f"hub {hub.address}: Register"):
+            client.register(token="wrong.token", cluster="c1", labels={})
+    finally:
+        client.close()
+
+
+def test_watch_ends_with_unavailable_when_the_hub_shuts_down(hub: FakeHub) -> None:
+    client = hubclient.HubClient(hub.address, ca_pem=None, insecure=True)
+    reg = client.register(token=hub.token, cluster="c1", labels={})
+    client.with_credential(reg.credential)
+    hub.publish(make_bundle([configmap("a", "default")]))
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            for _ in client.watch(applied_digest=""):
+                pass
+        except hubclient.HubError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    wait_for(lambda: hub.version and thread.is_alive(), what="watch running")
+    hub.stop()
+    thread.join(10)
+    client.close()
+    assert errors and isinstance(errors[0], hubclient.HubUnavailable)
+
+
+def test_first_contact_pins_the_ca_from_the_join_token(authority: hub_ca.CertificateAuthority) -> None:
+    hub = _tls_hub(authority, with_ca=True)
+    try:
+        pem = hubclient.fetch_pinned_ca(hub.address, authority.fingerprint())
+        assert hubclient.fingerprint_of(pem) == authority.fingerprint()
+        client = hubclient.HubClient(hub.address, ca_pem=pem)
+        try:
+            reg = client.register(token=hub.token, cluster="c1", labels={})
+            assert hubclient.fingerprint_of(reg.hub_ca_pem) == authority.fingerprint()
+        finally:
+            client.close()
+    finally:
+        hub.stop()
+
+
+def test_a_hub_with_another_ca_is_refused_before_the_token_is_sent(
+        authority: hub_ca.CertificateAuthority, tmp_path: pathlib.Path) -> None:
+    other = hub_ca.ensure_ca(tmp_path / "other")
+    hub = _tls_hub(other, with_ca=True)
+    try:
+        with pytest.raises(hubclient.HubTrustError, match="no certificate it presented matches"):
+            hubclient.fetch_pinned_ca(hub.address, authority.fingerprint())
+        assert hub.registrations == 0
+    finally:
+        hub.stop()
+
+
+def test_a_hub_that_hides_its_ca_is_refused_with_a_hint(authority: hub_ca.CertificateAuthority) -> None:
+    hub = _tls_hub(authority, with_ca=False)
+    try:
+        with pytest.raises(hubclient.HubTrustError, match="must serve its CA in the chain"):
+            hubclient.fetch_pinned_ca(hub.address, authority.fingerprint())
+    finally:
+        hub.stop()
