@@ -189,8 +189,11 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
 
 
 def _host_of(listen: str) -> str:
+    """The host to dial for a listen address (a wildcard means this machine), bracketed if IPv6."""
     host = listen.rpartition(":")[0].strip("[]")
-    return host if host and host not in {"0.0.0.0", "::"} else "127.0.0.1"
+    if not host or host in {"0.0.0.0", "::"}:
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def _tls_material(settings: settings_mod.HubSettings,
@@ -204,7 +207,7 @@ def _tls_material(settings: settings_mod.HubSettings,
         ca_file = Path(settings.tls_ca) if settings.tls_ca else Path(settings.tls_cert)
         return server_api.TlsMaterial(cert_pem=cert, key_pem=key), ca_file.read_bytes(), ca_file
     authority = ca_sec.ensure_ca(data_dir)
-    hosts = ["localhost", "127.0.0.1", "::1", _host_of(settings.grpc_listen)]
+    hosts = ["localhost", "127.0.0.1", "::1", _host_of(settings.grpc_listen).strip("[]")]
     if settings.advertise_address:
         hosts.append(settings.advertise_address.rpartition(":")[0].strip("[]") or settings.advertise_address)
     served = ca_sec.ensure_server_cert(data_dir, authority, hosts=hosts)

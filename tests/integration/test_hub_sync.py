@@ -187,3 +187,18 @@ async def test_restart_keeps_state(tmp_path: Path, fleet_repo: FleetRepo, databa
 
 async def _async(value: object) -> object:
     return value
+
+
+async def test_git_labels_win_over_registered_ones(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    fleet_repo.commit({"clusters/alpha/cluster.yaml": "labels: {env: prod}\n"})
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        # Declared in Git but not registered yet: its bundle is ready before the spoke arrives.
+        declared = await poll(lambda: _async(desired_digest(hub, "alpha")), what="declared cluster's bundle")
+        spoke = await registered_spoke(hub, ch, "alpha", {"env": "dev", "team": "web"})
+        desired = await next_desired(spoke.watch())
+        assert desired.digest == declared
+        document, _ = await spoke.bundle(desired.digest)
+        assert document["objects"][0]["data"]["env"] == "prod"
+        registered = await registered_spoke(hub, ch, "beta", {"env": "dev"})
+        beta, _ = await registered.bundle((await next_desired(registered.watch())).digest)
+        assert beta["objects"][0]["data"]["env"] == "dev"
