@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -145,13 +146,18 @@ def _upsert(s: Session, model: type[Any], rows: Sequence[Mapping[str, Any]], *, 
     """INSERT ... ON CONFLICT DO UPDATE for many rows in one statement execution."""
     if not rows:
         return
-    table = _table(model)
-    dialect = s.get_bind().dialect.name
+    stmt = _upsert_statement(s.get_bind().dialect.name, _table(model), tuple(key), tuple(update))
+    s.execute(stmt, list(rows))
+
+
+@functools.cache
+def _upsert_statement(dialect: str, table: sa.Table, key: tuple[str, ...],
+                      update: tuple[str, ...]) -> sa.Executable:
+    # Built once per shape: constructing ``excluded`` costs more than executing the statement, and
+    # status ingestion runs this thousands of times a second.
     insert = pg_dialect.insert if dialect == "postgresql" else sqlite_dialect.insert
     stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=list(key),
-                                      set_={name: stmt.excluded[name] for name in update})
-    s.execute(stmt, list(rows))
+    return stmt.on_conflict_do_update(index_elements=list(key), set_={name: stmt.excluded[name] for name in update})
 
 
 # --------------------------------------------------------------------------------------------- events
@@ -330,9 +336,14 @@ def touch_clusters(s: Session, names: Iterable[str], now: dt.datetime | None = N
     params = [{"b_name": name, "b_seen": now} for name in dict.fromkeys(names)]
     if not params:
         return
+    s.execute(_touch_statement(), params)
+
+
+@functools.cache
+def _touch_statement() -> sa.Executable:
     table = _table(Cluster)
-    s.execute(table.update().where(table.c.name == sa.bindparam("b_name"))
-              .values(last_seen=sa.bindparam("b_seen", type_=table.c.last_seen.type)), params)
+    return (table.update().where(table.c.name == sa.bindparam("b_name"))
+            .values(last_seen=sa.bindparam("b_seen", type_=table.c.last_seen.type)))
 
 
 def set_paused(s: Session, names: Iterable[str], paused: bool, *, now: dt.datetime | None = None) -> list[str]:
@@ -614,10 +625,17 @@ def save_statuses(s: Session, reports: Sequence[StatusInput], *, now: dt.datetim
     latest = {report.cluster: report for report in reports}
     if not latest:
         return []
+    # Core statements on the session's connection: the ORM's per-statement bookkeeping costs more
+    # than the SQL here, and ingestion is the hub's hottest write path (issue 7).
+    s.flush()
+    conn = s.connection()
     table = _table(ClusterStatus)
-    previous = {row.cluster: row for row in s.execute(
-        sa.select(table.c.cluster, table.c.phase, table.c.applied_digest, table.c.drift_count)
-        .where(table.c.cluster.in_(list(latest))))}
+    if len(latest) == 1:
+        found = conn.execute(_previous_status_statement(), {"b_cluster": next(iter(latest))})
+    else:
+        found = conn.execute(sa.select(table.c.cluster, table.c.phase, table.c.applied_digest, table.c.drift_count)
+                             .where(table.c.cluster.in_(list(latest))))
+    previous = {row.cluster: row for row in found}
     rows = []
     changes = []
     new_events = []
@@ -638,13 +656,20 @@ def save_statuses(s: Session, reports: Sequence[StatusInput], *, now: dt.datetim
                               previous_drift=before.drift_count if before else 0, drift=len(report.drift))
         changes.append(change)
         new_events.extend(_status_events(change, report, now))
-    _upsert(s, ClusterStatus, rows, key=["cluster"], update=_STATUS_COLUMNS)
+    conn.execute(_upsert_statement(conn.dialect.name, table, ("cluster",), _STATUS_COLUMNS), rows)
     if touch:
-        touch_clusters(s, latest, now)
+        conn.execute(_touch_statement(), [{"b_name": name, "b_seen": now} for name in latest])
     if new_events:
         s.add_all(new_events)
         s.flush()
     return changes
+
+
+@functools.cache
+def _previous_status_statement() -> sa.Executable:
+    table = _table(ClusterStatus)
+    return sa.select(table.c.cluster, table.c.phase, table.c.applied_digest, table.c.drift_count).where(
+        table.c.cluster == sa.bindparam("b_cluster"))
 
 
 def _status_events(change: StatusChange, report: StatusInput, now: dt.datetime) -> list[Event]:

@@ -483,3 +483,40 @@ def test_a_second_database_object_sees_everything(db: Database, db_url: str) -> 
             assert {e.kind for e in repo.events(s)} >= {"registration", "desired_changed", "applied", "token_created"}
     finally:
         other.dispose()
+
+
+def test_concurrent_writers_queue_instead_of_failing(db: Database) -> None:
+    """Status ingestion from many threads while desired state moves: no 'database is locked'."""
+    names = [f"c{i}" for i in range(20)]
+    for name in names:
+        register(db, name)
+    d1 = add_bundle(db, 1)
+    failures: list[BaseException] = []
+
+    def ingest(worker: int) -> None:
+        try:
+            for k in range(40):
+                with db.session() as s:
+                    repo.save_status(s, report(names[(worker + k) % len(names)], "Ready" if k % 2 else "Applying", d1))
+        except BaseException as exc:  # collected and asserted below
+            failures.append(exc)
+
+    def move() -> None:
+        try:
+            for k in range(20):
+                with db.session() as s:
+                    repo.set_desired_many(s, [(name, f"{k:040x}", d1) for name in names])
+                with db.session(write=False) as s:
+                    repo.desired_all(s)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=ingest, args=(i,)) for i in range(8)] + [threading.Thread(target=move)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with db.session() as s:
+        assert len(repo.statuses(s)) == len(names)
+        assert all(d.commit == f"{19:040x}" for d in repo.desired_all(s).values())
