@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from spoke.install import install
 from spoke.settings import run
 
 __all__ = ["spoke"]
@@ -15,3 +16,4 @@ def spoke() -> None:
 
 
 spoke.add_command(run)
+spoke.add_command(install)

@@ -1,0 +1,308 @@
+"""``convoy spoke install``: the manifests that install the spoke in a cluster, printed or applied.
+
+:func:`install_manifests` is pure: settings in, plain manifests out (Namespace, ServiceAccount,
+ClusterRole and binding, a Role and binding for the spoke's own state, the bootstrap Secret and
+the Deployment). The settings reach ``convoy spoke run`` as the ``CONVOY_SPOKE_*`` environment
+variables that :func:`spoke.settings.load_settings` reads — the names come from
+``settings.ENV_NAMES``, so the two cannot drift apart. ``deploy/spoke/`` is the same output for
+placeholder values, as a kustomize base (``python -m spoke.install deploy/spoke`` rewrites it).
+
+Only :func:`apply_manifests` touches a cluster, through the spoke's own ``ClusterClient`` (the
+official ``kubernetes`` client, server-side apply as field manager ``convoy-install``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from protos.objects import ObjectRef
+from protos.status import DriftPolicy
+from spoke import settings
+
+__all__ = [
+    "BOOTSTRAP_SECRET",
+    "DEFAULT_IMAGE",
+    "FIELD_MANAGER",
+    "NAME",
+    "apply_manifests",
+    "base_files",
+    "install",
+    "install_manifests",
+    "render_yaml",
+]
+
+NAME = "convoy-spoke"
+BOOTSTRAP_SECRET = "convoy-spoke-bootstrap"
+DEFAULT_IMAGE = "ghcr.io/convoy-dev/convoy-spoke:0.1.0"
+FIELD_MANAGER = "convoy-install"
+#: The image's non-root user (deploy/images/Dockerfile.spoke).
+_UID = 10001
+_COMMON_LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "convoy"}
+
+#: Placeholder values of the committed kustomize base in deploy/spoke/.
+PLACEHOLDERS: Mapping[str, Any] = {
+    "cluster": "my-cluster",
+    "hub": "convoy-hub.example.com:8443",
+    "token": "REPLACE-WITH-BOOTSTRAP-TOKEN",
+    "labels": {},
+    "namespace": settings.DEFAULT_NAMESPACE,
+    "image": DEFAULT_IMAGE,
+    "insecure": False,
+}
+
+
+def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    meta["labels"] = dict(_COMMON_LABELS)
+    return meta
+
+
+def _env(key: str, value: str) -> dict[str, Any]:
+    return {"name": settings.ENV_NAMES[key], "value": value}
+
+
+def install_manifests(
+    *,
+    cluster: str,
+    hub: str,
+    token: str,
+    labels: Mapping[str, str],
+    namespace: str = settings.DEFAULT_NAMESPACE,
+    image: str = DEFAULT_IMAGE,
+    insecure: bool = False,
+    drift_policy: DriftPolicy = DriftPolicy.CORRECT,
+    health_port: int = settings.DEFAULT_HEALTH_PORT,
+) -> list[dict[str, Any]]:
+    """The manifests that install one cluster's spoke, in apply order.
+
+    Raises :class:`spoke.settings.SettingsError` for values ``convoy spoke run`` would refuse.
+    """
+    label_text = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    # Validate with the running spoke's own loader, so a bad value fails here, naming the flag,
+    # rather than in a crash-looping pod.
+    settings.load_settings(cli={"hub": hub, "cluster": cluster, "labels": label_text, "token": token,
+                                "namespace": namespace, "insecure": insecure, "drift_policy": str(drift_policy),
+                                "health_port": health_port}, env={})
+
+    namespace_obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(namespace)}
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(NAME, namespace)}
+    cluster_role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(f"{NAME}-{namespace}"),
+        # A GitOps agent applies whatever kinds the fleet repository holds, CRDs and RBAC included,
+        # and must read and delete them again (drift watch, prune): no narrower list is possible.
+        # Narrow it per cluster if your fleet allows; the Role below keeps the spoke's own state.
+        "rules": [
+            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+            {"nonResourceURLs": ["*"], "verbs": ["get"]},
+        ],
+    }
+    cluster_binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(f"{NAME}-{namespace}"),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": f"{NAME}-{namespace}"},
+        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
+    }
+    # The credential, hub CA and inventory live in Secrets of this namespace: granted on their own
+    # so they survive a ClusterRole narrowed by the operator.
+    state_role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(f"{NAME}-state", namespace),
+        "rules": [{"apiGroups": [""], "resources": ["secrets", "configmaps"],
+                   "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}],
+    }
+    state_binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(f"{NAME}-state", namespace),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{NAME}-state"},
+        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
+    }
+    bootstrap = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(BOOTSTRAP_SECRET, namespace),
+        "type": "Opaque",
+        "stringData": {"token": token},
+    }
+    env = [
+        _env("hub", hub),
+        _env("cluster", cluster),
+        _env("labels", label_text),
+        {"name": settings.ENV_NAMES["token"],
+         "valueFrom": {"secretKeyRef": {"name": BOOTSTRAP_SECRET, "key": "token"}}},
+        {"name": settings.ENV_NAMES["namespace"],
+         "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        _env("insecure", "true" if insecure else "false"),
+        _env("drift_policy", str(drift_policy)),
+        _env("health_port", str(health_port)),
+    ]
+    selector = {"app.kubernetes.io/name": NAME}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(NAME, namespace),
+        "spec": {
+            "replicas": 1,
+            # Two spokes of one cluster would fight over the same objects: never run old and new together.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": {**_COMMON_LABELS}},
+                "spec": {
+                    "serviceAccountName": NAME,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": _UID,
+                        "runAsGroup": _UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [{
+                        "name": "spoke",
+                        "image": image,
+                        "command": ["convoy", "spoke", "run"],
+                        "env": env,
+                        "ports": [{"name": "health", "containerPort": health_port}],
+                        "livenessProbe": {"httpGet": {"path": "/livez", "port": "health"},
+                                          "periodSeconds": 10, "failureThreshold": 6},
+                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "health"},
+                                           "periodSeconds": 5},
+                        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                      "limits": {"cpu": "500m", "memory": "256Mi"}},
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                        # The read-only root needs one writable place: the client's discovery cache.
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    }],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                },
+            },
+        },
+    }
+    return [namespace_obj, account, cluster_role, cluster_binding, state_role, state_binding, bootstrap,
+            deployment]
+
+
+def render_yaml(manifests: Sequence[Mapping[str, Any]]) -> str:
+    """A multi-document YAML stream, keys in manifest order."""
+    return yaml.dump_all([dict(m) for m in manifests], Dumper=yaml.CSafeDumper, sort_keys=False,
+                         explicit_start=True, width=110)
+
+
+#: deploy/spoke/ file for each kind.
+_BASE_FILES = {
+    "Namespace": "namespace.yaml",
+    "ServiceAccount": "serviceaccount.yaml",
+    "ClusterRole": "rbac.yaml",
+    "ClusterRoleBinding": "rbac.yaml",
+    "Role": "rbac.yaml",
+    "RoleBinding": "rbac.yaml",
+    "Secret": "secret.yaml",
+    "Deployment": "deployment.yaml",
+}
+_HEADER = "# Generated by `python -m spoke.install deploy/spoke` from spoke/install.py; do not edit.\n"
+
+
+def base_files() -> dict[str, str]:
+    """deploy/spoke/: the manifests for :data:`PLACEHOLDERS` as a kustomize base (name -> text)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for manifest in install_manifests(**PLACEHOLDERS):
+        grouped.setdefault(_BASE_FILES[manifest["kind"]], []).append(manifest)
+    files = {name: _HEADER + render_yaml(docs) for name, docs in grouped.items()}
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": list(grouped),
+    }
+    files["kustomization.yaml"] = (
+        _HEADER
+        + "# Set the cluster, hub and token in secret.yaml and deployment.yaml with an overlay, or use\n"
+        + "# `convoy spoke install --cluster NAME --hub ADDR --token TOKEN` which fills them in.\n"
+        + yaml.dump(kustomization, Dumper=yaml.CSafeDumper, sort_keys=False)
+    )
+    return files
+
+
+def apply_manifests(manifests: Sequence[Mapping[str, Any]], *, kubeconfig: str | None,
+                    context: str | None) -> list[str]:
+    """Server-side apply the manifests, in order, to a kubeconfig's context; lines saying what happened."""
+    import kubernetes  # the spoke extra; imported here so printing works without a cluster client
+
+    from spoke.cluster import ClusterClient, errors
+
+    kconfig: Any = kubernetes.config  # untyped package
+    try:
+        api_client = kconfig.new_client_from_config(config_file=kubeconfig, context=context)
+    except (kconfig.ConfigException, OSError) as exc:
+        raise click.ClickException(f"{kubeconfig or 'kubeconfig'}: cannot load Kubernetes configuration: {exc}") from exc
+    client = ClusterClient(api_client)
+    lines: list[str] = []
+    try:
+        for manifest in manifests:
+            ref = ObjectRef.of(manifest)
+            try:
+                created, _ = client.apply_status(manifest, manager=FIELD_MANAGER, force=True)
+            except errors.ClusterError as exc:
+                raise click.ClickException(f"{ref}: apply failed: {exc}") from exc
+            lines.append(f"{ref} {'created' if created else 'configured'}")
+    finally:
+        client.close()
+    return lines
+
+
+@click.command("install")
+@click.option("--cluster", required=True, help="This cluster's name, as the hub knows it.")
+@click.option("--hub", required=True, help="Hub gRPC address host:port, reachable from the cluster.")
+@click.option("--token", required=True, help="Bootstrap or join token from `convoy cluster add`.")
+@click.option("--labels", default="", help="Cluster labels k=v,... sent at registration.")
+@click.option("--namespace", default=settings.DEFAULT_NAMESPACE, show_default=True,
+              help="Namespace the spoke runs in.")
+@click.option("--image", default=DEFAULT_IMAGE, show_default=True, help="Spoke container image.")
+@click.option("--insecure", is_flag=True, help="Plaintext gRPC to the hub: local sandboxes only.")
+@click.option("--apply", "do_apply", is_flag=True,
+              help="Apply to the current kube context (server-side apply) instead of printing.")
+@click.option("--context", help="Kubeconfig context for --apply (default: the current one).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig for --apply.")
+def install(*, cluster: str, hub: str, token: str, labels: str, namespace: str, image: str, insecure: bool,
+            do_apply: bool, context: str | None, kubeconfig: str | None) -> None:
+    """Print (or --apply) the manifests that install the spoke in a cluster."""
+    try:
+        manifests = install_manifests(
+            cluster=cluster, hub=hub, token=token, labels=settings.parse_labels(labels, source="--labels"),
+            namespace=namespace, image=image, insecure=insecure)
+    except settings.SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if insecure:
+        click.echo("WARNING: --insecure: the spoke will talk to the hub without TLS; for local sandboxes only.",
+                   err=True)
+    if not do_apply:
+        click.echo(render_yaml(manifests), nl=False)
+        return
+    for line in apply_manifests(manifests, kubeconfig=kubeconfig, context=context):
+        click.echo(line)
+
+
+def _write_base(directory: str) -> None:
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    for name, text in base_files().items():
+        (target / name).write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    _write_base(sys.argv[1] if len(sys.argv) > 1 else "deploy/spoke")
