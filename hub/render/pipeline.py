@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 _MISSING = "-"
+#: What hub.render.kustomize.build_layers calls the kustomization it composes from an app's layers.
+_SYNTHETIC_FILE = "<layers>"
 # Bump when the pipeline's output for the same inputs changes, so stale keys never match.
 _PIPELINE_VERSION = "convoy-render/1"
 
@@ -72,8 +74,12 @@ class AppError:
 
     @classmethod
     def of(cls, cluster: str, app: str, error: errors.RenderError) -> AppError:
-        where = str(errors.RenderError(error.message, file=error.file, obj=error.obj))
-        return cls(cluster=cluster, app=app or error.app or "", file=error.file, message=where)
+        file = error.file
+        if file == _SYNTHETIC_FILE:
+            # The synthetic kustomization of an app's layers is what fleet.yaml declares.
+            file = model.FLEET_FILE
+        where = str(errors.RenderError(error.message, file=file, obj=error.obj))
+        return cls(cluster=cluster, app=app or error.app or "", file=file, message=where)
 
     def __str__(self) -> str:
         prefix = f"cluster {self.cluster}: " + (f"app {self.app}: " if self.app else "")
