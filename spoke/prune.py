@@ -8,7 +8,9 @@ fails is the :class:`PruneReason` of a refusal:
 3. its live labels say ``app.kubernetes.io/managed-by=convoy`` (someone else's object is never ours);
 4. its live labels say ``convoy.dev/cluster=<this cluster>`` (a copy from another cluster's spoke,
    e.g. a restored backup, is not ours either);
-5. it does not carry ``convoy.dev/prune: disabled``.
+5. it does not carry ``convoy.dev/prune: disabled``;
+6. a Namespace or CRD holds none of the objects that stay (desired ones, or ones a refusal above
+   keeps): deleting it would take them along.
 
 Decisions come back in deletion order: namespaced objects, then cluster-scoped ones, then
 CustomResourceDefinitions and Namespaces last — deleting a namespace or a CRD first would delete
@@ -36,6 +38,7 @@ class PruneReason(enum.StrEnum):
     NOT_MANAGED = "not managed by convoy"                    #: managed-by label missing or foreign
     OTHER_CLUSTER = "belongs to another cluster"             #: cluster label missing or another cluster's
     PRUNE_DISABLED = "prune disabled by annotation"          #: convoy.dev/prune: disabled
+    IN_USE = "still holds objects that stay"                 #: a Namespace or CRD with kept objects inside
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,4 +102,26 @@ def prune_set(
             candidates.append(ref)
     # Stable: objects of one rank keep the inventory's order.
     candidates.sort(key=_last_rank)
-    return [_decide(ref, live.get(ref), cluster) for ref in candidates]
+    decisions = [_decide(ref, live.get(ref), cluster) for ref in candidates]
+    staying = wanted | {d.ref for d in decisions if not d.delete and d.reason != PruneReason.ALREADY_GONE}
+    return [_protect_contents(d, live.get(d.ref), staying) for d in decisions]
+
+
+def _protect_contents(decision: PruneDecision, live: Mapping[str, Any] | None,
+                      staying: set[ObjectRef]) -> PruneDecision:
+    """Refuse deleting a Namespace or CRD whose deletion would cascade to objects that stay."""
+    if not decision.delete or live is None:
+        return decision
+    ref = decision.ref
+    if (ref.group, ref.kind) == ("", "Namespace"):
+        inside = sorted(r for r in staying if r.namespace == ref.name)
+    elif (ref.group, ref.kind) == ("apiextensions.k8s.io", "CustomResourceDefinition"):
+        spec = live.get("spec") or {}
+        kind = (spec.get("names") or {}).get("kind")
+        inside = sorted(r for r in staying if r.group == spec.get("group") and r.kind == kind)
+    else:
+        return decision
+    if not inside:
+        return decision
+    more = f" and {len(inside) - 1} more" if len(inside) > 1 else ""
+    return PruneDecision(ref, False, PruneReason.IN_USE, f"{inside[0]}{more}")

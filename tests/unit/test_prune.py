@@ -75,3 +75,26 @@ def test_namespaces_and_crds_go_last_namespaced_objects_first() -> None:
 
 def test_duplicate_inventory_entries_give_one_decision() -> None:
     assert len(decide([CM, CM], [], {CM: live_obj()})) == 1
+
+
+def test_namespace_holding_objects_that_stay_is_kept() -> None:
+    kept = ObjectRef("", "ConfigMap", "shop", "keep-me")
+    live = {NS: live_obj(), kept: live_obj(annotations={ANNOTATION_PRUNE: "disabled"})}
+    decisions = {d.ref: d for d in decide([kept, NS], [], live)}
+    assert decisions[kept].reason == PruneReason.PRUNE_DISABLED
+    assert not decisions[NS].delete and decisions[NS].reason == PruneReason.IN_USE
+    assert str(kept) in decisions[NS].detail
+    # a desired object still in the namespace keeps it too
+    (d,) = decide([NS], [DEP], {NS: live_obj()})
+    assert not d.delete and d.reason == PruneReason.IN_USE
+
+
+def test_crd_whose_custom_resources_stay_is_kept() -> None:
+    widget = ObjectRef("example.com", "Widget", "shop", "w")
+    crd_live = live_obj()
+    crd_live["spec"] = {"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"}}
+    (d,) = decide([CRD], [widget], {CRD: crd_live})
+    assert not d.delete and d.reason == PruneReason.IN_USE
+    # when the custom resources go too, the CRD goes after them
+    decisions = decide([CRD, widget], [], {CRD: crd_live, widget: live_obj()})
+    assert [(d.ref, d.delete) for d in decisions] == [(widget, True), (CRD, True)]
