@@ -1,0 +1,242 @@
+"""The native build: kustomize's accumulate → generate → components → transform, then hash, refs, order.
+
+Mirrors ``api/internal/target/kusttarget.go`` (v5.5.0): a kustomization first
+accumulates its resources (files, and directories built recursively as their
+own targets), runs its generators, then its components (which act on
+everything accumulated so far), then its own transformers. At the top: hash
+suffixes, name-reference fixing, local-config removal, legacy order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from hub.render import repofs
+from hub.render.errors import KustomizeError, RepoPathError
+from hub.render.kustomize import generating, namerefs, ordering, patching, tables, transforming
+from hub.render.kustomize.kustomization import Kustomization, find_kustomization_file, parse_kustomization
+from hub.render.kustomize.loading import load_yaml_documents, load_yaml_mapping
+from hub.render.kustomize.resources import Resource, clone, field_specs
+
+__all__ = ["Builder"]
+
+_LOCAL_CONFIG = "config.kubernetes.io/local-config"
+
+
+class _ParseCache:
+    """Parsed YAML by Git object id: the same blob is parsed once however many builds read it."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, str], value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_CACHE = _ParseCache(8192)
+
+
+class Builder:
+    """One native build over one :class:`~hub.render.repofs.RepoFS` (not thread-safe; make one per build)."""
+
+    def __init__(self, fs: repofs.RepoFS, *, restrict: bool, max_yaml_bytes: int) -> None:
+        self.fs = fs
+        self.restrict = restrict
+        self.max_yaml_bytes = max_yaml_bytes
+        self._stack: list[str] = []
+        # DirectoryFS content may change between builds and its ids cost a read: cache Git objects only.
+        self._cacheable = not isinstance(fs, repofs.DirectoryFS)
+
+    # -- reading --------------------------------------------------------------------------------
+    def _read(self, path: str, referrer: str | None) -> bytes:
+        data = self.fs.read_bytes(path)
+        if len(data) > self.max_yaml_bytes:
+            raise KustomizeError(f"{path} is {len(data)} bytes, over the {self.max_yaml_bytes}-byte limit",
+                                 file=referrer or path)
+        return data
+
+    def _parsed(self, kind: str, path: str, referrer: str | None) -> Any:
+        key = (kind, self.fs.tree_id(path)) if self._cacheable else None
+        if key is not None:
+            cached = _CACHE.get(key)
+            if cached is not None:
+                return cached
+        data = self._read(path, referrer)
+        value: Any = load_yaml_documents(data, file=path) if kind == "docs" else load_yaml_mapping(data, file=path)
+        if key is not None:
+            _CACHE.put(key, value)
+        return value
+
+    def load_kustomization(self, directory: str, *, referrer: str | None) -> Kustomization:
+        file = find_kustomization_file(self.fs, directory, referrer=referrer)
+        raw = self._parsed("kust", file, referrer)
+        return parse_kustomization(raw, directory=directory, file=file)
+
+    def _resources_from_file(self, path: str, k: Kustomization) -> list[Resource]:
+        result = []
+        for doc in self._parsed("docs", path, k.file):
+            obj = clone(doc)
+            meta = obj.get("metadata")
+            if not obj.get("kind"):
+                raise KustomizeError("an object has no kind", file=path)
+            if not isinstance(meta, dict) or not meta.get("name"):
+                raise KustomizeError(f"a {obj.get('kind')} has no metadata.name", file=path)
+            result.append(Resource(obj=obj, source=path))
+        return result
+
+    # -- accumulation ---------------------------------------------------------------------------
+    @staticmethod
+    def _append_all(ra: list[Resource], more: list[Resource], *, file: str) -> None:
+        ids = {(res.api_version, *res.cur_id()) for res in ra}
+        for res in more:
+            key = (res.api_version, *res.cur_id())
+            if key in ids:
+                raise KustomizeError(f"{res.describe()} is defined twice (already added from another file)",
+                                     file=res.source if res.source != file else file)
+            ids.add(key)
+            ra.append(res)
+
+    def _within_root(self, k: Kustomization, full: str) -> bool:
+        return not k.directory or full.startswith(k.directory + "/")
+
+    def _accumulate_resource(self, ra: list[Resource], k: Kustomization, path: str) -> list[Resource]:
+        full = repofs.normalize(path, base=k.directory, file=k.file)
+        if self.fs.is_file(full):
+            if self.restrict and not self._within_root(k, full):
+                raise RepoPathError(
+                    f"resource file {path!r} is outside the kustomization directory (load restrictor RootOnly)",
+                    file=k.file)
+            self._append_all(ra, self._resources_from_file(full, k), file=k.file)
+            return ra
+        if self.fs.is_dir(full):
+            return self._accumulate_directory(ra, k, full, component=False)
+        raise KustomizeError(f"resource {path!r} does not exist (no such file or directory)", file=k.file)
+
+    def _accumulate_directory(self, ra: list[Resource], k: Kustomization, full: str, *,
+                              component: bool) -> list[Resource]:
+        if full in self._stack:
+            chain = " -> ".join([*self._stack[self._stack.index(full):], full])
+            raise KustomizeError(f"cycle of kustomizations: {chain}", file=k.file)
+        what = "component" if component else "resource"
+        if not self.fs.is_dir(full):
+            raise KustomizeError(f"{what} {full!r} does not exist", file=k.file)
+        sub = self.load_kustomization(full, referrer=k.file)
+        if component and sub.kind != "Component":
+            raise KustomizeError(f"{full!r} is listed in components but its kind is {sub.kind}, not Component",
+                                 file=k.file)
+        if not component and sub.kind == "Component":
+            raise KustomizeError(f"{full!r} is a Component; list it under components, not resources", file=k.file)
+        self._stack.append(full)
+        try:
+            if component:
+                return self.accumulate_target(ra, sub)
+            self._append_all(ra, self.accumulate_target([], sub), file=k.file)
+            return ra
+        finally:
+            self._stack.pop()
+
+    def _absorb_generated(self, ra: list[Resource], res: Resource, k: Kustomization) -> None:
+        api_version, kind, name, ns = res.api_version, *res.cur_id()
+        matches = [old for old in ra if old.matches_id(api_version, kind, name, ns)]
+        if not matches:
+            if res.behavior in {"merge", "replace"}:
+                raise KustomizeError(
+                    f"{res.describe()} does not exist; behavior {res.behavior} needs it in a base", file=k.file)
+            self._append_all(ra, [res], file=k.file)
+            return
+        if len(matches) > 1:
+            raise KustomizeError(f"several objects could take the merge of {res.describe()}", file=k.file)
+        old = matches[0]
+        if res.behavior == "create":
+            raise KustomizeError(f"{res.describe()} already exists; use behavior merge or replace", file=k.file)
+        meta, old_meta = res.metadata, old.metadata
+        labels = {**(old_meta.get("labels") or {}), **(meta.get("labels") or {})}
+        annotations = {**(old_meta.get("annotations") or {}), **(meta.get("annotations") or {})}
+        for key, value in (("labels", labels), ("annotations", annotations)):
+            if value:
+                meta[key] = value
+            else:
+                meta.pop(key, None)
+        meta["name"] = old.name
+        if old.namespace:
+            meta["namespace"] = old.namespace
+        else:
+            meta.pop("namespace", None)
+        if res.behavior == "merge":
+            for field in ("data", "binaryData"):
+                merged = {**(old.obj.get(field) or {}), **(res.obj.get(field) or {})}
+                if merged:
+                    res.obj[field] = merged
+        res.prev, res.prefixes, res.suffixes = list(old.prev), list(old.prefixes), list(old.suffixes)
+        # Build annotations come from the old object, and the new one can only turn the hash off.
+        res.needs_hash = old.needs_hash and res.needs_hash
+        res.source = old.source
+        ra[ra.index(old)] = res
+
+    def accumulate_target(self, ra: list[Resource], k: Kustomization) -> list[Resource]:
+        for path in k.resources:
+            ra = self._accumulate_resource(ra, k, path)
+        for res in generating.generate(self.fs, k, restrict=self.restrict):
+            self._absorb_generated(ra, res, k)
+        for path in k.components:
+            full = repofs.normalize(path, base=k.directory, file=k.file)
+            ra = self._accumulate_directory(ra, k, full, component=True)
+        return self._transform(ra, k)
+
+    # -- transformers (kustomize's order) --------------------------------------------------------
+    def _transform(self, ra: list[Resource], k: Kustomization) -> list[Resource]:
+        ra = patching.apply_patches(self.fs, k, ra, restrict=self.restrict, json6902=False)
+        if k.namespace:
+            transforming.set_namespace(ra, k.namespace, file=k.file)
+        if k.name_prefix:
+            transforming.add_name_prefix(ra, k.name_prefix)
+        if k.name_suffix:
+            transforming.add_name_suffix(ra, k.name_suffix)
+        for label in k.labels:
+            specs = transforming.label_field_specs(include_selectors=label["includeSelectors"],
+                                                   include_templates=label["includeTemplates"],
+                                                   extra=label["fields"])
+            transforming.add_labels(ra, label["pairs"], specs)
+        if k.common_labels:
+            transforming.add_labels(ra, k.common_labels, list(field_specs(tables.COMMON_LABELS)))
+        transforming.add_annotations(ra, k.common_annotations)
+        ra = patching.apply_patches(self.fs, k, ra, restrict=self.restrict, json6902=True)
+        if k.replicas:
+            transforming.set_replicas(ra, k.replicas, file=k.file)
+        if k.images:
+            transforming.set_images(ra, k.images)
+        return ra
+
+    # -- the top ---------------------------------------------------------------------------------
+    def finish(self, ra: list[Resource]) -> list[dict[str, Any]]:
+        for res in ra:
+            if res.needs_hash:
+                suffix = generating.kustomize_hash(res.obj)
+                res.store_previous_id()
+                res.name = f"{res.name}-{suffix}"
+        namerefs.fix_name_references(ra)
+        kept = [res for res in ra if res.annotations().get(_LOCAL_CONFIG) != "true"]
+        return [res.obj for res in ordering.legacy_sorted(kept)]
+
+    def build_directory(self, directory: str) -> list[dict[str, Any]]:
+        k = self.load_kustomization(directory, referrer=None)
+        self._stack.append(directory)
+        return self.finish(self.accumulate_target([], k))
+
+    def build_kustomization(self, k: Kustomization) -> list[dict[str, Any]]:
+        return self.finish(self.accumulate_target([], k))

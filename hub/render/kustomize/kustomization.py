@@ -1,0 +1,194 @@
+"""The kustomization file: find it, parse it, check it, and say whether it is inside the native subset.
+
+A field outside the subset raises :class:`NeedsExternal` (internal: the build
+either hands the tree to an external ``kustomize`` or turns it into an
+:class:`~hub.render.errors.UnsupportedFeatureError`). An unknown field or a
+field of the wrong shape is a :class:`~hub.render.errors.KustomizeError`, as
+it is for kustomize.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.render import repofs
+from hub.render.errors import KustomizeError
+
+__all__ = [
+    "KUSTOMIZATION_FILENAMES",
+    "Kustomization",
+    "NeedsExternal",
+    "find_kustomization_file",
+    "parse_kustomization",
+]
+
+#: kustomize's recognised file names, in its order.
+KUSTOMIZATION_FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+#: Fields kustomize accepts that the native engine leaves to the external tool.
+UNSUPPORTED_FIELDS = (
+    "helmCharts", "helmChartInflationGenerator", "helmGlobals", "replacements", "openapi", "crds",
+    "configurations", "generators", "transformers", "validators", "sortOptions", "buildMetadata", "vars",
+)
+
+_SUPPORTED_FIELDS = frozenset({
+    "apiVersion", "kind", "metadata", "resources", "bases", "components", "namespace", "namePrefix",
+    "nameSuffix", "commonLabels", "labels", "commonAnnotations", "images", "imageTags", "replicas",
+    "patches", "patchesStrategicMerge", "patchesJson6902", "configMapGenerator", "secretGenerator",
+    "generatorOptions",
+})
+
+
+class NeedsExternal(Exception):
+    """A kustomization uses ``feature``, which only the external tool builds."""
+
+    def __init__(self, feature: str, file: str) -> None:
+        self.feature = feature
+        self.file = file
+        super().__init__(f"{feature} in {file}")
+
+
+@dataclass(slots=True)
+class Kustomization:
+    """The parsed fields the native engine uses (shapes checked; paths still relative to ``directory``)."""
+
+    directory: str
+    file: str
+    kind: str = "Kustomization"
+    resources: list[str] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
+    namespace: str = ""
+    name_prefix: str = ""
+    name_suffix: str = ""
+    common_labels: dict[str, str] = field(default_factory=dict)
+    labels: list[dict[str, Any]] = field(default_factory=list)
+    common_annotations: dict[str, str] = field(default_factory=dict)
+    images: list[dict[str, str]] = field(default_factory=list)
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+    patches: list[dict[str, Any]] = field(default_factory=list)
+    patches_strategic_merge: list[str] = field(default_factory=list)
+    patches_json6902: list[dict[str, Any]] = field(default_factory=list)
+    config_map_generator: list[dict[str, Any]] = field(default_factory=list)
+    secret_generator: list[dict[str, Any]] = field(default_factory=list)
+    generator_options: dict[str, Any] = field(default_factory=dict)
+
+
+def find_kustomization_file(fs: repofs.RepoFS, directory: str, *, referrer: str | None = None) -> str:
+    """The kustomization file of ``directory``; a clear error when there is none or several."""
+    if not fs.is_dir(directory):
+        what = "directory" if not fs.is_file(directory) else "file (a kustomization directory was expected)"
+        raise KustomizeError(f"{directory or '.'!r}: no such {what}", file=referrer)
+    found = [name for name in KUSTOMIZATION_FILENAMES if fs.is_file(posixpath.join(directory, name))]
+    if not found:
+        raise KustomizeError(
+            f"{directory or '.'!r} has no kustomization file (one of {', '.join(KUSTOMIZATION_FILENAMES)})",
+            file=referrer)
+    if len(found) > 1:
+        raise KustomizeError(f"{directory or '.'!r} has several kustomization files: {', '.join(found)}",
+                             file=referrer)
+    return posixpath.join(directory, found[0])
+
+
+def _strings(raw: dict[str, Any], key: str, file: str) -> list[str]:
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise KustomizeError(f"{key} must be a list of strings", file=file)
+    return list(value)
+
+
+def _string(raw: dict[str, Any], key: str, file: str) -> str:
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise KustomizeError(f"{key} must be a string, not {type(value).__name__}", file=file)
+    return value
+
+
+def _string_map(value: Any, key: str, file: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise KustomizeError(f"{key} must be a mapping of strings", file=file)
+    result: dict[str, str] = {}
+    for map_key, map_value in value.items():
+        if not isinstance(map_value, str):
+            # kustomize reads these as map[string]string: an unquoted true or 3 is an error there too.
+            raise KustomizeError(f"{key}.{map_key} must be a string (quote it), not {map_value!r}", file=file)
+        result[str(map_key)] = map_value
+    return result
+
+
+def _mappings(raw: dict[str, Any], key: str, file: str) -> list[dict[str, Any]]:
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise KustomizeError(f"{key} must be a list of mappings", file=file)
+    return list(value)
+
+
+def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Kustomization:
+    """Check ``raw`` (the loaded file) and return the fields the engine uses."""
+    for key in raw:
+        if key in UNSUPPORTED_FIELDS:
+            raise NeedsExternal(key, file)
+        if key not in _SUPPORTED_FIELDS:
+            raise KustomizeError(f"invalid kustomization: unknown field {key!r}", file=file)
+    kind = _string(raw, "kind", file) or "Kustomization"
+    if kind not in {"Kustomization", "Component"}:
+        raise KustomizeError(f"kind must be Kustomization or Component, not {kind!r}", file=file)
+    k = Kustomization(directory=directory, file=file, kind=kind)
+    k.resources = _strings(raw, "resources", file) + _strings(raw, "bases", file)
+    k.components = _strings(raw, "components", file)
+    k.namespace = _string(raw, "namespace", file)
+    k.name_prefix = _string(raw, "namePrefix", file)
+    k.name_suffix = _string(raw, "nameSuffix", file)
+    k.common_labels = _string_map(raw.get("commonLabels"), "commonLabels", file)
+    k.common_annotations = _string_map(raw.get("commonAnnotations"), "commonAnnotations", file)
+    for label in _mappings(raw, "labels", file):
+        unknown = set(label) - {"pairs", "includeSelectors", "includeTemplates", "fields"}
+        if unknown:
+            raise KustomizeError(f"labels: unknown field {sorted(unknown)[0]!r}", file=file)
+        k.labels.append({
+            "pairs": _string_map(label.get("pairs"), "labels.pairs", file),
+            "includeSelectors": bool(label.get("includeSelectors", False)),
+            "includeTemplates": bool(label.get("includeTemplates", False)),
+            "fields": list(label.get("fields") or []),
+        })
+    for image in _mappings(raw, "images", file) + _mappings(raw, "imageTags", file):
+        unknown = set(image) - {"name", "newName", "newTag", "digest"}
+        if unknown:
+            raise KustomizeError(f"images: unknown field {sorted(unknown)[0]!r}", file=file)
+        if not isinstance(image.get("name"), str) or not image["name"]:
+            raise KustomizeError("images: every entry needs a name", file=file)
+        k.images.append({key: str(value) for key, value in image.items() if value is not None})
+    for replica in _mappings(raw, "replicas", file):
+        if not isinstance(replica.get("name"), str) or not isinstance(replica.get("count"), int):
+            raise KustomizeError("replicas: every entry needs a name and an integer count", file=file)
+        k.replicas.append(replica)
+    for patch in _mappings(raw, "patches", file):
+        unknown = set(patch) - {"path", "patch", "target", "options"}
+        if unknown:
+            raise KustomizeError(f"patches: unknown field {sorted(unknown)[0]!r}", file=file)
+        options = patch.get("options") or {}
+        if options.get("allowNameChange") or options.get("allowKindChange"):
+            raise NeedsExternal("patches options allowNameChange/allowKindChange", file)
+        k.patches.append(patch)
+    k.patches_strategic_merge = _strings(raw, "patchesStrategicMerge", file)
+    for patch in _mappings(raw, "patchesJson6902", file):
+        unknown = set(patch) - {"path", "patch", "target"}
+        if unknown:
+            raise KustomizeError(f"patchesJson6902: unknown field {sorted(unknown)[0]!r}", file=file)
+        k.patches_json6902.append(patch)
+    k.config_map_generator = _mappings(raw, "configMapGenerator", file)
+    k.secret_generator = _mappings(raw, "secretGenerator", file)
+    options = raw.get("generatorOptions")
+    if options is not None and not isinstance(options, dict):
+        raise KustomizeError("generatorOptions must be a mapping", file=file)
+    k.generator_options = dict(options or {})
+    return k

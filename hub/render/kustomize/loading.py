@@ -1,0 +1,109 @@
+"""Reading YAML safely: CSafeLoader, a cap on alias expansion, errors that name the file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from hub.render.errors import KustomizeError
+
+__all__ = ["MAX_ALIAS_EXPANSION", "load_yaml_documents", "load_yaml_mapping"]
+
+#: Nodes a document may reach through aliases before it is refused as an alias bomb. PyYAML shares
+#: aliased objects, so the bomb costs nothing at load time; it explodes later, in every deep copy,
+#: JSON encoding or patch of the object. Real manifests stay far below this.
+MAX_ALIAS_EXPANSION = 100_000
+
+_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = limit + 1  # a recursive alias counts as infinite
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            size += _expanded_size(child, memo, limit)
+            if size > limit:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            size += _expanded_size(key_node, memo, limit) + _expanded_size(value_node, memo, limit)
+            if size > limit:
+                break
+    memo[key] = size
+    return size
+
+
+def _problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is not None:
+        return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return f"invalid YAML: {problem}"
+
+
+def _load_all(data: bytes, file: str) -> list[Any]:
+    try:
+        if b"*" not in data:
+            # No alias can occur without '*': take the fast path.
+            return list(yaml.load_all(data, Loader=_Loader))
+        loader = _Loader(data)
+        try:
+            documents = []
+            while loader.check_node():
+                node = loader.get_node()
+                if _expanded_size(node, {}, MAX_ALIAS_EXPANSION) > MAX_ALIAS_EXPANSION:
+                    raise KustomizeError(
+                        f"YAML aliases expand to more than {MAX_ALIAS_EXPANSION} nodes (alias bomb?); refused",
+                        file=file)
+                documents.append(loader.construct_document(node))
+            return documents
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise KustomizeError(_problem(exc), file=file) from exc
+    except UnicodeDecodeError as exc:
+        raise KustomizeError(f"not valid UTF-8 text: {exc.reason}", file=file) from exc
+
+
+def load_yaml_documents(data: bytes, *, file: str) -> list[dict[str, Any]]:
+    """The mapping documents of a multi-document YAML file; empty documents are skipped.
+
+    ``kind: *List`` documents are expanded into their ``items``, as kustomize does.
+    """
+    result: list[dict[str, Any]] = []
+    for index, document in enumerate(_load_all(data, file)):
+        if document is None:
+            continue
+        if not isinstance(document, dict):
+            raise KustomizeError(
+                f"document {index + 1} is a {type(document).__name__}, not a Kubernetes object (a mapping)",
+                file=file)
+        kind = document.get("kind")
+        if isinstance(kind, str) and kind.endswith("List") and "items" in document:
+            items = document.get("items") or []
+            if not isinstance(items, list):
+                raise KustomizeError(f"document {index + 1}: items of {kind} is not a list", file=file)
+            for item in items:
+                if not isinstance(item, dict):
+                    raise KustomizeError(f"document {index + 1}: an item of {kind} is not a mapping", file=file)
+                result.append(item)
+            continue
+        result.append(document)
+    return result
+
+
+def load_yaml_mapping(data: bytes, *, file: str) -> dict[str, Any]:
+    """Exactly one mapping document (a kustomization file); an empty file is an empty mapping."""
+    documents = [document for document in _load_all(data, file) if document is not None]
+    if not documents:
+        return {}
+    if len(documents) > 1:
+        raise KustomizeError("expected one YAML document, found several", file=file)
+    if not isinstance(documents[0], dict):
+        raise KustomizeError(f"expected a mapping, found a {type(documents[0]).__name__}", file=file)
+    return documents[0]

@@ -1,0 +1,307 @@
+"""``patches``, ``patchesStrategicMerge`` and ``patchesJson6902``, with kustomize's target selection.
+
+Strategic merge for built-in kinds is :func:`protos.strategic_merge.apply_patch`
+with the kind's schema; kinds without a built-in schema (custom resources) merge
+as kustomize merges them without a schema. JSON 6902 uses the ``jsonpatch``
+library.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from typing import Any
+
+import jsonpatch
+
+from hub.render import repofs
+from hub.render.errors import KustomizeError
+from hub.render.kustomize.kustomization import Kustomization
+from hub.render.kustomize.loading import load_yaml_documents
+from hub.render.kustomize.resources import Resource, clone, effective_namespace_of
+
+__all__ = ["apply_patches", "matches_label_selector", "parse_label_selector"]
+
+
+# -- selectors ------------------------------------------------------------------------------------
+
+_REQ_RE = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(==|=|!=)\s*([A-Za-z0-9_.-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$")
+
+Requirement = tuple[str, str, tuple[str, ...]]  # (key, operator, values)
+
+
+def _split_requirements(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current)
+    return parts
+
+
+def parse_label_selector(text: str, *, file: str) -> list[Requirement]:
+    """A Kubernetes label selector string (``app=web,tier in (a,b),!legacy``) as requirements."""
+    requirements: list[Requirement] = []
+    for part in _split_requirements(text):
+        match = _REQ_RE.match(part)
+        if match is None:
+            raise KustomizeError(f"invalid label selector {text!r} (at {part.strip()!r})", file=file)
+        negate, key, op, value, set_op, set_values = match.groups()
+        if negate:
+            if op or set_op:
+                raise KustomizeError(f"invalid label selector {text!r}", file=file)
+            requirements.append((key, "!", ()))
+        elif op:
+            requirements.append((key, "!=" if op == "!=" else "=", (value,)))
+        elif set_op:
+            values = tuple(v.strip() for v in set_values.split(",") if v.strip())
+            requirements.append((key, set_op, values))
+        else:
+            requirements.append((key, "exists", ()))
+    return requirements
+
+
+def matches_label_selector(labels: dict[str, Any], requirements: list[Requirement]) -> bool:
+    for key, op, values in requirements:
+        present = key in labels
+        value = str(labels.get(key, ""))
+        if op == "=" and not (present and value == values[0]):
+            return False
+        if op == "!=" and present and value == values[0]:
+            return False
+        if op == "in" and not (present and value in values):
+            return False
+        if op == "notin" and present and value in values:
+            return False
+        if op == "exists" and not present:
+            return False
+        if op == "!" and present:
+            return False
+    return True
+
+
+def _anchored(pattern: str, *, file: str) -> re.Pattern[str] | None:
+    if not pattern:
+        return None
+    try:
+        return re.compile(f"^(?:{pattern})$")
+    except re.error as exc:
+        raise KustomizeError(f"invalid regular expression {pattern!r} in a patch target: {exc}", file=file) from exc
+
+
+def select(resources: list[Resource], target: dict[str, Any], *, file: str) -> list[Resource]:
+    """kustomize's ``ResMap.Select``: regex name/namespace (original or current), exact GVK, selectors."""
+    unknown = set(target) - {"group", "version", "kind", "name", "namespace", "labelSelector",
+                             "annotationSelector"}
+    if unknown:
+        raise KustomizeError(f"patch target: unknown field {sorted(unknown)[0]!r}", file=file)
+    name_re = _anchored(str(target.get("name") or ""), file=file)
+    ns_re = _anchored(str(target.get("namespace") or ""), file=file)
+    group, version, kind = (str(target.get(key) or "") for key in ("group", "version", "kind"))
+    labels = parse_label_selector(str(target["labelSelector"]), file=file) if target.get("labelSelector") else None
+    annotations = (parse_label_selector(str(target["annotationSelector"]), file=file)
+                   if target.get("annotationSelector") else None)
+    selected = []
+    for res in resources:
+        _, org_name, org_ns = res.org_id()
+        cur_ns = res.effective_namespace()
+        if ns_re is not None and not (ns_re.match(org_ns) or ns_re.match(cur_ns)):
+            continue
+        if name_re is not None and not (name_re.match(org_name) or name_re.match(res.name)):
+            continue
+        if (group and res.group != group) or (version and res.version != version) or (kind and res.kind != kind):
+            continue
+        if labels is not None and not matches_label_selector(res.labels(), labels):
+            continue
+        if annotations is not None and not matches_label_selector(res.annotations(), annotations):
+            continue
+        selected.append(res)
+    return selected
+
+
+# -- merging --------------------------------------------------------------------------------------
+
+def _json_merge(original: Any, patch: Any) -> Any:
+    """RFC 7386 merge with kustomize's ``$patch: delete`` directive for a whole map."""
+    if not isinstance(patch, dict):
+        return clone(patch)
+    if not isinstance(original, dict):
+        original = {}
+    result = dict(original)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict):
+            result[key] = _json_merge(result.get(key), value)
+        else:
+            result[key] = clone(value)
+    return result
+
+
+def strategic_merge(res: Resource, patch: dict[str, Any]) -> dict[str, Any] | None:
+    """``res.obj`` with ``patch`` merged; None when the patch deletes the object (``$patch: delete``)."""
+    if patch.get("$patch") == "delete":
+        return None
+    from protos import k8s_schema  # B's modules; imported late on purpose
+    from protos import strategic_merge as smp
+
+    if k8s_schema.is_builtin(res.group, res.kind):
+        merged: dict[str, Any] = smp.apply_patch(res.obj, patch, schema=k8s_schema.schema_for(res.group, res.kind))
+        return merged
+    if patch.get("$patch") == "replace":
+        return {key: clone(value) for key, value in patch.items() if key != "$patch"}
+    merged_cr: dict[str, Any] = _json_merge(res.obj, patch)
+    return merged_cr
+
+
+def _apply_smp(res: Resource, patch: dict[str, Any]) -> bool:
+    """Merge ``patch`` into ``res`` keeping its kind, name and namespace; False when it deletes ``res``."""
+    name, namespace, kind = res.name, res.namespace, res.kind
+    patch = dict(patch)
+    patch["apiVersion"] = res.api_version
+    merged = strategic_merge(res, patch)
+    if merged is None or not merged:
+        return False
+    res.obj = merged
+    res.obj["kind"] = kind
+    meta = res.metadata
+    meta["name"] = name
+    if namespace:
+        meta["namespace"] = namespace
+    else:
+        meta.pop("namespace", None)
+    return True
+
+
+# -- loading patches ------------------------------------------------------------------------------
+
+def _patch_text(fs: repofs.RepoFS, k: Kustomization, entry: dict[str, Any], *, restrict: bool) -> tuple[str, str]:
+    """(text, where) of a ``patches`` entry: inline ``patch`` or the file at ``path``."""
+    inline, path = entry.get("patch"), entry.get("path")
+    if inline and path:
+        raise KustomizeError("a patch cannot have both patch and path", file=k.file)
+    if inline:
+        return str(inline).strip(), k.file
+    if not path:
+        raise KustomizeError("a patch needs patch or path", file=k.file)
+    full = repofs.normalize(str(path), base=k.directory, file=k.file)
+    if restrict and k.directory and not full.startswith(k.directory + "/"):
+        raise KustomizeError(f"patch {path!r} is outside the kustomization directory (load restrictor RootOnly)",
+                             file=k.file)
+    if not fs.is_file(full):
+        raise KustomizeError(f"patch file {path!r} does not exist", file=k.file)
+    return fs.read_bytes(full).decode("utf-8", "replace").strip(), full
+
+
+def _as_json_patch(text: str, where: str) -> list[dict[str, Any]] | None:
+    """The operations if ``text`` is a JSON 6902 patch (JSON or YAML list), else None."""
+    if not text:
+        return None
+    if text.startswith("["):
+        try:
+            ops = json.loads(text)
+        except json.JSONDecodeError:
+            ops = None
+        if isinstance(ops, list):
+            return ops
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if isinstance(loaded, list) and all(isinstance(op, dict) and "op" in op for op in loaded):
+        return loaded
+    return None
+
+
+def _apply_json6902(resources: list[Resource], ops: list[dict[str, Any]], target: dict[str, Any] | None,
+                    *, where: str, file: str) -> None:
+    if target is None:
+        raise KustomizeError(f"JSON patch {where} needs a target", file=file)
+    try:
+        patch = jsonpatch.JsonPatch(ops)
+    except (jsonpatch.InvalidJsonPatch, TypeError) as exc:
+        raise KustomizeError(f"invalid JSON patch {where}: {exc}", file=file) from exc
+    for res in select(resources, target, file=file):
+        res.store_previous_id()
+        try:
+            res.obj = patch.apply(res.obj, in_place=False)
+            # kustomize rewrites the annotations after a JSON patch; an empty map is dropped on the way.
+            meta = res.obj.get("metadata")
+            if isinstance(meta, dict) and "annotations" in meta and not meta["annotations"]:
+                del meta["annotations"]
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise KustomizeError(f"JSON patch {where} failed on {res.describe()}: {exc}", file=file) from exc
+
+
+def _apply_sm_patches(resources: list[Resource], patches: list[dict[str, Any]], target: dict[str, Any] | None,
+                      *, where: str, file: str) -> list[Resource]:
+    if target is not None:
+        if len(patches) > 1:
+            raise KustomizeError(f"several strategic merge patches in one entry with a target: {where}", file=file)
+        chosen = {id(res) for res in select(resources, target, file=file)}
+        return [res for res in resources if id(res) not in chosen or _apply_smp(res, patches[0])]
+    for patch in patches:
+        meta = patch.get("metadata") or {}
+        api_version, kind = str(patch.get("apiVersion") or ""), str(patch.get("kind") or "")
+        name = str(meta.get("name") or "")
+        ns = effective_namespace_of(api_version, kind, str(meta.get("namespace") or ""))
+        matches = [res for res in resources if res.matches_id(api_version, kind, name, ns)]
+        patch_id = f"{kind}/{name}" + (f" in namespace {meta['namespace']}" if meta.get("namespace") else "")
+        if not matches:
+            raise KustomizeError(f"no resource matches strategic merge patch {patch_id} ({where})", file=file)
+        if len(matches) > 1:
+            raise KustomizeError(f"several resources match strategic merge patch {patch_id} ({where})", file=file)
+        if not _apply_smp(matches[0], patch):
+            resources = [res for res in resources if res is not matches[0]]
+    return resources
+
+
+def _apply_entry(fs: repofs.RepoFS, k: Kustomization, resources: list[Resource], text: str, where: str,
+                 target: dict[str, Any] | None) -> list[Resource]:
+    ops = _as_json_patch(text, where)
+    if ops is not None:
+        _apply_json6902(resources, ops, target, where=where, file=k.file)
+        return resources
+    patches = load_yaml_documents(text.encode("utf-8"), file=where)
+    if not patches:
+        raise KustomizeError(f"patch {where} is empty", file=k.file)
+    return _apply_sm_patches(resources, patches, target, where=where, file=k.file)
+
+
+def apply_patches(fs: repofs.RepoFS, k: Kustomization, resources: list[Resource], *, restrict: bool,
+                  json6902: bool) -> list[Resource]:
+    """``patchesStrategicMerge`` then ``patches`` (``json6902=False``), or ``patchesJson6902`` (True).
+
+    kustomize runs these two groups at different points of its transformer order.
+    """
+    if json6902:
+        for entry in k.patches_json6902:
+            text, where = _patch_text(fs, k, entry, restrict=restrict)
+            ops = _as_json_patch(text, where)
+            if ops is None:
+                raise KustomizeError(f"patchesJson6902 {where} is not a JSON patch", file=k.file)
+            _apply_json6902(resources, ops, entry.get("target"), where=where, file=k.file)
+        return resources
+    for item in k.patches_strategic_merge:
+        candidate = posixpath.normpath(posixpath.join(k.directory, item)) if "\n" not in item else ""
+        if candidate and not candidate.startswith("../") and fs.is_file(candidate):
+            text, where = _patch_text(fs, k, {"path": item}, restrict=restrict)
+        else:
+            text, where = item.strip(), k.file
+        patches = load_yaml_documents(text.encode("utf-8"), file=where)
+        resources = _apply_sm_patches(resources, patches, None, where=where, file=k.file)
+    for entry in k.patches:
+        text, where = _patch_text(fs, k, entry, restrict=restrict)
+        resources = _apply_entry(fs, k, resources, text, where, entry.get("target"))
+    return resources

@@ -1,0 +1,254 @@
+"""kustomize's built-in transformers over a list of resources, in kustomize's semantics.
+
+Each function mirrors one kustomize plugin (``NamespaceTransformer``,
+``PrefixTransformer``, ``LabelTransformer``, ...) and its filter; the field
+specs come from :mod:`~hub.render.kustomize.tables`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from hub.render.errors import KustomizeError
+from hub.render.kustomize import tables
+from hub.render.kustomize.resources import (
+    FieldSpec,
+    Resource,
+    apply_field_spec,
+    field_specs,
+    merge_field_specs,
+)
+
+__all__ = [
+    "add_annotations",
+    "add_labels",
+    "add_name_prefix",
+    "add_name_suffix",
+    "set_images",
+    "set_namespace",
+    "set_replicas",
+]
+
+_PREFIX_SKIP = (("", "CustomResourceDefinition"), ("apiregistration.k8s.io", "APIService"), ("", "Namespace"))
+
+
+def _str_node() -> str:
+    return ""
+
+
+def _map_node() -> dict[str, Any]:
+    return {}
+
+
+# -- namespace ------------------------------------------------------------------------------------
+
+def set_namespace(resources: list[Resource], namespace: str, *, file: str) -> None:
+    """``namespace:``: set metadata.namespace of namespaced objects, rename v1 Namespaces, fix subjects."""
+    specs = [spec for spec in field_specs(tables.NAMESPACE) if spec.path != ("metadata", "namespace")]
+
+    def setter(parent: dict[str, Any], key: str) -> None:
+        parent[key] = namespace
+
+    for res in resources:
+        if not res.obj:
+            continue
+        res.store_previous_id()
+        obj = res.obj
+        if not res.cluster_scoped:
+            res.metadata["namespace"] = namespace
+        kind = res.kind
+        if kind in {"RoleBinding", "ClusterRoleBinding"}:
+            # kustomize's default `setRoleBindingSubjects: defaultOnly`: subjects named "default".
+            for subject in obj.get("subjects") or []:
+                if isinstance(subject, dict) and subject.get("name") == "default":
+                    subject["namespace"] = namespace
+        for spec in specs:
+            if spec.path == ("metadata", "name") and res.api_version != "v1":
+                continue
+            apply_field_spec(obj, spec, setter, leaf_create=_str_node)
+    ids: dict[tuple[str, str, str, str], Resource] = {}
+    for res in resources:
+        key = (res.api_version, *res.cur_id())
+        if key in ids:
+            raise KustomizeError(
+                f"namespace transformation produces an id conflict: two objects are now {res.describe()}",
+                file=file)
+        ids[key] = res
+
+
+# -- name prefix / suffix -------------------------------------------------------------------------
+
+def _skips_prefix(res: Resource) -> bool:
+    kind = res.org_id()[0]
+    return any(kind == skip_kind and (not group or res.group == group) for group, skip_kind in _PREFIX_SKIP)
+
+
+def add_name_prefix(resources: list[Resource], prefix: str) -> None:
+    for res in resources:
+        if _skips_prefix(res):
+            continue
+        res.prefixes.append(prefix)
+        res.store_previous_id()
+        res.name = prefix + res.name
+
+
+def add_name_suffix(resources: list[Resource], suffix: str) -> None:
+    for res in resources:
+        if _skips_prefix(res):
+            continue
+        res.suffixes.append(suffix)
+        res.store_previous_id()
+        res.name = res.name + suffix
+
+
+# -- labels and annotations -----------------------------------------------------------------------
+
+def _map_setter(values: dict[str, str], what: str, res: Resource) -> Any:
+    def setter(parent: dict[str, Any], key: str) -> None:
+        target = parent.get(key)
+        if target is None:
+            target = {}
+            parent[key] = target
+        if not isinstance(target, dict):
+            raise KustomizeError(f"cannot add {what}: {key} is not a mapping", obj=res.describe(), file=res.source)
+        target.update(values)
+    return setter
+
+
+def label_field_specs(*, include_selectors: bool, include_templates: bool,
+                      extra: list[dict[str, Any]]) -> list[FieldSpec]:
+    """The field specs of one ``labels`` entry, as kustomize's configurator merges them."""
+    user = [FieldSpec.parse(raw) for raw in extra]
+    if include_selectors:
+        return merge_field_specs(user, field_specs(tables.COMMON_LABELS))
+    specs = user
+    if include_templates:
+        specs = merge_field_specs(specs, field_specs(tables.TEMPLATE_LABELS))
+    return merge_field_specs(specs, [FieldSpec(path=("metadata", "labels"), create=True)])
+
+
+def add_labels(resources: list[Resource], labels: dict[str, str], specs: list[FieldSpec]) -> None:
+    if not labels:
+        return
+    for res in resources:
+        setter = _map_setter(labels, "labels", res)
+        for spec in specs:
+            apply_field_spec(res.obj, spec, setter, leaf_create=_map_node)
+
+
+def add_annotations(resources: list[Resource], annotations: dict[str, str]) -> None:
+    if not annotations:
+        return
+    specs = field_specs(tables.COMMON_ANNOTATIONS)
+    for res in resources:
+        setter = _map_setter(annotations, "annotations", res)
+        for spec in specs:
+            apply_field_spec(res.obj, spec, setter, leaf_create=_map_node)
+
+
+# -- images ---------------------------------------------------------------------------------------
+
+def split_image(image: str) -> tuple[str, str, str]:
+    """(name, tag, digest) as kustomize's ``image.Split``."""
+    slash = image.find("/")
+    search = image[slash:] if slash > 0 else image
+    offset = slash if slash > 0 else 0
+    at = search.find("@")
+    colon = search.find(":")
+    if colon < 0 and at < 0:
+        return image, "", ""
+    if at >= 0 and (at < colon or colon < 0):
+        at += offset
+        return image[:at], "", image[at + 1:]
+    if at >= 0 and colon >= 0:
+        at += offset
+        colon += offset
+        return image[:colon], image[colon + 1:at], image[at + 1:]
+    colon += offset
+    return image[:colon], image[colon + 1:], ""
+
+
+def _image_updater(spec: dict[str, str]) -> Any:
+    # kustomize builds this regex from the configured name without escaping it; so do we.
+    try:
+        pattern = re.compile("^" + spec["name"] + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?$")
+    except re.error:
+        pattern = re.compile("^" + re.escape(spec["name"]) + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?$")
+    new_name, new_tag, digest = spec.get("newName", ""), spec.get("newTag", ""), spec.get("digest", "")
+
+    def update(value: Any) -> Any:
+        if not isinstance(value, str) or not pattern.match(value):
+            return value
+        name, tag, old_digest = split_image(value)
+        if new_name:
+            name = new_name
+        if new_tag and digest:
+            tag, old_digest = new_tag, digest
+        elif new_tag:
+            tag, old_digest = new_tag, ""
+        elif digest:
+            tag, old_digest = "", digest
+        if tag:
+            name += ":" + tag
+        if old_digest:
+            name += "@" + old_digest
+        return name
+
+    return update
+
+
+def _walk_containers(node: Any, update: Any) -> None:
+    # kustomize's LegacyFilter: every `containers`/`initContainers` list anywhere in the object.
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _walk_containers(value, update)
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                for container in value:
+                    if isinstance(container, dict) and "image" in container:
+                        container["image"] = update(container["image"])
+    elif isinstance(node, list):
+        for item in node:
+            _walk_containers(item, update)
+
+
+def set_images(resources: list[Resource], images: list[dict[str, str]]) -> None:
+    specs = field_specs(tables.IMAGES)
+    for image in images:
+        update = _image_updater(image)
+
+        def setter(parent: dict[str, Any], key: str, update: Any = update) -> None:
+            parent[key] = update(parent[key])
+
+        for res in resources:
+            if res.kind == "CustomResourceDefinition":
+                continue
+            _walk_containers(res.obj, update)
+            for spec in specs:
+                apply_field_spec(res.obj, spec, setter)
+
+
+# -- replicas -------------------------------------------------------------------------------------
+
+def set_replicas(resources: list[Resource], replicas: list[dict[str, Any]], *, file: str) -> None:
+    specs = field_specs(tables.REPLICAS)
+    for replica in replicas:
+        name, count = replica["name"], replica["count"]
+        found = False
+        for spec in specs:
+            for res in resources:
+                if not spec.selects(res.group, res.version, res.kind):
+                    continue
+                if not any(ident[1] == name and spec.selects(res.group, res.version, ident[0])
+                           for ident in res.any_ids()):
+                    continue
+                found = True
+
+                def setter(parent: dict[str, Any], key: str, count: int = count) -> None:
+                    parent[key] = count
+
+                apply_field_spec(res.obj, spec, setter, leaf_create=_str_node)
+        if not found:
+            raise KustomizeError(
+                f"replicas: no Deployment, ReplicationController, ReplicaSet or StatefulSet named {name!r}",
+                file=file)

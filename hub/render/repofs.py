@@ -1,0 +1,265 @@
+"""A read-only view of a fleet repository at one revision.
+
+Paths are repository-relative POSIX paths; ``""`` is the root. Two views:
+
+* :class:`GitTreeFS` reads tree and blob objects straight from the Git object
+  database at one commit (no checkout, so many revisions can be read at once
+  and nothing on disk can change under a render);
+* :class:`DirectoryFS` reads a plain directory, for local use.
+
+Both refuse paths that leave the root — ``..``, absolute paths, URLs, and
+symlinks pointing outside — with :class:`~hub.render.errors.RepoPathError`.
+``tree_id`` is a content id (the Git object id, or a sha256 of the content for a
+directory), so a render can be cached by the ids of its inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import posixpath
+import re
+import stat
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from hub.render.errors import RepoPathError
+
+if TYPE_CHECKING:
+    import git
+
+__all__ = ["DirectoryFS", "GitTreeFS", "RepoFS", "materialize", "normalize"]
+
+_URL_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|git@|[a-zA-Z0-9.-]+\.[a-z]{2,}/[^/]+/)")
+_MAX_SYMLINK_HOPS = 40
+_SYMLINK_MODE = 0o120000
+_TREE_MODE = 0o040000
+
+
+@runtime_checkable
+class RepoFS(Protocol):
+    """A read-only file tree at one revision."""
+
+    @property
+    def revision(self) -> str:
+        """The commit sha, or ``dir:<absolute path>``."""
+        ...
+
+    def read_bytes(self, path: str) -> bytes: ...
+
+    def is_dir(self, path: str) -> bool: ...
+
+    def is_file(self, path: str) -> bool: ...
+
+    def list_dir(self, path: str) -> list[str]:
+        """Sorted entry names of a directory."""
+        ...
+
+    def tree_id(self, path: str) -> str:
+        """A content id of a file or directory (Git object id, or sha256 of the content)."""
+        ...
+
+
+def is_remote(path: str) -> bool:
+    """True for what kustomize would fetch: URLs, ``git@host:...``, ``github.com/org/repo``."""
+    return bool(_URL_RE.match(path))
+
+
+def normalize(path: str, *, base: str = "", file: str | None = None) -> str:
+    """``path`` joined to ``base`` and normalised; refuses ``..`` out of the root, absolute paths and URLs.
+
+    ``file`` names where the path was written, for the error message.
+    """
+    if is_remote(path):
+        raise RepoPathError(f"remote resource {path!r} is refused: the hub does not fetch URLs", file=file)
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":" and path[0].isalpha()):
+        raise RepoPathError(f"absolute path {path!r} is not allowed; use a path inside the repository",
+                            file=file)
+    joined = posixpath.normpath(posixpath.join(base, path)) if (base or path) else "."
+    if joined == ".." or joined.startswith("../"):
+        raise RepoPathError(f"path {path!r} escapes the repository root", file=file)
+    return "" if joined == "." else joined
+
+
+class DirectoryFS:
+    """A plain directory as a :class:`RepoFS`; symlinks are followed only while they stay inside the root."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self._root = os.path.realpath(os.fspath(root))
+        if not os.path.isdir(self._root):
+            raise RepoPathError(f"{os.fspath(root)} is not a directory")
+
+    @property
+    def revision(self) -> str:
+        return f"dir:{self._root}"
+
+    @property
+    def root(self) -> str:
+        return self._root
+
+    def _real(self, path: str) -> str:
+        rel = normalize(path)
+        real = os.path.realpath(os.path.join(self._root, rel))
+        if real != self._root and not real.startswith(self._root + os.sep):
+            raise RepoPathError(f"path {rel!r} is a symlink that escapes the repository root", file=rel)
+        return real
+
+    def read_bytes(self, path: str) -> bytes:
+        real = self._real(path)
+        try:
+            with open(real, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError as exc:
+            raise RepoPathError(f"file {normalize(path)!r} does not exist", file=normalize(path)) from exc
+        except IsADirectoryError as exc:
+            raise RepoPathError(f"{normalize(path)!r} is a directory, not a file",
+                                file=normalize(path)) from exc
+
+    def is_dir(self, path: str) -> bool:
+        return os.path.isdir(self._real(path))
+
+    def is_file(self, path: str) -> bool:
+        return os.path.isfile(self._real(path))
+
+    def list_dir(self, path: str) -> list[str]:
+        real = self._real(path)
+        try:
+            return sorted(os.listdir(real))
+        except FileNotFoundError as exc:
+            raise RepoPathError(f"directory {normalize(path)!r} does not exist", file=normalize(path)) from exc
+
+    def tree_id(self, path: str) -> str:
+        real = self._real(path)
+        digest = hashlib.sha256()
+        self._hash_into(digest, real, normalize(path))
+        return digest.hexdigest()
+
+    def _hash_into(self, digest: Any, real: str, rel: str) -> None:
+        info = os.stat(real)
+        if stat.S_ISDIR(info.st_mode):
+            digest.update(b"d\0")
+            for name in sorted(os.listdir(real)):
+                child_rel = posixpath.join(rel, name) if rel else name
+                digest.update(name.encode() + b"\0")
+                self._hash_into(digest, self._real(child_rel), child_rel)
+            digest.update(b"\0end\0")
+        else:
+            with open(real, "rb") as handle:
+                data = handle.read()
+            digest.update(b"f\0" + str(len(data)).encode() + b"\0" + data)
+
+
+class GitTreeFS:
+    """The tree of one commit, read from the object database (GitPython objects, no checkout).
+
+    Symlink blobs (mode 120000) are resolved inside the repository; a link that
+    points outside it, or loops, is refused.
+    """
+
+    def __init__(self, repo: git.Repo, commit: str) -> None:
+        self._repo = repo
+        try:
+            self._commit = repo.commit(commit)
+            self._root = self._commit.tree  # GitPython resolves lazily: touch the tree to fail here
+        except Exception as exc:  # gitdb and GitPython raise several types for an unknown rev
+            raise RepoPathError(f"commit {commit!r} is not in the repository") from exc
+        self._revision = str(self._commit.hexsha)
+        # path -> (kind, object); GitPython object lookups are slow, and a build reads a path many times.
+        self._cache: dict[str, tuple[str, Any, str]] = {"": ("tree", self._root, "")}
+        self._entries: dict[str, dict[str, Any]] = {}
+
+    @property
+    def revision(self) -> str:
+        return self._revision
+
+    def _children(self, tree: Any) -> dict[str, Any]:
+        key = str(tree.hexsha)
+        entries = self._entries.get(key)
+        if entries is None:
+            entries = {item.name: item for item in tree}
+            self._entries[key] = entries
+        return entries
+
+    def _lookup(self, path: str, *, hops: int = 0) -> tuple[str, Any] | None:
+        """(``"tree"`` or ``"blob"``, object) for ``path`` with symlinks resolved, or None if missing."""
+        found = self._resolve(normalize(path), hops)
+        return None if found is None else (found[0], found[1])
+
+    def _resolve(self, rel: str, hops: int) -> tuple[str, Any, str] | None:
+        """(kind, object, real path): a link's target is relative to the *real* directory holding it."""
+        cached = self._cache.get(rel)
+        if cached is not None:
+            return cached
+        parent, _, name = rel.rpartition("/")
+        found = self._resolve(parent, hops)
+        if found is None or found[0] != "tree":
+            return None
+        real_parent = found[2]
+        item = self._children(found[1]).get(name)
+        if item is None:
+            return None
+        real = f"{real_parent}/{name}" if real_parent else name
+        result: tuple[str, Any, str] | None
+        if item.mode == _SYMLINK_MODE:
+            if hops >= _MAX_SYMLINK_HOPS:
+                raise RepoPathError(f"symlink {rel!r} loops", file=rel)
+            target = item.data_stream.read().decode("utf-8", "surrogateescape")
+            try:
+                resolved = normalize(target, base=real_parent, file=rel)
+            except RepoPathError as exc:
+                raise RepoPathError(f"symlink {rel!r} -> {target!r} escapes the repository root",
+                                    file=rel) from exc
+            result = self._resolve(resolved, hops + 1)
+        elif item.type == "tree":
+            result = ("tree", item, real)
+        elif item.type == "blob":
+            result = ("blob", item, real)
+        else:  # a submodule (commit entry): its content is not in this repository
+            result = None
+        if result is not None:
+            self._cache[rel] = result
+        return result
+
+    def read_bytes(self, path: str) -> bytes:
+        found = self._lookup(path)
+        rel = normalize(path)
+        if found is None:
+            raise RepoPathError(f"file {rel!r} does not exist at {self._revision[:12]}", file=rel)
+        if found[0] != "blob":
+            raise RepoPathError(f"{rel!r} is a directory, not a file", file=rel)
+        data: bytes = found[1].data_stream.read()
+        return data
+
+    def is_dir(self, path: str) -> bool:
+        found = self._lookup(path)
+        return found is not None and found[0] == "tree"
+
+    def is_file(self, path: str) -> bool:
+        found = self._lookup(path)
+        return found is not None and found[0] == "blob"
+
+    def list_dir(self, path: str) -> list[str]:
+        found = self._lookup(path)
+        rel = normalize(path)
+        if found is None or found[0] != "tree":
+            raise RepoPathError(f"directory {rel!r} does not exist at {self._revision[:12]}", file=rel)
+        return sorted(self._children(found[1]))
+
+    def tree_id(self, path: str) -> str:
+        found = self._lookup(path)
+        rel = normalize(path)
+        if found is None:
+            raise RepoPathError(f"path {rel!r} does not exist at {self._revision[:12]}", file=rel)
+        return str(found[1].hexsha)
+
+
+def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "") -> None:
+    """Write the tree under ``path`` (default: the whole repository) to ``dest``, symlinks resolved."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in fs.list_dir(path):
+        child = posixpath.join(path, name) if path else name
+        target = dest / name
+        if fs.is_dir(child):
+            materialize(fs, target, child)
+        elif fs.is_file(child):
+            target.write_bytes(fs.read_bytes(child))
