@@ -325,6 +325,9 @@ class Renderer:
             objects = result.objects
         except errors.RenderError as exc:
             error = exc
+        except Exception as exc:  # a bug must cost one app on some clusters, not the whole fleet
+            error = errors.KustomizeError(f"unexpected {type(exc).__name__} while building (a bug in Convoy; "
+                                          f"please report it): {exc}", file=plan.app.path)
         self.renders_done += 1
         session.renders += 1
         scopes = bundles.crd_scopes(objects or ())
@@ -387,7 +390,16 @@ class Renderer:
         if cluster.config_error is not None:
             return self._failed(cluster, labels, (), [AppError.of(cluster.name, "", cluster.config_error)],
                                 _hash("config-error", cluster.name, str(cluster.config_error)))
-        plans = resolving.plan_cluster(session.fs, fleet, name=cluster.name, labels=labels)
+        if not model.NAME_RE.match(cluster.name):
+            return self._failed(cluster, labels, (), [AppError(
+                cluster=cluster.name, app="", file=None,
+                message=f"{cluster.name!r} is not a valid cluster name (lowercase letters, digits, '-')")],
+                _hash("bad-name", cluster.name))
+        try:
+            plans = resolving.plan_cluster(session.fs, fleet, name=cluster.name, labels=labels)
+        except errors.RenderError as exc:
+            return self._failed(cluster, labels, (), [AppError.of(cluster.name, "", exc)],
+                                _hash("plan-error", cluster.name, str(exc)))
         app_names = tuple(plan.app.name for plan in plans)
         problems: list[AppError] = []
         built: list[tuple[resolving.AppPlan, _Build]] = []

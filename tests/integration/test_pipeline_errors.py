@@ -177,3 +177,11 @@ def test_errors_of_several_apps_are_all_reported(fleet_repo: Path) -> None:
     sha = commit_files(fleet_repo, {"apps/good/cm.yaml": "kind: [\n", "apps/bad/cm.yaml": "kind: [\n"})
     result = _render(fleet_repo, sha)
     assert sorted(e.app for e in result.clusters["prod-1"].errors) == ["bad", "good"]
+
+
+def test_an_invalid_registered_cluster_name_is_that_cluster_s_error(fleet_repo: Path) -> None:
+    fs = repofs.GitTreeFS(git.Repo(fleet_repo), "HEAD")
+    infos = clusters.all_clusters(clusters.declared_clusters(fs), {"../../escape": {"env": "prod"}})
+    result = pipeline.Renderer().render_fleet(fs, infos)
+    assert result.clusters["prod-1"].ok
+    assert "not a valid cluster name" in str(result.clusters["../../escape"].errors[0])
