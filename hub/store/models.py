@@ -99,6 +99,7 @@ class EventKind(enum.StrEnum):
     TOKEN_REVOKED = "token_revoked"
     REGISTRATION = "registration"                  #: a cluster registered
     REGISTRATION_REFUSED = "registration_refused"  #: a registration was refused (token, name taken)
+    DEREGISTERED = "deregistered"                  #: an administrator removed a cluster's registration
     PAUSED = "paused"
     RESUMED = "resumed"
     PINNED = "pinned"                              #: reserved for rollouts (issue 8)

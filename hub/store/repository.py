@@ -21,6 +21,7 @@ tokens      create_token(s, *, ttl, uses, labels, description) -> (BootstrapToke
 clusters    register_cluster(s, *, name, labels, credential_hash, token=None) -> Cluster   ClusterExists
             authenticate_cluster(s, credential) -> Cluster | None
             get_cluster(s, name); list_clusters(s); touch_cluster(s, name); touch_clusters(s, names)
+            remove_cluster(s, name) -> bool    (frees the name; history and events stay)
             set_paused(s, names, paused) -> changed names       raises UnknownCluster
             set_pinned(s, name, digest | None)                  (room for rollouts, issue 8)
 commits     record_commit(s, *, sha, author, authored_at, message, signature_verdict, signature_detail,
@@ -39,6 +40,7 @@ render      set_render_errors(s, *, cluster, commit, errors); clear_render_error
             render_errors_all(s) -> {cluster: RenderError}
 events      add_event(s, kind, *, cluster, commit, digest, message, details) -> Event
             events(s, *, cluster, since, after_id, kinds, limit=200) -> oldest-first list of the newest
+            prune_events(s, *, before) -> number deleted
 hub state   get_state(s, key) -> str | None; set_state(s, key, value)   (keys: StateKey)
 """
 
@@ -98,10 +100,12 @@ __all__ = [
     "list_clusters",
     "list_tokens",
     "prune_bundles",
+    "prune_events",
     "put_bundle",
     "recent_commits",
     "record_commit",
     "register_cluster",
+    "remove_cluster",
     "render_errors_all",
     "revoke_token",
     "save_status",
@@ -189,6 +193,12 @@ def events(s: Session, *, cluster: str | None = None, since: dt.datetime | None 
     rows = list(s.exec(query.order_by(col(Event.id).desc()).limit(max(limit, 0))))
     rows.reverse()
     return rows
+
+
+def prune_events(s: Session, *, before: dt.datetime) -> int:
+    """Delete events older than ``before``; returns how many (the audit log's retention knob)."""
+    table = _table(Event)
+    return cast(sa.CursorResult[Any], s.execute(table.delete().where(table.c.at < before))).rowcount
 
 
 # --------------------------------------------------------------------------------------------- tokens
@@ -344,6 +354,26 @@ def _touch_statement() -> sa.Executable:
     table = _table(Cluster)
     return (table.update().where(table.c.name == sa.bindparam("b_name"))
             .values(last_seen=sa.bindparam("b_seen", type_=table.c.last_seen.type)))
+
+
+def remove_cluster(s: Session, name: str, *, now: dt.datetime | None = None) -> bool:
+    """Forget a registration so the name can register again (a spoke that lost its credential).
+
+    The credential stops working at once; desired state, status and render errors go with it, while
+    desired-state history and events stay for the audit trail. False if there was no such cluster.
+    """
+    row = s.get(Cluster, name)
+    if row is None:
+        return False
+    for model in (DesiredState, ClusterStatus, RenderError):
+        found = s.get(model, name)
+        if found is not None:
+            s.delete(found)
+    s.delete(row)
+    s.flush()
+    add_event(s, EventKind.DEREGISTERED, cluster=name, message=f"cluster {name}: registration removed",
+              now=now)
+    return True
 
 
 def set_paused(s: Session, names: Iterable[str], paused: bool, *, now: dt.datetime | None = None) -> list[str]:

@@ -520,3 +520,30 @@ def test_concurrent_writers_queue_instead_of_failing(db: Database) -> None:
     with db.session() as s:
         assert len(repo.statuses(s)) == len(names)
         assert all(d.commit == f"{19:040x}" for d in repo.desired_all(s).values())
+
+
+def test_removed_cluster_frees_its_name_and_credential(db: Database) -> None:
+    old_credential = register(db, "a")
+    d1 = add_bundle(db, 1)
+    with db.session() as s:
+        repo.set_desired(s, cluster="a", commit=COMMIT_A, digest=d1)
+        repo.save_status(s, report("a", "Ready", d1))
+        assert repo.remove_cluster(s, "a", now=T0)
+        assert not repo.remove_cluster(s, "a")
+    with db.session() as s:
+        assert repo.authenticate_cluster(s, old_credential) is None
+        assert repo.get_desired(s, "a") is None and repo.get_status(s, "a") is None
+        assert repo.was_desired_for(s, "a", d1)  # history stays
+        assert repo.events(s, cluster="a")[-1].kind == "deregistered"
+    new_credential = register(db, "a")
+    with db.session() as s:
+        found = repo.authenticate_cluster(s, new_credential)
+        assert found is not None and found.name == "a"
+
+
+def test_prune_events(db: Database) -> None:
+    with db.session() as s:
+        for i in range(5):
+            repo.add_event(s, EventKind.HUB, message=f"e{i}", now=T0 + dt.timedelta(days=i))
+        assert repo.prune_events(s, before=T0 + dt.timedelta(days=3)) == 3
+        assert [e.message for e in repo.events(s)] == ["e3", "e4"]
