@@ -231,3 +231,23 @@ def test_cli_config_for_an_insecure_hub(tmp_path: Path) -> None:
                                   credential_path=credential_path, name="sandbox", insecure=True)
     connection = cliconfig.resolve(config=cliconfig.load_config(path), env={})
     assert (connection.name, connection.ca, connection.insecure) == ("sandbox", None, True)
+
+
+def test_two_hubs_starting_together_end_with_one_ca_and_one_signing_key(tmp_path: Path) -> None:
+    fingerprints: list[str] = []
+    public_keys: list[bytes] = []
+    barrier = threading.Barrier(8)
+
+    def start() -> None:
+        barrier.wait()
+        fingerprints.append(ca.ensure_ca(tmp_path).fingerprint())
+        public_keys.append(signing.public_key_bytes(signing.load_or_create_signing_key(tmp_path)))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(fingerprints) == 8 and len(set(fingerprints)) == 1
+    assert len(public_keys) == 8 and len(set(public_keys)) == 1
+    assert sorted(p.name for p in (tmp_path / "tls").iterdir()) == ["ca.crt", "ca.key"]  # no temp files left
