@@ -98,6 +98,7 @@ class _State:
     pending: hubclient.Desired | None = None
     inventory: inventory.Inventory | None = None
     last_resync: float = 0.0
+    last_phase: Phase = Phase.UNKNOWN
 
 
 class Agent:
@@ -300,7 +301,7 @@ class Agent:
 
     def _on_desired(self, desired: hubclient.Desired) -> None:
         st = self._state
-        st.paused = desired.paused
+        was_paused, st.paused = st.paused, desired.paused
         if desired.paused:
             st.pending = desired
             self._publish()
@@ -308,19 +309,31 @@ class Agent:
         st.pending = None
         if desired.digest and desired.digest != st.digest:
             self.reconcile_once(_Source(digest=desired.digest, commit=desired.commit, signature=desired.signature))
-        else:
-            st.commit = desired.commit or st.commit
-            self._publish()
+            return
+        st.commit = desired.commit or st.commit
+        if was_paused:
+            # Drift seen while paused was only reported; now it is handled by policy.
+            for ref in list(st.drift):
+                d = st.desired.get(ref)
+                if d is not None:
+                    self._check_drift(d, self.client.get(d.api_version, ref.kind, ref.namespace, ref.name))
+        self._publish()
 
     def _on_tick(self) -> None:
         st = self._state
         if st.bundle is None:
             return
         now = time.monotonic()
-        if now - st.last_resync > self.settings.resync_interval and not st.paused:
+        # Failed objects are retried now and then; a full re-apply would also overwrite drift that the
+        # `report` policy must leave alone, so it only runs while none is recorded.
+        retry_due = now - st.last_resync > min(self.settings.resync_interval, 60.0)
+        if st.errors and retry_due and not st.paused and not st.drift:
             self.reconcile_once(_Source(digest=st.digest, commit=st.commit, signature=st.signature))
             return
-        self._publish()
+        # Only the health timeout changes the status with time alone; anything else arrives as an event,
+        # so an idle spoke does not rebuild its status twice a second.
+        if st.last_phase == Phase.PROGRESSING and now - st.applied_at > self.settings.health_timeout:
+            self._publish()
 
     # -- reconcile_once -----------------------------------------------------------------------------
 
@@ -358,6 +371,7 @@ class Agent:
         except errors.ClusterError as exc:
             result.errors.append(f"{self._inventory_store.ref}: cannot save the inventory: {exc.detail}")
         # take it into force
+        previous_digest = st.digest
         st.inventory = new_inventory
         st.bundle, st.digest, st.commit, st.signature = bundle, source.digest, source.commit, source.signature
         st.desired = result.desired
@@ -366,7 +380,9 @@ class Agent:
         st.actions = {e.ref: e for e in changes}
         st.errors = result.errors + [str(e) for e in pruned.entries if e.action == Action.FAILED]
         st.drift = {}
-        st.applied_at = st.last_resync = time.monotonic()
+        if source.digest != previous_digest:
+            st.applied_at = time.monotonic()  # the health timeout runs from the first apply of a bundle
+        st.last_resync = time.monotonic()
         # assess: watch what we applied; the listing it starts with fills the live cache
         self._watch.set_kinds({(d.api_version, ref.kind) for ref, d in st.desired.items()})
         st.live = dict(result.live)
@@ -424,8 +440,11 @@ class Agent:
     def _check_drift(self, d: engine.Desired, live: dict[str, Any] | None) -> None:
         st = self._state
         entry = st.actions.get(d.ref)
-        if entry is not None and entry.action in (Action.FAILED, Action.SKIPPED):
-            return  # not enforced in the first place
+        if entry is not None and entry.action == Action.FAILED:
+            return  # not enforced in the first place; the next apply retries it
+        mode = str(((d.manifest.get("metadata") or {}).get("annotations") or {}).get(bundles.ANNOTATION_SSA, ""))
+        if mode == manager_apply.SSA_IGNORE or (mode == manager_apply.SSA_IF_NOT_PRESENT and live is not None):
+            return  # never updated by Convoy, so a change is not drift (a deleted IfNotPresent object is)
         fields: tuple[drift.FieldDiff, ...] = ()
         if live is None:
             kind_of_drift = "deleted"
@@ -438,7 +457,9 @@ class Agent:
         policy = st.policies.get(d.app, self.settings.drift_policy)
         now = dt.datetime.now(dt.UTC)
         if st.paused or policy == DriftPolicy.REPORT:
-            st.drift[d.ref] = report.DriftRecord(d.ref, d.app, kind_of_drift, fields, False, now)
+            known = st.drift.get(d.ref)
+            if known is None or (known.kind_of_drift, known.fields) != (kind_of_drift, fields):
+                st.drift[d.ref] = report.DriftRecord(d.ref, d.app, kind_of_drift, fields, False, now)
             return
         applied = manager_apply.apply_one(
             self.client, d.manifest, live=live, manifest_hash=d.hash, previous_hash=None,
@@ -459,6 +480,7 @@ class Agent:
 
     def _publish(self) -> report.Status:
         status = self._build_status()
+        self._state.last_phase = status.phase
         self.reporter.submit(status)
         return status
 

@@ -107,7 +107,7 @@ class Reporter:
         return self
 
     def stop(self, *, flush: bool = False, timeout: float = 5.0) -> None:
-        if flush:
+        if flush and self.online:  # a last word to a reachable hub; never wait on an absent one
             self._try_send()
         self._stop.set()
         self._wake.set()

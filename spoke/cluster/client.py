@@ -49,7 +49,7 @@ class ClientOptions:
     """Connection behaviour of a ``ClusterClient``."""
 
     request_timeout: float = 30.0   #: seconds for one request (watches use their own)
-    pool_size: int = 16             #: concurrent connections (bulk applies run in parallel)
+    pool_size: int = 32             #: connections kept: parallel applies plus one per watched kind
     retry: retrying.RetryPolicy = dataclasses.field(default_factory=retrying.RetryPolicy)
 
 
