@@ -68,14 +68,15 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     async def ListClusters(self, request: pb.ListClustersRequest, context: Context) -> pb.ListClustersResponse:
         self._admin(context, "list clusters")
         selector = _parse_selector(request.selector)
-        summaries, fleet_commit, seen = await self._run(self._list, selector)
+        summaries, fleet_commit, seen = await self._run(self._list, selector, self.notifier.connected_clusters)
         response = pb.ListClustersResponse(clusters=summaries, fleet_commit=fleet_commit,
                                            heartbeat_seconds=int(self.options.heartbeat_seconds))
         if seen is not None:
             response.fleet_commit_seen.CopyFrom(codec.timestamp(seen))
         return response
 
-    def _list(self, selector: selectors.Selector) -> tuple[list[pb.ClusterSummary], str, dt.datetime | None]:
+    def _list(self, selector: selectors.Selector,
+              connected: frozenset[str]) -> tuple[list[pb.ClusterSummary], str, dt.datetime | None]:
         with self.db.session(write=False) as session:
             clusters = [c for c in store.list_clusters(session) if selector.matches(dict(c.labels or {}))]
             desired = store.desired_all(session)
@@ -84,21 +85,22 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             fleet_commit = store.get_state(session, store.StateKey.LAST_DEPLOYED_COMMIT) or ""
             seen_text = store.get_state(session, service.STATE_DEPLOYED_AT)
         seen = dt.datetime.fromisoformat(seen_text) if seen_text else None
-        summaries = [self._summary(c, desired.get(c.name), reported.get(c.name), errors.get(c.name))
-                     for c in clusters]
+        summaries = [self._summary(c, desired.get(c.name), reported.get(c.name), errors.get(c.name),
+                                   online=c.name in connected) for c in clusters]
         return summaries, fleet_commit, seen
 
     def _summary(self, cluster: models.Cluster, desired: models.DesiredState | None,
-                 reported: models.ClusterStatus | None, render_errors: models.RenderError | None,
-                 ) -> pb.ClusterSummary:
+                 reported: models.ClusterStatus | None, render_errors: models.RenderError | None, *,
+                 online: bool) -> pb.ClusterSummary:
+        """One cluster's row; ``online``: it has a Watch stream open on this hub process."""
         summary = pb.ClusterSummary(name=cluster.name, labels=dict(cluster.labels or {}),
-                                    paused=bool(cluster.paused), online=self.notifier.is_connected(cluster.name),
+                                    paused=bool(cluster.paused), online=online,
                                     pinned_digest=cluster.pinned_digest or "")
         if desired is not None:
             summary.desired_commit = desired.commit
             summary.desired_digest = desired.digest
         last_seen = cluster.last_seen
-        if self.notifier.is_connected(cluster.name):
+        if online:
             last_seen = self.clock()  # an open Watch stream is proof of life right now
         if last_seen is not None:
             summary.last_seen.CopyFrom(codec.timestamp(_aware(last_seen)))
@@ -106,10 +108,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             summary.applied_commit = reported.applied_commit or ""
             summary.applied_digest = reported.applied_digest or ""
             summary.phase = _phase_to_wire(reported.phase)
-            objects = list(reported.objects or [])
-            summary.objects_total = len(objects)
-            summary.objects_ready = sum(1 for o in objects if o.get("health") == "Current")
-            summary.drift_count = len(reported.drift or [])
+            summary.objects_total = reported.objects_total
+            summary.objects_ready = reported.objects_ready
+            summary.drift_count = reported.drift_count
             summary.errors.extend(str(e) for e in (reported.errors or []))
         else:
             summary.phase = pb.PHASE_UNSPECIFIED
@@ -120,9 +121,10 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     @status.unary
     async def GetCluster(self, request: pb.GetClusterRequest, context: Context) -> pb.ClusterDetail:
         self._admin(context, "get cluster")
-        return await self._run(self._detail, request.name)  # type: ignore[no-any-return]
+        return await self._run(  # type: ignore[no-any-return]
+            self._detail, request.name, self.notifier.is_connected(request.name))
 
-    def _detail(self, name: str) -> pb.ClusterDetail:
+    def _detail(self, name: str, online: bool) -> pb.ClusterDetail:
         with self.db.session(write=False) as session:
             cluster = store.get_cluster(session, name)
             if cluster is None:
@@ -131,7 +133,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             reported = store.get_status(session, name)
             errors = store.render_errors_all(session).get(name)
             recent = store.events(session, cluster=name, limit=20)
-        detail = pb.ClusterDetail(summary=self._summary(cluster, desired, reported, errors))
+        detail = pb.ClusterDetail(summary=self._summary(cluster, desired, reported, errors, online=online))
         if reported is not None:
             detail.objects.extend(_object_from_doc(o) for o in (reported.objects or []))
             detail.drift.extend(_drift_from_doc(d) for d in (reported.drift or []))

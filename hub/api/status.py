@@ -19,6 +19,7 @@ from grpc import aio
 
 from hub.api import limits
 from hub.store import errors as store_errors
+from protos import bundle as bundles
 
 __all__ = [
     "STATUS_BY_ERROR",
@@ -81,6 +82,8 @@ STATUS_BY_ERROR: dict[type[BaseException], grpc.StatusCode] = {
     store_errors.ClusterExists: grpc.StatusCode.ALREADY_EXISTS,
     store_errors.UnknownCluster: grpc.StatusCode.NOT_FOUND,
     store_errors.StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+    # A stored bundle that no longer matches its digest or cannot be inflated.
+    bundles.BundleError: grpc.StatusCode.DATA_LOSS,
 }
 
 

@@ -103,6 +103,9 @@ class RunningHub:
 
 async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     """Build and start a hub in the running loop."""
+    if settings.insecure:
+        log.warning("INSECURE: gRPC without TLS; credentials and bundles travel in clear text. "
+                    "Use --insecure only for a local sandbox.")
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     db = store_db.Database(settings.database_url or store_db.default_sqlite_url(data_dir))
@@ -127,7 +130,11 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     authenticator = auth.Authenticator(db=db, admin_credential=admin_credential)
 
     async def registered(name: str) -> object:
-        return await service.render_clusters([name])
+        try:
+            return await service.render_clusters([name])
+        except Exception:  # the next sync renders it anyway; a background task must not die silently
+            log.exception("cluster %s: rendering right after registration failed", name)
+            return None
 
     async def sync_now() -> tuple[str, bool, str]:
         outcome = await service.sync_once(reason="admin sync", force=True)
@@ -145,7 +152,26 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
         options=admin_api.AdminOptions(ca_fingerprint=fingerprint, advertise_address=settings.advertise_address,
                                        heartbeat_seconds=settings.heartbeat_seconds))
     parts = server_api.create_server(listen=settings.grpc_listen, spoke=spoke, admin=admin, tls=tls)
+    address = settings.advertise_address or f"{_host_of(settings.grpc_listen)}:{parts.port}"
+    # Join tokens name the address spokes dial; without --advertise-address that is the bound one.
+    admin.options = dataclasses.replace(admin.options, advertise_address=address)
     await parts.server.start()
+    try:
+        return await _serve_rest(settings, service, spoke, parts, metrics, notifier, db, address,
+                                 ca_pem=ca_pem, ca_path=ca_path, fingerprint=fingerprint)
+    except BaseException:
+        # A half-started hub must not keep its gRPC port or database connections.
+        await parts.server.stop(None)
+        await asyncio.to_thread(db.dispose)
+        raise
+
+
+async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, spoke: spoke_api.SpokeServicer,
+                      parts: server_api.ServerParts, metrics: metrics_mod.HubMetrics, notifier: notify.Notifier,
+                      db: store_db.Database, address: str, *, ca_pem: bytes, ca_path: Path | None,
+                      fingerprint: str) -> RunningHub:
+    """After the gRPC server started: health, the HTTP side port, the operator's files, background tasks."""
+    data_dir = Path(settings.data_dir)
     await server_api.mark_serving(parts)
 
     async def readiness() -> web_app.Readiness:
@@ -164,7 +190,6 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
                              webhook_secret=_webhook_secret(settings), branch=settings.branch)
     runner, http_port = await web_app.start_site(web_app.create_app(hooks, metrics), settings.http_listen)
 
-    address = settings.advertise_address or f"{_host_of(settings.grpc_listen)}:{parts.port}"
     credential_path = admin_sec.admin_credential_path(data_dir)
     cli_config = await asyncio.to_thread(
         admin_sec.write_cli_config, data_dir, hub_address=address, ca_path=ca_path,
@@ -177,9 +202,6 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
                          ca_fingerprint=fingerprint, admin_credential_path=credential_path,
                          cli_config_path=cli_config, _stop=stop, _tasks=tasks)
     await asyncio.to_thread(running._record, f"hub started (gRPC {running.grpc_address})")
-    if settings.insecure:
-        log.warning("INSECURE: gRPC without TLS; credentials and bundles travel in clear text. "
-                    "Use --insecure only for a local sandbox.")
     log.info("gRPC listening on %s (%s)", running.grpc_address, "plaintext" if settings.insecure else "TLS")
     log.info("HTTP listening on %s:%d (/webhook /metrics /healthz /readyz)", _host_of(settings.http_listen),
              http_port)

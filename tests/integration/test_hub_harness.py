@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from hub import settings as settings_mod
 from hub.commands import hubserve
+from hub.security import ca as ca_sec
 from protos import bundle as bundles
 from protos.codec import pb
 from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
@@ -302,3 +303,19 @@ async def test_health_and_reflection_over_tls(tmp_path: Path, fleet_repo: FleetR
             with pytest.raises(aio.AioRpcError) as caught:
                 await health_pb2_grpc.HealthStub(plain).Check(health_pb2.HealthCheckRequest(), timeout=3)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_operator_supplied_tls_material(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    """--tls-cert/--tls-key/--tls-ca: the hub serves that certificate and hands that CA to spokes."""
+    company = ca_sec.ensure_ca(tmp_path / "company-pki")
+    cert, key = company.issue_server_cert(hosts=["localhost", "127.0.0.1"])
+    (tmp_path / "hub.crt").write_bytes(cert)
+    (tmp_path / "hub.key").write_bytes(key)
+    settings = hub_settings(tmp_path / "hub", fleet_repo, tls_cert=tmp_path / "hub.crt",
+                            tls_key=tmp_path / "hub.key", tls_ca=company.cert_path)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        assert hub.ca_pem == company.cert_pem
+        assert hub.ca_fingerprint == ca_sec.fingerprint_of(company.cert_pem)
+        assert not (tmp_path / "hub" / "tls").exists()  # no CA of its own was made
+        spoke = await registered_spoke(hub, ch, "alpha")
+        assert spoke.name == "alpha"

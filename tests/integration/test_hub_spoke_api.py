@@ -12,7 +12,7 @@ import grpc
 import pytest
 from grpc import aio
 
-from hub.security import signing
+from hub.security import secrets, signing
 from hub.store import repository as store
 from protos import bundle as bundles
 from protos.codec import pb
@@ -39,7 +39,9 @@ async def test_registration_and_its_refusals(tmp_path: Path, fleet_repo: FleetRe
         created = await admin.call("CreateToken", pb.CreateTokenRequest(ttl_seconds=600, uses=1,
                                                                         labels={"env": "prod"}))
         assert created.ca_fingerprint == hub.ca_fingerprint and created.ca_fingerprint.startswith("sha256:")
-        assert created.join_token.startswith("convoy-join.v1.")
+        join = secrets.parse_join_token(created.join_token)
+        assert join.token == created.token and join.ca_fingerprint == hub.ca_fingerprint
+        assert join.hub_address == hub.grpc_address
 
         spoke = Spoke(ch)
         response = await spoke.register(created.token, "alpha", {"env": "dev", "region": "eu"})
