@@ -28,7 +28,7 @@ from hub.render.errors import RepoPathError
 if TYPE_CHECKING:
     import git
 
-__all__ = ["DirectoryFS", "GitTreeFS", "RepoFS", "materialize", "normalize"]
+__all__ = ["DirectoryFS", "GitTreeFS", "RepoFS", "is_remote", "materialize", "normalize"]
 
 _URL_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|git@|[a-zA-Z0-9.-]+\.[a-z]{2,}/[^/]+/)")
 _MAX_SYMLINK_HOPS = 40
@@ -100,7 +100,7 @@ class DirectoryFS:
     def _real(self, path: str) -> str:
         rel = normalize(path)
         real = os.path.realpath(os.path.join(self._root, rel))
-        if real != self._root and not real.startswith(self._root + os.sep):
+        if real != self._root and not real.startswith(self._root.rstrip(os.sep) + os.sep):
             raise RepoPathError(f"path {rel!r} is a symlink that escapes the repository root", file=rel)
         return real
 
@@ -254,12 +254,21 @@ class GitTreeFS:
 
 
 def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "") -> None:
-    """Write the tree under ``path`` (default: the whole repository) to ``dest``, symlinks resolved."""
+    """Write the tree under ``path`` (default: the whole repository) to ``dest``, symlinks resolved.
+
+    ``.git`` and links that leave the repository are left out: the copy holds only what a
+    build may read.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     for name in fs.list_dir(path):
+        if name == ".git":
+            continue
         child = posixpath.join(path, name) if path else name
         target = dest / name
-        if fs.is_dir(child):
-            materialize(fs, target, child)
-        elif fs.is_file(child):
-            target.write_bytes(fs.read_bytes(child))
+        try:
+            if fs.is_dir(child):
+                materialize(fs, target, child)
+            elif fs.is_file(child):
+                target.write_bytes(fs.read_bytes(child))
+        except RepoPathError:
+            continue
