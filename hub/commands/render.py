@@ -48,11 +48,8 @@ def open_fs(repo: str, rev: str | None) -> Iterator[repofs.RepoFS]:
 
     if _is_url(repo):
         with tempfile.TemporaryDirectory(prefix="convoy-mirror-") as tmp:
-            try:
-                mirror = git.Repo.clone_from(repo, Path(tmp) / "mirror", bare=True)
-            except git.GitCommandError as exc:
-                raise click.ClickException(f"{redact_url(repo)}: cannot clone (git exit {exc.status})") from None
-            yield _git_fs(mirror, rev or "HEAD", redact_url(repo))
+            mirror = _clone(repo, Path(tmp))
+            yield _git_fs(git.Repo(mirror), rev or "HEAD", redact_url(repo))
         return
     path = Path(repo)
     if not path.is_dir():
@@ -66,6 +63,19 @@ def open_fs(repo: str, rev: str | None) -> Iterator[repofs.RepoFS]:
         yield repofs.DirectoryFS(path)
         return
     yield _git_fs(git_repo, rev or "HEAD", repo)
+
+
+def _clone(url: str, into: Path) -> str:
+    """A bare clone of ``url`` under ``into``; its path."""
+    import git
+
+    from hub.source.git import redact_url
+
+    try:
+        git.Repo.clone_from(url, into / "mirror", bare=True)
+    except git.GitCommandError as exc:
+        raise click.ClickException(f"{redact_url(url)}: cannot clone (git exit {exc.status})") from None
+    return str(into / "mirror")
 
 
 def _git_fs(repo: Any, rev: str, where: str) -> repofs.RepoFS:
@@ -249,9 +259,12 @@ def preview(repo: str, base_rev: str, head_rev: str, show_diff: bool) -> None:
     """For every declared cluster: does its bundle change between two revisions, and how."""
     renderer = pipeline.Renderer()
     results: list[pipeline.FleetRender] = []
-    for rev in (base_rev, head_rev):
-        with open_fs(repo, rev) as fs:
-            results.append(renderer.render_fleet(fs, _clusters_at(fs)))
+    with contextlib.ExitStack() as stack:
+        if _is_url(repo):
+            repo = _clone(repo, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="convoy-mirror-"))))
+        for rev in (base_rev, head_rev):
+            with open_fs(repo, rev) as fs:
+                results.append(renderer.render_fleet(fs, _clusters_at(fs)))
     base, head = results
     if head.fleet_error is not None:
         raise click.ClickException(f"head {head_rev}: {head.fleet_error}")

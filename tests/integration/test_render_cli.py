@@ -139,3 +139,20 @@ def test_preview_fails_when_the_head_breaks_a_cluster(repo_dir: Path) -> None:
     assert code == 1
     assert "the head revision fails to render for: prod-ap-1, prod-eu-1, prod-us-1" in err
     assert "error" in out
+
+
+def test_preview_from_a_url_with_new_and_removed_clusters(repo_dir: Path) -> None:
+    base = commit_files(repo_dir, {"README.md": "one\n"})
+    head = commit_files(repo_dir, {"clusters/prod-us-1/cluster.yaml": None,
+                                   "clusters/prod-us-2/cluster.yaml": "labels: {env: prod, region: us}\n"})
+    code, out, _ = _run("preview", "--repo", f"file://{repo_dir}", "--base", base, "--head", head)
+    assert code == 0, out
+    status = {line.split()[1]: line.split()[3] for line in out.splitlines() if line.startswith("│ ")}
+    assert status["prod-us-1"] == "removed" and status["prod-us-2"] == "new"
+    assert status["dev-eu-1"] == "unchanged"
+    assert "2 of 6 clusters change" in out
+
+
+def test_preview_with_an_unknown_revision(repo_dir: Path) -> None:
+    code, _, err = _run("preview", "--repo", str(repo_dir), "--base", "nope", "--head", "HEAD")
+    assert code == 1 and "no branch, tag or commit named 'nope'" in err
