@@ -19,6 +19,7 @@ Pure: imports nothing from hub, spoke or kubesim, reads only its packaged data f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Mapping
@@ -54,6 +55,9 @@ class ListSchema:
     keys: tuple[str, ...] = ()
     patch_strategy: str | None = None
     patch_merge_key: str | None = None
+    # Values the API server's schema defaults for key fields, used when an item omits one
+    # (a container port without ``protocol`` is keyed as TCP).
+    key_defaults: tuple[tuple[str, Any], ...] = ()
 
     @property
     def merges(self) -> bool:
@@ -213,8 +217,15 @@ class _Resolver:
                 atomic=base.atomic or raw.get("mt") == "atomic",
             )
         if "l" in raw:
+            list_schema = _list_schema(raw)
+            if list_schema.keys and isinstance(raw["l"], str):
+                defaults = tuple(
+                    (key, _KEY_DEFAULTS[(raw["l"], key)]) for key in list_schema.keys if (raw["l"], key) in _KEY_DEFAULTS
+                )
+                if defaults:
+                    list_schema = dataclasses.replace(list_schema, key_defaults=defaults)
             return ObjectSchema(
-                Shape.LIST, items=self(raw["l"]), list_schema=_list_schema(raw), patch_strategy=raw.get("ps")
+                Shape.LIST, items=self(raw["l"]), list_schema=list_schema, patch_strategy=raw.get("ps")
             )
         if "m" in raw:
             return ObjectSchema(
@@ -231,6 +242,16 @@ class _Resolver:
             )
             self._structs[name] = node
         return node
+
+
+# Defaults of list-map key fields. The OpenAPI v2 document the table comes from carries no
+# `default`s; these are the ones the API server's v3 schema declares for key fields.
+_KEY_DEFAULTS: Mapping[tuple[str, str], Any] = {
+    ("core.v1.ContainerPort", "protocol"): "TCP",
+    ("core.v1.ServicePort", "protocol"): "TCP",
+    ("core.v1.EndpointPort", "protocol"): "TCP",
+    ("discovery.v1.EndpointPort", "protocol"): "TCP",
+}
 
 
 def _list_schema(raw: Mapping[str, Any]) -> ListSchema:

@@ -27,7 +27,8 @@ def test_pod_templates_key_containers_by_name(group: str, kind: str) -> None:
     containers = pod.field("containers")  # type: ignore[attr-defined]
     assert containers.list == ListSchema("map", ("name",), "merge", "name")
     container = containers.items()
-    assert container.field("ports").list == ListSchema("map", ("containerPort", "protocol"), "merge", "containerPort")
+    assert container.field("ports").list == ListSchema(
+        "map", ("containerPort", "protocol"), "merge", "containerPort", key_defaults=(("protocol", "TCP"),))
     assert container.field("env").list == ListSchema("map", ("name",), "merge", "name")
     assert container.field("volumeMounts").list == ListSchema("map", ("mountPath",), "merge", "mountPath")
     assert pod.field("volumes").list == ListSchema("map", ("name",), "merge,retainKeys", "name")  # type: ignore[attr-defined]
@@ -42,6 +43,7 @@ def test_service_ports_and_metadata() -> None:
     ports = service.field("spec").field("ports").list
     assert ports is not None
     assert (ports.type, ports.keys, ports.patch_merge_key) == ("map", ("port", "protocol"), "port")
+    assert ports.key_defaults == (("protocol", "TCP"),)
     meta = service.field("metadata")
     assert meta.field("labels").is_map_of_values
     assert meta.field("labels").field("app").shape is Shape.SCALAR
