@@ -255,12 +255,14 @@ def server_side_apply(
             )
             managedfields.strip(managed)
 
+    fieldsets.check_duplicates(applied, schema)
     merged = fieldsets.merge(current, applied, schema)
     applier = ManagerKey.of(manager, APPLY, api_version)
     last = managed.get(applier)
     config_set = frozenset(path for path in fieldsets.to_field_set(applied, schema) if keep(path))
     managed[applier] = Entry(manager, APPLY, api_version, last.time if last else None, config_set)
-    if last is not None and last.fields:
+    if last is not None and not last.fields <= config_set:
+        # Only a manager that stopped applying something can prune.
         merged = _prune(merged, managed, last.fields, schema)
     if merged is MISSING:
         merged = {}

@@ -39,6 +39,7 @@ __all__ = [
     "FieldSet",
     "FieldSetError",
     "Path",
+    "check_duplicates",
     "compare",
     "element_sort_key",
     "ensure_named_fields_are_members",
@@ -529,18 +530,45 @@ def _remove(value: Any, trie: _Trie, schema: ObjectSchema) -> Any:
 def ensure_named_fields_are_members(paths: Iterable[Path], schema: ObjectSchema) -> FieldSet:
     """``paths`` plus every ancestor that is a declared struct field (not a map key or list item)."""
     out: set[Path] = set()
+    # prefix -> (schema at prefix, whether the prefix ends in a declared field)
+    seen: dict[Path, tuple[ObjectSchema, bool]] = {(): (schema, False)}
     for path in paths:
         out.add(path)
-        node = schema
-        for depth, element in enumerate(path[:-1]):
-            prefix, _, rest = element.partition(":")
-            if prefix == "f":
-                if node.has_field(rest):
-                    out.add(path[: depth + 1])
-                node = node.field(rest)
-            else:
-                node = node.items()
+        for depth in range(1, len(path)):
+            prefix = path[:depth]
+            known = seen.get(prefix)
+            if known is None:
+                parent, _ = seen[path[: depth - 1]]
+                kind, _, rest = prefix[-1].partition(":")
+                if kind == "f":
+                    known = (parent.field(rest), parent.has_field(rest))
+                else:
+                    known = (parent.items(), False)
+                seen[prefix] = known
+            if known[1]:
+                out.add(prefix)
     return frozenset(out)
+
+
+def check_duplicates(value: Any, schema: ObjectSchema, path: Path = ()) -> None:
+    """Raise :class:`FieldSetError` when a keyed list or set holds the same item twice (as SMD does)."""
+    if isinstance(value, dict):
+        if schema.atomic:
+            return
+        for key, child in value.items():
+            check_duplicates(child, schema.field(key), (*path, "f:" + key))
+    elif isinstance(value, list):
+        list_schema = _list_schema(schema)
+        if list_schema.type == "atomic":
+            return
+        seen: set[str] = set()
+        for index, item in enumerate(value):
+            element = item_element(item, list_schema, index)
+            if element in seen:
+                shown = path_string((element,))
+                raise FieldSetError(f"{path_string(path)}: duplicate entries for key {shown}")
+            seen.add(element)
+            check_duplicates(item, schema.items(), (*path, element))
 
 
 def without_prefixes(paths: Iterable[Path], prefixes: Iterable[Path]) -> FieldSet:

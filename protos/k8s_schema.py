@@ -346,7 +346,15 @@ def from_openapi_v3(spec: Mapping[str, Any]) -> ObjectSchema:
         declared = spec.get("x-kubernetes-list-type")
         list_type: ListType = "map" if declared == "map" else "set" if declared == "set" else "atomic"
         keys = tuple(spec.get("x-kubernetes-list-map-keys") or ()) if list_type == "map" else ()
-        return ObjectSchema(Shape.LIST, items=items, list_schema=ListSchema(type=list_type, keys=keys))
+        item_properties = items_spec.get("properties") or {} if isinstance(items_spec, Mapping) else {}
+        key_defaults = tuple(
+            (key, item_properties[key]["default"])
+            for key in keys
+            if isinstance(item_properties.get(key), Mapping) and "default" in item_properties[key]
+        )
+        return ObjectSchema(
+            Shape.LIST, items=items, list_schema=ListSchema(type=list_type, keys=keys, key_defaults=key_defaults)
+        )
     if kind == "object" or properties or spec.get("x-kubernetes-embedded-resource"):
         atomic = spec.get("x-kubernetes-map-type") == "atomic"
         additional = spec.get("additionalProperties")

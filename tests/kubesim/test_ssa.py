@@ -301,3 +301,27 @@ def test_fieldsv1_round_trip() -> None:
     assert fieldsets.path_string(("f:spec", 'k:{"port":80,"protocol":"TCP"}', "f:port")) == (
         '.spec[port=80,protocol="TCP"].port')
     assert fieldsets.path_string(("f:metadata", "f:finalizers", 'v:"a"')) == '.metadata.finalizers[="a"]'
+
+
+def test_duplicate_keyed_items_in_an_apply_are_rejected() -> None:
+    twice = [{"name": "web", "image": "a"}, {"name": "web", "image": "b"}]
+    with pytest.raises(fieldsets.FieldSetError, match=r'containers: duplicate entries for key \[name="web"\]'):
+        apply(None, deployment(containers=twice))
+
+
+def test_crd_schema_keys_lists_and_defaults_key_fields() -> None:
+    crd_schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "routes": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name", "port"],
+                   "items": {"type": "object", "properties": {
+                       "name": {"type": "string"}, "port": {"type": "integer", "default": 80},
+                       "weight": {"type": "integer"}}}}}}}}
+    routes = schema_for("example.com", "Router", crd_schema=crd_schema)
+    config = {"apiVersion": "example.com/v1", "kind": "Router", "metadata": {"name": "r"},
+              "spec": {"routes": [{"name": "a", "weight": 1}]}}
+    created = server_side_apply(None, config, manager="m", force=False, api_version="example.com/v1",
+                                schema=routes, now=T0)
+    assert created["metadata"]["managedFields"][0]["fieldsV1"] == {"f:spec": {"f:routes": {
+        'k:{"name":"a","port":80}': {".": {}, "f:name": {}, "f:weight": {}}}}}
+    other = server_side_apply(created, {**config, "spec": {"routes": [{"name": "b", "port": 81}]}}, manager="n",
+                              force=False, api_version="example.com/v1", schema=routes, now=T1)
+    assert [r["name"] for r in other["spec"]["routes"]] == ["a", "b"]
