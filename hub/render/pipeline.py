@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 _MISSING = "-"
+_MIN_CACHE_ENTRIES = 256
 #: What hub.render.kustomize.build_layers calls the kustomization it composes from an app's layers.
 _SYNTHETIC_FILE = "<layers>"
 # Bump when the pipeline's output for the same inputs changes, so stale keys never match.
@@ -60,7 +62,7 @@ class RenderLimits:
     """Bounds on what a render may produce."""
 
     max_bundle_bytes: int = 32 * 1024 * 1024   #: canonical (uncompressed) bytes of one cluster's bundle
-    max_candidates_per_layers: int = 4          #: cached builds kept per distinct layer list
+    max_candidates_per_layers: int = 2          #: cached builds kept per layer list (this and the last revision)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -167,7 +169,6 @@ class _Build:
     crd_scopes: dict[tuple[str, str], bool]
     custom_kinds: frozenset[tuple[str, str]]     #: kinds not in the built-in cluster-scoped table
     prepared: dict[tuple[str, str | None, frozenset[tuple[str, str]]], _Prepared]
-    last_used: int
 
 
 @dataclasses.dataclass(eq=False)
@@ -236,9 +237,12 @@ class Renderer:
         self.renders_done = 0
         self.cluster_renders_done = 0
         self._lock = threading.Lock()
-        self._generation = 0
+        # Both caches are LRU-ordered dicts (a use moves an entry to the end) bounded by what one
+        # fleet render needs, twice over, so the previous revision's results survive one more commit.
         self._builds: dict[tuple[str, ...], list[_Build]] = {}
-        self._clusters: dict[str, tuple[ClusterRender, int]] = {}
+        self._clusters: dict[str, ClusterRender] = {}
+        self._peak_clusters = 0
+        self._peak_builds = 0
         self._fleets: dict[str, model.Fleet | errors.RenderError] = {}
 
     # -- public API -----------------------------------------------------------------------------------
@@ -246,14 +250,15 @@ class Renderer:
     def render_cluster(self, fs: repofs.RepoFS, fleet: model.Fleet,
                        cluster: fleet_clusters.ClusterInfo) -> ClusterRender:
         with self._lock:
-            return self._render_cluster(_Session(fs), fleet, cluster)
+            result = self._render_cluster(_Session(fs), fleet, cluster)
+            self._evict()
+            return result
 
     def render_fleet(self, fs: repofs.RepoFS,
                      clusters: Sequence[fleet_clusters.ClusterInfo]) -> FleetRender:
         """Every cluster in ``clusters`` at ``fs``'s revision. Never raises for bad input."""
         started = time.perf_counter()
         with self._lock:
-            self._generation += 1
             session = _Session(fs)
             builds_before, clusters_before = self.renders_done, self.cluster_renders_done
             try:
@@ -271,6 +276,8 @@ class Renderer:
                     if data is not result.data:
                         result = dataclasses.replace(result, data=data)
                 results[cluster.name] = result
+            self._peak_clusters = max(self._peak_clusters, len(clusters))
+            self._peak_builds = max(self._peak_builds, len(session.builds))
             self._evict()
             cluster_renders = self.cluster_renders_done - clusters_before
             stats = RenderStats(
@@ -311,7 +318,7 @@ class Renderer:
             build = self._run_build(session, plan)
             candidates.insert(0, build)
             del candidates[self.limits.max_candidates_per_layers:]
-        build.last_used = self._generation
+        self._builds[key] = self._builds.pop(key)  # most recently used last
         session.builds[key] = build
         return build
 
@@ -336,7 +343,7 @@ class Renderer:
             if (ref.group, ref.kind) not in bundles.BUILTIN_CLUSTER_SCOPED)
         fingerprint = _hash(sorted(recorder.deps.items()))
         return _Build(deps=recorder.deps, fingerprint=fingerprint, objects=objects, error=error,
-                      crd_scopes=scopes, custom_kinds=custom, prepared={}, last_used=self._generation)
+                      crd_scopes=scopes, custom_kinds=custom, prepared={})
 
     def _prepare(self, build: _Build, app: model.App, cluster_scoped: frozenset[tuple[str, str]],
                  source: str) -> _Prepared:
@@ -423,10 +430,10 @@ class Renderer:
             self.limits.max_bundle_bytes,
             [(plan.app.name, plan.app.namespace, plan.app.depends_on, plan.app.drift_policy, plan.layers,
               build.fingerprint, sorted(kinds)) for (plan, build), kinds in zip(built, relevant, strict=True)])
-        cached = self._clusters.get(inputs_key)
+        cached = self._clusters.pop(inputs_key, None)
         if cached is not None:
-            self._clusters[inputs_key] = (cached[0], self._generation)
-            return cached[0]
+            self._clusters[inputs_key] = cached  # most recently used last
+            return cached
         self.cluster_renders_done += 1
         if problems:
             return self._remember(self._failed(cluster, labels, app_names, problems, inputs_key))
@@ -466,16 +473,16 @@ class Renderer:
                              object_count=0, errors=tuple(problems), inputs_key=inputs_key)
 
     def _remember(self, result: ClusterRender) -> ClusterRender:
-        self._clusters[result.inputs_key] = (result, self._generation)
+        self._clusters[result.inputs_key] = result
         return result
 
     def _evict(self) -> None:
-        """Forget what neither this fleet render nor the previous one used (keeps base/head pairs warm)."""
-        oldest = self._generation - 1
-        self._clusters = {key: entry for key, entry in self._clusters.items() if entry[1] >= oldest}
-        for key in list(self._builds):
-            kept = [build for build in self._builds[key] if build.last_used >= oldest]
-            if kept:
-                self._builds[key] = kept
-            else:
-                del self._builds[key]
+        """Drop the least recently used entries beyond twice what the largest fleet render needed."""
+        _trim(self._clusters, max(2 * self._peak_clusters, _MIN_CACHE_ENTRIES))
+        _trim(self._builds, max(2 * self._peak_builds, _MIN_CACHE_ENTRIES))
+
+
+def _trim(cache: dict[Any, Any], size: int) -> None:
+    """Keep the last ``size`` entries of an LRU-ordered dict."""
+    for key in list(itertools.islice(cache, max(0, len(cache) - size))):
+        del cache[key]

@@ -248,3 +248,33 @@ def test_deleting_a_file_a_build_read_invalidates_it(tmp_path: Path, engine_file
     broken = render_all(renderer, repofs.GitTreeFS(repo, sha3))
     error = broken.clusters["dev-eu-1"].errors[0]
     assert error.app == "web" and "extra.yaml" in error.message
+
+
+def test_partial_renders_between_commits_keep_the_cache_warm(tmp_path: Path) -> None:
+    """The hub renders a newly registered cluster on its own; that must not cost the fleet its cache."""
+    spec = fleetgen.FleetSpec(clusters=30, apps=2, cluster_layers=3)
+    generated, repo = _generated(tmp_path, spec)
+    renderer = pipeline.Renderer()
+    fs = repofs.GitTreeFS(repo, generated.head or "HEAD")
+    infos = clusters.all_clusters(clusters.declared_clusters(fs))
+    renderer.render_fleet(fs, infos)
+    for info in infos[:5]:
+        renderer.render_fleet(fs, [info])
+    builds = renderer.renders_done
+    sha = fleetgen.commit_region_change(generated.root, "us")
+    after = render_all(renderer, repofs.GitTreeFS(repo, sha))
+    us = sum(1 for r in after.clusters.values() if r.labels["region"] == "us")
+    assert after.stats.cluster_renders == us
+    assert renderer.renders_done - builds == len(spec.envs) + sum(
+        1 for i in range(spec.cluster_layers) if fleetgen.cluster_labels(spec, i)["region"] == "us")
+
+
+def test_the_cache_stays_bounded_over_many_commits(tmp_path: Path) -> None:
+    spec = fleetgen.FleetSpec(clusters=150, apps=1, cluster_layers=150)
+    generated, repo = _generated(tmp_path, spec)
+    renderer = pipeline.Renderer()
+    for _ in range(4):
+        sha = fleetgen.commit_all_clusters_change(generated.root)
+        render_all(renderer, repofs.GitTreeFS(repo, sha))
+    assert len(renderer._clusters) <= 2 * 150 + 10
+    assert sum(len(c) for c in renderer._builds.values()) <= 2 * (150 + 15)
