@@ -2,20 +2,50 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
 
 from hub.render.errors import KustomizeError
 
-__all__ = ["MAX_ALIAS_EXPANSION", "load_yaml_documents", "load_yaml_mapping"]
+__all__ = ["MAX_ALIAS_EXPANSION", "load_yaml_any", "load_yaml_documents", "load_yaml_mapping"]
 
 #: Nodes a document may reach through aliases before it is refused as an alias bomb. PyYAML shares
 #: aliased objects, so the bomb costs nothing at load time; it explodes later, in every deep copy,
 #: JSON encoding or patch of the object. Real manifests stay far below this.
 MAX_ALIAS_EXPANSION = 100_000
 
-_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """CSafeLoader with kustomize's (go-yaml v3, YAML 1.2) scalars instead of PyYAML's YAML 1.1 ones.
+
+    ``yes``/``on``/``no``, ``12:30`` and dates stay strings, as they do through kustomize; otherwise
+    ``value: "on"`` written unquoted would become ``true`` here and ``"on"`` in kubectl's output, and a
+    date would become a Python date that no JSON encoder takes.
+    """
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}
+
+
+for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
+    _Loader.yaml_implicit_resolvers[_first] = [
+        (tag, regexp) for tag, regexp in _resolvers
+        if tag not in {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+                       "tag:yaml.org,2002:timestamp"}]
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|0b[01_]+|0[0-7_]+)$"),
+    list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
 
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
@@ -95,6 +125,11 @@ def load_yaml_documents(data: bytes, *, file: str) -> list[dict[str, Any]]:
             continue
         result.append(document)
     return result
+
+
+def load_yaml_any(data: bytes, *, file: str) -> list[Any]:
+    """Every non-empty document, whatever its shape (patch lists)."""
+    return [document for document in _load_all(data, file) if document is not None]
 
 
 def load_yaml_mapping(data: bytes, *, file: str) -> dict[str, Any]:

@@ -39,6 +39,16 @@ def _back_references() -> tuple[tuple[Gvk, tuple[FieldSpec, ...]], ...]:
     return tuple(result)
 
 
+@functools.cache
+def _referrers_by_kind() -> dict[str, tuple[tuple[FieldSpec, Gvk], ...]]:
+    """Referrer field specs indexed by the referrer kind they select ("" for any kind), in table order."""
+    index: dict[str, list[tuple[FieldSpec, Gvk]]] = {}
+    for target, specs in _back_references():
+        for spec in specs:
+            index.setdefault(spec.kind, []).append((spec, target))
+    return {kind: tuple(entries) for kind, entries in index.items()}
+
+
 def _selected(gvk: Gvk, selector: Gvk) -> bool:
     return all(not want or want == have for have, want in zip(gvk, selector, strict=True))
 
@@ -171,15 +181,12 @@ def fix_name_references(resources: list[Resource]) -> None:
     """Rewrite every reference to an object whose name changed during the build."""
     if not any(res.prev for res in resources):
         return  # nothing was renamed or moved: no reference can be stale
-    plan: dict[int, list[tuple[FieldSpec, Gvk]]] = {}
-    for target, referrer_specs in _back_references():
-        for spec in referrer_specs:
-            for res in resources:
-                org_kind = res.org_id()[0]
-                if spec.selects(res.group, res.version, org_kind):
-                    plan.setdefault(id(res), []).append((spec, target))
+    index = _referrers_by_kind()
     for res in resources:
-        filters = plan.get(id(res))
+        org_kind = res.org_id()[0]
+        group, version = res.group, res.version
+        filters = [(spec, target) for spec, target in (*index.get(org_kind, ()), *index.get("", ()))
+                   if spec.selects(group, version, org_kind)]
         if not filters:
             continue
         candidates = _referable(res, resources)

@@ -8,6 +8,7 @@ library.
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import re
@@ -18,7 +19,7 @@ import jsonpatch
 from hub.render import repofs
 from hub.render.errors import KustomizeError
 from hub.render.kustomize.kustomization import Kustomization
-from hub.render.kustomize.loading import load_yaml_documents
+from hub.render.kustomize.loading import load_yaml_any, load_yaml_documents
 from hub.render.kustomize.resources import Resource, clone, effective_namespace_of
 
 __all__ = ["apply_patches", "matches_label_selector", "parse_label_selector"]
@@ -166,6 +167,7 @@ def strategic_merge(res: Resource, patch: dict[str, Any]) -> dict[str, Any] | No
 def _apply_smp(res: Resource, patch: dict[str, Any]) -> bool:
     """Merge ``patch`` into ``res`` keeping its kind, name and namespace; False when it deletes ``res``."""
     name, namespace, kind = res.name, res.namespace, res.kind
+    # One patch may go to several targets; both merges copy what they take, so no target shares a value.
     patch = dict(patch)
     patch["apiVersion"] = res.api_version
     merged = strategic_merge(res, patch)
@@ -202,25 +204,32 @@ def _patch_text(fs: repofs.RepoFS, k: Kustomization, entry: dict[str, Any], *, r
     return fs.read_bytes(full).decode("utf-8", "replace").strip(), full
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed_list(text: str) -> Any:
+    documents = load_yaml_any(text.encode("utf-8"), file="patch")
+    return documents[0] if len(documents) == 1 else None
+
+
 def _as_json_patch(text: str, where: str) -> list[dict[str, Any]] | None:
     """The operations if ``text`` is a JSON 6902 patch (JSON or YAML list), else None."""
     if not text:
         return None
     if text.startswith("["):
         try:
-            ops = json.loads(text)
+            decoded = json.loads(text)
         except json.JSONDecodeError:
-            ops = None
-        if isinstance(ops, list):
-            return ops
-    import yaml
-
+            decoded = None
+        if isinstance(decoded, list):
+            return decoded
+    if not text.lstrip().startswith("-"):
+        return None  # a YAML list of operations starts with "-"; anything else is a strategic merge patch
     try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError:
+        loaded = _parsed_list(text)
+    except KustomizeError:
         return None
     if isinstance(loaded, list) and all(isinstance(op, dict) and "op" in op for op in loaded):
-        return loaded
+        ops: list[dict[str, Any]] = clone(loaded)  # jsonpatch inserts its values as they are: never share them
+        return ops
     return None
 
 
