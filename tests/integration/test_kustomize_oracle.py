@@ -96,3 +96,23 @@ def test_build_layers_equals_kubectl_on_the_same_kustomization(
     result = build_layers(repofs.DirectoryFS(site), resources=resources, components=components, namespace=namespace)
     assert result.engine == "native"
     assert result.objects == expected
+
+
+@pytest.mark.kubectl
+def test_external_fallback_reads_a_git_commit_not_the_disk(kubectl: str, tmp_path: pathlib.Path) -> None:
+    import git
+
+    case = "58-external-feature-in-base"
+    root = tmp_path / "repo"
+    repofs.materialize(repofs.DirectoryFS(CORPUS / case), root / case)
+    repo = git.Repo.init(root)
+    repo.git.add(A=True)
+    actor = git.Actor("t", "t@example.com")
+    sha = str(repo.index.commit("fleet", author=actor, committer=actor).hexsha)
+    expected = oracle(kubectl, root / case)
+    # An uncommitted edit must not reach the external build of the commit.
+    (root / case / "kustomization.yaml").write_text("namePrefix: dirty-\nresources:\n- base\n")
+    result = build(repofs.GitTreeFS(repo, sha), case, options=BuildOptions(external_command=(kubectl, "kustomize")))
+    assert result.engine == "external"
+    assert result.external_reason == f"replacements in {case}/base/kustomization.yaml"
+    assert result.objects == expected

@@ -232,3 +232,14 @@ def test_generator_errors(tmp_path: pathlib.Path) -> None:
     assert "'missing.txt' does not exist" in str(error_of(fs, "b"))
     assert "behavior merge needs it in a base" in str(error_of(fs, "c"))
     assert "refused" in str(error_of(fs, "d"))
+
+
+def test_same_base_reached_twice(tmp_path: pathlib.Path) -> None:
+    fs = write(tmp_path, {"app/kustomization.yaml": "resources: [../a, ../b]\n",
+                          "a/kustomization.yaml": "resources: [../base]\n",
+                          "b/kustomization.yaml": "resources: [../base]\n",
+                          "base/kustomization.yaml": "resources: [cm.yaml]\n",
+                          "base/cm.yaml": CM.format(name="shared")})
+    error = error_of(fs, "app")
+    assert "ConfigMap/shared is defined twice" in str(error)
+    assert error.file == "base/cm.yaml"
