@@ -1,0 +1,510 @@
+"""The HTTP edge: an aiohttp app hosting many clusters under ``/clusters/<name>/...``.
+
+Parses requests (path, query, body) into registry calls and encodes answers as the API server does:
+exact ``Status`` bodies, ``Content-Type: application/json``, chunked watch streams. Also serves
+``/kubesim/v1/clusters/<name>[/faults]`` to add/remove clusters and switch faults at run time, and
+enforces the optional bearer token.
+
+``start(options)`` runs the server on the current event loop and returns a :class:`RunningServer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from kubesim import deleting, discovery, errors, faults, registry, selectors, watching
+from kubesim.clusters import Cluster, ClusterOptions, ClusterSet
+from kubesim.resources import ResourceType
+from kubesim.tlsutil import ServerTLS, make_server_tls
+
+__all__ = ["RunningServer", "ServerOptions", "make_app", "start"]
+
+Obj = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+_NOT_FOUND_TEXT = "404 page not found\n"
+CLUSTERS_KEY = web.AppKey("clusters", ClusterSet)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How to run a kubesim server.
+
+    ``clusters``: names created at start (more can be added later). ``tls``: serve HTTPS with a
+    fresh CA. ``token``: require ``Authorization: Bearer <token>`` (401 otherwise).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    clusters: Sequence[str] = ()
+    tls: bool = False
+    token: str | None = None
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+
+
+class RunningServer:
+    """A started server: its port, URLs, clusters and CA; ``await stop()`` shuts it down."""
+
+    def __init__(self, runner: web.AppRunner, site: web.TCPSite, port: int, clusters: ClusterSet,
+                 tls: ServerTLS | None, options: ServerOptions) -> None:
+        self._runner = runner
+        self._site = site
+        self.port = port
+        self.clusters = clusters
+        self.tls = tls
+        self.options = options
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.options.host}:{self.port}"
+
+    def url(self, cluster: str) -> str:
+        return f"{self.base_url}/clusters/{cluster}"
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        return None if self.tls is None else self.tls.ca_pem
+
+    async def stop(self) -> None:
+        self.clusters.close()
+        await self._runner.cleanup()
+
+
+async def start(options: ServerOptions) -> RunningServer:
+    clusters = ClusterSet(options.cluster)
+    for name in options.clusters:
+        clusters.add(name)
+    tls = make_server_tls() if options.tls else None
+    app = make_app(clusters, token=options.token)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+    await runner.setup()
+    context: ssl.SSLContext | None = tls.ssl_context() if tls is not None else None
+    site = web.TCPSite(runner, options.host, options.port, ssl_context=context, backlog=1024)
+    await site.start()
+    server = site._server
+    assert server is not None
+    sockets = getattr(server, "sockets", None) or []
+    port = sockets[0].getsockname()[1] if sockets else options.port
+    return RunningServer(runner, site, port, clusters, tls, options)
+
+
+# -- app --------------------------------------------------------------------------------------------
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    out = {"Content-Type": "application/json"}
+    if headers:
+        out.update(headers)
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status, headers=out)
+
+
+def _error(exc: errors.ApiError) -> web.Response:
+    return _json(exc.body, exc.code, exc.headers)
+
+
+def _not_found_text() -> web.Response:
+    return web.Response(text=_NOT_FOUND_TEXT, status=404, content_type="text/plain")
+
+
+_RESOURCE_NOT_FOUND = errors.ApiError(404, "NotFound", "the server could not find the requested resource",
+                                      body={"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                            "status": "Failure",
+                                            "message": "the server could not find the requested resource",
+                                            "reason": "NotFound", "details": {}, "code": 404})
+
+
+def make_app(clusters: ClusterSet, *, token: str | None = None) -> web.Application:
+    app = web.Application(middlewares=[_auth_middleware(token)], client_max_size=64 * 1024 * 1024)
+    app[CLUSTERS_KEY] = clusters
+    app.router.add_route("*", "/clusters/{cluster}/{tail:.*}", _cluster_request)
+    app.router.add_route("*", "/clusters/{cluster}", _cluster_request)
+    app.router.add_route("*", "/kubesim/v1/clusters/{cluster}/faults", _faults_request)
+    app.router.add_route("*", "/kubesim/v1/clusters/{cluster}", _cluster_admin)
+    app.router.add_get("/kubesim/v1/clusters", _cluster_names)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+def _auth_middleware(token: str | None) -> Any:
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token is not None and request.path != "/healthz":
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return _json(errors.status_body(401, "Unauthorized", "Unauthorized"), 401)
+        return await handler(request)
+
+    return auth
+
+
+async def _healthz(request: web.Request) -> web.StreamResponse:
+    return web.Response(text="ok")
+
+
+async def _cluster_names(request: web.Request) -> web.StreamResponse:
+    return _json({"clusters": request.app[CLUSTERS_KEY].names()})
+
+
+async def _cluster_admin(request: web.Request) -> web.StreamResponse:
+    clusters: ClusterSet = request.app[CLUSTERS_KEY]
+    name = request.match_info["cluster"]
+    if request.method == "PUT":
+        clusters.add(name)
+        return _json({"cluster": name})
+    if request.method == "DELETE":
+        clusters.remove(name)
+        return _json({"cluster": name})
+    if request.method == "GET":
+        return _json({"cluster": name}) if clusters.get(name) else _not_found_text()
+    return _json(errors.status_body(405, "MethodNotAllowed", "the server does not allow this method"), 405)
+
+
+async def _faults_request(request: web.Request) -> web.StreamResponse:
+    cluster = request.app[CLUSTERS_KEY].get(request.match_info["cluster"])
+    if cluster is None:
+        return _not_found_text()
+    if request.method == "GET":
+        return _json(cluster.faults.to_json())
+    if request.method == "DELETE":
+        cluster.faults = faults.Faults()
+        return _json(cluster.faults.to_json())
+    if request.method == "PUT":
+        try:
+            cluster.faults = faults.Faults.from_json(await request.json())
+        except (ValueError, faults.FaultsError) as exc:
+            return _json(errors.status_body(400, "BadRequest", f"cluster {cluster.name}: {exc}"), 400)
+        return _json(cluster.faults.to_json())
+    return _json(errors.status_body(405, "MethodNotAllowed", "the server does not allow this method"), 405)
+
+
+async def _cluster_request(request: web.Request) -> web.StreamResponse:
+    cluster: Cluster | None = request.app[CLUSTERS_KEY].get(request.match_info["cluster"])
+    if cluster is None:
+        return _not_found_text()
+    injected = await _inject_faults(request, cluster)
+    if injected is not None:
+        return injected
+    try:
+        return await _dispatch(request, cluster, request.match_info.get("tail", "").strip("/"))
+    except errors.ApiError as exc:
+        return _error(exc)
+
+
+async def _inject_faults(request: web.Request, cluster: Cluster) -> web.StreamResponse | None:
+    active = cluster.faults
+    if not active.active:
+        return None
+    if active.latency:
+        await asyncio.sleep(active.latency)
+    if active.draw_drop():
+        if request.transport is not None:
+            request.transport.abort()
+        raise web.HTTPServiceUnavailable()  # never reaches the client: the connection is gone
+    code = active.draw_error()
+    if code == 429:
+        return _json(errors.status_body(429, "TooManyRequests", "Too many requests, please try again later.",
+                                        {"retryAfterSeconds": active.retry_after}), 429,
+                     {"Retry-After": str(active.retry_after)})
+    if code == 500:
+        return _json(errors.status_body(500, "InternalError",
+                                        "Internal error occurred: kubesim injected fault"), 500)
+    if code == 503:
+        return _json(errors.status_body(503, "ServiceUnavailable", "the server is currently unable to handle "
+                                        "the request"), 503, {"Retry-After": str(active.retry_after)})
+    return None
+
+
+async def _dispatch(request: web.Request, cluster: Cluster, tail: str) -> web.StreamResponse:
+    segs = [s for s in tail.split("/") if s] if tail else []
+    method = request.method
+    if not segs:
+        return _not_found_text()
+    head = segs[0]
+    if head in ("healthz", "livez", "readyz") and method == "GET":
+        return web.Response(text="ok")
+    if head == "version" and len(segs) == 1:
+        return _json(discovery.version_info())
+    if head == "api":
+        if len(segs) == 1:
+            return _discovery_root(request, cluster, legacy=True)
+        group, version, rest = "", segs[1], segs[2:]
+    elif head == "apis":
+        if len(segs) == 1:
+            return _discovery_root(request, cluster, legacy=False)
+        if len(segs) == 2:
+            versions = discovery.group_versions(cluster, segs[1])
+            return _json(discovery.api_group(segs[1], versions)) if versions else _not_found_text()
+        group, version, rest = segs[1], segs[2], segs[3:]
+    else:
+        return _not_found_text()
+    if not rest:
+        listing = discovery.resource_list(cluster, group, version)
+        return _json(listing) if listing is not None else _not_found_text()
+    namespace: str | None = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        inner = cluster.resolve(group, version, rest[2])
+        if inner is not None and inner.namespaced:
+            namespace, rest = rest[1], rest[2:]
+    if len(rest) > 3:
+        raise _RESOURCE_NOT_FOUND
+    rt = cluster.resolve(group, version, rest[0])
+    if rt is None:
+        if discovery.resource_list(cluster, group, version) is None and not cluster.custom.get((group, version)):
+            return _not_found_text()
+        raise _RESOURCE_NOT_FOUND
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else None
+    if sub is not None and not _has_subresource(rt, sub):
+        raise _RESOURCE_NOT_FOUND
+    if rt.namespaced and namespace is None and name is not None:
+        raise _RESOURCE_NOT_FOUND
+    return await _resource(request, cluster, rt, namespace, name, sub)
+
+
+def _has_subresource(rt: ResourceType, sub: str) -> bool:
+    return (sub == "status" and rt.status) or (sub == "finalize" and rt.key == ("", "namespaces"))
+
+
+def _discovery_root(request: web.Request, cluster: Cluster, *, legacy: bool) -> web.StreamResponse:
+    if discovery.wants_aggregated(request.headers.get("Accept", "")):
+        body = discovery.aggregated(cluster, legacy=legacy)
+        tag = discovery.etag(body)
+        headers = {"Content-Type": discovery.AGGREGATED_CONTENT_TYPE, "ETag": tag, "Vary": "Accept",
+                   "Cache-Control": "public"}
+        if request.headers.get("If-None-Match") == tag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), headers=headers)
+    if legacy:
+        host = request.host or "127.0.0.1"
+        return _json(discovery.api_versions(host))
+    return _json(discovery.api_group_list(cluster))
+
+
+# -- resources --------------------------------------------------------------------------------------
+
+
+def _bool(request: web.Request, name: str) -> bool | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if raw in _TRUE or raw == "":
+        return True
+    if raw in _FALSE:
+        return False
+    raise errors.bad_request(f'invalid boolean value for {name}: "{raw}"')
+
+
+def _dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    for value in values:
+        if value != "All":
+            raise errors.ApiError(
+                422, "Invalid",
+                f'dryRun: Unsupported value: "{value}": supported values: "All"',
+                {"causes": [{"reason": "FieldValueNotSupported", "field": "dryRun",
+                             "message": f'Unsupported value: "{value}": supported values: "All"'}]})
+    return bool(values)
+
+
+def _manager(request: web.Request) -> str:
+    given = request.query.get("fieldManager")
+    if given:
+        return given
+    agent = request.headers.get("User-Agent", "")
+    return agent.split("/", 1)[0] or "unknown"
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        import yaml
+
+        try:
+            return yaml.load(raw.decode("utf-8"), Loader=yaml.CSafeLoader)
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise errors.bad_request(f"error decoding body: {exc}") from exc
+
+
+def _present_list(rt: ResourceType, items: list[Obj]) -> list[Obj]:
+    if rt.custom:
+        return [registry.present(rt, obj) for obj in items]
+    # Built-in list items carry no apiVersion/kind, as the real server encodes them.
+    return [{k: v for k, v in obj.items() if k not in ("apiVersion", "kind")} for obj in items]
+
+
+async def _resource(request: web.Request, cluster: Cluster, rt: ResourceType, namespace: str | None,
+                    name: str | None, sub: str | None) -> web.StreamResponse:
+    method = request.method
+    ns = namespace or ""
+    if name is None:
+        if method == "GET":
+            return await _list_or_watch(request, cluster, rt, namespace)
+        if method == "POST":
+            body = await _body(request)
+            obj = registry.create(cluster, rt, ns, body, manager=_manager(request), dry_run=_dry_run(request))
+            return _json(registry.present(rt, obj), 201)
+        if method == "DELETE":
+            options = await _delete_options(request)
+            labels = selectors.parse_label_selector(request.query.get("labelSelector"))
+            fields = selectors.parse_field_selector(request.query.get("fieldSelector"), rt.selectable_fields)
+            items, _rv, _next = registry.list_objects(cluster, rt, namespace, labels=labels, fields=fields)
+            return _json(deleting.delete_collection(cluster, rt, namespace, items, options,
+                                                    dry_run=_dry_run(request)))
+        return _method_not_allowed(method)
+    if method == "GET":
+        return _json(registry.present(rt, registry.get(cluster, rt, ns, name)))
+    if method == "PUT":
+        body = await _body(request)
+        if sub == "finalize":
+            return _json(_finalize(cluster, rt, name, body))
+        obj = registry.update(cluster, rt, ns, name, body, manager=_manager(request), dry_run=_dry_run(request),
+                              subresource=sub)
+        return _json(registry.present(rt, obj))
+    if method == "PATCH":
+        raw = await request.read()
+        code, obj = registry.patch(
+            cluster, rt, ns, name, raw, request.headers.get("Content-Type", ""),
+            manager=request.query.get("fieldManager") or (
+                None if request.headers.get("Content-Type", "").startswith("application/apply-patch")
+                else _manager(request)),
+            force=_bool(request, "force"), dry_run=_dry_run(request), subresource=sub)
+        return _json(registry.present(rt, obj), code)
+    if method == "DELETE" and sub is None:
+        options = await _delete_options(request)
+        code, body = deleting.delete(cluster, rt, ns, name, options, dry_run=_dry_run(request))
+        return _json(registry.present(rt, body) if body.get("kind") == rt.kind else body, code)
+    return _method_not_allowed(method)
+
+
+def _method_not_allowed(method: str) -> web.Response:
+    return _json(errors.status_body(405, "MethodNotAllowed", f"the server does not allow this method on the "
+                                    f"requested resource ({method})"), 405)
+
+
+def _finalize(cluster: Cluster, rt: ResourceType, name: str, body: Any) -> Obj:
+    old = registry.get(cluster, rt, "", name)
+    if not isinstance(body, dict):
+        raise errors.bad_request("the body of the request was not a JSON object")
+    new = dict(old, spec={"finalizers": list((body.get("spec") or {}).get("finalizers") or [])})
+    if not new["spec"]["finalizers"] and old["metadata"].get("deletionTimestamp") \
+            and not old["metadata"].get("finalizers"):
+        gone = cluster.store.remove(rt.key, "", name)
+        assert gone is not None
+        return gone
+    return cluster.store.put(rt.key, new)
+
+
+async def _delete_options(request: web.Request) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    policy = request.query.get("propagationPolicy")
+    if policy:
+        options["propagationPolicy"] = policy
+    orphan = _bool(request, "orphanDependents")
+    if orphan is not None:
+        options["orphanDependents"] = orphan
+    body = await _body(request)
+    if isinstance(body, dict):
+        # A non-empty DeleteOptions body takes precedence over the query.
+        options.update({k: v for k, v in body.items() if v is not None and k not in ("kind", "apiVersion")})
+        if body.get("dryRun"):
+            for value in body["dryRun"]:
+                if value != "All":
+                    raise errors.bad_request(f'dryRun: Unsupported value: "{value}"')
+    return options
+
+
+async def _list_or_watch(request: web.Request, cluster: Cluster, rt: ResourceType,
+                         namespace: str | None) -> web.StreamResponse:
+    query = request.query
+    labels = selectors.parse_label_selector(query.get("labelSelector"))
+    fields = selectors.parse_field_selector(query.get("fieldSelector"), rt.selectable_fields)
+    rv = query.get("resourceVersion", "")
+    rv_match = query.get("resourceVersionMatch")
+    if rv_match is not None and not rv:
+        raise errors.ApiError(
+            422, "Invalid",
+            'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is '
+            "forbidden unless resourceVersion is provided",
+            {"group": "meta.k8s.io", "kind": "ListOptions",
+             "causes": [{"reason": "FieldValueForbidden", "field": "resourceVersionMatch",
+                         "message": "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is "
+                                    "provided"}]})
+    if _bool(request, "watch"):
+        send_initial = bool(_bool(request, "sendInitialEvents"))
+        bookmarks = bool(_bool(request, "allowWatchBookmarks"))
+        if send_initial and rv_match != "NotOlderThan":
+            raise errors.ApiError(
+                422, "Invalid",
+                'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents '
+                "requires setting resourceVersionMatch to NotOlderThan",
+                {"group": "meta.k8s.io", "kind": "ListOptions"})
+        timeout_raw = query.get("timeoutSeconds")
+        try:
+            timeout = float(timeout_raw) if timeout_raw else cluster.options.watch_timeout
+        except ValueError as exc:
+            raise errors.bad_request(f"invalid timeoutSeconds: {timeout_raw}") from exc
+        watch = watching.WatchRequest(rt=rt, namespace=namespace, labels=labels, fields=fields,
+                                      resource_version=rv, send_initial=send_initial, bookmarks=bookmarks,
+                                      timeout=timeout)
+        return await watching.serve(request, cluster, watch)
+    limit_raw = query.get("limit")
+    try:
+        limit = int(limit_raw) if limit_raw else 0
+    except ValueError as exc:
+        raise errors.bad_request(f"invalid limit: {limit_raw}") from exc
+    items, list_rv, token = registry.list_objects(cluster, rt, namespace, labels=labels, fields=fields,
+                                                  limit=max(limit, 0), continue_token=query.get("continue", ""))
+    meta: Obj = {"resourceVersion": list_rv}
+    if token:
+        meta["continue"] = token
+    body = {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta,
+            "items": _present_list(rt, items)}
+    if "as=Table" in request.headers.get("Accept", ""):
+        return _json(_table(rt, items, meta))
+    return _json(body)
+
+
+def _table(rt: ResourceType, items: list[Obj], meta: Obj) -> Obj:
+    """The server-side printing kubectl asks for (``as=Table``): name and age, like a CRD without columns."""
+    rows = []
+    for obj in items:
+        partial = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
+        rows.append({"cells": [obj["metadata"]["name"], obj["metadata"].get("creationTimestamp")],
+                     "object": partial})
+    return {
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+        "columnDefinitions": [
+            {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a "
+             "namespace.", "priority": 0},
+            {"name": "Created At", "type": "date", "format": "", "description": "CreationTimestamp is a "
+             "timestamp representing the server time when this object was created.", "priority": 0},
+        ],
+        "rows": rows,
+    }
+
+
+async def serve_forever(options: ServerOptions, ready: Callable[[RunningServer], None] | None = None) -> None:
+    """Run until cancelled (the CLI wires SIGTERM/SIGINT to cancellation)."""
+    server = await start(options)
+    try:
+        if ready is not None:
+            ready(server)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+    finally:
+        await server.stop()
