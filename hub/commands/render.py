@@ -164,7 +164,11 @@ def validate(path: str, rev: str | None) -> None:
     rows = validation_rows(result)
     for row in rows:
         table.add_row(*row, style="red" if row[4] else None)
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    for name in sorted(result.clusters):
+        for note in result.clusters[name].external:
+            console.print(f"note: cluster {name}: app {note.replace(': ', ' built by the external kustomize: ', 1)}")
     failed = [row[0] for row in rows if row[4]]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(rows)} clusters failed to render: {', '.join(failed)}")

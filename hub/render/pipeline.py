@@ -99,6 +99,8 @@ class ClusterRender:
     object_count: int
     errors: tuple[AppError, ...]
     inputs_key: str                   #: hash of everything this render depended on
+    #: Apps built by the external kustomize, with the feature that forced it ("web: helmCharts in ...").
+    external: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -166,6 +168,7 @@ class _Build:
     fingerprint: str
     objects: list[dict[str, Any]] | None
     error: errors.RenderError | None
+    external_reason: str | None
     crd_scopes: dict[tuple[str, str], bool]
     custom_kinds: frozenset[tuple[str, str]]     #: kinds not in the built-in cluster-scoped table
     prepared: dict[tuple[str, str | None, frozenset[tuple[str, str]]], _Prepared]
@@ -326,10 +329,12 @@ class Renderer:
         recorder = _RecordingFS(session)
         objects: list[dict[str, Any]] | None = None
         error: errors.RenderError | None = None
+        external_reason: str | None = None
         try:
             result = kustomize.build_layers(recorder, resources=[plan.app.path], components=plan.components,
                                             namespace=None, options=self.build_options)
             objects = result.objects
+            external_reason = result.external_reason if result.engine == "external" else None
         except errors.RenderError as exc:
             error = exc
         except Exception as exc:  # a bug must cost one app on some clusters, not the whole fleet
@@ -343,6 +348,7 @@ class Renderer:
             if (ref.group, ref.kind) not in bundles.BUILTIN_CLUSTER_SCOPED)
         fingerprint = _hash(sorted(recorder.deps.items()))
         return _Build(deps=recorder.deps, fingerprint=fingerprint, objects=objects, error=error,
+                      external_reason=external_reason,
                       crd_scopes=scopes, custom_kinds=custom, prepared={})
 
     def _prepare(self, build: _Build, app: model.App, cluster_scoped: frozenset[tuple[str, str]],
@@ -462,7 +468,9 @@ class Renderer:
         return self._remember(ClusterRender(
             cluster=cluster.name, labels=labels, apps=app_names, bundle=assembled.bundle, data=assembled.data,
             digest=assembled.digest, object_count=len(assembled.bundle["objects"]), errors=(),
-            inputs_key=inputs_key))
+            inputs_key=inputs_key,
+            external=tuple(f"{plan.app.name}: {build.external_reason}" for plan, build in built
+                           if build.external_reason)))
 
     # -- bookkeeping ----------------------------------------------------------------------------------
 

@@ -156,3 +156,15 @@ def test_preview_from_a_url_with_new_and_removed_clusters(repo_dir: Path) -> Non
 def test_preview_with_an_unknown_revision(repo_dir: Path) -> None:
     code, _, err = _run("preview", "--repo", str(repo_dir), "--base", "nope", "--head", "HEAD")
     assert code == 1 and "no branch, tag or commit named 'nope'" in err
+
+
+def test_validate_notes_apps_built_by_the_external_kustomize(repo_dir: Path, kubectl: str) -> None:
+    # `replacements` is outside the native subset: kubectl kustomize builds it, and validate says so.
+    kustomization = (repo_dir / "apps/widgets/base/kustomization.yaml").read_text()
+    commit_files(repo_dir, {"apps/widgets/base/kustomization.yaml": kustomization + (
+        "replacements:\n  - source: {kind: Namespace, name: widgets, fieldPath: metadata.name}\n"
+        "    targets:\n      - select: {kind: Widget}\n        fieldPaths: [spec.size]\n")})
+    code, out, _ = _run("validate", str(repo_dir), "--rev", "HEAD")
+    assert code == 0, out
+    assert "note: cluster dev-eu-1: app widgets built by the external kustomize: replacements in " \
+           "apps/widgets/base/kustomization.yaml" in out
