@@ -243,3 +243,12 @@ def test_same_base_reached_twice(tmp_path: pathlib.Path) -> None:
     error = error_of(fs, "app")
     assert "ConfigMap/shared is defined twice" in str(error)
     assert error.file == "base/cm.yaml"
+
+
+def test_unquoted_numbers_where_kustomize_wants_strings(tmp_path: pathlib.Path) -> None:
+    fs = write(tmp_path, {"a/kustomization.yaml": "images:\n- name: nginx\n  newTag: 1.20\n",
+                          "b/kustomization.yaml": "replicas:\n- name: web\n  count: '3'\n",
+                          "c/kustomization.yaml": "commonLabels:\n  enabled: true\n"})
+    assert "newTag of nginx must be a string (quote it), not 1.2" in str(error_of(fs, "a"))
+    assert "integer count" in str(error_of(fs, "b"))
+    assert "commonLabels.enabled must be a string (quote it)" in str(error_of(fs, "c"))

@@ -117,13 +117,11 @@ def _pairs(fs: repofs.RepoFS, k: Kustomization, args: dict[str, Any], *, restric
                     "environment is refused)", file=k.file)
             pairs.append((key, value.encode("utf-8")))
     for literal in args.get("literals") or []:
-        literal = str(literal)
         key, sep, value = literal.partition("=")
         if not sep or not key:
             raise KustomizeError(f"invalid literal source {literal!r}, expected key=value", file=k.file)
         pairs.append((key, _strip_quotes(value).encode("utf-8")))
     for source in args.get("files") or []:
-        source = str(source)
         if source.count("=") == 0:
             key, path = posixpath.basename(source), source
         elif source.count("=") == 1 and not source.startswith("=") and not source.endswith("="):
@@ -137,7 +135,7 @@ def _pairs(fs: repofs.RepoFS, k: Kustomization, args: dict[str, Any], *, restric
 def _options(k: Kustomization, args: dict[str, Any]) -> dict[str, Any]:
     # types.MergeGlobalOptionsIntoLocal: global labels/annotations under local ones, flags OR-ed.
     glob = k.generator_options
-    local = dict(args.get("options") or {})
+    local = args.get("options") or {}
     merged: dict[str, Any] = {
         "labels": {**(glob.get("labels") or {}), **(local.get("labels") or {})},
         "annotations": {**(glob.get("annotations") or {}), **(local.get("annotations") or {})},
@@ -183,9 +181,9 @@ def _generate_one(fs: repofs.RepoFS, k: Kustomization, args: dict[str, Any], kin
         obj["binaryData"] = binary
     options = _options(k, args)
     if options["labels"]:
-        obj["metadata"]["labels"] = {str(key): str(value) for key, value in options["labels"].items()}
+        obj["metadata"]["labels"] = dict(options["labels"])
     if options["annotations"]:
-        obj["metadata"]["annotations"] = {str(key): str(value) for key, value in options["annotations"].items()}
+        obj["metadata"]["annotations"] = dict(options["annotations"])
     if options["immutable"]:
         obj["immutable"] = True
     return Resource(obj=obj, source=k.file, needs_hash=not options["disableNameSuffixHash"], behavior=behavior)

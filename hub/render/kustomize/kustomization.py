@@ -154,6 +154,10 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
         unknown = set(label) - {"pairs", "includeSelectors", "includeTemplates", "fields"}
         if unknown:
             raise KustomizeError(f"labels: unknown field {sorted(unknown)[0]!r}", file=file)
+        fields = label.get("fields") or []
+        if not isinstance(fields, list) or not all(isinstance(spec, dict) and isinstance(spec.get("path"), str)
+                                                   for spec in fields):
+            raise KustomizeError("labels: fields must be a list of field specs, each with a path", file=file)
         k.labels.append({
             "pairs": _string_map(label.get("pairs"), "labels.pairs", file),
             "includeSelectors": bool(label.get("includeSelectors", False)),
@@ -166,7 +170,12 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
             raise KustomizeError(f"images: unknown field {sorted(unknown)[0]!r}", file=file)
         if not isinstance(image.get("name"), str) or not image["name"]:
             raise KustomizeError("images: every entry needs a name", file=file)
-        k.images.append({key: str(value) for key, value in image.items() if value is not None})
+        for key, value in image.items():
+            if value is not None and not isinstance(value, str):
+                # As kustomize: `newTag: 1.20` is the number 1.2, not the tag "1.20".
+                raise KustomizeError(f"images: {key} of {image['name']} must be a string (quote it), "
+                                     f"not {value!r}", file=file)
+        k.images.append({key: value for key, value in image.items() if value is not None})
     for replica in _mappings(raw, "replicas", file):
         if not isinstance(replica.get("name"), str) or not isinstance(replica.get("count"), int):
             raise KustomizeError("replicas: every entry needs a name and an integer count", file=file)
@@ -175,7 +184,15 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
         unknown = set(patch) - {"path", "patch", "target", "options"}
         if unknown:
             raise KustomizeError(f"patches: unknown field {sorted(unknown)[0]!r}", file=file)
+        if patch.get("path") is not None and not isinstance(patch["path"], str):
+            raise KustomizeError("patches: path must be a string", file=file)
+        if patch.get("patch") is not None and not isinstance(patch["patch"], str):
+            raise KustomizeError("patches: patch must be a string (use a block scalar: patch: |-)", file=file)
+        if patch.get("target") is not None and not isinstance(patch["target"], dict):
+            raise KustomizeError("patches: target must be a mapping", file=file)
         options = patch.get("options") or {}
+        if not isinstance(options, dict):
+            raise KustomizeError("patches: options must be a mapping", file=file)
         if options.get("allowNameChange") or options.get("allowKindChange"):
             raise NeedsExternal("patches options allowNameChange/allowKindChange", file)
         k.patches.append(patch)
@@ -184,11 +201,46 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
         unknown = set(patch) - {"path", "patch", "target"}
         if unknown:
             raise KustomizeError(f"patchesJson6902: unknown field {sorted(unknown)[0]!r}", file=file)
+        if not isinstance(patch.get("target"), dict):
+            raise KustomizeError("patchesJson6902: every entry needs a target mapping", file=file)
         k.patches_json6902.append(patch)
-    k.config_map_generator = _mappings(raw, "configMapGenerator", file)
-    k.secret_generator = _mappings(raw, "secretGenerator", file)
-    options = raw.get("generatorOptions")
-    if options is not None and not isinstance(options, dict):
-        raise KustomizeError("generatorOptions must be a mapping", file=file)
-    k.generator_options = dict(options or {})
+    k.config_map_generator = [_generator(args, "configMapGenerator", file)
+                              for args in _mappings(raw, "configMapGenerator", file)]
+    k.secret_generator = [_generator(args, "secretGenerator", file)
+                          for args in _mappings(raw, "secretGenerator", file)]
+    k.generator_options = _generator_options(raw.get("generatorOptions"), "generatorOptions", file)
     return k
+
+
+_GENERATOR_FIELDS = frozenset({"name", "namespace", "behavior", "literals", "files", "envs", "env", "options",
+                               "type", "kvSources"})
+
+
+def _generator_options(value: Any, where: str, file: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise KustomizeError(f"{where} must be a mapping", file=file)
+    unknown = set(value) - {"labels", "annotations", "disableNameSuffixHash", "immutable"}
+    if unknown:
+        raise KustomizeError(f"{where}: unknown field {sorted(unknown)[0]!r}", file=file)
+    return {"labels": _string_map(value.get("labels"), f"{where}.labels", file),
+            "annotations": _string_map(value.get("annotations"), f"{where}.annotations", file),
+            "disableNameSuffixHash": bool(value.get("disableNameSuffixHash", False)),
+            "immutable": bool(value.get("immutable", False))}
+
+
+def _generator(args: dict[str, Any], where: str, file: str) -> dict[str, Any]:
+    unknown = set(args) - _GENERATOR_FIELDS
+    if unknown:
+        raise KustomizeError(f"{where}: unknown field {sorted(unknown)[0]!r}", file=file)
+    if "kvSources" in args:
+        raise NeedsExternal(f"{where} kvSources (generator plugins)", file)
+    checked = dict(args)
+    for key in ("name", "namespace", "behavior", "type", "env"):
+        if checked.get(key) is not None and not isinstance(checked[key], str):
+            raise KustomizeError(f"{where}: {key} must be a string", file=file)
+    for key in ("literals", "files", "envs"):
+        checked[key] = _strings(args, key, file)
+    checked["options"] = _generator_options(args.get("options"), f"{where}.options", file)
+    return checked

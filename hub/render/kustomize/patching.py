@@ -240,7 +240,8 @@ def _apply_json6902(resources: list[Resource], ops: list[dict[str, Any]], target
     try:
         patch = jsonpatch.JsonPatch(ops)
     except (jsonpatch.InvalidJsonPatch, TypeError) as exc:
-        raise KustomizeError(f"invalid JSON patch {where}: {exc}", file=file) from exc
+        raise KustomizeError(f"invalid JSON patch{'' if where == file else ' ' + where}: {exc}",
+                             file=file) from exc
     for res in select(resources, target, file=file):
         res.store_previous_id()
         try:
