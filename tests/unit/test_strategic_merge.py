@@ -283,3 +283,77 @@ def test_matches_kubectl_patch(case: dict[str, Any], kubectl: str, tmp_path: Pat
         return
     assert done.returncode == 0, done.stderr
     assert _run(case) == json.loads(done.stdout)
+
+
+# -- generated patches against the oracle ---------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = ["web", "side", "extra", "more"]
+
+
+@st.composite
+def _patches(draw: st.DrawFn) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    if draw(st.booleans()):
+        metadata["labels"] = draw(st.dictionaries(st.sampled_from(["app", "tier", "x"]),
+                                                  st.none() | st.sampled_from(["1", "2"]), max_size=3))
+    if draw(st.booleans()):
+        metadata["finalizers"] = draw(st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=3, unique=True))
+    if draw(st.booleans()):
+        # Never a value the same patch adds: upstream processes the two keys in Go's random map
+        # order, so such a patch has no single answer (and kubectl never generates one).
+        added = metadata.get("finalizers", [])
+        metadata["$deleteFromPrimitiveList/finalizers"] = draw(st.lists(
+            st.sampled_from([f for f in ("a", "b", "c") if f not in added] or ["z"]), max_size=2, unique=True))
+    if metadata:
+        patch["metadata"] = metadata
+    pod: dict[str, Any] = {}
+    if draw(st.booleans()):
+        names = draw(st.lists(st.sampled_from(_NAMES), max_size=3, unique=True))
+        containers: list[dict[str, Any]] = []
+        for name in names:
+            item: dict[str, Any] = {"name": name}
+            kind = draw(st.sampled_from(["image", "env", "delete", "replace-ports"]))
+            if kind == "image":
+                item["image"] = draw(st.sampled_from(["x:1", "y:2"]))
+            elif kind == "env":
+                item["env"] = [{"name": n, "value": "v"} for n in draw(
+                    st.lists(st.sampled_from(["A", "B", "C"]), min_size=1, max_size=2, unique=True))]
+            elif kind == "delete":
+                item["$patch"] = "delete"
+            else:
+                item["ports"] = [{"containerPort": draw(st.sampled_from([80, 8080]))}]
+            containers.append(item)
+        pod["containers"] = containers
+        if draw(st.booleans()):
+            kept = [n for n in names if not any(c["name"] == n and "$patch" in c for c in containers)]
+            rest = [n for n in ("web", "side") if n not in kept]
+            pod["$setElementOrder/containers"] = [{"name": n} for n in kept + rest]
+    if draw(st.booleans()):
+        pod["tolerations"] = [{"key": draw(st.sampled_from(["a", "b"])), "operator": "Exists"}]
+    if pod:
+        patch["spec"] = {"template": {"spec": pod}}
+    return patch
+
+
+@pytest.mark.kubectl
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(patch=_patches())
+def test_generated_patches_match_kubectl(patch: dict[str, Any], kubectl: str, tmp_path: Path) -> None:
+    source = tmp_path / "deployment.yaml"
+    source.write_text(yaml.safe_dump(FIXTURES["deployment"]))
+    done = subprocess.run(
+        [kubectl, "patch", "--local", "-f", str(source), "--type", "strategic", "-o", "json", "-p", json.dumps(patch)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    try:
+        mine: Any = apply_patch(FIXTURES["deployment"], patch, schema=schema_for("apps", "Deployment"))
+    except StrategicMergeError as exc:
+        mine = exc
+    if done.returncode != 0:
+        assert isinstance(mine, StrategicMergeError), (done.stderr, mine)
+    else:
+        assert mine == json.loads(done.stdout)
