@@ -252,3 +252,16 @@ def test_unquoted_numbers_where_kustomize_wants_strings(tmp_path: pathlib.Path) 
     assert "newTag of nginx must be a string (quote it), not 1.2" in str(error_of(fs, "a"))
     assert "integer count" in str(error_of(fs, "b"))
     assert "commonLabels.enabled must be a string (quote it)" in str(error_of(fs, "c"))
+
+
+def test_kustomization_booleans_are_yaml_1_1_as_in_kustomize(tmp_path: pathlib.Path) -> None:
+    # kustomize reads kustomization files with go-yaml v2: `yes`, `on`, `y` are booleans there, so
+    # an unquoted one where a label value belongs is an error, while manifests keep them as strings.
+    fs = write(tmp_path, {"a/kustomization.yaml": "resources: [cm.yaml]\ncommonLabels:\n  sidecar: on\n",
+                          "a/cm.yaml": CM.format(name="x") + "  flag: on\n",
+                          "b/kustomization.yaml": "resources: [cm.yaml]\ncommonLabels:\n  sidecar: 'on'\n",
+                          "b/cm.yaml": CM.format(name="x") + "  flag: on\n"})
+    assert "commonLabels.sidecar must be a string (quote it), not True" in str(error_of(fs, "a"))
+    [obj] = build(fs, "b").objects
+    assert obj["metadata"]["labels"] == {"sidecar": "on"}
+    assert obj["data"]["flag"] == "on"

@@ -48,6 +48,37 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+class _KustomizationLoader(_Loader):
+    """For kustomization files, which kustomize reads with go-yaml v2 (YAML 1.1 booleans).
+
+    ``commonLabels: {enabled: yes}`` is the boolean true there, and so an error, not the label "yes".
+    """
+
+    yaml_implicit_resolvers = {first: list(resolvers) for first, resolvers in _Loader.yaml_implicit_resolvers.items()}
+
+
+for _first in list(_KustomizationLoader.yaml_implicit_resolvers):
+    _KustomizationLoader.yaml_implicit_resolvers[_first] = [
+        (tag, regexp) for tag, regexp in _KustomizationLoader.yaml_implicit_resolvers[_first]
+        if tag != "tag:yaml.org,2002:bool"]
+_KustomizationLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$"),
+    list("yYnNtTfFoO"))
+
+
+# PyYAML's bool constructor knows only its own spellings; these are go-yaml v2's.
+_V2_BOOLS = {"y": True, "yes": True, "true": True, "on": True, "n": False, "no": False, "false": False,
+             "off": False}
+
+
+def _construct_bool(loader: Any, node: yaml.Node) -> bool:
+    return _V2_BOOLS[str(loader.construct_scalar(node)).lower()]
+
+
+_KustomizationLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
+
+
 def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
     key = id(node)
     if key in memo:
@@ -76,12 +107,12 @@ def _problem(exc: yaml.YAMLError) -> str:
     return f"invalid YAML: {problem}"
 
 
-def _load_all(data: bytes, file: str) -> list[Any]:
+def _load_all(data: bytes, file: str, loader_class: type[Any] = _Loader) -> list[Any]:
     try:
         if b"*" not in data:
             # No alias can occur without '*': take the fast path.
-            return list(yaml.load_all(data, Loader=_Loader))
-        loader = _Loader(data)
+            return list(yaml.load_all(data, Loader=loader_class))
+        loader = loader_class(data)
         try:
             documents = []
             while loader.check_node():
@@ -134,7 +165,7 @@ def load_yaml_any(data: bytes, *, file: str) -> list[Any]:
 
 def load_yaml_mapping(data: bytes, *, file: str) -> dict[str, Any]:
     """Exactly one mapping document (a kustomization file); an empty file is an empty mapping."""
-    documents = [document for document in _load_all(data, file) if document is not None]
+    documents = [document for document in _load_all(data, file, _KustomizationLoader) if document is not None]
     if not documents:
         return {}
     if len(documents) > 1:
