@@ -23,7 +23,7 @@ fields stay unowned, as on a real server after an apply.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,12 +134,15 @@ def _without_managed_fields(obj: Mapping[str, Any] | None) -> dict[str, Any]:
     return copied
 
 
-def _ignored(reset_fields: Iterable[str]) -> tuple[Path, ...]:
-    return tuple(("f:" + name,) for name in reset_fields)
+_STATUS_WRITES = frozenset({"f:apiVersion", "f:kind", "f:metadata", "f:status"})
 
 
-def _kept(ignored: tuple[Path, ...]) -> Any:
-    return lambda path: not any(path[: len(prefix)] == prefix for prefix in ignored)
+def _keep(subresource: str | None, reset_fields: Iterable[str]) -> Callable[[Path], bool]:
+    """Which paths a write may own: ``/status`` owns only status, the main resource not ``reset_fields``."""
+    if subresource == "status":
+        return lambda path: not path or path[0] in _STATUS_WRITES
+    ignored = frozenset("f:" + name for name in reset_fields)
+    return lambda path: not path or path[0] not in ignored
 
 
 def _with_managed_fields(obj: dict[str, Any], managed: dict[ManagerKey, Entry]) -> dict[str, Any]:
@@ -210,7 +213,7 @@ def _prune(
     return fieldsets.remove_items(merged, (merged_set - pruned_set) & last_members, schema)
 
 
-def _update_set(old: Any, new: Any, schema: ObjectSchema, keep: Any) -> tuple[fieldsets.Comparison, FieldSet]:
+def _update_set(old: Any, new: Any, schema: ObjectSchema, keep: Callable[[Path], bool]) -> tuple[fieldsets.Comparison, FieldSet]:
     comparison = fieldsets.compare(old, new, schema).filtered(keep)
     return comparison, frozenset(comparison.modified | comparison.added)
 
@@ -228,19 +231,20 @@ def server_side_apply(
     schema: ObjectSchema,
     now: str,
     reset_fields: Iterable[str] = ("status",),
+    subresource: str | None = None,
 ) -> dict[str, Any]:
     """Apply ``config`` as ``manager``; returns the new object with ``metadata.managedFields`` updated.
 
-    ``live`` is ``None`` when the apply creates the object. Raises :class:`ApplyConflictError`
+    ``live`` is ``None`` when the apply creates the object. On the main resource the top-level
+    ``reset_fields`` of ``config`` are ignored (pass ``()`` for a kind without a status
+    subresource); with ``subresource="status"`` only ``status`` is applied and owned, under an
+    entry with that subresource. Raises :class:`ApplyConflictError`
     when other managers own fields the apply changes and ``force`` is false. Entry times move
     to ``now`` only for entries whose fields or object changed, so re-applying an unchanged
     manifest returns an identical object.
     """
-    ignored = _ignored(reset_fields)
-    keep = _kept(ignored)
-    applied = _without_managed_fields(config)
-    for name in reset_fields:
-        applied.pop(name, None)
+    keep = _keep(subresource, reset_fields)
+    applied = {key: value for key, value in _without_managed_fields(config).items() if keep(("f:" + key,))}
 
     current = _without_managed_fields(live)
     managed = managedfields.decode(((live or {}).get("metadata") or {}).get("managedFields"))
@@ -257,10 +261,11 @@ def server_side_apply(
 
     fieldsets.check_duplicates(applied, schema)
     merged = fieldsets.merge(current, applied, schema)
-    applier = ManagerKey.of(manager, APPLY, api_version)
+    sub = subresource or ""
+    applier = ManagerKey.of(manager, APPLY, api_version, sub)
     last = managed.get(applier)
     config_set = frozenset(path for path in fieldsets.to_field_set(applied, schema) if keep(path))
-    managed[applier] = Entry(manager, APPLY, api_version, last.time if last else None, config_set)
+    managed[applier] = Entry(manager, APPLY, api_version, last.time if last else None, config_set, sub)
     if last is not None and not last.fields <= config_set:
         # Only a manager that stopped applying something can prune.
         merged = _prune(merged, managed, last.fields, schema)
@@ -270,15 +275,15 @@ def server_side_apply(
     zero = zero_object(schema)
     comparison = fieldsets.compare(_with_zero(current, zero), _with_zero(merged, zero), schema).filtered(keep)
     _take_from_others(managed, comparison, workflow=applier, force=force)
-    if not managed.get(applier, Entry(manager, APPLY, api_version, None, frozenset())).fields:
-        managed.pop(applier, None)
+    if applier in managed and not managed[applier].fields:
+        del managed[applier]
     managedfields.strip(managed)
 
     entry = managed.get(applier)
     if entry is not None:
         object_changed = bool(comparison.added or comparison.modified or comparison.removed)
         if object_changed or last is None or entry.fields != last.fields or last.api_version != api_version:
-            managed[applier] = Entry(manager, APPLY, api_version, now, entry.fields)
+            managed[applier] = Entry(manager, APPLY, api_version, now, entry.fields, sub)
     managedfields.cap_update_managers(managed)
     return _with_managed_fields(merged, managed)
 
@@ -303,8 +308,7 @@ def record_update(
     set them), else from ``old``; ``[{}]`` resets them. For ``subresource="status"`` only the
     status counts; on the main resource ``reset_fields`` do not.
     """
-    ignored: tuple[Path, ...] = (("f:spec",),) if subresource == "status" else _ignored(reset_fields)
-    keep = _kept(ignored)
+    keep = _keep(subresource, reset_fields)
     new_entries = (new.get("metadata") or {}).get("managedFields")
     old_entries = ((old or {}).get("metadata") or {}).get("managedFields")
     if subresource:

@@ -325,3 +325,23 @@ def test_crd_schema_keys_lists_and_defaults_key_fields() -> None:
     other = server_side_apply(created, {**config, "spec": {"routes": [{"name": "b", "port": 81}]}}, manager="n",
                               force=False, api_version="example.com/v1", schema=routes, now=T1)
     assert [r["name"] for r in other["spec"]["routes"]] == ["a", "b"]
+
+
+def test_apply_to_the_status_subresource_owns_only_status() -> None:
+    created = apply(None, deployment())
+    config = {**deployment(replicas=9), "status": {"replicas": 2}}
+    result = server_side_apply(created, config, manager="controller", force=False, api_version="apps/v1",
+                               schema=DEPLOYMENTS, now=T1, subresource="status")
+    assert result["spec"]["replicas"] == 2 and result["status"] == {"replicas": 2}
+    entry = entries(result)["controller/Apply"]
+    assert entry["subresource"] == "status"
+    assert entry["fieldsV1"] == {"f:status": {"f:replicas": {}}}
+
+
+def test_kinds_without_status_subresource_apply_status_like_any_field() -> None:
+    widgets = schema_for("example.com", "Widget")
+    config = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "status": {"ok": True}}
+    result = server_side_apply(None, config, manager="m", force=False, api_version="example.com/v1",
+                               schema=widgets, now=T0, reset_fields=())
+    assert result["status"] == {"ok": True}
+    assert result["metadata"]["managedFields"][0]["fieldsV1"] == {"f:status": {".": {}, "f:ok": {}}}
