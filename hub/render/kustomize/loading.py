@@ -109,8 +109,8 @@ def _problem(exc: yaml.YAMLError) -> str:
 
 def _load_all(data: bytes, file: str, loader_class: type[Any] = _Loader) -> list[Any]:
     try:
-        if b"*" not in data:
-            # No alias can occur without '*': take the fast path.
+        if b"*" not in data or b"&" not in data:
+            # An alias needs an anchor ('&') and a reference ('*'): without both, take the fast path.
             return list(yaml.load_all(data, Loader=loader_class))
         loader = loader_class(data)
         try:
