@@ -134,7 +134,8 @@ def _without_managed_fields(obj: Mapping[str, Any] | None) -> dict[str, Any]:
     return copied
 
 
-_STATUS_WRITES = frozenset({"f:apiVersion", "f:kind", "f:metadata", "f:status"})
+# A /status write changes and owns the status only (the status strategies reset the rest).
+_STATUS_WRITES = frozenset({"f:status"})
 
 
 def _keep(subresource: str | None, reset_fields: Iterable[str]) -> Callable[[Path], bool]:
@@ -244,7 +245,8 @@ def server_side_apply(
     manifest returns an identical object.
     """
     keep = _keep(subresource, reset_fields)
-    applied = {key: value for key, value in _without_managed_fields(config).items() if keep(("f:" + key,))}
+    applied = {key: value for key, value in _without_managed_fields(config).items()
+               if keep(("f:" + key,)) or (subresource and key in ("apiVersion", "kind"))}
 
     current = _without_managed_fields(live)
     managed = managedfields.decode(((live or {}).get("metadata") or {}).get("managedFields"))
