@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 
 __all__ = ["DirectoryFS", "GitTreeFS", "RepoFS", "is_remote", "materialize", "normalize"]
 
-_URL_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|git@|[a-zA-Z0-9.-]+\.[a-z]{2,}/[^/]+/)")
+# What kustomize would fetch: a URL, scp-style git, a well-known forge path, or a `?ref=` query. A
+# local directory that merely has a dot in its name (`my.app/base`) is not remote.
+_URL_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|[\w.-]+@[\w.-]+:|(github\.com|gitlab\.com|bitbucket\.org|"
+                     r"dev\.azure\.com|ssh\.dev\.azure\.com)/)|[?&](ref|version|timeout|submodules)=")
 _MAX_SYMLINK_HOPS = 40
 _SYMLINK_MODE = 0o120000
 _TREE_MODE = 0o040000
@@ -62,7 +65,7 @@ class RepoFS(Protocol):
 
 def is_remote(path: str) -> bool:
     """True for what kustomize would fetch: URLs, ``git@host:...``, ``github.com/org/repo``."""
-    return bool(_URL_RE.match(path))
+    return bool(_URL_RE.search(path))
 
 
 def normalize(path: str, *, base: str = "", file: str | None = None) -> str:

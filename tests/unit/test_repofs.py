@@ -87,6 +87,15 @@ def test_paths_leaving_the_repository_are_refused(repo_dir: tuple[pathlib.Path, 
         assert path in str(info.value)
 
 
+@pytest.mark.parametrize(("path", "remote"), [
+    ("https://github.com/org/repo//base?ref=v1", True), ("git@github.com:org/repo.git", True),
+    ("ssh://git@example.com/repo", True), ("github.com/org/repo/base", True),
+    ("example.com/org/repo/base?ref=main", True), ("my.app/base", False), ("../base", False),
+    ("apps/web.v2/overlay", False)])
+def test_remote_detection(path: str, remote: bool) -> None:
+    assert repofs.is_remote(path) is remote
+
+
 def test_normalize() -> None:
     assert repofs.normalize("base", base="apps/web") == "apps/web/base"
     assert repofs.normalize("../shared", base="apps/web") == "apps/shared"
