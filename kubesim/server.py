@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubesim import deleting, discovery, errors, faults, registry, selectors, watching
+from kubesim import deleting, discovery, errors, faults, openapi, registry, selectors, watching
 from kubesim.clusters import Cluster, ClusterOptions, ClusterSet
 from kubesim.resources import ResourceType
 from kubesim.tlsutil import ServerTLS, make_server_tls
@@ -235,6 +235,8 @@ async def _dispatch(request: web.Request, cluster: Cluster, tail: str) -> web.St
         return web.Response(text="ok")
     if head == "version" and len(segs) == 1:
         return _json(discovery.version_info())
+    if segs[:2] == ["openapi", "v3"]:
+        return _openapi_v3(request, cluster, segs[2:])
     if head == "api":
         if len(segs) == 1:
             return _discovery_root(request, cluster, legacy=True)
@@ -270,6 +272,18 @@ async def _dispatch(request: web.Request, cluster: Cluster, tail: str) -> web.St
     if rt.namespaced and namespace is None and name is not None:
         raise _RESOURCE_NOT_FOUND
     return await _resource(request, cluster, rt, namespace, name, sub)
+
+
+def _openapi_v3(request: web.Request, cluster: Cluster, rest: list[str]) -> web.StreamResponse:
+    if not rest:
+        return _json(openapi.root_document(cluster, f"/clusters/{cluster.name}"))
+    if rest[0] == "api" and len(rest) == 2:
+        doc = openapi.group_version_document(cluster, "", rest[1])
+    elif rest[0] == "apis" and len(rest) == 3:
+        doc = openapi.group_version_document(cluster, rest[1], rest[2])
+    else:
+        doc = None
+    return _json(doc) if doc is not None else _not_found_text()
 
 
 def _has_subresource(rt: ResourceType, sub: str) -> bool:
@@ -325,7 +339,17 @@ def _manager(request: web.Request) -> str:
     return agent.split("/", 1)[0] or "unknown"
 
 
+def _refuse_protobuf(request: web.Request) -> None:
+    # Typed client-go clients (e.g. `kubectl create configmap`) send protobuf bodies; decoding them
+    # needs every kind's generated message types, which kubesim does not carry. JSON and YAML only.
+    if "protobuf" in request.headers.get("Content-Type", ""):
+        raise errors.ApiError(415, "UnsupportedMediaType",
+                              "the body of the request was in an unknown format - accepted media types include: "
+                              "application/json, application/yaml (kubesim does not decode protobuf)")
+
+
 async def _body(request: web.Request) -> Any:
+    _refuse_protobuf(request)
     raw = await request.read()
     if not raw:
         return None
@@ -435,7 +459,8 @@ async def _list_or_watch(request: web.Request, cluster: Cluster, rt: ResourceTyp
     fields = selectors.parse_field_selector(query.get("fieldSelector"), rt.selectable_fields)
     rv = query.get("resourceVersion", "")
     rv_match = query.get("resourceVersionMatch")
-    if rv_match is not None and not rv:
+    watching_now = bool(_bool(request, "watch"))
+    if rv_match is not None and not rv and not watching_now:
         raise errors.ApiError(
             422, "Invalid",
             'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is '
@@ -444,7 +469,7 @@ async def _list_or_watch(request: web.Request, cluster: Cluster, rt: ResourceTyp
              "causes": [{"reason": "FieldValueForbidden", "field": "resourceVersionMatch",
                          "message": "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is "
                                     "provided"}]})
-    if _bool(request, "watch"):
+    if watching_now:
         send_initial = bool(_bool(request, "sendInitialEvents"))
         bookmarks = bool(_bool(request, "allowWatchBookmarks"))
         if send_initial and rv_match != "NotOlderThan":
