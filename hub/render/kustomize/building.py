@@ -101,14 +101,15 @@ class Builder:
 
     # -- accumulation ---------------------------------------------------------------------------
     @staticmethod
-    def _append_all(ra: list[Resource], more: list[Resource], *, file: str) -> None:
-        ids = {(res.api_version, *res.cur_id()) for res in ra}
+    def _append_all(ra: list[Resource], more: list[Resource]) -> None:
+        ids = {(res.api_version, *res.cur_id()): res for res in ra}
         for res in more:
             key = (res.api_version, *res.cur_id())
-            if key in ids:
-                raise KustomizeError(f"{res.describe()} is defined twice (already added from another file)",
-                                     file=res.source if res.source != file else file)
-            ids.add(key)
+            first = ids.get(key)
+            if first is not None:
+                raise KustomizeError(f"{res.describe()} is defined twice (first in {first.source})",
+                                     file=res.source)
+            ids[key] = res
             ra.append(res)
 
     def _within_root(self, k: Kustomization, full: str) -> bool:
@@ -121,7 +122,7 @@ class Builder:
                 raise RepoPathError(
                     f"resource file {path!r} is outside the kustomization directory (load restrictor RootOnly)",
                     file=k.file)
-            self._append_all(ra, self._resources_from_file(full, k), file=k.file)
+            self._append_all(ra, self._resources_from_file(full, k))
             return ra
         if self.fs.is_dir(full):
             return self._accumulate_directory(ra, k, full, component=False)
@@ -145,7 +146,7 @@ class Builder:
         try:
             if component:
                 return self.accumulate_target(ra, sub)
-            self._append_all(ra, self.accumulate_target([], sub), file=k.file)
+            self._append_all(ra, self.accumulate_target([], sub))
             return ra
         finally:
             self._stack.pop()
@@ -157,7 +158,7 @@ class Builder:
             if res.behavior in {"merge", "replace"}:
                 raise KustomizeError(
                     f"{res.describe()} does not exist; behavior {res.behavior} needs it in a base", file=k.file)
-            self._append_all(ra, [res], file=k.file)
+            self._append_all(ra, [res])
             return
         if len(matches) > 1:
             raise KustomizeError(f"several objects could take the merge of {res.describe()}", file=k.file)
