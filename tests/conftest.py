@@ -56,3 +56,30 @@ def isolated_home(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HOME", home)
     monkeypatch.setenv("XDG_CONFIG_HOME", home + "/.config")
     yield home
+
+
+# -- kubesim: the Kubernetes API emulator (owned by kubesim; see kubesim/testing.py) ---------------
+
+from typing import TYPE_CHECKING  # noqa: E402  (kept with the fixtures it serves)
+
+if TYPE_CHECKING:
+    from kubesim.testing import KubeSim
+
+_kube_cluster_names = iter(range(1_000_000))
+
+
+@pytest.fixture(scope="session")
+def kubesim_server() -> Iterator[KubeSim]:
+    """One kubesim for the session, started with no clusters; add them with ``kube_cluster``."""
+    from kubesim.testing import KubeSim
+
+    with KubeSim(clusters=0) as server:
+        yield server
+
+
+@pytest.fixture
+def kube_cluster(kubesim_server: KubeSim) -> str:
+    """A fresh, uniquely named cluster on the session's kubesim; use ``kubesim_server.api_client(name)``."""
+    name = f"kc{next(_kube_cluster_names)}"
+    kubesim_server.add_cluster(name)
+    return name
