@@ -63,9 +63,14 @@ class SimulatedSpoke:
         async with self._channel() as channel:
             stub = pb_grpc.SpokeServiceStub(channel)  # type: ignore[no-untyped-call]
             started = time.perf_counter()
-            response = await stub.Register(pb.RegisterRequest(
-                bootstrap_token=self.args.token, cluster_name=self.name, labels=self.labels,
-                spoke_version="loaddriver"), timeout=60)
+            try:
+                response = await stub.Register(pb.RegisterRequest(
+                    bootstrap_token=self.args.token, cluster_name=self.name, labels=self.labels,
+                    spoke_version="loaddriver"), timeout=120)
+            except grpc.aio.AioRpcError as exc:
+                # A refused registration ends this spoke only; the orchestrator counts these lines.
+                self.emit(event="register-error", code=exc.code().name, details=exc.details() or "")
+                return
             self.emit(event="registered", seconds=time.perf_counter() - started)
             self.credential = response.credential
             self.signing_key = response.bundle_signing_key
@@ -83,12 +88,14 @@ class SimulatedSpoke:
     async def _watch(self, stub: pb_grpc.SpokeServiceStub, metadata: tuple[tuple[str, str], ...]) -> None:
         stream = stub.Watch(pb.WatchRequest(applied_digest=self.applied_digest), metadata=metadata)
         async for event in stream:
-            self.watch_bytes += event.ByteSize()
+            size = event.ByteSize()
+            self.watch_bytes += size
             if event.WhichOneof("event") == "heartbeat":
-                self.emit(event="heartbeat", watch_bytes=self.watch_bytes)
+                self.emit(event="heartbeat", size=size, watch_bytes=self.watch_bytes)
                 continue
             desired = event.desired
-            self.emit(event="notice", digest=desired.digest, commit=desired.commit, watch_bytes=self.watch_bytes)
+            self.emit(event="notice", digest=desired.digest, commit=desired.commit, size=size,
+                      watch_bytes=self.watch_bytes)
             if desired.digest and desired.digest != self.applied_digest:
                 await self._fetch_and_report(stub, metadata, desired)
 
@@ -119,11 +126,13 @@ class SimulatedSpoke:
                                  applied_digest=desired.digest, objects=objects, observed_at=codec.timestamp(),
                                  spoke_version="loaddriver")
         await stub.ReportStatus(report, metadata=metadata, timeout=60)
-        self.emit(event="reported", digest=desired.digest)
+        self.emit(event="reported", digest=desired.digest, commit=desired.commit)
 
 
 async def status_flood(args: argparse.Namespace, spokes: list[SimulatedSpoke], seconds: float, out: TextIO) -> None:
     """Send ReportStatus as fast as the hub accepts, from every spoke, for ``seconds``."""
+    errors: dict[str, int] = {}
+
     async def one(spoke: SimulatedSpoke) -> int:
         count = 0
         async with spoke._channel() as channel:
@@ -138,13 +147,16 @@ async def status_flood(args: argparse.Namespace, spokes: list[SimulatedSpoke], s
                     await stub.ReportStatus(report, metadata=metadata, timeout=30)
                     count += 1
                 except grpc.aio.AioRpcError as exc:
-                    if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-                        raise
+                    # Counted, not fatal: the figure is what the hub accepted; refusals show beside it.
+                    errors[exc.code().name] = errors.get(exc.code().name, 0) + 1
                     await asyncio.sleep(0.05)
         return count
 
-    counts = await asyncio.gather(*(one(s) for s in spokes))
-    out.write(json.dumps({"event": "flood", "reports": sum(counts), "seconds": seconds, "t": time.time()}) + "\n")
+    started = time.perf_counter()
+    counts = await asyncio.gather(*(one(s) for s in spokes if s.credential))
+    elapsed = time.perf_counter() - started
+    out.write(json.dumps({"event": "flood", "reports": sum(counts), "seconds": seconds, "elapsed": elapsed,
+                          "errors": errors, "t": time.time()}) + "\n")
     out.flush()
 
 
@@ -160,12 +172,15 @@ async def main_async(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signal.SIGINT, stop.set)
         flood = asyncio.Event()
         loop.add_signal_handler(signal.SIGUSR1, flood.set)
+        pending = set(tasks)
         while not stop.is_set():
             waiter = asyncio.create_task(stop.wait())
             flooder = asyncio.create_task(flood.wait())
-            await asyncio.wait([waiter, flooder, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                if task.done() and task.exception() is not None:
+            await asyncio.wait([waiter, flooder, *pending], return_when=asyncio.FIRST_COMPLETED)
+            for task in [t for t in pending if t.done()]:
+                # A spoke whose registration was refused ends normally; only a crash stops the driver.
+                pending.discard(task)
+                if task.exception() is not None:
                     out.write(json.dumps({"event": "spoke-crashed", "error": repr(task.exception())}) + "\n")
                     stop.set()
             if flood.is_set():
