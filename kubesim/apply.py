@@ -240,9 +240,9 @@ def server_side_apply(
     ``reset_fields`` of ``config`` are ignored (pass ``()`` for a kind without a status
     subresource); with ``subresource="status"`` only ``status`` is applied and owned, under an
     entry with that subresource. Raises :class:`ApplyConflictError`
-    when other managers own fields the apply changes and ``force`` is false. Entry times move
-    to ``now`` only for entries whose fields or object changed, so re-applying an unchanged
-    manifest returns an identical object.
+    when other managers own fields the apply changes and ``force`` is false. The applier's
+    entry time moves to ``now`` only when the object changed (as the API server does), so
+    re-applying an unchanged manifest returns an identical object.
     """
     keep = _keep(subresource, reset_fields)
     applied = {key: value for key, value in _without_managed_fields(config).items()
@@ -282,10 +282,10 @@ def server_side_apply(
     managedfields.strip(managed)
 
     entry = managed.get(applier)
-    if entry is not None:
-        object_changed = bool(comparison.added or comparison.modified or comparison.removed)
-        if object_changed or last is None or entry.fields != last.fields or last.api_version != api_version:
-            managed[applier] = Entry(manager, APPLY, api_version, now, entry.fields, sub)
+    # managedFieldsUpdater: the applier's time moves only when the object changed, so an entry
+    # made by an apply that changed nothing (sharing equal values) has no time.
+    if entry is not None and (comparison.added or comparison.modified or comparison.removed):
+        managed[applier] = Entry(manager, APPLY, api_version, now, entry.fields, sub)
     managedfields.cap_update_managers(managed)
     return _with_managed_fields(merged, managed)
 

@@ -147,6 +147,7 @@ def test_equal_values_are_shared_not_conflicting() -> None:
                              "spec": {"replicas": 2}}, manager="hpa-sync", now=T1)
     owners = entries(shared)
     assert owners["hpa-sync/Apply"]["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
+    assert "time" not in owners["hpa-sync/Apply"]  # the object did not change: no time, as upstream
     assert "f:replicas" in owners["kubectl/Apply"]["fieldsV1"]["f:spec"]
 
 
