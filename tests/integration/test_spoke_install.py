@@ -124,3 +124,44 @@ def test_kustomize_base_builds_to_the_same_objects(kubectl: str) -> None:
     got = sorted(yaml.safe_load_all(built), key=key)
     want = sorted(install.install_manifests(**install.PLACEHOLDERS), key=key)
     assert got == want
+
+
+def test_apply_to_kubesim_then_the_spoke_loads_its_settings_from_what_landed(
+        kubesim_server: Any, kube_cluster: str, tmp_path: Path, isolated_home: str) -> None:
+    import kubernetes
+
+    kubeconfig = kubesim_server.write_kubeconfig(tmp_path / "kubeconfig", [kube_cluster])
+    args = ["install", "--cluster", "east-1", "--hub", "hub.internal:8443", "--token", "abc.def",
+            "--labels", "env=prod,region=eu", "--namespace", "convoy-agent", "--apply",
+            "--kubeconfig", str(kubeconfig), "--context", kube_cluster]
+    result = CliRunner().invoke(spoke_cli, args)
+    assert result.exit_code == 0, result.output
+    assert "Deployment.apps/convoy-agent/convoy-spoke created" in result.output
+
+    api = kubesim_server.api_client(kube_cluster)
+    apps, core = kubernetes.client.AppsV1Api(api), kubernetes.client.CoreV1Api(api)
+    rbac = kubernetes.client.RbacAuthorizationV1Api(api)
+    deployment = api.sanitize_for_serialization(apps.read_namespaced_deployment(install.NAME, "convoy-agent"))
+    secret = api.sanitize_for_serialization(core.read_namespaced_secret(install.BOOTSTRAP_SECRET, "convoy-agent"))
+    assert any(m["manager"] == install.FIELD_MANAGER and m["operation"] == "Apply"
+               for m in deployment["metadata"]["managedFields"])
+    binding = rbac.read_cluster_role_binding(f"{install.NAME}-convoy-agent")
+    assert binding.subjects[0].name == install.NAME and binding.subjects[0].namespace == "convoy-agent"
+    assert rbac.read_cluster_role(binding.role_ref.name).rules[0].verbs == ["*"]
+    assert core.read_namespaced_service_account(install.NAME, "convoy-agent").metadata.name == install.NAME
+
+    env = _env_of(deployment, {install.BOOTSTRAP_SECRET: secret})
+    loaded = settings.load_settings(cli={}, env=env)
+    assert (loaded.cluster, loaded.hub, loaded.token, loaded.namespace) == (
+        "east-1", "hub.internal:8443", "abc.def", "convoy-agent")
+    assert dict(loaded.labels) == {"env": "prod", "region": "eu"}
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["convoy", "spoke", "run"]
+
+    # installing again changes nothing
+    version = deployment["metadata"]["resourceVersion"]
+    again = CliRunner().invoke(spoke_cli, args)
+    assert again.exit_code == 0, again.output
+    assert "created" not in again.output
+    after = apps.read_namespaced_deployment(install.NAME, "convoy-agent")
+    assert after.metadata.resource_version == version
