@@ -132,3 +132,26 @@ def test_a_field_dropped_by_its_only_manager_disappears(config: dict[str, Any], 
         trimmed = apply(created, without_last, "kubectl", T1)
         names = [c["name"] for c in trimmed["spec"]["template"]["spec"]["containers"]]
         assert names == [c["name"] for c in pod[:-1]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["alpha", "beta", "gamma"]), manifests(), st.booleans()),
+                      min_size=1, max_size=5))
+def test_ownership_only_ever_names_fields_the_object_has(steps: list[tuple[str, dict[str, Any], bool]]) -> None:
+    from kubesim.apply import ApplyConflictError
+
+    obj: dict[str, Any] | None = None
+    for index, (manager, config, force) in enumerate(steps):
+        try:
+            obj = apply(obj, config, manager, f"2026-01-01T00:0{index}:00Z", force=force)
+        except ApplyConflictError as conflict:
+            assert not force and conflict.conflicts
+            continue
+        present = fieldsets.ensure_named_fields_are_members(fieldsets.to_field_set(obj, SCHEMA), SCHEMA)
+        for entry in obj["metadata"].get("managedFields", []):
+            assert fieldsets.from_fields_v1(entry["fieldsV1"]) <= present, entry["manager"]
+        # What the last applier asked for is what the object now says.
+        for key, value in (config["metadata"].get("labels") or {}).items():
+            assert obj["metadata"]["labels"][key] == value
+        if "replicas" in config.get("spec", {}):
+            assert obj["spec"]["replicas"] == config["spec"]["replicas"]
