@@ -93,7 +93,7 @@ def test_component_listed_as_resource_and_back(tmp_path: pathlib.Path) -> None:
     fs = write(tmp_path, {"app/kustomization.yaml": "resources:\n- ../comp\n",
                           "other/kustomization.yaml": "components:\n- ../base\n",
                           "base/kustomization.yaml": "resources: []\n",
-                          "comp/kustomization.yaml": "kind: Component\n"})
+                          "comp/kustomization.yaml": "kind: Component\nnamePrefix: c-\n"})
     assert "is a Component" in str(error_of(fs, "app"))
     assert "its kind is Kustomization, not Component" in str(error_of(fs, "other"))
 
@@ -265,3 +265,10 @@ def test_kustomization_booleans_are_yaml_1_1_as_in_kustomize(tmp_path: pathlib.P
     [obj] = build(fs, "b").objects
     assert obj["metadata"]["labels"] == {"sidecar": "on"}
     assert obj["data"]["flag"] == "on"
+
+
+def test_empty_kustomization(tmp_path: pathlib.Path) -> None:
+    fs = write(tmp_path, {"app/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n",
+                          "other/kustomization.yaml": ""})
+    assert "the kustomization is empty" in str(error_of(fs, "app"))
+    assert "the kustomization is empty" in str(error_of(fs, "other"))
