@@ -181,37 +181,35 @@ class ClusterClient:
 
     def resource(self, api_version: str, kind: str) -> ResourceInfo:
         """The resource serving ``kind`` in ``api_version``; re-discovers once on a miss (new CRDs)."""
-        key = (api_version, kind)
-        found = self._resources.get(key)
+        found = self._resources.get((api_version, kind))
         if found is not None:
             return found
+        info: ResourceInfo = self._call(lambda: self._discover(api_version, kind))
+        return info
+
+    def _discover(self, api_version: str, kind: str) -> ResourceInfo:
+        what = f"{kind} ({api_version})"
         with self._lock:
             try:
                 if self._dynamic is None:
-                    self._dynamic = retrying.call(self._new_dynamic, policy=self._options.retry)
+                    self._dynamic = _Dynamic(self._api, cache_file=os.path.join(self._cache_dir, "discovery.json"))
                 res = self._dynamic.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError as exc:
                 raise errors.UnknownKindError(
-                    f"{kind} ({api_version})",
-                    "the API server serves no such kind (is its CustomResourceDefinition applied and "
-                    "Established?)") from exc
-            except (DynamicApiError, ApiException, urllib3.exceptions.HTTPError) as exc:
-                raise errors.ConnectionFailedError(f"{kind} ({api_version})",
-                                                   f"discovery failed: {exc}") from exc
+                    what, "the API server serves no such kind (is its CustomResourceDefinition applied and "
+                          "Established?)") from exc
+            except (DynamicApiError, ApiException) as exc:
+                status = int(getattr(exc, "status", 0) or 0)
+                if status:
+                    raise errors.api_error(what, status=status, reason=str(getattr(exc, "reason", "")),
+                                           message=f"discovery failed: {getattr(exc, 'reason', exc)}") from exc
+                raise errors.ConnectionFailedError(what, f"discovery failed: {exc}") from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise errors.ConnectionFailedError(what, f"discovery failed: {exc}") from exc
             info = ResourceInfo(api_version=api_version, kind=kind, plural=str(res.name),
                                 namespaced=bool(res.namespaced))
-            self._resources[key] = info
+            self._resources[(api_version, kind)] = info
             return info
-
-    def _new_dynamic(self) -> Any:
-        try:
-            return _Dynamic(self._api, cache_file=os.path.join(self._cache_dir, "discovery.json"))
-        except (DynamicApiError, ApiException, urllib3.exceptions.HTTPError) as exc:
-            status = getattr(exc, "status", 0) or 0
-            if status:
-                raise errors.api_error("discovery", status=int(status), reason=str(getattr(exc, "reason", "")),
-                                       message=str(exc)) from exc
-            raise errors.ConnectionFailedError("discovery", str(exc)) from exc
 
     def forget_discovery(self) -> None:
         """Drop cached resource lookups (after CRDs changed)."""

@@ -1,0 +1,221 @@
+"""The running spoke agent against kubesim (official client over HTTP) and a SpokeService over real gRPC.
+
+Covers: registration once (credential in a Secret, no re-registration on restart); drift by another
+field manager corrected within 5 s, and only reported under ``report``; deletion of a managed object
+restored; a Deployment that never becomes available reported Degraded with its reason; a tampered or
+badly signed bundle refused while the last good one stays; paused; hub outage and a spoke restart
+during it (enforcement continues from the in-cluster copy, backlog reported when the hub returns).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from protos import codec
+from protos.status import DriftPolicy, Phase
+from spoke.agent import Agent
+from spoke.cluster import ClusterClient
+from spoke.settings import SpokeSettings
+from tests.integration.spoke_harness import FakeHub, configmap, deployment, make_bundle, namespace, wait_for
+
+DRIFT_DEADLINE = 5.0  # the issue's promise: drift noticed (and corrected) within 5 s
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHub]:
+    fake = FakeHub().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def client(kubesim_server: Any, kube_cluster: str) -> Iterator[ClusterClient]:
+    c = ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def spawn(kubesim_server: Any, kube_cluster: str, hub: FakeHub) -> Iterator[Callable[..., Agent]]:
+    agents: list[Agent] = []
+
+    def make(**overrides: Any) -> Agent:
+        values: dict[str, Any] = {"hub": hub.address, "cluster": kube_cluster, "token": hub.token, "insecure": True,
+                                  "health_port": 0, "health_host": "127.0.0.1", "heartbeat": 2.0,
+                                  "reconnect_cap": 1.0, **overrides}
+        agent = Agent(SpokeSettings(**values),
+                      cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster)))
+        agents.append(agent.start())
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.stop()
+        agent.client.close()
+
+
+def _reported(hub: FakeHub, check: Callable[[Any], bool]) -> Callable[[], Any]:
+    def look() -> Any:
+        with hub._cond:
+            reports = list(hub.reports)
+        return next((r for r in reversed(reports) if check(r)), None)
+    return look
+
+
+def _phase_is(phase: Phase) -> Callable[[Any], bool]:
+    return lambda r: codec.PHASE_FROM_WIRE[r.phase] == phase
+
+
+def _app_bundle(ns: str, *, policy: str | None = None, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    objects = [namespace(ns), configmap("settings", ns, {"mode": "blue"}), deployment("web", ns), *(extra or [])]
+    return make_bundle(objects, apps=[{"name": "web", "namespace": ns, "dependsOn": [], "driftPolicy": policy}])
+
+
+def test_registers_once_applies_reports_ready_and_restarts_without_registering(
+        hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
+    digest = hub.publish(_app_bundle("reg"), commit="c1")
+    first = spawn()
+    ready = wait_for(_reported(hub, lambda r: r.applied_digest == digest and _phase_is(Phase.READY)(r)),
+                     timeout=20, what="Ready report")
+    assert ready.applied_commit == "c1"
+    assert {(o.ref.kind, o.action) for o in ready.objects} >= {("ConfigMap", "created"), ("Deployment", "created")}
+    assert all(o.health == "Current" for o in ready.objects)
+    secret = client.get("v1", "Secret", "convoy-system", "convoy-spoke-state")
+    assert secret is not None and set(secret["data"]) >= {"credential", "signing-key"}
+    assert hub.registrations == 1
+    first.stop()
+    hub.reports.clear()
+    second = spawn(token=None)  # no token: the stored credential must be enough
+    wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready after restart")
+    assert second.status.digest == digest
+    assert hub.registrations == 1
+    assert hub.bundle_fetches == 1  # the in-cluster copy served the restart
+
+
+def test_drift_by_another_manager_is_corrected_within_5s(
+        hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
+    hub.publish(_app_bundle("drift"))
+    spawn()
+    wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready")
+    started = time.monotonic()
+    client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "drift"},
+                  "data": {"mode": "green"}}, manager="someone-else", force=True)
+    wait_for(lambda: (client.get("v1", "ConfigMap", "drift", "settings") or {}).get("data") == {"mode": "blue"},
+             timeout=DRIFT_DEADLINE, what="drift corrected")
+    assert time.monotonic() - started < DRIFT_DEADLINE
+    item = wait_for(_reported(hub, lambda r: any(d.corrected for d in r.drift)), timeout=5,
+                    what="a report of the corrected drift").drift[-1]
+    assert (item.ref.kind, item.ref.name, item.kind_of_drift) == ("ConfigMap", "settings", "modified")
+    assert [(f.path, f.desired, f.live) for f in item.fields] == [(".data.mode", '"blue"', '"green"')]
+
+
+def test_drift_under_report_policy_is_only_reported(
+        hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
+    hub.publish(_app_bundle("rep", policy=DriftPolicy.REPORT.value))
+    spawn()
+    wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready")
+    client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "rep"},
+                  "data": {"mode": "green"}}, manager="someone-else", force=True)
+    drifted = wait_for(_reported(hub, _phase_is(Phase.DRIFTED)), timeout=DRIFT_DEADLINE, what="Drifted report")
+    assert [(d.ref.name, d.corrected) for d in drifted.drift] == [("settings", False)]
+    assert drifted.drift[0].fields[0].path == ".data.mode"
+    live = client.get("v1", "ConfigMap", "rep", "settings")
+    assert live is not None and live["data"] == {"mode": "green"}
+
+
+def test_deleted_managed_object_is_restored(hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
+    hub.publish(_app_bundle("del"))
+    spawn()
+    wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready")
+    uid = (client.get("v1", "ConfigMap", "del", "settings") or {})["metadata"]["uid"]
+    client.delete("v1", "ConfigMap", "del", "settings")
+    restored = wait_for(lambda: client.get("v1", "ConfigMap", "del", "settings"), timeout=DRIFT_DEADLINE,
+                        what="deleted object restored")
+    assert restored["metadata"]["uid"] != uid and restored["data"] == {"mode": "blue"}
+    item = wait_for(_reported(hub, lambda r: any(d.kind_of_drift == "deleted" for d in r.drift)), timeout=5,
+                    what="deletion reported").drift[-1]
+    assert item.corrected
+
+
+@pytest.mark.parametrize(("outcome", "reason"), [("fail", "timed out progressing"), ("stuck", "")])
+def test_deployment_that_never_becomes_available_is_degraded(
+        hub: FakeHub, spawn: Callable[..., Agent], outcome: str, reason: str) -> None:
+    broken = deployment("broken", "deg", annotations={"kubesim.convoy.dev/outcome": outcome})
+    hub.publish(make_bundle([namespace("deg"), broken]))
+    spawn(health_timeout=2.0)
+    degraded = wait_for(_reported(hub, _phase_is(Phase.DEGRADED)), timeout=20, what="Degraded report")
+    obj = next(o for o in degraded.objects if o.ref.name == "broken")
+    assert obj.health in ("Failed", "InProgress")
+    assert reason in obj.reason and obj.reason
+    assert "Deployment.apps/deg/broken" in degraded.message
+
+
+def test_tampered_or_badly_signed_bundle_is_refused_and_last_good_stays(
+        hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
+    good = hub.publish(_app_bundle("trust"))
+    spawn()
+    wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready")
+    hub.tamper = lambda data: data.replace(b'"blue"', b'"evil"')
+    bad = hub.publish(_app_bundle("trust", extra=[configmap("new", "trust")]))
+    refused = wait_for(_reported(hub, lambda r: any("refused" in e for e in r.errors)), timeout=10,
+                       what="refusal reported")
+    assert refused.applied_digest == good
+    assert any(bad in e and "digest mismatch" in e for e in refused.errors)
+    hub.tamper = None
+    forged = hub.publish(_app_bundle("trust", extra=[configmap("other", "trust")]), signature=b"\x00" * 64)
+    refused = wait_for(_reported(hub, lambda r: any(forged in e for e in r.errors)), timeout=10,
+                       what="bad signature reported")
+    assert any("signature" in e for e in refused.errors) and refused.applied_digest == good
+    assert client.get("v1", "ConfigMap", "trust", "new") is None
+    assert client.get("v1", "ConfigMap", "trust", "other") is None
+    assert (client.get("v1", "ConfigMap", "trust", "settings") or {})["data"] == {"mode": "blue"}
+
+
+def test_paused_applies_nothing_new_and_corrects_no_drift(
+        hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
+    hub.publish(_app_bundle("pause"))
+    spawn()
+    wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready")
+    hub.publish(_app_bundle("pause", extra=[configmap("later", "pause")]), paused=True)
+    wait_for(_reported(hub, _phase_is(Phase.PAUSED)), timeout=10, what="Paused report")
+    client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "pause"},
+                  "data": {"mode": "green"}}, manager="someone-else", force=True)
+    wait_for(_reported(hub, lambda r: any(not d.corrected for d in r.drift)), timeout=DRIFT_DEADLINE,
+             what="drift reported while paused")
+    assert client.get("v1", "ConfigMap", "pause", "later") is None
+    assert (client.get("v1", "ConfigMap", "pause", "settings") or {})["data"] == {"mode": "green"}
+    hub.publish(_app_bundle("pause", extra=[configmap("later", "pause")]), paused=False)
+    wait_for(lambda: client.get("v1", "ConfigMap", "pause", "later"), timeout=10, what="applied after resume")
+    wait_for(lambda: (client.get("v1", "ConfigMap", "pause", "settings") or {}).get("data") == {"mode": "blue"},
+             timeout=10, what="drift corrected after resume")
+
+
+def test_hub_outage_and_spoke_restart_during_it(
+        hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
+    digest = hub.publish(_app_bundle("outage"))
+    first = spawn()
+    wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready")
+    hub.stop()
+    wait_for(lambda: not first.hub_connected.is_set(), timeout=10, what="spoke notices the outage")
+    first.stop()
+    hub.reports.clear()
+    second = spawn(token=None)
+    wait_for(second.ready.is_set, timeout=20, what="restarted spoke enforcing")
+    assert second.status.digest == digest
+    client.delete("v1", "ConfigMap", "outage", "settings")
+    wait_for(lambda: client.get("v1", "ConfigMap", "outage", "settings"), timeout=DRIFT_DEADLINE,
+             what="deletion restored during the outage")
+    client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "outage"},
+                  "data": {"mode": "green"}}, manager="someone-else", force=True)
+    wait_for(lambda: (client.get("v1", "ConfigMap", "outage", "settings") or {}).get("data") == {"mode": "blue"},
+             timeout=DRIFT_DEADLINE, what="drift corrected during the outage")
+    assert hub.reports == []
+    hub.start()  # same port
+    back = wait_for(_reported(hub, lambda r: r.backlog > 0), timeout=30, what="backlog reported after the outage")
+    assert back.applied_digest == digest
+    assert any(d.corrected for d in back.drift)
+    assert hub.bundle_fetches == 1
