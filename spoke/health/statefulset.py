@@ -29,6 +29,8 @@ def health(obj: Mapping[str, Any]) -> c.HealthResult:
         want = max(spec - partition, 0)
         if updated < want:
             return c.in_progress(f"Partitioned rollout: updated {updated}/{want}")
+        if partition == 0:  # the API server's default: every pod is in the rollout
+            return c.current(f"All replicas updated. Replicas: {replicas}")
         return c.current(f"Partitioned rollout complete: updated {updated}")
     if spec > current_:
         return c.in_progress(f"Current: {current_}/{spec}")
