@@ -118,17 +118,22 @@ BUILTINS: tuple[ResourceType, ...] = (
     # apps/v1
     _rt("apps", "v1", "deployments", "Deployment", True, short_names=("deploy",), scale=True,
         generation_on_annotations=True, **_WORKLOAD),
+    # Initial statuses carry the fields Go encodes without omitempty (the client requires them).
     _rt("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",), scale=True,
-        field_labels=("status.replicas",), **_WORKLOAD),
-    _rt("apps", "v1", "statefulsets", "StatefulSet", True, short_names=("sts",), scale=True, **_WORKLOAD),
-    _rt("apps", "v1", "daemonsets", "DaemonSet", True, short_names=("ds",), **_WORKLOAD),
+        field_labels=("status.replicas",), **dict(_WORKLOAD, initial_status={"replicas": 0})),
+    _rt("apps", "v1", "statefulsets", "StatefulSet", True, short_names=("sts",), scale=True,
+        **dict(_WORKLOAD, initial_status={"replicas": 0, "availableReplicas": 0})),
+    _rt("apps", "v1", "daemonsets", "DaemonSet", True, short_names=("ds",),
+        **dict(_WORKLOAD, initial_status={"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                                          "desiredNumberScheduled": 0, "numberReady": 0})),
     _rt("apps", "v1", "controllerrevisions", "ControllerRevision", True),
     # batch/v1
     _rt("batch", "v1", "jobs", "Job", True, field_labels=("status.successful",), **_WORKLOAD),
     _rt("batch", "v1", "cronjobs", "CronJob", True, short_names=("cj",), **_WORKLOAD),
     # autoscaling/v2
     _rt("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True,
-        short_names=("hpa",), categories=("all",), status=True, generation=False, initial_status={}),
+        short_names=("hpa",), categories=("all",), status=True, generation=True,
+        initial_status={"desiredReplicas": 0}),
     # policy/v1
     _rt("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, short_names=("pdb",),
         status=True, generation=True, initial_status={"disruptionsAllowed": 0, "currentHealthy": 0,
