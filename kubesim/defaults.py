@@ -212,10 +212,14 @@ def _default_volume(volume: Json) -> None:
             _set_default(item["fieldRef"], "apiVersion", "v1")
 
 
-def default_pod_spec(spec: Json) -> None:
-    """Fill in what the API server defaults in a pod spec (of a Pod or a pod template)."""
+def default_pod_spec(spec: Json, *, pod: bool = False) -> None:
+    """Fill in what the API server defaults in a pod spec (of a Pod, or of a pod template).
+
+    Host ports from container ports under ``hostNetwork`` are a Pod-only default (the template
+    variant sits behind a feature gate that is off).
+    """
     _apply_table(spec, POD_SPEC_DEFAULTS)
-    host_network = bool(spec.get("hostNetwork"))
+    host_network = pod and bool(spec.get("hostNetwork"))
     for field in ("initContainers", "containers"):
         for container in _dicts(spec.get(field)):
             _default_container(container, host_network=host_network)
@@ -292,7 +296,7 @@ def _pod(obj: Json) -> None:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return
-    default_pod_spec(spec)
+    default_pod_spec(spec, pod=True)
     _set_default(spec, "enableServiceLinks", True)
     # SetDefaults_Pod: limits without requests become requests too.
     for container in _dicts(spec.get("containers")):

@@ -242,6 +242,15 @@ spec:
     assert pod["enableServiceLinks"] is True
 
 
+def test_host_network_host_ports_only_on_pods() -> None:
+    spec = "{hostNetwork: true, containers: [{name: a, image: a, ports: [{containerPort: 53}]}]}"
+    pod = _defaulted("{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: " + spec + "}")
+    assert pod["spec"]["containers"][0]["ports"][0]["hostPort"] == 53
+    ds = _defaulted("{apiVersion: apps/v1, kind: DaemonSet, metadata: {name: d}, spec: {template: {spec: "
+                    + spec + "}}}")
+    assert "hostPort" not in ds["spec"]["template"]["spec"]["containers"][0]["ports"][0]
+
+
 def test_other_kinds() -> None:
     ns = _defaulted("{apiVersion: v1, kind: Namespace, metadata: {name: shop}}")
     assert ns["metadata"]["labels"] == {"kubernetes.io/metadata.name": "shop"}
