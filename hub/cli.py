@@ -44,9 +44,11 @@ class LazyGroup(click.Group):
     """A group whose commands are imported only when they are run or listed."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        _load_plugin_groups()
         return sorted({*super().list_commands(ctx), *self._available()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _load_plugin_groups()
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
@@ -87,7 +89,14 @@ def cli() -> None:
     """Convoy: GitOps for a fleet of Kubernetes clusters."""
 
 
+_plugins_loaded = False
+
+
 def _load_plugin_groups() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
     for entry in metadata.entry_points(group="convoy.commands"):
         try:
             command = entry.load()
@@ -98,5 +107,4 @@ def _load_plugin_groups() -> None:
 
 
 def main() -> None:
-    _load_plugin_groups()
     cli()
