@@ -41,11 +41,39 @@ class StrategicMergeError(ValueError):
     """The patch is not a valid strategic merge patch for this object (the API server's 400/422)."""
 
 
-def apply_patch(original: dict[str, Any], patch: dict[str, Any], *, schema: ObjectSchema) -> dict[str, Any]:
-    """Apply ``patch`` to ``original`` by the strategic-merge rules of ``schema``; returns a new dict."""
+def apply_patch(
+    original: dict[str, Any], patch: dict[str, Any], *, schema: ObjectSchema, strip_directives: bool = False
+) -> dict[str, Any]:
+    """Apply ``patch`` to ``original`` by the strategic-merge rules of ``schema``; returns a new dict.
+
+    Like ``kubectl patch --local`` (and kustomize), directives the merge did not consume -- a
+    ``$retainKeys`` in an item the original lacked, say -- stay in the result. The API server
+    decodes the result into its typed object, which drops them: ``strip_directives=True``
+    does the same.
+    """
     if not isinstance(patch, dict):
         raise StrategicMergeError(f"a strategic merge patch must be a JSON object, not {_json(patch)}")
-    return _merge_map(copy.deepcopy(original), copy.deepcopy(patch), schema)
+    merged = _merge_map(copy.deepcopy(original), copy.deepcopy(patch), schema)
+    if strip_directives:
+        _strip_directives(merged)
+    return merged
+
+
+def _strip_directives(value: Any) -> None:
+    if isinstance(value, dict):
+        for key in [key for key in value if _is_directive_key(key)]:
+            del value[key]
+        for child in value.values():
+            _strip_directives(child)
+    elif isinstance(value, list):
+        for item in value:
+            _strip_directives(item)
+
+
+def _is_directive_key(key: str) -> bool:
+    return key in (_DIRECTIVE, _RETAIN_KEYS) or key.startswith(
+        (_SET_ELEMENT_ORDER + "/", _DELETE_FROM_PRIMITIVE_LIST + "/")
+    )
 
 
 # -- maps ---------------------------------------------------------------------------------------

@@ -252,6 +252,16 @@ def test_inputs_are_not_modified() -> None:
     assert patch == patch_before
 
 
+def test_strip_directives_drops_what_the_typed_decode_would() -> None:
+    patch = {"spec": {"template": {"spec": {"volumes": [
+        {"name": "new", "$retainKeys": ["name", "secret"], "secret": {"secretName": "s"}}]}}}}
+    schema = schema_for("apps", "Deployment")
+    kept = apply_patch(FIXTURES["deployment"], patch, schema=schema)
+    assert kept["spec"]["template"]["spec"]["volumes"][0]["$retainKeys"] == ["name", "secret"]
+    stripped = apply_patch(FIXTURES["deployment"], patch, schema=schema, strip_directives=True)
+    assert stripped["spec"]["template"]["spec"]["volumes"][0] == {"name": "new", "secret": {"secretName": "s"}}
+
+
 def test_custom_resource_lists_replace_and_maps_merge() -> None:
     original = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
                 "spec": {"items": [{"name": "a"}, {"name": "b"}], "opts": {"x": 1, "y": 2}}}
