@@ -367,3 +367,66 @@ def test_generated_patches_match_kubectl(patch: dict[str, Any], kubectl: str, tm
         assert isinstance(mine, StrategicMergeError), (done.stderr, mine)
     else:
         assert mine == json.loads(done.stdout)
+
+
+@st.composite
+def _volume_and_port_patches(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    if draw(st.booleans()):
+        ports = []
+        for port in draw(st.lists(st.sampled_from([80, 443, 8080]), max_size=3, unique=True)):
+            item: dict[str, Any] = {"port": port}
+            choice = draw(st.sampled_from(["target", "name", "delete", "udp"]))
+            if choice == "target":
+                item["targetPort"] = draw(st.sampled_from([8080, "http"]))
+            elif choice == "name":
+                item["name"] = draw(st.sampled_from(["http", "https"]))
+            elif choice == "delete":
+                item["$patch"] = "delete"
+            else:
+                item["protocol"] = "UDP"
+            ports.append(item)
+        spec: dict[str, Any] = {"ports": ports}
+        if draw(st.booleans()):
+            spec["selector"] = {"app": draw(st.sampled_from(["web", "api"]))}
+        return "service", {"spec": spec}
+    volumes = []
+    for name in draw(st.lists(st.sampled_from(["cfg", "data", "new"]), max_size=3, unique=True)):
+        source = draw(st.sampled_from(["secret", "emptyDir", "configMap", "delete"]))
+        volume: dict[str, Any] = {"name": name}
+        if source == "delete":
+            volume["$patch"] = "delete"
+        else:
+            volume[source] = {"secret": {"secretName": "s"}, "emptyDir": {}, "configMap": {"name": "c"}}[source]
+            if draw(st.booleans()):
+                volume["$retainKeys"] = ["name", source]
+        volumes.append(volume)
+    pod: dict[str, Any] = {"volumes": volumes}
+    spec = {"template": {"spec": pod}}
+    if draw(st.booleans()):
+        spec["strategy"] = {"$retainKeys": ["type"], "type": "Recreate"} if draw(st.booleans()) else {
+            "rollingUpdate": {"maxSurge": draw(st.sampled_from([2, "50%"]))}}
+    return "deployment", {"spec": spec}
+
+
+@pytest.mark.kubectl
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=_volume_and_port_patches())
+def test_generated_volume_and_port_patches_match_kubectl(case: tuple[str, dict[str, Any]], kubectl: str,
+                                                         tmp_path: Path) -> None:
+    fixture, patch = case
+    original = FIXTURES[fixture]
+    source = tmp_path / "object.yaml"
+    source.write_text(yaml.safe_dump(original))
+    done = subprocess.run(
+        [kubectl, "patch", "--local", "-f", str(source), "--type", "strategic", "-o", "json", "-p", json.dumps(patch)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    group = original["apiVersion"].rpartition("/")[0]
+    try:
+        mine: Any = apply_patch(original, patch, schema=schema_for(group, original["kind"]))
+    except StrategicMergeError as exc:
+        mine = exc
+    if done.returncode != 0:
+        assert isinstance(mine, StrategicMergeError), (done.stderr, mine)
+    else:
+        assert mine == json.loads(done.stdout)
