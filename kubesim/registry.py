@@ -23,7 +23,7 @@ import jsonpatch
 import yaml
 
 from kubesim import apply as ssa
-from kubesim import crds, defaults, errors
+from kubesim import crds, defaults, errors, unknownfields
 from kubesim.clusters import Cluster
 from kubesim.resources import ResourceType
 from kubesim.selectors import FieldSelector, LabelSelector
@@ -281,6 +281,7 @@ def _default(cluster: Cluster, rt: ResourceType, obj: Obj, old: Obj | None) -> N
     if rt.custom:
         crds.prune_and_default(rt, obj)
         return
+    unknownfields.check(obj, schema_of(rt))
     if old is not None and rt.key == ("", "services"):
         defaults.preserve_service_allocations(old, obj)
     defaults.apply_defaults(
@@ -624,6 +625,8 @@ def _apply(
     elif rt.status:
         # Apply to the main resource never sets or owns status (GetResetFields).
         config.pop("status", None)
+    if not rt.custom:
+        unknownfields.check(config, schema_of(rt))
     live = cluster.store.get(rt.key, meta.get("namespace") or "", name)
     wanted_rv = meta.get("resourceVersion")
     if wanted_rv and (live is None or wanted_rv != live["metadata"]["resourceVersion"]):

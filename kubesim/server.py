@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubesim import deleting, discovery, errors, faults, openapi, registry, selectors, watching
+from kubesim import deleting, discovery, errors, faults, openapi, registry, selectors, unknownfields, watching
 from kubesim.clusters import Cluster, ClusterOptions, ClusterSet
 from kubesim.resources import ResourceType
 from kubesim.tlsutil import ServerTLS, make_server_tls
@@ -195,10 +195,18 @@ async def _cluster_request(request: web.Request) -> web.StreamResponse:
     injected = await _inject_faults(request, cluster)
     if injected is not None:
         return injected
+    warnings: list[str] = []
+    token = unknownfields.REQUEST.set((request.query.get("fieldValidation") or "Warn", warnings))
     try:
-        return await _dispatch(request, cluster, request.match_info.get("tail", "").strip("/"))
+        response = await _dispatch(request, cluster, request.match_info.get("tail", "").strip("/"))
     except errors.ApiError as exc:
-        return _error(exc)
+        response = _error(exc)
+    finally:
+        unknownfields.REQUEST.reset(token)
+    if warnings and not response.prepared:
+        for warning in warnings:
+            response.headers.add("Warning", unknownfields.warning_header(warning))
+    return response
 
 
 async def _inject_faults(request: web.Request, cluster: Cluster) -> web.StreamResponse | None:
