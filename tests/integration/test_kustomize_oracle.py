@@ -9,6 +9,7 @@ reason and still give the oracle's result.
 from __future__ import annotations
 
 import pathlib
+import random
 import subprocess
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from hub.render import repofs
-from hub.render.errors import UnsupportedFeatureError
+from hub.render.errors import RenderError, UnsupportedFeatureError
 from hub.render.kustomize import BuildOptions, build, build_layers
 
 CORPUS = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "kustomize"
@@ -116,3 +117,138 @@ def test_external_fallback_reads_a_git_commit_not_the_disk(kubectl: str, tmp_pat
     assert result.engine == "external"
     assert result.external_reason == f"replacements in {case}/base/kustomization.yaml"
     assert result.objects == expected
+
+
+# -- random compositions ---------------------------------------------------------------------------
+# Seeded random stacks (base -> mid -> top, plus components) of prefixes, suffixes, namespaces, labels,
+# annotations, images, replicas, generator merges and patches of every kind over objects that refer to
+# each other: the oracle and the native build must agree on each, or both refuse it.
+
+_POOL: list[dict[str, Any]] = [
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}}, "spec": {
+                "serviceAccountName": "sa", "containers": [{
+                    "name": "web", "image": "nginx:1.25", "envFrom": [{"configMapRef": {"name": "cfg"}}],
+                    "env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "p"}}}]}],
+                "volumes": [{"name": "v", "configMap": {"name": "cfg"}},
+                            {"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}}}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+     "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
+    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}},
+    {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "rb"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "role"},
+     "subjects": [{"kind": "ServiceAccount", "name": "sa"}]},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "role"},
+     "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cfg"], "verbs": ["get"]}]},
+    {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cron"}, "spec": {
+        "schedule": "@daily", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox", "envFrom": [{"configMapRef": {"name": "cfg"}}]}]}}}}}},
+    {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "ing"}, "spec": {"rules": [
+        {"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                             "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "crb"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cr"},
+     "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "default"}]},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "cr"}, "rules": []},
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "home"}},
+    {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "hpa"},
+     "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 3}},
+    {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "home"}, "spec": {
+        "serviceName": "web", "selector": {"matchLabels": {"app": "db"}}, "template": {
+            "metadata": {"labels": {"app": "db"}},
+            "spec": {"containers": [{"name": "db", "image": "postgres", "envFrom": [{"secretRef": {"name": "sec"}}]}]}}}},
+    {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+     "spec": {"parts": [{"name": "a", "n": 1}], "size": 1}},
+]
+
+
+def _random_layer(rng: random.Random, name: str, *, component: bool) -> dict[str, Any]:
+    layer: dict[str, Any] = (
+        {"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component"} if component else {})
+    if rng.random() < 0.4:
+        layer["namePrefix"] = rng.choice(["p-", "q-", "x-"])
+    if rng.random() < 0.3:
+        layer["nameSuffix"] = rng.choice(["-s", "-t"])
+    if rng.random() < 0.3:
+        layer["namespace"] = rng.choice(["ns1", "ns2"])
+    if rng.random() < 0.3:
+        layer["commonLabels"] = {f"l{rng.randint(0, 3)}": "v"}
+    if rng.random() < 0.3:
+        layer["labels"] = [{"pairs": {f"m{rng.randint(0, 3)}": "w"}, "includeSelectors": rng.random() < 0.5,
+                            "includeTemplates": rng.random() < 0.5}]
+    if rng.random() < 0.3:
+        layer["commonAnnotations"] = {"a": name}
+    if rng.random() < 0.3:
+        layer["images"] = [{"name": "nginx",
+                            **rng.choice([{"newTag": "2"}, {"newName": "reg/nginx"}, {"digest": "sha256:abc"}])}]
+    if rng.random() < 0.4:
+        layer["configMapGenerator"] = [{"name": "cfg", "literals": [f"K{rng.randint(0, 2)}={name}"],
+                                        "behavior": rng.choice(["merge", "replace"])}]
+    if rng.random() < 0.2:
+        layer["secretGenerator"] = [{"name": "sec", "behavior": "merge", "literals": [f"q={name}"]}]
+    patches: list[dict[str, Any]] = []
+    if rng.random() < 0.4:
+        patches.append({"target": {"kind": "Deployment"}, "patch": yaml.safe_dump(
+            [{"op": "add", "path": "/metadata/annotations", "value": {"p": name}}])})
+    if rng.random() < 0.3:
+        patches.append({"patch": yaml.safe_dump({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"template": {"spec": {"containers": [{"name": "web", "env": [{"name": "X", "value": name}]}]}}}})})
+    if rng.random() < 0.2:
+        patches.append({"target": {"kind": "Widget"}, "patch": yaml.safe_dump(
+            {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 2}})})
+    if rng.random() < 0.3:
+        patches.append({"target": {"kind": "Service", "name": rng.choice(["web", "p-web", ".*web.*", "nomatch"])},
+                        "patch": yaml.safe_dump([{"op": "add", "path": "/spec/type", "value": "NodePort"}])})
+    if rng.random() < 0.2:
+        patches.append({"target": {"kind": "ServiceAccount"},
+                        "patch": "$patch: delete\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: x\n"})
+    if patches:
+        layer["patches"] = patches
+    if rng.random() < 0.2:
+        layer["replicas"] = [{"name": "web", "count": rng.randint(2, 5)}]
+    return layer
+
+
+def _random_stack(seed: int, root: pathlib.Path) -> None:
+    rng = random.Random(seed)
+    objects = rng.sample(_POOL, rng.randint(3, len(_POOL)))
+    if _POOL[0] not in objects:
+        objects.append(_POOL[0])
+    base = {key: value for key, value in _random_layer(rng, "base", component=False).items()
+            if key not in {"configMapGenerator", "secretGenerator"}}
+    base.update({"resources": ["objects.yaml"], "configMapGenerator": [{"name": "cfg", "literals": ["A=1"]}],
+                 "secretGenerator": [{"name": "sec", "literals": ["p=x"]}]})
+    files = {"base/objects.yaml": yaml.safe_dump_all(objects), "base/kustomization.yaml": yaml.safe_dump(base)}
+    components = []
+    for index in range(rng.randint(0, 2)):
+        files[f"c{index}/kustomization.yaml"] = yaml.safe_dump(_random_layer(rng, f"c{index}", component=True))
+        components.append(f"../c{index}")
+    files["mid/kustomization.yaml"] = yaml.safe_dump(
+        {**_random_layer(rng, "mid", component=False), "resources": ["../base"]})
+    top = {**_random_layer(rng, "top", component=False), "resources": ["../mid"]}
+    if components:
+        top["components"] = components
+    files["top/kustomization.yaml"] = yaml.safe_dump(top)
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+@pytest.mark.kubectl
+@pytest.mark.parametrize("seed", range(40))
+def test_random_compositions_equal_kubectl(seed: int, kubectl: str, tmp_path: pathlib.Path) -> None:
+    _random_stack(seed, tmp_path)
+    proc = subprocess.run([kubectl, "kustomize", str(tmp_path / "top")], capture_output=True, check=False,
+                          timeout=120)
+    fs = repofs.DirectoryFS(tmp_path)
+    if proc.returncode != 0:
+        with pytest.raises(RenderError):
+            build(fs, "top")
+        return
+    expected = [doc for doc in yaml.safe_load_all(proc.stdout) if doc is not None]
+    assert build(fs, "top").objects == expected
