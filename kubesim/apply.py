@@ -23,6 +23,7 @@ fields stay unowned, as on a real server after an apply.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,11 @@ __all__ = [
 _VALUE_STRUCT_FIELDS = frozenset({"metadata", "spec", "status", "template", "strategy", "updateStrategy",
                                   "jobTemplate", "resources"})
 
+# The client-side-apply annotation, which the API server keeps in step for `kubectl` appliers.
+KUBECTL = "kubectl"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+_ANNOTATIONS_LIMIT = 256 * 1024  # total size of an object's annotations (apimachinery validation)
+
 
 @dataclass(frozen=True, slots=True)
 class Conflict:
@@ -57,8 +63,10 @@ class Conflict:
 class ApplyConflictError(Exception):
     """An apply would change fields other managers own; the API server answers 409."""
 
-    def __init__(self, conflicts: list[Conflict]) -> None:
+    def __init__(self, conflicts: list[Conflict], *, paths: Mapping[ManagerKey, FieldSet] | None = None) -> None:
         self.conflicts = conflicts
+        # The conflicting paths per manager, for the client-side-apply upgrade (not part of the API).
+        self._paths: Mapping[ManagerKey, FieldSet] = paths or {}
         super().__init__(self.message)
 
     @property
@@ -183,7 +191,7 @@ def _take_from_others(
         if clash:
             conflicts[key] = frozenset(clash)
     if conflicts and not force:
-        raise ApplyConflictError(_sorted_conflicts(conflicts))
+        raise ApplyConflictError(_sorted_conflicts(conflicts), paths=conflicts)
     for key, entry in list(managed.items()):
         if key == workflow:
             continue
@@ -239,11 +247,87 @@ def server_side_apply(
     ``live`` is ``None`` when the apply creates the object. On the main resource the top-level
     ``reset_fields`` of ``config`` are ignored (pass ``()`` for a kind without a status
     subresource); with ``subresource="status"`` only ``status`` is applied and owned, under an
-    entry with that subresource. Raises :class:`ApplyConflictError`
-    when other managers own fields the apply changes and ``force`` is false. The applier's
-    entry time moves to ``now`` only when the object changed (as the API server does), so
-    re-applying an unchanged manifest returns an identical object.
+    entry with that subresource. Raises :class:`ApplyConflictError` when other managers own
+    fields the apply changes and ``force`` is false. The applier's entry time moves to ``now``
+    only when the object changed (as the API server does), so re-applying an unchanged
+    manifest returns an identical object.
+
+    For the field manager ``kubectl`` on an object with a client-side-apply annotation, the
+    API server's upgrade path applies too: conflicts on fields the annotation lists with the
+    live values are forced, and the annotation is rewritten to the applied configuration.
     """
+    def run(forced: bool) -> dict[str, Any]:
+        return _apply(live, config, manager=manager, force=forced, api_version=api_version, schema=schema,
+                      now=now, reset_fields=reset_fields, subresource=subresource)
+
+    try:
+        result = run(force)
+    except ApplyConflictError as conflict:
+        if manager != KUBECTL or live is None:
+            raise
+        allowed = _allowed_by_last_applied(live, schema, api_version)
+        if allowed is None:
+            raise
+        remaining = {key: paths - allowed for key, paths in conflict._paths.items() if paths - allowed}
+        if remaining:
+            raise ApplyConflictError(_sorted_conflicts(remaining), paths=remaining) from None
+        result = run(True)
+    if manager == KUBECTL:
+        annotations = (result.get("metadata") or {}).get("annotations")
+        if isinstance(annotations, dict) and annotations.get(LAST_APPLIED):
+            value = _last_applied_value(config)
+            # setLastApplied drops the annotation when it would exceed the size limit.
+            if sum(len(k) + len(v) for k, v in {**annotations, LAST_APPLIED: value}.items()) <= _ANNOTATIONS_LIMIT:
+                annotations[LAST_APPLIED] = value
+            else:
+                del annotations[LAST_APPLIED]
+    return result
+
+
+def _allowed_by_last_applied(live: Mapping[str, Any], schema: ObjectSchema, api_version: str) -> FieldSet | None:
+    """Fields the client-side-apply annotation lists with the values the object still has."""
+    raw = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not raw:
+        return None
+    try:
+        last = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(last, dict) or last.get("apiVersion") != api_version:
+        return None
+    try:
+        last_set = fieldsets.to_field_set(last, schema)
+        comparison = fieldsets.compare(last, _without_managed_fields(live), schema)
+    except fieldsets.FieldSetError:
+        return None
+    return frozenset(last_set - comparison.modified - comparison.added - comparison.removed)
+
+
+def _last_applied_value(config: Mapping[str, Any]) -> str:
+    """The applied configuration as Go's JSON encoder writes it (sorted keys, HTML escaped, newline)."""
+    body = copy.deepcopy(dict(config))
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("annotations"), dict):
+        metadata["annotations"].pop(LAST_APPLIED, None)
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for raw, escaped in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"),
+                         ("\u2029", "\\u2029")):
+        text = text.replace(raw, escaped)
+    return text + "\n"
+
+
+def _apply(
+    live: dict[str, Any] | None,
+    config: dict[str, Any],
+    *,
+    manager: str,
+    force: bool,
+    api_version: str,
+    schema: ObjectSchema,
+    now: str,
+    reset_fields: Iterable[str],
+    subresource: str | None,
+) -> dict[str, Any]:
     keep = _keep(subresource, reset_fields)
     applied = {key: value for key, value in _without_managed_fields(config).items()
                if keep(("f:" + key,)) or (subresource and key in ("apiVersion", "kind"))}

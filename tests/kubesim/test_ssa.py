@@ -346,3 +346,42 @@ def test_kinds_without_status_subresource_apply_status_like_any_field() -> None:
                                schema=widgets, now=T0, reset_fields=())
     assert result["status"] == {"ok": True}
     assert result["metadata"]["managedFields"][0]["fieldsV1"] == {"f:status": {".": {}, "f:ok": {}}}
+
+
+def _client_side_applied(config: dict[str, Any]) -> dict[str, Any]:
+    """What `kubectl apply` (client-side) leaves: the annotation, and an Update entry owning everything."""
+    import json
+
+    obj = copy.deepcopy(config)
+    obj["metadata"].setdefault("annotations", {})[
+        "kubectl.kubernetes.io/last-applied-configuration"] = json.dumps(config, sort_keys=True) + "\n"
+    apply_defaults("apps", "v1", "Deployment", obj)
+    return update(None, obj, manager="kubectl-client-side-apply", now=T0)
+
+
+def test_kubectl_upgrades_from_client_side_apply_without_conflicts() -> None:
+    import json
+
+    live = _client_side_applied(deployment())
+    moved = deployment(containers=[{"name": "web", "image": "nginx:2", "ports": [{"containerPort": 80}]}])
+    with pytest.raises(ApplyConflictError, match='conflict with "kubectl-client-side-apply" using apps/v1'):
+        apply(live, moved, manager="someone-else", now=T1)
+    upgraded = apply(live, moved, now=T1)
+    assert upgraded["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:2"
+    annotation = upgraded["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    assert annotation.endswith("\n") and json.loads(annotation) == moved
+    assert "f:image" in entries(upgraded)["kubectl/Apply"]["fieldsV1"]["f:spec"]["f:template"]["f:spec"][
+        "f:containers"]['k:{"name":"web"}']
+
+
+def test_client_side_apply_upgrade_keeps_conflicts_with_later_edits() -> None:
+    live = _client_side_applied(deployment())
+    edited = copy.deepcopy(live)
+    edited["spec"]["replicas"] = 7
+    edited = update(live, edited, manager="kubectl-edit", now=T1)
+    with pytest.raises(ApplyConflictError) as raised:
+        apply(edited, deployment(replicas=3,
+                                 containers=[{"name": "web", "image": "nginx:2", "ports": [{"containerPort": 80}]}]),
+              now=T2)
+    # The image still matches the annotation, so only the edited replicas conflict.
+    assert raised.value.conflicts == [Conflict('"kubectl-edit" using apps/v1', ".spec.replicas")]
