@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: how often the loop wakes when nothing happens (health timeouts, resync)
 TICK = 0.5
+#: seconds between re-applies while objects failed or wait for their dependencies
+RETRY_INTERVAL = 15.0
 #: corrected drift items kept for reports
 CORRECTED_KEPT = 50
 
@@ -210,32 +212,36 @@ class Agent:
             raise AgentError(f"{self._creds_store.ref}: no stored credential and no bootstrap token; give --token "
                              f"or CONVOY_SPOKE_TOKEN")
         ca_pem: bytes | None = None
+        contact: hubclient.FirstContact | None = None
         if not s.insecure:
             if s.hub_ca_file:
                 ca_pem = Path(s.hub_ca_file).read_bytes()
             elif s.ca_fingerprint:
-                ca_pem = hubclient.fetch_pinned_ca(s.hub, s.ca_fingerprint)
+                contact = hubclient.first_contact(s.hub, s.ca_fingerprint)
+                ca_pem = contact.root_pem
+                if not contact.ca_verified:
+                    log.warning("hub %s presents no CA in its chain; trusting its own certificate for Register "
+                                "and checking the CA it returns against the join token", s.hub)
             else:
                 raise hubclient.HubTrustError(s.hub, "no way to trust the hub: give a join token (it carries the "
                                                      "CA fingerprint), --hub-ca, or --insecure")
         hub = self._hub_factory(s.hub, ca_pem=ca_pem, insecure=s.insecure)
         try:
             reg = hub.register(token=s.token, cluster=s.cluster, labels=s.labels)
-            if s.ca_fingerprint and reg.hub_ca_pem and hubclient.fingerprint_of(reg.hub_ca_pem) != s.ca_fingerprint:
-                raise hubclient.HubTrustError(s.hub, "the CA returned by Register does not match the join token's "
-                                                     "fingerprint; refusing it")
+            if contact is not None and s.ca_fingerprint:
+                hubclient.check_registered_ca(s.hub, s.ca_fingerprint, ca_pem=reg.hub_ca_pem,
+                                              leaf_pem=contact.leaf_pem)
             if len(reg.signing_key) != 32:
                 raise hubclient.HubRefused(s.hub, "Register returned no usable bundle signing key")
-        except Exception:
-            hub.close()
-            raise
+        finally:
+            hub.close()  # the registration channel may trust a single certificate; the next one trusts the CA
         creds = credentials.Credentials(cluster=reg.cluster or s.cluster, hub=s.hub, credential=reg.credential,
                                         hub_ca_pem=reg.hub_ca_pem or ca_pem or b"", signing_key=reg.signing_key)
         self._creds_store.save(creds)
         self._creds = creds
-        hub.with_credential(creds.credential)
         log.info("registered as cluster %s; credential stored in %s", creds.cluster, self._creds_store.ref)
-        return hub
+        return self._hub_factory(s.hub, ca_pem=creds.hub_ca_pem or None, credential=creds.credential,
+                                 insecure=s.insecure)
 
     def _hub_loop(self) -> None:
         attempt = 0
@@ -326,8 +332,9 @@ class Agent:
         now = time.monotonic()
         # Failed objects are retried now and then; a full re-apply would also overwrite drift that the
         # `report` policy must leave alone, so it only runs while none is recorded.
-        retry_due = now - st.last_resync > min(self.settings.resync_interval, 60.0)
-        if st.errors and retry_due and not st.paused and not st.drift:
+        retry_due = now - st.last_resync > min(self.settings.resync_interval, RETRY_INTERVAL)
+        waiting = any(_waiting(e) for e in st.actions.values())
+        if (st.errors or waiting) and retry_due and not st.paused and not st.drift:
             self.reconcile_once(_Source(digest=st.digest, commit=st.commit, signature=st.signature))
             return
         # Only the health timeout changes the status with time alone; anything else arrives as an event,
@@ -515,7 +522,7 @@ class Agent:
             phases.append(Phase.FAILED if st.refused else Phase.UNKNOWN)
             message = st.refused
         not_current = [o for o in objects if o.ref in st.desired and o.health != HealthStatus.CURRENT
-                       and o.action not in (Action.FAILED, Action.SKIPPED)]
+                       and (o.action not in (Action.FAILED, Action.SKIPPED) or _waiting(st.actions.get(o.ref)))]
         failed_health = [o for o in not_current if o.health == HealthStatus.FAILED]
         timed_out = time.monotonic() - st.applied_at > self.settings.health_timeout
         if st.errors or st.refused or any(o.action == Action.FAILED for o in objects):
@@ -563,6 +570,10 @@ class Agent:
         self.health_port = int(self._http.server_address[1])
         thread = threading.Thread(target=self._http.serve_forever, name="convoy-healthz", daemon=True)
         thread.start()
+
+
+def _waiting(entry: ChangeSetEntry | None) -> bool:
+    return entry is not None and entry.action == Action.SKIPPED and entry.message.startswith(engine.WAITING)
 
 
 def _summary(changes: ChangeSet) -> str:

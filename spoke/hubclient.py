@@ -10,10 +10,12 @@ sees only ``HubError`` subclasses::
     ├── HubRefused            everything else the hub answered (ALREADY_EXISTS, INVALID_ARGUMENT, ...)
     └── HubTrustError         the hub's CA does not match the pinned fingerprint
 
-First contact is pinned like ``kubeadm join --discovery-token-ca-cert-hash``: before the bootstrap
-token is sent anywhere, the spoke reads the certificate chain the hub presents, takes the
-certificate whose SHA-256 fingerprint equals the join token's, and trusts only that CA.
-The CA returned by Register must match as well.
+First contact is pinned like ``kubeadm join --discovery-token-ca-cert-hash``: the spoke reads the
+certificate chain the hub presents and trusts the certificate whose SHA-256 fingerprint equals the
+join token's. A hub that presents only its own certificate is trusted for the Register call alone,
+pinned to exactly that certificate; the CA that Register returns must then match the fingerprint and
+have issued it, or the spoke refuses it and stores nothing. (The hub should serve its CA in the chain:
+then nothing, not even the bootstrap token, is sent before the pin is checked.)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from protos import bundle as bundles
@@ -38,6 +41,7 @@ from spoke import report
 __all__ = [
     "Desired",
     "FetchedBundle",
+    "FirstContact",
     "Heartbeat",
     "HubClient",
     "HubDenied",
@@ -47,8 +51,9 @@ __all__ = [
     "HubUnauthenticated",
     "HubUnavailable",
     "Registration",
-    "fetch_pinned_ca",
+    "check_registered_ca",
     "fingerprint_of",
+    "first_contact",
     "status_to_wire",
 ]
 
@@ -146,10 +151,23 @@ def fingerprint_of(pem: bytes) -> str:
     return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
-def fetch_pinned_ca(address: str, fingerprint: str, *, timeout: float = 10.0) -> bytes:
-    """The PEM of the certificate in the hub's presented chain whose fingerprint is ``fingerprint``.
+@dataclasses.dataclass(frozen=True)
+class FirstContact:
+    """How to trust the hub for the first Register call."""
 
-    The handshake is deliberately unverified: nothing is sent over it, and trust comes from the pin.
+    root_pem: bytes            #: what the first channel trusts
+    leaf_pem: bytes            #: the hub's own certificate as presented
+    ca_verified: bool          #: True: root_pem is the pinned CA itself; False: root_pem is the leaf only
+
+
+def first_contact(address: str, fingerprint: str, *, timeout: float = 10.0) -> FirstContact:
+    """Read the chain the hub presents and decide what the first channel may trust.
+
+    The handshake is deliberately unverified and nothing is sent over it. When the chain contains
+    the certificate with the pinned fingerprint, that CA is trusted outright. When the hub presents
+    only its own certificate, the first channel trusts exactly that certificate, and the CA that
+    Register returns must then match the pin and have issued it (``check_registered_ca``). A chain
+    that carries some other CA is refused before anything is sent.
     """
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
@@ -164,24 +182,40 @@ def fetch_pinned_ca(address: str, fingerprint: str, *, timeout: float = 10.0) ->
             sslobj: Any = getattr(tls, "_sslobj", None)
             getter = getattr(tls, "get_unverified_chain", None) or getattr(sslobj, "get_unverified_chain", None)
             chain = list(getter() or []) if getter is not None else []
-            if not chain:
+            if chain:
+                chain_pems = [_pem(cert) for cert in chain]
+            else:
                 leaf = tls.getpeercert(binary_form=True)
                 chain_pems = [ssl.DER_cert_to_PEM_cert(leaf).encode()] if leaf else []
-            else:
-                chain_pems = [_pem(cert) for cert in chain]
     except (OSError, ValueError) as exc:
         raise HubUnavailable(address, f"cannot open TLS to read the hub's certificate: {exc}") from exc
+    if not chain_pems:
+        raise HubTrustError(address, "refusing the hub: it presented no certificate")
     seen = []
     for pem in chain_pems:
         actual = fingerprint_of(pem)
         if actual == fingerprint:
-            return pem
+            return FirstContact(root_pem=pem, leaf_pem=chain_pems[0], ca_verified=True)
         seen.append(actual)
-    # Trusting the leaf alone would mean sending the bootstrap token before the pin is checked.
-    hint = ("the hub presented only its own certificate: it must serve its CA in the chain"
-            if len(seen) == 1 else "check the hub address and the token")
+    if len(chain_pems) == 1:
+        return FirstContact(root_pem=chain_pems[0], leaf_pem=chain_pems[0], ca_verified=False)
     raise HubTrustError(address, f"refusing the hub: no certificate it presented matches the join token's CA "
-                                 f"fingerprint {fingerprint} (presented: {', '.join(seen) or 'none'}); {hint}")
+                                 f"fingerprint {fingerprint} (presented: {', '.join(seen)}); check the hub "
+                                 f"address and the token")
+
+
+def check_registered_ca(address: str, fingerprint: str, *, ca_pem: bytes, leaf_pem: bytes) -> None:
+    """The CA from Register must carry the pinned fingerprint and have issued the certificate the hub showed."""
+    if not ca_pem:
+        raise HubTrustError(address, "refusing the hub: Register returned no CA to check against the join token")
+    actual = fingerprint_of(ca_pem)
+    if actual != fingerprint:
+        raise HubTrustError(address, f"refusing the hub: its CA fingerprint {actual} does not match the join "
+                                     f"token's {fingerprint}")
+    try:
+        x509.load_pem_x509_certificate(leaf_pem).verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise HubTrustError(address, "refusing the hub: its certificate was not issued by the pinned CA") from exc
 
 
 def _pem(cert: Any) -> bytes:

@@ -25,7 +25,10 @@ from spoke.apply.changeset import ChangeSet, ChangeSetEntry
 from spoke.cluster import ClusterClient
 from spoke.inventory import Inventory, InventoryEntry, manifest_hash
 
-__all__ = ["ApplyResult", "EngineOptions", "apply_bundle", "prepare"]
+__all__ = ["WAITING", "ApplyResult", "EngineOptions", "apply_bundle", "prepare"]
+
+#: How the message of an object skipped because its app's dependencies are not healthy starts.
+WAITING = "waiting for "
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -155,5 +158,5 @@ def _blocked_by(client: ClusterClient, step: ordering.AppStep, app_refs: Mapping
     if not bad:
         return ""
     ref, result = bad[0]
-    return (f"waiting for {', '.join(step.depends_on)}: {ref} is {result.status}"
+    return (f"{WAITING}{', '.join(step.depends_on)}: {ref} is {result.status}"
             f"{': ' + result.reason if result.reason else ''}")

@@ -219,3 +219,50 @@ def test_hub_outage_and_spoke_restart_during_it(
     assert back.applied_digest == digest
     assert any(d.corrected for d in back.drift)
     assert hub.bundle_fetches == 1
+
+
+def test_drift_is_still_noticed_when_watch_streams_are_cut(
+        kubesim_server: Any, kube_cluster: str, hub: FakeHub, spawn: Callable[..., Agent],
+        client: ClusterClient) -> None:
+    from kubesim import faults
+
+    hub.publish(_app_bundle("cut"))
+    kubesim_server.set_faults(kube_cluster, faults.Faults(watch_cut_after=0.5))
+    try:
+        spawn()
+        wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready")
+        for round_ in range(3):  # each round outlives a cut of every watch stream
+            time.sleep(0.7)  # let the current streams be cut at least once
+            client.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": "settings", "namespace": "cut"},
+                          "data": {"mode": f"red-{round_}"}}, manager="someone-else", force=True)
+            wait_for(lambda: (client.get("v1", "ConfigMap", "cut", "settings") or {}).get("data") == {"mode": "blue"},
+                     timeout=DRIFT_DEADLINE, what=f"drift corrected despite cut watches (round {round_})")
+    finally:
+        kubesim_server.clear_faults(kube_cluster)
+
+
+def test_first_start_over_tls_pins_the_join_tokens_ca_and_stores_it(
+        tmp_path: Any, kubesim_server: Any, kube_cluster: str, client: ClusterClient) -> None:
+    from hub.security import ca as hub_ca
+    from spoke import hubclient
+
+    authority = hub_ca.ensure_ca(tmp_path / "ca")
+    cert, key = authority.issue_server_cert(hosts=["localhost", "127.0.0.1"])
+    hub = FakeHub(tls=(cert, key, authority.cert_pem)).start()  # like the real hub: leaf only in the chain
+    agent = None
+    try:
+        hub.publish(make_bundle([namespace("tls"), configmap("c", "tls")]))
+        settings = SpokeSettings(hub=hub.address, cluster=kube_cluster, token=hub.token,
+                                 ca_fingerprint=authority.fingerprint(), health_port=0, health_host="127.0.0.1",
+                                 heartbeat=2.0, reconnect_cap=1.0)
+        agent = Agent(settings, cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster)))
+        agent.start()
+        wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready over TLS")
+        stored = agent._creds_store.load()
+        assert stored is not None and hubclient.fingerprint_of(stored.hub_ca_pem) == authority.fingerprint()
+    finally:
+        if agent is not None:
+            agent.stop()
+            agent.client.close()
+        hub.stop()

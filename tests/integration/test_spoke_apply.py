@@ -199,3 +199,36 @@ def test_injected_500s_429s_and_dropped_connections_are_survived(kubesim_server:
     assert result.errors == []
     assert {e.action for e in result.changeset} == {Action.CREATED}
     assert len(client.list("v1", "ConfigMap", namespace="flaky").items) == 30
+
+
+def _dependent_bundle(db_annotations: dict[str, str]) -> dict[str, Any]:
+    db = deployment("pg", "data", annotations=db_annotations)
+    db["metadata"]["labels"] = {bundles.LABEL_APP: "db"}
+    web = configmap("web-config", "data")
+    web["metadata"]["labels"] = {bundles.LABEL_APP: "web"}
+    ns = namespace("data")
+    ns["metadata"]["labels"] = {bundles.LABEL_APP: "db"}
+    return make_bundle([web, db, ns], apps=[{"name": "web", "namespace": "data", "dependsOn": ["db"]},
+                                           {"name": "db", "namespace": "data", "dependsOn": []}])
+
+
+def test_an_app_waits_until_the_apps_it_depends_on_are_healthy(client: ClusterClient) -> None:
+    result = engine.apply_bundle(client, _dependent_bundle({"kubesim.convoy.dev/delay": "0.5"}), previous=None,
+                                 options=engine.EngineOptions(cluster=CLUSTER, dependency_timeout=20))
+    assert result.errors == []
+    db = client.get("apps/v1", "Deployment", "data", "pg")
+    web = client.get("v1", "ConfigMap", "data", "web-config")
+    assert db is not None and web is not None
+    # One revision counter per cluster: the web config was written after the database became available.
+    available = [c for c in db["status"].get("conditions", []) if c["type"] == "Available"]
+    assert available and available[0]["status"] == "True"
+    assert int(web["metadata"]["resourceVersion"]) > int(db["metadata"]["resourceVersion"])
+
+
+def test_an_app_whose_dependency_never_becomes_healthy_is_skipped(client: ClusterClient) -> None:
+    result = engine.apply_bundle(client, _dependent_bundle({"kubesim.convoy.dev/outcome": "stuck"}), previous=None,
+                                 options=engine.EngineOptions(cluster=CLUSTER, dependency_timeout=1))
+    entry = {str(e.ref): e for e in result.changeset}["ConfigMap/data/web-config"]
+    assert entry.action == Action.SKIPPED
+    assert entry.message.startswith("waiting for db: Deployment.apps/data/pg is InProgress")
+    assert client.get("v1", "ConfigMap", "data", "web-config") is None

@@ -92,34 +92,63 @@ def test_watch_ends_with_unavailable_when_the_hub_shuts_down(hub: FakeHub) -> No
 def test_first_contact_pins_the_ca_from_the_join_token(authority: hub_ca.CertificateAuthority) -> None:
     hub = _tls_hub(authority, with_ca=True)
     try:
-        pem = hubclient.fetch_pinned_ca(hub.address, authority.fingerprint())
-        assert hubclient.fingerprint_of(pem) == authority.fingerprint()
-        client = hubclient.HubClient(hub.address, ca_pem=pem)
+        contact = hubclient.first_contact(hub.address, authority.fingerprint())
+        assert contact.ca_verified
+        assert hubclient.fingerprint_of(contact.root_pem) == authority.fingerprint()
+        client = hubclient.HubClient(hub.address, ca_pem=contact.root_pem)
         try:
             reg = client.register(token=hub.token, cluster="c1", labels={})
-            assert hubclient.fingerprint_of(reg.hub_ca_pem) == authority.fingerprint()
+            hubclient.check_registered_ca(hub.address, authority.fingerprint(), ca_pem=reg.hub_ca_pem,
+                                          leaf_pem=contact.leaf_pem)
         finally:
             client.close()
     finally:
         hub.stop()
 
 
-def test_a_hub_with_another_ca_is_refused_before_the_token_is_sent(
+def test_a_hub_presenting_another_ca_is_refused_before_the_token_is_sent(
         authority: hub_ca.CertificateAuthority, tmp_path: pathlib.Path) -> None:
     other = hub_ca.ensure_ca(tmp_path / "other")
     hub = _tls_hub(other, with_ca=True)
     try:
         with pytest.raises(hubclient.HubTrustError, match="no certificate it presented matches"):
-            hubclient.fetch_pinned_ca(hub.address, authority.fingerprint())
+            hubclient.first_contact(hub.address, authority.fingerprint())
         assert hub.registrations == 0
     finally:
         hub.stop()
 
 
-def test_a_hub_that_hides_its_ca_is_refused_with_a_hint(authority: hub_ca.CertificateAuthority) -> None:
+def test_a_hub_showing_only_its_leaf_is_checked_against_the_ca_register_returns(
+        authority: hub_ca.CertificateAuthority, tmp_path: pathlib.Path) -> None:
     hub = _tls_hub(authority, with_ca=False)
     try:
-        with pytest.raises(hubclient.HubTrustError, match="must serve its CA in the chain"):
-            hubclient.fetch_pinned_ca(hub.address, authority.fingerprint())
+        contact = hubclient.first_contact(hub.address, authority.fingerprint())
+        assert not contact.ca_verified and contact.root_pem == contact.leaf_pem
+        client = hubclient.HubClient(hub.address, ca_pem=contact.root_pem)
+        try:
+            reg = client.register(token=hub.token, cluster="c1", labels={})
+        finally:
+            client.close()
+        hubclient.check_registered_ca(hub.address, authority.fingerprint(), ca_pem=reg.hub_ca_pem,
+                                      leaf_pem=contact.leaf_pem)
     finally:
         hub.stop()
+    # A rogue hub with its own CA: its answer fails the check, so nothing it says is kept.
+    rogue_ca = hub_ca.ensure_ca(tmp_path / "rogue")
+    rogue = _tls_hub(rogue_ca, with_ca=False)
+    try:
+        contact = hubclient.first_contact(rogue.address, authority.fingerprint())
+        client = hubclient.HubClient(rogue.address, ca_pem=contact.root_pem)
+        try:
+            reg = client.register(token=rogue.token, cluster="c1", labels={})
+        finally:
+            client.close()
+        with pytest.raises(hubclient.HubTrustError, match="does not match"):
+            hubclient.check_registered_ca(rogue.address, authority.fingerprint(), ca_pem=reg.hub_ca_pem,
+                                          leaf_pem=contact.leaf_pem)
+        # Even a rogue that returns the genuine CA cannot pass: that CA did not issue its certificate.
+        with pytest.raises(hubclient.HubTrustError, match="not issued by the pinned CA"):
+            hubclient.check_registered_ca(rogue.address, authority.fingerprint(), ca_pem=authority.cert_pem,
+                                          leaf_pem=contact.leaf_pem)
+    finally:
+        rogue.stop()
