@@ -22,7 +22,6 @@ fields stay unowned, as on a real server after an apply.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -135,7 +134,7 @@ def _with_zero(obj: Any, zero: Mapping[str, Any]) -> Any:
 
 
 def _without_managed_fields(obj: Mapping[str, Any] | None) -> dict[str, Any]:
-    copied = copy.deepcopy(dict(obj)) if obj is not None else {}
+    copied: dict[str, Any] = fieldsets.json_copy(dict(obj)) if obj is not None else {}
     metadata = copied.get("metadata")
     if isinstance(metadata, dict):
         metadata.pop("managedFields", None)
@@ -305,7 +304,7 @@ def _allowed_by_last_applied(live: Mapping[str, Any], schema: ObjectSchema, api_
 
 def _last_applied_value(config: Mapping[str, Any]) -> str:
     """The applied configuration as Go's JSON encoder writes it (sorted keys, HTML escaped, newline)."""
-    body = copy.deepcopy(dict(config))
+    body: dict[str, Any] = fieldsets.json_copy(dict(config))
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("annotations"), dict):
         metadata["annotations"].pop(LAST_APPLIED, None)
