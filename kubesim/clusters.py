@@ -7,6 +7,7 @@ controllers are built on the first request, so a thousand idle clusters cost a d
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ipaddress
 import uuid
 from collections.abc import Iterator
@@ -104,7 +105,8 @@ class Cluster:
             self.timers.discard(holder[0])
             callback(*args)
 
-        handle = loop.call_later(delay, run)
+        # A fresh context: controller writes must not inherit the triggering request's settings.
+        handle = loop.call_later(delay, run, context=contextvars.Context())
         holder.append(handle)
         self.timers.add(handle)
 

@@ -122,7 +122,8 @@ def types_of_crd(obj: Mapping[str, Any]) -> list[ResourceType]:
             singular=names.get("singular") or str(names.get("kind", "")).lower(), kind=names.get("kind", ""),
             namespaced=spec.get("scope") == "Namespaced",
             short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
-            status="status" in sub, scale="scale" in sub, generation=True, custom=True,
+            # The scale subresource of custom resources is not served (see the package docstring).
+            status="status" in sub, scale=False, generation=True, custom=True,
             crd_schema=schema,
         ))
     return out
@@ -142,6 +143,9 @@ class CrdController:
         name = event.obj["metadata"]["name"]
         if event.type == "DELETED":
             self._unregister(name)
+            spec = event.obj.get("spec") or {}
+            # Watches on the custom resources end with the type, as the real server closes them.
+            self.cluster.store.close_subscriptions((spec.get("group", ""), (spec.get("names") or {}).get("plural", "")))
             return
         obj = event.obj
         accepted = condition_true(obj, "NamesAccepted")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +181,8 @@ class GarbageCollector:
             return
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._run)
+            # A fresh context: the collector's writes must not inherit the request's fieldValidation.
+            asyncio.get_running_loop().call_soon(self._run, context=contextvars.Context())
 
     def _run(self) -> None:
         self._scheduled = False

@@ -281,6 +281,8 @@ def _default(cluster: Cluster, rt: ResourceType, obj: Obj, old: Obj | None) -> N
     if rt.custom:
         crds.prune_and_default(rt, obj)
         return
+    if rt.key == ("", "secrets"):
+        _fold_string_data(obj)
     unknownfields.check(obj, schema_of(rt))
     if old is not None and rt.key == ("", "services"):
         defaults.preserve_service_allocations(old, obj)
@@ -289,6 +291,17 @@ def _default(cluster: Cluster, rt: ResourceType, obj: Obj, old: Obj | None) -> N
         allocate_cluster_ip=cluster.allocate_cluster_ip if old is None else None,
         allocate_node_port=cluster.allocate_node_port,
     )
+
+
+def _fold_string_data(secret: Obj) -> None:
+    # The API server merges stringData into data (base64) and never stores stringData.
+    string_data = secret.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = secret.get("data") if isinstance(secret.get("data"), dict) else {}
+        assert isinstance(data, dict)
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        secret["data"] = data
 
 
 def _validate(rt: ResourceType, obj: Obj) -> None:
@@ -655,3 +668,88 @@ def _apply(
 
 def is_mapping(value: Any) -> bool:
     return isinstance(value, Mapping)
+
+
+# -- scale subresource ------------------------------------------------------------------------------
+
+
+def _selector_string(selector: Any) -> str:
+    if not isinstance(selector, dict):
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or ():
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+def scale_of(obj: Obj) -> Obj:
+    """The ``autoscaling/v1`` Scale view of a Deployment, ReplicaSet or StatefulSet."""
+    meta = obj["metadata"]
+    spec = obj.get("spec") or {}
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                     if k in meta},
+        "spec": {"replicas": spec.get("replicas", 1)},
+        "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
+                   "selector": _selector_string(spec.get("selector"))},
+    }
+
+
+def scale(
+    cluster: Cluster,
+    rt: ResourceType,
+    namespace: str,
+    name: str,
+    *,
+    method: str,
+    raw: bytes,
+    content_type: str,
+    manager: str,
+    dry_run: bool = False,
+) -> Obj:
+    """GET, PUT or PATCH ``…/{name}/scale``: only ``spec.replicas`` of the object changes."""
+    obj = get(cluster, rt, namespace, name)
+    current = scale_of(obj)
+    if method == "GET":
+        return current
+    try:
+        doc = json.loads(raw or b"null")
+    except ValueError as exc:
+        raise errors.bad_request(f"error decoding body: {exc}") from exc
+    kind = content_type.split(";")[0].strip().lower()
+    if method == "PUT":
+        wanted = doc
+    elif kind == PATCH_TYPES[0] and isinstance(doc, list):
+        try:
+            wanted = jsonpatch.JsonPatch(doc).apply(current)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise errors.ApiError(422, "Invalid", str(exc)) from exc
+    elif kind in (PATCH_TYPES[1], PATCH_TYPES[2]) and isinstance(doc, dict):
+        wanted = _merge_patch(current, doc)
+    else:
+        raise errors.ApiError(415, "UnsupportedMediaType",
+                              "the body of the request was in an unknown format - accepted media types include: "
+                              + ", ".join(PATCH_TYPES[:3]))
+    if not isinstance(wanted, dict):
+        raise errors.bad_request("the body of the request was not a JSON object")
+    rv = (wanted.get("metadata") or {}).get("resourceVersion")
+    if rv and rv != obj["metadata"]["resourceVersion"] and method == "PUT":
+        raise _stale(rt, name)
+    replicas = (wanted.get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise errors.ApiError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid '
+                              f"value: {replicas}: must be greater than or equal to 0",
+                              {"name": name, "group": "autoscaling", "kind": "Scale"})
+    new = copy.deepcopy(obj)
+    new.setdefault("spec", {})["replicas"] = replicas
+    written = _finish_update(cluster, rt, obj, new, manager=manager, subresource="scale", dry_run=dry_run)
+    return scale_of(written)

@@ -295,7 +295,8 @@ def _openapi_v3(request: web.Request, cluster: Cluster, rest: list[str]) -> web.
 
 
 def _has_subresource(rt: ResourceType, sub: str) -> bool:
-    return (sub == "status" and rt.status) or (sub == "finalize" and rt.key == ("", "namespaces"))
+    return ((sub == "status" and rt.status) or (sub == "scale" and rt.scale)
+            or (sub == "finalize" and rt.key == ("", "namespaces")))
 
 
 def _discovery_root(request: web.Request, cluster: Cluster, *, legacy: bool) -> web.StreamResponse:
@@ -398,6 +399,11 @@ async def _resource(request: web.Request, cluster: Cluster, rt: ResourceType, na
             return _json(deleting.delete_collection(cluster, rt, namespace, items, options,
                                                     dry_run=_dry_run(request)))
         return _method_not_allowed(method)
+    if sub == "scale" and method in ("GET", "PUT", "PATCH"):
+        _refuse_protobuf(request)
+        return _json(registry.scale(cluster, rt, ns, name, method=method, raw=await request.read(),
+                                    content_type=request.headers.get("Content-Type", ""),
+                                    manager=_manager(request), dry_run=_dry_run(request)))
     if method == "GET":
         return _json(registry.present(rt, registry.get(cluster, rt, ns, name)))
     if method == "PUT":

@@ -167,10 +167,12 @@ class Store:
             if not subs:
                 del self._subs[sub.key]
 
-    def close_subscriptions(self) -> None:
-        for subs in self._subs.values():
-            for sub in subs:
-                sub.queue.put_nowait(None)
+    def close_subscriptions(self, key: Key | None = None) -> None:
+        """End the watches of one resource (its type went away) or of all of them (shutdown)."""
+        for sub_key, subs in self._subs.items():
+            if key is None or sub_key == key:
+                for sub in subs:
+                    sub.queue.put_nowait(None)
 
     def events_after(self, revision: int, key: Key) -> builtins.list[Event]:
         return [e for e in self.history if e.revision > revision and e.key == key]

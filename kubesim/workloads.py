@@ -1,6 +1,6 @@
 """Simulated controllers: workloads reach the status a real controller writes (kstatus Current).
 
-A Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, PersistentVolumeClaim or LoadBalancer
+A Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, Pod, PersistentVolumeClaim or LoadBalancer
 Service that is created, or whose spec (generation) changes, gets its final status written through
 the status subresource as manager ``kube-controller-manager`` after ``workload_delay`` seconds
 (default 0.2). A Deployment first reports the rollout in progress (``ReplicaSetUpdated``), so an
@@ -12,7 +12,7 @@ Per-object annotations steer the outcome:
 ``kubesim.convoy.dev/outcome: ready|fail|stuck``
     ``ready`` (default) reaches Current. ``fail``: a Deployment reports ``Progressing=False`` with
     reason ``ProgressDeadlineExceeded``; a Job reports ``Failed=True`` (``BackoffLimitExceeded``);
-    other kinds stay not ready. ``stuck``: never becomes ready (the rollout stays in progress).
+    a Pod crash-loops (``CrashLoopBackOff``); other kinds stay not ready. ``stuck``: never becomes ready (the rollout stays in progress).
 ``kubesim.convoy.dev/delay: "<seconds>"``
     Overrides ``workload_delay`` for this object.
 """
@@ -147,6 +147,30 @@ def _pvc(obj: Obj, outcome: str, final: bool, when: str) -> Obj:
             "capacity": {"storage": ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")}}
 
 
+def _pod(obj: Obj, outcome: str, final: bool, when: str) -> Obj:
+    containers = (obj.get("spec") or {}).get("containers") or []
+    ready = outcome == "ready"
+    statuses = []
+    for c in containers:
+        entry: Obj = {"name": c.get("name"), "image": c.get("image"), "imageID": "", "ready": ready,
+                      "restartCount": 0 if ready else 5, "started": ready}
+        if ready:
+            entry["state"] = {"running": {"startedAt": when}}
+        else:
+            entry["state"] = {"waiting": {"reason": "CrashLoopBackOff",
+                                          "message": "back-off restarting failed container"}}
+        statuses.append(entry)
+    flag = "True" if ready else "False"
+    return {
+        "phase": "Running", "hostIP": "172.18.0.2", "podIP": "10.244.0.10", "startTime": when, "qosClass": "BestEffort",
+        "conditions": [{"type": t, "status": "True" if t == "PodScheduled" else flag, "lastProbeTime": None,
+                        "lastTransitionTime": when}
+                       for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+                                 "PodScheduled")],
+        "containerStatuses": statuses,
+    }
+
+
 Builder = Callable[[Obj, str, bool, str], Obj]
 
 SIMULATED: dict[Key, Builder] = {
@@ -156,6 +180,7 @@ SIMULATED: dict[Key, Builder] = {
     ("apps", "daemonsets"): _daemonset,
     ("batch", "jobs"): _job,
     ("", "persistentvolumeclaims"): _pvc,
+    ("", "pods"): _pod,
 }
 SERVICE_KEY: Key = ("", "services")
 

@@ -154,3 +154,30 @@ def test_cli_serve_writes_kubeconfig_and_stops_on_sigterm(tmp_path: pathlib.Path
         out, _err = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert "east: http://127.0.0.1:" in out
+
+
+def test_scale_subresource(sim: KubeSim, cluster: str, api: client.ApiClient, kubectl: str,
+                           tmp_path: pathlib.Path, isolated_home: str) -> None:
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment("default", {"metadata": {"name": "web"}, "spec": {
+        "replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    current = apps.read_namespaced_deployment_scale("web", "default")
+    assert current.spec.replicas == 2 and current.status.selector == "app=web"
+    scaled = apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 4}})
+    assert scaled.spec.replicas == 4
+    dep = apps.read_namespaced_deployment("web", "default")
+    assert dep.spec.replicas == 4 and dep.metadata.generation == 2
+    assert any(m.subresource == "scale" for m in dep.metadata.managed_fields)
+    path = sim.write_kubeconfig(tmp_path / "kc", [cluster])
+    out = subprocess.run([kubectl, "--kubeconfig", str(path), "scale", "deployment/web", "--replicas=1"],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert apps.read_namespaced_deployment("web", "default").spec.replicas == 1
+
+
+def test_secret_string_data_is_folded_into_data(api: client.ApiClient) -> None:
+    secret = client.CoreV1Api(api).create_namespaced_secret(
+        "default", {"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}, "data": {"a": "Yg=="}})
+    assert secret.data == {"a": "Yg==", "password": "aHVudGVyMg=="}
+    assert secret.string_data is None and secret.type == "Opaque"

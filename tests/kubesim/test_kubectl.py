@@ -87,12 +87,9 @@ def test_diff_exit_codes(run, tmp_path: pathlib.Path) -> None:  # type: ignore[n
     changed = run("diff", "-f", _manifest(tmp_path, "b.yaml", image="nginx:1.28"))
     assert changed.returncode == 1
     assert "-      - image: nginx:1.27" in changed.stdout and "+      - image: nginx:1.28" in changed.stdout
-    # The client-side applier owns the image: a server-side diff conflicts unless forced, as on a real server.
-    conflicted = run("diff", "--server-side", "-f", _manifest(tmp_path, "b.yaml", image="nginx:1.28"))
-    assert conflicted.returncode > 1
-    assert 'conflict with "kubectl-client-side-apply" using apps/v1' in conflicted.stderr
-    server_side = run("diff", "--server-side", "--force-conflicts", "-f",
-                      _manifest(tmp_path, "b.yaml", image="nginx:1.28"))
+    # The field was applied client-side (it is in last-applied-configuration), so the server lets
+    # kubectl's server-side apply take it over without a conflict, as kube-apiserver's lastAppliedManager does.
+    server_side = run("diff", "--server-side", "-f", _manifest(tmp_path, "b.yaml", image="nginx:1.28"))
     assert server_side.returncode == 1 and "+      - image: nginx:1.28" in server_side.stdout
 
 
