@@ -385,3 +385,18 @@ def test_client_side_apply_upgrade_keeps_conflicts_with_later_edits() -> None:
               now=T2)
     # The image still matches the annotation, so only the edited replicas conflict.
     assert raised.value.conflicts == [Conflict('"kubectl-edit" using apps/v1', ".spec.replicas")]
+
+
+def test_set_lists_merge_per_member() -> None:
+    def with_finalizers(*names: str) -> dict[str, Any]:
+        return {"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "finalizers": list(names)}}
+
+    obj = apply(None, with_finalizers("a.example/x", "shared"), manager="one")
+    obj = apply(obj, with_finalizers("b.example/y", "shared"), manager="two", now=T1)
+    # SMD keeps the applier's order around the items it shares with the live list.
+    assert obj["metadata"]["finalizers"] == ["a.example/x", "b.example/y", "shared"]
+    assert entries(obj)["two/Apply"]["fieldsV1"] == {
+        "f:metadata": {"f:finalizers": {'v:"b.example/y"': {}, 'v:"shared"': {}}}}
+    obj = apply(obj, with_finalizers(), manager="one", now=T2)
+    assert obj["metadata"]["finalizers"] == ["b.example/y", "shared"]
