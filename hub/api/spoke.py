@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -110,7 +111,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         name = cluster.name
         heartbeat = self.options.heartbeat_seconds
         self.notifier.connected(name)
-        log.info("cluster %s watching (applied %s)", name, request.applied_digest or "nothing")
+        log.debug("cluster %s watching (applied %s)", name, request.applied_digest or "nothing")
         try:
             version = self.notifier.version(name)
             last_sent: tuple[str, str, bool] | None = None
@@ -217,7 +218,9 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
 
 
 def _heartbeat(interval: float) -> pb.WatchEvent:
-    return pb.WatchEvent(heartbeat=pb.Heartbeat(sent_at=codec.timestamp(), interval_seconds=int(interval)))
+    # Whole seconds on the wire, never 0: a spoke derives its dead-connection timeout from it.
+    return pb.WatchEvent(heartbeat=pb.Heartbeat(sent_at=codec.timestamp(),
+                                                interval_seconds=max(1, math.ceil(interval))))
 
 
 def _ref_doc(ref: pb.ObjectRef) -> dict[str, str]:
