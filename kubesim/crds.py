@@ -181,16 +181,17 @@ class CrdController:
 
     def _register(self, name: str, obj: Obj) -> None:
         types = types_of_crd(obj)
-        if self._registered.get(name) == types and (
-            condition_true(obj, "Established") == all(
-                (t.group, t.version, t.plural) in self.cluster.established for t in types)):
+        # A terminating CRD stays in discovery (with fewer verbs) until it is gone.
+        established = condition_true(obj, "Established")
+        wanted = {(t.group, t.version, t.plural) for t in types} if established else set()
+        registered = self._registered.get(name)
+        if registered == types and all(w in self.cluster.established for w in wanted) and (
+                established or not any((t.group, t.version, t.plural) in self.cluster.established for t in types)):
             return
         self._unregister(name)
-        established = condition_true(obj, "Established") and not obj["metadata"].get("deletionTimestamp")
         for rt in types:
             self.cluster.custom.setdefault((rt.group, rt.version), {})[rt.plural] = rt
-            if established:
-                self.cluster.established.add((rt.group, rt.version, rt.plural))
+        self.cluster.established.update(wanted)
         self._registered[name] = types
 
     def _unregister(self, name: str) -> None:

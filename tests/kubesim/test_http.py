@@ -181,3 +181,64 @@ def test_secret_string_data_is_folded_into_data(api: client.ApiClient) -> None:
         "default", {"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}, "data": {"a": "Yg=="}})
     assert secret.data == {"a": "Yg==", "password": "aHVudGVyMg=="}
     assert secret.string_data is None and secret.type == "Opaque"
+
+
+def test_terminating_crd_stays_discoverable_with_fewer_verbs(api: client.ApiClient) -> None:
+    from tests.kubesim.test_dynamic import CRD
+
+    ext = client.ApiextensionsV1Api(api)
+    ext.create_custom_resource_definition(CRD)
+    custom = client.CustomObjectsApi(api)
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            custom.create_namespaced_custom_object("example.com", "v1", "default", "widgets", {
+                "apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "held", "finalizers": ["example.com/hold"]}})
+            break
+        except client.ApiException as exc:
+            assert exc.status == 404 and time.monotonic() < deadline
+            time.sleep(0.01)
+    ext.delete_custom_resource_definition("widgets.example.com")
+    while not custom.get_namespaced_custom_object("example.com", "v1", "default", "widgets", "held")[
+            "metadata"].get("deletionTimestamp"):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    crd = ext.read_custom_resource_definition("widgets.example.com")
+    assert {c.type: c.reason for c in crd.status.conditions}["Terminating"] == "InstanceDeletionInProgress"
+    resources = {r.name: r for r in client.CustomObjectsApi(api).get_api_resources("example.com", "v1").resources}
+    assert sorted(resources["widgets"].verbs) == ["delete", "deletecollection", "get", "list", "watch"]
+    custom.patch_namespaced_custom_object("example.com", "v1", "default", "widgets", "held",
+                                          {"metadata": {"finalizers": None}})
+    while True:
+        try:
+            ext.read_custom_resource_definition("widgets.example.com")
+        except client.ApiException as exc:
+            assert exc.status == 404
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_delete_collection_by_label(api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    for name, tier in (("a", "web"), ("b", "web"), ("c", "db")):
+        core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": {"tier": tier}}})
+    deleted = core.delete_collection_namespaced_config_map("default", label_selector="tier=web")
+    assert deleted.kind == "ConfigMapList"  # the real server answers with the list of deleted objects
+    assert [i.metadata.name for i in core.list_namespaced_config_map("default").items] == ["c"]
+
+
+async def test_async_users_start_the_server_on_their_loop() -> None:
+    import aiohttp
+
+    from kubesim import server
+
+    running = await server.start(server.ServerOptions(clusters=("solo",)))
+    try:
+        async with aiohttp.ClientSession() as http, http.get(running.url("solo") + "/api/v1/namespaces") as resp:
+            assert resp.status == 200
+            names = [item["metadata"]["name"] for item in (await resp.json())["items"]]
+        assert names == ["default", "kube-node-lease", "kube-public", "kube-system"]
+    finally:
+        await running.stop()
