@@ -155,3 +155,38 @@ def test_ownership_only_ever_names_fields_the_object_has(steps: list[tuple[str, 
             assert obj["metadata"]["labels"][key] == value
         if "replicas" in config.get("spec", {}):
             assert obj["spec"]["replicas"] == config["spec"]["replicas"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["kubectl-edit", "OpenAPI-Generator", "kubectl"]), manifests(),
+                                st.booleans()), min_size=1, max_size=5))
+def test_updates_and_applies_keep_ownership_consistent(steps: list[tuple[str, dict[str, Any], bool]]) -> None:
+    from kubesim.apply import ApplyConflictError, record_update
+
+    obj: dict[str, Any] | None = None
+    for index, (manager, config, as_apply) in enumerate(steps):
+        now = f"2026-01-01T00:0{index}:00Z"
+        if as_apply or obj is None:
+            try:
+                obj = apply(obj, config, manager, now)
+            except ApplyConflictError:
+                continue
+        else:
+            new = copy.deepcopy(obj)
+            new["metadata"]["labels"] = {**(new["metadata"].get("labels") or {}), **config["metadata"]["labels"]}
+            new["metadata"]["managedFields"] = record_update(obj, new, manager=manager, api_version="apps/v1",
+                                                             subresource=None, schema=SCHEMA, now=now)
+            changed = {k for k, v in config["metadata"]["labels"].items()
+                       if (obj["metadata"].get("labels") or {}).get(k) != v}
+            obj = new
+            updater = [e for e in obj["metadata"].get("managedFields", [])
+                       if (e["manager"], e["operation"]) == (manager, "Update")]
+            mine = fieldsets.from_fields_v1(updater[0]["fieldsV1"]) if updater else frozenset()
+            assert {("f:metadata", "f:labels", "f:" + k) for k in changed} <= mine
+            for entry in obj["metadata"].get("managedFields", []):
+                if (entry["manager"], entry["operation"]) != (manager, "Update"):
+                    theirs = fieldsets.from_fields_v1(entry["fieldsV1"])
+                    assert not any(("f:metadata", "f:labels", "f:" + k) in theirs for k in changed)
+        present = fieldsets.ensure_named_fields_are_members(fieldsets.to_field_set(obj, SCHEMA), SCHEMA)
+        for entry in obj["metadata"].get("managedFields", []):
+            assert fieldsets.from_fields_v1(entry["fieldsV1"]) <= present, entry
