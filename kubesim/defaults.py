@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULTERS",
     "FIELD_DEFAULTS",
     "apply_defaults",
+    "generate_job_selector",
     "image_pull_policy",
     "preserve_service_allocations",
 ]
@@ -273,7 +274,44 @@ def _job(obj: Json) -> None:
         _set_default(spec, "podReplacementPolicy", "TerminatingOrFailed")
     else:
         _set_default(spec, "podReplacementPolicy", "Failed")
+    # A Job without labels of its own shows its pod template's.
+    labels = _get(obj, "spec.template.metadata.labels")
+    metadata = obj.setdefault("metadata", {})
+    if isinstance(labels, dict) and labels and isinstance(metadata, dict) and not metadata.get("labels"):
+        metadata["labels"] = dict(labels)
     _default_template(obj)
+
+
+JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
+JOB_UID_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
+
+
+def generate_job_selector(job: dict[str, Any], uid: str) -> None:
+    """What the API server does to a new Job without ``manualSelector``: label its pod template
+    with the Job's name and uid and select on ``batch.kubernetes.io/controller-uid``
+    (``pkg/registry/batch/job/strategy.go`` ``generateSelector``). Call on create, once the uid
+    is known, before :func:`apply_defaults`.
+    """
+    spec = job.get("spec")
+    if not isinstance(spec, dict) or spec.get("manualSelector") is True:
+        return
+    name = _get(job, "metadata.name") or ""
+    template = spec.setdefault("template", {})
+    metadata = template.setdefault("metadata", {})
+    labels = metadata.get("labels")
+    if not isinstance(labels, dict):
+        labels = metadata["labels"] = {}
+    for label in JOB_NAME_LABELS:
+        labels.setdefault(label, name)
+    for label in JOB_UID_LABELS:
+        labels.setdefault(label, uid)
+    selector = spec.get("selector")
+    if not isinstance(selector, dict):
+        selector = spec["selector"] = {}
+    match = selector.get("matchLabels")
+    if not isinstance(match, dict):
+        match = selector["matchLabels"] = {}
+    match.setdefault(JOB_UID_LABELS[1], uid)
 
 
 def _cronjob(obj: Json) -> None:

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from kubesim.defaults import apply_defaults, image_pull_policy, preserve_service_allocations
+from kubesim.defaults import (
+    apply_defaults,
+    generate_job_selector,
+    image_pull_policy,
+    preserve_service_allocations,
+)
 
 
 def _defaulted(manifest: str, **allocators: Any) -> dict[str, Any]:
@@ -297,3 +302,19 @@ def test_defaulting_is_idempotent(manifest: str) -> None:
     apply_defaults(group, version, twice["kind"], twice, allocate_cluster_ip=lambda: "x",
                    allocate_node_port=lambda: 1)
     assert twice == once
+
+
+def test_new_jobs_select_their_pods_by_uid() -> None:
+    job: dict[str, Any] = yaml.safe_load(
+        "{apiVersion: batch/v1, kind: Job, metadata: {name: migrate}, spec: {template: {spec: "
+        "{restartPolicy: Never, containers: [{name: m, image: m}]}}}}")
+    generate_job_selector(job, "0b7c")
+    apply_defaults("batch", "v1", "Job", job)
+    expected = {"batch.kubernetes.io/controller-uid": "0b7c", "batch.kubernetes.io/job-name": "migrate",
+                "controller-uid": "0b7c", "job-name": "migrate"}
+    assert job["spec"]["template"]["metadata"]["labels"] == expected
+    assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": "0b7c"}}
+    assert job["metadata"]["labels"] == expected
+    manual: dict[str, Any] = {"metadata": {"name": "m"}, "spec": {"manualSelector": True, "template": {}}}
+    generate_job_selector(manual, "u")
+    assert manual == {"metadata": {"name": "m"}, "spec": {"manualSelector": True, "template": {}}}
