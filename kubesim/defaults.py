@@ -290,7 +290,8 @@ def generate_job_selector(job: dict[str, Any], uid: str) -> None:
     """What the API server does to a new Job without ``manualSelector``: label its pod template
     with the Job's name and uid and select on ``batch.kubernetes.io/controller-uid``
     (``pkg/registry/batch/job/strategy.go`` ``generateSelector``). Call on create, once the uid
-    is known, before :func:`apply_defaults`.
+    is known, after :func:`apply_defaults`: a Job without labels then shows the generated ones,
+    as it does when the server defaults it again on read.
     """
     spec = job.get("spec")
     if not isinstance(spec, dict) or spec.get("manualSelector") is True:
@@ -312,6 +313,9 @@ def generate_job_selector(job: dict[str, Any], uid: str) -> None:
     if not isinstance(match, dict):
         match = selector["matchLabels"] = {}
     match.setdefault(JOB_UID_LABELS[1], uid)
+    job_metadata = job.setdefault("metadata", {})
+    if isinstance(job_metadata, dict) and not job_metadata.get("labels"):
+        job_metadata["labels"] = dict(labels)
 
 
 def _cronjob(obj: Json) -> None:

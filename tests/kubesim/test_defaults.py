@@ -308,13 +308,19 @@ def test_new_jobs_select_their_pods_by_uid() -> None:
     job: dict[str, Any] = yaml.safe_load(
         "{apiVersion: batch/v1, kind: Job, metadata: {name: migrate}, spec: {template: {spec: "
         "{restartPolicy: Never, containers: [{name: m, image: m}]}}}}")
-    generate_job_selector(job, "0b7c")
     apply_defaults("batch", "v1", "Job", job)
+    generate_job_selector(job, "0b7c")
     expected = {"batch.kubernetes.io/controller-uid": "0b7c", "batch.kubernetes.io/job-name": "migrate",
                 "controller-uid": "0b7c", "job-name": "migrate"}
     assert job["spec"]["template"]["metadata"]["labels"] == expected
     assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": "0b7c"}}
     assert job["metadata"]["labels"] == expected
+    labelled: dict[str, Any] = yaml.safe_load(
+        "{apiVersion: batch/v1, kind: Job, metadata: {name: j}, spec: {template: {metadata: {labels: {app: a}}}}}")
+    apply_defaults("batch", "v1", "Job", labelled)
+    generate_job_selector(labelled, "u")
+    assert labelled["metadata"]["labels"] == {"app": "a"}  # copied at create, before the selector existed
+    assert len(labelled["spec"]["template"]["metadata"]["labels"]) == 5
     manual: dict[str, Any] = {"metadata": {"name": "m"}, "spec": {"manualSelector": True, "template": {}}}
     generate_job_selector(manual, "u")
     assert manual == {"metadata": {"name": "m"}, "spec": {"manualSelector": True, "template": {}}}
