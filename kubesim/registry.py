@@ -23,7 +23,7 @@ import jsonpatch
 import yaml
 
 from kubesim import apply as ssa
-from kubesim import crds, defaults, errors, unknownfields
+from kubesim import crds, defaults, errors, immutability, unknownfields
 from kubesim.clusters import Cluster
 from kubesim.resources import ResourceType
 from kubesim.selectors import FieldSelector, LabelSelector
@@ -421,6 +421,10 @@ def _finish_update(
     if subresource is None:
         _default(cluster, rt, new, old)
         _validate(rt, new)
+        if not rt.custom:
+            causes = immutability.violations(rt.group, rt.kind, old, new)
+            if causes:
+                raise errors.invalid(rt.group, rt.kind, meta["name"], causes)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             crds.on_update(old, new)
     if (rt.generation or rt.custom) and "generation" in old_meta and _spec_changed(rt, old, new):

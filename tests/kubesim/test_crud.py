@@ -225,3 +225,25 @@ def _eventually(check: Any, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met before the deadline")
         time.sleep(0.01)
+
+
+def test_immutable_fields_are_refused(api: client.ApiClient) -> None:
+    apps = client.AppsV1Api(api)
+    core = client.CoreV1Api(api)
+    apps.create_namespaced_deployment("default", _deployment("web"))
+    with pytest.raises(ApiException) as selector:
+        apps.patch_namespaced_deployment("web", "default", {"spec": {"selector": {"matchLabels": {"app": "new"}},
+                                                                     "template": {"metadata": {"labels": {"app": "new"}}}}})
+    assert selector.value.status == 422
+    body = json.loads(selector.value.body)
+    assert body["reason"] == "Invalid" and body["details"]["kind"] == "Deployment"
+    assert body["message"] == (
+        'Deployment.apps "web" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:'
+        'map[string]string{"app":"new"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable')
+    assert body["details"]["causes"][0]["field"] == "spec.selector"
+    core.create_namespaced_config_map("default", {"metadata": {"name": "frozen"}, "data": {"a": "1"},
+                                                  "immutable": True})
+    with pytest.raises(ApiException) as frozen:
+        core.patch_namespaced_config_map("frozen", "default", {"data": {"a": "2"}})
+    assert frozen.value.status == 422
+    assert "data: Forbidden: field is immutable when `immutable` is set" in json.loads(frozen.value.body)["message"]
