@@ -12,7 +12,7 @@ import yaml
 
 from kubesim import server as server_mod
 from kubesim.clusters import ClusterOptions
-from kubesim.testing import kubeconfig_for
+from kubesim.testing import kubeconfig_for, write_private
 
 __all__ = ["main"]
 
@@ -42,9 +42,7 @@ def serve(count: int, names: str, host: str, port: int, kubeconfig_path: pathlib
     def ready(running: server_mod.RunningServer) -> None:
         if kubeconfig_path is not None:
             doc = kubeconfig_for(running.url, cluster_names, ca_pem=running.ca_pem, token=token)
-            kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
-            kubeconfig_path.write_text(yaml.safe_dump(doc))
-            kubeconfig_path.chmod(0o600)
+            write_private(kubeconfig_path, yaml.safe_dump(doc))
             click.echo(f"kubeconfig: {kubeconfig_path}")
         for name in cluster_names:
             click.echo(f"{name}: {running.url(name)}")

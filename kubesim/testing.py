@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import os
 import pathlib
 import threading
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from kubesim import faults as faults_mod
 from kubesim import server as server_mod
 from kubesim.clusters import ClusterOptions
 
-__all__ = ["KubeSim", "kubeconfig_for"]
+__all__ = ["KubeSim", "kubeconfig_for", "write_private"]
 
 T = TypeVar("T")
 
@@ -45,6 +46,16 @@ def kubeconfig_for(url_of: Callable[[str], str], clusters: Sequence[str], *, ca_
         "clusters": kc_clusters, "users": users, "contexts": contexts,
         "current-context": current or (clusters[0] if clusters else ""),
     }
+
+
+def write_private(path: pathlib.Path, text: str) -> None:
+    """Write a 0600 file atomically (readers polling for it never see it half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(partial, path)
 
 
 class KubeSim:
@@ -169,9 +180,7 @@ class KubeSim:
     def write_kubeconfig(self, path: str | pathlib.Path, clusters: Sequence[str] | None = None) -> pathlib.Path:
         target = pathlib.Path(path)
         names = list(clusters) if clusters is not None else list(self.clusters)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(kubeconfig_for(self.url, names, ca_pem=self.ca_pem, token=self._token)))
-        target.chmod(0o600)
+        write_private(target, yaml.safe_dump(kubeconfig_for(self.url, names, ca_pem=self.ca_pem, token=self._token)))
         return target
 
     def api_client(self, cluster: str) -> Any:
