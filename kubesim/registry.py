@@ -615,9 +615,15 @@ def _apply(
             'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Too long: must have at most 128 bytes',
             {"group": "meta.k8s.io", "kind": "PatchOptions"})
     try:
-        config = yaml.load(raw.decode("utf-8") if raw else "", Loader=yaml.CSafeLoader)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise errors.bad_request(f"error decoding YAML: {exc}") from exc
+        # Clients send JSON (a YAML subset); parse it as such first, it is much faster.
+        config = json.loads(raw) if raw[:1] == b"{" else None
+    except ValueError:
+        config = None
+    if config is None:
+        try:
+            config = yaml.load(raw.decode("utf-8") if raw else "", Loader=yaml.CSafeLoader)
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise errors.bad_request(f"error decoding YAML: {exc}") from exc
     if not isinstance(config, dict):
         raise errors.bad_request("the body of an apply patch must be an object")
     api_version, kind = config.get("apiVersion"), config.get("kind")
