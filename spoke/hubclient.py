@@ -28,9 +28,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import grpc
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 
 from protos import bundle as bundles
 from protos import codec
@@ -147,6 +144,9 @@ class FetchedBundle:
 
 def fingerprint_of(pem: bytes) -> str:
     """``sha256:<hex>`` of a certificate's DER bytes (the join token's CA fingerprint)."""
+    from cryptography import x509  # first contact only: x509 costs ~7 MiB in a process that stays up
+    from cryptography.hazmat.primitives import serialization
+
     cert = x509.load_pem_x509_certificate(pem)
     return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
@@ -206,6 +206,9 @@ def first_contact(address: str, fingerprint: str, *, timeout: float = 10.0) -> F
 
 def check_registered_ca(address: str, fingerprint: str, *, ca_pem: bytes, leaf_pem: bytes) -> None:
     """The CA from Register must carry the pinned fingerprint and have issued the certificate the hub showed."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
     if not ca_pem:
         raise HubTrustError(address, "refusing the hub: Register returned no CA to check against the join token")
     actual = fingerprint_of(ca_pem)
