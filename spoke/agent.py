@@ -25,7 +25,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from protos import bundle as bundles
 from protos.objects import ObjectRef
 from protos.status import Action, DriftPolicy, HealthStatus, Phase
 from spoke import credentials, drift, health, hubclient, inventory, report, watching
-from spoke.apply import engine, manager_apply, manager_delete, manager_wait
+from spoke.apply import engine, manager_apply, manager_delete, manager_wait, ordering
 from spoke.apply.changeset import ChangeSet, ChangeSetEntry
 from spoke.cluster import ClusterClient, errors
 from spoke.settings import SpokeSettings
@@ -101,6 +101,7 @@ class _State:
     inventory: inventory.Inventory | None = None
     last_resync: float = 0.0
     last_phase: Phase = Phase.UNKNOWN
+    retry: _Source | None = None        #: a bundle to try again (hub or API away last time)
 
 
 class Agent:
@@ -177,6 +178,17 @@ class Agent:
     # -- startup: credentials and the in-cluster copy -------------------------------------------
 
     def _startup(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                self._load_and_enforce()
+                return
+            except errors.ClusterError as exc:  # the API server may come up after the spoke
+                log.warning("cannot read the spoke's state from the cluster: %s; retrying", exc)
+                self._stop.wait(reconnect_delay(attempt, cap=self.settings.reconnect_cap))
+                attempt += 1
+
+    def _load_and_enforce(self) -> None:
         self._ensure_namespace()
         self._creds = self._creds_store.load()
         try:
@@ -304,6 +316,8 @@ class Agent:
                 log.warning("%s", exc)
                 self._state.errors = [str(exc)]
                 self._publish()
+            except Exception:  # a bug must not stop enforcement of everything else; it is logged in full
+                log.exception("unexpected error in the agent loop")
 
     def _on_desired(self, desired: hubclient.Desired) -> None:
         st = self._state
@@ -327,12 +341,15 @@ class Agent:
 
     def _on_tick(self) -> None:
         st = self._state
-        if st.bundle is None:
-            return
         now = time.monotonic()
         # Failed objects are retried now and then; a full re-apply would also overwrite drift that the
         # `report` policy must leave alone, so it only runs while none is recorded.
         retry_due = now - st.last_resync > min(self.settings.resync_interval, RETRY_INTERVAL)
+        if st.retry is not None and retry_due and not st.paused:
+            self.reconcile_once(st.retry)  # a bundle not fetched or applied because the hub or API was away
+            return
+        if st.bundle is None:
+            return
         waiting = any(_waiting(e) for e in st.actions.values())
         if (st.errors or waiting) and retry_due and not st.paused and not st.drift:
             self.reconcile_once(_Source(digest=st.digest, commit=st.commit, signature=st.signature))
@@ -347,13 +364,20 @@ class Agent:
     def reconcile_once(self, source: _Source) -> report.Status:
         """fetch → verify → apply → prune → save inventory → assess → report."""
         st = self._state
+        st.last_resync = time.monotonic()
+        st.retry = None
         self.reporter.submit(dataclasses.replace(self._build_status(), phase=Phase.APPLYING))
         # fetch + verify
         try:
             bundle, data = self._fetch_and_verify(source)
-        except (bundles.BundleError, hubclient.HubError) as exc:
+        except bundles.BundleError as exc:  # the same bytes would fail again: refuse until a new digest comes
             st.refused = f"bundle {source.digest} refused: {exc}"
             log.error("%s", st.refused)
+            return self._publish()
+        except hubclient.HubError as exc:
+            st.retry = source
+            st.errors = [f"bundle {source.digest} not fetched: {exc}"]
+            log.warning("%s", st.errors[0])
             return self._publish()
         st.refused = ""
         # apply
@@ -362,6 +386,8 @@ class Agent:
             result = engine.apply_bundle(self.client, bundle, previous=st.inventory, options=options)
         except Exception as exc:  # an OrderingError or a cluster outage: report it, keep the last state
             st.errors = [f"bundle {source.digest}: {exc}"]
+            if not isinstance(exc, ordering.OrderingError):
+                st.retry = source
             log.error("%s", st.errors[0])
             return self._publish()
         # prune
@@ -382,14 +408,12 @@ class Agent:
         st.inventory = new_inventory
         st.bundle, st.digest, st.commit, st.signature = bundle, source.digest, source.commit, source.signature
         st.desired = result.desired
-        st.policies = {str(a.get("name")): DriftPolicy(a["driftPolicy"])
-                       for a in bundle.get("apps") or [] if a.get("driftPolicy")}
+        st.policies, policy_errors = _policies(bundle)
         st.actions = {e.ref: e for e in changes}
-        st.errors = result.errors + [str(e) for e in pruned.entries if e.action == Action.FAILED]
+        st.errors = result.errors + policy_errors + [str(e) for e in pruned.entries if e.action == Action.FAILED]
         st.drift = {}
         if source.digest != previous_digest:
             st.applied_at = time.monotonic()  # the health timeout runs from the first apply of a bundle
-        st.last_resync = time.monotonic()
         # assess: watch what we applied; the listing it starts with fills the live cache
         self._watch.set_kinds({(d.api_version, ref.kind) for ref, d in st.desired.items()})
         st.live = dict(result.live)
@@ -570,6 +594,22 @@ class Agent:
         self.health_port = int(self._http.server_address[1])
         thread = threading.Thread(target=self._http.serve_forever, name="convoy-healthz", daemon=True)
         thread.start()
+
+
+def _policies(bundle: Mapping[str, Any]) -> tuple[dict[str, DriftPolicy], list[str]]:
+    """Per-app drift policy overrides; an unknown value keeps the spoke's default and is reported."""
+    policies: dict[str, DriftPolicy] = {}
+    problems: list[str] = []
+    for app in bundle.get("apps") or []:
+        value = app.get("driftPolicy")
+        if not value:
+            continue
+        try:
+            policies[str(app.get("name"))] = DriftPolicy(value)
+        except ValueError:
+            problems.append(f"app {app.get('name')}: driftPolicy {value!r} is not one of "
+                            f"{', '.join(p.value for p in DriftPolicy)}; using the spoke's default")
+    return policies, problems
 
 
 def _waiting(entry: ChangeSetEntry | None) -> bool:
