@@ -247,3 +247,24 @@ def test_immutable_fields_are_refused(api: client.ApiClient) -> None:
         core.patch_namespaced_config_map("frozen", "default", {"data": {"a": "2"}})
     assert frozen.value.status == 422
     assert "data: Forbidden: field is immutable when `immutable` is set" in json.loads(frozen.value.body)["message"]
+
+
+def test_terminating_namespace_refuses_new_content(api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": "closing"}})
+    core.create_namespaced_config_map("closing", {"metadata": {"name": "held", "finalizers": ["example.com/x"]}})
+    core.delete_namespace("closing")
+    ns = core.read_namespace("closing")
+    assert ns.status.phase == "Terminating" and ns.metadata.deletion_timestamp is not None
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_config_map("closing", {"metadata": {"name": "new"}})
+    assert refused.value.status == 403
+    body = json.loads(refused.value.body)
+    assert body["message"] == ('configmaps "new" is forbidden: unable to create new content in namespace closing '
+                               "because it is being terminated")
+    assert body["details"]["causes"][0]["reason"] == "NamespaceTerminating"
+    with pytest.raises(ApiException) as again:
+        core.delete_namespace("closing")
+    assert again.value.status == 409
+    core.patch_namespaced_config_map("held", "closing", {"metadata": {"finalizers": None}})
+    _eventually(lambda: _namespace_missing(core, "closing"))
