@@ -21,7 +21,18 @@ from typing import Any
 
 from aiohttp import web
 
-from kubesim import deleting, discovery, errors, faults, openapi, registry, selectors, unknownfields, watching
+from kubesim import (
+    deleting,
+    discovery,
+    errors,
+    faults,
+    openapi,
+    registry,
+    selectors,
+    tables,
+    unknownfields,
+    watching,
+)
 from kubesim.clusters import Cluster, ClusterOptions, ClusterSet
 from kubesim.resources import ResourceType
 from kubesim.tlsutil import ServerTLS, make_server_tls
@@ -514,27 +525,8 @@ async def _list_or_watch(request: web.Request, cluster: Cluster, rt: ResourceTyp
     body = {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta,
             "items": _present_list(rt, items)}
     if "as=Table" in request.headers.get("Accept", ""):
-        return _json(_table(rt, items, meta))
+        return _json(tables.table(rt.group, rt.kind, items, meta))
     return _json(body)
-
-
-def _table(rt: ResourceType, items: list[Obj], meta: Obj) -> Obj:
-    """The server-side printing kubectl asks for (``as=Table``): name and age, like a CRD without columns."""
-    rows = []
-    for obj in items:
-        partial = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
-        rows.append({"cells": [obj["metadata"]["name"], obj["metadata"].get("creationTimestamp")],
-                     "object": partial})
-    return {
-        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a "
-             "namespace.", "priority": 0},
-            {"name": "Created At", "type": "date", "format": "", "description": "CreationTimestamp is a "
-             "timestamp representing the server time when this object was created.", "priority": 0},
-        ],
-        "rows": rows,
-    }
 
 
 async def serve_forever(options: ServerOptions, ready: Callable[[RunningServer], None] | None = None) -> None:

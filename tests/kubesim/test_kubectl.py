@@ -138,3 +138,13 @@ def test_kubeconfig_has_one_context_per_cluster(sim: KubeSim, kubectl: str, tmp_
     in_a = subprocess.run([kubectl, "--kubeconfig", str(path), "--context", "ctx-a", "get", "configmap", "only-b"],
                           capture_output=True, text=True, check=False)
     assert in_a.returncode == 1  # clusters are independent
+
+
+def test_get_prints_the_usual_columns(run, tmp_path: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("apply", "--server-side", "-f", _manifest(tmp_path, "a.yaml")).returncode == 0
+    waited = run("wait", "--for=condition=Available", "deployment/web", "--timeout=10s")
+    assert waited.returncode == 0, waited.stderr
+    out = run("get", "deployments")
+    header, row = out.stdout.splitlines()
+    assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert row.split()[:4] == ["web", "2/2", "2", "2"]
