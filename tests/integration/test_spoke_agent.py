@@ -266,3 +266,23 @@ def test_first_start_over_tls_pins_the_join_tokens_ca_and_stores_it(
             agent.stop()
             agent.client.close()
         hub.stop()
+
+
+def test_drift_on_a_secret_never_reports_its_values(
+        hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
+    import base64
+
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "sec"},
+              "type": "Opaque", "data": {"password": base64.b64encode(b"hunter2").decode()}}
+    hub.publish(make_bundle([namespace("sec"), secret],
+                            apps=[{"name": "web", "namespace": "sec", "dependsOn": [], "driftPolicy": "report"}]))
+    spawn()
+    wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready")
+    leaked = base64.b64encode(b"letmein").decode()
+    client.apply({**secret, "data": {"password": leaked}}, manager="someone-else", force=True)
+    drifted = wait_for(_reported(hub, _phase_is(Phase.DRIFTED)), timeout=DRIFT_DEADLINE, what="Secret drift")
+    fields = [(f.path, f.desired, f.live) for d in drifted.drift for f in d.fields]
+    assert fields and all(path.startswith(".data") for path, _, _ in fields)
+    text = str(drifted)
+    for plain in ("hunter2", "letmein", leaked, secret["data"]["password"]):
+        assert plain not in text
