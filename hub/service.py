@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 STATE_FLEET_ERROR = "fleet_error"            #: why the last commit could not be rendered at all ("" if it could)
 STATE_DEPLOYED_AT = "last_deployed_at"       #: ISO time the last deployed commit was deployed
 
+#: Clusters written per transaction when storing a render.
+_WRITE_BATCH = 200
+
 
 @dataclasses.dataclass(frozen=True)
 class SyncOutcome:
@@ -221,7 +224,7 @@ class HubService:
         """Render clusters at ``sha`` and make each good bundle desired; ``only`` limits which."""
         now = self.clock()
         fs = self.source.fs_at(sha)
-        with self.db.session() as session:
+        with self.db.session(write=False) as session:
             registered = {row.name: dict(row.labels or {}) for row in store.list_clusters(session)}
         try:
             declared = fleet_clusters.declared_clusters(fs)
@@ -235,33 +238,52 @@ class HubService:
         if fleet_render.fleet_error is not None:
             return self._fleet_failed(sha, str(fleet_render.fleet_error), now)
 
+        failed = {name: tuple(str(e) for e in render.errors) or ("the render produced no bundle",)
+                  for name, render in fleet_render.clusters.items()
+                  if render.errors or render.digest is None or render.data is None}
+        good = [(name, render) for name, render in sorted(fleet_render.clusters.items()) if name not in failed]
+        new_bundles = self._new_bundles(render for _, render in good)
         changed: list[str] = []
-        failed: dict[str, tuple[str, ...]] = {}
-        with self.db.session() as session:
-            stored: set[str] = set()
-            wanted: list[tuple[str, str, str]] = []
-            for name, render in sorted(fleet_render.clusters.items()):
-                if render.errors or render.digest is None or render.data is None:
-                    messages = tuple(str(error) for error in render.errors) or ("the render produced no bundle",)
-                    failed[name] = messages
-                    # The store records the event once per cluster and commit.
-                    store.set_render_errors(session, cluster=name, commit=sha,
-                                            errors=[_app_error_doc(e) for e in render.errors], now=now)
-                    continue
-                if render.digest not in stored and store.bundle_meta(session, render.digest) is None:
-                    store.put_bundle(session, digest=render.digest, compressed=bundles.compress(render.data),
-                                     size=len(render.data),
-                                     signature=bundles.sign(self.signing_key, render.digest), now=now)
-                stored.add(render.digest)
-                store.clear_render_errors(session, name)
-                wanted.append((name, sha, render.digest))
-            changed = store.set_desired_many(session, wanted, now=now)
-            if only is None:
+        with self.db.session(write=False) as session:
+            had_errors = set(store.render_errors_all(session))
+        # Written in batches, so the write lock (SQLite) is never held for a whole fleet at once; a run
+        # cut short is simply repeated: every step is idempotent and the deployed commit moves last.
+        for batch in _batches([*sorted(failed), *(name for name, _ in good)], _WRITE_BATCH):
+            with self.db.session() as session:
+                for name in batch:
+                    if name in failed:
+                        # The store records the event once per cluster and commit.
+                        store.set_render_errors(session, cluster=name, commit=sha, now=now, errors=[
+                            _app_error_doc(e) for e in fleet_render.clusters[name].errors])
+                        continue
+                    digest = fleet_render.clusters[name].digest or ""
+                    bundle = new_bundles.pop(digest, None)
+                    if bundle is not None:
+                        store.put_bundle(session, digest=digest, compressed=bundle[0], size=bundle[1],
+                                         signature=bundle[2], now=now)
+                    if name in had_errors:
+                        store.clear_render_errors(session, name)
+                changed += store.set_desired_many(
+                    session, [(name, sha, fleet_render.clusters[name].digest or "") for name in batch
+                              if name not in failed], now=now)
+        if only is None:
+            with self.db.session() as session:
                 store.set_state(session, store.StateKey.LAST_DEPLOYED_COMMIT, sha, now=now)
                 store.set_state(session, STATE_DEPLOYED_AT, now.isoformat(), now=now)
                 store.set_state(session, STATE_FLEET_ERROR, "", now=now)
                 store.prune_bundles(session, keep_last=self.settings.bundle_retention, now=now)
         return SyncOutcome(commit=sha, changed=tuple(changed), render_errors=failed)
+
+    def _new_bundles(self, renders: Iterable[pipeline.ClusterRender]) -> dict[str, tuple[bytes, int, bytes]]:
+        """digest -> (compressed bytes, size, signature) of each rendered bundle not stored yet.
+
+        Compressing and signing happen here, outside any transaction.
+        """
+        distinct = {r.digest: r.data for r in renders if r.digest is not None and r.data is not None}
+        with self.db.session(write=False) as session:
+            missing = [digest for digest in distinct if store.bundle_meta(session, digest) is None]
+        return {digest: (bundles.compress(distinct[digest]), len(distinct[digest]),
+                         bundles.sign(self.signing_key, digest)) for digest in missing}
 
     def _fleet_failed(self, sha: str, message: str, now: dt.datetime) -> SyncOutcome:
         text = f"commit {sha[:12]}: the fleet cannot be rendered; every cluster keeps its state: {message}"
@@ -269,6 +291,11 @@ class HubService:
             store.set_state(session, STATE_FLEET_ERROR, text, now=now)
             store.add_event(session, models.EventKind.RENDER_ERROR, commit=sha, message=text, now=now)
         return SyncOutcome(commit=sha, error=text)
+
+
+def _batches(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _seen(session: Any, sha: str, now: dt.datetime) -> None:
@@ -300,3 +327,5 @@ def _log_outcome(reason: str, outcome: SyncOutcome) -> None:
         log.warning("sync (%s): %s", reason, outcome.message)
     elif not outcome.skipped:
         log.info("sync (%s): %s", reason, outcome.message)
+    for name, errors in sorted(outcome.render_errors.items())[:10]:
+        log.warning("cluster %s keeps its last good bundle: %s", name, errors[0])
