@@ -414,11 +414,9 @@ class Agent:
         st.drift = {}
         if source.digest != previous_digest:
             st.applied_at = time.monotonic()  # the health timeout runs from the first apply of a bundle
-        # assess: watch what we applied; the listing it starts with fills the live cache
+        # assess: the engine's answers are the live objects as of now; the drift watch keeps them current
         self._watch.set_kinds({(d.api_version, ref.kind) for ref, d in st.desired.items()})
         st.live = dict(result.live)
-        st.live.update(manager_wait.read_live(self.client, {(d.api_version, r.kind) for r, d in st.desired.items()},
-                                              cluster=self.settings.cluster))
         log.info("applied %s: %s", source.digest, _summary(changes))
         return self._publish()
 
