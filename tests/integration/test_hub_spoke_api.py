@@ -26,6 +26,7 @@ from tests.integration.test_hub_harness import (
     fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
+    poll,
     registered_spoke,
     running_hub,
 )
@@ -101,6 +102,16 @@ async def test_watch_gets_desired_state_at_once_and_heartbeats(tmp_path: Path, f
             event = await asyncio.wait_for(stream.read(), 5)
             kinds.append(event.WhichOneof("event"))
         assert kinds == ["heartbeat", "heartbeat"]
+
+        # An open stream keeps the cluster's last-seen fresh in the store (other hub processes read it).
+        with hub.db.session() as session:
+            registered_at = store.get_cluster(session, "alpha").registered_at  # type: ignore[union-attr]
+
+        async def refreshed() -> bool:
+            with hub.db.session() as session:
+                seen = store.get_cluster(session, "alpha").last_seen  # type: ignore[union-attr]
+            return seen is not None and seen > registered_at
+        await poll(refreshed, what="last-seen refreshed by the open Watch stream")
 
         # Pausing is a desired-state change too: the watcher hears of it at once.
         admin = admin_of(hub, ch)
