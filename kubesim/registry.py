@@ -216,7 +216,11 @@ def _kind_rules_on_create(cluster: Cluster, rt: ResourceType, obj: Obj) -> None:
 def _check_body(rt: ResourceType, body: Any) -> Obj:
     if not isinstance(body, dict):
         raise errors.bad_request(f"the body of the request was not a JSON object: {type(body).__name__}")
-    obj: Obj = copy.deepcopy(body)
+    # Bodies are freshly decoded per request (or built by the caller), so a shallow copy suffices:
+    # only the top level and metadata are rewritten here, nested values are replaced, not shared.
+    obj: Obj = dict(body)
+    if isinstance(obj.get("metadata"), dict):
+        obj["metadata"] = dict(obj["metadata"])
     api_version = obj.get("apiVersion")
     kind = obj.get("kind")
     if api_version and api_version != rt.api_version:
