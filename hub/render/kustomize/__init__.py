@@ -12,6 +12,7 @@ Modules, in build order:
 * ``resources`` — a resource and its id history; field specs and how they are walked
 * ``generating`` — ConfigMap/Secret generators and kustomize's hash suffix
 * ``patching`` — strategic-merge and JSON 6902 patches, target selectors
+* ``merging`` — kustomize's own strategic merge walk (kyaml merge2), element order included
 * ``transforming`` — namespace, prefix/suffix, labels, annotations, images, replicas
 * ``namerefs`` — fixing references to renamed objects
 * ``ordering`` — kustomize's legacy output order

@@ -1,9 +1,9 @@
 """``patches``, ``patchesStrategicMerge`` and ``patchesJson6902``, with kustomize's target selection.
 
-Strategic merge for built-in kinds is :func:`protos.strategic_merge.apply_patch`
-with the kind's schema; kinds without a built-in schema (custom resources) merge
-as kustomize merges them without a schema. JSON 6902 uses the ``jsonpatch``
-library.
+Strategic merge is kustomize's own walk (:mod:`~hub.render.kustomize.merging`)
+with the built-in kinds' schema from :mod:`protos.k8s_schema`; kinds without one
+(custom resources) merge maps and replace lists, as in kustomize. JSON 6902 uses
+the ``jsonpatch`` library.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import jsonpatch
 
 from hub.render import repofs
 from hub.render.errors import KustomizeError
+from hub.render.kustomize import merging
 from hub.render.kustomize.kustomization import Kustomization
 from hub.render.kustomize.loading import load_yaml_any, load_yaml_documents
 from hub.render.kustomize.resources import Resource, clone, effective_namespace_of
@@ -131,37 +132,12 @@ def select(resources: list[Resource], target: dict[str, Any], *, file: str) -> l
 
 # -- merging --------------------------------------------------------------------------------------
 
-def _json_merge(original: Any, patch: Any) -> Any:
-    """RFC 7386 merge with kustomize's ``$patch: delete`` directive for a whole map."""
-    if not isinstance(patch, dict):
-        return clone(patch)
-    if not isinstance(original, dict):
-        original = {}
-    result = dict(original)
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, dict):
-            result[key] = _json_merge(result.get(key), value)
-        else:
-            result[key] = clone(value)
-    return result
-
-
 def strategic_merge(res: Resource, patch: dict[str, Any]) -> dict[str, Any] | None:
-    """``res.obj`` with ``patch`` merged; None when the patch deletes the object (``$patch: delete``)."""
-    if patch.get("$patch") == "delete":
-        return None
-    from protos import k8s_schema  # B's modules; imported late on purpose
-    from protos import strategic_merge as smp
-
-    if k8s_schema.is_builtin(res.group, res.kind):
-        merged: dict[str, Any] = smp.apply_patch(res.obj, patch, schema=k8s_schema.schema_for(res.group, res.kind))
-        return merged
-    if patch.get("$patch") == "replace":
-        return {key: clone(value) for key, value in patch.items() if key != "$patch"}
-    merged_cr: dict[str, Any] = _json_merge(res.obj, patch)
-    return merged_cr
+    """``res.obj`` with ``patch`` merged (in place); None when the patch deletes the object."""
+    try:
+        return merging.merge(res.obj, patch, merging.schema_for(res.group, res.kind))
+    except merging.MergeError as exc:
+        raise KustomizeError(f"strategic merge patch failed: {exc}", obj=res.describe(), file=res.source) from exc
 
 
 def _apply_smp(res: Resource, patch: dict[str, Any]) -> bool:
