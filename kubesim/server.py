@@ -505,7 +505,9 @@ async def _list_or_watch(request: web.Request, cluster: Cluster, rt: ResourceTyp
                 {"group": "meta.k8s.io", "kind": "ListOptions"})
         timeout_raw = query.get("timeoutSeconds")
         try:
-            timeout = float(timeout_raw) if timeout_raw else cluster.options.watch_timeout
+            timeout = float(timeout_raw) if timeout_raw else 0.0
+            if timeout <= 0:  # unset or 0: the server's own watch length
+                timeout = cluster.options.watch_timeout
         except ValueError as exc:
             raise errors.bad_request(f"invalid timeoutSeconds: {timeout_raw}") from exc
         watch = watching.WatchRequest(rt=rt, namespace=namespace, labels=labels, fields=fields,
