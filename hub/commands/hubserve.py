@@ -321,7 +321,7 @@ def hub() -> None:
 def serve_command(config_file: Path | None, **values: Any) -> None:
     """Follow the fleet repository and serve every cluster its bundle (gRPC + HTTP side port)."""
     settings = _load(values, config_file)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     asyncio.run(serve(settings))
 
 
@@ -341,6 +341,12 @@ def migrate_command(config_file: Path | None, **values: Any) -> None:
     finally:
         db.dispose()
     click.echo(f"database {db.display_url} is at revision {revision}")
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic announces every plugin it loads at INFO; the migration itself is still logged.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _load(values: Mapping[str, Any], config_file: Path | None, *,
