@@ -27,6 +27,7 @@ from tests.integration.test_hub_harness import (
     poll,
     registered_spoke,
     running_hub,
+    standard_fleet,
 )
 
 SECRET = """\
@@ -183,3 +184,24 @@ async def test_unsigned_head_is_refused_and_the_last_signed_commit_kept(tmp_path
         history = await admin_of(hub, ch).call("History", pb.HistoryRequest(all=True, limit=50))
         assert any(e.kind == "commit_refused" and e.commit == unsigned for e in history.events)
         stream.cancel()
+
+
+async def test_unreachable_repository_keeps_the_hub_up_until_it_appears(tmp_path: Path) -> None:
+    later = tmp_path / "fleet-later"
+    async with running_hub(hub_settings(tmp_path / "hub", later, poll_interval=0.2)) as hub, \
+            aiohttp.ClientSession() as http:
+        base = f"http://127.0.0.1:{hub.http_port}"
+
+        async def failed_twice() -> bool:
+            async with http.get(f"{base}/metrics") as resp:
+                return 'convoy_hub_fetches_total{outcome="error"} 2.0' in await resp.text()
+        await poll(failed_twice, what="two failed fetches")
+        async with http.get(f"{base}/readyz") as resp:
+            assert resp.status == 503 and "first sync" in (await resp.json())["detail"]
+
+        standard_fleet(FleetRepo(later))
+
+        async def ready() -> bool:
+            async with http.get(f"{base}/readyz") as resp:
+                return resp.status == 200
+        await poll(ready, what="/readyz once the repository exists")
