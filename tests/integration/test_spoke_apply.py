@@ -160,9 +160,6 @@ def test_ssa_annotations_if_not_present_and_ignore(client: ClusterClient) -> Non
     assert live is not None and live["data"] == {"v": "1"}
 
 
-@pytest.mark.xfail(strict=True, reason="kubesim does not enforce immutable fields yet: a real API server answers a "
-                   "Deployment spec.selector change with 422 'field is immutable' (the spoke's handling of that "
-                   "answer is covered in tests/unit/test_spoke_manager_apply.py); strict, so it alerts when fixed")
 def test_immutable_field_change_fails_clearly_then_recreated_with_force(client: ClusterClient) -> None:
     def dep(selector: str, force: bool) -> dict[str, Any]:
         d = deployment("web", "imm", annotations={bundles.ANNOTATION_FORCE: "true"} if force else None)
