@@ -157,6 +157,16 @@ BUILTINS: tuple[ResourceType, ...] = (
     _rt("storage.k8s.io", "v1", "csidrivers", "CSIDriver", False),
     # scheduling.k8s.io/v1
     _rt("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, short_names=("pc",)),
+    # discovery.k8s.io/v1, events.k8s.io/v1
+    _rt("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
+    _rt("events.k8s.io", "v1", "events", "Event", True, short_names=("ev",)),
+    # admissionregistration.k8s.io/v1
+    _rt("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration",
+        False, categories=("api-extensions",), generation=True),
+    _rt("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration",
+        False, categories=("api-extensions",), generation=True),
+    # node.k8s.io/v1
+    _rt("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", False),
     # apiextensions.k8s.io/v1
     _rt("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
         short_names=("crd", "crds"), categories=("api-extensions",), status=True, generation=True,
