@@ -211,6 +211,8 @@ def _random_layer(rng: random.Random, name: str, *, component: bool) -> dict[str
         layer["patches"] = patches
     if rng.random() < 0.2:
         layer["replicas"] = [{"name": "web", "count": rng.randint(2, 5)}]
+    if set(layer) <= {"apiVersion", "kind"}:
+        layer["commonAnnotations"] = {"layer": name}  # kustomize refuses an empty kustomization; Convoy does not
     return layer
 
 

@@ -267,8 +267,12 @@ def test_kustomization_booleans_are_yaml_1_1_as_in_kustomize(tmp_path: pathlib.P
     assert obj["data"]["flag"] == "on"
 
 
-def test_empty_kustomization(tmp_path: pathlib.Path) -> None:
-    fs = write(tmp_path, {"app/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n",
-                          "other/kustomization.yaml": ""})
-    assert "the kustomization is empty" in str(error_of(fs, "app"))
-    assert "the kustomization is empty" in str(error_of(fs, "other"))
+def test_empty_kustomization_is_a_layer_that_changes_nothing(tmp_path: pathlib.Path) -> None:
+    # kustomize refuses these ("kustomization.yaml is empty"); a placeholder overlay is legitimate in a fleet.
+    fs = write(tmp_path, {"app/kustomization.yaml": "resources: [cm.yaml]\ncomponents: [../placeholder]\n",
+                          "app/cm.yaml": CM.format(name="x"),
+                          "placeholder/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\n"
+                                                            "kind: Component\n",
+                          "empty/kustomization.yaml": ""})
+    assert [obj["metadata"]["name"] for obj in build(fs, "app").objects] == ["x"]
+    assert build(fs, "empty").objects == []

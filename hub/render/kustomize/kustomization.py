@@ -139,8 +139,8 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
             raise NeedsExternal(key, file)
         if key not in _SUPPORTED_FIELDS:
             raise KustomizeError(f"invalid kustomization: unknown field {key!r}", file=file)
-    if not any(value is not None for key, value in raw.items() if key not in {"apiVersion", "kind"}):
-        raise KustomizeError("the kustomization is empty (kustomize refuses it too)", file=file)
+    # kustomize refuses a kustomization with nothing but apiVersion and kind ("is empty"); Convoy
+    # accepts it as a layer that changes nothing, so a placeholder overlay does not break a fleet.
     kind = _string(raw, "kind", file) or "Kustomization"
     if kind not in {"Kustomization", "Component"}:
         raise KustomizeError(f"kind must be Kustomization or Component, not {kind!r}", file=file)
