@@ -155,7 +155,7 @@ def idle_footprint(kubeconfig: Path, cluster: str, bundle: dict[str, Any], *, se
     convoy = shutil.which("convoy", path=str(Path(sys.executable).parent)) or "convoy"
     proc = subprocess.Popen(
         [convoy, "spoke", "run", "--hub", "127.0.0.1:1", "--cluster", cluster, "--kubeconfig", str(kubeconfig),
-         "--context", cluster, "--insecure", "--health-port", str(port)],
+         "--context", cluster, "--insecure", "--health-port", str(port), "--health-host", "127.0.0.1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60

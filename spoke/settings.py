@@ -49,6 +49,7 @@ ENV_NAMES: dict[str, str] = {
     "insecure": "CONVOY_SPOKE_INSECURE",
     "drift_policy": "CONVOY_SPOKE_DRIFT_POLICY",
     "health_port": "CONVOY_SPOKE_HEALTH_PORT",
+    "health_host": "CONVOY_SPOKE_HEALTH_HOST",
     "health_timeout": "CONVOY_SPOKE_HEALTH_TIMEOUT",
     "heartbeat": "CONVOY_SPOKE_HEARTBEAT",
     "kubeconfig": "CONVOY_SPOKE_KUBECONFIG",
@@ -192,7 +193,7 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
             raise SettingsError(f"{ns_source}: {namespace!r} is not a valid namespace name")
         values["namespace"] = str(namespace)
 
-    for key in ("kubeconfig", "context", "state_secret"):
+    for key in ("kubeconfig", "context", "state_secret", "health_host"):
         value, _ = pick(key)
         if value:
             values[key] = str(value)
@@ -254,6 +255,8 @@ import click  # noqa: E402 - kept beside the command it serves
 @click.option("--heartbeat", type=float, help="Seconds between status heartbeats (30).")
 @click.option("--health-port", type=int, help=f"Port of /healthz (default {DEFAULT_HEALTH_PORT}) "
                                               "[CONVOY_SPOKE_HEALTH_PORT].")
+@click.option("--health-host", help="Address /healthz listens on (default 0.0.0.0: probes use the pod IP) "
+                                    "[CONVOY_SPOKE_HEALTH_HOST].")
 def run(**flags: Any) -> None:
     """Run the spoke agent until SIGTERM."""
     import logging

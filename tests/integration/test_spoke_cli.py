@@ -47,10 +47,13 @@ def test_spoke_run_process(hub: FakeHub, kubesim_server: Any, kube_cluster: str,
     port = _free_port()
     env = {**os.environ, "CONVOY_SPOKE_HUB": hub.address, "CONVOY_SPOKE_CLUSTER": kube_cluster,
            "CONVOY_SPOKE_TOKEN": hub.token, "CONVOY_SPOKE_INSECURE": "true",
-           "CONVOY_SPOKE_HEALTH_PORT": str(port), "CONVOY_SPOKE_LABELS": "env=test"}
-    proc = subprocess.Popen([sys.executable, "-m", "hub", "spoke", "run", "--kubeconfig", str(kubeconfig),
-                             "--context", kube_cluster, "--heartbeat", "1"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           "CONVOY_SPOKE_HEALTH_PORT": str(port), "CONVOY_SPOKE_HEALTH_HOST": "127.0.0.1",
+           "CONVOY_SPOKE_LABELS": "env=test"}
+    log = tmp_path / "spoke.log"
+    with log.open("w") as sink:  # a file, not a pipe: a chatty process must never block on a full pipe
+        proc = subprocess.Popen([sys.executable, "-m", "hub", "spoke", "run", "--kubeconfig", str(kubeconfig),
+                                 "--context", kube_cluster, "--heartbeat", "1"],
+                                env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: _healthz(port) == 200, timeout=30, what="/healthz answering 200")
         wait_for(lambda: hub.phase() == Phase.READY, timeout=30, what="Ready reported by the process")
@@ -63,7 +66,7 @@ def test_spoke_run_process(hub: FakeHub, kubesim_server: Any, kube_cluster: str,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    output = proc.stdout.read() if proc.stdout else ""
+    output = log.read_text()
     assert "registered as cluster" in output and hub.token not in output
 
 
