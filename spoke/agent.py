@@ -541,7 +541,7 @@ class Agent:
         phases = []
         message = ""
         if st.bundle is None:
-            phases.append(Phase.FAILED if st.refused else Phase.UNKNOWN)
+            phases.append(Phase.FAILED if st.refused else Phase.PAUSED if st.paused else Phase.UNKNOWN)
             message = st.refused
         not_current = [o for o in objects if o.ref in st.desired and o.health != HealthStatus.CURRENT
                        and (o.action not in (Action.FAILED, Action.SKIPPED) or _waiting(st.actions.get(o.ref)))]
