@@ -5,6 +5,21 @@ Public API: :func:`build` (one kustomization directory), :func:`build_layers`
 components plus a namespace — how the fleet pipeline composes a cluster's app),
 :class:`BuildOptions`, :class:`BuildResult`, :func:`load_yaml_documents`.
 
+Native subset: ``resources`` (files and kustomization directories; ``bases``),
+``components``, ``namespace``, ``namePrefix``/``nameSuffix`` with name references
+fixed, ``labels`` and ``commonLabels``, ``commonAnnotations``, ``images``
+(``imageTags``), ``replicas``, ``patches`` / ``patchesStrategicMerge`` /
+``patchesJson6902`` with target selectors, ``configMapGenerator`` /
+``secretGenerator`` (kustomize's hash suffix; create/merge/replace) and
+``generatorOptions``. Anything else (``helmCharts``, ``replacements``, ``vars``,
+``openapi``, ``crds``, ``configurations``, plugin ``generators``/``transformers``/
+``validators``, ``sortOptions``, ``buildMetadata``, patch name/kind changes)
+goes to the external tool, and :class:`BuildResult` says which feature in which
+file forced it. Remote resources are refused, never fetched. Deliberate
+differences from kustomize: an empty kustomization is an empty layer (kustomize
+refuses it), an env-file line without a value is refused (kustomize reads the
+build process's environment), and timestamps in manifests stay strings.
+
 Modules, in build order:
 
 * ``kustomization`` — find and parse a kustomization file; the native subset and what is outside it
