@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from grpc import aio
@@ -33,6 +33,8 @@ __all__ = ["CHUNK_BYTES", "SpokeOptions", "SpokeServicer"]
 
 log = logging.getLogger(__name__)
 
+#: Above this many clusters in one read, load whole tables instead of row by row.
+_BULK_READ_FROM = 50
 #: Bytes of compressed bundle per BundleChunk: well under the 4 MiB default message limit.
 CHUNK_BYTES = 1024 * 1024
 
@@ -66,6 +68,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self._register_limit = limits.RateLimiter(rate=options.register_rate, burst=options.register_burst)
         self._report_limit = limits.RateLimiter(rate=options.report_rate, burst=options.report_burst)
         self._background: set[asyncio.Task[object]] = set()
+        self._desired = _Coalescer(self._desired_states)
 
     # -- Register ---------------------------------------------------------------------------
     @status.unary
@@ -120,7 +123,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                 if self.notifier.closing:
                     raise status.ShuttingDown()
                 if changed:
-                    desired = await asyncio.to_thread(self._desired_state, name)
+                    desired = await self._desired.get(name)
                     key = (desired.commit, desired.digest, desired.paused)
                     if desired.digest and key != last_sent:
                         last_sent = key
@@ -135,20 +138,31 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         finally:
             self.notifier.disconnected(name)
 
-    def _desired_state(self, name: str) -> pb.DesiredState:
+    def _desired_states(self, names: Sequence[str]) -> dict[str, pb.DesiredState]:
+        """Desired state messages of several clusters in one unit of work (see :class:`_Coalescer`)."""
         with self.db.session(write=False) as session:
-            cluster = store.get_cluster(session, name)
-            desired = store.get_desired(session, name)
-            meta = store.bundle_meta(session, desired.digest) if desired is not None else None
-        message = pb.DesiredState(cluster_name=name, paused=bool(cluster.paused) if cluster else False)
-        if desired is not None:
-            message.commit = desired.commit
-            message.digest = desired.digest
-            message.since.CopyFrom(codec.timestamp(desired.since))
-        if meta is not None:
-            message.size = meta.size
-            message.signature = meta.signature
-        return message
+            if len(names) > _BULK_READ_FROM:
+                clusters = {row.name: row for row in store.list_clusters(session)}
+                desired = store.desired_all(session)
+            else:
+                clusters = {n: c for n in names if (c := store.get_cluster(session, n)) is not None}
+                desired = {n: d for n in names if (d := store.get_desired(session, n)) is not None}
+            metas = {d.digest: store.bundle_meta(session, d.digest)
+                     for d in {desired[n].digest: desired[n] for n in names if n in desired}.values()}
+        messages = {}
+        for name in names:
+            cluster, row = clusters.get(name), desired.get(name)
+            message = pb.DesiredState(cluster_name=name, paused=bool(cluster.paused) if cluster else False)
+            if row is not None:
+                message.commit = row.commit
+                message.digest = row.digest
+                message.since.CopyFrom(codec.timestamp(row.since))
+                meta = metas.get(row.digest)
+                if meta is not None:
+                    message.size = meta.size
+                    message.signature = meta.signature
+            messages[name] = message
+        return messages
 
     # -- GetBundle --------------------------------------------------------------------------
     @status.stream
@@ -215,6 +229,47 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     def _touch(self, names: Iterable[str]) -> None:
         with self.db.session() as session:
             store.touch_clusters(session, names, self.clock())
+
+
+class _Coalescer:
+    """Reads the desired state of many clusters in one worker-thread call when their watchers wake together.
+
+    A commit that changes a thousand clusters wakes a thousand Watch streams in the same loop
+    iteration; one read for all of them instead of a thousand thread hops is what keeps the
+    notification well under a second. Call only on the event loop.
+    """
+
+    def __init__(self, load: Callable[[Sequence[str]], dict[str, pb.DesiredState]]) -> None:
+        self._load = load
+        self._pending: dict[str, list[asyncio.Future[pb.DesiredState]]] = {}
+
+    async def get(self, name: str) -> pb.DesiredState:
+        future: asyncio.Future[pb.DesiredState] = asyncio.get_running_loop().create_future()
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)  # after every watcher woken now has asked
+        self._pending.setdefault(name, []).append(future)
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, {}
+        task = asyncio.ensure_future(asyncio.to_thread(self._load, list(batch)))
+        task.add_done_callback(lambda done: self._deliver(batch, done))
+
+    @staticmethod
+    def _deliver(batch: dict[str, list[asyncio.Future[pb.DesiredState]]],
+                 done: asyncio.Future[dict[str, pb.DesiredState]]) -> None:
+        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        for name, futures in batch.items():
+            for future in futures:
+                if future.done():
+                    continue  # that watcher went away meanwhile
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    # Each stream gets its own message object; they are not shared across writes.
+                    message = pb.DesiredState()
+                    message.CopyFrom(done.result()[name])
+                    future.set_result(message)
 
 
 def _heartbeat(interval: float) -> pb.WatchEvent:
