@@ -469,8 +469,8 @@ class Agent:
     def _check_drift(self, d: engine.Desired, live: dict[str, Any] | None) -> None:
         st = self._state
         entry = st.actions.get(d.ref)
-        if entry is not None and entry.action == Action.FAILED:
-            return  # not enforced in the first place; the next apply retries it
+        if entry is not None and (entry.action == Action.FAILED or _waiting(entry)):
+            return  # not enforced in the first place (failed, or its app waits for another); a retry will
         mode = str(((d.manifest.get("metadata") or {}).get("annotations") or {}).get(bundles.ANNOTATION_SSA, ""))
         if mode == manager_apply.SSA_IGNORE or (mode == manager_apply.SSA_IF_NOT_PRESENT and live is not None):
             return  # never updated by Convoy, so a change is not drift (a deleted IfNotPresent object is)
@@ -478,7 +478,7 @@ class Agent:
         if live is None:
             kind_of_drift = "deleted"
         else:
-            diffs = drift.diff(d.manifest, live, manager=manager_apply.ApplyOptions(cluster="").manager)
+            diffs = drift.diff(d.manifest, live, manager=manager_apply.MANAGER)
             if not diffs:
                 st.drift.pop(d.ref, None)
                 return

@@ -34,6 +34,8 @@ from spoke.cluster import ClusterClient, errors
 
 __all__ = ["Applied", "ApplyOptions", "apply_all", "apply_one", "stamp"]
 
+#: the field manager Convoy applies as
+MANAGER = "convoy"
 SSA_IGNORE = "Ignore"
 SSA_IF_NOT_PRESENT = "IfNotPresent"
 
@@ -41,7 +43,7 @@ SSA_IF_NOT_PRESENT = "IfNotPresent"
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ApplyOptions:
     cluster: str                        #: stamped as convoy.dev/cluster on every object
-    manager: str = "convoy"             #: SSA field manager
+    manager: str = MANAGER              #: SSA field manager
     force_conflicts: bool = True        #: take fields other managers own (GitOps is the source of truth)
     workers: int = 8                    #: parallel requests within one stage
     delete_timeout: float = 60.0        #: how long a force-recreate waits for the old object to go
