@@ -122,7 +122,11 @@ class InventoryStore:
             raise ValueError(f"{self.ref}: inventory is damaged: {exc}") from exc
 
     def save(self, inventory: Inventory) -> None:
+        """Write the inventory; nothing is written when the stored one is the same."""
         data = encode(inventory)
+        live = self._client.get("v1", "Secret", self._namespace, self._name)
+        if live is not None and live.get("data") == data:
+            return
 
         def mutate(live: dict[str, Any] | None) -> dict[str, Any]:
             obj = live or {"apiVersion": "v1", "kind": "Secret",

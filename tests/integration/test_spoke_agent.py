@@ -89,9 +89,11 @@ def test_registers_once_applies_reports_ready_and_restarts_without_registering(
     assert hub.registrations == 1
     first.stop()
     hub.reports.clear()
+    revision = client.list("v1", "ConfigMap").resource_version  # one revision counter per cluster
     second = spawn(token=None)  # no token: the stored credential must be enough
     wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready after restart")
     assert second.status.digest == digest
+    assert client.list("v1", "ConfigMap").resource_version == revision  # the restart wrote nothing
     assert hub.registrations == 1
     assert hub.bundle_fetches == 1  # the in-cluster copy served the restart
 
