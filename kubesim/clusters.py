@@ -52,7 +52,7 @@ class Cluster:
     def __init__(self, name: str, options: ClusterOptions) -> None:
         self.name = name
         self.options = options
-        self.faults = faults_mod.Faults()
+        self._faults = faults_mod.Faults()
         self._store: Store | None = None
         # Custom resource types, registered by the CRD controller: {(group, version): {plural: type}}.
         self.custom: dict[tuple[str, str], dict[str, ResourceType]] = {}
@@ -64,6 +64,16 @@ class Cluster:
         self._next_node_port = 30000
         self._next_lb_ip = int(ipaddress.IPv4Address("172.18.255.1"))
         self.timers: set[asyncio.TimerHandle] = set()
+
+    @property
+    def faults(self) -> faults_mod.Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, value: faults_mod.Faults) -> None:
+        self._faults = value
+        if self._store is not None:
+            self._store.poke_subscriptions()  # open watches re-read them (a cut applies at once)
 
     @property
     def started(self) -> bool:

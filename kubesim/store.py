@@ -17,7 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "Key", "Store", "Subscription"]
+__all__ = ["POKE", "Event", "Key", "Store", "Subscription"]
+
+#: Event type that only wakes watchers (their settings changed); never sent to clients.
+POKE = "POKE"
 
 Key = tuple[str, str]  # (group, plural)
 Obj = dict[str, Any]
@@ -173,6 +176,11 @@ class Store:
             if key is None or sub_key == key:
                 for sub in subs:
                     sub.queue.put_nowait(None)
+
+    def poke_subscriptions(self) -> None:
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.queue.put_nowait(Event(self.revision, POKE, sub.key, {}, None))
 
     def events_after(self, revision: int, key: Key) -> builtins.list[Event]:
         return [e for e in self.history if e.revision > revision and e.key == key]

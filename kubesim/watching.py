@@ -19,7 +19,7 @@ from aiohttp import web
 from kubesim import errors, registry
 from kubesim.resources import ResourceType
 from kubesim.selectors import FieldSelector, LabelSelector
-from kubesim.store import Event
+from kubesim.store import POKE, Event
 
 if TYPE_CHECKING:
     from kubesim.clusters import Cluster
@@ -126,12 +126,19 @@ async def _pump(request: web.Request, response: web.StreamResponse, cluster: Clu
     deadline = loop_time() + watch.timeout
     interval = cluster.options.bookmark_interval
     next_bookmark = loop_time() + interval
-    cut = cluster.faults.watch_cut_after
-    cut_at = loop_time() + cut if cut is not None else None
+    started = loop_time()
     queue: asyncio.Queue[Event | None] = sub.queue
     try:
         while True:
             now = loop_time()
+            # Faults switch at run time (the store pokes watchers): a cut set later applies here too.
+            cut = cluster.faults.watch_cut_after
+            cut_at = started + cut if cut is not None else None
+            if cut_at is not None and now >= cut_at:
+                # An injected fault: the connection dies mid-stream, without the terminating chunk.
+                if request.transport is not None:
+                    request.transport.abort()
+                return
             wake = min(deadline, next_bookmark if watch.bookmarks else deadline)
             if cut_at is not None:
                 wake = min(wake, cut_at)
@@ -139,11 +146,6 @@ async def _pump(request: web.Request, response: web.StreamResponse, cluster: Clu
                 event = await asyncio.wait_for(queue.get(), timeout=max(wake - now, 0))
             except TimeoutError:
                 now = loop_time()
-                if cut_at is not None and now >= cut_at:
-                    # An injected fault: the connection dies mid-stream, without the terminating chunk.
-                    if request.transport is not None:
-                        request.transport.abort()
-                    return
                 if now >= deadline:
                     break
                 if watch.bookmarks and now >= next_bookmark and queue.empty():
@@ -152,6 +154,8 @@ async def _pump(request: web.Request, response: web.StreamResponse, cluster: Clu
                 continue
             if event is None:
                 break
+            if event.type == POKE:
+                continue  # the faults changed: re-read them at the top of the loop
             seen = watch.translate(event)
             if seen is not None:
                 await response.write(watch.line(*seen))

@@ -107,3 +107,18 @@ def test_faults_document_is_checked() -> None:
         Faults.from_json({"latency": 1, "nope": 2})
     parsed: Any = Faults.from_json({"error_rates": {"429": 0.1}, "watch_cut_after": 2})
     assert parsed.error_rates == {429: 0.1} and parsed.watch_cut_after == 2.0
+
+
+def test_a_cut_switched_on_later_reaches_open_watches(sim: KubeSim, cluster: str, api: client.ApiClient) -> None:
+    http = urllib3.PoolManager(retries=False)
+    response = http.request("GET", f"{sim.url(cluster)}/api/v1/namespaces?watch=true&timeoutSeconds=30",
+                            preload_content=False)
+    chunks = response.stream(amt=None)
+    assert b'"ADDED"' in next(chunks)
+    started = time.monotonic()
+    sim.set_faults(cluster, Faults(watch_cut_after=0.0))
+    with pytest.raises(urllib3.exceptions.ProtocolError):
+        for _chunk in chunks:
+            pass
+    assert time.monotonic() - started < 5
+    sim.clear_faults(cluster)
