@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from kubesim import (
@@ -103,10 +104,7 @@ async def start(options: ServerOptions) -> RunningServer:
     context: ssl.SSLContext | None = tls.ssl_context() if tls is not None else None
     site = web.TCPSite(runner, options.host, options.port, ssl_context=context, backlog=1024)
     await site.start()
-    server = site._server
-    assert server is not None
-    sockets = getattr(server, "sockets", None) or []
-    port = sockets[0].getsockname()[1] if sockets else options.port
+    port = int(runner.addresses[0][1]) if runner.addresses else options.port
     return RunningServer(runner, site, port, clusters, tls, options)
 
 
@@ -376,8 +374,6 @@ async def _body(request: web.Request) -> Any:
     try:
         return json.loads(raw)
     except ValueError:
-        import yaml
-
         try:
             return yaml.load(raw.decode("utf-8"), Loader=yaml.CSafeLoader)
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
