@@ -99,7 +99,10 @@ async def start(options: ServerOptions) -> RunningServer:
         clusters.add(name)
     tls = make_server_tls() if options.tls else None
     app = make_app(clusters, token=options.token)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+    # handler_cancellation: a watch whose client went away ends at once (and unsubscribes) instead
+    # of idling until its timeout.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5,
+                           handler_cancellation=True)
     await runner.setup()
     context: ssl.SSLContext | None = tls.ssl_context() if tls is not None else None
     site = web.TCPSite(runner, options.host, options.port, ssl_context=context, backlog=1024)

@@ -112,3 +112,24 @@ def test_dynamic_watch_of_one_object(api: client.ApiClient, tmp_path: pathlib.Pa
     cms.create(body={"metadata": {"name": "two"}}, namespace="default")
     events = list(dyn.watch(cms, namespace="default", name="two", timeout=1))
     assert [(e["type"], e["object"].metadata.name) for e in events] == [("ADDED", "two")]
+
+
+def test_a_watch_whose_client_left_unsubscribes(sim: KubeSim, cluster: str, api: client.ApiClient) -> None:
+    http = urllib3.PoolManager(retries=False)
+    response = http.request("GET", f"{sim.url(cluster)}/api/v1/namespaces?watch=true&timeoutSeconds=300",
+                            preload_content=False)
+    assert b'"ADDED"' in next(response.stream(amt=None))
+
+    def watchers() -> int:
+        running = sim._running().clusters.get(cluster)
+        assert running is not None
+        return sum(len(subs) for subs in running.store._subs.values())
+
+    assert sim.call(watchers) == 1
+    if response.connection is not None:
+        response.connection.close()  # the client goes away mid-stream
+    http.clear()
+    deadline = time.monotonic() + 5
+    while sim.call(watchers):
+        assert time.monotonic() < deadline, "the watch kept its subscription after the client left"
+        time.sleep(0.02)
