@@ -148,19 +148,23 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
                               what=f"the spoke in {victim} to correct the drift")
         console.print(f"   Drift detected and corrected in {time.monotonic() - started:.1f}s: "
                       f"back to {desired} replicas.")
-        with fleet.admin() as admin:
-            events = admin.call("History", pb.HistoryRequest(cluster=victim, limit=50)).events
-        for event in events:
-            if "drift" in event.kind:
-                console.print(f"   history: {event.kind}: {event.message}", markup=False, highlight=False)
-                break
+
+        def drift_event() -> pb.Event | None:
+            with fleet.admin() as admin:
+                events = admin.call("History", pb.HistoryRequest(cluster=victim, limit=50)).events
+            return next((e for e in events if e.kind == "drift"), None)
+
+        event = localfleet.wait_until(drift_event, timeout=timeout, what=f"the drift report of {victim}",
+                                      interval=0.5)
+        console.print(f"   The hub's history of {victim} records it: {event.message}", markup=False,
+                      highlight=False)
 
         console.rule("[bold]What just happened")
         console.print(
             f"A hub rendered one signed bundle per cluster from {fleet.repo_dir}; each spoke pulled its own over "
             "gRPC/TLS, applied it server-side and reported back. A prod-only image bump moved only the prod "
             "clusters; a manual change was noticed and undone.\n")
-        console.print("Explore it (while it runs):")
+        console.print("Explore it" + (":" if keep else " (run `convoy sandbox up --keep` to keep it up):"))
         console.print(f"  export CONVOY_CONFIG={fleet.cli_config}")
         console.print("  convoy status            # the fleet at a glance")
         console.print(f"  convoy describe {victim}")
@@ -195,7 +199,8 @@ def sandbox_up(clusters: int, keep: bool, workdir: Path | None, timeout: float) 
     """Run a local fleet, show it converge, roll a change out, and correct drift."""
     if clusters < 1:
         raise click.BadParameter("at least one cluster", param_hint="--clusters")
-    console = Console()
+    # A pipe or CI log gets a width that fits the status table instead of rich's 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 150)
     try:
         run_sandbox(clusters=clusters, keep=keep, workdir=workdir, timeout=timeout, console=console)
     except localfleet.SandboxError as exc:
