@@ -128,14 +128,18 @@ def apply_bundle(client: ClusterClient, bundle: Mapping[str, Any], *, previous: 
                 else:
                     inventory[ref] = InventoryEntry(ref=ref, api_version=d.api_version, app=d.app, hash=d.hash)
         if step.app == ordering.PRELUDE:
-            errors.extend(_wait_prelude(client, step, options))
+            touched = {e.ref for e in changes if e.action in (Action.CREATED, Action.CONFIGURED)}
+            errors.extend(_wait_prelude(client, step, touched, options))
     return ApplyResult(changeset=changes, desired=desired, live=live_after, inventory=list(inventory.values()),
                        errors=errors)
 
 
-def _wait_prelude(client: ClusterClient, step: ordering.AppStep, options: EngineOptions) -> list[str]:
-    crds = [ObjectRef.of(o) for o in step.objects() if o.get("kind") == "CustomResourceDefinition"]
-    names = [ObjectRef.of(o).name for o in step.objects() if o.get("kind") == "Namespace"]
+def _wait_prelude(client: ClusterClient, step: ordering.AppStep, touched: set[ObjectRef],
+                  options: EngineOptions) -> list[str]:
+    """Wait for the CRDs and namespaces this run created or changed (unchanged ones are already there)."""
+    refs = [ObjectRef.of(o) for o in step.objects()]
+    crds = [r for r in refs if r.kind == "CustomResourceDefinition" and r in touched]
+    names = [r.name for r in refs if r.kind == "Namespace" and r in touched]
     problems = []
     for ref, why in manager_wait.wait_established(client, crds, timeout=options.establish_timeout).items():
         problems.append(f"{ref}: not Established after {options.establish_timeout:.0f}s: {why}")

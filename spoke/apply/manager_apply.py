@@ -19,8 +19,8 @@ One failing object never stops the others: every outcome is a ``ChangeSetEntry``
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import dataclasses
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -60,7 +60,8 @@ class Applied:
 
 def stamp(obj: Mapping[str, Any], *, cluster: str) -> dict[str, Any]:
     """A copy carrying Convoy's ownership labels for this cluster (what prune later checks)."""
-    out = copy.deepcopy(dict(obj))
+    # A JSON round trip copies plain manifest data several times faster than copy.deepcopy.
+    out: dict[str, Any] = json.loads(json.dumps(obj))
     labels = out.setdefault("metadata", {}).setdefault("labels", {})
     labels[bundles.LABEL_MANAGED_BY] = bundles.MANAGED_BY_VALUE
     labels[bundles.LABEL_CLUSTER] = cluster
