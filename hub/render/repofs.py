@@ -134,17 +134,22 @@ class DirectoryFS:
     def tree_id(self, path: str) -> str:
         real = self._real(path)
         digest = hashlib.sha256()
-        self._hash_into(digest, real, normalize(path))
+        self._hash_into(digest, real, normalize(path), ())
         return digest.hexdigest()
 
-    def _hash_into(self, digest: Any, real: str, rel: str) -> None:
-        info = os.stat(real)
+    def _hash_into(self, digest: Any, real: str, rel: str, parents: tuple[str, ...]) -> None:
+        try:
+            info = os.stat(real)
+        except FileNotFoundError as exc:
+            raise RepoPathError(f"path {rel!r} does not exist", file=rel) from exc
         if stat.S_ISDIR(info.st_mode):
+            if real in parents:
+                raise RepoPathError(f"symlink {rel!r} loops back to a directory that contains it", file=rel)
             digest.update(b"d\0")
             for name in sorted(os.listdir(real)):
                 child_rel = posixpath.join(rel, name) if rel else name
                 digest.update(name.encode() + b"\0")
-                self._hash_into(digest, self._real(child_rel), child_rel)
+                self._hash_into(digest, self._real(child_rel), child_rel, (*parents, real))
             digest.update(b"\0end\0")
         else:
             with open(real, "rb") as handle:
@@ -256,12 +261,27 @@ class GitTreeFS:
         return str(found[1].hexsha)
 
 
-def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "") -> None:
+_MAX_DEPTH = 64
+
+
+def _identity(fs: RepoFS, path: str) -> str:
+    # A directory's identity, to spot a link back to one of its ancestors: its real path on disk,
+    # or its Git tree id (a tree cannot contain itself, so an ancestor's id below it is a loop).
+    if isinstance(fs, DirectoryFS):
+        return os.path.realpath(os.path.join(fs.root, path))
+    return fs.tree_id(path)
+
+
+def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "", *, _ancestors: tuple[str, ...] = ()) -> None:
     """Write the tree under ``path`` (default: the whole repository) to ``dest``, symlinks resolved.
 
-    ``.git`` and links that leave the repository are left out: the copy holds only what a
-    build may read.
+    ``.git``, links that leave the repository and links that loop are left out: the copy
+    holds only what a build may read.
     """
+    identity = _identity(fs, path)
+    if identity in _ancestors or len(_ancestors) > _MAX_DEPTH:
+        raise RepoPathError(f"{path!r} loops back to a directory that contains it", file=path)
+    _ancestors = (*_ancestors, identity)
     dest.mkdir(parents=True, exist_ok=True)
     for name in fs.list_dir(path):
         if name == ".git":
@@ -270,7 +290,7 @@ def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "") -> None:
         target = dest / name
         try:
             if fs.is_dir(child):
-                materialize(fs, target, child)
+                materialize(fs, target, child, _ancestors=_ancestors)
             elif fs.is_file(child):
                 target.write_bytes(fs.read_bytes(child))
         except RepoPathError:

@@ -162,3 +162,21 @@ def test_materialize_writes_the_commit_with_links_resolved(repo_dir: tuple[pathl
     assert (dest / "apps" / "web" / "labels.yaml").read_text() == "team: a\n"
     assert not (dest / "apps" / "web" / "labels.yaml").is_symlink()
     assert (dest / "web-link" / "kustomization.yaml").is_file()
+
+
+def test_directory_links_that_loop_are_refused_or_skipped(tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "repo"
+    (root / "apps").mkdir(parents=True)
+    (root / "apps" / "cm.yaml").write_text("a: b\n")
+    os.symlink("..", root / "apps" / "up")
+    repo = git.Repo.init(root)
+    repo.index.add(["apps/cm.yaml", "apps/up"])
+    sha = str(repo.index.commit("x", author=git.Actor("t", "t@example.com"),
+                                committer=git.Actor("t", "t@example.com")).hexsha)
+    with pytest.raises(RepoPathError, match="loops"):
+        repofs.DirectoryFS(root).tree_id("apps")
+    for fs in (repofs.DirectoryFS(root), repofs.GitTreeFS(repo, sha)):
+        dest = tmp_path / f"out-{type(fs).__name__}"
+        repofs.materialize(fs, dest)
+        assert (dest / "apps" / "cm.yaml").read_text() == "a: b\n"
+        assert not (dest / "apps" / "up").exists()
