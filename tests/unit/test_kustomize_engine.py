@@ -124,3 +124,21 @@ def test_a_new_commit_changes_the_build(tmp_path: pathlib.Path) -> None:
         return int(deployment["spec"]["replicas"])
 
     assert (replicas(before), replicas(after)) == (3, 9)
+
+
+def test_size_limit_holds_for_files_already_parsed(tmp_path: pathlib.Path) -> None:
+    from hub.render.errors import KustomizeError
+    from hub.render.kustomize import BuildOptions
+
+    root = tmp_path / "repo"
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "kustomization.yaml").write_text("resources: [cm.yaml]\n")
+    (root / "app" / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  pad: "
+                                         + "x" * 4000 + "\n")
+    repo = git.Repo.init(root)
+    repo.git.add(A=True)
+    actor = git.Actor("t", "t@example.com")
+    sha = str(repo.index.commit("one", author=actor, committer=actor).hexsha)
+    assert len(build(repofs.GitTreeFS(repo, sha), "app").objects) == 1  # parsed and cached
+    with pytest.raises(KustomizeError, match="over the 1000-byte limit"):
+        build(repofs.GitTreeFS(repo, sha), "app", options=BuildOptions(max_yaml_bytes=1000))

@@ -75,11 +75,15 @@ class Builder:
         if key is not None:
             cached = _CACHE.get(key)
             if cached is not None:
-                return cached
+                size, value = cached
+                if size > self.max_yaml_bytes:  # the limit is per build; the cache is shared
+                    raise KustomizeError(f"{path} is {size} bytes, over the {self.max_yaml_bytes}-byte limit",
+                                         file=referrer or path)
+                return value
         data = self._read(path, referrer)
-        value: Any = load_yaml_documents(data, file=path) if kind == "docs" else load_yaml_mapping(data, file=path)
+        value = load_yaml_documents(data, file=path) if kind == "docs" else load_yaml_mapping(data, file=path)
         if key is not None:
-            _CACHE.put(key, value)
+            _CACHE.put(key, (len(data), value))
         return value
 
     def load_kustomization(self, directory: str, *, referrer: str | None) -> Kustomization:
