@@ -253,7 +253,7 @@ def _apply_sm_patches(resources: list[Resource], patches: list[dict[str, Any]], 
     return resources
 
 
-def _apply_entry(fs: repofs.RepoFS, k: Kustomization, resources: list[Resource], text: str, where: str,
+def _apply_entry(k: Kustomization, resources: list[Resource], text: str, where: str,
                  target: dict[str, Any] | None) -> list[Resource]:
     ops = _as_json_patch(text, where)
     if ops is not None:
@@ -289,5 +289,5 @@ def apply_patches(fs: repofs.RepoFS, k: Kustomization, resources: list[Resource]
         resources = _apply_sm_patches(resources, patches, None, where=where, file=k.file)
     for entry in k.patches:
         text, where = _patch_text(fs, k, entry, restrict=restrict)
-        resources = _apply_entry(fs, k, resources, text, where, entry.get("target"))
+        resources = _apply_entry(k, resources, text, where, entry.get("target"))
     return resources
