@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 TICK = 0.5
 #: seconds between re-applies while objects failed or wait for their dependencies
 RETRY_INTERVAL = 15.0
-#: corrected drift items kept for reports
+#: corrected drift items kept for reports, and for how long (seconds) they stay in them
 CORRECTED_KEPT = 50
+CORRECTED_TTL = 300.0
 
 
 class AgentError(Exception):
@@ -354,9 +355,13 @@ class Agent:
         if (st.errors or waiting) and retry_due and not st.paused and not st.drift:
             self.reconcile_once(_Source(digest=st.digest, commit=st.commit, signature=st.signature))
             return
-        # Only the health timeout changes the status with time alone; anything else arrives as an event,
-        # so an idle spoke does not rebuild its status twice a second.
-        if st.last_phase == Phase.PROGRESSING and now - st.applied_at > self.settings.health_timeout:
+        # Only the health timeout and the expiry of corrected drift change the status with time alone;
+        # anything else arrives as an event, so an idle spoke does not rebuild its status twice a second.
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=CORRECTED_TTL)
+        expired = bool(st.corrected) and st.corrected[0].detected_at < cutoff
+        if expired:
+            st.corrected = [r for r in st.corrected if r.detected_at >= cutoff]
+        if expired or (st.last_phase == Phase.PROGRESSING and now - st.applied_at > self.settings.health_timeout):
             self._publish()
 
     # -- reconcile_once -----------------------------------------------------------------------------
