@@ -119,6 +119,12 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     return {"n": len(ordered), "p50": rank(50), "p90": rank(90), "p99": rank(99), "max": ordered[-1]}
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 # -- the hub process ---------------------------------------------------------------------------------
 
 class HubProcess:
@@ -191,9 +197,7 @@ class HubProcess:
 
     def cpu_seconds(self) -> float:
         """utime + stime of the hub process (all its threads), from /proc/<pid>/stat."""
-        text = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = text.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return process_cpu_seconds(self.pid)
 
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -280,6 +284,10 @@ class Drivers:
     def of(self, kind: str, since: float = 0.0) -> list[dict[str, Any]]:
         return [e for e in self.events.get(kind, []) if e["t"] >= since]
 
+    def cpu_seconds(self) -> float:
+        """CPU time of every driver process: on a small machine they compete with the hub for cores."""
+        return sum(process_cpu_seconds(p.pid) for p in self.popens if p.poll() is None)
+
     def flood(self, timeout: float) -> list[dict[str, Any]]:
         before = len(self.events.get("flood", []))
         for popen in self.popens:
@@ -311,6 +319,7 @@ class StatusPoller:
         self.expected = expected
         self.seen: dict[str, float] = {}
         self.polls = 0
+        self.interval = 1.0
         self._client = adminclient.AdminClient(hub.connection(), timeout=60)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -324,6 +333,9 @@ class StatusPoller:
             for summary in listing.clusters:
                 if summary.applied_commit == self.commit and summary.name not in self.seen:
                     self.seen[summary.name] = now
+            # ListClusters of 1,000 clusters is not free; polling it back to back would slow the very
+            # rollout it measures. The stored time (History) gives the exact figure beside it.
+            self._stop.wait(self.interval)
 
     def done(self) -> bool:
         return self.expected <= set(self.seen)
@@ -377,7 +389,7 @@ def _sync_done_time(hub: HubProcess, commit: str) -> float | None:
 def measure_rollout(hub: HubProcess, drivers: Drivers, commit: str, expected: set[str],
                     timeout: float) -> dict[str, Any]:
     """Webhook at t0 for ``commit``; wait until every expected cluster fetched and shows the commit."""
-    cpu0 = hub.cpu_seconds()
+    cpu0, drivers_cpu0 = hub.cpu_seconds(), drivers.cpu_seconds()
     t0 = time.time()
     hub.webhook(commit)
     poller = StatusPoller(hub, commit, expected)
@@ -391,8 +403,9 @@ def measure_rollout(hub: HubProcess, drivers: Drivers, commit: str, expected: se
     finally:
         poller.close()
     t_end = time.time()
-    cpu1 = hub.cpu_seconds()
+    cpu1, drivers_cpu1 = hub.cpu_seconds(), drivers.cpu_seconds()
     stored = _history_since(hub, t0, "desired_changed", commit)
+    applied = _history_since(hub, t0, "applied", commit)
     sync_done = _sync_done_time(hub, commit)
     extra = set(fetch_times) - expected
     return {
@@ -406,8 +419,11 @@ def measure_rollout(hub: HubProcess, drivers: Drivers, commit: str, expected: se
         "desired_event_to_fetched_s": percentiles([fetch_times[c] - stored[c] for c in expected if c in stored]),
         "commit_to_sync_done_s": (sync_done - t0) if sync_done else None,
         "commit_to_status_visible_s": percentiles([poller.seen[c] - t0 for c in expected]),
+        # When the hub stored each report (its "applied" event): visible to the next ListClusters.
+        "commit_to_status_stored_s": percentiles([applied[c] - t0 for c in expected if c in applied]),
         "list_clusters_polls": poller.polls,
         "hub_cpu_percent": 100 * (cpu1 - cpu0) / (t_end - t0),
+        "drivers_cpu_percent": 100 * (drivers_cpu1 - drivers_cpu0) / (t_end - t0),
         "seconds": t_end - t0,
     }
 
@@ -587,9 +603,11 @@ def report(results: dict[str, Any], spec: ScaleSpec) -> None:
         print(f"  desired event -> fetched  {_fmt(r['desired_event_to_fetched_s'])}  (event stamped before render)")
         sync = r["commit_to_sync_done_s"]
         print(f"  commit -> sync done       {sync * 1000 if sync is not None else float('nan'):7.0f} ms")
+        print(f"  commit -> status stored   {_fmt(r['commit_to_status_stored_s'])}  (hub's applied events)")
         print(f"  commit -> status visible  {_fmt(r['commit_to_status_visible_s'])}  "
-              f"({r['list_clusters_polls']} ListClusters polls)")
-        print(f"  hub CPU during rollout    {r['hub_cpu_percent']:.0f}% of a core over {r['seconds']:.1f} s")
+              f"(ListClusters polled every 1 s: {r['list_clusters_polls']} polls)")
+        print(f"  hub CPU during rollout    {r['hub_cpu_percent']:.0f}% of a core over {r['seconds']:.1f} s "
+              f"(load drivers together: {r['drivers_cpu_percent']:.0f}%, machine: {os.cpu_count()} cores)")
     u = results["unchanged"]
     print(f"unchanged-bundle commit: {u['notices']} notices, {u['notice_bytes_per_spoke']:.1f} notice bytes and "
           f"{u['bundle_bytes_per_spoke']:.1f} bundle bytes per spoke (heartbeats alone: "
