@@ -108,12 +108,15 @@ async def serve(request: web.Request, cluster: Cluster, watch: WatchRequest) -> 
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        if expired is not None:
-            await response.write(expired)
-            await response.write_eof()
-            return response
-        for chunk in initial:
-            await response.write(chunk)
+        try:
+            if expired is not None:
+                await response.write(expired)
+                await response.write_eof()
+                return response
+            for chunk in initial:
+                await response.write(chunk)
+        except ConnectionResetError:
+            return response  # the client went away during the initial events
         await _pump(request, response, cluster, watch, sub)
         return response
     finally:

@@ -118,7 +118,8 @@ def test_a_watch_whose_client_left_unsubscribes(sim: KubeSim, cluster: str, api:
     http = urllib3.PoolManager(retries=False)
     response = http.request("GET", f"{sim.url(cluster)}/api/v1/namespaces?watch=true&timeoutSeconds=300",
                             preload_content=False)
-    assert b'"ADDED"' in next(response.stream(amt=None))
+    chunks = response.stream(amt=None)  # held: dropping the generator would close the connection
+    assert b'"ADDED"' in next(chunks)
 
     def watchers() -> int:
         running = sim._running().clusters.get(cluster)
