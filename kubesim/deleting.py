@@ -280,12 +280,13 @@ class GarbageCollector:
                 if obj_ns == name:
                     remaining = True
                     self._delete(key, obj)
-        if remaining or (ns.get("spec") or {}).get("finalizers") != ["kubernetes"]:
-            return
+        others = [f for f in (ns.get("spec") or {}).get("finalizers") or [] if f != "kubernetes"]
+        if remaining or others:
+            return  # content left, or another system's namespace finalizer still pending
         rt = self._rt(NS_KEY)
         assert rt is not None
         new = copy.deepcopy(ns)
-        new["spec"]["finalizers"] = []
+        new.setdefault("spec", {})["finalizers"] = []
         # The namespace controller's /finalize call: spec.finalizers emptied, then the namespace goes.
         if not new["metadata"].get("finalizers"):
             self.cluster.store.remove(NS_KEY, "", name)
