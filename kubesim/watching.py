@@ -129,6 +129,9 @@ async def _pump(request: web.Request, response: web.StreamResponse, cluster: Clu
     deadline = loop_time() + watch.timeout
     interval = cluster.options.bookmark_interval
     next_bookmark = loop_time() + interval
+    if watch.timeout >= 4:
+        # Like the watch cache, send one about 2 s before the timeout, so the client resumes recently.
+        next_bookmark = min(next_bookmark, deadline - 2.0)
     started = loop_time()
     queue: asyncio.Queue[Event | None] = sub.queue
     try:

@@ -134,3 +134,17 @@ def test_a_watch_whose_client_left_unsubscribes(sim: KubeSim, cluster: str, api:
     while sim.call(watchers):
         assert time.monotonic() < deadline, "the watch kept its subscription after the client left"
         time.sleep(0.02)
+
+
+def test_a_bookmark_arrives_shortly_before_the_timeout(sim: KubeSim, cluster: str) -> None:
+    http = urllib3.PoolManager(retries=False)
+    list_rv = json.loads(http.request("GET", f"{sim.url(cluster)}/api/v1/namespaces").data)["metadata"][
+        "resourceVersion"]
+    started = time.monotonic()
+    response = http.request("GET", f"{sim.url(cluster)}/api/v1/namespaces?watch=true&allowWatchBookmarks=true"
+                            f"&resourceVersion={list_rv}&timeoutSeconds=4")
+    elapsed = time.monotonic() - started
+    events = [json.loads(line) for line in response.data.splitlines()]
+    assert [e["type"] for e in events] == ["BOOKMARK"]  # the default interval is 60 s: this is the early one
+    assert events[0]["object"] == {"kind": "Namespace", "apiVersion": "v1", "metadata": {"resourceVersion": list_rv}}
+    assert 3.5 <= elapsed < 8
