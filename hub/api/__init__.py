@@ -5,6 +5,7 @@
 * :mod:`hub.api.spoke` — SpokeService: Register, Watch, GetBundle (chunked), ReportStatus.
 * :mod:`hub.api.admin` — AdminService for the CLI (admin credential).
 * :mod:`hub.api.auth` — bearer credentials of clusters and of the admin.
+* :mod:`hub.api.batching` — group commit: concurrent reads/writes in one worker-thread call.
 * :mod:`hub.api.limits` — per-peer token buckets and request field bounds (pure).
 * :mod:`hub.api.status` — the one table from exceptions to gRPC status codes.
 """

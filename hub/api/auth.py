@@ -10,7 +10,9 @@ part was wrong beyond "missing" versus "not recognised", and never echo the valu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from hub.api import status
@@ -35,26 +37,50 @@ def bearer_token(metadata: Iterable[Any] | None) -> str | None:
 
 
 class Authenticator:
-    """Checks callers of the spoke and admin services."""
+    """Checks callers of the spoke and admin services.
 
-    def __init__(self, *, db: store_db.Database, admin_credential: str) -> None:
+    A recognised cluster credential is remembered (by its hash) for ``cache_seconds``, so a
+    spoke's steady stream of calls costs no database read each; nothing revokes a cluster
+    credential today, and when something does it must call :meth:`forget`.
+    """
+
+    def __init__(self, *, db: store_db.Database, admin_credential: str, cache_seconds: float = 30.0,
+                 cache_size: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
         self._admin_hash = secrets.hash_secret(admin_credential)
+        self.cache_seconds = cache_seconds
+        self.cache_size = cache_size
+        self._clock = clock
+        self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    async def cluster(self, metadata: Iterable[Any] | None, *, method: str) -> models.Cluster:
-        """The cluster whose credential the call carries."""
+    async def cluster(self, metadata: Iterable[Any] | None, *, method: str) -> str:
+        """The name of the cluster whose credential the call carries."""
         credential = bearer_token(metadata)
         if credential is None:
             raise status.Unauthenticated(f"{method}: no `authorization: Bearer <credential>` metadata; "
                                          "a spoke must register first")
+        key = secrets.hash_secret(credential)
+        known = self._known.get(key)
+        if known is not None and known[1] > self._clock():
+            return known[0]
         cluster = await asyncio.to_thread(self._lookup, credential)
         if cluster is None:
             raise status.Unauthenticated(f"{method}: the cluster credential is not recognised (revoked, or "
                                          "issued by another hub); re-register the spoke with a new token")
-        return cluster
+        self._known[key] = (cluster.name, self._clock() + self.cache_seconds)
+        self._known.move_to_end(key)
+        while len(self._known) > self.cache_size:
+            self._known.popitem(last=False)
+        return cluster.name
+
+    def forget(self, cluster: str) -> None:
+        """Drop what is remembered about ``cluster``'s credential (for when credentials get revoked)."""
+        for key in [k for k, (name, _) in self._known.items() if name == cluster]:
+            del self._known[key]
 
     def _lookup(self, credential: str) -> models.Cluster | None:
-        with self.db.session() as session:
+        # Read-only: on SQLite a write session would queue behind every writer.
+        with self.db.session(write=False) as session:
             return store.authenticate_cluster(session, credential)
 
     def admin(self, metadata: Iterable[Any] | None, *, method: str) -> None:

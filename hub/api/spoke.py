@@ -19,7 +19,7 @@ from typing import Any
 from grpc import aio
 
 from hub import notify
-from hub.api import auth, limits, status
+from hub.api import auth, batching, limits, status
 from hub.security import secrets
 from hub.store import db as store_db
 from hub.store import errors as store_errors
@@ -68,7 +68,9 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self._register_limit = limits.RateLimiter(rate=options.register_rate, burst=options.register_burst)
         self._report_limit = limits.RateLimiter(rate=options.report_rate, burst=options.report_burst)
         self._background: set[asyncio.Task[object]] = set()
-        self._desired = _Coalescer(self._desired_states)
+        # Watchers woken together read together; reports arriving together are written together.
+        self._desired: batching.Batcher[str, pb.DesiredState] = batching.Batcher(self._desired_states)
+        self._reports: batching.Batcher[tuple[str, pb.StatusReport], None] = batching.Batcher(self._save_reports)
 
     # -- Register ---------------------------------------------------------------------------
     @status.unary
@@ -110,8 +112,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     # -- Watch ------------------------------------------------------------------------------
     @status.stream
     async def Watch(self, request: pb.WatchRequest, context: Context) -> AsyncIterator[pb.WatchEvent]:
-        cluster = await self.auth.cluster(context.invocation_metadata(), method="watch")
-        name = cluster.name
+        name = await self.auth.cluster(context.invocation_metadata(), method="watch")
         heartbeat = self.options.heartbeat_seconds
         self.notifier.connected(name)
         log.debug("cluster %s watching (applied %s)", name, request.applied_digest or "nothing")
@@ -123,7 +124,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                 if self.notifier.closing:
                     raise status.ShuttingDown()
                 if changed:
-                    desired = await self._desired.get(name)
+                    desired = await self._desired.submit(name)
                     key = (desired.commit, desired.digest, desired.paused)
                     if desired.digest and key != last_sent:
                         last_sent = key
@@ -138,8 +139,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         finally:
             self.notifier.disconnected(name)
 
-    def _desired_states(self, names: Sequence[str]) -> dict[str, pb.DesiredState]:
-        """Desired state messages of several clusters in one unit of work (see :class:`_Coalescer`)."""
+    def _desired_states(self, names: Sequence[str]) -> list[pb.DesiredState]:
+        """Desired state messages of several clusters (repeats allowed) in one unit of work."""
         with self.db.session(write=False) as session:
             if len(names) > _BULK_READ_FROM:
                 clusters = {row.name: row for row in store.list_clusters(session)}
@@ -150,7 +151,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             metas = {d.digest: store.bundle_meta(session, d.digest)
                      for d in {desired[n].digest: desired[n] for n in names if n in desired}.values()}
         messages = {}
-        for name in names:
+        for name in dict.fromkeys(names):
             cluster, row = clusters.get(name), desired.get(name)
             message = pb.DesiredState(cluster_name=name, paused=bool(cluster.paused) if cluster else False)
             if row is not None:
@@ -162,14 +163,14 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                     message.size = meta.size
                     message.signature = meta.signature
             messages[name] = message
-        return messages
+        return [messages[name] for name in names]
 
     # -- GetBundle --------------------------------------------------------------------------
     @status.stream
     async def GetBundle(self, request: pb.GetBundleRequest, context: Context) -> AsyncIterator[pb.BundleChunk]:
-        cluster = await self.auth.cluster(context.invocation_metadata(), method="get bundle")
-        limits.check_digest(request.digest, where=f"get bundle for cluster {cluster.name}")
-        bundle = await asyncio.to_thread(self._bundle_for, cluster.name, request.digest)
+        name = await self.auth.cluster(context.invocation_metadata(), method="get bundle")
+        limits.check_digest(request.digest, where=f"get bundle for cluster {name}")
+        bundle = await asyncio.to_thread(self._bundle_for, name, request.digest)
         data = bundle.data
         for offset in range(0, max(len(data), 1), CHUNK_BYTES):
             chunk = pb.BundleChunk(data=data[offset:offset + CHUNK_BYTES], offset=offset)
@@ -196,22 +197,19 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     @status.unary
     async def ReportStatus(self, request: pb.StatusReport, context: Context) -> pb.ReportStatusResponse:
         peer = limits.peer_host(context.peer())
-        cluster = await self.auth.cluster(context.invocation_metadata(), method="report status")
-        self._report_limit.check(f"{peer}/{cluster.name}", f"status report of cluster {cluster.name}")
-        limits.check_report(request, self.options.report_limits, cluster=cluster.name)
-        await asyncio.to_thread(self._save_report, cluster.name, request)
+        name = await self.auth.cluster(context.invocation_metadata(), method="report status")
+        self._report_limit.check(f"{peer}/{name}", f"status report of cluster {name}")
+        limits.check_report(request, self.options.report_limits, cluster=name)
+        await self._reports.submit((name, request))
         return pb.ReportStatusResponse(accepted=True)
 
-    def _save_report(self, name: str, report: pb.StatusReport) -> None:
-        status_input = store.StatusInput(
-            cluster=name, phase=str(codec.PHASE_FROM_WIRE[report.phase]), applied_commit=report.applied_commit,
-            applied_digest=report.applied_digest, objects=[_object_doc(result) for result in report.objects],
-            drift=[_drift_doc(item) for item in report.drift], errors=list(report.errors),
-            message=report.message, observed_at=codec.datetime_from_wire(report.observed_at),
-            spoke_version=report.spoke_version, backlog=report.backlog)
+    def _save_reports(self, reports: Sequence[tuple[str, pb.StatusReport]]) -> list[None]:
+        inputs = [_status_input(name, report) for name, report in reports]
         with self.db.session() as session:
-            # Also refreshes last-seen, and records applied / phase / drift events.
-            store.save_status(session, status_input, now=self.clock())
+            # One upsert for the batch; also refreshes last-seen and records applied / phase / drift
+            # events. A cluster that reported twice in one batch keeps its later report.
+            store.save_statuses(session, inputs, now=self.clock())
+        return [None] * len(reports)
 
     # -- presence ---------------------------------------------------------------------------
     async def keep_presence(self, stop: asyncio.Event) -> None:
@@ -231,45 +229,13 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             store.touch_clusters(session, names, self.clock())
 
 
-class _Coalescer:
-    """Reads the desired state of many clusters in one worker-thread call when their watchers wake together.
-
-    A commit that changes a thousand clusters wakes a thousand Watch streams in the same loop
-    iteration; one read for all of them instead of a thousand thread hops is what keeps the
-    notification well under a second. Call only on the event loop.
-    """
-
-    def __init__(self, load: Callable[[Sequence[str]], dict[str, pb.DesiredState]]) -> None:
-        self._load = load
-        self._pending: dict[str, list[asyncio.Future[pb.DesiredState]]] = {}
-
-    async def get(self, name: str) -> pb.DesiredState:
-        future: asyncio.Future[pb.DesiredState] = asyncio.get_running_loop().create_future()
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._flush)  # after every watcher woken now has asked
-        self._pending.setdefault(name, []).append(future)
-        return await future
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, {}
-        task = asyncio.ensure_future(asyncio.to_thread(self._load, list(batch)))
-        task.add_done_callback(lambda done: self._deliver(batch, done))
-
-    @staticmethod
-    def _deliver(batch: dict[str, list[asyncio.Future[pb.DesiredState]]],
-                 done: asyncio.Future[dict[str, pb.DesiredState]]) -> None:
-        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
-        for name, futures in batch.items():
-            for future in futures:
-                if future.done():
-                    continue  # that watcher went away meanwhile
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    # Each stream gets its own message object; they are not shared across writes.
-                    message = pb.DesiredState()
-                    message.CopyFrom(done.result()[name])
-                    future.set_result(message)
+def _status_input(name: str, report: pb.StatusReport) -> store.StatusInput:
+    return store.StatusInput(
+        cluster=name, phase=str(codec.PHASE_FROM_WIRE[report.phase]), applied_commit=report.applied_commit,
+        applied_digest=report.applied_digest, objects=[_object_doc(result) for result in report.objects],
+        drift=[_drift_doc(item) for item in report.drift], errors=list(report.errors), message=report.message,
+        observed_at=codec.datetime_from_wire(report.observed_at), spoke_version=report.spoke_version,
+        backlog=report.backlog)
 
 
 def _heartbeat(interval: float) -> pb.WatchEvent:

@@ -1,10 +1,15 @@
-"""Bearer metadata parsing and the admin view's Secret redaction (pure helpers of the API edge)."""
+"""Bearer metadata parsing, the credential cache, and the admin view's Secret redaction."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from hub.api import admin, auth
+from hub.api import admin, auth, status
+from hub.security import secrets
+from hub.store import db as store_db
+from hub.store import repository as store
 
 
 @pytest.mark.parametrize(("metadata", "expected"), [
@@ -31,3 +36,30 @@ def test_secret_values_are_redacted_and_nothing_else() -> None:
     assert secret["data"] == {"password": "<redacted>"} and secret["stringData"] == {"token": "<redacted>"}
     assert config["data"] == {"password": "visible"}
     assert document["objects"][0]["data"] == {"password": "aHVudGVyMg=="}  # the input is not changed
+
+
+async def test_recognised_credentials_are_remembered_for_a_while(tmp_path: Path) -> None:
+    db = store_db.Database(store_db.default_sqlite_url(tmp_path))
+    db.migrate()
+    credential = secrets.new_credential()
+    with db.session() as session:
+        store.register_cluster(session, name="alpha", labels={}, credential_hash=secrets.hash_secret(credential))
+    now = [0.0]
+    authenticator = auth.Authenticator(db=db, admin_credential=secrets.new_credential(), cache_seconds=30,
+                                       clock=lambda: now[0])
+    lookups: list[str] = []
+    real = authenticator._lookup
+    authenticator._lookup = lambda c: lookups.append(c) or real(c)  # type: ignore[method-assign]
+    metadata = (("authorization", f"Bearer {credential}"),)
+    assert await authenticator.cluster(metadata, method="watch") == "alpha"
+    assert await authenticator.cluster(metadata, method="watch") == "alpha"
+    assert len(lookups) == 1
+    now[0] = 31.0  # expired: asked again
+    assert await authenticator.cluster(metadata, method="watch") == "alpha"
+    assert len(lookups) == 2
+    authenticator.forget("alpha")
+    await authenticator.cluster(metadata, method="watch")
+    assert len(lookups) == 3
+    with pytest.raises(status.Unauthenticated, match="watch: the cluster credential is not recognised"):
+        await authenticator.cluster((("authorization", "Bearer nope"),), method="watch")
+    db.dispose()
