@@ -461,6 +461,10 @@ class Agent:
             return
         for ref, obj in touched.items():
             d = st.desired[ref]
+            if obj is not None and _older(obj, st.live.get(ref)):
+                # A stale event (e.g. a controller's status write queued before our own correction):
+                # judging it would "correct" the same drift twice.
+                continue
             if obj is None:
                 # Deleted, or moved out of our label selector: look before acting.
                 obj = self.client.get(d.api_version, ref.kind, ref.namespace, ref.name)
@@ -624,3 +628,16 @@ def _summary(changes: ChangeSet) -> str:
     for entry in changes:
         tally[entry.action] = tally.get(entry.action, 0) + 1
     return ", ".join(f"{n} {a}" for a, n in sorted(tally.items())) or "nothing to do"
+
+
+def _older(event_obj: dict[str, Any], known: dict[str, Any] | None) -> bool:
+    """True when ``event_obj`` is an older revision than the live copy the spoke already holds.
+
+    resourceVersions are opaque in general, but every API server (etcd revisions) and kubesim hands out
+    decimal counters; when either is not a number, nothing is skipped.
+    """
+    if known is None:
+        return False
+    new = str((event_obj.get("metadata") or {}).get("resourceVersion", ""))
+    old = str((known.get("metadata") or {}).get("resourceVersion", ""))
+    return new.isdigit() and old.isdigit() and int(new) < int(old)

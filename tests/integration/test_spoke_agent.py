@@ -115,6 +115,25 @@ def test_drift_by_another_manager_is_corrected_within_5s(
     assert [(f.path, f.desired, f.live) for f in item.fields] == [(".data.mode", '"blue"', '"green"')]
 
 
+def test_drift_that_a_controller_echoes_is_corrected_once(
+        hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
+    hub.publish(_app_bundle("echo"))
+    spawn()
+    wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready")
+    desired = client.get("apps/v1", "Deployment", "echo", "web")["spec"]["replicas"]
+    # kubesim's deployment controller writes status for the drifted generation: a second, stale event.
+    client.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "echo"},
+                  "spec": {"replicas": desired + 3}}, manager="someone-else", force=True)
+    wait_for(lambda: client.get("apps/v1", "Deployment", "echo", "web")["spec"]["replicas"] == desired,
+             timeout=DRIFT_DEADLINE, what="drift corrected")
+    report = wait_for(_reported(hub, lambda r: any(d.corrected for d in r.drift)), timeout=5,
+                      what="a report of the corrected drift")
+    time.sleep(1.0)  # let any echo of the old revision arrive; it must not count as a second drift
+    latest = wait_for(_reported(hub, lambda r: True), timeout=5, what="a later report")
+    assert report is not None
+    assert [(d.ref.kind, d.ref.name) for d in latest.drift] == [("Deployment", "web")]
+
+
 def test_drift_under_report_policy_is_only_reported(
         hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
     hub.publish(_app_bundle("rep", policy=DriftPolicy.REPORT.value))
