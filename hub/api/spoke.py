@@ -3,6 +3,11 @@
 A thin servicer: it authenticates, bounds and validates, then calls the store in
 a worker thread and converts rows to wire messages. Errors are raised as typed
 exceptions and mapped to status codes by :mod:`hub.api.status`.
+
+Two kinds of work come in floods and go through a :class:`~hub.api.batching.Batcher`:
+the desired-state reads of Watch streams woken by one commit, and status reports,
+written in one upsert per batch. A Watch stream that waits costs one suspended
+coroutine (:mod:`hub.notify`); it sends a heartbeat every ``heartbeat_seconds``.
 """
 
 from __future__ import annotations
