@@ -72,9 +72,12 @@ def create_server(*, listen: str, spoke: spoke_api.SpokeServicer, admin: admin_a
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server)
-    port = server.add_secure_port(listen, tls.credentials()) if tls else server.add_insecure_port(listen)
+    try:
+        port = server.add_secure_port(listen, tls.credentials()) if tls else server.add_insecure_port(listen)
+    except RuntimeError as exc:  # grpc reports a failed bind as a bare RuntimeError
+        raise OSError(f"cannot listen for gRPC on {listen} (in use, or not an address of this machine)") from exc
     if port == 0:
-        raise OSError(f"cannot listen for gRPC on {listen}")
+        raise OSError(f"cannot listen for gRPC on {listen} (in use, or not an address of this machine)")
     return ServerParts(server=server, port=port, health=health_servicer)
 
 

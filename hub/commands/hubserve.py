@@ -27,7 +27,7 @@ from hub.api import server as server_api
 from hub.api import spoke as spoke_api
 from hub.security import admin as admin_sec
 from hub.security import ca as ca_sec
-from hub.security import signing
+from hub.security import files, signing
 from hub.service import HubService
 from hub.source import git as gitsource
 from hub.store import db as store_db
@@ -270,6 +270,11 @@ async def serve(settings: settings_mod.HubSettings) -> None:
         log.info("stopped")
 
 
+#: Failures at start that are about the environment, not bugs.
+_START_ERRORS: tuple[type[Exception], ...] = (OSError, store_errors.StoreError, ca_sec.CertificateError,
+                                               files.PrivateFileError, signing.SigningKeyError)
+
+
 # -- CLI ----------------------------------------------------------------------------------------
 
 def _settings_options(command: Any) -> Any:
@@ -322,7 +327,11 @@ def serve_command(config_file: Path | None, **values: Any) -> None:
     """Follow the fleet repository and serve every cluster its bundle (gRPC + HTTP side port)."""
     settings = _load(values, config_file)
     _configure_logging()
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except _START_ERRORS as exc:
+        # What an operator can fix (a port in use, an unreadable key, a database away): one line.
+        raise click.ClickException(f"the hub cannot start: {exc}") from exc
 
 
 @hub.command("migrate")

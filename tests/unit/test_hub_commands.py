@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,14 @@ def test_config_file_is_read(runner: CliRunner, tmp_path: Path) -> None:
     config.write_text("grpc_listen: not-an-address\n")
     result = runner.invoke(hubserve.hub, ["serve", "--config", str(config), "--repo", str(tmp_path)])
     assert result.exit_code == 1 and "grpc_listen" in result.output
+
+
+def test_port_in_use_is_one_clear_line(runner: CliRunner, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(hubserve.hub, ["serve", "--repo", str(tmp_path), "--data-dir", str(tmp_path / "d"),
+                                              "--grpc-listen", f"127.0.0.1:{port}", "--http-listen", "127.0.0.1:0"])
+    assert result.exit_code == 1, result.output
+    assert f"the hub cannot start: cannot listen for gRPC on 127.0.0.1:{port}" in result.output
