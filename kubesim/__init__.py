@@ -28,7 +28,7 @@ Map (request path, top to bottom):
   API server's defaults (pure).
 * ``testing`` -- ``KubeSim``, the server in a background thread for tests; ``cli`` -- ``kubesim serve``.
 
-Not emulated: protobuf request bodies (415), the scale subresource of custom resources, CRD
-version conversion beyond rewriting ``apiVersion``, admission webhooks, RBAC, pods created by
-workload controllers.
+Not emulated: protobuf request bodies (415), CRD version conversion beyond rewriting
+``apiVersion``, admission webhooks, RBAC, pods created by workload controllers, the objects
+controllers put in every namespace (``kube-root-ca.crt``, the ``default`` ServiceAccount).
 """

@@ -117,14 +117,18 @@ def types_of_crd(obj: Mapping[str, Any]) -> list[ResourceType]:
             continue
         sub = version.get("subresources") or spec.get("subresources") or {}
         schema = (version.get("schema") or spec.get("validation") or {}).get("openAPIV3Schema")
+        scale = sub.get("scale") if isinstance(sub.get("scale"), dict) else None
         out.append(ResourceType(
             group=spec.get("group", ""), version=str(version.get("name")), plural=names.get("plural", ""),
             singular=names.get("singular") or str(names.get("kind", "")).lower(), kind=names.get("kind", ""),
             namespaced=spec.get("scope") == "Namespaced",
             short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
-            # The scale subresource of custom resources is not served (see the package docstring).
-            status="status" in sub, scale=False, generation=True, custom=True,
+            status="status" in sub, scale=scale is not None, generation=True, custom=True,
             crd_schema=schema,
+            scale_paths=None if scale is None else (
+                str(scale.get("specReplicasPath", ".spec.replicas")),
+                str(scale.get("statusReplicasPath", ".status.replicas")),
+                str(scale.get("labelSelectorPath") or "")),
         ))
     return out
 

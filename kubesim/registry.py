@@ -704,17 +704,43 @@ def _selector_string(selector: Any) -> str:
     return ",".join(parts)
 
 
-def scale_of(obj: Obj) -> Obj:
-    """The ``autoscaling/v1`` Scale view of a Deployment, ReplicaSet or StatefulSet."""
+def _at(obj: Any, path: str) -> Any:
+    for part in [p for p in path.split(".") if p]:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _set_at(obj: Obj, path: str, value: Any) -> None:
+    parts = [p for p in path.split(".") if p]
+    for part in parts[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[parts[-1]] = value
+
+
+def _scale_paths(rt: ResourceType) -> tuple[str, str, str]:
+    if rt.scale_paths is not None:
+        return rt.scale_paths
+    return (".spec.replicas", ".status.replicas", "")
+
+
+def scale_of(rt: ResourceType, obj: Obj) -> Obj:
+    """The ``autoscaling/v1`` Scale view of a Deployment, ReplicaSet, StatefulSet or scalable custom resource."""
     meta = obj["metadata"]
-    spec = obj.get("spec") or {}
+    spec_path, status_path, selector_path = _scale_paths(rt)
+    if rt.custom:
+        selector = _at(obj, selector_path) if selector_path else ""
+        replicas = _at(obj, spec_path)
+    else:
+        selector = _selector_string((obj.get("spec") or {}).get("selector"))
+        replicas = _at(obj, spec_path) if _at(obj, spec_path) is not None else 1
     return {
         "kind": "Scale", "apiVersion": "autoscaling/v1",
         "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                      if k in meta},
-        "spec": {"replicas": spec.get("replicas", 1)},
-        "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                   "selector": _selector_string(spec.get("selector"))},
+        "spec": {"replicas": replicas or 0},
+        "status": {"replicas": _at(obj, status_path) or 0, "selector": selector or ""},
     }
 
 
@@ -732,7 +758,7 @@ def scale(
 ) -> Obj:
     """GET, PUT or PATCH ``…/{name}/scale``: only ``spec.replicas`` of the object changes."""
     obj = get(cluster, rt, namespace, name)
-    current = scale_of(obj)
+    current = scale_of(rt, obj)
     if method == "GET":
         return current
     try:
@@ -764,6 +790,6 @@ def scale(
                               f"value: {replicas}: must be greater than or equal to 0",
                               {"name": name, "group": "autoscaling", "kind": "Scale"})
     new = copy.deepcopy(obj)
-    new.setdefault("spec", {})["replicas"] = replicas
+    _set_at(new, _scale_paths(rt)[0], replicas)
     written = _finish_update(cluster, rt, obj, new, manager=manager, subresource="scale", dry_run=dry_run)
-    return scale_of(written)
+    return scale_of(rt, written)

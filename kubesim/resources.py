@@ -47,6 +47,8 @@ class ResourceType:
     initial_status: Mapping[str, Any] | None = None
     #: CRD version schema (``openAPIV3Schema``) for pruning, defaults and SSA list types.
     crd_schema: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: Custom resources: the CRD's scale subresource paths (specReplicas, statusReplicas, labelSelector).
+    scale_paths: tuple[str, str, str] | None = field(default=None, compare=False)
     #: Whether a DELETE answers with the deleted object instead of a Status.
     delete_returns_object: bool = False
 

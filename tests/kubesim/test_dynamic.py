@@ -210,3 +210,25 @@ def test_discovery_documents(api: client.ApiClient) -> None:
     assert "deployments/status" in {r.name for r in resources.resources}
     version = client.VersionApi(api).get_code()
     assert version.major == "1"
+
+
+def test_custom_resource_scale_subresource(api: client.ApiClient) -> None:
+    crd = json.loads(json.dumps(CRD))
+    crd["metadata"]["name"] = "scalers.example.com"
+    crd["spec"]["names"] = {"plural": "scalers", "singular": "scaler", "kind": "Scaler"}
+    version = crd["spec"]["versions"][0]
+    version["subresources"]["scale"] = {"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.size"}
+    ext = client.ApiextensionsV1Api(api)
+    ext.create_custom_resource_definition(crd)
+    _eventually(lambda: _established(ext, "scalers.example.com"))
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object("example.com", "v1", "default", "scalers", {
+        "apiVersion": "example.com/v1", "kind": "Scaler", "metadata": {"name": "s"}, "spec": {"size": 2}})
+    resources = {r.name for r in custom.get_api_resources("example.com", "v1").resources}
+    assert {"scalers/scale", "scalers/status"} <= resources
+    scale = custom.get_namespaced_custom_object_scale("example.com", "v1", "default", "scalers", "s")
+    assert scale["spec"] == {"replicas": 2}
+    custom.patch_namespaced_custom_object_scale("example.com", "v1", "default", "scalers", "s",
+                                                {"spec": {"replicas": 5}})
+    scaler = custom.get_namespaced_custom_object("example.com", "v1", "default", "scalers", "s")
+    assert scaler["spec"]["size"] == 5 and scaler["metadata"]["generation"] == 2
