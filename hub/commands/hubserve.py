@@ -233,7 +233,10 @@ def _tls_material(settings: settings_mod.HubSettings,
     if settings.advertise_address:
         hosts.append(settings.advertise_address.rpartition(":")[0].strip("[]") or settings.advertise_address)
     served = ca_sec.ensure_server_cert(data_dir, authority, hosts=hosts)
-    return (server_api.TlsMaterial(cert_pem=served.cert_pem, key_pem=served.key_pem), authority.cert_pem,
+    # The CA travels in the chain, so a spoke can pin it at first contact (kubeadm-style) from the
+    # handshake itself, before it has registered.
+    chain = served.cert_pem.rstrip(b"\n") + b"\n" + authority.cert_pem
+    return (server_api.TlsMaterial(cert_pem=chain, key_pem=served.key_pem), authority.cert_pem,
             authority.cert_path)
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import secrets
 import subprocess
 import uuid
@@ -298,6 +299,12 @@ async def test_health_and_reflection_over_tls(tmp_path: Path, fleet_repo: FleetR
                 iter([reflection_pb2.ServerReflectionRequest(list_services="")]))]
             names = {s.name for s in replies[0].list_services_response.service}
             assert {"convoy.v1.SpokeService", "convoy.v1.AdminService", "grpc.health.v1.Health"} <= names
+        # The handshake carries the CA after the serving certificate, for pinning at first contact.
+        shown = await asyncio.to_thread(
+            subprocess.run, ["openssl", "s_client", "-connect", hub.grpc_address, "-showcerts", "-alpn", "h2"],
+            input=b"", capture_output=True, timeout=30)
+        presented = re.findall(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", shown.stdout, re.S)
+        assert len(presented) == 2 and ca_sec.fingerprint_of(presented[1]) == hub.ca_fingerprint
         # Plaintext against the TLS port fails: TLS is really on.
         async with aio.insecure_channel(hub.grpc_address) as plain:
             with pytest.raises(aio.AioRpcError) as caught:
