@@ -23,7 +23,7 @@ import jsonpatch
 import yaml
 
 from kubesim import apply as ssa
-from kubesim import crds, defaults, errors, immutability, unknownfields
+from kubesim import crds, defaults, errors, immutability, unknownfields, validation
 from kubesim.clusters import Cluster
 from kubesim.resources import ResourceType
 from kubesim.selectors import FieldSelector, LabelSelector
@@ -314,6 +314,8 @@ def _validate(rt: ResourceType, obj: Obj) -> None:
         causes = crds.validate_custom(rt, obj)
     elif rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         causes = crds.validate_crd(obj)
+    else:
+        causes = validation.violations(rt.group, rt.kind, obj)
     meta = obj["metadata"]
     for field_name in ("labels", "annotations"):
         values = meta.get(field_name)

@@ -268,3 +268,23 @@ def test_terminating_namespace_refuses_new_content(api: client.ApiClient) -> Non
     assert again.value.status == 409
     core.patch_namespaced_config_map("held", "closing", {"metadata": {"finalizers": None}})
     _eventually(lambda: _namespace_missing(core, "closing"))
+
+
+def test_required_fields_are_validated(api: client.ApiClient) -> None:
+    apps = client.AppsV1Api(api)
+    bad = _deployment("web")
+    bad["spec"]["template"]["spec"]["containers"][0].pop("image")
+    bad["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
+    with pytest.raises(ApiException) as err:
+        apps.create_namespaced_deployment("default", bad)
+    assert err.value.status == 422
+    body = json.loads(err.value.body)
+    assert body["message"] == (
+        'Deployment.apps "web" is invalid: [spec.template.metadata.labels: Invalid value: '
+        'map[string]string{"app":"other"}: `selector` does not match template `labels`, '
+        "spec.template.spec.containers[0].image: Required value]")
+    assert [c["field"] for c in body["details"]["causes"]] == [
+        "spec.template.metadata.labels", "spec.template.spec.containers[0].image"]
+    with pytest.raises(ApiException) as no_ports:
+        client.CoreV1Api(api).create_namespaced_service("default", {"metadata": {"name": "s"}, "spec": {}})
+    assert json.loads(no_ports.value.body)["message"] == 'Service "s" is invalid: spec.ports: Required value'
