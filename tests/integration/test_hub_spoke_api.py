@@ -201,13 +201,13 @@ async def test_fifty_mib_bundle_streams_in_chunks(tmp_path: Path, fleet_repo: Fl
         spoke = await registered_spoke(hub, ch, "alpha")
         # 50 MiB of canonical bytes that do not compress away: the compressed stream alone is far
         # over the 4 MiB message limit.
-        blob = os.urandom(19 * 1024 * 1024).hex()
+        blob = os.urandom(27 * 1024 * 1024).hex()
         objects = [{"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": f"blob-{i}", "namespace": "shop"},
-                    "data": {"blob": blob[i * 5_000_000:(i + 1) * 5_000_000]}} for i in range(7)]
+                    "data": {"blob": blob[i * 5_000_000:(i + 1) * 5_000_000]}} for i in range(11)]
         document = {"apiVersion": bundles.API_VERSION, "kind": "Bundle", "apps": [], "objects": objects}
         data = bundles.encode(document)
-        assert len(data) >= 32 * 1024 * 1024
+        assert len(data) >= 50 * 1024 * 1024
         digest = bundles.digest_of(data)
         key = signing.load_or_create_signing_key(tmp_path / "hub")
         with hub.db.session() as session:
