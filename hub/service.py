@@ -16,7 +16,11 @@ failure never stops the loop and never costs a cluster its last good bundle:
 * a broken fleet.yaml -> every cluster keeps its state, the error is recorded;
 * one cluster fails to render -> it keeps its bundle and gets render errors; the others move on.
 
-A digest that does not change causes no notification and no work on the spoke.
+A digest that does not change causes no notification and no work on the spoke. A
+cluster that registers between commits is rendered at once at the deployed commit
+(:meth:`HubService.render_clusters`). Bundles are compressed and signed outside any
+transaction and a render is written in batches of clusters, so the database's write
+lock is never held for a whole fleet.
 """
 
 from __future__ import annotations
