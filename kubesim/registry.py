@@ -154,7 +154,14 @@ def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
 
 
 def create(
-    cluster: Cluster, rt: ResourceType, namespace: str, body: Any, *, manager: str, dry_run: bool = False
+    cluster: Cluster,
+    rt: ResourceType,
+    namespace: str,
+    body: Any,
+    *,
+    manager: str,
+    dry_run: bool = False,
+    managed: list[Obj] | None = None,
 ) -> Obj:
     """POST: a new object with uid, creationTimestamp, generation and defaults; 409 when the name is taken."""
     obj = _check_body(rt, body)
@@ -188,8 +195,9 @@ def create(
     _kind_rules_on_create(cluster, rt, obj)
     _default(cluster, rt, obj, None)
     _validate(rt, obj)
-    if "managedFields" not in meta:
-        meta["managedFields"] = _record(rt, None, obj, manager=manager, subresource=None)
+    # An apply that creates brings its own entries; any other create is recorded as an Update.
+    meta["managedFields"] = managed if managed is not None else _record(
+        rt, None, obj, manager=manager, subresource=None)
     if not meta["managedFields"]:
         meta.pop("managedFields")
     return _store_new(cluster, rt, obj, dry_run=dry_run)
@@ -673,8 +681,8 @@ def _apply(
     if live is None:
         managed = merged["metadata"].pop("managedFields", None)
         merged["metadata"].pop("resourceVersion", None)
-        merged["metadata"]["managedFields"] = managed or []
-        return 201, create(cluster, rt, namespace, merged, manager=manager, dry_run=dry_run)
+        return 201, create(cluster, rt, namespace, merged, manager=manager, dry_run=dry_run,
+                           managed=managed or [])
     managed_fields = merged["metadata"].get("managedFields") or []
     new = _check_body(rt, merged)
     new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
