@@ -2,13 +2,21 @@
 
 Map (one module per concept; pure modules import no grpc, sqlmodel or git):
 
-* ``cli`` — the root ``convoy`` command; other sides' groups join through the
-  ``convoy.commands`` entry points.
-* ``fleet/`` — the fleet.yaml model, label selectors, per-cluster resolution.
-* ``render/`` — the native kustomize engine, substitution, bundle assembly, render cache.
-* ``source/`` — Git: bare mirror, fetch, commit verification.
-* ``store/`` — SQLModel tables, database access, Alembic migrations.
-* ``api/`` — gRPC servicers (spoke and admin), auth, status mapping.
-* ``web/`` — webhook, metrics, health endpoints.
-* ``rollout/`` — progressive rollouts.
+* ``cli`` — the root ``convoy`` command (lazy subcommands); ``commands/`` — one module per area
+  (``render``/``build`` without a hub, ``hubserve``, ``admin`` fleet CLI, ``sandbox``, ``rollout``).
+* ``settings`` — ``HubSettings`` from flags, ``CONVOY_HUB_*`` and a config file.
+* ``service`` — the sync loop: fetch → verify → render → store signed bundles → set desired → notify.
+* ``notify`` — per-cluster fan-out to open Watch streams.
+* ``source/`` — Git: bare mirror, forward-only and signed-commit checks, webhook authentication.
+* ``fleet/`` — the fleet.yaml model, label selectors, cluster declarations, per-cluster resolution.
+* ``render/`` — RepoFS views, the native kustomize engine, substitution, bundle assembly, the cached
+  pipeline.
+* ``store/`` — SQLModel tables, database access (SQLite/PostgreSQL), repository functions, Alembic.
+* ``security/`` — the CA and serving certificate, the bundle-signing key, credentials and join tokens,
+  the admin credential.
+* ``api/`` — gRPC servicers (spoke and admin), auth, limits, batching, the status-code table, the server.
+* ``web/`` — aiohttp side port: webhook, metrics, health and readiness.
+* ``rollout/`` — progressive rollouts: the pure state machine and its controller.
+* ``cliconfig``/``adminclient`` — the CLI's named hubs and its AdminService client.
+* ``localfleet`` — a whole fleet as local processes (``convoy sandbox up``, end-to-end tests).
 """
