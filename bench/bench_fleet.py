@@ -288,10 +288,11 @@ class Drivers:
         """CPU time of every driver process: on a small machine they compete with the hub for cores."""
         return sum(process_cpu_seconds(p.pid) for p in self.popens if p.poll() is None)
 
-    def flood(self, timeout: float) -> list[dict[str, Any]]:
+    def flood(self, timeout: float, *, kind: str = "status") -> list[dict[str, Any]]:
+        """Every driver floods the hub (SIGUSR1: ReportStatus, SIGUSR2: gRPC Health/Check) once."""
         before = len(self.events.get("flood", []))
         for popen in self.popens:
-            popen.send_signal(signal.SIGUSR1)
+            popen.send_signal(signal.SIGUSR1 if kind == "status" else signal.SIGUSR2)
 
         def done() -> list[dict[str, Any]] | None:
             self.read()
@@ -472,17 +473,9 @@ def run_scenario(spec: ScaleSpec, workdir: Path, database_kind: str, *, flood_on
             results["connected_spokes"] = hub.metric("convoy_hub_connected_spokes")
             if not flood_only:
                 results.update(_steady_state_figures(hub, drivers, fleet, spec))
-            cpu0, t0 = hub.cpu_seconds(), time.time()
-            floods = drivers.flood(spec.flood_seconds * 3 + 60)
-            cpu1, t1 = hub.cpu_seconds(), time.time()
-            reports = sum(f["reports"] for f in floods)
-            elapsed = max(f["elapsed"] for f in floods)
-            errors: dict[str, int] = {}
-            for flood in floods:
-                for code, count in flood.get("errors", {}).items():
-                    errors[code] = errors.get(code, 0) + count
-            results["flood"] = {"reports": reports, "seconds": elapsed, "reports_per_s": reports / elapsed,
-                                "errors": errors, "hub_cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0)}
+            results["flood"] = _flood(hub, drivers, spec, kind="status")
+            # The peer figure: unary calls/s this hub process serves when the call does no Convoy work.
+            results["flood"]["health_calls_per_s"] = _flood(hub, drivers, spec, kind="health")["reports_per_s"]
             results["hub_rss_mib_end"] = hub.rss_mib()
         except BaseException:
             print(f"hub log tail ({hub.log_path}):\n" + "\n".join(
@@ -493,6 +486,20 @@ def run_scenario(spec: ScaleSpec, workdir: Path, database_kind: str, *, flood_on
                 drivers.stop()
             hub.stop()
     return results
+
+
+def _flood(hub: HubProcess, drivers: Drivers, spec: ScaleSpec, *, kind: str) -> dict[str, Any]:
+    cpu0, t0 = hub.cpu_seconds(), time.time()
+    floods = drivers.flood(spec.flood_seconds * 3 + 60, kind=kind)
+    cpu1, t1 = hub.cpu_seconds(), time.time()
+    reports = sum(f["reports"] for f in floods)
+    elapsed = max(f["elapsed"] for f in floods)
+    errors: dict[str, int] = {}
+    for flood in floods:
+        for code, count in flood.get("errors", {}).items():
+            errors[code] = errors.get(code, 0) + count
+    return {"reports": reports, "seconds": elapsed, "reports_per_s": reports / elapsed, "errors": errors,
+            "hub_cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0)}
 
 
 def _steady_state_figures(hub: HubProcess, drivers: Drivers, fleet: fleetgen.GeneratedFleet,
@@ -616,6 +623,8 @@ def report(results: dict[str, Any], spec: ScaleSpec) -> None:
         print(f"status flood on {kind}: {flood['reports_per_s']:.0f} reports/s accepted "
               f"({flood['reports']} in {flood['seconds']:.1f} s, refused {flood['errors'] or 'none'}), "
               f"hub CPU {flood['hub_cpu_percent']:.0f}%" + ("  target >= 2000/s" if kind == "sqlite" else ""))
+        print(f"  peer: gRPC Health/Check on the same hub {flood['health_calls_per_s']:.0f} calls/s; ReportStatus "
+              f"reaches {100 * flood['reports_per_s'] / flood['health_calls_per_s']:.0f}% of that ceiling")
     print("targets:")
     for name, verdict in results["targets"].items():
         value = verdict["value"]

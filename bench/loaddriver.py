@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -129,34 +130,51 @@ class SimulatedSpoke:
         self.emit(event="reported", digest=desired.digest, commit=desired.commit)
 
 
-async def status_flood(args: argparse.Namespace, spokes: list[SimulatedSpoke], seconds: float, out: TextIO) -> None:
-    """Send ReportStatus as fast as the hub accepts, from every spoke, for ``seconds``."""
-    errors: dict[str, int] = {}
+async def flood(args: argparse.Namespace, spokes: list[SimulatedSpoke], seconds: float, out: TextIO, *,
+                kind: str) -> None:
+    """Call the hub as fast as it answers, from every spoke, for ``seconds``.
 
-    async def one(spoke: SimulatedSpoke) -> int:
-        count = 0
-        async with spoke._channel() as channel:
+    ``kind`` "status": ReportStatus (authenticated, stored). "health": the standard gRPC Health/Check,
+    which touches no Convoy code: the ceiling of unary calls this hub process can serve, the peer
+    figure for the status rate. Channels are connected before the clock starts, so TLS handshakes
+    are not counted.
+    """
+    errors: dict[str, int] = {}
+    flooding = [s for s in spokes if s.credential]
+    channels = [s._channel() for s in flooding]
+    try:
+        await asyncio.gather(*(asyncio.wait_for(ch.channel_ready(), 60) for ch in channels))
+        deadline = time.perf_counter() + seconds
+
+        async def one(spoke: SimulatedSpoke, channel: grpc.aio.Channel) -> int:
+            count = 0
             stub = pb_grpc.SpokeServiceStub(channel)  # type: ignore[no-untyped-call]
+            health = health_pb2_grpc.HealthStub(channel)
+            probe = health_pb2.HealthCheckRequest(service="convoy.v1.SpokeService")
             metadata = (("authorization", f"Bearer {spoke.credential}"),)
-            deadline = time.perf_counter() + seconds
             while time.perf_counter() < deadline:
-                report = pb.StatusReport(phase=pb.PHASE_READY, applied_digest=spoke.applied_digest,
-                                         applied_commit=spoke.applied_commit, observed_at=codec.timestamp(),
-                                         message=f"flood {count}")
                 try:
-                    await stub.ReportStatus(report, metadata=metadata, timeout=30)
+                    if kind == "health":
+                        await health.Check(probe, timeout=30)
+                    else:
+                        await stub.ReportStatus(pb.StatusReport(
+                            phase=pb.PHASE_READY, applied_digest=spoke.applied_digest,
+                            applied_commit=spoke.applied_commit, observed_at=codec.timestamp(),
+                            message=f"flood {count}"), metadata=metadata, timeout=30)
                     count += 1
                 except grpc.aio.AioRpcError as exc:
                     # Counted, not fatal: the figure is what the hub accepted; refusals show beside it.
                     errors[exc.code().name] = errors.get(exc.code().name, 0) + 1
                     await asyncio.sleep(0.05)
-        return count
+            return count
 
-    started = time.perf_counter()
-    counts = await asyncio.gather(*(one(s) for s in spokes if s.credential))
-    elapsed = time.perf_counter() - started
-    out.write(json.dumps({"event": "flood", "reports": sum(counts), "seconds": seconds, "elapsed": elapsed,
-                          "errors": errors, "t": time.time()}) + "\n")
+        started = time.perf_counter()
+        counts = await asyncio.gather(*(one(s, ch) for s, ch in zip(flooding, channels, strict=True)))
+        elapsed = time.perf_counter() - started
+    finally:
+        await asyncio.gather(*(ch.close(None) for ch in channels), return_exceptions=True)
+    out.write(json.dumps({"event": "flood", "kind": kind, "reports": sum(counts), "seconds": seconds,
+                          "elapsed": elapsed, "errors": errors, "t": time.time()}) + "\n")
     out.flush()
 
 
@@ -170,24 +188,27 @@ async def main_async(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        flood = asyncio.Event()
-        loop.add_signal_handler(signal.SIGUSR1, flood.set)
+        floods = {"status": asyncio.Event(), "health": asyncio.Event()}
+        loop.add_signal_handler(signal.SIGUSR1, floods["status"].set)
+        loop.add_signal_handler(signal.SIGUSR2, floods["health"].set)
         pending = set(tasks)
         while not stop.is_set():
             waiter = asyncio.create_task(stop.wait())
-            flooder = asyncio.create_task(flood.wait())
-            await asyncio.wait([waiter, flooder, *pending], return_when=asyncio.FIRST_COMPLETED)
+            flooders = [asyncio.create_task(event.wait()) for event in floods.values()]
+            await asyncio.wait([waiter, *flooders, *pending], return_when=asyncio.FIRST_COMPLETED)
             for task in [t for t in pending if t.done()]:
                 # A spoke whose registration was refused ends normally; only a crash stops the driver.
                 pending.discard(task)
                 if task.exception() is not None:
                     out.write(json.dumps({"event": "spoke-crashed", "error": repr(task.exception())}) + "\n")
                     stop.set()
-            if flood.is_set():
-                flood.clear()
-                await status_flood(args, spokes, args.flood_seconds, out)
+            for kind, event in floods.items():
+                if event.is_set():
+                    event.clear()
+                    await flood(args, spokes, args.flood_seconds, out, kind=kind)
             waiter.cancel()
-            flooder.cancel()
+            for flooder in flooders:
+                flooder.cancel()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
