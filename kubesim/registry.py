@@ -23,7 +23,7 @@ import jsonpatch
 import yaml
 
 from kubesim import apply as ssa
-from kubesim import crds, defaults, errors, immutability, unknownfields, validation
+from kubesim import crds, decoding, defaults, errors, immutability, unknownfields, validation
 from kubesim.clusters import Cluster
 from kubesim.resources import ResourceType
 from kubesim.selectors import FieldSelector, LabelSelector
@@ -245,6 +245,8 @@ def _check_body(rt: ResourceType, body: Any) -> Obj:
         raise errors.bad_request("metadata must be a JSON object")
     obj.pop("selfLink", None)
     meta.pop("selfLink", None)
+    if not rt.custom:
+        decoding.check(rt.group, rt.version, rt.kind, obj)
     # Canonical key order: apiVersion, kind, metadata first, as the API server encodes objects.
     return {"apiVersion": obj.pop("apiVersion"), "kind": obj.pop("kind"), "metadata": obj.pop("metadata"), **obj}
 
@@ -325,12 +327,13 @@ def _validate(rt: ResourceType, obj: Obj) -> None:
     else:
         causes = validation.violations(rt.group, rt.kind, obj)
     meta = obj["metadata"]
-    for field_name in ("labels", "annotations"):
-        values = meta.get(field_name)
-        if values is not None and (not isinstance(values, dict)
-                                   or not all(isinstance(v, str) for v in values.values())):
-            causes.append(("FieldValueInvalid", f"metadata.{field_name}",
-                           "Invalid value: must be a map of string values"))
+    if rt.custom:
+        for field_name in ("labels", "annotations"):
+            values = meta.get(field_name)
+            if values is not None and (not isinstance(values, dict)
+                                       or not all(isinstance(v, str) for v in values.values())):
+                causes.append(("FieldValueInvalid", f"metadata.{field_name}",
+                               "Invalid value: must be a map of string values"))
     if causes:
         raise errors.invalid(rt.group, rt.kind, meta.get("name", ""), causes)
 

@@ -242,3 +242,21 @@ async def test_async_users_start_the_server_on_their_loop() -> None:
         assert names == ["default", "kube-node-lease", "kube-public", "kube-system"]
     finally:
         await running.stop()
+
+
+def test_decoding_errors_are_400_like_the_go_decoder(sim: KubeSim, cluster: str) -> None:
+    url = f"{sim.url(cluster)}/api/v1/namespaces/default"
+    number = _http().request("POST", f"{url}/configmaps", headers=JSON,
+                             body=json.dumps({"metadata": {"name": "a"}, "data": {"port": 8080}}))
+    assert number.status == 400
+    assert json.loads(number.data)["message"] == (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go '
+        "struct field ConfigMap.data of type string")
+    plain = _http().request("POST", f"{url}/secrets", headers=JSON,
+                            body=json.dumps({"metadata": {"name": "s"}, "data": {"password": "hunter2!"}}))
+    assert plain.status == 400
+    assert json.loads(plain.data)["message"] == (
+        'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte 7')
+    label = _http().request("POST", f"{url}/configmaps", headers=JSON,
+                            body=json.dumps({"metadata": {"name": "b", "labels": {"on": True}}}))
+    assert label.status == 400 and "ObjectMeta.metadata.labels of type string" in json.loads(label.data)["message"]
