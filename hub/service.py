@@ -16,6 +16,10 @@ failure never stops the loop and never costs a cluster its last good bundle:
 * a broken fleet.yaml -> every cluster keeps its state, the error is recorded;
 * one cluster fails to render -> it keeps its bundle and gets render errors; the others move on.
 
+With a rollout controller (:mod:`hub.rollout.controller`), a commit with a rollout strategy does not
+set every changed cluster's desired state: the controller holds the targets back and releases them
+wave by wave; pinned clusters are never moved by a sync.
+
 A digest that does not change causes no notification and no work on the spoke. A
 cluster that registers between commits is rendered at once at the deployed commit
 (:meth:`HubService.render_clusters`). Bundles are compressed and signed outside any
@@ -26,6 +30,7 @@ lock is never held for a whole fleet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -41,6 +46,7 @@ from hub import settings as settings_mod
 from hub.fleet import clusters as fleet_clusters
 from hub.render import errors as render_errors
 from hub.render import pipeline
+from hub.rollout import controller as rollout_controller
 from hub.source import git as gitsource
 from hub.store import db as store_db
 from hub.store import models
@@ -94,6 +100,7 @@ class HubService:
                  notifier: notify.Notifier, metrics: metrics_mod.HubMetrics,
                  renderer: pipeline.Renderer | None = None,
                  signature_policy: gitsource.SignaturePolicy | None = None,
+                 rollouts: rollout_controller.RolloutController | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.settings = settings
         self.db = db
@@ -104,6 +111,7 @@ class HubService:
         self.renderer = renderer or pipeline.Renderer(
             limits=pipeline.RenderLimits(max_bundle_bytes=settings.max_bundle_bytes))
         self.signature_policy = signature_policy
+        self.rollouts = rollouts
         self.clock = clock
         self.first_sync_done = False
         self._lock = asyncio.Lock()
@@ -145,6 +153,8 @@ class HubService:
             outcome = await asyncio.to_thread(self._sync_blocking, reason, force)
             self.first_sync_done = self.first_sync_done or outcome.error is None or outcome.commit is not None
         self.notifier.notify(outcome.changed)
+        if self.rollouts is not None and outcome.changed:
+            self.rollouts.poke()
         _log_outcome(reason, outcome)
         return outcome
 
@@ -247,9 +257,36 @@ class HubService:
                   if render.errors or render.digest is None or render.data is None}
         good = [(name, render) for name, render in sorted(fleet_render.clusters.items()) if name not in failed]
         new_bundles = self._new_bundles(render for _, render in good)
-        changed: list[str] = []
         with self.db.session(write=False) as session:
             had_errors = set(store.render_errors_all(session))
+        with self._rollout_gate(sha, fleet_render, good, only is None, now) as plan:
+            changed = self._store_renders(sha, fleet_render, failed, good, new_bundles, had_errors, plan, now)
+        changed += [name for name in plan.changed if name not in changed]
+        if only is None:
+            with self.db.session() as session:
+                store.set_state(session, store.StateKey.LAST_DEPLOYED_COMMIT, sha, now=now)
+                store.set_state(session, STATE_DEPLOYED_AT, now.isoformat(), now=now)
+                store.set_state(session, STATE_FLEET_ERROR, "", now=now)
+                # Bundles an active rollout has yet to release are in no desired state yet: keep them.
+                pending = self.rollouts.pending_digests(session) if self.rollouts is not None else set()
+                store.prune_bundles(session, keep_last=self.settings.bundle_retention, now=now,
+                                    also_keep=pending)
+        return SyncOutcome(commit=sha, changed=tuple(changed), render_errors=failed)
+
+    def _rollout_gate(self, sha: str, fleet_render: pipeline.FleetRender,
+                      good: list[tuple[str, pipeline.ClusterRender]], full: bool,
+                      now: dt.datetime) -> contextlib.AbstractContextManager[rollout_controller.SyncPlan]:
+        if self.rollouts is None:
+            return contextlib.nullcontext(rollout_controller.SyncPlan())
+        rendered = {name: rollout_controller.Rendered(digest=render.digest or "", labels=render.labels,
+                                                      bundle=render.bundle) for name, render in good}
+        return self.rollouts.sync(commit=sha, fleet=fleet_render.fleet, rendered=rendered, full=full, now=now)
+
+    def _store_renders(self, sha: str, fleet_render: pipeline.FleetRender, failed: Mapping[str, tuple[str, ...]],
+                       good: list[tuple[str, pipeline.ClusterRender]],
+                       new_bundles: dict[str, tuple[bytes, int, bytes]], had_errors: set[str],
+                       plan: rollout_controller.SyncPlan, now: dt.datetime) -> list[str]:
+        changed: list[str] = []
         # Written in batches, so the write lock (SQLite) is never held for a whole fleet at once; a run
         # cut short is simply repeated: every step is idempotent and the deployed commit moves last.
         for batch in _batches([*sorted(failed), *(name for name, _ in good)], _WRITE_BATCH):
@@ -267,16 +304,11 @@ class HubService:
                                          signature=bundle[2], now=now)
                     if name in had_errors:
                         store.clear_render_errors(session, name)
+                # Rollout targets and pinned clusters (plan.hold) are the rollout controller's to move.
                 changed += store.set_desired_many(
                     session, [(name, sha, fleet_render.clusters[name].digest or "") for name in batch
-                              if name not in failed], now=now)
-        if only is None:
-            with self.db.session() as session:
-                store.set_state(session, store.StateKey.LAST_DEPLOYED_COMMIT, sha, now=now)
-                store.set_state(session, STATE_DEPLOYED_AT, now.isoformat(), now=now)
-                store.set_state(session, STATE_FLEET_ERROR, "", now=now)
-                store.prune_bundles(session, keep_last=self.settings.bundle_retention, now=now)
-        return SyncOutcome(commit=sha, changed=tuple(changed), render_errors=failed)
+                              if name not in failed and name not in plan.hold], now=now)
+        return changed
 
     def _new_bundles(self, renders: Iterable[pipeline.ClusterRender]) -> dict[str, tuple[bytes, int, bytes]]:
         """digest -> (compressed bytes, size, signature) of each rendered bundle not stored yet.

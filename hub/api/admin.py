@@ -1,7 +1,7 @@
 """AdminService: what the ``convoy`` CLI asks the hub (needs the admin credential).
 
-Rollout calls (RolloutStatus, RolloutControl, Pin) answer UNIMPLEMENTED until
-progressive rollouts land (issue 8).
+Rollout calls (RolloutStatus, RolloutControl, Pin) go to the hub's
+:class:`hub.rollout.controller.RolloutController`; without one they answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from grpc import aio
 from hub import notify, service
 from hub.api import auth, limits, status
 from hub.fleet import selectors
+from hub.rollout import controller as rollout_controller
 from hub.security import secrets
 from hub.store import db as store_db
 from hub.store import models
@@ -49,12 +50,14 @@ class AdminOptions:
 class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     def __init__(self, *, db: store_db.Database, authenticator: auth.Authenticator, notifier: notify.Notifier,
                  options: AdminOptions, sync_now: Callable[[], Awaitable[tuple[str, bool, str]]],
+                 rollouts: rollout_controller.RolloutController | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.db = db
         self.auth = authenticator
         self.notifier = notifier
         self.options = options
         self._sync_now = sync_now
+        self.rollouts = rollouts
         self.clock = clock
 
     def _admin(self, context: Context, method: str) -> None:
@@ -84,18 +87,23 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             errors = store.render_errors_all(session)
             fleet_commit = store.get_state(session, store.StateKey.LAST_DEPLOYED_COMMIT) or ""
             seen_text = store.get_state(session, service.STATE_DEPLOYED_AT)
+            places = self.rollouts.cluster_states(session) if self.rollouts is not None else {}
         seen = dt.datetime.fromisoformat(seen_text) if seen_text else None
         summaries = [self._summary(c, desired.get(c.name), reported.get(c.name), errors.get(c.name),
-                                   online=c.name in connected) for c in clusters]
+                                   online=c.name in connected, rollout=places.get(c.name)) for c in clusters]
         return summaries, fleet_commit, seen
 
     def _summary(self, cluster: models.Cluster, desired: models.DesiredState | None,
                  reported: models.ClusterStatus | None, render_errors: models.RenderError | None, *,
-                 online: bool) -> pb.ClusterSummary:
+                 online: bool, rollout: rollout_controller.ClusterRollout | None = None) -> pb.ClusterSummary:
         """One cluster's row; ``online``: it has a Watch stream open on this hub process."""
         summary = pb.ClusterSummary(name=cluster.name, labels=dict(cluster.labels or {}),
                                     paused=bool(cluster.paused), online=online,
                                     pinned_digest=cluster.pinned_digest or "")
+        if rollout is not None:
+            summary.wave, summary.rollout_state = rollout.wave, rollout.state
+        if cluster.pinned_digest:
+            summary.rollout_state = "pinned"
         if desired is not None:
             summary.desired_commit = desired.commit
             summary.desired_digest = desired.digest
@@ -133,7 +141,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             reported = store.get_status(session, name)
             errors = store.render_errors_all(session).get(name)
             recent = store.events(session, cluster=name, limit=20)
-        detail = pb.ClusterDetail(summary=self._summary(cluster, desired, reported, errors, online=online))
+            place = self.rollouts.cluster_states(session).get(name) if self.rollouts is not None else None
+        detail = pb.ClusterDetail(summary=self._summary(cluster, desired, reported, errors, online=online,
+                                                        rollout=place))
         if reported is not None:
             detail.objects.extend(_object_from_doc(o) for o in (reported.objects or []))
             detail.drift.extend(_drift_from_doc(d) for d in (reported.drift or []))
@@ -253,21 +263,63 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         return bundles.encode(redact_secrets(document))
 
     # -- rollouts (issue 8) ----------------------------------------------------------------------
+    def _controller(self, what: str) -> rollout_controller.RolloutController:
+        if self.rollouts is None:
+            raise status.Unimplemented(f"{what}: progressive rollouts are not enabled on this hub")
+        return self.rollouts
+
     @status.unary
     async def RolloutStatus(self, request: pb.RolloutStatusRequest, context: Context) -> pb.RolloutStatusResponse:
         self._admin(context, "rollout status")
-        raise status.Unimplemented("rollout status: progressive rollouts are not available on this hub yet")
+        view = await self._run(self._controller("rollout status").view_blocking)
+        if view is None:
+            raise status.NotFound("rollout status: no rollout has run on this hub yet (no commit with a "
+                                  "rollout strategy changed a cluster that already had a bundle)")
+        return _rollout_to_wire(view)
 
     @status.unary
     async def RolloutControl(self, request: pb.RolloutControlRequest,
                              context: Context) -> pb.RolloutStatusResponse:
         self._admin(context, "rollout control")
-        raise status.Unimplemented("rollout control: progressive rollouts are not available on this hub yet")
+        controller = self._controller("rollout control")
+        if request.action not in {"pause", "resume", "abort", "promote"}:
+            raise limits.InvalidRequest(f"rollout: unknown action {request.action!r} (pause, resume, abort, promote)")
+        try:
+            _rollout, changed = await self._run(controller.control_blocking, request.action)
+        except rollout_controller.RolloutError as exc:
+            raise limits.InvalidRequest(str(exc)) from exc
+        self.notifier.notify(changed)
+        controller.poke()
+        view = await self._run(controller.view_blocking)
+        return _rollout_to_wire(view)
 
     @status.unary
     async def Pin(self, request: pb.PinRequest, context: Context) -> pb.PinResponse:
         self._admin(context, "pin")
-        raise status.Unimplemented("pin: pinning clusters is not available on this hub yet")
+        controller = self._controller("pin")
+        if not request.clusters and not request.selector:
+            raise limits.InvalidRequest("rollback: name clusters or give a selector")
+        limits.check_text(request.to, field="to", where="rollback", limit=128)
+        selector = _parse_selector(request.selector) if request.selector else None
+        names = await self._run(self._choose, list(request.clusters), selector)
+        if not names:
+            raise status.NotFound(f"rollback: no registered cluster matches selector {request.selector!r}")
+        try:
+            pinned, digest = await self._run(controller.pin_blocking, names, request.to)
+        except rollout_controller.RolloutError as exc:
+            raise limits.InvalidRequest(str(exc)) from exc
+        self.notifier.notify(pinned)
+        if not request.to and controller.rerender is not None:
+            await controller.rerender(pinned)  # unpinned: back to the deployed commit's bundle
+        return pb.PinResponse(clusters=pinned, digest=digest)
+
+    def _choose(self, names: Sequence[str], selector: selectors.Selector | None) -> list[str]:
+        chosen = dict.fromkeys(names)
+        if selector is not None:
+            with self.db.session(write=False) as session:
+                chosen.update(dict.fromkeys(c.name for c in store.list_clusters(session)
+                                            if selector.matches(dict(c.labels or {}))))
+        return sorted(chosen)
 
 
 # -- conversions ---------------------------------------------------------------------------------
@@ -326,6 +378,31 @@ def _token_to_wire(row: models.BootstrapToken) -> pb.TokenInfo:
                         description=row.description or "", revoked=bool(row.revoked))
     info.expires_at.CopyFrom(codec.timestamp(_aware(row.expires_at)))
     return info
+
+
+def _rollout_to_wire(view: rollout_controller.RolloutView | None) -> pb.RolloutStatusResponse:
+    if view is None:
+        return pb.RolloutStatusResponse()
+    rollout = view.rollout
+    response = pb.RolloutStatusResponse(id=rollout.id, commit=rollout.commit, state=rollout.state.value,
+                                        reason=rollout.reason, failing_clusters=list(rollout.failing))
+    if rollout.started_at is not None:
+        response.started_at.CopyFrom(codec.timestamp(rollout.started_at))
+    for wave in rollout.waves:
+        counts: dict[str, int] = {}
+        for name in wave.clusters:
+            state = "pinned" if name in view.pinned else str(rollout.cluster_state(name) or "")
+            counts[state] = counts.get(state, 0) + 1
+            seen = view.observed.get(name)
+            if seen is not None and seen.applied_digest == rollout.targets[name] and seen.phase.value == "Ready":
+                counts["ready"] = counts.get("ready", 0) + 1
+        item = pb.WaveStatus(name=wave.name, state=wave.state.value, clusters=list(wave.clusters), counts=counts)
+        if wave.started_at is not None:
+            item.started_at.CopyFrom(codec.timestamp(wave.started_at))
+        if wave.finished_at is not None:
+            item.finished_at.CopyFrom(codec.timestamp(wave.finished_at))
+        response.waves.append(item)
+    return response
 
 
 def _render_error_lines(row: models.RenderError) -> Iterable[str]:

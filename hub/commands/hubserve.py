@@ -25,6 +25,7 @@ from hub.api import admin as admin_api
 from hub.api import auth
 from hub.api import server as server_api
 from hub.api import spoke as spoke_api
+from hub.rollout import controller as rollout_controller
 from hub.security import admin as admin_sec
 from hub.security import ca as ca_sec
 from hub.security import files, signing
@@ -125,8 +126,10 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     policy = (gitsource.SignaturePolicy(allowed_signers_file=settings.allowed_signers_file,
                                         gpg_keyring=settings.gpg_keyring)
               if settings.require_signed_commits else None)
+    rollouts = rollout_controller.RolloutController(db=db, notifier=notifier)
     service = HubService(settings=settings, db=db, source=source, signing_key=signing_key, notifier=notifier,
-                         metrics=metrics, signature_policy=policy)
+                         metrics=metrics, signature_policy=policy, rollouts=rollouts)
+    rollouts.rerender = service.render_clusters
     authenticator = auth.Authenticator(db=db, admin_credential=admin_credential)
 
     async def registered(name: str) -> object:
@@ -148,7 +151,7 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
             register_burst=settings.register_burst, report_rate=settings.report_rate,
             report_burst=settings.report_burst))
     admin = admin_api.AdminServicer(
-        db=db, authenticator=authenticator, notifier=notifier, sync_now=sync_now,
+        db=db, authenticator=authenticator, notifier=notifier, sync_now=sync_now, rollouts=rollouts,
         options=admin_api.AdminOptions(ca_fingerprint=fingerprint, advertise_address=settings.advertise_address,
                                        heartbeat_seconds=settings.heartbeat_seconds))
     parts = server_api.create_server(listen=settings.grpc_listen, spoke=spoke, admin=admin, tls=tls)
@@ -197,6 +200,8 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
     stop = asyncio.Event()
     tasks = [asyncio.create_task(service.run(stop), name="convoy-sync"),
              asyncio.create_task(spoke.keep_presence(stop), name="convoy-presence")]
+    if service.rollouts is not None:
+        tasks.append(asyncio.create_task(service.rollouts.run(stop), name="convoy-rollouts"))
     running = RunningHub(settings=settings, db=db, service=service, notifier=notifier, metrics=metrics,
                          grpc=parts, http_runner=runner, http_port=http_port, ca_pem=ca_pem,
                          ca_fingerprint=fingerprint, admin_credential_path=credential_path,

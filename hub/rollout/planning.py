@@ -40,6 +40,7 @@ __all__ = [
     "control",
     "start",
     "step",
+    "supersede",
 ]
 
 FINAL_WAVE = "rest"
@@ -118,6 +119,8 @@ class Rollout:
     started_at: dt.datetime | None = None
     released: frozenset[str] = frozenset()
     reverted: frozenset[str] = frozenset()
+    #: cluster -> the commit that rendered its previous digest (what a revert records as desired commit)
+    previous_commits: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def cluster_state(self, cluster: str) -> ClusterRolloutState | None:
         if cluster not in self.targets:
@@ -151,7 +154,7 @@ class Rollout:
             "id": self.id, "commit": self.commit, "targets": dict(self.targets), "previous": dict(self.previous),
             "state": self.state.value, "reason": self.reason, "failing": list(self.failing),
             "startedAt": stamp(self.started_at), "released": sorted(self.released),
-            "reverted": sorted(self.reverted),
+            "reverted": sorted(self.reverted), "previousCommits": dict(self.previous_commits),
             "waves": [{"name": w.policy.name, "maxUnavailable": w.policy.max_unavailable,
                        "bakeTime": w.policy.bake_time.total_seconds(),
                        "progressDeadline": w.policy.progress_deadline.total_seconds(),
@@ -176,7 +179,8 @@ class Rollout:
         return cls(id=doc["id"], commit=doc["commit"], targets=dict(doc["targets"]), previous=dict(doc["previous"]),
                    waves=waves, state=RolloutState(doc["state"]), reason=doc.get("reason", ""),
                    failing=tuple(doc.get("failing", ())), started_at=when(doc.get("startedAt")),
-                   released=frozenset(doc.get("released", ())), reverted=frozenset(doc.get("reverted", ())))
+                   released=frozenset(doc.get("released", ())), reverted=frozenset(doc.get("reverted", ())),
+                   previous_commits=dict(doc.get("previousCommits", {})))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,10 +218,11 @@ def assign_waves(clusters: Iterable[str], wave_members: Sequence[tuple[WavePolic
 
 
 def start(*, rollout_id: str, commit: str, targets: Mapping[str, str], previous: Mapping[str, str | None],
-          waves: tuple[Wave, ...], now: dt.datetime) -> StepResult:
+          waves: tuple[Wave, ...], now: dt.datetime,
+          previous_commits: Mapping[str, str] | None = None) -> StepResult:
     """A new rollout: wave 1 is released at once."""
     rollout = Rollout(id=rollout_id, commit=commit, targets=dict(targets), previous=dict(previous), waves=waves,
-                      started_at=now)
+                      started_at=now, previous_commits=dict(previous_commits or {}))
     first = step(rollout, {}, now)
     events = (("rollout_started", f"rollout {rollout_id} of {commit[:8]}: {len(targets)} clusters in "
                                   f"{len(waves)} waves ({', '.join(w.name for w in waves)})"), *first.events)
@@ -315,6 +320,18 @@ def _fail(rollout: Rollout, index: int, failing: Sequence[str], reason: str, now
                                   failing=tuple(sorted(failing)))
     events.append(("rollout_failed", f"{reason}; rollout stopped (onFailure: pause)"))
     return StepResult(stopped, releases, {}, tuple(events))
+
+
+def supersede(rollout: Rollout, newer_commit: str) -> tuple[Rollout, tuple[str, str]]:
+    """A newer commit replaces an active rollout: it stops here; clusters it has not released yet are
+    the newer rollout's to move (straight to the newest digest)."""
+    if not rollout.state.active:
+        raise ValueError(f"rollout {rollout.id} is {rollout.state}; only an active rollout is superseded")
+    waiting = sorted(c for c in rollout.targets if c not in rollout.released)
+    reason = f"superseded by commit {newer_commit[:8]}"
+    return dataclasses.replace(rollout, state=RolloutState.SUPERSEDED, reason=reason), (
+        "rollout_superseded", f"rollout {rollout.id} of {rollout.commit[:8]} {reason}; "
+                              f"{len(waiting)} clusters it had not released go straight to the newest bundle")
 
 
 def control(rollout: Rollout, action: str, now: dt.datetime) -> tuple[Rollout, tuple[str, str]]:

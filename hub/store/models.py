@@ -12,6 +12,7 @@ Tables::
     render_errors           one row per cluster whose latest render failed
     hub_state               key/value: last deployed commit, fleet commit, ... (see repository)
     events                  append-only audit log that ``convoy history`` reads
+    rollouts                one row per progressive rollout (issue 8): its state machine as JSON
 
 Times are timezone-aware UTC in Python on both databases (:class:`UTCDateTime`). Enumerations are
 stored as their string values, so adding a member never needs a database enum migration. A change
@@ -40,6 +41,7 @@ __all__ = [
     "EventKind",
     "HubState",
     "RenderError",
+    "RolloutRow",
     "SeenCommit",
     "UTCDateTime",
     "utcnow",
@@ -102,9 +104,23 @@ class EventKind(enum.StrEnum):
     DEREGISTERED = "deregistered"                  #: an administrator removed a cluster's registration
     PAUSED = "paused"
     RESUMED = "resumed"
-    PINNED = "pinned"                              #: reserved for rollouts (issue 8)
-    UNPINNED = "unpinned"                          #: reserved for rollouts (issue 8)
-    ROLLOUT = "rollout"                            #: reserved for rollouts (issue 8)
+    PINNED = "pinned"                              #: an administrator pinned a cluster to a bundle
+    UNPINNED = "unpinned"                          #: ... and released the pin
+    ROLLOUT = "rollout"                            #: a rollout note without a more precise kind
+    # Rollout transitions (hub.rollout.planning emits these kinds; issue 8).
+    ROLLOUT_STARTED = "rollout_started"
+    ROLLOUT_SUPERSEDED = "rollout_superseded"      #: a newer commit started a new rollout
+    WAVE_RELEASED = "wave_released"                #: a wave's clusters were given the new bundle
+    WAVE_BAKING = "wave_baking"                    #: a wave is Ready; its bake time runs
+    WAVE_PROGRESSING = "wave_progressing"          #: a baking wave lost readiness
+    WAVE_DONE = "wave_done"
+    ROLLOUT_DONE = "rollout_done"
+    ROLLOUT_FAILED = "rollout_failed"              #: a wave failed with onFailure: pause
+    ROLLOUT_ROLLED_BACK = "rollout_rolled_back"    #: a wave failed; released clusters went back
+    ROLLOUT_PAUSED = "rollout_paused"
+    ROLLOUT_RESUMED = "rollout_resumed"
+    ROLLOUT_ABORTED = "rollout_aborted"
+    ROLLOUT_PROMOTED = "rollout_promoted"
     HUB = "hub"                                    #: hub lifecycle: started, leader, stopped
 
 
@@ -236,3 +252,17 @@ class Event(SQLModel, table=True):
     digest: str | None = Field(default=None, max_length=DIGEST_LEN)
     message: str = Field(default="", sa_column=sa.Column(sa.Text(), nullable=False))
     details: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType, nullable=True))
+
+
+class RolloutRow(SQLModel, table=True):
+    """One progressive rollout; ``document`` is ``hub.rollout.planning.Rollout.to_document()``."""
+
+    __tablename__ = "rollouts"
+
+    seq: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    commit: str = Field(max_length=SHA_LEN)
+    #: a ``hub.rollout.planning.RolloutState`` value, kept beside the document for queries
+    state: str = Field(max_length=32, index=True)
+    document: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
+    started_at: dt.datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    updated_at: dt.datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))

@@ -23,7 +23,7 @@ clusters    register_cluster(s, *, name, labels, credential_hash, token=None) ->
             get_cluster(s, name); list_clusters(s); touch_cluster(s, name); touch_clusters(s, names)
             remove_cluster(s, name) -> bool    (frees the name; history and events stay)
             set_paused(s, names, paused) -> changed names       raises UnknownCluster
-            set_pinned(s, name, digest | None)                  (room for rollouts, issue 8)
+            set_pinned(s, name, digest | None)                  (rollback pins, issue 8)
 commits     record_commit(s, *, sha, author, authored_at, message, signature_verdict, signature_detail,
                           accepted, refusal_reason) -> SeenCommit
             get_commit(s, sha); recent_commits(s, limit)
@@ -42,6 +42,9 @@ events      add_event(s, kind, *, cluster, commit, digest, message, details) -> 
             events(s, *, cluster, since, after_id, kinds, limit=200) -> oldest-first list of the newest
             prune_events(s, *, before) -> number deleted
 hub state   get_state(s, key) -> str | None; set_state(s, key, value)   (keys: StateKey)
+rollouts    insert_rollout(s, *, commit, state, document) -> RolloutRow (seq assigned)
+            save_rollout(s, seq, *, state, document); get_rollout(s, seq); latest_rollout(s)
+            commit_of_desired(s, cluster, digest) -> the commit that last made digest desired there
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ from hub.store.models import (
     EventKind,
     HubState,
     RenderError,
+    RolloutRow,
     SeenCommit,
     utcnow,
 )
@@ -85,6 +89,7 @@ __all__ = [
     "authenticate_cluster",
     "bundle_meta",
     "clear_render_errors",
+    "commit_of_desired",
     "consume_token",
     "create_token",
     "desired_all",
@@ -94,9 +99,12 @@ __all__ = [
     "get_cluster",
     "get_commit",
     "get_desired",
+    "get_rollout",
     "get_state",
     "get_status",
     "get_token",
+    "insert_rollout",
+    "latest_rollout",
     "list_clusters",
     "list_tokens",
     "prune_bundles",
@@ -108,6 +116,7 @@ __all__ = [
     "remove_cluster",
     "render_errors_all",
     "revoke_token",
+    "save_rollout",
     "save_status",
     "save_statuses",
     "set_desired",
@@ -495,13 +504,13 @@ def bundle_meta(s: Session, digest: str) -> BundleMeta | None:
 
 
 def prune_bundles(s: Session, *, keep_last: int = 20, min_age: dt.timedelta = dt.timedelta(0),
-                  now: dt.datetime | None = None) -> int:
+                  now: dt.datetime | None = None, also_keep: Iterable[str] = ()) -> int:
     """Delete bundles no cluster needed in its last ``keep_last`` desired states; returns how many.
 
     Kept: every currently desired or pinned digest, and each cluster's last ``keep_last`` desired
     digests (so a rollback to a recent bundle never needs a re-render). Bundles younger than
     ``min_age`` are kept too, so a render stored but not yet made desired is safe from a
-    concurrent prune.
+    concurrent prune. ``also_keep``: digests still to be released (an active rollout's targets).
     """
     if keep_last < 1:
         raise ValueError(f"bundle retention must keep at least 1 desired state per cluster, got {keep_last}")
@@ -516,6 +525,9 @@ def prune_bundles(s: Session, *, keep_last: int = 20, min_age: dt.timedelta = dt
     bundles = _table(Bundle)
     stmt = bundles.delete().where(bundles.c.digest.not_in(sa.select(keep.c[0])),
                                   bundles.c.created_at <= _now(now) - min_age)
+    extra = sorted(set(also_keep))
+    if extra:
+        stmt = stmt.where(bundles.c.digest.not_in(extra))
     return cast(sa.CursorResult[Any], s.execute(stmt)).rowcount
 
 
@@ -781,3 +793,43 @@ def get_state(s: Session, key: str) -> str | None:
 def set_state(s: Session, key: str, value: str, *, now: dt.datetime | None = None) -> None:
     _upsert(s, HubState, [{"key": str(key), "value": value, "updated_at": _now(now)}], key=["key"],
             update=["value", "updated_at"])
+
+
+# --------------------------------------------------------------------------------------------- rollouts
+
+
+def insert_rollout(s: Session, *, commit: str, state: str, document: Mapping[str, Any],
+                   now: dt.datetime | None = None) -> RolloutRow:
+    """A new rollout row; its ``seq`` (increasing) is assigned on flush."""
+    now = _now(now)
+    row = RolloutRow(commit=commit, state=state, document=dict(document), started_at=now, updated_at=now)
+    s.add(row)
+    s.flush()
+    return row
+
+
+def save_rollout(s: Session, seq: int, *, state: str, document: Mapping[str, Any],
+                 now: dt.datetime | None = None) -> None:
+    row = s.get(RolloutRow, seq)
+    if row is None:
+        raise errors.StoreError(f"rollout {seq} does not exist")
+    row.state, row.document, row.updated_at = state, dict(document), _now(now)
+    s.add(row)
+    s.flush()
+
+
+def get_rollout(s: Session, seq: int) -> RolloutRow | None:
+    return s.get(RolloutRow, seq)
+
+
+def latest_rollout(s: Session) -> RolloutRow | None:
+    """The newest rollout (at most one is active: a newer one supersedes the older)."""
+    return s.exec(select(RolloutRow).order_by(col(RolloutRow.seq).desc()).limit(1)).first()
+
+
+def commit_of_desired(s: Session, cluster: str, digest: str) -> str | None:
+    """The commit whose render last made ``digest`` desired for ``cluster`` (None if it never was)."""
+    row = s.exec(select(DesiredStateHistory).where(DesiredStateHistory.cluster == cluster,
+                                                   DesiredStateHistory.digest == digest)
+                 .order_by(col(DesiredStateHistory.id).desc()).limit(1)).first()
+    return None if row is None else row.commit
