@@ -37,6 +37,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "token": "hub.commands.admin:token",
     "config": "hub.commands.admin:config",
     "sandbox": "hub.commands.sandbox:sandbox",
+    "rollout": "hub.commands.rollout:rollout",
+    "rollback": "hub.commands.rollout:rollback",
 }
 
 

@@ -1,0 +1,122 @@
+"""``convoy rollout status|pause|resume|abort|promote`` and ``convoy rollback`` (issue 8).
+
+Exit codes as for the other hub commands (:mod:`hub.commands.admin`): 1 when the hub refuses
+(no rollout, an action that does not apply, a bundle the cluster never had).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+from hub.commands import formatting
+from hub.commands.admin import _client, _emit, hub_command, output_option
+from protos.convoy.v1 import convoy_pb2 as pb
+
+__all__ = ["rollback", "rollout", "rollout_document"]
+
+
+def rollout_document(response: pb.RolloutStatusResponse, *, now: dt.datetime) -> dict[str, Any]:
+    """The rollout as a plain document (``-o json|yaml``, and what the table prints)."""
+    def stamp(value: Any) -> str | None:
+        when = formatting._when(value)
+        return when.isoformat() if when else None
+
+    return {
+        "id": response.id, "commit": response.commit, "state": response.state, "reason": response.reason,
+        "failingClusters": list(response.failing_clusters), "startedAt": stamp(response.started_at),
+        "started": formatting.ago(formatting._when(response.started_at), now),
+        "waves": [{"name": w.name, "state": w.state, "clusters": list(w.clusters), "counts": dict(w.counts),
+                   "startedAt": stamp(w.started_at), "finishedAt": stamp(w.finished_at)} for w in response.waves],
+    }
+
+
+def _print(response: pb.RolloutStatusResponse) -> None:
+    doc = rollout_document(response, now=dt.datetime.now(dt.UTC))
+    click.echo(f"rollout {doc['id']} of commit {doc['commit'][:12]}: {doc['state']} (started {doc['started']})")
+    if doc["reason"]:
+        click.echo(f"  reason: {doc['reason']}")
+    if doc["failingClusters"]:
+        click.echo(f"  failing clusters: {', '.join(doc['failingClusters'])}")
+    for index, wave in enumerate(doc["waves"], start=1):
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(wave["counts"].items()))
+        timing = ""
+        if wave["startedAt"]:
+            timing = f" started {formatting.ago(dt.datetime.fromisoformat(wave['startedAt']), dt.datetime.now(dt.UTC))}"
+        if wave["finishedAt"]:
+            timing += f", finished {formatting.ago(dt.datetime.fromisoformat(wave['finishedAt']), dt.datetime.now(dt.UTC))}"
+        click.echo(f"  {index}. {wave['name']:<12} {wave['state']:<12} {len(wave['clusters'])} clusters"
+                   f" ({counts}){timing}")
+        click.echo(f"     {', '.join(wave['clusters'])}")
+
+
+@click.group()
+def rollout() -> None:
+    """Progressive rollouts: the latest rollout's waves, and operator controls."""
+
+
+@rollout.command("status")
+@output_option
+@hub_command
+def rollout_status(hub_name: str | None, output: str) -> None:
+    """The latest rollout: waves, clusters per state, timings, and why it stopped."""
+    with _client(hub_name) as client:
+        response = client.call("RolloutStatus", pb.RolloutStatusRequest())
+    if output != "table":
+        _emit(rollout_document(response, now=dt.datetime.now(dt.UTC)), output)
+        return
+    _print(response)
+
+
+def _control(hub_name: str | None, action: str) -> None:
+    with _client(hub_name) as client:
+        response = client.call("RolloutControl", pb.RolloutControlRequest(action=action))
+    _print(response)
+
+
+@rollout.command("pause")
+@hub_command
+def rollout_pause(hub_name: str | None) -> None:
+    """Release no further wave until resumed (clusters already released keep their bundle)."""
+    _control(hub_name, "pause")
+
+
+@rollout.command("resume")
+@hub_command
+def rollout_resume(hub_name: str | None) -> None:
+    """Carry on a paused rollout, or retry the failed wave of a stopped one (fresh progress deadline)."""
+    _control(hub_name, "resume")
+
+
+@rollout.command("abort")
+@hub_command
+def rollout_abort(hub_name: str | None) -> None:
+    """Stop for good: clusters not yet released keep their old bundle."""
+    _control(hub_name, "abort")
+
+
+@rollout.command("promote")
+@hub_command
+def rollout_promote(hub_name: str | None) -> None:
+    """Count the current wave as done now (skip its wait and bake time) and release the next."""
+    _control(hub_name, "promote")
+
+
+@click.command()
+@click.argument("clusters", nargs=-1)
+@click.option("-l", "--selector", default="", help="Every registered cluster matching this label selector.")
+@click.option("--to", "to", default="", help="A commit (7+ characters) or bundle digest the clusters ran before.")
+@click.option("--unpin", is_flag=True, help="Release the pin: the clusters follow the fleet again.")
+@hub_command
+def rollback(hub_name: str | None, clusters: tuple[str, ...], selector: str, to: str, unpin: bool) -> None:
+    """Pin clusters to a previous bundle until --unpin; rollouts skip pinned clusters."""
+    if not clusters and not selector:
+        raise click.UsageError("give CLUSTER names or --selector")
+    if bool(to) == unpin:
+        raise click.UsageError("give --to COMMIT|DIGEST, or --unpin")
+    with _client(hub_name) as client:
+        response = client.call("Pin", pb.PinRequest(clusters=list(clusters), selector=selector, to=to))
+    for name in response.clusters:
+        click.echo(f"{name} pinned to {response.digest[:19]}" if to else f"{name} unpinned; follows the fleet again")
