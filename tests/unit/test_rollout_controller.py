@@ -1,0 +1,249 @@
+"""The rollout controller's decisions on a real store (SQLite): targets, waves, failure, supersession, pins."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub import notify
+from hub.fleet import model
+from hub.rollout import controller as ctl
+from hub.rollout import planning
+from hub.security import secrets as hub_secrets
+from hub.store import repository as store
+from hub.store.db import Database, default_sqlite_url
+from protos import bundle as bundles
+
+T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+C1, C2, C3 = "1" * 40, "2" * 40, "3" * 40
+LABELS = {"canary-1": {"canary": "true"}, "prod-1": {"env": "prod"}, "prod-2": {"env": "prod"},
+          "same-1": {"env": "prod"}}
+
+FLEET_DOC: dict[str, Any] = {
+    "apiVersion": "convoy.dev/v1alpha1", "kind": "Fleet",
+    "apps": [{"name": "db", "path": "apps/db"}, {"name": "web", "path": "apps/web", "dependsOn": ["db"]}],
+    "rollout": {"bakeTime": "10s", "progressDeadline": "1m", "onFailure": "rollback",
+                "waves": [{"name": "canary", "selector": {"matchLabels": {"canary": "true"}}}]},
+}
+
+
+def bundle_doc(**apps: str) -> dict[str, Any]:
+    """A bundle with one ConfigMap per app whose data is the given version."""
+    return {"apiVersion": bundles.API_VERSION, "kind": "Bundle",
+            "apps": [{"name": name} for name in sorted(apps)],
+            "objects": [{"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": name, "namespace": "default", "labels": {bundles.LABEL_APP: name}},
+                         "data": {"version": version}} for name, version in sorted(apps.items())]}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(default_sqlite_url(tmp_path))
+    database.migrate()
+    with database.session() as s:
+        for name, labels in {**LABELS, "new-1": {"env": "prod"}}.items():
+            store.register_cluster(s, name=name, labels=labels, now=T0,
+                                   credential_hash=hub_secrets.hash_secret(hub_secrets.new_credential()))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def controller(db: Database) -> ctl.RolloutController:
+    return ctl.RolloutController(db=db, notifier=notify.Notifier(), clock=lambda: T0)
+
+
+def put(db: Database, doc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    data = bundles.encode(doc)
+    digest = bundles.digest_of(data)
+    with db.session() as s:
+        if store.bundle_meta(s, digest) is None:
+            store.put_bundle(s, digest=digest, compressed=bundles.compress(data), size=len(data), signature=b"s",
+                             now=T0)
+    return digest, dict(doc)
+
+
+def sync(controller: ctl.RolloutController, db: Database, commit: str, docs: Mapping[str, Mapping[str, Any]],
+         *, fleet: model.Fleet | None = None, now: dt.datetime = T0, full: bool = True) -> ctl.SyncPlan:
+    """What HubService does with a render: store bundles, set desired for clusters not held, let the gate start."""
+    rendered = {}
+    for name, doc in docs.items():
+        digest, stored = put(db, doc)
+        rendered[name] = ctl.Rendered(digest=digest, labels=LABELS.get(name, {"env": "prod"}), bundle=stored)
+    with controller.sync(commit=commit, fleet=fleet or model.parse_fleet(FLEET_DOC), rendered=rendered, full=full,
+                         now=now) as plan, db.session() as s:
+        store.set_desired_many(s, [(n, commit, r.digest) for n, r in rendered.items() if n not in plan.hold], now=now)
+    return plan
+
+
+def desired(db: Database) -> dict[str, str]:
+    with db.session(write=False) as s:
+        return {name: row.digest for name, row in store.desired_all(s).items()}
+
+
+def report(db: Database, cluster: str, digest: str, phase: str = "Ready") -> None:
+    with db.session() as s:
+        store.save_status(s, store.StatusInput(cluster=cluster, phase=phase, applied_commit="", applied_digest=digest),
+                          now=T0)
+
+
+def latest(db: Database) -> planning.Rollout:
+    with db.session(write=False) as s:
+        row = store.latest_rollout(s)
+        assert row is not None
+        return planning.Rollout.from_document(row.document)
+
+
+def kinds(db: Database) -> list[str]:
+    with db.session(write=False) as s:
+        return [e.kind for e in store.events(s, limit=1000) if e.kind.startswith(("rollout", "wave"))]
+
+
+V1 = {name: bundle_doc(db="1", web="1") for name in LABELS}
+V2 = {name: bundle_doc(db="1", web="2") for name in LABELS} | {"same-1": bundle_doc(db="1", web="1")}
+
+
+def first_commit(controller: ctl.RolloutController, db: Database) -> dict[str, str]:
+    plan = sync(controller, db, C1, V1)
+    assert plan.hold == frozenset() and plan.start is None  # nothing had a bundle: everyone at once
+    return desired(db)
+
+
+def test_only_changed_clusters_that_had_a_bundle_are_targets_and_wave_one_goes_first(
+        controller: ctl.RolloutController, db: Database) -> None:
+    before = first_commit(controller, db)
+    plan = sync(controller, db, C2, {**V2, "new-1": bundle_doc(db="1", web="2")})
+    rollout = latest(db)
+    assert set(rollout.targets) == {"canary-1", "prod-1", "prod-2"}      # same-1 unchanged, new-1 new
+    assert [(w.name, w.clusters) for w in rollout.waves] == [("canary", ("canary-1",)),
+                                                           ("rest", ("prod-1", "prod-2"))]
+    assert plan.changed == ["canary-1"]
+    now = desired(db)
+    assert now["canary-1"] == put(db, V2["canary-1"])[0]
+    assert now["prod-1"] == before["prod-1"] and now["prod-2"] == before["prod-2"]
+    assert now["same-1"] == before["same-1"]
+    assert "new-1" in now                                                 # a new cluster is not held back
+    assert kinds(db) == ["rollout_started", "wave_released"]
+
+
+def test_next_wave_only_after_ready_and_bake_time(controller: ctl.RolloutController, db: Database) -> None:
+    first_commit(controller, db)
+    sync(controller, db, C2, V2)
+    target = put(db, V2["canary-1"])[0]
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=1)) == []          # not reported yet
+    report(db, "canary-1", target)
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=2)) == []          # Ready: baking starts
+    assert latest(db).waves[0].state is planning.WaveState.BAKING
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=11)) == []         # 9 s of a 10 s bake
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=12)) == ["prod-1", "prod-2"]
+    for name in ("prod-1", "prod-2"):
+        report(db, name, put(db, V2[name])[0])
+    controller.tick_blocking(T0 + dt.timedelta(seconds=13))
+    controller.tick_blocking(T0 + dt.timedelta(seconds=23))
+    assert latest(db).state is planning.RolloutState.DONE
+    assert kinds(db)[-1] == "rollout_done"
+
+
+def test_failed_canary_rolls_back_and_later_waves_never_move(controller: ctl.RolloutController, db: Database) -> None:
+    before = first_commit(controller, db)
+    sync(controller, db, C2, V2)
+    report(db, "canary-1", put(db, V2["canary-1"])[0], phase="Degraded")
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=1)) == ["canary-1"]
+    rollout = latest(db)
+    assert rollout.state is planning.RolloutState.ROLLED_BACK and rollout.failing == ("canary-1",)
+    assert desired(db) == before
+    with db.session(write=False) as s:
+        assert store.get_desired(s, "canary-1").commit == C1  # type: ignore[union-attr]
+        last = store.events(s, limit=1)[0]
+    assert last.kind == "rollout_rolled_back" and "canary-1" in last.message and last.details is not None
+    assert last.details["failing"] == ["canary-1"]
+    # The same commit rendered again (SyncNow) does not restart the rolled-back rollout.
+    plan = sync(controller, db, C2, V2)
+    assert plan.hold >= {"canary-1", "prod-1", "prod-2"} and desired(db) == before
+
+
+def test_newer_commit_supersedes_and_unreleased_clusters_skip_to_the_newest(
+        controller: ctl.RolloutController, db: Database) -> None:
+    before = first_commit(controller, db)
+    sync(controller, db, C2, V2)
+    v3 = {name: bundle_doc(db="1", web="3") for name in LABELS}
+    plan = sync(controller, db, C3, v3, now=T0 + dt.timedelta(seconds=5))
+    with db.session(write=False) as s:
+        rows = [store.get_rollout(s, seq) for seq in (1, 2)]
+    assert [r.state for r in rows if r] == ["superseded", "progressing"]
+    rollout = latest(db)
+    assert rollout.commit == C3 and set(rollout.targets) == set(LABELS)
+    assert rollout.previous["prod-1"] == before["prod-1"]                  # never saw the middle commit
+    assert rollout.previous["canary-1"] == put(db, V2["canary-1"])[0]
+    assert plan.changed == ["canary-1"] and desired(db)["canary-1"] == put(db, v3["canary-1"])[0]
+    assert desired(db)["prod-1"] == before["prod-1"]                       # waits for its wave again
+    assert "rollout_superseded" in kinds(db)
+
+
+def test_pause_holds_and_promote_releases_the_next_wave(controller: ctl.RolloutController, db: Database) -> None:
+    first_commit(controller, db)
+    sync(controller, db, C2, V2)
+    controller.control_blocking("pause", T0)
+    report(db, "canary-1", put(db, V2["canary-1"])[0])
+    assert controller.tick_blocking(T0 + dt.timedelta(minutes=5)) == []
+    with pytest.raises(ctl.RolloutError, match="not progressing"):
+        controller.control_blocking("pause", T0)
+    controller.control_blocking("resume", T0 + dt.timedelta(minutes=5))
+    rollout, changed = controller.control_blocking("promote", T0 + dt.timedelta(minutes=5))
+    assert changed == ["prod-1", "prod-2"] and rollout.waves[0].state is planning.WaveState.DONE
+    assert kinds(db)[-4:] == ["rollout_resumed", "wave_baking", "rollout_promoted", "wave_released"]
+
+
+def test_a_restarted_controller_resumes_from_the_database(db: Database) -> None:
+    first = ctl.RolloutController(db=db, notifier=notify.Notifier())
+    first_commit(first, db)
+    sync(first, db, C2, V2)
+    report(db, "canary-1", put(db, V2["canary-1"])[0])
+    first.tick_blocking(T0 + dt.timedelta(seconds=1))                           # baking since +1 s
+    second = ctl.RolloutController(db=db, notifier=notify.Notifier())
+    assert second.tick_blocking(T0 + dt.timedelta(seconds=5)) == []
+    assert second.tick_blocking(T0 + dt.timedelta(seconds=11)) == ["prod-1", "prod-2"]
+
+
+def test_app_strategies_the_first_changed_app_in_dependency_order_decides(
+        controller: ctl.RolloutController, db: Database) -> None:
+    doc = dict(FLEET_DOC)
+    del doc["rollout"]
+    doc["apps"] = [{"name": "db", "path": "apps/db"},
+                   {"name": "web", "path": "apps/web", "dependsOn": ["db"],
+                    "rollout": {"waves": [{"name": "first", "selector": {"matchLabels": {"env": "prod"}}}]}}]
+    fleet = model.parse_fleet(doc)
+    first_commit(controller, db)
+    db_only = {name: bundle_doc(db="2", web="1") for name in LABELS}
+    plan = sync(controller, db, C2, db_only, fleet=fleet)
+    assert plan.start is None and desired(db)["canary-1"] == put(db, db_only["canary-1"])[0]  # no strategy: at once
+    both = {name: bundle_doc(db="3", web="2") for name in LABELS}
+    plan = sync(controller, db, C3, both, fleet=fleet)
+    assert plan.start is not None
+    assert [w.name for w in latest(db).waves] == ["first", "rest"]
+
+
+def test_pins_hold_a_cluster_and_rollouts_skip_it(controller: ctl.RolloutController, db: Database) -> None:
+    before = first_commit(controller, db)
+    sync(controller, db, C2, V2)
+    with pytest.raises(ctl.RolloutError, match="never desired"):
+        controller.pin_blocking(["prod-1"], "sha256:" + "0" * 64)
+    with pytest.raises(ctl.RolloutError, match="no bundle of commit 4444444"):
+        controller.pin_blocking(["prod-1"], "4444444")
+    names, digest = controller.pin_blocking(["canary-1"], C1[:8])
+    assert names == ["canary-1"] and digest == before["canary-1"] and desired(db)["canary-1"] == digest
+    # A pinned canary neither holds up its wave nor gets the rollout's bundle.
+    controller.tick_blocking(T0 + dt.timedelta(seconds=1))
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=12)) == ["prod-1", "prod-2"]
+    assert desired(db)["canary-1"] == before["canary-1"]
+    with db.session(write=False) as s:
+        assert controller.cluster_states(s)["prod-1"] == ctl.ClusterRollout(wave="rest", state="released")
+    v3 = {name: bundle_doc(db="1", web="3") for name in LABELS}
+    assert "canary-1" in sync(controller, db, C3, v3).hold and desired(db)["canary-1"] == before["canary-1"]
+    controller.pin_blocking(["canary-1"], "")
+    with db.session(write=False) as s:
+        assert store.get_cluster(s, "canary-1").pinned_digest is None  # type: ignore[union-attr]
