@@ -37,7 +37,7 @@ def test_environment_overrides_fields(tmp_path: Path) -> None:
 
 def test_unknown_hub_and_missing_config_say_what_to_do(tmp_path: Path) -> None:
     cfg = write(tmp_path / "config.yaml", "current: a\nhubs:\n  a:\n    address: h:1\n")
-    with pytest.raises(cliconfig.CliConfigError, match="unknown hub 'b'.*convoy config use"):
+    with pytest.raises(cliconfig.CliConfigError, match=r"unknown hub 'b'.*convoy config use"):
         cliconfig.resolve("b", env={"CONVOY_CONFIG": str(cfg)})
     with pytest.raises(cliconfig.CliConfigError, match="no hub configured"):
         cliconfig.resolve(env={"CONVOY_CONFIG": str(tmp_path / "absent.yaml")})
