@@ -100,11 +100,13 @@ def wait_state(fleet: localfleet.LocalFleet, commit: str, state: str, timeout: f
 
 
 def settled(fleet: localfleet.LocalFleet, commit: str) -> dict[str, pb.ClusterSummary]:
-    return localfleet.wait_until(
-        lambda: (s := fleet.statuses()) and all(
-            s[n].desired_commit == commit and s[n].applied_digest == s[n].desired_digest
-            and s[n].phase == pb.PHASE_READY for n in ALL) and s,
-        timeout=60, what=f"clusters Ready at {commit[:8]}", interval=0.3)
+    def ready() -> dict[str, pb.ClusterSummary] | None:
+        s = fleet.statuses()
+        done = all(s[n].desired_commit == commit and s[n].applied_digest == s[n].desired_digest
+                   and s[n].phase == pb.PHASE_READY for n in ALL)
+        return s if done else None
+
+    return localfleet.wait_until(ready, timeout=60, what=f"clusters Ready at {commit[:8]}", interval=0.3)
 
 
 def released_clusters(fleet: localfleet.LocalFleet, commit: str) -> dict[str, dt.datetime]:
@@ -205,11 +207,13 @@ def test_failing_canary_stops_the_rollout_and_rolls_back(fleet: localfleet.Local
     assert "wave canary failed" in stopped.reason
     assert [w.state for w in stopped.waves] == ["failed", "pending", "pending"]
     # The canary is given its previous bundle back and is Ready there; the other waves never moved.
-    back = localfleet.wait_until(
-        lambda: (s := fleet.statuses()) and s["prod-eu-1"].desired_digest == before["prod-eu-1"].desired_digest
-        and s["prod-eu-1"].applied_digest == before["prod-eu-1"].desired_digest
-        and s["prod-eu-1"].phase == pb.PHASE_READY and s,
-        timeout=60, what="canary Ready at its previous bundle", interval=0.3)
+    def canary_back() -> dict[str, pb.ClusterSummary] | None:
+        s = fleet.statuses()
+        canary, previous = s["prod-eu-1"], before["prod-eu-1"].desired_digest
+        done = canary.desired_digest == previous == canary.applied_digest and canary.phase == pb.PHASE_READY
+        return s if done else None
+
+    back = localfleet.wait_until(canary_back, timeout=60, what="canary Ready at its previous bundle", interval=0.3)
     for name in EARLY | REST:
         assert back[name].desired_digest == before[name].desired_digest
         assert back[name].rollout_state == "held"
