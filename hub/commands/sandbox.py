@@ -22,7 +22,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from hub import localfleet
+from hub import adminclient, localfleet
 from hub.commands import formatting
 from protos.convoy.v1 import convoy_pb2 as pb
 
@@ -61,6 +61,17 @@ def _all_ready(names: set[str]) -> Callable[[dict[str, pb.ClusterSummary]], bool
         return all(n in statuses and statuses[n].phase == pb.PHASE_READY and statuses[n].desired_digest
                    and statuses[n].applied_digest == statuses[n].desired_digest for n in names)
     return check
+
+
+def _waves_line(fleet: localfleet.LocalFleet) -> str:
+    """The progressive rollout the bump went through (fleet.yaml's ``rollout``), in one line."""
+    with fleet.admin() as admin:
+        try:
+            status = admin.call("RolloutStatus", pb.RolloutStatusRequest())
+        except adminclient.AdminError:
+            return "No progressive rollout (fleet.yaml has no rollout strategy)."
+    waves = " -> ".join(f"{w.name} ({', '.join(w.clusters)}) {w.state}" for w in status.waves)
+    return f"Rollout {status.id}, wave by wave: {waves}."
 
 
 def _bump_image(text: str) -> tuple[str, str, str]:
@@ -137,6 +148,7 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
         unchanged = sorted(n for n in names if after[n].desired_digest == before[n].desired_digest)
         changed = sorted(n for n in names if after[n].desired_digest != before[n].desired_digest)
         console.print(f"   Rolled forward in {time.monotonic() - started:.1f}s: {', '.join(changed)}.")
+        console.print(f"   {_waves_line(fleet)}", markup=False, highlight=False)
         console.print(f"   Untouched (same digest, nothing re-applied): {', '.join(unchanged) or 'none'}.\n")
 
         victim = next((c for c in DRIFT_CLUSTER_PREFERENCE if c in names), sorted(names)[0])
@@ -170,6 +182,7 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
         console.print(f"  convoy describe {victim}")
         console.print(f"  convoy history {victim}")
         console.print("  convoy history --all")
+        console.print("  convoy rollout status    # the prod bump's waves")
         console.print(f"  kubectl --kubeconfig {fleet.kubeconfig} --context {victim} get deploy -A")
         console.print(f"  # edit {fleet.repo_dir}, commit, then `convoy sync`")
         if keep:
