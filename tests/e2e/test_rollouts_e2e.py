@@ -8,8 +8,11 @@ the web ConfigMap's base, so it changes every cluster's bundle.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -193,6 +196,43 @@ def test_hub_restart_mid_rollout_resumes_where_it_was(fleet: localfleet.LocalFle
     wait_state(fleet, sha, "done")
     settled(fleet, sha)
     assert [e.kind for e in events(fleet, sha)].count("rollout_started") == 1
+
+
+def convoy(fleet: localfleet.LocalFleet, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CONVOY_CONFIG": str(fleet.cli_config)}
+    return subprocess.run([sys.executable, "-m", "hub", *args], capture_output=True, text=True, env=env, timeout=60,
+                          check=False)
+
+
+def test_rollback_pins_a_cluster_that_rollouts_then_skip_until_unpinned(fleet: localfleet.LocalFleet) -> None:
+    with fleet.admin() as admin:
+        history = admin.call("History", pb.HistoryRequest(cluster="prod-us-1", limit=500)).events
+    current = fleet.statuses()["prod-us-1"]
+    older = [e for e in history if e.kind == "desired_changed" and e.digest != current.desired_digest]
+    target = older[-1]
+    pinned = convoy(fleet, "rollback", "prod-us-1", "--to", target.commit[:12])
+    assert pinned.returncode == 0, pinned.stderr
+    assert f"prod-us-1 pinned to {target.digest[:19]}" in pinned.stdout
+    refused = convoy(fleet, "rollback", "prod-ap-1", "--to", "sha256:" + "0" * 64)
+    assert refused.returncode == 1 and "never desired" in refused.stderr
+
+    def at_pin() -> pb.ClusterSummary | None:
+        s = fleet.statuses()["prod-us-1"]
+        ok = s.applied_digest == target.digest == s.desired_digest and s.phase == pb.PHASE_READY
+        return s if ok else None
+
+    row = localfleet.wait_until(at_pin, timeout=60, what="prod-us-1 Ready at its pinned bundle", interval=0.3)
+    assert row.rollout_state == "pinned" and row.pinned_digest == target.digest
+    sha = bump(fleet, "8")
+    assert "prod-us-1" not in {c for w in rollout(fleet).waves for c in w.clusters}
+    wait_state(fleet, sha, "done")
+    assert fleet.statuses()["prod-us-1"].desired_digest == target.digest
+    status = convoy(fleet, "rollout", "status")
+    assert status.returncode == 0 and f"of commit {sha[:12]}: done" in status.stdout and "canary" in status.stdout
+    unpinned = convoy(fleet, "rollback", "prod-us-1", "--unpin")
+    assert unpinned.returncode == 0 and "unpinned" in unpinned.stdout, unpinned.stderr
+    after = settled(fleet, sha)
+    assert after["prod-us-1"].pinned_digest == "" and after["prod-us-1"].desired_digest != target.digest
 
 
 def test_failing_canary_stops_the_rollout_and_rolls_back(fleet: localfleet.LocalFleet) -> None:
