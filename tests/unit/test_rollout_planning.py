@@ -114,3 +114,23 @@ def test_document_round_trip() -> None:
                                                         ("10%", 5, 0), ("3", 10, 3)])
 def test_allowed_unavailable(spec: int | str, size: int, expected: int) -> None:
     assert planning.allowed_unavailable(spec, size) == expected
+
+
+def test_supersede_stops_an_active_rollout_and_counts_its_waiting_clusters() -> None:
+    rollout = fleet().rollout
+    superseded, (kind, message) = planning.supersede(rollout, "b" * 40)
+    assert superseded.state is planning.RolloutState.SUPERSEDED and kind == "rollout_superseded"
+    assert "superseded by commit bbbbbbbb" in superseded.reason and "4 clusters it had not released" in message
+    assert planning.step(superseded, ready("c1"), T0 + dt.timedelta(hours=1)).releases == {}
+    with pytest.raises(ValueError, match="only an active rollout"):
+        planning.supersede(superseded, "c" * 40)
+
+
+def test_reverts_record_the_previous_commit_and_survive_storage() -> None:
+    waves = planning.assign_waves(["c1"], [(CANARY, lambda c: True)])
+    started = planning.start(rollout_id="r2", commit="a" * 40, targets={"c1": "new-c1"}, previous={"c1": "old-c1"},
+                             previous_commits={"c1": "9" * 40}, waves=waves, now=T0)
+    stored = planning.Rollout.from_document(started.rollout.to_document())
+    assert stored.previous_commits == {"c1": "9" * 40}
+    failed = planning.step(stored, ready("c1", phase=Phase.DEGRADED), T0 + dt.timedelta(seconds=1))
+    assert failed.reverts == {"c1": "old-c1"} and failed.rollout.previous_commits["c1"] == "9" * 40
