@@ -396,7 +396,13 @@ def _rollout_to_wire(view: rollout_controller.RolloutView | None) -> pb.RolloutS
             seen = view.observed.get(name)
             if seen is not None and seen.applied_digest == rollout.targets[name] and seen.phase.value == "Ready":
                 counts["ready"] = counts.get("ready", 0) + 1
-        item = pb.WaveStatus(name=wave.name, state=wave.state.value, clusters=list(wave.clusters), counts=counts)
+        policy = wave.policy
+        item = pb.WaveStatus(name=wave.name, state=wave.state.value, clusters=list(wave.clusters), counts=counts,
+                             bake_seconds=policy.bake_time.total_seconds(),
+                             progress_deadline_seconds=policy.progress_deadline.total_seconds(),
+                             max_unavailable=str(policy.max_unavailable), on_failure=policy.on_failure)
+        if wave.ready_since is not None:
+            item.ready_since.CopyFrom(codec.timestamp(wave.ready_since))
         if wave.started_at is not None:
             item.started_at.CopyFrom(codec.timestamp(wave.started_at))
         if wave.finished_at is not None:

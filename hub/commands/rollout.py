@@ -7,6 +7,7 @@ Exit codes as for the other hub commands (:mod:`hub.commands.admin`): 1 when the
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -15,7 +16,7 @@ from hub.commands import formatting
 from hub.commands.admin import _client, _emit, hub_command, output_option
 from protos.convoy.v1 import convoy_pb2 as pb
 
-__all__ = ["rollback", "rollout", "rollout_document"]
+__all__ = ["rollback", "rollout", "rollout_document", "wave_lines"]
 
 
 def rollout_document(response: pb.RolloutStatusResponse, *, now: dt.datetime) -> dict[str, Any]:
@@ -29,27 +30,45 @@ def rollout_document(response: pb.RolloutStatusResponse, *, now: dt.datetime) ->
         "failingClusters": list(response.failing_clusters), "startedAt": stamp(response.started_at),
         "started": formatting.ago(formatting._when(response.started_at), now),
         "waves": [{"name": w.name, "state": w.state, "clusters": list(w.clusters), "counts": dict(w.counts),
-                   "startedAt": stamp(w.started_at), "finishedAt": stamp(w.finished_at)} for w in response.waves],
+                   "startedAt": stamp(w.started_at), "readySince": stamp(w.ready_since),
+                   "finishedAt": stamp(w.finished_at), "bakeSeconds": w.bake_seconds,
+                   "progressDeadlineSeconds": w.progress_deadline_seconds, "maxUnavailable": w.max_unavailable,
+                   "onFailure": w.on_failure} for w in response.waves],
     }
 
 
+def wave_lines(wave: Mapping[str, Any], index: int, *, now: dt.datetime) -> list[str]:
+    """A wave of :func:`rollout_document` as two lines: state, counts and timings; then its clusters."""
+    def ago(key: str) -> str:
+        return formatting.ago(dt.datetime.fromisoformat(wave[key]), now)
+
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(wave["counts"].items()))
+    timing = []
+    if wave["startedAt"]:
+        timing.append(f"released {ago('startedAt')}")
+    if wave["state"] == "baking" and wave["readySince"]:
+        baked = (now - dt.datetime.fromisoformat(wave["readySince"])).total_seconds()
+        timing.append(f"baked {min(baked, wave['bakeSeconds']):.0f}s of {wave['bakeSeconds']:g}s")
+    if wave["finishedAt"]:
+        timing.append(f"finished {ago('finishedAt')}")
+    policy = (f"maxUnavailable {wave['maxUnavailable']}, bake {wave['bakeSeconds']:g}s, "
+              f"deadline {wave['progressDeadlineSeconds']:g}s, onFailure {wave['onFailure']}")
+    return [f"  {index}. {wave['name']:<12} {wave['state']:<12} {len(wave['clusters'])} clusters ({counts})"
+            + (f"; {', '.join(timing)}" if timing else ""),
+            f"     {', '.join(wave['clusters'])}  [{policy}]"]
+
+
 def _print(response: pb.RolloutStatusResponse) -> None:
-    doc = rollout_document(response, now=dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    doc = rollout_document(response, now=now)
     click.echo(f"rollout {doc['id']} of commit {doc['commit'][:12]}: {doc['state']} (started {doc['started']})")
     if doc["reason"]:
         click.echo(f"  reason: {doc['reason']}")
     if doc["failingClusters"]:
         click.echo(f"  failing clusters: {', '.join(doc['failingClusters'])}")
     for index, wave in enumerate(doc["waves"], start=1):
-        counts = ", ".join(f"{n} {state}" for state, n in sorted(wave["counts"].items()))
-        timing = ""
-        if wave["startedAt"]:
-            timing = f" started {formatting.ago(dt.datetime.fromisoformat(wave['startedAt']), dt.datetime.now(dt.UTC))}"
-        if wave["finishedAt"]:
-            timing += f", finished {formatting.ago(dt.datetime.fromisoformat(wave['finishedAt']), dt.datetime.now(dt.UTC))}"
-        click.echo(f"  {index}. {wave['name']:<12} {wave['state']:<12} {len(wave['clusters'])} clusters"
-                   f" ({counts}){timing}")
-        click.echo(f"     {', '.join(wave['clusters'])}")
+        for line in wave_lines(wave, index, now=now):
+            click.echo(line)
 
 
 @click.group()

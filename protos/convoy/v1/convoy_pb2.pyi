@@ -465,7 +465,7 @@ class RolloutStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WaveStatus(_message.Message):
-    __slots__ = ("name", "state", "clusters", "counts", "started_at", "finished_at")
+    __slots__ = ("name", "state", "clusters", "counts", "started_at", "finished_at", "ready_since", "bake_seconds", "progress_deadline_seconds", "max_unavailable", "on_failure")
     class CountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -479,13 +479,23 @@ class WaveStatus(_message.Message):
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    READY_SINCE_FIELD_NUMBER: _ClassVar[int]
+    BAKE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: str
     clusters: _containers.RepeatedScalarFieldContainer[str]
     counts: _containers.ScalarMap[str, int]
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., clusters: _Optional[_Iterable[str]] = ..., counts: _Optional[_Mapping[str, int]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    ready_since: _timestamp_pb2.Timestamp
+    bake_seconds: float
+    progress_deadline_seconds: float
+    max_unavailable: str
+    on_failure: str
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., clusters: _Optional[_Iterable[str]] = ..., counts: _Optional[_Mapping[str, int]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ready_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bake_seconds: _Optional[float] = ..., progress_deadline_seconds: _Optional[float] = ..., max_unavailable: _Optional[str] = ..., on_failure: _Optional[str] = ...) -> None: ...
 
 class RolloutStatusResponse(_message.Message):
     __slots__ = ("id", "commit", "state", "reason", "waves", "failing_clusters", "started_at")

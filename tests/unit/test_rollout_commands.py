@@ -1,0 +1,46 @@
+"""`convoy rollout status` formatting and `convoy rollback` argument checks (no hub needed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from click.testing import CliRunner
+
+from hub.commands import rollout as commands
+from protos import codec
+from protos.convoy.v1 import convoy_pb2 as pb
+
+NOW = dt.datetime(2026, 1, 1, 12, 0, 30, tzinfo=dt.UTC)
+
+
+def response() -> pb.RolloutStatusResponse:
+    baking = pb.WaveStatus(name="canary", state="baking", clusters=["prod-eu-1"], counts={"released": 1, "ready": 1},
+                           bake_seconds=10, progress_deadline_seconds=300, max_unavailable="0", on_failure="rollback")
+    baking.started_at.CopyFrom(codec.timestamp(NOW - dt.timedelta(seconds=20)))
+    baking.ready_since.CopyFrom(codec.timestamp(NOW - dt.timedelta(seconds=4)))
+    waiting = pb.WaveStatus(name="rest", state="pending", clusters=["prod-us-1", "prod-ap-1"],
+                            counts={"waiting": 2}, bake_seconds=5, progress_deadline_seconds=300,
+                            max_unavailable="50%", on_failure="pause")
+    status = pb.RolloutStatusResponse(id="r3", commit="f" * 40, state="progressing", waves=[baking, waiting])
+    status.started_at.CopyFrom(codec.timestamp(NOW - dt.timedelta(seconds=20)))
+    return status
+
+
+def test_status_shows_each_wave_with_counts_timings_and_policy() -> None:
+    doc = commands.rollout_document(response(), now=NOW)
+    assert doc["state"] == "progressing" and doc["started"] == "20s ago"
+    canary = commands.wave_lines(doc["waves"][0], 1, now=NOW)
+    assert canary[0].startswith("  1. canary") and "baking" in canary[0]
+    assert "1 ready, 1 released" in canary[0] and "released 20s ago" in canary[0] and "baked 4s of 10s" in canary[0]
+    assert "prod-eu-1" in canary[1] and "onFailure rollback" in canary[1]
+    rest = commands.wave_lines(doc["waves"][1], 2, now=NOW)
+    assert "2 waiting" in rest[0] and "released" not in rest[0] and "maxUnavailable 50%" in rest[1]
+
+
+def test_rollback_needs_clusters_and_exactly_one_of_to_or_unpin() -> None:
+    runner = CliRunner()
+    for args, message in ((["--to", "abc1234"], "give CLUSTER names or --selector"),
+                          (["prod-eu-1"], "give --to COMMIT|DIGEST, or --unpin"),
+                          (["prod-eu-1", "--to", "abc1234", "--unpin"], "give --to COMMIT|DIGEST, or --unpin")):
+        result = runner.invoke(commands.rollback, args)
+        assert result.exit_code == 2 and message in result.output
