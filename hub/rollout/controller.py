@@ -282,14 +282,14 @@ class RolloutController:
     @staticmethod
     def _observe(s: Session, rollout: planning.Rollout) -> dict[str, planning.ClusterObservation]:
         observed: dict[str, planning.ClusterObservation] = {}
-        reported = store.statuses(s)
+        reported = store.applied_phases(s)
         pinned = {c.name for c in store.list_clusters(s) if c.pinned_digest}
         for name, target in rollout.targets.items():
             if name in pinned:
                 # Pinned clusters are out of the rollout's hands: they neither hold up nor fail a wave.
                 observed[name] = planning.ClusterObservation(target, Phase.READY)
-            elif (status := reported.get(name)) is not None:
-                observed[name] = planning.ClusterObservation(status.applied_digest or "", _phase(status.phase))
+            elif (seen := reported.get(name)) is not None:
+                observed[name] = planning.ClusterObservation(seen[0], _phase(seen[1]))
         return observed
 
     def _apply(self, s: Session, seq: int, result: planning.StepResult, now: dt.datetime) -> list[str]:
@@ -345,9 +345,9 @@ class RolloutController:
                 return None
             rollout = planning.Rollout.from_document(row.document)
             pinned = frozenset(c.name for c in store.list_clusters(session) if c.pinned_digest)
-            reported = store.statuses(session)
-        observed = {name: planning.ClusterObservation(st.applied_digest or "", _phase(st.phase))
-                    for name, st in reported.items() if name in rollout.targets}
+            reported = store.applied_phases(session)
+        observed = {name: planning.ClusterObservation(digest, _phase(phase))
+                    for name, (digest, phase) in reported.items() if name in rollout.targets}
         return RolloutView(rollout=rollout, observed=observed, pinned=pinned)
 
     @staticmethod

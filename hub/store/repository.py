@@ -36,6 +36,7 @@ desired     set_desired(s, *, cluster, commit, digest) -> bool changed (+ histor
             desired_history(s, cluster, limit); was_desired_for(s, cluster, digest) -> bool
 status      save_status(s, StatusInput) -> StatusChange; save_statuses(s, [StatusInput]) -> [StatusChange]
             get_status(s, cluster); statuses(s) -> {cluster: ClusterStatus}
+            applied_phases(s) -> {cluster: (applied digest, phase)}
 render      set_render_errors(s, *, cluster, commit, errors); clear_render_errors(s, cluster) -> bool
             render_errors_all(s) -> {cluster: RenderError}
 events      add_event(s, kind, *, cluster, commit, digest, message, details) -> Event
@@ -86,6 +87,7 @@ __all__ = [
     "StatusChange",
     "StatusInput",
     "add_event",
+    "applied_phases",
     "authenticate_cluster",
     "bundle_meta",
     "clear_render_errors",
@@ -732,6 +734,13 @@ def _status_events(change: StatusChange, report: StatusInput, now: dt.datetime) 
                            message=f"cluster {name}: {change.drift} object(s) drifted",
                            details={"objects": [d.get("ref") for d in list(report.drift)[:20]]}))
     return found
+
+
+def applied_phases(s: Session) -> dict[str, tuple[str, str]]:
+    """cluster -> (applied digest, phase) of every report, without the JSON columns (rollout ticks)."""
+    table = _table(ClusterStatus)
+    rows = s.execute(sa.select(table.c.cluster, table.c.applied_digest, table.c.phase))
+    return {cluster: (digest or "", phase or "") for cluster, digest, phase in rows}
 
 
 def get_status(s: Session, cluster: str) -> ClusterStatus | None:
