@@ -363,6 +363,9 @@ class RolloutController:
         row = store.latest_rollout(s)
         if row is None or row.state in {planning.RolloutState.DONE.value, planning.RolloutState.SUPERSEDED.value}:
             return {}
+        if (planning.RolloutState(row.state) in _STOPPED
+                and store.get_state(s, store.StateKey.LAST_DEPLOYED_COMMIT) != row.commit):
+            return {}  # a later commit (without a strategy) moved the fleet on: nothing is held any more
         rollout = planning.Rollout.from_document(row.document)
         states: dict[str, ClusterRollout] = {}
         for name in rollout.targets:

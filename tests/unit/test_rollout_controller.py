@@ -164,6 +164,12 @@ def test_failed_canary_rolls_back_and_later_waves_never_move(controller: ctl.Rol
     # The same commit rendered again (SyncNow) does not restart the rolled-back rollout.
     plan = sync(controller, db, C2, V2)
     assert plan.hold >= {"canary-1", "prod-1", "prod-2"} and desired(db) == before
+    with db.session() as s:
+        store.set_state(s, store.StateKey.LAST_DEPLOYED_COMMIT, C2)
+        assert {n: p.state for n, p in controller.cluster_states(s).items()} == {
+            "canary-1": "reverted", "prod-1": "held", "prod-2": "held"}
+        store.set_state(s, store.StateKey.LAST_DEPLOYED_COMMIT, C3)  # the fleet moved on
+        assert controller.cluster_states(s) == {}
 
 
 def test_newer_commit_supersedes_and_unreleased_clusters_skip_to_the_newest(
