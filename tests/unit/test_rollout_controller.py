@@ -1,13 +1,16 @@
-"""The rollout controller's decisions on a real store (SQLite): targets, waves, failure, supersession, pins."""
+"""The rollout controller's decisions on a real store (SQLite and PostgreSQL): targets, waves, failure, supersession, pins."""
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+import sqlalchemy as sa
 
 from hub import notify
 from hub.fleet import model
@@ -40,9 +43,19 @@ def bundle_doc(**apps: str) -> dict[str, Any]:
                          "data": {"version": version}} for name, version in sorted(apps.items())]}
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(default_sqlite_url(tmp_path))
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        url = default_sqlite_url(tmp_path)
+    else:
+        server = sa.make_url(request.getfixturevalue("postgres_url"))
+        name = f"convoy_rollouts_{secrets.token_hex(6)}"
+        admin = f"postgresql://{server.username}@{server.host}:{server.port}/{server.database}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        request.addfinalizer(lambda: _drop(admin, name))
+        url = server.set(database=name).render_as_string(hide_password=False)
+    database = Database(url)
     database.migrate()
     with database.session() as s:
         for name, labels in {**LABELS, "new-1": {"env": "prod"}}.items():
@@ -50,6 +63,11 @@ def db(tmp_path: Path) -> Iterator[Database]:
                                    credential_hash=hub_secrets.hash_secret(hub_secrets.new_credential()))
     yield database
     database.dispose()
+
+
+def _drop(admin: str, name: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
