@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hub.render import errors
-from protos import bundle
+from protos import bundle, ordering
 from protos.objects import ObjectRef, group_of
 
 __all__ = [
@@ -46,63 +46,9 @@ __all__ = [
 
 CRD_GROUP_KIND = ("apiextensions.k8s.io", "CustomResourceDefinition")
 
-#: Built-in cluster-scoped kinds by (group, kind); everything else is namespaced unless a CRD says otherwise.
-BUILTIN_CLUSTER_SCOPED: frozenset[tuple[str, str]] = frozenset({
-    ("", "Namespace"), ("", "Node"), ("", "PersistentVolume"), ("", "ComponentStatus"),
-    CRD_GROUP_KIND,
-    ("apiregistration.k8s.io", "APIService"),
-    ("rbac.authorization.k8s.io", "ClusterRole"), ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-    ("storage.k8s.io", "StorageClass"), ("storage.k8s.io", "CSIDriver"), ("storage.k8s.io", "CSINode"),
-    ("storage.k8s.io", "VolumeAttachment"),
-    ("scheduling.k8s.io", "PriorityClass"),
-    ("networking.k8s.io", "IngressClass"), ("networking.k8s.io", "IPAddress"),
-    ("networking.k8s.io", "ServiceCIDR"),
-    ("node.k8s.io", "RuntimeClass"),
-    ("policy", "PodSecurityPolicy"),
-    ("certificates.k8s.io", "CertificateSigningRequest"), ("certificates.k8s.io", "ClusterTrustBundle"),
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
-    ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
-    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
-})
-
-#: Kinds in the order they are applied within an app and a stage (after fluxcd/pkg ssa/sort.go).
-KIND_ORDER: tuple[str, ...] = (
-    "CustomResourceDefinition",
-    "Namespace",
-    "ResourceQuota",
-    "StorageClass",
-    "PriorityClass",
-    "ServiceAccount",
-    "PodSecurityPolicy",
-    "ClusterRole",
-    "Role",
-    "ClusterRoleBinding",
-    "RoleBinding",
-    "ConfigMap",
-    "Secret",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "LimitRange",
-    "Service",
-    "DaemonSet",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "Job",
-    "CronJob",
-    "Ingress",
-    "HorizontalPodAutoscaler",
-    "PodDisruptionBudget",
-    "APIService",
-)
-#: Applied last: webhooks that would intercept the objects above.
-KIND_LAST: tuple[str, ...] = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
-_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
-_RANK.update({kind: len(KIND_ORDER) + 1 + rank for rank, kind in enumerate(KIND_LAST)})
-_UNKNOWN_RANK = len(KIND_ORDER)
+#: The apply order and built-in scopes are one table shared with the spoke (protos.ordering).
+BUILTIN_CLUSTER_SCOPED = ordering.BUILTIN_CLUSTER_SCOPED
+KIND_ORDER = ordering.KIND_ORDER
 
 
 class DuplicateObjectError(errors.RenderError):
@@ -179,7 +125,7 @@ def make_item(obj: dict[str, Any], *, app: str, source: str, custom: Mapping[tup
     ref = ObjectRef.of(obj)
     return Item(obj=obj, ref=ref, app=app, source=source,
                 data=encode_object(obj) if data is None else data,
-                stage=stage_of(ref.group, ref.kind, custom), kind_rank=_RANK.get(ref.kind, _UNKNOWN_RANK))
+                stage=stage_of(ref.group, ref.kind, custom), kind_rank=ordering.kind_rank(ref.kind))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

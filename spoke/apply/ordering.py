@@ -19,6 +19,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from protos import ordering as shared_ordering
 from protos.bundle import LABEL_APP
 from protos.objects import group_of
 
@@ -50,75 +51,9 @@ class Stage(enum.IntEnum):
     NAMESPACED = 2
 
 
-#: Kinds in apply order inside a stage. Kinds not listed go after all of these except the
-#: webhook configurations in :data:`_LAST`.
-KIND_ORDER: tuple[str, ...] = (
-    "CustomResourceDefinition",
-    "Namespace",
-    "ResourceQuota",
-    "LimitRange",
-    "PriorityClass",
-    "RuntimeClass",
-    "StorageClass",
-    "VolumeSnapshotClass",
-    "IngressClass",
-    "GatewayClass",
-    "PodSecurityPolicy",
-    "ServiceAccount",
-    "ClusterRole",
-    "Role",
-    "ClusterRoleBinding",
-    "RoleBinding",
-    "ConfigMap",
-    "Secret",
-    "Endpoints",
-    "Service",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "Job",
-    "CronJob",
-    "PodDisruptionBudget",
-    "HorizontalPodAutoscaler",
-    "Ingress",
-)
-_LAST: tuple[str, ...] = ("APIService", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
-_RANK: dict[str, int] = {kind: i for i, kind in enumerate(KIND_ORDER)}
-_RANK.update({kind: len(KIND_ORDER) + 1 + i for i, kind in enumerate(_LAST)})
-_UNLISTED = len(KIND_ORDER)
-
-#: Built-in cluster-scoped kinds, keyed by (group, kind). A manifest in a bundle may omit
-#: ``metadata.namespace`` and still be namespaced (the app's namespace applies), so scope cannot
-#: be read off the manifest for built-ins.
-_CLUSTER_SCOPED: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("", "Namespace"),
-        ("", "Node"),
-        ("", "PersistentVolume"),
-        ("apiextensions.k8s.io", "CustomResourceDefinition"),
-        ("apiregistration.k8s.io", "APIService"),
-        ("rbac.authorization.k8s.io", "ClusterRole"),
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-        ("storage.k8s.io", "StorageClass"),
-        ("storage.k8s.io", "CSIDriver"),
-        ("storage.k8s.io", "VolumeAttachment"),
-        ("scheduling.k8s.io", "PriorityClass"),
-        ("node.k8s.io", "RuntimeClass"),
-        ("networking.k8s.io", "IngressClass"),
-        ("gateway.networking.k8s.io", "GatewayClass"),
-        ("snapshot.storage.k8s.io", "VolumeSnapshotClass"),
-        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
-        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
-        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
-        ("policy", "PodSecurityPolicy"),
-        ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
-        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
-    }
-)
+#: The apply order and built-in scopes are one table shared with the hub's bundle order.
+KIND_ORDER = shared_ordering.KIND_ORDER
+_CLUSTER_SCOPED = shared_ordering.BUILTIN_CLUSTER_SCOPED
 #: Built-in namespaced kinds that are commonly written without a namespace.
 _NAMESPACED_GROUPS = frozenset({"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io",
                                 "rbac.authorization.k8s.io", "discovery.k8s.io", "coordination.k8s.io"})
@@ -146,8 +81,8 @@ class AppStep:
 
 
 def kind_rank(kind: str) -> int:
-    """Position of a kind inside a stage (lower applies first)."""
-    return _RANK.get(kind, _UNLISTED)
+    """Position of ``kind`` in the apply order (see :mod:`protos.ordering`)."""
+    return shared_ordering.kind_rank(kind)
 
 
 def _crd_scopes(objects: Iterable[Manifest]) -> dict[tuple[str, str], bool]:
