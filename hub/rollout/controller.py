@@ -283,10 +283,13 @@ class RolloutController:
     def _observe(s: Session, rollout: planning.Rollout) -> dict[str, planning.ClusterObservation]:
         observed: dict[str, planning.ClusterObservation] = {}
         reported = store.applied_phases(s)
-        pinned = {c.name for c in store.list_clusters(s) if c.pinned_digest}
+        clusters = store.list_clusters(s)
+        registered = {c.name for c in clusters}
+        pinned = {c.name for c in clusters if c.pinned_digest}
         for name, target in rollout.targets.items():
-            if name in pinned:
-                # Pinned clusters are out of the rollout's hands: they neither hold up nor fail a wave.
+            if name in pinned or name not in registered:
+                # Pinned (or deregistered) clusters are out of the rollout's hands: they neither hold up
+                # nor fail a wave.
                 observed[name] = planning.ClusterObservation(target, Phase.READY)
             elif (seen := reported.get(name)) is not None:
                 observed[name] = planning.ClusterObservation(seen[0], _phase(seen[1]))
@@ -294,10 +297,11 @@ class RolloutController:
 
     def _apply(self, s: Session, seq: int, result: planning.StepResult, now: dt.datetime) -> list[str]:
         rollout = result.rollout
-        pinned = {c.name for c in store.list_clusters(s) if c.pinned_digest}
-        items = [(c, rollout.commit, d) for c, d in result.releases.items() if c not in pinned]
+        clusters = store.list_clusters(s)
+        movable = {c.name for c in clusters if not c.pinned_digest}
+        items = [(c, rollout.commit, d) for c, d in result.releases.items() if c in movable]
         items += [(c, rollout.previous_commits.get(c) or rollout.commit, d) for c, d in result.reverts.items()
-                  if c not in pinned]
+                  if c in movable]
         changed = store.set_desired_many(s, items, now=now)
         self._save(s, seq, rollout, result.events, now)
         return changed

@@ -271,3 +271,14 @@ def test_pins_hold_a_cluster_and_rollouts_skip_it(controller: ctl.RolloutControl
     controller.pin_blocking(["canary-1"], "")
     with db.session(write=False) as s:
         assert store.get_cluster(s, "canary-1").pinned_digest is None  # type: ignore[union-attr]
+
+
+def test_a_deregistered_target_neither_holds_up_its_wave_nor_gets_a_bundle(
+        controller: ctl.RolloutController, db: Database) -> None:
+    first_commit(controller, db)
+    sync(controller, db, C2, V2)
+    with db.session() as s:
+        store.remove_cluster(s, "canary-1", now=T0)
+    controller.tick_blocking(T0 + dt.timedelta(seconds=1))
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=12)) == ["prod-1", "prod-2"]
+    assert "canary-1" not in desired(db)
