@@ -63,12 +63,15 @@ class SpokeOptions:
 class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     def __init__(self, *, db: store_db.Database, authenticator: auth.Authenticator, notifier: notify.Notifier,
                  options: SpokeOptions, on_registered: Callable[[str], Awaitable[object]] | None = None,
+                 on_reported: Callable[[], None] | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.db = db
         self.auth = authenticator
         self.notifier = notifier
         self.options = options
         self.on_registered = on_registered
+        #: Called after reports are stored (the rollout controller re-checks its wave at once).
+        self.on_reported = on_reported
         self.clock = clock
         self._register_limit = limits.RateLimiter(rate=options.register_rate, burst=options.register_burst)
         self._report_limit = limits.RateLimiter(rate=options.report_rate, burst=options.report_burst)
@@ -206,6 +209,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self._report_limit.check(f"{peer}/{name}", f"status report of cluster {name}")
         limits.check_report(request, self.options.report_limits, cluster=name)
         await self._reports.submit((name, request))
+        if self.on_reported is not None:
+            self.on_reported()
         return pb.ReportStatusResponse(accepted=True)
 
     def _save_reports(self, reports: Sequence[tuple[str, pb.StatusReport]]) -> list[None]:

@@ -144,7 +144,7 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
         return outcome.commit or "", bool(outcome.changed), outcome.message
 
     spoke = spoke_api.SpokeServicer(
-        db=db, authenticator=authenticator, notifier=notifier, on_registered=registered,
+        db=db, authenticator=authenticator, notifier=notifier, on_registered=registered, on_reported=rollouts.poke,
         options=spoke_api.SpokeOptions(
             ca_pem=ca_pem, signing_public_key=signing.public_key_bytes(signing_key),
             heartbeat_seconds=settings.heartbeat_seconds, register_rate=settings.register_rate,

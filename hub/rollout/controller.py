@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 #: Largest bundle inflated to compare apps (per-app strategies only).
 _MAX_INFLATE = 256 * 1024 * 1024
+#: Shortest time between two ticks woken by :meth:`RolloutController.poke`.
+_MIN_TICK_GAP = 0.2
 #: States whose unreleased clusters stay where they are when the same commit is rendered again.
 _STOPPED = {planning.RolloutState.ROLLED_BACK, planning.RolloutState.ABORTED}
 
@@ -166,6 +168,9 @@ class RolloutController:
             stopper = asyncio.ensure_future(stop.wait())
             try:
                 await asyncio.wait({waiter, stopper}, timeout=self.tick_seconds, return_when=asyncio.FIRST_COMPLETED)
+                if self._wake.is_set() and not stop.is_set():
+                    # Reports arrive by the thousand in a big fleet: at most a few ticks a second.
+                    await asyncio.wait({stopper}, timeout=_MIN_TICK_GAP)
             finally:
                 waiter.cancel()
                 stopper.cancel()
