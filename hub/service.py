@@ -45,7 +45,7 @@ from hub import notify
 from hub import settings as settings_mod
 from hub.fleet import clusters as fleet_clusters
 from hub.render import errors as render_errors
-from hub.render import pipeline
+from hub.render import pipeline, repofs
 from hub.rollout import controller as rollout_controller
 from hub.source import git as gitsource
 from hub.store import db as store_db
@@ -92,6 +92,14 @@ class SyncOutcome:
         return text
 
 
+@dataclasses.dataclass
+class _RenderBatch:
+    """Clusters waiting for one render at the deployed commit, and the outcome all their callers await."""
+
+    done: asyncio.Future[SyncOutcome]
+    names: set[str] = dataclasses.field(default_factory=set)
+
+
 class HubService:
     """Follows the fleet repository and keeps every cluster's desired state up to date."""
 
@@ -118,6 +126,9 @@ class HubService:
         self._wake = asyncio.Event()
         self._wake_reason = "poll"
         self._last_head: str | None = None
+        self._render_batch: _RenderBatch | None = None
+        self._background: set[asyncio.Future[None]] = set()
+        self._declared_cache: tuple[str, dict[str, fleet_clusters.ClusterDecl]] | None = None
 
     # -- the loop -------------------------------------------------------------------------
     def trigger(self, reason: str) -> None:
@@ -159,13 +170,37 @@ class HubService:
         return outcome
 
     async def render_clusters(self, names: Iterable[str]) -> SyncOutcome:
-        """Render these clusters at the deployed commit now (a cluster just registered)."""
-        wanted = frozenset(names)
+        """Render these clusters at the deployed commit now (a cluster just registered).
+
+        Calls that arrive while a sync or another render holds the lock join one pending batch:
+        each render reads every registered cluster and every declared ``cluster.yaml``, so one
+        render per registration made a burst of N registrations cost O(N^2) (issue 7: after
+        1,000 spokes registered, the hub rendered for 6 minutes and a commit waited behind it).
+        The outcome is the batch's.
+        """
+        batch = self._render_batch
+        if batch is None:
+            batch = self._render_batch = _RenderBatch(asyncio.get_running_loop().create_future())
+            task = asyncio.ensure_future(self._render_batch_when_free(batch))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        batch.names.update(names)
+        return await asyncio.shield(batch.done)
+
+    async def _render_batch_when_free(self, batch: _RenderBatch) -> None:
         async with self._lock:
-            outcome = await asyncio.to_thread(self._render_deployed_blocking, wanted)
+            self._render_batch = None  # closed: later registrations open the next batch
+            wanted = frozenset(batch.names)
+            try:
+                outcome = await asyncio.to_thread(self._render_deployed_blocking, wanted)
+            except Exception as exc:
+                batch.done.set_exception(exc)
+                batch.done.exception()  # retrieved: a batch nobody awaits any more must not warn
+                return
         self.notifier.notify(outcome.changed)
-        _log_outcome(f"render {', '.join(sorted(wanted))}", outcome)
-        return outcome
+        _log_outcome(f"render {len(wanted)} new cluster(s)" if len(wanted) > 3
+                     else f"render {', '.join(sorted(wanted))}", outcome)
+        batch.done.set_result(outcome)
 
     # -- blocking work (one worker thread at a time) -----------------------------------------
     def _sync_blocking(self, reason: str, force: bool) -> SyncOutcome:
@@ -241,7 +276,7 @@ class HubService:
         with self.db.session(write=False) as session:
             registered = {row.name: dict(row.labels or {}) for row in store.list_clusters(session)}
         try:
-            declared = fleet_clusters.declared_clusters(fs)
+            declared = self._declared(fs)
         except render_errors.RenderError as exc:
             return self._fleet_failed(sha, str(exc), now)
         infos = [fleet_clusters.cluster_info(name, registered_labels=registered.get(name), decl=declared.get(name))
@@ -320,6 +355,17 @@ class HubService:
             missing = [digest for digest in distinct if store.bundle_meta(session, digest) is None]
         return {digest: (bundles.compress(distinct[digest]), len(distinct[digest]),
                          bundles.sign(self.signing_key, digest)) for digest in missing}
+
+    def _declared(self, fs: repofs.RepoFS) -> dict[str, fleet_clusters.ClusterDecl]:
+        """The declared clusters, reused while ``clusters/`` has the same Git tree id.
+
+        Listing 1,000 cluster directories walks 1,000 Git trees (about a second); most commits
+        leave them alone. Only the sync's worker thread calls this (under the service lock).
+        """
+        key = fs.tree_id(fleet_clusters.CLUSTERS_DIR) if fs.is_dir(fleet_clusters.CLUSTERS_DIR) else ""
+        if self._declared_cache is None or self._declared_cache[0] != key:
+            self._declared_cache = (key, fleet_clusters.declared_clusters(fs))
+        return dict(self._declared_cache[1])
 
     def _fleet_failed(self, sha: str, message: str, now: dt.datetime) -> SyncOutcome:
         text = f"commit {sha[:12]}: the fleet cannot be rendered; every cluster keeps its state: {message}"

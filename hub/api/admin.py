@@ -83,7 +83,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         with self.db.session(write=False) as session:
             clusters = [c for c in store.list_clusters(session) if selector.matches(dict(c.labels or {}))]
             desired = store.desired_all(session)
-            reported = store.statuses(session)
+            reported = store.statuses(session, summary=True)
             errors = store.render_errors_all(session)
             fleet_commit = store.get_state(session, store.StateKey.LAST_DEPLOYED_COMMIT) or ""
             seen_text = store.get_state(session, service.STATE_DEPLOYED_AT)

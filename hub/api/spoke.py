@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grpc import aio
 
@@ -33,6 +33,9 @@ from hub.store import repository as store
 from protos import codec
 from protos.codec import pb
 from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 __all__ = ["CHUNK_BYTES", "SpokeOptions", "SpokeServicer"]
 
@@ -79,6 +82,9 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         # Watchers woken together read together; reports arriving together are written together.
         self._desired: batching.Batcher[str, pb.DesiredState] = batching.Batcher(self._desired_states)
         self._reports: batching.Batcher[tuple[str, pb.StatusReport], None] = batching.Batcher(self._save_reports)
+        # A commit makes every spoke fetch at once: one read session per batch of fetches.
+        self._bundles: batching.Batcher[tuple[str, str], models.Bundle | Exception] = batching.Batcher(
+            self._bundles_for)
 
     # -- Register ---------------------------------------------------------------------------
     @status.unary
@@ -178,7 +184,10 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     async def GetBundle(self, request: pb.GetBundleRequest, context: Context) -> AsyncIterator[pb.BundleChunk]:
         name = await self.auth.cluster(context.invocation_metadata(), method="get bundle")
         limits.check_digest(request.digest, where=f"get bundle for cluster {name}")
-        bundle = await asyncio.to_thread(self._bundle_for, name, request.digest)
+        found = await self._bundles.submit((name, request.digest))
+        if isinstance(found, Exception):
+            raise found
+        bundle = found
         data = bundle.data
         for offset in range(0, max(len(data), 1), CHUNK_BYTES):
             chunk = pb.BundleChunk(data=data[offset:offset + CHUNK_BYTES], offset=offset)
@@ -190,16 +199,10 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                 chunk.compressed_size = len(data)
             yield chunk
 
-    def _bundle_for(self, name: str, digest: str) -> models.Bundle:
+    def _bundles_for(self, wanted: Sequence[tuple[str, str]]) -> list[models.Bundle | Exception]:
+        """Bundles for a batch of fetches in one read session; a refusal is returned as its caller's error."""
         with self.db.session(write=False) as session:
-            if not store.was_desired_for(session, name, digest):
-                raise status.PermissionDenied(f"cluster {name}: bundle {digest} was never desired for this "
-                                              "cluster; a spoke can read only its own bundles")
-            bundle = store.get_bundle(session, digest)
-            if bundle is None:
-                raise status.NotFound(f"cluster {name}: bundle {digest} is no longer stored (pruned); "
-                                      "watch again for the current desired state")
-            return bundle
+            return [_bundle_for(session, name, digest) for name, digest in wanted]
 
     # -- ReportStatus -----------------------------------------------------------------------
     @status.unary
@@ -246,6 +249,19 @@ def _status_input(name: str, report: pb.StatusReport) -> store.StatusInput:
         drift=[_drift_doc(item) for item in report.drift], errors=list(report.errors), message=report.message,
         observed_at=codec.datetime_from_wire(report.observed_at), spoke_version=report.spoke_version,
         backlog=report.backlog)
+
+
+def _bundle_for(session: Session, name: str, digest: str) -> models.Bundle | Exception:
+    # The current desired digest (a primary-key read) is what spokes fetch almost always.
+    desired = store.get_desired(session, name)
+    if (desired is None or desired.digest != digest) and not store.was_desired_for(session, name, digest):
+        return status.PermissionDenied(f"cluster {name}: bundle {digest} was never desired for this "
+                                       "cluster; a spoke can read only its own bundles")
+    bundle = store.get_bundle(session, digest)
+    if bundle is None:
+        return status.NotFound(f"cluster {name}: bundle {digest} is no longer stored (pruned); "
+                               "watch again for the current desired state")
+    return bundle
 
 
 def _heartbeat(interval: float) -> pb.WatchEvent:

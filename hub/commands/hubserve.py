@@ -255,7 +255,7 @@ def _webhook_secret(settings: settings_mod.HubSettings) -> bytes | None:
 def _phase_counts(db: store_db.Database) -> dict[str, int]:
     counts: dict[str, int] = {}
     with db.session(write=False) as session:
-        reported = store.statuses(session)
+        reported = store.statuses(session, summary=True)
         for cluster in store.list_clusters(session):
             row = reported.get(cluster.name)
             phase = row.phase if row is not None else "Unknown"
