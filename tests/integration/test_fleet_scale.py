@@ -143,10 +143,14 @@ async def http(hub: hubserve.RunningHub, path: str, body: bytes | None = None) -
     return await asyncio.to_thread(call)
 
 
-async def connected_spokes(hub: hubserve.RunningHub) -> float:
+async def metric(hub: hubserve.RunningHub, name: str) -> float:
     text = await http(hub, "/metrics")
-    line = next(line for line in text.splitlines() if line.startswith("convoy_hub_connected_spokes "))
+    line = next(line for line in text.splitlines() if line.startswith(name + " "))
     return float(line.split()[-1])
+
+
+async def connected_spokes(hub: hubserve.RunningHub) -> float:
+    return await metric(hub, "convoy_hub_connected_spokes")
 
 
 @contextlib.asynccontextmanager
@@ -214,6 +218,10 @@ async def test_fifty_spokes_lose_no_notification_and_register_once(tmp_path: Pat
                     assert spoke.versions[-1] == "6"           # the content of the final commit
                     assert spoke.versions == sorted(spoke.versions)  # never moved backwards
                 assert len({s.applied_digest for s in spokes}) == N   # one bundle per cluster (${cluster_name})
+                # Registrations in a burst share renders: one fleet render per registration made 1,000
+                # spokes cost O(N^2) (issue 7). Renders = first sync + registration batches + webhook syncs.
+                renders = await metric(hub, "convoy_hub_render_duration_seconds_count")
+                assert renders < 1 + 5 + N // 2, f"{renders:.0f} renders for {N} registrations and 5 commits"
         finally:
             for ch in channels:
                 await ch.close(None)
