@@ -94,3 +94,20 @@ def test_bad_credential_is_exit_4(env: dict[str, str], tmp_path: Path) -> None:
     wrong.write_text("not-the-admin-credential-0123456789abcdef\n")
     result = convoy({**env, "CONVOY_CREDENTIAL_FILE": str(wrong)}, "status")
     assert result.exit_code == 4 and result.output.startswith("error: hub") and "credential" in result.output
+
+
+def test_status_watch_updates_until_interrupted(env: dict[str, str]) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "hub", "status", "--watch", "--interval", "0.3"],
+                               env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    time.sleep(2.5)  # a few refreshes: the thing under test is a live view that runs until interrupted
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=20)
+    assert process.returncode == 0, output
+    assert "prod-eu-1" in output and "Ready" in output and "Traceback" not in output
