@@ -1,9 +1,10 @@
 """Simulated spokes for the fleet benchmark: many per process, real gRPC, no Kubernetes behind them.
 
 Each simulated spoke does what a real spoke does on the wire: registers with a
-bootstrap token, holds one Watch stream, fetches its bundle by digest when the
-desired digest changes (verifying digest and signature), and reports status as
-a spoke would after a successful apply. Every fetch is written as one JSON line
+bootstrap token, holds one Watch stream, takes its bundle when the desired digest
+changes (from inside the notice when the hub inlined it, else by GetBundle; digest
+and signature verified either way), and reports status as a spoke would after a
+successful apply. Every fetch is written as one JSON line
 to ``--out`` so the orchestrator (``bench/bench_fleet.py``) can compute
 latencies across processes (same machine, same clock).
 
@@ -102,19 +103,29 @@ class SimulatedSpoke:
 
     async def _fetch_and_report(self, stub: pb_grpc.SpokeServiceStub, metadata: tuple[tuple[str, str], ...],
                                 desired: pb.DesiredState) -> None:
-        compressed = bytearray()
-        header: pb.BundleChunk | None = None
-        fetched_bytes = 0
-        async for chunk in stub.GetBundle(pb.GetBundleRequest(digest=desired.digest), metadata=metadata):
-            fetched_bytes += chunk.ByteSize()
-            if header is None:
-                header = chunk
-            compressed.extend(chunk.data)
-        assert header is not None
-        data = bundle.decompress(bytes(compressed), max_size=MAX_BUNDLE) if header.compression else bytes(compressed)
+        if desired.inline_bundle:
+            # Small bundles come inside the notice (hub setting inline_bundle_bytes), as a spoke takes them.
+            fetched_bytes = len(desired.inline_bundle)
+            data = bundle.decompress(desired.inline_bundle, max_size=MAX_BUNDLE)
+            signature = desired.signature
+            how = "inline"
+        else:
+            compressed = bytearray()
+            header: pb.BundleChunk | None = None
+            fetched_bytes = 0
+            async for chunk in stub.GetBundle(pb.GetBundleRequest(digest=desired.digest), metadata=metadata):
+                fetched_bytes += chunk.ByteSize()
+                if header is None:
+                    header = chunk
+                compressed.extend(chunk.data)
+            assert header is not None
+            data = (bundle.decompress(bytes(compressed), max_size=MAX_BUNDLE) if header.compression
+                    else bytes(compressed))
+            signature = header.signature or desired.signature
+            how = "GetBundle"
         parsed = bundle.decode(data, expected_digest=desired.digest)
-        bundle.verify_signature(self.signing_key, desired.digest, header.signature or desired.signature)
-        self.emit(event="fetched", digest=desired.digest, commit=desired.commit, bytes=fetched_bytes)
+        bundle.verify_signature(self.signing_key, desired.digest, signature)
+        self.emit(event="fetched", digest=desired.digest, commit=desired.commit, bytes=fetched_bytes, how=how)
         self.applied_digest = desired.digest
         self.applied_commit = desired.commit
         objects = [pb.ObjectResult(ref=pb.ObjectRef(group=o.get("apiVersion", "").rpartition("/")[0],

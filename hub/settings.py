@@ -39,6 +39,9 @@ ENV_PREFIX = "CONVOY_HUB_"
 #: CONVOY_HUB_* variables that belong to someone else (the CLI's hub selection), not to the hub.
 _FOREIGN_ENV = {"CONVOY_HUB_CA", "CONVOY_HUB_CONFIG"}
 MiB = 1024 * 1024
+KiB = 1024
+#: Bound on inline_bundle_bytes: a Watch notice must stay far below the 4 MiB default message limit.
+MAX_INLINE_BUNDLE_BYTES = 1 * MiB
 
 
 class SettingsError(ValueError):
@@ -115,6 +118,9 @@ class HubSettings:
     insecure: bool = dataclasses.field(default=False, metadata=_meta("plaintext gRPC: local sandboxes only"))
     heartbeat_seconds: float = dataclasses.field(default=10.0, metadata=_meta(
         "Watch heartbeat interval", kind=_Kind.DURATION))
+    inline_bundle_bytes: int = dataclasses.field(default=256 * KiB, metadata=_meta(
+        "send a new bundle inside the Watch notice when it is at most this big compressed "
+        "(saves each spoke a GetBundle call); 0 turns it off", kind=_Kind.SIZE))
     register_rate: float = dataclasses.field(default=1.0, metadata=_meta(
         "Register calls per second sustained, per peer"))
     register_burst: int = dataclasses.field(default=20, metadata=_meta("Register burst per peer"))
@@ -139,6 +145,10 @@ class HubSettings:
                 raise bad(name, f"must be a positive number, got {value!r}")
         if not 0 <= self.poll_jitter < 1:
             raise bad("poll_jitter", f"must be a fraction in [0, 1), got {self.poll_jitter!r}")
+        if not 0 <= self.inline_bundle_bytes <= MAX_INLINE_BUNDLE_BYTES:
+            raise bad("inline_bundle_bytes", f"must be between 0 and {MAX_INLINE_BUNDLE_BYTES} "
+                                             f"(a Watch message stays well under gRPC's 4 MiB default), "
+                                             f"got {self.inline_bundle_bytes!r}")
         for name in ("register_burst", "report_burst", "bundle_retention", "max_bundle_bytes"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")

@@ -78,6 +78,7 @@ class _Source:
     commit: str
     signature: bytes
     data: bytes | None = None        #: canonical bytes when already at hand (the in-cluster copy)
+    inline: hubclient.Desired | None = None   #: the notice, when the hub sent the bundle inside it
 
 
 @dataclasses.dataclass
@@ -329,7 +330,8 @@ class Agent:
             return
         st.pending = None
         if desired.digest and desired.digest != st.digest:
-            self.reconcile_once(_Source(digest=desired.digest, commit=desired.commit, signature=desired.signature))
+            self.reconcile_once(_Source(digest=desired.digest, commit=desired.commit, signature=desired.signature,
+                                        inline=desired if desired.inline_bundle else None))
             return
         st.commit = desired.commit or st.commit
         if was_paused:
@@ -434,6 +436,10 @@ class Agent:
         st = self._state
         if data is None and st.bundle is not None and source.digest == st.digest and st.inventory is not None:
             data = st.inventory.bundle_bytes
+        if data is None and source.inline is not None:
+            carried = hubclient.inline_bundle(source.inline, max_size=self.settings.max_bundle_bytes)
+            if carried is not None:
+                data = carried.data
         if data is None:
             hub = self._hub
             if hub is None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import socket
 import ssl
 from collections.abc import Iterator, Mapping
@@ -51,8 +52,11 @@ __all__ = [
     "check_registered_ca",
     "fingerprint_of",
     "first_contact",
+    "inline_bundle",
     "status_to_wire",
 ]
+
+log = logging.getLogger(__name__)
 
 SPOKE_VERSION = "0.1.0"
 _GRPC_OPTIONS = [
@@ -128,6 +132,9 @@ class Desired:
     paused: bool
     signature: bytes
     rollout_wave: str = ""
+    #: The bundle sent inside the notice (compressed as ``inline_compression``), or empty: call GetBundle.
+    inline_bundle: bytes = dataclasses.field(default=b"", repr=False)
+    inline_compression: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +147,24 @@ class FetchedBundle:
     digest: str
     data: bytes           #: canonical bytes, decompressed, not yet verified
     signature: bytes
+
+
+def inline_bundle(desired: Desired, *, max_size: int) -> FetchedBundle | None:
+    """The bundle carried by a Watch notice, inflated; None when there is none or it is unusable
+    (the caller then fetches it with GetBundle). Integrity is the caller's to check."""
+    if not desired.inline_bundle:
+        return None
+    if desired.inline_compression != "zlib":
+        log.warning("bundle %s arrived inline with unknown compression %r; fetching it instead",
+                    desired.digest, desired.inline_compression)
+        return None
+    try:
+        data = bundles.decompress(desired.inline_bundle, max_size=max_size)
+    except bundles.BundleError as exc:
+        log.warning("bundle %s arrived inline but cannot be inflated (%s); fetching it instead",
+                    desired.digest, exc)
+        return None
+    return FetchedBundle(digest=desired.digest, data=data, signature=desired.signature)
 
 
 def fingerprint_of(pem: bytes) -> str:
@@ -300,7 +325,8 @@ class HubClient:
                 if which == "desired":
                     d = event.desired
                     yield Desired(cluster=d.cluster_name, commit=d.commit, digest=d.digest, size=d.size,
-                                  paused=d.paused, signature=bytes(d.signature), rollout_wave=d.rollout_wave)
+                                  paused=d.paused, signature=bytes(d.signature), rollout_wave=d.rollout_wave,
+                                  inline_bundle=bytes(d.inline_bundle), inline_compression=d.inline_compression)
                 elif which == "heartbeat":
                     yield Heartbeat(interval=event.heartbeat.interval_seconds)
         except grpc.RpcError as exc:

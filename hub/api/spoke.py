@@ -61,6 +61,16 @@ class SpokeOptions:
     report_rate: float = 5.0            #: ReportStatus calls per second per peer (sustained)
     report_burst: int = 50
     report_limits: limits.ReportLimits = dataclasses.field(default_factory=limits.ReportLimits)
+    #: Bundles up to this many bytes compressed travel inside the Watch notice (0: never).
+    inline_bundle_bytes: int = 256 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _DesiredNotice:
+    """A cluster's desired state message and, when small enough to inline, its compressed bundle."""
+
+    message: pb.DesiredState
+    inline_bundle: bytes | None
 
 
 class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
@@ -80,7 +90,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self._report_limit = limits.RateLimiter(rate=options.report_rate, burst=options.report_burst)
         self._background: set[asyncio.Task[object]] = set()
         # Watchers woken together read together; reports arriving together are written together.
-        self._desired: batching.Batcher[str, pb.DesiredState] = batching.Batcher(self._desired_states)
+        self._desired: batching.Batcher[str, _DesiredNotice] = batching.Batcher(self._desired_states)
         self._reports: batching.Batcher[tuple[str, pb.StatusReport], None] = batching.Batcher(self._save_reports)
         # A commit makes every spoke fetch at once: one read session per batch of fetches.
         self._bundles: batching.Batcher[tuple[str, str], models.Bundle | Exception] = batching.Batcher(
@@ -133,16 +143,26 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         try:
             version = self.notifier.version(name)
             last_sent: tuple[str, str, bool] | None = None
+            # The bundle the spoke holds: what it said it applied, then the last digest sent to it.
+            spoke_has = request.applied_digest
             changed = True
             while True:
                 if self.notifier.closing:
                     raise status.ShuttingDown()
                 if changed:
-                    desired = await self._desired.submit(name)
+                    notice = await self._desired.submit(name)
+                    desired = notice.message
                     key = (desired.commit, desired.digest, desired.paused)
                     if desired.digest and key != last_sent:
                         last_sent = key
-                        yield pb.WatchEvent(desired=desired)
+                        event = pb.WatchEvent(desired=desired)
+                        if notice.inline_bundle is not None and desired.digest != spoke_has:
+                            # One message instead of a notice plus a GetBundle call per spoke: after a
+                            # commit, that call was most of the hub's work per cluster.
+                            event.desired.inline_bundle = notice.inline_bundle
+                            event.desired.inline_compression = "zlib"
+                        spoke_has = desired.digest
+                        yield event
                     elif last_sent is None:
                         # Nothing desired yet: say so with a heartbeat, so the spoke knows it is connected.
                         yield _heartbeat(heartbeat)
@@ -153,7 +173,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         finally:
             self.notifier.disconnected(name)
 
-    def _desired_states(self, names: Sequence[str]) -> list[pb.DesiredState]:
+    def _desired_states(self, names: Sequence[str]) -> list[_DesiredNotice]:
         """Desired state messages of several clusters (repeats allowed) in one unit of work."""
         with self.db.session(write=False) as session:
             if len(names) > _BULK_READ_FROM:
@@ -162,22 +182,24 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             else:
                 clusters = {n: c for n in names if (c := store.get_cluster(session, n)) is not None}
                 desired = {n: d for n in names if (d := store.get_desired(session, n)) is not None}
-            metas = {d.digest: store.bundle_meta(session, d.digest)
-                     for d in {desired[n].digest: desired[n] for n in names if n in desired}.values()}
-        messages = {}
+            metas = store.bundle_metas(session, (desired[n].digest for n in names if n in desired),
+                                       inline_up_to=self.options.inline_bundle_bytes)
+        notices = {}
         for name in dict.fromkeys(names):
             cluster, row = clusters.get(name), desired.get(name)
             message = pb.DesiredState(cluster_name=name, paused=bool(cluster.paused) if cluster else False)
+            inline = None
             if row is not None:
                 message.commit = row.commit
                 message.digest = row.digest
                 message.since.CopyFrom(codec.timestamp(row.since))
-                meta = metas.get(row.digest)
-                if meta is not None:
+                found = metas.get(row.digest)
+                if found is not None:
+                    meta, inline = found
                     message.size = meta.size
                     message.signature = meta.signature
-            messages[name] = message
-        return [messages[name] for name in names]
+            notices[name] = _DesiredNotice(message=message, inline_bundle=inline)
+        return [notices[name] for name in names]
 
     # -- GetBundle --------------------------------------------------------------------------
     @status.stream

@@ -147,7 +147,8 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
         db=db, authenticator=authenticator, notifier=notifier, on_registered=registered, on_reported=rollouts.poke,
         options=spoke_api.SpokeOptions(
             ca_pem=ca_pem, signing_public_key=signing.public_key_bytes(signing_key),
-            heartbeat_seconds=settings.heartbeat_seconds, register_rate=settings.register_rate,
+            heartbeat_seconds=settings.heartbeat_seconds, inline_bundle_bytes=settings.inline_bundle_bytes,
+            register_rate=settings.register_rate,
             register_burst=settings.register_burst, report_rate=settings.report_rate,
             report_burst=settings.report_burst))
     admin = admin_api.AdminServicer(

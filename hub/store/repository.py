@@ -91,6 +91,7 @@ __all__ = [
     "applied_phases",
     "authenticate_cluster",
     "bundle_meta",
+    "bundle_metas",
     "clear_render_errors",
     "commit_of_desired",
     "consume_token",
@@ -504,6 +505,26 @@ def bundle_meta(s: Session, digest: str) -> BundleMeta | None:
     return None if row is None else BundleMeta(digest=row.digest, size=row.size,
                                                compressed_size=row.compressed_size,
                                                signature=row.signature, created_at=row.created_at)
+
+
+def bundle_metas(s: Session, digests: Iterable[str], *, inline_up_to: int = 0
+                 ) -> dict[str, tuple[BundleMeta, bytes | None]]:
+    """Metadata of many bundles in few queries, with the compressed bytes of those at most
+    ``inline_up_to`` bytes compressed (None for the others): what a woken batch of Watch streams sends."""
+    table = _table(Bundle)
+    small = sa.case((table.c.compressed_size <= inline_up_to, table.c.data), else_=sa.null())
+    wanted = sorted(set(digests))
+    found: dict[str, tuple[BundleMeta, bytes | None]] = {}
+    # Bounded IN lists: SQLite allows 32,766 parameters, and long lists plan badly elsewhere.
+    for start in range(0, len(wanted), 500):
+        rows = s.execute(sa.select(table.c.digest, table.c.size, table.c.compressed_size, table.c.signature,
+                                   table.c.created_at, small.label("inline"))
+                         .where(table.c.digest.in_(wanted[start:start + 500])))
+        for row in rows:
+            meta = BundleMeta(digest=row.digest, size=row.size, compressed_size=row.compressed_size,
+                              signature=row.signature, created_at=row.created_at)
+            found[row.digest] = (meta, None if row.inline is None else bytes(row.inline))
+    return found
 
 
 def prune_bundles(s: Session, *, keep_last: int = 20, min_age: dt.timedelta = dt.timedelta(0),

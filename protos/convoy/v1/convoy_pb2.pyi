@@ -76,7 +76,7 @@ class WatchRequest(_message.Message):
     def __init__(self, applied_digest: _Optional[str] = ...) -> None: ...
 
 class DesiredState(_message.Message):
-    __slots__ = ("cluster_name", "commit", "digest", "size", "paused", "signature", "since", "rollout_wave")
+    __slots__ = ("cluster_name", "commit", "digest", "size", "paused", "signature", "since", "rollout_wave", "inline_bundle", "inline_compression")
     CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,8 @@ class DesiredState(_message.Message):
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     ROLLOUT_WAVE_FIELD_NUMBER: _ClassVar[int]
+    INLINE_BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    INLINE_COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     cluster_name: str
     commit: str
     digest: str
@@ -93,7 +95,9 @@ class DesiredState(_message.Message):
     signature: bytes
     since: _timestamp_pb2.Timestamp
     rollout_wave: str
-    def __init__(self, cluster_name: _Optional[str] = ..., commit: _Optional[str] = ..., digest: _Optional[str] = ..., size: _Optional[int] = ..., paused: _Optional[bool] = ..., signature: _Optional[bytes] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rollout_wave: _Optional[str] = ...) -> None: ...
+    inline_bundle: bytes
+    inline_compression: str
+    def __init__(self, cluster_name: _Optional[str] = ..., commit: _Optional[str] = ..., digest: _Optional[str] = ..., size: _Optional[int] = ..., paused: _Optional[bool] = ..., signature: _Optional[bytes] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rollout_wave: _Optional[str] = ..., inline_bundle: _Optional[bytes] = ..., inline_compression: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("sent_at", "interval_seconds")
