@@ -326,6 +326,7 @@ class HubService:
         # cut short is simply repeated: every step is idempotent and the deployed commit moves last.
         for batch in _batches([*sorted(failed), *(name for name, _ in good)], _WRITE_BATCH):
             with self.db.session() as session:
+                to_store = []
                 for name in batch:
                     if name in failed:
                         # The store records the event once per cluster and commit.
@@ -335,10 +336,11 @@ class HubService:
                     digest = fleet_render.clusters[name].digest or ""
                     bundle = new_bundles.pop(digest, None)
                     if bundle is not None:
-                        store.put_bundle(session, digest=digest, compressed=bundle[0], size=bundle[1],
-                                         signature=bundle[2], now=now)
+                        to_store.append((digest, *bundle))
                     if name in had_errors:
                         store.clear_render_errors(session, name)
+                # Before the desired states that refer to them (foreign key).
+                store.put_bundles(session, to_store, now=now)
                 # Rollout targets and pinned clusters (plan.hold) are the rollout controller's to move.
                 changed += store.set_desired_many(
                     session, [(name, sha, fleet_render.clusters[name].digest or "") for name in batch
@@ -352,7 +354,8 @@ class HubService:
         """
         distinct = {r.digest: r.data for r in renders if r.digest is not None and r.data is not None}
         with self.db.session(write=False) as session:
-            missing = [digest for digest in distinct if store.bundle_meta(session, digest) is None]
+            stored = store.existing_bundles(session, distinct)
+        missing = [digest for digest in distinct if digest not in stored]
         return {digest: (bundles.compress(distinct[digest]), len(distinct[digest]),
                          bundles.sign(self.signing_key, digest)) for digest in missing}
 

@@ -93,7 +93,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
                                    online=c.name in connected, rollout=places.get(c.name)) for c in clusters]
         return summaries, fleet_commit, seen
 
-    def _summary(self, cluster: models.Cluster, desired: models.DesiredState | None,
+    def _summary(self, cluster: models.Cluster, desired: store.DesiredRow | models.DesiredState | None,
                  reported: models.ClusterStatus | None, render_errors: models.RenderError | None, *,
                  online: bool, rollout: rollout_controller.ClusterRollout | None = None) -> pb.ClusterSummary:
         """One cluster's row; ``online``: it has a Watch stream open on this hub process."""

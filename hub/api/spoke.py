@@ -41,8 +41,6 @@ __all__ = ["CHUNK_BYTES", "SpokeOptions", "SpokeServicer"]
 
 log = logging.getLogger(__name__)
 
-#: Above this many clusters in one read, load whole tables instead of row by row.
-_BULK_READ_FROM = 50
 #: Bytes of compressed bundle per BundleChunk: well under the 4 MiB default message limit.
 CHUNK_BYTES = 1024 * 1024
 
@@ -176,24 +174,20 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     def _desired_states(self, names: Sequence[str]) -> list[_DesiredNotice]:
         """Desired state messages of several clusters (repeats allowed) in one unit of work."""
         with self.db.session(write=False) as session:
-            if len(names) > _BULK_READ_FROM:
-                clusters = {row.name: row for row in store.list_clusters(session)}
-                desired = store.desired_all(session)
-            else:
-                clusters = {n: c for n in names if (c := store.get_cluster(session, n)) is not None}
-                desired = {n: d for n in names if (d := store.get_desired(session, n)) is not None}
-            metas = store.bundle_metas(session, (desired[n].digest for n in names if n in desired),
+            rows = store.watch_rows(session, names)
+            metas = store.bundle_metas(session, (r.desired.digest for r in rows.values() if r.desired is not None),
                                        inline_up_to=self.options.inline_bundle_bytes)
         notices = {}
         for name in dict.fromkeys(names):
-            cluster, row = clusters.get(name), desired.get(name)
-            message = pb.DesiredState(cluster_name=name, paused=bool(cluster.paused) if cluster else False)
+            row = rows.get(name)
+            message = pb.DesiredState(cluster_name=name, paused=row.paused if row is not None else False)
             inline = None
-            if row is not None:
-                message.commit = row.commit
-                message.digest = row.digest
-                message.since.CopyFrom(codec.timestamp(row.since))
-                found = metas.get(row.digest)
+            desired = row.desired if row is not None else None
+            if desired is not None:
+                message.commit = desired.commit
+                message.digest = desired.digest
+                message.since.CopyFrom(codec.timestamp(desired.since))
+                found = metas.get(desired.digest)
                 if found is not None:
                     meta, inline = found
                     message.size = meta.size

@@ -15,6 +15,7 @@ directory), so a render can be cached by the ids of its inputs.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 import pathlib
@@ -28,7 +29,7 @@ from hub.render.errors import RepoPathError
 if TYPE_CHECKING:
     import git
 
-__all__ = ["DirectoryFS", "GitTreeFS", "RepoFS", "is_remote", "materialize", "normalize"]
+__all__ = ["DirectoryFS", "GitTreeFS", "RepoFS", "TreeCache", "is_remote", "materialize", "normalize"]
 
 # What kustomize would fetch: a URL, scp-style git, a well-known forge path, or a `?ref=` query. A
 # local directory that merely has a dot in its name (`my.app/base`) is not remote.
@@ -157,14 +158,42 @@ class DirectoryFS:
             digest.update(b"f\0" + str(len(data)).encode() + b"\0" + data)
 
 
+class TreeCache:
+    """Entries of Git trees by object id, shared by the views of one repository's commits.
+
+    A tree id names its content, so a tree read for one commit serves every later commit that
+    still has it: a commit touching one overlay re-reads only the trees on that overlay's path
+    (each read is a round trip to ``git cat-file``, ~0.3 ms). Least recently used trees go first.
+    """
+
+    def __init__(self, max_trees: int = 50_000) -> None:
+        self.max_trees = max_trees
+        self._entries: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+
+    def get(self, tree_id: str) -> dict[str, Any] | None:
+        entries = self._entries.get(tree_id)
+        if entries is not None:
+            self._entries.move_to_end(tree_id)
+        return entries
+
+    def put(self, tree_id: str, entries: dict[str, Any]) -> None:
+        self._entries[tree_id] = entries
+        while len(self._entries) > self.max_trees:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class GitTreeFS:
     """The tree of one commit, read from the object database (GitPython objects, no checkout).
 
     Symlink blobs (mode 120000) are resolved inside the repository; a link that
-    points outside it, or loops, is refused.
+    points outside it, or loops, is refused. ``trees``: a cache shared with other commits of the
+    same repository (the view keeps one of its own otherwise).
     """
 
-    def __init__(self, repo: git.Repo, commit: str) -> None:
+    def __init__(self, repo: git.Repo, commit: str, *, trees: TreeCache | None = None) -> None:
         self._repo = repo
         try:
             self._commit = repo.commit(commit)
@@ -174,7 +203,7 @@ class GitTreeFS:
         self._revision = str(self._commit.hexsha)
         # path -> (kind, object); GitPython object lookups are slow, and a build reads a path many times.
         self._cache: dict[str, tuple[str, Any, str]] = {"": ("tree", self._root, "")}
-        self._entries: dict[str, dict[str, Any]] = {}
+        self._trees = trees if trees is not None else TreeCache()
 
     @property
     def revision(self) -> str:
@@ -182,10 +211,10 @@ class GitTreeFS:
 
     def _children(self, tree: Any) -> dict[str, Any]:
         key = str(tree.hexsha)
-        entries = self._entries.get(key)
+        entries = self._trees.get(key)
         if entries is None:
             entries = {item.name: item for item in tree}
-            self._entries[key] = entries
+            self._trees.put(key, entries)
         return entries
 
     def _lookup(self, path: str, *, hops: int = 0) -> tuple[str, Any] | None:

@@ -224,7 +224,7 @@ class RolloutController:
         return plan
 
     def _strategy(self, s: Session, fleet: fleet_model.Fleet | None, changed: Mapping[str, Rendered],
-                  desired: Mapping[str, models.DesiredState]) -> fleet_model.RolloutSpec | None:
+                  desired: Mapping[str, store.DesiredRow]) -> fleet_model.RolloutSpec | None:
         if fleet is None:
             return None
         if not any(app.rollout is not None for app in fleet.apps):

@@ -146,6 +146,8 @@ class GitSource:
         self.auth = auth or GitAuth()
         self._lock = threading.Lock()
         self._repo: git.Repo | None = None
+        self._trees: repofs.TreeCache | None = None   # shared by fs_at views (see repofs.TreeCache)
+        self._trees_of: git.Repo | None = None
 
     def __repr__(self) -> str:
         return f"GitSource(url={redact_url(self.url)!r}, ref={self.ref!r})"
@@ -218,7 +220,11 @@ class GitSource:
         """A read-only view of the tree at ``sha``, straight from the object database."""
         from hub.render import repofs  # the renderer is only needed once a commit is read
 
-        return repofs.GitTreeFS(self.repo, sha)
+        repo = self.repo
+        if self._trees is None or self._trees_of is not repo:
+            # Tree entries hold GitPython objects bound to the repository object that read them.
+            self._trees, self._trees_of = repofs.TreeCache(), repo
+        return repofs.GitTreeFS(repo, sha, trees=self._trees)
 
     # -- signatures ---------------------------------------------------------------------------
     def verify_commit(self, sha: str, policy: SignaturePolicy | None) -> SignatureCheck:
