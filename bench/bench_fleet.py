@@ -73,7 +73,7 @@ class ScaleSpec:
     flood_seconds: float
     timeout: float               #: bound on each waiting step
     apps: int = 5
-    heartbeat_seconds: float = 10.0   #: the hub's default
+    heartbeat_seconds: float = 30.0   #: the hub's default
 
 
 SCALES = {

@@ -49,6 +49,16 @@ class Notifier:
             if event is not None:
                 event.set()
 
+    def beat(self) -> None:
+        """Wake every waiting watcher without a change, so each sends its heartbeat.
+
+        One timer for all streams (the Watch servicer's), instead of a timeout per stream: an idle
+        hub with 1,000 streams should cost next to nothing between heartbeats.
+        """
+        events, self._events = self._events, {}
+        for event in events.values():
+            event.set()
+
     def close(self) -> None:
         """Shutting down: wake every watcher so it can end its stream with a reconnect status."""
         self._closing.set()
@@ -64,16 +74,20 @@ class Notifier:
     def version(self, cluster: str) -> int:
         return self._versions.get(cluster, 0)
 
-    async def wait(self, cluster: str, seen: int, *, timeout: float) -> WaitResult:
-        """Wait until ``cluster`` moves past version ``seen``, the hub closes, or ``timeout`` passes."""
+    async def wait(self, cluster: str, seen: int, *, timeout: float | None = None) -> WaitResult:
+        """Wait until ``cluster`` moves past version ``seen``, the hub closes, :meth:`beat` is called,
+        or ``timeout`` (if any) passes."""
         current = self.version(cluster)
         if current != seen or self.closing:
             return WaitResult(current, current != seen, self.closing)
         event = self._events.get(cluster)
         if event is None:
             event = self._events[cluster] = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+        if timeout is None:
+            await event.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
         current = self.version(cluster)
         return WaitResult(current, current != seen, self.closing)
 

@@ -116,8 +116,9 @@ class HubSettings:
     tls_key: Path | None = dataclasses.field(default=None, metadata=_meta("private key of tls_cert (PEM)"))
     tls_ca: Path | None = dataclasses.field(default=None, metadata=_meta("CA of tls_cert, handed to spokes"))
     insecure: bool = dataclasses.field(default=False, metadata=_meta("plaintext gRPC: local sandboxes only"))
-    heartbeat_seconds: float = dataclasses.field(default=10.0, metadata=_meta(
-        "Watch heartbeat interval", kind=_Kind.DURATION))
+    heartbeat_seconds: float = dataclasses.field(default=30.0, metadata=_meta(
+        "Watch heartbeat interval; also how often the hub pings each spoke's connection (one that "
+        "does not answer within min(10 s, the interval) is dropped)", kind=_Kind.DURATION))
     inline_bundle_bytes: int = dataclasses.field(default=256 * KiB, metadata=_meta(
         "send a new bundle inside the Watch notice when it is at most this big compressed "
         "(saves each spoke a GetBundle call); 0 turns it off", kind=_Kind.SIZE))

@@ -44,7 +44,7 @@ REDACTED = "<redacted>"
 class AdminOptions:
     ca_fingerprint: str                 #: ``sha256:<hex>`` of the hub CA ("" when insecure)
     advertise_address: str | None       #: put in join tokens so a spoke knows where to dial
-    heartbeat_seconds: float = 10.0
+    heartbeat_seconds: float = 30.0
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]

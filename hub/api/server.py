@@ -21,7 +21,7 @@ from hub.api import spoke as spoke_api
 from protos.codec import pb
 from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
 
-__all__ = ["SERVICE_NAMES", "ServerParts", "TlsMaterial", "create_server"]
+__all__ = ["SERVICE_NAMES", "ServerParts", "TlsMaterial", "create_server", "keepalive_timeout"]
 
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["SpokeService"].full_name,
@@ -45,16 +45,33 @@ class ServerParts:
     health: health_aio.HealthServicer
 
 
+def keepalive_timeout(heartbeat_seconds: float) -> float:
+    """Seconds the hub waits for a peer to answer its HTTP/2 ping before dropping the connection."""
+    return min(10.0, max(2.0, heartbeat_seconds))
+
+
 def create_server(*, listen: str, spoke: spoke_api.SpokeServicer, admin: admin_api.AdminServicer,
-                  tls: TlsMaterial | None, max_message_bytes: int = limits.MAX_MESSAGE_BYTES) -> ServerParts:
-    """Build the server and bind ``listen`` (``host:port``; port 0 picks one). Not started yet."""
+                  tls: TlsMaterial | None, max_message_bytes: int = limits.MAX_MESSAGE_BYTES,
+                  heartbeat_seconds: float = 30.0) -> ServerParts:
+    """Build the server and bind ``listen`` (``host:port``; port 0 picks one). Not started yet.
+
+    A spoke that vanishes without closing its connection (power cut, network partition) is found
+    by an HTTP/2 ping every heartbeat that goes unanswered for :func:`keepalive_timeout`: its Watch
+    stream ends then. The pings are answered inside gRPC's C core on both sides, so they cost the
+    hub's event loop nothing, unlike a heartbeat the spoke would have to answer.
+    """
     options = [
         ("grpc.max_receive_message_length", max_message_bytes),
         # Bundles stream in chunks, so nothing we send comes near the limit; keep the default bound.
         ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
-        # Watch streams are long-lived and mostly idle: keepalives find dead peers behind NAT.
-        ("grpc.keepalive_time_ms", 60_000),
-        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.keepalive_time_ms", max(1, round(heartbeat_seconds * 1000))),
+        ("grpc.keepalive_timeout_ms", round(keepalive_timeout(heartbeat_seconds) * 1000)),
+        # Any unanswered ping, not only a keepalive one: when the peer vanishes with another ping in
+        # flight (flow control sends them after data), the keepalive ping waits behind it, and gRPC
+        # gives that one a minute by default.
+        ("grpc.http2.ping_timeout_ms", round(keepalive_timeout(heartbeat_seconds) * 1000)),
+        # Ping idle streams too: a Watch between heartbeats sends no data, and that is when peers vanish.
+        ("grpc.http2.max_pings_without_data", 0),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.so_reuseport", 0),

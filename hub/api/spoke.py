@@ -7,7 +7,8 @@ exceptions and mapped to status codes by :mod:`hub.api.status`.
 Two kinds of work come in floods and go through a :class:`~hub.api.batching.Batcher`:
 the desired-state reads of Watch streams woken by one commit, and status reports,
 written in one upsert per batch. A Watch stream that waits costs one suspended
-coroutine (:mod:`hub.notify`); it sends a heartbeat every ``heartbeat_seconds``.
+coroutine (:mod:`hub.notify`); one timer wakes them all every ``heartbeat_seconds`` to send
+their heartbeats.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class SpokeOptions:
 
     ca_pem: bytes                       #: hub CA (empty when insecure)
     signing_public_key: bytes           #: raw 32-byte Ed25519 public key
-    heartbeat_seconds: float = 10.0     #: Watch heartbeat interval
+    heartbeat_seconds: float = 30.0     #: Watch heartbeat interval
     register_rate: float = 1.0          #: Register calls per second per peer (sustained)
     register_burst: int = 10
     report_rate: float = 5.0            #: ReportStatus calls per second per peer (sustained)
@@ -87,6 +88,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self._register_limit = limits.RateLimiter(rate=options.register_rate, burst=options.register_burst)
         self._report_limit = limits.RateLimiter(rate=options.report_rate, burst=options.report_burst)
         self._background: set[asyncio.Task[object]] = set()
+        self._heartbeats: asyncio.Future[None] | None = None
         # Watchers woken together read together; reports arriving together are written together.
         self._desired: batching.Batcher[str, _DesiredNotice] = batching.Batcher(self._desired_states)
         self._reports: batching.Batcher[tuple[str, pb.StatusReport], None] = batching.Batcher(self._save_reports)
@@ -137,6 +139,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         name = await self.auth.cluster(context.invocation_metadata(), method="watch")
         heartbeat = self.options.heartbeat_seconds
         self.notifier.connected(name)
+        self._ensure_heartbeats()
         log.debug("cluster %s watching (applied %s)", name, request.applied_digest or "nothing")
         try:
             version = self.notifier.version(name)
@@ -166,10 +169,21 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                         yield _heartbeat(heartbeat)
                 else:
                     yield _heartbeat(heartbeat)
-                result = await self.notifier.wait(name, version, timeout=heartbeat)
+                # Woken by a change, by the shared heartbeat tick, or by shutdown.
+                result = await self.notifier.wait(name, version)
                 version, changed = result.version, result.changed
         finally:
             self.notifier.disconnected(name)
+
+    def _ensure_heartbeats(self) -> None:
+        """One timer beats every Watch stream of this process; it runs while any stream is open."""
+        if self._heartbeats is None or self._heartbeats.done():
+            self._heartbeats = asyncio.ensure_future(self._beat_while_watched())
+
+    async def _beat_while_watched(self) -> None:
+        while self.notifier.stream_count and not self.notifier.closing:
+            await asyncio.sleep(self.options.heartbeat_seconds)
+            self.notifier.beat()
 
     def _desired_states(self, names: Sequence[str]) -> list[_DesiredNotice]:
         """Desired state messages of several clusters (repeats allowed) in one unit of work."""

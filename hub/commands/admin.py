@@ -103,7 +103,7 @@ output_option = click.option("-o", "--output", type=click.Choice(["table", "json
 def _status_view(response: pb.ListClustersResponse, *, offline_factor: float) -> tuple[list[dict[str, Any]],
                                                                                        Group]:
     now = dt.datetime.now(dt.UTC)
-    offline_after = offline_factor * max(1, response.heartbeat_seconds or 10)
+    offline_after = offline_factor * max(1, response.heartbeat_seconds or 30)
     rows = [formatting.cluster_row(c, now=now, offline_after=offline_after) for c in response.clusters]
     seen = formatting.ago(formatting._when(response.fleet_commit_seen), now)
     header = Text(f"fleet commit {response.fleet_commit[:12] or '-'} (seen {seen})", style="bold")

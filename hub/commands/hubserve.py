@@ -155,7 +155,8 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
         db=db, authenticator=authenticator, notifier=notifier, sync_now=sync_now, rollouts=rollouts,
         options=admin_api.AdminOptions(ca_fingerprint=fingerprint, advertise_address=settings.advertise_address,
                                        heartbeat_seconds=settings.heartbeat_seconds))
-    parts = server_api.create_server(listen=settings.grpc_listen, spoke=spoke, admin=admin, tls=tls)
+    parts = server_api.create_server(listen=settings.grpc_listen, spoke=spoke, admin=admin, tls=tls,
+                                     heartbeat_seconds=settings.heartbeat_seconds)
     address = settings.advertise_address or f"{_host_of(settings.grpc_listen)}:{parts.port}"
     # Join tokens name the address spokes dial; without --advertise-address that is the bound one.
     admin.options = dataclasses.replace(admin.options, advertise_address=address)

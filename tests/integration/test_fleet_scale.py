@@ -5,8 +5,9 @@ against a real hub on port 0 (real Git, SQLite).
   for the previous one, every spoke has fetched, verified and reported the final commit's bundle;
 * no duplicate registrations: a name registered twice, even concurrently, exists once;
   N registrations = N rows;
-* Watch streams of spokes that vanish without closing (their TCP connections reset under a live
-  stream, no gRPC cancel) are reaped: the connected-spokes gauge on /metrics drops back.
+* Watch streams of spokes that vanish without closing are reaped: their TCP connections reset under
+  a live stream (no gRPC cancel), or silent (no reset either: the hub's HTTP/2 ping every heartbeat
+  goes unanswered); the connected-spokes gauge on /metrics drops back.
 
 The simulated spoke is the harness's stand-in made of the plain generated stubs; the load
 benchmark (bench/bench_fleet.py) runs the same protocol at 1,000 spokes.
@@ -23,6 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc import aio
 
 from hub.commands import hubserve
@@ -115,6 +117,19 @@ class Relay:
             while data := await source.read(65536):
                 sink.write(data)
                 await sink.drain()
+
+    async def freeze(self) -> None:
+        """Stop forwarding in both directions, closing nothing: a host that lost power, or a partition.
+
+        No FIN and no RST reach the hub; the kernel still acknowledges what the hub sends. Only an
+        unanswered HTTP/2 ping tells the hub that the peer is gone.
+        """
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # self._writers keeps every socket referenced, so none is closed by garbage collection.
 
     async def vanish(self) -> None:
         """Refuse new connections and reset every open one: no FIN, no HTTP/2 GOAWAY or RST_STREAM."""
@@ -227,7 +242,10 @@ async def test_fifty_spokes_lose_no_notification_and_register_once(tmp_path: Pat
                 await ch.close(None)
 
 
-async def test_watch_streams_of_vanished_spokes_are_reaped(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+@pytest.mark.parametrize("how", ["reset", "silent"])
+async def test_watch_streams_of_vanished_spokes_are_reaped(tmp_path: Path, fleet_repo: FleetRepo, how: str) -> None:
+    """``reset``: the connections are reset (the host's kernel still answers). ``silent``: nothing at all
+    comes back, not even a reset (power cut, partition); the hub's ping every heartbeat finds it."""
     async with running_hub(fleet_settings(tmp_path, fleet_repo)) as hub:  # type: ignore[arg-type]
         relay = Relay(hub.grpc_port)
         await relay.start()
@@ -244,7 +262,7 @@ async def test_watch_streams_of_vanished_spokes_are_reaped(tmp_path: Path, fleet
                     return await connected_spokes(hub) == N and all(s.applied_digest for s in spokes)
                 await poll(all_connected, timeout=30, what="50 Watch streams and first bundles")
 
-                await relay.vanish()
+                await (relay.vanish() if how == "reset" else relay.freeze())
                 for task in tasks[:vanishing]:
                     task.cancel()  # the process is gone: nothing reconnects (and nothing reaches the hub)
 

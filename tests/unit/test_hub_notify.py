@@ -61,3 +61,21 @@ def test_connection_accounting() -> None:
     assert notifier.is_connected("a")
     notifier.disconnected("a")
     assert not notifier.is_connected("a") and notifier.stream_count == 1
+
+
+async def test_beat_wakes_every_watcher_without_a_change_and_a_later_change_still_arrives() -> None:
+    notifier = notify.Notifier()
+    waiters = [asyncio.create_task(notifier.wait(name, 0)) for name in ("a", "b", "c")]
+    await asyncio.sleep(0)
+    notifier.beat()
+    results = await asyncio.wait_for(asyncio.gather(*waiters), 5)
+    assert [r.changed for r in results] == [False, False, False]
+    # The beat replaced the events: a change after it wakes the next wait of that cluster only.
+    again_a = asyncio.create_task(notifier.wait("a", 0))
+    again_b = asyncio.create_task(notifier.wait("b", 0))
+    await asyncio.sleep(0)
+    notifier.notify(["a"])
+    assert (await asyncio.wait_for(again_a, 5)).changed
+    await asyncio.sleep(0.05)
+    assert not again_b.done()
+    again_b.cancel()

@@ -17,7 +17,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.grpc_listen == "127.0.0.1:7443" and settings.http_listen == "127.0.0.1:7080"
     assert not settings.insecure and not settings.allow_history_rewrite and not settings.require_signed_commits
     assert settings.max_bundle_bytes == 32 * 1024 * 1024 and settings.bundle_retention == 20
-    assert settings.heartbeat_seconds == 10.0
+    assert settings.heartbeat_seconds == 30.0
     assert settings.data_dir == tmp_path / ".local" / "share" / "convoy" / "hub"
     assert settings.database_url == f"sqlite:///{(settings.data_dir / 'convoy.db').resolve()}"
     assert settings.sqlite
