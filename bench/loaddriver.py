@@ -49,6 +49,7 @@ class SimulatedSpoke:
         self.applied_digest = ""
         self.applied_commit = ""
         self.watch_bytes = 0
+        self._reports: Any = None   # the open StreamStatus call, as a spoke keeps one
 
     def _channel(self) -> grpc.aio.Channel:
         options = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
@@ -137,18 +138,37 @@ class SimulatedSpoke:
         report = pb.StatusReport(phase=pb.PHASE_READY, applied_commit=desired.commit,
                                  applied_digest=desired.digest, objects=objects, observed_at=codec.timestamp(),
                                  spoke_version="loaddriver")
-        await stub.ReportStatus(report, metadata=metadata, timeout=60)
+        await self._report(stub, metadata, report)
         self.emit(event="reported", digest=desired.digest, commit=desired.commit)
+
+    async def _report(self, stub: pb_grpc.SpokeServiceStub, metadata: tuple[tuple[str, str], ...],
+                      report: pb.StatusReport) -> None:
+        """Over the spoke's StreamStatus stream (opened again if it broke), waiting for the hub's ack."""
+        for attempt in range(2):
+            if self._reports is None:
+                self._reports = stub.StreamStatus(metadata=metadata)
+            try:
+                await self._reports.write(report)
+                ack = await asyncio.wait_for(self._reports.read(), 60)
+                if ack is grpc.aio.EOF:
+                    raise ConnectionError("the hub ended the report stream")
+                return
+            except (grpc.aio.AioRpcError, ConnectionError, asyncio.InvalidStateError):
+                self._reports.cancel()
+                self._reports = None
+                if attempt:
+                    raise
 
 
 async def flood(args: argparse.Namespace, spokes: list[SimulatedSpoke], seconds: float, out: TextIO, *,
                 kind: str) -> None:
     """Call the hub as fast as it answers, from every spoke, for ``seconds``.
 
-    ``kind`` "status": ReportStatus (authenticated, stored). "health": the standard gRPC Health/Check,
-    which touches no Convoy code: the ceiling of unary calls this hub process can serve, the peer
-    figure for the status rate. Channels are connected before the clock starts, so TLS handshakes
-    are not counted.
+    ``kind`` "status": reports over one StreamStatus stream per spoke, each awaited until the hub
+    acknowledges it stored (what spokes do). "status-unary": one ReportStatus call per report (older
+    spokes). "health": the standard gRPC Health/Check, which touches no Convoy code: the ceiling of
+    unary calls this hub process can serve, the peer figure for the status rate. Channels are
+    connected before the clock starts, so TLS handshakes are not counted.
     """
     errors: dict[str, int] = {}
     flooding = [s for s in spokes if s.credential]
@@ -163,20 +183,31 @@ async def flood(args: argparse.Namespace, spokes: list[SimulatedSpoke], seconds:
             health = health_pb2_grpc.HealthStub(channel)
             probe = health_pb2.HealthCheckRequest(service="convoy.v1.SpokeService")
             metadata = (("authorization", f"Bearer {spoke.credential}"),)
+            stream: Any = None
             while time.perf_counter() < deadline:
+                report = pb.StatusReport(phase=pb.PHASE_READY, applied_digest=spoke.applied_digest,
+                                         applied_commit=spoke.applied_commit, observed_at=codec.timestamp(),
+                                         message=f"flood {count}")
                 try:
                     if kind == "health":
                         await health.Check(probe, timeout=30)
+                    elif kind == "status-unary":
+                        await stub.ReportStatus(report, metadata=metadata, timeout=30)
                     else:
-                        await stub.ReportStatus(pb.StatusReport(
-                            phase=pb.PHASE_READY, applied_digest=spoke.applied_digest,
-                            applied_commit=spoke.applied_commit, observed_at=codec.timestamp(),
-                            message=f"flood {count}"), metadata=metadata, timeout=30)
+                        if stream is None:
+                            stream = stub.StreamStatus(metadata=metadata)
+                        await stream.write(report)
+                        if await asyncio.wait_for(stream.read(), 30) is grpc.aio.EOF:
+                            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(),
+                                                       grpc.aio.Metadata(), "report stream ended")
                     count += 1
                 except grpc.aio.AioRpcError as exc:
                     # Counted, not fatal: the figure is what the hub accepted; refusals show beside it.
                     errors[exc.code().name] = errors.get(exc.code().name, 0) + 1
+                    stream = None
                     await asyncio.sleep(0.05)
+            if stream is not None:
+                await stream.done_writing()
             return count
 
         started = time.perf_counter()
@@ -199,9 +230,10 @@ async def main_async(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        floods = {"status": asyncio.Event(), "health": asyncio.Event()}
+        floods = {"status": asyncio.Event(), "health": asyncio.Event(), "status-unary": asyncio.Event()}
         loop.add_signal_handler(signal.SIGUSR1, floods["status"].set)
         loop.add_signal_handler(signal.SIGUSR2, floods["health"].set)
+        loop.add_signal_handler(signal.SIGHUP, floods["status-unary"].set)
         pending = set(tasks)
         while not stop.is_set():
             waiter = asyncio.create_task(stop.wait())

@@ -126,8 +126,8 @@ class HubSettings:
         "Register calls per second sustained, per peer"))
     register_burst: int = dataclasses.field(default=20, metadata=_meta("Register burst per peer"))
     report_rate: float = dataclasses.field(default=5.0, metadata=_meta(
-        "ReportStatus calls per second sustained, per peer"))
-    report_burst: int = dataclasses.field(default=50, metadata=_meta("ReportStatus burst per peer"))
+        "status reports per second sustained, per peer (ReportStatus calls and StreamStatus messages)"))
+    report_burst: int = dataclasses.field(default=50, metadata=_meta("status report burst per peer"))
 
     def __post_init__(self) -> None:
         if not self.database_url:

@@ -23,8 +23,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import queue
 import socket
 import ssl
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -275,6 +277,66 @@ def status_to_wire(status: report.Status, *, backlog: int = 0) -> pb.StatusRepor
     )
 
 
+#: Codes with which a stream that worked before may simply have outlived its connection.
+_STALE_STREAM_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
+_END_OF_REPORTS = object()
+
+
+class _StreamEnded(Exception):
+    """A StreamStatus stream failed; ``code`` is its gRPC status code."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, cause: grpc.RpcError | None = None) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+        self.cause = cause
+
+    def hub_error(self, address: str) -> HubError:
+        if self.cause is not None and self.code is not grpc.StatusCode.DEADLINE_EXCEEDED:
+            return _convert(address, "StreamStatus", self.cause)
+        return HubUnavailable(address, f"StreamStatus: {self.details}")
+
+
+class _StatusStream:
+    """One open StreamStatus call: reports go in through a queue, acknowledgements come back in order.
+
+    The synchronous gRPC API has no per-message timeout, so a timer cancels the call when an
+    acknowledgement is late; the caller then opens a new stream.
+    """
+
+    def __init__(self, stub: Any, metadata: list[tuple[str, str]]) -> None:
+        self._requests: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._call = stub.StreamStatus(iter(self._requests.get, _END_OF_REPORTS), metadata=metadata)
+        self.acknowledged = 0   #: reports the hub has acknowledged on this stream
+
+    def send(self, message: pb.StatusReport, *, timeout: float) -> None:
+        late = threading.Event()
+
+        def cancel() -> None:
+            late.set()
+            self._call.cancel()
+        timer = threading.Timer(timeout, cancel)
+        timer.daemon = True
+        self._requests.put(message)
+        timer.start()
+        try:
+            next(self._call)
+        except StopIteration:
+            raise _StreamEnded(grpc.StatusCode.UNAVAILABLE, "the hub ended the report stream") from None
+        except grpc.RpcError as exc:
+            if late.is_set():
+                raise _StreamEnded(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                   f"no acknowledgement within {timeout:g}s") from exc
+            raise _StreamEnded(exc.code(), exc.details() or "", exc) from exc
+        finally:
+            timer.cancel()
+        self.acknowledged += 1
+
+    def close(self) -> None:
+        self._requests.put(_END_OF_REPORTS)
+        self._call.cancel()
+
+
 class HubClient:
     """One channel to the hub. Thread-safe: the watch, the reporter and the agent share it."""
 
@@ -291,13 +353,20 @@ class HubClient:
         stub_cls: Any = convoy_pb2_grpc.SpokeServiceStub
         self._stub = stub_cls(self._channel)
         self._watch_call: Any = None
+        self._report_lock = threading.Lock()
+        self._status_stream: _StatusStream | None = None
+        self._stream_reports = True
 
     def close(self) -> None:
         self.cancel_watch()
+        with self._report_lock:
+            self._drop_status_stream()
         self._channel.close()
 
     def with_credential(self, credential: str) -> None:
         self._credential = credential
+        with self._report_lock:
+            self._drop_status_stream()   # opened with the old credential
 
     def _metadata(self) -> list[tuple[str, str]]:
         if not self._credential:
@@ -374,8 +443,35 @@ class HubClient:
         return FetchedBundle(digest=digest, data=data, signature=signature)
 
     def report(self, status: report.Status, backlog: int = 0) -> None:
+        """Send one report and wait until the hub has stored it.
+
+        Over a StreamStatus stream kept open between reports (a hub serves a message on an open
+        stream several times more cheaply than a call); a stream that went stale since its last
+        report (hub restarted) is replaced once at once; a hub without StreamStatus gets calls.
+        """
+        message = status_to_wire(status, backlog=backlog)
+        with self._report_lock:
+            if self._stream_reports:
+                for _attempt in range(2):
+                    stream = self._status_stream
+                    if stream is None:
+                        stream = self._status_stream = _StatusStream(self._stub, self._metadata())
+                    try:
+                        stream.send(message, timeout=self._timeout)
+                        return
+                    except _StreamEnded as exc:
+                        self._drop_status_stream()
+                        if exc.code == grpc.StatusCode.UNIMPLEMENTED:
+                            self._stream_reports = False   # an older hub: one call per report
+                            break
+                        if not stream.acknowledged or exc.code not in _STALE_STREAM_CODES:
+                            raise exc.hub_error(self.address) from exc
         try:
-            self._stub.ReportStatus(status_to_wire(status, backlog=backlog), metadata=self._metadata(),
-                                    timeout=self._timeout)
+            self._stub.ReportStatus(message, metadata=self._metadata(), timeout=self._timeout)
         except grpc.RpcError as exc:
             raise _convert(self.address, "ReportStatus", exc) from exc
+
+    def _drop_status_stream(self) -> None:
+        stream, self._status_stream = self._status_stream, None
+        if stream is not None:
+            stream.close()

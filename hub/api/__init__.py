@@ -2,7 +2,7 @@
 
 * :mod:`hub.api.server` — ``create_server(...) -> ServerParts(server, port, health)``: both services, the
   standard health service and reflection on one port (bound, not started).
-* :mod:`hub.api.spoke` — SpokeService: Register, Watch, GetBundle (chunked), ReportStatus.
+* :mod:`hub.api.spoke` — SpokeService: Register, Watch, GetBundle (chunked), ReportStatus, StreamStatus.
 * :mod:`hub.api.admin` — AdminService for the CLI (admin credential).
 * :mod:`hub.api.auth` — bearer credentials of clusters and of the admin.
 * :mod:`hub.api.batching` — group commit: concurrent reads/writes in one worker-thread call.

@@ -1,4 +1,4 @@
-"""SpokeService: Register, Watch, GetBundle, ReportStatus.
+"""SpokeService: Register, Watch, GetBundle, ReportStatus and StreamStatus.
 
 A thin servicer: it authenticates, bounds and validates, then calls the store in
 a worker thread and converts rows to wire messages. Errors are raised as typed
@@ -245,6 +245,21 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         if self.on_reported is not None:
             self.on_reported()
         return pb.ReportStatusResponse(accepted=True)
+
+    @status.stream
+    async def StreamStatus(self, request_iterator: AsyncIterator[pb.StatusReport],
+                           context: Context) -> AsyncIterator[pb.ReportStatusResponse]:
+        """ReportStatus over one long-lived stream: authenticated once, each report checked, stored and
+        acknowledged in order. A refused report ends the stream with its error, like a refused call."""
+        peer = limits.peer_host(context.peer())
+        name = await self.auth.cluster(context.invocation_metadata(), method="report status")
+        async for report in request_iterator:
+            self._report_limit.check(f"{peer}/{name}", f"status report of cluster {name}")
+            limits.check_report(report, self.options.report_limits, cluster=name)
+            await self._reports.submit((name, report))
+            if self.on_reported is not None:
+                self.on_reported()
+            yield pb.ReportStatusResponse(accepted=True)
 
     def _save_reports(self, reports: Sequence[tuple[str, pb.StatusReport]]) -> list[None]:
         inputs = [_status_input(name, report) for name, report in reports]

@@ -76,8 +76,11 @@ class FakeHub(convoy_pb2_grpc.SpokeServiceServicer):
     """SpokeService on 127.0.0.1:<port>; ``publish`` a bundle, read ``reports``."""
 
     def __init__(self, *, token: str = "abc123.bootstrapsecret", heartbeat: int = 1,
-                 tls: tuple[bytes, bytes, bytes] | None = None) -> None:
+                 tls: tuple[bytes, bytes, bytes] | None = None, stream_status: bool = True) -> None:
         self.token = token
+        #: Serve StreamStatus; False: a hub from before it existed (answers UNIMPLEMENTED).
+        self.stream_status = stream_status
+        self.report_streams = 0   #: StreamStatus calls opened
         self.heartbeat = heartbeat
         self.tls = tls                      # (chain PEM, key PEM, CA PEM)
         self.key = ed25519.Ed25519PrivateKey.generate()
@@ -215,3 +218,15 @@ class FakeHub(convoy_pb2_grpc.SpokeServiceServicer):
         with self._cond:
             self.reports.append(request)
         return pb.ReportStatusResponse(accepted=True)
+
+    def StreamStatus(self, request_iterator: Iterator[pb.StatusReport],
+                     context: grpc.ServicerContext) -> Iterator[pb.ReportStatusResponse]:
+        if not self.stream_status:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+        self._cluster(context)
+        with self._cond:
+            self.report_streams += 1
+        for request in request_iterator:
+            with self._cond:
+                self.reports.append(request)
+            yield pb.ReportStatusResponse(accepted=True)

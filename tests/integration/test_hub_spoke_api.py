@@ -264,3 +264,36 @@ async def test_report_status_is_stored_validated_and_rate_limited(tmp_path: Path
             except aio.AioRpcError as exc:
                 codes.append(exc.code())
         assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+
+
+async def test_stream_status_stores_each_report_before_acknowledging_it(tmp_path: Path, fleet_repo: FleetRepo,
+                                                                        database_url: str | None) -> None:
+    settings = hub_settings(tmp_path / "hub", fleet_repo, database_url=database_url)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        spoke = await registered_spoke(hub, ch, "alpha")
+        desired = await next_desired(spoke.watch())
+        admin = admin_of(hub, ch)
+        call = spoke.stub.StreamStatus(metadata=spoke.metadata)
+        for phase in (pb.PHASE_APPLYING, pb.PHASE_READY):
+            await call.write(pb.StatusReport(phase=phase, applied_commit=desired.commit,
+                                             applied_digest=desired.digest, message=f"phase {phase}"))
+            ack = await call.read()
+            assert ack.accepted
+            # Acknowledged means stored: the admin API shows it at once.
+            detail = await admin.call("GetCluster", pb.GetClusterRequest(name="alpha"))
+            assert detail.summary.phase == phase and detail.message == f"phase {phase}"
+        # A bad report ends the stream with the same error a ReportStatus call would get.
+        await call.write(pb.StatusReport(phase=pb.PHASE_READY, applied_digest="md5:nope"))
+        with pytest.raises(aio.AioRpcError) as caught:
+            await call.read()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "cluster alpha" in (caught.value.details() or "")
+
+        # Without a credential nothing is read, let alone stored.
+        anonymous = spoke.stub.StreamStatus()
+        await anonymous.write(pb.StatusReport(phase=pb.PHASE_FAILED))
+        with pytest.raises(aio.AioRpcError) as caught:
+            await anonymous.read()
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        detail = await admin.call("GetCluster", pb.GetClusterRequest(name="alpha"))
+        assert detail.summary.phase == pb.PHASE_READY

@@ -152,3 +152,51 @@ def test_a_hub_showing_only_its_leaf_is_checked_against_the_ca_register_returns(
                                           leaf_pem=contact.leaf_pem)
     finally:
         rogue.stop()
+
+
+def _registered(hub: FakeHub, cluster: str = "edge-1") -> hubclient.HubClient:
+    client = hubclient.HubClient(hub.address, ca_pem=None, insecure=True, rpc_timeout=5)
+    client.with_credential(client.register(token=hub.token, cluster=cluster, labels={}).credential)
+    return client
+
+
+def test_reports_share_one_stream_and_survive_a_hub_restart(hub: FakeHub) -> None:
+    client = _registered(hub)
+    try:
+        for n in range(3):
+            client.report(report.Status(phase=Phase.READY, digest=f"sha256:{n:064d}", commit="abc"))
+        assert [r.applied_digest for r in hub.reports] == [f"sha256:{n:064d}" for n in range(3)]
+        assert hub.report_streams == 1
+        # The hub restarts under the open stream: the next report goes through on a new one, no error.
+        hub.stop()
+        hub.start()
+        client.report(report.Status(phase=Phase.DEGRADED, digest="sha256:" + "9" * 64, commit="abc"))
+        last = hub.last_report()
+        assert last is not None and last.applied_digest == "sha256:" + "9" * 64
+        assert hub.report_streams == 2
+    finally:
+        client.close()
+
+
+def test_a_hub_without_stream_status_gets_one_call_per_report() -> None:
+    old_hub = FakeHub(stream_status=False).start()
+    client = _registered(old_hub)
+    try:
+        client.report(report.Status(phase=Phase.READY, digest="sha256:" + "1" * 64, commit="abc"), 2)
+        client.report(report.Status(phase=Phase.READY, digest="sha256:" + "2" * 64, commit="abc"))
+        assert [(r.applied_digest[-1], r.backlog) for r in old_hub.reports] == [("1", 2), ("2", 0)]
+        assert old_hub.report_streams == 0
+    finally:
+        client.close()
+        old_hub.stop()
+
+
+def test_a_report_the_hub_is_down_for_raises_unavailable(hub: FakeHub) -> None:
+    client = _registered(hub)
+    try:
+        client.report(report.Status(phase=Phase.READY, digest="sha256:" + "1" * 64, commit="abc"))
+        hub.stop()
+        with pytest.raises(hubclient.HubUnavailable):
+            client.report(report.Status(phase=Phase.READY, digest="sha256:" + "2" * 64, commit="abc"))
+    finally:
+        client.close()
