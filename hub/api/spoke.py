@@ -89,6 +89,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self._report_limit = limits.RateLimiter(rate=options.report_rate, burst=options.report_burst)
         self._background: set[asyncio.Task[object]] = set()
         self._heartbeats: asyncio.Future[None] | None = None
+        self._beat_message = _heartbeat(options.heartbeat_seconds)
         # Watchers woken together read together; reports arriving together are written together.
         self._desired: batching.Batcher[str, _DesiredNotice] = batching.Batcher(self._desired_states)
         self._reports: batching.Batcher[tuple[str, pb.StatusReport], None] = batching.Batcher(self._save_reports)
@@ -168,7 +169,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                         # Nothing desired yet: say so with a heartbeat, so the spoke knows it is connected.
                         yield _heartbeat(heartbeat)
                 else:
-                    yield _heartbeat(heartbeat)
+                    yield self._beat_message
                 # Woken by a change, by the shared heartbeat tick, or by shutdown.
                 result = await self.notifier.wait(name, version)
                 version, changed = result.version, result.changed
@@ -183,6 +184,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     async def _beat_while_watched(self) -> None:
         while self.notifier.stream_count and not self.notifier.closing:
             await asyncio.sleep(self.options.heartbeat_seconds)
+            # One message for every stream woken by this beat (a Timestamp costs more than the send).
+            self._beat_message = _heartbeat(self.options.heartbeat_seconds)
             self.notifier.beat()
 
     def _desired_states(self, names: Sequence[str]) -> list[_DesiredNotice]:

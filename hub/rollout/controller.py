@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 _MAX_INFLATE = 256 * 1024 * 1024
 #: Shortest time between two ticks woken by :meth:`RolloutController.poke`.
 _MIN_TICK_GAP = 0.2
+#: Between ticks while no rollout is active. Whatever starts or resumes one pokes the controller, so
+#: this only bounds how late a rollout begun by another hub process sharing the database is seen.
+_IDLE_TICK_SECONDS = 10.0
 #: States whose unreleased clusters stay where they are when the same commit is rendered again.
 _STOPPED = {planning.RolloutState.ROLLED_BACK, planning.RolloutState.ABORTED}
 
@@ -151,6 +154,7 @@ class RolloutController:
         self.rerender: Callable[[Iterable[str]], Awaitable[object]] | None = None
         self._lock = threading.RLock()
         self._wake = asyncio.Event()
+        self._active = True   #: the last tick saw an active rollout (until the first tick: assume so)
 
     # -- the loop -------------------------------------------------------------------------------
     def poke(self) -> None:
@@ -167,7 +171,9 @@ class RolloutController:
             waiter = asyncio.ensure_future(self._wake.wait())
             stopper = asyncio.ensure_future(stop.wait())
             try:
-                await asyncio.wait({waiter, stopper}, timeout=self.tick_seconds, return_when=asyncio.FIRST_COMPLETED)
+                # Bake times and progress deadlines need the clock only while a rollout is active.
+                timeout = self.tick_seconds if self._active else max(self.tick_seconds, _IDLE_TICK_SECONDS)
+                await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if self._wake.is_set() and not stop.is_set():
                     # Reports arrive by the thousand in a big fleet: at most a few ticks a second.
                     await asyncio.wait({stopper}, timeout=_MIN_TICK_GAP)
@@ -274,6 +280,7 @@ class RolloutController:
         with self._lock:
             with self.db.session(write=False) as session:
                 row = store.latest_rollout(session)
+                self._active = row is not None and planning.RolloutState(row.state).active
                 if row is None or not planning.RolloutState(row.state).active:
                     return []
                 rollout = planning.Rollout.from_document(row.document)
