@@ -294,6 +294,9 @@ class HubService:
         new_bundles = self._new_bundles(render for _, render in good)
         with self.db.session(write=False) as session:
             had_errors = set(store.render_errors_all(session))
+        # Desired states, their events and a rollout's start are stamped when they are stored, so
+        # "since" and the history say when spokes could first see them, not when rendering began.
+        now = self.clock()
         with self._rollout_gate(sha, fleet_render, good, only is None, now) as plan:
             changed = self._store_renders(sha, fleet_render, failed, good, new_bundles, had_errors, plan, now)
         changed += [name for name in plan.changed if name not in changed]
