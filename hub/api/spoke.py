@@ -237,16 +237,12 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         with self.db.session(write=False) as session:
             return [_bundle_for(session, name, digest) for name, digest in wanted]
 
-    # -- ReportStatus -----------------------------------------------------------------------
+    # -- ReportStatus, StreamStatus -----------------------------------------------------------
     @status.unary
     async def ReportStatus(self, request: pb.StatusReport, context: Context) -> pb.ReportStatusResponse:
         peer = limits.peer_host(context.peer())
         name = await self.auth.cluster(context.invocation_metadata(), method="report status")
-        self._report_limit.check(f"{peer}/{name}", f"status report of cluster {name}")
-        limits.check_report(request, self.options.report_limits, cluster=name)
-        await self._reports.submit((name, request))
-        if self.on_reported is not None:
-            self.on_reported()
+        await self._accept_report(peer, name, request)
         return pb.ReportStatusResponse(accepted=True)
 
     @status.stream
@@ -257,12 +253,16 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         peer = limits.peer_host(context.peer())
         name = await self.auth.cluster(context.invocation_metadata(), method="report status")
         async for report in request_iterator:
-            self._report_limit.check(f"{peer}/{name}", f"status report of cluster {name}")
-            limits.check_report(report, self.options.report_limits, cluster=name)
-            await self._reports.submit((name, report))
-            if self.on_reported is not None:
-                self.on_reported()
+            await self._accept_report(peer, name, report)
             yield pb.ReportStatusResponse(accepted=True)
+
+    async def _accept_report(self, peer: str, name: str, report: pb.StatusReport) -> None:
+        """Rate limit, validate, store (batched with concurrent reports); returns once stored."""
+        self._report_limit.check(f"{peer}/{name}", f"status report of cluster {name}")
+        limits.check_report(report, self.options.report_limits, cluster=name)
+        await self._reports.submit((name, report))
+        if self.on_reported is not None:
+            self.on_reported()
 
     def _save_reports(self, reports: Sequence[tuple[str, pb.StatusReport]]) -> list[None]:
         inputs = [_status_input(name, report) for name, report in reports]
