@@ -71,6 +71,10 @@ class Notifier:
     def closing(self) -> bool:
         return self._closing.is_set()
 
+    async def wait_closed(self) -> None:
+        """Return once :meth:`close` has been called."""
+        await self._closing.wait()
+
     def version(self, cluster: str) -> int:
         return self._versions.get(cluster, 0)
 

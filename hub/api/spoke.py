@@ -89,6 +89,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self._report_limit = limits.RateLimiter(rate=options.report_rate, burst=options.report_burst)
         self._background: set[asyncio.Task[object]] = set()
         self._heartbeats: asyncio.Future[None] | None = None
+        self._report_streams: set[asyncio.Task[Any]] = set()
+        self._report_closer: asyncio.Future[None] | None = None
         self._beat_message = _heartbeat(options.heartbeat_seconds)
         # Watchers woken together read together; reports arriving together are written together.
         self._desired: batching.Batcher[str, _DesiredNotice] = batching.Batcher(self._desired_states)
@@ -252,9 +254,30 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         acknowledged in order. A refused report ends the stream with its error, like a refused call."""
         peer = limits.peer_host(context.peer())
         name = await self.auth.cluster(context.invocation_metadata(), method="report status")
-        async for report in request_iterator:
-            await self._accept_report(peer, name, report)
-            yield pb.ReportStatusResponse(accepted=True)
+        task = asyncio.current_task()
+        assert task is not None
+        self._report_streams.add(task)
+        self._ensure_report_streams_end_on_close()
+        try:
+            async for report in request_iterator:
+                await self._accept_report(peer, name, report)
+                yield pb.ReportStatusResponse(accepted=True)
+        except asyncio.CancelledError:
+            if not self.notifier.closing:
+                raise
+            # Woken by the hub's shutdown while waiting for the next report: the spoke reconnects.
+            raise status.ShuttingDown() from None
+        finally:
+            self._report_streams.discard(task)
+
+    def _ensure_report_streams_end_on_close(self) -> None:
+        """Report streams idle between reports; when the hub closes, end them as Watch streams end."""
+        if self._report_closer is None:
+            async def end_on_close() -> None:
+                await self.notifier.wait_closed()
+                for stream in list(self._report_streams):
+                    stream.cancel()
+            self._report_closer = asyncio.ensure_future(end_on_close())
 
     async def _accept_report(self, peer: str, name: str, report: pb.StatusReport) -> None:
         """Rate limit, validate, store (batched with concurrent reports); returns once stored."""

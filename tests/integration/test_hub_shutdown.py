@@ -13,6 +13,7 @@ import grpc
 import pytest
 from grpc import aio
 
+from protos.codec import pb
 from tests.integration.test_hub_harness import (
     Admin,
     FleetRepo,
@@ -53,15 +54,23 @@ async def test_sigterm_closes_watches_with_unavailable(tmp_path: Path, fleet_rep
             spoke = Spoke(ch)
             await spoke.register(await admin.token(), "alpha")
             stream = spoke.watch()
-            await next_desired(stream, timeout=15)
+            desired = await next_desired(stream, timeout=15)
+            # A report stream idles between reports; it must not hold the shutdown up either.
+            reports = spoke.stub.StreamStatus(metadata=spoke.metadata)
+            await reports.write(pb.StatusReport(phase=pb.PHASE_READY, applied_digest=desired.digest))
+            assert (await asyncio.wait_for(reports.read(), 10)).accepted
 
+            stopping = asyncio.get_running_loop().time()
             proc.send_signal(signal.SIGTERM)
-            with pytest.raises(aio.AioRpcError) as caught:
-                while True:
-                    await asyncio.wait_for(stream.read(), 10)
-            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert caught.value.details() == "hub shutting down; reconnect"
+            for call in (stream, reports):
+                with pytest.raises(aio.AioRpcError) as caught:
+                    while True:
+                        await asyncio.wait_for(call.read(), 10)
+                assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert caught.value.details() == "hub shutting down; reconnect"
         assert await asyncio.wait_for(proc.wait(), 20) == 0
+        # Well inside the 10 s grace that in-flight calls get: nothing waited for the idle streams.
+        assert asyncio.get_running_loop().time() - stopping < 8
     finally:
         if proc.returncode is None:
             proc.kill()
