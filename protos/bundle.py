@@ -99,10 +99,16 @@ def compress(data: bytes) -> bytes:
 def decompress(data: bytes, *, max_size: int) -> bytes:
     """Inflate at most ``max_size`` bytes, so a crafted stream cannot exhaust memory."""
     inflater = zlib.decompressobj()
-    out = inflater.decompress(data, max_size + 1)
-    if len(out) > max_size or inflater.unconsumed_tail:
+    try:
+        out = inflater.decompress(data, max_size + 1)
+        if len(out) > max_size or inflater.unconsumed_tail:
+            raise BundleError(f"bundle inflates past the {max_size}-byte limit")
+        out += inflater.flush()
+    except zlib.error as exc:
+        raise BundleError(f"bundle bytes are not a valid zlib stream ({exc})") from exc
+    if len(out) > max_size:
         raise BundleError(f"bundle inflates past the {max_size}-byte limit")
-    return out + inflater.flush()
+    return out
 
 
 def signing_payload(digest: str) -> bytes:

@@ -129,7 +129,9 @@ class FakeHub(convoy_pb2_grpc.SpokeServiceServicer):
             self._server = None
 
     def publish(self, bundle: Mapping[str, Any], *, commit: str = "c0ffee", paused: bool = False,
-                signature: bytes | None = None) -> str:
+                signature: bytes | None = None, inline: bytes | None = None) -> str:
+        """Make ``bundle`` desired. ``inline``: bytes to send inside the notice as the compressed bundle
+        (``b""``: the real compressed bundle), as the hub does for small bundles."""
         data = bundles.encode(bundle)
         digest = bundles.digest_of(data)
         self.blobs[digest] = data
@@ -137,6 +139,9 @@ class FakeHub(convoy_pb2_grpc.SpokeServiceServicer):
             self.desired = pb.DesiredState(cluster_name="", commit=commit, digest=digest, size=len(data),
                                            paused=paused, signature=signature or bundles.sign(self.key, digest),
                                            since=codec.timestamp())
+            if inline is not None:
+                self.desired.inline_bundle = inline or bundles.compress(data)
+                self.desired.inline_compression = "zlib"
             self.version += 1
             self._cond.notify_all()
         return digest

@@ -167,6 +167,29 @@ async def test_unchanged_digest_sends_nothing_new(tmp_path: Path, fleet_repo: Fl
         assert desired is not None and desired.digest == first.digest and desired.commit == fleet_repo.head()
 
 
+async def test_small_bundles_ride_inside_the_watch_notice(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        spoke = await registered_spoke(hub, ch, "alpha")
+        notice = await next_desired(spoke.watch())
+        assert notice.inline_compression == "zlib" and notice.inline_bundle
+        carried = bundles.decode(bundles.decompress(notice.inline_bundle, max_size=notice.size),
+                                 expected_digest=notice.digest)
+        bundles.verify_signature(spoke.signing_key, notice.digest, notice.signature)
+        fetched, _ = await spoke.bundle(notice.digest)
+        assert carried == fetched
+        # A spoke that says it has applied this digest is not sent it again.
+        again = await next_desired(spoke.watch(applied=notice.digest))
+        assert again.digest == notice.digest and not again.inline_bundle
+
+    # Bigger than the limit (here 64 bytes), or inlining off: the notice names the digest only.
+    for limit in (64, 0):
+        settings = hub_settings(tmp_path / f"hub-{limit}", fleet_repo, inline_bundle_bytes=limit)
+        async with running_hub(settings) as hub, channel(hub) as ch:
+            spoke = await registered_spoke(hub, ch, "alpha")
+            notice = await next_desired(spoke.watch())
+            assert notice.size > limit and not notice.inline_bundle and not notice.inline_compression
+
+
 async def test_a_cluster_reads_only_its_own_bundles(tmp_path: Path, fleet_repo: FleetRepo,
                                                     database_url: str | None) -> None:
     settings = hub_settings(tmp_path / "hub", fleet_repo, database_url=database_url)

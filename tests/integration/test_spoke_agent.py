@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from protos import bundle as bundles
 from protos import codec
 from protos.status import DriftPolicy, Phase
 from spoke.agent import Agent
@@ -307,3 +308,27 @@ def test_drift_on_a_secret_never_reports_its_values(
     text = str(drifted)
     for plain in ("hunter2", "letmein", leaked, secret["data"]["password"]):
         assert plain not in text
+
+
+def test_a_bundle_sent_inside_the_notice_is_applied_without_a_fetch_and_checked_like_one(
+        hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
+    first = hub.publish(_app_bundle("inline"), commit="c1", inline=b"")
+    spawn()
+    wait_for(_reported(hub, lambda r: r.applied_digest == first and _phase_is(Phase.READY)(r)), timeout=20,
+             what="Ready from the inline bundle")
+    assert hub.bundle_fetches == 0
+    # Bytes that do not inflate: the spoke fetches the bundle instead, and applies it.
+    second = hub.publish(_app_bundle("inline", extra=[configmap("more", "inline")]), commit="c2",
+                         inline=b"not zlib at all")
+    wait_for(_reported(hub, lambda r: r.applied_digest == second and _phase_is(Phase.READY)(r)), timeout=20,
+             what="Ready from the fetched bundle")
+    assert hub.bundle_fetches == 1
+    # Inflatable bytes of another bundle: refused by the digest check, nothing applied.
+    hub.publish(_app_bundle("inline", extra=[configmap("third", "inline")]), commit="c3")
+    other = bundles.compress(bundles.encode(_app_bundle("inline", extra=[configmap("evil", "inline")])))
+    bad = hub.publish(_app_bundle("inline", extra=[configmap("fourth", "inline")]), commit="c4", inline=other)
+    refused = wait_for(_reported(hub, lambda r: any(bad in e and "digest mismatch" in e for e in r.errors)),
+                       timeout=20, what="refusal of the mismatched inline bundle")
+    assert refused.applied_digest != bad
+    assert client.get("v1", "ConfigMap", "inline", "evil") is None
+    assert client.get("v1", "ConfigMap", "inline", "fourth") is None

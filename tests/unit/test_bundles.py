@@ -114,3 +114,12 @@ def test_stamp_labels_and_default_namespace_without_touching_the_input() -> None
     role = bundles.stamp(_obj("rbac.authorization.k8s.io/v1", "ClusterRole", "r"), app="web", namespace="shop",
                          cluster_scoped=True)
     assert "namespace" not in role["metadata"]
+
+
+def test_decompress_refuses_garbage_and_bombs_with_a_bundle_error() -> None:
+    data = bundle.encode({"apiVersion": bundle.API_VERSION, "kind": "Bundle", "apps": [], "objects": []})
+    assert bundle.decompress(bundle.compress(data), max_size=len(data)) == data
+    with pytest.raises(bundle.BundleError, match="not a valid zlib stream"):
+        bundle.decompress(b"not zlib at all", max_size=1 << 20)
+    with pytest.raises(bundle.BundleError, match="inflates past the 100-byte limit"):
+        bundle.decompress(bundle.compress(b"x" * 10_000), max_size=100)
