@@ -160,12 +160,13 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                     if desired.digest and key != last_sent:
                         last_sent = key
                         event = pb.WatchEvent(desired=desired)
-                        if notice.inline_bundle is not None and desired.digest != spoke_has:
+                        # A paused spoke applies nothing: the notice that unpauses it carries the bundle.
+                        if notice.inline_bundle is not None and desired.digest != spoke_has and not desired.paused:
                             # One message instead of a notice plus a GetBundle call per spoke: after a
                             # commit, that call was most of the hub's work per cluster.
                             event.desired.inline_bundle = notice.inline_bundle
                             event.desired.inline_compression = "zlib"
-                        spoke_has = desired.digest
+                            spoke_has = desired.digest
                         yield event
                     elif last_sent is None:
                         # Nothing desired yet: say so with a heartbeat, so the spoke knows it is connected.

@@ -180,6 +180,16 @@ async def test_small_bundles_ride_inside_the_watch_notice(tmp_path: Path, fleet_
         # A spoke that says it has applied this digest is not sent it again.
         again = await next_desired(spoke.watch(applied=notice.digest))
         assert again.digest == notice.digest and not again.inline_bundle
+        # A paused spoke applies nothing, so it gets the bundle with the notice that unpauses it.
+        admin = admin_of(hub, ch)
+        await admin.call("SetPaused", pb.SetPausedRequest(clusters=["alpha"], paused=True))
+        stream = spoke.watch()
+        paused = await next_desired(stream)
+        assert paused.paused and not paused.inline_bundle
+        await admin.call("SetPaused", pb.SetPausedRequest(clusters=["alpha"], paused=False))
+        resumed = await next_desired(stream)
+        assert not resumed.paused and resumed.inline_bundle and resumed.digest == notice.digest
+        stream.cancel()
 
     # Bigger than the limit (here 64 bytes), or inlining off: the notice names the digest only.
     for limit in (64, 0):
