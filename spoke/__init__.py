@@ -5,7 +5,8 @@ Map:
 * ``cli`` — ``convoy spoke run`` / ``convoy spoke install``; ``settings`` (flags and ``CONVOY_SPOKE_*``).
 * ``agent`` — the reconcile loop (``reconcile_once``: fetch → verify → apply → prune → assess → report),
   the drift handling and the health endpoint.
-* ``hubclient`` — the gRPC client of the hub (register with a pinned CA, Watch, GetBundle, ReportStatus);
+* ``hubclient`` — the gRPC client of the hub (register with a pinned CA, Watch with inline bundles,
+  GetBundle, StreamStatus or ReportStatus);
   ``credentials`` — the cluster's credential, hub CA and signing key, kept in a Secret.
 * ``cluster/`` — the official ``kubernetes`` client behind one edge: discovery, retries, plain-dict verbs.
 * ``apply/`` — ``ordering`` (stages and kind order, pure), staged server-side apply (``manager_apply``),

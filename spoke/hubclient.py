@@ -1,4 +1,5 @@
-"""The spoke's gRPC edge to the hub: register, watch, fetch bundles, report status.
+"""The spoke's gRPC edge to the hub: register, watch (small bundles arrive inside the notice), fetch
+bundles, report status (over one StreamStatus stream; one ReportStatus call each with older hubs).
 
 All ``grpc.RpcError`` s are converted here through one table (``_ERRORS``); the rest of the spoke
 sees only ``HubError`` subclasses::
