@@ -5,7 +5,9 @@
 assess health → report. Everything else in this module feeds it or follows up on it:
 
 * a hub thread keeps one ``Watch`` stream open (registering first if no credential is stored) and
-  reconnects with full-jitter exponential backoff, putting desired states on the agent's queue;
+  reconnects with full-jitter exponential backoff, putting desired states on the agent's queue; a
+  credential the hub rotates to arrives on that stream, is stored in the state Secret, and the
+  thread reconnects with it at once;
 * the drift watch (``watching.DriftWatch``) puts live changes on the same queue; the loop compares
   them with the applied manifests (``drift.diff``) and corrects or reports them by policy;
 * a ``report.Reporter`` sends the latest status, coalesced, with heartbeats and a backlog count;

@@ -1,5 +1,5 @@
-"""The spoke's gRPC edge to the hub: register, watch (small bundles arrive inside the notice), fetch
-bundles, report status (over one StreamStatus stream; one ReportStatus call each with older hubs).
+"""The spoke's gRPC edge to the hub: register, watch (small bundles and rotated credentials arrive on
+it), fetch bundles, report status (over one StreamStatus stream; one ReportStatus call each with older hubs).
 
 All ``grpc.RpcError`` s are converted here through one table (``_ERRORS``); the rest of the spoke
 sees only ``HubError`` subclasses::

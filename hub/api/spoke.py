@@ -9,6 +9,10 @@ the desired-state reads of Watch streams woken by one commit, and status reports
 written in one upsert per batch. A Watch stream that waits costs one suspended
 coroutine (:mod:`hub.notify`); one timer wakes them all every ``heartbeat_seconds`` to send
 their heartbeats.
+
+Credentials can be withdrawn: a cluster that is removed, or whose rotated credential has just been
+used, is revoked in the notifier, which ends its Watch and StreamStatus streams with UNAUTHENTICATED.
+A pending rotation rides on the Watch read: the stream hands the spoke a new credential once.
 """
 
 from __future__ import annotations
