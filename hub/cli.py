@@ -35,6 +35,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "resume": "hub.commands.admin:resume",
     "sync": "hub.commands.admin:sync",
     "token": "hub.commands.admin:token",
+    "cluster": "hub.commands.admin:cluster",
     "config": "hub.commands.admin:config",
     "sandbox": "hub.commands.sandbox:sandbox",
     "rollout": "hub.commands.rollout:rollout",

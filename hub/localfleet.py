@@ -291,7 +291,9 @@ class LocalFleet:
     def create_token(self, uses: int | None = None) -> str:
         with self.admin() as client:
             response = client.call("CreateToken", pb.CreateTokenRequest(
-                ttl_seconds=3600, uses=uses or max(1, len(self.clusters)) + 10, description="sandbox"))
+                ttl_seconds=3600, uses=uses or max(1, len(self.clusters)) + 10, description="sandbox",
+                # The sandbox's clusters are declared in its fleet repository: an unbound token may not take them.
+                any_name=True))
         self.join_token = response.join_token or response.token
         self.bootstrap_token = response.token
         return str(self.join_token)

@@ -7,6 +7,11 @@ it last served and waits on the cluster's current event. ``notify`` bumps the
 version and sets (then replaces) the event, so every waiter wakes once and a
 change that lands between "read desired state" and "wait" is never missed.
 
+A cluster whose credential is withdrawn (removed, or rotated once the spoke used its new one) is
+*revoked*: :meth:`Notifier.revoke` bumps its revocation counter, wakes its Watch streams (each ends
+when it sees the counter moved past the value it started with) and calls the revocation listeners
+(the StreamStatus servicer ends that cluster's report streams).
+
 All methods must be called on the event loop thread; the hub's blocking work
 returns to the loop before notifying.
 """
@@ -17,7 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = ["Notifier", "WaitResult"]
 
@@ -39,6 +44,8 @@ class Notifier:
         self._events: dict[str, asyncio.Event] = {}
         self._connected: Counter[str] = Counter()
         self._closing = asyncio.Event()
+        self._revocations: Counter[str] = Counter()
+        self._revoke_listeners: list[Callable[[str], int]] = []
 
     # -- producers ------------------------------------------------------------------------
     def notify(self, clusters: Iterable[str]) -> None:
@@ -58,6 +65,26 @@ class Notifier:
         events, self._events = self._events, {}
         for event in events.values():
             event.set()
+
+    def revoke(self, cluster: str) -> int:
+        """End every stream of ``cluster`` on this process (its credential no longer works).
+
+        Returns how many streams were told to end (Watch streams, plus what the listeners ended).
+        """
+        self._revocations[cluster] += 1
+        ended = self._connected.get(cluster, 0)
+        for listener in self._revoke_listeners:
+            ended += listener(cluster)
+        self.notify([cluster])
+        return ended
+
+    def on_revoke(self, listener: Callable[[str], int]) -> None:
+        """Call ``listener(cluster)`` on every :meth:`revoke`; it returns how many streams it ended."""
+        self._revoke_listeners.append(listener)
+
+    def revocation(self, cluster: str) -> int:
+        """How often ``cluster`` was revoked; a stream that saw this number move must end."""
+        return self._revocations.get(cluster, 0)
 
     def close(self) -> None:
         """Shutting down: wake every watcher so it can end its stream with a reconnect status."""

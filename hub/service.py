@@ -129,6 +129,19 @@ class HubService:
         self._render_batch: _RenderBatch | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._declared_cache: tuple[str, dict[str, fleet_clusters.ClusterDecl]] | None = None
+        self._declared_known = asyncio.Event()
+
+    async def declared_names(self, *, wait: float = 10.0) -> frozenset[str] | None:
+        """The cluster names the deployed commit declares (``clusters/NAME/cluster.yaml``).
+
+        Right after start, waits up to ``wait`` seconds for the first sync to read them; None if it
+        has not (the repository is unreachable or the fleet cannot be read).
+        """
+        if self._declared_cache is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._declared_known.wait(), wait)
+        cache = self._declared_cache
+        return None if cache is None else frozenset(cache[1])
 
     # -- the loop -------------------------------------------------------------------------
     def trigger(self, reason: str) -> None:
@@ -163,6 +176,12 @@ class HubService:
         async with self._lock:
             outcome = await asyncio.to_thread(self._sync_blocking, reason, force)
             self.first_sync_done = self.first_sync_done or outcome.error is None or outcome.commit is not None
+            if self._declared_cache is None and outcome.skipped and outcome.commit is not None:
+                # Restarted on the deployed commit: nothing rendered, so read the declared names now.
+                with contextlib.suppress(render_errors.RenderError, gitsource.GitSourceError):
+                    await asyncio.to_thread(lambda: self._declared(self.source.fs_at(outcome.commit or "")))
+            if self._declared_cache is not None:
+                self._declared_known.set()
         self.notifier.notify(outcome.changed)
         if self.rollouts is not None and outcome.changed:
             self.rollouts.poke()

@@ -129,6 +129,21 @@ class HubSettings:
         "status reports per second sustained, per peer (ReportStatus calls and StreamStatus messages)"))
     report_burst: int = dataclasses.field(default=50, metadata=_meta("status report burst per peer"))
 
+    # -- credentials and the audit log (issue 13)
+    credential_rotation_grace: float = dataclasses.field(default=3600.0, metadata=_meta(
+        "after `convoy cluster rotate-credential` hands a spoke its new credential, how long the old one "
+        "keeps working if the spoke never uses the new one (it stops at once when the spoke does)",
+        kind=_Kind.DURATION))
+    event_retention: float = dataclasses.field(default=30 * 86400.0, metadata=_meta(
+        "delete events (convoy history) older than this", kind=_Kind.DURATION))
+    event_max_count: int = dataclasses.field(default=200_000, metadata=_meta(
+        "keep at most this many events, deleting the oldest"))
+    event_aggregate_window: float = dataclasses.field(default=600.0, metadata=_meta(
+        "a status or refused-registration event repeating one of the same kind, cluster and message "
+        "within this window counts up that event instead of adding one", kind=_Kind.DURATION))
+    event_prune_interval: float = dataclasses.field(default=3600.0, metadata=_meta(
+        "how often the hub applies event_retention and event_max_count", kind=_Kind.DURATION))
+
     def __post_init__(self) -> None:
         if not self.database_url:
             from hub.store.db import default_sqlite_url  # lazy: settings must load without SQLAlchemy
@@ -140,7 +155,9 @@ class HubSettings:
         def bad(field: str, problem: str) -> SettingsError:
             return SettingsError(f"hub setting {field}: {problem}")
 
-        for name in ("poll_interval", "heartbeat_seconds", "register_rate", "report_rate"):
+        for name in ("poll_interval", "heartbeat_seconds", "register_rate", "report_rate",
+                     "credential_rotation_grace", "event_retention", "event_aggregate_window",
+                     "event_prune_interval"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise bad(name, f"must be a positive number, got {value!r}")
@@ -150,7 +167,7 @@ class HubSettings:
             raise bad("inline_bundle_bytes", f"must be between 0 and {MAX_INLINE_BUNDLE_BYTES} "
                                              f"(a Watch message stays well under gRPC's 4 MiB default), "
                                              f"got {self.inline_bundle_bytes!r}")
-        for name in ("register_burst", "report_burst", "bundle_retention", "max_bundle_bytes"):
+        for name in ("register_burst", "report_burst", "bundle_retention", "max_bundle_bytes", "event_max_count"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
         for name in ("grpc_listen", "http_listen"):

@@ -5,7 +5,9 @@
 assess health → report. Everything else in this module feeds it or follows up on it:
 
 * a hub thread keeps one ``Watch`` stream open (registering first if no credential is stored) and
-  reconnects with full-jitter exponential backoff, putting desired states on the agent's queue;
+  reconnects with full-jitter exponential backoff, putting desired states on the agent's queue; a
+  credential the hub rotates to arrives on that stream, is stored in the state Secret, and the
+  thread reconnects with it at once;
 * the drift watch (``watching.DriftWatch``) puts live changes on the same queue; the loop compares
   them with the applied manifests (``drift.diff``) and corrects or reports them by policy;
 * a ``report.Reporter`` sends the latest status, coalesced, with heartbeats and a backlog count;
@@ -265,6 +267,7 @@ class Agent:
                     if self._hub is None:
                         self._hub = self._connect()
                     hub = self._hub
+                rotated = False
                 for event in hub.watch(applied_digest=self._state.digest):
                     if not self.hub_connected.is_set():
                         log.info("connected to hub %s", self.settings.hub)
@@ -272,6 +275,16 @@ class Agent:
                     attempt = 0
                     if isinstance(event, hubclient.Desired):
                         self._queue.put(event)
+                    elif isinstance(event, hubclient.CredentialRotation):
+                        # Either way this stream (opened with the old credential) ends: stored, the
+                        # spoke reconnects at once with the new one, which retires the old one; not
+                        # stored, it reconnects with the old one after the backoff and gets another.
+                        rotated = self._rotate_credential(hub, event)
+                        hub.cancel_watch()
+                        break
+                if rotated:
+                    self.hub_connected.clear()
+                    continue
             except hubclient.HubTrustError as exc:
                 log.error("%s", exc)
             except (hubclient.HubError, errors.ClusterError, AgentError, OSError) as exc:
@@ -282,6 +295,28 @@ class Agent:
                 return
             self._stop.wait(reconnect_delay(attempt, cap=self.settings.reconnect_cap))
             attempt += 1
+
+    def _rotate_credential(self, hub: hubclient.HubClient, rotation: hubclient.CredentialRotation) -> bool:
+        """Store the credential the hub rotated to, then use it; False if it could not be stored.
+
+        Stored first: a spoke that switched without storing would lose its identity at the next
+        restart. When the Secret cannot be written, the spoke keeps the old credential and reconnects
+        with it; the hub then hands over another new one (the old one stays valid meanwhile).
+        """
+        creds = self._creds
+        if creds is None:
+            return False
+        new = dataclasses.replace(creds, credential=rotation.credential)
+        try:
+            self._creds_store.save(new)
+        except errors.ClusterError as exc:
+            log.warning("cannot store the rotated credential in %s: %s; keeping the old one for now",
+                        self._creds_store.ref, exc)
+            return False
+        self._creds = new
+        hub.with_credential(new.credential)
+        log.info("hub rotated the cluster credential; the new one is stored in %s", self._creds_store.ref)
+        return True
 
     def _send_report(self, status: report.Status, backlog: int) -> None:
         hub = self._hub

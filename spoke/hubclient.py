@@ -1,5 +1,5 @@
-"""The spoke's gRPC edge to the hub: register, watch (small bundles arrive inside the notice), fetch
-bundles, report status (over one StreamStatus stream; one ReportStatus call each with older hubs).
+"""The spoke's gRPC edge to the hub: register, watch (small bundles and rotated credentials arrive on
+it), fetch bundles, report status (over one StreamStatus stream; one ReportStatus call each with older hubs).
 
 All ``grpc.RpcError`` s are converted here through one table (``_ERRORS``); the rest of the spoke
 sees only ``HubError`` subclasses::
@@ -40,6 +40,7 @@ from protos.convoy.v1 import convoy_pb2_grpc
 from spoke import report
 
 __all__ = [
+    "CredentialRotation",
     "Desired",
     "FetchedBundle",
     "FirstContact",
@@ -143,6 +144,14 @@ class Desired:
 @dataclasses.dataclass(frozen=True)
 class Heartbeat:
     interval: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CredentialRotation:
+    """The hub rotates the cluster's credential: store this one and reconnect with it."""
+
+    credential: str = dataclasses.field(repr=False)
+    old_valid_seconds: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,7 +394,7 @@ class HubClient:
                             hub_ca_pem=bytes(response.hub_ca_pem), signing_key=bytes(response.bundle_signing_key),
                             labels=dict(response.labels))
 
-    def watch(self, *, applied_digest: str) -> Iterator[Desired | Heartbeat]:
+    def watch(self, *, applied_digest: str) -> Iterator[Desired | Heartbeat | CredentialRotation]:
         """The Watch stream as values; ends by raising ``HubError`` (or returning when cancelled)."""
         call = self._stub.Watch(pb.WatchRequest(applied_digest=applied_digest), metadata=self._metadata())
         self._watch_call = call
@@ -399,6 +408,9 @@ class HubClient:
                                   inline_bundle=bytes(d.inline_bundle), inline_compression=d.inline_compression)
                 elif which == "heartbeat":
                     yield Heartbeat(interval=event.heartbeat.interval_seconds)
+                elif which == "rotation" and event.rotation.credential:
+                    yield CredentialRotation(credential=event.rotation.credential,
+                                             old_valid_seconds=event.rotation.old_valid_seconds)
         except grpc.RpcError as exc:
             raise _convert(self.address, "Watch", exc) from exc
         finally:

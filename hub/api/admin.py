@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 Context = aio.ServicerContext[Any, Any]
 
+#: What a token may be bound to: a cluster name (a DNS label), or the start of one.
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{0,61}")
 #: Largest uncompressed bundle GetBundleObjects inflates.
 MAX_INFLATE_BYTES = 256 * 1024 * 1024
 REDACTED = "<redacted>"
@@ -182,17 +186,27 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         labels = dict(request.labels)
         limits.check_labels(labels, where="create token")
         limits.check_text(request.description, field="description", where="create token", limit=1024)
+        if sum(map(bool, (request.cluster, request.name_prefix, request.any_name))) > 1:
+            raise limits.InvalidRequest("create token: bind it to a cluster name, a name prefix or any name; "
+                                        "only one of them")
+        if request.cluster and not _NAME.fullmatch(request.cluster):
+            raise limits.InvalidRequest(f"create token: cluster name {request.cluster[:80]!r} must be a DNS label "
+                                        "(lowercase letters, digits and '-', at most 63 characters)")
+        if request.name_prefix and not _PREFIX.fullmatch(request.name_prefix):
+            raise limits.InvalidRequest(f"create token: name prefix {request.name_prefix[:80]!r} must be the start "
+                                        "of a DNS label (lowercase letters, digits and '-', at most 62 characters)")
         row, token = await self._run(self._create_token, dt.timedelta(seconds=ttl), uses, labels,
-                                     request.description)
+                                     request.description, request.cluster,
+                                     "" if request.any_name else (request.name_prefix or None))
         join = secrets.make_join_token(token, self.options.ca_fingerprint, self.options.advertise_address)
         return pb.CreateTokenResponse(info=_token_to_wire(row), token=token,
                                       ca_fingerprint=self.options.ca_fingerprint, join_token=join)
 
-    def _create_token(self, ttl: dt.timedelta, uses: int, labels: dict[str, str],
-                      description: str) -> tuple[models.BootstrapToken, str]:
+    def _create_token(self, ttl: dt.timedelta, uses: int, labels: dict[str, str], description: str,
+                      cluster: str, prefix: str | None) -> tuple[models.BootstrapToken, str]:
         with self.db.session() as session:
             return store.create_token(session, ttl=ttl, uses=uses, labels=labels, description=description,
-                                      now=self.clock())
+                                      now=self.clock(), cluster_name=cluster or None, name_prefix=prefix)
 
     @status.unary
     async def ListTokens(self, request: pb.ListTokensRequest, context: Context) -> pb.ListTokensResponse:
@@ -215,6 +229,37 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             if store.get_token(session, token_id) is None:
                 raise status.NotFound(f"bootstrap token {token_id} does not exist")
             return store.revoke_token(session, token_id, now=self.clock())
+
+    # -- remove, rotate (issue 13) ------------------------------------------------------------
+    @status.unary
+    async def RemoveCluster(self, request: pb.RemoveClusterRequest, context: Context) -> pb.RemoveClusterResponse:
+        self._admin(context, "remove cluster")
+        limits.check_text(request.name, field="name", where="remove cluster", limit=253)
+        if not await self._run(self._remove, request.name):
+            raise status.NotFound(f"cluster {request.name} is not registered")
+        # The credential is gone from the store; drop it from the cache and end its streams now.
+        self.auth.forget(request.name)
+        ended = self.notifier.revoke(request.name)
+        log.info("cluster %s: registration removed; %d open stream(s) ended", request.name, ended)
+        return pb.RemoveClusterResponse(removed=True, streams_ended=ended)
+
+    def _remove(self, name: str) -> bool:
+        with self.db.session() as session:
+            return store.remove_cluster(session, name, now=self.clock())
+
+    @status.unary
+    async def RotateCredential(self, request: pb.RotateCredentialRequest,
+                               context: Context) -> pb.RotateCredentialResponse:
+        self._admin(context, "rotate credential")
+        limits.check_text(request.name, field="name", where="rotate credential", limit=253)
+        await self._run(self._request_rotation, request.name)
+        # Wakes the cluster's Watch streams: each reads the pending rotation and hands over a credential.
+        self.notifier.notify([request.name])
+        return pb.RotateCredentialResponse(online=self.notifier.is_connected(request.name))
+
+    def _request_rotation(self, name: str) -> None:
+        with self.db.session() as session:
+            store.request_rotation(session, name, now=self.clock())  # UnknownCluster: NOT_FOUND
 
     # -- pause, sync --------------------------------------------------------------------------
     @status.unary
@@ -375,7 +420,9 @@ def _event_to_wire(row: models.Event) -> pb.Event:
 
 def _token_to_wire(row: models.BootstrapToken) -> pb.TokenInfo:
     info = pb.TokenInfo(id=row.id, uses_left=row.uses_left, labels=dict(row.labels or {}),
-                        description=row.description or "", revoked=bool(row.revoked))
+                        description=row.description or "", revoked=bool(row.revoked),
+                        cluster=row.cluster_name or "", name_prefix=row.name_prefix or "",
+                        any_name=row.name_prefix == "")
     info.expires_at.CopyFrom(codec.timestamp(_aware(row.expires_at)))
     return info
 

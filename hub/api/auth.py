@@ -10,6 +10,7 @@ part was wrong beyond "missing" versus "not recognised", and never echo the valu
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -18,7 +19,6 @@ from typing import Any
 from hub.api import status
 from hub.security import secrets
 from hub.store import db as store_db
-from hub.store import models
 from hub.store import repository as store
 
 __all__ = ["Authenticator", "bearer_token"]
@@ -40,18 +40,25 @@ class Authenticator:
     """Checks callers of the spoke and admin services.
 
     A recognised cluster credential is remembered (by its hash) for ``cache_seconds``, so a
-    spoke's steady stream of calls costs no database read each; nothing revokes a cluster
-    credential today, and when something does it must call :meth:`forget`.
+    spoke's steady stream of calls costs no database read each; whatever revokes a cluster
+    credential (``convoy cluster remove``, a completed rotation) calls :meth:`forget`.
+
+    The first call with the new credential of a rotation makes it the cluster's only credential and
+    calls ``on_rotated(cluster)``, which ends the streams opened with the old one.
     """
 
     def __init__(self, *, db: store_db.Database, admin_credential: str, cache_seconds: float = 30.0,
-                 cache_size: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+                 cache_size: int = 100_000, clock: Callable[[], float] = time.monotonic,
+                 rotation_grace: dt.timedelta = store.DEFAULT_ROTATION_GRACE,
+                 on_rotated: Callable[[str], object] | None = None) -> None:
         self.db = db
         self._admin_hash = secrets.hash_secret(admin_credential)
         self.cache_seconds = cache_seconds
         self.cache_size = cache_size
         self._clock = clock
         self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.rotation_grace = rotation_grace
+        self.on_rotated = on_rotated
 
     async def cluster(self, metadata: Iterable[Any] | None, *, method: str) -> str:
         """The name of the cluster whose credential the call carries."""
@@ -63,11 +70,22 @@ class Authenticator:
         known = self._known.get(key)
         if known is not None and known[1] > self._clock():
             return known[0]
-        cluster = await asyncio.to_thread(self._lookup, credential)
-        if cluster is None:
-            raise status.Unauthenticated(f"{method}: the cluster credential is not recognised (revoked, or "
-                                         "issued by another hub); re-register the spoke with a new token")
-        self._known[key] = (cluster.name, self._clock() + self.cache_seconds)
+        match = await asyncio.to_thread(self._lookup, credential)
+        if match is None:
+            raise status.Unauthenticated(f"{method}: the cluster credential is not recognised (revoked, "
+                                         "rotated, or issued by another hub); re-register the spoke with a new token")
+        cluster = match.cluster
+        if match.rotated:
+            # The spoke has its new credential: from now on the old one is refused, cached or not.
+            promoted = await asyncio.to_thread(self._promote, cluster.name, key)
+            if promoted:
+                self.forget(cluster.name)
+                if self.on_rotated is not None:
+                    self.on_rotated(cluster.name)
+        ttl = self.cache_seconds
+        if match.expires is not None:  # superseded by a rotation: never remembered past its grace period
+            ttl = min(ttl, (match.expires - dt.datetime.now(dt.UTC)).total_seconds())
+        self._known[key] = (cluster.name, self._clock() + ttl)
         self._known.move_to_end(key)
         while len(self._known) > self.cache_size:
             self._known.popitem(last=False)
@@ -78,10 +96,14 @@ class Authenticator:
         for key in [k for k, (name, _) in self._known.items() if name == cluster]:
             del self._known[key]
 
-    def _lookup(self, credential: str) -> models.Cluster | None:
+    def _lookup(self, credential: str) -> store.CredentialMatch | None:
         # Read-only: on SQLite a write session would queue behind every writer.
         with self.db.session(write=False) as session:
-            return store.authenticate_cluster(session, credential)
+            return store.find_credential(session, credential, grace=self.rotation_grace)
+
+    def _promote(self, cluster: str, credential_hash: str) -> bool:
+        with self.db.session() as session:
+            return store.promote_credential(session, cluster, credential_hash)
 
     def admin(self, metadata: Iterable[Any] | None, *, method: str) -> None:
         """Pass only with the admin credential."""

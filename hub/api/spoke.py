@@ -9,6 +9,10 @@ the desired-state reads of Watch streams woken by one commit, and status reports
 written in one upsert per batch. A Watch stream that waits costs one suspended
 coroutine (:mod:`hub.notify`); one timer wakes them all every ``heartbeat_seconds`` to send
 their heartbeats.
+
+Credentials can be withdrawn: a cluster that is removed, or whose rotated credential has just been
+used, is revoked in the notifier, which ends its Watch and StreamStatus streams with UNAUTHENTICATED.
+A pending rotation rides on the Watch read: the stream hands the spoke a new credential once.
 """
 
 from __future__ import annotations
@@ -62,6 +66,9 @@ class SpokeOptions:
     report_limits: limits.ReportLimits = dataclasses.field(default_factory=limits.ReportLimits)
     #: Bundles up to this many bytes compressed travel inside the Watch notice (0: never).
     inline_bundle_bytes: int = 256 * 1024
+    #: A status or refused-registration event that repeats within this many seconds counts up the
+    #: earlier row instead of writing a new one (hub setting ``event_aggregate_window``).
+    event_aggregate_seconds: float = 600.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,12 +77,15 @@ class _DesiredNotice:
 
     message: pb.DesiredState
     inline_bundle: bytes | None
+    registered: bool = True     #: False: the cluster's registration is gone (removed)
+    rotate: bool = False        #: a credential rotation is pending
 
 
 class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     def __init__(self, *, db: store_db.Database, authenticator: auth.Authenticator, notifier: notify.Notifier,
                  options: SpokeOptions, on_registered: Callable[[str], Awaitable[object]] | None = None,
                  on_reported: Callable[[], None] | None = None,
+                 declared_names: Callable[[], Awaitable[frozenset[str] | None]] | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.db = db
         self.auth = authenticator
@@ -84,12 +94,18 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self.on_registered = on_registered
         #: Called after reports are stored (the rollout controller re-checks its wave at once).
         self.on_reported = on_reported
+        #: The cluster names the fleet repository declares (None: not known yet); an unbound
+        #: bootstrap token may not register them. Without it, every name is free for unbound tokens.
+        self.declared_names = declared_names
         self.clock = clock
+        self._aggregate = dt.timedelta(seconds=options.event_aggregate_seconds)
         self._register_limit = limits.RateLimiter(rate=options.register_rate, burst=options.register_burst)
         self._report_limit = limits.RateLimiter(rate=options.report_rate, burst=options.report_burst)
         self._background: set[asyncio.Task[object]] = set()
         self._heartbeats: asyncio.Future[None] | None = None
         self._report_streams: set[asyncio.Task[Any]] = set()
+        self._report_streams_of: dict[str, set[asyncio.Task[Any]]] = {}
+        notifier.on_revoke(self._end_report_streams)
         self._report_closer: asyncio.Future[None] | None = None
         self._beat_message = _heartbeat(options.heartbeat_seconds)
         # Watchers woken together read together; reports arriving together are written together.
@@ -107,7 +123,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         labels = dict(request.labels)
         limits.check_registration(cluster_name=request.cluster_name, labels=labels, token=request.bootstrap_token)
         credential = secrets.new_credential()
-        cluster = await asyncio.to_thread(self._register, request, labels, credential, peer)
+        declared = await self.declared_names() if self.declared_names is not None else frozenset()
+        cluster = await asyncio.to_thread(self._register, request, labels, credential, peer, declared)
         log.info("cluster %s registered from %s", cluster.name, peer)
         if self.on_registered is not None:
             task = asyncio.ensure_future(self.on_registered(cluster.name))
@@ -119,27 +136,34 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                                    labels=dict(cluster.labels or {}))
 
     def _register(self, request: pb.RegisterRequest, labels: dict[str, str], credential: str,
-                  peer: str) -> models.Cluster:
+                  peer: str, declared: frozenset[str] | None) -> models.Cluster:
         now = self.clock()
         name = request.cluster_name
         try:
-            # One unit of work: a refused registration (name taken) spends no use of the token.
+            # One unit of work: a refused registration (name taken, not the token's) spends no use of it.
             with self.db.session() as session:
-                token = store.consume_token(session, request.bootstrap_token, now=now)
+                token = store.consume_token(session, request.bootstrap_token, now=now, name=name,
+                                            declared=declared)
                 # The store stamps the token's labels over the spoke's: they are the operator's word.
                 return store.register_cluster(session, name=name, labels=labels, token=token,
                                               credential_hash=secrets.hash_secret(credential), now=now)
-        except (store_errors.TokenRefused, store_errors.ClusterExists) as exc:
+        except (store_errors.TokenRefused, store_errors.ClusterExists, store_errors.TokenNotForName) as exc:
+            if isinstance(exc, store_errors.TokenRefused) and exc.reason in _NO_TOKEN:
+                # Anyone can send made-up tokens: a row each would let them fill the audit log.
+                log.debug("cluster %s: registration from %s refused: %s", name, peer, exc)
+                raise
             with self.db.session() as session:
                 store.add_event(session, models.EventKind.REGISTRATION_REFUSED, cluster=name,
-                                message=f"cluster {name}: registration from {peer} refused: {exc}",
-                                details={"peer": peer, "spoke_version": request.spoke_version[:64]}, now=now)
+                                message=f"cluster {name}: registration refused: {exc}",
+                                details={"peer": peer, "spoke_version": request.spoke_version[:64]}, now=now,
+                                aggregate=self._aggregate)
             raise
 
     # -- Watch ------------------------------------------------------------------------------
     @status.stream
     async def Watch(self, request: pb.WatchRequest, context: Context) -> AsyncIterator[pb.WatchEvent]:
         name = await self.auth.cluster(context.invocation_metadata(), method="watch")
+        revocation = self.notifier.revocation(name)
         heartbeat = self.options.heartbeat_seconds
         self.notifier.connected(name)
         self._ensure_heartbeats()
@@ -150,11 +174,23 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             # The bundle the spoke holds: what it said it applied, then the last digest sent to it.
             spoke_has = request.applied_digest
             changed = True
+            rotation_sent = False
             while True:
                 if self.notifier.closing:
                     raise status.ShuttingDown()
+                if self.notifier.revocation(name) != revocation:
+                    raise _revoked(name, "watch")
                 if changed:
                     notice = await self._desired.submit(name)
+                    if not notice.registered:
+                        raise _revoked(name, "watch")
+                    if notice.rotate and not rotation_sent:
+                        # Once per stream: a new stream (the spoke reconnecting without having stored
+                        # it) gets a fresh one, so a lost message never locks the spoke out.
+                        rotation_sent = True
+                        rotation = await self._rotation(name)
+                        if rotation is not None:
+                            yield rotation
                     desired = notice.message
                     key = (desired.commit, desired.digest, desired.paused)
                     if desired.digest and key != last_sent:
@@ -179,6 +215,22 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         finally:
             self.notifier.disconnected(name)
 
+    async def _rotation(self, name: str) -> pb.WatchEvent | None:
+        """A new credential for ``name``, its hash recorded as the rotation's successor (None: the
+        rotation is no longer pending, and a credential sent now would not work)."""
+        credential = secrets.new_credential()
+        if not await asyncio.to_thread(self._issue_credential, name, secrets.hash_secret(credential)):
+            return None
+        # The old credential now expires after the grace period: it must not stay cached past that.
+        self.auth.forget(name)
+        log.info("cluster %s: new credential handed over on its Watch stream", name)
+        grace = int(self.auth.rotation_grace.total_seconds())
+        return pb.WatchEvent(rotation=pb.CredentialRotation(credential=credential, old_valid_seconds=grace))
+
+    def _issue_credential(self, name: str, credential_hash: str) -> bool:
+        with self.db.session() as session:
+            return store.issue_next_credential(session, name, credential_hash, now=self.clock())
+
     def _ensure_heartbeats(self) -> None:
         """One timer beats every Watch stream of this process; it runs while any stream is open."""
         if self._heartbeats is None or self._heartbeats.done():
@@ -200,9 +252,13 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         notices = {}
         for name in dict.fromkeys(names):
             row = rows.get(name)
-            message = pb.DesiredState(cluster_name=name, paused=row.paused if row is not None else False)
+            if row is None:
+                notices[name] = _DesiredNotice(message=pb.DesiredState(cluster_name=name), inline_bundle=None,
+                                               registered=False)
+                continue
+            message = pb.DesiredState(cluster_name=name, paused=row.paused)
             inline = None
-            desired = row.desired if row is not None else None
+            desired = row.desired
             if desired is not None:
                 message.commit = desired.commit
                 message.digest = desired.digest
@@ -212,7 +268,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                     meta, inline = found
                     message.size = meta.size
                     message.signature = meta.signature
-            notices[name] = _DesiredNotice(message=message, inline_bundle=inline)
+            notices[name] = _DesiredNotice(message=message, inline_bundle=inline, rotate=row.rotate)
         return [notices[name] for name in names]
 
     # -- GetBundle --------------------------------------------------------------------------
@@ -255,21 +311,30 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         acknowledged in order. A refused report ends the stream with its error, like a refused call."""
         peer = limits.peer_host(context.peer())
         name = await self.auth.cluster(context.invocation_metadata(), method="report status")
+        revocation = self.notifier.revocation(name)
         task = asyncio.current_task()
         assert task is not None
         self._report_streams.add(task)
+        self._report_streams_of.setdefault(name, set()).add(task)
         self._ensure_report_streams_end_on_close()
         try:
             async for report in request_iterator:
                 await self._accept_report(peer, name, report)
                 yield pb.ReportStatusResponse(accepted=True)
         except asyncio.CancelledError:
+            if self.notifier.revocation(name) != revocation:
+                raise _revoked(name, "report status") from None
             if not self.notifier.closing:
                 raise
             # Woken by the hub's shutdown while waiting for the next report: the spoke reconnects.
             raise status.ShuttingDown() from None
         finally:
             self._report_streams.discard(task)
+            streams = self._report_streams_of.get(name)
+            if streams is not None:
+                streams.discard(task)
+                if not streams:
+                    del self._report_streams_of[name]
 
     def _ensure_report_streams_end_on_close(self) -> None:
         """Report streams idle between reports; when the hub closes, end them as Watch streams end."""
@@ -279,6 +344,13 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                 for stream in list(self._report_streams):
                     stream.cancel()
             self._report_closer = asyncio.ensure_future(end_on_close())
+
+    def _end_report_streams(self, name: str) -> int:
+        """End ``name``'s StreamStatus streams at once (its credential was withdrawn)."""
+        streams = list(self._report_streams_of.get(name, ()))
+        for stream in streams:
+            stream.cancel()
+        return len(streams)
 
     async def _accept_report(self, peer: str, name: str, report: pb.StatusReport) -> None:
         """Rate limit, validate, store (batched with concurrent reports); returns once stored."""
@@ -293,7 +365,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         with self.db.session() as session:
             # One upsert for the batch; also refreshes last-seen and records applied / phase / drift
             # events. A cluster that reported twice in one batch keeps its later report.
-            store.save_statuses(session, inputs, now=self.clock())
+            store.save_statuses(session, inputs, now=self.clock(), aggregate=self._aggregate)
         return [None] * len(reports)
 
     # -- presence ---------------------------------------------------------------------------
@@ -312,6 +384,15 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     def _touch(self, names: Iterable[str]) -> None:
         with self.db.session() as session:
             store.touch_clusters(session, names, self.clock())
+
+
+#: Refusals that prove no knowledge of any real token: they are not written to the event log.
+_NO_TOKEN = frozenset({store_errors.TokenRefusal.MALFORMED, store_errors.TokenRefusal.UNKNOWN})
+
+
+def _revoked(name: str, method: str) -> status.Unauthenticated:
+    return status.Unauthenticated(f"{method}: cluster {name}: the credential this stream was opened with no longer "
+                                  "works (the cluster was removed, or its credential rotated)")
 
 
 def _status_input(name: str, report: pb.StatusReport) -> store.StatusInput:

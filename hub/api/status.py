@@ -79,6 +79,7 @@ STATUS_BY_ERROR: dict[type[BaseException], grpc.StatusCode] = {
     limits.InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     limits.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     store_errors.TokenRefused: grpc.StatusCode.UNAUTHENTICATED,
+    store_errors.TokenNotForName: grpc.StatusCode.PERMISSION_DENIED,
     store_errors.ClusterExists: grpc.StatusCode.ALREADY_EXISTS,
     store_errors.UnknownCluster: grpc.StatusCode.NOT_FOUND,
     store_errors.StoreUnavailable: grpc.StatusCode.UNAVAILABLE,

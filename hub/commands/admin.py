@@ -26,7 +26,7 @@ from hub import adminclient, cliconfig
 from hub.commands import formatting
 from protos.convoy.v1 import convoy_pb2 as pb
 
-__all__ = ["config", "describe", "diff", "history", "pause", "resume", "status", "sync", "token"]
+__all__ = ["cluster", "config", "describe", "diff", "history", "pause", "resume", "status", "sync", "token"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -291,18 +291,31 @@ def token() -> None:
 @click.option("--uses", default=1, show_default=True, help="How many clusters may register with it.")
 @click.option("--labels", default="", help="Labels stamped on clusters that register with it (k=v,...).")
 @click.option("--description", default="")
+@click.option("--cluster", "cluster_name", default="", help="Bind the token: only this cluster name may register.")
+@click.option("--name-prefix", default="", help="Bind the token: only names starting with this may register.")
+@click.option("--any-name", is_flag=True,
+              help="Let the token register any name, also names declared in the fleet repository "
+                   "(clusters/NAME/cluster.yaml); an unbound token may not take those.")
 @output_option
 @hub_command
-def token_create(hub_name: str | None, ttl: str, uses: int, labels: str, description: str, output: str) -> None:
-    """Create a token; prints it once with the hub CA fingerprint for pinning."""
+def token_create(hub_name: str | None, ttl: str, uses: int, labels: str, description: str, cluster_name: str,
+                 name_prefix: str, any_name: bool, output: str) -> None:
+    """Create a token; prints it once with the hub CA fingerprint for pinning.
+
+    Without --cluster, --name-prefix or --any-name the token may register any name that the fleet
+    repository does not declare.
+    """
+    if sum(map(bool, (cluster_name, name_prefix, any_name))) > 1:
+        raise click.UsageError("give at most one of --cluster, --name-prefix and --any-name")
     request = pb.CreateTokenRequest(ttl_seconds=int(parse_duration(ttl).total_seconds()), uses=uses,
-                                    labels=parse_labels(labels), description=description)
+                                    labels=parse_labels(labels), description=description, cluster=cluster_name,
+                                    name_prefix=name_prefix, any_name=any_name)
     with _client(hub_name) as client:
         response = client.call("CreateToken", request)
     expires = formatting._when(response.info.expires_at)
     document = {"id": response.info.id, "token": response.token, "caFingerprint": response.ca_fingerprint,
                 "joinToken": response.join_token, "expiresAt": expires.isoformat() if expires else None,
-                "uses": response.info.uses_left}
+                "uses": response.info.uses_left, "binding": _binding(response.info)}
     if output != "table":
         _emit(document, output)
         return
@@ -310,6 +323,7 @@ def token_create(hub_name: str | None, ttl: str, uses: int, labels: str, descrip
     click.echo(f"ca fingerprint:  {response.ca_fingerprint or '(hub runs without TLS)'}")
     click.echo(f"join token:      {response.join_token}")
     click.echo(f"expires:         {document['expiresAt']}  uses: {response.info.uses_left}")
+    click.echo(f"may register:    {document['binding']}")
     click.echo("\nInstall a spoke with:\n  convoy spoke install --cluster NAME --hub HUB_ADDRESS "
                f"--token {response.join_token} --apply")
 
@@ -325,7 +339,8 @@ def token_list(hub_name: str | None, output: str) -> None:
     for info in response.tokens:
         expires = formatting._when(info.expires_at)
         rows.append({"id": info.id, "expiresAt": expires.isoformat() if expires else None, "usesLeft": info.uses_left,
-                     "labels": dict(info.labels), "description": info.description, "revoked": info.revoked})
+                     "labels": dict(info.labels), "description": info.description, "revoked": info.revoked,
+                     "binding": _binding(info)})
     if output != "table":
         _emit(rows, output)
         return
@@ -333,7 +348,7 @@ def token_list(hub_name: str | None, output: str) -> None:
         click.echo("no tokens")
     for row in rows:
         state = "revoked" if row["revoked"] else f"{row['usesLeft']} uses left"
-        click.echo(f"{row['id']:<14} expires {row['expiresAt']}  {state}  {row['description']}")
+        click.echo(f"{row['id']:<14} expires {row['expiresAt']}  {state}  {row['binding']}  {row['description']}")
 
 
 @token.command("revoke")
@@ -347,6 +362,53 @@ def token_revoke(hub_name: str | None, token_id: str) -> None:
         click.echo(f"error: no token {token_id}", err=True)
         sys.exit(1)
     click.echo(f"token {token_id} revoked")
+
+
+def _binding(info: pb.TokenInfo) -> str:
+    """Which cluster names a token may register, in words."""
+    if info.cluster:
+        return f"cluster {info.cluster}"
+    if info.any_name:
+        return "any name"
+    if info.name_prefix:
+        return f"names starting with {info.name_prefix}"
+    return "names not declared in Git"
+
+
+# -- clusters -------------------------------------------------------------------------------------
+
+
+@click.group()
+def cluster() -> None:
+    """Registered clusters: remove a registration, rotate a cluster's credential."""
+
+
+@cluster.command("remove")
+@click.argument("name")
+@hub_command
+def cluster_remove(hub_name: str | None, name: str) -> None:
+    """Delete NAME's registration: its credential stops working and its open streams end at once.
+
+    Desired-state history and events stay. The name can register again with a new bootstrap token.
+    """
+    with _client(hub_name) as client:
+        response = client.call("RemoveCluster", pb.RemoveClusterRequest(name=name))
+    click.echo(f"cluster {name} removed; {response.streams_ended} open stream(s) ended")
+
+
+@cluster.command("rotate-credential")
+@click.argument("name")
+@hub_command
+def cluster_rotate_credential(hub_name: str | None, name: str) -> None:
+    """Give NAME a new credential over its Watch stream (now if connected, else when it next connects).
+
+    The old credential stops working once the spoke connects with the new one, or
+    credential_rotation_grace (hub setting, 1h) after it was handed over, whichever comes first.
+    """
+    with _client(hub_name) as client:
+        response = client.call("RotateCredential", pb.RotateCredentialRequest(name=name))
+    when = "now (it is connected)" if response.online else "when it next connects"
+    click.echo(f"cluster {name}: credential rotation requested; the spoke gets its new credential {when}")
 
 
 # -- config ---------------------------------------------------------------------------------------

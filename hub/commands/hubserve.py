@@ -11,7 +11,9 @@ SIGTERM or SIGINT. Tests call :func:`start_hub` directly with port 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import signal
 from collections.abc import Mapping
@@ -108,7 +110,7 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
         log.warning("INSECURE: gRPC without TLS; credentials and bundles travel in clear text. "
                     "Use --insecure only for a local sandbox.")
     data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    files.ensure_private_dir(data_dir)
     db = store_db.Database(settings.database_url or store_db.default_sqlite_url(data_dir))
     await asyncio.to_thread(db.migrate)
     signing_key = await asyncio.to_thread(signing.load_or_create_signing_key, data_dir)
@@ -130,7 +132,9 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     service = HubService(settings=settings, db=db, source=source, signing_key=signing_key, notifier=notifier,
                          metrics=metrics, signature_policy=policy, rollouts=rollouts)
     rollouts.rerender = service.render_clusters
-    authenticator = auth.Authenticator(db=db, admin_credential=admin_credential)
+    authenticator = auth.Authenticator(
+        db=db, admin_credential=admin_credential, on_rotated=notifier.revoke,
+        rotation_grace=dt.timedelta(seconds=settings.credential_rotation_grace))
 
     async def registered(name: str) -> object:
         try:
@@ -145,12 +149,13 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
 
     spoke = spoke_api.SpokeServicer(
         db=db, authenticator=authenticator, notifier=notifier, on_registered=registered, on_reported=rollouts.poke,
+        declared_names=service.declared_names,
         options=spoke_api.SpokeOptions(
             ca_pem=ca_pem, signing_public_key=signing.public_key_bytes(signing_key),
             heartbeat_seconds=settings.heartbeat_seconds, inline_bundle_bytes=settings.inline_bundle_bytes,
             register_rate=settings.register_rate,
             register_burst=settings.register_burst, report_rate=settings.report_rate,
-            report_burst=settings.report_burst))
+            report_burst=settings.report_burst, event_aggregate_seconds=settings.event_aggregate_window))
     admin = admin_api.AdminServicer(
         db=db, authenticator=authenticator, notifier=notifier, sync_now=sync_now, rollouts=rollouts,
         options=admin_api.AdminOptions(ca_fingerprint=fingerprint, advertise_address=settings.advertise_address,
@@ -201,7 +206,8 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
         credential_path=credential_path, insecure=settings.insecure)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(service.run(stop), name="convoy-sync"),
-             asyncio.create_task(spoke.keep_presence(stop), name="convoy-presence")]
+             asyncio.create_task(spoke.keep_presence(stop), name="convoy-presence"),
+             asyncio.create_task(_retain_events(settings, db, stop), name="convoy-event-retention")]
     if service.rollouts is not None:
         tasks.append(asyncio.create_task(service.rollouts.run(stop), name="convoy-rollouts"))
     running = RunningHub(settings=settings, db=db, service=service, notifier=notifier, metrics=metrics,
@@ -215,6 +221,26 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
     log.info("admin credential: %s; CLI config: %s (export CONVOY_CONFIG=%s)", credential_path, cli_config,
              cli_config)
     return running
+
+
+async def _retain_events(settings: settings_mod.HubSettings, db: store_db.Database, stop: asyncio.Event) -> None:
+    """Apply the audit log's retention (age and count) at start and every ``event_prune_interval``."""
+    while not stop.is_set():
+        try:
+            deleted = await asyncio.to_thread(_prune_events, db, settings)
+            if deleted:
+                log.info("event retention: deleted %d event(s) (older than %s or beyond the newest %d)",
+                         deleted, dt.timedelta(seconds=settings.event_retention), settings.event_max_count)
+        except Exception:  # the next round tries again; retention must never stop the hub
+            log.exception("event retention failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.event_prune_interval)
+
+
+def _prune_events(db: store_db.Database, settings: settings_mod.HubSettings) -> int:
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.event_retention)
+    with db.session() as session:
+        return store.prune_events(session, before=before, keep=settings.event_max_count)
 
 
 def _host_of(listen: str) -> str:
@@ -350,7 +376,10 @@ def migrate_command(config_file: Path | None, **values: Any) -> None:
     """Bring the hub's database schema up to date, then exit."""
     settings = _load(values, config_file, require_repo=False)
     data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        files.ensure_private_dir(data_dir)
+    except files.PrivateFileError as exc:
+        raise click.ClickException(str(exc)) from exc
     db = store_db.Database(settings.database_url or store_db.default_sqlite_url(data_dir))
     try:
         db.migrate()

@@ -16,11 +16,12 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["PrivateFileError", "read_private", "write_private", "write_private_once"]
+__all__ = ["PrivateFileError", "ensure_private_dir", "read_private", "write_private", "write_private_once"]
 
 log = logging.getLogger(__name__)
 
 PRIVATE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
 
 
 class PrivateFileError(Exception):
@@ -36,6 +37,22 @@ def _ensure_dir(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise PrivateFileError(path, f"cannot create directory: {exc.strerror}") from exc
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) owner-only whatever the umask, and tighten it if it exists.
+
+    The hub's data directory holds the database (every bundle, the audit log), keys and credentials:
+    no other user of the machine may list or read it.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            # mkdir's mode is filtered by the umask, and an existing directory keeps its mode.
+            os.chmod(path, mode & ~0o077 | 0o700)
+    except OSError as exc:
+        raise PrivateFileError(path, f"cannot create an owner-only directory: {exc.strerror}") from exc
 
 
 def read_private(path: Path) -> bytes:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,7 +76,7 @@ class Database:
             if database in {"", ":memory:"} or database.startswith("file::memory:"):
                 raise errors.StoreError("an in-memory SQLite database cannot be shared by the hub's threads or "
                                         "taken over by another process; give a file path")
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_files(Path(database))
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = max_overflow
@@ -169,6 +171,30 @@ def _reason(exc: sa_exc.SQLAlchemyError) -> str:
     original = getattr(exc, "orig", None)
     text = str(original if original is not None else exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+#: Files SQLite keeps beside the database; it creates them with the database file's permissions.
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def _private_sqlite_files(database: Path) -> None:
+    """Make the database file owner-only (0600) whatever the umask, before SQLite opens it.
+
+    The database holds every rendered bundle and the audit log. SQLite creates its -wal, -shm and
+    -journal files with the database file's mode, so creating that file 0600 up front covers them;
+    files a looser earlier version left behind are tightened.
+    """
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(database, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        for path in (database, *(database.with_name(database.name + s) for s in _SQLITE_COMPANIONS)):
+            with contextlib.suppress(FileNotFoundError):
+                mode = stat.S_IMODE(path.stat().st_mode)
+                if mode & 0o077:
+                    os.chmod(path, mode & 0o700)
+    except OSError as exc:
+        raise errors.StoreError(f"database {database}: cannot create it owner-only: {exc.strerror}") from exc
 
 
 def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:

@@ -6,6 +6,8 @@
     ├── StoreUnavailable            cannot connect / connection lost / locked too long
     ├── MigrationError              the schema could not be brought up to date
     ├── TokenRefused                a bootstrap token that cannot be used (reason: TokenRefusal)
+    ├── TokenNotForName             a valid bootstrap token whose binding does not cover the name
+    ├── DeclaredNamesUnknown        an unbound token, before the hub knows which names Git declares
     ├── ClusterExists               a cluster name already registered
     └── UnknownCluster              no cluster of that name
 """
@@ -16,9 +18,11 @@ import enum
 
 __all__ = [
     "ClusterExists",
+    "DeclaredNamesUnknown",
     "MigrationError",
     "StoreError",
     "StoreUnavailable",
+    "TokenNotForName",
     "TokenRefusal",
     "TokenRefused",
     "UnknownCluster",
@@ -54,6 +58,24 @@ class TokenRefused(StoreError):
         super().__init__(f"{who}: refused ({reason.value}){advice}")
         self.token_id = token_id
         self.reason = reason
+
+
+class TokenNotForName(StoreError):
+    """A valid bootstrap token that may not register this name (its binding, or a name declared in Git)."""
+
+    def __init__(self, token_id: str, name: str, why: str) -> None:
+        super().__init__(f"cluster {name}: bootstrap token {token_id} {why}")
+        self.token_id = token_id
+        self.name = name
+
+
+class DeclaredNamesUnknown(StoreUnavailable):
+    """An unbound token cannot be checked yet: the hub has not read the fleet repository."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"cluster {name}: the hub has not read the fleet repository yet, so it cannot tell "
+                         "whether the name is declared there; retry shortly (or use a token bound to the name)")
+        self.name = name
 
 
 class ClusterExists(StoreError):

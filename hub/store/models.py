@@ -2,8 +2,8 @@
 
 Tables::
 
-    clusters                registered clusters: labels, credential hash, paused, pin (issue 8)
-    bootstrap_tokens        registration tokens, secret stored hashed
+    clusters                registered clusters: labels, credential hash (and a pending rotation's), paused, pin
+    bootstrap_tokens        registration tokens, secret stored hashed, optionally bound to a name or prefix
     commits                 every fleet commit the hub has seen, accepted or refused, with why
     bundles                 one row per distinct digest: compressed canonical bytes + signature
     desired_states          one row per cluster: the commit and digest it should run now
@@ -102,6 +102,7 @@ class EventKind(enum.StrEnum):
     REGISTRATION = "registration"                  #: a cluster registered
     REGISTRATION_REFUSED = "registration_refused"  #: a registration was refused (token, name taken)
     DEREGISTERED = "deregistered"                  #: an administrator removed a cluster's registration
+    CREDENTIAL_ROTATION = "credential_rotation"    #: a cluster credential rotation was asked for / completed
     PAUSED = "paused"
     RESUMED = "resumed"
     PINNED = "pinned"                              #: an administrator pinned a cluster to a bundle
@@ -137,6 +138,14 @@ class Cluster(SQLModel, table=True):
     pinned_digest: str | None = Field(default=None, max_length=DIGEST_LEN)
     #: The id of the bootstrap token it registered with.
     token_id: str | None = Field(default=None, max_length=32)
+    #: Credential rotation (``convoy cluster rotate-credential``): when it was asked for (None: none
+    #: pending), the hash of the new credential handed to the spoke, and when it was handed over.
+    #: The old credential keeps working until the spoke first uses the new one, or a grace period
+    #: after the hand-over, whichever comes first.
+    rotation_requested_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(),
+                                                                                        nullable=True))
+    next_credential_hash: str | None = Field(default=None, max_length=80, unique=True, index=True)
+    next_credential_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
 
 
 class BootstrapToken(SQLModel, table=True):
@@ -150,6 +159,11 @@ class BootstrapToken(SQLModel, table=True):
     description: str = Field(default="", sa_column=sa.Column(sa.Text(), nullable=False))
     revoked: bool = Field(default=False)
     created_at: dt.datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    #: The only cluster name that may register with it (None: not bound to one name).
+    cluster_name: str | None = Field(default=None, max_length=NAME_LEN)
+    #: ... or the prefix every name registered with it must start with; "" binds it to any name, declared
+    #: in Git or not. None on both: unbound (any name the fleet repository does not declare).
+    name_prefix: str | None = Field(default=None, max_length=NAME_LEN)
 
 
 class SeenCommit(SQLModel, table=True):

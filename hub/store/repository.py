@@ -15,11 +15,15 @@ Conventions:
 
 API (keyword arguments after the first positional ones):
 
-tokens      create_token(s, *, ttl, uses, labels, description) -> (BootstrapToken, token)
-            consume_token(s, token) -> BootstrapToken          raises TokenRefused(reason)
+tokens      create_token(s, *, ttl, uses, labels, description, cluster_name, name_prefix) -> (row, token)
+            consume_token(s, token, *, name, declared) -> BootstrapToken
+                        raises TokenRefused(reason), TokenNotForName (binding), DeclaredNamesUnknown
             revoke_token(s, token_id) -> bool; get_token(s, token_id); list_tokens(s)
 clusters    register_cluster(s, *, name, labels, credential_hash, token=None) -> Cluster   ClusterExists
             authenticate_cluster(s, credential) -> Cluster | None
+            find_credential(s, credential, *, grace) -> CredentialMatch | None   (current or rotated-to)
+            request_rotation(s, name); issue_next_credential(s, name, hash) -> bool;
+            promote_credential(s, name, hash) -> bool           (credential rotation)
             get_cluster(s, name); list_clusters(s); touch_cluster(s, name); touch_clusters(s, names)
             remove_cluster(s, name) -> bool    (frees the name; history and events stay)
             set_paused(s, names, paused) -> changed names       raises UnknownCluster
@@ -39,9 +43,9 @@ status      save_status(s, StatusInput) -> StatusChange; save_statuses(s, [Statu
             applied_phases(s) -> {cluster: (applied digest, phase)}
 render      set_render_errors(s, *, cluster, commit, errors); clear_render_errors(s, cluster) -> bool
             render_errors_all(s) -> {cluster: RenderError}
-events      add_event(s, kind, *, cluster, commit, digest, message, details) -> Event
+events      add_event(s, kind, *, cluster, commit, digest, message, details, aggregate) -> Event
             events(s, *, cluster, since, after_id, kinds, limit=200) -> oldest-first list of the newest
-            prune_events(s, *, before) -> number deleted
+            prune_events(s, *, before, keep) -> number deleted
 hub state   get_state(s, key) -> str | None; set_state(s, key, value)   (keys: StateKey)
 rollouts    insert_rollout(s, *, commit, state, document) -> RolloutRow (seq assigned)
             save_rollout(s, seq, *, state, document); get_rollout(s, seq); latest_rollout(s)
@@ -54,7 +58,7 @@ import dataclasses
 import datetime as dt
 import enum
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
@@ -84,6 +88,7 @@ from hub.store.models import (
 
 __all__ = [
     "BundleMeta",
+    "CredentialMatch",
     "DesiredRow",
     "StateKey",
     "StatusChange",
@@ -102,6 +107,7 @@ __all__ = [
     "desired_history",
     "events",
     "existing_bundles",
+    "find_credential",
     "get_bundle",
     "get_cluster",
     "get_commit",
@@ -111,9 +117,11 @@ __all__ = [
     "get_status",
     "get_token",
     "insert_rollout",
+    "issue_next_credential",
     "latest_rollout",
     "list_clusters",
     "list_tokens",
+    "promote_credential",
     "prune_bundles",
     "prune_events",
     "put_bundle",
@@ -123,6 +131,7 @@ __all__ = [
     "register_cluster",
     "remove_cluster",
     "render_errors_all",
+    "request_rotation",
     "revoke_token",
     "save_rollout",
     "save_status",
@@ -186,12 +195,44 @@ def _upsert_statement(dialect: str, table: sa.Table, key: tuple[str, ...],
 
 def add_event(s: Session, kind: EventKind, *, cluster: str | None = None, commit: str | None = None,
               digest: str | None = None, message: str = "", details: Mapping[str, Any] | None = None,
-              now: dt.datetime | None = None) -> Event:
+              now: dt.datetime | None = None, aggregate: dt.timedelta | None = None) -> Event:
+    """Record an event; with ``aggregate``, a repeat of the same kind, cluster and message within that
+    window only counts up the earlier row (``details["count"]``, ``details["last_at"]``)."""
     event = Event(at=_now(now), kind=kind.value, cluster=cluster, commit=commit, digest=digest,
                   message=message, details=dict(details) if details is not None else None)
+    if aggregate is not None:
+        return _aggregate(s, [event], aggregate)[0]
     s.add(event)
     s.flush()
     return event
+
+
+def _aggregate(s: Session, new: Sequence[Event], window: dt.timedelta) -> list[Event]:
+    """Add events, folding each into a recent row with the same kind, cluster and message if there is one.
+
+    A spoke flapping between two phases at the report rate, or one peer retrying a refused
+    registration, would otherwise write a row per attempt; the audit log keeps one row per distinct
+    event and window, with how often and until when it repeated.
+    """
+    stored = []
+    for event in new:
+        query = select(Event).where(Event.kind == event.kind, Event.message == event.message,
+                                    col(Event.at) >= event.at - window)
+        query = query.where(col(Event.cluster).is_(None) if event.cluster is None else Event.cluster == event.cluster)
+        earlier = s.exec(query.order_by(col(Event.id).desc()).limit(1)).first()
+        if earlier is None:
+            s.add(event)
+            s.flush()
+            stored.append(event)
+            continue
+        details = dict(earlier.details or {})
+        details["count"] = int(details.get("count") or 1) + 1
+        details["last_at"] = event.at.isoformat()
+        earlier.details = details
+        s.add(earlier)
+        s.flush()
+        stored.append(earlier)
+    return stored
 
 
 def events(s: Session, *, cluster: str | None = None, since: dt.datetime | None = None,
@@ -212,18 +253,40 @@ def events(s: Session, *, cluster: str | None = None, since: dt.datetime | None 
     return rows
 
 
-def prune_events(s: Session, *, before: dt.datetime) -> int:
-    """Delete events older than ``before``; returns how many (the audit log's retention knob)."""
+def prune_events(s: Session, *, before: dt.datetime | None = None, keep: int | None = None) -> int:
+    """Delete events older than ``before`` and all but the newest ``keep``; returns how many.
+
+    The audit log's retention (hub settings ``event_retention`` and ``event_max_count``).
+    """
     table = _table(Event)
-    return cast(sa.CursorResult[Any], s.execute(table.delete().where(table.c.at < before))).rowcount
+    deleted = 0
+    if before is not None:
+        deleted += cast(sa.CursorResult[Any], s.execute(table.delete().where(table.c.at < before))).rowcount
+    if keep is not None:
+        # The id of the oldest event to keep; everything older goes (one indexed delete).
+        cutoff = s.execute(sa.select(table.c.id).order_by(table.c.id.desc()).offset(max(keep, 0) - 1).limit(1)
+                           ).scalar() if keep > 0 else None
+        if keep <= 0:
+            deleted += cast(sa.CursorResult[Any], s.execute(table.delete())).rowcount
+        elif cutoff is not None:
+            deleted += cast(sa.CursorResult[Any], s.execute(table.delete().where(table.c.id < cutoff))).rowcount
+    return deleted
 
 
 # --------------------------------------------------------------------------------------------- tokens
 
 
 def create_token(s: Session, *, ttl: dt.timedelta, uses: int = 1, labels: Mapping[str, str] | None = None,
-                 description: str = "", now: dt.datetime | None = None) -> tuple[BootstrapToken, str]:
-    """A new bootstrap token: the row (secret hashed) and the ``<id>.<secret>`` text, shown once."""
+                 description: str = "", now: dt.datetime | None = None, cluster_name: str | None = None,
+                 name_prefix: str | None = None) -> tuple[BootstrapToken, str]:
+    """A new bootstrap token: the row (secret hashed) and the ``<id>.<secret>`` text, shown once.
+
+    ``cluster_name`` or ``name_prefix`` bind it: only that name, or names with that prefix, may register.
+    ``name_prefix=""`` is the explicit "any name" binding (names declared in Git too); None leaves the
+    token unbound (any name that is not declared in Git).
+    """
+    if cluster_name and name_prefix:
+        raise ValueError("a bootstrap token is bound to a cluster name or to a name prefix, not both")
     if ttl <= dt.timedelta(0):
         raise ValueError(f"bootstrap token TTL must be positive, got {ttl}")
     if uses < 1:
@@ -233,18 +296,26 @@ def create_token(s: Session, *, ttl: dt.timedelta, uses: int = 1, labels: Mappin
     _, secret = hub_secrets.split_bootstrap_token(token)
     row = BootstrapToken(id=token_id, secret_hash=hub_secrets.hash_secret(secret), expires_at=now + ttl,
                          uses_left=uses, labels=dict(labels or {}), description=description, revoked=False,
-                         created_at=now)
+                         created_at=now, cluster_name=cluster_name or None, name_prefix=name_prefix)
     s.add(row)
     s.flush()
     add_event(s, EventKind.TOKEN_CREATED, message=f"bootstrap token {token_id}: created ({uses} use(s), "
               f"expires {row.expires_at.isoformat(timespec='seconds')})",
               details={"token": token_id, "uses": uses, "labels": dict(labels or {}),
-                       "description": description}, now=now)
+                       "description": description, "cluster": cluster_name or None,
+                       "name_prefix": name_prefix}, now=now)
     return row, token
 
 
-def consume_token(s: Session, token: str, *, now: dt.datetime | None = None) -> BootstrapToken:
+def consume_token(s: Session, token: str, *, now: dt.datetime | None = None, name: str | None = None,
+                  declared: Collection[str] | None = frozenset()) -> BootstrapToken:
     """Spend one use of a bootstrap token, or raise :class:`~hub.store.errors.TokenRefused`.
+
+    With ``name`` (the cluster registering), the token's binding is checked first and a name it does
+    not cover raises :class:`~hub.store.errors.TokenNotForName` without spending a use: a bound token
+    covers exactly its name or prefix; an unbound one covers any name not in ``declared`` (the names
+    the fleet repository declares; None when the hub cannot tell yet, which refuses unbound tokens
+    with :class:`~hub.store.errors.DeclaredNamesUnknown`).
 
     The decrement is a conditional UPDATE, so two registrations racing for the last use cannot both
     win, on either database.
@@ -258,6 +329,8 @@ def consume_token(s: Session, token: str, *, now: dt.datetime | None = None) -> 
     if row is None or not hub_secrets.secrets_match(secret, row.secret_hash):
         raise errors.TokenRefused(token_id, errors.TokenRefusal.UNKNOWN)
     _check_usable(row, now)
+    if name is not None:
+        _check_binding(row, name, declared)
     table = _table(BootstrapToken)
     result = s.execute(
         table.update()
@@ -271,6 +344,22 @@ def consume_token(s: Session, token: str, *, now: dt.datetime | None = None) -> 
     add_event(s, EventKind.TOKEN_USED, message=f"bootstrap token {token_id}: used ({row.uses_left} left)",
               details={"token": token_id, "uses_left": row.uses_left}, now=now)
     return row
+
+
+def _check_binding(row: BootstrapToken, name: str, declared: Collection[str] | None) -> None:
+    if row.cluster_name:
+        if name != row.cluster_name:
+            raise errors.TokenNotForName(row.id, name, f"is bound to cluster {row.cluster_name}")
+    elif row.name_prefix is not None:  # "" is the explicit any-name binding
+        if not name.startswith(row.name_prefix):
+            raise errors.TokenNotForName(row.id, name, f"is bound to names starting with {row.name_prefix!r}")
+    elif declared is None:
+        raise errors.DeclaredNamesUnknown(name)
+    elif name in declared:
+        raise errors.TokenNotForName(
+            row.id, name, f"is not bound to it, and cluster {name} is declared in the fleet repository "
+                          f"(clusters/{name}/cluster.yaml); register it with a token made by "
+                          f"`convoy token create --cluster {name}` (or a matching --name-prefix)")
 
 
 def _check_usable(row: BootstrapToken, now: dt.datetime) -> None:
@@ -330,19 +419,98 @@ def register_cluster(s: Session, *, name: str, labels: Mapping[str, str], creden
     return row
 
 
-def authenticate_cluster(s: Session, credential: str) -> Cluster | None:
-    """The cluster whose credential this is, or None.
+def authenticate_cluster(s: Session, credential: str, *, now: dt.datetime | None = None,
+                         grace: dt.timedelta | None = None) -> Cluster | None:
+    """The cluster whose credential this is (its current one, or the one a rotation handed it), or None."""
+    match = find_credential(s, credential, now=now, grace=grace)
+    return None if match is None else match.cluster
+
+
+class CredentialMatch(NamedTuple):
+    """Whose credential a caller presented, and whether it is the new one of a pending rotation."""
+
+    cluster: Cluster
+    rotated: bool      #: the new credential, first used: :func:`promote_credential` makes it the only one
+    expires: dt.datetime | None = None   #: when this (old) credential stops working, if it was superseded
+
+
+#: How long an old credential keeps working after a rotation handed its successor to the spoke, when
+#: the spoke never uses the new one (hub setting ``credential_rotation_grace``).
+DEFAULT_ROTATION_GRACE = dt.timedelta(hours=1)
+
+
+def find_credential(s: Session, credential: str, *, now: dt.datetime | None = None,
+                    grace: dt.timedelta | None = None) -> CredentialMatch | None:
+    """Look a cluster credential up: the current one, or the new one a rotation handed over.
 
     The row is found by the hash (an index lookup reveals nothing useful: the attacker would need a
-    preimage), then the hashes are compared in constant time.
+    preimage), then the hashes are compared in constant time. The old credential of a rotation whose
+    new one was handed over more than ``grace`` ago no longer matches.
     """
     if not credential:
         return None
+    now = _now(now)
+    grace = DEFAULT_ROTATION_GRACE if grace is None else grace
     stored = hub_secrets.hash_secret(credential)
     row = s.exec(select(Cluster).where(Cluster.credential_hash == stored)).first()
-    if row is None or not hub_secrets.secrets_match(credential, row.credential_hash):
-        return None
+    if row is not None and hub_secrets.secrets_match(credential, row.credential_hash):
+        if row.next_credential_hash and row.next_credential_at is not None:
+            expires = row.next_credential_at + grace
+            if expires <= now:
+                return None  # superseded: the spoke was given its successor and the grace period is over
+            return CredentialMatch(row, rotated=False, expires=expires)
+        return CredentialMatch(row, rotated=False)
+    row = s.exec(select(Cluster).where(Cluster.next_credential_hash == stored)).first()
+    if row is not None and row.next_credential_hash and hub_secrets.secrets_match(credential, row.next_credential_hash):
+        return CredentialMatch(row, rotated=True)
+    return None
+
+
+def request_rotation(s: Session, name: str, *, now: dt.datetime | None = None) -> Cluster:
+    """Ask for a new credential for ``name``: the hub hands it over on the cluster's next Watch stream.
+
+    Raises :class:`~hub.store.errors.UnknownCluster`. Asking again while one is pending keeps it pending.
+    """
+    now = _now(now)
+    row = s.get(Cluster, name)
+    if row is None:
+        raise errors.UnknownCluster(name)
+    if row.rotation_requested_at is None:
+        row.rotation_requested_at = now
+        s.add(row)
+        s.flush()
+    add_event(s, EventKind.CREDENTIAL_ROTATION, cluster=name,
+              message=f"cluster {name}: credential rotation requested; the new credential is handed to the "
+                      "spoke over its Watch stream", now=now)
     return row
+
+
+def issue_next_credential(s: Session, name: str, credential_hash: str, *, now: dt.datetime | None = None) -> bool:
+    """Record the new credential handed to the spoke (replacing one handed over earlier and never used).
+
+    False when no rotation is pending any more (it completed, or the cluster was removed).
+    """
+    table = _table(Cluster)
+    result = s.execute(table.update().where(table.c.name == name, table.c.rotation_requested_at.is_not(None))
+                       .values(next_credential_hash=credential_hash, next_credential_at=_now(now)))
+    return cast(sa.CursorResult[Any], result).rowcount == 1
+
+
+def promote_credential(s: Session, name: str, credential_hash: str, *, now: dt.datetime | None = None) -> bool:
+    """The spoke used its new credential: it becomes the only one, and the old one stops working.
+
+    A conditional UPDATE, so two first calls racing with the new credential promote it once.
+    """
+    now = _now(now)
+    table = _table(Cluster)
+    result = s.execute(table.update().where(table.c.name == name, table.c.next_credential_hash == credential_hash)
+                       .values(credential_hash=credential_hash, next_credential_hash=None, next_credential_at=None,
+                               rotation_requested_at=None))
+    if cast(sa.CursorResult[Any], result).rowcount != 1:
+        return False
+    add_event(s, EventKind.CREDENTIAL_ROTATION, cluster=name,
+              message=f"cluster {name}: credential rotated; the old credential no longer works", now=now)
+    return True
 
 
 def get_cluster(s: Session, name: str) -> Cluster | None:
@@ -670,6 +838,7 @@ class WatchRow(NamedTuple):
 
     paused: bool
     desired: DesiredRow | None
+    rotate: bool = False    #: a credential rotation is pending: hand the spoke a new credential
 
 
 def desired_all(s: Session) -> dict[str, DesiredRow]:
@@ -684,12 +853,14 @@ def watch_rows(s: Session, names: Iterable[str]) -> dict[str, WatchRow]:
     wanted = sorted(set(names))
     found: dict[str, WatchRow] = {}
     for start in range(0, len(wanted), 500):
-        query = (sa.select(clusters.c.name, clusters.c.paused, desired.c.commit, desired.c.digest, desired.c.since)
+        query = (sa.select(clusters.c.name, clusters.c.paused, clusters.c.rotation_requested_at, desired.c.commit,
+                           desired.c.digest, desired.c.since)
                  .select_from(clusters.outerjoin(desired, desired.c.cluster == clusters.c.name))
                  .where(clusters.c.name.in_(wanted[start:start + 500])))
         for row in s.execute(query):
             state = (DesiredRow(row.name, row.commit, row.digest, row.since) if row.digest is not None else None)
-            found[row.name] = WatchRow(paused=bool(row.paused), desired=state)
+            found[row.name] = WatchRow(paused=bool(row.paused), desired=state,
+                                       rotate=row.rotation_requested_at is not None)
     return found
 
 
@@ -762,16 +933,17 @@ _STATUS_COLUMNS = ("applied_commit", "applied_digest", "phase", "objects", "drif
 
 
 def save_status(s: Session, report: StatusInput, *, now: dt.datetime | None = None,
-                touch: bool = True) -> StatusChange:
+                touch: bool = True, aggregate: dt.timedelta | None = None) -> StatusChange:
     """Upsert one cluster's status (and its ``last_seen`` unless ``touch=False``)."""
-    return save_statuses(s, [report], now=now, touch=touch)[0]
+    return save_statuses(s, [report], now=now, touch=touch, aggregate=aggregate)[0]
 
 
 def save_statuses(s: Session, reports: Sequence[StatusInput], *, now: dt.datetime | None = None,
-                  touch: bool = True) -> list[StatusChange]:
+                  touch: bool = True, aggregate: dt.timedelta | None = None) -> list[StatusChange]:
     """Upsert many reports in one statement; events for applied digest, phase and new drift.
 
-    A cluster reported twice in one batch keeps its last report.
+    A cluster reported twice in one batch keeps its last report. With ``aggregate``, an event that
+    repeats one recorded within that window counts up the earlier row instead (see :func:`add_event`).
     """
     now = _now(now)
     latest = {report.cluster: report for report in reports}
@@ -811,7 +983,9 @@ def save_statuses(s: Session, reports: Sequence[StatusInput], *, now: dt.datetim
     conn.execute(_upsert_statement(conn.dialect.name, table, ("cluster",), _STATUS_COLUMNS), rows)
     if touch:
         conn.execute(_touch_statement(), [{"b_name": name, "b_seen": now} for name in latest])
-    if new_events:
+    if new_events and aggregate is not None:
+        _aggregate(s, new_events, aggregate)
+    elif new_events:
         s.add_all(new_events)
         s.flush()
     return changes
@@ -835,13 +1009,21 @@ def _status_events(change: StatusChange, report: StatusInput, now: dt.datetime) 
     if change.phase_changed:
         found.append(Event(at=now, kind=EventKind.STATUS.value, cluster=name, digest=change.applied_digest or None,
                            message=f"cluster {name}: {change.previous_phase or 'Unknown'} -> {change.phase}"
-                           + (f": {report.message}" if report.message else ""),
+                           + (f": {_excerpt(report.message)}" if report.message else ""),
                            details={"previous": change.previous_phase, "errors": list(report.errors)[:10]}))
     if change.drift_appeared:
         found.append(Event(at=now, kind=EventKind.DRIFT.value, cluster=name, digest=change.applied_digest or None,
                            message=f"cluster {name}: {change.drift} object(s) drifted",
                            details={"objects": [d.get("ref") for d in list(report.drift)[:20]]}))
     return found
+
+
+#: Characters of a spoke's message quoted in a status event (the full message is in the status row).
+EVENT_MESSAGE_EXCERPT = 300
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= EVENT_MESSAGE_EXCERPT else text[:EVENT_MESSAGE_EXCERPT] + "..."
 
 
 def applied_phases(s: Session) -> dict[str, tuple[str, str]]:

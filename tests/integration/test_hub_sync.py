@@ -194,7 +194,11 @@ async def test_git_labels_win_over_registered_ones(tmp_path: Path, fleet_repo: F
     async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
         # Declared in Git but not registered yet: its bundle is ready before the spoke arrives.
         declared = await poll(lambda: _async(desired_digest(hub, "alpha")), what="declared cluster's bundle")
-        spoke = await registered_spoke(hub, ch, "alpha", {"env": "dev", "team": "web"})
+        # Declared in Git: only a token bound to the name (or made for any name) may register it.
+        bound = await admin_of(hub, ch).call("CreateToken", pb.CreateTokenRequest(ttl_seconds=600, uses=1,
+                                                                                  cluster="alpha"))
+        spoke = Spoke(ch)
+        await spoke.register(bound.token, "alpha", {"env": "dev", "team": "web"})
         desired = await next_desired(spoke.watch())
         assert desired.digest == declared
         document, _ = await spoke.bundle(desired.digest)

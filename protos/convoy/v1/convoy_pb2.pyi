@@ -108,12 +108,22 @@ class Heartbeat(_message.Message):
     def __init__(self, sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., interval_seconds: _Optional[int] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
-    __slots__ = ("desired", "heartbeat")
+    __slots__ = ("desired", "heartbeat", "rotation")
     DESIRED_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    ROTATION_FIELD_NUMBER: _ClassVar[int]
     desired: DesiredState
     heartbeat: Heartbeat
-    def __init__(self, desired: _Optional[_Union[DesiredState, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+    rotation: CredentialRotation
+    def __init__(self, desired: _Optional[_Union[DesiredState, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., rotation: _Optional[_Union[CredentialRotation, _Mapping]] = ...) -> None: ...
+
+class CredentialRotation(_message.Message):
+    __slots__ = ("credential", "old_valid_seconds")
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    OLD_VALID_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    credential: str
+    old_valid_seconds: int
+    def __init__(self, credential: _Optional[str] = ..., old_valid_seconds: _Optional[int] = ...) -> None: ...
 
 class GetBundleRequest(_message.Message):
     __slots__ = ("digest",)
@@ -347,7 +357,7 @@ class HistoryResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class CreateTokenRequest(_message.Message):
-    __slots__ = ("ttl_seconds", "uses", "labels", "description")
+    __slots__ = ("ttl_seconds", "uses", "labels", "description", "cluster", "name_prefix", "any_name")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -359,14 +369,20 @@ class CreateTokenRequest(_message.Message):
     USES_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    ANY_NAME_FIELD_NUMBER: _ClassVar[int]
     ttl_seconds: int
     uses: int
     labels: _containers.ScalarMap[str, str]
     description: str
-    def __init__(self, ttl_seconds: _Optional[int] = ..., uses: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., description: _Optional[str] = ...) -> None: ...
+    cluster: str
+    name_prefix: str
+    any_name: bool
+    def __init__(self, ttl_seconds: _Optional[int] = ..., uses: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., description: _Optional[str] = ..., cluster: _Optional[str] = ..., name_prefix: _Optional[str] = ..., any_name: _Optional[bool] = ...) -> None: ...
 
 class TokenInfo(_message.Message):
-    __slots__ = ("id", "expires_at", "uses_left", "labels", "description", "revoked")
+    __slots__ = ("id", "expires_at", "uses_left", "labels", "description", "revoked", "cluster", "name_prefix", "any_name")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -380,13 +396,19 @@ class TokenInfo(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     REVOKED_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    ANY_NAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     expires_at: _timestamp_pb2.Timestamp
     uses_left: int
     labels: _containers.ScalarMap[str, str]
     description: str
     revoked: bool
-    def __init__(self, id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uses_left: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., description: _Optional[str] = ..., revoked: _Optional[bool] = ...) -> None: ...
+    cluster: str
+    name_prefix: str
+    any_name: bool
+    def __init__(self, id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uses_left: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., description: _Optional[str] = ..., revoked: _Optional[bool] = ..., cluster: _Optional[str] = ..., name_prefix: _Optional[str] = ..., any_name: _Optional[bool] = ...) -> None: ...
 
 class CreateTokenResponse(_message.Message):
     __slots__ = ("info", "token", "ca_fingerprint", "join_token")
@@ -542,3 +564,29 @@ class PinResponse(_message.Message):
     clusters: _containers.RepeatedScalarFieldContainer[str]
     digest: str
     def __init__(self, clusters: _Optional[_Iterable[str]] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class RemoveClusterRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RemoveClusterResponse(_message.Message):
+    __slots__ = ("removed", "streams_ended")
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_ENDED_FIELD_NUMBER: _ClassVar[int]
+    removed: bool
+    streams_ended: int
+    def __init__(self, removed: _Optional[bool] = ..., streams_ended: _Optional[int] = ...) -> None: ...
+
+class RotateCredentialRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RotateCredentialResponse(_message.Message):
+    __slots__ = ("online",)
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
+    online: bool
+    def __init__(self, online: _Optional[bool] = ...) -> None: ...

@@ -360,6 +360,16 @@ class AdminServiceStub:
                 request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.PinRequest.SerializeToString,
                 response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.PinResponse.FromString,
                 _registered_method=True)
+        self.RemoveCluster = channel.unary_unary(
+                '/convoy.v1.AdminService/RemoveCluster',
+                request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RemoveClusterRequest.SerializeToString,
+                response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RemoveClusterResponse.FromString,
+                _registered_method=True)
+        self.RotateCredential = channel.unary_unary(
+                '/convoy.v1.AdminService/RotateCredential',
+                request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialRequest.SerializeToString,
+                response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -440,6 +450,20 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveCluster(self, request, context):
+        """Delete a cluster's registration: its credential stops working and its open streams end at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateCredential(self, request, context):
+        """Give a cluster a new credential over its authenticated Watch stream (now, or when it next connects).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -502,6 +526,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.Pin,
                     request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.PinRequest.FromString,
                     response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.PinResponse.SerializeToString,
+            ),
+            'RemoveCluster': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveCluster,
+                    request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RemoveClusterRequest.FromString,
+                    response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RemoveClusterResponse.SerializeToString,
+            ),
+            'RotateCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateCredential,
+                    request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialRequest.FromString,
+                    response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -831,6 +865,60 @@ class AdminService:
             '/convoy.v1.AdminService/Pin',
             protos_dot_convoy_dot_v1_dot_convoy__pb2.PinRequest.SerializeToString,
             protos_dot_convoy_dot_v1_dot_convoy__pb2.PinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveCluster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/RemoveCluster',
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.RemoveClusterRequest.SerializeToString,
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.RemoveClusterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/RotateCredential',
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialRequest.SerializeToString,
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialResponse.FromString,
             options,
             channel_credentials,
             insecure,
