@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-__all__ = ["ENV_PREFIX", "HubSettings", "SettingsError", "default_data_dir", "load_settings"]
+__all__ = ["ENV_PREFIX", "HubSettings", "SettingsError", "default_data_dir", "display_default", "load_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ class HubSettings:
 
     # -- storage
     data_dir: Path = dataclasses.field(default_factory=default_data_dir, metadata=_meta(
-        "mirror, TLS material, keys, admin credential, SQLite database"))
+        "mirror, TLS material, keys, admin credential, SQLite database (default: $XDG_DATA_HOME/convoy/hub, "
+        "else ~/.local/share/convoy/hub)"))
     database_url: str = dataclasses.field(default="", metadata=_meta(
         "SQLAlchemy URL; empty: SQLite in the data directory"))
     bundle_retention: int = dataclasses.field(default=20, metadata=_meta(
@@ -192,6 +193,27 @@ class HubSettings:
         return {field.name: field.metadata.get("doc", "") for field in dataclasses.fields(cls)}
 
 
+def display_default(field: dataclasses.Field[Any]) -> str:
+    """A setting's default as ``--help`` shows it (``15s``, ``256KiB``, ``main``); ``""`` when there is none.
+
+    Help texts take their defaults from here, so they cannot drift from the dataclass.
+    """
+    value = field.default
+    if value is dataclasses.MISSING or value is None or value is False or value == "":
+        return ""  # no default, or one computed at load time (data_dir): the doc says what it is
+    kind = field.metadata.get("kind")
+    if kind == _Kind.DURATION:
+        return f"{value:g}s"
+    if kind == _Kind.SIZE:
+        for unit, size in (("GiB", 1024**3), ("MiB", MiB), ("KiB", KiB)):
+            if value >= size and value % size == 0:
+                return f"{value // size}{unit}"
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def _redact_url(value: str) -> str:
     """Hide the password (or token) in ``scheme://user:secret@host/...``."""
     try:
@@ -225,7 +247,7 @@ def _check_address(value: str, field: str) -> None:
 
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n", ""}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "k": 1024, "kib": 1024,
