@@ -72,8 +72,10 @@ class HubSettings:
 
     # -- the fleet repository
     repo: str = dataclasses.field(default="", metadata=_meta("fleet repository URL or local path"))
-    branch: str = dataclasses.field(default="main", metadata=_meta("branch to follow"))
-    rev: str | None = dataclasses.field(default=None, metadata=_meta("pinned tag or commit instead of the branch"))
+    branch: str = dataclasses.field(default="main", metadata=_meta("branch to follow (refs/heads/BRANCH, never a tag)"))
+    rev: str | None = dataclasses.field(default=None, metadata=_meta(
+        "pinned tag or commit instead of the branch: refs/tags/NAME or a full sha; a bare name must name "
+        "exactly one tag, branch or commit (ambiguity is refused)"))
     poll_interval: float = dataclasses.field(default=15.0, metadata=_meta("seconds between fetches",
                                                                            kind=_Kind.DURATION))
     poll_jitter: float = dataclasses.field(default=0.1, metadata=_meta(
@@ -167,6 +169,11 @@ class HubSettings:
             raise bad("insecure", "cannot be combined with tls_cert: choose plaintext or TLS")
         if self.require_signed_commits and self.allowed_signers_file is None and self.gpg_keyring is None:
             raise bad("require_signed_commits", "needs allowed_signers_file (SSH) or gpg_keyring (GPG)")
+
+    @property
+    def tracked_ref(self) -> str:
+        """What the hub follows: ``rev`` as given, else the branch by its full name (never a tag called so)."""
+        return self.rev if self.rev else f"refs/heads/{self.branch}"
 
     @property
     def sqlite(self) -> bool:

@@ -121,7 +121,7 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     metrics = metrics_mod.HubMetrics()
     metrics.watch_streams(lambda: notifier.stream_count)
     source = gitsource.GitSource(
-        url=settings.repo, mirror_dir=data_dir / "mirror", ref=settings.rev or settings.branch,
+        url=settings.repo, mirror_dir=data_dir / "mirror", ref=settings.tracked_ref,
         auth=gitsource.GitAuth(ssh_key_file=settings.ssh_key_file, https_token_file=settings.https_token_file,
                                https_token_env=settings.https_token_env))
     policy = (gitsource.SignaturePolicy(allowed_signers_file=settings.allowed_signers_file,

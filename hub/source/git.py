@@ -39,7 +39,8 @@ __all__ = [
     "redact_url",
 ]
 
-_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_SHA_RE = re.compile(r"[0-9a-f]{40}\Z")
+_SHORT_SHA_RE = re.compile(r"[0-9a-f]{4,39}\Z")
 _URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 
 
@@ -185,14 +186,62 @@ class GitSource:
             return self.commit_info(self.resolve(self.ref))
 
     def resolve(self, rev: str) -> str:
-        """The commit sha a branch, tag, or (abbreviated) commit names in the mirror."""
-        candidates = [f"refs/heads/{rev}", f"refs/tags/{rev}", rev] if not _SHA_RE.match(rev) else [rev]
-        for candidate in candidates:
+        """The commit ``rev`` names in the mirror; a name that could mean two things is refused.
+
+        ``rev`` is a full commit sha (always that commit), a fully qualified ref (``refs/heads/v1``,
+        ``refs/tags/v1``: exactly that ref, nothing else), or a bare name, which must name exactly
+        one of: a branch, a tag, a commit by sha prefix. Git itself would quietly prefer one, so a
+        hub pinned to tag ``v1`` could deploy a branch someone pushed as ``v1`` (ref confusion).
+        """
+        where = redact_url(self.url)
+        if _SHA_RE.match(rev):
+            return self._commit_of(rev, f"commit {rev}")
+        refs = self._refs()
+        if rev.startswith("refs/"):
+            if rev not in refs:
+                raise GitSourceError(f"{where}: no ref {rev}")
+            return self._peeled(rev, refs[rev])
+        found = {ref: refs[ref] for ref in (f"refs/heads/{rev}", f"refs/tags/{rev}") if ref in refs}
+        if _SHORT_SHA_RE.match(rev):
             try:
-                return str(self.repo.commit(candidate).hexsha)
-            except (git.BadName, ValueError, git.GitCommandError):
-                continue
-        raise GitSourceError(f"{redact_url(self.url)}: no branch, tag or commit named {rev!r}")
+                full = self.repo.odb.partial_to_complete_sha_hex(rev).hex()
+            except (git.exc.BadObject, git.exc.AmbiguousObjectName, ValueError):
+                pass
+            else:
+                found[f"commit {full}"] = (full, "")
+        if len(found) > 1:
+            raise GitSourceError(f"{where}: {rev!r} is ambiguous: it names {' and '.join(sorted(found))}; "
+                                 f"give the full name (refs/tags/{rev}, refs/heads/{rev} or a full commit sha)")
+        if not found:
+            raise GitSourceError(f"{where}: no branch, tag or commit named {rev!r}")
+        (name, target), = found.items()
+        if name.startswith("commit "):
+            return self._commit_of(target[0], name)
+        return self._peeled(name, target)
+
+    def _refs(self) -> dict[str, tuple[str, str]]:
+        """Every branch and tag of the mirror: refname -> (object id, peeled object id of a tag or "")."""
+        fmt = "%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
+        listing = self._run_git(["for-each-ref", f"--format={fmt}", "refs/heads", "refs/tags"]).stdout
+        refs: dict[str, tuple[str, str]] = {}
+        for line in listing.splitlines():
+            name, kind, target, peeled_kind, peeled = line.split("\0")
+            # Only a commit, or a tag whose object is a commit, can be deployed.
+            refs[name] = (target if kind == "commit" else "", peeled if kind == "tag" and
+                          peeled_kind == "commit" else "")
+        return refs
+
+    def _peeled(self, ref: str, target: tuple[str, str]) -> str:
+        sha = target[0] or target[1]
+        if not sha:
+            raise GitSourceError(f"{redact_url(self.url)}: {ref} does not point at a commit")
+        return sha
+
+    def _commit_of(self, sha: str, what: str) -> str:
+        try:
+            return str(self.repo.commit(sha).hexsha)
+        except (git.BadName, ValueError, git.exc.ODBError) as exc:
+            raise GitSourceError(f"{redact_url(self.url)}: no {what}") from exc
 
     def commit_info(self, sha: str) -> CommitInfo:
         try:
