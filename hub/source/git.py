@@ -276,8 +276,13 @@ class GitSource:
         return repofs.GitTreeFS(repo, sha, trees=self._trees)
 
     # -- signatures ---------------------------------------------------------------------------
-    def verify_commit(self, sha: str, policy: SignaturePolicy | None) -> SignatureCheck:
-        """Check ``sha``'s signature against the trusted signers (``policy`` None: not required)."""
+    def verify_commit(self, sha: str, policy: SignaturePolicy | None, *,
+                      at: dt.datetime | None = None) -> SignatureCheck:
+        """Check ``sha``'s signature against the trusted signers (``policy`` None: not required).
+
+        Keys are judged at ``at`` (default: now, when the hub sees the commit), never at the date
+        written into the commit, which its author chooses.
+        """
         if policy is None:
             return SignatureCheck(SignatureVerdict.NOT_CHECKED, "signed commits are not required")
         commit = self.repo.commit(sha)
@@ -285,25 +290,50 @@ class GitSource:
             return SignatureCheck(SignatureVerdict.UNSIGNED, f"commit {sha[:8]} is not signed")
         signature = str(commit.gpgsig)
         if "BEGIN SSH SIGNATURE" in signature:
-            return self._verify_ssh(sha, policy)
+            return self._verify_ssh(sha, policy, at or dt.datetime.now(dt.UTC))
         return self._verify_gpg(sha, policy)
 
-    def _verify_ssh(self, sha: str, policy: SignaturePolicy) -> SignatureCheck:
+    def _verify_ssh(self, sha: str, policy: SignaturePolicy, at: dt.datetime) -> SignatureCheck:
+        # Not `git verify-commit`: it has ssh-keygen judge the key at the committer date, so a key the
+        # allowed-signers file retired (valid-before) still signs any commit dated before that.
         if policy.allowed_signers_file is None:
             return SignatureCheck(SignatureVerdict.UNTRUSTED,
                                   f"commit {sha[:8]} has an SSH signature but no allowed-signers file is set")
-        result = self._run_git(
-            ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={policy.allowed_signers_file}",
-             "verify-commit", "--raw", sha], check=False)
-        text = (result.stderr + result.stdout).strip()
-        if result.returncode == 0 and "Good" in text:
-            return SignatureCheck(SignatureVerdict.GOOD, _first_line(text))
-        lowered = text.lower()
-        if "no principal matched" in lowered or "not found in allowed signers" in lowered:
-            return SignatureCheck(SignatureVerdict.UNTRUSTED,
-                                  f"commit {sha[:8]}: the SSH signer is not in the allowed-signers file")
-        return SignatureCheck(SignatureVerdict.BAD, f"commit {sha[:8]}: SSH signature does not verify "
-                                                     f"({_first_line(text) or 'no detail'})")
+        commit = self.repo.commit(sha)
+        signature, payload = _split_signed_commit(self.repo.odb.stream(commit.binsha).read())
+        allowed = str(policy.allowed_signers_file)
+        with tempfile.TemporaryDirectory(prefix="convoy-sig-") as tmp:
+            sig_file = Path(tmp) / "commit.sig"
+            sig_file.write_bytes(signature)
+
+            def keygen(*args: str, when: dt.datetime | None = at,
+                       stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+                timing = [f"-Overify-time={when.astimezone(dt.UTC):%Y%m%d%H%M%S}Z"] if when else []
+                return subprocess.run(["ssh-keygen", "-Y", *args, *timing], input=stdin, capture_output=True,
+                                      timeout=60, check=False, env={**os.environ, "LC_ALL": "C"})
+
+            found = keygen("find-principals", "-f", allowed, "-s", str(sig_file))
+            principals = found.stdout.decode(errors="replace").split() if found.returncode == 0 else []
+            for principal in principals:
+                verified = keygen("verify", "-f", allowed, "-I", principal, "-n", "git", "-s", str(sig_file),
+                                  stdin=payload)
+                if verified.returncode == 0:
+                    return SignatureCheck(SignatureVerdict.GOOD,
+                                          _first_line(verified.stdout.decode(errors="replace").strip()))
+            genuine = keygen("check-novalidate", "-n", "git", "-s", str(sig_file), when=None, stdin=payload)
+            if genuine.returncode != 0:
+                detail = _first_line((genuine.stderr + genuine.stdout).decode(errors="replace").strip())
+                return SignatureCheck(SignatureVerdict.BAD, f"commit {sha[:8]}: SSH signature does not verify "
+                                                             f"({detail or 'no detail'})")
+            claimed = dt.datetime.fromtimestamp(commit.committed_date, dt.UTC)
+            if not principals and keygen("find-principals", "-f", allowed, "-s", str(sig_file),
+                                         when=claimed).returncode == 0:
+                return SignatureCheck(SignatureVerdict.UNTRUSTED, (
+                    f"commit {sha[:8]}: the SSH key is not valid at {at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC "
+                    f"in the allowed-signers file (valid-before/valid-after); the commit's own date "
+                    f"{claimed:%Y-%m-%d} does not count"))
+        return SignatureCheck(SignatureVerdict.UNTRUSTED,
+                              f"commit {sha[:8]}: the SSH signer is not in the allowed-signers file")
 
     def _verify_gpg(self, sha: str, policy: SignaturePolicy) -> SignatureCheck:
         if policy.gpg_keyring is None:
@@ -337,6 +367,24 @@ class GitSource:
             detail = redact_url(_first_line(result.stderr.strip()) or f"exit {result.returncode}")
             raise GitSourceError(f"git {args[0]} from {redact_url(self.url)} failed: {detail}")
         return result
+
+
+def _split_signed_commit(raw: bytes) -> tuple[bytes, bytes]:
+    """(the ``gpgsig`` header's signature, the commit without it: the bytes that were signed)."""
+    head, sep, body = raw.partition(b"\n\n")
+    signature: list[bytes] = []
+    kept: list[bytes] = []
+    in_signature = False
+    for line in head.split(b"\n"):
+        if line.startswith(b"gpgsig "):
+            in_signature = True
+            signature.append(line[len(b"gpgsig "):])
+        elif in_signature and line.startswith(b" "):
+            signature.append(line[1:])  # a continuation line of the header
+        else:
+            in_signature = False
+            kept.append(line)
+    return b"\n".join(signature) + b"\n", b"\n".join(kept) + sep + body
 
 
 def _first_line(text: str) -> str:

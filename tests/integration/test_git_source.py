@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 from collections.abc import Iterator
@@ -204,6 +205,50 @@ def test_ssh_signed_commit_verifies_and_unsigned_is_refused(
     assert verdict.verdict is gitsource.SignatureVerdict.UNTRUSTED, verdict.detail
     assert not verdict.ok
     assert source.verify_commit(stranger, None).verdict is gitsource.SignatureVerdict.NOT_CHECKED
+
+
+def test_a_retired_ssh_key_cannot_sign_by_backdating(
+    upstream: Path, source: gitsource.GitSource, ssh_signer: tuple[Path, Path]
+) -> None:
+    """valid-before retires a key: a commit dated before that must not make its signature good today."""
+    key, allowed = ssh_signer
+    now = dt.datetime.now(dt.UTC)
+    public = (key.parent / "signing_key.pub").read_text()
+    retired = allowed.parent / "retired_signers"
+    retired.write_text(f'dev@example.test valid-before="{(now - dt.timedelta(days=1)):%Y%m%d}" {public}')
+    backdated = (now - dt.timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    (upstream / "b.yaml").write_text("b: 1\n")
+    run("git", "add", "b.yaml", cwd=upstream)
+    run("git", *ssh_sign_args(key), "commit", "-q", "-S", "-m", "backdated", cwd=upstream,
+        env={"GIT_AUTHOR_DATE": backdated, "GIT_COMMITTER_DATE": backdated})
+    sha = source.fetch().sha
+
+    check = source.verify_commit(sha, gitsource.SignaturePolicy(allowed_signers_file=retired))
+    assert check.verdict is gitsource.SignatureVerdict.UNTRUSTED, check.detail
+    assert not check.ok and "not valid" in check.detail
+    # The same signature is good while the key is in force, and was good at the time it claims.
+    assert source.verify_commit(sha, gitsource.SignaturePolicy(allowed_signers_file=allowed)).ok
+    then = source.verify_commit(sha, gitsource.SignaturePolicy(allowed_signers_file=retired),
+                                at=now - dt.timedelta(days=5))
+    assert then.verdict is gitsource.SignatureVerdict.GOOD, then.detail
+
+
+def test_a_tampered_ssh_signed_commit_is_bad(
+    upstream: Path, source: gitsource.GitSource, ssh_signer: tuple[Path, Path], tmp_path: Path
+) -> None:
+    key, allowed = ssh_signer
+    (upstream / "c.yaml").write_text("c: 1\n")
+    run("git", "add", "c.yaml", cwd=upstream)
+    run("git", *ssh_sign_args(key), "commit", "-q", "-S", "-m", "signed", cwd=upstream)
+    raw = subprocess.run(["git", "cat-file", "commit", "HEAD"], cwd=upstream, check=True,
+                         capture_output=True).stdout
+    forged = raw.replace(b"\n\nsigned", b"\n\nsigned, then edited")
+    sha = subprocess.run(["git", "hash-object", "-t", "commit", "-w", "--stdin"], cwd=upstream, input=forged,
+                         check=True, capture_output=True).stdout.decode().strip()
+    run("git", "update-ref", "refs/heads/main", sha, cwd=upstream)
+    assert source.fetch().sha == sha
+    check = source.verify_commit(sha, gitsource.SignaturePolicy(allowed_signers_file=allowed))
+    assert check.verdict is gitsource.SignatureVerdict.BAD, check.detail
 
 
 def _gpg(home: Path, *args: str) -> str:
