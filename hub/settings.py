@@ -96,6 +96,10 @@ class HubSettings:
         "shared secret of the push webhook (or webhook_secret_file)", secret=True))
     webhook_secret_file: Path | None = dataclasses.field(default=None, metadata=_meta(
         "file holding the webhook secret; read at load time"))
+    webhook_max_bytes: int = dataclasses.field(default=1 * MiB, metadata=_meta(
+        "largest webhook body read; a larger one gets HTTP 413 unread (push payloads are small)", kind=_Kind.SIZE))
+    webhook_max_concurrent: int = dataclasses.field(default=8, metadata=_meta(
+        "webhook requests read and checked at once before their signature is known; more get HTTP 429"))
 
     # -- storage
     data_dir: Path = dataclasses.field(default_factory=default_data_dir, metadata=_meta(
@@ -154,6 +158,9 @@ class HubSettings:
                                              f"(a Watch message stays well under gRPC's 4 MiB default), "
                                              f"got {self.inline_bundle_bytes!r}")
         for name in ("register_burst", "report_burst", "bundle_retention", "max_bundle_bytes"):
+            if getattr(self, name) < 1:
+                raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
+        for name in ("webhook_max_bytes", "webhook_max_concurrent"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
         for name in ("grpc_listen", "http_listen"):

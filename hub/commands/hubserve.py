@@ -193,7 +193,9 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
         return await asyncio.to_thread(_phase_counts, db)
 
     hooks = web_app.WebHooks(trigger=service.trigger, readiness=readiness, phase_counts=phase_counts,
-                             webhook_secret=_webhook_secret(settings), branch=settings.branch)
+                             webhook_secret=_webhook_secret(settings), branch=settings.branch,
+                             max_body_bytes=settings.webhook_max_bytes,
+                             max_concurrent=settings.webhook_max_concurrent)
     runner, http_port = await web_app.start_site(web_app.create_app(hooks, metrics), settings.http_listen)
 
     credential_path = admin_sec.admin_credential_path(data_dir)
