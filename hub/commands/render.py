@@ -79,6 +79,12 @@ def _clone(url: str, into: Path) -> str:
 
 
 def _git_fs(repo: Any, rev: str, where: str) -> repofs.RepoFS:
+    # Git quietly prefers the tag when a bare name is both a tag and a branch; say so instead,
+    # as the hub does (hub.source.git.GitSource.resolve).
+    names = {str(ref.path) for ref in repo.references}
+    if f"refs/heads/{rev}" in names and f"refs/tags/{rev}" in names:
+        raise click.ClickException(f"{where}: {rev!r} is ambiguous: it names refs/heads/{rev} and refs/tags/{rev}; "
+                                   "give the full name")
     try:
         return repofs.GitTreeFS(repo, rev)
     except errors.RenderError:
