@@ -188,11 +188,11 @@ def test_every_hub_setting_has_a_flag_whose_help_shows_its_default() -> None:
             continue
         assert flag in serve_flags, f"hub setting {field.name} has no flag {flag}"
         shown = hub_settings.display_default(field)
+        own_help = text.split(flag + " ", 1)[1].split(" --", 1)[0]
         if shown:
-            assert re.search(re.escape(flag) + r" [A-Z]+ .*?\[" + re.escape(shown) + r"\]", text), \
-                f"{flag}: help does not show the default [{shown}]"
-    assert "[30s]" in text.split("--heartbeat-seconds", 1)[1].split("--", 1)[0]
-    assert "[256KiB]" in text.split("--inline-bundle-bytes", 1)[1].split("--", 1)[0]
+            assert f"[{shown}]" in own_help, f"{flag}: help {own_help!r} does not show the default [{shown}]"
+    assert "[30s]" in text.split("--heartbeat-seconds ", 1)[1].split(" --", 1)[0]
+    assert "[256KiB]" in text.split("--inline-bundle-bytes ", 1)[1].split(" --", 1)[0]
 
 
 def test_spoke_run_help_shows_the_settings_defaults() -> None:
