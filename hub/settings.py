@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-__all__ = ["ENV_PREFIX", "HubSettings", "SettingsError", "default_data_dir", "load_settings"]
+__all__ = ["ENV_PREFIX", "HubSettings", "SettingsError", "default_data_dir", "display_default", "load_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,10 @@ class HubSettings:
 
     # -- the fleet repository
     repo: str = dataclasses.field(default="", metadata=_meta("fleet repository URL or local path"))
-    branch: str = dataclasses.field(default="main", metadata=_meta("branch to follow"))
-    rev: str | None = dataclasses.field(default=None, metadata=_meta("pinned tag or commit instead of the branch"))
+    branch: str = dataclasses.field(default="main", metadata=_meta("branch to follow (refs/heads/BRANCH, never a tag)"))
+    rev: str | None = dataclasses.field(default=None, metadata=_meta(
+        "pinned tag or commit instead of the branch: refs/tags/NAME or a full sha; a bare name must name "
+        "exactly one tag, branch or commit (ambiguity is refused)"))
     poll_interval: float = dataclasses.field(default=15.0, metadata=_meta("seconds between fetches",
                                                                            kind=_Kind.DURATION))
     poll_jitter: float = dataclasses.field(default=0.1, metadata=_meta(
@@ -94,10 +96,15 @@ class HubSettings:
         "shared secret of the push webhook (or webhook_secret_file)", secret=True))
     webhook_secret_file: Path | None = dataclasses.field(default=None, metadata=_meta(
         "file holding the webhook secret; read at load time"))
+    webhook_max_bytes: int = dataclasses.field(default=1 * MiB, metadata=_meta(
+        "largest webhook body read; a larger one gets HTTP 413 unread (push payloads are small)", kind=_Kind.SIZE))
+    webhook_max_concurrent: int = dataclasses.field(default=8, metadata=_meta(
+        "webhook requests read and checked at once before their signature is known; more get HTTP 429"))
 
     # -- storage
     data_dir: Path = dataclasses.field(default_factory=default_data_dir, metadata=_meta(
-        "mirror, TLS material, keys, admin credential, SQLite database"))
+        "mirror, TLS material, keys, admin credential, SQLite database (default: $XDG_DATA_HOME/convoy/hub, "
+        "else ~/.local/share/convoy/hub)"))
     database_url: str = dataclasses.field(default="", metadata=_meta(
         "SQLAlchemy URL; empty: SQLite in the data directory"))
     bundle_retention: int = dataclasses.field(default=20, metadata=_meta(
@@ -170,6 +177,9 @@ class HubSettings:
         for name in ("register_burst", "report_burst", "bundle_retention", "max_bundle_bytes", "event_max_count"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
+        for name in ("webhook_max_bytes", "webhook_max_concurrent"):
+            if getattr(self, name) < 1:
+                raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
         for name in ("grpc_listen", "http_listen"):
             _check_address(getattr(self, name), name)
         if self.advertise_address is not None:
@@ -183,6 +193,11 @@ class HubSettings:
             raise bad("insecure", "cannot be combined with tls_cert: choose plaintext or TLS")
         if self.require_signed_commits and self.allowed_signers_file is None and self.gpg_keyring is None:
             raise bad("require_signed_commits", "needs allowed_signers_file (SSH) or gpg_keyring (GPG)")
+
+    @property
+    def tracked_ref(self) -> str:
+        """What the hub follows: ``rev`` as given, else the branch by its full name (never a tag called so)."""
+        return self.rev if self.rev else f"refs/heads/{self.branch}"
 
     @property
     def sqlite(self) -> bool:
@@ -207,6 +222,27 @@ class HubSettings:
     def describe(cls) -> dict[str, str]:
         """Field name -> documentation (for ``--help`` texts and the README)."""
         return {field.name: field.metadata.get("doc", "") for field in dataclasses.fields(cls)}
+
+
+def display_default(field: dataclasses.Field[Any]) -> str:
+    """A setting's default as ``--help`` shows it (``15s``, ``256KiB``, ``main``); ``""`` when there is none.
+
+    Help texts take their defaults from here, so they cannot drift from the dataclass.
+    """
+    value = field.default
+    if value is dataclasses.MISSING or value is None or value is False or value == "":
+        return ""  # no default, or one computed at load time (data_dir): the doc says what it is
+    kind = field.metadata.get("kind")
+    if kind == _Kind.DURATION:
+        return f"{value:g}s"
+    if kind == _Kind.SIZE:
+        for unit, size in (("GiB", 1024**3), ("MiB", MiB), ("KiB", KiB)):
+            if value >= size and value % size == 0:
+                return f"{value // size}{unit}"
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def _redact_url(value: str) -> str:
@@ -242,7 +278,7 @@ def _check_address(value: str, field: str) -> None:
 
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n", ""}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "k": 1024, "kib": 1024,

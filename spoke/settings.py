@@ -237,12 +237,19 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
 import click  # noqa: E402 - kept beside the command it serves
 
 
+def _default(name: str) -> str:
+    """A SpokeSettings default as help shows it: help texts cannot drift from the dataclass."""
+    value = next(field.default for field in dataclasses.fields(SpokeSettings) if field.name == name)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+
 @click.command("run")
 @click.option("--hub", help="Hub gRPC address host:port [CONVOY_SPOKE_HUB].")
 @click.option("--cluster", help="This cluster's name [CONVOY_SPOKE_CLUSTER].")
 @click.option("--labels", help="Cluster labels k=v,... sent at registration [CONVOY_SPOKE_LABELS].")
 @click.option("--token", help="Bootstrap or join token, first start only [CONVOY_SPOKE_TOKEN].")
-@click.option("--namespace", help=f"Namespace for the spoke's state (default {DEFAULT_NAMESPACE}) "
+@click.option("--namespace", help=f"Namespace for the spoke's state (default {_default('namespace')}) "
                                   "[CONVOY_SPOKE_NAMESPACE].")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig (default: in-cluster config).")
 @click.option("--context", help="Kubeconfig context.")
@@ -250,12 +257,15 @@ import click  # noqa: E402 - kept beside the command it serves
               help="PEM file of the hub CA (instead of a join token's pinned fingerprint).")
 @click.option("--insecure", is_flag=True, default=None, help="Plaintext gRPC: local sandboxes only.")
 @click.option("--drift-policy", type=click.Choice([p.value for p in DriftPolicy]),
-              help="correct (default) or report [CONVOY_SPOKE_DRIFT_POLICY].")
-@click.option("--health-timeout", type=float, help="Seconds before not-Current objects are Degraded (300).")
-@click.option("--heartbeat", type=float, help="Seconds between status heartbeats (30).")
-@click.option("--health-port", type=int, help=f"Port of /healthz (default {DEFAULT_HEALTH_PORT}) "
+              help=f"Fix drift or only report it (default {_default('drift_policy')}) [CONVOY_SPOKE_DRIFT_POLICY].")
+@click.option("--health-timeout", type=float,
+              help=f"Seconds before not-Current objects are Degraded (default {_default('health_timeout')}).")
+@click.option("--heartbeat", type=float,
+              help=f"Seconds between status heartbeats (default {_default('heartbeat')}).")
+@click.option("--health-port", type=int, help=f"Port of /healthz (default {_default('health_port')}) "
                                               "[CONVOY_SPOKE_HEALTH_PORT].")
-@click.option("--health-host", help="Address /healthz listens on (default 0.0.0.0: probes use the pod IP) "
+@click.option("--health-host", help=f"Address /healthz listens on (default {_default('health_host')}: probes use "
+                                    "the pod IP) "
                                     "[CONVOY_SPOKE_HEALTH_HOST].")
 def run(**flags: Any) -> None:
     """Run the spoke agent until SIGTERM."""

@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import logging
 import signal
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,7 +123,7 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     metrics = metrics_mod.HubMetrics()
     metrics.watch_streams(lambda: notifier.stream_count)
     source = gitsource.GitSource(
-        url=settings.repo, mirror_dir=data_dir / "mirror", ref=settings.rev or settings.branch,
+        url=settings.repo, mirror_dir=data_dir / "mirror", ref=settings.tracked_ref,
         auth=gitsource.GitAuth(ssh_key_file=settings.ssh_key_file, https_token_file=settings.https_token_file,
                                https_token_env=settings.https_token_env))
     policy = (gitsource.SignaturePolicy(allowed_signers_file=settings.allowed_signers_file,
@@ -197,7 +198,9 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
         return await asyncio.to_thread(_phase_counts, db)
 
     hooks = web_app.WebHooks(trigger=service.trigger, readiness=readiness, phase_counts=phase_counts,
-                             webhook_secret=_webhook_secret(settings), branch=settings.branch)
+                             webhook_secret=_webhook_secret(settings), branch=settings.branch,
+                             max_body_bytes=settings.webhook_max_bytes,
+                             max_concurrent=settings.webhook_max_concurrent)
     runner, http_port = await web_app.start_site(web_app.create_app(hooks, metrics), settings.http_listen)
 
     credential_path = admin_sec.admin_credential_path(data_dir)
@@ -314,42 +317,43 @@ _START_ERRORS: tuple[type[Exception], ...] = (OSError, store_errors.StoreError, 
 # -- CLI ----------------------------------------------------------------------------------------
 
 def _settings_options(command: Any) -> Any:
-    """The flags of ``serve`` and ``migrate``; each maps to the HubSettings field of the same name.
+    """The flags of ``serve`` and ``migrate``: one per HubSettings field (``x_y`` -> ``--x-y``).
 
-    Unset flags stay None so that environment variables (``CONVOY_HUB_*``) and the config file
-    still apply underneath them.
+    They are made from the dataclass, so every setting has a flag and every help text shows the
+    default the hub really uses. Secrets get no flag (argv shows in ``ps`` and shell history): their
+    ``*_file`` setting has one. Unset flags stay None so that environment variables
+    (``CONVOY_HUB_*``) and the config file still apply underneath them.
     """
-    path = click.Path(path_type=Path)
-    options = [
-        click.option("--config", "config_file", type=path, help="YAML config file (flags > env > file)."),
-        click.option("--repo", help="Fleet repository URL or local path."),
-        click.option("--branch", help="Branch to follow [main]."),
-        click.option("--rev", help="Pinned tag or commit instead of the branch head."),
-        click.option("--data-dir", type=path, help="Data directory (mirror, TLS, keys, SQLite)."),
-        click.option("--database-url", help="Database URL [SQLite in the data directory]."),
-        click.option("--grpc-listen", help="gRPC listen address [127.0.0.1:7443]."),
-        click.option("--http-listen", help="HTTP side port: webhook, metrics, probes [127.0.0.1:7080]."),
-        click.option("--advertise-address", help="host:port spokes dial (put in join tokens)."),
-        click.option("--poll-interval", type=float, help="Seconds between fetches [15]."),
-        click.option("--heartbeat-seconds", type=float, help="Watch heartbeat interval [10]."),
-        click.option("--tls-cert", type=path, help="Serving certificate (PEM); default: the hub's own CA."),
-        click.option("--tls-key", type=path, help="Key of --tls-cert (PEM)."),
-        click.option("--tls-ca", type=path, help="CA of --tls-cert, handed to spokes."),
-        click.option("--insecure", is_flag=True, default=None, help="Plaintext gRPC: local sandboxes only."),
-        click.option("--webhook-secret-file", type=path, help="File holding the webhook secret."),
-        click.option("--ssh-key-file", type=path, help="SSH private key for the repository."),
-        click.option("--https-token-file", type=path, help="File holding an HTTPS token for the repository."),
-        click.option("--https-token-env", help="Environment variable holding an HTTPS token."),
-        click.option("--allow-history-rewrite", is_flag=True, default=None,
-                     help="Accept a head that does not descend from the last deployed commit."),
-        click.option("--require-signed-commits", is_flag=True, default=None,
-                     help="Refuse unsigned or badly signed heads."),
-        click.option("--allowed-signers-file", type=path, help="SSH allowed-signers file for signed commits."),
-        click.option("--gpg-keyring", type=path, help="GnuPG home or exported public keys for signed commits."),
-    ]
+    from hub import settings as settings_mod
+
+    hints = typing.get_type_hints(settings_mod.HubSettings)
+    options = [click.option("--config", "config_file", type=click.Path(path_type=Path),
+                            help="YAML config file (flags > env > file).")]
+    for field in dataclasses.fields(settings_mod.HubSettings):
+        if not field.metadata.get("secret"):
+            options.append(_settings_option(field, hints[field.name], settings_mod.display_default(field)))
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _settings_option(field: dataclasses.Field[Any], hint: Any, default: str) -> Any:
+    doc = str(field.metadata.get("doc", ""))
+    first = doc.split(" ", 1)[0]
+    if first.isalpha() and first.islower():  # "gRPC", "host:port" stay as written
+        doc = doc[:1].upper() + doc[1:]
+    text = doc.rstrip(".") + "." + (f" [{default}]" if default else "")
+    flag = "--" + field.name.replace("_", "-")
+    base = next((arg for arg in typing.get_args(hint) if arg is not type(None)), hint)
+    if base is bool:
+        return click.option(flag, field.name, is_flag=True, default=None, help=text)
+    if base is Path:
+        return click.option(flag, field.name, type=click.Path(path_type=Path), help=text)
+    kind = field.metadata.get("kind")
+    if kind is not None:
+        # Durations and sizes take units ("5m", "32MiB"); the settings loader parses them.
+        return click.option(flag, field.name, type=str, metavar=str(kind).upper(), help=text)
+    return click.option(flag, field.name, type=base if base in (int, float) else str, help=text)
 
 
 @click.group()

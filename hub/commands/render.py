@@ -26,7 +26,7 @@ from rich.table import Table
 
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model
-from hub.render import errors, pipeline, repofs
+from hub.render import errors, layering, pipeline, repofs
 from protos.objects import ObjectRef
 
 __all__ = ["BundleDiff", "diff_bundles", "open_fs", "preview", "render", "validate"]
@@ -79,6 +79,12 @@ def _clone(url: str, into: Path) -> str:
 
 
 def _git_fs(repo: Any, rev: str, where: str) -> repofs.RepoFS:
+    # Git quietly prefers the tag when a bare name is both a tag and a branch; say so instead,
+    # as the hub does (hub.source.git.GitSource.resolve).
+    names = {str(ref.path) for ref in repo.references}
+    if f"refs/heads/{rev}" in names and f"refs/tags/{rev}" in names:
+        raise click.ClickException(f"{where}: {rev!r} is ambiguous: it names refs/heads/{rev} and refs/tags/{rev}; "
+                                   "give the full name")
     try:
         return repofs.GitTreeFS(repo, rev)
     except errors.RenderError:
@@ -153,9 +159,15 @@ def validation_rows(result: pipeline.FleetRender) -> list[tuple[str, str, str, s
 @click.argument("path", default=".", required=False)
 @click.option("--rev", default=None, help="Validate this commit instead of the working tree.")
 def validate(path: str, rev: str | None) -> None:
-    """Render every cluster declared in the fleet repository; exit 1 on any error (for the repo's CI)."""
+    """Render every cluster declared in the fleet repository; exit 1 on any error (for the repo's CI).
+
+    Warns on stderr (exit code unchanged) where a later layer of an app drops a field an earlier
+    layer set, e.g. a per-cluster patch that replaces the whole annotations map.
+    """
     with open_fs(path, rev) as fs:
-        result = pipeline.Renderer().render_fleet(fs, _clusters_at(fs))
+        declared = _clusters_at(fs)
+        result = pipeline.Renderer().render_fleet(fs, declared)
+        warnings = layering.layer_warnings(fs, result.fleet, declared) if result.fleet is not None else []
     if result.fleet_error is not None:
         raise _fail(result.fleet_error)
     table = Table(title=f"{len(result.clusters)} clusters at {fs.revision}", title_justify="left")
@@ -169,6 +181,9 @@ def validate(path: str, rev: str | None) -> None:
     for name in sorted(result.clusters):
         for note in result.clusters[name].external:
             console.print(f"note: cluster {name}: app {note.replace(': ', ' built by the external kustomize: ', 1)}")
+    # Warnings, not errors (a layer may drop a field on purpose): stderr, and the exit code stays.
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     failed = [row[0] for row in rows if row[4]]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(rows)} clusters failed to render: {', '.join(failed)}")

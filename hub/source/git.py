@@ -39,7 +39,8 @@ __all__ = [
     "redact_url",
 ]
 
-_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_SHA_RE = re.compile(r"[0-9a-f]{40}\Z")
+_SHORT_SHA_RE = re.compile(r"[0-9a-f]{4,39}\Z")
 _URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 
 
@@ -185,14 +186,62 @@ class GitSource:
             return self.commit_info(self.resolve(self.ref))
 
     def resolve(self, rev: str) -> str:
-        """The commit sha a branch, tag, or (abbreviated) commit names in the mirror."""
-        candidates = [f"refs/heads/{rev}", f"refs/tags/{rev}", rev] if not _SHA_RE.match(rev) else [rev]
-        for candidate in candidates:
+        """The commit ``rev`` names in the mirror; a name that could mean two things is refused.
+
+        ``rev`` is a full commit sha (always that commit), a fully qualified ref (``refs/heads/v1``,
+        ``refs/tags/v1``: exactly that ref, nothing else), or a bare name, which must name exactly
+        one of: a branch, a tag, a commit by sha prefix. Git itself would quietly prefer one, so a
+        hub pinned to tag ``v1`` could deploy a branch someone pushed as ``v1`` (ref confusion).
+        """
+        where = redact_url(self.url)
+        if _SHA_RE.match(rev):
+            return self._commit_of(rev, f"commit {rev}")
+        refs = self._refs()
+        if rev.startswith("refs/"):
+            if rev not in refs:
+                raise GitSourceError(f"{where}: no ref {rev}")
+            return self._peeled(rev, refs[rev])
+        found = {ref: refs[ref] for ref in (f"refs/heads/{rev}", f"refs/tags/{rev}") if ref in refs}
+        if _SHORT_SHA_RE.match(rev):
             try:
-                return str(self.repo.commit(candidate).hexsha)
-            except (git.BadName, ValueError, git.GitCommandError):
-                continue
-        raise GitSourceError(f"{redact_url(self.url)}: no branch, tag or commit named {rev!r}")
+                full = self.repo.odb.partial_to_complete_sha_hex(rev).hex()
+            except (git.exc.BadObject, git.exc.AmbiguousObjectName, ValueError):
+                pass
+            else:
+                found[f"commit {full}"] = (full, "")
+        if len(found) > 1:
+            raise GitSourceError(f"{where}: {rev!r} is ambiguous: it names {' and '.join(sorted(found))}; "
+                                 f"give the full name (refs/tags/{rev}, refs/heads/{rev} or a full commit sha)")
+        if not found:
+            raise GitSourceError(f"{where}: no branch, tag or commit named {rev!r}")
+        (name, target), = found.items()
+        if name.startswith("commit "):
+            return self._commit_of(target[0], name)
+        return self._peeled(name, target)
+
+    def _refs(self) -> dict[str, tuple[str, str]]:
+        """Every branch and tag of the mirror: refname -> (object id, peeled object id of a tag or "")."""
+        fmt = "%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
+        listing = self._run_git(["for-each-ref", f"--format={fmt}", "refs/heads", "refs/tags"]).stdout
+        refs: dict[str, tuple[str, str]] = {}
+        for line in listing.splitlines():
+            name, kind, target, peeled_kind, peeled = line.split("\0")
+            # Only a commit, or a tag whose object is a commit, can be deployed.
+            refs[name] = (target if kind == "commit" else "", peeled if kind == "tag" and
+                          peeled_kind == "commit" else "")
+        return refs
+
+    def _peeled(self, ref: str, target: tuple[str, str]) -> str:
+        sha = target[0] or target[1]
+        if not sha:
+            raise GitSourceError(f"{redact_url(self.url)}: {ref} does not point at a commit")
+        return sha
+
+    def _commit_of(self, sha: str, what: str) -> str:
+        try:
+            return str(self.repo.commit(sha).hexsha)
+        except (git.BadName, ValueError, git.exc.ODBError) as exc:
+            raise GitSourceError(f"{redact_url(self.url)}: no {what}") from exc
 
     def commit_info(self, sha: str) -> CommitInfo:
         try:
@@ -227,8 +276,13 @@ class GitSource:
         return repofs.GitTreeFS(repo, sha, trees=self._trees)
 
     # -- signatures ---------------------------------------------------------------------------
-    def verify_commit(self, sha: str, policy: SignaturePolicy | None) -> SignatureCheck:
-        """Check ``sha``'s signature against the trusted signers (``policy`` None: not required)."""
+    def verify_commit(self, sha: str, policy: SignaturePolicy | None, *,
+                      at: dt.datetime | None = None) -> SignatureCheck:
+        """Check ``sha``'s signature against the trusted signers (``policy`` None: not required).
+
+        Keys are judged at ``at`` (default: now, when the hub sees the commit), never at the date
+        written into the commit, which its author chooses.
+        """
         if policy is None:
             return SignatureCheck(SignatureVerdict.NOT_CHECKED, "signed commits are not required")
         commit = self.repo.commit(sha)
@@ -236,25 +290,50 @@ class GitSource:
             return SignatureCheck(SignatureVerdict.UNSIGNED, f"commit {sha[:8]} is not signed")
         signature = str(commit.gpgsig)
         if "BEGIN SSH SIGNATURE" in signature:
-            return self._verify_ssh(sha, policy)
+            return self._verify_ssh(sha, policy, at or dt.datetime.now(dt.UTC))
         return self._verify_gpg(sha, policy)
 
-    def _verify_ssh(self, sha: str, policy: SignaturePolicy) -> SignatureCheck:
+    def _verify_ssh(self, sha: str, policy: SignaturePolicy, at: dt.datetime) -> SignatureCheck:
+        # Not `git verify-commit`: it has ssh-keygen judge the key at the committer date, so a key the
+        # allowed-signers file retired (valid-before) still signs any commit dated before that.
         if policy.allowed_signers_file is None:
             return SignatureCheck(SignatureVerdict.UNTRUSTED,
                                   f"commit {sha[:8]} has an SSH signature but no allowed-signers file is set")
-        result = self._run_git(
-            ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={policy.allowed_signers_file}",
-             "verify-commit", "--raw", sha], check=False)
-        text = (result.stderr + result.stdout).strip()
-        if result.returncode == 0 and "Good" in text:
-            return SignatureCheck(SignatureVerdict.GOOD, _first_line(text))
-        lowered = text.lower()
-        if "no principal matched" in lowered or "not found in allowed signers" in lowered:
-            return SignatureCheck(SignatureVerdict.UNTRUSTED,
-                                  f"commit {sha[:8]}: the SSH signer is not in the allowed-signers file")
-        return SignatureCheck(SignatureVerdict.BAD, f"commit {sha[:8]}: SSH signature does not verify "
-                                                     f"({_first_line(text) or 'no detail'})")
+        commit = self.repo.commit(sha)
+        signature, payload = _split_signed_commit(self.repo.odb.stream(commit.binsha).read())
+        allowed = str(policy.allowed_signers_file)
+        with tempfile.TemporaryDirectory(prefix="convoy-sig-") as tmp:
+            sig_file = Path(tmp) / "commit.sig"
+            sig_file.write_bytes(signature)
+
+            def keygen(*args: str, when: dt.datetime | None = at,
+                       stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+                timing = [f"-Overify-time={when.astimezone(dt.UTC):%Y%m%d%H%M%S}Z"] if when else []
+                return subprocess.run(["ssh-keygen", "-Y", *args, *timing], input=stdin, capture_output=True,
+                                      timeout=60, check=False, env={**os.environ, "LC_ALL": "C"})
+
+            found = keygen("find-principals", "-f", allowed, "-s", str(sig_file))
+            principals = found.stdout.decode(errors="replace").split() if found.returncode == 0 else []
+            for principal in principals:
+                verified = keygen("verify", "-f", allowed, "-I", principal, "-n", "git", "-s", str(sig_file),
+                                  stdin=payload)
+                if verified.returncode == 0:
+                    return SignatureCheck(SignatureVerdict.GOOD,
+                                          _first_line(verified.stdout.decode(errors="replace").strip()))
+            genuine = keygen("check-novalidate", "-n", "git", "-s", str(sig_file), when=None, stdin=payload)
+            if genuine.returncode != 0:
+                detail = _first_line((genuine.stderr + genuine.stdout).decode(errors="replace").strip())
+                return SignatureCheck(SignatureVerdict.BAD, f"commit {sha[:8]}: SSH signature does not verify "
+                                                             f"({detail or 'no detail'})")
+            claimed = dt.datetime.fromtimestamp(commit.committed_date, dt.UTC)
+            if not principals and keygen("find-principals", "-f", allowed, "-s", str(sig_file),
+                                         when=claimed).returncode == 0:
+                return SignatureCheck(SignatureVerdict.UNTRUSTED, (
+                    f"commit {sha[:8]}: the SSH key is not valid at {at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC "
+                    f"in the allowed-signers file (valid-before/valid-after); the commit's own date "
+                    f"{claimed:%Y-%m-%d} does not count"))
+        return SignatureCheck(SignatureVerdict.UNTRUSTED,
+                              f"commit {sha[:8]}: the SSH signer is not in the allowed-signers file")
 
     def _verify_gpg(self, sha: str, policy: SignaturePolicy) -> SignatureCheck:
         if policy.gpg_keyring is None:
@@ -288,6 +367,24 @@ class GitSource:
             detail = redact_url(_first_line(result.stderr.strip()) or f"exit {result.returncode}")
             raise GitSourceError(f"git {args[0]} from {redact_url(self.url)} failed: {detail}")
         return result
+
+
+def _split_signed_commit(raw: bytes) -> tuple[bytes, bytes]:
+    """(the ``gpgsig`` header's signature, the commit without it: the bytes that were signed)."""
+    head, sep, body = raw.partition(b"\n\n")
+    signature: list[bytes] = []
+    kept: list[bytes] = []
+    in_signature = False
+    for line in head.split(b"\n"):
+        if line.startswith(b"gpgsig "):
+            in_signature = True
+            signature.append(line[len(b"gpgsig "):])
+        elif in_signature and line.startswith(b" "):
+            signature.append(line[1:])  # a continuation line of the header
+        else:
+            in_signature = False
+            kept.append(line)
+    return b"\n".join(signature) + b"\n", b"\n".join(kept) + sep + body
 
 
 def _first_line(text: str) -> str:

@@ -3,10 +3,18 @@
 The app knows nothing of the store or Git: it is given callables by the hub's
 composition root, so it stays a thin edge. A webhook only *triggers* a sync;
 the sync fetches and reads the branch itself and never trusts the payload.
+
+Before the signature is known a webhook request is anyone's, so it is bounded in
+this order: a secret is configured (403), the signature header has its shape
+(401), the declared length fits (413), a slot among ``max_concurrent`` is free
+(429), the body arrives within ``read_seconds`` (408) and within
+``max_body_bytes`` (413); only then is the HMAC computed, and a delivery id seen
+before is refused (409).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,8 +28,12 @@ __all__ = ["Readiness", "WebHooks", "create_app", "start_site"]
 
 log = logging.getLogger(__name__)
 
-#: Largest webhook body read (GitHub caps payloads at 25 MB; pushes are far smaller).
-MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
+#: Defaults of the webhook bounds (HubSettings webhook_max_bytes / webhook_max_concurrent).
+#: Push payloads are a few KiB to a few hundred KiB; GitHub's own cap is 25 MB.
+MAX_WEBHOOK_BYTES = 1024 * 1024
+MAX_WEBHOOK_CONCURRENT = 8
+#: How long a webhook body may take to arrive (a slow sender holds one of the few slots).
+WEBHOOK_READ_SECONDS = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,23 +51,76 @@ class WebHooks:
     phase_counts: Callable[[], Awaitable[Mapping[str, int]]]  #: clusters by reported phase, for /metrics
     webhook_secret: bytes | None                            #: None disables /webhook (403)
     branch: str                                             #: pushes to other refs are acknowledged, ignored
+    max_body_bytes: int = MAX_WEBHOOK_BYTES                 #: larger bodies get 413, unread
+    max_concurrent: int = MAX_WEBHOOK_CONCURRENT            #: webhook requests being read/checked at once (429)
+    read_seconds: float = WEBHOOK_READ_SECONDS              #: a body slower than this gets 408
+    deliveries_remembered: int = webhooks.DELIVERIES_REMEMBERED  #: delivery ids kept to refuse replays (409)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The body, refusing it as soon as it passes ``limit`` (chunked bodies declare no length)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
 
 
 def create_app(hooks: WebHooks, metrics: metrics_mod.HubMetrics) -> web.Application:
-    app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
+    app = web.Application(client_max_size=hooks.max_body_bytes)
+    deliveries = webhooks.DeliveryLog(hooks.deliveries_remembered)
+    in_flight = 0
+
+    def refuse(outcome: str, status: int, error: str, request: web.Request,
+               headers: Mapping[str, str] | None = None) -> web.Response:
+        metrics.webhooks.labels(outcome=outcome).inc()
+        log.warning("webhook from %s refused: %s", request.remote, error)
+        return web.json_response({"error": error}, status=status, headers=headers)
 
     async def webhook(request: web.Request) -> web.Response:
-        body = await request.read()
+        nonlocal in_flight
         if not hooks.webhook_secret:
             metrics.webhooks.labels(outcome="disabled").inc()
             return web.json_response({"error": "webhooks are disabled: the hub has no webhook secret"},
                                      status=403)
         try:
-            event = webhooks.authenticate(request.headers, body, hooks.webhook_secret)
+            webhooks.precheck(request.headers, hooks.webhook_secret)
         except webhooks.WebhookRejectedError as exc:
-            metrics.webhooks.labels(outcome="rejected").inc()
-            log.warning("webhook from %s refused: %s", request.remote, exc)
-            return web.json_response({"error": str(exc)}, status=401)
+            return refuse("rejected", 401, str(exc), request)
+        if request.content_length is not None and request.content_length > hooks.max_body_bytes:
+            return refuse("too_large", 413, f"body of {request.content_length} bytes is over the hub's "
+                                            f"webhook limit of {hooks.max_body_bytes}", request)
+        if in_flight >= hooks.max_concurrent:
+            return refuse("busy", 429, "too many webhook requests in flight; retry later", request,
+                          headers={"Retry-After": "1"})
+        in_flight += 1
+        try:
+            async with asyncio.timeout(hooks.read_seconds):
+                body = await _read_body(request, hooks.max_body_bytes)
+            event = webhooks.authenticate(request.headers, body, hooks.webhook_secret)
+            delivery = webhooks.delivery_id(request.headers)
+        except _BodyTooLarge:
+            return refuse("too_large", 413, f"body is over the hub's webhook limit of {hooks.max_body_bytes} "
+                                            "bytes", request)
+        except TimeoutError:
+            return refuse("timeout", 408, f"body not received within {hooks.read_seconds:g} s", request)
+        except webhooks.WebhookRejectedError as exc:
+            return refuse("rejected", 401, str(exc), request)
+        finally:
+            in_flight -= 1
+        # Remembered only once authenticated, so nobody without the secret can burn a real delivery's id.
+        if delivery is not None and deliveries.seen(delivery):
+            return refuse("replayed", 409, f"delivery {delivery} was already received (a replayed request)",
+                          request)
         if event.event.lower() in {"ping", "system hook"} or not event.concerns_branch(hooks.branch):
             metrics.webhooks.labels(outcome="ignored").inc()
             return web.json_response({"triggered": False, "reason": f"not a push to {hooks.branch}"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 from collections.abc import Iterator
@@ -81,6 +82,57 @@ def test_unknown_ref_is_a_clear_error(source: gitsource.GitSource, tmp_path: Pat
         missing.fetch()
 
 
+def test_a_branch_named_like_the_pinned_tag_is_refused_not_deployed(upstream: Path, tmp_path: Path) -> None:
+    """Ref confusion: a hub pinned to tag v1 must never deploy a *branch* someone named v1."""
+    tagged = run("git", "rev-parse", "HEAD", cwd=upstream)
+    run("git", "tag", "-a", "v1", "-m", "release 1", cwd=upstream)
+    run("git", "checkout", "-q", "-b", "v1", cwd=upstream)
+    hostile = commit(upstream, "evil.yaml", "x: 1\n")
+    run("git", "checkout", "-q", "main", cwd=upstream)
+
+    bare = gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "m1", ref="v1")
+    with pytest.raises(gitsource.GitSourceError) as caught:
+        bare.fetch()
+    message = str(caught.value)
+    assert "ambiguous" in message and "refs/tags/v1" in message and "refs/heads/v1" in message
+    assert hostile not in message
+
+    pinned = gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "m2", ref="refs/tags/v1")
+    assert pinned.fetch().sha == tagged                    # an annotated tag, peeled to its commit
+    branch = gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "m3", ref="refs/heads/v1")
+    assert branch.fetch().sha == hostile
+    # A full sha is a commit, whatever refs are called.
+    run("git", "branch", tagged, "main", cwd=upstream)
+    by_sha = gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "m4", ref=tagged)
+    assert by_sha.fetch().sha == tagged
+
+
+def test_a_short_sha_that_is_also_a_ref_name_is_refused(upstream: Path, tmp_path: Path) -> None:
+    first = run("git", "rev-parse", "HEAD", cwd=upstream)
+    commit(upstream, "a.yaml", "x: 1\n")
+    run("git", "tag", first[:10], cwd=upstream)            # a tag whose name is the pinned short sha...
+    run("git", "tag", "-f", first[:10], "HEAD", cwd=upstream)  # ...pointing somewhere else
+    source = gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "m", ref=first[:10])
+    with pytest.raises(gitsource.GitSourceError, match="ambiguous"):
+        source.fetch()
+    unique = gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "m2", ref=first[:12])
+    assert unique.fetch().sha == first
+
+
+def test_the_followed_branch_is_never_a_tag_of_the_same_name(upstream: Path, tmp_path: Path) -> None:
+    from hub.settings import HubSettings
+
+    branch_head = run("git", "rev-parse", "HEAD", cwd=upstream)
+    commit(upstream, "a.yaml", "x: 1\n")
+    run("git", "tag", "main", "HEAD", cwd=upstream)        # a tag named like the branch, ahead of it
+    run("git", "reset", "-q", "--hard", "HEAD~1", cwd=upstream)
+    settings = HubSettings(repo=str(upstream), data_dir=tmp_path / "data", branch="main")
+    assert settings.tracked_ref == "refs/heads/main"
+    source = gitsource.GitSource(url=str(upstream), mirror_dir=tmp_path / "m", ref=settings.tracked_ref)
+    assert source.fetch().sha == branch_head
+    assert HubSettings(repo="x", data_dir=tmp_path / "d", rev="refs/tags/v1").tracked_ref == "refs/tags/v1"
+
+
 def test_unreachable_remote_error_hides_credentials(tmp_path: Path) -> None:
     secret_url = "https://user:hunter2-secret@127.0.0.1:9/fleet.git"
     broken = gitsource.GitSource(url=secret_url, mirror_dir=tmp_path / "m", ref="main")
@@ -153,6 +205,50 @@ def test_ssh_signed_commit_verifies_and_unsigned_is_refused(
     assert verdict.verdict is gitsource.SignatureVerdict.UNTRUSTED, verdict.detail
     assert not verdict.ok
     assert source.verify_commit(stranger, None).verdict is gitsource.SignatureVerdict.NOT_CHECKED
+
+
+def test_a_retired_ssh_key_cannot_sign_by_backdating(
+    upstream: Path, source: gitsource.GitSource, ssh_signer: tuple[Path, Path]
+) -> None:
+    """valid-before retires a key: a commit dated before that must not make its signature good today."""
+    key, allowed = ssh_signer
+    now = dt.datetime.now(dt.UTC)
+    public = (key.parent / "signing_key.pub").read_text()
+    retired = allowed.parent / "retired_signers"
+    retired.write_text(f'dev@example.test valid-before="{(now - dt.timedelta(days=1)):%Y%m%d}" {public}')
+    backdated = (now - dt.timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    (upstream / "b.yaml").write_text("b: 1\n")
+    run("git", "add", "b.yaml", cwd=upstream)
+    run("git", *ssh_sign_args(key), "commit", "-q", "-S", "-m", "backdated", cwd=upstream,
+        env={"GIT_AUTHOR_DATE": backdated, "GIT_COMMITTER_DATE": backdated})
+    sha = source.fetch().sha
+
+    check = source.verify_commit(sha, gitsource.SignaturePolicy(allowed_signers_file=retired))
+    assert check.verdict is gitsource.SignatureVerdict.UNTRUSTED, check.detail
+    assert not check.ok and "not valid" in check.detail
+    # The same signature is good while the key is in force, and was good at the time it claims.
+    assert source.verify_commit(sha, gitsource.SignaturePolicy(allowed_signers_file=allowed)).ok
+    then = source.verify_commit(sha, gitsource.SignaturePolicy(allowed_signers_file=retired),
+                                at=now - dt.timedelta(days=5))
+    assert then.verdict is gitsource.SignatureVerdict.GOOD, then.detail
+
+
+def test_a_tampered_ssh_signed_commit_is_bad(
+    upstream: Path, source: gitsource.GitSource, ssh_signer: tuple[Path, Path], tmp_path: Path
+) -> None:
+    key, allowed = ssh_signer
+    (upstream / "c.yaml").write_text("c: 1\n")
+    run("git", "add", "c.yaml", cwd=upstream)
+    run("git", *ssh_sign_args(key), "commit", "-q", "-S", "-m", "signed", cwd=upstream)
+    raw = subprocess.run(["git", "cat-file", "commit", "HEAD"], cwd=upstream, check=True,
+                         capture_output=True).stdout
+    forged = raw.replace(b"\n\nsigned", b"\n\nsigned, then edited")
+    sha = subprocess.run(["git", "hash-object", "-t", "commit", "-w", "--stdin"], cwd=upstream, input=forged,
+                         check=True, capture_output=True).stdout.decode().strip()
+    run("git", "update-ref", "refs/heads/main", sha, cwd=upstream)
+    assert source.fetch().sha == sha
+    check = source.verify_commit(sha, gitsource.SignaturePolicy(allowed_signers_file=allowed))
+    assert check.verdict is gitsource.SignatureVerdict.BAD, check.detail
 
 
 def _gpg(home: Path, *args: str) -> str:

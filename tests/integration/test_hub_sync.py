@@ -161,6 +161,24 @@ async def test_webhook_triggers_a_sync_and_a_bad_signature_does_not(tmp_path: Pa
         stream.cancel()
 
 
+async def test_the_hub_bounds_webhook_bodies_and_refuses_replays(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    settings = hub_settings(tmp_path / "hub", fleet_repo, webhook_max_bytes=4096)
+    async with running_hub(settings) as hub:
+        url = f"http://127.0.0.1:{hub.http_port}/webhook"
+        big = json.dumps({"ref": "refs/heads/main", "padding": "x" * 8000}).encode()
+        body = json.dumps({"ref": "refs/heads/main"}).encode()
+        signed = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "5a1e3c2e-0000-4000-8000-000000000001",
+                  "X-Hub-Signature-256": "sha256=" + webhooks.sign_hmac(body, b"webhook-secret")}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, data=big, headers={
+                    **signed, "X-Hub-Signature-256": "sha256=" + webhooks.sign_hmac(big, b"webhook-secret")}) as resp:
+                assert resp.status == 413
+            async with http.post(url, data=body, headers=signed) as resp:
+                assert resp.status == 202
+            async with http.post(url, data=body, headers=signed) as resp:
+                assert resp.status == 409
+
+
 async def test_restart_keeps_state(tmp_path: Path, fleet_repo: FleetRepo, database_url: str | None) -> None:
     settings = hub_settings(tmp_path / "hub", fleet_repo, database_url=database_url)
     async with running_hub(settings) as hub, channel(hub) as ch:

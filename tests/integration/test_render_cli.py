@@ -168,3 +168,15 @@ def test_validate_notes_apps_built_by_the_external_kustomize(repo_dir: Path, kub
     assert code == 0, out
     assert "note: cluster dev-eu-1: app widgets built by the external kustomize: replacements in " \
            "apps/widgets/base/kustomization.yaml" in out
+
+
+def test_a_rev_that_names_both_a_tag_and_a_branch_is_refused(repo_dir: Path) -> None:
+    import git
+
+    repo = git.Repo(repo_dir)
+    repo.create_tag("v1")
+    repo.create_head("v1")
+    code, _, err = _run("render", "--repo", str(repo_dir), "--rev", "v1", "--cluster", "dev-eu-1")
+    assert code == 1 and "'v1' is ambiguous" in err and "refs/tags/v1" in err, err
+    code, _, err = _run("render", "--repo", str(repo_dir), "--rev", "refs/tags/v1", "--cluster", "dev-eu-1")
+    assert code == 0, err

@@ -58,6 +58,29 @@ def test_sample_has_what_the_demo_needs() -> None:
     assert fleet.rollout.wave_of(declared["prod-us-1"].labels).name == "rest"
 
 
+def test_the_prod_overlay_reaches_every_prod_cluster_through_their_own_layers() -> None:
+    """The per-cluster layer adds to what the prod overlay set; it must not replace it (the canary is prod too)."""
+    result = _render()
+    prod = sorted(name for name, render in result.clusters.items() if render.labels.get("env") == "prod")
+    assert "prod-eu-1" in prod
+    for name in prod:
+        bundle = result.clusters[name].bundle
+        assert bundle is not None
+        web = next(obj for obj in bundle["objects"] if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "web")
+        annotations = web["metadata"].get("annotations", {})
+        assert annotations.get("demo.convoy.dev/tier") == "production", (name, annotations)
+    eu1 = result.clusters["prod-eu-1"].bundle
+    assert eu1 is not None
+    web = next(obj for obj in eu1["objects"] if obj["kind"] == "Deployment")
+    assert web["metadata"]["annotations"]["demo.convoy.dev/owner"] == "team-eu"   # its own layer still applies
+
+
+def test_convoy_validate_warns_about_nothing_on_the_sample() -> None:
+    result = CliRunner().invoke(cli, ["validate", str(SAMPLE)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr, result.stderr
+
+
 def test_sample_layers_build_as_kubectl_kustomize_builds_them(tmp_path: Path, kubectl: str) -> None:
     """Every distinct layer list of the sample, native engine vs the oracle (before substitution)."""
     fs = repofs.DirectoryFS(SAMPLE)

@@ -157,3 +157,12 @@ def test_bad_secret_value_is_not_echoed(tmp_path: Path) -> None:
 def test_every_field_is_documented() -> None:
     docs = hs.HubSettings.describe()
     assert docs and all(docs.values())
+
+
+def test_webhook_bounds_have_small_defaults_and_are_checked(tmp_path: Path) -> None:
+    settings = hs.HubSettings(repo="r", data_dir=tmp_path)
+    assert settings.webhook_max_bytes == 1024 * 1024 and settings.webhook_max_concurrent == 8
+    loaded = hs.load_settings(cli_values={"webhook_max_bytes": "256KiB", "data_dir": str(tmp_path)}, env={})
+    assert loaded.webhook_max_bytes == 256 * 1024
+    with pytest.raises(hs.SettingsError, match="webhook_max_concurrent"):
+        hs.HubSettings(repo="r", data_dir=tmp_path, webhook_max_concurrent=0)

@@ -51,3 +51,32 @@ def test_generic_hmac_and_header_case() -> None:
 def test_no_secret_configured_refuses_everything() -> None:
     with pytest.raises(webhooks.WebhookRejectedError, match="no webhook secret"):
         webhooks.authenticate({"X-Gitlab-Token": ""}, BODY, b"")
+
+
+@pytest.mark.parametrize(("headers", "problem"), [
+    ({"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=é" + "0" * 63}, "malformed"),
+    ({"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + "0" * 40}, "malformed"),
+    ({"X-Gitea-Signature": "zz" * 32}, "malformed"),
+    ({"X-Convoy-Signature": "sha1=" + "0" * 64}, "must start with"),
+    ({"X-Gitlab-Token": "t" * 5000}, "malformed"),
+    ({"X-Gitlab-Token": "tok\x00en"}, "malformed"),
+])
+def test_header_shape_is_checked_without_the_body(headers: dict[str, str], problem: str) -> None:
+    with pytest.raises(webhooks.WebhookRejectedError, match=problem):
+        webhooks.precheck(headers, SECRET)
+    with pytest.raises(webhooks.WebhookRejectedError, match=problem):
+        webhooks.authenticate(headers, BODY, SECRET)
+
+
+def test_delivery_ids_are_read_per_provider_and_bounded() -> None:
+    assert webhooks.delivery_id({"X-GitHub-Event": "push", "X-GitHub-Delivery": "abc"}) == "github:abc"
+    assert webhooks.delivery_id({"x-gitlab-event-uuid": "u-1", "X-Gitlab-Token": "t"}) == "gitlab:u-1"
+    assert webhooks.delivery_id({"X-Gitea-Signature": "00", "X-Gitea-Delivery": "g-1"}) == "gitea:g-1"
+    assert webhooks.delivery_id({"X-Convoy-Signature": "sha256=00"}) is None
+    with pytest.raises(webhooks.WebhookRejectedError, match="malformed"):
+        webhooks.delivery_id({"X-GitHub-Event": "push", "X-GitHub-Delivery": "x" * 500})
+    log = webhooks.DeliveryLog(capacity=3)
+    assert [log.seen(name) for name in ("a", "b", "a", "c", "d")] == [False, False, True, False, False]
+    assert len(log) == 3
+    assert log.seen("a") is True          # recently seen, so kept
+    assert log.seen("b") is False         # the oldest, forgotten first
