@@ -16,7 +16,7 @@ from hub.store.models import Event, EventKind
 from protos.objects import ObjectRef
 from protos.status import DriftAction
 
-__all__ = ["FIELDS_IN_DETAILS", "FIELDS_IN_MESSAGE", "KIND_OF", "events_for"]
+__all__ = ["FIELDS_IN_DETAILS", "FIELDS_IN_MESSAGE", "KIND_OF", "events_for", "message", "objects_text"]
 
 #: Which event kind each action is recorded as.
 KIND_OF: Mapping[str, EventKind] = {
@@ -41,10 +41,20 @@ def events_for(cluster: str, docs: Sequence[Mapping[str, Any]], *, digest: str |
     return [_event(cluster, doc, digest=digest, now=now) for doc in docs]
 
 
+def objects_text(docs: Sequence[Mapping[str, Any]], *, shown: int = 5) -> str:
+    """``Deployment.apps/shop/web, ConfigMap/shop/c (+2 more)`` for drift item documents."""
+    names = [str(_ref(doc.get("ref") or {})) for doc in docs[:shown]]
+    return ", ".join(names) + (f" (+{len(docs) - shown} more)" if len(docs) > shown else "")
+
+
+def _ref(doc: Mapping[str, Any]) -> ObjectRef:
+    return ObjectRef(group=str(doc.get("group", "")), kind=str(doc.get("kind", "")),
+                     namespace=str(doc.get("namespace", "")), name=str(doc.get("name", "")))
+
+
 def _event(cluster: str, doc: Mapping[str, Any], *, digest: str | None, now: dt.datetime) -> Event:
     ref_doc = doc.get("ref") or {}
-    ref = ObjectRef(group=str(ref_doc.get("group", "")), kind=str(ref_doc.get("kind", "")),
-                    namespace=str(ref_doc.get("namespace", "")), name=str(ref_doc.get("name", "")))
+    ref = _ref(ref_doc)
     action = str(doc.get("action", ""))
     fields = [f for f in doc.get("fields") or [] if isinstance(f, Mapping)]
     managers = [str(m)[:128] for m in doc.get("managers") or []][:8]

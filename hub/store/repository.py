@@ -840,9 +840,10 @@ def _status_events(change: StatusChange, report: StatusInput, now: dt.datetime) 
                            + (f": {report.message}" if report.message else ""),
                            details={"previous": change.previous_phase, "errors": list(report.errors)[:10]}))
     found.extend(drift_events.events_for(name, report.drift_events, digest=change.applied_digest or None, now=now))
-    if change.drift_appeared and not report.drift_events:  # a spoke too old to name what it found
+    if change.drift_appeared and not report.drift_events:  # drift without its events: a spoke from before them
         found.append(Event(at=now, kind=EventKind.DRIFT.value, cluster=name, digest=change.applied_digest or None,
-                           message=f"cluster {name}: {change.drift} object(s) drifted",
+                           message=f"cluster {name}: {change.drift} object(s) drifted: "
+                           + drift_events.objects_text(report.drift),
                            details={"objects": [d.get("ref") for d in list(report.drift)[:20]]}))
     return found
 

@@ -334,7 +334,8 @@ def test_drift_on_a_secret_never_reports_its_values(
     drifted = wait_for(_reported(hub, _phase_is(Phase.DRIFTED)), timeout=DRIFT_DEADLINE, what="Secret drift")
     fields = [(f.path, f.desired, f.live) for d in drifted.drift for f in d.fields]
     assert fields and all(path.startswith(".data") for path, _, _ in fields)
-    text = str(drifted)
+    text = str(drifted) + "".join(str(e) for e in _events(hub))  # history gets what the status gets
+    assert _events(hub, "reported")
     for plain in ("hunter2", "letmein", leaked, secret["data"]["password"]):
         assert plain not in text
 

@@ -83,3 +83,9 @@ def test_the_sandbox_claims_drift_corrected_only_when_the_hub_shows_it() -> None
     assert sandbox.drift_shown(clean, pb.ClusterDetail(), _events(("drift", "cluster c: 1 object(s) drifted")),
                                obj=obj, field=field) is None
     assert sandbox.drift_shown(clean, pb.ClusterDetail(), history[:1], obj=obj, field=field) is None
+
+
+def test_objects_text_names_the_drifted_objects() -> None:
+    docs = [{"ref": {**REF, "name": f"web{i}"}} for i in range(7)]
+    assert drift_events.objects_text(docs[:1]) == "Deployment.apps/shop/web0"
+    assert drift_events.objects_text(docs).endswith("Deployment.apps/shop/web4 (+2 more)")
