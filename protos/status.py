@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
-__all__ = ["Action", "DriftPolicy", "HealthStatus", "Phase"]
+__all__ = ["Action", "DriftAction", "DriftPolicy", "HealthStatus", "Phase"]
 
 
 class Phase(enum.StrEnum):
@@ -59,3 +59,20 @@ class DriftPolicy(enum.StrEnum):
 
     CORRECT = "correct"  #: re-apply and report what was corrected (default)
     REPORT = "report"    #: leave it and report it
+
+
+class DriftAction(enum.StrEnum):
+    """What happened to one drifted object: each is one event in the hub's history.
+
+    A detection under ``correct`` is ``detected`` followed by ``corrected``/``recreated`` (or
+    ``failed``); under ``report`` (or while paused) it is ``reported``, and the item stays in the
+    cluster's current drift until ``reverted`` by hand or ``superseded`` by a newly applied bundle.
+    """
+
+    DETECTED = "detected"        #: a change behind Convoy's back; the spoke corrects it now
+    REPORTED = "reported"        #: a change left in place (policy `report`, or paused); it stays drift
+    CORRECTED = "corrected"      #: the changed fields were applied back
+    RECREATED = "recreated"      #: a deleted object was created again
+    FAILED = "failed"            #: the correction failed; the item stays drift
+    REVERTED = "reverted"        #: a reported item matches the bundle again without Convoy acting
+    SUPERSEDED = "superseded"    #: a reported item was overwritten by applying a new bundle

@@ -9,7 +9,9 @@ assess health → report. Everything else in this module feeds it or follows up 
   credential the hub rotates to arrives on that stream, is stored in the state Secret, and the
   thread reconnects with it at once;
 * the drift watch (``watching.DriftWatch``) puts live changes on the same queue; the loop compares
-  them with the applied manifests (``drift.diff``) and corrects or reports them by policy;
+  them with the applied manifests (``drift.diff``) and corrects or reports them by policy. The
+  status carries the current drift set only (what differs now and is left so); every detection and
+  correction is also a ``report.DriftEvent`` handed to the reporter for the hub's history;
 * a ``report.Reporter`` sends the latest status, coalesced, with heartbeats and a backlog count;
 * a tiny HTTP server answers ``/healthz`` for the Deployment's probes.
 
@@ -33,7 +35,7 @@ from typing import Any
 
 from protos import bundle as bundles
 from protos.objects import ObjectRef
-from protos.status import Action, DriftPolicy, HealthStatus, Phase
+from protos.status import Action, DriftAction, DriftPolicy, HealthStatus, Phase
 from spoke import credentials, drift, health, hubclient, inventory, report, watching
 from spoke.apply import engine, manager_apply, manager_delete, manager_wait, ordering
 from spoke.apply.changeset import ChangeSet, ChangeSetEntry
@@ -48,9 +50,6 @@ log = logging.getLogger(__name__)
 TICK = 0.5
 #: seconds between re-applies while objects failed or wait for their dependencies
 RETRY_INTERVAL = 15.0
-#: corrected drift items kept for reports, and for how long (seconds) they stay in them
-CORRECTED_KEPT = 50
-CORRECTED_TTL = 300.0
 
 
 class AgentError(Exception):
@@ -95,8 +94,8 @@ class _State:
     policies: dict[str, DriftPolicy] = dataclasses.field(default_factory=dict)
     actions: dict[ObjectRef, ChangeSetEntry] = dataclasses.field(default_factory=dict)
     live: dict[ObjectRef, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: the current drift set: objects that differ now and are left so (policy, pause, failed correction)
     drift: dict[ObjectRef, report.DriftRecord] = dataclasses.field(default_factory=dict)
-    corrected: list[report.DriftRecord] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
     refused: str = ""                  #: why the newest desired bundle was refused, if it was
     applied_at: float = 0.0
@@ -392,13 +391,9 @@ class Agent:
         if (st.errors or waiting) and retry_due and not st.paused and not st.drift:
             self.reconcile_once(_Source(digest=st.digest, commit=st.commit, signature=st.signature))
             return
-        # Only the health timeout and the expiry of corrected drift change the status with time alone;
-        # anything else arrives as an event, so an idle spoke does not rebuild its status twice a second.
-        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=CORRECTED_TTL)
-        expired = bool(st.corrected) and st.corrected[0].detected_at < cutoff
-        if expired:
-            st.corrected = [r for r in st.corrected if r.detected_at >= cutoff]
-        if expired or (st.last_phase == Phase.PROGRESSING and now - st.applied_at > self.settings.health_timeout):
+        # Only the health timeout changes the status with time alone; anything else arrives as an
+        # event, so an idle spoke does not rebuild its status twice a second.
+        if st.last_phase == Phase.PROGRESSING and now - st.applied_at > self.settings.health_timeout:
             self._publish()
 
     # -- reconcile_once -----------------------------------------------------------------------------
@@ -453,6 +448,12 @@ class Agent:
         st.policies, policy_errors = _policies(bundle)
         st.actions = {e.ref: e for e in changes}
         st.errors = result.errors + policy_errors + [str(e) for e in pruned.entries if e.action == Action.FAILED]
+        # The apply wrote every drifted object back (an object that differs from its manifest is never
+        # "unchanged"), so drift left in place until now is gone: superseded by this bundle.
+        self.reporter.record([
+            report.DriftEvent(r.ref, r.app, DriftAction.SUPERSEDED, r.kind_of_drift, r.fields, r.managers)
+            for r in st.drift.values()
+            if r.ref in st.actions and st.actions[r.ref].action != Action.FAILED])
         st.drift = {}
         if source.digest != previous_digest:
             st.applied_at = time.monotonic()  # the health timeout runs from the first apply of a bundle
@@ -525,35 +526,53 @@ class Agent:
         if mode == manager_apply.SSA_IGNORE or (mode == manager_apply.SSA_IF_NOT_PRESENT and live is not None):
             return  # never updated by Convoy, so a change is not drift (a deleted IfNotPresent object is)
         fields: tuple[drift.FieldDiff, ...] = ()
+        managers: tuple[str, ...] = ()
+        known = st.drift.get(d.ref)
         if live is None:
-            kind_of_drift = "deleted"
+            kind_of_drift = "deleted"  # who deleted it is not on record anywhere the spoke can read
         else:
             diffs = drift.diff(d.manifest, live, manager=manager_apply.MANAGER)
             if not diffs:
-                st.drift.pop(d.ref, None)
+                if st.drift.pop(d.ref, None) is not None:  # put back by someone else: no longer drift
+                    self.reporter.record([report.DriftEvent(d.ref, d.app, DriftAction.REVERTED, known.kind_of_drift
+                                                            if known else "modified", known.fields if known else ())])
+                    log.info("drift on %s reverted (the live object matches the bundle again)", d.ref)
                 return
             kind_of_drift, fields = "modified", tuple(diffs)
+            managers = drift.changed_by((live.get("metadata") or {}).get("managedFields"), diffs,
+                                        manager=manager_apply.MANAGER)
         policy = st.policies.get(d.app, self.settings.drift_policy)
         now = dt.datetime.now(dt.UTC)
+        record = report.DriftRecord(d.ref, d.app, kind_of_drift, fields, now, managers)
+        same_as_known = known is not None and (known.kind_of_drift, known.fields) == (kind_of_drift, fields)
         if st.paused or policy == DriftPolicy.REPORT:
-            known = st.drift.get(d.ref)
-            if known is None or (known.kind_of_drift, known.fields) != (kind_of_drift, fields):
-                st.drift[d.ref] = report.DriftRecord(d.ref, d.app, kind_of_drift, fields, False, now)
+            if not same_as_known:  # a resync or an echo of the same change is not a new detection
+                st.drift[d.ref] = record
+                self.reporter.record([self._drift_event(record, DriftAction.REPORTED)])
+                log.info("drift on %s reported (%s)", d.ref, _fields_text(record))
             return
+        detected = self._drift_event(record, DriftAction.DETECTED)
         applied = manager_apply.apply_one(
             self.client, d.manifest, live=live, manifest_hash=d.hash, previous_hash=None,
             options=manager_apply.ApplyOptions(cluster=self.settings.cluster))
-        corrected = applied.entry.action != Action.FAILED
-        record = report.DriftRecord(d.ref, d.app, kind_of_drift, fields, corrected, now)
-        if corrected:
+        if applied.entry.action != Action.FAILED:
             st.drift.pop(d.ref, None)
-            st.corrected = [*st.corrected, record][-CORRECTED_KEPT:]
             if applied.live is not None:
                 st.live[d.ref] = applied.live
-            log.info("drift corrected on %s (%s)", d.ref, kind_of_drift)
+            action = DriftAction.RECREATED if kind_of_drift == "deleted" else DriftAction.CORRECTED
+            self.reporter.record([detected, self._drift_event(record, action)])
+            log.info("drift %s on %s (%s)", action, d.ref, _fields_text(record))
         else:
             st.drift[d.ref] = record
+            if not same_as_known:  # a correction failing again on the next event is no news
+                self.reporter.record([detected, self._drift_event(record, DriftAction.FAILED,
+                                                                  message=applied.entry.message)])
             log.warning("drift on %s not corrected: %s", d.ref, applied.entry.message)
+
+    @staticmethod
+    def _drift_event(record: report.DriftRecord, action: DriftAction, *, message: str = "") -> report.DriftEvent:
+        return report.DriftEvent(record.ref, record.app, action, record.kind_of_drift, record.fields,
+                                 record.managers, message=message)
 
     # -- status -------------------------------------------------------------------------------------
 
@@ -583,7 +602,7 @@ class Agent:
         errors_ = list(st.errors) + ([st.refused] if st.refused else [])
         phase, message = self._phase(objects)
         return report.Status(phase=phase, commit=st.commit, digest=st.digest, objects=tuple(objects),
-                             drift=tuple([*st.drift.values(), *st.corrected]), errors=tuple(errors_),
+                             drift=tuple(st.drift.values()), errors=tuple(errors_),
                              message=message)
 
     def _phase(self, objects: list[report.ObjectStatus]) -> tuple[Phase, str]:
@@ -606,7 +625,7 @@ class Agent:
             message = message or "; ".join(f"{o.ref}: {o.health} {o.reason}".strip() for o in worst[:5])
         elif not_current:
             phases.append(Phase.PROGRESSING)
-        if any(not r.corrected for r in st.drift.values()):
+        if st.drift:
             phases.append(Phase.DRIFTED)
         if st.paused:
             phases.append(Phase.PAUSED)
@@ -658,6 +677,11 @@ def _policies(bundle: Mapping[str, Any]) -> tuple[dict[str, DriftPolicy], list[s
             problems.append(f"app {app.get('name')}: driftPolicy {value!r} is not one of "
                             f"{', '.join(p.value for p in DriftPolicy)}; using the spoke's default")
     return policies, problems
+
+
+def _fields_text(record: report.DriftRecord) -> str:
+    what = "; ".join(str(f) for f in record.fields[:5]) or record.kind_of_drift
+    return what + (f"; changed by {', '.join(record.managers)}" if record.managers else "")
 
 
 def _waiting(entry: ChangeSetEntry | None) -> bool:

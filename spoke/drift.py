@@ -34,7 +34,7 @@ from typing import Any
 from protos import k8s_schema
 from protos.objects import group_of
 
-__all__ = ["ABSENT", "REDACTED", "FieldDiff", "FieldSet", "diff", "managed_paths"]
+__all__ = ["ABSENT", "REDACTED", "FieldDiff", "FieldSet", "changed_by", "diff", "managed_paths"]
 
 ABSENT = "<absent>"
 REDACTED = "<redacted>"
@@ -130,6 +130,39 @@ def managed_paths(managed_fields: Sequence[Mapping[str, Any]] | None, *, manager
         if isinstance(fields, Mapping):
             _merge_trie(merged, fields)
     return FieldSet(merged)
+
+
+def changed_by(managed_fields: Sequence[Mapping[str, Any]] | None, fields: Sequence[FieldDiff], *,
+               manager: str = "convoy") -> tuple[str, ...]:
+    """The field managers other than ``manager`` that own a drifted field (or a field inside or
+    around it), most recent first: who made the change.
+
+    The API server hands a field to whoever last updated it (an ``Update`` takes it from the
+    applier; a forced apply takes it too), so the owner of a drifted field is its changer.
+    ``status`` subresource writers (controllers) never own spec fields and are left out; the ``scale``
+    subresource (``kubectl scale``) is not. Empty when nobody else owns any of them.
+    """
+    latest: dict[str, str] = {}
+    for entry in managed_fields or ():
+        name = entry.get("manager")
+        if not isinstance(name, str) or not name or entry.get("subresource") == "status":
+            continue
+        if name == manager and entry.get("operation") == "Apply":
+            continue
+        tree = entry.get("fieldsV1")
+        if not isinstance(tree, Mapping):
+            continue
+        owned = FieldSet(tree).paths()
+        if any(_related(path, f.path) for path in owned for f in fields):
+            when = str(entry.get("time") or "")
+            latest[name] = max(latest.get(name, ""), when)
+    return tuple(sorted(latest, key=lambda n: (latest[n], n), reverse=True))
+
+
+def _related(a: str, b: str) -> bool:
+    """One SSA path is the other, or lies inside it."""
+    short, long = (a, b) if len(a) <= len(b) else (b, a)
+    return long == short or (long.startswith(short) and long[len(short)] in ".[")
 
 
 def _merge_trie(into: dict[str, Any], tree: Mapping[str, Any]) -> None:

@@ -267,6 +267,15 @@ def _ref_to_wire(ref: Any) -> pb.ObjectRef:
     return codec.ref_to_wire(ref)
 
 
+#: Fields and field managers one drift event carries at most (history, not a full diff).
+EVENT_FIELDS = 20
+EVENT_MANAGERS = 8
+
+
+def _clip(text: str, limit: int = 1024) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def status_to_wire(status: report.Status, *, backlog: int = 0) -> pb.StatusReport:
     objects = [
         pb.ObjectResult(ref=_ref_to_wire(o.ref), app=o.app, action=str(o.action or ""), health=str(o.health),
@@ -274,16 +283,25 @@ def status_to_wire(status: report.Status, *, backlog: int = 0) -> pb.StatusRepor
         for o in status.objects
     ]
     drift = [
-        pb.DriftItem(ref=_ref_to_wire(d.ref), app=d.app, kind_of_drift=d.kind_of_drift, corrected=d.corrected,
+        pb.DriftItem(ref=_ref_to_wire(d.ref), app=d.app, kind_of_drift=d.kind_of_drift,
                      fields=[pb.FieldDrift(path=f.path, desired=f.desired, live=f.live) for f in d.fields],
-                     detected_at=codec.timestamp(d.detected_at))
+                     detected_at=codec.timestamp(d.detected_at), managers=list(d.managers))
         for d in status.drift
+    ]
+    events = [
+        # History needs what changed, not every byte of it: clipped well inside the hub's limits.
+        pb.DriftEvent(ref=_ref_to_wire(e.ref), app=e.app, action=str(e.action), kind_of_drift=e.kind_of_drift,
+                      fields=[pb.FieldDrift(path=_clip(f.path), desired=_clip(f.desired), live=_clip(f.live))
+                              for f in e.fields[:EVENT_FIELDS]],
+                      managers=[_clip(m, 128) for m in e.managers[:EVENT_MANAGERS]], at=codec.timestamp(e.at),
+                      message=_clip(e.message))
+        for e in status.drift_events
     ]
     phase: Any = codec.PHASE_TO_WIRE[status.phase]  # the stub types enums as their names; ints are valid too
     return pb.StatusReport(
         phase=phase, applied_commit=status.commit, applied_digest=status.digest,
         objects=objects, drift=drift, errors=list(status.errors), observed_at=codec.timestamp(status.observed_at),
-        message=status.message, backlog=backlog, spoke_version=SPOKE_VERSION,
+        message=status.message, backlog=backlog, spoke_version=SPOKE_VERSION, drift_events=events,
     )
 
 

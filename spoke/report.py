@@ -5,6 +5,12 @@ latest status (a burst of drift events or health changes is one message). It als
 latest status every ``heartbeat`` seconds so the hub knows the spoke is alive. While the hub is
 unreachable, statuses pile up as a backlog count; the first report that gets through carries the
 newest status and says how many were held back. Sending is a callable, so this module has no gRPC.
+
+Drift has two shapes here. ``Status.drift`` is the *current* drift set (what differs now and is
+left in place): each report replaces the previous one, so an item corrected or reverted is simply
+absent from the next report. ``DriftEvent``s are history (each detection and correction): the agent
+``record``s them, the Reporter sends every one not yet delivered with the next report and drops it
+once the hub has it, so coalescing and heartbeats neither lose nor repeat them.
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ import time
 from collections.abc import Callable
 
 from protos.objects import ObjectRef
-from protos.status import Action, HealthStatus, Phase
+from protos.status import Action, DriftAction, HealthStatus, Phase
 from spoke import drift
 
-__all__ = ["DriftRecord", "ObjectStatus", "Reporter", "Status"]
+__all__ = ["MAX_PENDING_EVENTS", "DriftEvent", "DriftRecord", "ObjectStatus", "Reporter", "Status"]
 
 log = logging.getLogger(__name__)
+
+#: Drift events kept for the hub while it is away; the oldest are dropped (and counted) beyond this.
+MAX_PENDING_EVENTS = 500
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,12 +47,28 @@ class ObjectStatus:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DriftRecord:
+    """One object that differs from its bundle now (and is left so: policy, pause or failure)."""
+
     ref: ObjectRef
     app: str
     kind_of_drift: str                     #: "modified" or "deleted"
     fields: tuple[drift.FieldDiff, ...]
-    corrected: bool
     detected_at: dt.datetime
+    managers: tuple[str, ...] = ()         #: who made the change (``drift.changed_by``)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DriftEvent:
+    """One detection or correction of drift, for the hub's history."""
+
+    ref: ObjectRef
+    app: str
+    action: DriftAction
+    kind_of_drift: str                     #: "modified" or "deleted"
+    fields: tuple[drift.FieldDiff, ...] = ()
+    managers: tuple[str, ...] = ()
+    at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    message: str = ""                      #: why a correction failed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +77,8 @@ class Status:
     commit: str = ""
     digest: str = ""
     objects: tuple[ObjectStatus, ...] = ()
-    drift: tuple[DriftRecord, ...] = ()
+    drift: tuple[DriftRecord, ...] = ()    #: the current drift set, not history
+    drift_events: tuple[DriftEvent, ...] = ()   #: filled in by the Reporter when it sends
     errors: tuple[str, ...] = ()
     message: str = ""
     observed_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.UTC))
@@ -80,6 +106,9 @@ class Reporter:
         self._latest: Status | None = None
         self._sent: Status | None = None
         self._backlog = 0
+        self._events: list[tuple[int, DriftEvent]] = []   #: not yet delivered, oldest first
+        self._next_event = 0
+        self.dropped_events = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -100,6 +129,27 @@ class Reporter:
                 self._backlog += 1  # an unsent report is being superseded while the hub is away
             self._latest = status
         self._wake.set()
+
+    def record(self, events: list[DriftEvent] | tuple[DriftEvent, ...]) -> None:
+        """Queue drift events for the hub; they go out with the next report, whatever its status."""
+        if not events:
+            return
+        with self._lock:
+            for event in events:
+                self._events.append((self._next_event, event))
+                self._next_event += 1
+            excess = len(self._events) - MAX_PENDING_EVENTS
+            if excess > 0:
+                del self._events[:excess]
+                self.dropped_events += excess
+                log.warning("%d drift event(s) dropped while the hub was away (%d kept for it)", excess,
+                            MAX_PENDING_EVENTS)
+        self._wake.set()
+
+    @property
+    def pending_events(self) -> tuple[DriftEvent, ...]:
+        with self._lock:
+            return tuple(e for _, e in self._events)
 
     def start(self) -> Reporter:
         self._thread = threading.Thread(target=self._run, name="convoy-reporter", daemon=True)
@@ -131,7 +181,8 @@ class Reporter:
                     return
                 self._wake.clear()
                 with self._lock:
-                    if self._latest is not None and self._latest.same_as(self._sent) and not failures:
+                    if (self._latest is not None and self._latest.same_as(self._sent) and not failures
+                            and not self._events):
                         continue
             last_attempt = time.monotonic()
             failures = 0 if self._try_send() else failures + 1
@@ -139,10 +190,11 @@ class Reporter:
     def _try_send(self) -> bool:
         with self._lock:
             status, backlog = self._latest, self._backlog
+            events = list(self._events)
         if status is None:
             return True
         try:
-            self._send(status, backlog)
+            self._send(dataclasses.replace(status, drift_events=tuple(e for _, e in events)), backlog)
         except Exception as exc:  # any failure means "hub not reached"; the status stays queued
             if self.online:
                 log.warning("status report not delivered (%s); will retry", exc)
@@ -150,6 +202,9 @@ class Reporter:
             return False
         with self._lock:
             self._sent = status
+            if events:  # delivered: never again (records made meanwhile stay, they have later numbers)
+                last = events[-1][0]
+                self._events = [(n, e) for n, e in self._events if n > last]
             self._backlog = max(0, self._backlog - backlog)
             self.delivered += 1
             self.online = True

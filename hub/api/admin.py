@@ -405,6 +405,7 @@ def _drift_from_doc(doc: Mapping[str, Any]) -> pb.DriftItem:
     for field in doc.get("fields") or []:
         item.fields.append(pb.FieldDrift(path=str(field.get("path") or ""), desired=str(field.get("desired") or ""),
                                          live=str(field.get("live") or "")))
+    item.managers.extend(str(m) for m in doc.get("managers") or [])
     if doc.get("detected_at"):
         item.detected_at.CopyFrom(codec.timestamp(dt.datetime.fromisoformat(str(doc["detected_at"]))))
     return item

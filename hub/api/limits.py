@@ -12,10 +12,11 @@ import dataclasses
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from protos import codec
 from protos.codec import pb
+from protos.status import DriftAction
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -25,6 +26,7 @@ __all__ = [
     "ReportLimits",
     "RequestRejected",
     "check_digest",
+    "check_drift_events",
     "check_labels",
     "check_registration",
     "check_report",
@@ -63,6 +65,7 @@ class ReportLimits:
     max_drift: int = 5_000        #: drift items in one report
     max_errors: int = 200         #: error strings in one report
     max_text: int = 8_192         #: characters in any one free-text field
+    max_drift_events: int = 1_000  #: drift detections/corrections in one report (a spoke sends at most 500)
 
 
 class RateLimiter:
@@ -181,3 +184,46 @@ def check_report(report: pb.StatusReport, limits: ReportLimits, *, cluster: str)
             for field in ("path", "desired", "live"):
                 check_text(getattr(drift_field, field), field=f"drift[].fields[].{field}", where=where,
                            limit=limits.max_text)
+    check_drift_events(report, limits, where=where)
+
+
+#: What one drift item or event may list: fields (as the drift items' bound) and field managers.
+MAX_DRIFT_FIELDS = 1_000
+MAX_DRIFT_MANAGERS = 32
+_DRIFT_KINDS = frozenset({"modified", "deleted"})
+_DRIFT_ACTIONS = frozenset(a.value for a in DriftAction)
+
+
+def check_drift_events(report: pb.StatusReport, limits: ReportLimits, *, where: str) -> None:
+    """Bounds and vocabularies of ``drift_events`` and of the drift items' ``managers``."""
+    if len(report.drift_events) > limits.max_drift_events:
+        raise InvalidRequest(f"{where}: {len(report.drift_events)} drift events, more than the "
+                             f"{limits.max_drift_events} allowed")
+    for item in report.drift:
+        _check_managers(item.managers, where=f"{where}: drift of {codec.ref_from_wire(item.ref)}")
+    for event in report.drift_events:
+        what = f"{where}: drift event on {codec.ref_from_wire(event.ref)}"
+        if event.action not in _DRIFT_ACTIONS:
+            raise InvalidRequest(f"{what}: unknown action {event.action[:40]!r} (one of "
+                                 f"{', '.join(DriftAction)})")
+        if event.kind_of_drift not in _DRIFT_KINDS:
+            raise InvalidRequest(f"{what}: unknown kind_of_drift {event.kind_of_drift[:40]!r}")
+        if len(event.fields) > MAX_DRIFT_FIELDS:
+            raise InvalidRequest(f"{what}: {len(event.fields)} fields, more than {MAX_DRIFT_FIELDS}")
+        for name in ("group", "kind", "namespace", "name"):
+            check_text(getattr(event.ref, name), field=f"drift_events[].ref.{name}", where=where, limit=253)
+        check_text(event.app, field="drift_events[].app", where=where, limit=253)
+        check_text(event.message, field="drift_events[].message", where=where, limit=limits.max_text)
+        for drift_field in event.fields:
+            for field in ("path", "desired", "live"):
+                check_text(getattr(drift_field, field), field=f"drift_events[].fields[].{field}", where=where,
+                           limit=limits.max_text)
+        _check_managers(event.managers, where=what)
+
+
+def _check_managers(managers: Sequence[str], *, where: str) -> None:
+    if len(managers) > MAX_DRIFT_MANAGERS:
+        raise InvalidRequest(f"{where}: {len(managers)} field managers, more than {MAX_DRIFT_MANAGERS}")
+    for manager in managers:
+        # Kubernetes caps a field manager's name at 128 characters.
+        check_text(manager, field="a field manager", where=where, limit=128)

@@ -399,9 +399,11 @@ def _status_input(name: str, report: pb.StatusReport) -> store.StatusInput:
     return store.StatusInput(
         cluster=name, phase=str(codec.PHASE_FROM_WIRE[report.phase]), applied_commit=report.applied_commit,
         applied_digest=report.applied_digest, objects=[_object_doc(result) for result in report.objects],
-        drift=[_drift_doc(item) for item in report.drift], errors=list(report.errors), message=report.message,
-        observed_at=codec.datetime_from_wire(report.observed_at), spoke_version=report.spoke_version,
-        backlog=report.backlog)
+        # Only drift that is there now; a spoke from before drift_events listed corrected items too.
+        drift=[_drift_doc(item) for item in report.drift if not item.corrected], errors=list(report.errors),
+        message=report.message, observed_at=codec.datetime_from_wire(report.observed_at),
+        spoke_version=report.spoke_version, backlog=report.backlog,
+        drift_events=[_drift_event_doc(event) for event in report.drift_events])
 
 
 def _bundle_for(session: Session, name: str, digest: str) -> models.Bundle | Exception:
@@ -436,4 +438,13 @@ def _drift_doc(item: pb.DriftItem) -> dict[str, Any]:
     detected = codec.datetime_from_wire(item.detected_at)
     return {"ref": _ref_doc(item.ref), "app": item.app, "kind_of_drift": item.kind_of_drift,
             "fields": [{"path": f.path, "desired": f.desired, "live": f.live} for f in item.fields],
-            "corrected": item.corrected, "detected_at": detected.isoformat() if detected else None}
+            "corrected": item.corrected, "detected_at": detected.isoformat() if detected else None,
+            "managers": list(item.managers)}
+
+
+def _drift_event_doc(event: pb.DriftEvent) -> dict[str, Any]:
+    at = codec.datetime_from_wire(event.at)
+    return {"ref": _ref_doc(event.ref), "app": event.app, "action": event.action,
+            "kind_of_drift": event.kind_of_drift,
+            "fields": [{"path": f.path, "desired": f.desired, "live": f.live} for f in event.fields],
+            "managers": list(event.managers), "at": at.isoformat() if at else None, "message": event.message}

@@ -199,7 +199,10 @@ def describe(hub_name: str | None, cluster: str, output: str) -> None:
 @hub_command
 def history(hub_name: str | None, cluster: str | None, all_clusters: bool, since: str | None, limit: int,
             output: str) -> None:
-    """The timeline of commits seen, desired changes, applies, drift and errors."""
+    """The timeline of commits seen, desired changes, applies, drift and errors.
+
+    Drift events (drift, drift_corrected, drift_cleared) name the object, the fields, the field
+    manager that made the change and what the spoke did."""
     if bool(cluster) == all_clusters:
         raise click.UsageError("give a CLUSTER or --all")
     request = pb.HistoryRequest(cluster=cluster or "", all=all_clusters, limit=limit)
@@ -223,7 +226,9 @@ def history(hub_name: str | None, cluster: str | None, all_clusters: bool, since
 @click.argument("cluster")
 @hub_command
 def diff(hub_name: str | None, cluster: str) -> None:
-    """What differs between the desired bundle and the live cluster (from the spoke's last drift report)."""
+    """What differs now between the desired bundle and the live cluster (the spoke's current drift:
+    left in place by policy `report`, while paused, or after a failed correction). Drift that was
+    corrected, reverted or overwritten is in `convoy history CLUSTER`, not here."""
     with _client(hub_name) as client:
         detail = client.get_cluster(cluster)
     if not detail.drift:

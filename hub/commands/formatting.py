@@ -127,8 +127,8 @@ def drift_lines(items: Iterable[pb.DriftItem]) -> list[str]:
     lines: list[str] = []
     for item in items:
         ref = codec.ref_from_wire(item.ref)
-        state = "corrected" if item.corrected else "not corrected"
-        lines.append(f"{ref} ({item.kind_of_drift}, {state}; app {item.app or '-'})")
+        by = f"; changed by {', '.join(item.managers)}" if item.managers else ""
+        lines.append(f"{ref} ({item.kind_of_drift}; app {item.app or '-'}{by})")
         for field in item.fields:
             lines.append(f"  {field.path}")
             lines.append(f"    - desired: {field.desired}")
@@ -141,7 +141,7 @@ def describe_document(detail: pb.ClusterDetail, *, now: dt.datetime, offline_aft
     objects = [{"object": str(codec.ref_from_wire(o.ref)), "app": o.app, "action": o.action,
                 "health": o.health, "reason": o.reason, "error": o.error} for o in detail.objects]
     drift = [{"object": str(codec.ref_from_wire(d.ref)), "app": d.app, "kind": d.kind_of_drift,
-              "corrected": d.corrected,
+              "managers": list(d.managers),
               "fields": [{"path": f.path, "desired": f.desired, "live": f.live} for f in d.fields]}
              for d in detail.drift]
     return {**row, "message": detail.message, "renderErrors": list(detail.render_errors), "objects": objects,

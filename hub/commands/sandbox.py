@@ -4,17 +4,19 @@ kubesim clusters labelled like the sample fleet, a hub on embedded SQLite with
 TLS, and one spoke per cluster that registers with a bootstrap token exactly as
 a real install does. Then a commit bumps an image in one group overlay and only
 the matching clusters roll forward; then an object is changed behind Convoy's
-back and the drift is detected and corrected.
+back and the drift is detected and corrected -- and the walkthrough checks what it says: DRIFT 0
+for that cluster, an empty diff, and history naming the object and the field (it fails otherwise).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -30,6 +32,8 @@ __all__ = ["sandbox"]
 
 BUMPED_OVERLAY = "apps/web/overlays/env/prod/kustomization.yaml"
 DRIFT_CLUSTER_PREFERENCE = ("prod-us-1", "staging-eu-1")
+#: the field the drift step changes, as drift reports name it
+DRIFT_FIELD = ".spec.replicas"
 
 
 def _view(statuses: dict[str, pb.ClusterSummary], title: str) -> Group:
@@ -102,6 +106,46 @@ def _replicas(fleet: localfleet.LocalFleet, cluster: str) -> int:
     return int(replicas or 0)
 
 
+@dataclasses.dataclass(frozen=True)
+class DriftSeen:
+    """What the hub shows after the drift step: the cluster's row and its drift events."""
+
+    summary: pb.ClusterSummary
+    events: tuple[pb.Event, ...]
+
+
+def drift_shown(summary: pb.ClusterSummary, detail: pb.ClusterDetail, events: Sequence[pb.Event], *,
+                obj: str, field: str) -> DriftSeen | None:
+    """The narrative's claim, checked: DRIFT 0 and an empty diff for the cluster, and a detection and
+    a correction in its history naming the object and the field. None while that is not (yet) so."""
+    named = [e for e in events if e.kind.startswith("drift") and obj in e.message and field in e.message]
+    kinds = {e.kind for e in named}
+    if summary.drift_count or detail.drift or not {"drift", "drift_corrected"} <= kinds:
+        return None
+    return DriftSeen(summary=summary, events=tuple(named))
+
+
+def _check_drift_recorded(fleet: localfleet.LocalFleet, cluster: str, obj: str, *, timeout: float) -> DriftSeen:
+    """Poll until the hub shows the corrected drift as the narrative says; fail the demo otherwise."""
+    last: list[str] = []
+
+    def look() -> DriftSeen | None:
+        with fleet.admin() as admin:
+            detail = admin.get_cluster(cluster)
+            events = admin.call("History", pb.HistoryRequest(cluster=cluster, limit=200)).events
+        summary = fleet.statuses()[cluster]
+        last[:] = [f"DRIFT {summary.drift_count}", f"{len(detail.drift)} drift item(s) in `convoy diff`",
+                   f"drift events: {[e.message for e in events if e.kind.startswith('drift')] or 'none'}"]
+        return drift_shown(summary, detail, events, obj=obj, field=DRIFT_FIELD)
+
+    try:
+        return localfleet.wait_until(look, timeout=timeout, what=f"{cluster}'s drift to be shown as corrected",
+                                     interval=0.5)
+    except localfleet.SandboxError as exc:
+        raise localfleet.SandboxError(f"{exc}: expected DRIFT 0, an empty diff and history naming {obj} and "
+                                      f"{DRIFT_FIELD}; the hub shows {'; '.join(last)}") from exc
+
+
 def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: float, console: Console) -> None:
     base = workdir or Path(tempfile.mkdtemp(prefix="convoy-sandbox-"))
     source = localfleet.sample_fleet_path()
@@ -161,15 +205,13 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
         console.print(f"   Drift detected and corrected in {time.monotonic() - started:.1f}s: "
                       f"back to {desired} replicas.")
 
-        def drift_event() -> pb.Event | None:
-            with fleet.admin() as admin:
-                events = admin.call("History", pb.HistoryRequest(cluster=victim, limit=50)).events
-            return next((e for e in events if e.kind == "drift"), None)
-
-        event = localfleet.wait_until(drift_event, timeout=timeout, what=f"the drift report of {victim}",
-                                      interval=0.5)
-        console.print(f"   The hub's history of {victim} records it: {event.message}", markup=False,
-                      highlight=False)
+        drift = _check_drift_recorded(fleet, victim, obj, timeout=timeout)
+        console.print(f"   The hub's history of {victim} records it:", markup=False, highlight=False)
+        for event in drift.events:
+            console.print(f"     {event.kind:<16} {event.message}", markup=False, highlight=False)
+        console.print(f"   `convoy status` shows DRIFT {drift.summary.drift_count} for {victim} and `convoy diff "
+                      f"{victim}` nothing: drift is what differs now, history is what happened.\n",
+                      markup=False, highlight=False)
 
         console.rule("[bold]What just happened")
         console.print(
@@ -180,7 +222,8 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
         console.print(f"  export CONVOY_CONFIG={fleet.cli_config}")
         console.print("  convoy status            # the fleet at a glance")
         console.print(f"  convoy describe {victim}")
-        console.print(f"  convoy history {victim}")
+        console.print(f"  convoy history {victim}   # the drift: detected, corrected, by whom")
+        console.print(f"  convoy diff {victim}")
         console.print("  convoy history --all")
         console.print("  convoy rollout status    # the prod bump's waves")
         console.print(f"  kubectl --kubeconfig {fleet.kubeconfig} --context {victim} get deploy -A")

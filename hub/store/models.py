@@ -94,7 +94,9 @@ class EventKind(enum.StrEnum):
     RENDER_ERROR = "render_error"                  #: a cluster's bundle could not be rendered
     DESIRED_CHANGED = "desired_changed"            #: a cluster's desired digest changed
     APPLIED = "applied"                            #: a spoke reported a new applied digest
-    DRIFT = "drift"                                #: a spoke reported drift where it had none
+    DRIFT = "drift"                                #: a spoke found drift (corrects it, leaves it, or failed to)
+    DRIFT_CORRECTED = "drift_corrected"            #: a spoke corrected drift (fields re-applied, object recreated)
+    DRIFT_CLEARED = "drift_cleared"                #: drift left in place went away (reverted, new bundle)
     STATUS = "status"                              #: a spoke's phase changed
     TOKEN_CREATED = "token_created"
     TOKEN_USED = "token_used"

@@ -69,7 +69,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlmodel import Session, col, select
 
 from hub.security import secrets as hub_secrets
-from hub.store import errors
+from hub.store import drift_events, errors
 from hub.store.models import (
     BootstrapToken,
     Bundle,
@@ -890,12 +890,14 @@ class StatusInput:
     applied_commit: str = ""
     applied_digest: str = ""
     objects: Sequence[Mapping[str, Any]] = ()     #: ObjectResult as dicts; "health" == "Current" counts ready
-    drift: Sequence[Mapping[str, Any]] = ()
+    drift: Sequence[Mapping[str, Any]] = ()      #: the current drift set; replaces the stored one
     errors: Sequence[str] = ()
     message: str = ""
     observed_at: dt.datetime | None = None
     spoke_version: str = ""
     backlog: int = 0
+    #: drift detections and corrections since the spoke's last report: one history event each
+    drift_events: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -940,7 +942,7 @@ def save_status(s: Session, report: StatusInput, *, now: dt.datetime | None = No
 
 def save_statuses(s: Session, reports: Sequence[StatusInput], *, now: dt.datetime | None = None,
                   touch: bool = True, aggregate: dt.timedelta | None = None) -> list[StatusChange]:
-    """Upsert many reports in one statement; events for applied digest, phase and new drift.
+    """Upsert many reports in one statement; events for applied digest, phase and each drift event.
 
     A cluster reported twice in one batch keeps its last report. With ``aggregate``, an event that
     repeats one recorded within that window counts up the earlier row instead (see :func:`add_event`).
@@ -1011,9 +1013,11 @@ def _status_events(change: StatusChange, report: StatusInput, now: dt.datetime) 
                            message=f"cluster {name}: {change.previous_phase or 'Unknown'} -> {change.phase}"
                            + (f": {_excerpt(report.message)}" if report.message else ""),
                            details={"previous": change.previous_phase, "errors": list(report.errors)[:10]}))
-    if change.drift_appeared:
+    found.extend(drift_events.events_for(name, report.drift_events, digest=change.applied_digest or None, now=now))
+    if change.drift_appeared and not report.drift_events:  # drift without its events: a spoke from before them
         found.append(Event(at=now, kind=EventKind.DRIFT.value, cluster=name, digest=change.applied_digest or None,
-                           message=f"cluster {name}: {change.drift} object(s) drifted",
+                           message=f"cluster {name}: {change.drift} object(s) drifted: "
+                           + drift_events.objects_text(report.drift),
                            details={"objects": [d.get("ref") for d in list(report.drift)[:20]]}))
     return found
 

@@ -13,6 +13,7 @@ from kubernetes import client as kube
 
 from hub import localfleet
 from hub.cli import cli
+from protos.codec import pb
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +52,27 @@ def test_drift_shows_in_diff_and_history_and_exit_code_gates(env: dict[str, str]
                                                              e2e_fleet: localfleet.LocalFleet) -> None:
     assert convoy(env, "diff", "dev-eu-1").output.startswith("dev-eu-1: no drift")
     core = kube.CoreV1Api(e2e_fleet.api_client("dev-eu-1"))
+    # Paused, the spoke leaves a manual change in place: it is current drift, shown by `convoy diff`.
+    assert convoy(env, "pause", "dev-eu-1").exit_code == 0
+    localfleet.wait_until(lambda: e2e_fleet.statuses()["dev-eu-1"].phase == pb.PHASE_PAUSED, timeout=20,
+                          what="dev-eu-1 paused")
     core.patch_namespaced_config_map("web-config", "shop", {"data": {"REGION": "mars"}}, field_manager="intruder")
     localfleet.wait_until(lambda: "REGION" in convoy(env, "diff", "dev-eu-1").output, timeout=20,
                           what="the drift in convoy diff")
     diff = convoy(env, "diff", "dev-eu-1").output
-    assert "ConfigMap/shop/web-config" in diff and '"mars"' in diff and '"eu"' in diff
+    assert "ConfigMap/shop/web-config" in diff and '"mars"' in diff and '"eu"' in diff and "intruder" in diff
+    # Resumed, the spoke corrects it: gone from diff (drift is a current fact), kept in history.
+    assert convoy(env, "resume", "dev-eu-1").exit_code == 0
+    localfleet.wait_until(lambda: convoy(env, "diff", "dev-eu-1").output.startswith("dev-eu-1: no drift"),
+                          timeout=20, what="the corrected drift to leave convoy diff")
+    assert core.read_namespaced_config_map("web-config", "shop").data["REGION"] == "eu"
     history = convoy(env, "history", "dev-eu-1", "--since", "1h")
     assert history.exit_code == 0 and "drift" in history.output
+    assert "drift corrected on ConfigMap/shop/web-config: .data.REGION" in history.output
+    assert "changed by intruder" in history.output
     everything = convoy(env, "history", "--all", "-o", "json")
     kinds = {e["kind"] for e in json.loads(everything.output)}
-    assert {"registration", "desired_changed", "drift"} <= kinds
+    assert {"registration", "desired_changed", "drift", "drift_corrected"} <= kinds
     assert convoy(env, "history").exit_code == 2  # neither CLUSTER nor --all
 
 

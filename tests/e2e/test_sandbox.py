@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,4 +20,9 @@ def test_sandbox_walkthrough_completes(tmp_path: Path) -> None:
     assert "Untouched (same digest, nothing re-applied): dev-eu-1." in output
     assert "Drift detected and corrected" in output
     assert "records it:" in output
+    # The narrative checks what it prints: the history names the object and the field, and the
+    # cluster shows no drift once it is corrected (the walkthrough fails otherwise).
+    assert re.search(r"drift_corrected +cluster \S+: drift corrected on Deployment.apps/shop/web: \.spec\.replicas", output)
+    assert "changed by sandbox-operator" in output
+    assert "shows DRIFT 0 for" in output
     assert "Traceback" not in output

@@ -67,6 +67,13 @@ def _reported(hub: FakeHub, check: Callable[[Any], bool]) -> Callable[[], Any]:
     return look
 
 
+def _events(hub: FakeHub, action: str | None = None) -> list[Any]:
+    """Every drift event the hub received so far, in order (each is sent once)."""
+    with hub._cond:
+        reports = list(hub.reports)
+    return [e for r in reports for e in r.drift_events if action is None or e.action == action]
+
+
 def _phase_is(phase: Phase) -> Callable[[Any], bool]:
     return lambda r: codec.PHASE_FROM_WIRE[r.phase] == phase
 
@@ -110,10 +117,15 @@ def test_drift_by_another_manager_is_corrected_within_5s(
     wait_for(lambda: (client.get("v1", "ConfigMap", "drift", "settings") or {}).get("data") == {"mode": "blue"},
              timeout=DRIFT_DEADLINE, what="drift corrected")
     assert time.monotonic() - started < DRIFT_DEADLINE
-    item = wait_for(_reported(hub, lambda r: any(d.corrected for d in r.drift)), timeout=5,
-                    what="a report of the corrected drift").drift[-1]
-    assert (item.ref.kind, item.ref.name, item.kind_of_drift) == ("ConfigMap", "settings", "modified")
-    assert [(f.path, f.desired, f.live) for f in item.fields] == [(".data.mode", '"blue"', '"green"')]
+    events = wait_for(lambda: _events(hub, "corrected"), timeout=5, what="a report of the corrected drift")
+    detected, corrected = _events(hub, "detected"), events
+    assert len(detected) == len(corrected) == 1
+    for item in (*detected, *corrected):
+        assert (item.ref.kind, item.ref.name, item.kind_of_drift) == ("ConfigMap", "settings", "modified")
+        assert [(f.path, f.desired, f.live) for f in item.fields] == [(".data.mode", '"blue"', '"green"')]
+        assert list(item.managers) == ["someone-else"]
+    # Corrected drift is not current drift: the report after the correction lists none.
+    assert not hub.last_report().drift
 
 
 def test_drift_that_a_controller_echoes_is_corrected_once(
@@ -127,12 +139,11 @@ def test_drift_that_a_controller_echoes_is_corrected_once(
                   "spec": {"replicas": desired + 3}}, manager="someone-else", force=True)
     wait_for(lambda: client.get("apps/v1", "Deployment", "echo", "web")["spec"]["replicas"] == desired,
              timeout=DRIFT_DEADLINE, what="drift corrected")
-    report = wait_for(_reported(hub, lambda r: any(d.corrected for d in r.drift)), timeout=5,
-                      what="a report of the corrected drift")
+    wait_for(lambda: _events(hub, "corrected"), timeout=5, what="a report of the corrected drift")
     time.sleep(1.0)  # let any echo of the old revision arrive; it must not count as a second drift
-    latest = wait_for(_reported(hub, lambda r: True), timeout=5, what="a later report")
-    assert report is not None
-    assert [(d.ref.kind, d.ref.name) for d in latest.drift] == [("Deployment", "web")]
+    assert [(e.action, e.ref.kind, e.ref.name, [f.path for f in e.fields]) for e in _events(hub)] == [
+        ("detected", "Deployment", "web", [".spec.replicas"]), ("corrected", "Deployment", "web", [".spec.replicas"])]
+    assert not hub.last_report().drift
 
 
 def test_drift_under_report_policy_is_only_reported(
@@ -143,10 +154,24 @@ def test_drift_under_report_policy_is_only_reported(
     client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "rep"},
                   "data": {"mode": "green"}}, manager="someone-else", force=True)
     drifted = wait_for(_reported(hub, _phase_is(Phase.DRIFTED)), timeout=DRIFT_DEADLINE, what="Drifted report")
-    assert [(d.ref.name, d.corrected) for d in drifted.drift] == [("settings", False)]
+    assert [(d.ref.name, list(d.managers)) for d in drifted.drift] == [("settings", ["someone-else"])]
     assert drifted.drift[0].fields[0].path == ".data.mode"
     live = client.get("v1", "ConfigMap", "rep", "settings")
     assert live is not None and live["data"] == {"mode": "green"}
+    assert [e.action for e in _events(hub)] == ["reported"]
+    # Changed again: the item is replaced, not listed twice; put back by hand: gone, and said so.
+    client.apply({**live, "metadata": {"name": "settings", "namespace": "rep"}, "data": {"mode": "red"}},
+                 manager="someone-else", force=True)
+    wait_for(_reported(hub, lambda r: [f.live for d in r.drift for f in d.fields] == ['"red"']),
+             timeout=DRIFT_DEADLINE, what="the drift's new value")
+    client.apply({**live, "metadata": {"name": "settings", "namespace": "rep"}, "data": {"mode": "blue"}},
+                 manager="someone-else", force=True)
+    wait_for(lambda: _phase_is(Phase.READY)(hub.last_report()), timeout=DRIFT_DEADLINE,
+             what="Ready once reverted by hand")
+    assert not hub.last_report().drift
+    wait_for(lambda: len(_events(hub)) == 3, timeout=5, what="the revert event")
+    assert [(e.action, [f.live for f in e.fields]) for e in _events(hub)] == [
+        ("reported", ['"green"']), ("reported", ['"red"']), ("reverted", ['"red"'])]
 
 
 def test_deleted_managed_object_is_restored(hub: FakeHub, spawn: Callable[..., Agent], client: ClusterClient) -> None:
@@ -158,9 +183,9 @@ def test_deleted_managed_object_is_restored(hub: FakeHub, spawn: Callable[..., A
     restored = wait_for(lambda: client.get("v1", "ConfigMap", "del", "settings"), timeout=DRIFT_DEADLINE,
                         what="deleted object restored")
     assert restored["metadata"]["uid"] != uid and restored["data"] == {"mode": "blue"}
-    item = wait_for(_reported(hub, lambda r: any(d.kind_of_drift == "deleted" for d in r.drift)), timeout=5,
-                    what="deletion reported").drift[-1]
-    assert item.corrected
+    item = wait_for(lambda: _events(hub, "recreated"), timeout=5, what="deletion reported")[-1]
+    assert (item.ref.name, item.kind_of_drift) == ("settings", "deleted")
+    assert [e.action for e in _events(hub)] == ["detected", "recreated"]
 
 
 @pytest.mark.parametrize(("outcome", "reason"), [("fail", "timed out progressing"), ("stuck", "")])
@@ -206,7 +231,7 @@ def test_paused_applies_nothing_new_and_corrects_no_drift(
     wait_for(_reported(hub, _phase_is(Phase.PAUSED)), timeout=10, what="Paused report")
     client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "pause"},
                   "data": {"mode": "green"}}, manager="someone-else", force=True)
-    wait_for(_reported(hub, lambda r: any(not d.corrected for d in r.drift)), timeout=DRIFT_DEADLINE,
+    wait_for(_reported(hub, lambda r: any(d.ref.name == "settings" for d in r.drift)), timeout=DRIFT_DEADLINE,
              what="drift reported while paused")
     assert client.get("v1", "ConfigMap", "pause", "later") is None
     assert (client.get("v1", "ConfigMap", "pause", "settings") or {})["data"] == {"mode": "green"}
@@ -239,7 +264,11 @@ def test_hub_outage_and_spoke_restart_during_it(
     hub.start()  # same port
     back = wait_for(_reported(hub, lambda r: r.backlog > 0), timeout=30, what="backlog reported after the outage")
     assert back.applied_digest == digest
-    assert any(d.corrected for d in back.drift)
+    # Corrections made while the hub was away reach its history, once each.
+    assert [(e.action, e.ref.name) for e in back.drift_events] == [
+        ("detected", "settings"), ("recreated", "settings"), ("detected", "settings"), ("corrected", "settings")]
+    wait_for(_reported(hub, lambda r: r.backlog == 0 and r is not back), timeout=10, what="a later report")
+    assert [e.action for e in _events(hub)] == ["detected", "recreated", "detected", "corrected"]
     assert hub.bundle_fetches == 1
 
 
@@ -305,7 +334,8 @@ def test_drift_on_a_secret_never_reports_its_values(
     drifted = wait_for(_reported(hub, _phase_is(Phase.DRIFTED)), timeout=DRIFT_DEADLINE, what="Secret drift")
     fields = [(f.path, f.desired, f.live) for d in drifted.drift for f in d.fields]
     assert fields and all(path.startswith(".data") for path, _, _ in fields)
-    text = str(drifted)
+    text = str(drifted) + "".join(str(e) for e in _events(hub))  # history gets what the status gets
+    assert _events(hub, "reported")
     for plain in ("hunter2", "letmein", leaked, secret["data"]["password"]):
         assert plain not in text
 

@@ -79,3 +79,48 @@ def test_crd_schema_makes_a_custom_list_keyed() -> None:
     live["spec"]["parts"].reverse()
     assert drift.diff(desired, live, crd_schema=schema) == []
     assert drift.diff(desired, live) != []  # untyped and no managedFields: positional
+
+
+# -- who made the change (changed_by) ---------------------------------------------------------------
+
+_CONVOY_APPLY = {"manager": "convoy", "operation": "Apply", "time": "2026-12-05T10:00:00Z",
+                 "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {
+                     'k:{"name":"web"}': {".": {}, "f:image": {}, "f:name": {}}}}}}}}
+
+
+def _entry(manager: str, fields: dict[str, Any], *, time: str, subresource: str = "",
+           operation: str = "Update") -> dict[str, Any]:
+    entry = {"manager": manager, "operation": operation, "time": time, "fieldsV1": fields}
+    if subresource:
+        entry["subresource"] = subresource
+    return entry
+
+
+def test_changed_by_names_the_manager_that_owns_the_drifted_field_now() -> None:
+    managed = [_CONVOY_APPLY,
+               _entry("kube-controller-manager", {"f:status": {"f:replicas": {}}}, time="2026-12-05T10:05:00Z",
+                      subresource="status"),
+               _entry("kubectl", {"f:spec": {"f:replicas": {}}}, time="2026-12-05T10:04:00Z", subresource="scale"),
+               _entry("helm", {"f:metadata": {"f:labels": {"f:x": {}}}}, time="2026-12-05T10:06:00Z")]
+    diffs = [drift.FieldDiff(".spec.replicas", "3", "7")]
+    assert drift.changed_by(managed, diffs) == ("kubectl",)
+
+
+def test_changed_by_matches_fields_inside_and_around_a_drifted_path_most_recent_first() -> None:
+    image = {"f:spec": {"f:template": {"f:spec": {"f:containers": {'k:{"name":"web"}': {"f:image": {}}}}}}}
+    whole = {"f:spec": {"f:template": {"f:spec": {"f:containers": {'k:{"name":"web"}': {".": {}}}}}}}
+    managed = [_CONVOY_APPLY, _entry("older", whole, time="2026-12-05T10:01:00Z"),
+               _entry("newer", image, time="2026-12-05T10:02:00Z", operation="Apply")]
+    diffs = [drift.FieldDiff('.spec.template.spec.containers[name="web"].image', '"nginx:1"', '"nginx:2"')]
+    assert drift.changed_by(managed, diffs) == ("newer", "older")
+    # a drifted path (a whole item gone) that contains an owned field
+    gone = [drift.FieldDiff('.spec.template.spec.containers[name="web"]', "{}", drift.ABSENT)]
+    assert drift.changed_by(managed, gone) == ("newer", "older")
+
+
+def test_changed_by_is_empty_when_nobody_else_owns_the_fields() -> None:
+    assert drift.changed_by([_CONVOY_APPLY], [drift.FieldDiff(".spec.replicas", "3", "7")]) == ()
+    assert drift.changed_by(None, [drift.FieldDiff(".spec.replicas", "3", "7")]) == ()
+    # `.spec.replica` is not inside `.spec.replicas`
+    managed = [_entry("x", {"f:spec": {"f:replicasExtra": {}}}, time="2026-12-05T10:00:00Z")]
+    assert drift.changed_by(managed, [drift.FieldDiff(".spec.replicas", "3", "7")]) == ()

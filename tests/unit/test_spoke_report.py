@@ -6,7 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from protos.status import Phase
+from protos.objects import ObjectRef
+from protos.status import DriftAction, Phase
 from spoke import report
 
 
@@ -82,5 +83,45 @@ def test_backlog_is_reported_when_the_hub_returns() -> None:
         status, backlog = hub.sent[0]
         assert status.phase == Phase.READY
         assert backlog == 2
+    finally:
+        reporter.stop()
+
+
+def _event(name: str, action: DriftAction = DriftAction.CORRECTED) -> report.DriftEvent:
+    return report.DriftEvent(ObjectRef("apps", "Deployment", "shop", name), "web", action, "modified")
+
+
+def test_drift_events_go_out_once_even_when_the_status_does_not_change() -> None:
+    hub = Hub()
+    reporter = report.Reporter(hub.send, heartbeat=0.3, window=0.01).start()
+    try:
+        reporter.submit(report.Status(phase=Phase.READY))
+        _wait_for(lambda: len(hub.sent) == 1)
+        # Detected and corrected between two reports: the status is the same, the events are news.
+        reporter.record([_event("web", DriftAction.DETECTED), _event("web")])
+        _wait_for(lambda: len(hub.sent) >= 2)
+        _wait_for(lambda: len(hub.sent) >= 4)  # heartbeats after that carry nothing again
+        sent = [[e.action for e in s.drift_events] for s, _ in hub.sent]
+        assert sent[0] == [] and sent[1] == ["detected", "corrected"] and all(s == [] for s in sent[2:])
+        assert reporter.pending_events == ()
+    finally:
+        reporter.stop()
+
+
+def test_drift_events_wait_for_the_hub_bounded_and_in_order() -> None:
+    hub = Hub()
+    hub.down = True
+    reporter = report.Reporter(hub.send, heartbeat=60, window=0.01, retry_cap=0.1).start()
+    try:
+        reporter.submit(report.Status(phase=Phase.READY))
+        reporter.record([_event(f"w{i}") for i in range(report.MAX_PENDING_EVENTS + 3)])
+        time.sleep(0.2)
+        assert hub.sent == [] and len(reporter.pending_events) == report.MAX_PENDING_EVENTS
+        assert reporter.dropped_events == 3
+        hub.down = False
+        _wait_for(lambda: len(hub.sent) >= 1)
+        names = [e.ref.name for e in hub.sent[0][0].drift_events]
+        assert names == [f"w{i}" for i in range(3, report.MAX_PENDING_EVENTS + 3)]
+        assert reporter.pending_events == ()
     finally:
         reporter.stop()

@@ -188,23 +188,45 @@ class FieldDrift(_message.Message):
     def __init__(self, path: _Optional[str] = ..., desired: _Optional[str] = ..., live: _Optional[str] = ...) -> None: ...
 
 class DriftItem(_message.Message):
-    __slots__ = ("ref", "app", "kind_of_drift", "fields", "corrected", "detected_at")
+    __slots__ = ("ref", "app", "kind_of_drift", "fields", "corrected", "detected_at", "managers")
     REF_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
     KIND_OF_DRIFT_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     CORRECTED_FIELD_NUMBER: _ClassVar[int]
     DETECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    MANAGERS_FIELD_NUMBER: _ClassVar[int]
     ref: ObjectRef
     app: str
     kind_of_drift: str
     fields: _containers.RepeatedCompositeFieldContainer[FieldDrift]
     corrected: bool
     detected_at: _timestamp_pb2.Timestamp
-    def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., app: _Optional[str] = ..., kind_of_drift: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FieldDrift, _Mapping]]] = ..., corrected: _Optional[bool] = ..., detected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    managers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., app: _Optional[str] = ..., kind_of_drift: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FieldDrift, _Mapping]]] = ..., corrected: _Optional[bool] = ..., detected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., managers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DriftEvent(_message.Message):
+    __slots__ = ("ref", "app", "action", "kind_of_drift", "fields", "managers", "at", "message")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    APP_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    KIND_OF_DRIFT_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    MANAGERS_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ref: ObjectRef
+    app: str
+    action: str
+    kind_of_drift: str
+    fields: _containers.RepeatedCompositeFieldContainer[FieldDrift]
+    managers: _containers.RepeatedScalarFieldContainer[str]
+    at: _timestamp_pb2.Timestamp
+    message: str
+    def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., app: _Optional[str] = ..., action: _Optional[str] = ..., kind_of_drift: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FieldDrift, _Mapping]]] = ..., managers: _Optional[_Iterable[str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class StatusReport(_message.Message):
-    __slots__ = ("phase", "applied_commit", "applied_digest", "objects", "drift", "errors", "observed_at", "message", "backlog", "spoke_version")
+    __slots__ = ("phase", "applied_commit", "applied_digest", "objects", "drift", "errors", "observed_at", "message", "backlog", "spoke_version", "drift_events")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     APPLIED_COMMIT_FIELD_NUMBER: _ClassVar[int]
     APPLIED_DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +237,7 @@ class StatusReport(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     BACKLOG_FIELD_NUMBER: _ClassVar[int]
     SPOKE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_EVENTS_FIELD_NUMBER: _ClassVar[int]
     phase: Phase
     applied_commit: str
     applied_digest: str
@@ -225,7 +248,8 @@ class StatusReport(_message.Message):
     message: str
     backlog: int
     spoke_version: str
-    def __init__(self, phase: _Optional[_Union[Phase, str]] = ..., applied_commit: _Optional[str] = ..., applied_digest: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[ObjectResult, _Mapping]]] = ..., drift: _Optional[_Iterable[_Union[DriftItem, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., backlog: _Optional[int] = ..., spoke_version: _Optional[str] = ...) -> None: ...
+    drift_events: _containers.RepeatedCompositeFieldContainer[DriftEvent]
+    def __init__(self, phase: _Optional[_Union[Phase, str]] = ..., applied_commit: _Optional[str] = ..., applied_digest: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[ObjectResult, _Mapping]]] = ..., drift: _Optional[_Iterable[_Union[DriftItem, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., backlog: _Optional[int] = ..., spoke_version: _Optional[str] = ..., drift_events: _Optional[_Iterable[_Union[DriftEvent, _Mapping]]] = ...) -> None: ...
 
 class ReportStatusResponse(_message.Message):
     __slots__ = ("accepted",)
