@@ -16,6 +16,7 @@ from protos import codec
 from protos.convoy.v1 import convoy_pb2 as pb
 
 __all__ = [
+    "HEADER_WIDTH",
     "KEY_LABELS",
     "OFFLINE",
     "Condition",

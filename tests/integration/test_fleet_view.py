@@ -25,6 +25,7 @@ from tests.integration.test_hub_harness import (
     admin_of,
     channel,
     configmap,
+    database_url_fixture,  # noqa: F401  (fixture)
     fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
@@ -123,8 +124,9 @@ async def test_a_cluster_that_cannot_render_the_fleet_commit_is_not_shown_ready(
 # -- item 6: convoy sync says what changed ----------------------------------------------------------------
 
 async def test_sync_counts_changed_clusters_and_is_the_same_when_run_again(
-        tmp_path: Path, fleet_repo: FleetRepo) -> None:
-    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        tmp_path: Path, fleet_repo: FleetRepo, database_url: str | None) -> None:
+    settings = hub_settings(tmp_path / "hub", fleet_repo, database_url=database_url)
+    async with running_hub(settings) as hub, channel(hub) as ch:
         names = ["alpha", "bravo", "charlie"]
         spokes = [await registered_spoke(hub, ch, name) for name in names]
         streams = [spoke.watch() for spoke in spokes]
