@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import enum
 import logging
 import random
 import time
@@ -54,31 +55,60 @@ from hub.store import repository as store
 from hub.web import metrics as metrics_mod
 from protos import bundle as bundles
 
-__all__ = ["STATE_DEPLOYED_AT", "STATE_FLEET_ERROR", "HubService", "SyncOutcome"]
+__all__ = ["STATE_DEPLOYED_AT", "STATE_FLEET_ERROR", "STATE_FLEET_ERROR_COMMIT", "HubService", "RefusalKind",
+           "SyncOutcome"]
 
 log = logging.getLogger(__name__)
 
 #: hub_state keys this module adds to :class:`hub.store.repository.StateKey`.
 STATE_FLEET_ERROR = "fleet_error"            #: why the last commit could not be rendered at all ("" if it could)
 STATE_DEPLOYED_AT = "last_deployed_at"       #: ISO time the last deployed commit was deployed
+STATE_FLEET_ERROR_COMMIT = "fleet_error_commit"  #: the commit STATE_FLEET_ERROR is about
+
+#: Clusters named in a sync's message before "and N more".
+_NAMES_SHOWN = 5
 
 #: Clusters written per transaction when storing a render.
 _WRITE_BATCH = 200
 
 
+class RefusalKind(enum.StrEnum):
+    """Why a fetched head is not the deployed commit (``convoy status`` shows it in its header)."""
+
+    HISTORY_REWRITE = "history rewrite"  #: it does not descend from the deployed commit
+    SIGNATURE = "signature"              #: unsigned or badly signed while signatures are required
+    RENDER_ERROR = "render error"        #: the fleet as a whole cannot be rendered (fleet.yaml, clusters/)
+
+
 @dataclasses.dataclass(frozen=True)
 class SyncOutcome:
-    """What one sync run did."""
+    """What one sync run did.
+
+    ``changed`` is this run's work (whom to notify). ``desired``, ``held``, ``pinned`` and ``unchanged``
+    say where the commit leaves each rendered cluster, whichever run did the work: a sync the poll loop
+    ran a moment before SyncNow must not make SyncNow say that nothing changed.
+    """
 
     commit: str | None = None                  #: the head looked at (None when the fetch failed)
-    changed: tuple[str, ...] = ()              #: clusters whose desired digest changed
+    changed: tuple[str, ...] = ()              #: clusters whose desired digest changed in this run
     render_errors: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     refused: str | None = None                 #: why the head was refused (history rewrite, signature)
     error: str | None = None                   #: fetch or fleet-wide error
     skipped: bool = False                      #: the head was already processed
+    desired: tuple[str, ...] = ()              #: now desire a bundle this commit changed
+    held: tuple[str, ...] = ()                 #: the commit changes their bundle; the rollout holds it back
+    pinned: tuple[str, ...] = ()               #: the commit changes their bundle; pinned to another one
+    unchanged: int = 0                         #: the commit renders them to the bundle they already desire
+    again: bool = False                        #: the commit was already deployed before this run
+
+    @property
+    def failed(self) -> bool:
+        """The head was not deployed at all: the fetch failed, it was refused, or the fleet cannot render."""
+        return bool(self.error or self.refused)
 
     @property
     def message(self) -> str:
+        """One line: what the sync did, by count (and names when few)."""
         short = (self.commit or "")[:12]
         if self.error:
             return self.error
@@ -86,10 +116,36 @@ class SyncOutcome:
             return f"commit {short} refused: {self.refused}"
         if self.skipped:
             return f"commit {short} already deployed; nothing to do"
-        text = f"commit {short}: {len(self.changed)} cluster(s) changed"
+        parts = []
+        if self.desired:
+            parts.append(f"{len(self.desired)} cluster(s) desire it now ({_names(self.desired)})")
+        if self.held:
+            parts.append(f"{len(self.held)} held by the rollout ({_names(self.held)})")
+        if self.pinned:
+            parts.append(f"{len(self.pinned)} pinned to another bundle ({_names(self.pinned)})")
         if self.render_errors:
-            text += f", {len(self.render_errors)} with render errors"
-        return text
+            parts.append(f"{len(self.render_errors)} refused by render errors ({_names(sorted(self.render_errors))}),"
+                         " keeping their last good bundle")
+        if not parts:
+            parts.append("no cluster changed")
+        if self.unchanged:
+            parts.append(f"{self.unchanged} unchanged")
+        return f"commit {short}" + (" (already deployed)" if self.again else "") + ": " + ", ".join(parts)
+
+    @property
+    def report(self) -> str:
+        """:attr:`message`, then the first render error of the first few failed clusters, one per line."""
+        lines = [self.message]
+        for name, errors in sorted(self.render_errors.items())[:_NAMES_SHOWN]:
+            lines.append(f"  {errors[0]}" if errors[0].startswith(f"cluster {name}:")
+                         else f"  cluster {name}: {errors[0]}")
+        return "\n".join(lines)
+
+
+def _names(names: Iterable[str]) -> str:
+    ordered = sorted(names)
+    shown = ", ".join(ordered[:_NAMES_SHOWN])
+    return shown + (f" and {len(ordered) - _NAMES_SHOWN} more" if len(ordered) > _NAMES_SHOWN else "")
 
 
 @dataclasses.dataclass
@@ -247,7 +303,10 @@ class HubService:
             store.set_state(session, store.StateKey.LAST_FETCH_ERROR, "", now=now)
             deployed = store.get_state(session, store.StateKey.LAST_DEPLOYED_COMMIT)
         if deployed == head.sha and not force:
-            # Restarted on the commit already deployed: the desired states are in the store.
+            # Restarted on the commit already deployed (or the branch was put back on it after a refused
+            # head): the desired states are in the store; the fleet's newest commit is the deployed one again.
+            with self.db.session() as session:
+                _seen(session, head.sha, now)
             return SyncOutcome(commit=head.sha, skipped=True)
         if deployed and not self.settings.allow_history_rewrite and not self._descends(head.sha, deployed):
             return self._refuse(head, f"it does not descend from the last deployed commit {deployed[:12]} "
@@ -319,16 +378,47 @@ class HubService:
         with self._rollout_gate(sha, fleet_render, good, only is None, now) as plan:
             changed = self._store_renders(sha, fleet_render, failed, good, new_bundles, had_errors, plan, now)
         changed += [name for name in plan.changed if name not in changed]
+        again = False
         if only is None:
             with self.db.session() as session:
+                again = store.get_state(session, store.StateKey.LAST_DEPLOYED_COMMIT) == sha
                 store.set_state(session, store.StateKey.LAST_DEPLOYED_COMMIT, sha, now=now)
-                store.set_state(session, STATE_DEPLOYED_AT, now.isoformat(), now=now)
+                if not again:  # a re-render (SyncNow) of the deployed commit does not make it newer
+                    store.set_state(session, STATE_DEPLOYED_AT, now.isoformat(), now=now)
                 store.set_state(session, STATE_FLEET_ERROR, "", now=now)
                 # Bundles an active rollout has yet to release are in no desired state yet: keep them.
                 pending = self.rollouts.pending_digests(session) if self.rollouts is not None else set()
                 store.prune_bundles(session, keep_last=self.settings.bundle_retention, now=now,
                                     also_keep=pending)
-        return SyncOutcome(commit=sha, changed=tuple(changed), render_errors=failed)
+        return self._outcome(sha, changed, failed, good, again=again)
+
+    def _outcome(self, sha: str, changed: list[str], failed: Mapping[str, tuple[str, ...]],
+                 good: list[tuple[str, pipeline.ClusterRender]], *, again: bool) -> SyncOutcome:
+        """Where ``sha`` leaves each rendered cluster, read back from the store after the write."""
+        with self.db.session(write=False) as session:
+            desired = store.desired_all(session)
+            seen = store.get_commit(session, sha)
+            # Cluster rows cost ~0.1 ms each: read them only when some cluster did not take its render.
+            held_back = any(name not in desired or desired[name].digest != render.digest for name, render in good)
+            pinned = {c.name for c in store.list_clusters(session) if c.pinned_digest} if held_back else set()
+        # A desired state stamped after the hub first saw the commit was set by it (now or by an earlier
+        # run of the same commit, or released since by the rollout); one stamped before it was not.
+        first_seen = _aware(seen.seen_at) if seen is not None else None
+        moved: list[str] = []
+        held: list[str] = []
+        pins: list[str] = []
+        unchanged = 0
+        for name, render in good:
+            row = desired.get(name)
+            if row is None or row.digest != render.digest:
+                (pins if name in pinned else held).append(name)
+            elif name in changed or (row.commit == sha and first_seen is not None
+                                     and _aware(row.since) >= first_seen):
+                moved.append(name)
+            else:
+                unchanged += 1
+        return SyncOutcome(commit=sha, changed=tuple(changed), render_errors=failed, desired=tuple(moved),
+                           held=tuple(held), pinned=tuple(pins), unchanged=unchanged, again=again)
 
     def _rollout_gate(self, sha: str, fleet_render: pipeline.FleetRender,
                       good: list[tuple[str, pipeline.ClusterRender]], full: bool,
@@ -396,6 +486,7 @@ class HubService:
         text = f"commit {sha[:12]}: the fleet cannot be rendered; every cluster keeps its state: {message}"
         with self.db.session() as session:
             store.set_state(session, STATE_FLEET_ERROR, text, now=now)
+            store.set_state(session, STATE_FLEET_ERROR_COMMIT, sha, now=now)
             store.add_event(session, models.EventKind.RENDER_ERROR, commit=sha, message=text, now=now)
         return SyncOutcome(commit=sha, error=text)
 
@@ -409,6 +500,11 @@ def _seen(session: Any, sha: str, now: dt.datetime) -> None:
     if store.get_state(session, store.StateKey.FLEET_COMMIT) != sha:
         store.set_state(session, store.StateKey.FLEET_COMMIT, sha, now=now)
         store.set_state(session, store.StateKey.FLEET_COMMIT_SEEN_AT, now.isoformat(), now=now)
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    # SQLite hands datetimes back naive; everything the hub stores is UTC.
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 def _first_line(text: str) -> str:

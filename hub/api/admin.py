@@ -53,7 +53,7 @@ class AdminOptions:
 
 class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     def __init__(self, *, db: store_db.Database, authenticator: auth.Authenticator, notifier: notify.Notifier,
-                 options: AdminOptions, sync_now: Callable[[], Awaitable[tuple[str, bool, str]]],
+                 options: AdminOptions, sync_now: Callable[[], Awaitable[service.SyncOutcome]],
                  rollouts: rollout_controller.RolloutController | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.db = db
@@ -75,16 +75,21 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     async def ListClusters(self, request: pb.ListClustersRequest, context: Context) -> pb.ListClustersResponse:
         self._admin(context, "list clusters")
         selector = _parse_selector(request.selector)
-        summaries, fleet_commit, seen = await self._run(self._list, selector, self.notifier.connected_clusters)
+        summaries, fleet_commit, seen, fleet = await self._run(self._list, selector,
+                                                               self.notifier.connected_clusters)
         response = pb.ListClustersResponse(clusters=summaries, fleet_commit=fleet_commit,
                                            heartbeat_seconds=int(self.options.heartbeat_seconds))
         if seen is not None:
             response.fleet_commit_seen.CopyFrom(codec.timestamp(seen))
+        refused, response.fetch_error = fleet
+        if refused is not None:
+            response.refused_commit.CopyFrom(refused)
         return response
 
-    def _list(self, selector: selectors.Selector,
-              connected: frozenset[str]) -> tuple[list[pb.ClusterSummary], str, dt.datetime | None]:
+    def _list(self, selector: selectors.Selector, connected: frozenset[str]) -> tuple[
+            list[pb.ClusterSummary], str, dt.datetime | None, tuple[pb.RefusedCommit | None, str]]:
         with self.db.session(write=False) as session:
+            fleet = _fleet_hold(session)
             clusters = [c for c in store.list_clusters(session) if selector.matches(dict(c.labels or {}))]
             desired = store.desired_all(session)
             reported = store.statuses(session, summary=True)
@@ -95,7 +100,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         seen = dt.datetime.fromisoformat(seen_text) if seen_text else None
         summaries = [self._summary(c, desired.get(c.name), reported.get(c.name), errors.get(c.name),
                                    online=c.name in connected, rollout=places.get(c.name)) for c in clusters]
-        return summaries, fleet_commit, seen
+        return summaries, fleet_commit, seen, fleet
 
     def _summary(self, cluster: models.Cluster, desired: store.DesiredRow | models.DesiredState | None,
                  reported: models.ClusterStatus | None, render_errors: models.RenderError | None, *,
@@ -127,7 +132,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         else:
             summary.phase = pb.PHASE_UNSPECIFIED
         if render_errors is not None:
-            summary.errors.extend(_render_error_lines(render_errors))
+            summary.render_errors.extend(_render_error_lines(render_errors))
         return summary
 
     @status.unary
@@ -285,8 +290,12 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     @status.unary
     async def SyncNow(self, request: pb.SyncNowRequest, context: Context) -> pb.SyncNowResponse:
         self._admin(context, "sync")
-        commit, changed, message = await self._sync_now()
-        return pb.SyncNowResponse(commit=commit, changed=changed, message=message)
+        outcome = await self._sync_now()
+        return pb.SyncNowResponse(
+            commit=outcome.commit or "", changed=bool(outcome.changed or outcome.desired), message=outcome.report,
+            desired_clusters=sorted(outcome.desired), held_clusters=sorted(outcome.held),
+            pinned_clusters=sorted(outcome.pinned), render_error_clusters=sorted(outcome.render_errors),
+            unchanged_count=outcome.unchanged, failed=outcome.failed)
 
     # -- bundles ------------------------------------------------------------------------------
     @status.unary
@@ -461,10 +470,42 @@ def _rollout_to_wire(view: rollout_controller.RolloutView | None) -> pb.RolloutS
 
 def _render_error_lines(row: models.RenderError) -> Iterable[str]:
     for error in row.errors or []:
+        # The message already starts with the file (and object) it is about: name only the app here.
         app = error.get("app")
-        file = error.get("file")
-        where = f"app {app}" + (f" ({file})" if file else "") if app else (file or "render")
-        yield f"commit {row.commit[:12]}: {where}: {error.get('message')}"
+        yield f"commit {row.commit[:12]}: " + (f"app {app}: " if app else "") + str(error.get("message"))
+
+
+#: Longest refusal reason ListClusters sends; the CLI shortens it further for its header.
+MAX_REASON_CHARS = 1000
+
+
+def _fleet_hold(session: Any) -> tuple[pb.RefusedCommit | None, str]:
+    """A newer commit the fleet could not move to (refused or unrenderable), and the last fetch error."""
+    fetch_error = _one_line(store.get_state(session, store.StateKey.LAST_FETCH_ERROR) or "")
+    head = store.get_state(session, store.StateKey.FLEET_COMMIT) or ""
+    deployed = store.get_state(session, store.StateKey.LAST_DEPLOYED_COMMIT) or ""
+    if not head or head == deployed:
+        return None, fetch_error
+    seen = store.get_commit(session, head)
+    if seen is not None and not seen.accepted:
+        kind = (service.RefusalKind.HISTORY_REWRITE if seen.signature_verdict == "not-checked"
+                else service.RefusalKind.SIGNATURE)
+        reason = seen.refusal_reason or ""
+    elif (store.get_state(session, service.STATE_FLEET_ERROR) or "") and \
+            store.get_state(session, service.STATE_FLEET_ERROR_COMMIT) == head:
+        kind = service.RefusalKind.RENDER_ERROR
+        reason = (store.get_state(session, service.STATE_FLEET_ERROR) or "").removeprefix(f"commit {head[:12]}: ")
+    else:
+        return None, fetch_error  # fetched, still being rendered
+    refused = pb.RefusedCommit(commit=head, kind=kind.value, reason=_one_line(reason))
+    if seen is not None:
+        refused.since.CopyFrom(codec.timestamp(_aware(seen.seen_at)))
+    return refused, fetch_error
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS - 1] + "…"
 
 
 def redact_secrets(document: dict[str, Any]) -> dict[str, Any]:

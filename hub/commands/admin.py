@@ -1,8 +1,10 @@
 """Fleet-wide CLI commands that talk to a running hub's AdminService.
 
 Exit codes (also in the README): 0 success; 1 the hub refused the request
-(unknown cluster, bad argument) or, with ``--exit-code``, a selected cluster is
-not Ready; 2 usage error; 3 hub unreachable; 4 credential refused.
+(unknown cluster, bad argument), ``sync`` could not deploy the head to every
+cluster (fetch failed, refused, render errors) or, with ``--exit-code``, a
+selected cluster is not Ready or a newer commit is held off the fleet; 2 usage
+error; 3 hub unreachable; 4 credential refused.
 """
 
 from __future__ import annotations
@@ -105,16 +107,18 @@ def _status_view(response: pb.ListClustersResponse, *, offline_factor: float) ->
     now = dt.datetime.now(dt.UTC)
     offline_after = offline_factor * max(1, response.heartbeat_seconds or 30)
     rows = [formatting.cluster_row(c, now=now, offline_after=offline_after) for c in response.clusters]
-    seen = formatting.ago(formatting._when(response.fleet_commit_seen), now)
-    header = Text(f"fleet commit {response.fleet_commit[:12] or '-'} (seen {seen})", style="bold")
-    return rows, Group(header, formatting.status_table(rows, now=now), Text(formatting.fleet_summary(rows)))
+    first, *notes = formatting.fleet_header(response, now=now)
+    header = [Text(first, style="bold"), *(Text(line, style="bold red") for line in notes)]
+    return rows, Group(*header, formatting.status_table(rows, now=now), Text(formatting.fleet_summary(rows)))
 
 
 @click.command()
 @click.option("-l", "--selector", default="", help="Label selector, e.g. 'env=prod,region in (eu,us)'.")
 @click.option("-w", "--watch", is_flag=True, help="Keep updating the table in place.")
 @click.option("--interval", default=2.0, show_default=True, help="Refresh interval for --watch, seconds.")
-@click.option("--exit-code", is_flag=True, help="Exit 1 while any selected cluster is not Ready.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 while any selected cluster is not Ready (a render error counts) or a newer commit "
+                   "is refused or cannot be rendered.")
 @click.option("--offline-after", default=3.0, show_default=True,
               help="Show a cluster Offline after this many missed heartbeats.")
 @output_option
@@ -126,7 +130,8 @@ def status(hub_name: str | None, selector: str, watch: bool, interval: float, ex
         response = client.list_clusters(selector)
         rows, view = _status_view(response, offline_factor=offline_after)
         if output != "table":
-            _emit({"fleetCommit": response.fleet_commit, "clusters": rows,
+            _emit({"fleetCommit": response.fleet_commit, "refusedCommit": formatting.refused_document(response),
+                   "fetchError": response.fetch_error or None, "clusters": rows,
                    "summary": formatting.fleet_summary(rows)}, output)
         elif watch:
             console = Console()
@@ -134,13 +139,14 @@ def status(hub_name: str | None, selector: str, watch: bool, interval: float, ex
                 try:
                     while True:
                         time.sleep(interval)
-                        rows, view = _status_view(client.list_clusters(selector), offline_factor=offline_after)
+                        response = client.list_clusters(selector)
+                        rows, view = _status_view(response, offline_factor=offline_after)
                         live.update(view)
                 except KeyboardInterrupt:
                     pass
         else:
             Console(width=200 if not sys.stdout.isatty() else None).print(view)
-    if exit_code and any(row["phase"] != "Ready" for row in rows):
+    if exit_code and not formatting.fleet_ok(rows, response):
         sys.exit(1)
 
 
@@ -276,11 +282,16 @@ def resume(hub_name: str | None, clusters: tuple[str, ...], selector: str) -> No
 @click.command()
 @hub_command
 def sync(hub_name: str | None) -> None:
-    """Fetch the fleet repository now instead of waiting for the next poll."""
+    """Fetch the fleet repository now and say where the head commit leaves the clusters.
+
+    Exits 1 when the fetch fails, the head is refused, the fleet cannot be rendered, or some cluster
+    cannot be rendered at the head (it keeps its last good bundle).
+    """
     with _client(hub_name) as client:
         response = client.call("SyncNow", pb.SyncNowRequest())
-    state = "new commit" if response.changed else "no change"
-    click.echo(f"{response.commit[:12] or '-'}: {state}" + (f" ({response.message})" if response.message else ""))
+    click.echo(response.message or f"commit {response.commit[:12] or '-'}")
+    if response.failed or response.render_error_clusters:
+        sys.exit(1)
 
 
 # -- tokens ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,14 +16,20 @@ from protos import codec
 from protos.convoy.v1 import convoy_pb2 as pb
 
 __all__ = [
+    "HEADER_WIDTH",
     "KEY_LABELS",
     "OFFLINE",
+    "Condition",
     "ago",
     "cluster_row",
     "describe_document",
     "drift_lines",
     "event_row",
+    "excerpt",
+    "fleet_header",
+    "fleet_ok",
     "fleet_summary",
+    "refused_document",
     "status_table",
 ]
 
@@ -32,6 +39,19 @@ KEY_LABELS = ("env", "region")
 _PHASE_STYLE = {"Ready": "green", "Progressing": "yellow", "Applying": "yellow", "Paused": "blue",
                 "Drifted": "magenta", "Degraded": "red", "Failed": "bold red", OFFLINE: "dim red",
                 "Unknown": "dim"}
+
+
+class Condition(enum.StrEnum):
+    """What the hub knows about a cluster beyond its spoke's phase; shown after it: ``Ready (render error)``.
+
+    A cluster with a condition is not Ready for ``--exit-code``, and counts apart in the summary.
+    """
+
+    RENDER_ERROR = "render error"  #: the hub cannot render it at the fleet commit; it runs its last good bundle
+
+
+#: Longest status header line, so it never wraps (the JSON output has the hub's full reason).
+HEADER_WIDTH = 160
 
 
 def _when(stamp: Any) -> dt.datetime | None:
@@ -61,6 +81,8 @@ def cluster_row(summary: pb.ClusterSummary, *, now: dt.datetime, offline_after: 
     phase = codec.PHASE_FROM_WIRE.get(summary.phase, codec.PHASE_FROM_WIRE[pb.PHASE_UNSPECIFIED]).value
     silent = last_seen is None or (now - last_seen).total_seconds() > offline_after
     shown = OFFLINE if (silent and last_seen is not None) else phase
+    if summary.render_errors:
+        shown = f"{shown} ({Condition.RENDER_ERROR})"
     return {
         "name": summary.name,
         "labels": dict(sorted(summary.labels.items())),
@@ -76,6 +98,7 @@ def cluster_row(summary: pb.ClusterSummary, *, now: dt.datetime, offline_after: 
         "lastSeen": last_seen.isoformat() if last_seen else None,
         "paused": summary.paused,
         "errors": list(summary.errors),
+        "renderErrors": list(summary.render_errors),
         "wave": summary.wave,
         "rolloutState": summary.rollout_state,
         "pinnedDigest": summary.pinned_digest,
@@ -88,6 +111,40 @@ def fleet_summary(rows: Sequence[Mapping[str, Any]]) -> str:
     return f"{len(rows)} clusters: " + (", ".join(parts) if parts else "none registered")
 
 
+def fleet_ok(rows: Sequence[Mapping[str, Any]], response: pb.ListClustersResponse) -> bool:
+    """What ``--exit-code`` checks: every selected cluster Ready, and no newer commit held off the fleet."""
+    return all(row["phase"] == "Ready" for row in rows) and not response.HasField("refused_commit")
+
+
+def excerpt(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
+
+
+def refused_document(response: pb.ListClustersResponse) -> dict[str, Any] | None:
+    if not response.HasField("refused_commit"):
+        return None
+    refused = response.refused_commit
+    since = _when(refused.since)
+    return {"commit": refused.commit, "kind": refused.kind, "reason": refused.reason,
+            "since": since.isoformat() if since else None}
+
+
+def fleet_header(response: pb.ListClustersResponse, *, now: dt.datetime) -> list[str]:
+    """The lines above the table: the deployed commit, then a refused or unrenderable newer one, a fetch error."""
+    seen = ago(_when(response.fleet_commit_seen), now)
+    lines = [f"fleet commit {response.fleet_commit[:12] or '-'} (seen {seen})"]
+    if response.HasField("refused_commit"):
+        refused = response.refused_commit
+        verb = "not deployed" if refused.kind == "render error" else "refused"
+        lines.append(f"newer commit {refused.commit[:12]} {verb} ({refused.kind}, seen "
+                     f"{ago(_when(refused.since), now)}): {refused.reason}")
+    if response.fetch_error:
+        lines.append(f"fetch failing: {response.fetch_error}")
+    return [excerpt(line, HEADER_WIDTH) for line in lines]
+
+
 def status_table(rows: Sequence[Mapping[str, Any]], *, now: dt.datetime) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("CLUSTER", *(label.upper() for label in KEY_LABELS), "DESIRED", "APPLIED", "PHASE",
@@ -98,8 +155,9 @@ def status_table(rows: Sequence[Mapping[str, Any]], *, now: dt.datetime) -> Tabl
         applied = _short(row["appliedDigest"]) if row["appliedDigest"] else "-"
         if row["appliedDigest"] and row["appliedDigest"] == row["desiredDigest"]:
             applied = Text(applied, style="green")  # type: ignore[assignment]
+        style = "red" if row["renderErrors"] else _PHASE_STYLE.get(row["phase"], "")
         phase = Text(row["phase"] + (" (paused)" if row["paused"] and row["phase"] != "Paused" else ""),
-                     style=_PHASE_STYLE.get(row["phase"], ""))
+                     style=style)
         wave = row["wave"] + (f" ({row['rolloutState']})" if row["rolloutState"] else "") if row["wave"] else (
             row["rolloutState"] or "-")
         last_seen = dt.datetime.fromisoformat(row["lastSeen"]) if row["lastSeen"] else None
@@ -144,5 +202,6 @@ def describe_document(detail: pb.ClusterDetail, *, now: dt.datetime, offline_aft
               "managers": list(d.managers),
               "fields": [{"path": f.path, "desired": f.desired, "live": f.live} for f in d.fields]}
              for d in detail.drift]
-    return {**row, "message": detail.message, "renderErrors": list(detail.render_errors), "objects": objects,
+    # The render errors are the summary's (row["renderErrors"]); detail.render_errors repeats them.
+    return {**row, "message": detail.message, "objects": objects,
             "driftItems": drift, "recentEvents": [event_row(e) for e in detail.recent_events]}

@@ -32,7 +32,7 @@ from hub.rollout import controller as rollout_controller
 from hub.security import admin as admin_sec
 from hub.security import ca as ca_sec
 from hub.security import files, signing
-from hub.service import HubService
+from hub.service import HubService, SyncOutcome
 from hub.source import git as gitsource
 from hub.store import db as store_db
 from hub.store import errors as store_errors
@@ -144,9 +144,8 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
             log.exception("cluster %s: rendering right after registration failed", name)
             return None
 
-    async def sync_now() -> tuple[str, bool, str]:
-        outcome = await service.sync_once(reason="admin sync", force=True)
-        return outcome.commit or "", bool(outcome.changed), outcome.message
+    async def sync_now() -> SyncOutcome:
+        return await service.sync_once(reason="admin sync", force=True)
 
     spoke = spoke_api.SpokeServicer(
         db=db, authenticator=authenticator, notifier=notifier, on_registered=registered, on_reported=rollouts.poke,

@@ -98,7 +98,7 @@ def test_tokens_and_sync(env: dict[str, str]) -> None:
     assert next(t for t in json.loads(convoy(env, "token", "list", "-o", "json").output)
                 if t["id"] == token["id"])["revoked"] is True
     synced = convoy(env, "sync")
-    assert synced.exit_code == 0 and "no change" in synced.output
+    assert synced.exit_code == 0 and "(already deployed)" in synced.output, synced.output
 
 
 def test_bad_credential_is_exit_4(env: dict[str, str], tmp_path: Path) -> None:

@@ -5,14 +5,17 @@ One fleet (5 clusters of the sample) serves the tests in this module, in order.
 
 from __future__ import annotations
 
+import json
 import time
 
 import grpc
 import pytest
+from click.testing import CliRunner, Result
 from kubernetes import client as kube
 from kubernetes.client.exceptions import ApiException
 
 from hub import localfleet
+from hub.cli import cli
 from protos.convoy.v1 import convoy_pb2 as pb
 from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
 
@@ -42,6 +45,10 @@ def settle(fleet: localfleet.LocalFleet, commit: str, clusters: set[str] | None 
             s[n].desired_commit == commit and s[n].applied_digest == s[n].desired_digest
             and s[n].phase == pb.PHASE_READY for n in names) and s,
         timeout=timeout, what=f"clusters at commit {commit[:8]}", interval=0.3)
+
+
+def convoy(fleet: localfleet.LocalFleet, *args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env={"CONVOY_CONFIG": str(fleet.cli_config)}, catch_exceptions=False)
 
 
 def config_resource_versions(fleet: localfleet.LocalFleet, cluster: str) -> dict[str, str]:
@@ -115,7 +122,22 @@ def test_broken_app_for_one_group_keeps_last_good_state_there(e2e_fleet: localfl
     assert staging.applied_digest == before["staging-eu-1"].applied_digest
     with e2e_fleet.admin() as admin:
         detail = admin.get_cluster("staging-eu-1")
-    assert any(overlay in error for error in [*detail.render_errors, *detail.summary.errors]), detail
+    assert any(overlay in error for error in [*detail.render_errors, *detail.summary.render_errors]), detail
+    # What the operator sees (issue 12): not Ready, counted apart, the gate fails, the error once.
+    table = convoy(e2e_fleet, "status")
+    row = next(line for line in table.output.splitlines() if line.startswith("staging-eu-1 "))
+    assert "Ready (render error)" in row, table.output
+    assert "5 clusters: 4 Ready, 1 Ready (render error)" in table.output
+    assert convoy(e2e_fleet, "status", "--exit-code").exit_code == 1
+    document = json.loads(convoy(e2e_fleet, "status", "-o", "json").output)
+    broken = next(c for c in document["clusters"] if c["name"] == "staging-eu-1")
+    assert broken["phase"] == "Ready (render error)" and overlay in broken["renderErrors"][0]
+    described = convoy(e2e_fleet, "describe", "staging-eu-1").output
+    errors = [line for line in described.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and errors[0].count(overlay) == 1, described
+    synced = convoy(e2e_fleet, "sync")
+    assert synced.exit_code == 1 and "1 refused by render errors (staging-eu-1)" in synced.output, synced.output
+    assert "4 cluster(s) desire it now" in synced.output and overlay in synced.output
     for name in moved:
         assert core(e2e_fleet, name).read_namespaced_config_map("web-config", "shop").data["RELEASE"] == "r2"
     assert "RELEASE" not in core(e2e_fleet, "staging-eu-1").read_namespaced_config_map("web-config", "shop").data

@@ -264,7 +264,7 @@ class ListClustersRequest(_message.Message):
     def __init__(self, selector: _Optional[str] = ...) -> None: ...
 
 class ClusterSummary(_message.Message):
-    __slots__ = ("name", "labels", "desired_commit", "desired_digest", "applied_commit", "applied_digest", "phase", "objects_ready", "objects_total", "drift_count", "last_seen", "paused", "online", "errors", "wave", "rollout_state", "pinned_digest")
+    __slots__ = ("name", "labels", "desired_commit", "desired_digest", "applied_commit", "applied_digest", "phase", "objects_ready", "objects_total", "drift_count", "last_seen", "paused", "online", "errors", "wave", "rollout_state", "pinned_digest", "render_errors")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -289,6 +289,7 @@ class ClusterSummary(_message.Message):
     WAVE_FIELD_NUMBER: _ClassVar[int]
     ROLLOUT_STATE_FIELD_NUMBER: _ClassVar[int]
     PINNED_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    RENDER_ERRORS_FIELD_NUMBER: _ClassVar[int]
     name: str
     labels: _containers.ScalarMap[str, str]
     desired_commit: str
@@ -306,19 +307,36 @@ class ClusterSummary(_message.Message):
     wave: str
     rollout_state: str
     pinned_digest: str
-    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_commit: _Optional[str] = ..., desired_digest: _Optional[str] = ..., applied_commit: _Optional[str] = ..., applied_digest: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., objects_ready: _Optional[int] = ..., objects_total: _Optional[int] = ..., drift_count: _Optional[int] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paused: _Optional[bool] = ..., online: _Optional[bool] = ..., errors: _Optional[_Iterable[str]] = ..., wave: _Optional[str] = ..., rollout_state: _Optional[str] = ..., pinned_digest: _Optional[str] = ...) -> None: ...
+    render_errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_commit: _Optional[str] = ..., desired_digest: _Optional[str] = ..., applied_commit: _Optional[str] = ..., applied_digest: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., objects_ready: _Optional[int] = ..., objects_total: _Optional[int] = ..., drift_count: _Optional[int] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paused: _Optional[bool] = ..., online: _Optional[bool] = ..., errors: _Optional[_Iterable[str]] = ..., wave: _Optional[str] = ..., rollout_state: _Optional[str] = ..., pinned_digest: _Optional[str] = ..., render_errors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListClustersResponse(_message.Message):
-    __slots__ = ("clusters", "fleet_commit", "fleet_commit_seen", "heartbeat_seconds")
+    __slots__ = ("clusters", "fleet_commit", "fleet_commit_seen", "heartbeat_seconds", "refused_commit", "fetch_error")
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     FLEET_COMMIT_FIELD_NUMBER: _ClassVar[int]
     FLEET_COMMIT_SEEN_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    FETCH_ERROR_FIELD_NUMBER: _ClassVar[int]
     clusters: _containers.RepeatedCompositeFieldContainer[ClusterSummary]
     fleet_commit: str
     fleet_commit_seen: _timestamp_pb2.Timestamp
     heartbeat_seconds: int
-    def __init__(self, clusters: _Optional[_Iterable[_Union[ClusterSummary, _Mapping]]] = ..., fleet_commit: _Optional[str] = ..., fleet_commit_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_seconds: _Optional[int] = ...) -> None: ...
+    refused_commit: RefusedCommit
+    fetch_error: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[ClusterSummary, _Mapping]]] = ..., fleet_commit: _Optional[str] = ..., fleet_commit_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_seconds: _Optional[int] = ..., refused_commit: _Optional[_Union[RefusedCommit, _Mapping]] = ..., fetch_error: _Optional[str] = ...) -> None: ...
+
+class RefusedCommit(_message.Message):
+    __slots__ = ("commit", "kind", "reason", "since")
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    commit: str
+    kind: str
+    reason: str
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, commit: _Optional[str] = ..., kind: _Optional[str] = ..., reason: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetClusterRequest(_message.Message):
     __slots__ = ("name",)
@@ -489,14 +507,26 @@ class SyncNowRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class SyncNowResponse(_message.Message):
-    __slots__ = ("commit", "changed", "message")
+    __slots__ = ("commit", "changed", "message", "desired_clusters", "held_clusters", "pinned_clusters", "render_error_clusters", "unchanged_count", "failed")
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    HELD_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    PINNED_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    RENDER_ERROR_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
     commit: str
     changed: bool
     message: str
-    def __init__(self, commit: _Optional[str] = ..., changed: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+    desired_clusters: _containers.RepeatedScalarFieldContainer[str]
+    held_clusters: _containers.RepeatedScalarFieldContainer[str]
+    pinned_clusters: _containers.RepeatedScalarFieldContainer[str]
+    render_error_clusters: _containers.RepeatedScalarFieldContainer[str]
+    unchanged_count: int
+    failed: bool
+    def __init__(self, commit: _Optional[str] = ..., changed: _Optional[bool] = ..., message: _Optional[str] = ..., desired_clusters: _Optional[_Iterable[str]] = ..., held_clusters: _Optional[_Iterable[str]] = ..., pinned_clusters: _Optional[_Iterable[str]] = ..., render_error_clusters: _Optional[_Iterable[str]] = ..., unchanged_count: _Optional[int] = ..., failed: _Optional[bool] = ...) -> None: ...
 
 class GetBundleObjectsRequest(_message.Message):
     __slots__ = ("digest",)

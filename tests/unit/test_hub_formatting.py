@@ -1,0 +1,74 @@
+"""The fleet view's pure parts: a render error in PHASE, the summary, the status header, the exit-code rule, and
+what a sync outcome says (issue 12)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hub.commands import formatting
+from hub.service import SyncOutcome
+from protos import codec
+from protos.convoy.v1 import convoy_pb2 as pb
+
+NOW = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
+
+
+def summary(name: str, *, render_errors: tuple[str, ...] = ()) -> pb.ClusterSummary:
+    cluster = pb.ClusterSummary(name=name, phase=pb.PHASE_READY, render_errors=list(render_errors))
+    cluster.last_seen.CopyFrom(codec.timestamp(NOW))
+    return cluster
+
+
+def rows(*clusters: pb.ClusterSummary) -> list[dict[str, object]]:
+    return [formatting.cluster_row(c, now=NOW, offline_after=30) for c in clusters]
+
+
+def test_a_render_error_follows_the_phase_and_is_counted_apart() -> None:
+    listed = rows(summary("a"), summary("b", render_errors=("commit abc: app web: x.yaml: bad",)))
+    assert [r["phase"] for r in listed] == ["Ready", "Ready (render error)"]
+    assert listed[1]["reportedPhase"] == "Ready" and listed[1]["renderErrors"] == ["commit abc: app web: x.yaml: bad"]
+    assert listed[1]["errors"] == []
+    assert formatting.fleet_summary(listed) == "2 clusters: 1 Ready, 1 Ready (render error)"
+    assert not formatting.fleet_ok(listed, pb.ListClustersResponse())
+    assert formatting.fleet_ok(listed[:1], pb.ListClustersResponse())
+
+
+def test_the_header_names_a_refused_commit_on_one_bounded_line() -> None:
+    response = pb.ListClustersResponse(fleet_commit="a" * 40, fetch_error="git fetch failed:\n  no route\n")
+    response.fleet_commit_seen.CopyFrom(codec.timestamp(NOW - dt.timedelta(minutes=5)))
+    response.refused_commit.CopyFrom(pb.RefusedCommit(commit="b" * 40, kind="history rewrite",
+                                                      reason="it does not descend " + "x" * 500))
+    response.refused_commit.since.CopyFrom(codec.timestamp(NOW - dt.timedelta(seconds=20)))
+    first, refused, fetch = formatting.fleet_header(response, now=NOW)
+    assert first == f"fleet commit {'a' * 12} (seen 5m ago)"
+    assert refused.startswith(f"newer commit {'b' * 12} refused (history rewrite, seen 20s ago): it does not")
+    assert len(refused) == formatting.HEADER_WIDTH and refused.endswith("…")
+    assert fetch == "fetch failing: git fetch failed: no route"
+    assert not formatting.fleet_ok(rows(summary("a")), response)
+    document = formatting.refused_document(response)
+    assert document is not None and document["kind"] == "history rewrite" and len(document["reason"]) > 500
+    assert formatting.refused_document(pb.ListClustersResponse()) is None
+
+
+def test_a_fleet_wide_render_error_is_not_deployed_rather_than_refused() -> None:
+    response = pb.ListClustersResponse(fleet_commit="a" * 40)
+    response.refused_commit.CopyFrom(pb.RefusedCommit(commit="c" * 40, kind="render error",
+                                                      reason="the fleet cannot be rendered: fleet.yaml: bad"))
+    lines = formatting.fleet_header(response, now=NOW)
+    assert lines[1].startswith(f"newer commit {'c' * 12} not deployed (render error, seen never)")
+
+
+def test_a_sync_outcome_says_where_the_commit_leaves_the_clusters() -> None:
+    outcome = SyncOutcome(commit="d" * 40, desired=("c1", "c2", "c3", "c4", "c5", "c6", "c7"), held=("h1",),
+                          pinned=("p1",), render_errors={"bad": ("cluster bad: app web: x.yaml: broken",)},
+                          unchanged=2)
+    assert outcome.message == (
+        f"commit {'d' * 12}: 7 cluster(s) desire it now (c1, c2, c3, c4, c5 and 2 more), 1 held by the rollout "
+        "(h1), 1 pinned to another bundle (p1), 1 refused by render errors (bad), keeping their last good bundle, "
+        "2 unchanged")
+    assert outcome.report.splitlines()[1] == "  cluster bad: app web: x.yaml: broken"
+    assert not outcome.failed
+    assert SyncOutcome(commit="d" * 40, unchanged=3, again=True).message == (
+        f"commit {'d' * 12} (already deployed): no cluster changed, 3 unchanged")
+    assert SyncOutcome(error="fetch failed: nope").failed
+    assert SyncOutcome(commit="d" * 40, refused="unsigned").failed
