@@ -94,6 +94,11 @@ class HubSettings:
         "shared secret of the push webhook (or webhook_secret_file)", secret=True))
     webhook_secret_file: Path | None = dataclasses.field(default=None, metadata=_meta(
         "file holding the webhook secret; read at load time"))
+    allow_helm: bool = dataclasses.field(default=False, metadata=_meta(
+        "let external kustomize builds run helm for helmCharts (charts must be vendored: no network); "
+        "a commit can never turn this on"))
+    allow_plugins: bool = dataclasses.field(default=False, metadata=_meta(
+        "let external kustomize builds run exec/Go plugins and KRM functions named by a commit"))
 
     # -- storage
     data_dir: Path = dataclasses.field(default_factory=default_data_dir, metadata=_meta(

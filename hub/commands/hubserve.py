@@ -320,6 +320,10 @@ def _settings_options(command: Any) -> Any:
                      help="Refuse unsigned or badly signed heads."),
         click.option("--allowed-signers-file", type=path, help="SSH allowed-signers file for signed commits."),
         click.option("--gpg-keyring", type=path, help="GnuPG home or exported public keys for signed commits."),
+        click.option("--allow-helm", is_flag=True, default=None,
+                     help="Let external kustomize builds run helm for helmCharts (vendored charts, no network)."),
+        click.option("--allow-plugins", is_flag=True, default=None,
+                     help="Let external kustomize builds run exec/Go plugins and KRM functions."),
     ]
     for option in reversed(options):
         command = option(command)
