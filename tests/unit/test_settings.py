@@ -157,3 +157,11 @@ def test_bad_secret_value_is_not_echoed(tmp_path: Path) -> None:
 def test_every_field_is_documented() -> None:
     docs = hs.HubSettings.describe()
     assert docs and all(docs.values())
+
+
+def test_helm_and_plugins_are_off_unless_the_operator_turns_them_on(tmp_path: Path) -> None:
+    settings = hs.load_settings(cli_values={}, env={"HOME": str(tmp_path)})
+    assert not settings.allow_helm and not settings.allow_plugins
+    settings = hs.load_settings(cli_values={"allow_plugins": True},
+                                env={"HOME": str(tmp_path), "CONVOY_HUB_ALLOW_HELM": "yes"})
+    assert settings.allow_helm and settings.allow_plugins
