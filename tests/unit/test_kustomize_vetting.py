@@ -174,3 +174,16 @@ def test_the_walk_bounds_sizes_and_symlink_loops(tmp_path: pathlib.Path) -> None
     (tmp_path / "app" / "loop").symlink_to(".")
     with pytest.raises(KustomizeError, match="nest more than"):
         vetting.vet_tree(fs, directory="app")
+
+
+def test_directory_symlinks_that_reach_one_tree_many_times_are_refused_not_copied(tmp_path: pathlib.Path) -> None:
+    # Each level names the next one twice, through two symlinks: 2^15 paths to the same two files.
+    files = {"app/kustomization.yaml": "buildMetadata: [managedByLabel]\nresources: [d0]\n",
+             "app/d15/kustomization.yaml": "resources: [cm.yaml]\n", "app/d15/cm.yaml": "kind: ConfigMap\n"}
+    files.update({f"app/d{level}/kustomization.yaml": "resources: [a, b]\n" for level in range(15)})
+    fs = _tree(tmp_path, files)
+    for level in range(15):
+        for name in ("a", "b"):
+            (tmp_path / "app" / f"d{level}" / name).symlink_to(f"../d{level + 1}")
+    with pytest.raises(KustomizeError, match="reaches more than 500 kustomizations; refused"):
+        vetting.vet_tree(fs, directory="app")

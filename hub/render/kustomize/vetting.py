@@ -83,7 +83,7 @@ class Policy:
     max_file_bytes: int = 8 * 1024 * 1024       #: largest file the build may read
     max_total_bytes: int = 64 * 1024 * 1024     #: all files of one build together
     max_files: int = 10_000                     #: files of one build
-    max_kustomizations: int = 2_000             #: kustomization directories of one build
+    max_kustomizations: int = 500               #: kustomization directories of one build
     max_depth: int = 64                         #: nesting of kustomizations
 
 
@@ -331,6 +331,7 @@ class _Walk:
         self.fs = fs
         self.policy = policy
         self.files: dict[str, bytes] = {}
+        self.blobs: dict[str, bytes] = {}
         self.total = 0
         self.kustomizations: set[str] = set()
         self.helm = False
@@ -341,7 +342,13 @@ class _Walk:
             return self.files[path]
         if not self.fs.is_file(path):  # raises RepoPathError for a symlink out of the repository
             raise KustomizeError(f"{path!r} does not exist or is not a file", file=referrer)
-        data = self.fs.read_bytes(path)
+        # The same blob reached by several paths (symlinks, identical files) is read from Git once.
+        blob = None if isinstance(self.fs, repofs.DirectoryFS) else self.fs.tree_id(path)
+        data = self.blobs.get(blob) if blob is not None else None
+        if data is None:
+            data = self.fs.read_bytes(path)
+            if blob is not None:
+                self.blobs[blob] = data
         if len(data) > self.policy.max_file_bytes:
             raise KustomizeError(f"{path} is {len(data)} bytes, over the {self.policy.max_file_bytes}-byte limit",
                                  file=referrer)
