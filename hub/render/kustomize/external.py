@@ -22,12 +22,14 @@ import yaml
 from hub.render import repofs
 from hub.render.errors import KustomizeError, RepoPathError
 from hub.render.kustomize import sandboxing, vetting
+from hub.render.kustomize.kustomization import KUSTOMIZATION_FILENAMES
 from hub.render.kustomize.loading import load_yaml_documents
 
 __all__ = ["default_command", "needed_root", "run_external"]
 
 #: The tool's stderr quoted in an error at most (it can echo whole files).
 _MAX_MESSAGE_CHARS = 2000
+
 
 def default_command() -> tuple[str, ...] | None:
     """``kustomize build`` if on PATH, else ``kubectl kustomize``, else None."""
@@ -50,11 +52,9 @@ def _common(a: str, b: str) -> str:
 def needed_root(fs: repofs.RepoFS, starts: Sequence[str]) -> str:
     """The deepest directory holding every kustomization reachable from ``starts`` and what they name.
 
-    Only that subtree is materialised for the external tool: a fleet repository (or the Git
-    working tree around ``convoy build DIR``) can be far bigger than one app.
+    ``convoy build DIR`` outside a Git working tree reads only that subtree. (An external build
+    no longer copies a subtree: it gets exactly the files :mod:`vetting` checked.)
     """
-    from hub.render.kustomize.kustomization import KUSTOMIZATION_FILENAMES
-
     root: str | None = None
     seen: set[str] = set()
     queue = list(starts)
@@ -144,8 +144,6 @@ def _place_synthetic(root: pathlib.Path, synthetic: dict[str, Any], files: Mappi
     At the root when the copy has no kustomization file there (so file resources stay inside its
     directory for the RootOnly restrictor), else in a directory of its own with every path one level up.
     """
-    from hub.render.kustomize.kustomization import KUSTOMIZATION_FILENAMES
-
     if not any(name in files for name in KUSTOMIZATION_FILENAMES):
         (root / "kustomization.yaml").write_text(yaml.safe_dump(synthetic, sort_keys=False))
         return root
