@@ -46,7 +46,7 @@ from hub import notify
 from hub import settings as settings_mod
 from hub.fleet import clusters as fleet_clusters
 from hub.render import errors as render_errors
-from hub.render import pipeline, repofs
+from hub.render import kustomize, pipeline, repofs
 from hub.rollout import controller as rollout_controller
 from hub.source import git as gitsource
 from hub.store import db as store_db
@@ -173,7 +173,9 @@ class HubService:
         self.notifier = notifier
         self.metrics = metrics
         self.renderer = renderer or pipeline.Renderer(
-            limits=pipeline.RenderLimits(max_bundle_bytes=settings.max_bundle_bytes))
+            limits=pipeline.RenderLimits(max_bundle_bytes=settings.max_bundle_bytes),
+            build_options=kustomize.BuildOptions(allow_helm=settings.allow_helm,
+                                                 allow_plugins=settings.allow_plugins))
         self.signature_policy = signature_policy
         self.rollouts = rollouts
         self.clock = clock

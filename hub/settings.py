@@ -100,6 +100,11 @@ class HubSettings:
         "largest webhook body read; a larger one gets HTTP 413 unread (push payloads are small)", kind=_Kind.SIZE))
     webhook_max_concurrent: int = dataclasses.field(default=8, metadata=_meta(
         "webhook requests read and checked at once before their signature is known; more get HTTP 429"))
+    allow_helm: bool = dataclasses.field(default=False, metadata=_meta(
+        "let external kustomize builds run helm for helmCharts (charts must be vendored: no network); "
+        "a commit can never turn this on"))
+    allow_plugins: bool = dataclasses.field(default=False, metadata=_meta(
+        "let external kustomize builds run exec/Go plugins and KRM functions named by a commit"))
 
     # -- storage
     data_dir: Path = dataclasses.field(default_factory=default_data_dir, metadata=_meta(

@@ -25,11 +25,13 @@ from protos.status import DriftPolicy
 __all__ = [
     "FLEET_FILE",
     "App",
+    "ExternalBuilds",
     "Fleet",
     "FleetConfigError",
     "MaxUnavailable",
     "OnFailure",
     "Overlay",
+    "RenderPolicy",
     "RolloutSpec",
     "Wave",
     "load_fleet",
@@ -61,6 +63,20 @@ class OnFailure(enum.StrEnum):
 
     PAUSE = "pause"        #: stop releasing further waves; clusters already moved keep the new bundle
     ROLLBACK = "rollback"  #: stop, and give every cluster already moved its previous bundle back
+
+
+class ExternalBuilds(enum.StrEnum):
+    """Whether kustomizations outside the native subset may be built by an external kustomize."""
+
+    DENY = "deny"    #: refused: the cluster's app fails with an error naming the feature and the file
+    ALLOW = "allow"  #: built by kustomize/kubectl in a sandbox (no network, no files outside the commit)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RenderPolicy:
+    """fleet.yaml ``render:``: how the fleet's kustomizations may be built."""
+
+    external: ExternalBuilds = ExternalBuilds.DENY
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -152,6 +168,7 @@ class Fleet:
 
     apps: tuple[App, ...]
     rollout: RolloutSpec | None = None
+    render: RenderPolicy = RenderPolicy()
 
     def app(self, name: str) -> App:
         for app in self.apps:
@@ -394,7 +411,7 @@ def _cycle(apps: Sequence[App]) -> str:
 
 def parse_fleet(data: Any) -> Fleet:
     """Validate the parsed YAML of fleet.yaml."""
-    reader = _Reader(data, "", ("apiVersion", "kind", "apps", "rollout"))
+    reader = _Reader(data, "", ("apiVersion", "kind", "apps", "rollout", "render"))
     if reader.get("apiVersion") != bundle.API_VERSION:
         raise FleetConfigError(f"must be {bundle.API_VERSION!r}, not {reader.get('apiVersion')!r}",
                                field="apiVersion")
@@ -407,7 +424,20 @@ def parse_fleet(data: Any) -> Fleet:
         if app.name in seen:
             raise FleetConfigError(f"app {app.name!r} is declared twice", field=f"apps[{index}].name")
         seen.add(app.name)
-    return Fleet(apps=_dependency_order(apps), rollout=rollout)
+    render = RenderPolicy() if reader.get("render") is None else _render_policy(reader.get("render"), "render")
+    return Fleet(apps=_dependency_order(apps), rollout=rollout, render=render)
+
+
+def _render_policy(data: Any, field: str) -> RenderPolicy:
+    reader = _Reader(data, field, ("external",))
+    external = reader.get("external")
+    if external is None:
+        return RenderPolicy()
+    try:
+        return RenderPolicy(external=ExternalBuilds(external))
+    except ValueError:
+        raise FleetConfigError(f"{external!r} is not one of {', '.join(e.value for e in ExternalBuilds)}",
+                               field=reader.at("external")) from None
 
 
 def load_fleet(fs: repofs.RepoFS) -> Fleet:

@@ -51,7 +51,8 @@ class KustomizeError(RenderError):
 
 
 class UnsupportedFeatureError(KustomizeError):
-    """A kustomization uses a feature outside the native subset and no external tool may build it."""
+    """A feature no engine may build here: outside the native subset with external builds off, or helm or
+    plugins the hub's operator did not enable. ``feature`` is the field."""
 
     def __init__(self, message: str, *, feature: str, file: str | None = None, cluster: str | None = None,
                  app: str | None = None, obj: str | None = None) -> None:

@@ -190,7 +190,7 @@ class _Session:
     def __init__(self, fs: repofs.RepoFS) -> None:
         self.fs = fs
         self._probes: dict[tuple[str, str], str] = {}
-        self.builds: dict[tuple[str, ...], _Build] = {}
+        self.builds: dict[tuple[tuple[str, ...], bool], _Build] = {}
         self.renders = 0
         self.hits = 0
 
@@ -231,6 +231,10 @@ class Renderer:
 
     Thread-safe (one render at a time). ``renders_done`` counts kustomize builds
     actually run since creation; tests use it to prove sharing and incrementality.
+
+    Each fleet.yaml decides whether its kustomizations may go to the external kustomize
+    (``render.external``; ``build_options.allow_external`` is replaced by it); whether helm and
+    plugins may run is the hub's own ``build_options.allow_helm``/``allow_plugins``.
     """
 
     def __init__(self, *, limits: RenderLimits = RenderLimits(),
@@ -242,7 +246,7 @@ class Renderer:
         self._lock = threading.Lock()
         # Both caches are LRU-ordered dicts (a use moves an entry to the end) bounded by what one
         # fleet render needs, twice over, so the previous revision's results survive one more commit.
-        self._builds: dict[tuple[str, ...], list[_Build]] = {}
+        self._builds: dict[tuple[tuple[str, ...], bool], list[_Build]] = {}
         self._clusters: dict[str, ClusterRender] = {}
         self._peak_clusters = 0
         self._peak_builds = 0
@@ -305,8 +309,9 @@ class Renderer:
             raise cached
         return cached
 
-    def _build(self, session: _Session, plan: resolving.AppPlan) -> _Build:
-        key = plan.layers
+    def _build(self, session: _Session, plan: resolving.AppPlan, *, external: bool) -> _Build:
+        # fleet.yaml's render.external is an input of the build: the same layers build differently.
+        key = (plan.layers, external)
         build = session.builds.get(key)
         if build is not None:
             session.hits += 1
@@ -318,21 +323,22 @@ class Renderer:
                 session.hits += 1
                 break
         if build is None:
-            build = self._run_build(session, plan)
+            build = self._run_build(session, plan, external=external)
             candidates.insert(0, build)
             del candidates[self.limits.max_candidates_per_layers:]
         self._builds[key] = self._builds.pop(key)  # most recently used last
         session.builds[key] = build
         return build
 
-    def _run_build(self, session: _Session, plan: resolving.AppPlan) -> _Build:
+    def _run_build(self, session: _Session, plan: resolving.AppPlan, *, external: bool) -> _Build:
         recorder = _RecordingFS(session)
         objects: list[dict[str, Any]] | None = None
         error: errors.RenderError | None = None
         external_reason: str | None = None
         try:
+            options = dataclasses.replace(self.build_options, allow_external=external)
             result = kustomize.build_layers(recorder, resources=[plan.app.path], components=plan.components,
-                                            namespace=None, options=self.build_options)
+                                            namespace=None, options=options)
             objects = result.objects
             external_reason = result.external_reason if result.engine == "external" else None
         except errors.RenderError as exc:
@@ -346,7 +352,7 @@ class Renderer:
         custom = frozenset(
             (ref.group, ref.kind) for ref in (ObjectRef.of(obj) for obj in objects or ())
             if (ref.group, ref.kind) not in bundles.BUILTIN_CLUSTER_SCOPED)
-        fingerprint = _hash(sorted(recorder.deps.items()))
+        fingerprint = _hash(sorted(recorder.deps.items()), external)
         return _Build(deps=recorder.deps, fingerprint=fingerprint, objects=objects, error=error,
                       external_reason=external_reason,
                       crd_scopes=scopes, custom_kinds=custom, prepared={})
@@ -422,7 +428,7 @@ class Renderer:
                 problems.append(AppError(cluster=cluster.name, app=plan.app.name, file=model.FLEET_FILE,
                                          message=f"depends on {', '.join(missing)}, which does not target this "
                                                  "cluster"))
-            build = self._build(session, plan)
+            build = self._build(session, plan, external=fleet.render.external is model.ExternalBuilds.ALLOW)
             if build.error is not None:
                 problems.append(AppError.of(cluster.name, plan.app.name, build.error))
             built.append((plan, build))

@@ -48,7 +48,7 @@ def test_corpus_is_big_enough() -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_native_build_equals_kubectl_kustomize(case: str, kubectl: str) -> None:
     expected = oracle(kubectl, CORPUS / case)
-    result = build(repofs.DirectoryFS(CORPUS), case)
+    result = build(repofs.DirectoryFS(CORPUS), case, options=BuildOptions(allow_external=True))
     feature = expectation(case).get("feature")
     if feature:
         assert result.engine == "external"
@@ -113,7 +113,8 @@ def test_external_fallback_reads_a_git_commit_not_the_disk(kubectl: str, tmp_pat
     expected = oracle(kubectl, root / case)
     # An uncommitted edit must not reach the external build of the commit.
     (root / case / "kustomization.yaml").write_text("namePrefix: dirty-\nresources:\n- base\n")
-    result = build(repofs.GitTreeFS(repo, sha), case, options=BuildOptions(external_command=(kubectl, "kustomize")))
+    result = build(repofs.GitTreeFS(repo, sha), case, options=BuildOptions(allow_external=True,
+                                                                              external_command=(kubectl, "kustomize")))
     assert result.engine == "external"
     assert result.external_reason == f"replacements in {case}/base/kustomization.yaml"
     assert result.objects == expected

@@ -150,3 +150,14 @@ def test_dependency_order_keeps_declared_order_among_independent_apps() -> None:
     data = {"apiVersion": "convoy.dev/v1alpha1", "kind": "Fleet", "apps": [
         {"name": "c", "path": "c", "dependsOn": ["a"]}, {"name": "b", "path": "b"}, {"name": "a", "path": "a"}]}
     assert [app.name for app in model.parse_fleet(data).apps] == ["b", "a", "c"]
+
+
+def test_external_builds_are_denied_unless_fleet_yaml_allows_them() -> None:
+    fleet = model.parse_fleet(yaml.safe_load(BASE))
+    assert fleet.render.external is model.ExternalBuilds.DENY
+    allowed = model.parse_fleet({**yaml.safe_load(BASE), "render": {"external": "allow"}})
+    assert allowed.render.external is model.ExternalBuilds.ALLOW
+    with pytest.raises(FleetConfigError, match=r"^fleet.yaml: render.external: 'yes' is not one of deny, allow$"):
+        model.parse_fleet({**yaml.safe_load(BASE), "render": {"external": "yes"}})
+    with pytest.raises(FleetConfigError, match=r"render.helm: unknown field"):
+        model.parse_fleet({**yaml.safe_load(BASE), "render": {"helm": "allow"}})

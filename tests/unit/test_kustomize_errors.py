@@ -202,8 +202,15 @@ def test_unsupported_feature_when_no_tool_is_on_path(tmp_path: pathlib.Path, mon
     fs = write(tmp_path, {"app/kustomization.yaml": "replacements: []\n"})
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(UnsupportedFeatureError, match="neither kustomize nor kubectl is on PATH") as info:
-        build(fs, "app")
+        build(fs, "app", options=BuildOptions(allow_external=True))
     assert info.value.feature == "replacements"
+
+
+def test_external_builds_are_off_by_default(tmp_path: pathlib.Path) -> None:
+    fs = write(tmp_path, {"app/kustomization.yaml": "replacements: []\n"})
+    with pytest.raises(UnsupportedFeatureError, match="external builds are not allowed") as info:
+        build(fs, "app")
+    assert info.value.feature == "replacements" and info.value.file == "app/kustomization.yaml"
 
 
 def test_external_tool_failure_is_one_clear_line(tmp_path: pathlib.Path) -> None:
@@ -212,7 +219,7 @@ def test_external_tool_failure_is_one_clear_line(tmp_path: pathlib.Path) -> None
     tool.write_text("#!/bin/sh\necho 'Error: accumulating resources: boom' >&2\necho second line >&2\nexit 1\n")
     tool.chmod(0o755)
     fs = write(tmp_path / "repo", {"app/kustomization.yaml": "vars: []\n"})
-    error = error_of(fs, "app", external_command=(str(tool),))
+    error = error_of(fs, "app", allow_external=True, external_command=(str(tool),))
     assert "external" in str(error) and "boom" in str(error)
 
 

@@ -166,3 +166,11 @@ def test_webhook_bounds_have_small_defaults_and_are_checked(tmp_path: Path) -> N
     assert loaded.webhook_max_bytes == 256 * 1024
     with pytest.raises(hs.SettingsError, match="webhook_max_concurrent"):
         hs.HubSettings(repo="r", data_dir=tmp_path, webhook_max_concurrent=0)
+
+
+def test_helm_and_plugins_are_off_unless_the_operator_turns_them_on(tmp_path: Path) -> None:
+    settings = hs.load_settings(cli_values={}, env={"HOME": str(tmp_path)})
+    assert not settings.allow_helm and not settings.allow_plugins
+    settings = hs.load_settings(cli_values={"allow_plugins": True},
+                                env={"HOME": str(tmp_path), "CONVOY_HUB_ALLOW_HELM": "yes"})
+    assert settings.allow_helm and settings.allow_plugins

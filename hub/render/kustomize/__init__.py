@@ -15,7 +15,10 @@ fixed, ``labels`` and ``commonLabels``, ``commonAnnotations``, ``images``
 ``openapi``, ``crds``, ``configurations``, plugin ``generators``/``transformers``/
 ``validators``, ``sortOptions``, ``buildMetadata``, patch name/kind changes)
 goes to the external tool, and :class:`BuildResult` says which feature in which
-file forced it. Remote resources are refused, never fetched. Deliberate
+file forced it (only when :class:`BuildOptions` allows it: every kustomization
+of the tree is vetted first, and the tool runs sandboxed). Remote resources are
+refused, never fetched, on both paths; helm and plugins run only when the hub's
+operator allowed them. Deliberate
 differences from kustomize: an empty kustomization is an empty layer (kustomize
 refuses it), an env-file line without a value is refused (kustomize reads the
 build process's environment), and timestamps in manifests stay strings.
@@ -32,7 +35,9 @@ Modules, in build order:
 * ``namerefs`` — fixing references to renamed objects
 * ``ordering`` — kustomize's legacy output order
 * ``building`` — the accumulate/transform pipeline tying the above together
-* ``external`` — ``kustomize build`` / ``kubectl kustomize`` on a materialised tree
+* ``vetting`` — may a tree go to the external tool: every kustomization's paths, sizes, helm, plugins
+* ``sandboxing`` — the external tool's copy of the files, environment, network and limits
+* ``external`` — ``kustomize build`` / ``kubectl kustomize`` on the vetted files, sandboxed
 * ``tables`` — kustomize's built-in field specs, verbatim
 
 The result equals ``kubectl kustomize`` (v5.5) output as parsed YAML, same
@@ -43,12 +48,12 @@ it live on the corpus in ``tests/testdata/kustomize``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hub.render import repofs
 from hub.render.errors import KustomizeError, UnsupportedFeatureError
-from hub.render.kustomize import external
+from hub.render.kustomize import external, sandboxing, vetting
 from hub.render.kustomize.building import Builder
 from hub.render.kustomize.kustomization import Kustomization, NeedsExternal
 from hub.render.kustomize.loading import load_yaml_documents
@@ -60,14 +65,23 @@ __all__ = ["BuildOptions", "BuildResult", "build", "build_layers", "load_yaml_do
 class BuildOptions:
     """How to build."""
 
-    #: Hand kustomizations that use features outside the native subset to kustomize/kubectl.
-    allow_external: bool = True
+    #: Hand kustomizations that use features outside the native subset to kustomize/kubectl (vetted and
+    #: sandboxed: see ``external``). Off by default; the pipeline turns it on for a fleet whose fleet.yaml
+    #: says ``render: {external: allow}``.
+    allow_external: bool = False
+    #: Let an external build run helm (helmCharts, helmChartInflationGenerator). The hub's operator's
+    #: choice (hub setting ``allow_helm``), never the commit's; helm still gets no network.
+    allow_helm: bool = False
+    #: Let an external build run exec/Go plugins and KRM functions (hub setting ``allow_plugins``).
+    allow_plugins: bool = False
     #: The external tool; default ``kustomize build`` if on PATH, else ``kubectl kustomize``.
     external_command: tuple[str, ...] | None = None
     #: kustomize's default load restrictor: files (not bases) must be inside their kustomization's directory.
     load_restrictor_root_only: bool = True
     #: Largest YAML file read.
     max_yaml_bytes: int = 8 * 1024 * 1024
+    #: Time, memory and output bounds of one external build.
+    external_limits: sandboxing.Limits = field(default_factory=sandboxing.Limits)
 
 
 @dataclass(frozen=True)
@@ -85,16 +99,18 @@ def _fallback(fs: repofs.RepoFS, need: NeedsExternal, options: BuildOptions, *, 
     reason = f"{need.feature} in {need.file}"
     if not options.allow_external:
         raise UnsupportedFeatureError(
-            f"{need.feature} is outside the native kustomize subset and external builds are not allowed",
+            f"{need.feature} is outside the native kustomize subset and external builds are not allowed "
+            "(a fleet allows them with render: {external: allow} in fleet.yaml)",
             feature=need.feature, file=need.file)
     command = options.external_command or external.default_command()
     if command is None:
         raise UnsupportedFeatureError(
             f"{need.feature} is outside the native kustomize subset and neither kustomize nor kubectl is on PATH",
             feature=need.feature, file=need.file)
-    objects = external.run_external(fs, command, directory=directory, synthetic=synthetic,
-                                    enable_helm=need.feature.startswith("helm"),
-                                    max_output_bytes=options.max_yaml_bytes * 32)
+    policy = vetting.Policy(allow_helm=options.allow_helm, allow_plugins=options.allow_plugins,
+                            restrict=options.load_restrictor_root_only, max_file_bytes=options.max_yaml_bytes)
+    objects = external.run_external(fs, command, directory=directory, synthetic=synthetic, policy=policy,
+                                    limits=options.external_limits)
     return BuildResult(objects=objects, engine="external", external_reason=reason)
 
 

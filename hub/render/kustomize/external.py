@@ -1,30 +1,34 @@
 """The fallback: hand a kustomization outside the native subset to ``kustomize build`` or ``kubectl kustomize``.
 
-The tree is materialised from the :class:`~hub.render.repofs.RepoFS` into a
-temporary directory (the external tool needs files, and a Git revision has no
-checkout), so the tool sees exactly the revision being rendered and nothing
-outside the repository.
+The pipeline calls it only for a fleet whose fleet.yaml says ``render: {external: allow}``.
+Every kustomization the build can reach is vetted first (:mod:`vetting`: paths, symlinks,
+sizes, no URLs, no helm or plugins unless the hub's operator allowed them); the files it
+vetted are then written, read from the revision being rendered (a Git revision has no
+checkout), to a fresh temporary directory, and the tool runs there in a sandbox
+(:mod:`sandboxing`: strictest load restrictor, no network, no inherited environment,
+time, memory and output limits).
 """
 
 from __future__ import annotations
 
-import os
 import pathlib
 import shutil
-import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
 
 from hub.render import repofs
 from hub.render.errors import KustomizeError, RepoPathError
+from hub.render.kustomize import sandboxing, vetting
+from hub.render.kustomize.kustomization import KUSTOMIZATION_FILENAMES
 from hub.render.kustomize.loading import load_yaml_documents
 
 __all__ = ["default_command", "needed_root", "run_external"]
 
-_TIMEOUT_SECONDS = 300
+#: The tool's stderr quoted in an error at most (it can echo whole files).
+_MAX_MESSAGE_CHARS = 2000
 
 
 def default_command() -> tuple[str, ...] | None:
@@ -48,11 +52,9 @@ def _common(a: str, b: str) -> str:
 def needed_root(fs: repofs.RepoFS, starts: Sequence[str]) -> str:
     """The deepest directory holding every kustomization reachable from ``starts`` and what they name.
 
-    Only that subtree is materialised for the external tool: a fleet repository (or the Git
-    working tree around ``convoy build DIR``) can be far bigger than one app.
+    ``convoy build DIR`` outside a Git working tree reads only that subtree. (An external build
+    no longer copies a subtree: it gets exactly the files :mod:`vetting` checked.)
     """
-    from hub.render.kustomize.kustomization import KUSTOMIZATION_FILENAMES
-
     root: str | None = None
     seen: set[str] = set()
     queue = list(starts)
@@ -89,40 +91,67 @@ def needed_root(fs: repofs.RepoFS, starts: Sequence[str]) -> str:
 
 
 def run_external(fs: repofs.RepoFS, command: Sequence[str], *, directory: str,
-                 synthetic: dict[str, Any] | None = None, enable_helm: bool = False,
-                 max_output_bytes: int = 256 * 1024 * 1024) -> list[dict[str, Any]]:
-    """Build ``directory`` (or the ``synthetic`` kustomization at the repository root) with ``command``."""
+                 synthetic: dict[str, Any] | None = None, policy: vetting.Policy = vetting.Policy(),
+                 limits: sandboxing.Limits = sandboxing.Limits()) -> list[dict[str, Any]]:
+    """Build ``directory`` (or the ``synthetic`` kustomization at the repository root) with ``command``.
+
+    Every kustomization the build reaches is vetted first (:func:`vetting.vet_tree`); the tool then
+    runs in a sandbox on a copy of exactly the vetted files (:mod:`sandboxing`).
+    """
+    where = "<layers>" if synthetic is not None else directory or "."
+    vetted = vetting.vet_tree(fs, directory=None if synthetic is not None else directory, synthetic=synthetic,
+                              policy=policy)
+    tool = shutil.which(command[0])
+    if tool is None:
+        raise KustomizeError(f"external {' '.join(command)} could not run: {command[0]} is not on PATH", file=where)
+    argv = [tool, *command[1:]]
     with tempfile.TemporaryDirectory(prefix="convoy-kustomize-") as tmp:
-        root = pathlib.Path(tmp) / "repo"
-        starts = [directory] if synthetic is None else [
-            repofs.normalize(path) for key in ("resources", "components") for path in synthetic.get(key, [])]
-        subtree = needed_root(fs, starts)
-        repofs.materialize(fs, root / subtree if subtree else root, subtree)
+        base = pathlib.Path(tmp)
+        root, home, scratch = base / "repo", base / "home", base / "tmp"
+        for made in (root, home, scratch):
+            made.mkdir(mode=0o700)
+        sandboxing.write_tree(vetted.files, root)
         target = root / directory if directory else root
         if synthetic is not None:
-            # A directory of its own, so a kustomization already at the root is not overwritten; every
-            # path in the synthetic one is relative to the root, hence the "../".
-            target = root / ".convoy-layers"
-            target.mkdir()
-            relocated = dict(synthetic)
-            for key in ("resources", "components"):
-                if key in relocated:
-                    relocated[key] = [f"../{path}" if path else ".." for path in relocated[key]]
-            (target / "kustomization.yaml").write_text(yaml.safe_dump(relocated, sort_keys=False))
-        argv = [*command, str(target)]
-        if enable_helm:
-            argv.append("--enable-helm")
-        env = {key: value for key, value in os.environ.items() if key in {"PATH", "HOME", "TMPDIR", "LANG"}}
+            target = _place_synthetic(root, synthetic, vetted.files)
+        argv += [str(target), "--load-restrictor", "LoadRestrictionsRootOnly"]
+        if vetted.helm:  # vetting refused helm unless the operator allowed it
+            helm = shutil.which("helm")
+            if helm is None:
+                raise KustomizeError("helm is allowed on this hub but not on its PATH", file=where)
+            argv += ["--enable-helm", "--helm-command", helm]
+        if vetted.plugins:  # likewise for plugins
+            argv.append("--enable-alpha-plugins")
+            if pathlib.Path(tool).name == "kustomize":
+                argv.append("--enable-exec")
         try:
-            proc = subprocess.run(argv, capture_output=True, timeout=_TIMEOUT_SECONDS, cwd=tmp, env=env,
-                                  check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise KustomizeError(f"external {' '.join(command)} could not run: {exc}",
-                                 file=directory or ".") from exc
+            proc = sandboxing.run_bounded([*sandboxing.isolation_prefix(), *argv], cwd=root,
+                                          env=sandboxing.environment(home, scratch), limits=limits)
+        except sandboxing.SandboxError as exc:
+            raise KustomizeError(f"external {' '.join(command)} {exc}", file=where) from exc
         if proc.returncode != 0:
-            message = proc.stderr.decode("utf-8", "replace").strip().replace(tmp + "/repo/", "")
-            raise KustomizeError(f"external {' '.join(command)} failed: {message}", file=directory or ".")
-        if len(proc.stdout) > max_output_bytes:
-            raise KustomizeError(f"external {' '.join(command)} output is over {max_output_bytes} bytes",
-                                 file=directory or ".")
+            message = (proc.stderr.decode("utf-8", "replace").strip().replace(str(root) + "/", "")
+                       .replace(str(base), "<sandbox>"))
+            if len(message) > _MAX_MESSAGE_CHARS:
+                message = message[:_MAX_MESSAGE_CHARS] + " [...]"
+            raise KustomizeError(f"external {' '.join(command)} failed: {message}", file=where)
         return load_yaml_documents(proc.stdout, file=f"output of {' '.join(command)}")
+
+
+def _place_synthetic(root: pathlib.Path, synthetic: dict[str, Any], files: Mapping[str, bytes]) -> pathlib.Path:
+    """Write the synthetic kustomization; return the directory to build.
+
+    At the root when the copy has no kustomization file there (so file resources stay inside its
+    directory for the RootOnly restrictor), else in a directory of its own with every path one level up.
+    """
+    if not any(name in files for name in KUSTOMIZATION_FILENAMES):
+        (root / "kustomization.yaml").write_text(yaml.safe_dump(synthetic, sort_keys=False))
+        return root
+    target = root / ".convoy-layers"
+    target.mkdir()
+    relocated = dict(synthetic)
+    for key in ("resources", "components"):
+        if key in relocated:
+            relocated[key] = [f"../{path}" if path else ".." for path in relocated[key]]
+    (target / "kustomization.yaml").write_text(yaml.safe_dump(relocated, sort_keys=False))
+    return target

@@ -18,6 +18,8 @@ from hub.render.errors import KustomizeError
 
 __all__ = [
     "KUSTOMIZATION_FILENAMES",
+    "SUPPORTED_FIELDS",
+    "UNSUPPORTED_FIELDS",
     "Kustomization",
     "NeedsExternal",
     "find_kustomization_file",
@@ -33,7 +35,8 @@ UNSUPPORTED_FIELDS = (
     "configurations", "generators", "transformers", "validators", "sortOptions", "buildMetadata", "vars",
 )
 
-_SUPPORTED_FIELDS = frozenset({
+#: Fields the native engine builds.
+SUPPORTED_FIELDS = frozenset({
     "apiVersion", "kind", "metadata", "resources", "bases", "components", "namespace", "namePrefix",
     "nameSuffix", "commonLabels", "labels", "commonAnnotations", "images", "imageTags", "replicas",
     "patches", "patchesStrategicMerge", "patchesJson6902", "configMapGenerator", "secretGenerator",
@@ -137,7 +140,7 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
     for key in raw:
         if key in UNSUPPORTED_FIELDS:
             raise NeedsExternal(key, file)
-        if key not in _SUPPORTED_FIELDS:
+        if key not in SUPPORTED_FIELDS:
             raise KustomizeError(f"invalid kustomization: unknown field {key!r}", file=file)
     # kustomize refuses a kustomization with nothing but apiVersion and kind ("is empty"); Convoy
     # accepts it as a layer that changes nothing, so a placeholder overlay does not break a fleet.
