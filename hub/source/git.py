@@ -39,7 +39,7 @@ __all__ = [
     "redact_url",
 ]
 
-_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
 _URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 
 
@@ -186,7 +186,7 @@ class GitSource:
 
     def resolve(self, rev: str) -> str:
         """The commit sha a branch, tag, or (abbreviated) commit names in the mirror."""
-        candidates = [f"refs/heads/{rev}", f"refs/tags/{rev}", rev] if not _SHA_RE.match(rev) else [rev]
+        candidates = [f"refs/heads/{rev}", f"refs/tags/{rev}", rev] if not _SHA_RE.fullmatch(rev) else [rev]
         for candidate in candidates:
             try:
                 return str(self.repo.commit(candidate).hexsha)
