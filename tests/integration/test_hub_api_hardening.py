@@ -238,3 +238,22 @@ async def test_a_real_hub_presents_the_ca_a_join_token_pins(tmp_path: Path, flee
         finally:
             client.close()
         assert reg.cluster == "alpha"
+
+
+# -- item 9, end to end: a trailing newline is no second cluster ------------------------------------
+
+async def test_a_name_label_or_digest_with_a_trailing_newline_is_refused(tmp_path: Path,
+                                                                         fleet_repo: FleetRepo) -> None:
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        admin = admin_of(hub, ch)
+        alpha = await registered_spoke(hub, ch, "sp-alpha")
+        for name, labels in (("sp-alpha\n", {}), ("sp-beta", {"env": "prod\n"}), ("sp-beta", {"env\n": "prod"})):
+            with pytest.raises(aio.AioRpcError) as caught:
+                await Spoke(ch).register(await admin.token(), name, labels)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, labels)
+        digest = (await next_desired(alpha.watch())).digest
+        with pytest.raises(aio.AioRpcError) as caught:
+            await alpha.bundle(digest + "\n")
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        listed = await admin.call("ListClusters", pb.ListClustersRequest())
+        assert [c.name for c in listed.clusters] == ["sp-alpha"]
