@@ -17,6 +17,7 @@ Every handler it guards must be ``async`` (all of the hub's are).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
@@ -107,8 +108,9 @@ class DecodeGuard(aio.ServerInterceptor):  # type: ignore[type-arg]  # generic o
             if inspect.isawaitable(result):  # a handler that writes with context.write()
                 await result
                 return
-            async for response in result:
-                yield response
+            async with contextlib.aclosing(result):  # its finally blocks run when the call ends
+                async for response in result:
+                    yield response
         return unary_stream
 
     def _stream_unary(self, method: str, behavior: Any) -> Any:
@@ -127,8 +129,9 @@ class DecodeGuard(aio.ServerInterceptor):  # type: ignore[type-arg]  # generic o
                 if inspect.isawaitable(result):
                     await result
                     return
-                async for response in result:
-                    yield response
+                async with contextlib.aclosing(result):
+                    async for response in result:
+                        yield response
             except MalformedRequest as exc:
                 # Convoy's handlers map it themselves (hub.api.status); this is for the others.
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
