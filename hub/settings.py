@@ -140,6 +140,19 @@ class HubSettings:
     report_rate: float = dataclasses.field(default=5.0, metadata=_meta(
         "status reports per second sustained, per peer (ReportStatus calls and StreamStatus messages)"))
     report_burst: int = dataclasses.field(default=50, metadata=_meta("status report burst per peer"))
+    auth_failure_rate: float = dataclasses.field(default=1.0, metadata=_meta(
+        "unrecognised cluster credentials per second sustained, per peer; beyond the burst the peer's "
+        "lookups are refused before the database (valid credentials never count)"))
+    auth_failure_burst: int = dataclasses.field(default=20, metadata=_meta(
+        "unrecognised cluster credential burst per peer"))
+    unknown_credential_cache: float = dataclasses.field(default=10.0, metadata=_meta(
+        "how long an unrecognised credential is answered from memory, without a database read",
+        kind=_Kind.DURATION))
+    watch_rate: float = dataclasses.field(default=1.0, metadata=_meta(
+        "Watch streams opened per second sustained, per cluster"))
+    watch_burst: int = dataclasses.field(default=20, metadata=_meta("Watch open burst per cluster"))
+    bundle_fetches_per_minute: int = dataclasses.field(default=30, metadata=_meta(
+        "GetBundle calls per minute for the same bundle, per cluster"))
 
     # -- credentials and the audit log (issue 13)
     credential_rotation_grace: float = dataclasses.field(default=3600.0, metadata=_meta(
@@ -167,9 +180,9 @@ class HubSettings:
         def bad(field: str, problem: str) -> SettingsError:
             return SettingsError(f"hub setting {field}: {problem}")
 
-        for name in ("poll_interval", "heartbeat_seconds", "register_rate", "report_rate",
-                     "credential_rotation_grace", "event_retention", "event_aggregate_window",
-                     "event_prune_interval"):
+        for name in ("poll_interval", "heartbeat_seconds", "register_rate", "report_rate", "auth_failure_rate",
+                     "unknown_credential_cache", "watch_rate", "credential_rotation_grace", "event_retention",
+                     "event_aggregate_window", "event_prune_interval"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise bad(name, f"must be a positive number, got {value!r}")
@@ -179,7 +192,8 @@ class HubSettings:
             raise bad("inline_bundle_bytes", f"must be between 0 and {MAX_INLINE_BUNDLE_BYTES} "
                                              f"(a Watch message stays well under gRPC's 4 MiB default), "
                                              f"got {self.inline_bundle_bytes!r}")
-        for name in ("register_burst", "report_burst", "bundle_retention", "max_bundle_bytes", "event_max_count"):
+        for name in ("register_burst", "report_burst", "bundle_retention", "max_bundle_bytes", "auth_failure_burst",
+                     "watch_burst", "bundle_fetches_per_minute", "event_max_count"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
         for name in ("webhook_max_bytes", "webhook_max_concurrent"):
@@ -270,11 +284,11 @@ def _redact_url(value: str) -> str:
     return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
 
 
-_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]*):(\d{1,5})$")
+_ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]*):(\d{1,5})")
 
 
 def _check_address(value: str, field: str) -> None:
-    match = _ADDRESS.match(value)
+    match = _ADDRESS.fullmatch(value)
     if match is None or int(match.group(2)) > 65535:
         raise SettingsError(f"hub setting {field}: {value!r} is not host:port (use [::1]:PORT for IPv6)")
 
@@ -283,9 +297,9 @@ def _check_address(value: str, field: str) -> None:
 
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n", ""}
-_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?\s*", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "k": 1024, "kib": 1024,
                "m": MiB, "mib": MiB, "g": 1024**3, "gib": 1024**3}
 
@@ -322,7 +336,7 @@ def _convert(field: dataclasses.Field[Any], tp: Any, value: Any, source: str) ->
             if isinstance(value, int | float):
                 return float(value)
             if kind == _Kind.DURATION:
-                match = _DURATION.match(str(value))
+                match = _DURATION.fullmatch(str(value))
                 if match is None:
                     raise ValueError("expected seconds or a duration like 500ms, 15s, 5m, 1h")
                 return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
@@ -333,7 +347,7 @@ def _convert(field: dataclasses.Field[Any], tp: Any, value: Any, source: str) ->
             if isinstance(value, int):
                 return value
             if kind == _Kind.SIZE:
-                match = _SIZE.match(str(value))
+                match = _SIZE.fullmatch(str(value))
                 if match is None:
                     raise ValueError("expected bytes or a size like 512KiB, 32MiB")
                 return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower() if match.group(2) else None]

@@ -227,31 +227,29 @@ class Agent:
             raise AgentError(f"{self._creds_store.ref}: no stored credential and no bootstrap token; give --token "
                              f"or CONVOY_SPOKE_TOKEN")
         ca_pem: bytes | None = None
-        contact: hubclient.FirstContact | None = None
+        pinned = False
         if not s.insecure:
             if s.hub_ca_file:
                 ca_pem = Path(s.hub_ca_file).read_bytes()
             elif s.ca_fingerprint:
-                contact = hubclient.first_contact(s.hub, s.ca_fingerprint)
-                ca_pem = contact.root_pem
-                if not contact.ca_verified:
-                    log.warning("hub %s presents no CA in its chain; trusting its own certificate for Register "
-                                "and checking the CA it returns against the join token", s.hub)
+                # The pinned CA is found in the hub's chain before anything is sent; the channel that
+                # carries the bootstrap token trusts that CA alone.
+                ca_pem = hubclient.first_contact(s.hub, s.ca_fingerprint).root_pem
+                pinned = True
             else:
                 raise hubclient.HubTrustError(s.hub, "no way to trust the hub: give a join token (it carries the "
                                                      "CA fingerprint), --hub-ca, or --insecure")
         hub = self._hub_factory(s.hub, ca_pem=ca_pem, insecure=s.insecure)
         try:
             reg = hub.register(token=s.token, cluster=s.cluster, labels=s.labels)
-            if contact is not None and s.ca_fingerprint:
-                hubclient.check_registered_ca(s.hub, s.ca_fingerprint, ca_pem=reg.hub_ca_pem,
-                                              leaf_pem=contact.leaf_pem)
             if len(reg.signing_key) != 32:
                 raise hubclient.HubRefused(s.hub, "Register returned no usable bundle signing key")
         finally:
-            hub.close()  # the registration channel may trust a single certificate; the next one trusts the CA
+            hub.close()
+        # Pinned: keep trusting exactly the CA the join token named, whatever Register says.
+        hub_ca = ca_pem if pinned and ca_pem else reg.hub_ca_pem or ca_pem or b""
         creds = credentials.Credentials(cluster=reg.cluster or s.cluster, hub=s.hub, credential=reg.credential,
-                                        hub_ca_pem=reg.hub_ca_pem or ca_pem or b"", signing_key=reg.signing_key)
+                                        hub_ca_pem=hub_ca, signing_key=reg.signing_key)
         self._creds_store.save(creds)
         self._creds = creds
         log.info("registered as cluster %s; credential stored in %s", creds.cluster, self._creds_store.ref)

@@ -12,11 +12,12 @@ sees only ``HubError`` subclasses::
     └── HubTrustError         the hub's CA does not match the pinned fingerprint
 
 First contact is pinned like ``kubeadm join --discovery-token-ca-cert-hash``: the spoke reads the
-certificate chain the hub presents and trusts the certificate whose SHA-256 fingerprint equals the
-join token's. A hub that presents only its own certificate is trusted for the Register call alone,
-pinned to exactly that certificate; the CA that Register returns must then match the fingerprint and
-have issued it, or the spoke refuses it and stores nothing. (The hub should serve its CA in the chain:
-then nothing, not even the bootstrap token, is sent before the pin is checked.)
+certificate chain the hub presents (a TLS handshake over which nothing is sent) and trusts the
+certificate whose SHA-256 fingerprint equals the join token's, provided the hub's own certificate
+chains to it through the presented certificates. Only then is a gRPC channel opened that trusts that
+CA alone, and only over it is the bootstrap token sent. A hub that does not present the pinned CA in
+its chain (a lone leaf of some other CA, an impostor) is refused before anything is sent: the hub
+serves its CA in the chain for this (``convoy hub serve`` does, with its own CA or ``--tls-ca``).
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ __all__ = [
     "HubUnauthenticated",
     "HubUnavailable",
     "Registration",
-    "check_registered_ca",
     "fingerprint_of",
     "first_contact",
     "inline_bundle",
@@ -192,19 +192,18 @@ def fingerprint_of(pem: bytes) -> str:
 class FirstContact:
     """How to trust the hub for the first Register call."""
 
-    root_pem: bytes            #: what the first channel trusts
+    root_pem: bytes            #: the pinned CA as the hub presented it: what the first channel trusts
     leaf_pem: bytes            #: the hub's own certificate as presented
-    ca_verified: bool          #: True: root_pem is the pinned CA itself; False: root_pem is the leaf only
 
 
 def first_contact(address: str, fingerprint: str, *, timeout: float = 10.0) -> FirstContact:
-    """Read the chain the hub presents and decide what the first channel may trust.
+    """Read the chain the hub presents and find the pinned CA in it, before anything is sent.
 
-    The handshake is deliberately unverified and nothing is sent over it. When the chain contains
-    the certificate with the pinned fingerprint, that CA is trusted outright. When the hub presents
-    only its own certificate, the first channel trusts exactly that certificate, and the CA that
-    Register returns must then match the pin and have issued it (``check_registered_ca``). A chain
-    that carries some other CA is refused before anything is sent.
+    The handshake is deliberately unverified and nothing is sent over it. The certificate with the
+    pinned fingerprint must be in the chain, and the hub's own certificate must chain to it through
+    the presented certificates (checked here to refuse an impostor with a clear error; the gRPC
+    channel that trusts only the pinned CA checks it again, with the host name). Anything else is
+    refused with :class:`HubTrustError`.
     """
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
@@ -228,34 +227,40 @@ def first_contact(address: str, fingerprint: str, *, timeout: float = 10.0) -> F
         raise HubUnavailable(address, f"cannot open TLS to read the hub's certificate: {exc}") from exc
     if not chain_pems:
         raise HubTrustError(address, "refusing the hub: it presented no certificate")
-    seen = []
-    for pem in chain_pems:
-        actual = fingerprint_of(pem)
-        if actual == fingerprint:
-            return FirstContact(root_pem=pem, leaf_pem=chain_pems[0], ca_verified=True)
-        seen.append(actual)
-    if len(chain_pems) == 1:
-        return FirstContact(root_pem=chain_pems[0], leaf_pem=chain_pems[0], ca_verified=False)
-    raise HubTrustError(address, f"refusing the hub: no certificate it presented matches the join token's CA "
-                                 f"fingerprint {fingerprint} (presented: {', '.join(seen)}); check the hub "
-                                 f"address and the token")
+    fingerprints = [fingerprint_of(pem) for pem in chain_pems]
+    if fingerprint not in fingerprints:
+        raise HubTrustError(address, f"refusing the hub before sending the token: no certificate it presented "
+                                     f"matches the join token's CA fingerprint {fingerprint} (presented: "
+                                     f"{', '.join(fingerprints)}); check the hub address and the token")
+    pinned = chain_pems[fingerprints.index(fingerprint)]
+    if not _chains_to(chain_pems, fingerprints, fingerprint):
+        raise HubTrustError(address, f"refusing the hub before sending the token: it presents the join token's "
+                                     f"CA ({fingerprint}) but its own certificate was not issued by it")
+    return FirstContact(root_pem=pinned, leaf_pem=chain_pems[0])
 
 
-def check_registered_ca(address: str, fingerprint: str, *, ca_pem: bytes, leaf_pem: bytes) -> None:
-    """The CA from Register must carry the pinned fingerprint and have issued the certificate the hub showed."""
+def _chains_to(chain_pems: list[bytes], fingerprints: list[str], pinned: str) -> bool:
+    """Whether the first certificate is, or was issued (through the others) by, the pinned one."""
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
 
-    if not ca_pem:
-        raise HubTrustError(address, "refusing the hub: Register returned no CA to check against the join token")
-    actual = fingerprint_of(ca_pem)
-    if actual != fingerprint:
-        raise HubTrustError(address, f"refusing the hub: its CA fingerprint {actual} does not match the join "
-                                     f"token's {fingerprint}")
-    try:
-        x509.load_pem_x509_certificate(leaf_pem).verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
-    except (ValueError, TypeError, InvalidSignature) as exc:
-        raise HubTrustError(address, "refusing the hub: its certificate was not issued by the pinned CA") from exc
+    certs = [x509.load_pem_x509_certificate(pem) for pem in chain_pems]
+    current = 0
+    for _ in range(len(certs)):  # each step moves one issuer up; a loop cannot go on longer
+        if fingerprints[current] == pinned:
+            return True
+        for index, candidate in enumerate(certs):
+            if index == current:
+                continue
+            try:
+                certs[current].verify_directly_issued_by(candidate)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            current = index
+            break
+        else:
+            return False
+    return fingerprints[current] == pinned
 
 
 def _pem(cert: Any) -> bytes:

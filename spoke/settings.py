@@ -35,9 +35,9 @@ DEFAULT_NAMESPACE = "convoy-system"
 DEFAULT_HEALTH_PORT = 8081
 JOIN_PREFIX = "convoy-join.v1."
 
-_FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 
 #: setting name -> environment variable (the names `convoy spoke install` writes into the Deployment).
 ENV_NAMES: dict[str, str] = {
@@ -104,7 +104,7 @@ def parse_labels(text: str, *, source: str = "labels") -> dict[str, str]:
             continue
         key, sep, value = part.partition("=")
         key = key.strip()
-        if not sep or not _LABEL_KEY.match(key):
+        if not sep or not _LABEL_KEY.fullmatch(key):
             raise SettingsError(f"{source}: {part!r} is not a key=value label")
         labels[key] = value.strip()
     return labels
@@ -129,7 +129,7 @@ def parse_join_token(text: str) -> JoinToken:
     if not isinstance(payload, dict) or not isinstance(payload.get("token"), str) or "." not in payload["token"]:
         raise SettingsError("token: join token carries no '<id>.<secret>' bootstrap token")
     fingerprint = payload.get("ca") or ""
-    if not isinstance(fingerprint, str) or (fingerprint and not _FINGERPRINT.match(fingerprint)):
+    if not isinstance(fingerprint, str) or (fingerprint and not _FINGERPRINT.fullmatch(fingerprint)):
         raise SettingsError("token: join token carries a malformed CA fingerprint (expected sha256:<64 hex>)")
     hub = payload.get("hub")
     if hub is not None and (not isinstance(hub, str) or not hub):
@@ -177,7 +177,7 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
     cluster, cluster_source = pick("cluster")
     if not cluster:
         raise SettingsError(f"cluster: no cluster name (give --cluster or {ENV_NAMES['cluster']})")
-    if not _NAME.match(str(cluster)) or len(str(cluster)) > 63:
+    if not _NAME.fullmatch(str(cluster)) or len(str(cluster)) > 63:
         raise SettingsError(f"{cluster_source}: {cluster!r} is not a valid cluster name (DNS label)")
     values["cluster"] = str(cluster)
 
@@ -189,7 +189,7 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
 
     namespace, ns_source = pick("namespace")
     if namespace:
-        if not _NAME.match(str(namespace)):
+        if not _NAME.fullmatch(str(namespace)):
             raise SettingsError(f"{ns_source}: {namespace!r} is not a valid namespace name")
         values["namespace"] = str(namespace)
 

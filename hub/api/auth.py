@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from hub.api import status
+from hub.api import limits, status
 from hub.security import secrets
 from hub.store import db as store_db
 from hub.store import repository as store
@@ -45,12 +45,20 @@ class Authenticator:
 
     The first call with the new credential of a rotation makes it the cluster's only credential and
     calls ``on_rotated(cluster)``, which ends the streams opened with the old one.
+
+    Unknown credentials cost no database read either, beyond a few: an unrecognised one is
+    remembered (by its hash) for ``unknown_seconds``, and a peer whose lookups keep failing has
+    its further lookups refused before the database (a token bucket per peer of
+    ``failure_burst`` failures, refilled at ``failure_rate`` per second). Spokes with valid
+    credentials never fail a lookup, so the bucket never bites them, however many share an address.
     """
 
     def __init__(self, *, db: store_db.Database, admin_credential: str, cache_seconds: float = 30.0,
                  cache_size: int = 100_000, clock: Callable[[], float] = time.monotonic,
                  rotation_grace: dt.timedelta = store.DEFAULT_ROTATION_GRACE,
-                 on_rotated: Callable[[str], object] | None = None) -> None:
+                 on_rotated: Callable[[str], object] | None = None,
+                 unknown_seconds: float = 10.0, unknown_size: int = 10_000, failure_rate: float = 1.0,
+                 failure_burst: int = 20) -> None:
         self.db = db
         self._admin_hash = secrets.hash_secret(admin_credential)
         self.cache_seconds = cache_seconds
@@ -59,21 +67,41 @@ class Authenticator:
         self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.rotation_grace = rotation_grace
         self.on_rotated = on_rotated
+        self.unknown_seconds = unknown_seconds
+        self.unknown_size = unknown_size
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._failures = limits.RateLimiter(rate=failure_rate, burst=failure_burst, clock=clock)
+        self.lookups = 0   #: database lookups of cluster credentials (tests and metrics read it)
 
-    async def cluster(self, metadata: Iterable[Any] | None, *, method: str) -> str:
-        """The name of the cluster whose credential the call carries."""
+    async def cluster(self, metadata: Iterable[Any] | None, *, method: str, peer: str | None = None) -> str:
+        """The name of the cluster whose credential the call carries (``peer``: the caller's host, for
+        the per-peer bound on failed lookups)."""
         credential = bearer_token(metadata)
         if credential is None:
             raise status.Unauthenticated(f"{method}: no `authorization: Bearer <credential>` metadata; "
                                          "a spoke must register first")
         key = secrets.hash_secret(credential)
         known = self._known.get(key)
-        if known is not None and known[1] > self._clock():
+        now = self._clock()
+        if known is not None and known[1] > now:
             return known[0]
+        unknown_until = self._unknown.get(key)
+        if unknown_until is not None and unknown_until > now:
+            raise _unrecognised(method)
+        if peer is not None and not self._failures.peek(peer):
+            raise limits.RateLimited(f"{method} from {peer}: too many unrecognised credentials "
+                                     f"(more than {self._failures.burst}, {self._failures.rate:g}/s sustained); "
+                                     "retry later")
+        self.lookups += 1
         match = await asyncio.to_thread(self._lookup, credential)
         if match is None:
-            raise status.Unauthenticated(f"{method}: the cluster credential is not recognised (revoked, "
-                                         "rotated, or issued by another hub); re-register the spoke with a new token")
+            self._unknown[key] = self._clock() + self.unknown_seconds
+            self._unknown.move_to_end(key)
+            while len(self._unknown) > self.unknown_size:
+                self._unknown.popitem(last=False)
+            if peer is not None:
+                self._failures.allow(peer)
+            raise _unrecognised(method)
         cluster = match.cluster
         if match.rotated:
             # The spoke has its new credential: from now on the old one is refused, cached or not.
@@ -112,3 +140,8 @@ class Authenticator:
             raise status.Unauthenticated(f"{method}: no `authorization: Bearer <admin credential>` metadata")
         if not secrets.secrets_match(credential, self._admin_hash):
             raise status.Unauthenticated(f"{method}: the admin credential is not recognised")
+
+
+def _unrecognised(method: str) -> status.Unauthenticated:
+    return status.Unauthenticated(f"{method}: the cluster credential is not recognised (revoked, rotated, "
+                                  "or issued by another hub); re-register the spoke with a new token")

@@ -14,6 +14,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
+from google.protobuf import timestamp_pb2
+
 from protos import codec
 from protos.codec import pb
 from protos.status import DriftAction
@@ -21,6 +23,7 @@ from protos.status import DriftAction
 __all__ = [
     "MAX_MESSAGE_BYTES",
     "InvalidRequest",
+    "LogThrottle",
     "RateLimited",
     "RateLimiter",
     "ReportLimits",
@@ -31,18 +34,23 @@ __all__ = [
     "check_registration",
     "check_report",
     "check_text",
+    "check_timestamp",
     "peer_host",
 ]
 
 #: Largest request the hub accepts (the gRPC server's max_receive_message_length).
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
-_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)$")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-COMMIT_RE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})?$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+COMMIT_RE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64})?")
+#: Characters of spoke_version (the column's width: a longer one would fail the batch it is stored in).
+MAX_SPOKE_VERSION = 64
+#: Characters of each part of an object reference (253 is a DNS subdomain, the longest Kubernetes name).
+MAX_REF_TEXT = 512
 
 
 class RequestRejected(Exception):
@@ -98,10 +106,44 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return allowed
 
+    def peek(self, peer: str) -> bool:
+        """Whether ``peer``'s bucket holds a token now (none is taken)."""
+        found = self._buckets.get(peer)
+        if found is None:
+            return True
+        tokens, last = found
+        return min(float(self.burst), tokens + (self._clock() - last) * self.rate) >= 1.0
+
     def check(self, peer: str, what: str) -> None:
         if not self.allow(peer):
             raise RateLimited(f"{what} from {peer}: more than {self.burst} requests in a burst "
                               f"({self.rate:g}/s sustained); retry later")
+
+
+class LogThrottle:
+    """At most one log line per key (a peer, say) per ``interval`` seconds, counting what it held back.
+
+    Keys are forgotten least-recently-used first beyond ``max_keys``.
+    """
+
+    def __init__(self, *, interval: float, max_keys: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.max_keys = max_keys
+        self._clock = clock
+        self._last: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    def allow(self, key: str) -> int | None:
+        """None: stay quiet this time; else log now, mentioning the returned count held back since."""
+        now = self._clock()
+        found = self._last.pop(key, None)
+        if found is not None and now - found[0] < self.interval:
+            self._last[key] = (found[0], found[1] + 1)
+            return None
+        self._last[key] = (now, 0)
+        while len(self._last) > self.max_keys:
+            self._last.popitem(last=False)
+        return found[1] if found is not None else 0
 
 
 def peer_host(peer: str) -> str:
@@ -125,9 +167,9 @@ def check_labels(labels: Mapping[str, str], *, where: str) -> None:
         raise InvalidRequest(f"{where}: at most 64 labels, got {len(labels)}")
     for key, value in labels.items():
         prefix, slash, name = key.rpartition("/")
-        if not _LABEL_NAME.match(name) or (slash and not _LABEL_PREFIX.match(prefix)):
+        if not _LABEL_NAME.fullmatch(name) or (slash and not _LABEL_PREFIX.fullmatch(prefix)):
             raise InvalidRequest(f"{where}: label key {key!r} is not a valid Kubernetes label key")
-        if not _LABEL_VALUE.match(value):
+        if not _LABEL_VALUE.fullmatch(value):
             raise InvalidRequest(f"{where}: label {key}={value!r}: value is not a valid Kubernetes label value")
 
 
@@ -136,7 +178,7 @@ def check_registration(*, cluster_name: str, labels: Mapping[str, str], token: s
         raise InvalidRequest("register: bootstrap_token is empty")
     if len(token) > 512:
         raise InvalidRequest("register: bootstrap_token is longer than 512 characters")
-    if not _DNS_LABEL.match(cluster_name):
+    if not _DNS_LABEL.fullmatch(cluster_name):
         raise InvalidRequest(f"register: cluster name {cluster_name!r} must be a DNS label "
                              "(lowercase letters, digits and '-', at most 63 characters)")
     check_labels(labels, where=f"cluster {cluster_name}")
@@ -145,13 +187,32 @@ def check_registration(*, cluster_name: str, labels: Mapping[str, str], token: s
 def check_digest(digest: str, *, where: str, allow_empty: bool = False) -> None:
     if allow_empty and not digest:
         return
-    if not DIGEST_RE.match(digest):
+    if not DIGEST_RE.fullmatch(digest):
         raise InvalidRequest(f"{where}: digest {digest[:80]!r} is not of the form sha256:<64 hex>")
 
 
 def check_text(value: str, *, field: str, where: str, limit: int) -> None:
     if len(value) > limit:
         raise InvalidRequest(f"{where}: {field} is {len(value)} characters, more than the {limit} allowed")
+    if "\x00" in value:
+        # PostgreSQL stores no NUL in text or JSON: caught here, it cannot fail the batch it is written in.
+        raise InvalidRequest(f"{where}: {field} contains a NUL character")
+
+
+def check_timestamp(stamp: timestamp_pb2.Timestamp, *, field: str, where: str) -> None:
+    """A Timestamp the hub can store: unset, or a real instant between years 1 and 9999."""
+    try:
+        codec.datetime_from_wire(stamp)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidRequest(f"{where}: {field} is not a valid timestamp (seconds={stamp.seconds}, "
+                             f"nanos={stamp.nanos})") from exc
+    if not 0 <= stamp.nanos < 1_000_000_000:
+        raise InvalidRequest(f"{where}: {field} has nanos={stamp.nanos}, outside [0, 1e9)")
+
+
+def _check_ref(ref: pb.ObjectRef, *, field: str, where: str) -> None:
+    for part in ("group", "kind", "namespace", "name"):
+        check_text(getattr(ref, part), field=f"{field}.{part}", where=where, limit=MAX_REF_TEXT)
 
 
 def check_report(report: pb.StatusReport, limits: ReportLimits, *, cluster: str) -> None:
@@ -160,7 +221,7 @@ def check_report(report: pb.StatusReport, limits: ReportLimits, *, cluster: str)
     if report.phase not in codec.PHASE_FROM_WIRE:
         raise InvalidRequest(f"{where}: unknown phase {report.phase}")
     check_digest(report.applied_digest, where=where, allow_empty=True)
-    if not COMMIT_RE.match(report.applied_commit):
+    if not COMMIT_RE.fullmatch(report.applied_commit):
         raise InvalidRequest(f"{where}: applied_commit {report.applied_commit[:80]!r} is not a commit id")
     for name, count, limit in (("objects", len(report.objects), limits.max_objects),
                                ("drift", len(report.drift), limits.max_drift),
@@ -168,15 +229,21 @@ def check_report(report: pb.StatusReport, limits: ReportLimits, *, cluster: str)
         if count > limit:
             raise InvalidRequest(f"{where}: {count} {name}, more than the {limit} allowed")
     check_text(report.message, field="message", where=where, limit=limits.max_text)
-    check_text(report.spoke_version, field="spoke_version", where=where, limit=128)
+    check_text(report.spoke_version, field="spoke_version", where=where, limit=MAX_SPOKE_VERSION)
+    check_timestamp(report.observed_at, field="observed_at", where=where)
     if report.backlog < 0:
         raise InvalidRequest(f"{where}: backlog must not be negative")
     for error in report.errors:
         check_text(error, field="an error", where=where, limit=limits.max_text)
     for result in report.objects:
+        _check_ref(result.ref, field="objects[].ref", where=where)
         for field in ("app", "action", "health", "reason", "error"):
             check_text(getattr(result, field), field=f"objects[].{field}", where=where, limit=limits.max_text)
     for item in report.drift:
+        _check_ref(item.ref, field="drift[].ref", where=where)
+        check_text(item.app, field="drift[].app", where=where, limit=limits.max_text)
+        check_text(item.kind_of_drift, field="drift[].kind_of_drift", where=where, limit=limits.max_text)
+        check_timestamp(item.detected_at, field="drift[].detected_at", where=where)
         if len(item.fields) > 1_000:
             raise InvalidRequest(f"{where}: drift of {codec.ref_from_wire(item.ref)} lists "
                                  f"{len(item.fields)} fields, more than 1000")

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from hub.api import admin as admin_api
-from hub.api import limits
+from hub.api import decoding, limits
 from hub.api import spoke as spoke_api
 from protos.codec import pb
 from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
@@ -81,7 +81,9 @@ def create_server(*, listen: str, spoke: spoke_api.SpokeServicer, admin: admin_a
         ("grpc.server.max_pending_requests", 50_000),
         ("grpc.server.max_pending_requests_hard_limit", 100_000),
     ]
-    server = aio.server(options=options)
+    # Request bytes that do not parse get INVALID_ARGUMENT and still count against the peer's limits.
+    guard = decoding.DecodeGuard(on_malformed=spoke.malformed_request)
+    server = aio.server(options=options, interceptors=[guard])
     pb_grpc.add_SpokeServiceServicer_to_server(spoke, server)  # type: ignore[no-untyped-call]
     pb_grpc.add_AdminServiceServicer_to_server(admin, server)  # type: ignore[no-untyped-call]
     health_servicer = health_aio.HealthServicer()

@@ -51,6 +51,8 @@ CHUNK_BYTES = 1024 * 1024
 
 Context = aio.ServicerContext[Any, Any]
 
+_REGISTER_METHOD = f"/{pb.DESCRIPTOR.services_by_name['SpokeService'].full_name}/Register"
+
 
 @dataclasses.dataclass(frozen=True)
 class SpokeOptions:
@@ -69,6 +71,10 @@ class SpokeOptions:
     #: A status or refused-registration event that repeats within this many seconds counts up the
     #: earlier row instead of writing a new one (hub setting ``event_aggregate_window``).
     event_aggregate_seconds: float = 600.0
+    watch_rate: float = 1.0             #: Watch opens per second per cluster (sustained)
+    watch_burst: int = 20
+    #: GetBundle calls per minute per cluster for one digest (a spoke fetches each digest once or twice).
+    bundle_fetches_per_minute: int = 30
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +107,10 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self._aggregate = dt.timedelta(seconds=options.event_aggregate_seconds)
         self._register_limit = limits.RateLimiter(rate=options.register_rate, burst=options.register_burst)
         self._report_limit = limits.RateLimiter(rate=options.report_rate, burst=options.report_burst)
+        # Keyed by cluster (after authentication): many spokes may share one address.
+        self._watch_limit = limits.RateLimiter(rate=options.watch_rate, burst=options.watch_burst)
+        self._fetch_limit = limits.RateLimiter(rate=options.bundle_fetches_per_minute / 60.0,
+                                               burst=options.bundle_fetches_per_minute)
         self._background: set[asyncio.Task[object]] = set()
         self._heartbeats: asyncio.Future[None] | None = None
         self._report_streams: set[asyncio.Task[Any]] = set()
@@ -110,7 +120,9 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self._beat_message = _heartbeat(options.heartbeat_seconds)
         # Watchers woken together read together; reports arriving together are written together.
         self._desired: batching.Batcher[str, _DesiredNotice] = batching.Batcher(self._desired_states)
-        self._reports: batching.Batcher[tuple[str, pb.StatusReport], None] = batching.Batcher(self._save_reports)
+        # A report the store refuses fails alone, not the other clusters' reports batched with it.
+        self._reports: batching.Batcher[tuple[str, pb.StatusReport], None] = batching.Batcher(
+            self._save_reports, retry_alone=_not_an_outage)
         # A commit makes every spoke fetch at once: one read session per batch of fetches.
         self._bundles: batching.Batcher[tuple[str, str], models.Bundle | Exception] = batching.Batcher(
             self._bundles_for)
@@ -134,6 +146,12 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                                    hub_ca_pem=self.options.ca_pem,
                                    bundle_signing_key=self.options.signing_public_key,
                                    labels=dict(cluster.labels or {}))
+
+    def malformed_request(self, method: str, peer: str) -> None:
+        """A request to ``method`` from ``peer`` whose bytes did not parse: it counts against the peer's
+        limits like a parsed one (raises :class:`~hub.api.limits.RateLimited` past them)."""
+        if method == _REGISTER_METHOD:
+            self._register_limit.check(peer, "register")
 
     def _register(self, request: pb.RegisterRequest, labels: dict[str, str], credential: str,
                   peer: str, declared: frozenset[str] | None) -> models.Cluster:
@@ -162,7 +180,12 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     # -- Watch ------------------------------------------------------------------------------
     @status.stream
     async def Watch(self, request: pb.WatchRequest, context: Context) -> AsyncIterator[pb.WatchEvent]:
-        name = await self.auth.cluster(context.invocation_metadata(), method="watch")
+        name = await self.auth.cluster(context.invocation_metadata(), method="watch",
+                                       peer=limits.peer_host(context.peer()))
+        if not self._watch_limit.allow(name):
+            raise limits.RateLimited(f"watch of cluster {name}: more than {self.options.watch_burst} Watch streams "
+                                     f"opened in a burst ({self.options.watch_rate:g}/s sustained); retry later")
+        limits.check_digest(request.applied_digest, where=f"watch of cluster {name}", allow_empty=True)
         revocation = self.notifier.revocation(name)
         heartbeat = self.options.heartbeat_seconds
         self.notifier.connected(name)
@@ -274,8 +297,12 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     # -- GetBundle --------------------------------------------------------------------------
     @status.stream
     async def GetBundle(self, request: pb.GetBundleRequest, context: Context) -> AsyncIterator[pb.BundleChunk]:
-        name = await self.auth.cluster(context.invocation_metadata(), method="get bundle")
+        name = await self.auth.cluster(context.invocation_metadata(), method="get bundle",
+                                       peer=limits.peer_host(context.peer()))
         limits.check_digest(request.digest, where=f"get bundle for cluster {name}")
+        if not self._fetch_limit.allow(f"{name}/{request.digest}"):
+            raise limits.RateLimited(f"get bundle for cluster {name}: bundle {request.digest} fetched more than "
+                                     f"{self.options.bundle_fetches_per_minute} times in a minute; retry later")
         found = await self._bundles.submit((name, request.digest))
         if isinstance(found, Exception):
             raise found
@@ -300,7 +327,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     @status.unary
     async def ReportStatus(self, request: pb.StatusReport, context: Context) -> pb.ReportStatusResponse:
         peer = limits.peer_host(context.peer())
-        name = await self.auth.cluster(context.invocation_metadata(), method="report status")
+        name = await self.auth.cluster(context.invocation_metadata(), method="report status", peer=peer)
         await self._accept_report(peer, name, request)
         return pb.ReportStatusResponse(accepted=True)
 
@@ -310,7 +337,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         """ReportStatus over one long-lived stream: authenticated once, each report checked, stored and
         acknowledged in order. A refused report ends the stream with its error, like a refused call."""
         peer = limits.peer_host(context.peer())
-        name = await self.auth.cluster(context.invocation_metadata(), method="report status")
+        name = await self.auth.cluster(context.invocation_metadata(), method="report status", peer=peer)
         revocation = self.notifier.revocation(name)
         task = asyncio.current_task()
         assert task is not None
@@ -393,6 +420,11 @@ _NO_TOKEN = frozenset({store_errors.TokenRefusal.MALFORMED, store_errors.TokenRe
 def _revoked(name: str, method: str) -> status.Unauthenticated:
     return status.Unauthenticated(f"{method}: cluster {name}: the credential this stream was opened with no longer "
                                   "works (the cluster was removed, or its credential rotated)")
+
+
+def _not_an_outage(exc: Exception) -> bool:
+    """Whether a failed batch may be one member's fault (worth retrying each alone)."""
+    return not isinstance(exc, store_errors.StoreUnavailable)
 
 
 def _status_input(name: str, report: pb.StatusReport) -> store.StatusInput:

@@ -33,12 +33,12 @@ __all__ = ["cluster", "config", "describe", "diff", "history", "pause", "resume"
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_DURATION_RE = re.compile(r"^(\d+)([smhd])$")
+_DURATION_RE = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> dt.timedelta:
-    match = _DURATION_RE.match(text.strip())
+    match = _DURATION_RE.fullmatch(text.strip())
     if not match:
         raise click.BadParameter(f"{text!r} is not a duration like 30s, 15m, 24h or 7d")
     return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
@@ -46,7 +46,7 @@ def parse_duration(text: str) -> dt.timedelta:
 
 def parse_since(text: str) -> dt.datetime:
     """``1h`` (that long ago) or an ISO 8601 timestamp."""
-    if _DURATION_RE.match(text.strip()):
+    if _DURATION_RE.fullmatch(text.strip()):
         return dt.datetime.now(dt.UTC) - parse_duration(text)
     try:
         when = dt.datetime.fromisoformat(text)

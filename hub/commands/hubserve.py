@@ -135,7 +135,9 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     rollouts.rerender = service.render_clusters
     authenticator = auth.Authenticator(
         db=db, admin_credential=admin_credential, on_rotated=notifier.revoke,
-        rotation_grace=dt.timedelta(seconds=settings.credential_rotation_grace))
+        rotation_grace=dt.timedelta(seconds=settings.credential_rotation_grace),
+        unknown_seconds=settings.unknown_credential_cache, failure_rate=settings.auth_failure_rate,
+        failure_burst=settings.auth_failure_burst)
 
     async def registered(name: str) -> object:
         try:
@@ -155,7 +157,9 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
             heartbeat_seconds=settings.heartbeat_seconds, inline_bundle_bytes=settings.inline_bundle_bytes,
             register_rate=settings.register_rate,
             register_burst=settings.register_burst, report_rate=settings.report_rate,
-            report_burst=settings.report_burst, event_aggregate_seconds=settings.event_aggregate_window))
+            report_burst=settings.report_burst, event_aggregate_seconds=settings.event_aggregate_window,
+            watch_rate=settings.watch_rate, watch_burst=settings.watch_burst,
+            bundle_fetches_per_minute=settings.bundle_fetches_per_minute))
     admin = admin_api.AdminServicer(
         db=db, authenticator=authenticator, notifier=notifier, sync_now=sync_now, rollouts=rollouts,
         options=admin_api.AdminOptions(ca_fingerprint=fingerprint, advertise_address=settings.advertise_address,
@@ -262,7 +266,12 @@ def _tls_material(settings: settings_mod.HubSettings,
         cert = Path(settings.tls_cert).read_bytes()
         key = Path(settings.tls_key).read_bytes()
         ca_file = Path(settings.tls_ca) if settings.tls_ca else Path(settings.tls_cert)
-        return server_api.TlsMaterial(cert_pem=cert, key_pem=key), ca_file.read_bytes(), ca_file
+        ca = ca_file.read_bytes()
+        if settings.tls_ca and ca.strip() not in cert:
+            # Spokes pin the CA at first contact from the presented chain, before they send their
+            # token: a chain without it makes them refuse the hub.
+            cert = cert.rstrip(b"\n") + b"\n" + ca
+        return server_api.TlsMaterial(cert_pem=cert, key_pem=key), ca, ca_file
     authority = ca_sec.ensure_ca(data_dir)
     hosts = ["localhost", "127.0.0.1", "::1", _host_of(settings.grpc_listen).strip("[]")]
     if settings.advertise_address:

@@ -37,7 +37,7 @@ __all__ = [
 CLUSTERS_DIR = "clusters"
 CLUSTER_FILE = "cluster.yaml"
 KIND = "Cluster"
-_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Variables Convoy defines itself; cluster.yaml cannot redefine them.
 RESERVED_VARS = ("cluster_name",)
 RESERVED_VAR_PREFIX = "label_"
@@ -118,7 +118,7 @@ def parse_cluster(name: str, data: Any, *, file: str) -> ClusterDecl:
             raise ClusterConfigError(f"labels: {key!r} is not a valid label key", file=file) from None
 
     def check_var(key: object) -> None:
-        if not isinstance(key, str) or not _VAR_RE.match(key):
+        if not isinstance(key, str) or not _VAR_RE.fullmatch(key):
             raise ClusterConfigError(f"vars: {key!r} is not a valid variable name "
                                      "(letters, digits, '_')", file=file)
         if key in RESERVED_VARS or key.startswith(RESERVED_VAR_PREFIX):
@@ -164,7 +164,7 @@ _PARSED_MAX = 20_000
 
 def _read_decl(fs: repofs.RepoFS, name: str, file: str) -> ClusterDecl:
     try:
-        if not model.NAME_RE.match(name):
+        if not model.NAME_RE.fullmatch(name):
             raise ClusterConfigError(f"{name!r} is not a valid cluster name (lowercase letters, "
                                      "digits, '-', at most 63 characters)", file=file)
         documents = load_yaml_documents(fs.read_bytes(file), file=file)

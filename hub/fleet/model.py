@@ -43,7 +43,7 @@ FLEET_FILE = "fleet.yaml"
 KIND = "Fleet"
 
 # DNS-1123 label: what Kubernetes accepts as a name, and safe as a path segment.
-NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _TEMPLATE_FIELD_RE = re.compile(r"\{([^{}]*)\}")
 _TEMPLATE_FIELDS = frozenset({"cluster", "app"})
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -298,7 +298,7 @@ def _rollout(data: Any, field: str, base: RolloutSpec | None) -> RolloutSpec:
             wave = _Reader(raw, f"{reader.at('waves')}[{index}]", _WAVE_FIELDS)
             name = wave.string("name", required=True)
             assert name is not None
-            if not NAME_RE.match(name):
+            if not NAME_RE.fullmatch(name):
                 raise FleetConfigError(f"{name!r} is not a valid name (lowercase letters, digits, '-')",
                                        field=wave.at("name"))
             if name in {w.name for w in wave_list} or name == RolloutSpec.IMPLICIT_WAVE:
@@ -333,12 +333,12 @@ def _app(data: Any, field: str, fleet_rollout: RolloutSpec | None) -> App:
     reader = _Reader(data, field, _APP_FIELDS)
     name = reader.string("name", required=True)
     assert name is not None
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise FleetConfigError(f"{name!r} is not a valid app name (lowercase letters, digits, '-', "
                                "at most 63 characters)", field=reader.at("name"))
     path = _path(reader.string("path", required=True) or "", reader.at("path"))
     namespace = reader.string("namespace")
-    if namespace is not None and not NAME_RE.match(namespace):
+    if namespace is not None and not NAME_RE.fullmatch(namespace):
         raise FleetConfigError(f"{namespace!r} is not a valid namespace name", field=reader.at("namespace"))
     overlays: list[Overlay] = []
     for index, raw in enumerate(reader.items("overlays")):

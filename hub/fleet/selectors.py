@@ -34,8 +34,8 @@ __all__ = [
 
 # A qualified name (`app.kubernetes.io/name`): optional DNS-subdomain prefix, 63-char name.
 _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_KEY_RE = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_NAME}$")
-_VALUE_RE = re.compile(rf"^({_NAME})?$")
+_KEY_RE = re.compile(rf"([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_NAME}")
+_VALUE_RE = re.compile(rf"({_NAME})?")
 
 
 class SelectorError(ValueError):
@@ -98,14 +98,14 @@ EVERYTHING = Selector()
 
 
 def _check_key(key: object, where: str) -> str:
-    if not isinstance(key, str) or not _KEY_RE.match(key):
+    if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
         raise SelectorError(f"{where}: {key!r} is not a valid label key")
     return key
 
 
 def _check_value(value: object, where: str) -> str:
     # YAML turns `canary: true` into a bool; a label value is always a string.
-    if not isinstance(value, str) or not _VALUE_RE.match(value):
+    if not isinstance(value, str) or not _VALUE_RE.fullmatch(value):
         raise SelectorError(f"{where}: {value!r} is not a valid label value (quote it: \"{value}\")"
                             if isinstance(value, bool | int | float)
                             else f"{where}: {value!r} is not a valid label value")

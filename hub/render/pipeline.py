@@ -409,7 +409,7 @@ class Renderer:
         if cluster.config_error is not None:
             return self._failed(cluster, labels, (), [AppError.of(cluster.name, "", cluster.config_error)],
                                 _hash("config-error", cluster.name, str(cluster.config_error)))
-        if not model.NAME_RE.match(cluster.name):
+        if not model.NAME_RE.fullmatch(cluster.name):
             return self._failed(cluster, labels, (), [AppError(
                 cluster=cluster.name, app="", file=None,
                 message=f"{cluster.name!r} is not a valid cluster name (lowercase letters, digits, '-')")],

@@ -36,7 +36,7 @@ __all__ = [
 
 # `$${` (escape) or `${...}` (an expression, checked below).
 _TOKEN_RE = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
-_EXPRESSION_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::=(.*))?$", re.DOTALL)
+_EXPRESSION_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::=(.*))?", re.DOTALL)
 _NON_IDENTIFIER_RE = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -77,7 +77,7 @@ def substitute_string(text: str, variables: Mapping[str, str]) -> str:
     def replace(match: re.Match[str]) -> str:
         if match.group(1) is None:
             return "${"
-        expression = _EXPRESSION_RE.match(match.group(1))
+        expression = _EXPRESSION_RE.fullmatch(match.group(1))
         if expression is None:
             raise _Undefined(match.group(0), f"{match.group(0)} is not a supported expression "
                              "(use ${name} or ${name:=default}; write $${...} for a literal)")
@@ -102,7 +102,7 @@ def referenced_variables(values: Iterable[Any]) -> frozenset[str]:
         if isinstance(value, str):
             if "${" in value:
                 for match in _TOKEN_RE.finditer(value):
-                    expression = _EXPRESSION_RE.match(match.group(1) or "")
+                    expression = _EXPRESSION_RE.fullmatch(match.group(1) or "")
                     if expression is not None:
                         found.add(expression.group(1))
         elif isinstance(value, dict):

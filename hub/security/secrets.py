@@ -45,8 +45,8 @@ __all__ = [
 ]
 
 JOIN_PREFIX = "convoy-join.v1."
-_TOKEN_RE = re.compile(r"^([0-9a-f]{12})\.([A-Za-z0-9_-]{43})$")
-_FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_TOKEN_RE = re.compile(r"([0-9a-f]{12})\.([A-Za-z0-9_-]{43})")
+_FINGERPRINT_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class JoinTokenError(ValueError):
@@ -76,7 +76,7 @@ def new_bootstrap_token() -> tuple[str, str]:
 
 def split_bootstrap_token(token: str) -> tuple[str, str]:
     """``(id, secret)`` of a bootstrap token; :class:`JoinTokenError` if it is not of that shape."""
-    match = _TOKEN_RE.match(token.strip())
+    match = _TOKEN_RE.fullmatch(token.strip())
     if match is None:
         raise JoinTokenError("bootstrap token is malformed (expected <12 hex id>.<43-character secret>)")
     return match.group(1), match.group(2)
@@ -91,7 +91,7 @@ class JoinToken:
 
 def make_join_token(token: str, ca_fingerprint: str, hub_address: str | None = None) -> str:
     split_bootstrap_token(token)
-    if ca_fingerprint and not _FINGERPRINT_RE.match(ca_fingerprint):
+    if ca_fingerprint and not _FINGERPRINT_RE.fullmatch(ca_fingerprint):
         raise JoinTokenError(f"CA fingerprint {ca_fingerprint!r} is not sha256:<64 hex>")
     payload = json.dumps({"token": token, "ca": ca_fingerprint, "hub": hub_address or None},
                          separators=(",", ":"), sort_keys=True).encode("utf-8")
@@ -111,7 +111,7 @@ def parse_join_token(join: str) -> JoinToken:
         raise JoinTokenError("join token payload has no bootstrap token")
     token, ca, hub = payload["token"], payload.get("ca") or "", payload.get("hub")
     split_bootstrap_token(token)
-    if not isinstance(ca, str) or (ca and not _FINGERPRINT_RE.match(ca)):
+    if not isinstance(ca, str) or (ca and not _FINGERPRINT_RE.fullmatch(ca)):
         raise JoinTokenError("join token carries a malformed CA fingerprint (expected sha256:<64 hex>)")
     if hub is not None and (not isinstance(hub, str) or not hub):
         raise JoinTokenError("join token carries a malformed hub address")

@@ -92,6 +92,7 @@ class FakeHub(convoy_pb2_grpc.SpokeServiceServicer):
         self.version = 0
         self.reports: list[pb.StatusReport] = []
         self.registrations = 0
+        self.register_requests: list[pb.RegisterRequest] = []   #: every Register received, token or not
         self.bundle_fetches = 0
         self.tamper: Callable[[bytes], bytes] | None = None
         self._cond = threading.Condition()
@@ -167,6 +168,8 @@ class FakeHub(convoy_pb2_grpc.SpokeServiceServicer):
         raise AssertionError("unreachable")
 
     def Register(self, request: pb.RegisterRequest, context: grpc.ServicerContext) -> pb.RegisterResponse:
+        with self._cond:
+            self.register_requests.append(request)
         if request.bootstrap_token != self.token:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "bootstrap token unknown or used up")
         self.registrations += 1

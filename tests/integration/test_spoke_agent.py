@@ -300,7 +300,7 @@ def test_first_start_over_tls_pins_the_join_tokens_ca_and_stores_it(
 
     authority = hub_ca.ensure_ca(tmp_path / "ca")
     cert, key = authority.issue_server_cert(hosts=["localhost", "127.0.0.1"])
-    hub = FakeHub(tls=(cert, key, authority.cert_pem)).start()  # like the real hub: leaf only in the chain
+    hub = FakeHub(tls=(cert + authority.cert_pem, key, authority.cert_pem)).start()  # like the real hub: CA in the chain
     agent = None
     try:
         hub.publish(make_bundle([namespace("tls"), configmap("c", "tls")]))
@@ -317,6 +317,33 @@ def test_first_start_over_tls_pins_the_join_tokens_ca_and_stores_it(
             agent.stop()
             agent.client.close()
         hub.stop()
+
+
+def test_a_spoke_refuses_an_impostor_hub_before_sending_its_token(
+        tmp_path: Any, kubesim_server: Any, kube_cluster: str, caplog: pytest.LogCaptureFixture) -> None:
+    from hub.security import ca as hub_ca
+    from tests.integration.test_spoke_hubclient import self_signed
+
+    genuine = hub_ca.ensure_ca(tmp_path / "ca")
+    cert, key = self_signed()
+    impostor = FakeHub(tls=(cert, key, cert)).start()  # on the address the join token names
+    agent = None
+    try:
+        settings = SpokeSettings(hub=impostor.address, cluster=kube_cluster, token="abc123.bootstrapsecret",
+                                 ca_fingerprint=genuine.fingerprint(), health_port=0, health_host="127.0.0.1",
+                                 heartbeat=2.0, reconnect_cap=1.0)
+        agent = Agent(settings, cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster)))
+        agent.start()
+        refused = wait_for(lambda: [r for r in caplog.records if "refusing the hub before sending the token" in
+                                    r.getMessage()], timeout=20, what="the impostor refused")
+        assert refused[0].levelname == "ERROR" and genuine.fingerprint() in refused[0].getMessage()
+        assert impostor.register_requests == [] and impostor.registrations == 0
+        assert agent._creds_store.load() is None and not agent.hub_connected.is_set()
+    finally:
+        if agent is not None:
+            agent.stop()
+            agent.client.close()
+        impostor.stop()
 
 
 def test_drift_on_a_secret_never_reports_its_values(

@@ -93,13 +93,11 @@ def test_first_contact_pins_the_ca_from_the_join_token(authority: hub_ca.Certifi
     hub = _tls_hub(authority, with_ca=True)
     try:
         contact = hubclient.first_contact(hub.address, authority.fingerprint())
-        assert contact.ca_verified
         assert hubclient.fingerprint_of(contact.root_pem) == authority.fingerprint()
         client = hubclient.HubClient(hub.address, ca_pem=contact.root_pem)
         try:
             reg = client.register(token=hub.token, cluster="c1", labels={})
-            hubclient.check_registered_ca(hub.address, authority.fingerprint(), ca_pem=reg.hub_ca_pem,
-                                          leaf_pem=contact.leaf_pem)
+            assert reg.cluster == "c1"
         finally:
             client.close()
     finally:
@@ -113,45 +111,57 @@ def test_a_hub_presenting_another_ca_is_refused_before_the_token_is_sent(
     try:
         with pytest.raises(hubclient.HubTrustError, match="no certificate it presented matches"):
             hubclient.first_contact(hub.address, authority.fingerprint())
-        assert hub.registrations == 0
+        assert hub.register_requests == []
     finally:
         hub.stop()
 
 
-def test_a_hub_showing_only_its_leaf_is_checked_against_the_ca_register_returns(
-        authority: hub_ca.CertificateAuthority, tmp_path: pathlib.Path) -> None:
-    hub = _tls_hub(authority, with_ca=False)
+def self_signed(host: str = "127.0.0.1") -> tuple[bytes, bytes]:
+    """A self-signed serving certificate and its key, as an impostor would make in a minute."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "convoy-hub")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+@pytest.mark.parametrize("impostor", ["self-signed", "own CA, leaf only", "genuine CA shown, own leaf",
+                                      "genuine hub, leaf only"])
+def test_an_impostor_hub_never_receives_the_bootstrap_token(
+        authority: hub_ca.CertificateAuthority, tmp_path: pathlib.Path, impostor: str) -> None:
+    if impostor == "self-signed":
+        cert, key = self_signed()
+        hub = FakeHub(tls=(cert, key, cert)).start()
+    elif impostor == "own CA, leaf only":
+        hub = _tls_hub(hub_ca.ensure_ca(tmp_path / "rogue"), with_ca=False)
+    elif impostor == "genuine CA shown, own leaf":
+        # The genuine CA certificate is public: an impostor can present it next to its own leaf.
+        cert, key = hub_ca.ensure_ca(tmp_path / "rogue").issue_server_cert(hosts=["127.0.0.1"])
+        hub = FakeHub(tls=(cert + authority.cert_pem, key, authority.cert_pem)).start()
+    else:
+        # Without the CA in its chain the spoke cannot check the pin before sending, so it does not send.
+        hub = _tls_hub(authority, with_ca=False)
     try:
-        contact = hubclient.first_contact(hub.address, authority.fingerprint())
-        assert not contact.ca_verified and contact.root_pem == contact.leaf_pem
-        client = hubclient.HubClient(hub.address, ca_pem=contact.root_pem)
-        try:
-            reg = client.register(token=hub.token, cluster="c1", labels={})
-        finally:
-            client.close()
-        hubclient.check_registered_ca(hub.address, authority.fingerprint(), ca_pem=reg.hub_ca_pem,
-                                      leaf_pem=contact.leaf_pem)
+        with pytest.raises(hubclient.HubTrustError, match="refusing the hub before sending the token"):
+            hubclient.first_contact(hub.address, authority.fingerprint())
+        assert hub.register_requests == []
     finally:
         hub.stop()
-    # A rogue hub with its own CA: its answer fails the check, so nothing it says is kept.
-    rogue_ca = hub_ca.ensure_ca(tmp_path / "rogue")
-    rogue = _tls_hub(rogue_ca, with_ca=False)
-    try:
-        contact = hubclient.first_contact(rogue.address, authority.fingerprint())
-        client = hubclient.HubClient(rogue.address, ca_pem=contact.root_pem)
-        try:
-            reg = client.register(token=rogue.token, cluster="c1", labels={})
-        finally:
-            client.close()
-        with pytest.raises(hubclient.HubTrustError, match="does not match"):
-            hubclient.check_registered_ca(rogue.address, authority.fingerprint(), ca_pem=reg.hub_ca_pem,
-                                          leaf_pem=contact.leaf_pem)
-        # Even a rogue that returns the genuine CA cannot pass: that CA did not issue its certificate.
-        with pytest.raises(hubclient.HubTrustError, match="not issued by the pinned CA"):
-            hubclient.check_registered_ca(rogue.address, authority.fingerprint(), ca_pem=authority.cert_pem,
-                                          leaf_pem=contact.leaf_pem)
-    finally:
-        rogue.stop()
 
 
 def _registered(hub: FakeHub, cluster: str = "edge-1") -> hubclient.HubClient:

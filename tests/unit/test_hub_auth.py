@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.api import admin, auth, status
+from hub.api import admin, auth, limits, status
 from hub.security import secrets
 from hub.store import db as store_db
 from hub.store import repository as store
@@ -62,4 +62,41 @@ async def test_recognised_credentials_are_remembered_for_a_while(tmp_path: Path)
     assert len(lookups) == 3
     with pytest.raises(status.Unauthenticated, match="watch: the cluster credential is not recognised"):
         await authenticator.cluster((("authorization", "Bearer nope"),), method="watch")
+    db.dispose()
+
+
+async def test_unknown_credentials_are_remembered_and_bounded_per_peer_before_the_database(tmp_path: Path) -> None:
+    db = store_db.Database(store_db.default_sqlite_url(tmp_path))
+    db.migrate()
+    credential = secrets.new_credential()
+    with db.session() as session:
+        store.register_cluster(session, name="alpha", labels={}, credential_hash=secrets.hash_secret(credential))
+    now = [0.0]
+    authenticator = auth.Authenticator(db=db, admin_credential=secrets.new_credential(), clock=lambda: now[0],
+                                       unknown_seconds=10, failure_rate=1.0, failure_burst=3)
+
+    async def call(value: str, peer: str = "ipv4:10.0.0.1") -> str:
+        return await authenticator.cluster((("authorization", f"Bearer {value}"),), method="watch", peer=peer)
+
+    for _ in range(5):  # one unknown credential, asked again and again: one read
+        with pytest.raises(status.Unauthenticated):
+            await call("stolen-guess")
+    assert authenticator.lookups == 1
+    now[0] = 11.0  # forgotten after unknown_seconds: read again (and the bucket refilled)
+    with pytest.raises(status.Unauthenticated):
+        await call("stolen-guess")
+    assert authenticator.lookups == 2
+    for i in range(2):
+        with pytest.raises(status.Unauthenticated):
+            await call(f"guess-{i}")
+    with pytest.raises(limits.RateLimited, match=r"watch from ipv4:10\.0\.0\.1: too many unrecognised"):
+        await call("guess-3")
+    assert authenticator.lookups == 4  # refused before the database
+    with pytest.raises(limits.RateLimited):
+        await call(credential)  # an uncached valid credential waits too, from that peer
+    assert await call(credential, peer="ipv4:10.0.0.2") == "alpha"  # other peers are not disturbed
+    assert await call(credential) == "alpha"  # and now it is remembered, whatever the peer
+    now[0] = 12.0
+    with pytest.raises(status.Unauthenticated):
+        await call("guess-4")  # one token back after a second
     db.dispose()

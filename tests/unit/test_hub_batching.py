@@ -77,3 +77,33 @@ async def test_a_waiter_that_went_away_does_not_break_the_others() -> None:
     assert (await stays).cluster_name == "b"
     with pytest.raises(asyncio.CancelledError):
         await gone
+
+
+async def test_one_bad_item_fails_only_its_own_caller() -> None:
+    calls: list[list[int]] = []
+
+    def save(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        if 13 in items:
+            raise ValueError("year 10000 is out of range")
+        return [i * 10 for i in items]
+
+    batcher: batching.Batcher[int, int] = batching.Batcher(save)
+    results = await asyncio.gather(*(batcher.submit(i) for i in (1, 13, 2, 3)), return_exceptions=True)
+    assert results[0] == 10 and results[2:] == [20, 30]
+    assert isinstance(results[1], ValueError) and "out of range" in str(results[1])
+    assert calls == [[1, 13, 2, 3], [1], [13], [2], [3]] and batcher.isolated == 1
+
+
+async def test_an_error_that_is_no_items_fault_is_not_retried_item_by_item() -> None:
+    calls: list[list[int]] = []
+
+    def save(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        raise ConnectionError("database away")
+
+    batcher: batching.Batcher[int, int] = batching.Batcher(
+        save, retry_alone=lambda exc: not isinstance(exc, ConnectionError))
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(5)), return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert calls == [[0, 1, 2, 3, 4]]

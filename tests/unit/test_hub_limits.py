@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
+from google.protobuf import timestamp_pb2
 
 from hub.api import limits
 from protos.codec import pb
@@ -74,3 +78,44 @@ def test_report_checks() -> None:
         limits.check_report(pb.StatusReport(objects=[pb.ObjectResult()] * 3), bounds, cluster="c1")
     with pytest.raises(limits.InvalidRequest, match="message is 11 characters"):
         limits.check_report(pb.StatusReport(message="x" * 11), bounds, cluster="c1")
+
+
+def test_peek_looks_without_taking() -> None:
+    clock = Clock()
+    limiter = limits.RateLimiter(rate=1.0, burst=2, clock=clock)
+    assert limiter.peek("p") and limiter.peek("p")  # looking takes nothing
+    assert limiter.allow("p") and limiter.allow("p")
+    assert not limiter.peek("p")
+    clock.now += 1.0
+    assert limiter.peek("p")
+
+
+def test_log_throttle_says_once_per_interval_and_counts_the_rest() -> None:
+    clock = Clock()
+    throttle = limits.LogThrottle(interval=60.0, clock=clock)
+    assert throttle.allow("p") == 0
+    assert [throttle.allow("p") for _ in range(5)] == [None] * 5
+    assert throttle.allow("q") == 0  # each peer its own
+    clock.now += 61
+    assert throttle.allow("p") == 5
+
+
+def _stamp(seconds: int, nanos: int = 0) -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+
+@pytest.mark.parametrize(("fields", "problem"), [
+    ({"observed_at": _stamp(253402300800 + 86400)}, "observed_at is not a valid timestamp"),
+    ({"observed_at": _stamp(5, -1)}, "observed_at"),
+    ({"drift": [pb.DriftItem(detected_at=_stamp(-62135596800 - 86400))]}, "drift[].detected_at"),
+    ({"message": "a\x00b"}, "message contains a NUL"),
+    ({"errors": ["\x00"]}, "an error contains a NUL"),
+    ({"objects": [pb.ObjectResult(ref=pb.ObjectRef(name="x\x00"))]}, "objects[].ref.name contains a NUL"),
+    ({"objects": [pb.ObjectResult(ref=pb.ObjectRef(kind="K" * 600))]}, "objects[].ref.kind is 600 characters"),
+    ({"drift": [pb.DriftItem(app="\x00")]}, "drift[].app contains a NUL"),
+    ({"spoke_version": "v" * 65}, "spoke_version is 65 characters"),
+])
+def test_report_fields_the_store_cannot_take_are_refused_at_the_edge(fields: dict[str, Any], problem: str) -> None:
+    report = pb.StatusReport(phase=pb.PHASE_READY, **fields)
+    with pytest.raises(limits.InvalidRequest, match=re.escape(problem)):
+        limits.check_report(report, limits.ReportLimits(), cluster="c")

@@ -174,3 +174,15 @@ def test_helm_and_plugins_are_off_unless_the_operator_turns_them_on(tmp_path: Pa
     settings = hs.load_settings(cli_values={"allow_plugins": True},
                                 env={"HOME": str(tmp_path), "CONVOY_HUB_ALLOW_HELM": "yes"})
     assert settings.allow_helm and settings.allow_plugins
+
+
+def test_abuse_limits_have_defaults_read_the_environment_and_refuse_nonsense(tmp_path: Path) -> None:
+    settings = hs.load_settings(cli_values={}, env={"HOME": str(tmp_path)})
+    assert (settings.auth_failure_rate, settings.auth_failure_burst, settings.unknown_credential_cache) == (1.0, 20, 10.0)
+    assert (settings.watch_rate, settings.watch_burst, settings.bundle_fetches_per_minute) == (1.0, 20, 30)
+    env = {"HOME": str(tmp_path), "CONVOY_HUB_UNKNOWN_CREDENTIAL_CACHE": "1m", "CONVOY_HUB_WATCH_BURST": "50"}
+    tuned = hs.load_settings(cli_values={}, env=env)
+    assert tuned.unknown_credential_cache == 60.0 and tuned.watch_burst == 50
+    for name, value in (("auth_failure_burst", "0"), ("bundle_fetches_per_minute", "0"), ("watch_rate", "0")):
+        with pytest.raises(hs.SettingsError, match=name):
+            hs.load_settings(cli_values={}, env={"HOME": str(tmp_path), f"CONVOY_HUB_{name.upper()}": value})

@@ -23,8 +23,8 @@ from hub.render.kustomize.resources import Resource
 __all__ = ["generate", "hash_suffix", "kustomize_hash"]
 
 _HASH_MAP = str.maketrans({"0": "g", "1": "h", "3": "k", "a": "m", "e": "t"})
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-_KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+_KEY_RE = re.compile(r"[-._a-zA-Z0-9]+")
 
 
 def _go_json(value: Any) -> str:
@@ -107,7 +107,7 @@ def _pairs(fs: repofs.RepoFS, k: Kustomization, args: dict[str, Any], *, restric
             if not line or line.startswith("#"):
                 continue
             key, sep, value = line.partition("=")
-            if not _ENV_NAME.match(key):
+            if not _ENV_NAME.fullmatch(key):
                 raise KustomizeError(f"env file {env!r} line {number + 1}: {key!r} is not a valid variable name",
                                      file=k.file)
             if not sep:
@@ -158,7 +158,7 @@ def _generate_one(fs: repofs.RepoFS, k: Kustomization, args: dict[str, Any], kin
     binary: dict[str, str] = {}
     seen: set[str] = set()
     for key, value in _pairs(fs, k, args, restrict=restrict):
-        if not _KEY_RE.match(key):
+        if not _KEY_RE.fullmatch(key):
             raise KustomizeError(f"{kind} {name}: {key!r} is not a valid data key", file=k.file)
         if key in seen:
             raise KustomizeError(f"{kind.lower()} {name} illegally repeats the key {key!r}", file=k.file)

@@ -28,7 +28,7 @@ __all__ = ["apply_patches", "matches_label_selector", "parse_label_selector"]
 
 # -- selectors ------------------------------------------------------------------------------------
 
-_REQ_RE = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(==|=|!=)\s*([A-Za-z0-9_.-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$")
+_REQ_RE = re.compile(r"\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(==|=|!=)\s*([A-Za-z0-9_.-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*")
 
 Requirement = tuple[str, str, tuple[str, ...]]  # (key, operator, values)
 
@@ -54,7 +54,7 @@ def parse_label_selector(text: str, *, file: str) -> list[Requirement]:
     """A Kubernetes label selector string (``app=web,tier in (a,b),!legacy``) as requirements."""
     requirements: list[Requirement] = []
     for part in _split_requirements(text):
-        match = _REQ_RE.match(part)
+        match = _REQ_RE.fullmatch(part)
         if match is None:
             raise KustomizeError(f"invalid label selector {text!r} (at {part.strip()!r})", file=file)
         negate, key, op, value, set_op, set_values = match.groups()
@@ -95,7 +95,7 @@ def _anchored(pattern: str, *, file: str) -> re.Pattern[str] | None:
     if not pattern:
         return None
     try:
-        return re.compile(f"^(?:{pattern})$")
+        return re.compile(f"(?:{pattern})")
     except re.error as exc:
         raise KustomizeError(f"invalid regular expression {pattern!r} in a patch target: {exc}", file=file) from exc
 
@@ -116,9 +116,9 @@ def select(resources: list[Resource], target: dict[str, Any], *, file: str) -> l
     for res in resources:
         _, org_name, org_ns = res.org_id()
         cur_ns = res.effective_namespace()
-        if ns_re is not None and not (ns_re.match(org_ns) or ns_re.match(cur_ns)):
+        if ns_re is not None and not (ns_re.fullmatch(org_ns) or ns_re.fullmatch(cur_ns)):
             continue
-        if name_re is not None and not (name_re.match(org_name) or name_re.match(res.name)):
+        if name_re is not None and not (name_re.fullmatch(org_name) or name_re.fullmatch(res.name)):
             continue
         if (group and res.group != group) or (version and res.version != version) or (kind and res.kind != kind):
             continue

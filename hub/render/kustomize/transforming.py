@@ -172,13 +172,13 @@ def split_image(image: str) -> tuple[str, str, str]:
 def _image_updater(spec: dict[str, str]) -> Any:
     # kustomize builds this regex from the configured name without escaping it; so do we.
     try:
-        pattern = re.compile("^" + spec["name"] + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?$")
+        pattern = re.compile(spec["name"] + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?")
     except re.error:
-        pattern = re.compile("^" + re.escape(spec["name"]) + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?$")
+        pattern = re.compile(re.escape(spec["name"]) + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?")
     new_name, new_tag, digest = spec.get("newName", ""), spec.get("newTag", ""), spec.get("digest", "")
 
     def update(value: Any) -> Any:
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             return value
         name, tag, old_digest = split_image(value)
         if new_name:
