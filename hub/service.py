@@ -370,7 +370,8 @@ class HubService:
         """
         key = fs.tree_id(fleet_clusters.CLUSTERS_DIR) if fs.is_dir(fleet_clusters.CLUSTERS_DIR) else ""
         if self._declared_cache is None or self._declared_cache[0] != key:
-            self._declared_cache = (key, fleet_clusters.declared_clusters(fs))
+            self._declared_cache = (key, fleet_clusters.declared_clusters(
+                fs, max_bytes=self.renderer.limits.max_file_bytes))
         return dict(self._declared_cache[1])
 
     def _fleet_failed(self, sha: str, message: str, now: dt.datetime) -> SyncOutcome:

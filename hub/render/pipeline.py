@@ -37,7 +37,7 @@ from typing import Any
 
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model, resolving
-from hub.render import bundles, errors, kustomize, repofs, substitute
+from hub.render import budgets, bundles, errors, kustomize, repofs, substitute
 from protos.objects import ObjectRef
 
 __all__ = [
@@ -59,10 +59,19 @@ _PIPELINE_VERSION = "convoy-render/1"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RenderLimits:
-    """Bounds on what a render may produce."""
+    """Bounds on what a render may read and produce (hub settings of the same names; docs/security.md).
+
+    A render over a bound fails the clusters it reaches with a :class:`~hub.render.errors.LimitError`
+    naming the bound; the others render.
+    """
 
     max_bundle_bytes: int = 32 * 1024 * 1024   #: canonical (uncompressed) bytes of one cluster's bundle
     max_candidates_per_layers: int = 2          #: cached builds kept per layer list (this and the last revision)
+    #: Largest file a build reads (manifests, patches, generator sources, cluster.yaml), by its Git header.
+    max_file_bytes: int = 8 * 1024 * 1024
+    max_fleet_file_bytes: int = 2 * 1024 * 1024  #: largest fleet.yaml
+    max_objects: int = 10_000                   #: objects in one cluster's bundle (and in any one build)
+    max_render_seconds: float = 30.0            #: one cluster's render, its kustomize builds included
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -139,9 +148,9 @@ class _RecordingFS:
     def _note(self, op: str, path: str) -> None:
         self.deps[(op, path)] = self._session.probe(op, path)
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
         self._note("id", path)
-        return self._session.fs.read_bytes(path)
+        return self._session.fs.read_bytes(path, max_bytes=max_bytes)
 
     def is_dir(self, path: str) -> bool:
         self._note("dir", path)
@@ -236,7 +245,9 @@ class Renderer:
     def __init__(self, *, limits: RenderLimits = RenderLimits(),
                  build_options: kustomize.BuildOptions = kustomize.BuildOptions()) -> None:
         self.limits = limits
-        self.build_options = build_options
+        # The limits are the one place bounds are set: they win over the build options' own.
+        self.build_options = dataclasses.replace(build_options, max_yaml_bytes=limits.max_file_bytes,
+                                                 max_objects=limits.max_objects)
         self.renders_done = 0
         self.cluster_renders_done = 0
         self._lock = threading.Lock()
@@ -297,7 +308,7 @@ class Renderer:
         cached = self._fleets.get(key)
         if cached is None:
             try:
-                cached = model.load_fleet(session.fs)
+                cached = model.load_fleet(session.fs, max_bytes=self.limits.max_fleet_file_bytes)
             except errors.RenderError as exc:
                 cached = exc
             self._fleets = {key: cached}  # one revision's worth is all a fleet needs
@@ -319,8 +330,11 @@ class Renderer:
                 break
         if build is None:
             build = self._run_build(session, plan)
-            candidates.insert(0, build)
-            del candidates[self.limits.max_candidates_per_layers:]
+            # A build cut short by the deadline depends on the machine's speed, not only on its inputs:
+            # this render's other clusters share the failure, a later commit tries again.
+            if not (isinstance(build.error, errors.LimitError) and build.error.setting == "max_render_seconds"):
+                candidates.insert(0, build)
+                del candidates[self.limits.max_candidates_per_layers:]
         self._builds[key] = self._builds.pop(key)  # most recently used last
         session.builds[key] = build
         return build
@@ -399,6 +413,12 @@ class Renderer:
 
     def _render_cluster(self, session: _Session, fleet: model.Fleet,
                         cluster: fleet_clusters.ClusterInfo) -> ClusterRender:
+        # One deadline per cluster, for the builds it runs (a build shared from the cache costs nothing).
+        with budgets.applied(self.limits.max_render_seconds):
+            return self._render_cluster_within(session, fleet, cluster)
+
+    def _render_cluster_within(self, session: _Session, fleet: model.Fleet,
+                               cluster: fleet_clusters.ClusterInfo) -> ClusterRender:
         labels = dict(cluster.labels)
         if cluster.config_error is not None:
             return self._failed(cluster, labels, (), [AppError.of(cluster.name, "", cluster.config_error)],
@@ -433,7 +453,7 @@ class Renderer:
         relevant = [build.custom_kinds & cluster_scoped_custom for _, build in built]
         inputs_key = _hash(
             _PIPELINE_VERSION, cluster.name, sorted(labels.items()), sorted(cluster.vars.items()),
-            self.limits.max_bundle_bytes,
+            self.limits.max_bundle_bytes, self.limits.max_objects,
             [(plan.app.name, plan.app.namespace, plan.app.depends_on, plan.app.drift_policy, plan.layers,
               build.fingerprint, sorted(kinds)) for (plan, build), kinds in zip(built, relevant, strict=True)])
         cached = self._clusters.pop(inputs_key, None)
@@ -441,6 +461,11 @@ class Renderer:
             self._clusters[inputs_key] = cached  # most recently used last
             return cached
         self.cluster_renders_done += 1
+        count = sum(len(build.objects or ()) for _, build in built)
+        if not problems and count > self.limits.max_objects:
+            # Each build is bounded on its own; this bounds their sum (and external builds' output).
+            problems.append(AppError.of(cluster.name, "", errors.LimitError(
+                f"the bundle has {count} objects, more than {self.limits.max_objects}", setting="max_objects")))
         if problems:
             return self._remember(self._failed(cluster, labels, app_names, problems, inputs_key))
         variables = substitute.cluster_variables(cluster.name, labels, cluster.vars)

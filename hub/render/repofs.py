@@ -9,6 +9,9 @@ Paths are repository-relative POSIX paths; ``""`` is the root. Two views:
 
 Both refuse paths that leave the root — ``..``, absolute paths, URLs, and
 symlinks pointing outside — with :class:`~hub.render.errors.RepoPathError`.
+``read_bytes(path, max_bytes=N)`` refuses a bigger file with
+:class:`~hub.render.errors.LimitError` *before* reading it (the size comes from the
+Git object header, or ``stat``); :class:`BoundedFS` applies one such bound to every read.
 ``tree_id`` is a content id (the Git object id, or a sha256 of the content for a
 directory), so a render can be cached by the ids of its inputs.
 """
@@ -24,12 +27,12 @@ import re
 import stat
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from hub.render.errors import RepoPathError
+from hub.render.errors import LimitError, RepoPathError
 
 if TYPE_CHECKING:
     import git
 
-__all__ = ["DirectoryFS", "GitTreeFS", "RepoFS", "TreeCache", "is_remote", "materialize", "normalize"]
+__all__ = ["BoundedFS", "DirectoryFS", "GitTreeFS", "RepoFS", "TreeCache", "is_remote", "materialize", "normalize"]
 
 # What kustomize would fetch: a URL, scp-style git, a well-known forge path, or a `?ref=` query. A
 # local directory that merely has a dot in its name (`my.app/base`) is not remote.
@@ -38,6 +41,9 @@ _URL_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|[\w.-]+@[\w.-]+:|(github\.co
 _MAX_SYMLINK_HOPS = 40
 _SYMLINK_MODE = 0o120000
 _TREE_MODE = 0o040000
+#: Longest symlink target read (PATH_MAX): a link blob is read whole to resolve it.
+_MAX_LINK_BYTES = 4096
+_CHUNK = 1024 * 1024
 
 
 @runtime_checkable
@@ -49,7 +55,9 @@ class RepoFS(Protocol):
         """The commit sha, or ``dir:<absolute path>``."""
         ...
 
-    def read_bytes(self, path: str) -> bytes: ...
+    def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
+        """The file's content; a file over ``max_bytes`` is refused (LimitError) without being read."""
+        ...
 
     def is_dir(self, path: str) -> bool: ...
 
@@ -108,11 +116,16 @@ class DirectoryFS:
             raise RepoPathError(f"path {rel!r} is a symlink that escapes the repository root", file=rel)
         return real
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
         real = self._real(path)
         try:
             with open(real, "rb") as handle:
-                return handle.read()
+                if max_bytes is None:
+                    return handle.read()
+                _check_size(os.fstat(handle.fileno()).st_size, max_bytes, normalize(path))
+                data = handle.read(max_bytes + 1)  # the file may grow after the stat
+                _check_size(len(data), max_bytes, normalize(path))
+                return data
         except FileNotFoundError as exc:
             raise RepoPathError(f"file {normalize(path)!r} does not exist", file=normalize(path)) from exc
         except IsADirectoryError as exc:
@@ -153,9 +166,11 @@ class DirectoryFS:
                 self._hash_into(digest, self._real(child_rel), child_rel, (*parents, real))
             digest.update(b"\0end\0")
         else:
+            # In chunks: a content id must not cost a whole big file in memory.
+            digest.update(b"f\0" + str(info.st_size).encode() + b"\0")
             with open(real, "rb") as handle:
-                data = handle.read()
-            digest.update(b"f\0" + str(len(data)).encode() + b"\0" + data)
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
 
 
 class TreeCache:
@@ -240,6 +255,8 @@ class GitTreeFS:
         if item.mode == _SYMLINK_MODE:
             if hops >= _MAX_SYMLINK_HOPS:
                 raise RepoPathError(f"symlink {rel!r} loops", file=rel)
+            if item.size > _MAX_LINK_BYTES:
+                raise RepoPathError(f"symlink {rel!r} has a {item.size}-byte target; refused", file=rel)
             target = item.data_stream.read().decode("utf-8", "surrogateescape")
             try:
                 resolved = normalize(target, base=real_parent, file=rel)
@@ -257,13 +274,16 @@ class GitTreeFS:
             self._cache[rel] = result
         return result
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
         found = self._lookup(path)
         rel = normalize(path)
         if found is None:
             raise RepoPathError(f"file {rel!r} does not exist at {self._revision[:12]}", file=rel)
         if found[0] != "blob":
             raise RepoPathError(f"{rel!r} is a directory, not a file", file=rel)
+        if max_bytes is not None:
+            # The size is in the object header (`git cat-file --batch-check`): nothing is read yet.
+            _check_size(found[1].size, max_bytes, rel)
         data: bytes = found[1].data_stream.read()
         return data
 
@@ -288,6 +308,39 @@ class GitTreeFS:
         if found is None:
             raise RepoPathError(f"path {rel!r} does not exist at {self._revision[:12]}", file=rel)
         return str(found[1].hexsha)
+
+
+def _check_size(size: int, max_bytes: int, rel: str) -> None:
+    if size > max_bytes:
+        raise LimitError(f"is {size} bytes, over the {max_bytes}-byte limit", setting="max_file_bytes", file=rel)
+
+
+class BoundedFS:
+    """``fs`` with every read bounded to ``max_bytes`` (the smaller bound wins when a read names one)."""
+
+    def __init__(self, fs: RepoFS, *, max_bytes: int) -> None:
+        self.fs = fs
+        self.max_bytes = max_bytes
+
+    @property
+    def revision(self) -> str:
+        return self.fs.revision
+
+    def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
+        bound = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
+        return self.fs.read_bytes(path, max_bytes=bound)
+
+    def is_dir(self, path: str) -> bool:
+        return self.fs.is_dir(path)
+
+    def is_file(self, path: str) -> bool:
+        return self.fs.is_file(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        return self.fs.list_dir(path)
+
+    def tree_id(self, path: str) -> str:
+        return self.fs.tree_id(path)
 
 
 _MAX_DEPTH = 64

@@ -66,8 +66,10 @@ class BuildOptions:
     external_command: tuple[str, ...] | None = None
     #: kustomize's default load restrictor: files (not bases) must be inside their kustomization's directory.
     load_restrictor_root_only: bool = True
-    #: Largest YAML file read.
+    #: Largest file a build reads (YAML, patches, generator sources); refused before it is read.
     max_yaml_bytes: int = 8 * 1024 * 1024
+    #: Most objects one build may make (None: no bound); checked as they accumulate.
+    max_objects: int | None = 10_000
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ def _fallback(fs: repofs.RepoFS, need: NeedsExternal, options: BuildOptions, *, 
 def build(fs: repofs.RepoFS, path: str, *, options: BuildOptions = BuildOptions()) -> BuildResult:
     """Build the kustomization directory ``path`` (repository-relative) of ``fs``."""
     directory = repofs.normalize(path)
-    builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes)
+    builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes,
+                      max_objects=options.max_objects)
     try:
         return BuildResult(objects=builder.build_directory(directory), engine="native")
     except NeedsExternal as need:
@@ -120,7 +123,8 @@ def build_layers(fs: repofs.RepoFS, *, resources: Sequence[str], components: Seq
     """
     k = Kustomization(directory="", file="<layers>", resources=list(resources), components=list(components),
                       namespace=namespace or "")
-    builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes)
+    builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes,
+                      max_objects=options.max_objects)
     try:
         return BuildResult(objects=builder.build_kustomization(k), engine="native")
     except NeedsExternal as need:
@@ -131,3 +135,5 @@ def build_layers(fs: repofs.RepoFS, *, resources: Sequence[str], components: Seq
         if namespace:
             synthetic["namespace"] = namespace
         return _fallback(fs, need, options, directory="", synthetic=synthetic)
+    except RecursionError as exc:
+        raise KustomizeError("kustomizations nest too deeply", file="<layers>") from exc
