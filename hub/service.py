@@ -54,7 +54,7 @@ from hub.store import repository as store
 from hub.web import metrics as metrics_mod
 from protos import bundle as bundles
 
-__all__ = ["STATE_DEPLOYED_AT", "STATE_FLEET_ERROR", "HubService", "SyncOutcome"]
+__all__ = ["STATE_DEPLOYED_AT", "STATE_FLEET_ERROR", "HubService", "SyncOutcome", "render_limits"]
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,7 @@ class HubService:
         self.signing_key = signing_key
         self.notifier = notifier
         self.metrics = metrics
-        self.renderer = renderer or pipeline.Renderer(
-            limits=pipeline.RenderLimits(max_bundle_bytes=settings.max_bundle_bytes))
+        self.renderer = renderer or pipeline.Renderer(limits=render_limits(settings))
         self.signature_policy = signature_policy
         self.rollouts = rollouts
         self.clock = clock
@@ -380,6 +379,14 @@ class HubService:
             store.set_state(session, STATE_FLEET_ERROR, text, now=now)
             store.add_event(session, models.EventKind.RENDER_ERROR, commit=sha, message=text, now=now)
         return SyncOutcome(commit=sha, error=text)
+
+
+def render_limits(settings: settings_mod.HubSettings) -> pipeline.RenderLimits:
+    """The render bounds the hub's settings ask for."""
+    return pipeline.RenderLimits(max_bundle_bytes=settings.max_bundle_bytes, max_file_bytes=settings.max_file_bytes,
+                                 max_fleet_file_bytes=settings.max_fleet_file_bytes,
+                                 max_bundle_objects=settings.max_bundle_objects,
+                                 max_render_seconds=settings.max_render_seconds)
 
 
 def _batches(items: list[str], size: int) -> Iterable[list[str]]:

@@ -105,6 +105,18 @@ class HubSettings:
     max_bundle_bytes: int = dataclasses.field(default=32 * MiB, metadata=_meta(
         "largest uncompressed bundle the hub renders and serves", kind=_Kind.SIZE))
 
+    # -- rendering bounds (a commit author controls what is rendered; docs/security.md)
+    max_file_bytes: int = dataclasses.field(default=8 * MiB, metadata=_meta(
+        "largest file a render reads (manifests, patches, generator sources, cluster.yaml); a bigger one "
+        "fails the clusters that use it, refused by its Git object header before it is read", kind=_Kind.SIZE))
+    max_fleet_file_bytes: int = dataclasses.field(default=2 * MiB, metadata=_meta(
+        "largest fleet.yaml", kind=_Kind.SIZE))
+    max_bundle_objects: int = dataclasses.field(default=10_000, metadata=_meta(
+        "most objects in one cluster's bundle (and in any one kustomize build)"))
+    max_render_seconds: float = dataclasses.field(default=30.0, metadata=_meta(
+        "longest one cluster's render may take; past it the cluster fails with an error and keeps its "
+        "last good bundle", kind=_Kind.DURATION))
+
     # -- serving
     grpc_listen: str = dataclasses.field(default="127.0.0.1:7443", metadata=_meta("gRPC host:port"))
     http_listen: str = dataclasses.field(default="127.0.0.1:7080", metadata=_meta(
@@ -140,7 +152,7 @@ class HubSettings:
         def bad(field: str, problem: str) -> SettingsError:
             return SettingsError(f"hub setting {field}: {problem}")
 
-        for name in ("poll_interval", "heartbeat_seconds", "register_rate", "report_rate"):
+        for name in ("poll_interval", "heartbeat_seconds", "register_rate", "report_rate", "max_render_seconds"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise bad(name, f"must be a positive number, got {value!r}")
@@ -150,7 +162,8 @@ class HubSettings:
             raise bad("inline_bundle_bytes", f"must be between 0 and {MAX_INLINE_BUNDLE_BYTES} "
                                              f"(a Watch message stays well under gRPC's 4 MiB default), "
                                              f"got {self.inline_bundle_bytes!r}")
-        for name in ("register_burst", "report_burst", "bundle_retention", "max_bundle_bytes"):
+        for name in ("register_burst", "report_burst", "bundle_retention", "max_bundle_bytes", "max_file_bytes",
+                     "max_fleet_file_bytes", "max_bundle_objects"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
         for name in ("grpc_listen", "http_listen"):

@@ -124,6 +124,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             summary.phase = pb.PHASE_UNSPECIFIED
         if render_errors is not None:
             summary.errors.extend(_render_error_lines(render_errors))
+        _bound_summary_errors(summary)
         return summary
 
     @status.unary
@@ -411,12 +412,35 @@ def _rollout_to_wire(view: rollout_controller.RolloutView | None) -> pb.RolloutS
     return response
 
 
+#: A cluster's row in ListClusters shows this many errors of at most this many characters, so a fleet's
+#: listing stays far below gRPC's 4 MiB message limit whatever the errors say (describe shows them all).
+SUMMARY_ERRORS = 3
+SUMMARY_ERROR_CHARS = 300
+#: Longest render error line returned (rows stored before the store bounded them may be longer).
+ERROR_LINE_CHARS = 1_200
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _bound_summary_errors(summary: pb.ClusterSummary) -> None:
+    errors = list(summary.errors)
+    if len(errors) <= SUMMARY_ERRORS and all(len(e) <= SUMMARY_ERROR_CHARS for e in errors):
+        return
+    kept = [_cut(e, SUMMARY_ERROR_CHARS) for e in errors[:SUMMARY_ERRORS]]
+    if len(errors) > SUMMARY_ERRORS:
+        kept.append(f"and {len(errors) - SUMMARY_ERRORS} more (convoy describe {summary.name})")
+    del summary.errors[:]
+    summary.errors.extend(kept)
+
+
 def _render_error_lines(row: models.RenderError) -> Iterable[str]:
-    for error in row.errors or []:
+    for error in (row.errors or [])[:store.MAX_RENDER_ERRORS + 1]:
         app = error.get("app")
         file = error.get("file")
         where = f"app {app}" + (f" ({file})" if file else "") if app else (file or "render")
-        yield f"commit {row.commit[:12]}: {where}: {error.get('message')}"
+        yield _cut(f"commit {row.commit[:12]}: {where}: {error.get('message')}", ERROR_LINE_CHARS)
 
 
 def redact_secrets(document: dict[str, Any]) -> dict[str, Any]:

@@ -320,6 +320,13 @@ def _settings_options(command: Any) -> Any:
                      help="Refuse unsigned or badly signed heads."),
         click.option("--allowed-signers-file", type=path, help="SSH allowed-signers file for signed commits."),
         click.option("--gpg-keyring", type=path, help="GnuPG home or exported public keys for signed commits."),
+        click.option("--max-bundle-bytes", help="Largest uncompressed bundle rendered and served [32MiB]."),
+        click.option("--max-file-bytes",
+                     help="Largest file a render reads; refused unread, failing its clusters [8MiB]."),
+        click.option("--max-fleet-file-bytes", help="Largest fleet.yaml [2MiB]."),
+        click.option("--max-bundle-objects", type=int, help="Most objects in one cluster's bundle [10000]."),
+        click.option("--max-render-seconds",
+                     help="Longest one cluster's render may take; past it that cluster fails [30s]."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -3,7 +3,7 @@
 A commit can make a render arbitrarily slow without any big file: a kustomization
 tree where each level includes the previous one twice makes 2^N objects from 3N
 small files, and name-reference fixing is quadratic in the objects. The object
-bound (``max_objects``) stops most of these early; the deadline stops the rest, so
+bound (``max_bundle_objects``) stops most of these early; the deadline stops the rest, so
 one hostile layer costs its clusters an error and never holds up later commits.
 
 The pipeline enters a budget around each cluster's render (:func:`applied`); the

@@ -70,7 +70,7 @@ class RenderLimits:
     #: Largest file a build reads (manifests, patches, generator sources, cluster.yaml), by its Git header.
     max_file_bytes: int = 8 * 1024 * 1024
     max_fleet_file_bytes: int = 2 * 1024 * 1024  #: largest fleet.yaml
-    max_objects: int = 10_000                   #: objects in one cluster's bundle (and in any one build)
+    max_bundle_objects: int = 10_000                   #: objects in one cluster's bundle (and in any one build)
     max_render_seconds: float = 30.0            #: one cluster's render, its kustomize builds included
 
 
@@ -247,7 +247,7 @@ class Renderer:
         self.limits = limits
         # The limits are the one place bounds are set: they win over the build options' own.
         self.build_options = dataclasses.replace(build_options, max_yaml_bytes=limits.max_file_bytes,
-                                                 max_objects=limits.max_objects)
+                                                 max_bundle_objects=limits.max_bundle_objects)
         self.renders_done = 0
         self.cluster_renders_done = 0
         self._lock = threading.Lock()
@@ -453,7 +453,7 @@ class Renderer:
         relevant = [build.custom_kinds & cluster_scoped_custom for _, build in built]
         inputs_key = _hash(
             _PIPELINE_VERSION, cluster.name, sorted(labels.items()), sorted(cluster.vars.items()),
-            self.limits.max_bundle_bytes, self.limits.max_objects,
+            self.limits.max_bundle_bytes, self.limits.max_bundle_objects,
             [(plan.app.name, plan.app.namespace, plan.app.depends_on, plan.app.drift_policy, plan.layers,
               build.fingerprint, sorted(kinds)) for (plan, build), kinds in zip(built, relevant, strict=True)])
         cached = self._clusters.pop(inputs_key, None)
@@ -462,10 +462,10 @@ class Renderer:
             return cached
         self.cluster_renders_done += 1
         count = sum(len(build.objects or ()) for _, build in built)
-        if not problems and count > self.limits.max_objects:
+        if not problems and count > self.limits.max_bundle_objects:
             # Each build is bounded on its own; this bounds their sum (and external builds' output).
             problems.append(AppError.of(cluster.name, "", errors.LimitError(
-                f"the bundle has {count} objects, more than {self.limits.max_objects}", setting="max_objects")))
+                f"the bundle has {count} objects, more than {self.limits.max_bundle_objects}", setting="max_bundle_objects")))
         if problems:
             return self._remember(self._failed(cluster, labels, app_names, problems, inputs_key))
         variables = substitute.cluster_variables(cluster.name, labels, cluster.vars)

@@ -162,13 +162,13 @@ def test_a_huge_value_is_quoted_as_a_short_excerpt(fleet_repo: Path) -> None:
 
 def test_an_exponential_kustomization_is_refused_by_the_object_bound_and_the_next_commit_renders(
         fleet_repo: Path) -> None:
-    renderer = pipeline.Renderer(limits=pipeline.RenderLimits(max_objects=1000))
+    renderer = pipeline.Renderer(limits=pipeline.RenderLimits(max_bundle_objects=1000))
     sha = commit_files(fleet_repo, exponential_kustomization(18), "2^18 objects from 56 files")
     result = _render(fleet_repo, sha, renderer=renderer)
     assert result.clusters["dev-1"].ok
     [error] = result.clusters["prod-1"].errors
     assert str(error).startswith("cluster prod-1: app bomb: ")
-    assert "more than 1000 objects (max_objects)" in str(error)
+    assert "more than 1000 objects (max_bundle_objects)" in str(error)
     assert result.stats.seconds < 20
 
     fixed = commit_files(fleet_repo, {"apps/bomb/kustomization.yaml": "resources: [l3]\n"}, "small again")
@@ -177,7 +177,7 @@ def test_an_exponential_kustomization_is_refused_by_the_object_bound_and_the_nex
 
 
 def test_a_render_that_runs_out_of_time_fails_that_cluster(fleet_repo: Path) -> None:
-    limits = pipeline.RenderLimits(max_objects=10**9, max_render_seconds=0.5)
+    limits = pipeline.RenderLimits(max_bundle_objects=10**9, max_render_seconds=0.5)
     sha = commit_files(fleet_repo, exponential_kustomization(18), "2^18 objects from 56 files")
     result = _render(fleet_repo, sha, limits=limits)
     assert result.clusters["dev-1"].ok
@@ -190,10 +190,10 @@ def test_a_render_that_runs_out_of_time_fails_that_cluster(fleet_repo: Path) -> 
 def test_the_object_bound_counts_the_whole_bundle(fleet_repo: Path) -> None:
     many = "".join(f"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\n" for i in range(6))
     sha = commit_files(fleet_repo, {"apps/good/cm.yaml": many, "apps/bomb/cm.yaml": many})
-    result = _render(fleet_repo, sha, limits=pipeline.RenderLimits(max_objects=10))
+    result = _render(fleet_repo, sha, limits=pipeline.RenderLimits(max_bundle_objects=10))
     assert result.clusters["dev-1"].ok
     [error] = result.clusters["prod-1"].errors
-    assert "12 objects, more than 10 (max_objects)" in str(error)
+    assert "12 objects, more than 10 (max_bundle_objects)" in str(error)
 
 
 ALIAS_DOC = ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"

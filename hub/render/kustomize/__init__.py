@@ -69,7 +69,7 @@ class BuildOptions:
     #: Largest file a build reads (YAML, patches, generator sources); refused before it is read.
     max_yaml_bytes: int = 8 * 1024 * 1024
     #: Most objects one build may make (None: no bound); checked as they accumulate.
-    max_objects: int | None = 10_000
+    max_bundle_objects: int | None = 10_000
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def build(fs: repofs.RepoFS, path: str, *, options: BuildOptions = BuildOptions(
     """Build the kustomization directory ``path`` (repository-relative) of ``fs``."""
     directory = repofs.normalize(path)
     builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes,
-                      max_objects=options.max_objects)
+                      max_objects=options.max_bundle_objects)
     try:
         return BuildResult(objects=builder.build_directory(directory), engine="native")
     except NeedsExternal as need:
@@ -124,7 +124,7 @@ def build_layers(fs: repofs.RepoFS, *, resources: Sequence[str], components: Seq
     k = Kustomization(directory="", file="<layers>", resources=list(resources), components=list(components),
                       namespace=namespace or "")
     builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes,
-                      max_objects=options.max_objects)
+                      max_objects=options.max_bundle_objects)
     try:
         return BuildResult(objects=builder.build_kustomization(k), engine="native")
     except NeedsExternal as need:

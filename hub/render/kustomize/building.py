@@ -107,7 +107,7 @@ class Builder:
         # Checked as objects accumulate, so a tree that doubles at every level stops at the bound,
         # not after building 2^N objects.
         if self.max_objects is not None and len(ra) + len(more) > self.max_objects:
-            raise LimitError(f"the build makes more than {self.max_objects} objects", setting="max_objects",
+            raise LimitError(f"the build makes more than {self.max_objects} objects", setting="max_bundle_objects",
                              file=more[0].source if more else None)
         budgets.check(file=more[0].source if more else None)
         ids = {(res.api_version, *res.cur_id()): res for res in ra}
