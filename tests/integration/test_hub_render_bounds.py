@@ -69,15 +69,6 @@ async def test_a_huge_value_in_an_error_leaves_status_and_history_working(tmp_pa
         reply = await admin_of(hub, ch).call("SyncNow", pb.SyncNowRequest())
         assert reply.commit == sha and len(reply.message) < 2000
 
-        with hub.db.session() as session:
-            stored = store.render_errors_all(session)
-            events = store.events(session, limit=50)
-        assert set(stored) == {"alpha", "beta"}
-        for row in stored.values():
-            assert all(len(error["message"]) <= store.MAX_RENDER_ERROR_CHARS for error in row.errors)
-            assert "commonLabels.big must be a string" in row.errors[0]["message"]
-        assert all(len(event.message) <= store.MAX_EVENT_MESSAGE_CHARS for event in events)
-
         status = await convoy(hub.cli_config_path, "status")
         assert status.exit_code == 0, status.output
         assert "alpha" in status.output and "beta" in status.output
@@ -90,6 +81,15 @@ async def test_a_huge_value_in_an_error_leaves_status_and_history_working(tmp_pa
         assert "render failed" in history.output
         described = await convoy(hub.cli_config_path, "describe", "alpha")
         assert described.exit_code == 0, described.output
+
+        with hub.db.session() as session:
+            stored = store.render_errors_all(session)
+            events = store.events(session, limit=50)
+        assert set(stored) == {"alpha", "beta"}
+        for errors in stored.values():
+            assert all(len(error["message"]) <= store.MAX_RENDER_ERROR_CHARS for error in errors.errors)
+            assert "commonLabels.big must be a string" in errors.errors[0]["message"]
+        assert all(len(event.message) <= store.MAX_EVENT_MESSAGE_CHARS for event in events)
 
 
 async def test_a_store_write_of_a_huge_error_is_bounded(tmp_path: Path, fleet_repo: FleetRepo) -> None:
