@@ -157,3 +157,28 @@ def test_bad_secret_value_is_not_echoed(tmp_path: Path) -> None:
 def test_every_field_is_documented() -> None:
     docs = hs.HubSettings.describe()
     assert docs and all(docs.values())
+
+
+def test_render_bounds_defaults_and_flags(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import cli
+    from hub.render import pipeline
+    from hub.service import render_limits
+
+    defaults = hs.load_settings(cli_values={}, env={"HOME": str(tmp_path)})
+    # The hub's defaults are the CLI's (convoy render/validate use RenderLimits()).
+    assert render_limits(defaults) == pipeline.RenderLimits()
+    assert (defaults.max_file_bytes, defaults.max_fleet_file_bytes) == (8 * 1024 * 1024, 2 * 1024 * 1024)
+    assert (defaults.max_bundle_objects, defaults.max_render_seconds) == (10_000, 30.0)
+    given = hs.load_settings(cli_values={"max_file_bytes": "1MiB", "max_fleet_file_bytes": "64KiB",
+                                         "max_bundle_objects": 500, "max_render_seconds": "2m"},
+                             env={"HOME": str(tmp_path)})
+    limits = render_limits(given)
+    assert (limits.max_file_bytes, limits.max_fleet_file_bytes) == (1024 * 1024, 64 * 1024)
+    assert (limits.max_bundle_objects, limits.max_render_seconds) == (500, 120.0)
+    with pytest.raises(hs.SettingsError, match="max_render_seconds"):
+        hs.load_settings(cli_values={"max_render_seconds": "0"}, env={"HOME": str(tmp_path)})
+    help_text = CliRunner().invoke(cli, ["hub", "serve", "--help"]).output
+    for flag in ("--max-file-bytes", "--max-fleet-file-bytes", "--max-bundle-objects", "--max-render-seconds"):
+        assert flag in help_text
