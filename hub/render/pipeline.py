@@ -415,7 +415,13 @@ class Renderer:
                         cluster: fleet_clusters.ClusterInfo) -> ClusterRender:
         # One deadline per cluster, for the builds it runs (a build shared from the cache costs nothing).
         with budgets.applied(self.limits.max_render_seconds):
-            return self._render_cluster_within(session, fleet, cluster)
+            try:
+                return self._render_cluster_within(session, fleet, cluster)
+            except Exception as exc:  # a bug or an unforeseen input costs this cluster, never the fleet
+                error = errors.RenderError(f"unexpected {type(exc).__name__} while rendering (a bug in Convoy; "
+                                           f"please report it): {exc}")
+                return self._failed(cluster, dict(cluster.labels), (), [AppError.of(cluster.name, "", error)],
+                                    _hash("crashed", cluster.name, error.message))
 
     def _render_cluster_within(self, session: _Session, fleet: model.Fleet,
                                cluster: fleet_clusters.ClusterInfo) -> ClusterRender:

@@ -354,12 +354,23 @@ def _identity(fs: RepoFS, path: str) -> str:
     return fs.tree_id(path)
 
 
-def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "", *, _ancestors: tuple[str, ...] = ()) -> None:
+#: What :func:`materialize` writes at most: entries (files and directories) and bytes. Directory
+#: symlinks that reach the same directory from many places (each level linking the previous one twice)
+#: would otherwise copy one tree 2^N times.
+MAX_MATERIALIZED_ENTRIES = 100_000
+MAX_MATERIALIZED_BYTES = 256 * 1024 * 1024
+
+
+def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "", *, max_entries: int = MAX_MATERIALIZED_ENTRIES,
+                max_bytes: int = MAX_MATERIALIZED_BYTES, _ancestors: tuple[str, ...] = (),
+                _written: list[int] | None = None) -> None:
     """Write the tree under ``path`` (default: the whole repository) to ``dest``, symlinks resolved.
 
     ``.git``, links that leave the repository and links that loop are left out: the copy
-    holds only what a build may read.
+    holds only what a build may read. A copy over ``max_entries`` entries or ``max_bytes`` bytes is
+    refused with :class:`~hub.render.errors.LimitError` (no file is read past the byte budget).
     """
+    written = _written if _written is not None else [0, 0]  # entries, bytes
     identity = _identity(fs, path)
     if identity in _ancestors or len(_ancestors) > _MAX_DEPTH:
         raise RepoPathError(f"{path!r} loops back to a directory that contains it", file=path)
@@ -370,10 +381,22 @@ def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "", *, _ancestors: t
             continue
         child = posixpath.join(path, name) if path else name
         target = dest / name
+        written[0] += 1
+        if written[0] > max_entries:
+            raise LimitError(f"copying the tree for an external build makes more than {max_entries} files and "
+                             "directories (directory symlinks reaching the same tree many times?)",
+                             setting="max_materialized_entries", file=child)
         try:
             if fs.is_dir(child):
-                materialize(fs, target, child, _ancestors=_ancestors)
+                materialize(fs, target, child, max_entries=max_entries, max_bytes=max_bytes,
+                            _ancestors=_ancestors, _written=written)
             elif fs.is_file(child):
-                target.write_bytes(fs.read_bytes(child))
+                try:
+                    data = fs.read_bytes(child, max_bytes=max_bytes - written[1])
+                except LimitError as exc:
+                    raise LimitError(f"{exc.detail}; the copy for an external build holds at most {max_bytes} "
+                                     "bytes in all", setting=exc.setting, file=child) from exc
+                written[1] += len(data)
+                target.write_bytes(data)
         except RepoPathError:
             continue

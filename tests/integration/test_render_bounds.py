@@ -229,3 +229,30 @@ def test_anchors_in_a_big_ordinary_file_are_fine(fleet_repo: Path) -> None:
                                     "data:\n" + data})
     result = _render(fleet_repo, sha)
     assert result.clusters["prod-1"].ok, result.clusters["prod-1"].errors
+
+
+def test_a_deeply_nested_value_fails_its_file_not_the_fleet(fleet_repo: Path) -> None:
+    deep = "[" * 990 + "]" * 990
+    sha = commit_files(fleet_repo, {"apps/bomb/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\n"
+                                                         f"data: {{k: {deep}}}\n"})
+    result = _render(fleet_repo, sha)
+    assert result.clusters["dev-1"].ok
+    [error] = result.clusters["prod-1"].errors
+    assert error.file == "apps/bomb/cm.yaml" and "nests deeper than 128 levels" in error.message
+
+
+def test_an_unexpected_exception_costs_one_cluster(fleet_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.fleet import resolving
+
+    plan = resolving.plan_cluster
+
+    def plan_or_crash(fs: repofs.RepoFS, fleet: object, *, name: str, labels: dict[str, str]) -> object:
+        if name == "prod-1":
+            raise RecursionError("maximum recursion depth exceeded")
+        return plan(fs, fleet, name=name, labels=labels)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(resolving, "plan_cluster", plan_or_crash)
+    result = _render(fleet_repo)
+    assert result.clusters["dev-1"].ok
+    [error] = result.clusters["prod-1"].errors
+    assert "unexpected RecursionError while rendering (a bug in Convoy" in str(error)

@@ -9,7 +9,7 @@ import git
 import pytest
 
 from hub.render import repofs
-from hub.render.errors import RepoPathError
+from hub.render.errors import LimitError, RepoPathError
 
 
 def make_tree(root: pathlib.Path) -> None:
@@ -180,3 +180,23 @@ def test_directory_links_that_loop_are_refused_or_skipped(tmp_path: pathlib.Path
         repofs.materialize(fs, dest)
         assert (dest / "apps" / "cm.yaml").read_text() == "a: b\n"
         assert not (dest / "apps" / "up").exists()
+
+
+def test_materialize_does_not_multiply_through_directory_links(tmp_path: pathlib.Path) -> None:
+    # Each level links the previous one twice: copying it naively writes the bottom 2^16 times.
+    root = tmp_path / "repo"
+    (root / "l0").mkdir(parents=True)
+    (root / "l0" / "cm.yaml").write_text("a: b\n")
+    for level in range(1, 17):
+        (root / f"l{level}").mkdir()
+        for half in "ab":
+            os.symlink(f"../l{level - 1}", root / f"l{level}" / half)
+    repo = git.Repo.init(root)
+    repo.git.add(A=True)
+    sha = str(repo.index.commit("x", author=git.Actor("t", "t@example.com"),
+                                committer=git.Actor("t", "t@example.com")).hexsha)
+    for fs in (repofs.DirectoryFS(root), repofs.GitTreeFS(repo, sha)):
+        with pytest.raises(LimitError, match="more than 1000 files and directories"):
+            repofs.materialize(fs, tmp_path / f"out-{type(fs).__name__}", max_entries=1000)
+    with pytest.raises(LimitError, match="holds at most 30 bytes in all"):
+        repofs.materialize(repofs.GitTreeFS(repo, sha), tmp_path / "out-bytes", "l3", max_bytes=30)

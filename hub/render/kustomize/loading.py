@@ -9,13 +9,19 @@ import yaml
 
 from hub.render.errors import KustomizeError
 
-__all__ = ["MAX_ALIAS_EXPANSION", "load_yaml_any", "load_yaml_documents", "load_yaml_mapping"]
+__all__ = ["MAX_ALIAS_EXPANSION", "MAX_DEPTH", "load_yaml_any", "load_yaml_documents", "load_yaml_mapping"]
 
 #: Nodes that aliases may add to a file (over all its documents) before it is refused as an alias bomb.
 #: PyYAML shares aliased objects, so the bomb costs nothing at load time; it explodes later, in every
 #: JSON encoding, merge or patch of the objects. Nodes written out count once however big the file
 #: (its size is bounded on its own); real manifests reuse an anchor a few times at most.
 MAX_ALIAS_EXPANSION = 100_000
+
+#: Deepest nesting of mappings and lists in a document. libyaml stops at 1,000, but the JSON encoding,
+#: copies and merges of an object recurse once or more per level and Python's stack ends near 1,000
+#: frames: a 990-deep value would crash the render instead of failing its file. Real manifests (CRD
+#: schemas included) stay far below this.
+MAX_DEPTH = 128
 
 _BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -105,6 +111,32 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     return size
 
 
+def _too_deep(document: Any) -> bool:
+    """True when ``document`` nests mappings and lists deeper than :data:`MAX_DEPTH` (iteratively: no recursion).
+
+    Shared (aliased) values are visited once per place they appear; aliases are bounded before this runs.
+    """
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _checked(documents: list[Any], file: str) -> list[Any]:
+    if any(_too_deep(document) for document in documents):
+        raise KustomizeError(f"a document nests deeper than {MAX_DEPTH} levels; refused", file=file)
+    return documents
+
+
 def _problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
@@ -117,7 +149,7 @@ def _load_all(data: bytes, file: str, loader_class: type[Any] = _Loader) -> list
     try:
         if b"*" not in data or b"&" not in data:
             # An alias needs an anchor ('&') and a reference ('*'): without both, take the fast path.
-            return list(yaml.load_all(data, Loader=loader_class))
+            return _checked(list(yaml.load_all(data, Loader=loader_class)), file)
         loader = loader_class(data)
         try:
             documents = []
@@ -133,7 +165,7 @@ def _load_all(data: bytes, file: str, loader_class: type[Any] = _Loader) -> list
                         f"YAML aliases expand to more than {MAX_ALIAS_EXPANSION} extra nodes (alias bomb?); "
                         "refused", file=file)
                 documents.append(loader.construct_document(node))
-            return documents
+            return _checked(documents, file)
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
