@@ -385,6 +385,7 @@ def render_limits(settings: settings_mod.HubSettings) -> pipeline.RenderLimits:
     """The render bounds the hub's settings ask for."""
     return pipeline.RenderLimits(max_bundle_bytes=settings.max_bundle_bytes, max_file_bytes=settings.max_file_bytes,
                                  max_fleet_file_bytes=settings.max_fleet_file_bytes,
+                                 max_build_bytes=settings.max_build_bytes,
                                  max_bundle_objects=settings.max_bundle_objects,
                                  max_render_seconds=settings.max_render_seconds)
 

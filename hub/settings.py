@@ -111,6 +111,8 @@ class HubSettings:
         "fails the clusters that use it, refused by its Git object header before it is read", kind=_Kind.SIZE))
     max_fleet_file_bytes: int = dataclasses.field(default=2 * MiB, metadata=_meta(
         "largest fleet.yaml", kind=_Kind.SIZE))
+    max_build_bytes: int = dataclasses.field(default=64 * MiB, metadata=_meta(
+        "bytes one kustomize build (an app's layers) may read in all", kind=_Kind.SIZE))
     max_bundle_objects: int = dataclasses.field(default=10_000, metadata=_meta(
         "most objects in one cluster's bundle (and in any one kustomize build)"))
     max_render_seconds: float = dataclasses.field(default=30.0, metadata=_meta(
@@ -163,7 +165,7 @@ class HubSettings:
                                              f"(a Watch message stays well under gRPC's 4 MiB default), "
                                              f"got {self.inline_bundle_bytes!r}")
         for name in ("register_burst", "report_burst", "bundle_retention", "max_bundle_bytes", "max_file_bytes",
-                     "max_fleet_file_bytes", "max_bundle_objects"):
+                     "max_fleet_file_bytes", "max_build_bytes", "max_bundle_objects"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
         for name in ("grpc_listen", "http_listen"):

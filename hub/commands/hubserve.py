@@ -324,6 +324,7 @@ def _settings_options(command: Any) -> Any:
         click.option("--max-file-bytes",
                      help="Largest file a render reads; refused unread, failing its clusters [8MiB]."),
         click.option("--max-fleet-file-bytes", help="Largest fleet.yaml [2MiB]."),
+        click.option("--max-build-bytes", help="Bytes one kustomize build may read in all [64MiB]."),
         click.option("--max-bundle-objects", type=int, help="Most objects in one cluster's bundle [10000]."),
         click.option("--max-render-seconds",
                      help="Longest one cluster's render may take; past it that cluster fails [30s]."),

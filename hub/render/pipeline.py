@@ -70,7 +70,8 @@ class RenderLimits:
     #: Largest file a build reads (manifests, patches, generator sources, cluster.yaml), by its Git header.
     max_file_bytes: int = 8 * 1024 * 1024
     max_fleet_file_bytes: int = 2 * 1024 * 1024  #: largest fleet.yaml
-    max_bundle_objects: int = 10_000                   #: objects in one cluster's bundle (and in any one build)
+    max_bundle_objects: int = 10_000            #: objects in one cluster's bundle (and in any one build)
+    max_build_bytes: int = 64 * 1024 * 1024     #: bytes one kustomize build reads in all
     max_render_seconds: float = 30.0            #: one cluster's render, its kustomize builds included
 
 
@@ -247,7 +248,8 @@ class Renderer:
         self.limits = limits
         # The limits are the one place bounds are set: they win over the build options' own.
         self.build_options = dataclasses.replace(build_options, max_yaml_bytes=limits.max_file_bytes,
-                                                 max_bundle_objects=limits.max_bundle_objects)
+                                                 max_bundle_objects=limits.max_bundle_objects,
+                                                 max_build_bytes=limits.max_build_bytes)
         self.renders_done = 0
         self.cluster_renders_done = 0
         self._lock = threading.Lock()
@@ -471,7 +473,8 @@ class Renderer:
         if not problems and count > self.limits.max_bundle_objects:
             # Each build is bounded on its own; this bounds their sum (and external builds' output).
             problems.append(AppError.of(cluster.name, "", errors.LimitError(
-                f"the bundle has {count} objects, more than {self.limits.max_bundle_objects}", setting="max_bundle_objects")))
+                f"the bundle has {count} objects, more than {self.limits.max_bundle_objects}",
+                setting="max_bundle_objects")))
         if problems:
             return self._remember(self._failed(cluster, labels, app_names, problems, inputs_key))
         variables = substitute.cluster_variables(cluster.name, labels, cluster.vars)

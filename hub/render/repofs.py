@@ -316,11 +316,14 @@ def _check_size(size: int, max_bytes: int, rel: str) -> None:
 
 
 class BoundedFS:
-    """``fs`` with every read bounded to ``max_bytes`` (the smaller bound wins when a read names one)."""
+    """``fs`` with every read bounded to ``max_bytes`` (the smaller bound wins when a read names one), and
+    all reads together to ``max_total_bytes`` (None: no total; a kustomize build's ``max_build_bytes``)."""
 
-    def __init__(self, fs: RepoFS, *, max_bytes: int) -> None:
+    def __init__(self, fs: RepoFS, *, max_bytes: int, max_total_bytes: int | None = None) -> None:
         self.fs = fs
         self.max_bytes = max_bytes
+        self.max_total_bytes = max_total_bytes
+        self.total_read = 0
 
     @property
     def revision(self) -> str:
@@ -328,7 +331,26 @@ class BoundedFS:
 
     def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
         bound = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
-        return self.fs.read_bytes(path, max_bytes=bound)
+        if self.max_total_bytes is None:
+            return self.fs.read_bytes(path, max_bytes=bound)
+        remaining = max(0, self.max_total_bytes - self.total_read)
+        try:
+            data = self.fs.read_bytes(path, max_bytes=min(bound, remaining))
+        except LimitError:
+            if remaining >= bound:
+                raise  # the file on its own is too big
+            raise LimitError(f"the build reads more than {self.max_total_bytes} bytes in all",
+                             setting="max_build_bytes", file=normalize(path)) from None
+        self.total_read += len(data)
+        return data
+
+    def charge(self, path: str, size: int) -> None:
+        """Count ``size`` bytes of ``path`` against the total without reading them (a parse cache hit), so
+        whether a build fits does not depend on what other builds happened to read first."""
+        if self.max_total_bytes is not None and self.total_read + size > self.max_total_bytes:
+            raise LimitError(f"the build reads more than {self.max_total_bytes} bytes in all",
+                             setting="max_build_bytes", file=normalize(path))
+        self.total_read += size
 
     def is_dir(self, path: str) -> bool:
         return self.fs.is_dir(path)

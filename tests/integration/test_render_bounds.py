@@ -149,6 +149,19 @@ def test_a_big_generator_file_is_refused(fleet_repo: Path) -> None:
     assert "apps/bomb/big.txt" in str(error) and "over the 4096-byte limit" in str(error)
 
 
+def test_what_one_build_reads_in_all_is_bounded(fleet_repo: Path) -> None:
+    # Each file is under the per-file bound; together they are not.
+    files = {f"apps/bomb/cm{i}.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\n"
+                                      f"data: {{k: {'w' * 3000}}}\n" for i in range(5)}
+    files["apps/bomb/kustomization.yaml"] = f"resources: [{', '.join(f'cm{i}.yaml' for i in range(5))}]\n"
+    sha = commit_files(fleet_repo, files)
+    result = _render(fleet_repo, sha, limits=pipeline.RenderLimits(max_file_bytes=4096, max_build_bytes=10_000))
+    assert result.clusters["dev-1"].ok
+    [error] = result.clusters["prod-1"].errors
+    assert "the build reads more than 10000 bytes in all (max_build_bytes)" in str(error)
+    assert _render(fleet_repo, sha, limits=pipeline.RenderLimits(max_file_bytes=4096)).clusters["prod-1"].ok
+
+
 def test_a_huge_value_is_quoted_as_a_short_excerpt(fleet_repo: Path) -> None:
     sha = commit_files(fleet_repo, {"apps/bomb/kustomization.yaml":
                                     "resources: [cm.yaml]\ncommonLabels: {big: [" + "z" * 3_000_000 + "]}\n"})

@@ -180,5 +180,6 @@ def test_render_bounds_defaults_and_flags(tmp_path: Path) -> None:
     with pytest.raises(hs.SettingsError, match="max_render_seconds"):
         hs.load_settings(cli_values={"max_render_seconds": "0"}, env={"HOME": str(tmp_path)})
     help_text = CliRunner().invoke(cli, ["hub", "serve", "--help"]).output
-    for flag in ("--max-file-bytes", "--max-fleet-file-bytes", "--max-bundle-objects", "--max-render-seconds"):
+    for flag in ("--max-file-bytes", "--max-fleet-file-bytes", "--max-build-bytes", "--max-bundle-objects",
+                 "--max-render-seconds"):
         assert flag in help_text

@@ -70,6 +70,8 @@ class BuildOptions:
     max_yaml_bytes: int = 8 * 1024 * 1024
     #: Most objects one build may make (None: no bound); checked as they accumulate.
     max_bundle_objects: int | None = 10_000
+    #: Bytes one build may read in all (None: no bound); files already parsed (cached) cost nothing.
+    max_build_bytes: int | None = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def build(fs: repofs.RepoFS, path: str, *, options: BuildOptions = BuildOptions(
     """Build the kustomization directory ``path`` (repository-relative) of ``fs``."""
     directory = repofs.normalize(path)
     builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes,
-                      max_objects=options.max_bundle_objects)
+                      max_objects=options.max_bundle_objects, max_read_bytes=options.max_build_bytes)
     try:
         return BuildResult(objects=builder.build_directory(directory), engine="native")
     except NeedsExternal as need:
@@ -124,7 +126,7 @@ def build_layers(fs: repofs.RepoFS, *, resources: Sequence[str], components: Seq
     k = Kustomization(directory="", file="<layers>", resources=list(resources), components=list(components),
                       namespace=namespace or "")
     builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes,
-                      max_objects=options.max_bundle_objects)
+                      max_objects=options.max_bundle_objects, max_read_bytes=options.max_build_bytes)
     try:
         return BuildResult(objects=builder.build_kustomization(k), engine="native")
     except NeedsExternal as need:

@@ -26,38 +26,49 @@ _LOCAL_CONFIG = "config.kubernetes.io/local-config"
 
 
 class _ParseCache:
-    """Parsed YAML by Git object id: the same blob is parsed once however many builds read it."""
+    """Parsed YAML by Git object id: the same blob is parsed once however many builds read it.
 
-    def __init__(self, size: int) -> None:
+    Bounded by entries and by the bytes of the files behind them: files of up to ``max_file_bytes``
+    each, kept by the thousand, would otherwise hold gigabytes.
+    """
+
+    def __init__(self, size: int, *, max_bytes: int) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._items: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str]) -> Any:
+    def get(self, key: tuple[str, str]) -> tuple[int, Any] | None:
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
             return value
 
-    def put(self, key: tuple[str, str], value: Any) -> None:
+    def put(self, key: tuple[str, str], value: tuple[int, Any]) -> None:
+        """``value``: (bytes of the file, parsed content)."""
         with self._lock:
+            old = self._items.pop(key, None)
+            self._bytes += value[0] - (old[0] if old is not None else 0)
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            while len(self._items) > self._size or (self._bytes > self._max_bytes and len(self._items) > 1):
+                _, (size, _) = self._items.popitem(last=False)
+                self._bytes -= size
 
 
-_CACHE = _ParseCache(8192)
+_CACHE = _ParseCache(8192, max_bytes=256 * 1024 * 1024)
 
 
 class Builder:
     """One native build over one :class:`~hub.render.repofs.RepoFS` (not thread-safe; make one per build)."""
 
     def __init__(self, fs: repofs.RepoFS, *, restrict: bool, max_yaml_bytes: int,
-                 max_objects: int | None = None) -> None:
-        # Every read of the build (resources, patches, generator sources) is bounded before it happens.
-        self.fs: repofs.RepoFS = repofs.BoundedFS(fs, max_bytes=max_yaml_bytes)
+                 max_objects: int | None = None, max_read_bytes: int | None = None) -> None:
+        # Every read of the build (resources, patches, generator sources) is bounded before it happens,
+        # one by one and in all.
+        self._bounded = repofs.BoundedFS(fs, max_bytes=max_yaml_bytes, max_total_bytes=max_read_bytes)
+        self.fs: repofs.RepoFS = self._bounded
         self.restrict = restrict
         self.max_yaml_bytes = max_yaml_bytes
         self.max_objects = max_objects
@@ -78,6 +89,7 @@ class Builder:
                 if size > self.max_yaml_bytes:  # the limit is per build; the cache is shared
                     raise LimitError(f"is {size} bytes, over the {self.max_yaml_bytes}-byte limit",
                                      setting="max_file_bytes", file=path)
+                self._bounded.charge(path, size)
                 return value
         data = self._read(path, referrer)
         value = load_yaml_documents(data, file=path) if kind == "docs" else load_yaml_mapping(data, file=path)
