@@ -390,7 +390,8 @@ class Renderer:
         return prepared
 
     def _substitute(self, prepared: _Prepared, variables: Mapping[str, str], *, cluster: str,
-                    app: str, scopes: Mapping[tuple[str, str], bool]) -> list[bundles.Item]:
+                    app: str, scopes: Mapping[tuple[str, str], bool],
+                    budget: substitute.Budget | None = None) -> list[bundles.Item]:
         if not prepared.variables and not any(prepared.needs_vars):
             return prepared.items
         key = tuple(variables.get(name) for name in prepared.variables)
@@ -398,11 +399,13 @@ class Renderer:
         if cached is None:
             try:
                 cached = [
-                    bundles.make_item(substitute.substitute_object(item.obj, variables, cluster=cluster, app=app),
+                    bundles.make_item(substitute.substitute_object(item.obj, variables, cluster=cluster, app=app,
+                                                                   budget=budget),
                                       app=app, source=item.source, custom=scopes) if need else item
                     for item, need in zip(prepared.items, prepared.needs_vars, strict=True)]
             except substitute.SubstitutionError as exc:
                 cached = exc
+            # (A LimitError is not cached: the budget is the cluster's, shared with its other apps.)
             prepared.substituted[key] = cached
         if isinstance(cached, errors.RenderError):
             if cached.cluster != cluster:
@@ -478,13 +481,14 @@ class Renderer:
         if problems:
             return self._remember(self._failed(cluster, labels, app_names, problems, inputs_key))
         variables = substitute.cluster_variables(cluster.name, labels, cluster.vars)
+        budget = substitute.Budget(self.limits.max_bundle_bytes)
         items: list[list[bundles.Item]] = []
         for (plan, build), kinds in zip(built, relevant, strict=True):
             source = " + ".join(plan.layers)
             prepared = self._prepare(build, plan.app, kinds, source)
             try:
                 items.append(self._substitute(prepared, variables, cluster=cluster.name, app=plan.app.name,
-                                              scopes=dict.fromkeys(kinds, True)))
+                                              scopes=dict.fromkeys(kinds, True), budget=budget))
             except errors.RenderError as exc:
                 problems.append(AppError.of(cluster.name, plan.app.name, exc))
         if problems:

@@ -269,3 +269,21 @@ def test_an_unexpected_exception_costs_one_cluster(fleet_repo: Path, monkeypatch
     assert result.clusters["dev-1"].ok
     [error] = result.clusters["prod-1"].errors
     assert "unexpected RecursionError while rendering (a bug in Convoy" in str(error)
+
+
+def test_a_big_variable_substituted_many_times_is_refused_early(fleet_repo: Path) -> None:
+    # 100 KB of value, referenced 1,000 times: 100 MB of strings before the bundle's own size check.
+    refs = "${big}" * 1000
+    sha = commit_files(fleet_repo, {
+        "clusters/prod-1/cluster.yaml": "labels: {env: prod}\nvars: {big: " + "v" * 100_000 + "}\n",
+        "apps/bomb/cm.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bomb}}\ndata: {{k: '{refs}'}}\n"})
+    tracemalloc.start()
+    try:
+        result = _render(fleet_repo, sha, limits=pipeline.RenderLimits(max_bundle_bytes=1024 * 1024))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 30 * 1024 * 1024, peak
+    assert result.clusters["dev-1"].ok
+    [error] = result.clusters["prod-1"].errors
+    assert error.app == "bomb" and "ConfigMap/bomb/bomb: data.k: substituted values add more than 1048576" in str(error)
