@@ -387,7 +387,8 @@ def render_limits(settings: settings_mod.HubSettings) -> pipeline.RenderLimits:
                                  max_fleet_file_bytes=settings.max_fleet_file_bytes,
                                  max_build_bytes=settings.max_build_bytes,
                                  max_bundle_objects=settings.max_bundle_objects,
-                                 max_render_seconds=settings.max_render_seconds)
+                                 max_render_seconds=settings.max_render_seconds,
+                                 max_fleet_render_seconds=settings.max_fleet_render_seconds)
 
 
 def _batches(items: list[str], size: int) -> Iterable[list[str]]:

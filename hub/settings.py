@@ -118,6 +118,9 @@ class HubSettings:
     max_render_seconds: float = dataclasses.field(default=30.0, metadata=_meta(
         "longest one cluster's render may take; past it the cluster fails with an error and keeps its "
         "last good bundle", kind=_Kind.DURATION))
+    max_fleet_render_seconds: float = dataclasses.field(default=600.0, metadata=_meta(
+        "longest one commit's render may take; clusters not rendered by then fail and keep their last good "
+        "bundle (the next commit is rendered afresh)", kind=_Kind.DURATION))
 
     # -- serving
     grpc_listen: str = dataclasses.field(default="127.0.0.1:7443", metadata=_meta("gRPC host:port"))
@@ -154,7 +157,8 @@ class HubSettings:
         def bad(field: str, problem: str) -> SettingsError:
             return SettingsError(f"hub setting {field}: {problem}")
 
-        for name in ("poll_interval", "heartbeat_seconds", "register_rate", "report_rate", "max_render_seconds"):
+        for name in ("poll_interval", "heartbeat_seconds", "register_rate", "report_rate", "max_render_seconds",
+                     "max_fleet_render_seconds"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise bad(name, f"must be a positive number, got {value!r}")

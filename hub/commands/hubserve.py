@@ -328,6 +328,8 @@ def _settings_options(command: Any) -> Any:
         click.option("--max-bundle-objects", type=int, help="Most objects in one cluster's bundle [10000]."),
         click.option("--max-render-seconds",
                      help="Longest one cluster's render may take; past it that cluster fails [30s]."),
+        click.option("--max-fleet-render-seconds",
+                     help="Longest one commit's render may take; clusters not reached by then fail [10m]."),
     ]
     for option in reversed(options):
         command = option(command)

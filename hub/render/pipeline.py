@@ -73,6 +73,7 @@ class RenderLimits:
     max_bundle_objects: int = 10_000            #: objects in one cluster's bundle (and in any one build)
     max_build_bytes: int = 64 * 1024 * 1024     #: bytes one kustomize build reads in all
     max_render_seconds: float = 30.0            #: one cluster's render, its kustomize builds included
+    max_fleet_render_seconds: float = 600.0     #: one commit's render: clusters not reached by then fail
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -284,7 +285,17 @@ class Renderer:
                                    stats=RenderStats(seconds=time.perf_counter() - started))
             results: dict[str, ClusterRender] = {}
             interned: dict[str, bytes] = {}
+            # Each cluster has its own deadline; this one bounds the commit, so many hostile layers
+            # (one per cluster) cannot add up to hours and hold back every later commit.
+            fleet_deadline = started + self.limits.max_fleet_render_seconds
             for cluster in clusters:
+                if time.perf_counter() > fleet_deadline:
+                    results[cluster.name] = self._failed(cluster, dict(cluster.labels), (), [AppError.of(
+                        cluster.name, "", errors.LimitError(
+                            f"not rendered: this commit's render took longer than "
+                            f"{self.limits.max_fleet_render_seconds:g} s", setting="max_fleet_render_seconds"))],
+                        _hash("fleet-deadline", cluster.name))
+                    continue
                 result = self._render_cluster(session, fleet, cluster)
                 if result.data is not None and result.digest is not None:
                     # Clusters with equal bundles hold one copy of the bytes.

@@ -287,3 +287,22 @@ def test_a_big_variable_substituted_many_times_is_refused_early(fleet_repo: Path
     assert result.clusters["dev-1"].ok
     [error] = result.clusters["prod-1"].errors
     assert error.app == "bomb" and "ConfigMap/bomb/bomb: data.k: substituted values add more than 1048576" in str(error)
+
+
+def test_many_slow_clusters_cannot_hold_a_commit_for_long(fleet_repo: Path) -> None:
+    # Three clusters, each with a build of its own that runs into the per-cluster deadline (1 s): after
+    # two of them the commit's budget (1.5 s) is spent and the third is not rendered at all.
+    files: dict[str, str] = {"fleet.yaml": "apiVersion: convoy.dev/v1alpha1\nkind: Fleet\napps:\n" + "".join(
+        f"  - {{name: bomb{i}, path: apps/bomb{i}, namespace: b, targets: {{matchLabels: {{n: '{i}'}}}}}}\n"
+        for i in range(3))}
+    for i in range(3):
+        files[f"clusters/c{i}/cluster.yaml"] = f"labels: {{n: '{i}'}}\n"
+        files.update({name.replace("apps/bomb/", f"apps/bomb{i}/"): text
+                      for name, text in exponential_kustomization(18).items()})
+    commit_files(fleet_repo, {"clusters/dev-1/cluster.yaml": None, "clusters/prod-1/cluster.yaml": None, **files})
+    limits = pipeline.RenderLimits(max_bundle_objects=10**9, max_render_seconds=1.0, max_fleet_render_seconds=1.5)
+    result = _render(fleet_repo, limits=limits)
+    messages = [str(result.clusters[f"c{i}"].errors[0]) for i in range(3)]
+    assert all("max_render_seconds" in message for message in messages[:2]), messages
+    assert messages[2] == ("cluster c2: not rendered: this commit's render took longer than 1.5 s "
+                           "(max_fleet_render_seconds)")

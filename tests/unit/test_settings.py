@@ -181,5 +181,5 @@ def test_render_bounds_defaults_and_flags(tmp_path: Path) -> None:
         hs.load_settings(cli_values={"max_render_seconds": "0"}, env={"HOME": str(tmp_path)})
     help_text = CliRunner().invoke(cli, ["hub", "serve", "--help"]).output
     for flag in ("--max-file-bytes", "--max-fleet-file-bytes", "--max-build-bytes", "--max-bundle-objects",
-                 "--max-render-seconds"):
+                 "--max-render-seconds", "--max-fleet-render-seconds"):
         assert flag in help_text
