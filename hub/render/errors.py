@@ -94,10 +94,12 @@ class UnsupportedFeatureError(KustomizeError):
 
 
 class LimitError(RenderError):
-    """A bound on what a render may read or make was exceeded; ``setting`` names the bound to raise."""
+    """A bound on what a render may read or make was exceeded; ``setting`` names the hub setting that
+    raises the bound (None for a fixed bound)."""
 
-    def __init__(self, message: str, *, setting: str, file: str | None = None, cluster: str | None = None,
+    def __init__(self, message: str, *, setting: str | None, file: str | None = None, cluster: str | None = None,
                  app: str | None = None, obj: str | None = None) -> None:
         self.setting = setting
         self.detail = message  #: the message without the setting's name
-        super().__init__(f"{message} ({setting})", file=file, cluster=cluster, app=app, obj=obj)
+        super().__init__(f"{message} ({setting})" if setting else message, file=file, cluster=cluster, app=app,
+                         obj=obj)

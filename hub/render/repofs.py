@@ -41,6 +41,8 @@ _URL_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|[\w.-]+@[\w.-]+:|(github\.co
 _MAX_SYMLINK_HOPS = 40
 _SYMLINK_MODE = 0o120000
 _TREE_MODE = 0o040000
+#: Largest Git tree object (one directory's entries, ~40 bytes each) read: about 400,000 entries.
+MAX_TREE_BYTES = 16 * 1024 * 1024
 #: Longest symlink target read (PATH_MAX): a link blob is read whole to resolve it.
 _MAX_LINK_BYTES = 4096
 _CHUNK = 1024 * 1024
@@ -224,10 +226,13 @@ class GitTreeFS:
     def revision(self) -> str:
         return self._revision
 
-    def _children(self, tree: Any) -> dict[str, Any]:
+    def _children(self, tree: Any, path: str) -> dict[str, Any]:
         key = str(tree.hexsha)
         entries = self._trees.get(key)
         if entries is None:
+            if tree.size > MAX_TREE_BYTES:  # from the object header, before the entries are read
+                raise LimitError(f"directory has a {tree.size}-byte Git tree, over the {MAX_TREE_BYTES}-byte limit",
+                                 setting=None, file=path or ".")
             entries = {item.name: item for item in tree}
             self._trees.put(key, entries)
         return entries
@@ -247,7 +252,7 @@ class GitTreeFS:
         if found is None or found[0] != "tree":
             return None
         real_parent = found[2]
-        item = self._children(found[1]).get(name)
+        item = self._children(found[1], parent).get(name)
         if item is None:
             return None
         real = f"{real_parent}/{name}" if real_parent else name
@@ -300,7 +305,7 @@ class GitTreeFS:
         rel = normalize(path)
         if found is None or found[0] != "tree":
             raise RepoPathError(f"directory {rel!r} does not exist at {self._revision[:12]}", file=rel)
-        return sorted(self._children(found[1]))
+        return sorted(self._children(found[1], rel))
 
     def tree_id(self, path: str) -> str:
         found = self._lookup(path)
@@ -407,7 +412,7 @@ def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "", *, max_entries: 
         if written[0] > max_entries:
             raise LimitError(f"copying the tree for an external build makes more than {max_entries} files and "
                              "directories (directory symlinks reaching the same tree many times?)",
-                             setting="max_materialized_entries", file=child)
+                             setting=None, file=child)
         try:
             if fs.is_dir(child):
                 materialize(fs, target, child, max_entries=max_entries, max_bytes=max_bytes,

@@ -200,3 +200,22 @@ def test_materialize_does_not_multiply_through_directory_links(tmp_path: pathlib
             repofs.materialize(fs, tmp_path / f"out-{type(fs).__name__}", max_entries=1000)
     with pytest.raises(LimitError, match="holds at most 30 bytes in all"):
         repofs.materialize(repofs.GitTreeFS(repo, sha), tmp_path / "out-bytes", "l3", max_bytes=30)
+
+
+def test_a_huge_git_tree_is_refused_from_its_header(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    (root / "many").mkdir(parents=True)
+    for index in range(300):
+        (root / "many" / f"file-{index:04}.yaml").write_text("a: b\n")
+    (root / "ok.yaml").write_text("a: b\n")
+    repo = git.Repo.init(root)
+    repo.git.add(A=True)
+    sha = str(repo.index.commit("x", author=git.Actor("t", "t@example.com"),
+                                committer=git.Actor("t", "t@example.com")).hexsha)
+    monkeypatch.setattr(repofs, "MAX_TREE_BYTES", 4096)  # 300 entries make a ~13 KB tree
+    fs = repofs.GitTreeFS(repo, sha)
+    assert fs.read_bytes("ok.yaml") == b"a: b\n"
+    with pytest.raises(LimitError, match=r"many: directory has a \d+-byte Git tree, over the 4096-byte limit$"):
+        fs.list_dir("many")
+    with pytest.raises(LimitError, match="over the 4096-byte limit"):
+        fs.read_bytes("many/file-0001.yaml")
