@@ -56,7 +56,7 @@ from hub.web import metrics as metrics_mod
 from protos import bundle as bundles
 
 __all__ = ["STATE_DEPLOYED_AT", "STATE_FLEET_ERROR", "STATE_FLEET_ERROR_COMMIT", "HubService", "RefusalKind",
-           "SyncOutcome"]
+           "SyncOutcome", "render_limits"]
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class HubService:
         self.notifier = notifier
         self.metrics = metrics
         self.renderer = renderer or pipeline.Renderer(
-            limits=pipeline.RenderLimits(max_bundle_bytes=settings.max_bundle_bytes),
+            limits=render_limits(settings),
             build_options=kustomize.BuildOptions(allow_helm=settings.allow_helm,
                                                  allow_plugins=settings.allow_plugins))
         self.signature_policy = signature_policy
@@ -481,7 +481,8 @@ class HubService:
         """
         key = fs.tree_id(fleet_clusters.CLUSTERS_DIR) if fs.is_dir(fleet_clusters.CLUSTERS_DIR) else ""
         if self._declared_cache is None or self._declared_cache[0] != key:
-            self._declared_cache = (key, fleet_clusters.declared_clusters(fs))
+            self._declared_cache = (key, fleet_clusters.declared_clusters(
+                fs, max_bytes=self.renderer.limits.max_file_bytes))
         return dict(self._declared_cache[1])
 
     def _fleet_failed(self, sha: str, message: str, now: dt.datetime) -> SyncOutcome:
@@ -491,6 +492,16 @@ class HubService:
             store.set_state(session, STATE_FLEET_ERROR_COMMIT, sha, now=now)
             store.add_event(session, models.EventKind.RENDER_ERROR, commit=sha, message=text, now=now)
         return SyncOutcome(commit=sha, error=text)
+
+
+def render_limits(settings: settings_mod.HubSettings) -> pipeline.RenderLimits:
+    """The render bounds the hub's settings ask for."""
+    return pipeline.RenderLimits(max_bundle_bytes=settings.max_bundle_bytes, max_file_bytes=settings.max_file_bytes,
+                                 max_fleet_file_bytes=settings.max_fleet_file_bytes,
+                                 max_build_bytes=settings.max_build_bytes,
+                                 max_bundle_objects=settings.max_bundle_objects,
+                                 max_render_seconds=settings.max_render_seconds,
+                                 max_fleet_render_seconds=settings.max_fleet_render_seconds)
 
 
 def _batches(items: list[str], size: int) -> Iterable[list[str]]:

@@ -117,6 +117,23 @@ class HubSettings:
     max_bundle_bytes: int = dataclasses.field(default=32 * MiB, metadata=_meta(
         "largest uncompressed bundle the hub renders and serves", kind=_Kind.SIZE))
 
+    # -- rendering bounds (a commit author controls what is rendered; docs/security.md)
+    max_file_bytes: int = dataclasses.field(default=8 * MiB, metadata=_meta(
+        "largest file a render reads (manifests, patches, generator sources, cluster.yaml); a bigger one "
+        "fails the clusters that use it, refused by its Git object header before it is read", kind=_Kind.SIZE))
+    max_fleet_file_bytes: int = dataclasses.field(default=2 * MiB, metadata=_meta(
+        "largest fleet.yaml", kind=_Kind.SIZE))
+    max_build_bytes: int = dataclasses.field(default=64 * MiB, metadata=_meta(
+        "bytes one kustomize build (an app's layers) may read in all", kind=_Kind.SIZE))
+    max_bundle_objects: int = dataclasses.field(default=10_000, metadata=_meta(
+        "most objects in one cluster's bundle (and in any one kustomize build)"))
+    max_render_seconds: float = dataclasses.field(default=30.0, metadata=_meta(
+        "longest one cluster's render may take; past it the cluster fails with an error and keeps its "
+        "last good bundle", kind=_Kind.DURATION))
+    max_fleet_render_seconds: float = dataclasses.field(default=600.0, metadata=_meta(
+        "longest one commit's render may take; clusters not rendered by then fail and keep their last good "
+        "bundle (the next commit is rendered afresh)", kind=_Kind.DURATION))
+
     # -- serving
     grpc_listen: str = dataclasses.field(default="127.0.0.1:7443", metadata=_meta("gRPC host:port"))
     http_listen: str = dataclasses.field(default="127.0.0.1:7080", metadata=_meta(
@@ -182,7 +199,8 @@ class HubSettings:
 
         for name in ("poll_interval", "heartbeat_seconds", "register_rate", "report_rate", "auth_failure_rate",
                      "unknown_credential_cache", "watch_rate", "credential_rotation_grace", "event_retention",
-                     "event_aggregate_window", "event_prune_interval"):
+                     "event_aggregate_window", "event_prune_interval", "max_render_seconds",
+                     "max_fleet_render_seconds"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise bad(name, f"must be a positive number, got {value!r}")
@@ -193,7 +211,8 @@ class HubSettings:
                                              f"(a Watch message stays well under gRPC's 4 MiB default), "
                                              f"got {self.inline_bundle_bytes!r}")
         for name in ("register_burst", "report_burst", "bundle_retention", "max_bundle_bytes", "auth_failure_burst",
-                     "watch_burst", "bundle_fetches_per_minute", "event_max_count"):
+                     "watch_burst", "bundle_fetches_per_minute", "event_max_count", "max_file_bytes",
+                     "max_fleet_file_bytes", "max_build_bytes", "max_bundle_objects"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
         for name in ("webhook_max_bytes", "webhook_max_concurrent"):

@@ -133,6 +133,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             summary.phase = pb.PHASE_UNSPECIFIED
         if render_errors is not None:
             summary.render_errors.extend(_render_error_lines(render_errors))
+        _bound_summary_errors(summary)
         return summary
 
     @status.unary
@@ -468,11 +469,36 @@ def _rollout_to_wire(view: rollout_controller.RolloutView | None) -> pb.RolloutS
     return response
 
 
+#: A cluster's row in ListClusters shows this many errors of at most this many characters, so a fleet's
+#: listing stays far below gRPC's 4 MiB message limit whatever the errors say (describe shows them all).
+SUMMARY_ERRORS = 3
+SUMMARY_ERROR_CHARS = 300
+#: Longest render error line returned (rows stored before the store bounded them may be longer).
+ERROR_LINE_CHARS = 1_200
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _bound_summary_errors(summary: pb.ClusterSummary) -> None:
+    for field in (summary.errors, summary.render_errors):
+        errors = list(field)
+        if len(errors) <= SUMMARY_ERRORS and all(len(e) <= SUMMARY_ERROR_CHARS for e in errors):
+            continue
+        kept = [_cut(e, SUMMARY_ERROR_CHARS) for e in errors[:SUMMARY_ERRORS]]
+        if len(errors) > SUMMARY_ERRORS:
+            kept.append(f"and {len(errors) - SUMMARY_ERRORS} more (convoy describe {summary.name})")
+        del field[:]
+        field.extend(kept)
+
+
 def _render_error_lines(row: models.RenderError) -> Iterable[str]:
-    for error in row.errors or []:
+    for error in (row.errors or [])[:store.MAX_RENDER_ERRORS + 1]:
         # The message already starts with the file (and object) it is about: name only the app here.
         app = error.get("app")
-        yield f"commit {row.commit[:12]}: " + (f"app {app}: " if app else "") + str(error.get("message"))
+        yield _cut(f"commit {row.commit[:12]}: " + (f"app {app}: " if app else "") + str(error.get("message")),
+                   ERROR_LINE_CHARS)
 
 
 #: Longest refusal reason ListClusters sends; the CLI shortens it further for its header.

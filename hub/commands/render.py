@@ -91,8 +91,15 @@ def _git_fs(repo: Any, rev: str, where: str) -> repofs.RepoFS:
         raise click.ClickException(f"{where}: no branch, tag or commit named {rev!r}") from None
 
 
+def _declared_at(fs: repofs.RepoFS) -> dict[str, fleet_clusters.ClusterDecl]:
+    try:
+        return fleet_clusters.declared_clusters(fs, max_bytes=pipeline.RenderLimits().max_file_bytes)
+    except errors.RenderError as exc:  # clusters/ itself is unreadable (e.g. a symlink out of the repository)
+        raise _fail(exc) from None
+
+
 def _clusters_at(fs: repofs.RepoFS) -> list[fleet_clusters.ClusterInfo]:
-    return fleet_clusters.all_clusters(fleet_clusters.declared_clusters(fs))
+    return fleet_clusters.all_clusters(_declared_at(fs))
 
 
 def _fail(error: errors.RenderError) -> click.ClickException:
@@ -120,10 +127,10 @@ def render(repo: str, rev: str | None, cluster_name: str, labels: str, output: s
         raise _fail(exc) from None
     with open_fs(repo, rev) as fs:
         try:
-            fleet = model.load_fleet(fs)
+            fleet = model.load_fleet(fs, max_bytes=pipeline.RenderLimits().max_fleet_file_bytes)
         except errors.RenderError as exc:
             raise _fail(exc) from None
-        declared = fleet_clusters.declared_clusters(fs)
+        declared = _declared_at(fs)
         decl = declared.get(cluster_name)
         if decl is None and not registered:
             known = ", ".join(sorted(declared)) or "none"

@@ -136,21 +136,30 @@ def parse_cluster(name: str, data: Any, *, file: str) -> ClusterDecl:
     return ClusterDecl(name=name, labels=labels, vars=variables, file=file)
 
 
-def declared_clusters(fs: repofs.RepoFS) -> dict[str, ClusterDecl]:
-    """Every ``clusters/NAME/cluster.yaml``, by name; invalid ones carry their error."""
+def declared_clusters(fs: repofs.RepoFS, *, max_bytes: int | None = None) -> dict[str, ClusterDecl]:
+    """Every ``clusters/NAME/cluster.yaml``, by name; invalid ones carry their error.
+
+    An entry that cannot be read (a symlink out of the repository, a file over ``max_bytes``) is
+    that cluster's error, never the whole fleet's. Only ``clusters/`` itself being unreadable raises.
+    """
     if not fs.is_dir(CLUSTERS_DIR):
         return {}
     found: dict[str, ClusterDecl] = {}
     for name in fs.list_dir(CLUSTERS_DIR):
         file = f"{CLUSTERS_DIR}/{name}/{CLUSTER_FILE}"
-        if not fs.is_file(file):
-            continue  # a directory holding only per-cluster layers of an unregistered cluster
-        # Parsed declarations are reused by content id: after a commit, 1,000 unchanged
-        # cluster.yaml files cost a lookup each instead of a read and a YAML parse.
-        key = (name, fs.tree_id(file))
+        try:
+            if not fs.is_file(file):
+                continue  # a directory holding only per-cluster layers of an unregistered cluster
+            # Parsed declarations are reused by content id: after a commit, 1,000 unchanged
+            # cluster.yaml files cost a lookup each instead of a read and a YAML parse.
+            key = (name, fs.tree_id(file), max_bytes)
+        except errors.RenderError as exc:
+            found[name] = ClusterDecl(name=name, labels={}, vars={}, file=file,
+                                      error=ClusterConfigError(exc.message, file=exc.file or file))
+            continue
         cached = _PARSED.get(key)
         if cached is None:
-            cached = _read_decl(fs, name, file)
+            cached = _read_decl(fs, name, file, max_bytes)
             if len(_PARSED) >= _PARSED_MAX:
                 _PARSED.clear()
             _PARSED[key] = cached
@@ -158,16 +167,16 @@ def declared_clusters(fs: repofs.RepoFS) -> dict[str, ClusterDecl]:
     return found
 
 
-_PARSED: dict[tuple[str, str], ClusterDecl] = {}
+_PARSED: dict[tuple[str, str, int | None], ClusterDecl] = {}
 _PARSED_MAX = 20_000
 
 
-def _read_decl(fs: repofs.RepoFS, name: str, file: str) -> ClusterDecl:
+def _read_decl(fs: repofs.RepoFS, name: str, file: str, max_bytes: int | None) -> ClusterDecl:
     try:
         if not model.NAME_RE.fullmatch(name):
             raise ClusterConfigError(f"{name!r} is not a valid cluster name (lowercase letters, "
                                      "digits, '-', at most 63 characters)", file=file)
-        documents = load_yaml_documents(fs.read_bytes(file), file=file)
+        documents = load_yaml_documents(fs.read_bytes(file, max_bytes=max_bytes), file=file)
         if len(documents) > 1:
             raise ClusterConfigError(f"must hold one YAML document, found {len(documents)}",
                                      file=file)

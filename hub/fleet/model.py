@@ -440,12 +440,14 @@ def _render_policy(data: Any, field: str) -> RenderPolicy:
                                field=reader.at("external")) from None
 
 
-def load_fleet(fs: repofs.RepoFS) -> Fleet:
-    """Read and validate fleet.yaml at the root of ``fs``."""
+def load_fleet(fs: repofs.RepoFS, *, max_bytes: int | None = None) -> Fleet:
+    """Read and validate fleet.yaml at the root of ``fs``; a file over ``max_bytes`` is refused unread."""
     if not fs.is_file(FLEET_FILE):
         raise FleetConfigError(f"not found at the root of {fs.revision}")
     try:
-        documents = load_yaml_documents(fs.read_bytes(FLEET_FILE), file=FLEET_FILE)
+        documents = load_yaml_documents(fs.read_bytes(FLEET_FILE, max_bytes=max_bytes), file=FLEET_FILE)
+    except errors.LimitError as exc:
+        raise errors.LimitError(exc.detail, setting="max_fleet_file_bytes", file=FLEET_FILE) from exc
     except errors.RenderError as exc:
         raise FleetConfigError(exc.message) from exc
     if len(documents) != 1:

@@ -6,13 +6,45 @@ wrong, so the CLI and the hub can show it as is, per cluster and per app::
 
     RenderError
     ├── RepoPathError            a path escapes the repository, is absolute, or is missing
-    └── KustomizeError           invalid kustomization or YAML, missing base, cycle, ...
-        └── UnsupportedFeatureError   outside the native subset and no external tool allowed
+    ├── KustomizeError           invalid kustomization or YAML, missing base, cycle, ...
+    │   └── UnsupportedFeatureError   outside the native subset and no external tool allowed
+    └── LimitError               a bound was exceeded: file size, objects, render time, alias expansion
+
+A message quotes at most a short excerpt of what the commit wrote: every run of
+non-blank characters is cut to :data:`EXCERPT_CHARS` and the whole message to
+:data:`MAX_MESSAGE_CHARS` (:func:`shorten`), so a 20 MB value in a file can never
+make a 20 MB error that the hub then stores, logs and sends to every ``convoy status``.
 """
 
 from __future__ import annotations
 
-__all__ = ["KustomizeError", "RenderError", "RepoPathError", "UnsupportedFeatureError"]
+import re
+
+__all__ = ["EXCERPT_CHARS", "MAX_MESSAGE_CHARS", "KustomizeError", "LimitError", "RenderError", "RepoPathError",
+           "UnsupportedFeatureError", "shorten"]
+
+#: Longest run of non-blank characters (a value, a name, a path) a message quotes.
+EXCERPT_CHARS = 200
+#: Longest message a :class:`RenderError` keeps.
+MAX_MESSAGE_CHARS = 1_000
+
+_LONG_RUN = re.compile(rf"\S{{{EXCERPT_CHARS + 1},}}")
+
+
+def shorten(text: str, *, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` with each run of non-blank characters cut to an excerpt and the whole to ``limit`` characters.
+
+    The end of a long message is kept as well as its start: the explanation often follows the
+    quoted value (``'<value>' is not a valid key``).
+    """
+    if len(text) <= EXCERPT_CHARS:
+        return text
+    text = _LONG_RUN.sub(lambda match: f"{match.group()[:EXCERPT_CHARS]}…[{len(match.group())} chars]", text)
+    if len(text) <= limit:
+        return text
+    tail = min(200, limit // 4)
+    cut = len(text) - (limit - tail)
+    return f"{text[:limit - tail]} …[{cut} chars cut]… {text[-tail:]}"
 
 
 class RenderError(Exception):
@@ -20,11 +52,13 @@ class RenderError(Exception):
 
     def __init__(self, message: str, *, file: str | None = None, cluster: str | None = None,
                  app: str | None = None, obj: str | None = None) -> None:
+        # Bounded here, where every render error is made: errors are cached, stored and sent on.
+        message = shorten(message)
         self.message = message
-        self.file = file
+        self.file = shorten(file, limit=EXCERPT_CHARS) if file else file
         self.cluster = cluster
         self.app = app
-        self.obj = obj
+        self.obj = shorten(obj, limit=EXCERPT_CHARS) if obj else obj
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -58,3 +92,15 @@ class UnsupportedFeatureError(KustomizeError):
                  app: str | None = None, obj: str | None = None) -> None:
         self.feature = feature
         super().__init__(message, file=file, cluster=cluster, app=app, obj=obj)
+
+
+class LimitError(RenderError):
+    """A bound on what a render may read or make was exceeded; ``setting`` names the hub setting that
+    raises the bound (None for a fixed bound)."""
+
+    def __init__(self, message: str, *, setting: str | None, file: str | None = None, cluster: str | None = None,
+                 app: str | None = None, obj: str | None = None) -> None:
+        self.setting = setting
+        self.detail = message  #: the message without the setting's name
+        super().__init__(f"{message} ({setting})" if setting else message, file=file, cluster=cluster, app=app,
+                         obj=obj)

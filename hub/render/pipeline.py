@@ -37,7 +37,7 @@ from typing import Any
 
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model, resolving
-from hub.render import bundles, errors, kustomize, repofs, substitute
+from hub.render import budgets, bundles, errors, kustomize, repofs, substitute
 from protos.objects import ObjectRef
 
 __all__ = [
@@ -59,10 +59,21 @@ _PIPELINE_VERSION = "convoy-render/1"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RenderLimits:
-    """Bounds on what a render may produce."""
+    """Bounds on what a render may read and produce (hub settings of the same names; docs/security.md).
+
+    A render over a bound fails the clusters it reaches with a :class:`~hub.render.errors.LimitError`
+    naming the bound; the others render.
+    """
 
     max_bundle_bytes: int = 32 * 1024 * 1024   #: canonical (uncompressed) bytes of one cluster's bundle
     max_candidates_per_layers: int = 2          #: cached builds kept per layer list (this and the last revision)
+    #: Largest file a build reads (manifests, patches, generator sources, cluster.yaml), by its Git header.
+    max_file_bytes: int = 8 * 1024 * 1024
+    max_fleet_file_bytes: int = 2 * 1024 * 1024  #: largest fleet.yaml
+    max_bundle_objects: int = 10_000            #: objects in one cluster's bundle (and in any one build)
+    max_build_bytes: int = 64 * 1024 * 1024     #: bytes one kustomize build reads in all
+    max_render_seconds: float = 30.0            #: one cluster's render, its kustomize builds included
+    max_fleet_render_seconds: float = 600.0     #: one commit's render: clusters not reached by then fail
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -139,9 +150,9 @@ class _RecordingFS:
     def _note(self, op: str, path: str) -> None:
         self.deps[(op, path)] = self._session.probe(op, path)
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
         self._note("id", path)
-        return self._session.fs.read_bytes(path)
+        return self._session.fs.read_bytes(path, max_bytes=max_bytes)
 
     def is_dir(self, path: str) -> bool:
         self._note("dir", path)
@@ -240,7 +251,10 @@ class Renderer:
     def __init__(self, *, limits: RenderLimits = RenderLimits(),
                  build_options: kustomize.BuildOptions = kustomize.BuildOptions()) -> None:
         self.limits = limits
-        self.build_options = build_options
+        # The limits are the one place bounds are set: they win over the build options' own.
+        self.build_options = dataclasses.replace(build_options, max_yaml_bytes=limits.max_file_bytes,
+                                                 max_bundle_objects=limits.max_bundle_objects,
+                                                 max_build_bytes=limits.max_build_bytes)
         self.renders_done = 0
         self.cluster_renders_done = 0
         self._lock = threading.Lock()
@@ -275,7 +289,17 @@ class Renderer:
                                    stats=RenderStats(seconds=time.perf_counter() - started))
             results: dict[str, ClusterRender] = {}
             interned: dict[str, bytes] = {}
+            # Each cluster has its own deadline; this one bounds the commit, so many hostile layers
+            # (one per cluster) cannot add up to hours and hold back every later commit.
+            fleet_deadline = started + self.limits.max_fleet_render_seconds
             for cluster in clusters:
+                if time.perf_counter() > fleet_deadline:
+                    results[cluster.name] = self._failed(cluster, dict(cluster.labels), (), [AppError.of(
+                        cluster.name, "", errors.LimitError(
+                            f"not rendered: this commit's render took longer than "
+                            f"{self.limits.max_fleet_render_seconds:g} s", setting="max_fleet_render_seconds"))],
+                        _hash("fleet-deadline", cluster.name))
+                    continue
                 result = self._render_cluster(session, fleet, cluster)
                 if result.data is not None and result.digest is not None:
                     # Clusters with equal bundles hold one copy of the bytes.
@@ -301,7 +325,7 @@ class Renderer:
         cached = self._fleets.get(key)
         if cached is None:
             try:
-                cached = model.load_fleet(session.fs)
+                cached = model.load_fleet(session.fs, max_bytes=self.limits.max_fleet_file_bytes)
             except errors.RenderError as exc:
                 cached = exc
             self._fleets = {key: cached}  # one revision's worth is all a fleet needs
@@ -324,8 +348,11 @@ class Renderer:
                 break
         if build is None:
             build = self._run_build(session, plan, external=external)
-            candidates.insert(0, build)
-            del candidates[self.limits.max_candidates_per_layers:]
+            # A build cut short by the deadline depends on the machine's speed, not only on its inputs:
+            # this render's other clusters share the failure, a later commit tries again.
+            if not (isinstance(build.error, errors.LimitError) and build.error.setting == "max_render_seconds"):
+                candidates.insert(0, build)
+                del candidates[self.limits.max_candidates_per_layers:]
         self._builds[key] = self._builds.pop(key)  # most recently used last
         session.builds[key] = build
         return build
@@ -380,7 +407,8 @@ class Renderer:
         return prepared
 
     def _substitute(self, prepared: _Prepared, variables: Mapping[str, str], *, cluster: str,
-                    app: str, scopes: Mapping[tuple[str, str], bool]) -> list[bundles.Item]:
+                    app: str, scopes: Mapping[tuple[str, str], bool],
+                    budget: substitute.Budget | None = None) -> list[bundles.Item]:
         if not prepared.variables and not any(prepared.needs_vars):
             return prepared.items
         key = tuple(variables.get(name) for name in prepared.variables)
@@ -388,11 +416,13 @@ class Renderer:
         if cached is None:
             try:
                 cached = [
-                    bundles.make_item(substitute.substitute_object(item.obj, variables, cluster=cluster, app=app),
+                    bundles.make_item(substitute.substitute_object(item.obj, variables, cluster=cluster, app=app,
+                                                                   budget=budget),
                                       app=app, source=item.source, custom=scopes) if need else item
                     for item, need in zip(prepared.items, prepared.needs_vars, strict=True)]
             except substitute.SubstitutionError as exc:
                 cached = exc
+            # (A LimitError is not cached: the budget is the cluster's, shared with its other apps.)
             prepared.substituted[key] = cached
         if isinstance(cached, errors.RenderError):
             if cached.cluster != cluster:
@@ -405,6 +435,18 @@ class Renderer:
 
     def _render_cluster(self, session: _Session, fleet: model.Fleet,
                         cluster: fleet_clusters.ClusterInfo) -> ClusterRender:
+        # One deadline per cluster, for the builds it runs (a build shared from the cache costs nothing).
+        with budgets.applied(self.limits.max_render_seconds):
+            try:
+                return self._render_cluster_within(session, fleet, cluster)
+            except Exception as exc:  # a bug or an unforeseen input costs this cluster, never the fleet
+                error = errors.RenderError(f"unexpected {type(exc).__name__} while rendering (a bug in Convoy; "
+                                           f"please report it): {exc}")
+                return self._failed(cluster, dict(cluster.labels), (), [AppError.of(cluster.name, "", error)],
+                                    _hash("crashed", cluster.name, error.message))
+
+    def _render_cluster_within(self, session: _Session, fleet: model.Fleet,
+                               cluster: fleet_clusters.ClusterInfo) -> ClusterRender:
         labels = dict(cluster.labels)
         if cluster.config_error is not None:
             return self._failed(cluster, labels, (), [AppError.of(cluster.name, "", cluster.config_error)],
@@ -439,7 +481,7 @@ class Renderer:
         relevant = [build.custom_kinds & cluster_scoped_custom for _, build in built]
         inputs_key = _hash(
             _PIPELINE_VERSION, cluster.name, sorted(labels.items()), sorted(cluster.vars.items()),
-            self.limits.max_bundle_bytes,
+            self.limits.max_bundle_bytes, self.limits.max_bundle_objects,
             [(plan.app.name, plan.app.namespace, plan.app.depends_on, plan.app.drift_policy, plan.layers,
               build.fingerprint, sorted(kinds)) for (plan, build), kinds in zip(built, relevant, strict=True)])
         cached = self._clusters.pop(inputs_key, None)
@@ -447,16 +489,23 @@ class Renderer:
             self._clusters[inputs_key] = cached  # most recently used last
             return cached
         self.cluster_renders_done += 1
+        count = sum(len(build.objects or ()) for _, build in built)
+        if not problems and count > self.limits.max_bundle_objects:
+            # Each build is bounded on its own; this bounds their sum (and external builds' output).
+            problems.append(AppError.of(cluster.name, "", errors.LimitError(
+                f"the bundle has {count} objects, more than {self.limits.max_bundle_objects}",
+                setting="max_bundle_objects")))
         if problems:
             return self._remember(self._failed(cluster, labels, app_names, problems, inputs_key))
         variables = substitute.cluster_variables(cluster.name, labels, cluster.vars)
+        budget = substitute.Budget(self.limits.max_bundle_bytes)
         items: list[list[bundles.Item]] = []
         for (plan, build), kinds in zip(built, relevant, strict=True):
             source = " + ".join(plan.layers)
             prepared = self._prepare(build, plan.app, kinds, source)
             try:
                 items.append(self._substitute(prepared, variables, cluster=cluster.name, app=plan.app.name,
-                                              scopes=dict.fromkeys(kinds, True)))
+                                              scopes=dict.fromkeys(kinds, True), budget=budget))
             except errors.RenderError as exc:
                 problems.append(AppError.of(cluster.name, plan.app.name, exc))
         if problems:

@@ -9,6 +9,9 @@ Paths are repository-relative POSIX paths; ``""`` is the root. Two views:
 
 Both refuse paths that leave the root — ``..``, absolute paths, URLs, and
 symlinks pointing outside — with :class:`~hub.render.errors.RepoPathError`.
+``read_bytes(path, max_bytes=N)`` refuses a bigger file with
+:class:`~hub.render.errors.LimitError` *before* reading it (the size comes from the
+Git object header, or ``stat``); :class:`BoundedFS` applies one such bound to every read.
 ``tree_id`` is a content id (the Git object id, or a sha256 of the content for a
 directory), so a render can be cached by the ids of its inputs.
 """
@@ -24,12 +27,12 @@ import re
 import stat
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from hub.render.errors import RepoPathError
+from hub.render.errors import LimitError, RepoPathError
 
 if TYPE_CHECKING:
     import git
 
-__all__ = ["DirectoryFS", "GitTreeFS", "RepoFS", "TreeCache", "is_remote", "materialize", "normalize"]
+__all__ = ["BoundedFS", "DirectoryFS", "GitTreeFS", "RepoFS", "TreeCache", "is_remote", "materialize", "normalize"]
 
 # What kustomize would fetch: a URL, scp-style git, a well-known forge path, or a `?ref=` query. A
 # local directory that merely has a dot in its name (`my.app/base`) is not remote.
@@ -38,6 +41,11 @@ _URL_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|[\w.-]+@[\w.-]+:|(github\.co
 _MAX_SYMLINK_HOPS = 40
 _SYMLINK_MODE = 0o120000
 _TREE_MODE = 0o040000
+#: Largest Git tree object (one directory's entries, ~40 bytes each) read: about 400,000 entries.
+MAX_TREE_BYTES = 16 * 1024 * 1024
+#: Longest symlink target read (PATH_MAX): a link blob is read whole to resolve it.
+_MAX_LINK_BYTES = 4096
+_CHUNK = 1024 * 1024
 
 
 @runtime_checkable
@@ -49,7 +57,9 @@ class RepoFS(Protocol):
         """The commit sha, or ``dir:<absolute path>``."""
         ...
 
-    def read_bytes(self, path: str) -> bytes: ...
+    def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
+        """The file's content; a file over ``max_bytes`` is refused (LimitError) without being read."""
+        ...
 
     def is_dir(self, path: str) -> bool: ...
 
@@ -108,11 +118,16 @@ class DirectoryFS:
             raise RepoPathError(f"path {rel!r} is a symlink that escapes the repository root", file=rel)
         return real
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
         real = self._real(path)
         try:
             with open(real, "rb") as handle:
-                return handle.read()
+                if max_bytes is None:
+                    return handle.read()
+                _check_size(os.fstat(handle.fileno()).st_size, max_bytes, normalize(path))
+                data = handle.read(max_bytes + 1)  # the file may grow after the stat
+                _check_size(len(data), max_bytes, normalize(path))
+                return data
         except FileNotFoundError as exc:
             raise RepoPathError(f"file {normalize(path)!r} does not exist", file=normalize(path)) from exc
         except IsADirectoryError as exc:
@@ -153,9 +168,11 @@ class DirectoryFS:
                 self._hash_into(digest, self._real(child_rel), child_rel, (*parents, real))
             digest.update(b"\0end\0")
         else:
+            # In chunks: a content id must not cost a whole big file in memory.
+            digest.update(b"f\0" + str(info.st_size).encode() + b"\0")
             with open(real, "rb") as handle:
-                data = handle.read()
-            digest.update(b"f\0" + str(len(data)).encode() + b"\0" + data)
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
 
 
 class TreeCache:
@@ -209,10 +226,13 @@ class GitTreeFS:
     def revision(self) -> str:
         return self._revision
 
-    def _children(self, tree: Any) -> dict[str, Any]:
+    def _children(self, tree: Any, path: str) -> dict[str, Any]:
         key = str(tree.hexsha)
         entries = self._trees.get(key)
         if entries is None:
+            if tree.size > MAX_TREE_BYTES:  # from the object header, before the entries are read
+                raise LimitError(f"directory has a {tree.size}-byte Git tree, over the {MAX_TREE_BYTES}-byte limit",
+                                 setting=None, file=path or ".")
             entries = {item.name: item for item in tree}
             self._trees.put(key, entries)
         return entries
@@ -232,7 +252,7 @@ class GitTreeFS:
         if found is None or found[0] != "tree":
             return None
         real_parent = found[2]
-        item = self._children(found[1]).get(name)
+        item = self._children(found[1], parent).get(name)
         if item is None:
             return None
         real = f"{real_parent}/{name}" if real_parent else name
@@ -240,6 +260,8 @@ class GitTreeFS:
         if item.mode == _SYMLINK_MODE:
             if hops >= _MAX_SYMLINK_HOPS:
                 raise RepoPathError(f"symlink {rel!r} loops", file=rel)
+            if item.size > _MAX_LINK_BYTES:
+                raise RepoPathError(f"symlink {rel!r} has a {item.size}-byte target; refused", file=rel)
             target = item.data_stream.read().decode("utf-8", "surrogateescape")
             try:
                 resolved = normalize(target, base=real_parent, file=rel)
@@ -257,13 +279,16 @@ class GitTreeFS:
             self._cache[rel] = result
         return result
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
         found = self._lookup(path)
         rel = normalize(path)
         if found is None:
             raise RepoPathError(f"file {rel!r} does not exist at {self._revision[:12]}", file=rel)
         if found[0] != "blob":
             raise RepoPathError(f"{rel!r} is a directory, not a file", file=rel)
+        if max_bytes is not None:
+            # The size is in the object header (`git cat-file --batch-check`): nothing is read yet.
+            _check_size(found[1].size, max_bytes, rel)
         data: bytes = found[1].data_stream.read()
         return data
 
@@ -280,7 +305,7 @@ class GitTreeFS:
         rel = normalize(path)
         if found is None or found[0] != "tree":
             raise RepoPathError(f"directory {rel!r} does not exist at {self._revision[:12]}", file=rel)
-        return sorted(self._children(found[1]))
+        return sorted(self._children(found[1], rel))
 
     def tree_id(self, path: str) -> str:
         found = self._lookup(path)
@@ -288,6 +313,61 @@ class GitTreeFS:
         if found is None:
             raise RepoPathError(f"path {rel!r} does not exist at {self._revision[:12]}", file=rel)
         return str(found[1].hexsha)
+
+
+def _check_size(size: int, max_bytes: int, rel: str) -> None:
+    if size > max_bytes:
+        raise LimitError(f"is {size} bytes, over the {max_bytes}-byte limit", setting="max_file_bytes", file=rel)
+
+
+class BoundedFS:
+    """``fs`` with every read bounded to ``max_bytes`` (the smaller bound wins when a read names one), and
+    all reads together to ``max_total_bytes`` (None: no total; a kustomize build's ``max_build_bytes``)."""
+
+    def __init__(self, fs: RepoFS, *, max_bytes: int, max_total_bytes: int | None = None) -> None:
+        self.fs = fs
+        self.max_bytes = max_bytes
+        self.max_total_bytes = max_total_bytes
+        self.total_read = 0
+
+    @property
+    def revision(self) -> str:
+        return self.fs.revision
+
+    def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
+        bound = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
+        if self.max_total_bytes is None:
+            return self.fs.read_bytes(path, max_bytes=bound)
+        remaining = max(0, self.max_total_bytes - self.total_read)
+        try:
+            data = self.fs.read_bytes(path, max_bytes=min(bound, remaining))
+        except LimitError:
+            if remaining >= bound:
+                raise  # the file on its own is too big
+            raise LimitError(f"the build reads more than {self.max_total_bytes} bytes in all",
+                             setting="max_build_bytes", file=normalize(path)) from None
+        self.total_read += len(data)
+        return data
+
+    def charge(self, path: str, size: int) -> None:
+        """Count ``size`` bytes of ``path`` against the total without reading them (a parse cache hit), so
+        whether a build fits does not depend on what other builds happened to read first."""
+        if self.max_total_bytes is not None and self.total_read + size > self.max_total_bytes:
+            raise LimitError(f"the build reads more than {self.max_total_bytes} bytes in all",
+                             setting="max_build_bytes", file=normalize(path))
+        self.total_read += size
+
+    def is_dir(self, path: str) -> bool:
+        return self.fs.is_dir(path)
+
+    def is_file(self, path: str) -> bool:
+        return self.fs.is_file(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        return self.fs.list_dir(path)
+
+    def tree_id(self, path: str) -> str:
+        return self.fs.tree_id(path)
 
 
 _MAX_DEPTH = 64
@@ -301,12 +381,23 @@ def _identity(fs: RepoFS, path: str) -> str:
     return fs.tree_id(path)
 
 
-def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "", *, _ancestors: tuple[str, ...] = ()) -> None:
+#: What :func:`materialize` writes at most: entries (files and directories) and bytes. Directory
+#: symlinks that reach the same directory from many places (each level linking the previous one twice)
+#: would otherwise copy one tree 2^N times.
+MAX_MATERIALIZED_ENTRIES = 100_000
+MAX_MATERIALIZED_BYTES = 256 * 1024 * 1024
+
+
+def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "", *, max_entries: int = MAX_MATERIALIZED_ENTRIES,
+                max_bytes: int = MAX_MATERIALIZED_BYTES, _ancestors: tuple[str, ...] = (),
+                _written: list[int] | None = None) -> None:
     """Write the tree under ``path`` (default: the whole repository) to ``dest``, symlinks resolved.
 
     ``.git``, links that leave the repository and links that loop are left out: the copy
-    holds only what a build may read.
+    holds only what a build may read. A copy over ``max_entries`` entries or ``max_bytes`` bytes is
+    refused with :class:`~hub.render.errors.LimitError` (no file is read past the byte budget).
     """
+    written = _written if _written is not None else [0, 0]  # entries, bytes
     identity = _identity(fs, path)
     if identity in _ancestors or len(_ancestors) > _MAX_DEPTH:
         raise RepoPathError(f"{path!r} loops back to a directory that contains it", file=path)
@@ -317,10 +408,22 @@ def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "", *, _ancestors: t
             continue
         child = posixpath.join(path, name) if path else name
         target = dest / name
+        written[0] += 1
+        if written[0] > max_entries:
+            raise LimitError(f"copying the tree for an external build makes more than {max_entries} files and "
+                             "directories (directory symlinks reaching the same tree many times?)",
+                             setting=None, file=child)
         try:
             if fs.is_dir(child):
-                materialize(fs, target, child, _ancestors=_ancestors)
+                materialize(fs, target, child, max_entries=max_entries, max_bytes=max_bytes,
+                            _ancestors=_ancestors, _written=written)
             elif fs.is_file(child):
-                target.write_bytes(fs.read_bytes(child))
+                try:
+                    data = fs.read_bytes(child, max_bytes=max_bytes - written[1])
+                except LimitError as exc:
+                    raise LimitError(f"{exc.detail}; the copy for an external build holds at most {max_bytes} "
+                                     "bytes in all", setting=exc.setting, file=child) from exc
+                written[1] += len(data)
+                target.write_bytes(data)
         except RepoPathError:
             continue

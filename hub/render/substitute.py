@@ -26,6 +26,7 @@ from hub.render import errors
 from protos.objects import ObjectRef
 
 __all__ = [
+    "Budget",
     "SubstitutionError",
     "cluster_variables",
     "label_variable",
@@ -50,6 +51,22 @@ class SubstitutionError(errors.RenderError):
         super().__init__(message, cluster=cluster, app=app, obj=obj)
 
 
+class Budget:
+    """Characters substituted values may add to one cluster's objects (``max_bundle_bytes``).
+
+    A 7 MiB variable referenced a thousand times would otherwise build gigabytes before the bundle's
+    own size check ran.
+    """
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.used = 0
+
+
+class _TooBig(Exception):
+    pass
+
+
 class _Undefined(Exception):
     def __init__(self, variable: str, reason: str) -> None:
         super().__init__(variable)
@@ -71,10 +88,18 @@ def cluster_variables(name: str, labels: Mapping[str, str], variables: Mapping[s
     return result
 
 
-def substitute_string(text: str, variables: Mapping[str, str]) -> str:
-    """Substitute one string; raises ``_Undefined`` (internal) for the caller to place."""
+def substitute_string(text: str, variables: Mapping[str, str], *, budget: Budget | None = None) -> str:
+    """Substitute one string; raises ``_Undefined`` or ``_TooBig`` (internal) for the caller to place."""
 
     def replace(match: re.Match[str]) -> str:
+        value = _value(match)
+        if budget is not None:
+            budget.used += len(value)
+            if budget.used > budget.max_chars:
+                raise _TooBig
+        return value
+
+    def _value(match: re.Match[str]) -> str:
         if match.group(1) is None:
             return "${"
         expression = _EXPRESSION_RE.fullmatch(match.group(1))
@@ -124,15 +149,15 @@ def _field(path: list[str | int]) -> str:
     return text
 
 
-def _walk(value: Any, variables: Mapping[str, str], path: list[str | int]) -> Any:
+def _walk(value: Any, variables: Mapping[str, str], path: list[str | int], budget: Budget | None = None) -> Any:
     # Returns the same object when nothing inside changed, so shared structure is not copied.
     if isinstance(value, str):
-        return substitute_string(value, variables) if "${" in value else value
+        return substitute_string(value, variables, budget=budget) if "${" in value else value
     if isinstance(value, dict):
         changed: dict[str, Any] | None = None
         for key, item in value.items():
             path.append(key)
-            new = _walk(item, variables, path)
+            new = _walk(item, variables, path, budget)
             path.pop()
             if new is not item:
                 if changed is None:
@@ -143,7 +168,7 @@ def _walk(value: Any, variables: Mapping[str, str], path: list[str | int]) -> An
         changed_list: list[Any] | None = None
         for index, item in enumerate(value):
             path.append(index)
-            new = _walk(item, variables, path)
+            new = _walk(item, variables, path, budget)
             path.pop()
             if new is not item:
                 if changed_list is None:
@@ -154,14 +179,20 @@ def _walk(value: Any, variables: Mapping[str, str], path: list[str | int]) -> An
 
 
 def substitute_object(obj: dict[str, Any], variables: Mapping[str, str], *, cluster: str,
-                      app: str) -> dict[str, Any]:
+                      app: str, budget: Budget | None = None) -> dict[str, Any]:
     """``obj`` with its string values substituted; ``obj`` itself is never modified.
 
-    Parts that contain no variable are shared with ``obj``, not copied.
+    Parts that contain no variable are shared with ``obj``, not copied. Values substituted beyond
+    ``budget`` raise :class:`~hub.render.errors.LimitError`.
     """
     path: list[str | int] = []
     try:
-        result: dict[str, Any] = _walk(obj, variables, path)
+        result: dict[str, Any] = _walk(obj, variables, path, budget)
+    except _TooBig:
+        raise errors.LimitError(
+            f"{_field(path)}: substituted values add more than {budget.max_chars if budget else 0} characters to "
+            "the cluster's objects", setting="max_bundle_bytes", cluster=cluster, app=app,
+            obj=str(ObjectRef.of(obj))) from None
     except _Undefined as exc:
         ref = str(ObjectRef.of(obj))
         field = _field(path)

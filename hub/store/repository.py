@@ -87,6 +87,9 @@ from hub.store.models import (
 )
 
 __all__ = [
+    "MAX_EVENT_MESSAGE_CHARS",
+    "MAX_RENDER_ERRORS",
+    "MAX_RENDER_ERROR_CHARS",
     "BundleMeta",
     "CredentialMatch",
     "DesiredRow",
@@ -190,6 +193,35 @@ def _upsert_statement(dialect: str, table: sa.Table, key: tuple[str, ...],
     return stmt.on_conflict_do_update(index_elements=list(key), set_={name: stmt.excluded[name] for name in update})
 
 
+# --------------------------------------------------------------------------------------------- bounds
+
+#: Longest event message stored: an event is one line of ``convoy history``.
+MAX_EVENT_MESSAGE_CHARS = 2_000
+#: Render errors stored per cluster (then one line saying how many more), and the longest message of each.
+#: With these, no one error can push ListClusters, GetCluster or History past gRPC's message limit.
+MAX_RENDER_ERRORS = 20
+MAX_RENDER_ERROR_CHARS = 1_000
+_MAX_ERROR_FILE_CHARS = 300
+#: Render errors copied into the details of a render_error event (the row holds them all).
+_EVENT_ERRORS = 5
+
+
+def _bounded(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    note = f" …[{len(text) - limit} more chars]"
+    return text[:max(0, limit - len(note))] + note[:limit]
+
+
+def _bounded_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    doc = dict(error)
+    doc["message"] = _bounded(str(doc.get("message") or ""), MAX_RENDER_ERROR_CHARS)
+    if doc.get("file"):
+        doc["file"] = _bounded(str(doc["file"]), _MAX_ERROR_FILE_CHARS)
+    return doc
+
+
 # --------------------------------------------------------------------------------------------- events
 
 
@@ -199,7 +231,8 @@ def add_event(s: Session, kind: EventKind, *, cluster: str | None = None, commit
     """Record an event; with ``aggregate``, a repeat of the same kind, cluster and message within that
     window only counts up the earlier row (``details["count"]``, ``details["last_at"]``)."""
     event = Event(at=_now(now), kind=kind.value, cluster=cluster, commit=commit, digest=digest,
-                  message=message, details=dict(details) if details is not None else None)
+                  message=_bounded(message, MAX_EVENT_MESSAGE_CHARS),
+                  details=dict(details) if details is not None else None)
     if aggregate is not None:
         return _aggregate(s, [event], aggregate)[0]
     s.add(event)
@@ -817,7 +850,8 @@ def _event_row(now: dt.datetime, kind: EventKind, *, cluster: str | None = None,
                ) -> dict[str, Any]:
     """An ``events`` row for a Core insert (hot paths; :func:`add_event` is the ORM way)."""
     return {"at": now, "kind": kind.value, "cluster": cluster, "commit": commit, "digest": digest,
-            "message": message, "details": dict(details) if details is not None else None}
+            "message": _bounded(message, MAX_EVENT_MESSAGE_CHARS),
+            "details": dict(details) if details is not None else None}
 
 
 def get_desired(s: Session, cluster: str) -> DesiredState | None:
@@ -1064,7 +1098,10 @@ def set_render_errors(s: Session, *, cluster: str, commit: str, errors: Sequence
     An event is recorded the first time a commit fails for the cluster, not on every retry.
     """
     now = _now(now)
-    payload = [dict(e) for e in errors]
+    payload = [_bounded_error(e) for e in errors[:MAX_RENDER_ERRORS]]
+    if len(errors) > MAX_RENDER_ERRORS:
+        payload.append({"app": "", "file": None,
+                        "message": f"and {len(errors) - MAX_RENDER_ERRORS} more errors (convoy validate shows all)"})
     row = s.get(RenderError, cluster)
     first = row is None or row.commit != commit
     if row is None:
@@ -1077,8 +1114,8 @@ def set_render_errors(s: Session, *, cluster: str, commit: str, errors: Sequence
         summary = str(payload[0].get("message", payload[0])) if payload else "unknown error"
         add_event(s, EventKind.RENDER_ERROR, cluster=cluster, commit=commit,
                   message=f"cluster {cluster}: render failed at commit {commit[:8]}: {summary}"
-                  + (f" (+{len(payload) - 1} more)" if len(payload) > 1 else ""),
-                  details={"errors": payload[:20]}, now=now)
+                  + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""),
+                  details={"errors": payload[:_EVENT_ERRORS]}, now=now)
 
 
 def clear_render_errors(s: Session, cluster: str) -> bool:

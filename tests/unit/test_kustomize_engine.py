@@ -127,7 +127,7 @@ def test_a_new_commit_changes_the_build(tmp_path: pathlib.Path) -> None:
 
 
 def test_size_limit_holds_for_files_already_parsed(tmp_path: pathlib.Path) -> None:
-    from hub.render.errors import KustomizeError
+    from hub.render.errors import LimitError
     from hub.render.kustomize import BuildOptions
 
     root = tmp_path / "repo"
@@ -140,5 +140,5 @@ def test_size_limit_holds_for_files_already_parsed(tmp_path: pathlib.Path) -> No
     actor = git.Actor("t", "t@example.com")
     sha = str(repo.index.commit("one", author=actor, committer=actor).hexsha)
     assert len(build(repofs.GitTreeFS(repo, sha), "app").objects) == 1  # parsed and cached
-    with pytest.raises(KustomizeError, match="over the 1000-byte limit"):
+    with pytest.raises(LimitError, match="over the 1000-byte limit"):
         build(repofs.GitTreeFS(repo, sha), "app", options=BuildOptions(max_yaml_bytes=1000))

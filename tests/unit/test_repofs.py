@@ -9,7 +9,7 @@ import git
 import pytest
 
 from hub.render import repofs
-from hub.render.errors import RepoPathError
+from hub.render.errors import LimitError, RepoPathError
 
 
 def make_tree(root: pathlib.Path) -> None:
@@ -180,3 +180,42 @@ def test_directory_links_that_loop_are_refused_or_skipped(tmp_path: pathlib.Path
         repofs.materialize(fs, dest)
         assert (dest / "apps" / "cm.yaml").read_text() == "a: b\n"
         assert not (dest / "apps" / "up").exists()
+
+
+def test_materialize_does_not_multiply_through_directory_links(tmp_path: pathlib.Path) -> None:
+    # Each level links the previous one twice: copying it naively writes the bottom 2^16 times.
+    root = tmp_path / "repo"
+    (root / "l0").mkdir(parents=True)
+    (root / "l0" / "cm.yaml").write_text("a: b\n")
+    for level in range(1, 17):
+        (root / f"l{level}").mkdir()
+        for half in "ab":
+            os.symlink(f"../l{level - 1}", root / f"l{level}" / half)
+    repo = git.Repo.init(root)
+    repo.git.add(A=True)
+    sha = str(repo.index.commit("x", author=git.Actor("t", "t@example.com"),
+                                committer=git.Actor("t", "t@example.com")).hexsha)
+    for fs in (repofs.DirectoryFS(root), repofs.GitTreeFS(repo, sha)):
+        with pytest.raises(LimitError, match="more than 1000 files and directories"):
+            repofs.materialize(fs, tmp_path / f"out-{type(fs).__name__}", max_entries=1000)
+    with pytest.raises(LimitError, match="holds at most 30 bytes in all"):
+        repofs.materialize(repofs.GitTreeFS(repo, sha), tmp_path / "out-bytes", "l3", max_bytes=30)
+
+
+def test_a_huge_git_tree_is_refused_from_its_header(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    (root / "many").mkdir(parents=True)
+    for index in range(300):
+        (root / "many" / f"file-{index:04}.yaml").write_text("a: b\n")
+    (root / "ok.yaml").write_text("a: b\n")
+    repo = git.Repo.init(root)
+    repo.git.add(A=True)
+    sha = str(repo.index.commit("x", author=git.Actor("t", "t@example.com"),
+                                committer=git.Actor("t", "t@example.com")).hexsha)
+    monkeypatch.setattr(repofs, "MAX_TREE_BYTES", 4096)  # 300 entries make a ~13 KB tree
+    fs = repofs.GitTreeFS(repo, sha)
+    assert fs.read_bytes("ok.yaml") == b"a: b\n"
+    with pytest.raises(LimitError, match=r"many: directory has a \d+-byte Git tree, over the 4096-byte limit$"):
+        fs.list_dir("many")
+    with pytest.raises(LimitError, match="over the 4096-byte limit"):
+        fs.read_bytes("many/file-0001.yaml")

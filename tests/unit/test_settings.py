@@ -186,3 +186,29 @@ def test_abuse_limits_have_defaults_read_the_environment_and_refuse_nonsense(tmp
     for name, value in (("auth_failure_burst", "0"), ("bundle_fetches_per_minute", "0"), ("watch_rate", "0")):
         with pytest.raises(hs.SettingsError, match=name):
             hs.load_settings(cli_values={}, env={"HOME": str(tmp_path), f"CONVOY_HUB_{name.upper()}": value})
+
+
+def test_render_bounds_defaults_and_flags(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import cli
+    from hub.render import pipeline
+    from hub.service import render_limits
+
+    defaults = hs.load_settings(cli_values={}, env={"HOME": str(tmp_path)})
+    # The hub's defaults are the CLI's (convoy render/validate use RenderLimits()).
+    assert render_limits(defaults) == pipeline.RenderLimits()
+    assert (defaults.max_file_bytes, defaults.max_fleet_file_bytes) == (8 * 1024 * 1024, 2 * 1024 * 1024)
+    assert (defaults.max_bundle_objects, defaults.max_render_seconds) == (10_000, 30.0)
+    given = hs.load_settings(cli_values={"max_file_bytes": "1MiB", "max_fleet_file_bytes": "64KiB",
+                                         "max_bundle_objects": 500, "max_render_seconds": "2m"},
+                             env={"HOME": str(tmp_path)})
+    limits = render_limits(given)
+    assert (limits.max_file_bytes, limits.max_fleet_file_bytes) == (1024 * 1024, 64 * 1024)
+    assert (limits.max_bundle_objects, limits.max_render_seconds) == (500, 120.0)
+    with pytest.raises(hs.SettingsError, match="max_render_seconds"):
+        hs.load_settings(cli_values={"max_render_seconds": "0"}, env={"HOME": str(tmp_path)})
+    help_text = CliRunner().invoke(cli, ["hub", "serve", "--help"]).output
+    for flag in ("--max-file-bytes", "--max-fleet-file-bytes", "--max-build-bytes", "--max-bundle-objects",
+                 "--max-render-seconds", "--max-fleet-render-seconds"):
+        assert flag in help_text

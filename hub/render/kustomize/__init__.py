@@ -78,10 +78,14 @@ class BuildOptions:
     external_command: tuple[str, ...] | None = None
     #: kustomize's default load restrictor: files (not bases) must be inside their kustomization's directory.
     load_restrictor_root_only: bool = True
-    #: Largest YAML file read.
+    #: Largest file a build reads (YAML, patches, generator sources); refused before it is read.
     max_yaml_bytes: int = 8 * 1024 * 1024
     #: Time, memory and output bounds of one external build.
     external_limits: sandboxing.Limits = field(default_factory=sandboxing.Limits)
+    #: Most objects one build may make (None: no bound); checked as they accumulate.
+    max_bundle_objects: int | None = 10_000
+    #: Bytes one build may read in all (None: no bound); files already parsed (cached) cost nothing.
+    max_build_bytes: int | None = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,8 @@ def _fallback(fs: repofs.RepoFS, need: NeedsExternal, options: BuildOptions, *, 
 def build(fs: repofs.RepoFS, path: str, *, options: BuildOptions = BuildOptions()) -> BuildResult:
     """Build the kustomization directory ``path`` (repository-relative) of ``fs``."""
     directory = repofs.normalize(path)
-    builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes)
+    builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes,
+                      max_objects=options.max_bundle_objects, max_read_bytes=options.max_build_bytes)
     try:
         return BuildResult(objects=builder.build_directory(directory), engine="native")
     except NeedsExternal as need:
@@ -136,7 +141,8 @@ def build_layers(fs: repofs.RepoFS, *, resources: Sequence[str], components: Seq
     """
     k = Kustomization(directory="", file="<layers>", resources=list(resources), components=list(components),
                       namespace=namespace or "")
-    builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes)
+    builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes,
+                      max_objects=options.max_bundle_objects, max_read_bytes=options.max_build_bytes)
     try:
         return BuildResult(objects=builder.build_kustomization(k), engine="native")
     except NeedsExternal as need:
@@ -147,3 +153,5 @@ def build_layers(fs: repofs.RepoFS, *, resources: Sequence[str], components: Seq
         if namespace:
             synthetic["namespace"] = namespace
         return _fallback(fs, need, options, directory="", synthetic=synthetic)
+    except RecursionError as exc:
+        raise KustomizeError("kustomizations nest too deeply", file="<layers>") from exc

@@ -13,8 +13,8 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from hub.render import repofs
-from hub.render.errors import KustomizeError, RepoPathError
+from hub.render import budgets, repofs
+from hub.render.errors import KustomizeError, LimitError, RepoPathError
 from hub.render.kustomize import generating, namerefs, ordering, patching, tables, transforming
 from hub.render.kustomize.kustomization import Kustomization, find_kustomization_file, parse_kustomization
 from hub.render.kustomize.loading import load_yaml_documents, load_yaml_mapping
@@ -26,49 +26,59 @@ _LOCAL_CONFIG = "config.kubernetes.io/local-config"
 
 
 class _ParseCache:
-    """Parsed YAML by Git object id: the same blob is parsed once however many builds read it."""
+    """Parsed YAML by Git object id: the same blob is parsed once however many builds read it.
 
-    def __init__(self, size: int) -> None:
+    Bounded by entries and by the bytes of the files behind them: files of up to ``max_file_bytes``
+    each, kept by the thousand, would otherwise hold gigabytes.
+    """
+
+    def __init__(self, size: int, *, max_bytes: int) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._items: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str]) -> Any:
+    def get(self, key: tuple[str, str]) -> tuple[int, Any] | None:
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
             return value
 
-    def put(self, key: tuple[str, str], value: Any) -> None:
+    def put(self, key: tuple[str, str], value: tuple[int, Any]) -> None:
+        """``value``: (bytes of the file, parsed content)."""
         with self._lock:
+            old = self._items.pop(key, None)
+            self._bytes += value[0] - (old[0] if old is not None else 0)
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            while len(self._items) > self._size or (self._bytes > self._max_bytes and len(self._items) > 1):
+                _, (size, _) = self._items.popitem(last=False)
+                self._bytes -= size
 
 
-_CACHE = _ParseCache(8192)
+_CACHE = _ParseCache(8192, max_bytes=256 * 1024 * 1024)
 
 
 class Builder:
     """One native build over one :class:`~hub.render.repofs.RepoFS` (not thread-safe; make one per build)."""
 
-    def __init__(self, fs: repofs.RepoFS, *, restrict: bool, max_yaml_bytes: int) -> None:
-        self.fs = fs
+    def __init__(self, fs: repofs.RepoFS, *, restrict: bool, max_yaml_bytes: int,
+                 max_objects: int | None = None, max_read_bytes: int | None = None) -> None:
+        # Every read of the build (resources, patches, generator sources) is bounded before it happens,
+        # one by one and in all.
+        self._bounded = repofs.BoundedFS(fs, max_bytes=max_yaml_bytes, max_total_bytes=max_read_bytes)
+        self.fs: repofs.RepoFS = self._bounded
         self.restrict = restrict
         self.max_yaml_bytes = max_yaml_bytes
+        self.max_objects = max_objects
         self._stack: list[str] = []
         # DirectoryFS content may change between builds and its ids cost a read: cache Git objects only.
         self._cacheable = not isinstance(fs, repofs.DirectoryFS)
 
     # -- reading --------------------------------------------------------------------------------
     def _read(self, path: str, referrer: str | None) -> bytes:
-        data = self.fs.read_bytes(path)
-        if len(data) > self.max_yaml_bytes:
-            raise KustomizeError(f"{path} is {len(data)} bytes, over the {self.max_yaml_bytes}-byte limit",
-                                 file=referrer or path)
-        return data
+        return self.fs.read_bytes(path, max_bytes=self.max_yaml_bytes)
 
     def _parsed(self, kind: str, path: str, referrer: str | None) -> Any:
         key = (kind, self.fs.tree_id(path)) if self._cacheable else None
@@ -77,8 +87,9 @@ class Builder:
             if cached is not None:
                 size, value = cached
                 if size > self.max_yaml_bytes:  # the limit is per build; the cache is shared
-                    raise KustomizeError(f"{path} is {size} bytes, over the {self.max_yaml_bytes}-byte limit",
-                                         file=referrer or path)
+                    raise LimitError(f"is {size} bytes, over the {self.max_yaml_bytes}-byte limit",
+                                     setting="max_file_bytes", file=path)
+                self._bounded.charge(path, size)
                 return value
         data = self._read(path, referrer)
         value = load_yaml_documents(data, file=path) if kind == "docs" else load_yaml_mapping(data, file=path)
@@ -104,8 +115,13 @@ class Builder:
         return result
 
     # -- accumulation ---------------------------------------------------------------------------
-    @staticmethod
-    def _append_all(ra: list[Resource], more: list[Resource]) -> None:
+    def _append_all(self, ra: list[Resource], more: list[Resource]) -> None:
+        # Checked as objects accumulate, so a tree that doubles at every level stops at the bound,
+        # not after building 2^N objects.
+        if self.max_objects is not None and len(ra) + len(more) > self.max_objects:
+            raise LimitError(f"the build makes more than {self.max_objects} objects", setting="max_bundle_objects",
+                             file=more[0].source if more else None)
+        budgets.check(file=more[0].source if more else None)
         ids = {(res.api_version, *res.cur_id()): res for res in ra}
         for res in more:
             key = (res.api_version, *res.cur_id())
@@ -195,12 +211,16 @@ class Builder:
 
     def accumulate_target(self, ra: list[Resource], k: Kustomization) -> list[Resource]:
         for path in k.resources:
+            budgets.check(file=k.file)
             ra = self._accumulate_resource(ra, k, path)
         for res in generating.generate(self.fs, k, restrict=self.restrict):
+            budgets.check(file=k.file)
             self._absorb_generated(ra, res, k)
         for path in k.components:
+            budgets.check(file=k.file)
             full = repofs.normalize(path, base=k.directory, file=k.file)
             ra = self._accumulate_directory(ra, k, full, component=True)
+        budgets.check(file=k.file)
         return self._transform(ra, k)
 
     # -- transformers (kustomize's order) --------------------------------------------------------
@@ -221,6 +241,7 @@ class Builder:
             transforming.add_labels(ra, k.common_labels, list(field_specs(tables.COMMON_LABELS)))
         transforming.add_annotations(ra, k.common_annotations)
         ra = patching.apply_patches(self.fs, k, ra, restrict=self.restrict, json6902=True)
+        budgets.check(file=k.file)
         if k.replicas:
             transforming.set_replicas(ra, k.replicas, file=k.file)
         if k.images:
@@ -234,6 +255,7 @@ class Builder:
                 suffix = generating.kustomize_hash(res.obj)
                 res.store_previous_id()
                 res.name = f"{res.name}-{suffix}"
+        budgets.check()
         namerefs.fix_name_references(ra)
         kept = [res for res in ra if res.annotations().get(_LOCAL_CONFIG) != "true"]
         return [res.obj for res in ordering.legacy_sorted(kept)]

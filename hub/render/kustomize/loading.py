@@ -9,12 +9,19 @@ import yaml
 
 from hub.render.errors import KustomizeError
 
-__all__ = ["MAX_ALIAS_EXPANSION", "load_yaml_any", "load_yaml_documents", "load_yaml_mapping"]
+__all__ = ["MAX_ALIAS_EXPANSION", "MAX_DEPTH", "load_yaml_any", "load_yaml_documents", "load_yaml_mapping"]
 
-#: Nodes a document may reach through aliases before it is refused as an alias bomb. PyYAML shares
-#: aliased objects, so the bomb costs nothing at load time; it explodes later, in every deep copy,
-#: JSON encoding or patch of the object. Real manifests stay far below this.
+#: Nodes that aliases may add to a file (over all its documents) before it is refused as an alias bomb.
+#: PyYAML shares aliased objects, so the bomb costs nothing at load time; it explodes later, in every
+#: JSON encoding, merge or patch of the objects. Nodes written out count once however big the file
+#: (its size is bounded on its own); real manifests reuse an anchor a few times at most.
 MAX_ALIAS_EXPANSION = 100_000
+
+#: Deepest nesting of mappings and lists in a document. libyaml stops at 1,000, but the JSON encoding,
+#: copies and merges of an object recurse once or more per level and Python's stack ends near 1,000
+#: frames: a 990-deep value would crash the render instead of failing its file. Real manifests (CRD
+#: schemas included) stay far below this.
+MAX_DEPTH = 128
 
 _BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -79,24 +86,55 @@ def _construct_bool(loader: Any, node: yaml.Node) -> bool:
 _KustomizationLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
+#: What a node that contains itself (a recursive alias) counts as: more than any bound.
+_INFINITE = 1 << 62
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes of ``node`` with every alias written out; ``memo`` ends up holding each distinct node once.
+
+    Each distinct node is visited once (an alias reuses its anchor's memoised size), so this costs
+    the file's size, not the expansion's.
+    """
     key = id(node)
     if key in memo:
         return memo[key]
-    memo[key] = limit + 1  # a recursive alias counts as infinite
+    memo[key] = _INFINITE
     size = 1
     if isinstance(node, yaml.SequenceNode):
         for child in node.value:
-            size += _expanded_size(child, memo, limit)
-            if size > limit:
-                break
+            size += _expanded_size(child, memo)
     elif isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            size += _expanded_size(key_node, memo, limit) + _expanded_size(value_node, memo, limit)
-            if size > limit:
-                break
+            size += _expanded_size(key_node, memo) + _expanded_size(value_node, memo)
     memo[key] = size
     return size
+
+
+def _too_deep(document: Any) -> bool:
+    """True when ``document`` nests mappings and lists deeper than :data:`MAX_DEPTH` (iteratively: no recursion).
+
+    Shared (aliased) values are visited once per place they appear; aliases are bounded before this runs.
+    """
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _checked(documents: list[Any], file: str) -> list[Any]:
+    if any(_too_deep(document) for document in documents):
+        raise KustomizeError(f"a document nests deeper than {MAX_DEPTH} levels; refused", file=file)
+    return documents
 
 
 def _problem(exc: yaml.YAMLError) -> str:
@@ -111,18 +149,23 @@ def _load_all(data: bytes, file: str, loader_class: type[Any] = _Loader) -> list
     try:
         if b"*" not in data or b"&" not in data:
             # An alias needs an anchor ('&') and a reference ('*'): without both, take the fast path.
-            return list(yaml.load_all(data, Loader=loader_class))
+            return _checked(list(yaml.load_all(data, Loader=loader_class)), file)
         loader = loader_class(data)
         try:
             documents = []
+            added = 0
             while loader.check_node():
                 node = loader.get_node()
-                if _expanded_size(node, {}, MAX_ALIAS_EXPANSION) > MAX_ALIAS_EXPANSION:
+                memo: dict[int, int] = {}
+                # What aliases add is the expansion less the nodes written out; summed over the file, so
+                # many documents each just under a per-document cap cannot add up to a bomb.
+                added += _expanded_size(node, memo) - len(memo)
+                if added > MAX_ALIAS_EXPANSION:
                     raise KustomizeError(
-                        f"YAML aliases expand to more than {MAX_ALIAS_EXPANSION} nodes (alias bomb?); refused",
-                        file=file)
+                        f"YAML aliases expand to more than {MAX_ALIAS_EXPANSION} extra nodes (alias bomb?); "
+                        "refused", file=file)
                 documents.append(loader.construct_document(node))
-            return documents
+            return _checked(documents, file)
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from hub.render import budgets
 from hub.render.errors import KustomizeError
 from hub.render.kustomize import tables
 from hub.render.kustomize.resources import (
@@ -183,6 +184,7 @@ def fix_name_references(resources: list[Resource]) -> None:
         return  # nothing was renamed or moved: no reference can be stale
     index = _referrers_by_kind()
     for res in resources:
+        budgets.check(file=res.source)  # quadratic in the objects: the loop a big build spends its time in
         org_kind = res.org_id()[0]
         group, version = res.group, res.version
         filters = [(spec, target) for spec, target in (*index.get(org_kind, ()), *index.get("", ()))

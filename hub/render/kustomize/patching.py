@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonpatch
 
-from hub.render import repofs
+from hub.render import budgets, repofs
 from hub.render.errors import KustomizeError
 from hub.render.kustomize import merging
 from hub.render.kustomize.kustomization import Kustomization
@@ -273,6 +273,7 @@ def apply_patches(fs: repofs.RepoFS, k: Kustomization, resources: list[Resource]
     """
     if json6902:
         for entry in k.patches_json6902:
+            budgets.check(file=k.file)
             text, where = _patch_text(fs, k, entry, restrict=restrict)
             ops = _as_json_patch(text, where)
             if ops is None:
@@ -280,6 +281,7 @@ def apply_patches(fs: repofs.RepoFS, k: Kustomization, resources: list[Resource]
             _apply_json6902(resources, ops, entry.get("target"), where=where, file=k.file)
         return resources
     for item in k.patches_strategic_merge:
+        budgets.check(file=k.file)
         candidate = posixpath.normpath(posixpath.join(k.directory, item)) if "\n" not in item else ""
         if candidate and not candidate.startswith("../") and fs.is_file(candidate):
             text, where = _patch_text(fs, k, {"path": item}, restrict=restrict)
@@ -288,6 +290,7 @@ def apply_patches(fs: repofs.RepoFS, k: Kustomization, resources: list[Resource]
         patches = load_yaml_documents(text.encode("utf-8"), file=where)
         resources = _apply_sm_patches(resources, patches, None, where=where, file=k.file)
     for entry in k.patches:
+        budgets.check(file=k.file)
         text, where = _patch_text(fs, k, entry, restrict=restrict)
         resources = _apply_entry(k, resources, text, where, entry.get("target"))
     return resources
