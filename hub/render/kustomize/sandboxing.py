@@ -30,6 +30,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 __all__ = ["BLACKHOLE_PROXY", "Completed", "Limits", "SandboxError", "environment", "isolation_prefix",
            "run_bounded", "write_tree"]
@@ -119,6 +120,19 @@ def _limit_memory(memory_bytes: int) -> None:  # pragma: no cover - runs in the 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def _limited(argv: Sequence[str], memory_bytes: int) -> tuple[list[str], Any]:
+    """``argv`` under the memory limit, and the ``preexec_fn`` it still needs (None when ``prlimit`` sets it).
+
+    util-linux's ``prlimit`` is preferred: a ``preexec_fn`` makes Python fork instead of vfork, and
+    forking the hub runs gRPC's fork handlers, which can abort the child while other threads are
+    inside gRPC (seen: "Check failed: next_worker->state == KICKED"), so the build never runs.
+    """
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        return list(argv), functools.partial(_limit_memory, memory_bytes)
+    return [prlimit, f"--as={memory_bytes}", "--core=0", "--", *argv], None
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -129,9 +143,10 @@ def run_bounded(argv: Sequence[str], *, cwd: pathlib.Path, env: Mapping[str, str
     """Run ``argv`` with ``limits``; raises :class:`SandboxError` on timeout, too much output, or no start."""
     deadline = time.monotonic() + limits.timeout_seconds
     try:
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+        command, preexec = _limited(argv, limits.memory_bytes)
+        proc = subprocess.Popen(command, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                preexec_fn=functools.partial(_limit_memory, limits.memory_bytes))
+                                preexec_fn=preexec)
     except OSError as exc:
         raise SandboxError(f"could not start: {exc.strerror or exc}") from exc
     assert proc.stdout is not None and proc.stderr is not None
