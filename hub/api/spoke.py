@@ -95,6 +95,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         # Watchers woken together read together; reports arriving together are written together.
         self._desired: batching.Batcher[str, _DesiredNotice] = batching.Batcher(self._desired_states)
         self._reports: batching.Batcher[tuple[str, pb.StatusReport], None] = batching.Batcher(self._save_reports)
+        # After a hub restart every spoke opens its Watch at once: one write per batch of them.
+        self._connections: batching.Batcher[tuple[str, dt.datetime], None] = batching.Batcher(self._connected)
         # A commit makes every spoke fetch at once: one read session per batch of fetches.
         self._bundles: batching.Batcher[tuple[str, str], models.Bundle | Exception] = batching.Batcher(
             self._bundles_for)
@@ -110,9 +112,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         cluster = await asyncio.to_thread(self._register, request, labels, credential, peer)
         log.info("cluster %s registered from %s", cluster.name, peer)
         if self.on_registered is not None:
-            task = asyncio.ensure_future(self.on_registered(cluster.name))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(self.on_registered(cluster.name))
         return pb.RegisterResponse(cluster_name=cluster.name, credential=credential,
                                    hub_ca_pem=self.options.ca_pem,
                                    bundle_signing_key=self.options.signing_public_key,
@@ -141,10 +141,13 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
     async def Watch(self, request: pb.WatchRequest, context: Context) -> AsyncIterator[pb.WatchEvent]:
         name = await self.auth.cluster(context.invocation_metadata(), method="watch")
         heartbeat = self.options.heartbeat_seconds
+        opened_at = self.clock()
         self.notifier.connected(name)
         self._ensure_heartbeats()
         log.debug("cluster %s watching (applied %s)", name, request.applied_digest or "nothing")
         try:
+            # Stored before the first notice: whoever asks the hub sees the cluster online from here on.
+            await self._connections.submit((name, opened_at))
             version = self.notifier.version(name)
             last_sent: tuple[str, str, bool] | None = None
             # The bundle the spoke holds: what it said it applied, then the last digest sent to it.
@@ -178,6 +181,35 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                 version, changed = result.version, result.changed
         finally:
             self.notifier.disconnected(name)
+            if not self.notifier.is_connected(name) and not self.notifier.closing:
+                # The spoke went (closed the stream, or its connection broke or stopped answering pings):
+                # offline at once. Not when the hub itself closes: the spokes reconnect in seconds.
+                self._in_background(self._went_away(name, opened_at))
+
+    def _in_background(self, work: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _connected(self, opened: Sequence[tuple[str, dt.datetime]]) -> list[None]:
+        with self.db.session() as session:
+            store.mark_connected(session, opened)
+        return [None] * len(opened)
+
+    async def _went_away(self, name: str, opened_at: dt.datetime) -> None:
+        try:
+            recorded = await asyncio.to_thread(self._disconnected, name, opened_at)
+        except Exception:  # keep_presence stops refreshing last-seen: the cluster goes offline anyway, later
+            log.exception("cluster %s: cannot record that its Watch stream ended", name)
+            return
+        if recorded:
+            log.info("cluster %s: its Watch stream ended; offline until it watches again", name)
+            if self.on_reported is not None:
+                self.on_reported()  # the rollout controller re-checks its wave
+
+    def _disconnected(self, name: str, opened_at: dt.datetime) -> bool:
+        with self.db.session() as session:
+            return store.mark_disconnected(session, name, opened_at=opened_at, now=self.clock())
 
     def _ensure_heartbeats(self) -> None:
         """One timer beats every Watch stream of this process; it runs while any stream is open."""

@@ -34,7 +34,7 @@ DRIFT_CLUSTER_PREFERENCE = ("prod-us-1", "staging-eu-1")
 
 def _view(statuses: dict[str, pb.ClusterSummary], title: str) -> Group:
     now = dt.datetime.now(dt.UTC)
-    rows = [formatting.cluster_row(s, now=now, offline_after=60) for s in sorted(statuses.values(),
+    rows = [formatting.cluster_row(s, now=now) for s in sorted(statuses.values(),
                                                                                 key=lambda s: s.name)]
     return Group(Text(title, style="bold"), formatting.status_table(rows, now=now),
                  Text(formatting.fleet_summary(rows)))

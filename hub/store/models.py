@@ -121,6 +121,7 @@ class EventKind(enum.StrEnum):
     ROLLOUT_RESUMED = "rollout_resumed"
     ROLLOUT_ABORTED = "rollout_aborted"
     ROLLOUT_PROMOTED = "rollout_promoted"
+    WAVE_SKIPPED = "wave_skipped"                  #: a wave with no present cluster, under emptyWave: skip
     HUB = "hub"                                    #: hub lifecycle: started, leader, stopped
 
 
@@ -137,6 +138,10 @@ class Cluster(SQLModel, table=True):
     pinned_digest: str | None = Field(default=None, max_length=DIGEST_LEN)
     #: The id of the bootstrap token it registered with.
     token_id: str | None = Field(default=None, max_length=32)
+    #: When its latest Watch stream opened, and when its last one ended (None while one is open);
+    #: :mod:`hub.presence` turns them and ``last_seen`` into online/offline.
+    connected_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
+    disconnected_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
 
 
 class BootstrapToken(SQLModel, table=True):
