@@ -13,8 +13,10 @@ so a sync, a tick and an operator's command never interleave their read-decide-w
 * :meth:`control_blocking` (pause/resume/abort/promote) and :meth:`pin_blocking` (rollback pins).
 
 Which commits become rollouts: clusters whose rendered digest differs from their desired one *and*
-that already had a desired one are the targets; new clusters get their bundle at once, unchanged and
-pinned clusters are untouched. The strategy is the fleet's ``rollout``; when apps override it, the
+that already had a desired one are the targets; new clusters get their bundle at once, unchanged
+clusters are untouched. Pinned clusters the commit changes are targets that are never moved: they
+sit in their waves as absent (``planning.Absence.PINNED``), so a wave of pinned clusters stops the
+rollout instead of vanishing. The strategy is the fleet's ``rollout``; when apps override it, the
 strategy of the first changed app (in dependsOn order) that has one, its own or the fleet's,
 governs the whole commit (a commit is one rollout, so one set of waves). A commit that changes
 only apps without a strategy reaches every changed cluster at once.
@@ -218,20 +220,28 @@ class RolloutController:
             # rollout carries on as it stands; clusters it has not moved (or moved back) stay put.
             if latest is not None and (latest.state.active or latest.state in _STOPPED):
                 hold |= {name for name, r in rendered.items() if name in latest.targets and name in desired
-                         and desired[name].digest != r.digest}
+                         and desired[name].digest != r.digest
+                         # A released cluster may take its target (it was pinned when its wave went).
+                         and not (name in latest.released and name not in latest.reverted
+                                  and r.digest == latest.targets[name])}
             return SyncPlan(hold=frozenset(hold))
         changed = {name: r for name, r in rendered.items()
                    if name not in hold and name in desired and desired[name].digest != r.digest}
+        # Pinned clusters the commit changes are not moved, but they stay in their waves (absent): left
+        # out, a canary wave of pinned clusters would vanish and the next wave go first, unproven.
+        pinned_changed = {name: r for name, r in rendered.items()
+                          if name in hold and name in desired and desired[name].digest != r.digest}
         spec = self._strategy(s, fleet, changed, desired) if changed else None
         plan = SyncPlan(hold=frozenset(hold), _supersede=active is not None)
         if spec is None:
             return plan  # no strategy: every changed cluster moves at once
-        policies = [(wave_policy(w), _matcher(w, changed)) for w in spec.waves]
-        waves = planning.assign_waves(changed, policies, wave_policy(spec.implicit_wave()))
+        targets = {**changed, **pinned_changed}
+        policies = [(wave_policy(w), _matcher(w, targets)) for w in spec.waves]
+        waves = planning.assign_waves(targets, policies, wave_policy(spec.implicit_wave()))
         plan.hold = frozenset(hold | set(changed))
-        plan._new = {"targets": {n: r.digest for n, r in changed.items()},
-                     "previous": {n: desired[n].digest for n in changed},
-                     "previous_commits": {n: desired[n].commit for n in changed}, "waves": waves}
+        plan._new = {"targets": {n: r.digest for n, r in targets.items()},
+                     "previous": {n: desired[n].digest for n in targets},
+                     "previous_commits": {n: desired[n].commit for n in targets}, "waves": waves}
         return plan
 
     def _strategy(self, s: Session, fleet: fleet_model.Fleet | None, changed: Mapping[str, Rendered],

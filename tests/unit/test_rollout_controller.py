@@ -284,6 +284,27 @@ def test_pins_hold_a_cluster_and_rollouts_skip_it(controller: ctl.RolloutControl
         assert store.get_cluster(s, "canary-1").pinned_digest is None  # type: ignore[union-attr]
 
 
+def test_a_canary_pinned_before_the_commit_stops_the_rollout_instead_of_vanishing(
+        controller: ctl.RolloutController, db: Database) -> None:
+    before = first_commit(controller, db)
+    controller.pin_blocking(["canary-1"], C1[:8])
+    plan = sync(controller, db, C2, V2)
+    rollout = latest(db)
+    assert [(w.name, w.clusters) for w in rollout.waves] == [("canary", ("canary-1",)),
+                                                           ("rest", ("prod-1", "prod-2"))]
+    assert plan.changed == [] and desired(db) == before              # the pinned canary is not moved
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=1)) == []
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=12)) == []
+    assert desired(db) == before                                      # and the rest of prod is not either
+    assert "canary-1 (pinned)" in latest(db).reason
+    # Unpinned during the rollout: the canary takes the rollout's bundle, as a released cluster may.
+    controller.control_blocking("resume", T0 + dt.timedelta(seconds=13))
+    controller.pin_blocking(["canary-1"], "")
+    target = put(db, V2["canary-1"])[0]
+    plan = sync(controller, db, C2, {"canary-1": V2["canary-1"]}, full=False)
+    assert "canary-1" not in plan.hold and desired(db)["canary-1"] == target
+
+
 def test_a_deregistered_canary_stops_the_rollout_instead_of_passing_it(
         controller: ctl.RolloutController, db: Database) -> None:
     before = first_commit(controller, db)
