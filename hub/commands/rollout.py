@@ -136,7 +136,8 @@ def rollout_promote(hub_name: str | None) -> None:
 @click.option("--unpin", is_flag=True, help="Release the pin: the clusters follow the fleet again.")
 @hub_command
 def rollback(hub_name: str | None, clusters: tuple[str, ...], selector: str, to: str, unpin: bool) -> None:
-    """Pin clusters to a previous bundle until --unpin; rollouts skip pinned clusters."""
+    """Pin clusters to a previous bundle until --unpin; rollouts do not move pinned clusters (they count
+    as absent in their wave, never as Ready)."""
     if not clusters and not selector:
         raise click.UsageError("give CLUSTER names or --selector")
     if bool(to) == unpin:

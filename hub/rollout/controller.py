@@ -426,7 +426,7 @@ class RolloutController:
         """Pin clusters to ``to`` (a digest, or a commit or commit prefix they ran), or unpin (``to`` "").
 
         Returns the clusters and the digest (the pinned one when all share it, else "various").
-        A pinned cluster's desired state is set to the pin at once; rollouts skip it until unpinned.
+        A pinned cluster's desired state is set to the pin at once; rollouts do not move it until unpinned.
         """
         now = now or self.clock()
         chosen = sorted(set(names))
