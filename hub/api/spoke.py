@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -65,6 +66,15 @@ class SpokeOptions:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class _PresenceChange:
+    """A Watch stream of ``cluster`` that opened (``opened``) or ended; ``at``: when it opened."""
+
+    cluster: str
+    at: dt.datetime
+    opened: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _DesiredNotice:
     """A cluster's desired state message and, when small enough to inline, its compressed bundle."""
 
@@ -96,7 +106,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self._desired: batching.Batcher[str, _DesiredNotice] = batching.Batcher(self._desired_states)
         self._reports: batching.Batcher[tuple[str, pb.StatusReport], None] = batching.Batcher(self._save_reports)
         # After a hub restart every spoke opens its Watch at once: one write per batch of them.
-        self._connections: batching.Batcher[tuple[str, dt.datetime], None] = batching.Batcher(self._connected)
+        # Opens and ends go through one batcher, so they reach the database in the order they happened.
+        self._presence: batching.Batcher[_PresenceChange, bool] = batching.Batcher(self._record_presence)
         # A commit makes every spoke fetch at once: one read session per batch of fetches.
         self._bundles: batching.Batcher[tuple[str, str], models.Bundle | Exception] = batching.Batcher(
             self._bundles_for)
@@ -147,7 +158,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         log.debug("cluster %s watching (applied %s)", name, request.applied_digest or "nothing")
         try:
             # Stored before the first notice: whoever asks the hub sees the cluster online from here on.
-            await self._connections.submit((name, opened_at))
+            await self._presence.submit(_PresenceChange(name, opened_at, opened=True))
             version = self.notifier.version(name)
             last_sent: tuple[str, str, bool] | None = None
             # The bundle the spoke holds: what it said it applied, then the last digest sent to it.
@@ -191,14 +202,23 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _connected(self, opened: Sequence[tuple[str, dt.datetime]]) -> list[None]:
+    def _record_presence(self, changes: Sequence[_PresenceChange]) -> list[bool]:
+        """Watch streams opened and ended, in order, in one unit of work; True where an end was recorded."""
+        recorded: list[bool] = []
         with self.db.session() as session:
-            store.mark_connected(session, opened)
-        return [None] * len(opened)
+            for opened, run in itertools.groupby(changes, key=lambda change: change.opened):
+                batch = list(run)
+                if opened:
+                    store.mark_connected(session, [(c.cluster, c.at) for c in batch])
+                    recorded += [False] * len(batch)
+                else:
+                    recorded += [store.mark_disconnected(session, c.cluster, opened_at=c.at, now=self.clock())
+                                 for c in batch]
+        return recorded
 
     async def _went_away(self, name: str, opened_at: dt.datetime) -> None:
         try:
-            recorded = await asyncio.to_thread(self._disconnected, name, opened_at)
+            recorded = await self._presence.submit(_PresenceChange(name, opened_at, opened=False))
         except Exception:  # keep_presence stops refreshing last-seen: the cluster goes offline anyway, later
             log.exception("cluster %s: cannot record that its Watch stream ended", name)
             return
@@ -207,9 +227,6 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             if self.on_reported is not None:
                 self.on_reported()  # the rollout controller re-checks its wave
 
-    def _disconnected(self, name: str, opened_at: dt.datetime) -> bool:
-        with self.db.session() as session:
-            return store.mark_disconnected(session, name, opened_at=opened_at, now=self.clock())
 
     def _ensure_heartbeats(self) -> None:
         """One timer beats every Watch stream of this process; it runs while any stream is open."""
