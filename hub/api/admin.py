@@ -17,7 +17,7 @@ from typing import Any
 
 from grpc import aio
 
-from hub import notify, service
+from hub import notify, presence, service
 from hub.api import auth, limits, status
 from hub.fleet import selectors
 from hub.rollout import controller as rollout_controller
@@ -105,10 +105,17 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     def _summary(self, cluster: models.Cluster, desired: store.DesiredRow | models.DesiredState | None,
                  reported: models.ClusterStatus | None, render_errors: models.RenderError | None, *,
                  online: bool, rollout: rollout_controller.ClusterRollout | None = None) -> pb.ClusterSummary:
-        """One cluster's row; ``online``: it has a Watch stream open on this hub process."""
+        """One cluster's row; ``online``: it has a Watch stream open on this hub process.
+
+        ``summary.online`` is the hub's presence rule (:mod:`hub.presence`), which the rollout gate
+        uses too; the CLI shows a cluster that is not online as Offline.
+        """
+        now = self.clock()
         summary = pb.ClusterSummary(name=cluster.name, labels=dict(cluster.labels or {}),
-                                    paused=bool(cluster.paused), online=online,
-                                    pinned_digest=cluster.pinned_digest or "")
+                                    paused=bool(cluster.paused), pinned_digest=cluster.pinned_digest or "",
+                                    online=presence.is_online(
+                                        last_seen=cluster.last_seen, disconnected_at=cluster.disconnected_at,
+                                        now=now, heartbeat_seconds=self.options.heartbeat_seconds))
         if rollout is not None:
             summary.wave, summary.rollout_state = rollout.wave, rollout.state
         if cluster.pinned_digest:
@@ -118,7 +125,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             summary.desired_digest = desired.digest
         last_seen = cluster.last_seen
         if online:
-            last_seen = self.clock()  # an open Watch stream is proof of life right now
+            last_seen = now  # an open Watch stream is proof of life right now
         if last_seen is not None:
             summary.last_seen.CopyFrom(codec.timestamp(_aware(last_seen)))
         if reported is not None:
@@ -448,17 +455,23 @@ def _rollout_to_wire(view: rollout_controller.RolloutView | None) -> pb.RolloutS
         response.started_at.CopyFrom(codec.timestamp(rollout.started_at))
     for wave in rollout.waves:
         counts: dict[str, int] = {}
+        absent = {name: str(view.absent[name]) for name in wave.clusters if name in view.absent}
         for name in wave.clusters:
             state = "pinned" if name in view.pinned else str(rollout.cluster_state(name) or "")
             counts[state] = counts.get(state, 0) + 1
             seen = view.observed.get(name)
-            if seen is not None and seen.applied_digest == rollout.targets[name] and seen.phase.value == "Ready":
-                counts["ready"] = counts.get("ready", 0) + 1
+            if (name not in absent and seen is not None and seen.applied_digest == rollout.targets[name]
+                    and seen.phase.value == "Ready"):
+                counts["ready"] = counts.get("ready", 0) + 1  # an absent cluster's old report is no evidence
+        if absent:
+            counts["absent"] = len(absent)
         policy = wave.policy
         item = pb.WaveStatus(name=wave.name, state=wave.state.value, clusters=list(wave.clusters), counts=counts,
                              bake_seconds=policy.bake_time.total_seconds(),
                              progress_deadline_seconds=policy.progress_deadline.total_seconds(),
-                             max_unavailable=str(policy.max_unavailable), on_failure=policy.on_failure)
+                             max_unavailable=str(policy.max_unavailable), on_failure=policy.on_failure,
+                             absent=absent, min_ready="" if policy.min_ready is None else str(policy.min_ready),
+                             empty_wave=policy.empty_wave)
         if wave.ready_since is not None:
             item.ready_since.CopyFrom(codec.timestamp(wave.ready_since))
         if wave.started_at is not None:

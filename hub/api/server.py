@@ -15,6 +15,7 @@ from grpc_health.v1 import _async as health_aio  # the asyncio servicer; public 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from hub import presence
 from hub.api import admin as admin_api
 from hub.api import decoding, limits
 from hub.api import spoke as spoke_api
@@ -47,7 +48,7 @@ class ServerParts:
 
 def keepalive_timeout(heartbeat_seconds: float) -> float:
     """Seconds the hub waits for a peer to answer its HTTP/2 ping before dropping the connection."""
-    return min(10.0, max(2.0, heartbeat_seconds))
+    return presence.ping_timeout(heartbeat_seconds)  # the presence rule counts on this bound
 
 
 def create_server(*, listen: str, spoke: spoke_api.SpokeServicer, admin: admin_api.AdminServicer,

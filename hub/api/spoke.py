@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -78,6 +79,15 @@ class SpokeOptions:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class _PresenceChange:
+    """A Watch stream of ``cluster`` that opened (``opened``) or ended; ``at``: when it opened."""
+
+    cluster: str
+    at: dt.datetime
+    opened: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _DesiredNotice:
     """A cluster's desired state message and, when small enough to inline, its compressed bundle."""
 
@@ -123,6 +133,9 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         # A report the store refuses fails alone, not the other clusters' reports batched with it.
         self._reports: batching.Batcher[tuple[str, pb.StatusReport], None] = batching.Batcher(
             self._save_reports, retry_alone=_not_an_outage)
+        # After a hub restart every spoke opens its Watch at once: one write per batch of them.
+        # Opens and ends go through one batcher, so they reach the database in the order they happened.
+        self._presence: batching.Batcher[_PresenceChange, bool] = batching.Batcher(self._record_presence)
         # A commit makes every spoke fetch at once: one read session per batch of fetches.
         self._bundles: batching.Batcher[tuple[str, str], models.Bundle | Exception] = batching.Batcher(
             self._bundles_for)
@@ -139,9 +152,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         cluster = await asyncio.to_thread(self._register, request, labels, credential, peer, declared)
         log.info("cluster %s registered from %s", cluster.name, peer)
         if self.on_registered is not None:
-            task = asyncio.ensure_future(self.on_registered(cluster.name))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(self.on_registered(cluster.name))
         return pb.RegisterResponse(cluster_name=cluster.name, credential=credential,
                                    hub_ca_pem=self.options.ca_pem,
                                    bundle_signing_key=self.options.signing_public_key,
@@ -188,10 +199,13 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         limits.check_digest(request.applied_digest, where=f"watch of cluster {name}", allow_empty=True)
         revocation = self.notifier.revocation(name)
         heartbeat = self.options.heartbeat_seconds
+        opened_at = self.clock()
         self.notifier.connected(name)
         self._ensure_heartbeats()
         log.debug("cluster %s watching (applied %s)", name, request.applied_digest or "nothing")
         try:
+            # Stored before the first notice: whoever asks the hub sees the cluster online from here on.
+            await self._presence.submit(_PresenceChange(name, opened_at, opened=True))
             version = self.notifier.version(name)
             last_sent: tuple[str, str, bool] | None = None
             # The bundle the spoke holds: what it said it applied, then the last digest sent to it.
@@ -237,6 +251,41 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                 version, changed = result.version, result.changed
         finally:
             self.notifier.disconnected(name)
+            if not self.notifier.is_connected(name) and not self.notifier.closing:
+                # The spoke went (closed the stream, or its connection broke or stopped answering pings):
+                # offline at once. Not when the hub itself closes: the spokes reconnect in seconds.
+                self._in_background(self._went_away(name, opened_at))
+
+    def _in_background(self, work: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _record_presence(self, changes: Sequence[_PresenceChange]) -> list[bool]:
+        """Watch streams opened and ended, in order, in one unit of work; True where an end was recorded."""
+        recorded: list[bool] = []
+        with self.db.session() as session:
+            for opened, run in itertools.groupby(changes, key=lambda change: change.opened):
+                batch = list(run)
+                if opened:
+                    store.mark_connected(session, [(c.cluster, c.at) for c in batch])
+                    recorded += [False] * len(batch)
+                else:
+                    recorded += [store.mark_disconnected(session, c.cluster, opened_at=c.at, now=self.clock())
+                                 for c in batch]
+        return recorded
+
+    async def _went_away(self, name: str, opened_at: dt.datetime) -> None:
+        try:
+            recorded = await self._presence.submit(_PresenceChange(name, opened_at, opened=False))
+        except Exception:  # keep_presence stops refreshing last-seen: the cluster goes offline anyway, later
+            log.exception("cluster %s: cannot record that its Watch stream ended", name)
+            return
+        if recorded:
+            log.info("cluster %s: its Watch stream ended; offline until it watches again", name)
+            if self.on_reported is not None:
+                self.on_reported()  # the rollout controller re-checks its wave
+
 
     async def _rotation(self, name: str) -> pb.WatchEvent | None:
         """A new credential for ``name``, its hash recorded as the rotation's successor (None: the

@@ -102,11 +102,9 @@ output_option = click.option("-o", "--output", type=click.Choice(["table", "json
 # -- status ---------------------------------------------------------------------------------------
 
 
-def _status_view(response: pb.ListClustersResponse, *, offline_factor: float) -> tuple[list[dict[str, Any]],
-                                                                                       Group]:
+def _status_view(response: pb.ListClustersResponse) -> tuple[list[dict[str, Any]], Group]:
     now = dt.datetime.now(dt.UTC)
-    offline_after = offline_factor * max(1, response.heartbeat_seconds or 30)
-    rows = [formatting.cluster_row(c, now=now, offline_after=offline_after) for c in response.clusters]
+    rows = [formatting.cluster_row(c, now=now) for c in response.clusters]
     first, *notes = formatting.fleet_header(response, now=now)
     header = [Text(first, style="bold"), *(Text(line, style="bold red") for line in notes)]
     return rows, Group(*header, formatting.status_table(rows, now=now), Text(formatting.fleet_summary(rows)))
@@ -119,16 +117,18 @@ def _status_view(response: pb.ListClustersResponse, *, offline_factor: float) ->
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 while any selected cluster is not Ready (a render error counts) or a newer commit "
                    "is refused or cannot be rendered.")
-@click.option("--offline-after", default=3.0, show_default=True,
-              help="Show a cluster Offline after this many missed heartbeats.")
 @output_option
 @hub_command
 def status(hub_name: str | None, selector: str, watch: bool, interval: float, exit_code: bool,
-           offline_after: float, output: str) -> None:
-    """One row per cluster: what is desired, what is applied, and whether it is healthy."""
+           output: str) -> None:
+    """One row per cluster: what is desired, what is applied, and whether it is healthy.
+
+    PHASE is Offline while the hub has no Watch stream from the cluster's spoke (it closed its streams,
+    stopped answering the hub's pings, or was not seen for two heartbeats and the ping timeout).
+    """
     with _client(hub_name) as client:
         response = client.list_clusters(selector)
-        rows, view = _status_view(response, offline_factor=offline_after)
+        rows, view = _status_view(response)
         if output != "table":
             _emit({"fleetCommit": response.fleet_commit, "refusedCommit": formatting.refused_document(response),
                    "fetchError": response.fetch_error or None, "clusters": rows,
@@ -139,8 +139,7 @@ def status(hub_name: str | None, selector: str, watch: bool, interval: float, ex
                 try:
                     while True:
                         time.sleep(interval)
-                        response = client.list_clusters(selector)
-                        rows, view = _status_view(response, offline_factor=offline_after)
+                        rows, view = _status_view(client.list_clusters(selector))
                         live.update(view)
                 except KeyboardInterrupt:
                     pass
@@ -162,7 +161,7 @@ def describe(hub_name: str | None, cluster: str, output: str) -> None:
     with _client(hub_name) as client:
         detail = client.get_cluster(cluster)
     now = dt.datetime.now(dt.UTC)
-    document = formatting.describe_document(detail, now=now, offline_after=30.0)
+    document = formatting.describe_document(detail, now=now)
     if output != "table":
         _emit(document, output)
         return

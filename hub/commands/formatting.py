@@ -75,12 +75,14 @@ def _short(digest: str) -> str:
     return digest.removeprefix("sha256:")[:12]
 
 
-def cluster_row(summary: pb.ClusterSummary, *, now: dt.datetime, offline_after: float) -> dict[str, Any]:
-    """One cluster as a plain document (what -o json/yaml prints and the table shows)."""
+def cluster_row(summary: pb.ClusterSummary, *, now: dt.datetime) -> dict[str, Any]:
+    """One cluster as a plain document (what -o json/yaml prints and the table shows).
+
+    Offline is the hub's word (``summary.online``, :mod:`hub.presence`), never guessed from last-seen here.
+    """
     last_seen = _when(summary.last_seen)
     phase = codec.PHASE_FROM_WIRE.get(summary.phase, codec.PHASE_FROM_WIRE[pb.PHASE_UNSPECIFIED]).value
-    silent = last_seen is None or (now - last_seen).total_seconds() > offline_after
-    shown = OFFLINE if (silent and last_seen is not None) else phase
+    shown = phase if summary.online else OFFLINE
     if summary.render_errors:
         shown = f"{shown} ({Condition.RENDER_ERROR})"
     return {
@@ -96,6 +98,7 @@ def cluster_row(summary: pb.ClusterSummary, *, now: dt.datetime, offline_after: 
         "objectsTotal": summary.objects_total,
         "drift": summary.drift_count,
         "lastSeen": last_seen.isoformat() if last_seen else None,
+        "online": summary.online,
         "paused": summary.paused,
         "errors": list(summary.errors),
         "renderErrors": list(summary.render_errors),
@@ -194,8 +197,8 @@ def drift_lines(items: Iterable[pb.DriftItem]) -> list[str]:
     return lines
 
 
-def describe_document(detail: pb.ClusterDetail, *, now: dt.datetime, offline_after: float) -> dict[str, Any]:
-    row = cluster_row(detail.summary, now=now, offline_after=offline_after)
+def describe_document(detail: pb.ClusterDetail, *, now: dt.datetime) -> dict[str, Any]:
+    row = cluster_row(detail.summary, now=now)
     objects = [{"object": str(codec.ref_from_wire(o.ref)), "app": o.app, "action": o.action,
                 "health": o.health, "reason": o.reason, "error": o.error} for o in detail.objects]
     drift = [{"object": str(codec.ref_from_wire(d.ref)), "app": d.app, "kind": d.kind_of_drift,

@@ -129,7 +129,8 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     policy = (gitsource.SignaturePolicy(allowed_signers_file=settings.allowed_signers_file,
                                         gpg_keyring=settings.gpg_keyring)
               if settings.require_signed_commits else None)
-    rollouts = rollout_controller.RolloutController(db=db, notifier=notifier)
+    rollouts = rollout_controller.RolloutController(db=db, notifier=notifier,
+                                                    heartbeat_seconds=settings.heartbeat_seconds)
     service = HubService(settings=settings, db=db, source=source, signing_key=signing_key, notifier=notifier,
                          metrics=metrics, signature_policy=policy, rollouts=rollouts)
     rollouts.rerender = service.render_clusters

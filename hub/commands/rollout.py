@@ -33,7 +33,8 @@ def rollout_document(response: pb.RolloutStatusResponse, *, now: dt.datetime) ->
                    "startedAt": stamp(w.started_at), "readySince": stamp(w.ready_since),
                    "finishedAt": stamp(w.finished_at), "bakeSeconds": w.bake_seconds,
                    "progressDeadlineSeconds": w.progress_deadline_seconds, "maxUnavailable": w.max_unavailable,
-                   "onFailure": w.on_failure} for w in response.waves],
+                   "onFailure": w.on_failure, "minReady": w.min_ready or None, "emptyWave": w.empty_wave or "stop",
+                   "absent": dict(sorted(w.absent.items()))} for w in response.waves],
     }
 
 
@@ -51,11 +52,16 @@ def wave_lines(wave: Mapping[str, Any], index: int, *, now: dt.datetime) -> list
         timing.append(f"baked {min(baked, wave['bakeSeconds']):.0f}s of {wave['bakeSeconds']:g}s")
     if wave["finishedAt"]:
         timing.append(f"finished {ago('finishedAt')}")
-    policy = (f"maxUnavailable {wave['maxUnavailable']}, bake {wave['bakeSeconds']:g}s, "
-              f"deadline {wave['progressDeadlineSeconds']:g}s, onFailure {wave['onFailure']}")
-    return [f"  {index}. {wave['name']:<12} {wave['state']:<12} {len(wave['clusters'])} clusters ({counts})"
-            + (f"; {', '.join(timing)}" if timing else ""),
-            f"     {', '.join(wave['clusters'])}  [{policy}]"]
+    policy = (f"maxUnavailable {wave['maxUnavailable']}, minReady {wave['minReady'] or 'all present'}, "
+              f"bake {wave['bakeSeconds']:g}s, deadline {wave['progressDeadlineSeconds']:g}s, "
+              f"onFailure {wave['onFailure']}, emptyWave {wave['emptyWave']}")
+    lines = [f"  {index}. {wave['name']:<12} {wave['state']:<12} {len(wave['clusters'])} clusters ({counts})"
+             + (f"; {', '.join(timing)}" if timing else ""),
+             f"     {', '.join(wave['clusters'])}  [{policy}]"]
+    if wave["absent"]:
+        # Absent clusters give no evidence: say who and why, so a passed wave is never a mystery.
+        lines.append("     absent: " + ", ".join(f"{name} ({why})" for name, why in wave["absent"].items()))
+    return lines
 
 
 def _print(response: pb.RolloutStatusResponse) -> None:
@@ -130,7 +136,8 @@ def rollout_promote(hub_name: str | None) -> None:
 @click.option("--unpin", is_flag=True, help="Release the pin: the clusters follow the fleet again.")
 @hub_command
 def rollback(hub_name: str | None, clusters: tuple[str, ...], selector: str, to: str, unpin: bool) -> None:
-    """Pin clusters to a previous bundle until --unpin; rollouts skip pinned clusters."""
+    """Pin clusters to a previous bundle until --unpin; rollouts do not move pinned clusters (they count
+    as absent in their wave, never as Ready)."""
     if not clusters and not selector:
         raise click.UsageError("give CLUSTER names or --selector")
     if bool(to) == unpin:

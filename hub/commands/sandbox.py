@@ -38,8 +38,7 @@ DRIFT_FIELD = ".spec.replicas"
 
 def _view(statuses: dict[str, pb.ClusterSummary], title: str) -> Group:
     now = dt.datetime.now(dt.UTC)
-    rows = [formatting.cluster_row(s, now=now, offline_after=60) for s in sorted(statuses.values(),
-                                                                                key=lambda s: s.name)]
+    rows = [formatting.cluster_row(s, now=now) for s in sorted(statuses.values(), key=lambda s: s.name)]
     return Group(Text(title, style="bold"), formatting.status_table(rows, now=now),
                  Text(formatting.fleet_summary(rows)))
 
@@ -76,6 +75,18 @@ def _waves_line(fleet: localfleet.LocalFleet) -> str:
             return "No progressive rollout (fleet.yaml has no rollout strategy)."
     waves = " -> ".join(f"{w.name} ({', '.join(w.clusters)}) {w.state}" for w in status.waves)
     return f"Rollout {status.id}, wave by wave: {waves}."
+
+
+def _fail_if_rollout_stopped(fleet: localfleet.LocalFleet, sha: str) -> None:
+    """A rollout that stopped (a failed wave, or one with no cluster to prove it) ends the demo with its reason."""
+    with fleet.admin() as admin:
+        try:
+            status = admin.call("RolloutStatus", pb.RolloutStatusRequest())
+        except adminclient.AdminError:
+            return
+    if status.commit == sha and status.state in {"failed", "rolled_back", "aborted"}:
+        raise localfleet.SandboxError(f"the rollout of {sha[:8]} stopped: {status.reason} "
+                                      "(`convoy rollout status` shows the waves)")
 
 
 def _bump_image(text: str) -> tuple[str, str, str]:
@@ -182,6 +193,7 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
         targeted = {n for n in names if members[[m.name for m in members].index(n)].labels.get("env") == "prod"}
 
         def rolled(statuses: dict[str, pb.ClusterSummary]) -> bool:
+            _fail_if_rollout_stopped(fleet, sha)
             moved = all(statuses[n].desired_commit == sha and statuses[n].desired_digest != before[n].desired_digest
                         for n in targeted)
             return moved and _all_ready(names)(statuses)

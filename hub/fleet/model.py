@@ -25,10 +25,12 @@ from protos.status import DriftPolicy
 __all__ = [
     "FLEET_FILE",
     "App",
+    "EmptyWave",
     "ExternalBuilds",
     "Fleet",
     "FleetConfigError",
     "MaxUnavailable",
+    "MinReady",
     "OnFailure",
     "Overlay",
     "RenderPolicy",
@@ -96,6 +98,30 @@ class MaxUnavailable:
         return f"{self.percent}%" if self.percent is not None else str(self.count or 0)
 
 
+class EmptyWave(enum.StrEnum):
+    """What a rollout does with a wave none of whose clusters is present (all pinned, not registered,
+    deregistered; or offline until the progress deadline)."""
+
+    STOP = "stop"  #: stop the rollout (state failed, nothing rolled back); resume retries, promote skips it
+    SKIP = "skip"  #: skip the wave (recorded in history) and release the next one
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MinReady:
+    """How many clusters of a wave must be Ready at the new bundle (through the bake time) for it to pass.
+
+    A count (at least 1; a wave with fewer clusters needs all of them) or a percentage of the wave
+    (rounded up, at least 1). Unset: every present cluster the wave's maxUnavailable does not excuse,
+    and at least one.
+    """
+
+    count: int | None = None
+    percent: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.percent}%" if self.percent is not None else str(self.count or 1)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Wave:
     """One step of a rollout: the clusters its selector matches (and not an earlier wave's)."""
@@ -106,6 +132,8 @@ class Wave:
     bake_time: dt.timedelta
     progress_deadline: dt.timedelta
     on_failure: OnFailure = OnFailure.PAUSE
+    min_ready: MinReady | None = None           #: None: every present cluster maxUnavailable does not excuse
+    empty_wave: EmptyWave = EmptyWave.STOP
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,12 +149,14 @@ class RolloutSpec:
     bake_time: dt.timedelta = dt.timedelta(0)
     progress_deadline: dt.timedelta = dt.timedelta(minutes=10)
     on_failure: OnFailure = OnFailure.PAUSE
+    min_ready: MinReady | None = None
+    empty_wave: EmptyWave = EmptyWave.STOP
 
     IMPLICIT_WAVE = "rest"
 
     def implicit_wave(self) -> Wave:
         return Wave(self.IMPLICIT_WAVE, selectors.EVERYTHING, self.max_unavailable, self.bake_time,
-                    self.progress_deadline, self.on_failure)
+                    self.progress_deadline, self.on_failure, self.min_ready, self.empty_wave)
 
     def wave_of(self, labels: Mapping[str, str]) -> Wave:
         """The first wave whose selector matches ``labels``, else the implicit last wave."""
@@ -268,6 +298,30 @@ def _max_unavailable(value: Any, field: str) -> MaxUnavailable:
     raise FleetConfigError(f"{value!r} is neither a count (2) nor a percentage (\"25%\")", field=field)
 
 
+def _min_ready(value: Any, field: str) -> MinReady:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value >= 1:
+            return MinReady(count=value)
+        raise FleetConfigError(f"{value!r} is less than 1: a wave passes only when at least one cluster proved "
+                               "the new bundle (use emptyWave: skip for waves that may have no cluster)",
+                               field=field)
+    if isinstance(value, str):
+        match = re.fullmatch(r"(\d{1,3})%", value.strip())
+        if match and 1 <= int(match.group(1)) <= 100:
+            return MinReady(percent=int(match.group(1)))
+    raise FleetConfigError(f"{value!r} is neither a count of at least 1 (2) nor a percentage from 1% to 100% "
+                           "(\"50%\")", field=field)
+
+
+def _empty_wave(value: Any, field: str) -> EmptyWave:
+    try:
+        return EmptyWave(value)
+    except ValueError:
+        raise FleetConfigError(f"{value!r} is not one of stop, skip", field=field) from None
+
+
 def _on_failure(value: Any, field: str) -> OnFailure:
     try:
         return OnFailure(value)
@@ -275,8 +329,9 @@ def _on_failure(value: Any, field: str) -> OnFailure:
         raise FleetConfigError(f"{value!r} is not one of pause, rollback", field=field) from None
 
 
-_ROLLOUT_FIELDS = ("waves", "maxUnavailable", "bakeTime", "progressDeadline", "onFailure")
-_WAVE_FIELDS = ("name", "selector", "maxUnavailable", "bakeTime", "progressDeadline", "onFailure")
+_ROLLOUT_FIELDS = ("waves", "maxUnavailable", "bakeTime", "progressDeadline", "onFailure", "minReady", "emptyWave")
+_WAVE_FIELDS = ("name", "selector", "maxUnavailable", "bakeTime", "progressDeadline", "onFailure", "minReady",
+                "emptyWave")
 
 
 def _rollout(data: Any, field: str, base: RolloutSpec | None) -> RolloutSpec:
@@ -290,6 +345,10 @@ def _rollout(data: Any, field: str, base: RolloutSpec | None) -> RolloutSpec:
                 else parse_duration(reader.get("progressDeadline"), field=reader.at("progressDeadline")))
     on_failure = (defaults.on_failure if reader.get("onFailure") is None
                   else _on_failure(reader.get("onFailure"), reader.at("onFailure")))
+    min_ready = (defaults.min_ready if reader.get("minReady") is None
+                 else _min_ready(reader.get("minReady"), reader.at("minReady")))
+    empty_wave = (defaults.empty_wave if reader.get("emptyWave") is None
+                  else _empty_wave(reader.get("emptyWave"), reader.at("emptyWave")))
     if reader.get("waves") is None and base is not None:
         waves = base.waves  # an app override that changes only the timings keeps the fleet's waves
     else:
@@ -319,10 +378,15 @@ def _rollout(data: Any, field: str, base: RolloutSpec | None) -> RolloutSpec:
                                                        field=wave.at("progressDeadline"))),
                 on_failure=(on_failure if wave.get("onFailure") is None
                             else _on_failure(wave.get("onFailure"), wave.at("onFailure"))),
+                min_ready=(min_ready if wave.get("minReady") is None
+                           else _min_ready(wave.get("minReady"), wave.at("minReady"))),
+                empty_wave=(empty_wave if wave.get("emptyWave") is None
+                            else _empty_wave(wave.get("emptyWave"), wave.at("emptyWave"))),
             ))
         waves = tuple(wave_list)
     return RolloutSpec(waves=waves, max_unavailable=max_unavailable, bake_time=bake_time,
-                       progress_deadline=deadline, on_failure=on_failure)
+                       progress_deadline=deadline, on_failure=on_failure, min_ready=min_ready,
+                       empty_wave=empty_wave)
 
 
 _APP_FIELDS = ("name", "path", "namespace", "targets", "overlays", "dependsOn", "clusterLayer",

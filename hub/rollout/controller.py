@@ -13,8 +13,10 @@ so a sync, a tick and an operator's command never interleave their read-decide-w
 * :meth:`control_blocking` (pause/resume/abort/promote) and :meth:`pin_blocking` (rollback pins).
 
 Which commits become rollouts: clusters whose rendered digest differs from their desired one *and*
-that already had a desired one are the targets; new clusters get their bundle at once, unchanged and
-pinned clusters are untouched. The strategy is the fleet's ``rollout``; when apps override it, the
+that already had a desired one are the targets; new clusters get their bundle at once, unchanged
+clusters are untouched. Pinned clusters the commit changes are targets that are never moved: they
+sit in their waves as absent (``planning.Absence.PINNED``), so a wave of pinned clusters stops the
+rollout instead of vanishing. The strategy is the fleet's ``rollout``; when apps override it, the
 strategy of the first changed app (in dependsOn order) that has one, its own or the fleet's,
 governs the whole commit (a commit is one rollout, so one set of waves). A commit that changes
 only apps without a strategy reaches every changed cluster at once.
@@ -37,7 +39,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from hub import notify
+from hub import notify, presence
 from hub.fleet import model as fleet_model
 from hub.rollout import planning
 from hub.store import db as store_db
@@ -109,13 +111,16 @@ class RolloutView:
     rollout: planning.Rollout
     observed: Mapping[str, planning.ClusterObservation]
     pinned: frozenset[str]
+    #: target clusters that give no evidence now, and why (pinned, not registered, deregistered, offline)
+    absent: Mapping[str, planning.Absence] = dataclasses.field(default_factory=dict)
 
 
 def wave_policy(wave: fleet_model.Wave) -> planning.WavePolicy:
     mu = wave.max_unavailable
     return planning.WavePolicy(
         name=wave.name, max_unavailable=f"{mu.percent}%" if mu.percent is not None else (mu.count or 0),
-        bake_time=wave.bake_time, progress_deadline=wave.progress_deadline, on_failure=wave.on_failure.value)
+        bake_time=wave.bake_time, progress_deadline=wave.progress_deadline, on_failure=wave.on_failure.value,
+        min_ready=None if wave.min_ready is None else str(wave.min_ready), empty_wave=wave.empty_wave.value)
 
 
 def changed_apps(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> set[str]:
@@ -145,11 +150,13 @@ def _phase(value: str) -> Phase:
 class RolloutController:
     def __init__(self, *, db: store_db.Database, notifier: notify.Notifier,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-                 tick_seconds: float = 1.0) -> None:
+                 tick_seconds: float = 1.0, heartbeat_seconds: float = 30.0) -> None:
         self.db = db
         self.notifier = notifier
         self.clock = clock
         self.tick_seconds = tick_seconds
+        #: The hub's Watch heartbeat: the presence rule (hub.presence) that decides who is offline needs it.
+        self.heartbeat_seconds = heartbeat_seconds
         #: Renders clusters at the deployed commit (the hub service's); used after an unpin.
         self.rerender: Callable[[Iterable[str]], Awaitable[object]] | None = None
         self._lock = threading.RLock()
@@ -213,20 +220,28 @@ class RolloutController:
             # rollout carries on as it stands; clusters it has not moved (or moved back) stay put.
             if latest is not None and (latest.state.active or latest.state in _STOPPED):
                 hold |= {name for name, r in rendered.items() if name in latest.targets and name in desired
-                         and desired[name].digest != r.digest}
+                         and desired[name].digest != r.digest
+                         # A released cluster may take its target (it was pinned when its wave went).
+                         and not (name in latest.released and name not in latest.reverted
+                                  and r.digest == latest.targets[name])}
             return SyncPlan(hold=frozenset(hold))
         changed = {name: r for name, r in rendered.items()
                    if name not in hold and name in desired and desired[name].digest != r.digest}
+        # Pinned clusters the commit changes are not moved, but they stay in their waves (absent): left
+        # out, a canary wave of pinned clusters would vanish and the next wave go first, unproven.
+        pinned_changed = {name: r for name, r in rendered.items()
+                          if name in hold and name in desired and desired[name].digest != r.digest}
         spec = self._strategy(s, fleet, changed, desired) if changed else None
         plan = SyncPlan(hold=frozenset(hold), _supersede=active is not None)
         if spec is None:
             return plan  # no strategy: every changed cluster moves at once
-        policies = [(wave_policy(w), _matcher(w, changed)) for w in spec.waves]
-        waves = planning.assign_waves(changed, policies, wave_policy(spec.implicit_wave()))
+        targets = {**changed, **pinned_changed}
+        policies = [(wave_policy(w), _matcher(w, targets)) for w in spec.waves]
+        waves = planning.assign_waves(targets, policies, wave_policy(spec.implicit_wave()))
         plan.hold = frozenset(hold | set(changed))
-        plan._new = {"targets": {n: r.digest for n, r in changed.items()},
-                     "previous": {n: desired[n].digest for n in changed},
-                     "previous_commits": {n: desired[n].commit for n in changed}, "waves": waves}
+        plan._new = {"targets": {n: r.digest for n, r in targets.items()},
+                     "previous": {n: desired[n].digest for n in targets},
+                     "previous_commits": {n: desired[n].commit for n in targets}, "waves": waves}
         return plan
 
     def _strategy(self, s: Session, fleet: fleet_model.Fleet | None, changed: Mapping[str, Rendered],
@@ -284,28 +299,44 @@ class RolloutController:
                 if row is None or not planning.RolloutState(row.state).active:
                     return []
                 rollout = planning.Rollout.from_document(row.document)
-                observed = self._observe(session, rollout)
+                observed = self._observe(session, rollout, now)
             result = planning.step(rollout, observed, now)
             if result.rollout == rollout and not result.releases and not result.reverts:
                 return []
             with self.db.session() as session:
                 return self._apply(session, row.seq or 0, result, now)
 
-    @staticmethod
-    def _observe(s: Session, rollout: planning.Rollout) -> dict[str, planning.ClusterObservation]:
+    def _observe(self, s: Session, rollout: planning.Rollout,
+                 now: dt.datetime) -> dict[str, planning.ClusterObservation]:
+        """What each target reports, and which targets are absent (they give no evidence, never Ready)."""
         observed: dict[str, planning.ClusterObservation] = {}
         reported = store.applied_phases(s)
-        clusters = store.list_clusters(s)
-        registered = {c.name for c in clusters}
-        pinned = {c.name for c in clusters if c.pinned_digest}
-        for name, target in rollout.targets.items():
-            if name in pinned or name not in registered:
-                # Pinned (or deregistered) clusters are out of the rollout's hands: they neither hold up
-                # nor fail a wave.
-                observed[name] = planning.ClusterObservation(target, Phase.READY)
-            elif (seen := reported.get(name)) is not None:
+        absent = self._absent(s, rollout.targets, now)
+        for name in rollout.targets:
+            seen = reported.get(name)
+            if name in absent:
+                observed[name] = planning.ClusterObservation(seen[0] if seen else "",
+                                                             _phase(seen[1]) if seen else Phase.UNKNOWN,
+                                                             absent=absent[name])
+            elif seen is not None:
                 observed[name] = planning.ClusterObservation(seen[0], _phase(seen[1]))
         return observed
+
+    def _absent(self, s: Session, names: Iterable[str], now: dt.datetime) -> dict[str, planning.Absence]:
+        wanted = set(names)
+        clusters = {c.name: c for c in store.list_clusters(s) if c.name in wanted}
+        gone = store.deregistered(s, wanted - set(clusters))
+        absent: dict[str, planning.Absence] = {}
+        for name in sorted(wanted):
+            cluster = clusters.get(name)
+            if cluster is None:
+                absent[name] = planning.Absence.DEREGISTERED if name in gone else planning.Absence.NOT_REGISTERED
+            elif cluster.pinned_digest:
+                absent[name] = planning.Absence.PINNED
+            elif not presence.is_online(last_seen=cluster.last_seen, disconnected_at=cluster.disconnected_at,
+                                        now=now, heartbeat_seconds=self.heartbeat_seconds):
+                absent[name] = planning.Absence.OFFLINE
+        return absent
 
     def _apply(self, s: Session, seq: int, result: planning.StepResult, now: dt.datetime) -> list[str]:
         rollout = result.rollout
@@ -343,7 +374,7 @@ class RolloutController:
                 if row is None:
                     raise RolloutError(f"rollout {action}: no rollout has run on this hub")
                 rollout = planning.Rollout.from_document(row.document)
-                observed = self._observe(session, rollout)
+                observed = self._observe(session, rollout, now)
             try:
                 controlled, event = planning.control(rollout, action, now)
             except ValueError as exc:
@@ -362,9 +393,10 @@ class RolloutController:
             rollout = planning.Rollout.from_document(row.document)
             pinned = frozenset(c.name for c in store.list_clusters(session) if c.pinned_digest)
             reported = store.applied_phases(session)
+            absent = self._absent(session, rollout.targets, self.clock())
         observed = {name: planning.ClusterObservation(digest, _phase(phase))
                     for name, (digest, phase) in reported.items() if name in rollout.targets}
-        return RolloutView(rollout=rollout, observed=observed, pinned=pinned)
+        return RolloutView(rollout=rollout, observed=observed, pinned=pinned, absent=absent)
 
     @staticmethod
     def pending_digests(s: Session) -> set[str]:
@@ -394,7 +426,7 @@ class RolloutController:
         """Pin clusters to ``to`` (a digest, or a commit or commit prefix they ran), or unpin (``to`` "").
 
         Returns the clusters and the digest (the pinned one when all share it, else "various").
-        A pinned cluster's desired state is set to the pin at once; rollouts skip it until unpinned.
+        A pinned cluster's desired state is set to the pin at once; rollouts do not move it until unpinned.
         """
         now = now or self.clock()
         chosen = sorted(set(names))

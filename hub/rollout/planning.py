@@ -2,13 +2,22 @@
 
 A rollout carries, for every cluster whose bundle a commit changed, the new
 (target) digest and the digest it had before. Waves are released in order: a
-wave's clusters get their target digest; the wave is *done* once at most
-``maxUnavailable`` of its clusters are not Ready at the target and that has held
-for ``bakeTime``; then the next wave is released. A wave *fails* when more than
-``maxUnavailable`` of its clusters are Degraded/Failed at the target, or when
-``progressDeadline`` passes without it becoming ready. Then the rollout stops;
-with ``onFailure: rollback`` every released cluster is given back its previous
-digest.
+wave's clusters get their target digest; the wave *passes* on evidence only:
+at most ``maxUnavailable`` of its present clusters are not Ready at the target,
+at least ``minReady`` are (default: every present cluster maxUnavailable does
+not excuse, and never fewer than one), and that has held for ``bakeTime``; then
+the next wave is released. A wave *fails* when more than ``maxUnavailable`` of
+its clusters are Degraded/Failed at the target, or when ``progressDeadline``
+passes without it passing. Then the rollout stops; with ``onFailure: rollback``
+every released cluster is given back its previous digest.
+
+*Absent* clusters (:class:`Absence`: pinned, not registered, deregistered,
+offline) prove nothing: they are never counted Ready, and neither hold up nor
+fail a wave by their state. A wave with no present cluster at all stops the
+rollout at once (``emptyWave: stop``, the default; nothing is rolled back:
+nothing failed) or is skipped (``emptyWave: skip``). Offline clusters may come
+back, so a wave whose only clusters are offline waits for them until its
+progress deadline before it stops or is skipped.
 
 Nothing here reads a clock or a database: callers pass ``now`` and the
 clusters' observed state, and get back the new rollout and the desired-state
@@ -27,6 +36,7 @@ from typing import Any
 from protos.status import Phase
 
 __all__ = [
+    "Absence",
     "ClusterObservation",
     "ClusterRolloutState",
     "Rollout",
@@ -38,6 +48,7 @@ __all__ = [
     "allowed_unavailable",
     "assign_waves",
     "control",
+    "required_ready",
     "start",
     "step",
     "supersede",
@@ -66,6 +77,16 @@ class WaveState(enum.StrEnum):
     BAKING = "baking"
     DONE = "done"
     FAILED = "failed"
+    SKIPPED = "skipped"   #: no present cluster, under emptyWave: skip
+
+
+class Absence(enum.StrEnum):
+    """Why a target cluster cannot give evidence for its wave."""
+
+    PINNED = "pinned"                    #: an operator pinned it: the rollout does not move it
+    NOT_REGISTERED = "not registered"    #: declared in Git, no spoke has registered it
+    DEREGISTERED = "deregistered"        #: its registration was removed
+    OFFLINE = "offline"                  #: registered, but its spoke is not connected (hub.presence)
 
 
 class ClusterRolloutState(enum.StrEnum):
@@ -84,12 +105,15 @@ class WavePolicy:
     bake_time: dt.timedelta = dt.timedelta(0)
     progress_deadline: dt.timedelta = dt.timedelta(minutes=10)
     on_failure: str = "pause"                 #: "pause" | "rollback"
+    min_ready: int | str | None = None        #: a count, or "N%" of the wave (rounded up); None: see module doc
+    empty_wave: str = "stop"                  #: "stop" | "skip"
 
 
 @dataclasses.dataclass(frozen=True)
 class ClusterObservation:
     applied_digest: str
     phase: Phase
+    absent: Absence | None = None             #: set: the cluster gives no evidence (its phase is ignored)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +182,8 @@ class Rollout:
             "waves": [{"name": w.policy.name, "maxUnavailable": w.policy.max_unavailable,
                        "bakeTime": w.policy.bake_time.total_seconds(),
                        "progressDeadline": w.policy.progress_deadline.total_seconds(),
-                       "onFailure": w.policy.on_failure, "clusters": list(w.clusters), "state": w.state.value,
+                       "onFailure": w.policy.on_failure, "minReady": w.policy.min_ready,
+                       "emptyWave": w.policy.empty_wave, "clusters": list(w.clusters), "state": w.state.value,
                        "startedAt": stamp(w.started_at), "readySince": stamp(w.ready_since),
                        "finishedAt": stamp(w.finished_at)} for w in self.waves],
         }
@@ -172,7 +197,8 @@ class Rollout:
             Wave(policy=WavePolicy(name=w["name"], max_unavailable=w["maxUnavailable"],
                                    bake_time=dt.timedelta(seconds=w["bakeTime"]),
                                    progress_deadline=dt.timedelta(seconds=w["progressDeadline"]),
-                                   on_failure=w["onFailure"]),
+                                   on_failure=w["onFailure"], min_ready=w.get("minReady"),
+                                   empty_wave=w.get("emptyWave", "stop")),
                  clusters=tuple(w["clusters"]), state=WaveState(w["state"]), started_at=when(w["startedAt"]),
                  ready_since=when(w["readySince"]), finished_at=when(w["finishedAt"]))
             for w in doc["waves"])
@@ -199,6 +225,21 @@ def allowed_unavailable(spec: int | str, wave_size: int) -> int:
     if text.endswith("%"):
         return max(0, math.floor(wave_size * float(text[:-1]) / 100))
     return max(0, int(text))
+
+
+def required_ready(spec: int | str | None, wave_size: int, *, present: int, allowed: int) -> int:
+    """``minReady`` as a count for a wave of ``wave_size`` with ``present`` clusters present.
+
+    ``None``: every present cluster that ``allowed`` (maxUnavailable) does not excuse, at least one.
+    A count larger than the wave asks for all of it; ``"N%"`` rounds up. Never less than one: a wave
+    passes only on evidence.
+    """
+    if spec is None:
+        return max(1, present - allowed)
+    text = str(spec).strip()
+    if text.endswith("%"):
+        return max(1, math.ceil(wave_size * float(text[:-1]) / 100))
+    return max(1, min(int(text), wave_size))
 
 
 def assign_waves(clusters: Iterable[str], wave_members: Sequence[tuple[WavePolicy, Callable[[str], bool]]],
@@ -239,18 +280,44 @@ def _release_wave(rollout: Rollout, index: int, now: dt.datetime) -> tuple[Rollo
                                                  f"{', '.join(wave.clusters)}")]
 
 
-def _wave_health(wave: Wave, rollout: Rollout, observed: Mapping[str, ClusterObservation]) -> tuple[list[str], list[str]]:
-    """(clusters not Ready at the target, clusters Degraded/Failed at the target)."""
+@dataclasses.dataclass(frozen=True)
+class _Health:
+    """One wave's clusters as observed: who gives evidence, and what it says."""
+
+    ready: tuple[str, ...]                 #: present, Ready at the target
+    not_ready: tuple[str, ...]             #: present, not (yet) Ready at the target
+    failed: tuple[str, ...]                #: present, Degraded/Failed at the target
+    absent: Mapping[str, Absence]          #: give no evidence, and why
+
+    @property
+    def present(self) -> int:
+        return len(self.ready) + len(self.not_ready)
+
+    def absent_note(self) -> str:
+        """``absent: a (pinned), b (offline)``, or "" when every cluster is present."""
+        if not self.absent:
+            return ""
+        return "absent: " + ", ".join(f"{name} ({why})" for name, why in sorted(self.absent.items()))
+
+
+def _wave_health(wave: Wave, rollout: Rollout, observed: Mapping[str, ClusterObservation]) -> _Health:
+    ready: list[str] = []
     not_ready: list[str] = []
     failed: list[str] = []
+    absent: dict[str, Absence] = {}
     for cluster in wave.clusters:
         seen = observed.get(cluster)
         target = rollout.targets[cluster]
+        if seen is not None and seen.absent is not None:
+            absent[cluster] = seen.absent
+            continue
         if seen is None or seen.applied_digest != target or seen.phase is not Phase.READY:
             not_ready.append(cluster)
+        else:
+            ready.append(cluster)
         if seen is not None and seen.applied_digest == target and seen.phase in {Phase.DEGRADED, Phase.FAILED}:
             failed.append(cluster)
-    return not_ready, failed
+    return _Health(tuple(ready), tuple(not_ready), tuple(failed), absent)
 
 
 def step(rollout: Rollout, observed: Mapping[str, ClusterObservation], now: dt.datetime) -> StepResult:
@@ -272,35 +339,77 @@ def step(rollout: Rollout, observed: Mapping[str, ClusterObservation], now: dt.d
             events.extend(more)
             continue
         wave = rollout.waves[index]
-        not_ready, failed = _wave_health(wave, rollout, observed)
+        health = _wave_health(wave, rollout, observed)
         allowed = allowed_unavailable(wave.policy.max_unavailable, len(wave.clusters))
+        required = required_ready(wave.policy.min_ready, len(wave.clusters), present=health.present,
+                                  allowed=allowed)
         started = wave.started_at or now
         overdue = now - started > wave.policy.progress_deadline
-        if len(failed) > allowed or (overdue and len(not_ready) > allowed):
-            why = (f"{len(failed)} of {len(wave.clusters)} clusters Degraded or Failed (maxUnavailable {allowed})"
-                   if len(failed) > allowed else
-                   f"progress deadline {wave.policy.progress_deadline} passed with {len(not_ready)} of "
-                   f"{len(wave.clusters)} clusters not Ready (maxUnavailable {allowed})")
-            return _fail(rollout, index, failed or not_ready, f"wave {wave.name} failed: {why}", now, releases,
-                         events)
+        note = health.absent_note()
+        if len(health.failed) > allowed:
+            why = f"{len(health.failed)} of {len(wave.clusters)} clusters Degraded or Failed (maxUnavailable {allowed})"
+            return _fail(rollout, index, health.failed, f"wave {wave.name} failed: {why}", now, releases, events)
+        passing = len(health.not_ready) <= allowed and len(health.ready) >= required
+        offline = any(why is Absence.OFFLINE for why in health.absent.values())
+        if not health.present and (not offline or overdue):
+            # Nobody can prove this wave: never let it pass as if it had.
+            if wave.policy.empty_wave == "skip":
+                rollout = _skip(rollout, index, now, events, note)
+                continue
+            return _stop_empty(rollout, index, health, now, releases, events)
+        if overdue and not passing:
+            why = (f"progress deadline {wave.policy.progress_deadline} passed with {len(health.ready)} of "
+                   f"{len(wave.clusters)} clusters Ready at the new bundle (minReady {required}, "
+                   f"maxUnavailable {allowed})" + (f"; {note}" if note else ""))
+            return _fail(rollout, index, health.not_ready or tuple(sorted(health.absent)),
+                         f"wave {wave.name} failed: {why}", now, releases, events)
         waves = list(rollout.waves)
-        if len(not_ready) > allowed:
+        if not passing:
             if wave.state is WaveState.BAKING:
                 waves[index] = dataclasses.replace(wave, state=WaveState.PROGRESSING, ready_since=None)
-                events.append(("wave_progressing", f"wave {wave.name} lost readiness: {', '.join(not_ready)}"))
+                lost = health.not_ready or tuple(sorted(health.absent))
+                events.append(("wave_progressing", f"wave {wave.name} lost readiness: {', '.join(lost)}"
+                                                   + (f" ({note})" if note else "")))
                 rollout = dataclasses.replace(rollout, waves=tuple(waves))
             return StepResult(rollout, releases, {}, tuple(events))
         ready_since = wave.ready_since or now
         if wave.state is not WaveState.BAKING:
             waves[index] = dataclasses.replace(wave, state=WaveState.BAKING, ready_since=ready_since)
-            events.append(("wave_baking", f"wave {wave.name} is Ready; baking for {wave.policy.bake_time}"))
+            events.append(("wave_baking", f"wave {wave.name} is Ready ({len(health.ready)} of "
+                                          f"{len(wave.clusters)} clusters, minReady {required}"
+                                          + (f"; {note}" if note else "")
+                                          + f"); baking for {wave.policy.bake_time}"))
             wave = waves[index]
             rollout = dataclasses.replace(rollout, waves=tuple(waves))
         if now - ready_since < wave.policy.bake_time:
             return StepResult(rollout, releases, {}, tuple(events))
         waves[index] = dataclasses.replace(wave, state=WaveState.DONE, finished_at=now)
-        events.append(("wave_done", f"wave {wave.name} done"))
+        events.append(("wave_done", f"wave {wave.name} done" + (f" ({note})" if note else "")))
         rollout = dataclasses.replace(rollout, waves=tuple(waves))
+
+
+def _skip(rollout: Rollout, index: int, now: dt.datetime, events: list[tuple[str, str]], note: str) -> Rollout:
+    waves = list(rollout.waves)
+    wave = waves[index]
+    waves[index] = dataclasses.replace(wave, state=WaveState.SKIPPED, finished_at=now)
+    events.append(("wave_skipped", f"wave {wave.name} skipped: no cluster of it is present ({note}); "
+                                   "emptyWave: skip"))
+    return dataclasses.replace(rollout, waves=tuple(waves))
+
+
+def _stop_empty(rollout: Rollout, index: int, health: _Health, now: dt.datetime, releases: dict[str, str],
+                events: list[tuple[str, str]]) -> StepResult:
+    """No cluster of the wave can give evidence: stop (whatever onFailure says, nothing failed to roll back)."""
+    waves = list(rollout.waves)
+    wave = waves[index]
+    waves[index] = dataclasses.replace(wave, state=WaveState.FAILED, finished_at=now)
+    reason = (f"wave {wave.name} has no present cluster to prove the new bundle ({health.absent_note()}); "
+              "emptyWave: stop")
+    stopped = dataclasses.replace(rollout, waves=tuple(waves), state=RolloutState.FAILED, reason=reason,
+                                  failing=tuple(sorted(health.absent)))
+    events.append(("rollout_failed", f"{reason}; rollout stopped: `convoy rollout resume` retries the wave, "
+                                     "`convoy rollout promote` skips it"))
+    return StepResult(stopped, releases, {}, tuple(events))
 
 
 def _fail(rollout: Rollout, index: int, failing: Sequence[str], reason: str, now: dt.datetime,

@@ -124,6 +124,7 @@ class EventKind(enum.StrEnum):
     ROLLOUT_RESUMED = "rollout_resumed"
     ROLLOUT_ABORTED = "rollout_aborted"
     ROLLOUT_PROMOTED = "rollout_promoted"
+    WAVE_SKIPPED = "wave_skipped"                  #: a wave with no present cluster, under emptyWave: skip
     HUB = "hub"                                    #: hub lifecycle: started, leader, stopped
 
 
@@ -148,6 +149,10 @@ class Cluster(SQLModel, table=True):
                                                                                         nullable=True))
     next_credential_hash: str | None = Field(default=None, max_length=80, unique=True, index=True)
     next_credential_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
+    #: When its latest Watch stream opened, and when its last one ended (None while one is open);
+    #: :mod:`hub.presence` turns them and ``last_seen`` into online/offline.
+    connected_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
+    disconnected_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
 
 
 class BootstrapToken(SQLModel, table=True):

@@ -25,6 +25,8 @@ clusters    register_cluster(s, *, name, labels, credential_hash, token=None) ->
             request_rotation(s, name); issue_next_credential(s, name, hash) -> bool;
             promote_credential(s, name, hash) -> bool           (credential rotation)
             get_cluster(s, name); list_clusters(s); touch_cluster(s, name); touch_clusters(s, names)
+            mark_connected(s, [(name, at)]); mark_disconnected(s, name, opened_at=...)   (hub.presence)
+            deregistered(s, names) -> the names once registered and since removed
             remove_cluster(s, name) -> bool    (frees the name; history and events stay)
             set_paused(s, names, paused) -> changed names       raises UnknownCluster
             set_pinned(s, name, digest | None)                  (rollback pins, issue 8)
@@ -106,6 +108,7 @@ __all__ = [
     "commit_of_desired",
     "consume_token",
     "create_token",
+    "deregistered",
     "desired_all",
     "desired_history",
     "events",
@@ -124,6 +127,8 @@ __all__ = [
     "latest_rollout",
     "list_clusters",
     "list_tokens",
+    "mark_connected",
+    "mark_disconnected",
     "promote_credential",
     "prune_bundles",
     "prune_events",
@@ -572,6 +577,43 @@ def _touch_statement() -> sa.Executable:
     table = _table(Cluster)
     return (table.update().where(table.c.name == sa.bindparam("b_name"))
             .values(last_seen=sa.bindparam("b_seen", type_=table.c.last_seen.type)))
+
+
+def mark_connected(s: Session, opened: Iterable[tuple[str, dt.datetime]]) -> None:
+    """Watch streams opened at these times: the clusters are seen and connected (one executemany)."""
+    params = [{"b_name": name, "b_at": at} for name, at in opened]
+    if not params:
+        return
+    table = _table(Cluster)
+    stamp = sa.bindparam("b_at", type_=table.c.last_seen.type)
+    s.execute(table.update().where(table.c.name == sa.bindparam("b_name"))
+              .values(connected_at=stamp, last_seen=stamp, disconnected_at=None), params)
+
+
+def mark_disconnected(s: Session, name: str, *, opened_at: dt.datetime, now: dt.datetime | None = None) -> bool:
+    """The last Watch stream of ``name`` on this hub process (opened at ``opened_at``) ended.
+
+    Recorded only when no Watch opened since, on this or another hub process sharing the database:
+    a spoke that reconnected before its old stream was reaped stays connected. True if recorded.
+    """
+    now = _now(now)
+    table = _table(Cluster)
+    result = s.execute(table.update().where(table.c.name == name)
+                       .where(sa.or_(table.c.connected_at.is_(None), table.c.connected_at <= opened_at))
+                       .values(disconnected_at=now, last_seen=now))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def deregistered(s: Session, names: Iterable[str]) -> set[str]:
+    """Those of ``names`` that are not registered now but were once (an administrator removed them)."""
+    wanted = set(names)
+    if not wanted:
+        return set()
+    rows = s.exec(select(Event.cluster).where(Event.kind == EventKind.DEREGISTERED.value)
+                  .where(col(Event.cluster).in_(sorted(wanted))).distinct())
+    gone = {name for name in rows if name}
+    registered = set(s.exec(select(Cluster.name).where(col(Cluster.name).in_(sorted(gone))))) if gone else set()
+    return gone - registered
 
 
 def remove_cluster(s: Session, name: str, *, now: dt.datetime | None = None) -> bool:

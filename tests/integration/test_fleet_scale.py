@@ -269,9 +269,13 @@ async def test_watch_streams_of_vanished_spokes_are_reaped(tmp_path: Path, fleet
                 async def reaped() -> bool:
                     return await connected_spokes(hub) == N - vanishing
                 await poll(reaped, timeout=20, what="the vanished spokes' Watch streams to be reaped")
-                listing = await admin.call("ListClusters", pb.ListClustersRequest())
-                online = {c.name: c.online for c in listing.clusters}
-                assert [online[n] for n in names()] == [False] * vanishing + [True] * (N - vanishing)
+
+                async def shown_offline() -> bool:
+                    # The hub records each reaped stream in the database (a moment after it ends).
+                    listing = await admin.call("ListClusters", pb.ListClustersRequest())
+                    online = {c.name: c.online for c in listing.clusters}
+                    return [online[n] for n in names()] == [False] * vanishing + [True] * (N - vanishing)
+                await poll(shown_offline, timeout=5, what="exactly the vanished spokes to show offline")
 
                 # The survivors still hear of the next commit.
                 head = fleet_repo.commit({"apps/web/configmap.yaml": configmap("2")})

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from hub.fleet import model
-from hub.fleet.model import FleetConfigError, MaxUnavailable, OnFailure
+from hub.fleet.model import EmptyWave, FleetConfigError, MaxUnavailable, MinReady, OnFailure
 from protos.status import DriftPolicy
 
 BASE = """
@@ -129,6 +129,11 @@ _DELETE = object()
         (["rollout", "waves", 1, "name"], "canary", "rollout.waves[1].name: wave 'canary' is declared twice"),
         (["rollout", "waves", 0, "wait"], "5s", "rollout.waves[0].wait: unknown field"),
         (["apps", 0, "rollout", "bakeTme"], "1m", "apps[0].rollout.bakeTme: unknown field"),
+        (["rollout", "minReady"], 0, "rollout.minReady: 0 is less than 1: a wave passes only when"),
+        (["rollout", "waves", 1, "minReady"], "0%", "rollout.waves[1].minReady: '0%' is neither a count"),
+        (["rollout", "waves", 0, "minReady"], True, "rollout.waves[0].minReady: True is neither"),
+        (["rollout", "emptyWave"], "ignore", "rollout.emptyWave: 'ignore' is not one of stop, skip"),
+        (["apps", 0, "rollout", "emptyWave"], "pass", "apps[0].rollout.emptyWave: 'pass' is not one of stop"),
     ],
 )
 def test_invalid_fleet_names_file_and_field(path: list[Any], value: Any, fragment: str) -> None:
@@ -137,6 +142,20 @@ def test_invalid_fleet_names_file_and_field(path: list[Any], value: Any, fragmen
     assert caught.value.file == "fleet.yaml"
     assert str(caught.value).startswith("fleet.yaml: ")
     assert fragment in str(caught.value)
+
+
+def test_min_ready_and_empty_wave_per_rollout_and_per_wave() -> None:
+    data = _data()
+    assert data["rollout"].setdefault("minReady", 2) == 2
+    data["rollout"]["waves"][0].update(minReady="50%", emptyWave="skip")
+    rollout = model.parse_fleet(data).rollout
+    assert rollout is not None
+    canary, eu = rollout.waves
+    assert (canary.min_ready, canary.empty_wave) == (MinReady(percent=50), EmptyWave.SKIP)
+    assert (eu.min_ready, eu.empty_wave) == (MinReady(count=2), EmptyWave.STOP)        # the rollout's, default
+    assert rollout.implicit_wave().min_ready == MinReady(count=2)
+    plain = model.parse_fleet(_data()).rollout
+    assert plain is not None and plain.min_ready is None and plain.empty_wave is EmptyWave.STOP
 
 
 def test_dependency_cycle_is_named() -> None:

@@ -37,6 +37,22 @@ def test_status_shows_each_wave_with_counts_timings_and_policy() -> None:
     assert "2 waiting" in rest[0] and "released" not in rest[0] and "maxUnavailable 50%" in rest[1]
 
 
+def test_status_names_absent_clusters_and_why_and_the_evidence_policy() -> None:
+    status = response()
+    status.waves[1].absent["prod-ap-1"] = "offline"
+    status.waves[1].absent["prod-us-1"] = "pinned"
+    status.waves[1].min_ready = "1"
+    status.waves[1].empty_wave = "skip"
+    doc = commands.rollout_document(status, now=NOW)
+    assert doc["waves"][1]["absent"] == {"prod-ap-1": "offline", "prod-us-1": "pinned"}
+    assert doc["waves"][0]["absent"] == {} and doc["waves"][0]["minReady"] is None
+    rest = commands.wave_lines(doc["waves"][1], 2, now=NOW)
+    assert "minReady 1" in rest[1] and "emptyWave skip" in rest[1]
+    assert rest[2] == "     absent: prod-ap-1 (offline), prod-us-1 (pinned)"
+    canary = commands.wave_lines(doc["waves"][0], 1, now=NOW)
+    assert len(canary) == 2 and "minReady all present" in canary[1] and "emptyWave stop" in canary[1]
+
+
 def test_rollback_needs_clusters_and_exactly_one_of_to_or_unpin() -> None:
     runner = CliRunner()
     for args, message in ((["--to", "abc1234"], "give CLUSTER names or --selector"),

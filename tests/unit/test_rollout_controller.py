@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from hub import notify
+from hub import notify, presence
 from hub.fleet import model
 from hub.rollout import controller as ctl
 from hub.rollout import planning
@@ -86,12 +86,14 @@ def put(db: Database, doc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def sync(controller: ctl.RolloutController, db: Database, commit: str, docs: Mapping[str, Mapping[str, Any]],
-         *, fleet: model.Fleet | None = None, now: dt.datetime = T0, full: bool = True) -> ctl.SyncPlan:
+         *, fleet: model.Fleet | None = None, now: dt.datetime = T0, full: bool = True,
+         labels: Mapping[str, Mapping[str, str]] | None = None) -> ctl.SyncPlan:
     """What HubService does with a render: store bundles, set desired for clusters not held, let the gate start."""
     rendered = {}
+    known = {**LABELS, **(labels or {})}
     for name, doc in docs.items():
         digest, stored = put(db, doc)
-        rendered[name] = ctl.Rendered(digest=digest, labels=LABELS.get(name, {"env": "prod"}), bundle=stored)
+        rendered[name] = ctl.Rendered(digest=digest, labels=known.get(name, {"env": "prod"}), bundle=stored)
     with controller.sync(commit=commit, fleet=fleet or model.parse_fleet(FLEET_DOC), rendered=rendered, full=full,
                          now=now) as plan, db.session() as s:
         store.set_desired_many(s, [(n, commit, r.digest) for n, r in rendered.items() if n not in plan.hold], now=now)
@@ -103,10 +105,10 @@ def desired(db: Database) -> dict[str, str]:
         return {name: row.digest for name, row in store.desired_all(s).items()}
 
 
-def report(db: Database, cluster: str, digest: str, phase: str = "Ready") -> None:
+def report(db: Database, cluster: str, digest: str, phase: str = "Ready", now: dt.datetime = T0) -> None:
     with db.session() as s:
         store.save_status(s, store.StatusInput(cluster=cluster, phase=phase, applied_commit="", applied_digest=digest),
-                          now=T0)
+                          now=now)
 
 
 def latest(db: Database) -> planning.Rollout:
@@ -212,7 +214,7 @@ def test_pause_holds_and_promote_releases_the_next_wave(controller: ctl.RolloutC
     first_commit(controller, db)
     sync(controller, db, C2, V2)
     controller.control_blocking("pause", T0)
-    report(db, "canary-1", put(db, V2["canary-1"])[0])
+    report(db, "canary-1", put(db, V2["canary-1"])[0], now=T0 + dt.timedelta(minutes=5))
     assert controller.tick_blocking(T0 + dt.timedelta(minutes=5)) == []
     with pytest.raises(ctl.RolloutError, match="not progressing"):
         controller.control_blocking("pause", T0)
@@ -260,12 +262,21 @@ def test_pins_hold_a_cluster_and_rollouts_skip_it(controller: ctl.RolloutControl
         controller.pin_blocking(["prod-1"], "4444444")
     names, digest = controller.pin_blocking(["canary-1"], C1[:8])
     assert names == ["canary-1"] and digest == before["canary-1"] and desired(db)["canary-1"] == digest
-    # A pinned canary neither holds up its wave nor gets the rollout's bundle.
+    # A pinned canary does not get the rollout's bundle, and proves nothing: the rollout stops there.
     controller.tick_blocking(T0 + dt.timedelta(seconds=1))
-    assert controller.tick_blocking(T0 + dt.timedelta(seconds=12)) == ["prod-1", "prod-2"]
-    assert desired(db)["canary-1"] == before["canary-1"]
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=12)) == []
+    assert desired(db) == before
+    rollout = latest(db)
+    assert rollout.state is planning.RolloutState.FAILED and rollout.failing == ("canary-1",)
+    assert "wave canary has no present cluster" in rollout.reason and "canary-1 (pinned)" in rollout.reason
     with db.session(write=False) as s:
-        assert controller.cluster_states(s)["prod-1"] == ctl.ClusterRollout(wave="rest", state="released")
+        assert controller.cluster_states(s)["prod-1"] == ctl.ClusterRollout(wave="rest", state="held")
+    view = controller.view_blocking()
+    assert view is not None and view.absent == {"canary-1": planning.Absence.PINNED}
+    # The operator decides: promote skips the canary wave, and the pinned canary is still left alone.
+    controller.control_blocking("resume", T0 + dt.timedelta(seconds=13))
+    _, changed = controller.control_blocking("promote", T0 + dt.timedelta(seconds=13))
+    assert changed == ["prod-1", "prod-2"] and desired(db)["canary-1"] == before["canary-1"]
     v3 = {name: bundle_doc(db="1", web="3") for name in LABELS}
     assert "canary-1" in sync(controller, db, C3, v3).hold and desired(db)["canary-1"] == before["canary-1"]
     controller.pin_blocking(["canary-1"], "")
@@ -273,12 +284,108 @@ def test_pins_hold_a_cluster_and_rollouts_skip_it(controller: ctl.RolloutControl
         assert store.get_cluster(s, "canary-1").pinned_digest is None  # type: ignore[union-attr]
 
 
-def test_a_deregistered_target_neither_holds_up_its_wave_nor_gets_a_bundle(
+def test_a_canary_pinned_before_the_commit_stops_the_rollout_instead_of_vanishing(
         controller: ctl.RolloutController, db: Database) -> None:
-    first_commit(controller, db)
+    before = first_commit(controller, db)
+    controller.pin_blocking(["canary-1"], C1[:8])
+    plan = sync(controller, db, C2, V2)
+    rollout = latest(db)
+    assert [(w.name, w.clusters) for w in rollout.waves] == [("canary", ("canary-1",)),
+                                                           ("rest", ("prod-1", "prod-2"))]
+    assert plan.changed == [] and desired(db) == before              # the pinned canary is not moved
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=1)) == []
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=12)) == []
+    assert desired(db) == before                                      # and the rest of prod is not either
+    assert "canary-1 (pinned)" in latest(db).reason
+    # Unpinned during the rollout: the canary takes the rollout's bundle, as a released cluster may.
+    controller.control_blocking("resume", T0 + dt.timedelta(seconds=13))
+    controller.pin_blocking(["canary-1"], "")
+    target = put(db, V2["canary-1"])[0]
+    plan = sync(controller, db, C2, {"canary-1": V2["canary-1"]}, full=False)
+    assert "canary-1" not in plan.hold and desired(db)["canary-1"] == target
+
+
+def test_a_deregistered_canary_stops_the_rollout_instead_of_passing_it(
+        controller: ctl.RolloutController, db: Database) -> None:
+    before = first_commit(controller, db)
     sync(controller, db, C2, V2)
     with db.session() as s:
         store.remove_cluster(s, "canary-1", now=T0)
     controller.tick_blocking(T0 + dt.timedelta(seconds=1))
-    assert controller.tick_blocking(T0 + dt.timedelta(seconds=12)) == ["prod-1", "prod-2"]
-    assert "canary-1" not in desired(db)
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=12)) == []
+    assert desired(db)["prod-1"] == before["prod-1"] and "canary-1" not in desired(db)
+    rollout = latest(db)
+    assert rollout.state is planning.RolloutState.FAILED and "canary-1 (deregistered)" in rollout.reason
+    with db.session(write=False) as s:
+        last = store.events(s, limit=1)[0]
+    assert last.kind == "rollout_failed" and "canary-1 (deregistered)" in last.message
+    assert last.details is not None and last.details["failing"] == ["canary-1"]
+
+
+def test_a_canary_no_spoke_ever_registered_is_not_evidence(controller: ctl.RolloutController, db: Database) -> None:
+    doc = dict(FLEET_DOC)
+    doc["rollout"] = {**FLEET_DOC["rollout"], "waves": [{"name": "canary", "selector": {"matchLabels": {"ring": "0"}}}]}
+    fleet = model.parse_fleet(doc)
+    declared = {"git-only-1": {"ring": "0"}}
+    before = desired(db)
+    sync(controller, db, C1, {**V1, "git-only-1": bundle_doc(db="1", web="1")}, fleet=fleet, labels=declared)
+    before = desired(db)
+    sync(controller, db, C2, {**V2, "git-only-1": bundle_doc(db="1", web="2")}, fleet=fleet, labels=declared)
+    assert latest(db).waves[0].clusters == ("git-only-1",)
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=12)) == []
+    rollout = latest(db)
+    assert rollout.state is planning.RolloutState.FAILED and "git-only-1 (not registered)" in rollout.reason
+    assert all(desired(db)[n] == before[n] for n in LABELS)
+
+
+def test_an_offline_canary_holds_the_next_wave_until_it_is_back(
+        controller: ctl.RolloutController, db: Database) -> None:
+    before = first_commit(controller, db)
+    sync(controller, db, C2, V2)
+    target = put(db, V2["canary-1"])[0]
+    with db.session() as s:
+        store.mark_connected(s, [("canary-1", T0)])
+        assert store.mark_disconnected(s, "canary-1", opened_at=T0, now=T0 + dt.timedelta(seconds=1))
+    # Its last report said Ready at the new bundle, but it is gone: that is not evidence.
+    report(db, "canary-1", target, now=T0 + dt.timedelta(seconds=1))
+    for seconds in (2, 12, 30):
+        assert controller.tick_blocking(T0 + dt.timedelta(seconds=seconds)) == []
+    rollout = latest(db)
+    assert rollout.state is planning.RolloutState.PROGRESSING and rollout.waves[0].state is planning.WaveState.PROGRESSING
+    assert desired(db)["prod-1"] == before["prod-1"]
+    view = controller.view_blocking()
+    assert view is not None and view.absent == {"canary-1": planning.Absence.OFFLINE}
+    # Back within the progress deadline (1m): the wave bakes and the next one goes.
+    with db.session() as s:
+        store.mark_connected(s, [("canary-1", T0 + dt.timedelta(seconds=40))])
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=41)) == []
+    assert latest(db).waves[0].state is planning.WaveState.BAKING
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=51)) == ["prod-1", "prod-2"]
+
+
+def test_a_canary_silent_past_the_heartbeat_grace_is_offline(controller: ctl.RolloutController, db: Database) -> None:
+    first_commit(controller, db)
+    sync(controller, db, C2, V2)
+    report(db, "canary-1", put(db, V2["canary-1"])[0], now=T0)
+    # No disconnect was seen (the hub that had its stream died), but nobody refreshed last-seen either.
+    late = T0 + presence.silent_after(controller.heartbeat_seconds) + dt.timedelta(seconds=1)
+    assert late - T0 > dt.timedelta(minutes=1)                  # past the canary's progress deadline as well
+    assert controller.tick_blocking(late) == []
+    rollout = latest(db)
+    assert rollout.state is planning.RolloutState.FAILED and "canary-1 (offline)" in rollout.reason
+
+
+def test_a_stream_reopened_before_the_old_one_ended_stays_connected(db: Database) -> None:
+    def row() -> Any:
+        with db.session(write=False) as s:
+            return store.get_cluster(s, "prod-1")
+
+    with db.session() as s:
+        store.mark_connected(s, [("prod-1", T0)])
+        store.mark_connected(s, [("prod-1", T0 + dt.timedelta(seconds=5))])   # reconnected (other hub, say)
+        assert not store.mark_disconnected(s, "prod-1", opened_at=T0, now=T0 + dt.timedelta(seconds=6))
+    assert row().disconnected_at is None
+    with db.session() as s:
+        assert store.mark_disconnected(s, "prod-1", opened_at=T0 + dt.timedelta(seconds=5),
+                                       now=T0 + dt.timedelta(seconds=7))
+    assert row().disconnected_at == row().last_seen == T0 + dt.timedelta(seconds=7)

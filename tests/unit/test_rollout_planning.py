@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -134,3 +135,102 @@ def test_reverts_record_the_previous_commit_and_survive_storage() -> None:
     assert stored.previous_commits == {"c1": "9" * 40}
     failed = planning.step(stored, ready("c1", phase=Phase.DEGRADED), T0 + dt.timedelta(seconds=1))
     assert failed.reverts == {"c1": "old-c1"} and failed.rollout.previous_commits["c1"] == "9" * 40
+
+
+# -- evidence: absent clusters never pass a wave (issue 12) ------------------------------------------
+
+def absent(cluster: str, why: planning.Absence) -> dict[str, Seen]:
+    return {cluster: Seen(applied_digest="", phase=Phase.UNKNOWN, absent=why)}
+
+
+@pytest.mark.parametrize("why", [planning.Absence.PINNED, planning.Absence.NOT_REGISTERED,
+                                 planning.Absence.DEREGISTERED])
+def test_a_canary_with_no_present_cluster_stops_the_rollout_and_releases_nothing(why: planning.Absence) -> None:
+    result = planning.step(fleet().rollout, absent("c1", why), T0 + dt.timedelta(seconds=1))
+    assert result.releases == {} and result.reverts == {}        # no rollback either: nothing failed
+    assert result.rollout.state is planning.RolloutState.FAILED
+    assert result.rollout.waves[0].state is planning.WaveState.FAILED
+    assert result.rollout.waves[1].state is planning.WaveState.PENDING
+    assert f"wave canary has no present cluster to prove the new bundle (absent: c1 ({why}))" in result.rollout.reason
+    assert result.rollout.failing == ("c1",)
+    assert [kind for kind, _ in result.events] == ["rollout_failed"]
+    # Still nobody there an hour later: nothing is released.
+    assert planning.step(result.rollout, absent("c1", why), T0 + dt.timedelta(hours=1)).releases == {}
+    # Resume retries the wave (and stops again while it is empty); promote is the operator's way past it.
+    resumed, _ = planning.control(result.rollout, "resume", T0 + dt.timedelta(minutes=2))
+    again = planning.step(resumed, absent("c1", why), T0 + dt.timedelta(minutes=2))
+    assert again.rollout.state is planning.RolloutState.FAILED and again.releases == {}
+
+
+def test_an_offline_canary_waits_never_passes_and_stops_at_its_deadline() -> None:
+    offline = absent("c1", planning.Absence.OFFLINE)
+    waiting = planning.step(fleet().rollout, offline, T0 + dt.timedelta(minutes=1))
+    assert waiting.releases == {} and waiting.rollout.state is planning.RolloutState.PROGRESSING
+    assert waiting.rollout.waves[0].state is planning.WaveState.PROGRESSING       # never "Ready; baking"
+    # It comes back within the deadline: the wave carries on as usual.
+    back = planning.step(waiting.rollout, ready("c1"), T0 + dt.timedelta(minutes=2))
+    assert back.rollout.waves[0].state is planning.WaveState.BAKING
+    # It does not: the wave stops at the deadline, saying who was offline.
+    stopped = planning.step(waiting.rollout, offline, T0 + dt.timedelta(minutes=6))
+    assert stopped.rollout.state is planning.RolloutState.FAILED and stopped.releases == {}
+    assert "c1 (offline)" in stopped.rollout.reason
+
+
+def test_a_baking_wave_whose_cluster_goes_offline_stops_baking() -> None:
+    baking = planning.step(fleet().rollout, ready("c1"), T0 + dt.timedelta(seconds=1)).rollout
+    lost = planning.step(baking, absent("c1", planning.Absence.OFFLINE), T0 + dt.timedelta(seconds=40))
+    assert lost.releases == {} and lost.rollout.waves[0].state is planning.WaveState.PROGRESSING
+    assert ("wave_progressing", "wave canary lost readiness: c1 (absent: c1 (offline))") in lost.events
+
+
+def test_absent_clusters_beside_present_ones_neither_pass_nor_hold_up_the_wave() -> None:
+    rollout = planning.step(fleet().rollout, ready("c1"), T0).rollout
+    rollout = planning.step(rollout, ready("c1"), T0 + dt.timedelta(seconds=31)).rollout   # eu released
+    seen = {**ready("c2"), **absent("c3", planning.Absence.PINNED)}
+    baking = planning.step(rollout, seen, T0 + dt.timedelta(seconds=32))
+    assert baking.rollout.waves[1].state is planning.WaveState.BAKING
+    message = dict(baking.events)["wave_baking"]
+    assert "1 of 2 clusters, minReady 1; absent: c3 (pinned)" in message
+
+
+def test_empty_wave_skip_moves_on_and_says_so() -> None:
+    skipping = dataclasses.replace(CANARY, empty_wave="skip")
+    result = planning.step(fleet(skipping).rollout, absent("c1", planning.Absence.NOT_REGISTERED),
+                           T0 + dt.timedelta(seconds=1))
+    assert result.rollout.state is planning.RolloutState.PROGRESSING
+    assert result.rollout.waves[0].state is planning.WaveState.SKIPPED
+    assert result.releases == {"c2": "new-c2", "c3": "new-c3"}
+    assert ("wave_skipped", "wave canary skipped: no cluster of it is present (absent: c1 (not registered)); "
+                            "emptyWave: skip") in result.events
+
+
+def test_min_ready_asks_for_more_evidence_than_max_unavailable() -> None:
+    # eu: maxUnavailable 50% of 2 lets one straggler through; minReady 2 does not.
+    strict = dataclasses.replace(EU, min_ready=2)
+    waves = planning.assign_waves(["c2", "c3"], [(strict, lambda c: True)])
+    rollout = planning.start(rollout_id="r3", commit="a" * 40, targets={c: f"new-{c}" for c in ("c2", "c3")},
+                             previous={}, waves=waves, now=T0).rollout
+    one = planning.step(rollout, {**ready("c2"), "c3": Seen("old-c3", Phase.READY)}, T0 + dt.timedelta(seconds=1))
+    assert one.rollout.waves[0].state is planning.WaveState.PROGRESSING
+    both = planning.step(one.rollout, ready("c2", "c3"), T0 + dt.timedelta(seconds=2))
+    assert both.rollout.waves[0].state is planning.WaveState.BAKING
+    # A pinned cluster does not count towards minReady: the wave waits, then fails at its deadline.
+    pinned = {**ready("c2"), **absent("c3", planning.Absence.PINNED)}
+    short = planning.step(rollout, pinned, T0 + dt.timedelta(minutes=11))
+    assert short.rollout.state is planning.RolloutState.FAILED
+    assert "1 of 2 clusters Ready at the new bundle (minReady 2" in short.rollout.reason
+
+
+@pytest.mark.parametrize(("spec", "size", "present", "allowed", "expected"),
+                         [(None, 3, 3, 0, 3), (None, 3, 2, 1, 1), (None, 3, 1, 1, 1), (None, 1, 0, 0, 1),
+                          (2, 5, 5, 0, 2), (9, 3, 3, 0, 3), ("50%", 5, 5, 0, 3), ("1%", 5, 5, 0, 1)])
+def test_required_ready(spec: int | str | None, size: int, present: int, allowed: int, expected: int) -> None:
+    assert planning.required_ready(spec, size, present=present, allowed=allowed) == expected
+
+
+def test_old_documents_without_the_evidence_fields_load_with_the_defaults() -> None:
+    doc = fleet().rollout.to_document()
+    for wave in doc["waves"]:
+        del wave["minReady"], wave["emptyWave"]
+    loaded = planning.Rollout.from_document(doc)
+    assert all(w.policy.min_ready is None and w.policy.empty_wave == "stop" for w in loaded.waves)

@@ -545,7 +545,7 @@ class RolloutStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WaveStatus(_message.Message):
-    __slots__ = ("name", "state", "clusters", "counts", "started_at", "finished_at", "ready_since", "bake_seconds", "progress_deadline_seconds", "max_unavailable", "on_failure")
+    __slots__ = ("name", "state", "clusters", "counts", "started_at", "finished_at", "ready_since", "bake_seconds", "progress_deadline_seconds", "max_unavailable", "on_failure", "absent", "min_ready", "empty_wave")
     class CountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -553,6 +553,13 @@ class WaveStatus(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class AbsentEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
@@ -564,6 +571,9 @@ class WaveStatus(_message.Message):
     PROGRESS_DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
     ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    ABSENT_FIELD_NUMBER: _ClassVar[int]
+    MIN_READY_FIELD_NUMBER: _ClassVar[int]
+    EMPTY_WAVE_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: str
     clusters: _containers.RepeatedScalarFieldContainer[str]
@@ -575,7 +585,10 @@ class WaveStatus(_message.Message):
     progress_deadline_seconds: float
     max_unavailable: str
     on_failure: str
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., clusters: _Optional[_Iterable[str]] = ..., counts: _Optional[_Mapping[str, int]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ready_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bake_seconds: _Optional[float] = ..., progress_deadline_seconds: _Optional[float] = ..., max_unavailable: _Optional[str] = ..., on_failure: _Optional[str] = ...) -> None: ...
+    absent: _containers.ScalarMap[str, str]
+    min_ready: str
+    empty_wave: str
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., clusters: _Optional[_Iterable[str]] = ..., counts: _Optional[_Mapping[str, int]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ready_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bake_seconds: _Optional[float] = ..., progress_deadline_seconds: _Optional[float] = ..., max_unavailable: _Optional[str] = ..., on_failure: _Optional[str] = ..., absent: _Optional[_Mapping[str, str]] = ..., min_ready: _Optional[str] = ..., empty_wave: _Optional[str] = ...) -> None: ...
 
 class RolloutStatusResponse(_message.Message):
     __slots__ = ("id", "commit", "state", "reason", "waves", "failing_clusters", "started_at")
