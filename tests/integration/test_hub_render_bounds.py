@@ -74,8 +74,8 @@ async def test_a_huge_value_in_an_error_leaves_status_and_history_working(tmp_pa
         assert "alpha" in status.output and "beta" in status.output
         listing = json.loads((await convoy(hub.cli_config_path, "status", "-o", "json")).output)
         for row in listing["clusters"]:
-            assert any("commonLabels.big must be a string" in error for error in row["errors"])
-            assert all(len(error) <= 300 for error in row["errors"])
+            assert any("commonLabels.big must be a string" in error for error in row["renderErrors"])
+            assert all(len(error) <= 300 for error in row["renderErrors"])
         history = await convoy(hub.cli_config_path, "history", "alpha")
         assert history.exit_code == 0, history.output
         assert "render failed" in history.output

@@ -14,13 +14,13 @@ NOW = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
 
 
 def summary(name: str, *, render_errors: tuple[str, ...] = ()) -> pb.ClusterSummary:
-    cluster = pb.ClusterSummary(name=name, phase=pb.PHASE_READY, render_errors=list(render_errors))
+    cluster = pb.ClusterSummary(name=name, phase=pb.PHASE_READY, render_errors=list(render_errors), online=True)
     cluster.last_seen.CopyFrom(codec.timestamp(NOW))
     return cluster
 
 
 def rows(*clusters: pb.ClusterSummary) -> list[dict[str, object]]:
-    return [formatting.cluster_row(c, now=NOW, offline_after=30) for c in clusters]
+    return [formatting.cluster_row(c, now=NOW) for c in clusters]
 
 
 def test_a_render_error_follows_the_phase_and_is_counted_apart() -> None:
