@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,18 @@ def test_apply_to_kubesim_then_the_spoke_loads_its_settings_from_what_landed(
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["convoy", "spoke", "run"]
 
-    # installing again changes nothing
-    version = deployment["metadata"]["resourceVersion"]
+    # installing again changes nothing (once the simulated controller has finished writing the
+    # Deployment's status, which bumps its resourceVersion on its own)
+    deadline = time.monotonic() + 30
+    while True:
+        current = apps.read_namespaced_deployment(install.NAME, "convoy-agent")
+        status = current.status
+        if status is not None and status.observed_generation == current.metadata.generation and \
+                (status.ready_replicas or 0) == (current.spec.replicas or 0):
+            break
+        assert time.monotonic() < deadline, f"the Deployment never settled: {status}"
+        time.sleep(0.1)
+    version = current.metadata.resource_version
     again = CliRunner().invoke(spoke_cli, args)
     assert again.exit_code == 0, again.output
     assert "created" not in again.output
