@@ -16,18 +16,17 @@ import json
 import random
 import re
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import jsonpatch
 import yaml
 
 from kubesim import apply as ssa
-from kubesim import crds, decoding, defaults, errors, immutability, unknownfields, validation
+from kubesim import crds, decoding, defaults, errors, immutability, strategic_merge, unknownfields, validation
 from kubesim.clusters import Cluster
 from kubesim.resources import ResourceType
 from kubesim.selectors import FieldSelector, LabelSelector
-from protos import k8s_schema, strategic_merge
+from protos import k8s_schema
 
 __all__ = [
     "create",
@@ -691,10 +690,6 @@ def _apply(
     new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
     return 200, _finish_update(cluster, rt, live, new, manager=manager, subresource=subresource,
                                dry_run=dry_run, managed=managed_fields)
-
-
-def is_mapping(value: Any) -> bool:
-    return isinstance(value, Mapping)
 
 
 # -- scale subresource ------------------------------------------------------------------------------
