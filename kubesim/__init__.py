@@ -4,29 +4,32 @@ One process hosts many independent clusters at ``http(s)://127.0.0.1:PORT/cluste
 with its own store, revision counter, discovery, controllers and faults, built lazily on first use.
 The unmodified official ``kubernetes`` client and ``kubectl`` are the judges of fidelity.
 
-Map (request path, top to bottom):
+Map, top to bottom (the layers import-linter checks: a module imports only from lines below it):
 
+* ``cli`` -- ``kubesim serve``; ``testing`` -- ``KubeSim``, the server in a background thread.
 * ``server`` -- the aiohttp edge: routing, query parsing, exact ``Status`` bodies, token auth,
   fault injection, ``/kubesim/v1`` admin API; ``start(ServerOptions) -> RunningServer``.
-* ``discovery`` / ``openapi`` -- ``/version``, ``/api``, ``/apis``, group and resource lists,
-  aggregated discovery; the OpenAPI v3 stubs kubectl's field validation looks for.
+* ``wiring`` -- the composition root: boots a cluster with its controllers and first namespaces.
+* the controllers, each a store listener: ``collecting`` (garbage collector, namespace and CRD
+  cleanup), ``establishing`` (the CRD controller), ``workloads`` (simulated workload controllers,
+  outcome/delay annotations documented there); and beside them, for the edge: ``watching``
+  (chunked watch streams, history replay, bookmarks, 410, selector-aware events), ``discovery`` /
+  ``openapi`` (``/version``, ``/api``, ``/apis``, aggregated discovery, the OpenAPI v3 stubs
+  kubectl's field validation looks for).
+* ``deleting`` -- the DELETE verb: preconditions, propagation policies, finalizers.
 * ``registry`` -- create/get/list/update/patch (JSON, merge, strategic, apply), status and scale
   subresources, generation, defaults, managed fields, no-op writes, dry run.
-* ``deleting`` -- DELETE, finalizers, propagation, and the garbage-collector, namespace and CRD
-  cleanup controllers.
-* ``watching`` -- chunked watch streams, history replay, bookmarks, 410, selector-aware events.
-* ``store`` -- one cluster's objects, the global revision, event history and subscriptions.
-* ``clusters`` -- ``Cluster`` (lazy per-cluster state, allocators, resource table) and ``ClusterSet``.
-* ``resources`` -- the built-in resource table and per-kind strategy flags.
-* ``crds`` -- CRD validation, establishment, custom resource types, structural pruning/defaults.
-* ``selectors`` / ``unknownfields`` / ``errors`` -- label/field selectors, ``fieldValidation``,
-  the API error ``Status`` bodies.
-* ``workloads`` -- the simulated controllers (outcome/delay annotations documented there).
-* ``faults`` -- per-cluster error rates, latency, dropped connections, cut watches.
-* ``tlsutil`` -- throwaway CA and server certificate.
-* ``apply``, ``fieldsets``, ``managedfields``, ``defaults`` -- server-side apply, FieldsV1 and the
-  API server's defaults (pure).
-* ``testing`` -- ``KubeSim``, the server in a background thread for tests; ``cli`` -- ``kubesim serve``.
+* ``clusters`` -- ``Cluster`` (lazy per-cluster state, allocators, resource table, timers) and
+  ``ClusterSet``.
+* pure rules and parts: ``crds`` (CRD strategy and validation, the types a CRD defines),
+  ``structural`` (custom resources pruned, defaulted and checked against their schema),
+  ``apply`` / ``managedfields`` / ``fieldsets`` (server-side apply, FieldsV1), ``strategic_merge``,
+  ``defaults``, ``validation``, ``immutability``, ``decoding``, ``unknownfields``
+  (``fieldValidation``), ``selectors`` (label/field selectors), ``tables``; ``store`` (one
+  cluster's objects, the global revision, event history and subscriptions), ``faults`` (error
+  rates, latency, dropped connections, cut watches), ``clock`` (timestamps, controller timers),
+  ``tlsutil`` (throwaway CA and server certificate), ``resources`` (the built-in resource table
+  and per-kind strategy flags), ``errors`` (the API error ``Status`` bodies).
 
 Not emulated: protobuf request bodies (415), CRD version conversion beyond rewriting
 ``apiVersion``, admission webhooks, RBAC, pods created by workload controllers, the objects

@@ -1,31 +1,24 @@
-"""The clusters one kubesim process hosts: each its own store, resource table, controllers and faults.
+"""The clusters one kubesim process hosts: each its own store, resource table, timers and faults.
 
-A :class:`Cluster` is cheap until first used: its store, the pre-created namespaces and its
-controllers are built on the first request, so a thousand idle clusters cost a dict entry each.
+A :class:`Cluster` is cheap until first used: its store is made on the first request and handed to
+the ``boot`` function it was given (``kubesim.wiring.boot``: the controllers and the pre-created
+namespaces), so a thousand idle clusters cost a dict entry each. This module knows no controller:
+they sit above it and reach the cluster through this state.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import ipaddress
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from kubesim import clock, resources
 from kubesim import faults as faults_mod
-from kubesim import resources
 from kubesim.resources import ResourceType
 from kubesim.store import Store
 
-if TYPE_CHECKING:
-    from kubesim.deleting import GarbageCollector
-    from kubesim.workloads import Simulator
-
-__all__ = ["Cluster", "ClusterOptions", "ClusterSet"]
-
-PRECREATED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+__all__ = ["Boot", "Cluster", "ClusterOptions", "ClusterSet"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,24 +39,27 @@ class ClusterOptions:
     watch_timeout: float = 1800.0
 
 
+#: Sets up a cluster whose store was just made: its controllers and its first objects.
+Boot = Callable[["Cluster"], None]
+
+
 class Cluster:
     """One emulated cluster, addressed as ``/clusters/<name>``."""
 
-    def __init__(self, name: str, options: ClusterOptions) -> None:
+    def __init__(self, name: str, options: ClusterOptions, *, boot: Boot) -> None:
         self.name = name
         self.options = options
+        self._boot_with = boot
         self._faults = faults_mod.Faults()
         self._store: Store | None = None
         # Custom resource types, registered by the CRD controller: {(group, version): {plural: type}}.
         self.custom: dict[tuple[str, str], dict[str, ResourceType]] = {}
         # Group/versions whose CRD is Established (only those appear in discovery).
         self.established: set[tuple[str, str, str]] = set()  # (group, version, plural)
-        self.gc: GarbageCollector | None = None
-        self.simulator: Simulator | None = None
         self._next_ip = int(ipaddress.IPv4Address("10.96.0.10"))
         self._next_node_port = 30000
         self._next_lb_ip = int(ipaddress.IPv4Address("172.18.255.1"))
-        self.timers: set[asyncio.TimerHandle] = set()
+        self.timers = clock.Timers()
 
     @property
     def faults(self) -> faults_mod.Faults:
@@ -87,38 +83,14 @@ class Cluster:
         return self._store
 
     def _boot(self) -> None:
-        from kubesim import crds, deleting, registry, workloads
-
+        # The store is in place before the boot function runs: its writes go through this cluster.
         self._store = Store(history=self.options.watch_history)
-        self.gc = deleting.GarbageCollector(self)
-        self.simulator = workloads.Simulator(self)
-        self._store.listeners.append(self.gc.on_event)
-        self._store.listeners.append(self.simulator.on_event)
-        self._store.listeners.append(crds.CrdController(self).on_event)
-        ns_type = resources.builtin_types()[("", "v1")]["namespaces"]
-        for name in PRECREATED_NAMESPACES:
-            registry.create(self, ns_type, "", {"metadata": {"name": name}}, manager="kube-apiserver")
+        self._boot_with(self)
 
     def close(self) -> None:
-        for timer in list(self.timers):
-            timer.cancel()
-        self.timers.clear()
+        self.timers.cancel_all()
         if self._store is not None:
             self._store.close_subscriptions()
-
-    def call_later(self, delay: float, callback: Any, *args: Any) -> None:
-        """Run a controller step later on the loop; cancelled when the cluster closes."""
-        loop = asyncio.get_running_loop()
-        holder: list[asyncio.TimerHandle] = []
-
-        def run() -> None:
-            self.timers.discard(holder[0])
-            callback(*args)
-
-        # A fresh context: controller writes must not inherit the triggering request's settings.
-        handle = loop.call_later(delay, run, context=contextvars.Context())
-        holder.append(handle)
-        self.timers.add(handle)
 
     # -- resource table ---------------------------------------------------------------------------
 
@@ -174,16 +146,17 @@ class Cluster:
 
 
 class ClusterSet:
-    """The clusters of one server, by name."""
+    """The clusters of one server, by name; each booted with ``boot`` on first use."""
 
-    def __init__(self, options: ClusterOptions) -> None:
+    def __init__(self, options: ClusterOptions, *, boot: Boot) -> None:
         self.options = options
+        self._boot = boot
         self._clusters: dict[str, Cluster] = {}
 
     def add(self, name: str) -> Cluster:
         cluster = self._clusters.get(name)
         if cluster is None:
-            cluster = self._clusters[name] = Cluster(name, self.options)
+            cluster = self._clusters[name] = Cluster(name, self.options, boot=self._boot)
         return cluster
 
     def get(self, name: str) -> Cluster | None:

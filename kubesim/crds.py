@@ -1,49 +1,35 @@
-"""CustomResourceDefinitions: validation, establishment, serving and structural-schema basics.
+"""CustomResourceDefinitions as objects: their strategy, validation and the types they define.
 
-The CRD controller (``CrdController``, a store listener) does what the apiextensions controllers do:
-some time (``crd_establish_delay``) after a CRD is written it reports ``NamesAccepted`` and then
-``Established`` (two MODIFIED events). Its custom resources are served from NamesAccepted on, and
-appear in discovery only once Established. Deleting a CRD (``kubesim.deleting``) puts the
-``customresourcecleanup`` finalizer and a ``Terminating`` condition on it; the garbage collector
-then deletes every custom resource of the type, removes the finalizer, and the types leave the
-resource table together with the CRD.
-
-Custom resources are pruned (unknown fields dropped unless ``x-kubernetes-preserve-unknown-fields``),
-defaulted (``default``) and type-checked (``type``, ``required``, ``enum``) against the version's
-``openAPIV3Schema``, as a structural schema is.
+What the apiextensions registry does on a CRD write: a fresh ``status`` on create, the storage
+version joining ``status.storedVersions`` on update, the checks on names, scope and versions, and
+the resource types a CRD's served versions make (:func:`types_of_crd`). Pure. The controller that
+establishes CRDs is ``kubesim.establishing``; the structural schema of their custom resources is
+``kubesim.structural``; deleting a CRD (``kubesim.deleting``) puts the ``customresourcecleanup``
+finalizer and a ``Terminating`` condition on it, and ``kubesim.collecting`` finishes it.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kubesim.resources import ResourceType
-from kubesim.store import Event
-
-if TYPE_CHECKING:
-    from kubesim.clusters import Cluster
 
 __all__ = [
     "CLEANUP_FINALIZER",
     "CRD_KEY",
-    "CrdController",
+    "condition_true",
     "on_create",
     "on_update",
-    "prune_and_default",
+    "storage_version",
+    "types_of_crd",
     "validate_crd",
-    "validate_custom",
 ]
 
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 Obj = dict[str, Any]
 Cause = tuple[str, str, str]
-
-
-def _condition(kind: str, status: str, reason: str, message: str, when: str) -> Obj:
-    return {"type": kind, "status": status, "lastTransitionTime": when, "reason": reason, "message": message}
 
 
 def condition_true(obj: Mapping[str, Any], kind: str) -> bool:
@@ -131,212 +117,3 @@ def types_of_crd(obj: Mapping[str, Any]) -> list[ResourceType]:
                 str(scale.get("labelSelectorPath") or "")),
         ))
     return out
-
-
-class CrdController:
-    """Establishes CRDs and keeps the cluster's custom resource table in step with them."""
-
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self._pending: set[str] = set()
-        self._registered: dict[str, list[ResourceType]] = {}
-
-    def on_event(self, event: Event) -> None:
-        if event.key != CRD_KEY:
-            return
-        name = event.obj["metadata"]["name"]
-        if event.type == "DELETED":
-            self._unregister(name)
-            spec = event.obj.get("spec") or {}
-            # Watches on the custom resources end with the type, as the real server closes them.
-            self.cluster.store.close_subscriptions((spec.get("group", ""), (spec.get("names") or {}).get("plural", "")))
-            return
-        obj = event.obj
-        accepted = condition_true(obj, "NamesAccepted")
-        if accepted:
-            self._register(name, obj)
-        elif name not in self._pending and not obj["metadata"].get("deletionTimestamp"):
-            self._pending.add(name)
-            self.cluster.call_later(self.cluster.options.crd_establish_delay, self._establish, name)
-
-    def _establish(self, name: str) -> None:
-        from kubesim import registry
-
-        self._pending.discard(name)
-        store = self.cluster.store
-        rt = self.cluster.resolve(*CRD_KEY[:1], "v1", CRD_KEY[1])
-        obj = store.get(CRD_KEY, "", name)
-        if rt is None or obj is None or obj["metadata"].get("deletionTimestamp"):
-            return
-        when = registry.now()
-        status = copy.deepcopy(obj.get("status") or {})
-        names = dict((obj.get("spec") or {}).get("names") or {})
-        names.setdefault("singular", str(names.get("kind", "")).lower())
-        names.setdefault("listKind", f"{names.get('kind', '')}List")
-        status["acceptedNames"] = names
-        conditions = [c for c in status.get("conditions") or () if c.get("type") not in ("NamesAccepted",)]
-        conditions.append(_condition("NamesAccepted", "True", "NoConflicts", "no conflicts found", when))
-        status["conditions"] = conditions
-        obj = registry.write_status(self.cluster, rt, obj, status, manager="kube-apiserver")
-        status = copy.deepcopy(obj["status"])
-        status["conditions"] = [c for c in status["conditions"] if c.get("type") != "Established"] + [
-            _condition("Established", "True", "InitialNamesAccepted", "the initial names have been accepted", when)]
-        registry.write_status(self.cluster, rt, obj, status, manager="kube-apiserver")
-
-    def _register(self, name: str, obj: Obj) -> None:
-        types = types_of_crd(obj)
-        # A terminating CRD stays in discovery (with fewer verbs) until it is gone.
-        established = condition_true(obj, "Established")
-        wanted = {(t.group, t.version, t.plural) for t in types} if established else set()
-        registered = self._registered.get(name)
-        if registered == types and all(w in self.cluster.established for w in wanted) and (
-                established or not any((t.group, t.version, t.plural) in self.cluster.established for t in types)):
-            return
-        self._unregister(name)
-        for rt in types:
-            self.cluster.custom.setdefault((rt.group, rt.version), {})[rt.plural] = rt
-        self.cluster.established.update(wanted)
-        self._registered[name] = types
-
-    def _unregister(self, name: str) -> None:
-        for rt in self._registered.pop(name, []):
-            table = self.cluster.custom.get((rt.group, rt.version))
-            if table is not None:
-                table.pop(rt.plural, None)
-                if not table:
-                    del self.cluster.custom[(rt.group, rt.version)]
-            self.cluster.established.discard((rt.group, rt.version, rt.plural))
-
-
-# -- structural schema ------------------------------------------------------------------------------
-
-_TYPES: Mapping[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
-
-
-def prune_and_default(rt: ResourceType, obj: Obj) -> None:
-    schema = rt.crd_schema
-    if not schema:
-        return
-    props = schema.get("properties") or {}
-    for key in list(obj):
-        if key in ("apiVersion", "kind", "metadata"):
-            continue
-        if key in props:
-            obj[key] = _prune(props[key], obj[key])
-        elif not schema.get("x-kubernetes-preserve-unknown-fields"):
-            del obj[key]
-    _apply_defaults(schema, obj, top=True)
-
-
-def _prune(schema: Mapping[str, Any], value: Any) -> Any:
-    if isinstance(value, dict):
-        if schema.get("x-kubernetes-preserve-unknown-fields") and not schema.get("properties"):
-            return value
-        props = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        if props is not None:
-            for key in list(value):
-                if key in props:
-                    value[key] = _prune(props[key], value[key])
-                elif not schema.get("x-kubernetes-preserve-unknown-fields"):
-                    del value[key]
-        elif isinstance(extra, Mapping):
-            for key in value:
-                value[key] = _prune(extra, value[key])
-        elif not schema.get("x-kubernetes-preserve-unknown-fields") and schema.get("type") == "object" \
-                and extra is not True:
-            value.clear()
-    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        return [_prune(schema["items"], item) for item in value]
-    return value
-
-
-def _apply_defaults(schema: Mapping[str, Any], value: Any, *, top: bool = False) -> None:
-    if isinstance(value, dict):
-        for key, sub in (schema.get("properties") or {}).items():
-            if top and key in ("apiVersion", "kind", "metadata"):
-                continue
-            if key not in value and "default" in sub:
-                value[key] = copy.deepcopy(sub["default"])
-            if key in value:
-                _apply_defaults(sub, value[key])
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, Mapping):
-            for item in value.values():
-                _apply_defaults(extra, item)
-    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for item in value:
-            _apply_defaults(schema["items"], item)
-
-
-def validate_custom(rt: ResourceType, obj: Obj) -> list[Cause]:
-    schema = rt.crd_schema
-    if not schema:
-        return []
-    causes: list[Cause] = []
-    for key, sub in (schema.get("properties") or {}).items():
-        if key in ("apiVersion", "kind", "metadata"):
-            continue
-        if key in obj:
-            _check(sub, obj[key], key, causes)
-    for key in schema.get("required") or ():
-        if key not in obj:
-            causes.append(("FieldValueRequired", key, "Required value"))
-    return causes
-
-
-def _render(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value) if not isinstance(value, dict | list) else type(value).__name__
-
-
-def _check(schema: Mapping[str, Any], value: Any, path: str, causes: list[Cause]) -> None:
-    if value is None:
-        if not schema.get("nullable"):
-            causes.append(("FieldValueTypeInvalid", path,
-                           f'Invalid value: "null": {path} in body must be of type {schema.get("type", "object")}: "null"'))
-        return
-    if schema.get("x-kubernetes-int-or-string"):
-        if not isinstance(value, int | str) or isinstance(value, bool):
-            causes.append(("FieldValueTypeInvalid", path, f"Invalid value: {_render(value)}: {path} in body must be "
-                           "of type int-or-string"))
-        return
-    kind = schema.get("type")
-    allowed = _TYPES.get(kind or "")
-    if allowed is not None:
-        bad_bool = isinstance(value, bool) and kind in ("integer", "number")
-        if not isinstance(value, allowed) or bad_bool:
-            actual = {str: "string", bool: "boolean", int: "integer", float: "number", dict: "object",
-                      list: "array"}.get(type(value), type(value).__name__)
-            causes.append(("FieldValueTypeInvalid", path, f'Invalid value: "{actual}": {path} in body must be of '
-                           f'type {kind}: "{actual}"'))
-            return
-    enum = schema.get("enum")
-    if enum is not None and value not in enum:
-        supported = ", ".join(_render(e) for e in enum)
-        causes.append(("FieldValueNotSupported", path, f"Unsupported value: {_render(value)}: supported values: "
-                       f"{supported}"))
-    if isinstance(value, dict):
-        for key, sub in (schema.get("properties") or {}).items():
-            if key in value:
-                _check(sub, value[key], f"{path}.{key}", causes)
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, Mapping):
-            for key, item in value.items():
-                _check(extra, item, f"{path}[{key}]", causes)
-        for key in schema.get("required") or ():
-            if key not in value:
-                causes.append(("FieldValueRequired", f"{path}.{key}", "Required value"))
-    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for index, item in enumerate(value):
-            _check(schema["items"], item, f"{path}[{index}]", causes)

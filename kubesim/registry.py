@@ -15,25 +15,33 @@ import copy
 import json
 import random
 import re
-import time
-from collections.abc import Mapping
 from typing import Any
 
 import jsonpatch
 import yaml
 
 from kubesim import apply as ssa
-from kubesim import crds, decoding, defaults, errors, immutability, unknownfields, validation
+from kubesim import (
+    clock,
+    crds,
+    decoding,
+    defaults,
+    errors,
+    immutability,
+    strategic_merge,
+    structural,
+    unknownfields,
+    validation,
+)
 from kubesim.clusters import Cluster
 from kubesim.resources import ResourceType
 from kubesim.selectors import FieldSelector, LabelSelector
-from protos import k8s_schema, strategic_merge
+from protos import k8s_schema
 
 __all__ = [
     "create",
     "get",
     "list_objects",
-    "now",
     "patch",
     "present",
     "schema_of",
@@ -63,11 +71,6 @@ PATCH_TYPES = (
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 )
-
-
-def now() -> str:
-    """RFC 3339 UTC with whole seconds, as every Kubernetes timestamp."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def schema_of(rt: ResourceType) -> k8s_schema.ObjectSchema:
@@ -182,7 +185,7 @@ def create(
     for key in ("deletionTimestamp", "deletionGracePeriodSeconds"):
         meta.pop(key, None)
     meta["uid"] = cluster.new_uid()
-    meta["creationTimestamp"] = now()
+    meta["creationTimestamp"] = clock.now()
     if rt.generation or rt.custom:
         meta["generation"] = 1
     else:
@@ -293,7 +296,7 @@ def _validate_name(rt: ResourceType, name: str) -> None:
 
 def _default(cluster: Cluster, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
     if rt.custom:
-        crds.prune_and_default(rt, obj)
+        structural.prune_and_default(rt, obj)
         return
     if rt.key == ("", "secrets"):
         _fold_string_data(obj)
@@ -321,7 +324,7 @@ def _fold_string_data(secret: Obj) -> None:
 def _validate(rt: ResourceType, obj: Obj) -> None:
     causes: list[tuple[str, str, str]] = []
     if rt.custom:
-        causes = crds.validate_custom(rt, obj)
+        causes = structural.validate_custom(rt, obj)
     elif rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         causes = crds.validate_crd(obj)
     else:
@@ -340,7 +343,7 @@ def _validate(rt: ResourceType, obj: Obj) -> None:
 
 def _record(rt: ResourceType, old: Obj | None, new: Obj, *, manager: str, subresource: str | None) -> list[Obj]:
     return ssa.record_update(old, new, manager=manager, api_version=rt.api_version, subresource=subresource,
-                             schema=schema_of(rt), now=now(), reset_fields=_reset_fields(rt))
+                             schema=schema_of(rt), now=clock.now(), reset_fields=_reset_fields(rt))
 
 
 def _reset_fields(rt: ResourceType) -> tuple[str, ...]:
@@ -677,7 +680,7 @@ def _apply(
         _check_namespace_open(cluster, rt, meta["namespace"], name)
     try:
         merged = ssa.server_side_apply(live, config, manager=manager, force=force, api_version=rt.api_version,
-                                       schema=schema_of(rt), now=now(),
+                                       schema=schema_of(rt), now=clock.now(),
                                        reset_fields=() if subresource == "status" else _reset_fields(rt))
     except ssa.ApplyConflictError as exc:
         raise errors.ApiError(409, "Conflict", str(exc), body=exc.status_body()) from exc
@@ -691,10 +694,6 @@ def _apply(
     new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
     return 200, _finish_update(cluster, rt, live, new, manager=manager, subresource=subresource,
                                dry_run=dry_run, managed=managed_fields)
-
-
-def is_mapping(value: Any) -> bool:
-    return isinstance(value, Mapping)
 
 
 # -- scale subresource ------------------------------------------------------------------------------

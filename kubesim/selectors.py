@@ -6,7 +6,7 @@ Pure: a selector is parsed once per request into a predicate over a stored objec
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,5 +210,3 @@ def _split_unescaped(text: str) -> list[str]:
 def _unescape(value: str) -> str:
     return re.sub(r"\\(.)", r"\1", value)
 
-
-Predicate = Callable[[Mapping[str, Any]], bool]

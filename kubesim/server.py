@@ -33,6 +33,7 @@ from kubesim import (
     tables,
     unknownfields,
     watching,
+    wiring,
 )
 from kubesim.clusters import Cluster, ClusterOptions, ClusterSet
 from kubesim.resources import ResourceType
@@ -94,7 +95,7 @@ class RunningServer:
 
 
 async def start(options: ServerOptions) -> RunningServer:
-    clusters = ClusterSet(options.cluster)
+    clusters = wiring.cluster_set(options.cluster)
     for name in options.clusters:
         clusters.add(name)
     tls = make_server_tls() if options.tls else None

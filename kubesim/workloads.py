@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kubesim import registry
+from kubesim import clock, registry
+from kubesim.clusters import Cluster
 from kubesim.store import Event, Key
-
-if TYPE_CHECKING:
-    from kubesim.clusters import Cluster
 
 __all__ = ["ANNOTATION_DELAY", "ANNOTATION_OUTCOME", "MANAGER", "Simulator"]
 
@@ -226,9 +224,9 @@ class Simulator:
             delay = self.cluster.options.workload_delay
         if key == ("apps", "deployments"):
             # The controller notices the new generation at once and reports the rollout in progress.
-            self.cluster.call_later(0, self._complete, where, stamp, outcome, False)
+            self.cluster.timers.call_later(0, self._complete, where, stamp, outcome, False)
         if outcome != "stuck" or key == ("apps", "deployments"):
-            self.cluster.call_later(delay, self._complete, where, stamp, outcome, outcome != "stuck")
+            self.cluster.timers.call_later(delay, self._complete, where, stamp, outcome, outcome != "stuck")
 
     def _complete(self, where: tuple[Key, str, str], stamp: tuple[str, str], outcome: str, final: bool) -> None:
         if self._seen.get(where) != stamp:
@@ -240,7 +238,7 @@ class Simulator:
         rt = next(iter(self.cluster.types_of(*key)), None)
         if rt is None:
             return
-        when = registry.now()
+        when = clock.now()
         if key == SERVICE_KEY:
             if outcome != "ready":
                 return

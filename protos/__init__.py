@@ -13,8 +13,6 @@ Map:
 * :mod:`protos.codec`: conversions between those and the wire messages.
 * :mod:`protos.k8s_schema`: list types and merge keys of the built-in kinds (from the
   Kubernetes OpenAPI spec, ``k8s_listschema.json``) and of custom resources (from a CRD schema).
-* :mod:`protos.strategic_merge`: the API server's strategic merge patch (kubesim; the spoke's drift
-  diff uses the schema).
 
 This package imports neither ``hub`` nor ``spoke`` (checked by import-linter).
 """

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from kubesim.strategic_merge import StrategicMergeError, apply_patch
 from protos.k8s_schema import schema_for
-from protos.strategic_merge import StrategicMergeError, apply_patch
 
 FIXTURES: dict[str, dict[str, Any]] = yaml.safe_load(
     """
