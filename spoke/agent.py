@@ -26,7 +26,6 @@ import datetime as dt
 import http.server
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,13 +35,13 @@ from typing import Any
 from protos import bundle as bundles
 from protos.objects import ObjectRef
 from protos.status import Action, DriftAction, DriftPolicy, HealthStatus, Phase
-from spoke import credentials, drift, health, hubclient, inventory, report, watching
+from spoke import backoff, credentials, drift, health, hubclient, inventory, report, watching
 from spoke.apply import engine, manager_apply, manager_delete, manager_wait, ordering
 from spoke.apply.changeset import ChangeSet, ChangeSetEntry
 from spoke.cluster import ClusterClient, errors
 from spoke.settings import SpokeSettings
 
-__all__ = ["Agent", "AgentError", "reconnect_delay"]
+__all__ = ["Agent", "AgentError"]
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +53,6 @@ RETRY_INTERVAL = 15.0
 
 class AgentError(Exception):
     """The agent cannot start (e.g. no credential and no token)."""
-
-
-def reconnect_delay(attempt: int, *, cap: float, base: float = 0.5,
-                    rand: Callable[[float, float], float] = random.uniform) -> float:
-    """Full-jitter exponential backoff: uniform(0, min(cap, base * 2^attempt)).
-
-    Full jitter spreads 1,000 spokes reconnecting to a restarted hub over the whole window instead
-    of sending them back in waves.
-    """
-    return rand(0.0, min(cap, base * float(2 ** min(attempt, 20))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +177,7 @@ class Agent:
                 return
             except errors.ClusterError as exc:  # the API server may come up after the spoke
                 log.warning("cannot read the spoke's state from the cluster: %s; retrying", exc)
-                self._stop.wait(reconnect_delay(attempt, cap=self.settings.reconnect_cap))
+                self._stop.wait(backoff.full_jitter(attempt, base=0.5, cap=self.settings.reconnect_cap))
                 attempt += 1
 
     def _load_and_enforce(self) -> None:
@@ -290,7 +279,7 @@ class Agent:
             self.hub_connected.clear()
             if self._stop.is_set():
                 return
-            self._stop.wait(reconnect_delay(attempt, cap=self.settings.reconnect_cap))
+            self._stop.wait(backoff.full_jitter(attempt, base=0.5, cap=self.settings.reconnect_cap))
             attempt += 1
 
     def _rotate_credential(self, hub: hubclient.HubClient, rotation: hubclient.CredentialRotation) -> bool:
