@@ -9,8 +9,8 @@ Map:
   GetBundle, StreamStatus or ReportStatus);
   ``credentials`` — the cluster's credential, hub CA and signing key, kept in a Secret.
 * ``cluster/`` — the official ``kubernetes`` client behind one edge: discovery, retries, plain-dict verbs.
-* ``apply/`` — ``ordering`` (stages and kind order, pure), staged server-side apply (``manager_apply``),
-  prune (``manager_delete``), waits (``manager_wait``), change sets, ``engine`` composing them.
+* ``apply/`` — ``ordering`` (stages and kind order, pure), staged server-side apply (``applying``),
+  prune (``pruning``), waits (``waiting``), change sets, ``engine`` composing them.
 * ``inventory`` — what the spoke applied, and the last applied bundle, kept in the cluster.
 * ``watching`` — one watch per kind in the bundle, feeding drift detection.
 * ``drift`` — field-level diff of what Convoy manages (pure); ``prune`` — what may be deleted (pure);

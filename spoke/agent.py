@@ -36,7 +36,7 @@ from protos import bundle as bundles
 from protos.objects import ObjectRef
 from protos.status import Action, DriftAction, DriftPolicy, HealthStatus, Phase
 from spoke import backoff, credentials, drift, health, hubclient, inventory, report, watching
-from spoke.apply import engine, manager_apply, manager_delete, manager_wait, ordering
+from spoke.apply import applying, engine, ordering, pruning, waiting
 from spoke.apply.changeset import ChangeSet, ChangeSetEntry
 from spoke.cluster import ClusterClient, errors
 from spoke.settings import SpokeSettings
@@ -374,7 +374,7 @@ class Agent:
             return
         if st.bundle is None:
             return
-        waiting = any(_waiting(e) for e in st.actions.values())
+        waiting = any(e.action == Action.WAITING for e in st.actions.values())
         if (st.errors or waiting) and retry_due and not st.paused and not st.drift:
             self.reconcile_once(_Source(digest=st.digest, commit=st.commit, signature=st.signature))
             return
@@ -416,8 +416,8 @@ class Agent:
             return self._publish()
         # prune
         previous_entries = list(st.inventory.entries.values()) if st.inventory is not None else []
-        pruned = manager_delete.prune_all(self.client, inventory=previous_entries, desired=result.desired,
-                                          cluster=self.settings.cluster)
+        pruned = pruning.prune_all(self.client, inventory=previous_entries, desired=result.desired,
+                                   cluster=self.settings.cluster)
         changes = ChangeSet(list(result.changeset) + pruned.entries)
         # save inventory (with the bundle, so a restart can enforce it without the hub)
         new_inventory = inventory.Inventory(
@@ -507,10 +507,10 @@ class Agent:
     def _check_drift(self, d: engine.Desired, live: dict[str, Any] | None) -> None:
         st = self._state
         entry = st.actions.get(d.ref)
-        if entry is not None and (entry.action == Action.FAILED or _waiting(entry)):
+        if entry is not None and entry.action in (Action.FAILED, Action.WAITING):
             return  # not enforced in the first place (failed, or its app waits for another); a retry will
         mode = str(((d.manifest.get("metadata") or {}).get("annotations") or {}).get(bundles.ANNOTATION_SSA, ""))
-        if mode == manager_apply.SSA_IGNORE or (mode == manager_apply.SSA_IF_NOT_PRESENT and live is not None):
+        if mode == applying.SSA_IGNORE or (mode == applying.SSA_IF_NOT_PRESENT and live is not None):
             return  # never updated by Convoy, so a change is not drift (a deleted IfNotPresent object is)
         fields: tuple[drift.FieldDiff, ...] = ()
         managers: tuple[str, ...] = ()
@@ -518,7 +518,7 @@ class Agent:
         if live is None:
             kind_of_drift = "deleted"  # who deleted it is not on record anywhere the spoke can read
         else:
-            diffs = drift.diff(d.manifest, live, manager=manager_apply.MANAGER)
+            diffs = drift.diff(d.manifest, live, manager=applying.MANAGER)
             if not diffs:
                 if st.drift.pop(d.ref, None) is not None:  # put back by someone else: no longer drift
                     self.reporter.record([report.DriftEvent(d.ref, d.app, DriftAction.REVERTED, known.kind_of_drift
@@ -527,7 +527,7 @@ class Agent:
                 return
             kind_of_drift, fields = "modified", tuple(diffs)
             managers = drift.changed_by((live.get("metadata") or {}).get("managedFields"), diffs,
-                                        manager=manager_apply.MANAGER)
+                                        manager=applying.MANAGER)
         policy = st.policies.get(d.app, self.settings.drift_policy)
         now = dt.datetime.now(dt.UTC)
         record = report.DriftRecord(d.ref, d.app, kind_of_drift, fields, now, managers)
@@ -539,9 +539,9 @@ class Agent:
                 log.info("drift on %s reported (%s)", d.ref, _fields_text(record))
             return
         detected = self._drift_event(record, DriftAction.DETECTED)
-        applied = manager_apply.apply_one(
+        applied = applying.apply_one(
             self.client, d.manifest, live=live, manifest_hash=d.hash, previous_hash=None,
-            options=manager_apply.ApplyOptions(cluster=self.settings.cluster))
+            options=applying.ApplyOptions(cluster=self.settings.cluster))
         if applied.entry.action != Action.FAILED:
             st.drift.pop(d.ref, None)
             if applied.live is not None:
@@ -572,11 +572,11 @@ class Agent:
     def _build_status(self) -> report.Status:
         st = self._state
         objects = []
-        healths = manager_wait.assess(st.live, st.desired)
+        healths = waiting.assess(st.live, st.desired)
         for ref, d in sorted(st.desired.items()):
             entry = st.actions.get(ref)
             result = healths[ref]
-            if entry is not None and entry.action == Action.SKIPPED and ref not in st.live:
+            if entry is not None and entry.action in (Action.SKIPPED, Action.WAITING) and ref not in st.live:
                 result = health.HealthResult(HealthStatus.UNKNOWN, entry.message)
             objects.append(report.ObjectStatus(
                 ref=ref, app=d.app, action=entry.action if entry else None, health=result.status,
@@ -600,7 +600,7 @@ class Agent:
             phases.append(Phase.FAILED if st.refused else Phase.PAUSED if st.paused else Phase.UNKNOWN)
             message = st.refused
         not_current = [o for o in objects if o.ref in st.desired and o.health != HealthStatus.CURRENT
-                       and (o.action not in (Action.FAILED, Action.SKIPPED) or _waiting(st.actions.get(o.ref)))]
+                       and o.action not in (Action.FAILED, Action.SKIPPED)]
         failed_health = [o for o in not_current if o.health == HealthStatus.FAILED]
         timed_out = time.monotonic() - st.applied_at > self.settings.health_timeout
         if st.errors or st.refused or any(o.action == Action.FAILED for o in objects):
@@ -669,10 +669,6 @@ def _policies(bundle: Mapping[str, Any]) -> tuple[dict[str, DriftPolicy], list[s
 def _fields_text(record: report.DriftRecord) -> str:
     what = "; ".join(str(f) for f in record.fields[:5]) or record.kind_of_drift
     return what + (f"; changed by {', '.join(record.managers)}" if record.managers else "")
-
-
-def _waiting(entry: ChangeSetEntry | None) -> bool:
-    return entry is not None and entry.action == Action.SKIPPED and entry.message.startswith(engine.WAITING)
 
 
 def _summary(changes: ChangeSet) -> str:
