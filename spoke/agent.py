@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 TICK = 0.5
 #: seconds between re-applies while objects failed or wait for their dependencies
 RETRY_INTERVAL = 15.0
+#: the first backoff window after a failure to reach the hub or the API server, seconds (then doubling)
+BACKOFF_BASE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +184,7 @@ class Agent:
                 return
             except errors.ClusterError as exc:  # the API server may come up after the spoke
                 log.warning("cannot read the spoke's state from the cluster: %s; retrying", exc)
-                self._stop.wait(backoff.full_jitter(attempt, base=0.5, cap=self.settings.reconnect_cap))
+                self._stop.wait(backoff.full_jitter(attempt, base=BACKOFF_BASE, cap=self.settings.reconnect_cap))
                 attempt += 1
 
     def _load_and_enforce(self) -> None:
@@ -250,7 +252,7 @@ class Agent:
             self.hub_connected.clear()
             if self._stop.is_set():
                 return
-            self._stop.wait(backoff.full_jitter(attempt, base=0.5, cap=self.settings.reconnect_cap))
+            self._stop.wait(backoff.full_jitter(attempt, base=BACKOFF_BASE, cap=self.settings.reconnect_cap))
             attempt += 1
 
     def _rotate_credential(self, hub: hubclient.HubClient, rotation: hubclient.CredentialRotation) -> bool:
