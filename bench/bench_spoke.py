@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from protos import bundle as bundles
 from spoke import credentials, inventory
-from spoke.apply import engine, manager_delete
+from spoke.apply import engine, pruning
 from spoke.cluster import ClusterClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,8 +90,8 @@ def spoke_apply(client: ClusterClient, bundle: dict[str, Any], *, cluster: str,
     """What reconcile_once does after verification: apply, prune, save the inventory."""
     started = time.perf_counter()
     result = engine.apply_bundle(client, bundle, previous=previous, options=engine.EngineOptions(cluster=cluster))
-    pruned = manager_delete.prune_all(client, inventory=list(previous.entries.values()) if previous else [],
-                                      desired=result.desired, cluster=cluster)
+    pruned = pruning.prune_all(client, inventory=list(previous.entries.values()) if previous else [],
+                               desired=result.desired, cluster=cluster)
     inv = inventory.Inventory(entries={e.ref: e for e in [*result.inventory, *pruned.retained]},
                               digest=bundles.digest_of(data), commit="bench", bundle_bytes=data)
     store.save(inv)

@@ -51,6 +51,7 @@ class Action(enum.StrEnum):
     UNCHANGED = "unchanged"
     PRUNED = "pruned"
     SKIPPED = "skipped"
+    WAITING = "waiting"          #: not applied yet: its app waits for the apps it depends on to be healthy
     FAILED = "failed"
 
 

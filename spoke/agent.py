@@ -2,18 +2,19 @@
 
 ``Agent.reconcile_once`` reads top to bottom: fetch (from the hub, or the in-cluster copy) → verify
 (digest and the hub's signature) → apply (staged SSA) → prune (inventory) → save the inventory →
-assess health → report. Everything else in this module feeds it or follows up on it:
+assess health → report. Everything else feeds it or follows up on it, each in its own module:
 
-* a hub thread keeps one ``Watch`` stream open (registering first if no credential is stored) and
-  reconnects with full-jitter exponential backoff, putting desired states on the agent's queue; a
-  credential the hub rotates to arrives on that stream, is stored in the state Secret, and the
-  thread reconnects with it at once;
-* the drift watch (``watching.DriftWatch``) puts live changes on the same queue; the loop compares
-  them with the applied manifests (``drift.diff``) and corrects or reports them by policy. The
-  status carries the current drift set only (what differs now and is left so); every detection and
+* a hub thread keeps one ``Watch`` stream open (registering first if no credential is stored:
+  ``registration``) and reconnects with full-jitter backoff (``backoff``), putting desired states on
+  the agent's queue; a credential the hub rotates to arrives on that stream, is stored in the state
+  Secret (``registration.rotate``), and the thread reconnects with it at once;
+* the drift watch (``watching.DriftWatch``) puts live changes on the same queue; the loop hands each
+  changed object to ``drift_policy.enforce``, which corrects or reports it by policy. The status
+  carries the current drift set only (what differs now and is left so); every detection and
   correction is also a ``report.DriftEvent`` handed to the reporter for the hub's history;
-* a ``report.Reporter`` sends the latest status, coalesced, with heartbeats and a backlog count;
-* a tiny HTTP server answers ``/healthz`` for the Deployment's probes.
+* the status is computed by the pure ``phase``; a ``report.Reporter`` sends the latest one,
+  coalesced, with heartbeats and a backlog count;
+* ``healthz`` answers the Deployment's probes.
 
 One thread (the loop) owns the state; the others only enqueue. A bundle that fails verification is
 refused and reported; the last good one stays in force.
@@ -22,27 +23,33 @@ refused and reported; the last good one stays in force.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import http.server
 import logging
 import queue
-import random
 import threading
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from protos import bundle as bundles
 from protos.objects import ObjectRef
-from protos.status import Action, DriftAction, DriftPolicy, HealthStatus, Phase
-from spoke import credentials, drift, health, hubclient, inventory, report, watching
-from spoke.apply import engine, manager_apply, manager_delete, manager_wait, ordering
+from protos.status import Action, DriftAction, DriftPolicy, Phase
+from spoke import (
+    backoff,
+    credentials,
+    drift_policy,
+    healthz,
+    hubclient,
+    inventory,
+    phase,
+    registration,
+    report,
+    watching,
+)
+from spoke.apply import engine, ordering, pruning
 from spoke.apply.changeset import ChangeSet, ChangeSetEntry
 from spoke.cluster import ClusterClient, errors
 from spoke.settings import SpokeSettings
 
-__all__ = ["Agent", "AgentError", "reconnect_delay"]
+__all__ = ["Agent"]
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +57,8 @@ log = logging.getLogger(__name__)
 TICK = 0.5
 #: seconds between re-applies while objects failed or wait for their dependencies
 RETRY_INTERVAL = 15.0
-
-
-class AgentError(Exception):
-    """The agent cannot start (e.g. no credential and no token)."""
-
-
-def reconnect_delay(attempt: int, *, cap: float, base: float = 0.5,
-                    rand: Callable[[float, float], float] = random.uniform) -> float:
-    """Full-jitter exponential backoff: uniform(0, min(cap, base * 2^attempt)).
-
-    Full jitter spreads 1,000 spokes reconnecting to a restarted hub over the whole window instead
-    of sending them back in waves.
-    """
-    return rand(0.0, min(cap, base * float(2 ** min(attempt, 20))))
+#: the first backoff window after a failure to reach the hub or the API server, seconds (then doubling)
+BACKOFF_BASE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +106,7 @@ class Agent:
     """One spoke. ``run()`` blocks until ``stop()``; ``start()`` runs it in a thread."""
 
     def __init__(self, settings: SpokeSettings, *, cluster: ClusterClient,
-                 hub_factory: Callable[..., hubclient.HubClient] = hubclient.HubClient) -> None:
+                 hub_factory: registration.HubFactory = hubclient.HubClient) -> None:
         self.settings = settings
         self.client = cluster
         self._hub_factory = hub_factory
@@ -131,7 +126,7 @@ class Agent:
         self._watch = watching.DriftWatch(cluster, cluster=settings.cluster, sink=self._queue.put,
                                           backoff_cap=settings.reconnect_cap)
         self._threads: list[threading.Thread] = []
-        self._http: http.server.ThreadingHTTPServer | None = None
+        self._http: healthz.HealthServer | None = None
         self.health_port = 0
         self.last_loop = time.monotonic()
         self.hub_connected = threading.Event()
@@ -156,7 +151,9 @@ class Agent:
 
     def run(self) -> None:
         try:
-            self._serve_health()
+            self._http = healthz.HealthServer(self.settings.health_host, self.settings.health_port,
+                                              alive=self._alive, ready=self.ready.is_set)
+            self.health_port = self._http.port
             self._startup()
             self.reporter.start()
             hub_thread = threading.Thread(target=self._hub_loop, name="convoy-hub", daemon=True)
@@ -170,8 +167,7 @@ class Agent:
                 if self._hub is not None:
                     self._hub.close()
             if self._http is not None:
-                self._http.shutdown()
-                self._http.server_close()
+                self._http.close()
 
     @property
     def status(self) -> report.Status:
@@ -188,7 +184,7 @@ class Agent:
                 return
             except errors.ClusterError as exc:  # the API server may come up after the spoke
                 log.warning("cannot read the spoke's state from the cluster: %s; retrying", exc)
-                self._stop.wait(reconnect_delay(attempt, cap=self.settings.reconnect_cap))
+                self._stop.wait(backoff.full_jitter(attempt, base=BACKOFF_BASE, cap=self.settings.reconnect_cap))
                 attempt += 1
 
     def _load_and_enforce(self) -> None:
@@ -218,43 +214,9 @@ class Agent:
     # -- the hub side ---------------------------------------------------------------------------------
 
     def _connect(self) -> hubclient.HubClient:
-        s = self.settings
-        creds = self._creds
-        if creds is not None:
-            return self._hub_factory(s.hub, ca_pem=creds.hub_ca_pem or None, credential=creds.credential,
-                                     insecure=s.insecure)
-        if not s.token:
-            raise AgentError(f"{self._creds_store.ref}: no stored credential and no bootstrap token; give --token "
-                             f"or CONVOY_SPOKE_TOKEN")
-        ca_pem: bytes | None = None
-        pinned = False
-        if not s.insecure:
-            if s.hub_ca_file:
-                ca_pem = Path(s.hub_ca_file).read_bytes()
-            elif s.ca_fingerprint:
-                # The pinned CA is found in the hub's chain before anything is sent; the channel that
-                # carries the bootstrap token trusts that CA alone.
-                ca_pem = hubclient.first_contact(s.hub, s.ca_fingerprint).root_pem
-                pinned = True
-            else:
-                raise hubclient.HubTrustError(s.hub, "no way to trust the hub: give a join token (it carries the "
-                                                     "CA fingerprint), --hub-ca, or --insecure")
-        hub = self._hub_factory(s.hub, ca_pem=ca_pem, insecure=s.insecure)
-        try:
-            reg = hub.register(token=s.token, cluster=s.cluster, labels=s.labels)
-            if len(reg.signing_key) != 32:
-                raise hubclient.HubRefused(s.hub, "Register returned no usable bundle signing key")
-        finally:
-            hub.close()
-        # Pinned: keep trusting exactly the CA the join token named, whatever Register says.
-        hub_ca = ca_pem if pinned and ca_pem else reg.hub_ca_pem or ca_pem or b""
-        creds = credentials.Credentials(cluster=reg.cluster or s.cluster, hub=s.hub, credential=reg.credential,
-                                        hub_ca_pem=hub_ca, signing_key=reg.signing_key)
-        self._creds_store.save(creds)
-        self._creds = creds
-        log.info("registered as cluster %s; credential stored in %s", creds.cluster, self._creds_store.ref)
-        return self._hub_factory(s.hub, ca_pem=creds.hub_ca_pem or None, credential=creds.credential,
-                                 insecure=s.insecure)
+        if self._creds is None:
+            self._creds = registration.register(self.settings, store=self._creds_store, hub_factory=self._hub_factory)
+        return registration.client(self.settings, self._creds, hub_factory=self._hub_factory)
 
     def _hub_loop(self) -> None:
         attempt = 0
@@ -284,35 +246,24 @@ class Agent:
                     continue
             except hubclient.HubTrustError as exc:
                 log.error("%s", exc)
-            except (hubclient.HubError, errors.ClusterError, AgentError, OSError) as exc:
+            except (hubclient.HubError, errors.ClusterError, registration.RegistrationError, OSError) as exc:
                 if not self._stop.is_set():
                     log.warning("%s; reconnecting", exc)
             self.hub_connected.clear()
             if self._stop.is_set():
                 return
-            self._stop.wait(reconnect_delay(attempt, cap=self.settings.reconnect_cap))
+            self._stop.wait(backoff.full_jitter(attempt, base=BACKOFF_BASE, cap=self.settings.reconnect_cap))
             attempt += 1
 
     def _rotate_credential(self, hub: hubclient.HubClient, rotation: hubclient.CredentialRotation) -> bool:
-        """Store the credential the hub rotated to, then use it; False if it could not be stored.
-
-        Stored first: a spoke that switched without storing would lose its identity at the next
-        restart. When the Secret cannot be written, the spoke keeps the old credential and reconnects
-        with it; the hub then hands over another new one (the old one stays valid meanwhile).
-        """
+        """Store and use the credential the hub rotated to; False if it could not be stored."""
         creds = self._creds
         if creds is None:
             return False
-        new = dataclasses.replace(creds, credential=rotation.credential)
-        try:
-            self._creds_store.save(new)
-        except errors.ClusterError as exc:
-            log.warning("cannot store the rotated credential in %s: %s; keeping the old one for now",
-                        self._creds_store.ref, exc)
+        new = registration.rotate(hub, creds, rotation, store=self._creds_store)
+        if new is None:
             return False
         self._creds = new
-        hub.with_credential(new.credential)
-        log.info("hub rotated the cluster credential; the new one is stored in %s", self._creds_store.ref)
         return True
 
     def _send_report(self, status: report.Status, backlog: int) -> None:
@@ -385,7 +336,7 @@ class Agent:
             return
         if st.bundle is None:
             return
-        waiting = any(_waiting(e) for e in st.actions.values())
+        waiting = any(e.action == Action.WAITING for e in st.actions.values())
         if (st.errors or waiting) and retry_due and not st.paused and not st.drift:
             self.reconcile_once(_Source(digest=st.digest, commit=st.commit, signature=st.signature))
             return
@@ -427,8 +378,8 @@ class Agent:
             return self._publish()
         # prune
         previous_entries = list(st.inventory.entries.values()) if st.inventory is not None else []
-        pruned = manager_delete.prune_all(self.client, inventory=previous_entries, desired=result.desired,
-                                          cluster=self.settings.cluster)
+        pruned = pruning.prune_all(self.client, inventory=previous_entries, desired=result.desired,
+                                   cluster=self.settings.cluster)
         changes = ChangeSet(list(result.changeset) + pruned.entries)
         # save inventory (with the bundle, so a restart can enforce it without the hub)
         new_inventory = inventory.Inventory(
@@ -443,7 +394,7 @@ class Agent:
         st.inventory = new_inventory
         st.bundle, st.digest, st.commit, st.signature = bundle, source.digest, source.commit, source.signature
         st.desired = result.desired
-        st.policies, policy_errors = _policies(bundle)
+        st.policies, policy_errors = drift_policy.policies(bundle)
         st.actions = {e.ref: e for e in changes}
         st.errors = result.errors + policy_errors + [str(e) for e in pruned.entries if e.action == Action.FAILED]
         # The apply wrote every drifted object back (an object that differs from its manifest is never
@@ -501,9 +452,7 @@ class Agent:
             return
         for ref, obj in touched.items():
             d = st.desired[ref]
-            if obj is not None and _older(obj, st.live.get(ref)):
-                # A stale event (e.g. a controller's status write queued before our own correction):
-                # judging it would "correct" the same drift twice.
+            if obj is not None and drift_policy.is_stale(obj, st.live.get(ref)):
                 continue
             if obj is None:
                 # Deleted, or moved out of our label selector: look before acting.
@@ -517,60 +466,17 @@ class Agent:
 
     def _check_drift(self, d: engine.Desired, live: dict[str, Any] | None) -> None:
         st = self._state
-        entry = st.actions.get(d.ref)
-        if entry is not None and (entry.action == Action.FAILED or _waiting(entry)):
-            return  # not enforced in the first place (failed, or its app waits for another); a retry will
-        mode = str(((d.manifest.get("metadata") or {}).get("annotations") or {}).get(bundles.ANNOTATION_SSA, ""))
-        if mode == manager_apply.SSA_IGNORE or (mode == manager_apply.SSA_IF_NOT_PRESENT and live is not None):
-            return  # never updated by Convoy, so a change is not drift (a deleted IfNotPresent object is)
-        fields: tuple[drift.FieldDiff, ...] = ()
-        managers: tuple[str, ...] = ()
-        known = st.drift.get(d.ref)
-        if live is None:
-            kind_of_drift = "deleted"  # who deleted it is not on record anywhere the spoke can read
-        else:
-            diffs = drift.diff(d.manifest, live, manager=manager_apply.MANAGER)
-            if not diffs:
-                if st.drift.pop(d.ref, None) is not None:  # put back by someone else: no longer drift
-                    self.reporter.record([report.DriftEvent(d.ref, d.app, DriftAction.REVERTED, known.kind_of_drift
-                                                            if known else "modified", known.fields if known else ())])
-                    log.info("drift on %s reverted (the live object matches the bundle again)", d.ref)
-                return
-            kind_of_drift, fields = "modified", tuple(diffs)
-            managers = drift.changed_by((live.get("metadata") or {}).get("managedFields"), diffs,
-                                        manager=manager_apply.MANAGER)
-        policy = st.policies.get(d.app, self.settings.drift_policy)
-        now = dt.datetime.now(dt.UTC)
-        record = report.DriftRecord(d.ref, d.app, kind_of_drift, fields, now, managers)
-        same_as_known = known is not None and (known.kind_of_drift, known.fields) == (kind_of_drift, fields)
-        if st.paused or policy == DriftPolicy.REPORT:
-            if not same_as_known:  # a resync or an echo of the same change is not a new detection
-                st.drift[d.ref] = record
-                self.reporter.record([self._drift_event(record, DriftAction.REPORTED)])
-                log.info("drift on %s reported (%s)", d.ref, _fields_text(record))
-            return
-        detected = self._drift_event(record, DriftAction.DETECTED)
-        applied = manager_apply.apply_one(
-            self.client, d.manifest, live=live, manifest_hash=d.hash, previous_hash=None,
-            options=manager_apply.ApplyOptions(cluster=self.settings.cluster))
-        if applied.entry.action != Action.FAILED:
+        outcome = drift_policy.enforce(self.client, d, live, known=st.drift.get(d.ref), entry=st.actions.get(d.ref),
+                                       policy=st.policies.get(d.app, self.settings.drift_policy), paused=st.paused,
+                                       cluster=self.settings.cluster)
+        if outcome.drift is None:
             st.drift.pop(d.ref, None)
-            if applied.live is not None:
-                st.live[d.ref] = applied.live
-            action = DriftAction.RECREATED if kind_of_drift == "deleted" else DriftAction.CORRECTED
-            self.reporter.record([detected, self._drift_event(record, action)])
-            log.info("drift %s on %s (%s)", action, d.ref, _fields_text(record))
         else:
-            st.drift[d.ref] = record
-            if not same_as_known:  # a correction failing again on the next event is no news
-                self.reporter.record([detected, self._drift_event(record, DriftAction.FAILED,
-                                                                  message=applied.entry.message)])
-            log.warning("drift on %s not corrected: %s", d.ref, applied.entry.message)
-
-    @staticmethod
-    def _drift_event(record: report.DriftRecord, action: DriftAction, *, message: str = "") -> report.DriftEvent:
-        return report.DriftEvent(record.ref, record.app, action, record.kind_of_drift, record.fields,
-                                 record.managers, message=message)
+            st.drift[d.ref] = outcome.drift
+        if outcome.live is not None:
+            st.live[d.ref] = outcome.live
+        if outcome.events:
+            self.reporter.record(list(outcome.events))
 
     # -- status -------------------------------------------------------------------------------------
 
@@ -582,108 +488,20 @@ class Agent:
 
     def _build_status(self) -> report.Status:
         st = self._state
-        objects = []
-        healths = manager_wait.assess(st.live, st.desired)
-        for ref, d in sorted(st.desired.items()):
-            entry = st.actions.get(ref)
-            result = healths[ref]
-            if entry is not None and entry.action == Action.SKIPPED and ref not in st.live:
-                result = health.HealthResult(HealthStatus.UNKNOWN, entry.message)
-            objects.append(report.ObjectStatus(
-                ref=ref, app=d.app, action=entry.action if entry else None, health=result.status,
-                reason=result.reason, error=entry.message if entry and entry.action == Action.FAILED else ""))
-        for ref, entry in sorted(st.actions.items()):
-            if ref not in st.desired:
-                objects.append(report.ObjectStatus(ref=ref, app=entry.app, action=entry.action,
-                                                   health=HealthStatus.UNKNOWN, reason=entry.message,
-                                                   error=entry.message if entry.action == Action.FAILED else ""))
+        objects = phase.object_statuses(desired={ref: d.app for ref, d in st.desired.items()}, actions=st.actions,
+                                        live=st.live)
+        timed_out = time.monotonic() - st.applied_at > self.settings.health_timeout
+        current, message = phase.phase_of(objects, desired=st.desired, has_bundle=st.bundle is not None,
+                                          refused=st.refused, paused=st.paused, errors=st.errors,
+                                          drifted=bool(st.drift), timed_out=timed_out)
         errors_ = list(st.errors) + ([st.refused] if st.refused else [])
-        phase, message = self._phase(objects)
-        return report.Status(phase=phase, commit=st.commit, digest=st.digest, objects=tuple(objects),
+        return report.Status(phase=current, commit=st.commit, digest=st.digest, objects=tuple(objects),
                              drift=tuple(st.drift.values()), errors=tuple(errors_),
                              message=message)
 
-    def _phase(self, objects: list[report.ObjectStatus]) -> tuple[Phase, str]:
-        st = self._state
-        phases = []
-        message = ""
-        if st.bundle is None:
-            phases.append(Phase.FAILED if st.refused else Phase.PAUSED if st.paused else Phase.UNKNOWN)
-            message = st.refused
-        not_current = [o for o in objects if o.ref in st.desired and o.health != HealthStatus.CURRENT
-                       and (o.action not in (Action.FAILED, Action.SKIPPED) or _waiting(st.actions.get(o.ref)))]
-        failed_health = [o for o in not_current if o.health == HealthStatus.FAILED]
-        timed_out = time.monotonic() - st.applied_at > self.settings.health_timeout
-        if st.errors or st.refused or any(o.action == Action.FAILED for o in objects):
-            phases.append(Phase.FAILED)
-            message = message or (st.errors[0] if st.errors else st.refused)
-        if failed_health or (not_current and timed_out):
-            phases.append(Phase.DEGRADED)
-            worst = failed_health or not_current
-            message = message or "; ".join(f"{o.ref}: {o.health} {o.reason}".strip() for o in worst[:5])
-        elif not_current:
-            phases.append(Phase.PROGRESSING)
-        if st.drift:
-            phases.append(Phase.DRIFTED)
-        if st.paused:
-            phases.append(Phase.PAUSED)
-        phase = Phase.worst(phases) if phases else Phase.READY
-        return phase, message
-
-    # -- /healthz ---------------------------------------------------------------------------------------
-
-    def _serve_health(self) -> None:
-        agent = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # the stdlib's name
-                alive = time.monotonic() - agent.last_loop < max(60.0, 10 * TICK)
-                if self.path in ("/healthz", "/livez"):
-                    code = 200 if alive else 503
-                elif self.path == "/readyz":
-                    code = 200 if alive and agent.ready.is_set() else 503
-                else:
-                    code = 404
-                body = b"ok\n" if code == 200 else b"not ok\n"
-                self.send_response(code)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # probes every few seconds would flood the log
-
-        self._http = http.server.ThreadingHTTPServer((self.settings.health_host, self.settings.health_port), Handler)
-        self._http.daemon_threads = True
-        self.health_port = int(self._http.server_address[1])
-        thread = threading.Thread(target=self._http.serve_forever, name="convoy-healthz", daemon=True)
-        thread.start()
-
-
-def _policies(bundle: Mapping[str, Any]) -> tuple[dict[str, DriftPolicy], list[str]]:
-    """Per-app drift policy overrides; an unknown value keeps the spoke's default and is reported."""
-    policies: dict[str, DriftPolicy] = {}
-    problems: list[str] = []
-    for app in bundle.get("apps") or []:
-        value = app.get("driftPolicy")
-        if not value:
-            continue
-        try:
-            policies[str(app.get("name"))] = DriftPolicy(value)
-        except ValueError:
-            problems.append(f"app {app.get('name')}: driftPolicy {value!r} is not one of "
-                            f"{', '.join(p.value for p in DriftPolicy)}; using the spoke's default")
-    return policies, problems
-
-
-def _fields_text(record: report.DriftRecord) -> str:
-    what = "; ".join(str(f) for f in record.fields[:5]) or record.kind_of_drift
-    return what + (f"; changed by {', '.join(record.managers)}" if record.managers else "")
-
-
-def _waiting(entry: ChangeSetEntry | None) -> bool:
-    return entry is not None and entry.action == Action.SKIPPED and entry.message.startswith(engine.WAITING)
+    def _alive(self) -> bool:
+        """The loop turned recently (what the liveness probe asks)."""
+        return time.monotonic() - self.last_loop < max(60.0, 10 * TICK)
 
 
 def _summary(changes: ChangeSet) -> str:
@@ -691,16 +509,3 @@ def _summary(changes: ChangeSet) -> str:
     for entry in changes:
         tally[entry.action] = tally.get(entry.action, 0) + 1
     return ", ".join(f"{n} {a}" for a, n in sorted(tally.items())) or "nothing to do"
-
-
-def _older(event_obj: dict[str, Any], known: dict[str, Any] | None) -> bool:
-    """True when ``event_obj`` is an older revision than the live copy the spoke already holds.
-
-    resourceVersions are opaque in general, but every API server (etcd revisions) and kubesim hands out
-    decimal counters; when either is not a number, nothing is skipped.
-    """
-    if known is None:
-        return False
-    new = str((event_obj.get("metadata") or {}).get("resourceVersion", ""))
-    old = str((known.get("metadata") or {}).get("resourceVersion", ""))
-    return new.isdigit() and old.isdigit() and int(new) < int(old)

@@ -1,18 +1,85 @@
-"""``convoy spoke ...``: run and install the agent."""
+"""``convoy spoke ...``: run and install the agent.
+
+``run`` turns flags and ``CONVOY_SPOKE_*`` variables into ``SpokeSettings`` (``settings``) and runs
+the ``Agent``; it imports the agent (``kubernetes``, ``grpc``) only when run, so listing
+``convoy --help`` stays cheap on every install.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import click
 
+from protos.status import DriftPolicy
 from spoke.install import install
-from spoke.settings import run
+from spoke.settings import SettingsError, SpokeSettings, load_settings
 
-__all__ = ["spoke"]
+__all__ = ["run", "spoke"]
 
 
 @click.group()
 def spoke() -> None:
     """Run or install the spoke agent."""
+
+
+def _default(name: str) -> str:
+    """A SpokeSettings default as help shows it: help texts cannot drift from the dataclass."""
+    value = next(field.default for field in dataclasses.fields(SpokeSettings) if field.name == name)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@click.command("run")
+@click.option("--hub", help="Hub gRPC address host:port [CONVOY_SPOKE_HUB].")
+@click.option("--cluster", help="This cluster's name [CONVOY_SPOKE_CLUSTER].")
+@click.option("--labels", help="Cluster labels k=v,... sent at registration [CONVOY_SPOKE_LABELS].")
+@click.option("--token", help="Bootstrap or join token, first start only [CONVOY_SPOKE_TOKEN].")
+@click.option("--namespace", help=f"Namespace for the spoke's state (default {_default('namespace')}) "
+                                  "[CONVOY_SPOKE_NAMESPACE].")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig (default: in-cluster config).")
+@click.option("--context", help="Kubeconfig context.")
+@click.option("--hub-ca", "hub_ca", type=click.Path(exists=True, dir_okay=False),
+              help="PEM file of the hub CA (instead of a join token's pinned fingerprint).")
+@click.option("--insecure", is_flag=True, default=None, help="Plaintext gRPC: local sandboxes only.")
+@click.option("--drift-policy", type=click.Choice([p.value for p in DriftPolicy]),
+              help=f"Fix drift or only report it (default {_default('drift_policy')}) [CONVOY_SPOKE_DRIFT_POLICY].")
+@click.option("--health-timeout", type=float,
+              help=f"Seconds before not-Current objects are Degraded (default {_default('health_timeout')}).")
+@click.option("--heartbeat", type=float,
+              help=f"Seconds between status heartbeats (default {_default('heartbeat')}).")
+@click.option("--health-port", type=int, help=f"Port of /healthz (default {_default('health_port')}) "
+                                              "[CONVOY_SPOKE_HEALTH_PORT].")
+@click.option("--health-host", help=f"Address /healthz listens on (default {_default('health_host')}: probes use "
+                                    "the pod IP) "
+                                    "[CONVOY_SPOKE_HEALTH_HOST].")
+def run(**flags: Any) -> None:
+    """Run the spoke agent until SIGTERM."""
+    import logging
+    import os
+    import signal
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(cli=flags, env=os.environ)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    from spoke.agent import Agent
+    from spoke.cluster import ClusterClient, errors
+
+    if settings.insecure:
+        logging.getLogger("spoke").warning("INSECURE: talking to the hub without TLS; for local sandboxes only")
+    try:
+        client = ClusterClient.connect(kubeconfig=settings.kubeconfig, context=settings.context)
+    except errors.ClusterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    agent = Agent(settings, cluster=client)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop(timeout=0))
+    signal.signal(signal.SIGINT, lambda *_: agent.stop(timeout=0))
+    try:
+        agent.run()
+    finally:
+        client.close()
 
 
 spoke.add_command(run)

@@ -241,16 +241,13 @@ def base_files() -> dict[str, str]:
 def apply_manifests(manifests: Sequence[Mapping[str, Any]], *, kubeconfig: str | None,
                     context: str | None) -> list[str]:
     """Server-side apply the manifests, in order, to a kubeconfig's context; lines saying what happened."""
-    import kubernetes  # the spoke extra; imported here so printing works without a cluster client
-
+    # The spoke extra, imported here so printing works without a cluster client.
     from spoke.cluster import ClusterClient, errors
 
-    kconfig: Any = kubernetes.config  # untyped package
     try:
-        api_client = kconfig.new_client_from_config(config_file=kubeconfig, context=context)
-    except (kconfig.ConfigException, OSError) as exc:
-        raise click.ClickException(f"{kubeconfig or 'kubeconfig'}: cannot load Kubernetes configuration: {exc}") from exc
-    client = ClusterClient(api_client)
+        client = ClusterClient.from_kubeconfig(kubeconfig, context=context)
+    except errors.ClusterError as exc:
+        raise click.ClickException(str(exc)) from exc
     lines: list[str] = []
     try:
         for manifest in manifests:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 
 from protos.objects import ObjectRef
 from protos.status import Action, DriftAction, HealthStatus, Phase
-from spoke import drift
+from spoke import backoff, drift
 
 __all__ = ["MAX_PENDING_EVENTS", "DriftEvent", "DriftRecord", "ObjectStatus", "Reporter", "Status"]
 
@@ -169,7 +168,7 @@ class Reporter:
         last_attempt = 0.0
         while not self._stop.is_set():
             if failures:
-                wait = random.uniform(0, min(self._retry_cap, 0.5 * 2 ** min(failures, 10)))
+                wait = backoff.full_jitter(failures, base=0.5, cap=self._retry_cap)
             else:
                 wait = max(0.0, self._heartbeat - (time.monotonic() - last_attempt))
             woke = self._wake.wait(wait)

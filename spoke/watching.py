@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from protos import bundle as bundles
 from protos.objects import ObjectRef
+from spoke import backoff
 from spoke.cluster import ClusterClient, WatchStream, errors
 
 __all__ = ["DriftWatch", "LiveChange", "Resync"]
@@ -87,7 +87,7 @@ class _KindWatcher:
                     return
                 failures += 1
                 log.info("%s watch: %s; re-listing", self._kind, exc)
-                self._stop.wait(random.uniform(0, min(self._cap, 0.2 * 2 ** min(failures, 8))))
+                self._stop.wait(backoff.full_jitter(failures, base=0.2, cap=self._cap))
 
     def _watch_from(self, resource_version: str) -> None:
         """Watch until the stream needs a re-list (410) or the spoke stops; reconnect on timeouts."""

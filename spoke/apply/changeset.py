@@ -1,4 +1,9 @@
-"""Results of apply and prune as values: one ``ChangeSetEntry`` per object, collected in a ``ChangeSet``."""
+"""Results of apply and prune as values: one ``ChangeSetEntry`` per object, collected in a ``ChangeSet``.
+
+The action says what happened (``protos.status.Action``): ``skipped`` is a rule's choice (a
+``convoy.dev/ssa`` annotation, an object Convoy does not own), ``waiting`` an object not applied
+yet because its app waits for the apps it depends on; the message says which and why.
+"""
 
 from __future__ import annotations
 

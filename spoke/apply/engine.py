@@ -3,8 +3,8 @@
 Reads top to bottom: plan (``ordering.plan``: CRDs and Namespaces of the whole bundle first, then
 each app in ``dependsOn`` order with its cluster-scoped then namespaced objects) → for each step,
 wait until the apps it depends on are healthy → for each stage, read the live objects of its kinds
-and apply them in parallel (``manager_apply``) → after the first step, wait until CRDs are
-Established and namespaces exist. Pruning (``manager_delete``) and health are separate verbs the
+and apply them in parallel (``applying``) → after the first step, wait until CRDs are
+Established and namespaces exist. Pruning (``pruning.prune_all``) and health are separate verbs the
 agent calls after this one.
 
 Every object of the bundle ends up with exactly one ``ChangeSetEntry``; a failure never stops the
@@ -20,16 +20,12 @@ from typing import Any
 
 from protos.objects import ObjectRef
 from protos.status import Action, HealthStatus
-from spoke.apply import manager_apply, manager_wait, ordering
+from spoke.apply import applying, ordering, waiting
 from spoke.apply.changeset import ChangeSet, ChangeSetEntry
 from spoke.cluster import ClusterClient
 from spoke.inventory import Inventory, InventoryEntry, manifest_hash
 
-__all__ = ["WAITING", "ApplyResult", "EngineOptions", "apply_bundle", "prepare"]
-
-#: How the message of an object skipped because its app's dependencies are not healthy starts.
-WAITING = "waiting for "
-
+__all__ = ["ApplyResult", "EngineOptions", "apply_bundle", "prepare"]
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class EngineOptions:
@@ -70,7 +66,7 @@ def prepare(bundle: Mapping[str, Any], *, cluster: str) -> tuple[list[ordering.A
         for stage, objs in step.stages:
             prepared = []
             for obj in objs:
-                out = manager_apply.stamp(obj, cluster=cluster)
+                out = applying.stamp(obj, cluster=cluster)
                 app = str(out["metadata"]["labels"].get("convoy.dev/app", step.app))
                 if stage == ordering.Stage.NAMESPACED and not out["metadata"].get("namespace"):
                     out["metadata"]["namespace"] = namespaces.get(app) or "default"
@@ -89,8 +85,8 @@ def apply_bundle(client: ClusterClient, bundle: Mapping[str, Any], *, previous: 
     steps, desired = prepare(bundle, cluster=options.cluster)
     before = previous.entries if previous is not None else {}
     previous_hashes = {ref: entry.hash for ref, entry in before.items()}
-    apply_options = manager_apply.ApplyOptions(cluster=options.cluster, manager=options.manager,
-                                               workers=options.workers)
+    apply_options = applying.ApplyOptions(cluster=options.cluster, manager=options.manager,
+                                          workers=options.workers)
     changes = ChangeSet()
     live_after: dict[ObjectRef, dict[str, Any]] = {}
     inventory: dict[ObjectRef, InventoryEntry] = {}
@@ -105,14 +101,14 @@ def apply_bundle(client: ClusterClient, bundle: Mapping[str, Any], *, previous: 
                 app_refs.setdefault(desired[ref].app, {})[ref] = desired[ref].api_version
             if blocked:
                 for ref in refs:
-                    changes.add(ChangeSetEntry(ref, Action.SKIPPED, blocked, desired[ref].app))
+                    changes.add(ChangeSetEntry(ref, Action.WAITING, blocked, desired[ref].app))
                     if ref in before:
                         inventory[ref] = before[ref]
                 continue
-            live = manager_wait.read_live(client, {(desired[r].api_version, r.kind) for r in refs},
-                                          cluster=options.cluster)
-            results = manager_apply.apply_all(client, objs, live=live, hashes={r: desired[r].hash for r in refs},
-                                              previous=previous_hashes, options=apply_options)
+            live = waiting.read_live(client, {(desired[r].api_version, r.kind) for r in refs},
+                                     cluster=options.cluster)
+            results = applying.apply_all(client, objs, live=live, hashes={r: desired[r].hash for r in refs},
+                                         previous=previous_hashes, options=apply_options)
             for ref, applied in zip(refs, results, strict=True):
                 changes.add(applied.entry)
                 if applied.live is not None:
@@ -141,9 +137,9 @@ def _wait_prelude(client: ClusterClient, step: ordering.AppStep, touched: set[Ob
     crds = [r for r in refs if r.kind == "CustomResourceDefinition" and r in touched]
     names = [r.name for r in refs if r.kind == "Namespace" and r in touched]
     problems = []
-    for ref, why in manager_wait.wait_established(client, crds, timeout=options.establish_timeout).items():
+    for ref, why in waiting.wait_established(client, crds, timeout=options.establish_timeout).items():
         problems.append(f"{ref}: not Established after {options.establish_timeout:.0f}s: {why}")
-    for name, why in manager_wait.wait_namespaces(client, names, timeout=options.establish_timeout).items():
+    for name, why in waiting.wait_namespaces(client, names, timeout=options.establish_timeout).items():
         problems.append(f"Namespace/{name}: {why} after {options.establish_timeout:.0f}s")
     return problems
 
@@ -156,11 +152,11 @@ def _blocked_by(client: ClusterClient, step: ordering.AppStep, app_refs: Mapping
         wanted.update(app_refs.get(dep, {}))
     if not wanted:
         return ""
-    results = manager_wait.wait_healthy(client, wanted, cluster=options.cluster,
-                                        timeout=options.dependency_timeout)
+    results = waiting.wait_healthy(client, wanted, cluster=options.cluster,
+                                   timeout=options.dependency_timeout)
     bad = [(ref, r) for ref, r in sorted(results.items()) if r.status != HealthStatus.CURRENT]
     if not bad:
         return ""
     ref, result = bad[0]
-    return (f"{WAITING}{', '.join(step.depends_on)}: {ref} is {result.status}"
+    return (f"waiting for {', '.join(step.depends_on)}: {ref} is {result.status}"
             f"{': ' + result.reason if result.reason else ''}")

@@ -158,6 +158,20 @@ class ClusterClient:
         return cls(kubernetes.client.ApiClient(configuration), options=options)
 
     @classmethod
+    def from_kubeconfig(cls, kubeconfig: str | None, *, context: str | None = None,
+                        options: ClientOptions | None = None) -> ClusterClient:
+        """From a kubeconfig file, ``$KUBECONFIG`` or ``~/.kube/config`` when None: never the in-cluster
+        service account (an operator's command, unlike the agent, runs outside the cluster)."""
+        options = options or ClientOptions()
+        configuration = kubernetes.client.Configuration()
+        try:
+            _kconfig.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+        except (kubernetes.config.ConfigException, OSError) as exc:
+            raise errors.ClusterError(kubeconfig or "kubeconfig", f"cannot load Kubernetes configuration: {exc}") from exc
+        configuration.connection_pool_maxsize = options.pool_size
+        return cls(kubernetes.client.ApiClient(configuration), options=options)
+
+    @classmethod
     def from_config_dict(cls, config: Mapping[str, Any], *, context: str | None = None,
                          options: ClientOptions | None = None) -> ClusterClient:
         """From a kubeconfig already parsed into a dict."""

@@ -3,8 +3,8 @@
 Retried: 429 (honouring ``Retry-After``), 500, 502, 503, 504 and connection failures (resets,
 timeouts, refused). Everything else is the caller's to handle, including 409: only the caller
 knows how to re-read and rebuild its write (see ``ClusterClient.update_with``).
-Waits are exponential with full jitter, so many spokes hit by the same API outage do not retry
-in lockstep.
+Waits are exponential with full jitter (``spoke.backoff``), so many spokes hit by the same API outage
+do not retry in lockstep.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from spoke import backoff
 from spoke.cluster import errors
 
 __all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "call", "is_retryable"]
@@ -45,7 +46,7 @@ def delay_for(error: BaseException, attempt: int, policy: RetryPolicy,
     """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 0)."""
     if isinstance(error, errors.ApiError) and error.retry_after is not None:
         return float(min(max(error.retry_after, 0.0), policy.max_retry_after))
-    return rand() * min(policy.cap, policy.base * float(2 ** attempt))
+    return backoff.full_jitter(attempt, base=policy.base, cap=policy.cap, rand=rand)
 
 
 def call(fn: Callable[[], T], *, policy: RetryPolicy,

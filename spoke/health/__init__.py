@@ -1,6 +1,6 @@
 """Health of live objects by kstatus rules: pure functions over plain dicts.
 
-Map: ``compute`` (this module) applies the rules every kind shares, then the
+Map: ``compute`` (this module; ``assess`` for many objects) applies the rules every kind shares, then the
 per-kind rule from ``_RULES``: ``deployment`` · ``statefulset`` · ``daemonset``
 · ``replicaset`` · ``job`` · ``pod`` · ``pvc`` · ``service`` · ``crd`` ·
 ``generic`` (a ``Ready`` condition, else Current; and the kinds that are always
@@ -12,10 +12,10 @@ the whole live object and gets a :class:`HealthResult` back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from protos.objects import group_of
+from protos.objects import ObjectRef, group_of
 from protos.status import HealthStatus
 from spoke.health import (
     crd,
@@ -31,7 +31,7 @@ from spoke.health import (
 )
 from spoke.health._common import BadStatusError, HealthResult, condition, describe
 
-__all__ = ["NOT_FOUND", "HealthResult", "HealthStatus", "compute"]
+__all__ = ["NOT_FOUND", "HealthResult", "HealthStatus", "assess", "compute"]
 
 Rule = Callable[[Mapping[str, Any]], HealthResult]
 
@@ -70,6 +70,11 @@ def compute(obj: Mapping[str, Any]) -> HealthResult:
         return _compute(obj)
     except BadStatusError as err:
         return HealthResult(HealthStatus.UNKNOWN, f"cannot read status: {err}")
+
+
+def assess(live: Mapping[ObjectRef, Mapping[str, Any]], refs: Iterable[ObjectRef]) -> dict[ObjectRef, HealthResult]:
+    """Health of each ref from already-read live objects; a missing object is Unknown (``NOT_FOUND``)."""
+    return {ref: compute(obj) if (obj := live.get(ref)) is not None else NOT_FOUND for ref in refs}
 
 
 def _compute(obj: Mapping[str, Any]) -> HealthResult:

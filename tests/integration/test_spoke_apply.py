@@ -16,7 +16,7 @@ from protos import bundle as bundles
 from protos.objects import ObjectRef
 from protos.status import Action
 from spoke import inventory
-from spoke.apply import engine, manager_delete
+from spoke.apply import engine, pruning
 from spoke.cluster import ClusterClient
 from tests.integration.spoke_harness import configmap, deployment, make_bundle, namespace
 
@@ -34,8 +34,8 @@ def _reconcile(client: ClusterClient, bundle: dict[str, Any],
                previous: inventory.Inventory | None) -> tuple[engine.ApplyResult, list[Any], inventory.Inventory]:
     """apply → prune → new inventory, as the agent does."""
     result = engine.apply_bundle(client, bundle, previous=previous, options=engine.EngineOptions(cluster=CLUSTER))
-    pruned = manager_delete.prune_all(client, inventory=list(previous.entries.values()) if previous else [],
-                                      desired=result.desired, cluster=CLUSTER)
+    pruned = pruning.prune_all(client, inventory=list(previous.entries.values()) if previous else [],
+                               desired=result.desired, cluster=CLUSTER)
     inv = inventory.Inventory(entries={e.ref: e for e in [*result.inventory, *pruned.retained]})
     return result, pruned.entries, inv
 
@@ -222,10 +222,10 @@ def test_an_app_waits_until_the_apps_it_depends_on_are_healthy(client: ClusterCl
     assert int(web["metadata"]["resourceVersion"]) > int(db["metadata"]["resourceVersion"])
 
 
-def test_an_app_whose_dependency_never_becomes_healthy_is_skipped(client: ClusterClient) -> None:
+def test_an_app_whose_dependency_never_becomes_healthy_waits(client: ClusterClient) -> None:
     result = engine.apply_bundle(client, _dependent_bundle({"kubesim.convoy.dev/outcome": "stuck"}), previous=None,
                                  options=engine.EngineOptions(cluster=CLUSTER, dependency_timeout=1))
     entry = {str(e.ref): e for e in result.changeset}["ConfigMap/data/web-config"]
-    assert entry.action == Action.SKIPPED
+    assert entry.action == Action.WAITING
     assert entry.message.startswith("waiting for db: Deployment.apps/data/pg is InProgress")
     assert client.get("v1", "ConfigMap", "data", "web-config") is None

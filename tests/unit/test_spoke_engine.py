@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from protos import bundle as bundles
 from protos.objects import ObjectRef
-from spoke.apply import engine, manager_apply, ordering
+from spoke.apply import applying, engine, ordering
 
 
 def _bundle() -> dict[str, object]:
@@ -53,5 +53,5 @@ def test_prepare_does_not_change_the_bundle_and_hashes_differ_by_cluster() -> No
 
 
 def test_stamp_keeps_existing_labels() -> None:
-    out = manager_apply.stamp({"metadata": {"name": "x", "labels": {"team": "a"}}}, cluster="c")
+    out = applying.stamp({"metadata": {"name": "x", "labels": {"team": "a"}}}, cluster="c")
     assert out["metadata"]["labels"] == {"team": "a", bundles.LABEL_MANAGED_BY: "convoy", bundles.LABEL_CLUSTER: "c"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from spoke import agent
 from spoke.cluster import errors, retrying
 
 POLICY = retrying.RetryPolicy(attempts=4, base=0.1, cap=1.0)
@@ -69,10 +68,3 @@ def test_immutable_field_errors_are_typed() -> None:
     assert isinstance(_api(422, message="spec.replicas: must be >= 0"), errors.InvalidError)
     assert not isinstance(_api(422, message="spec.replicas: must be >= 0"), errors.ImmutableFieldError)
 
-
-def test_hub_reconnect_backoff_spreads_over_the_whole_window_and_caps() -> None:
-    assert agent.reconnect_delay(50, cap=30.0, rand=lambda lo, hi: hi) == 30.0
-    assert agent.reconnect_delay(0, cap=30.0, rand=lambda lo, hi: hi) == 0.5
-    assert agent.reconnect_delay(3, cap=30.0, rand=lambda lo, hi: lo) == 0.0
-    delays = [agent.reconnect_delay(8, cap=30.0) for _ in range(200)]
-    assert min(delays) < 5 and max(delays) > 25 and max(delays) <= 30

@@ -8,11 +8,11 @@ from typing import Any
 from protos import bundle as bundles
 from protos.objects import ObjectRef
 from protos.status import Action
-from spoke.apply import manager_apply
+from spoke.apply import applying
 from spoke.cluster import errors
 from spoke.inventory import manifest_hash
 
-OPTIONS = manager_apply.ApplyOptions(cluster="c1")
+OPTIONS = applying.ApplyOptions(cluster="c1")
 IMMUTABLE = 'Deployment.apps "web" is invalid: spec.selector: Invalid value: {"app":"v2"}: field is immutable'
 
 
@@ -54,14 +54,14 @@ class FakeCluster:
 
 def _deployment(selector: str, *, force: bool = False) -> dict[str, Any]:
     annotations = {bundles.ANNOTATION_FORCE: "true"} if force else {}
-    return manager_apply.stamp({"apiVersion": "apps/v1", "kind": "Deployment",
+    return applying.stamp({"apiVersion": "apps/v1", "kind": "Deployment",
                                 "metadata": {"name": "web", "namespace": "shop", "annotations": annotations},
                                 "spec": {"selector": {"matchLabels": {"app": selector}}}}, cluster="c1")
 
 
-def _apply(cluster: FakeCluster, obj: dict[str, Any]) -> manager_apply.Applied:
-    return manager_apply.apply_one(cluster, obj, live=cluster.get("apps/v1", "Deployment", "shop", "web"),  # type: ignore[arg-type]
-                                   manifest_hash=manifest_hash(obj), previous_hash=None, options=OPTIONS)
+def _apply(cluster: FakeCluster, obj: dict[str, Any]) -> applying.Applied:
+    return applying.apply_one(cluster, obj, live=cluster.get("apps/v1", "Deployment", "shop", "web"),  # type: ignore[arg-type]
+                              manifest_hash=manifest_hash(obj), previous_hash=None, options=OPTIONS)
 
 
 def test_immutable_change_without_force_fails_with_the_api_message_and_a_hint() -> None:

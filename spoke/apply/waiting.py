@@ -16,7 +16,7 @@ from protos.status import HealthStatus
 from spoke import health
 from spoke.cluster import ClusterClient, errors
 
-__all__ = ["POLL_INTERVAL", "assess", "read_live", "wait_established", "wait_healthy", "wait_namespaces"]
+__all__ = ["POLL_INTERVAL", "read_live", "wait_established", "wait_healthy", "wait_namespaces"]
 
 #: seconds between polls; the API has no cheaper "tell me when" for a one-off wait
 POLL_INTERVAL = 0.1
@@ -93,16 +93,6 @@ def wait_namespaces(client: ClusterClient, names: Iterable[str], *, timeout: flo
     return pending
 
 
-def assess(live: Mapping[ObjectRef, Mapping[str, Any]], refs: Iterable[ObjectRef]) -> dict[ObjectRef, health.HealthResult]:
-    """Health of each ref from already-read live objects; a missing object is Unknown."""
-    out: dict[ObjectRef, health.HealthResult] = {}
-    for ref in refs:
-        obj = live.get(ref)
-        out[ref] = (health.compute(obj) if obj is not None
-                    else health.HealthResult(status=HealthStatus.UNKNOWN, reason="not found"))
-    return out
-
-
 def wait_healthy(client: ClusterClient, objects: Mapping[ObjectRef, str], *, cluster: str,
                  timeout: float) -> dict[ObjectRef, health.HealthResult]:
     """Poll until every object (ref -> apiVersion) is Current or ``timeout`` passes; the last judgement."""
@@ -111,7 +101,7 @@ def wait_healthy(client: ClusterClient, objects: Mapping[ObjectRef, str], *, clu
 
     def check() -> bool:
         nonlocal results
-        results = assess(read_live(client, kinds, cluster=cluster), objects)
+        results = health.assess(read_live(client, kinds, cluster=cluster), objects)
         return all(r.status == HealthStatus.CURRENT for r in results.values())
 
     _poll(check, timeout=timeout)
