@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from hub import metrics as metrics_mod
 from hub import notify
 from hub.api import admin as admin_api
 from hub.api import auth
@@ -39,7 +40,6 @@ from hub.store import errors as store_errors
 from hub.store import models
 from hub.store import repository as store
 from hub.web import app as web_app
-from hub.web import metrics as metrics_mod
 
 if TYPE_CHECKING:
     from hub import settings as settings_mod
