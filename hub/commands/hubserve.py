@@ -25,12 +25,12 @@ import click
 
 from hub import metrics as metrics_mod
 from hub import notify
-from hub.api import admin as admin_api
+from hub.api import admin_servicer as admin_api
 from hub.api import auth
 from hub.api import server as server_api
 from hub.api import spoke as spoke_api
 from hub.rollout import controller as rollout_controller
-from hub.security import admin as admin_sec
+from hub.security import admin_credential as admin_sec
 from hub.security import ca as ca_sec
 from hub.security import files, signing
 from hub.service import HubService, SyncOutcome

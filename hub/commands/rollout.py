@@ -1,6 +1,6 @@
 """``convoy rollout status|pause|resume|abort|promote`` and ``convoy rollback`` (issue 8).
 
-Exit codes as for the other hub commands (:mod:`hub.commands.admin`): 1 when the hub refuses
+Exit codes as for the other hub commands (:mod:`hub.commands.fleet`): 1 when the hub refuses
 (no rollout, an action that does not apply, a bundle the cluster never had).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from hub.commands import formatting
-from hub.commands.admin import _client, _emit, hub_command, output_option
+from hub.commands.fleet import _client, _emit, hub_command, output_option
 from protos.convoy.v1 import convoy_pb2 as pb
 
 __all__ = ["rollback", "rollout", "rollout_document", "wave_lines"]
