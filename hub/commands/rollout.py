@@ -88,7 +88,7 @@ def rollout() -> None:
 def rollout_status(hub_name: str | None, output: str) -> None:
     """The latest rollout: waves, clusters per state, timings, and why it stopped."""
     with _client(hub_name) as client:
-        response = client.call("RolloutStatus", pb.RolloutStatusRequest())
+        response = client.rollout_status()
     if output != "table":
         _emit(rollout_document(response, now=dt.datetime.now(dt.UTC)), output)
         return
@@ -97,7 +97,7 @@ def rollout_status(hub_name: str | None, output: str) -> None:
 
 def _control(hub_name: str | None, action: str) -> None:
     with _client(hub_name) as client:
-        response = client.call("RolloutControl", pb.RolloutControlRequest(action=action))
+        response = client.rollout_control(action)
     _print(response)
 
 
@@ -143,6 +143,6 @@ def rollback(hub_name: str | None, clusters: tuple[str, ...], selector: str, to:
     if bool(to) == unpin:
         raise click.UsageError("give --to COMMIT|DIGEST, or --unpin")
     with _client(hub_name) as client:
-        response = client.call("Pin", pb.PinRequest(clusters=list(clusters), selector=selector, to=to))
+        response = client.pin(pb.PinRequest(clusters=list(clusters), selector=selector, to=to))
     for name in response.clusters:
         click.echo(f"{name} pinned to {response.digest[:19]}" if to else f"{name} unpinned; follows the fleet again")
