@@ -375,7 +375,7 @@ def _history_since(hub: HubProcess, since: float, kind: str, commit: str) -> dic
     stamp = dt.datetime.fromtimestamp(since - 1, dt.UTC)
     request = pb.HistoryRequest(all=True, limit=10_000)
     request.since.FromDatetime(stamp)
-    events = hub.admin().call("History", request).events
+    events = hub.admin().history(request).events
     return {e.cluster: e.at.ToDatetime(tzinfo=dt.UTC).timestamp() for e in events
             if e.kind == kind and e.commit == commit}
 
@@ -436,7 +436,7 @@ def measure_rollout(hub: HubProcess, drivers: Drivers, commit: str, expected: se
 def _register_all(hub: HubProcess, workdir: Path, fleet: fleetgen.GeneratedFleet, spec: ScaleSpec
                   ) -> tuple[Drivers, dict[str, Any]]:
     # The generated clusters are declared in Git (clusters/NAME/cluster.yaml): only an any-name token takes them.
-    created = hub.admin().call("CreateToken", pb.CreateTokenRequest(ttl_seconds=7200, uses=len(fleet.clusters),
+    created = hub.admin().create_token(pb.CreateTokenRequest(ttl_seconds=7200, uses=len(fleet.clusters),
                                                                      description="bench_fleet", any_name=True))
     labels = {name: fleetgen.cluster_labels(fleet.spec, i) for i, name in enumerate(fleet.clusters)}
     t0 = time.time()

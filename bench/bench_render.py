@@ -32,7 +32,8 @@ import git  # noqa: E402
 
 from bench import fleetgen  # noqa: E402
 from hub.fleet import clusters  # noqa: E402
-from hub.render import pipeline, repofs  # noqa: E402
+from hub.render import pipeline  # noqa: E402
+from hub.tree import repofs  # noqa: E402
 
 SCALES = {
     "small": (fleetgen.FleetSpec(clusters=100, apps=5, cluster_layers=10), 20),

@@ -7,9 +7,10 @@ a message that says what the user can do.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from hub import cliconfig
 from protos.convoy.v1 import convoy_pb2 as pb
@@ -24,7 +25,7 @@ __all__ = [
     "UnauthenticatedError",
 ]
 
-T = TypeVar("T")
+R = TypeVar("R", bound=Message)
 
 
 class AdminError(Exception):
@@ -70,6 +71,8 @@ _STATUS_TO_ERROR: dict[grpc.StatusCode, Callable[[cliconfig.HubConnection, str],
 
 
 class AdminClient:
+    """One typed method per AdminService RPC; gRPC failures come out as :class:`AdminError`."""
+
     def __init__(self, conn: cliconfig.HubConnection, *, timeout: float = 10.0) -> None:
         self.conn = conn
         self.timeout = timeout
@@ -90,11 +93,57 @@ class AdminClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, method: str, request: Any) -> Any:
-        """Call one AdminService method, converting gRPC errors at this boundary."""
+    def list_clusters(self, selector: str = "") -> pb.ListClustersResponse:
+        return self._call("ListClusters", pb.ListClustersRequest(selector=selector), pb.ListClustersResponse)
+
+    def get_cluster(self, name: str) -> pb.ClusterDetail:
+        return self._call("GetCluster", pb.GetClusterRequest(name=name), pb.ClusterDetail)
+
+    def history(self, request: pb.HistoryRequest) -> pb.HistoryResponse:
+        return self._call("History", request, pb.HistoryResponse)
+
+    def create_token(self, request: pb.CreateTokenRequest) -> pb.CreateTokenResponse:
+        return self._call("CreateToken", request, pb.CreateTokenResponse)
+
+    def list_tokens(self) -> pb.ListTokensResponse:
+        return self._call("ListTokens", pb.ListTokensRequest(), pb.ListTokensResponse)
+
+    def revoke_token(self, token_id: str) -> pb.RevokeTokenResponse:
+        return self._call("RevokeToken", pb.RevokeTokenRequest(id=token_id), pb.RevokeTokenResponse)
+
+    def set_paused(self, request: pb.SetPausedRequest) -> pb.SetPausedResponse:
+        return self._call("SetPaused", request, pb.SetPausedResponse)
+
+    def sync_now(self) -> pb.SyncNowResponse:
+        return self._call("SyncNow", pb.SyncNowRequest(), pb.SyncNowResponse)
+
+    def get_bundle_objects(self, digest: str) -> pb.GetBundleObjectsResponse:
+        return self._call("GetBundleObjects", pb.GetBundleObjectsRequest(digest=digest), pb.GetBundleObjectsResponse)
+
+    def rollout_status(self) -> pb.RolloutStatusResponse:
+        return self._call("RolloutStatus", pb.RolloutStatusRequest(), pb.RolloutStatusResponse)
+
+    def rollout_control(self, action: str) -> pb.RolloutStatusResponse:
+        return self._call("RolloutControl", pb.RolloutControlRequest(action=action), pb.RolloutStatusResponse)
+
+    def pin(self, request: pb.PinRequest) -> pb.PinResponse:
+        return self._call("Pin", request, pb.PinResponse)
+
+    def remove_cluster(self, name: str) -> pb.RemoveClusterResponse:
+        return self._call("RemoveCluster", pb.RemoveClusterRequest(name=name), pb.RemoveClusterResponse)
+
+    def rotate_credential(self, name: str) -> pb.RotateCredentialResponse:
+        return self._call("RotateCredential", pb.RotateCredentialRequest(name=name), pb.RotateCredentialResponse)
+
+    def _call(self, method: str, request: Message, reply: type[R]) -> R:
+        """Call one AdminService method, converting gRPC errors at this boundary.
+
+        The generated stub is untyped; checking the reply's class here is what lets every method above
+        promise its response type to the caller.
+        """
         rpc = getattr(self.stub, method)
         try:
-            return rpc(request, timeout=self.timeout, metadata=self._metadata)
+            response = rpc(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
             detail = (exc.details() if isinstance(exc, grpc.Call) else None) or str(code)
@@ -102,10 +151,7 @@ class AdminClient:
             if factory is not None:
                 raise factory(self.conn, detail) from exc
             raise HubRejectedError(f"hub {self.conn.address}: {detail}") from exc
-
-    # Typed conveniences (the CLI's vocabulary).
-    def list_clusters(self, selector: str = "") -> pb.ListClustersResponse:
-        return self.call("ListClusters", pb.ListClustersRequest(selector=selector))  # type: ignore[no-any-return]
-
-    def get_cluster(self, name: str) -> pb.ClusterDetail:
-        return self.call("GetCluster", pb.GetClusterRequest(name=name))  # type: ignore[no-any-return]
+        if not isinstance(response, reply):
+            raise HubRejectedError(f"hub {self.conn.address}: {method} answered with a "
+                                   f"{type(response).__name__}, not a {reply.__name__}")
+        return response

@@ -290,7 +290,7 @@ class LocalFleet:
 
     def create_token(self, uses: int | None = None) -> str:
         with self.admin() as client:
-            response = client.call("CreateToken", pb.CreateTokenRequest(
+            response = client.create_token(pb.CreateTokenRequest(
                 ttl_seconds=3600, uses=uses or max(1, len(self.clusters)) + 10, description="sandbox",
                 # The sandbox's clusters are declared in its fleet repository: an unbound token may not take them.
                 any_name=True))

@@ -42,17 +42,18 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from hub import metrics as metrics_mod
 from hub import notify
 from hub import settings as settings_mod
 from hub.fleet import clusters as fleet_clusters
-from hub.render import errors as render_errors
-from hub.render import kustomize, pipeline, repofs
+from hub.render import kustomize, pipeline
 from hub.rollout import controller as rollout_controller
 from hub.source import git as gitsource
 from hub.store import db as store_db
 from hub.store import models
 from hub.store import repository as store
-from hub.web import metrics as metrics_mod
+from hub.tree import errors as render_errors
+from hub.tree import repofs
 from protos import bundle as bundles
 
 __all__ = ["STATE_DEPLOYED_AT", "STATE_FLEET_ERROR", "STATE_FLEET_ERROR_COMMIT", "HubService", "RefusalKind",

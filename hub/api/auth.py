@@ -3,7 +3,7 @@
 Every call but Register carries ``authorization: Bearer <credential>``. Cluster
 credentials are looked up by hash in the store (constant-time comparison lives
 there); the admin credential's hash is held in memory and compared in constant
-time. Failures raise :class:`hub.api.status.Unauthenticated` without saying which
+time. Failures raise :class:`hub.api.grpc_errors.Unauthenticated` without saying which
 part was wrong beyond "missing" versus "not recognised", and never echo the value.
 """
 
@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from hub.api import limits, status
+from hub.api import grpc_errors, limits
 from hub.security import secrets
 from hub.store import db as store_db
 from hub.store import repository as store
@@ -78,7 +78,7 @@ class Authenticator:
         the per-peer bound on failed lookups)."""
         credential = bearer_token(metadata)
         if credential is None:
-            raise status.Unauthenticated(f"{method}: no `authorization: Bearer <credential>` metadata; "
+            raise grpc_errors.Unauthenticated(f"{method}: no `authorization: Bearer <credential>` metadata; "
                                          "a spoke must register first")
         key = secrets.hash_secret(credential)
         known = self._known.get(key)
@@ -137,11 +137,11 @@ class Authenticator:
         """Pass only with the admin credential."""
         credential = bearer_token(metadata)
         if credential is None:
-            raise status.Unauthenticated(f"{method}: no `authorization: Bearer <admin credential>` metadata")
+            raise grpc_errors.Unauthenticated(f"{method}: no `authorization: Bearer <admin credential>` metadata")
         if not secrets.secrets_match(credential, self._admin_hash):
-            raise status.Unauthenticated(f"{method}: the admin credential is not recognised")
+            raise grpc_errors.Unauthenticated(f"{method}: the admin credential is not recognised")
 
 
-def _unrecognised(method: str) -> status.Unauthenticated:
-    return status.Unauthenticated(f"{method}: the cluster credential is not recognised (revoked, rotated, "
+def _unrecognised(method: str) -> grpc_errors.Unauthenticated:
+    return grpc_errors.Unauthenticated(f"{method}: the cluster credential is not recognised (revoked, rotated, "
                                   "or issued by another hub); re-register the spoke with a new token")

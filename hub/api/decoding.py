@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import grpc
 from grpc import aio
 
-from hub.api import limits, status
+from hub.api import grpc_errors, limits
 
 __all__ = ["DecodeGuard", "Malformed", "MalformedRequest"]
 
@@ -133,7 +133,7 @@ class DecodeGuard(aio.ServerInterceptor):  # type: ignore[type-arg]  # generic o
                     async for response in result:
                         yield response
             except MalformedRequest as exc:
-                # Convoy's handlers map it themselves (hub.api.status); this is for the others.
+                # Convoy's handlers map it themselves (hub.api.grpc_errors); this is for the others.
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return stream_stream
 
@@ -163,7 +163,7 @@ class DecodeGuard(aio.ServerInterceptor):  # type: ignore[type-arg]  # generic o
             try:
                 self.on_malformed(method, peer)
             except limits.RequestRejected as exc:
-                await context.abort(status.code_for(exc) or grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+                await context.abort(grpc_errors.code_for(exc) or grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _message(method, request))
 
 

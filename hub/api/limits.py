@@ -3,7 +3,7 @@
 Pure code (no grpc): the servicers call :meth:`RateLimiter.allow` with the
 peer's address and :func:`check_report` / :func:`check_registration` before
 touching the store; both raise :class:`RequestRejected` subclasses that the
-status table in :mod:`hub.api.status` turns into gRPC codes.
+status table in :mod:`hub.api.grpc_errors` turns into gRPC codes.
 """
 
 from __future__ import annotations

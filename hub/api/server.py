@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from hub import presence
-from hub.api import admin as admin_api
+from hub.api import admin_servicer as admin_api
 from hub.api import decoding, limits
 from hub.api import spoke as spoke_api
 from protos.codec import pb

@@ -2,7 +2,7 @@
 
 A thin servicer: it authenticates, bounds and validates, then calls the store in
 a worker thread and converts rows to wire messages. Errors are raised as typed
-exceptions and mapped to status codes by :mod:`hub.api.status`.
+exceptions and mapped to status codes by :mod:`hub.api.grpc_errors`.
 
 Two kinds of work come in floods and go through a :class:`~hub.api.batching.Batcher`:
 the desired-state reads of Watch streams woken by one commit, and status reports,
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from grpc import aio
 
 from hub import notify
-from hub.api import auth, batching, limits, status
+from hub.api import auth, batching, grpc_errors, limits
 from hub.security import secrets
 from hub.store import db as store_db
 from hub.store import errors as store_errors
@@ -141,7 +141,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             self._bundles_for)
 
     # -- Register ---------------------------------------------------------------------------
-    @status.unary
+    @grpc_errors.unary
     async def Register(self, request: pb.RegisterRequest, context: Context) -> pb.RegisterResponse:
         peer = limits.peer_host(context.peer())
         self._register_limit.check(peer, "register")
@@ -189,7 +189,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             raise
 
     # -- Watch ------------------------------------------------------------------------------
-    @status.stream
+    @grpc_errors.stream
     async def Watch(self, request: pb.WatchRequest, context: Context) -> AsyncIterator[pb.WatchEvent]:
         name = await self.auth.cluster(context.invocation_metadata(), method="watch",
                                        peer=limits.peer_host(context.peer()))
@@ -214,7 +214,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             rotation_sent = False
             while True:
                 if self.notifier.closing:
-                    raise status.ShuttingDown()
+                    raise grpc_errors.ShuttingDown()
                 if self.notifier.revocation(name) != revocation:
                     raise _revoked(name, "watch")
                 if changed:
@@ -344,7 +344,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         return [notices[name] for name in names]
 
     # -- GetBundle --------------------------------------------------------------------------
-    @status.stream
+    @grpc_errors.stream
     async def GetBundle(self, request: pb.GetBundleRequest, context: Context) -> AsyncIterator[pb.BundleChunk]:
         name = await self.auth.cluster(context.invocation_metadata(), method="get bundle",
                                        peer=limits.peer_host(context.peer()))
@@ -373,14 +373,14 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             return [_bundle_for(session, name, digest) for name, digest in wanted]
 
     # -- ReportStatus, StreamStatus -----------------------------------------------------------
-    @status.unary
+    @grpc_errors.unary
     async def ReportStatus(self, request: pb.StatusReport, context: Context) -> pb.ReportStatusResponse:
         peer = limits.peer_host(context.peer())
         name = await self.auth.cluster(context.invocation_metadata(), method="report status", peer=peer)
         await self._accept_report(peer, name, request)
         return pb.ReportStatusResponse(accepted=True)
 
-    @status.stream
+    @grpc_errors.stream
     async def StreamStatus(self, request_iterator: AsyncIterator[pb.StatusReport],
                            context: Context) -> AsyncIterator[pb.ReportStatusResponse]:
         """ReportStatus over one long-lived stream: authenticated once, each report checked, stored and
@@ -403,7 +403,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             if not self.notifier.closing:
                 raise
             # Woken by the hub's shutdown while waiting for the next report: the spoke reconnects.
-            raise status.ShuttingDown() from None
+            raise grpc_errors.ShuttingDown() from None
         finally:
             self._report_streams.discard(task)
             streams = self._report_streams_of.get(name)
@@ -466,8 +466,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
 _NO_TOKEN = frozenset({store_errors.TokenRefusal.MALFORMED, store_errors.TokenRefusal.UNKNOWN})
 
 
-def _revoked(name: str, method: str) -> status.Unauthenticated:
-    return status.Unauthenticated(f"{method}: cluster {name}: the credential this stream was opened with no longer "
+def _revoked(name: str, method: str) -> grpc_errors.Unauthenticated:
+    return grpc_errors.Unauthenticated(f"{method}: cluster {name}: the credential this stream was opened with no longer "
                                   "works (the cluster was removed, or its credential rotated)")
 
 
@@ -491,11 +491,11 @@ def _bundle_for(session: Session, name: str, digest: str) -> models.Bundle | Exc
     # The current desired digest (a primary-key read) is what spokes fetch almost always.
     desired = store.get_desired(session, name)
     if (desired is None or desired.digest != digest) and not store.was_desired_for(session, name, digest):
-        return status.PermissionDenied(f"cluster {name}: bundle {digest} was never desired for this "
+        return grpc_errors.PermissionDenied(f"cluster {name}: bundle {digest} was never desired for this "
                                        "cluster; a spoke can read only its own bundles")
     bundle = store.get_bundle(session, digest)
     if bundle is None:
-        return status.NotFound(f"cluster {name}: bundle {digest} is no longer stored (pruned); "
+        return grpc_errors.NotFound(f"cluster {name}: bundle {digest} is no longer stored (pruned); "
                                "watch again for the current desired state")
     return bundle
 

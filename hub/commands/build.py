@@ -15,10 +15,10 @@ from typing import Any
 import click
 import yaml
 
-from hub.render import repofs
-from hub.render.errors import RenderError
 from hub.render.kustomize import BuildOptions, BuildResult, external
 from hub.render.kustomize import build as build_kustomization
+from hub.tree import repofs
+from hub.tree.errors import RenderError
 
 __all__ = ["build", "format_objects"]
 

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from hub import metrics as metrics_mod
 from hub import notify
-from hub.api import admin as admin_api
+from hub.api import admin_servicer as admin_api
 from hub.api import auth
 from hub.api import server as server_api
 from hub.api import spoke as spoke_api
 from hub.rollout import controller as rollout_controller
-from hub.security import admin as admin_sec
+from hub.security import admin_credential as admin_sec
 from hub.security import ca as ca_sec
 from hub.security import files, signing
 from hub.service import HubService, SyncOutcome
@@ -39,7 +40,6 @@ from hub.store import errors as store_errors
 from hub.store import models
 from hub.store import repository as store
 from hub.web import app as web_app
-from hub.web import metrics as metrics_mod
 
 if TYPE_CHECKING:
     from hub import settings as settings_mod

@@ -26,7 +26,8 @@ from rich.table import Table
 
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model
-from hub.render import errors, layering, pipeline, repofs
+from hub.render import layering, pipeline
+from hub.tree import errors, repofs
 from protos.objects import ObjectRef
 
 __all__ = ["BundleDiff", "diff_bundles", "open_fs", "preview", "render", "validate"]

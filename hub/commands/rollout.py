@@ -1,6 +1,6 @@
 """``convoy rollout status|pause|resume|abort|promote`` and ``convoy rollback`` (issue 8).
 
-Exit codes as for the other hub commands (:mod:`hub.commands.admin`): 1 when the hub refuses
+Exit codes as for the other hub commands (:mod:`hub.commands.fleet`): 1 when the hub refuses
 (no rollout, an action that does not apply, a bundle the cluster never had).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from hub.commands import formatting
-from hub.commands.admin import _client, _emit, hub_command, output_option
+from hub.commands.fleet import _client, _emit, hub_command, output_option
 from protos.convoy.v1 import convoy_pb2 as pb
 
 __all__ = ["rollback", "rollout", "rollout_document", "wave_lines"]
@@ -88,7 +88,7 @@ def rollout() -> None:
 def rollout_status(hub_name: str | None, output: str) -> None:
     """The latest rollout: waves, clusters per state, timings, and why it stopped."""
     with _client(hub_name) as client:
-        response = client.call("RolloutStatus", pb.RolloutStatusRequest())
+        response = client.rollout_status()
     if output != "table":
         _emit(rollout_document(response, now=dt.datetime.now(dt.UTC)), output)
         return
@@ -97,7 +97,7 @@ def rollout_status(hub_name: str | None, output: str) -> None:
 
 def _control(hub_name: str | None, action: str) -> None:
     with _client(hub_name) as client:
-        response = client.call("RolloutControl", pb.RolloutControlRequest(action=action))
+        response = client.rollout_control(action)
     _print(response)
 
 
@@ -143,6 +143,6 @@ def rollback(hub_name: str | None, clusters: tuple[str, ...], selector: str, to:
     if bool(to) == unpin:
         raise click.UsageError("give --to COMMIT|DIGEST, or --unpin")
     with _client(hub_name) as client:
-        response = client.call("Pin", pb.PinRequest(clusters=list(clusters), selector=selector, to=to))
+        response = client.pin(pb.PinRequest(clusters=list(clusters), selector=selector, to=to))
     for name in response.clusters:
         click.echo(f"{name} pinned to {response.digest[:19]}" if to else f"{name} unpinned; follows the fleet again")

@@ -70,7 +70,7 @@ def _waves_line(fleet: localfleet.LocalFleet) -> str:
     """The progressive rollout the bump went through (fleet.yaml's ``rollout``), in one line."""
     with fleet.admin() as admin:
         try:
-            status = admin.call("RolloutStatus", pb.RolloutStatusRequest())
+            status = admin.rollout_status()
         except adminclient.AdminError:
             return "No progressive rollout (fleet.yaml has no rollout strategy)."
     waves = " -> ".join(f"{w.name} ({', '.join(w.clusters)}) {w.state}" for w in status.waves)
@@ -81,7 +81,7 @@ def _fail_if_rollout_stopped(fleet: localfleet.LocalFleet, sha: str) -> None:
     """A rollout that stopped (a failed wave, or one with no cluster to prove it) ends the demo with its reason."""
     with fleet.admin() as admin:
         try:
-            status = admin.call("RolloutStatus", pb.RolloutStatusRequest())
+            status = admin.rollout_status()
         except adminclient.AdminError:
             return
     if status.commit == sha and status.state in {"failed", "rolled_back", "aborted"}:
@@ -143,7 +143,7 @@ def _check_drift_recorded(fleet: localfleet.LocalFleet, cluster: str, obj: str, 
     def look() -> DriftSeen | None:
         with fleet.admin() as admin:
             detail = admin.get_cluster(cluster)
-            events = admin.call("History", pb.HistoryRequest(cluster=cluster, limit=200)).events
+            events = admin.history(pb.HistoryRequest(cluster=cluster, limit=200)).events
         summary = fleet.statuses()[cluster]
         last[:] = [f"DRIFT {summary.drift_count}", f"{len(detail.drift)} drift item(s) in `convoy diff`",
                    f"drift events: {[e.message for e in events if e.kind.startswith('drift')] or 'none'}"]
@@ -189,7 +189,7 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
         console.print(f"[bold]5.[/bold] Commit {sha[:8]}: nginx {old_tag} -> {new_tag} in the prod overlay "
                       f"({BUMPED_OVERLAY}).")
         with fleet.admin() as admin:
-            admin.call("SyncNow", pb.SyncNowRequest())
+            admin.sync_now()
         targeted = {n for n in names if members[[m.name for m in members].index(n)].labels.get("env") == "prod"}
 
         def rolled(statuses: dict[str, pb.ClusterSummary]) -> bool:

@@ -8,5 +8,6 @@
   ``ClusterInfo`` (what a render of one cluster depends on).
 * ``resolving`` — which apps and layers apply to one cluster.
 
-Rendering itself (kustomize, substitution, bundles, cache) lives in ``hub.render``.
+Rendering itself (kustomize, substitution, bundles, cache) lives in ``hub.render``, one layer
+above: it imports this package, never the other way round.
 """

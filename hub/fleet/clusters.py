@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.fleet import model, selectors
-from hub.render import errors, repofs
-from hub.render.kustomize import load_yaml_documents
+from hub.tree import errors, repofs
+from hub.tree.loading import load_yaml_documents
 
 __all__ = [
     "CLUSTERS_DIR",

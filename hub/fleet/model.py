@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hub.fleet import selectors
-from hub.render import errors, repofs
-from hub.render.kustomize import load_yaml_documents
+from hub.tree import errors, repofs
+from hub.tree.loading import load_yaml_documents
 from protos import bundle
 from protos.status import DriftPolicy
 

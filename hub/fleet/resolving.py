@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from hub.fleet import model
-from hub.render import repofs
+from hub.tree import repofs
 
 __all__ = ["AppPlan", "plan_cluster", "targeted_apps"]
 

@@ -21,7 +21,7 @@ import dataclasses
 import time
 from collections.abc import Iterator
 
-from hub.render.errors import LimitError
+from hub.tree.errors import LimitError
 
 __all__ = ["Budget", "applied", "check"]
 
@@ -49,7 +49,7 @@ def applied(seconds: float | None) -> Iterator[Budget | None]:
 
 
 def check(*, file: str | None = None) -> None:
-    """Raise :class:`~hub.render.errors.LimitError` once the current render's deadline has passed."""
+    """Raise :class:`~hub.tree.errors.LimitError` once the current render's deadline has passed."""
     budget = _current.get()
     if budget is not None and time.monotonic() > budget.deadline:
         raise LimitError(f"the render took longer than {budget.seconds:g} s", setting="max_render_seconds",

@@ -25,7 +25,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from hub.render import errors
+from hub.tree import errors
 from protos import bundle, ordering
 from protos.objects import ObjectRef, group_of
 

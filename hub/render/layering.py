@@ -22,8 +22,9 @@ from typing import Any
 
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model, resolving
-from hub.render import errors, kustomize, repofs
+from hub.render import kustomize
 from hub.render.kustomize import kustomization
+from hub.tree import errors, repofs
 from protos.objects import ObjectRef
 
 __all__ = ["DroppedField", "LayerWarning", "dropped_fields", "layer_warnings"]

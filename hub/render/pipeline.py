@@ -37,7 +37,8 @@ from typing import Any
 
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model, resolving
-from hub.render import budgets, bundles, errors, kustomize, repofs, substitute
+from hub.render import budgets, bundles, kustomize, substitute
+from hub.tree import errors, repofs
 from protos.objects import ObjectRef
 
 __all__ = [
@@ -61,7 +62,7 @@ _PIPELINE_VERSION = "convoy-render/1"
 class RenderLimits:
     """Bounds on what a render may read and produce (hub settings of the same names; docs/security.md).
 
-    A render over a bound fails the clusters it reaches with a :class:`~hub.render.errors.LimitError`
+    A render over a bound fails the clusters it reaches with a :class:`~hub.tree.errors.LimitError`
     naming the bound; the others render.
     """
 

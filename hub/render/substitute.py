@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hub.render import errors
+from hub.tree import errors
 from protos.objects import ObjectRef
 
 __all__ = [
@@ -183,7 +183,7 @@ def substitute_object(obj: dict[str, Any], variables: Mapping[str, str], *, clus
     """``obj`` with its string values substituted; ``obj`` itself is never modified.
 
     Parts that contain no variable are shared with ``obj``, not copied. Values substituted beyond
-    ``budget`` raise :class:`~hub.render.errors.LimitError`.
+    ``budget`` raise :class:`~hub.tree.errors.LimitError`.
     """
     path: list[str | int] = []
     try:

@@ -8,7 +8,7 @@ Map:
 * ``signing`` — the Ed25519 key that signs every bundle (``load_or_create_signing_key``).
 * ``secrets`` — cluster credentials and bootstrap tokens: generation, hashing at rest, constant-time
   comparison, and the join token that carries a bootstrap token with the CA fingerprint.
-* ``admin`` — the admin credential and the ready-to-use CLI configuration written at first start.
+* ``admin_credential`` — the admin credential and the ready-to-use CLI configuration written at first start.
 
 Nothing here logs or returns a secret in an error message.
 """

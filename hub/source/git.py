@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import git
 
 if TYPE_CHECKING:
-    from hub.render import repofs
+    from hub.tree import repofs
 
 __all__ = [
     "CommitInfo",
@@ -267,7 +267,7 @@ class GitSource:
 
     def fs_at(self, sha: str) -> repofs.GitTreeFS:
         """A read-only view of the tree at ``sha``, straight from the object database."""
-        from hub.render import repofs  # the renderer is only needed once a commit is read
+        from hub.tree import repofs  # the renderer is only needed once a commit is read
 
         repo = self.repo
         if self._trees is None or self._trees_of is not repo:

@@ -6,8 +6,9 @@ Map:
   ``UTCDateTime`` column type (timezone-aware UTC on both databases).
 * ``db`` — ``Database(url)``: engine, ``session()`` unit of work, ``migrate()`` (Alembic, programmatic);
   SQLite gets WAL, ``busy_timeout``, foreign keys and ``BEGIN IMMEDIATE`` writes.
-* ``repository`` — the query functions the service calls (tokens, clusters, commits, bundles, desired
-  state and its history, status, render errors, events, hub state); synchronous, one ``Session`` each.
+* ``repository/`` — the query functions the service calls, one module per record kind (tokens, clusters,
+  commits, bundles, desired state and its history, status, render errors, event log, hub state,
+  rollouts), all re-exported by the package; synchronous, one ``Session`` each.
 * ``errors`` — typed store exceptions (``TokenRefused``, ``ClusterExists``, ``StoreError`` ...).
 * ``migrations/`` — the Alembic environment and versions, shipped as package data so
   ``convoy hub migrate`` works from an installed package.

@@ -2,5 +2,6 @@
 
 * :mod:`hub.web.app` — aiohttp application: ``/webhook`` (push webhooks, signature-checked),
   ``/metrics``, ``/healthz``, ``/readyz``; :func:`~hub.web.app.start_site` binds it.
-* :mod:`hub.web.metrics` — the Prometheus metric families of one hub process.
+
+The metric families it serves live in :mod:`hub.metrics`, below the service that feeds them.
 """

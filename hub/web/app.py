@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from hub import metrics as metrics_mod
 from hub.source import webhooks
-from hub.web import metrics as metrics_mod
 
 __all__ = ["Readiness", "WebHooks", "create_app", "start_site"]
 

@@ -62,7 +62,7 @@ def _detail(fleet: localfleet.LocalFleet) -> pb.ClusterDetail:
 
 def _history(fleet: localfleet.LocalFleet) -> list[pb.Event]:
     with fleet.admin() as admin:
-        return list(admin.call("History", pb.HistoryRequest(cluster=CLUSTER, limit=1000)).events)
+        return list(admin.history(pb.HistoryRequest(cluster=CLUSTER, limit=1000)).events)
 
 
 def _drift_events(fleet: localfleet.LocalFleet, after: int = 0) -> list[tuple[str, str, dict[str, Any]]]:
@@ -81,7 +81,7 @@ def _no_drift_shown(fleet: localfleet.LocalFleet) -> bool:
 
 def _settle(fleet: localfleet.LocalFleet, commit: str) -> None:
     with fleet.admin() as admin:
-        admin.call("SyncNow", pb.SyncNowRequest())
+        admin.sync_now()
     localfleet.wait_until(
         lambda: (s := fleet.statuses()[CLUSTER]).desired_commit == commit and s.applied_digest == s.desired_digest
         and s.phase == pb.PHASE_READY, timeout=60, what=f"{CLUSTER} at commit {commit[:8]}", interval=0.3)

@@ -38,7 +38,7 @@ def image(fleet: localfleet.LocalFleet, cluster: str) -> str:
 def settle(fleet: localfleet.LocalFleet, commit: str, clusters: set[str] | None = None,
            timeout: float = 90) -> dict[str, pb.ClusterSummary]:
     with fleet.admin() as admin:
-        admin.call("SyncNow", pb.SyncNowRequest())
+        admin.sync_now()
     names = clusters or ALL
     return localfleet.wait_until(
         lambda: (s := fleet.statuses()) and all(
@@ -155,7 +155,7 @@ def test_manual_drift_is_corrected_and_in_history(e2e_fleet: localfleet.LocalFle
 
     def drift_event() -> bool:
         with e2e_fleet.admin() as admin:
-            events = admin.call("History", pb.HistoryRequest(cluster="prod-us-1", limit=100)).events
+            events = admin.history(pb.HistoryRequest(cluster="prod-us-1", limit=100)).events
         return any(e.kind == "drift" for e in events)
 
     localfleet.wait_until(drift_event, timeout=15, what="a drift event in prod-us-1's history")
@@ -171,7 +171,7 @@ def test_hub_restart_reconnects_without_reapplying(e2e_fleet: localfleet.LocalFl
 def test_spoke_restart_neither_registers_again_nor_reapplies(e2e_fleet: localfleet.LocalFleet) -> None:
     def registrations() -> int:
         with e2e_fleet.admin() as admin:
-            events = admin.call("History", pb.HistoryRequest(cluster="dev-eu-1", limit=500)).events
+            events = admin.history(pb.HistoryRequest(cluster="dev-eu-1", limit=500)).events
         return sum(1 for e in events if e.kind == "registration")
 
     count = registrations()
@@ -185,14 +185,14 @@ def test_spoke_restart_neither_registers_again_nor_reapplies(e2e_fleet: localfle
 
 def test_paused_cluster_receives_nothing_until_resumed(e2e_fleet: localfleet.LocalFleet) -> None:
     with e2e_fleet.admin() as admin:
-        admin.call("SetPaused", pb.SetPausedRequest(clusters=["prod-ap-1"], paused=True))
+        admin.set_paused(pb.SetPausedRequest(clusters=["prod-ap-1"], paused=True))
     overlay = "apps/web/overlays/env/prod/kustomization.yaml"
     sha = e2e_fleet.commit("prod: nginx 1.29", {overlay: e2e_fleet.read(overlay).replace("1.28", "1.29")})
     settle(e2e_fleet, sha, PROD - {"prod-ap-1"})
     assert image(e2e_fleet, "prod-ap-1") == "nginx:1.28"
     assert e2e_fleet.statuses()["prod-ap-1"].paused
     with e2e_fleet.admin() as admin:
-        admin.call("SetPaused", pb.SetPausedRequest(clusters=["prod-ap-1"], paused=False))
+        admin.set_paused(pb.SetPausedRequest(clusters=["prod-ap-1"], paused=False))
     localfleet.wait_until(lambda: image(e2e_fleet, "prod-ap-1") == "nginx:1.29", timeout=30,
                           what="prod-ap-1 to move on after resume")
 
@@ -219,7 +219,7 @@ def test_stolen_credential_cannot_read_another_clusters_bundle(e2e_fleet: localf
 
 def test_expired_token_cannot_register(e2e_fleet: localfleet.LocalFleet) -> None:
     with e2e_fleet.admin() as admin:
-        created = admin.call("CreateToken", pb.CreateTokenRequest(ttl_seconds=1, uses=5))
+        created = admin.create_token(pb.CreateTokenRequest(ttl_seconds=1, uses=5))
     time.sleep(1.5)  # the token's one-second lifetime is the thing under test
     with _spoke_channel(e2e_fleet) as channel, pytest.raises(grpc.RpcError) as refused:
         pb_grpc.SpokeServiceStub(channel).Register(

@@ -65,25 +65,25 @@ def bump(fleet: localfleet.LocalFleet, version: str, extra: dict[str, str | None
     text = re.sub(r"(?m)^  VERSION: .*\n", "", fleet.read(CONFIGMAP)) + f'  VERSION: "{version}"\n'
     sha = fleet.commit(f"web: version {version}", {CONFIGMAP: text, **(extra or {})})
     with fleet.admin() as admin:
-        admin.call("SyncNow", pb.SyncNowRequest())
+        admin.sync_now()
     return sha
 
 
 def rollout(fleet: localfleet.LocalFleet) -> pb.RolloutStatusResponse:
     with fleet.admin() as admin:
-        response: pb.RolloutStatusResponse = admin.call("RolloutStatus", pb.RolloutStatusRequest())
+        response: pb.RolloutStatusResponse = admin.rollout_status()
     return response
 
 
 def control(fleet: localfleet.LocalFleet, action: str) -> pb.RolloutStatusResponse:
     with fleet.admin() as admin:
-        response: pb.RolloutStatusResponse = admin.call("RolloutControl", pb.RolloutControlRequest(action=action))
+        response: pb.RolloutStatusResponse = admin.rollout_control(action)
     return response
 
 
 def events(fleet: localfleet.LocalFleet, commit: str) -> list[pb.Event]:
     with fleet.admin() as admin:
-        found = admin.call("History", pb.HistoryRequest(all=True, limit=2000)).events
+        found = admin.history(pb.HistoryRequest(all=True, limit=2000)).events
     return [e for e in found if e.commit == commit]
 
 
@@ -206,7 +206,7 @@ def convoy(fleet: localfleet.LocalFleet, *args: str) -> subprocess.CompletedProc
 
 def test_rollback_pins_a_cluster_that_rollouts_then_skip_until_unpinned(fleet: localfleet.LocalFleet) -> None:
     with fleet.admin() as admin:
-        history = admin.call("History", pb.HistoryRequest(cluster="prod-us-1", limit=500)).events
+        history = admin.history(pb.HistoryRequest(cluster="prod-us-1", limit=500)).events
     current = fleet.statuses()["prod-us-1"]
     older = [e for e in history if e.kind == "desired_changed" and e.digest != current.desired_digest]
     target = older[-1]

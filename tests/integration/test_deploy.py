@@ -17,7 +17,8 @@ import yaml
 from kubernetes import client as kube
 
 from hub import settings
-from hub.render import kustomize, repofs
+from hub.render import kustomize
+from hub.tree import repofs
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

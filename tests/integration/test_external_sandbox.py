@@ -20,9 +20,10 @@ import pytest
 import yaml
 
 from hub.fleet import clusters
-from hub.render import pipeline, repofs
-from hub.render.errors import RenderError, RepoPathError, UnsupportedFeatureError
+from hub.render import pipeline
 from hub.render.kustomize import BuildOptions, build, sandboxing
+from hub.tree import repofs
+from hub.tree.errors import RenderError, RepoPathError, UnsupportedFeatureError
 from tests.integration.test_pipeline import commit_files
 
 SECRET = "hub-private-3f9c1e"

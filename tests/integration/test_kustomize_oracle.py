@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hub.render import repofs
-from hub.render.errors import RenderError, UnsupportedFeatureError
 from hub.render.kustomize import BuildOptions, build, build_layers
+from hub.tree import repofs
+from hub.tree.errors import RenderError, UnsupportedFeatureError
 
 CORPUS = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "kustomize"
 CASES = sorted(path.name for path in CORPUS.iterdir() if path.is_dir())

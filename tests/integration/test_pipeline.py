@@ -16,7 +16,8 @@ import pytest
 
 from bench import fleetgen
 from hub.fleet import clusters, model
-from hub.render import pipeline, repofs
+from hub.render import pipeline
+from hub.tree import repofs
 from protos import bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +108,8 @@ def test_git_commit_and_directory_give_the_same_digests(tmp_path: Path) -> None:
 _DIGEST_SCRIPT = """
 import json, sys
 from hub.fleet import clusters
-from hub.render import pipeline, repofs
+from hub.render import pipeline
+from hub.tree import repofs
 fs = repofs.DirectoryFS(sys.argv[1])
 result = pipeline.Renderer().render_fleet(fs, clusters.all_clusters(clusters.declared_clusters(fs)))
 print(json.dumps({name: r.digest for name, r in result.clusters.items()}))

@@ -9,7 +9,8 @@ import git
 import pytest
 
 from hub.fleet import clusters
-from hub.render import pipeline, repofs
+from hub.render import pipeline
+from hub.tree import repofs
 from tests.integration.test_pipeline import commit_files
 
 FLEET = """\

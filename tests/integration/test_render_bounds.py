@@ -17,7 +17,8 @@ from click.testing import CliRunner
 
 from hub.cli import cli
 from hub.fleet import clusters
-from hub.render import pipeline, repofs
+from hub.render import pipeline
+from hub.tree import repofs
 from tests.integration.test_pipeline import commit_files
 
 FLEET = """\

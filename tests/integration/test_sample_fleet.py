@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from hub.cli import cli
 from hub.fleet import clusters, model, resolving
-from hub.render import kustomize, pipeline, repofs
+from hub.render import kustomize, pipeline
+from hub.tree import repofs
 
 SAMPLE = Path(__file__).resolve().parents[2] / "fleet-config"
 

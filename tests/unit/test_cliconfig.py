@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from hub import cliconfig
-from hub.commands import admin
+from hub.commands import fleet
 
 
 def write(path: Path, text: str) -> Path:
@@ -19,11 +19,11 @@ def write(path: Path, text: str) -> Path:
 
 def test_current_hub_and_relative_paths(tmp_path: Path) -> None:
     cfg = write(tmp_path / "config.yaml", "current: prod\nhubs:\n  prod:\n    address: hub.example:7443\n"
-                "    ca: ca.crt\n    credential: admin.cred\n  dev:\n    address: 127.0.0.1:7443\n    insecure: true\n")
+                "    ca: ca.crt\n    credential: fleet.cred\n  dev:\n    address: 127.0.0.1:7443\n    insecure: true\n")
     env = {"CONVOY_CONFIG": str(cfg)}
     conn = cliconfig.resolve(env=env)
     assert (conn.name, conn.address, conn.ca, conn.credential, conn.insecure) == (
-        "prod", "hub.example:7443", tmp_path / "ca.crt", tmp_path / "admin.cred", False)
+        "prod", "hub.example:7443", tmp_path / "ca.crt", tmp_path / "fleet.cred", False)
     assert cliconfig.resolve("dev", env=env).insecure is True
     assert cliconfig.resolve(env={**env, "CONVOY_HUB": "dev"}).name == "dev"
 
@@ -51,14 +51,14 @@ def test_unknown_hub_and_missing_config_say_what_to_do(tmp_path: Path) -> None:
 def test_config_commands_round_trip(tmp_path: Path) -> None:
     env = {"CONVOY_CONFIG": str(tmp_path / "c" / "config.yaml")}
     runner = CliRunner()
-    result = runner.invoke(admin.config, ["set-hub", "one", "--address", "127.0.0.1:1", "--insecure"], env=env)
+    result = runner.invoke(fleet.config, ["set-hub", "one", "--address", "127.0.0.1:1", "--insecure"], env=env)
     assert result.exit_code == 0, result.output
-    result = runner.invoke(admin.config, ["set-hub", "two", "--address", "127.0.0.1:2", "--no-use"], env=env)
+    result = runner.invoke(fleet.config, ["set-hub", "two", "--address", "127.0.0.1:2", "--no-use"], env=env)
     assert result.exit_code == 0
     assert cliconfig.resolve(env=env).name == "one"
-    assert runner.invoke(admin.config, ["use", "two"], env=env).exit_code == 0
+    assert runner.invoke(fleet.config, ["use", "two"], env=env).exit_code == 0
     assert cliconfig.resolve(env=env).address == "127.0.0.1:2"
-    missing = runner.invoke(admin.config, ["use", "three"], env=env)
+    missing = runner.invoke(fleet.config, ["use", "three"], env=env)
     assert missing.exit_code == 1 and "no hub named 'three'" in missing.output
     assert (tmp_path / "c" / "config.yaml").stat().st_mode & 0o777 == 0o600
 
@@ -67,7 +67,7 @@ def test_unreachable_hub_is_one_line_and_exit_3(tmp_path: Path) -> None:
     cred = write(tmp_path / "cred", "secret-admin-credential\n")
     env = {"CONVOY_CONFIG": str(tmp_path / "none.yaml"), "CONVOY_CREDENTIAL_FILE": str(cred),
            "CONVOY_INSECURE": "1"}
-    result = CliRunner().invoke(admin.status, ["--hub", "127.0.0.1:9"], env=env)
+    result = CliRunner().invoke(fleet.status, ["--hub", "127.0.0.1:9"], env=env)
     assert result.exit_code == 3, result.output
     assert result.output.startswith("error: hub 127.0.0.1:9 is unreachable")
     assert "Traceback" not in result.output and "secret-admin-credential" not in result.output

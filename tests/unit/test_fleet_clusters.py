@@ -6,7 +6,7 @@ import pytest
 
 from hub.fleet import clusters
 from hub.fleet.clusters import ClusterConfigError
-from hub.render.repofs import DirectoryFS
+from hub.tree.repofs import DirectoryFS
 
 
 def _write(root: Path, files: dict[str, str]) -> DirectoryFS:

@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 
 from hub.fleet import model, resolving
-from hub.render.repofs import DirectoryFS
+from hub.tree.repofs import DirectoryFS
 
 FLEET = """
 apiVersion: convoy.dev/v1alpha1

@@ -17,7 +17,7 @@ import pytest
 
 from hub import settings as hub_settings
 from hub.api import limits
-from hub.commands import admin as admin_commands
+from hub.commands import fleet as fleet_commands
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model as fleet_model
 from hub.fleet import selectors
@@ -84,7 +84,7 @@ VALIDATORS: list[tuple[str, Callable[[str], Any], str]] = [
     ("generator env name", lambda v: generating._ENV_NAME.fullmatch(v), "LOG_LEVEL"),
     ("generator key", lambda v: generating._KEY_RE.fullmatch(v), "app.conf"),
     ("commit id in the Git source", lambda v: git_source._SHA_RE.fullmatch(v), COMMIT),
-    ("CLI duration", lambda v: admin_commands._DURATION_RE.fullmatch(v), "15m"),
+    ("CLI duration", lambda v: fleet_commands._DURATION_RE.fullmatch(v), "15m"),
     ("bootstrap token", lambda v: secrets._TOKEN_RE.fullmatch(v), TOKEN),
     ("join token CA fingerprint (hub)", lambda v: secrets.make_join_token(TOKEN, v), FINGERPRINT),
     ("spoke label key", lambda v: spoke_settings._LABEL_KEY.fullmatch(v), "env"),

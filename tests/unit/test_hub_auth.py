@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.api import admin, auth, limits, status
+from hub.api import admin_servicer, auth, grpc_errors, limits
 from hub.security import secrets
 from hub.store import db as store_db
 from hub.store import repository as store
@@ -31,7 +31,7 @@ def test_secret_values_are_redacted_and_nothing_else() -> None:
          "data": {"password": "aHVudGVyMg=="}, "stringData": {"token": "t0ps3cret"}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"password": "visible"}},
     ]}
-    shown = admin.redact_secrets(document)
+    shown = admin_servicer.redact_secrets(document)
     secret, config = shown["objects"]
     assert secret["data"] == {"password": "<redacted>"} and secret["stringData"] == {"token": "<redacted>"}
     assert config["data"] == {"password": "visible"}
@@ -60,7 +60,7 @@ async def test_recognised_credentials_are_remembered_for_a_while(tmp_path: Path)
     authenticator.forget("alpha")
     await authenticator.cluster(metadata, method="watch")
     assert len(lookups) == 3
-    with pytest.raises(status.Unauthenticated, match="watch: the cluster credential is not recognised"):
+    with pytest.raises(grpc_errors.Unauthenticated, match="watch: the cluster credential is not recognised"):
         await authenticator.cluster((("authorization", "Bearer nope"),), method="watch")
     db.dispose()
 
@@ -79,15 +79,15 @@ async def test_unknown_credentials_are_remembered_and_bounded_per_peer_before_th
         return await authenticator.cluster((("authorization", f"Bearer {value}"),), method="watch", peer=peer)
 
     for _ in range(5):  # one unknown credential, asked again and again: one read
-        with pytest.raises(status.Unauthenticated):
+        with pytest.raises(grpc_errors.Unauthenticated):
             await call("stolen-guess")
     assert authenticator.lookups == 1
     now[0] = 11.0  # forgotten after unknown_seconds: read again (and the bucket refilled)
-    with pytest.raises(status.Unauthenticated):
+    with pytest.raises(grpc_errors.Unauthenticated):
         await call("stolen-guess")
     assert authenticator.lookups == 2
     for i in range(2):
-        with pytest.raises(status.Unauthenticated):
+        with pytest.raises(grpc_errors.Unauthenticated):
             await call(f"guess-{i}")
     with pytest.raises(limits.RateLimited, match=r"watch from ipv4:10\.0\.0\.1: too many unrecognised"):
         await call("guess-3")
@@ -97,6 +97,6 @@ async def test_unknown_credentials_are_remembered_and_bounded_per_peer_before_th
     assert await call(credential, peer="ipv4:10.0.0.2") == "alpha"  # other peers are not disturbed
     assert await call(credential) == "alpha"  # and now it is remembered, whatever the peer
     now[0] = 12.0
-    with pytest.raises(status.Unauthenticated):
+    with pytest.raises(grpc_errors.Unauthenticated):
         await call("guess-4")  # one token back after a second
     db.dispose()

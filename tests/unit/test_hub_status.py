@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy.exc as sa_exc
 from grpc import aio
 
-from hub.api import limits, status
+from hub.api import grpc_errors, limits
 from hub.store import errors as store_errors
 
 
@@ -30,21 +30,21 @@ class Servicer:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
 
-    @status.unary
+    @grpc_errors.unary
     async def Call(self, request: Any, context: Any) -> str:
         raise self.exc
 
-    @status.stream
+    @grpc_errors.stream
     async def Stream(self, request: Any, context: Any) -> AsyncIterator[str]:
         yield "first"
         raise self.exc
 
 
 @pytest.mark.parametrize(("exc", "code"), [
-    (status.Unauthenticated("x"), grpc.StatusCode.UNAUTHENTICATED),
-    (status.PermissionDenied("x"), grpc.StatusCode.PERMISSION_DENIED),
-    (status.NotFound("x"), grpc.StatusCode.NOT_FOUND),
-    (status.ShuttingDown(), grpc.StatusCode.UNAVAILABLE),
+    (grpc_errors.Unauthenticated("x"), grpc.StatusCode.UNAUTHENTICATED),
+    (grpc_errors.PermissionDenied("x"), grpc.StatusCode.PERMISSION_DENIED),
+    (grpc_errors.NotFound("x"), grpc.StatusCode.NOT_FOUND),
+    (grpc_errors.ShuttingDown(), grpc.StatusCode.UNAVAILABLE),
     (limits.InvalidRequest("x"), grpc.StatusCode.INVALID_ARGUMENT),
     (limits.RateLimited("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
     (store_errors.TokenRefused("abc", store_errors.TokenRefusal.EXPIRED), grpc.StatusCode.UNAUTHENTICATED),
@@ -74,7 +74,7 @@ async def test_stream_errors_after_items_are_mapped_too() -> None:
     context = FakeContext()
     received = []
     with pytest.raises(aio.AbortError):
-        async for item in Servicer(status.ShuttingDown()).Stream(None, context):
+        async for item in Servicer(grpc_errors.ShuttingDown()).Stream(None, context):
             received.append(item)
     assert received == ["first"]
     assert context.code == grpc.StatusCode.UNAVAILABLE and context.details == "hub shutting down; reconnect"

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import pytest
 
+from hub import metrics as metrics_mod
 from hub.source import webhooks
 from hub.web import app as web_app
-from hub.web import metrics as metrics_mod
 
 SECRET = b"s3cret"
 PUSH = json.dumps({"ref": "refs/heads/main", "after": "b" * 40}).encode()

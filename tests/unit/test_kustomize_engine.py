@@ -8,10 +8,10 @@ import shutil
 import git
 import pytest
 
-from hub.render import repofs
-from hub.render.errors import KustomizeError
 from hub.render.kustomize import build, build_layers, generating, ordering, patching, transforming
 from hub.render.kustomize.resources import Resource
+from hub.tree import repofs
+from hub.tree.errors import KustomizeError
 
 CORPUS = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "kustomize"
 
@@ -127,8 +127,8 @@ def test_a_new_commit_changes_the_build(tmp_path: pathlib.Path) -> None:
 
 
 def test_size_limit_holds_for_files_already_parsed(tmp_path: pathlib.Path) -> None:
-    from hub.render.errors import LimitError
     from hub.render.kustomize import BuildOptions
+    from hub.tree.errors import LimitError
 
     root = tmp_path / "repo"
     (root / "app").mkdir(parents=True)

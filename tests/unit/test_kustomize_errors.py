@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from hub.render import repofs
-from hub.render.errors import KustomizeError, RenderError, RepoPathError, UnsupportedFeatureError
 from hub.render.kustomize import BuildOptions, build, build_layers, load_yaml_documents
+from hub.tree import repofs
+from hub.tree.errors import KustomizeError, RenderError, RepoPathError, UnsupportedFeatureError
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: b\n"
 

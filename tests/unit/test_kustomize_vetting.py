@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hub.render import repofs
-from hub.render.errors import KustomizeError, RenderError, RepoPathError, UnsupportedFeatureError
 from hub.render.kustomize import vetting
+from hub.tree import repofs
+from hub.tree.errors import KustomizeError, RenderError, RepoPathError, UnsupportedFeatureError
 
 FILE = "app/kustomization.yaml"
 

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from hub.cli import cli
 from hub.fleet import clusters, model
-from hub.render import layering, repofs
+from hub.render import layering
+from hub.tree import repofs
 from protos.objects import ObjectRef
 
 

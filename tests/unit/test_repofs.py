@@ -8,8 +8,8 @@ import pathlib
 import git
 import pytest
 
-from hub.render import repofs
-from hub.render.errors import LimitError, RepoPathError
+from hub.tree import repofs
+from hub.tree.errors import LimitError, RepoPathError
 
 
 def make_tree(root: pathlib.Path) -> None:

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from hub import cliconfig
-from hub.security import admin, ca, signing
+from hub.security import admin_credential, ca, signing
 from hub.security import secrets as hub_secrets
 from protos import bundle
 
@@ -205,14 +205,14 @@ def test_join_token_refuses_bad_fingerprint() -> None:
 
 
 def test_admin_credential_and_cli_config_are_usable_by_the_cli(tmp_path: Path) -> None:
-    credential = admin.ensure_admin_credential(tmp_path)
-    assert admin.ensure_admin_credential(tmp_path) == credential and len(credential) >= 43
-    credential_path = admin.admin_credential_path(tmp_path)
+    credential = admin_credential.ensure_admin_credential(tmp_path)
+    assert admin_credential.ensure_admin_credential(tmp_path) == credential and len(credential) >= 43
+    credential_path = admin_credential.admin_credential_path(tmp_path)
     assert mode(credential_path) == 0o600
-    assert admin.admin_credential_matches(credential, credential)
-    assert not admin.admin_credential_matches(credential[:-1], credential)
+    assert admin_credential.admin_credential_matches(credential, credential)
+    assert not admin_credential.admin_credential_matches(credential[:-1], credential)
     authority = ca.ensure_ca(tmp_path)
-    path = admin.write_cli_config(tmp_path, hub_address="127.0.0.1:7443", ca_path=authority.cert_path,
+    path = admin_credential.write_cli_config(tmp_path, hub_address="127.0.0.1:7443", ca_path=authority.cert_path,
                                   credential_path=credential_path)
     assert mode(path) == 0o600
     assert credential not in path.read_text()
@@ -225,9 +225,9 @@ def test_admin_credential_and_cli_config_are_usable_by_the_cli(tmp_path: Path) -
 
 
 def test_cli_config_for_an_insecure_hub(tmp_path: Path) -> None:
-    credential_path = admin.admin_credential_path(tmp_path)
-    admin.ensure_admin_credential(tmp_path)
-    path = admin.write_cli_config(tmp_path, hub_address="127.0.0.1:9000", ca_path=None,
+    credential_path = admin_credential.admin_credential_path(tmp_path)
+    admin_credential.ensure_admin_credential(tmp_path)
+    path = admin_credential.write_cli_config(tmp_path, hub_address="127.0.0.1:9000", ca_path=None,
                                   credential_path=credential_path, name="sandbox", insecure=True)
     connection = cliconfig.resolve(config=cliconfig.load_config(path), env={})
     assert (connection.name, connection.ca, connection.insecure) == ("sandbox", None, True)

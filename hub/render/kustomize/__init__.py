@@ -51,12 +51,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hub.render import repofs
-from hub.render.errors import KustomizeError, UnsupportedFeatureError
 from hub.render.kustomize import external, sandboxing, vetting
 from hub.render.kustomize.building import Builder
 from hub.render.kustomize.kustomization import Kustomization, NeedsExternal
-from hub.render.kustomize.loading import load_yaml_documents
+from hub.tree import repofs
+from hub.tree.errors import KustomizeError, UnsupportedFeatureError
+from hub.tree.loading import load_yaml_documents
 
 __all__ = ["BuildOptions", "BuildResult", "build", "build_layers", "load_yaml_documents"]
 

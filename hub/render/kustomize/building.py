@@ -13,12 +13,13 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from hub.render import budgets, repofs
-from hub.render.errors import KustomizeError, LimitError, RepoPathError
+from hub.render import budgets
 from hub.render.kustomize import generating, namerefs, ordering, patching, tables, transforming
 from hub.render.kustomize.kustomization import Kustomization, find_kustomization_file, parse_kustomization
-from hub.render.kustomize.loading import load_yaml_documents, load_yaml_mapping
 from hub.render.kustomize.resources import Resource, clone, field_specs
+from hub.tree import repofs
+from hub.tree.errors import KustomizeError, LimitError, RepoPathError
+from hub.tree.loading import load_yaml_documents, load_yaml_mapping
 
 __all__ = ["Builder"]
 
@@ -61,7 +62,7 @@ _CACHE = _ParseCache(8192, max_bytes=256 * 1024 * 1024)
 
 
 class Builder:
-    """One native build over one :class:`~hub.render.repofs.RepoFS` (not thread-safe; make one per build)."""
+    """One native build over one :class:`~hub.tree.repofs.RepoFS` (not thread-safe; make one per build)."""
 
     def __init__(self, fs: repofs.RepoFS, *, restrict: bool, max_yaml_bytes: int,
                  max_objects: int | None = None, max_read_bytes: int | None = None) -> None:

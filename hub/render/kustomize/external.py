@@ -19,11 +19,11 @@ from typing import Any
 
 import yaml
 
-from hub.render import repofs
-from hub.render.errors import KustomizeError, RepoPathError
 from hub.render.kustomize import sandboxing, vetting
 from hub.render.kustomize.kustomization import KUSTOMIZATION_FILENAMES
-from hub.render.kustomize.loading import load_yaml_documents
+from hub.tree import repofs
+from hub.tree.errors import KustomizeError, RepoPathError
+from hub.tree.loading import load_yaml_documents
 
 __all__ = ["default_command", "needed_root", "run_external"]
 

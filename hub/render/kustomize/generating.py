@@ -15,10 +15,10 @@ import posixpath
 import re
 from typing import Any
 
-from hub.render import repofs
-from hub.render.errors import KustomizeError
 from hub.render.kustomize.kustomization import Kustomization
 from hub.render.kustomize.resources import Resource
+from hub.tree import repofs
+from hub.tree.errors import KustomizeError
 
 __all__ = ["generate", "hash_suffix", "kustomize_hash"]
 

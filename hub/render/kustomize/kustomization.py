@@ -2,8 +2,8 @@
 
 A field outside the subset raises :class:`NeedsExternal` (internal: the build
 either hands the tree to an external ``kustomize`` or turns it into an
-:class:`~hub.render.errors.UnsupportedFeatureError`). An unknown field or a
-field of the wrong shape is a :class:`~hub.render.errors.KustomizeError`, as
+:class:`~hub.tree.errors.UnsupportedFeatureError`). An unknown field or a
+field of the wrong shape is a :class:`~hub.tree.errors.KustomizeError`, as
 it is for kustomize.
 """
 
@@ -13,8 +13,8 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.render import repofs
-from hub.render.errors import KustomizeError
+from hub.tree import repofs
+from hub.tree.errors import KustomizeError
 
 __all__ = [
     "KUSTOMIZATION_FILENAMES",

@@ -15,7 +15,6 @@ from typing import Any
 import yaml
 
 from hub.render import budgets
-from hub.render.errors import KustomizeError
 from hub.render.kustomize import tables
 from hub.render.kustomize.resources import (
     DEFAULT_NAMESPACE,
@@ -24,6 +23,7 @@ from hub.render.kustomize.resources import (
     Resource,
     apply_field_spec,
 )
+from hub.tree.errors import KustomizeError
 
 __all__ = ["fix_name_references"]
 

@@ -16,12 +16,13 @@ from typing import Any
 
 import jsonpatch
 
-from hub.render import budgets, repofs
-from hub.render.errors import KustomizeError
+from hub.render import budgets
 from hub.render.kustomize import merging
 from hub.render.kustomize.kustomization import Kustomization
-from hub.render.kustomize.loading import load_yaml_any, load_yaml_documents
 from hub.render.kustomize.resources import Resource, clone, effective_namespace_of
+from hub.tree import repofs
+from hub.tree.errors import KustomizeError
+from hub.tree.loading import load_yaml_any, load_yaml_documents
 
 __all__ = ["apply_patches", "matches_label_selector", "parse_label_selector"]
 

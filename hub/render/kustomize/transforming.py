@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hub.render.errors import KustomizeError
 from hub.render.kustomize import tables
 from hub.render.kustomize.resources import (
     FieldSpec,
@@ -19,6 +18,7 @@ from hub.render.kustomize.resources import (
     field_specs,
     merge_field_specs,
 )
+from hub.tree.errors import KustomizeError
 
 __all__ = [
     "add_annotations",

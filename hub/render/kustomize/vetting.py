@@ -22,7 +22,7 @@ may read, so the external tool runs on a copy of those and nothing else.
 
 Pure core: :func:`vet_kustomization` (one parsed kustomization -> what it references)
 and :func:`vet_plugin_config` (one generator/transformer/validator config). The walk,
-:func:`vet_tree`, reads through a :class:`~hub.render.repofs.RepoFS` only.
+:func:`vet_tree`, reads through a :class:`~hub.tree.repofs.RepoFS` only.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ from typing import Any
 
 import yaml
 
-from hub.render import repofs
-from hub.render.errors import KustomizeError, RepoPathError, UnsupportedFeatureError
 from hub.render.kustomize.kustomization import (
     SUPPORTED_FIELDS,
     UNSUPPORTED_FIELDS,
     find_kustomization_file,
 )
-from hub.render.kustomize.loading import load_yaml_any, load_yaml_mapping
+from hub.tree import repofs
+from hub.tree.errors import KustomizeError, RepoPathError, UnsupportedFeatureError
+from hub.tree.loading import load_yaml_any, load_yaml_mapping
 
 __all__ = [
     "FUNCTION_ANNOTATIONS",
@@ -212,10 +212,10 @@ def vet_kustomization(raw: Mapping[str, Any], *, directory: str, file: str,
                       policy: Policy = Policy()) -> References:
     """Check one parsed kustomization and say what it makes a build read.
 
-    Raises :class:`~hub.render.errors.RepoPathError` for a path that leaves the repository (or its
-    kustomization's directory, for files), :class:`~hub.render.errors.UnsupportedFeatureError`
+    Raises :class:`~hub.tree.errors.RepoPathError` for a path that leaves the repository (or its
+    kustomization's directory, for files), :class:`~hub.tree.errors.UnsupportedFeatureError`
     (``feature`` = the field) for helm or plugins the policy does not allow, and
-    :class:`~hub.render.errors.KustomizeError` for an unknown field or a field of the wrong shape.
+    :class:`~hub.tree.errors.KustomizeError` for an unknown field or a field of the wrong shape.
     Reads nothing.
     """
     refs = _Refs(directory, file, policy)
@@ -442,7 +442,7 @@ def vet_tree(fs: repofs.RepoFS, *, directory: str | None = None,
     """Vet the kustomization in ``directory``, or ``synthetic`` (one at the repository root, never on disk).
 
     Walks every kustomization the build reaches (resources, bases, components, plugin configs) and
-    collects the content of every file it may read. Raises a :class:`~hub.render.errors.RenderError`
+    collects the content of every file it may read. Raises a :class:`~hub.tree.errors.RenderError`
     naming the file and the field for the first problem.
     """
     walk = _Walk(fs, policy)

@@ -214,7 +214,7 @@ def history(hub_name: str | None, cluster: str | None, all_clusters: bool, since
     if since:
         request.since.FromDatetime(parse_since(since).astimezone(dt.UTC).replace(tzinfo=None))
     with _client(hub_name) as client:
-        response = client.call("History", request)
+        response = client.history(request)
     rows = [formatting.event_row(e) for e in response.events]
     if output != "table":
         _emit(rows, output)
@@ -250,8 +250,8 @@ def _set_paused(hub_name: str | None, clusters: tuple[str, ...], selector: str, 
     if not clusters and not selector:
         raise click.UsageError("give CLUSTER names or --selector")
     with _client(hub_name) as client:
-        response = client.call("SetPaused", pb.SetPausedRequest(clusters=list(clusters), selector=selector,
-                                                                paused=paused))
+        response = client.set_paused(pb.SetPausedRequest(clusters=list(clusters), selector=selector,
+                                                         paused=paused))
     verb = "paused" if paused else "resumed"
     if not response.clusters:
         click.echo(f"no cluster matched; nothing {verb}")
@@ -287,7 +287,7 @@ def sync(hub_name: str | None) -> None:
     cannot be rendered at the head (it keeps its last good bundle).
     """
     with _client(hub_name) as client:
-        response = client.call("SyncNow", pb.SyncNowRequest())
+        response = client.sync_now()
     click.echo(response.message or f"commit {response.commit[:12] or '-'}")
     if response.failed or response.render_error_clusters:
         sys.exit(1)
@@ -326,7 +326,7 @@ def token_create(hub_name: str | None, ttl: str, uses: int, labels: str, descrip
                                     labels=parse_labels(labels), description=description, cluster=cluster_name,
                                     name_prefix=name_prefix, any_name=any_name)
     with _client(hub_name) as client:
-        response = client.call("CreateToken", request)
+        response = client.create_token(request)
     expires = formatting._when(response.info.expires_at)
     document = {"id": response.info.id, "token": response.token, "caFingerprint": response.ca_fingerprint,
                 "joinToken": response.join_token, "expiresAt": expires.isoformat() if expires else None,
@@ -349,7 +349,7 @@ def token_create(hub_name: str | None, ttl: str, uses: int, labels: str, descrip
 def token_list(hub_name: str | None, output: str) -> None:
     """Tokens with their expiry and remaining uses (never their secrets)."""
     with _client(hub_name) as client:
-        response = client.call("ListTokens", pb.ListTokensRequest())
+        response = client.list_tokens()
     rows = []
     for info in response.tokens:
         expires = formatting._when(info.expires_at)
@@ -372,7 +372,7 @@ def token_list(hub_name: str | None, output: str) -> None:
 def token_revoke(hub_name: str | None, token_id: str) -> None:
     """Revoke a token so no further cluster can register with it."""
     with _client(hub_name) as client:
-        response = client.call("RevokeToken", pb.RevokeTokenRequest(id=token_id))
+        response = client.revoke_token(token_id)
     if not response.revoked:
         click.echo(f"error: no token {token_id}", err=True)
         sys.exit(1)
@@ -407,7 +407,7 @@ def cluster_remove(hub_name: str | None, name: str) -> None:
     Desired-state history and events stay. The name can register again with a new bootstrap token.
     """
     with _client(hub_name) as client:
-        response = client.call("RemoveCluster", pb.RemoveClusterRequest(name=name))
+        response = client.remove_cluster(name)
     click.echo(f"cluster {name} removed; {response.streams_ended} open stream(s) ended")
 
 
@@ -421,7 +421,7 @@ def cluster_rotate_credential(hub_name: str | None, name: str) -> None:
     credential_rotation_grace (hub setting, 1h) after it was handed over, whichever comes first.
     """
     with _client(hub_name) as client:
-        response = client.call("RotateCredential", pb.RotateCredentialRequest(name=name))
+        response = client.rotate_credential(name)
     when = "now (it is connected)" if response.online else "when it next connects"
     click.echo(f"cluster {name}: credential rotation requested; the spoke gets its new credential {when}")
 

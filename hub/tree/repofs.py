@@ -8,9 +8,9 @@ Paths are repository-relative POSIX paths; ``""`` is the root. Two views:
 * :class:`DirectoryFS` reads a plain directory, for local use.
 
 Both refuse paths that leave the root — ``..``, absolute paths, URLs, and
-symlinks pointing outside — with :class:`~hub.render.errors.RepoPathError`.
+symlinks pointing outside — with :class:`~hub.tree.errors.RepoPathError`.
 ``read_bytes(path, max_bytes=N)`` refuses a bigger file with
-:class:`~hub.render.errors.LimitError` *before* reading it (the size comes from the
+:class:`~hub.tree.errors.LimitError` *before* reading it (the size comes from the
 Git object header, or ``stat``); :class:`BoundedFS` applies one such bound to every read.
 ``tree_id`` is a content id (the Git object id, or a sha256 of the content for a
 directory), so a render can be cached by the ids of its inputs.
@@ -27,7 +27,7 @@ import re
 import stat
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from hub.render.errors import LimitError, RepoPathError
+from hub.tree.errors import LimitError, RepoPathError
 
 if TYPE_CHECKING:
     import git
@@ -395,7 +395,7 @@ def materialize(fs: RepoFS, dest: pathlib.Path, path: str = "", *, max_entries: 
 
     ``.git``, links that leave the repository and links that loop are left out: the copy
     holds only what a build may read. A copy over ``max_entries`` entries or ``max_bytes`` bytes is
-    refused with :class:`~hub.render.errors.LimitError` (no file is read past the byte budget).
+    refused with :class:`~hub.tree.errors.LimitError` (no file is read past the byte budget).
     """
     written = _written if _written is not None else [0, 0]  # entries, bytes
     identity = _identity(fs, path)

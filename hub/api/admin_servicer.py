@@ -18,7 +18,7 @@ from typing import Any
 from grpc import aio
 
 from hub import notify, presence, service
-from hub.api import auth, limits, status
+from hub.api import auth, grpc_errors, limits
 from hub.fleet import selectors
 from hub.rollout import controller as rollout_controller
 from hub.security import secrets
@@ -71,7 +71,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         return await asyncio.to_thread(fn, *args)
 
     # -- clusters ---------------------------------------------------------------------------
-    @status.unary
+    @grpc_errors.unary
     async def ListClusters(self, request: pb.ListClustersRequest, context: Context) -> pb.ListClustersResponse:
         self._admin(context, "list clusters")
         selector = _parse_selector(request.selector)
@@ -143,7 +143,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         _bound_summary_errors(summary)
         return summary
 
-    @status.unary
+    @grpc_errors.unary
     async def GetCluster(self, request: pb.GetClusterRequest, context: Context) -> pb.ClusterDetail:
         self._admin(context, "get cluster")
         return await self._run(  # type: ignore[no-any-return]
@@ -153,7 +153,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         with self.db.session(write=False) as session:
             cluster = store.get_cluster(session, name)
             if cluster is None:
-                raise status.NotFound(f"cluster {name} is not registered")
+                raise grpc_errors.NotFound(f"cluster {name} is not registered")
             desired = store.get_desired(session, name)
             reported = store.get_status(session, name)
             errors = store.render_errors_all(session).get(name)
@@ -170,7 +170,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             detail.render_errors.extend(_render_error_lines(errors))
         return detail
 
-    @status.unary
+    @grpc_errors.unary
     async def History(self, request: pb.HistoryRequest, context: Context) -> pb.HistoryResponse:
         self._admin(context, "history")
         if not request.all and not request.cluster:
@@ -183,11 +183,11 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     def _events(self, cluster: str | None, since: dt.datetime | None, limit: int) -> list[models.Event]:
         with self.db.session(write=False) as session:
             if cluster is not None and store.get_cluster(session, cluster) is None:
-                raise status.NotFound(f"cluster {cluster} is not registered")
+                raise grpc_errors.NotFound(f"cluster {cluster} is not registered")
             return list(store.events(session, cluster=cluster, since=since, limit=limit))
 
     # -- tokens -----------------------------------------------------------------------------
-    @status.unary
+    @grpc_errors.unary
     async def CreateToken(self, request: pb.CreateTokenRequest, context: Context) -> pb.CreateTokenResponse:
         self._admin(context, "create token")
         ttl = request.ttl_seconds or 3600
@@ -221,7 +221,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             return store.create_token(session, ttl=ttl, uses=uses, labels=labels, description=description,
                                       now=self.clock(), cluster_name=cluster or None, name_prefix=prefix)
 
-    @status.unary
+    @grpc_errors.unary
     async def ListTokens(self, request: pb.ListTokensRequest, context: Context) -> pb.ListTokensResponse:
         self._admin(context, "list tokens")
         rows = await self._run(self._tokens)
@@ -231,7 +231,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         with self.db.session(write=False) as session:
             return list(store.list_tokens(session))
 
-    @status.unary
+    @grpc_errors.unary
     async def RevokeToken(self, request: pb.RevokeTokenRequest, context: Context) -> pb.RevokeTokenResponse:
         self._admin(context, "revoke token")
         revoked = await self._run(self._revoke, request.id)
@@ -240,16 +240,16 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     def _revoke(self, token_id: str) -> bool:
         with self.db.session() as session:
             if store.get_token(session, token_id) is None:
-                raise status.NotFound(f"bootstrap token {token_id} does not exist")
+                raise grpc_errors.NotFound(f"bootstrap token {token_id} does not exist")
             return store.revoke_token(session, token_id, now=self.clock())
 
     # -- remove, rotate (issue 13) ------------------------------------------------------------
-    @status.unary
+    @grpc_errors.unary
     async def RemoveCluster(self, request: pb.RemoveClusterRequest, context: Context) -> pb.RemoveClusterResponse:
         self._admin(context, "remove cluster")
         limits.check_text(request.name, field="name", where="remove cluster", limit=253)
         if not await self._run(self._remove, request.name):
-            raise status.NotFound(f"cluster {request.name} is not registered")
+            raise grpc_errors.NotFound(f"cluster {request.name} is not registered")
         # The credential is gone from the store; drop it from the cache and end its streams now.
         self.auth.forget(request.name)
         ended = self.notifier.revoke(request.name)
@@ -260,7 +260,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         with self.db.session() as session:
             return store.remove_cluster(session, name, now=self.clock())
 
-    @status.unary
+    @grpc_errors.unary
     async def RotateCredential(self, request: pb.RotateCredentialRequest,
                                context: Context) -> pb.RotateCredentialResponse:
         self._admin(context, "rotate credential")
@@ -275,7 +275,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             store.request_rotation(session, name, now=self.clock())  # UnknownCluster: NOT_FOUND
 
     # -- pause, sync --------------------------------------------------------------------------
-    @status.unary
+    @grpc_errors.unary
     async def SetPaused(self, request: pb.SetPausedRequest, context: Context) -> pb.SetPausedResponse:
         self._admin(context, "pause" if request.paused else "resume")
         if not request.clusters and not request.selector:
@@ -295,7 +295,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             store.set_paused(session, list(chosen), paused, now=self.clock())
         return sorted(chosen)
 
-    @status.unary
+    @grpc_errors.unary
     async def SyncNow(self, request: pb.SyncNowRequest, context: Context) -> pb.SyncNowResponse:
         self._admin(context, "sync")
         outcome = await self._sync_now()
@@ -306,7 +306,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             unchanged_count=outcome.unchanged, failed=outcome.failed)
 
     # -- bundles ------------------------------------------------------------------------------
-    @status.unary
+    @grpc_errors.unary
     async def GetBundleObjects(self, request: pb.GetBundleObjectsRequest,
                                context: Context) -> pb.GetBundleObjectsResponse:
         self._admin(context, "get bundle objects")
@@ -318,7 +318,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         with self.db.session(write=False) as session:
             row = store.get_bundle(session, digest)
             if row is None:
-                raise status.NotFound(f"bundle {digest} is not stored on this hub")
+                raise grpc_errors.NotFound(f"bundle {digest} is not stored on this hub")
             compressed = row.data
         document = bundles.decode(bundles.decompress(compressed, max_size=MAX_INFLATE_BYTES),
                                   expected_digest=digest)
@@ -327,19 +327,19 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     # -- rollouts (issue 8) ----------------------------------------------------------------------
     def _controller(self, what: str) -> rollout_controller.RolloutController:
         if self.rollouts is None:
-            raise status.Unimplemented(f"{what}: progressive rollouts are not enabled on this hub")
+            raise grpc_errors.Unimplemented(f"{what}: progressive rollouts are not enabled on this hub")
         return self.rollouts
 
-    @status.unary
+    @grpc_errors.unary
     async def RolloutStatus(self, request: pb.RolloutStatusRequest, context: Context) -> pb.RolloutStatusResponse:
         self._admin(context, "rollout status")
         view = await self._run(self._controller("rollout status").view_blocking)
         if view is None:
-            raise status.NotFound("rollout status: no rollout has run on this hub yet (no commit with a "
+            raise grpc_errors.NotFound("rollout status: no rollout has run on this hub yet (no commit with a "
                                   "rollout strategy changed a cluster that already had a bundle)")
         return _rollout_to_wire(view)
 
-    @status.unary
+    @grpc_errors.unary
     async def RolloutControl(self, request: pb.RolloutControlRequest,
                              context: Context) -> pb.RolloutStatusResponse:
         self._admin(context, "rollout control")
@@ -355,7 +355,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         view = await self._run(controller.view_blocking)
         return _rollout_to_wire(view)
 
-    @status.unary
+    @grpc_errors.unary
     async def Pin(self, request: pb.PinRequest, context: Context) -> pb.PinResponse:
         self._admin(context, "pin")
         controller = self._controller("pin")
@@ -365,7 +365,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         selector = _parse_selector(request.selector) if request.selector else None
         names = await self._run(self._choose, list(request.clusters), selector)
         if not names:
-            raise status.NotFound(f"rollback: no registered cluster matches selector {request.selector!r}")
+            raise grpc_errors.NotFound(f"rollback: no registered cluster matches selector {request.selector!r}")
         try:
             pinned, digest = await self._run(controller.pin_blocking, names, request.to)
         except rollout_controller.RolloutError as exc:

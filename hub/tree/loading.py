@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from hub.render.errors import KustomizeError
+from hub.tree.errors import KustomizeError
 
 __all__ = ["MAX_ALIAS_EXPANSION", "MAX_DEPTH", "load_yaml_any", "load_yaml_documents", "load_yaml_mapping"]
 
