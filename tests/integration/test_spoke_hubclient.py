@@ -10,6 +10,7 @@ import pytest
 
 from hub.security import ca as hub_ca
 from protos import bundle as bundles
+from protos import jointoken
 from protos.status import Phase
 from spoke import hubclient, report
 from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, wait_for
@@ -93,7 +94,7 @@ def test_first_contact_pins_the_ca_from_the_join_token(authority: hub_ca.Certifi
     hub = _tls_hub(authority, with_ca=True)
     try:
         contact = hubclient.first_contact(hub.address, authority.fingerprint())
-        assert hubclient.fingerprint_of(contact.root_pem) == authority.fingerprint()
+        assert jointoken.fingerprint_of(contact.root_pem) == authority.fingerprint()
         client = hubclient.HubClient(hub.address, ca_pem=contact.root_pem)
         try:
             reg = client.register(token=hub.token, cluster="c1", labels={})
