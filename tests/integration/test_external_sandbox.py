@@ -23,7 +23,7 @@ from hub.fleet import clusters
 from hub.render import pipeline, repofs
 from hub.render.errors import RenderError, RepoPathError, UnsupportedFeatureError
 from hub.render.kustomize import BuildOptions, build, sandboxing
-from tests.integration.test_pipeline import commit_files
+from tests.integration.hub_harness import commit_files
 
 SECRET = "hub-private-3f9c1e"
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {k: v}\n"

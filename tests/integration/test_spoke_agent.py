@@ -21,7 +21,8 @@ from protos.status import DriftPolicy, Phase
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
 from spoke.settings import SpokeSettings
-from tests.integration.spoke_harness import FakeHub, configmap, deployment, make_bundle, namespace, wait_for
+from tests.integration.spoke_harness import FakeHub, configmap, deployment, make_bundle, namespace
+from tests.polling import wait_for
 
 DRIFT_DEADLINE = 5.0  # the promise: drift noticed (and corrected) within 5 s
 
@@ -321,7 +322,7 @@ def test_first_start_over_tls_pins_the_join_tokens_ca_and_stores_it(
 def test_a_spoke_refuses_an_impostor_hub_before_sending_its_token(
         tmp_path: Any, kubesim_server: Any, kube_cluster: str, caplog: pytest.LogCaptureFixture) -> None:
     from hub.security import ca as hub_ca
-    from tests.integration.test_spoke_hubclient import self_signed
+    from tests.integration.spoke_harness import self_signed
 
     genuine = hub_ca.ensure_ca(tmp_path / "ca")
     cert, key = self_signed()
