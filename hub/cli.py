@@ -1,112 +1,103 @@
 """The root ``convoy`` command.
 
-Every subcommand is imported lazily from the module that implements it, so
-``convoy --help`` stays fast and a spoke-only install (no SQLModel, no
-GitPython) can still run ``convoy spoke ...``. Command groups of other sides
-are found through the ``convoy.commands`` entry-point group, so the hub never
-imports the spoke.
+Every command group — the hub's and the spoke's alike — is registered in the ``convoy.commands``
+entry-point group (``pyproject.toml``) and imported only when it is run or listed, so the root
+command knows no side, ``convoy --help`` stays fast, and the hub never imports the spoke.
+
+An entry point names the extra its command needs (``build = "…:build [hub]"``). When that
+command's import stops at a third-party module that is not installed, the command is still listed
+and, when run, says which extra to install (exit 2). Any other import error — a broken import inside
+the project — is raised, not turned into "No such command".
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import functools
 from importlib import metadata
 
 import click
 
-__all__ = ["cli", "main"]
+__all__ = ["ENTRY_POINT_GROUP", "cli", "main"]
 
-#: command name -> "module:attribute" of its click command.
-LAZY_COMMANDS: dict[str, str] = {
-    # rendering (issue 3)
-    "build": "hub.commands.build:build",
-    "render": "hub.commands.render:render",
-    "validate": "hub.commands.render:validate",
-    "preview": "hub.commands.render:preview",
-    # the hub service (issue 4)
-    "hub": "hub.commands.hubserve:hub",
-    # the fleet-wide CLI (issue 6)
-    "status": "hub.commands.fleet:status",
-    "describe": "hub.commands.fleet:describe",
-    "history": "hub.commands.fleet:history",
-    "diff": "hub.commands.fleet:diff",
-    "pause": "hub.commands.fleet:pause",
-    "resume": "hub.commands.fleet:resume",
-    "sync": "hub.commands.fleet:sync",
-    "token": "hub.commands.fleet:token",
-    "cluster": "hub.commands.fleet:cluster",
-    "config": "hub.commands.fleet:config",
-    "sandbox": "hub.commands.sandbox:sandbox",
-    "rollout": "hub.commands.rollout:rollout",
-    "rollback": "hub.commands.rollout:rollback",
-}
+ENTRY_POINT_GROUP = "convoy.commands"
+#: The project's own top-level packages: a missing module among these is a bug, not a missing extra.
+_PROJECT_PACKAGES = frozenset({"hub", "spoke", "protos", "kubesim"})
+
+
+@functools.cache
+def _registered() -> dict[str, metadata.EntryPoint]:
+    return {entry.name: entry for entry in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _is_missing_extra(exc: ModuleNotFoundError) -> bool:
+    """A third-party module that is not installed; a missing module of the project itself is a bug."""
+    return bool(exc.name) and str(exc.name).split(".")[0] not in _PROJECT_PACKAGES
+
+
+def _extra_of(entry: metadata.EntryPoint) -> str:
+    return ",".join(entry.extras) or "all"
+
+
+def _explain_missing_extra(name: str, entry: metadata.EntryPoint, missing: str) -> None:
+    extra = _extra_of(entry)
+    click.echo(f"Error: `convoy {name}` needs convoy[{extra}] ({missing} is not installed): "
+               f"pip install 'convoy[{extra}]'", err=True)
+    raise SystemExit(2)
+
+
+def _needs_extra(name: str, entry: metadata.EntryPoint, missing: str) -> click.Command:
+    """A stand-in for a command whose extra is not installed: listed, and explains itself when run."""
+    extra = _extra_of(entry)
+    hint = f"pip install 'convoy[{extra}]'"
+
+    def explain() -> None:
+        _explain_missing_extra(name, entry, missing)
+
+    # No --help of its own and any arguments accepted: `convoy hub serve --help` gets the same answer.
+    return click.Command(name, callback=explain, help=f"(needs convoy[{extra}]: {hint})",
+                         short_help=f"(needs convoy[{extra}])", add_help_option=False,
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 class LazyGroup(click.Group):
-    """A group whose commands are imported only when they are run or listed."""
+    """A group whose commands come from the ``convoy.commands`` entry points, imported on use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        _load_plugin_groups()
-        return sorted({*super().list_commands(ctx), *self._available()})
+        return sorted({*super().list_commands(ctx), *_registered()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        _load_plugin_groups()
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
-        target = LAZY_COMMANDS.get(cmd_name)
-        if target is None:
+        entry = _registered().get(cmd_name)
+        if entry is None:
             return None
-        module_name, _, attribute = target.partition(":")
         try:
-            module = importlib.import_module(module_name)
+            loaded = entry.load()
         except ModuleNotFoundError as exc:
-            if exc.name and exc.name.split(".")[0] in {"hub", "spoke", "protos"}:
-                return None  # not written yet
-            raise click.ClickException(
-                f"`convoy {cmd_name}` needs the hub's dependencies ({exc.name} is missing): "
-                "install convoy[hub]"
-            ) from exc
-        command = getattr(module, attribute)
-        assert isinstance(command, click.Command)
-        return command
+            if not _is_missing_extra(exc):
+                raise
+            return _needs_extra(cmd_name, entry, str(exc.name))
+        if not isinstance(loaded, click.Command):
+            raise TypeError(f"entry point {entry.name} = {entry.value} is not a click command")
+        return loaded
 
-    def _available(self) -> set[str]:
-        found = set()
-        for name, target in LAZY_COMMANDS.items():
-            module_name = target.partition(":")[0]
-            if importlib.util.find_spec(module_name.rpartition(".")[0] or module_name) is None:
-                continue
-            try:
-                if importlib.util.find_spec(module_name) is not None:
-                    found.add(name)
-            except ModuleNotFoundError:
-                continue
-        return found
+    def invoke(self, ctx: click.Context) -> object:
+        # A group may import lazily when run (`convoy spoke run` needs `kubernetes` only then).
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            entry = _registered().get(ctx.invoked_subcommand or "")
+            if entry is None or not _is_missing_extra(exc):
+                raise
+            _explain_missing_extra(entry.name, entry, str(exc.name))
+            raise  # not reached: the explanation exits
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="convoy")
 def cli() -> None:
     """Convoy: GitOps for a fleet of Kubernetes clusters."""
-
-
-_plugins_loaded = False
-
-
-def _load_plugin_groups() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for entry in metadata.entry_points(group="convoy.commands"):
-        try:
-            command = entry.load()
-        except ImportError:
-            # A side whose extra is not installed simply does not offer its commands.
-            continue
-        cli.add_command(command, entry.name)
 
 
 def main() -> None:

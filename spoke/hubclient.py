@@ -23,7 +23,6 @@ serves its CA in the chain for this (``convoy hub serve`` does, with its own CA 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import queue
 import socket
@@ -35,7 +34,7 @@ from typing import Any
 import grpc
 
 from protos import bundle as bundles
-from protos import codec
+from protos import codec, jointoken
 from protos.codec import pb
 from protos.convoy.v1 import convoy_pb2_grpc
 from spoke import report
@@ -54,7 +53,6 @@ __all__ = [
     "HubUnauthenticated",
     "HubUnavailable",
     "Registration",
-    "fingerprint_of",
     "first_contact",
     "inline_bundle",
     "status_to_wire",
@@ -179,15 +177,6 @@ def inline_bundle(desired: Desired, *, max_size: int) -> FetchedBundle | None:
     return FetchedBundle(digest=desired.digest, data=data, signature=desired.signature)
 
 
-def fingerprint_of(pem: bytes) -> str:
-    """``sha256:<hex>`` of a certificate's DER bytes (the join token's CA fingerprint)."""
-    from cryptography import x509  # first contact only: x509 costs ~7 MiB in a process that stays up
-    from cryptography.hazmat.primitives import serialization
-
-    cert = x509.load_pem_x509_certificate(pem)
-    return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-
-
 @dataclasses.dataclass(frozen=True)
 class FirstContact:
     """How to trust the hub for the first Register call."""
@@ -227,7 +216,7 @@ def first_contact(address: str, fingerprint: str, *, timeout: float = 10.0) -> F
         raise HubUnavailable(address, f"cannot open TLS to read the hub's certificate: {exc}") from exc
     if not chain_pems:
         raise HubTrustError(address, "refusing the hub: it presented no certificate")
-    fingerprints = [fingerprint_of(pem) for pem in chain_pems]
+    fingerprints = [jointoken.fingerprint_of(pem) for pem in chain_pems]
     if fingerprint not in fingerprints:
         raise HubTrustError(address, f"refusing the hub before sending the token: no certificate it presented "
                                      f"matches the join token's CA fingerprint {fingerprint} (presented: "

@@ -21,12 +21,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from protos.objects import ObjectRef
 from protos.status import Action, DriftAction, HealthStatus, Phase
 from spoke import backoff, drift
 
-__all__ = ["MAX_PENDING_EVENTS", "DriftEvent", "DriftRecord", "ObjectStatus", "Reporter", "Status"]
+__all__ = ["MAX_PENDING_EVENTS", "SYSTEM_CLOCK", "Clock", "DriftEvent", "DriftRecord", "ObjectStatus", "Reporter",
+           "Status"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,27 @@ class Status:
 SendFn = Callable[[Status, int], None]
 
 
+class Clock(Protocol):
+    """Where the Reporter's time comes from; tests pass a fake one so they never sleep."""
+
+    def monotonic(self) -> float: ...
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        """Block until ``event`` is set (True) or ``timeout`` seconds have passed (False)."""
+        ...
+
+
+class _SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        return event.wait(timeout)
+
+
+SYSTEM_CLOCK: Clock = _SystemClock()
+
+
 class Reporter:
     """Coalescing, heartbeating, backlog-counting sender of the latest ``Status``.
 
@@ -97,8 +120,9 @@ class Reporter:
     """
 
     def __init__(self, send: SendFn, *, heartbeat: float = 30.0, window: float = 0.2,
-                 retry_cap: float = 30.0) -> None:
+                 retry_cap: float = 30.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self._send = send
+        self._clock = clock
         self._heartbeat = heartbeat
         self._window = window
         self._retry_cap = retry_cap
@@ -170,20 +194,20 @@ class Reporter:
             if failures:
                 wait = backoff.full_jitter(failures, base=0.5, cap=self._retry_cap)
             else:
-                wait = max(0.0, self._heartbeat - (time.monotonic() - last_attempt))
-            woke = self._wake.wait(wait)
+                wait = max(0.0, self._heartbeat - (self._clock.monotonic() - last_attempt))
+            woke = self._clock.wait(self._wake, wait)
             if self._stop.is_set():
                 return
             if woke:
                 self._wake.clear()
-                if self._stop.wait(self._window):  # let the rest of a burst arrive
+                if self._clock.wait(self._stop, self._window):  # let the rest of a burst arrive
                     return
                 self._wake.clear()
                 with self._lock:
                     if (self._latest is not None and self._latest.same_as(self._sent) and not failures
                             and not self._events):
                         continue
-            last_attempt = time.monotonic()
+            last_attempt = self._clock.monotonic()
             failures = 0 if self._try_send() else failures + 1
 
     def _try_send(self) -> bool:

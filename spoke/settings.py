@@ -2,27 +2,25 @@
 
 Precedence: a flag given on the command line wins over the environment; defaults fill the rest.
 The bootstrap token may be a bare ``<id>.<secret>`` or a join token (``convoy-join...``) that also
-carries the hub CA fingerprint (and possibly the hub address). The join token is parsed here rather
-than by importing the hub's helper: the spoke never imports ``hub``.
+carries the hub CA fingerprint (and possibly the hub address). Join tokens and labels are parsed by
+the shared definitions in ``protos`` (:mod:`protos.jointoken`, :mod:`protos.selectors`), the ones
+the hub uses.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from protos import jointoken, selectors
 from protos.status import DriftPolicy
 
 __all__ = [
     "DEFAULT_HEALTH_PORT",
     "DEFAULT_NAMESPACE",
     "ENV_PREFIX",
-    "JoinToken",
     "SettingsError",
     "SpokeSettings",
     "load_settings",
@@ -33,11 +31,8 @@ __all__ = [
 ENV_PREFIX = "CONVOY_SPOKE_"
 DEFAULT_NAMESPACE = "convoy-system"
 DEFAULT_HEALTH_PORT = 8081
-JOIN_PREFIX = "convoy-join.v1."
 
-_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 
 #: setting name -> environment variable (the names `convoy spoke install` writes into the Deployment).
 ENV_NAMES: dict[str, str] = {
@@ -61,13 +56,6 @@ ENV_NAMES: dict[str, str] = {
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the flag/variable."""
-
-
-@dataclasses.dataclass(frozen=True)
-class JoinToken:
-    token: str = dataclasses.field(repr=False)
-    ca_fingerprint: str                         #: "" when the hub is plaintext
-    hub_address: str | None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -97,44 +85,19 @@ class SpokeSettings:
 
 
 def parse_labels(text: str, *, source: str = "labels") -> dict[str, str]:
-    """``k=v,k2=v2`` into a dict; empty text gives ``{}``."""
-    labels: dict[str, str] = {}
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        if not sep or not _LABEL_KEY.fullmatch(key):
-            raise SettingsError(f"{source}: {part!r} is not a key=value label")
-        labels[key] = value.strip()
-    return labels
-
-
-def parse_join_token(text: str) -> JoinToken:
-    """Parse a join token, the format documented in ``hub/security/secrets.py``::
-
-        convoy-join.v1.<unpadded base64url of {"token": "<id>.<secret>", "ca": "sha256:<hex>" | "",
-                                              "hub": "host:port" | null}>
-
-    ``ca`` is empty when the hub runs ``--insecure``.
-    """
-    text = text.strip()
-    if not text.startswith(JOIN_PREFIX):
-        raise SettingsError(f"token: a join token starts with {JOIN_PREFIX!r}")
-    encoded = text[len(JOIN_PREFIX):]
+    """``k=v,k2=v2`` into a dict (:func:`protos.selectors.parse_labels`); empty text gives ``{}``."""
     try:
-        payload: Any = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise SettingsError("token: join token payload is not base64url-encoded JSON") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("token"), str) or "." not in payload["token"]:
-        raise SettingsError("token: join token carries no '<id>.<secret>' bootstrap token")
-    fingerprint = payload.get("ca") or ""
-    if not isinstance(fingerprint, str) or (fingerprint and not _FINGERPRINT.fullmatch(fingerprint)):
-        raise SettingsError("token: join token carries a malformed CA fingerprint (expected sha256:<64 hex>)")
-    hub = payload.get("hub")
-    if hub is not None and (not isinstance(hub, str) or not hub):
-        raise SettingsError("token: join token carries a malformed hub address")
-    return JoinToken(token=payload["token"], ca_fingerprint=fingerprint, hub_address=hub)
+        return selectors.parse_labels(text, where=source)
+    except selectors.SelectorError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def parse_join_token(text: str) -> jointoken.JoinToken:
+    """A join token (:mod:`protos.jointoken`), its errors as :class:`SettingsError` naming the setting."""
+    try:
+        return jointoken.parse_join_token(text)
+    except jointoken.JoinTokenError as exc:
+        raise SettingsError(f"token: {exc}") from None
 
 
 def _truthy(value: str, *, name: str) -> bool:
@@ -161,7 +124,7 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
     hub, hub_source = pick("hub")
     if token:
         token = str(token).strip()
-        if token.startswith("convoy-join"):
+        if jointoken.is_join_token(token):
             join = parse_join_token(token)
             values["token"] = join.token
             values["ca_fingerprint"] = join.ca_fingerprint or None

@@ -19,14 +19,13 @@ from grpc import aio
 
 from hub import notify, presence, service
 from hub.api import auth, grpc_errors, limits
-from hub.fleet import selectors
 from hub.rollout import controller as rollout_controller
 from hub.security import secrets
 from hub.store import db as store_db
 from hub.store import models
 from hub.store import repository as store
 from protos import bundle as bundles
-from protos import codec
+from protos import codec, selectors
 from protos.codec import pb
 from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
 

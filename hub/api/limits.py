@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from google.protobuf import timestamp_pb2
 
-from protos import codec
+from protos import codec, selectors
 from protos.codec import pb
 from protos.status import DriftAction
 
@@ -42,9 +42,6 @@ __all__ = [
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
-_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 COMMIT_RE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64})?")
 #: Characters of spoke_version (the column's width: a longer one would fail the batch it is stored in).
@@ -166,11 +163,10 @@ def check_labels(labels: Mapping[str, str], *, where: str) -> None:
     if len(labels) > 64:
         raise InvalidRequest(f"{where}: at most 64 labels, got {len(labels)}")
     for key, value in labels.items():
-        prefix, slash, name = key.rpartition("/")
-        if not _LABEL_NAME.fullmatch(name) or (slash and not _LABEL_PREFIX.fullmatch(prefix)):
-            raise InvalidRequest(f"{where}: label key {key!r} is not a valid Kubernetes label key")
-        if not _LABEL_VALUE.fullmatch(value):
-            raise InvalidRequest(f"{where}: label {key}={value!r}: value is not a valid Kubernetes label value")
+        try:
+            selectors.check_label(key, value, where=where)
+        except selectors.SelectorError as exc:
+            raise InvalidRequest(str(exc)) from None
 
 
 def check_registration(*, cluster_name: str, labels: Mapping[str, str], token: str) -> None:

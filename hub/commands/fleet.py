@@ -26,6 +26,7 @@ from rich.text import Text
 
 from hub import adminclient, cliconfig
 from hub.commands import formatting
+from protos import selectors
 from protos.convoy.v1 import convoy_pb2 as pb
 
 __all__ = ["cluster", "config", "describe", "diff", "history", "pause", "resume", "status", "sync", "token"]
@@ -53,16 +54,6 @@ def parse_since(text: str) -> dt.datetime:
     except ValueError:
         raise click.BadParameter(f"{text!r} is neither a duration (1h) nor an ISO timestamp") from None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-
-
-def parse_labels(text: str) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{part!r} is not key=value")
-        labels[key.strip()] = value.strip()
-    return labels
 
 
 def hub_command(func: Callable[P, R]) -> Callable[P, R]:
@@ -322,8 +313,12 @@ def token_create(hub_name: str | None, ttl: str, uses: int, labels: str, descrip
     """
     if sum(map(bool, (cluster_name, name_prefix, any_name))) > 1:
         raise click.UsageError("give at most one of --cluster, --name-prefix and --any-name")
+    try:
+        token_labels = selectors.parse_labels(labels, where="--labels")
+    except selectors.SelectorError as exc:
+        raise click.BadParameter(str(exc)) from None
     request = pb.CreateTokenRequest(ttl_seconds=int(parse_duration(ttl).total_seconds()), uses=uses,
-                                    labels=parse_labels(labels), description=description, cluster=cluster_name,
+                                    labels=token_labels, description=description, cluster=cluster_name,
                                     name_prefix=name_prefix, any_name=any_name)
     with _client(hub_name) as client:
         response = client.create_token(request)

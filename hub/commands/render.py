@@ -28,6 +28,7 @@ from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model
 from hub.render import layering, pipeline
 from hub.tree import errors, repofs
+from protos import selectors
 from protos.objects import ObjectRef
 
 __all__ = ["BundleDiff", "diff_bundles", "open_fs", "preview", "render", "validate"]
@@ -123,9 +124,9 @@ def _short(digest: str | None) -> str:
 def render(repo: str, rev: str | None, cluster_name: str, labels: str, output: str) -> None:
     """Print one cluster's bundle and its digest, exactly as the hub would serve it."""
     try:
-        registered = fleet_clusters.parse_labels(labels)
-    except errors.RenderError as exc:
-        raise _fail(exc) from None
+        registered = selectors.parse_labels(labels, where="--labels")
+    except selectors.SelectorError as exc:
+        raise click.ClickException(str(exc)) from None
     with open_fs(repo, rev) as fs:
         try:
             fleet = model.load_fleet(fs, max_bytes=pipeline.RenderLimits().max_fleet_file_bytes)

@@ -2,12 +2,11 @@
 
 * ``model`` — fleet.yaml: apps (base, targets, overlays, dependsOn, clusterLayer,
   driftPolicy, rollout override) and the rollout strategy; ``load_fleet(fs)``.
-* ``selectors`` — label selectors: the matchLabels/matchExpressions form and the
-  ``env=prod,region in (eu,us),!canary`` text form.
 * ``clusters`` — ``clusters/NAME/cluster.yaml`` (labels, vars), label merging (Git wins),
   ``ClusterInfo`` (what a render of one cluster depends on).
 * ``resolving`` — which apps and layers apply to one cluster.
 
+Label selectors (both forms) live in :mod:`protos.selectors`, shared with the spoke and kustomize.
 Rendering itself (kustomize, substitution, bundles, cache) lives in ``hub.render``, one layer
 above: it imports this package, never the other way round.
 """

@@ -17,9 +17,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hub.fleet import model, selectors
+from hub.fleet import model
 from hub.tree import errors, repofs
 from hub.tree.loading import load_yaml_documents
+from protos import selectors
 
 __all__ = [
     "CLUSTERS_DIR",
@@ -31,7 +32,6 @@ __all__ = [
     "cluster_info",
     "declared_clusters",
     "merge_labels",
-    "parse_labels",
 ]
 
 CLUSTERS_DIR = "clusters"
@@ -186,21 +186,6 @@ def _read_decl(fs: repofs.RepoFS, name: str, file: str, max_bytes: int | None) -
     except errors.RenderError as exc:
         return ClusterDecl(name=name, labels={}, vars={}, file=file,
                            error=ClusterConfigError(exc.message, file=file))
-
-
-def parse_labels(text: str) -> dict[str, str]:
-    """``env=prod,region=eu`` (the ``--labels`` option) -> a label mapping."""
-    labels: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ClusterConfigError(f"--labels: {item!r} is not key=value")
-        try:
-            selectors.from_mapping({"matchLabels": {key.strip(): value.strip()}}, where="--labels")
-        except selectors.SelectorError as exc:
-            raise ClusterConfigError(str(exc)) from None
-        labels[key.strip()] = value.strip()
-    return labels
 
 
 def all_clusters(declared: Mapping[str, ClusterDecl],

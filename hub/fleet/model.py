@@ -16,10 +16,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from hub.fleet import selectors
 from hub.tree import errors, repofs
 from hub.tree.loading import load_yaml_documents
-from protos import bundle
+from protos import bundle, selectors
 from protos.status import DriftPolicy
 
 __all__ = [

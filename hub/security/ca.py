@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import ipaddress
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hub.security import files
+from protos import jointoken
 
 __all__ = [
     "CertificateAuthority",
@@ -55,10 +55,9 @@ def tls_dir(data_dir: Path) -> Path:
 def fingerprint_of(cert_pem: bytes) -> str:
     """``sha256:<hex>`` of the certificate's DER encoding (the first certificate in the PEM)."""
     try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
+        return jointoken.fingerprint_of(cert_pem)
     except ValueError as exc:
-        raise CertificateError("not a PEM certificate; cannot compute its fingerprint") from exc
-    return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        raise CertificateError(str(exc)) from exc
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:

@@ -35,19 +35,17 @@ from spoke.agent import Agent
 from spoke.cluster import ClusterClient
 from spoke.credentials import CredentialStore
 from spoke.settings import SpokeSettings
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     FleetRepo,
     Spoke,
     admin_of,
     channel,
-    database_url_fixture,  # noqa: F401  (fixture)
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
-    poll,
     registered_spoke,
     running_hub,
 )
+from tests.polling import poll
 
 
 async def _code_of(awaitable: Any) -> grpc.StatusCode | None:

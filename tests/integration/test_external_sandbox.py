@@ -24,7 +24,7 @@ from hub.render import pipeline
 from hub.render.kustomize import BuildOptions, build, sandboxing
 from hub.tree import repofs
 from hub.tree.errors import RenderError, RepoPathError, UnsupportedFeatureError
-from tests.integration.test_pipeline import commit_files
+from tests.integration.hub_harness import commit_files
 
 SECRET = "hub-private-3f9c1e"
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {k: v}\n"

@@ -30,17 +30,16 @@ from grpc import aio
 from hub.commands import hubserve
 from hub.source.webhooks import sign_hmac
 from protos.codec import pb
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     FleetRepo,
     Spoke,
     admin_of,
     channel,
     configmap,
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
-    poll,
     running_hub,
 )
+from tests.polling import poll
 
 N = 50
 WEBHOOK_SECRET = "webhook-secret"  # the harness's hub_settings default

@@ -17,7 +17,7 @@ from grpc import aio
 from hub.cli import cli
 from hub.commands import hubserve
 from protos.codec import pb
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     BROKEN_LAYER,
     FLEET_YAML,
     FleetRepo,
@@ -25,14 +25,12 @@ from tests.integration.test_hub_harness import (
     admin_of,
     channel,
     configmap,
-    database_url_fixture,  # noqa: F401  (fixture)
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
-    poll,
     registered_spoke,
     running_hub,
 )
+from tests.polling import poll
 
 ROLLOUT = """\
 rollout:

@@ -15,20 +15,19 @@ import pytest
 from grpc import aio
 
 from protos.codec import pb
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     Admin,
     FleetRepo,
     admin_of,
     channel,
     configmap,
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
-    poll,
     registered_spoke,
     running_hub,
     standard_fleet,
 )
+from tests.polling import poll
 
 SECRET = """\
 apiVersion: v1

@@ -22,14 +22,13 @@ from google.protobuf import timestamp_pb2
 from grpc import aio
 
 from hub.security import secrets
+from protos import jointoken
 from protos.codec import pb
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     FleetRepo,
     Spoke,
     admin_of,
     channel,
-    database_url_fixture,  # noqa: F401  (fixture)
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
     registered_spoke,
@@ -231,7 +230,7 @@ async def test_a_real_hub_presents_the_ca_a_join_token_pins(tmp_path: Path, flee
     async with running_hub(hub_settings(tmp_path / "hub", fleet_repo, **overrides)) as hub, channel(hub) as ch:
         token = await admin_of(hub, ch).token()
         contact = await asyncio.to_thread(hubclient.first_contact, hub.grpc_address, hub.ca_fingerprint)
-        assert hubclient.fingerprint_of(contact.root_pem) == hub.ca_fingerprint
+        assert jointoken.fingerprint_of(contact.root_pem) == hub.ca_fingerprint
         client = hubclient.HubClient(hub.grpc_address, ca_pem=contact.root_pem)
         try:
             reg = await asyncio.to_thread(client.register, token=token, cluster="alpha", labels={})

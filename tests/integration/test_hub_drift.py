@@ -12,12 +12,10 @@ import pytest
 from grpc import aio
 
 from protos.codec import pb
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     FleetRepo,
     admin_of,
     channel,
-    database_url_fixture,  # noqa: F401  (fixture)
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
     registered_spoke,

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from protos.codec import pb
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     FleetRepo,
     admin_of,
     channel,
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     registered_spoke,
     running_hub,

@@ -9,19 +9,17 @@ from pathlib import Path
 
 from hub import presence
 from protos.codec import pb
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     FleetRepo,
     admin_of,
     channel,
-    database_url_fixture,  # noqa: F401  (fixture)
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     fresh_postgres,
     hub_settings,
     next_desired,
-    poll,
     registered_spoke,
     running_hub,
 )
+from tests.polling import poll
 
 
 async def online(hub: object, ch: object) -> dict[str, bool]:

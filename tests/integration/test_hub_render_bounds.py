@@ -14,18 +14,17 @@ from hub.cli import cli
 from hub.store import models
 from hub.store import repository as store
 from protos.codec import pb
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     FleetRepo,
     admin_of,
     channel,
     configmap,
-    fleet_repo_fixture,  # noqa: F401  (fixture)
+    exponential_kustomization,
     hub_settings,
     next_desired,
     registered_spoke,
     running_hub,
 )
-from tests.integration.test_render_bounds import exponential_kustomization
 
 MiB = 1024 * 1024
 

@@ -14,11 +14,10 @@ import pytest
 from grpc import aio
 
 from protos.codec import pb
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     Admin,
     FleetRepo,
     Spoke,
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     next_desired,
 )
 

@@ -16,20 +16,18 @@ from hub.security import secrets, signing
 from hub.store import repository as store
 from protos import bundle as bundles
 from protos.codec import pb
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     FleetRepo,
     Spoke,
     admin_of,
     channel,
     configmap,
-    database_url_fixture,  # noqa: F401  (fixture)
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
-    poll,
     registered_spoke,
     running_hub,
 )
+from tests.polling import poll
 
 
 async def test_registration_and_its_refusals(tmp_path: Path, fleet_repo: FleetRepo,

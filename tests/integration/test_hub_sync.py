@@ -15,21 +15,19 @@ from hub.source import webhooks
 from hub.store import models
 from hub.store import repository as store
 from protos.codec import pb
-from tests.integration.test_hub_harness import (
+from tests.integration.hub_harness import (
     BROKEN_LAYER,
     FleetRepo,
     Spoke,
     admin_of,
     channel,
     configmap,
-    database_url_fixture,  # noqa: F401  (fixture)
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
-    poll,
     registered_spoke,
     running_hub,
 )
+from tests.polling import poll
 
 
 def desired_digest(hub: object, cluster: str) -> str | None:

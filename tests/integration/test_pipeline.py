@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,34 +17,10 @@ from hub.fleet import clusters, model
 from hub.render import pipeline
 from hub.tree import repofs
 from protos import bundle
+from tests.integration.hub_harness import commit_files, sample_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "fleet-config"
-
-
-def commit_files(repo_dir: Path, files: Mapping[str, str | None], message: str = "change") -> str:
-    """Write (or delete, for None) files in a Git work tree and commit them; returns the sha."""
-    repo = git.Repo.init(repo_dir) if not (repo_dir / ".git").exists() else git.Repo(repo_dir)
-    for name, text in files.items():
-        path = repo_dir / name
-        if text is None:
-            path.unlink()
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    repo.git.add("-A")
-    repo.git.commit("-q", "--no-gpg-sign", "-m", message, env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
-                                                              "GIT_COMMITTER_NAME": "t",
-                                                              "GIT_COMMITTER_EMAIL": "t@x"})
-    return str(repo.head.commit.hexsha)
-
-
-def sample_repo(tmp_path: Path) -> tuple[git.Repo, str]:
-    """A Git repository holding the sample fleet-config, one commit."""
-    work = tmp_path / "fleet"
-    shutil.copytree(SAMPLE, work)
-    sha = commit_files(work, {}, "sample fleet")
-    return git.Repo(work), sha
 
 
 def render_all(renderer: pipeline.Renderer, fs: repofs.RepoFS) -> pipeline.FleetRender:

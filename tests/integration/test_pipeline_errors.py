@@ -11,7 +11,7 @@ import pytest
 from hub.fleet import clusters
 from hub.render import pipeline
 from hub.tree import repofs
-from tests.integration.test_pipeline import commit_files
+from tests.integration.hub_harness import commit_files
 
 FLEET = """\
 apiVersion: convoy.dev/v1alpha1

@@ -19,7 +19,7 @@ from hub.cli import cli
 from hub.fleet import clusters
 from hub.render import pipeline
 from hub.tree import repofs
-from tests.integration.test_pipeline import commit_files
+from tests.integration.hub_harness import commit_files, exponential_kustomization
 
 FLEET = """\
 apiVersion: convoy.dev/v1alpha1
@@ -59,18 +59,7 @@ def fleet_repo(tmp_path: Path) -> Path:
     return repo_dir
 
 
-def exponential_kustomization(levels: int) -> dict[str, str]:
-    """apps/bomb/lN: each level includes the previous one twice (under two name prefixes): 2^N objects
-    from 3N+2 small files."""
-    files = {"apps/bomb/kustomization.yaml": f"resources: [l{levels}]\n",
-             "apps/bomb/l0/kustomization.yaml": "resources: [cm.yaml]\n",
-             "apps/bomb/l0/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"}
-    for level in range(1, levels + 1):
-        files[f"apps/bomb/l{level}/kustomization.yaml"] = "resources: [a, b]\n"
-        for half in "ab":
-            files[f"apps/bomb/l{level}/{half}/kustomization.yaml"] = (
-                f"namePrefix: {half}-\nresources: [../../l{level - 1}]\n")
-    return files
+
 
 
 # -- item 3: symlinks ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from hub.cli import cli
 from protos import bundle
-from tests.integration.test_pipeline import commit_files, sample_repo
+from tests.integration.hub_harness import commit_files, sample_repo
 
 
 @pytest.fixture

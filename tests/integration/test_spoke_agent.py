@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from protos import bundle as bundles
-from protos import codec
+from protos import codec, jointoken
 from protos.status import DriftPolicy, Phase
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
 from spoke.settings import SpokeSettings
-from tests.integration.spoke_harness import FakeHub, configmap, deployment, make_bundle, namespace, wait_for
+from tests.integration.spoke_harness import FakeHub, configmap, deployment, make_bundle, namespace
+from tests.polling import wait_for
 
 DRIFT_DEADLINE = 5.0  # the issue's promise: drift noticed (and corrected) within 5 s
 
@@ -296,7 +297,6 @@ def test_drift_is_still_noticed_when_watch_streams_are_cut(
 def test_first_start_over_tls_pins_the_join_tokens_ca_and_stores_it(
         tmp_path: Any, kubesim_server: Any, kube_cluster: str, client: ClusterClient) -> None:
     from hub.security import ca as hub_ca
-    from spoke import hubclient
 
     authority = hub_ca.ensure_ca(tmp_path / "ca")
     cert, key = authority.issue_server_cert(hosts=["localhost", "127.0.0.1"])
@@ -311,7 +311,7 @@ def test_first_start_over_tls_pins_the_join_tokens_ca_and_stores_it(
         agent.start()
         wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready over TLS")
         stored = agent._creds_store.load()
-        assert stored is not None and hubclient.fingerprint_of(stored.hub_ca_pem) == authority.fingerprint()
+        assert stored is not None and jointoken.fingerprint_of(stored.hub_ca_pem) == authority.fingerprint()
     finally:
         if agent is not None:
             agent.stop()
@@ -322,7 +322,7 @@ def test_first_start_over_tls_pins_the_join_tokens_ca_and_stores_it(
 def test_a_spoke_refuses_an_impostor_hub_before_sending_its_token(
         tmp_path: Any, kubesim_server: Any, kube_cluster: str, caplog: pytest.LogCaptureFixture) -> None:
     from hub.security import ca as hub_ca
-    from tests.integration.test_spoke_hubclient import self_signed
+    from tests.integration.spoke_harness import self_signed
 
     genuine = hub_ca.ensure_ca(tmp_path / "ca")
     cert, key = self_signed()

@@ -16,7 +16,8 @@ import pytest
 
 from protos import codec
 from protos.status import Phase
-from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, namespace, wait_for
+from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, namespace
+from tests.polling import wait_for
 
 
 @pytest.fixture

@@ -10,9 +10,11 @@ import pytest
 
 from hub.security import ca as hub_ca
 from protos import bundle as bundles
+from protos import jointoken
 from protos.status import Phase
 from spoke import hubclient, report
-from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, wait_for
+from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, self_signed
+from tests.polling import wait_for
 
 
 @pytest.fixture
@@ -93,7 +95,7 @@ def test_first_contact_pins_the_ca_from_the_join_token(authority: hub_ca.Certifi
     hub = _tls_hub(authority, with_ca=True)
     try:
         contact = hubclient.first_contact(hub.address, authority.fingerprint())
-        assert hubclient.fingerprint_of(contact.root_pem) == authority.fingerprint()
+        assert jointoken.fingerprint_of(contact.root_pem) == authority.fingerprint()
         client = hubclient.HubClient(hub.address, ca_pem=contact.root_pem)
         try:
             reg = client.register(token=hub.token, cluster="c1", labels={})
@@ -114,30 +116,6 @@ def test_a_hub_presenting_another_ca_is_refused_before_the_token_is_sent(
         assert hub.register_requests == []
     finally:
         hub.stop()
-
-
-def self_signed(host: str = "127.0.0.1") -> tuple[bytes, bytes]:
-    """A self-signed serving certificate and its key, as an impostor would make in a minute."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "convoy-hub")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)),
-                                                        x509.DNSName("localhost")]), critical=False)
-            .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 @pytest.mark.parametrize("impostor", ["self-signed", "own CA, leaf only", "genuine CA shown, own leaf",

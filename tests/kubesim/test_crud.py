@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from tests.polling import wait_for
 
 
 def _deployment(name: str, image: str = "nginx:1.27", **annotations: str) -> dict[str, Any]:
@@ -181,12 +182,12 @@ def test_garbage_collector_follows_owner_references(api: client.ApiClient) -> No
     ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
     core.create_namespaced_config_map("default", {"metadata": {"name": "dep", "ownerReferences": [ref]}})
     core.delete_namespaced_config_map("owner", "default")
-    _eventually(lambda: "dep" not in [i.metadata.name for i in core.list_namespaced_config_map("default").items])
+    wait_for(lambda: "dep" not in [i.metadata.name for i in core.list_namespaced_config_map("default").items])
     owner = core.create_namespaced_config_map("default", {"metadata": {"name": "owner2"}})
     ref = dict(ref, name="owner2", uid=owner.metadata.uid)
     core.create_namespaced_config_map("default", {"metadata": {"name": "kept", "ownerReferences": [ref]}})
     core.delete_namespaced_config_map("owner2", "default", propagation_policy="Orphan")
-    _eventually(lambda: _missing(core, "owner2"))
+    wait_for(lambda: _missing(core, "owner2"))
     assert core.read_namespaced_config_map("kept", "default").metadata.owner_references is None
 
 
@@ -197,7 +198,7 @@ def test_namespace_deletion_cascades(api: client.ApiClient) -> None:
     assert ns.metadata.labels == {"kubernetes.io/metadata.name": "shop"}
     core.create_namespaced_config_map("shop", {"metadata": {"name": "a"}})
     core.delete_namespace("shop")
-    _eventually(lambda: _namespace_missing(core, "shop"))
+    wait_for(lambda: _namespace_missing(core, "shop"))
     with pytest.raises(ApiException) as err:
         core.delete_namespace("default")
     assert err.value.status == 403
@@ -217,14 +218,6 @@ def _namespace_missing(core: client.CoreV1Api, name: str) -> bool:
     except ApiException as exc:
         return exc.status == 404
     return False
-
-
-def _eventually(check: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.01)
 
 
 def test_immutable_fields_are_refused(api: client.ApiClient) -> None:
@@ -267,7 +260,7 @@ def test_terminating_namespace_refuses_new_content(api: client.ApiClient) -> Non
         core.delete_namespace("closing")
     assert again.value.status == 409
     core.patch_namespaced_config_map("held", "closing", {"metadata": {"finalizers": None}})
-    _eventually(lambda: _namespace_missing(core, "closing"))
+    wait_for(lambda: _namespace_missing(core, "closing"))
 
 
 def test_required_fields_are_validated(api: client.ApiClient) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import time
 from typing import Any
 
 import pytest
@@ -13,6 +12,8 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ApiException as DynamicApiException
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
+
+from tests.polling import wait_for
 
 CRD = {
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -36,17 +37,6 @@ CRD = {
 @pytest.fixture
 def dyn(api: client.ApiClient, tmp_path: pathlib.Path) -> DynamicClient:
     return DynamicClient(api, cache_file=str(tmp_path / "discovery.json"))
-
-
-def _eventually(check: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.01)
 
 
 def _established(ext: client.ApiextensionsV1Api, name: str) -> bool:
@@ -118,7 +108,7 @@ def test_custom_resources_lifecycle(api: client.ApiClient, dyn: DynamicClient) -
     created = ext.create_custom_resource_definition(CRD)
     assert created.metadata.generation == 1
     assert created.status.accepted_names.plural == "" and created.status.stored_versions == ["v1"]
-    _eventually(lambda: _established(ext, "widgets.example.com"))
+    wait_for(lambda: _established(ext, "widgets.example.com"))
     custom = client.CustomObjectsApi(api)
     widget = custom.create_namespaced_custom_object(
         "example.com", "v1", "default", "widgets",
@@ -151,7 +141,7 @@ def test_custom_resources_lifecycle(api: client.ApiClient, dyn: DynamicClient) -
     assert no_rv.value.status == 422
     # Deleting the CRD deletes its objects and removes the type from discovery.
     ext.delete_custom_resource_definition("widgets.example.com")
-    _eventually(lambda: _crd_gone(ext))
+    wait_for(lambda: _crd_gone(ext))
     with pytest.raises(ApiException) as gone:
         custom.list_namespaced_custom_object("example.com", "v1", "default", "widgets")
     assert gone.value.status == 404
@@ -176,7 +166,7 @@ def test_custom_resources_are_404_until_established(sim: Any, cluster: str, api:
         with pytest.raises(ApiException) as early:
             custom.list_namespaced_custom_object("example.com", "v1", "default", "widgets")
         assert early.value.status == 404
-        _eventually(lambda: _established(ext, "widgets.example.com"))
+        wait_for(lambda: _established(ext, "widgets.example.com"))
         assert custom.list_namespaced_custom_object("example.com", "v1", "default", "widgets")["items"] == []
         slow_api.close()
 
@@ -193,9 +183,9 @@ def test_create_from_yaml(api: client.ApiClient, tmp_path: pathlib.Path) -> None
     utils.create_from_yaml(api, str(manifest))
     apps = client.AppsV1Api(api)
     core = client.CoreV1Api(api)
-    ready = _eventually(lambda: (apps.read_namespaced_deployment("web", "shop").status.available_replicas or 0) == 1)
+    ready = wait_for(lambda: (apps.read_namespaced_deployment("web", "shop").status.available_replicas or 0) == 1)
     assert ready
-    svc = _eventually(lambda: core.read_namespaced_service("web", "shop").status.load_balancer.ingress)
+    svc = wait_for(lambda: core.read_namespaced_service("web", "shop").status.load_balancer.ingress)
     assert svc[0].ip
 
 
@@ -220,7 +210,7 @@ def test_custom_resource_scale_subresource(api: client.ApiClient) -> None:
     version["subresources"]["scale"] = {"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.size"}
     ext = client.ApiextensionsV1Api(api)
     ext.create_custom_resource_definition(crd)
-    _eventually(lambda: _established(ext, "scalers.example.com"))
+    wait_for(lambda: _established(ext, "scalers.example.com"))
     custom = client.CustomObjectsApi(api)
     custom.create_namespaced_custom_object("example.com", "v1", "default", "scalers", {
         "apiVersion": "example.com/v1", "kind": "Scaler", "metadata": {"name": "s"}, "spec": {"size": 2}})

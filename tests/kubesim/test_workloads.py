@@ -8,19 +8,9 @@ from typing import Any
 from kubernetes import client
 
 from kubesim.workloads import ANNOTATION_DELAY, ANNOTATION_OUTCOME, MANAGER
+from tests.polling import wait_for
 
 POD_TEMPLATE = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
-
-
-def _eventually(check: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.01)
 
 
 def _conditions(obj: Any) -> dict[str, tuple[str, str]]:
@@ -44,16 +34,16 @@ def test_deployment_becomes_available_and_an_image_bump_rolls_out(api: client.Ap
                 and dep.status.available_replicas == 3)
         return dep if done else None
 
-    dep = _eventually(ready)
+    dep = wait_for(ready)
     assert _conditions(dep)["Available"] == ("True", "MinimumReplicasAvailable")
     assert {m.manager for m in dep.metadata.managed_fields if m.subresource == "status"} == {MANAGER}
     bumped = apps.patch_namespaced_deployment(
         "web", "default", {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}})
     assert bumped.metadata.generation == 2
-    in_progress = _eventually(lambda: _conditions(apps.read_namespaced_deployment("web", "default")).get(
+    in_progress = wait_for(lambda: _conditions(apps.read_namespaced_deployment("web", "default")).get(
         "Progressing") == ("True", "ReplicaSetUpdated"))
     assert in_progress
-    dep = _eventually(ready)
+    dep = wait_for(ready)
     assert dep.status.observed_generation == 2
 
 
@@ -62,7 +52,7 @@ def test_fail_and_stuck_outcomes(api: client.ApiClient) -> None:
     apps.create_namespaced_deployment("default", _deployment("bad", **{ANNOTATION_OUTCOME: "fail"}))
     apps.create_namespaced_deployment("default", _deployment("stuck", **{ANNOTATION_OUTCOME: "stuck",
                                                                          ANNOTATION_DELAY: "0.01"}))
-    failed = _eventually(lambda: _conditions(apps.read_namespaced_deployment("bad", "default")).get(
+    failed = wait_for(lambda: _conditions(apps.read_namespaced_deployment("bad", "default")).get(
         "Progressing") == ("False", "ProgressDeadlineExceeded"))
     assert failed
     time.sleep(0.3)  # well past the delay: a stuck rollout must still not be available
@@ -87,17 +77,17 @@ def test_jobs_statefulsets_daemonsets_pvcs_and_load_balancers(api: client.ApiCli
         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     core.create_namespaced_service("default", {"metadata": {"name": "lb"}, "spec": {
         "type": "LoadBalancer", "ports": [{"port": 80}]}})
-    assert _eventually(lambda: _conditions(batch.read_namespaced_job("ok", "default")).get("Complete")
+    assert wait_for(lambda: _conditions(batch.read_namespaced_job("ok", "default")).get("Complete")
                        == ("True", "CompletionsReached"))
-    assert _eventually(lambda: _conditions(batch.read_namespaced_job("ko", "default")).get("Failed")
+    assert wait_for(lambda: _conditions(batch.read_namespaced_job("ko", "default")).get("Failed")
                        == ("True", "BackoffLimitExceeded"))
-    sts = _eventually(lambda: (s := apps.read_namespaced_stateful_set("db", "default")).status.ready_replicas
+    sts = wait_for(lambda: (s := apps.read_namespaced_stateful_set("db", "default")).status.ready_replicas
                       == 2 and s)
     assert sts.status.current_revision == sts.status.update_revision
-    ds = _eventually(lambda: (d := apps.read_namespaced_daemon_set("agent", "default")).status.number_ready and d)
+    ds = wait_for(lambda: (d := apps.read_namespaced_daemon_set("agent", "default")).status.number_ready and d)
     assert ds.status.desired_number_scheduled == ds.status.number_available
-    pvc = _eventually(lambda: (p := core.read_namespaced_persistent_volume_claim("data", "default")).status.phase
+    pvc = wait_for(lambda: (p := core.read_namespaced_persistent_volume_claim("data", "default")).status.phase
                       == "Bound" and p)
     assert pvc.status.capacity == {"storage": "1Gi"}
-    svc = _eventually(lambda: core.read_namespaced_service("lb", "default").status.load_balancer.ingress)
+    svc = wait_for(lambda: core.read_namespaced_service("lb", "default").status.load_balancer.ingress)
     assert svc[0].ip

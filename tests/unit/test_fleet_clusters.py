@@ -77,14 +77,6 @@ def test_git_wins_when_labels_conflict() -> None:
     assert clusters.cluster_info("new", registered_labels={"env": "dev"}).labels == {"env": "dev"}
 
 
-def test_parse_labels_option() -> None:
-    assert clusters.parse_labels("env=prod, region=eu,") == {"env": "prod", "region": "eu"}
-    with pytest.raises(ClusterConfigError, match="not key=value"):
-        clusters.parse_labels("env")
-    with pytest.raises(ClusterConfigError, match="not a valid label"):
-        clusters.parse_labels("env=a b")
-
-
 def test_all_clusters_unites_declared_and_registered() -> None:
     declared = {"a": clusters.ClusterDecl(name="a", labels={"env": "prod"}, vars={}, file="clusters/a/cluster.yaml")}
     infos = clusters.all_clusters(declared, {"b": {"env": "dev"}, "a": {"env": "dev", "zone": "1"}})

@@ -20,12 +20,12 @@ from hub.api import limits
 from hub.commands import fleet as fleet_commands
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model as fleet_model
-from hub.fleet import selectors
 from hub.render import substitute
 from hub.render.kustomize import generating
 from hub.security import secrets
 from hub.source import git as git_source
 from protos import bundle as bundles
+from protos import jointoken, selectors
 from protos.codec import pb
 from spoke import drift
 from spoke import settings as spoke_settings
@@ -85,11 +85,10 @@ VALIDATORS: list[tuple[str, Callable[[str], Any], str]] = [
     ("generator key", lambda v: generating._KEY_RE.fullmatch(v), "app.conf"),
     ("commit id in the Git source", lambda v: git_source._SHA_RE.fullmatch(v), COMMIT),
     ("CLI duration", lambda v: fleet_commands._DURATION_RE.fullmatch(v), "15m"),
-    ("bootstrap token", lambda v: secrets._TOKEN_RE.fullmatch(v), TOKEN),
+    ("bootstrap token", lambda v: jointoken._TOKEN_RE.fullmatch(v), TOKEN),
     ("join token CA fingerprint (hub)", lambda v: secrets.make_join_token(TOKEN, v), FINGERPRINT),
-    ("spoke label key", lambda v: spoke_settings._LABEL_KEY.fullmatch(v), "env"),
     ("spoke cluster name", lambda v: spoke_settings._NAME.fullmatch(v), "edge-1"),
-    ("spoke join token fingerprint", lambda v: spoke_settings._FINGERPRINT.fullmatch(v), FINGERPRINT),
+    ("spoke join token fingerprint", lambda v: jointoken._FINGERPRINT_RE.fullmatch(v), FINGERPRINT),
     ("drift quantity", lambda v: drift._QUANTITY.fullmatch(v), "500Mi"),
 ]
 

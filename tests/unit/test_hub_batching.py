@@ -30,20 +30,20 @@ async def test_concurrent_reads_are_one_load_and_each_gets_its_own_message() -> 
 
 async def test_work_arriving_while_a_batch_runs_forms_the_next_batch() -> None:
     release = threading.Event()
+    started = threading.Event()
     calls: list[list[int]] = []
 
     def run(items: Sequence[int]) -> list[int]:
         calls.append(list(items))
         if len(calls) == 1:
+            started.set()
             release.wait(5)
         return [i * 10 for i in items]
 
     batcher: batching.Batcher[int, int] = batching.Batcher(run)
     first = asyncio.ensure_future(batcher.submit(1))
-    deadline = asyncio.get_running_loop().time() + 5
-    while not calls:  # until the first batch is running in its thread
-        assert asyncio.get_running_loop().time() < deadline, "the first batch never started"
-        await asyncio.sleep(0.001)
+    # Until the first batch is running in its thread.
+    assert await asyncio.to_thread(started.wait, 5), "the first batch never started"
     rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(2, 7)]
     await asyncio.sleep(0)
     release.set()

@@ -12,6 +12,7 @@ import pytest
 from hub import metrics as metrics_mod
 from hub.source import webhooks
 from hub.web import app as web_app
+from tests.polling import poll
 
 SECRET = b"s3cret"
 PUSH = json.dumps({"ref": "refs/heads/main", "after": "b" * 40}).encode()
@@ -235,12 +236,13 @@ async def test_unauthenticated_requests_in_flight_are_bounded(
             for reader, writer in held:
                 writer.close()
                 await asyncio.wait_for(reader.read(), 30)
-            for _ in range(200):   # the slots free up once the server notices the closed connections
+
+            async def accepted() -> int | None:
                 async with http.post(f"{base}/webhook", data=PUSH, headers=_github(PUSH)) as resp:
-                    if resp.status != 429:
-                        break
-                await asyncio.sleep(0.05)
-            assert resp.status == 202
+                    return resp.status if resp.status != 429 else None
+
+            # The slots free up once the server notices the closed connections.
+            assert await poll(accepted, what="a webhook slot to free up") == 202
     finally:
         for _, writer in held:
             writer.close()

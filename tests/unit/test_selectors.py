@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub.fleet import selectors
-from hub.fleet.selectors import Operator, Requirement, Selector, SelectorError
+from protos import selectors
+from protos.selectors import Operator, Requirement, Selector, SelectorError
 
 PROD_EU = {"env": "prod", "region": "eu"}
 DEV_US_CANARY = {"env": "dev", "region": "us", "canary": "true"}

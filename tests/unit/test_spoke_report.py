@@ -1,21 +1,16 @@
-"""The Reporter coalesces bursts, heartbeats, and counts a backlog while the hub is away."""
+"""The Reporter coalesces bursts, heartbeats, and counts a backlog while the hub is away.
+
+Time is a :class:`~tests.clocks.FakeClock`: the tests move it and never sleep.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 from protos.objects import ObjectRef
 from protos.status import DriftAction, Phase
 from spoke import report
-
-
-def _wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
+from tests.clocks import FakeClock
 
 
 class Hub:
@@ -31,14 +26,23 @@ class Hub:
             self.sent.append((status, backlog))
 
 
+def _reporter(hub: Hub, clock: FakeClock, **options: float) -> report.Reporter:
+    reporter = report.Reporter(hub.send, clock=clock, **options).start()
+    clock.settle()
+    return reporter
+
+
 def test_a_burst_is_one_report_of_the_latest() -> None:
-    hub = Hub()
-    reporter = report.Reporter(hub.send, heartbeat=60, window=0.3).start()
+    hub, clock = Hub(), FakeClock()
+    reporter = _reporter(hub, clock, heartbeat=60, window=0.3)
     try:
         for i in range(50):
             reporter.submit(report.Status(phase=Phase.PROGRESSING, message=f"step {i}"))
-        _wait_for(lambda: len(hub.sent) >= 1)
-        time.sleep(0.5)  # anything else the reporter would send arrives in this window
+        clock.advance(0.1)
+        assert hub.sent == []  # still inside the window
+        clock.advance(0.2)
+        assert len(hub.sent) == 1
+        clock.advance(30)  # nothing else goes out before the heartbeat
         assert len(hub.sent) == 1
         assert hub.sent[0][0].message == "step 49"
     finally:
@@ -46,40 +50,47 @@ def test_a_burst_is_one_report_of_the_latest() -> None:
 
 
 def test_unchanged_status_is_not_resent_before_the_heartbeat() -> None:
-    hub = Hub()
-    reporter = report.Reporter(hub.send, heartbeat=60, window=0.05).start()
+    hub, clock = Hub(), FakeClock()
+    reporter = _reporter(hub, clock, heartbeat=60, window=0.05)
     try:
         reporter.submit(report.Status(phase=Phase.READY))
-        _wait_for(lambda: len(hub.sent) == 1)
+        clock.advance(0.05)
+        assert len(hub.sent) == 1
         reporter.submit(report.Status(phase=Phase.READY))  # same content, new observed_at
-        time.sleep(0.3)
+        clock.advance(30)
         assert len(hub.sent) == 1
     finally:
         reporter.stop()
 
 
 def test_heartbeat_resends_the_latest() -> None:
-    hub = Hub()
-    reporter = report.Reporter(hub.send, heartbeat=0.2, window=0.01).start()
+    hub, clock = Hub(), FakeClock()
+    reporter = _reporter(hub, clock, heartbeat=0.2, window=0.01)
     try:
         reporter.submit(report.Status(phase=Phase.READY))
-        _wait_for(lambda: len(hub.sent) >= 3)
-        assert all(s.phase == Phase.READY for s, _ in hub.sent)
+        clock.advance(0.01)
+        assert len(hub.sent) == 1
+        clock.advance(0.1)
+        assert len(hub.sent) == 1  # half a heartbeat: nothing yet
+        clock.advance(0.1)
+        clock.advance(0.2)
+        assert len(hub.sent) == 3 and all(s.phase == Phase.READY for s, _ in hub.sent)
     finally:
         reporter.stop()
 
 
 def test_backlog_is_reported_when_the_hub_returns() -> None:
-    hub = Hub()
+    hub, clock = Hub(), FakeClock()
     hub.down = True
-    reporter = report.Reporter(hub.send, heartbeat=60, window=0.01, retry_cap=0.2).start()
+    reporter = _reporter(hub, clock, heartbeat=60, window=0.01, retry_cap=0.2)
     try:
         for phase in (Phase.APPLYING, Phase.PROGRESSING, Phase.READY):
             reporter.submit(report.Status(phase=phase))
-            time.sleep(0.05)
+            clock.advance(0.05)
         assert hub.sent == []
         hub.down = False
-        _wait_for(lambda: len(hub.sent) >= 1)
+        clock.advance(0.2)  # the longest retry delay
+        assert len(hub.sent) == 1
         status, backlog = hub.sent[0]
         assert status.phase == Phase.READY
         assert backlog == 2
@@ -92,15 +103,19 @@ def _event(name: str, action: DriftAction = DriftAction.CORRECTED) -> report.Dri
 
 
 def test_drift_events_go_out_once_even_when_the_status_does_not_change() -> None:
-    hub = Hub()
-    reporter = report.Reporter(hub.send, heartbeat=0.3, window=0.01).start()
+    hub, clock = Hub(), FakeClock()
+    reporter = _reporter(hub, clock, heartbeat=0.3, window=0.01)
     try:
         reporter.submit(report.Status(phase=Phase.READY))
-        _wait_for(lambda: len(hub.sent) == 1)
+        clock.advance(0.01)
+        assert len(hub.sent) == 1
         # Detected and corrected between two reports: the status is the same, the events are news.
         reporter.record([_event("web", DriftAction.DETECTED), _event("web")])
-        _wait_for(lambda: len(hub.sent) >= 2)
-        _wait_for(lambda: len(hub.sent) >= 4)  # heartbeats after that carry nothing again
+        clock.advance(0.01)
+        assert len(hub.sent) == 2
+        clock.advance(0.3)
+        clock.advance(0.3)  # heartbeats after that carry nothing again
+        assert len(hub.sent) == 4
         sent = [[e.action for e in s.drift_events] for s, _ in hub.sent]
         assert sent[0] == [] and sent[1] == ["detected", "corrected"] and all(s == [] for s in sent[2:])
         assert reporter.pending_events == ()
@@ -109,17 +124,19 @@ def test_drift_events_go_out_once_even_when_the_status_does_not_change() -> None
 
 
 def test_drift_events_wait_for_the_hub_bounded_and_in_order() -> None:
-    hub = Hub()
+    hub, clock = Hub(), FakeClock()
     hub.down = True
-    reporter = report.Reporter(hub.send, heartbeat=60, window=0.01, retry_cap=0.1).start()
+    reporter = _reporter(hub, clock, heartbeat=60, window=0.01, retry_cap=0.1)
     try:
         reporter.submit(report.Status(phase=Phase.READY))
         reporter.record([_event(f"w{i}") for i in range(report.MAX_PENDING_EVENTS + 3)])
-        time.sleep(0.2)
+        clock.advance(0.01)
+        clock.advance(0.2)
         assert hub.sent == [] and len(reporter.pending_events) == report.MAX_PENDING_EVENTS
         assert reporter.dropped_events == 3
         hub.down = False
-        _wait_for(lambda: len(hub.sent) >= 1)
+        clock.advance(0.1)  # the longest retry delay
+        assert len(hub.sent) == 1
         names = [e.ref.name for e in hub.sent[0][0].drift_events]
         assert names == [f"w{i}" for i in range(3, report.MAX_PENDING_EVENTS + 3)]
         assert reporter.pending_events == ()

@@ -11,6 +11,7 @@ from protos.status import DriftPolicy
 from spoke import settings
 
 FP = "sha256:" + "ab" * 32
+TOKEN = "0123456789ab." + "s" * 43
 
 
 def _b64(data: bytes) -> str:
@@ -46,15 +47,15 @@ def test_token_is_not_in_repr() -> None:
 
 
 def test_json_join_token_carries_fingerprint_and_hub() -> None:
-    join = "convoy-join.v1." + _b64(json.dumps({"token": "id1.sec", "ca": FP, "hub": "hub:7443"}).encode())
+    join = "convoy-join.v1." + _b64(json.dumps({"token": TOKEN, "ca": FP, "hub": "hub:7443"}).encode())
     s = settings.load_settings(cli={"cluster": "c1"}, env={"CONVOY_SPOKE_TOKEN": join})
-    assert (s.token, s.ca_fingerprint, s.hub) == ("id1.sec", FP, "hub:7443")
+    assert (s.token, s.ca_fingerprint, s.hub) == (TOKEN, FP, "hub:7443")
 
 
 def test_join_token_of_an_insecure_hub_has_no_fingerprint() -> None:
-    join = "convoy-join.v1." + _b64(json.dumps({"token": "id1.sec", "ca": "", "hub": None}).encode())
+    join = "convoy-join.v1." + _b64(json.dumps({"token": TOKEN, "ca": "", "hub": None}).encode())
     s = settings.load_settings(cli={"cluster": "c1", "hub": "h:1", "token": join}, env={})
-    assert (s.token, s.ca_fingerprint) == ("id1.sec", None)
+    assert (s.token, s.ca_fingerprint) == (TOKEN, None)
 
 
 @pytest.mark.parametrize(("cli", "env", "needle"), [
@@ -74,7 +75,7 @@ def test_bad_settings_name_the_flag_or_variable(cli: dict[str, object], env: dic
 
 
 def test_join_token_without_fingerprint_is_refused() -> None:
-    join = "convoy-join.v1." + _b64(json.dumps({"token": "id1.sec", "ca": "md5:00"}).encode())
+    join = "convoy-join.v1." + _b64(json.dumps({"token": "0123456789ab." + "s" * 43, "ca": "md5:00"}).encode())
     with pytest.raises(settings.SettingsError, match="fingerprint"):
         settings.parse_join_token(join)
 

@@ -23,73 +23,28 @@ from hub.render.kustomize.resources import Resource, clone, effective_namespace_
 from hub.tree import repofs
 from hub.tree.errors import KustomizeError
 from hub.tree.loading import load_yaml_any, load_yaml_documents
+from protos import selectors
 
-__all__ = ["apply_patches", "matches_label_selector", "parse_label_selector"]
+__all__ = ["apply_patches", "parse_label_selector"]
 
 
 # -- selectors ------------------------------------------------------------------------------------
 
-_REQ_RE = re.compile(r"\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(==|=|!=)\s*([A-Za-z0-9_.-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*")
+def parse_label_selector(text: str, *, file: str, field: str = "labelSelector") -> selectors.Selector:
+    """A patch target's ``labelSelector`` / ``annotationSelector`` (``app=web,tier in (a,b),!legacy``).
 
-Requirement = tuple[str, str, tuple[str, ...]]  # (key, operator, values)
-
-
-def _split_requirements(text: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for char in text:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    if current.strip():
-        parts.append(current)
-    return parts
+    The grammar is the one the fleet uses (:mod:`protos.selectors`): kustomize parses both fields with
+    the API server's label selector parser.
+    """
+    try:
+        return selectors.parse(text, where=f"patch target {field}")
+    except selectors.SelectorError as exc:
+        raise KustomizeError(f"invalid label selector ({exc})", file=file) from None
 
 
-def parse_label_selector(text: str, *, file: str) -> list[Requirement]:
-    """A Kubernetes label selector string (``app=web,tier in (a,b),!legacy``) as requirements."""
-    requirements: list[Requirement] = []
-    for part in _split_requirements(text):
-        match = _REQ_RE.fullmatch(part)
-        if match is None:
-            raise KustomizeError(f"invalid label selector {text!r} (at {part.strip()!r})", file=file)
-        negate, key, op, value, set_op, set_values = match.groups()
-        if negate:
-            if op or set_op:
-                raise KustomizeError(f"invalid label selector {text!r}", file=file)
-            requirements.append((key, "!", ()))
-        elif op:
-            requirements.append((key, "!=" if op == "!=" else "=", (value,)))
-        elif set_op:
-            values = tuple(v.strip() for v in set_values.split(",") if v.strip())
-            requirements.append((key, set_op, values))
-        else:
-            requirements.append((key, "exists", ()))
-    return requirements
-
-
-def matches_label_selector(labels: dict[str, Any], requirements: list[Requirement]) -> bool:
-    for key, op, values in requirements:
-        present = key in labels
-        value = str(labels.get(key, ""))
-        if op == "=" and not (present and value == values[0]):
-            return False
-        if op == "!=" and present and value == values[0]:
-            return False
-        if op == "in" and not (present and value in values):
-            return False
-        if op == "notin" and present and value in values:
-            return False
-        if op == "exists" and not present:
-            return False
-        if op == "!" and present:
-            return False
-    return True
+def _matches(selector: selectors.Selector, values: dict[str, Any]) -> bool:
+    # Label values are text; a `version: 1` written in YAML is compared as "1".
+    return selector.matches({str(key): str(value) for key, value in values.items()})
 
 
 def _anchored(pattern: str, *, file: str) -> re.Pattern[str] | None:
@@ -111,7 +66,7 @@ def select(resources: list[Resource], target: dict[str, Any], *, file: str) -> l
     ns_re = _anchored(str(target.get("namespace") or ""), file=file)
     group, version, kind = (str(target.get(key) or "") for key in ("group", "version", "kind"))
     labels = parse_label_selector(str(target["labelSelector"]), file=file) if target.get("labelSelector") else None
-    annotations = (parse_label_selector(str(target["annotationSelector"]), file=file)
+    annotations = (parse_label_selector(str(target["annotationSelector"]), file=file, field="annotationSelector")
                    if target.get("annotationSelector") else None)
     selected = []
     for res in resources:
@@ -123,9 +78,9 @@ def select(resources: list[Resource], target: dict[str, Any], *, file: str) -> l
             continue
         if (group and res.group != group) or (version and res.version != version) or (kind and res.kind != kind):
             continue
-        if labels is not None and not matches_label_selector(res.labels(), labels):
+        if labels is not None and not _matches(labels, res.labels()):
             continue
-        if annotations is not None and not matches_label_selector(res.annotations(), annotations):
+        if annotations is not None and not _matches(annotations, res.annotations()):
             continue
         selected.append(res)
     return selected

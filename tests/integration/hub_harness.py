@@ -1,7 +1,8 @@
 """What the hub's integration tests share: a real fleet Git repository, a real hub on port 0 with TLS,
 SQLite or PostgreSQL, and a small spoke-side client made of the plain generated stubs.
 
-The tests at the bottom check the harness's own promises: health and reflection are reachable over TLS.
+The fixtures built on these (``fleet_repo``, ``database_url``) are in ``conftest.py``; the harness's
+own promises (health and reflection over TLS) are checked in ``test_hub_tls.py``.
 """
 
 from __future__ import annotations
@@ -10,29 +11,24 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import re
 import secrets
+import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+import git
 import grpc
 import psycopg
-import pytest
 from grpc import aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from hub import settings as settings_mod
 from hub.commands import hubserve
-from hub.security import ca as ca_sec
 from protos import bundle as bundles
 from protos.codec import pb
 from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
-
-T = TypeVar("T")
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Fleet Dev", "GIT_AUTHOR_EMAIL": "dev@example.test",
@@ -115,11 +111,47 @@ def standard_fleet(repo: FleetRepo, version: str = "1") -> str:
                         "apps/web/configmap.yaml": configmap(version)}, message=f"web v{version}")
 
 
-@pytest.fixture(name="fleet_repo")
-def fleet_repo_fixture(tmp_path: Path) -> FleetRepo:
-    repo = FleetRepo(tmp_path / "fleet")
-    standard_fleet(repo)
-    return repo
+SAMPLE = Path(__file__).resolve().parents[2] / "fleet-config"
+
+
+def commit_files(repo_dir: Path, files: Mapping[str, str | None], message: str = "change") -> str:
+    """Write (or delete, for None) files in a Git work tree and commit them; returns the sha."""
+    repo = git.Repo.init(repo_dir) if not (repo_dir / ".git").exists() else git.Repo(repo_dir)
+    for name, text in files.items():
+        path = repo_dir / name
+        if text is None:
+            path.unlink()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    repo.git.add("-A")
+    repo.git.commit("-q", "--no-gpg-sign", "-m", message, env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
+                                                              "GIT_COMMITTER_NAME": "t",
+                                                              "GIT_COMMITTER_EMAIL": "t@x"})
+    return str(repo.head.commit.hexsha)
+
+
+def sample_repo(tmp_path: Path) -> tuple[git.Repo, str]:
+    """A Git repository holding the sample fleet-config, one commit."""
+    work = tmp_path / "fleet"
+    shutil.copytree(SAMPLE, work)
+    sha = commit_files(work, {}, "sample fleet")
+    return git.Repo(work), sha
+
+
+
+def exponential_kustomization(levels: int) -> dict[str, str]:
+    """apps/bomb/lN: each level includes the previous one twice (under two name prefixes): 2^N objects
+    from 3N+2 small files."""
+    files = {"apps/bomb/kustomization.yaml": f"resources: [l{levels}]\n",
+             "apps/bomb/l0/kustomization.yaml": "resources: [cm.yaml]\n",
+             "apps/bomb/l0/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"}
+    for level in range(1, levels + 1):
+        files[f"apps/bomb/l{level}/kustomization.yaml"] = "resources: [a, b]\n"
+        for half in "ab":
+            files[f"apps/bomb/l{level}/{half}/kustomization.yaml"] = (
+                f"namePrefix: {half}-\nresources: [../../l{level - 1}]\n")
+    return files
 
 
 # -- databases ------------------------------------------------------------------------------------
@@ -136,17 +168,6 @@ def fresh_postgres(url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(name="database_url", params=["sqlite", "postgres"])
-def database_url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
-    """None (the hub's default SQLite in its data dir) or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield None
-        return
-    server = request.getfixturevalue("postgres_url")
-    with fresh_postgres(server) as url:
-        yield url
 
 
 # -- the hub --------------------------------------------------------------------------------------
@@ -169,19 +190,6 @@ async def running_hub(settings: settings_mod.HubSettings) -> AsyncIterator[hubse
         yield hub
     finally:
         await hub.stop(grace=2.0)
-
-
-async def poll(check: Callable[[], Awaitable[T | None]], *, timeout: float = 10.0, what: str = "condition") -> T:
-    """Await ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 # -- clients --------------------------------------------------------------------------------------
@@ -282,47 +290,3 @@ async def registered_spoke(hub: hubserve.RunningHub, ch: aio.Channel, name: str,
 
 def random_secret() -> str:
     return secrets.token_urlsafe(16)
-
-
-# -- the harness's own tests ---------------------------------------------------------------------
-
-async def test_health_and_reflection_over_tls(tmp_path: Path, fleet_repo: FleetRepo) -> None:
-    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub:
-        assert hub.ca_pem.startswith(b"-----BEGIN CERTIFICATE-----")
-        async with channel(hub) as ch:
-            health = health_pb2_grpc.HealthStub(ch)
-            for service in ("", "convoy.v1.SpokeService", "convoy.v1.AdminService"):
-                reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
-                assert reply.status == health_pb2.HealthCheckResponse.SERVING
-            reflect = reflection_pb2_grpc.ServerReflectionStub(ch)
-            replies = [r async for r in reflect.ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")]))]
-            names = {s.name for s in replies[0].list_services_response.service}
-            assert {"convoy.v1.SpokeService", "convoy.v1.AdminService", "grpc.health.v1.Health"} <= names
-        # The handshake carries the CA after the serving certificate, for pinning at first contact.
-        shown = await asyncio.to_thread(
-            subprocess.run, ["openssl", "s_client", "-connect", hub.grpc_address, "-showcerts", "-alpn", "h2"],
-            input=b"", capture_output=True, timeout=30)
-        presented = re.findall(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", shown.stdout, re.S)
-        assert len(presented) == 2 and ca_sec.fingerprint_of(presented[1]) == hub.ca_fingerprint
-        # Plaintext against the TLS port fails: TLS is really on.
-        async with aio.insecure_channel(hub.grpc_address) as plain:
-            with pytest.raises(aio.AioRpcError) as caught:
-                await health_pb2_grpc.HealthStub(plain).Check(health_pb2.HealthCheckRequest(), timeout=3)
-            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-
-
-async def test_operator_supplied_tls_material(tmp_path: Path, fleet_repo: FleetRepo) -> None:
-    """--tls-cert/--tls-key/--tls-ca: the hub serves that certificate and hands that CA to spokes."""
-    company = ca_sec.ensure_ca(tmp_path / "company-pki")
-    cert, key = company.issue_server_cert(hosts=["localhost", "127.0.0.1"])
-    (tmp_path / "hub.crt").write_bytes(cert)
-    (tmp_path / "hub.key").write_bytes(key)
-    settings = hub_settings(tmp_path / "hub", fleet_repo, tls_cert=tmp_path / "hub.crt",
-                            tls_key=tmp_path / "hub.key", tls_ca=company.cert_path)
-    async with running_hub(settings) as hub, channel(hub) as ch:
-        assert hub.ca_pem == company.cert_pem
-        assert hub.ca_fingerprint == ca_sec.fingerprint_of(company.cert_pem)
-        assert not (tmp_path / "hub" / "tls").exists()  # no CA of its own was made
-        spoke = await registered_spoke(hub, ch, "alpha")
-        assert spoke.name == "alpha"

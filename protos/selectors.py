@@ -1,4 +1,9 @@
-"""Kubernetes label selectors: the fleet.yaml mapping form and the CLI text form.
+"""Kubernetes labels and label selectors: the one parser the hub, the spoke and the CLI use.
+
+Labels: :func:`check_label` holds the key and value grammar; :func:`parse_labels` reads the
+``k=v,k2=v2`` text of ``--labels`` options and ``CONVOY_SPOKE_LABELS``.
+
+Selectors: the fleet.yaml mapping form and the CLI text form (also kustomize's patch targets).
 
 Both forms produce one :class:`Selector`, a conjunction of :class:`Requirement`\\ s
 with the Kubernetes semantics: ``In`` needs the key present with one of the values,
@@ -28,8 +33,10 @@ __all__ = [
     "Requirement",
     "Selector",
     "SelectorError",
+    "check_label",
     "from_mapping",
     "parse",
+    "parse_labels",
 ]
 
 # A qualified name (`app.kubernetes.io/name`): optional DNS-subdomain prefix, 63-char name.
@@ -39,7 +46,7 @@ _VALUE_RE = re.compile(rf"({_NAME})?")
 
 
 class SelectorError(ValueError):
-    """A selector that cannot be parsed; the message says where and what is wrong."""
+    """A selector or label set that cannot be parsed; the message says where and what is wrong."""
 
 
 class Operator(enum.StrEnum):
@@ -110,6 +117,27 @@ def _check_value(value: object, where: str) -> str:
                             if isinstance(value, bool | int | float)
                             else f"{where}: {value!r} is not a valid label value")
     return value
+
+
+def check_label(key: object, value: object, *, where: str) -> tuple[str, str]:
+    """``(key, value)`` if both follow the Kubernetes label grammar, else :class:`SelectorError`."""
+    key = _check_key(key, where)
+    return key, _check_value(value, f"{where}: label {key}")
+
+
+def parse_labels(text: str, *, where: str = "labels") -> dict[str, str]:
+    """``env=prod,region=eu`` -> ``{"env": "prod", "region": "eu"}``; empty text gives ``{}``.
+
+    Spaces around items, keys and values are ignored; ``where`` names the option for errors.
+    """
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SelectorError(f"{where}: {item!r} is not key=value")
+        key, value = check_label(key.strip(), value.strip(), where=where)
+        labels[key] = value
+    return labels
 
 
 def _requirement(key: str, operator: Operator, values: tuple[str, ...], where: str) -> Requirement:

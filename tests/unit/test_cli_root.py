@@ -1,0 +1,63 @@
+"""The root `convoy` command: every group registered one way, and a broken import is never hidden."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from hub import cli as root
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _declared() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return dict(project["entry-points"][root.ENTRY_POINT_GROUP])
+
+
+def test_every_command_group_is_an_entry_point_and_the_install_is_current() -> None:
+    declared = _declared()
+    assert {"hub", "spoke", "status", "render", "sandbox"} <= set(declared)
+    installed = {entry.name: entry.value for entry in metadata.entry_points(group=root.ENTRY_POINT_GROUP)}
+    # A stale editable install hides new commands; `pip install -e .` (or `make venv`) refreshes it.
+    assert installed == declared
+    context = click.Context(root.cli)
+    assert root.cli.list_commands(context) == sorted(declared)
+    for name in declared:
+        assert isinstance(root.cli.get_command(context, name), click.Command), name
+
+
+def test_the_root_command_names_no_side() -> None:
+    source = (ROOT / "hub/cli.py").read_text(encoding="utf-8")
+    assert "hub.commands" not in source and "spoke.cli" not in source
+
+
+@pytest.mark.parametrize("command", ["build", "spoke"])
+def test_a_broken_import_inside_the_project_is_reported_not_hidden(
+        command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _declared()[command].split(":")[0]
+    # `None` in sys.modules makes the import fail with ModuleNotFoundError naming the project module,
+    # as a module renamed without its importers would.
+    monkeypatch.setitem(sys.modules, module, None)
+    result = CliRunner().invoke(root.cli, [command, "--help"])
+    assert isinstance(result.exception, ModuleNotFoundError) and result.exception.name == module
+    assert "No such command" not in result.output
+    listing = CliRunner().invoke(root.cli, ["--help"])
+    assert isinstance(listing.exception, ModuleNotFoundError)
+
+
+def test_a_missing_extra_names_the_extra_and_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = metadata.EntryPoint(name="demo", value="no_such_dependency_xyz:cmd [hub]", group=root.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(root, "_registered", lambda: {"demo": entry})
+    listing = CliRunner().invoke(root.cli, ["--help"])
+    assert listing.exit_code == 0 and "(needs convoy[hub])" in listing.output
+    result = CliRunner().invoke(root.cli, ["demo", "serve", "--help"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert ("`convoy demo` needs convoy[hub] (no_such_dependency_xyz is not installed): "
+            "pip install 'convoy[hub]'") in result.output
