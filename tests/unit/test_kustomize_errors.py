@@ -199,18 +199,18 @@ def test_unsupported_feature_without_external_tool(tmp_path: pathlib.Path) -> No
 
 
 def test_unsupported_feature_when_no_tool_is_on_path(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fs = write(tmp_path, {"app/kustomization.yaml": "replacements: []\n"})
+    fs = write(tmp_path, {"app/kustomization.yaml": "buildMetadata: [originAnnotations]\n"})
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(UnsupportedFeatureError, match="neither kustomize nor kubectl is on PATH") as info:
         build(fs, "app", options=BuildOptions(allow_external=True))
-    assert info.value.feature == "replacements"
+    assert info.value.feature == "buildMetadata"
 
 
 def test_external_builds_are_off_by_default(tmp_path: pathlib.Path) -> None:
-    fs = write(tmp_path, {"app/kustomization.yaml": "replacements: []\n"})
+    fs = write(tmp_path, {"app/kustomization.yaml": "buildMetadata: [originAnnotations]\n"})
     with pytest.raises(UnsupportedFeatureError, match="external builds are not allowed") as info:
         build(fs, "app")
-    assert info.value.feature == "replacements" and info.value.file == "app/kustomization.yaml"
+    assert info.value.feature == "buildMetadata" and info.value.file == "app/kustomization.yaml"
 
 
 def test_external_tool_failure_is_one_clear_line(tmp_path: pathlib.Path) -> None:

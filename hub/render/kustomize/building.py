@@ -15,7 +15,7 @@ from typing import Any
 
 from hub.render import budgets, repofs
 from hub.render.errors import KustomizeError, LimitError, RepoPathError
-from hub.render.kustomize import generating, namerefs, ordering, patching, tables, transforming
+from hub.render.kustomize import generating, namerefs, ordering, patching, replacing, tables, transforming
 from hub.render.kustomize.kustomization import Kustomization, find_kustomization_file, parse_kustomization
 from hub.render.kustomize.loading import load_yaml_documents, load_yaml_mapping
 from hub.render.kustomize.resources import Resource, clone, field_specs
@@ -58,6 +58,30 @@ class _ParseCache:
 
 
 _CACHE = _ParseCache(8192, max_bytes=256 * 1024 * 1024)
+
+
+def _annotation_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    # A null's spelling (``~``, ``null`` or nothing) and a float's (``1.50``) are lost in parsing: the
+    # common empty spelling and Python's float text stand in for them.
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+def _rewrite_annotations(obj: dict[str, Any]) -> None:
+    """kustomize rewrites every object's annotations (a Go map[string]string) as it strips its build ones.
+
+    So an empty or null map is dropped, and a number, boolean or null value becomes its text (labels and
+    other empty fields stay as written).
+    """
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "annotations" not in meta:
+        return
+    annotations = meta["annotations"]
+    if not annotations:
+        del meta["annotations"]
+    elif isinstance(annotations, dict):
+        meta["annotations"] = {key: _annotation_text(value) for key, value in annotations.items()}
 
 
 class Builder:
@@ -246,6 +270,9 @@ class Builder:
             transforming.set_replicas(ra, k.replicas, file=k.file)
         if k.images:
             transforming.set_images(ra, k.images)
+        if k.replacements:
+            replacing.apply_replacements(ra, replacing.load_replacements(self.fs, k, restrict=self.restrict),
+                                         file=k.file)
         return ra
 
     # -- the top ---------------------------------------------------------------------------------
@@ -258,6 +285,8 @@ class Builder:
         budgets.check()
         namerefs.fix_name_references(ra)
         kept = [res for res in ra if res.annotations().get(_LOCAL_CONFIG) != "true"]
+        for res in kept:
+            _rewrite_annotations(res.obj)
         return [res.obj for res in ordering.legacy_sorted(kept)]
 
     def build_directory(self, directory: str) -> list[dict[str, Any]]:

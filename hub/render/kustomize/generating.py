@@ -152,8 +152,9 @@ def _generate_one(fs: repofs.RepoFS, k: Kustomization, args: dict[str, Any], kin
         raise KustomizeError(f"a {kind} generator needs a name", file=k.file)
     behavior = str(args.get("behavior") or "create")
     if behavior not in {"create", "merge", "replace"}:
-        raise KustomizeError(f"{kind} {name}: behavior must be create, merge or replace, not {behavior!r}",
-                             file=k.file)
+        # kustomize's NewGenerationBehavior: anything else is "unspecified", which acts as create (and so
+        # still fails if the object already exists: a misspelt merge cannot silently replace a base's data).
+        behavior = "create"
     data: dict[str, str] = {}
     binary: dict[str, str] = {}
     seen: set[str] = set()

@@ -31,7 +31,7 @@ KUSTOMIZATION_FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomiza
 
 #: Fields kustomize accepts that the native engine leaves to the external tool.
 UNSUPPORTED_FIELDS = (
-    "helmCharts", "helmChartInflationGenerator", "helmGlobals", "replacements", "openapi", "crds",
+    "helmCharts", "helmChartInflationGenerator", "helmGlobals", "openapi", "crds",
     "configurations", "generators", "transformers", "validators", "sortOptions", "buildMetadata", "vars",
 )
 
@@ -40,7 +40,7 @@ SUPPORTED_FIELDS = frozenset({
     "apiVersion", "kind", "metadata", "resources", "bases", "components", "namespace", "namePrefix",
     "nameSuffix", "commonLabels", "labels", "commonAnnotations", "images", "imageTags", "replicas",
     "patches", "patchesStrategicMerge", "patchesJson6902", "configMapGenerator", "secretGenerator",
-    "generatorOptions",
+    "generatorOptions", "replacements",
 })
 
 
@@ -76,6 +76,8 @@ class Kustomization:
     config_map_generator: list[dict[str, Any]] = field(default_factory=list)
     secret_generator: list[dict[str, Any]] = field(default_factory=list)
     generator_options: dict[str, Any] = field(default_factory=dict)
+    #: As written (inline replacements and ``path:`` entries); checked and loaded by ``replacing``.
+    replacements: list[dict[str, Any]] = field(default_factory=list)
 
 
 def find_kustomization_file(fs: repofs.RepoFS, directory: str, *, referrer: str | None = None) -> str:
@@ -170,7 +172,7 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
             "fields": list(label.get("fields") or []),
         })
     for image in _mappings(raw, "images", file) + _mappings(raw, "imageTags", file):
-        unknown = set(image) - {"name", "newName", "newTag", "digest"}
+        unknown = set(image) - {"name", "newName", "newTag", "digest", "tagSuffix"}
         if unknown:
             raise KustomizeError(f"images: unknown field {sorted(unknown)[0]!r}", file=file)
         if not isinstance(image.get("name"), str) or not image["name"]:
@@ -214,6 +216,7 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
     k.secret_generator = [_generator(args, "secretGenerator", file)
                           for args in _mappings(raw, "secretGenerator", file)]
     k.generator_options = _generator_options(raw.get("generatorOptions"), "generatorOptions", file)
+    k.replacements = _mappings(raw, "replacements", file)
     return k
 
 

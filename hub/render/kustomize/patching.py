@@ -180,6 +180,10 @@ def _patch_text(fs: repofs.RepoFS, k: Kustomization, entry: dict[str, Any], *, r
     return fs.read_bytes(full).decode("utf-8", "replace").strip(), full
 
 
+#: Blank lines, comments, directives and document starts before the first content line of a patch.
+_LEADING_NOISE = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\n|%[^\n]*\n|---[ \t]*(?:#[^\n]*)?\n)*")
+
+
 @functools.lru_cache(maxsize=1024)
 def _parsed_list(text: str) -> Any:
     documents = load_yaml_any(text.encode("utf-8"), file="patch")
@@ -191,14 +195,16 @@ def _as_json_patch(text: str, where: str) -> list[dict[str, Any]] | None:
     if not text:
         return None
     if text.startswith("["):
+        # As kustomize: text that starts with "[" is JSON or nothing (a YAML flow list there is refused).
         try:
             decoded = json.loads(text)
         except json.JSONDecodeError:
-            decoded = None
-        if isinstance(decoded, list):
-            return decoded
-    if not text.lstrip().startswith("-"):
-        return None  # a YAML list of operations starts with "-"; anything else is a strategic merge patch
+            return None
+        return decoded if isinstance(decoded, list) else None
+    if not _LEADING_NOISE.sub("", text).startswith(("-", "[")):
+        # A YAML list of operations starts with "-" or "[" after comments, directives and "---"; anything
+        # else is a strategic merge patch, and is not parsed twice.
+        return None
     try:
         loaded = _parsed_list(text)
     except KustomizeError:
