@@ -70,4 +70,6 @@ def build(directory: str, native_only: bool, output: str) -> None:
         raise click.ClickException(str(exc)) from None
     if result.engine == "external":
         click.echo(f"built by the external kustomize: {result.external_reason}", err=True)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(format_objects(result.objects, output), nl=False)

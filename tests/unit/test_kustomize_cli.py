@@ -70,3 +70,13 @@ def test_errors_are_one_line(tmp_path: pathlib.Path) -> None:
     assert len(err.strip().splitlines()) == 1
     code, _, err = run(str(tmp_path / "nowhere"))
     assert code != 0 and "nowhere" in err
+
+
+def test_what_a_cluster_will_refuse_is_built_with_a_warning_on_stderr(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "kustomization.yaml").write_text("configMapGenerator:\n- {name: c, literals: ['a b=1']}\n")
+    code, out, err = run(str(tmp_path / "app"))
+    assert code == 0, err
+    assert yaml.safe_load(out)["data"] == {"a b": "1"}
+    assert err == ("warning: app/kustomization.yaml: ConfigMap c: 'a b' is not a valid ConfigMap key "
+                   "(letters, digits, '-', '_', '.'); the API server will refuse it\n")

@@ -190,3 +190,10 @@ def test_empty_annotations_are_dropped_and_values_become_text(tmp_path: pathlib.
     deployment, config_map = (next(o for o in objects if o["kind"] == kind) for kind in ("Deployment", "ConfigMap"))
     assert "annotations" not in deployment["metadata"]  # type: ignore[operator]
     assert config_map["metadata"] == {"name": "c", "labels": None, "annotations": {"n": "3", "b": "true", "e": ""}}
+
+
+def test_a_null_label_or_annotation_value_is_the_empty_string(tmp_path: pathlib.Path) -> None:
+    objects = _build_files(tmp_path, {
+        "app/kustomization.yaml": "resources: [cm.yaml]\ncommonLabels: {a: }\ncommonAnnotations: {b: null}\n",
+        "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"})
+    assert objects[0]["metadata"] == {"name": "c", "labels": {"a": ""}, "annotations": {"b": ""}}

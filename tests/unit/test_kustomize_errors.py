@@ -232,13 +232,22 @@ def test_build_layers_missing_component(tmp_path: pathlib.Path) -> None:
 def test_generator_errors(tmp_path: pathlib.Path) -> None:
     fs = write(tmp_path, {"a/kustomization.yaml": "configMapGenerator:\n- name: x\n  literals: [k=1, k=2]\n",
                           "b/kustomization.yaml": "configMapGenerator:\n- name: x\n  files: [missing.txt]\n",
-                          "c/kustomization.yaml": "configMapGenerator:\n- name: x\n  behavior: merge\n  literals: [k=1]\n",
-                          "d/kustomization.yaml": "configMapGenerator:\n- name: x\n  envs: [e.env]\n",
-                          "d/e.env": "FROM_HOST_ENV\n"})
+                          "c/kustomization.yaml": "configMapGenerator:\n- name: x\n  behavior: merge\n  literals: [k=1]\n"})
     assert "illegally repeats the key 'k'" in str(error_of(fs, "a"))
     assert "'missing.txt' does not exist" in str(error_of(fs, "b"))
     assert "behavior merge needs it in a base" in str(error_of(fs, "c"))
-    assert "refused" in str(error_of(fs, "d"))
+
+
+def test_an_env_line_without_a_value_is_empty_never_the_hubs_environment(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # kustomize v5.5 gives such a line the empty value (older releases read their own environment).
+    monkeypatch.setenv("FROM_HOST_ENV", "hub-secret")
+    fs = write(tmp_path, {"d/kustomization.yaml": "configMapGenerator:\n- name: x\n  envs: [e.env]\n",
+                          "d/e.env": "FROM_HOST_ENV\n=skipped\nexport A=1\n"})
+    result = build(fs, "d")
+    assert result.objects[0]["data"] == {"FROM_HOST_ENV": "", "export A": "1"}
+    assert result.warnings == ("d/kustomization.yaml: ConfigMap x: 'export A' is not a valid ConfigMap key "
+                               "(letters, digits, '-', '_', '.'); the API server will refuse it",)
 
 
 def test_same_base_reached_twice(tmp_path: pathlib.Path) -> None:
@@ -283,3 +292,11 @@ def test_empty_kustomization_is_a_layer_that_changes_nothing(tmp_path: pathlib.P
                           "empty/kustomization.yaml": ""})
     assert [obj["metadata"]["name"] for obj in build(fs, "app").objects] == ["x"]
     assert build(fs, "empty").objects == []
+
+
+def test_a_kustomization_with_another_api_version_is_refused_as_kustomize_does(tmp_path: pathlib.Path) -> None:
+    fs = write(tmp_path, {"a/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1\nresources: []\n",
+                          "c/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Component\n"})
+    assert str(error_of(fs, "a")) == ("a/kustomization.yaml: apiVersion for Kustomization should be "
+                                      "kustomize.config.k8s.io/v1beta1, not 'kustomize.config.k8s.io/v1'")
+    assert "apiVersion for Component should be kustomize.config.k8s.io/v1alpha1" in str(error_of(fs, "c"))

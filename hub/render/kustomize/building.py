@@ -97,6 +97,8 @@ class Builder:
         self.max_yaml_bytes = max_yaml_bytes
         self.max_objects = max_objects
         self._stack: list[str] = []
+        #: What kustomize builds but a cluster will refuse (e.g. an invalid ConfigMap key), in build order.
+        self.warnings: list[str] = []
         # DirectoryFS content may change between builds and its ids cost a read: cache Git objects only.
         self._cacheable = not isinstance(fs, repofs.DirectoryFS)
 
@@ -137,6 +139,10 @@ class Builder:
                 raise KustomizeError(f"a {obj.get('kind')} has no metadata.name", file=path)
             result.append(Resource(obj=obj, source=path))
         return result
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     # -- accumulation ---------------------------------------------------------------------------
     def _append_all(self, ra: list[Resource], more: list[Resource]) -> None:
@@ -237,7 +243,7 @@ class Builder:
         for path in k.resources:
             budgets.check(file=k.file)
             ra = self._accumulate_resource(ra, k, path)
-        for res in generating.generate(self.fs, k, restrict=self.restrict):
+        for res in generating.generate(self.fs, k, restrict=self.restrict, warn=self._warn):
             budgets.check(file=k.file)
             self._absorb_generated(ra, res, k)
         for path in k.components:

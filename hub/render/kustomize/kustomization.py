@@ -44,6 +44,10 @@ SUPPORTED_FIELDS = frozenset({
 })
 
 
+#: kustomize's EnforceFields: the apiVersion each kind must have when one is given.
+_API_VERSIONS = {"Kustomization": "kustomize.config.k8s.io/v1beta1", "Component": "kustomize.config.k8s.io/v1alpha1"}
+
+
 class NeedsExternal(Exception):
     """A kustomization uses ``feature``, which only the external tool builds."""
 
@@ -121,6 +125,8 @@ def _string_map(value: Any, key: str, file: str) -> dict[str, str]:
         raise KustomizeError(f"{key} must be a mapping of strings", file=file)
     result: dict[str, str] = {}
     for map_key, map_value in value.items():
+        if map_value is None:
+            map_value = ""  # kustomize decodes through JSON: a null string is the empty string
         if not isinstance(map_value, str):
             # kustomize reads these as map[string]string: an unquoted true or 3 is an error there too.
             raise KustomizeError(f"{key}.{map_key} must be a string (quote it), not {map_value!r}", file=file)
@@ -149,6 +155,10 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
     kind = _string(raw, "kind", file) or "Kustomization"
     if kind not in {"Kustomization", "Component"}:
         raise KustomizeError(f"kind must be Kustomization or Component, not {kind!r}", file=file)
+    api_version = _string(raw, "apiVersion", file)
+    required = _API_VERSIONS[kind]
+    if api_version and api_version != required:
+        raise KustomizeError(f"apiVersion for {kind} should be {required}, not {api_version!r}", file=file)
     k = Kustomization(directory=directory, file=file, kind=kind)
     k.resources = _strings(raw, "resources", file) + _strings(raw, "bases", file)
     k.components = _strings(raw, "components", file)
