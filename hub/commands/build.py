@@ -61,7 +61,11 @@ def _view_root(absolute: str) -> str:
 @click.option("--native-only", is_flag=True, help="Fail instead of handing unsupported features to kustomize.")
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def build(directory: str, native_only: bool, output: str) -> None:
-    """Build one kustomization DIRECTORY as the hub would (for debugging overlays)."""
+    """Build one kustomization DIRECTORY as the hub would (for debugging overlays).
+
+    What kustomize accepts but a cluster will refuse (a generated ConfigMap key with a space) is built,
+    with a "warning:" line on stderr.
+    """
     if not os.path.isdir(directory):
         raise click.ClickException(f"{directory}: no such directory")
     try:
