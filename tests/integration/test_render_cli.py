@@ -177,6 +177,17 @@ def test_validate_notes_apps_built_by_the_external_kustomize(repo_dir: Path, kub
            "apps/widgets/base/kustomization.yaml" in out
 
 
+def test_validate_warns_about_what_kustomize_builds_but_a_cluster_refuses(repo_dir: Path) -> None:
+    kustomization = (repo_dir / "apps/widgets/base/kustomization.yaml").read_text()
+    commit_files(repo_dir, {"apps/widgets/base/kustomization.yaml": kustomization + (
+        "configMapGenerator:\n  - {name: odd, literals: ['bad key=1']}\n")})
+    code, out, err = _run("validate", str(repo_dir), "--rev", "HEAD")
+    assert code == 0, out
+    assert ("warning: cluster dev-eu-1: app widgets: apps/widgets/base/kustomization.yaml: ConfigMap odd: "
+            "'bad key' is not a valid ConfigMap key (letters, digits, '-', '_', '.'); the API server will "
+            "refuse it") in err.splitlines()
+
+
 def test_a_rev_that_names_both_a_tag_and_a_branch_is_refused(repo_dir: Path) -> None:
     import git
 
