@@ -300,3 +300,15 @@ def test_a_kustomization_with_another_api_version_is_refused_as_kustomize_does(t
     assert str(error_of(fs, "a")) == ("a/kustomization.yaml: apiVersion for Kustomization should be "
                                       "kustomize.config.k8s.io/v1beta1, not 'kustomize.config.k8s.io/v1'")
     assert "apiVersion for Component should be kustomize.config.k8s.io/v1alpha1" in str(error_of(fs, "c"))
+
+
+@pytest.mark.parametrize(("sort_options", "expected"), [
+    ("{}", "the field 'sortOptions.order' must be one of [fifo, legacy]"),
+    ("{order: random}", "the field 'sortOptions.order' must be one of [fifo, legacy]"),
+    ("{order: fifo, legacySortOptions: {orderFirst: [Service]}}",
+     "the field 'sortOptions.legacySortOptions' is set but the selected sort order is 'fifo', not 'legacy'"),
+])
+def test_sort_options_mistakes_are_refused_as_kustomize_does(tmp_path: pathlib.Path, sort_options: str,
+                                                              expected: str) -> None:
+    fs = write(tmp_path, {"a/kustomization.yaml": f"sortOptions: {sort_options}\nresources: []\n"})
+    assert str(error_of(fs, "a")) == f"a/kustomization.yaml: {expected}"

@@ -11,9 +11,10 @@ fixed, ``labels`` and ``commonLabels``, ``commonAnnotations``, ``images``
 (``imageTags``, ``tagSuffix``), ``replicas``, ``patches`` / ``patchesStrategicMerge`` /
 ``patchesJson6902`` with target selectors (JSON 6902 as JSON or a YAML list),
 ``configMapGenerator`` / ``secretGenerator`` (kustomize's hash suffix; create/merge/replace)
-and ``generatorOptions``, ``replacements``. Anything else (``helmCharts``, ``vars``,
+and ``generatorOptions``, ``replacements``, ``sortOptions`` (the top
+kustomization's, as kustomize reads it). Anything else (``helmCharts``, ``vars``,
 ``openapi``, ``crds``, ``configurations``, plugin ``generators``/``transformers``/
-``validators``, ``sortOptions``, ``buildMetadata``, patch name/kind changes)
+``validators``, ``buildMetadata``, patch name/kind changes)
 goes to the external tool, and :class:`BuildResult` says which feature in which
 file forced it (only when :class:`BuildOptions` allows it: every kustomization
 of the tree is vetted first, and the tool runs sandboxed). Remote resources are

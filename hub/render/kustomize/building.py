@@ -16,7 +16,12 @@ from typing import Any
 from hub.render import budgets, repofs
 from hub.render.errors import KustomizeError, LimitError, RepoPathError
 from hub.render.kustomize import generating, namerefs, ordering, patching, replacing, tables, transforming
-from hub.render.kustomize.kustomization import Kustomization, find_kustomization_file, parse_kustomization
+from hub.render.kustomize.kustomization import (
+    Kustomization,
+    check_sort_options,
+    find_kustomization_file,
+    parse_kustomization,
+)
 from hub.render.kustomize.loading import load_yaml_documents, load_yaml_mapping
 from hub.render.kustomize.resources import Resource, clone, field_specs
 
@@ -187,6 +192,10 @@ class Builder:
         if not self.fs.is_dir(full):
             raise KustomizeError(f"{what} {full!r} does not exist", file=k.file)
         sub = self.load_kustomization(full, referrer=k.file)
+        if sub.sort_options is not None:
+            # kustomize reads sortOptions from the kustomization it was asked to build, nowhere else.
+            self._warn(f"{sub.file}: sortOptions is ignored: kustomize applies only the top kustomization's "
+                       "(for a fleet app, the order is kustomize's legacy order)")
         if component and sub.kind != "Component":
             raise KustomizeError(f"{full!r} is listed in components but its kind is {sub.kind}, not Component",
                                  file=k.file)
@@ -282,7 +291,7 @@ class Builder:
         return ra
 
     # -- the top ---------------------------------------------------------------------------------
-    def finish(self, ra: list[Resource]) -> list[dict[str, Any]]:
+    def finish(self, ra: list[Resource], sort_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         for res in ra:
             if res.needs_hash:
                 suffix = generating.kustomize_hash(res.obj)
@@ -293,12 +302,19 @@ class Builder:
         kept = [res for res in ra if res.annotations().get(_LOCAL_CONFIG) != "true"]
         for res in kept:
             _rewrite_annotations(res.obj)
+        if sort_options is not None and sort_options["order"] == "fifo":
+            return [res.obj for res in kept]
+        if sort_options is not None and "orderFirst" in sort_options:
+            kept = ordering.legacy_sorted(kept, order_first=tuple(sort_options["orderFirst"]),
+                                          order_last=tuple(sort_options["orderLast"]))
+            return [res.obj for res in kept]
         return [res.obj for res in ordering.legacy_sorted(kept)]
 
     def build_directory(self, directory: str) -> list[dict[str, Any]]:
         k = self.load_kustomization(directory, referrer=None)
         self._stack.append(directory)
-        return self.finish(self.accumulate_target([], k))
+        sort_options = check_sort_options(k.sort_options, k.file) if k.sort_options is not None else None
+        return self.finish(self.accumulate_target([], k), sort_options)
 
     def build_kustomization(self, k: Kustomization) -> list[dict[str, Any]]:
         return self.finish(self.accumulate_target([], k))

@@ -22,6 +22,7 @@ __all__ = [
     "UNSUPPORTED_FIELDS",
     "Kustomization",
     "NeedsExternal",
+    "check_sort_options",
     "find_kustomization_file",
     "parse_kustomization",
 ]
@@ -32,7 +33,7 @@ KUSTOMIZATION_FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomiza
 #: Fields kustomize accepts that the native engine leaves to the external tool.
 UNSUPPORTED_FIELDS = (
     "helmCharts", "helmChartInflationGenerator", "helmGlobals", "openapi", "crds",
-    "configurations", "generators", "transformers", "validators", "sortOptions", "buildMetadata", "vars",
+    "configurations", "generators", "transformers", "validators", "buildMetadata", "vars",
 )
 
 #: Fields the native engine builds.
@@ -40,7 +41,7 @@ SUPPORTED_FIELDS = frozenset({
     "apiVersion", "kind", "metadata", "resources", "bases", "components", "namespace", "namePrefix",
     "nameSuffix", "commonLabels", "labels", "commonAnnotations", "images", "imageTags", "replicas",
     "patches", "patchesStrategicMerge", "patchesJson6902", "configMapGenerator", "secretGenerator",
-    "generatorOptions", "replacements",
+    "generatorOptions", "replacements", "sortOptions",
 })
 
 
@@ -82,6 +83,9 @@ class Kustomization:
     generator_options: dict[str, Any] = field(default_factory=dict)
     #: As written (inline replacements and ``path:`` entries); checked and loaded by ``replacing``.
     replacements: list[dict[str, Any]] = field(default_factory=list)
+    #: ``sortOptions`` as written (None when absent). kustomize reads, and checks, only the top
+    #: kustomization's: see :func:`check_sort_options`.
+    sort_options: Any = None
 
 
 def find_kustomization_file(fs: repofs.RepoFS, directory: str, *, referrer: str | None = None) -> str:
@@ -227,7 +231,33 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
                           for args in _mappings(raw, "secretGenerator", file)]
     k.generator_options = _generator_options(raw.get("generatorOptions"), "generatorOptions", file)
     k.replacements = _mappings(raw, "replacements", file)
+    k.sort_options = raw.get("sortOptions")
     return k
+
+
+def check_sort_options(value: Any, file: str) -> dict[str, Any]:
+    """The top kustomization's ``sortOptions`` checked as kustomize's SortOrderTransformer does (its messages).
+
+    {"order": "legacy"|"fifo"}, with "orderFirst" and "orderLast" when ``legacySortOptions`` gives them.
+    """
+    if not isinstance(value, dict):
+        raise KustomizeError("sortOptions must be a mapping", file=file)
+    unknown = set(value) - {"order", "legacySortOptions"}
+    if unknown:
+        raise KustomizeError(f"sortOptions: unknown field {sorted(unknown)[0]!r}", file=file)
+    order = value.get("order")
+    if order not in {"legacy", "fifo"}:
+        raise KustomizeError("the field 'sortOptions.order' must be one of [fifo, legacy]", file=file)
+    legacy = value.get("legacySortOptions")
+    if legacy is None:
+        return {"order": order}
+    if order == "fifo":
+        raise KustomizeError("the field 'sortOptions.legacySortOptions' is set but the selected sort order is "
+                             "'fifo', not 'legacy'", file=file)
+    if not isinstance(legacy, dict) or set(legacy) - {"orderFirst", "orderLast"}:
+        raise KustomizeError("sortOptions.legacySortOptions takes orderFirst and orderLast only", file=file)
+    return {"order": order, "orderFirst": _strings(legacy, "orderFirst", file),
+            "orderLast": _strings(legacy, "orderLast", file)}
 
 
 _GENERATOR_FIELDS = frozenset({"name", "namespace", "behavior", "literals", "files", "envs", "env", "options",
