@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import shutil
 
@@ -197,3 +198,14 @@ def test_a_null_label_or_annotation_value_is_the_empty_string(tmp_path: pathlib.
         "app/kustomization.yaml": "resources: [cm.yaml]\ncommonLabels: {a: }\ncommonAnnotations: {b: null}\n",
         "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"})
     assert objects[0]["metadata"] == {"name": "c", "labels": {"a": ""}, "annotations": {"b": ""}}
+
+
+def test_a_patch_may_rename_an_object_when_its_options_allow_it(tmp_path: pathlib.Path) -> None:
+    patch = json.dumps("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: renamed\n")
+    objects = _build_files(tmp_path, {
+        "app/kustomization.yaml": "resources: [cm.yaml]\npatches:\n"
+                                  f"- target: {{name: a}}\n  patch: {patch}\n  options: {{allowNameChange: true}}\n"
+                                  f"- target: {{name: b}}\n  patch: {patch}\n",
+        "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n"
+                       "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n"})
+    assert sorted(obj["metadata"]["name"] for obj in objects) == ["b", "renamed"]  # type: ignore[index]

@@ -9,12 +9,13 @@ Native subset: ``resources`` (files and kustomization directories; ``bases``),
 ``components``, ``namespace``, ``namePrefix``/``nameSuffix`` with name references
 fixed, ``labels`` and ``commonLabels``, ``commonAnnotations``, ``images``
 (``imageTags``, ``tagSuffix``), ``replicas``, ``patches`` / ``patchesStrategicMerge`` /
-``patchesJson6902`` with target selectors (JSON 6902 as JSON or a YAML list),
+``patchesJson6902`` with target selectors (JSON 6902 as JSON or a YAML list; name and
+kind changes when a patch's options allow them),
 ``configMapGenerator`` / ``secretGenerator`` (kustomize's hash suffix; create/merge/replace)
 and ``generatorOptions``, ``replacements``, ``sortOptions`` (the top
 kustomization's, as kustomize reads it). Anything else (``helmCharts``, ``vars``,
 ``openapi``, ``crds``, ``configurations``, plugin ``generators``/``transformers``/
-``validators``, ``buildMetadata``, patch name/kind changes)
+``validators``, ``buildMetadata``)
 goes to the external tool, and :class:`BuildResult` says which feature in which
 file forced it (only when :class:`BuildOptions` allows it: every kustomization
 of the tree is vetted first, and the tool runs sandboxed). Remote resources are

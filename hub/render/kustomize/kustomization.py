@@ -214,8 +214,10 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
         options = patch.get("options") or {}
         if not isinstance(options, dict):
             raise KustomizeError("patches: options must be a mapping", file=file)
-        if options.get("allowNameChange") or options.get("allowKindChange"):
-            raise NeedsExternal("patches options allowNameChange/allowKindChange", file)
+        # kustomize reads options as a map of booleans: other keys are ignored, other values refused.
+        if not all(isinstance(value, bool) for value in options.values()):
+            raise KustomizeError("patches: options must be true or false (allowNameChange, allowKindChange)",
+                                 file=file)
         k.patches.append(patch)
     k.patches_strategic_merge = _strings(raw, "patchesStrategicMerge", file)
     for patch in _mappings(raw, "patchesJson6902", file):
