@@ -312,3 +312,17 @@ def test_sort_options_mistakes_are_refused_as_kustomize_does(tmp_path: pathlib.P
                                                               expected: str) -> None:
     fs = write(tmp_path, {"a/kustomization.yaml": f"sortOptions: {sort_options}\nresources: []\n"})
     assert str(error_of(fs, "a")) == f"a/kustomization.yaml: {expected}"
+
+
+def test_a_key_written_twice_in_a_manifest_is_refused_as_kubectl_does(tmp_path: pathlib.Path) -> None:
+    fs = write(tmp_path, {"app/kustomization.yaml": "resources: [cm.yaml]\n",
+                          "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: '1'\n"
+                                         "  a: '2'\n"})
+    assert str(error_of(fs, "app")) == ("app/cm.yaml: invalid YAML at line 7, column 3: mapping key 'a' already "
+                                        "defined")
+
+
+def test_in_a_kustomization_file_the_last_of_two_keys_wins_as_in_kustomize(tmp_path: pathlib.Path) -> None:
+    fs = write(tmp_path, {"app/kustomization.yaml": "namePrefix: a-\nresources: [cm.yaml]\nnamePrefix: b-\n",
+                          "app/cm.yaml": CM.format(name="x")})
+    assert build(fs, "app").objects[0]["metadata"]["name"] == "b-x"
