@@ -160,6 +160,9 @@ def test_a_replacements_file_may_hold_one_replacement_or_a_list(tmp_path: pathli
     ("- source: {kind: ConfigMap, name: src, fieldPath: data}\n"
      "  targets: [{select: {kind: Deployment}, fieldPaths: [spec.template], options: {delimiter: '-'}}]\n", None,
      "delimiter option can only be used with scalar nodes"),
+    ("- source: {kind: ConfigMap, name: src, fieldPath: data.host}\n"
+     "  targets: [{select: {kind: Deployment}, fieldPaths: [spec.replicas]}]\n", None,
+     "cannot set field 'spec.replicas' in Deployment.apps/web: the field is an integer and 'db.shop.svc' is not"),
     ("- source: {kind: ConfigMap, name: src}\n", None, "must specify a source and at least one target"),
     ("- source: {kind: ConfigMap, name: src}\n  targets: [{fieldPaths: [a]}]\n", None,
      "must specify resources to select"),

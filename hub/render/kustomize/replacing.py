@@ -18,7 +18,8 @@ kustomize v5.5.0 (the version ``kubectl`` embeds), quirks included:
 * ``delimiter``/``index`` pick a part of the source value, and replace (or, out of range, prepend or
   append) a part of the target value.
 
-A null target takes the value as a string (kubectl does this for annotations and fails for other fields).
+A number, boolean or null target keeps its type, and a value that does not fit it is refused (kubectl fails
+to write such an object); a null annotation takes the text, as kubectl's rewriting of annotations does.
 """
 
 from __future__ import annotations
@@ -263,6 +264,9 @@ class _Matcher:
         return KustomizeError(f"replacements: unable to {verb} field {self.fp!r} in {self.obj}: {why}",
                               file=self.file)
 
+    def fail_set(self, why: str) -> KustomizeError:
+        return KustomizeError(f"replacements: cannot set field {self.fp!r} in {self.obj}: {why}", file=self.file)
+
     def match(self, parent: Any, key: Any, path: _Path) -> list[_Place]:
         node = parent[key]
         if not path:
@@ -341,21 +345,31 @@ def _join(target: Any, value: Any, options: dict[str, Any], where: Callable[[str
     return str(options["delimiter"]).join(parts)
 
 
-def _set(place: _Place, value: Any, options: dict[str, Any], where: Callable[[str], KustomizeError]) -> None:
+def _set(place: _Place, value: Any, options: dict[str, Any], where: Callable[[str], KustomizeError], *,
+         annotation: bool) -> None:
     parent, key = place
     target = parent[key]
     text: str | None = None
     if options.get("delimiter"):
         text = _join(target, value, options, where)
+    new_text = text if text is not None else _text(value)
     if isinstance(target, _Created):
-        parent[key] = _plain(text if text is not None else _text(value))
+        parent[key] = _plain(new_text)
     elif isinstance(target, dict | list):
         parent[key] = clone(value) if text is None else text
-    elif isinstance(target, str) or target is None:
-        parent[key] = text if text is not None else _text(value)
+    elif isinstance(target, str) or (target is None and annotation):
+        # kustomize rewrites annotations as strings at the end, so a null one takes the text too.
+        parent[key] = new_text
     else:
-        # A number or boolean keeps its tag in kustomize: the new text is read as YAML again.
-        parent[key] = _plain(text if text is not None else _text(value))
+        # A number, boolean or null keeps its YAML tag in kustomize, and the output cannot be written when
+        # the new text is not of that type (kubectl: 'cannot decode !!str `a.b` as a !!int'): refused here.
+        new = _plain(new_text)
+        fits = (type(new) is type(target) or (isinstance(target, float) and type(new) is int)
+                or (target is None and new_text in {"", "null", "~"}))
+        if not fits:
+            kind = "null" if target is None else {bool: "a boolean", int: "an integer"}.get(type(target), "a number")
+            raise where(f"the field is {kind} and {new_text!r} is not")
+        parent[key] = new
 
 
 # -- selection -------------------------------------------------------------------------------------
@@ -440,11 +454,13 @@ def _copy_to(res: Resource, value: Any, target: dict[str, Any], file: str) -> No
     for fp in target.get("fieldPaths") or [_DEFAULT_FIELD_PATH]:
         matcher = _Matcher(fp, create=create, leaf=leaf, file=file, obj=res.describe())
         holder = [res.obj]
-        places = matcher.match(holder, 0, split_field_path(fp))
+        path = split_field_path(fp)
+        places = matcher.match(holder, 0, path)
         if not places:
             raise matcher.fail("no such field")
+        annotation = [part.strip() for part in path[:2]] == ["metadata", "annotations"]
         for place in places:
-            _set(place, value, options, matcher.fail)
+            _set(place, value, options, matcher.fail_set, annotation=annotation)
         res.obj = holder[0]
 
 
