@@ -61,7 +61,11 @@ def _view_root(absolute: str) -> str:
 @click.option("--native-only", is_flag=True, help="Fail instead of handing unsupported features to kustomize.")
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def build(directory: str, native_only: bool, output: str) -> None:
-    """Build one kustomization DIRECTORY as the hub would (for debugging overlays)."""
+    """Build one kustomization DIRECTORY as the hub would (for debugging overlays).
+
+    What kustomize accepts but a cluster will refuse (a generated ConfigMap key with a space) is built,
+    with a "warning:" line on stderr.
+    """
     if not os.path.isdir(directory):
         raise click.ClickException(f"{directory}: no such directory")
     try:
@@ -70,4 +74,6 @@ def build(directory: str, native_only: bool, output: str) -> None:
         raise click.ClickException(str(exc)) from None
     if result.engine == "external":
         click.echo(f"built by the external kustomize: {result.external_reason}", err=True)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(format_objects(result.objects, output), nl=False)

@@ -170,7 +170,8 @@ def validation_rows(result: pipeline.FleetRender) -> list[tuple[str, str, str, s
 def validate(path: str, rev: str | None) -> None:
     """Render every cluster declared in the fleet repository; exit 1 on any error (for the repo's CI).
 
-    Warns on stderr (exit code unchanged) where a later layer of an app drops a field an earlier
+    Warns on stderr (exit code unchanged) where kustomize builds what a cluster will refuse (a
+    generated ConfigMap key with a space), and where a later layer of an app drops a field an earlier
     layer set, e.g. a per-cluster patch that replaces the whole annotations map.
     """
     with open_fs(path, rev) as fs:
@@ -190,7 +191,11 @@ def validate(path: str, rev: str | None) -> None:
     for name in sorted(result.clusters):
         for note in result.clusters[name].external:
             console.print(f"note: cluster {name}: app {note.replace(': ', ' built by the external kustomize: ', 1)}")
-    # Warnings, not errors (a layer may drop a field on purpose): stderr, and the exit code stays.
+    # Warnings, not errors (a layer may drop a field on purpose): stderr, and the exit code stays. First
+    # what kustomize builds but the cluster will refuse, so it is read before the apply fails.
+    for name in sorted(result.clusters):
+        for build_warning in result.clusters[name].build_warnings:
+            click.echo(f"warning: cluster {name}: app {build_warning}", err=True)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     failed = [row[0] for row in rows if row[4]]

@@ -113,6 +113,8 @@ class ClusterRender:
     inputs_key: str                   #: hash of everything this render depended on
     #: Apps built by the external kustomize, with the feature that forced it ("web: helmCharts in ...").
     external: tuple[str, ...] = ()
+    #: What the native kustomize built, as kustomize does, although a cluster will refuse it ("web: <warning>").
+    build_warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -181,6 +183,7 @@ class _Build:
     objects: list[dict[str, Any]] | None
     error: errors.RenderError | None
     external_reason: str | None
+    warnings: tuple[str, ...]
     crd_scopes: dict[tuple[str, str], bool]
     custom_kinds: frozenset[tuple[str, str]]     #: kinds not in the built-in cluster-scoped table
     prepared: dict[tuple[str, str | None, frozenset[tuple[str, str]]], _Prepared]
@@ -363,12 +366,14 @@ class Renderer:
         objects: list[dict[str, Any]] | None = None
         error: errors.RenderError | None = None
         external_reason: str | None = None
+        warnings: tuple[str, ...] = ()
         try:
             options = dataclasses.replace(self.build_options, allow_external=external)
             result = kustomize.build_layers(recorder, resources=[plan.app.path], components=plan.components,
                                             namespace=None, options=options)
             objects = result.objects
             external_reason = result.external_reason if result.engine == "external" else None
+            warnings = result.warnings
         except errors.RenderError as exc:
             error = exc
         except Exception as exc:  # a bug must cost one app on some clusters, not the whole fleet
@@ -382,7 +387,7 @@ class Renderer:
             if (ref.group, ref.kind) not in bundles.BUILTIN_CLUSTER_SCOPED)
         fingerprint = _hash(sorted(recorder.deps.items()), external)
         return _Build(deps=recorder.deps, fingerprint=fingerprint, objects=objects, error=error,
-                      external_reason=external_reason,
+                      external_reason=external_reason, warnings=warnings,
                       crd_scopes=scopes, custom_kinds=custom, prepared={})
 
     def _prepare(self, build: _Build, app: model.App, cluster_scoped: frozenset[tuple[str, str]],
@@ -526,7 +531,9 @@ class Renderer:
             digest=assembled.digest, object_count=len(assembled.bundle["objects"]), errors=(),
             inputs_key=inputs_key,
             external=tuple(f"{plan.app.name}: {build.external_reason}" for plan, build in built
-                           if build.external_reason)))
+                           if build.external_reason),
+            build_warnings=tuple(f"{plan.app.name}: {warning}" for plan, build in built
+                                 for warning in build.warnings)))
 
     # -- bookkeeping ----------------------------------------------------------------------------------
 

@@ -36,6 +36,20 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
 
     yaml_implicit_resolvers: dict[Any, Any] = {}
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # go-yaml v3 refuses a key written twice in one mapping (kubectl: 'mapping key "a" already
+        # defined'); PyYAML would silently keep the last value. Keys merged in with "<<" may be overridden.
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"mapping key {key_node.value!r} already defined", key_node.start_mark)
+                seen.add(key)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
 
 for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
     _Loader.yaml_implicit_resolvers[_first] = [
@@ -62,6 +76,11 @@ class _KustomizationLoader(_Loader):
     """
 
     yaml_implicit_resolvers = {first: list(resolvers) for first, resolvers in _Loader.yaml_implicit_resolvers.items()}
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # kustomize reads its own file without the duplicate-key check (its TODO): the last value wins.
+        mapping: dict[Any, Any] = _BaseLoader.construct_mapping(self, node, deep=deep)
+        return mapping
 
 
 for _first in list(_KustomizationLoader.yaml_implicit_resolvers):

@@ -1,7 +1,7 @@
 """Issue 13 items 1 and 2: a commit cannot use the external kustomize to read the hub's files, reach its
 network or run programs.
 
-Every kustomization here uses a field outside the native subset (``buildMetadata``, ``replacements``),
+Every kustomization here uses a field outside the native subset (``buildMetadata``),
 so it goes to the external tool (``kubectl kustomize``, the oracle on PATH) — the path that used to
 turn every check off.
 """
@@ -298,7 +298,7 @@ apps:
 FLEET_FILES = {
     "apps/plain/kustomization.yaml": "resources: [cm.yaml]\n",
     "apps/plain/cm.yaml": CM.replace("name: app", "name: plain"),
-    "apps/fancy/kustomization.yaml": "resources: [cm.yaml]\nreplacements:\n"
+    "apps/fancy/kustomization.yaml": "resources: [cm.yaml]\nbuildMetadata: [managedByLabel]\nreplacements:\n"
                                      "- source: {kind: ConfigMap, name: fancy, fieldPath: data.k}\n"
                                      "  targets: [{select: {kind: ConfigMap, name: fancy}, fieldPaths: [data.copy]}]\n",
     "apps/fancy/cm.yaml": CM.replace("name: app", "name: fancy").replace("{k: v}", "{k: v, copy: x}"),
@@ -319,14 +319,14 @@ def test_a_fleet_refuses_external_builds_unless_its_fleet_yaml_allows_them(tmp_p
     prod = denied.clusters["prod-1"]
     assert prod.bundle is None
     assert [str(error) for error in prod.errors] == [
-        "cluster prod-1: app fancy: apps/fancy/kustomization.yaml: replacements is outside the native kustomize "
+        "cluster prod-1: app fancy: apps/fancy/kustomization.yaml: buildMetadata is outside the native kustomize "
         "subset and external builds are not allowed (a fleet allows them with render: {external: allow} in "
         "fleet.yaml)"]
 
     allowed = _render_fleet(_commit(repo_dir, {"fleet.yaml": FLEET + "render: {external: allow}\n"}), renderer)
     prod = allowed.clusters["prod-1"]
     assert prod.ok, prod.errors
-    assert prod.external == ("fancy: replacements in apps/fancy/kustomization.yaml",)
+    assert prod.external == ("fancy: buildMetadata in apps/fancy/kustomization.yaml",)
     fancy = next(obj for obj in prod.bundle["objects"] if obj["metadata"]["name"] == "fancy")  # type: ignore[index]
     assert fancy["data"] == {"k": "v", "copy": "v"}
 

@@ -116,7 +116,7 @@ def test_external_fallback_reads_a_git_commit_not_the_disk(kubectl: str, tmp_pat
     result = build(repofs.GitTreeFS(repo, sha), case, options=BuildOptions(allow_external=True,
                                                                               external_command=(kubectl, "kustomize")))
     assert result.engine == "external"
-    assert result.external_reason == f"replacements in {case}/base/kustomization.yaml"
+    assert result.external_reason == f"buildMetadata in {case}/base/kustomization.yaml"
     assert result.objects == expected
 
 

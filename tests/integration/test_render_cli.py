@@ -159,12 +159,12 @@ def test_preview_with_an_unknown_revision(repo_dir: Path) -> None:
 
 
 def test_validate_notes_apps_built_by_the_external_kustomize(repo_dir: Path, kubectl: str) -> None:
-    # `replacements` is outside the native subset: kubectl kustomize builds it when fleet.yaml allows external
+    # `buildMetadata` is outside the native subset: kubectl kustomize builds it when fleet.yaml allows external
     # builds, and validate says so.
     kustomization = (repo_dir / "apps/widgets/base/kustomization.yaml").read_text()
     fleet = (repo_dir / "fleet.yaml").read_text()
     commit_files(repo_dir, {"apps/widgets/base/kustomization.yaml": kustomization + (
-        "replacements:\n  - source: {kind: Namespace, name: widgets, fieldPath: metadata.name}\n"
+        "buildMetadata: [managedByLabel]\nreplacements:\n  - source: {kind: Namespace, name: widgets, fieldPath: metadata.name}\n"
         "    targets:\n      - select: {kind: Widget}\n        fieldPaths: [spec.size]\n")})
     code, out, err = _run("validate", str(repo_dir), "--rev", "HEAD")
     # Without render: {external: allow}, every cluster with widgets (all of them) fails, saying why.
@@ -173,8 +173,19 @@ def test_validate_notes_apps_built_by_the_external_kustomize(repo_dir: Path, kub
     commit_files(repo_dir, {"fleet.yaml": fleet + "render: {external: allow}\n"})
     code, out, _ = _run("validate", str(repo_dir), "--rev", "HEAD")
     assert code == 0, out
-    assert "note: cluster dev-eu-1: app widgets built by the external kustomize: replacements in " \
+    assert "note: cluster dev-eu-1: app widgets built by the external kustomize: buildMetadata in " \
            "apps/widgets/base/kustomization.yaml" in out
+
+
+def test_validate_warns_about_what_kustomize_builds_but_a_cluster_refuses(repo_dir: Path) -> None:
+    kustomization = (repo_dir / "apps/widgets/base/kustomization.yaml").read_text()
+    commit_files(repo_dir, {"apps/widgets/base/kustomization.yaml": kustomization + (
+        "configMapGenerator:\n  - {name: odd, literals: ['bad key=1']}\n")})
+    code, out, err = _run("validate", str(repo_dir), "--rev", "HEAD")
+    assert code == 0, out
+    assert ("warning: cluster dev-eu-1: app widgets: apps/widgets/base/kustomization.yaml: ConfigMap odd: "
+            "'bad key' is not a valid ConfigMap key (letters, digits, '-', '_', '.'); the API server will "
+            "refuse it") in err.splitlines()
 
 
 def test_a_rev_that_names_both_a_tag_and_a_branch_is_refused(repo_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import shutil
 
@@ -142,3 +143,69 @@ def test_size_limit_holds_for_files_already_parsed(tmp_path: pathlib.Path) -> No
     assert len(build(repofs.GitTreeFS(repo, sha), "app").objects) == 1  # parsed and cached
     with pytest.raises(LimitError, match="over the 1000-byte limit"):
         build(repofs.GitTreeFS(repo, sha), "app", options=BuildOptions(max_yaml_bytes=1000))
+
+
+# -- kustomize's leniencies and null handling (issue 16) ------------------------------------------------
+
+def _build_files(tmp_path: pathlib.Path, files: dict[str, str]) -> list[dict[str, object]]:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    result = build(repofs.DirectoryFS(tmp_path), "app")
+    assert result.engine == "native"
+    return result.objects
+
+
+DEPLOYMENT = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\nspec:\n  replicas: 1\n"
+              "  template:\n    spec:\n      containers:\n      - {name: web, image: 'nginx:1.25'}\n")
+
+
+def test_a_patch_file_of_yaml_operations_after_a_comment_is_a_json_patch(tmp_path: pathlib.Path) -> None:
+    objects = _build_files(tmp_path, {
+        "app/kustomization.yaml": "resources: [d.yaml]\npatches:\n- {path: ops.yaml, target: {kind: Deployment}}\n",
+        "app/d.yaml": DEPLOYMENT,
+        "app/ops.yaml": "# scale up\n---\n- op: replace\n  path: /spec/replicas\n  value: 3\n"})
+    assert objects[0]["spec"]["replicas"] == 3  # type: ignore[index]
+
+
+def test_an_unknown_generator_behavior_is_create(tmp_path: pathlib.Path) -> None:
+    objects = _build_files(tmp_path, {
+        "app/kustomization.yaml": "configMapGenerator:\n- {name: cfg, behavior: Merge, literals: [A=1]}\n"})
+    assert [obj["kind"] for obj in objects] == ["ConfigMap"]
+
+
+def test_images_tag_suffix_appends_to_the_tag(tmp_path: pathlib.Path) -> None:
+    objects = _build_files(tmp_path, {
+        "app/kustomization.yaml": "resources: [d.yaml]\nimages:\n- {name: nginx, tagSuffix: -debug}\n",
+        "app/d.yaml": DEPLOYMENT})
+    # Twice on a workload, as kubectl's kustomize v5.5 (tests/testdata/kustomize/73-images-tag-suffix).
+    assert objects[0]["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25-debug-debug"  # type: ignore[index]
+
+
+def test_empty_annotations_are_dropped_and_values_become_text(tmp_path: pathlib.Path) -> None:
+    objects = _build_files(tmp_path, {
+        "app/kustomization.yaml": "resources: [d.yaml, cm.yaml]\n",
+        "app/d.yaml": DEPLOYMENT,
+        "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels:\n"
+                       "  annotations: {n: 3, b: true, e: }\n"})
+    deployment, config_map = (next(o for o in objects if o["kind"] == kind) for kind in ("Deployment", "ConfigMap"))
+    assert "annotations" not in deployment["metadata"]  # type: ignore[operator]
+    assert config_map["metadata"] == {"name": "c", "labels": None, "annotations": {"n": "3", "b": "true", "e": ""}}
+
+
+def test_a_null_label_or_annotation_value_is_the_empty_string(tmp_path: pathlib.Path) -> None:
+    objects = _build_files(tmp_path, {
+        "app/kustomization.yaml": "resources: [cm.yaml]\ncommonLabels: {a: }\ncommonAnnotations: {b: null}\n",
+        "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"})
+    assert objects[0]["metadata"] == {"name": "c", "labels": {"a": ""}, "annotations": {"b": ""}}
+
+
+def test_a_patch_may_rename_an_object_when_its_options_allow_it(tmp_path: pathlib.Path) -> None:
+    patch = json.dumps("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: renamed\n")
+    objects = _build_files(tmp_path, {
+        "app/kustomization.yaml": "resources: [cm.yaml]\npatches:\n"
+                                  f"- target: {{name: a}}\n  patch: {patch}\n  options: {{allowNameChange: true}}\n"
+                                  f"- target: {{name: b}}\n  patch: {patch}\n",
+        "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n"
+                       "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n"})
+    assert sorted(obj["metadata"]["name"] for obj in objects) == ["b", "renamed"]  # type: ignore[index]

@@ -199,18 +199,18 @@ def test_unsupported_feature_without_external_tool(tmp_path: pathlib.Path) -> No
 
 
 def test_unsupported_feature_when_no_tool_is_on_path(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fs = write(tmp_path, {"app/kustomization.yaml": "replacements: []\n"})
+    fs = write(tmp_path, {"app/kustomization.yaml": "buildMetadata: [originAnnotations]\n"})
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(UnsupportedFeatureError, match="neither kustomize nor kubectl is on PATH") as info:
         build(fs, "app", options=BuildOptions(allow_external=True))
-    assert info.value.feature == "replacements"
+    assert info.value.feature == "buildMetadata"
 
 
 def test_external_builds_are_off_by_default(tmp_path: pathlib.Path) -> None:
-    fs = write(tmp_path, {"app/kustomization.yaml": "replacements: []\n"})
+    fs = write(tmp_path, {"app/kustomization.yaml": "buildMetadata: [originAnnotations]\n"})
     with pytest.raises(UnsupportedFeatureError, match="external builds are not allowed") as info:
         build(fs, "app")
-    assert info.value.feature == "replacements" and info.value.file == "app/kustomization.yaml"
+    assert info.value.feature == "buildMetadata" and info.value.file == "app/kustomization.yaml"
 
 
 def test_external_tool_failure_is_one_clear_line(tmp_path: pathlib.Path) -> None:
@@ -232,13 +232,22 @@ def test_build_layers_missing_component(tmp_path: pathlib.Path) -> None:
 def test_generator_errors(tmp_path: pathlib.Path) -> None:
     fs = write(tmp_path, {"a/kustomization.yaml": "configMapGenerator:\n- name: x\n  literals: [k=1, k=2]\n",
                           "b/kustomization.yaml": "configMapGenerator:\n- name: x\n  files: [missing.txt]\n",
-                          "c/kustomization.yaml": "configMapGenerator:\n- name: x\n  behavior: merge\n  literals: [k=1]\n",
-                          "d/kustomization.yaml": "configMapGenerator:\n- name: x\n  envs: [e.env]\n",
-                          "d/e.env": "FROM_HOST_ENV\n"})
+                          "c/kustomization.yaml": "configMapGenerator:\n- name: x\n  behavior: merge\n  literals: [k=1]\n"})
     assert "illegally repeats the key 'k'" in str(error_of(fs, "a"))
     assert "'missing.txt' does not exist" in str(error_of(fs, "b"))
     assert "behavior merge needs it in a base" in str(error_of(fs, "c"))
-    assert "refused" in str(error_of(fs, "d"))
+
+
+def test_an_env_line_without_a_value_is_empty_never_the_hubs_environment(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # kustomize v5.5 gives such a line the empty value (older releases read their own environment).
+    monkeypatch.setenv("FROM_HOST_ENV", "hub-secret")
+    fs = write(tmp_path, {"d/kustomization.yaml": "configMapGenerator:\n- name: x\n  envs: [e.env]\n",
+                          "d/e.env": "FROM_HOST_ENV\n=skipped\nexport A=1\n"})
+    result = build(fs, "d")
+    assert result.objects[0]["data"] == {"FROM_HOST_ENV": "", "export A": "1"}
+    assert result.warnings == ("d/kustomization.yaml: ConfigMap x: 'export A' is not a valid ConfigMap key "
+                               "(letters, digits, '-', '_', '.'); the API server will refuse it",)
 
 
 def test_same_base_reached_twice(tmp_path: pathlib.Path) -> None:
@@ -283,3 +292,37 @@ def test_empty_kustomization_is_a_layer_that_changes_nothing(tmp_path: pathlib.P
                           "empty/kustomization.yaml": ""})
     assert [obj["metadata"]["name"] for obj in build(fs, "app").objects] == ["x"]
     assert build(fs, "empty").objects == []
+
+
+def test_a_kustomization_with_another_api_version_is_refused_as_kustomize_does(tmp_path: pathlib.Path) -> None:
+    fs = write(tmp_path, {"a/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1\nresources: []\n",
+                          "c/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Component\n"})
+    assert str(error_of(fs, "a")) == ("a/kustomization.yaml: apiVersion for Kustomization should be "
+                                      "kustomize.config.k8s.io/v1beta1, not 'kustomize.config.k8s.io/v1'")
+    assert "apiVersion for Component should be kustomize.config.k8s.io/v1alpha1" in str(error_of(fs, "c"))
+
+
+@pytest.mark.parametrize(("sort_options", "expected"), [
+    ("{}", "the field 'sortOptions.order' must be one of [fifo, legacy]"),
+    ("{order: random}", "the field 'sortOptions.order' must be one of [fifo, legacy]"),
+    ("{order: fifo, legacySortOptions: {orderFirst: [Service]}}",
+     "the field 'sortOptions.legacySortOptions' is set but the selected sort order is 'fifo', not 'legacy'"),
+])
+def test_sort_options_mistakes_are_refused_as_kustomize_does(tmp_path: pathlib.Path, sort_options: str,
+                                                              expected: str) -> None:
+    fs = write(tmp_path, {"a/kustomization.yaml": f"sortOptions: {sort_options}\nresources: []\n"})
+    assert str(error_of(fs, "a")) == f"a/kustomization.yaml: {expected}"
+
+
+def test_a_key_written_twice_in_a_manifest_is_refused_as_kubectl_does(tmp_path: pathlib.Path) -> None:
+    fs = write(tmp_path, {"app/kustomization.yaml": "resources: [cm.yaml]\n",
+                          "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: '1'\n"
+                                         "  a: '2'\n"})
+    assert str(error_of(fs, "app")) == ("app/cm.yaml: invalid YAML at line 7, column 3: mapping key 'a' already "
+                                        "defined")
+
+
+def test_in_a_kustomization_file_the_last_of_two_keys_wins_as_in_kustomize(tmp_path: pathlib.Path) -> None:
+    fs = write(tmp_path, {"app/kustomization.yaml": "namePrefix: a-\nresources: [cm.yaml]\nnamePrefix: b-\n",
+                          "app/cm.yaml": CM.format(name="x")})
+    assert build(fs, "app").objects[0]["metadata"]["name"] == "b-x"

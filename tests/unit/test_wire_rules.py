@@ -14,11 +14,11 @@ import json
 from pathlib import Path
 
 import pytest
-from hub.tree.errors import KustomizeError
 
 from hub.api import limits
 from hub.render.kustomize import patching
 from hub.security import ca, secrets
+from hub.tree.errors import KustomizeError
 from protos import jointoken, selectors
 from spoke import settings as spoke_settings
 

@@ -8,20 +8,24 @@ components plus a namespace — how the fleet pipeline composes a cluster's app)
 Native subset: ``resources`` (files and kustomization directories; ``bases``),
 ``components``, ``namespace``, ``namePrefix``/``nameSuffix`` with name references
 fixed, ``labels`` and ``commonLabels``, ``commonAnnotations``, ``images``
-(``imageTags``), ``replicas``, ``patches`` / ``patchesStrategicMerge`` /
-``patchesJson6902`` with target selectors, ``configMapGenerator`` /
-``secretGenerator`` (kustomize's hash suffix; create/merge/replace) and
-``generatorOptions``. Anything else (``helmCharts``, ``replacements``, ``vars``,
+(``imageTags``, ``tagSuffix``), ``replicas``, ``patches`` / ``patchesStrategicMerge`` /
+``patchesJson6902`` with target selectors (JSON 6902 as JSON or a YAML list; name and
+kind changes when a patch's options allow them),
+``configMapGenerator`` / ``secretGenerator`` (kustomize's hash suffix; create/merge/replace)
+and ``generatorOptions``, ``replacements``, ``sortOptions`` (the top
+kustomization's, as kustomize reads it). Anything else (``helmCharts``, ``vars``,
 ``openapi``, ``crds``, ``configurations``, plugin ``generators``/``transformers``/
-``validators``, ``sortOptions``, ``buildMetadata``, patch name/kind changes)
+``validators``, ``buildMetadata``)
 goes to the external tool, and :class:`BuildResult` says which feature in which
 file forced it (only when :class:`BuildOptions` allows it: every kustomization
 of the tree is vetted first, and the tool runs sandboxed). Remote resources are
 refused, never fetched, on both paths; helm and plugins run only when the hub's
-operator allowed them. Deliberate
-differences from kustomize: an empty kustomization is an empty layer (kustomize
-refuses it), an env-file line without a value is refused (kustomize reads the
-build process's environment), and timestamps in manifests stay strings.
+operator allowed them. Where kustomize accepts what a cluster will refuse (a
+generated ConfigMap key with a space), the build succeeds as kustomize's does and
+:attr:`BuildResult.warnings` says so. Deliberate differences from kustomize: an
+empty kustomization is an empty layer (kustomize refuses it), timestamps in
+manifests stay strings, and an annotation's null or float value is written as
+``""`` or Python's float text (kustomize keeps its YAML spelling: ``~``, ``1.50``).
 
 Modules, in build order:
 
@@ -32,6 +36,7 @@ Modules, in build order:
 * ``patching`` — strategic-merge and JSON 6902 patches, target selectors
 * ``merging`` — kustomize's own strategic merge walk (kyaml merge2), element order included
 * ``transforming`` — namespace, prefix/suffix, labels, annotations, images, replicas
+* ``replacing`` — ``replacements``: copying a field of one object into fields of others
 * ``namerefs`` — fixing references to renamed objects
 * ``ordering`` — kustomize's legacy output order
 * ``building`` — the accumulate/transform pipeline tying the above together
@@ -96,6 +101,9 @@ class BuildResult:
     engine: Literal["native", "external"]
     #: Why the external tool was used, e.g. ``"helmCharts in apps/x/kustomization.yaml"``.
     external_reason: str | None = None
+    #: What the native build accepted, as kustomize does, although a cluster will refuse it (one line each,
+    #: naming the file); empty for external builds.
+    warnings: tuple[str, ...] = ()
 
 
 def _fallback(fs: repofs.RepoFS, need: NeedsExternal, options: BuildOptions, *, directory: str,
@@ -124,7 +132,8 @@ def build(fs: repofs.RepoFS, path: str, *, options: BuildOptions = BuildOptions(
     builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes,
                       max_objects=options.max_bundle_objects, max_read_bytes=options.max_build_bytes)
     try:
-        return BuildResult(objects=builder.build_directory(directory), engine="native")
+        objects = builder.build_directory(directory)
+        return BuildResult(objects=objects, engine="native", warnings=tuple(builder.warnings))
     except NeedsExternal as need:
         return _fallback(fs, need, options, directory=directory, synthetic=None)
     except RecursionError as exc:
@@ -144,7 +153,8 @@ def build_layers(fs: repofs.RepoFS, *, resources: Sequence[str], components: Seq
     builder = Builder(fs, restrict=options.load_restrictor_root_only, max_yaml_bytes=options.max_yaml_bytes,
                       max_objects=options.max_bundle_objects, max_read_bytes=options.max_build_bytes)
     try:
-        return BuildResult(objects=builder.build_kustomization(k), engine="native")
+        objects = builder.build_kustomization(k)
+        return BuildResult(objects=objects, engine="native", warnings=tuple(builder.warnings))
     except NeedsExternal as need:
         synthetic: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                                      "resources": list(resources)}

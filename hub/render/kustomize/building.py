@@ -14,8 +14,13 @@ from collections import OrderedDict
 from typing import Any
 
 from hub.render import budgets
-from hub.render.kustomize import generating, namerefs, ordering, patching, tables, transforming
-from hub.render.kustomize.kustomization import Kustomization, find_kustomization_file, parse_kustomization
+from hub.render.kustomize import generating, namerefs, ordering, patching, replacing, tables, transforming
+from hub.render.kustomize.kustomization import (
+    Kustomization,
+    check_sort_options,
+    find_kustomization_file,
+    parse_kustomization,
+)
 from hub.render.kustomize.resources import Resource, clone, field_specs
 from hub.tree import repofs
 from hub.tree.errors import KustomizeError, LimitError, RepoPathError
@@ -61,6 +66,30 @@ class _ParseCache:
 _CACHE = _ParseCache(8192, max_bytes=256 * 1024 * 1024)
 
 
+def _annotation_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    # A null's spelling (``~``, ``null`` or nothing) and a float's (``1.50``) are lost in parsing: the
+    # common empty spelling and Python's float text stand in for them.
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+def _rewrite_annotations(obj: dict[str, Any]) -> None:
+    """kustomize rewrites every object's annotations (a Go map[string]string) as it strips its build ones.
+
+    So an empty or null map is dropped, and a number, boolean or null value becomes its text (labels and
+    other empty fields stay as written).
+    """
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "annotations" not in meta:
+        return
+    annotations = meta["annotations"]
+    if not annotations:
+        del meta["annotations"]
+    elif isinstance(annotations, dict):
+        meta["annotations"] = {key: _annotation_text(value) for key, value in annotations.items()}
+
+
 class Builder:
     """One native build over one :class:`~hub.tree.repofs.RepoFS` (not thread-safe; make one per build)."""
 
@@ -74,6 +103,8 @@ class Builder:
         self.max_yaml_bytes = max_yaml_bytes
         self.max_objects = max_objects
         self._stack: list[str] = []
+        #: What kustomize builds but a cluster will refuse (e.g. an invalid ConfigMap key), in build order.
+        self.warnings: list[str] = []
         # DirectoryFS content may change between builds and its ids cost a read: cache Git objects only.
         self._cacheable = not isinstance(fs, repofs.DirectoryFS)
 
@@ -114,6 +145,10 @@ class Builder:
                 raise KustomizeError(f"a {obj.get('kind')} has no metadata.name", file=path)
             result.append(Resource(obj=obj, source=path))
         return result
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     # -- accumulation ---------------------------------------------------------------------------
     def _append_all(self, ra: list[Resource], more: list[Resource]) -> None:
@@ -158,6 +193,10 @@ class Builder:
         if not self.fs.is_dir(full):
             raise KustomizeError(f"{what} {full!r} does not exist", file=k.file)
         sub = self.load_kustomization(full, referrer=k.file)
+        if sub.sort_options is not None:
+            # kustomize reads sortOptions from the kustomization it was asked to build, nowhere else.
+            self._warn(f"{sub.file}: sortOptions is ignored: kustomize applies only the top kustomization's "
+                       "(for a fleet app, the order is kustomize's legacy order)")
         if component and sub.kind != "Component":
             raise KustomizeError(f"{full!r} is listed in components but its kind is {sub.kind}, not Component",
                                  file=k.file)
@@ -214,7 +253,7 @@ class Builder:
         for path in k.resources:
             budgets.check(file=k.file)
             ra = self._accumulate_resource(ra, k, path)
-        for res in generating.generate(self.fs, k, restrict=self.restrict):
+        for res in generating.generate(self.fs, k, restrict=self.restrict, warn=self._warn):
             budgets.check(file=k.file)
             self._absorb_generated(ra, res, k)
         for path in k.components:
@@ -247,10 +286,13 @@ class Builder:
             transforming.set_replicas(ra, k.replicas, file=k.file)
         if k.images:
             transforming.set_images(ra, k.images)
+        if k.replacements:
+            replacing.apply_replacements(ra, replacing.load_replacements(self.fs, k, restrict=self.restrict),
+                                         file=k.file)
         return ra
 
     # -- the top ---------------------------------------------------------------------------------
-    def finish(self, ra: list[Resource]) -> list[dict[str, Any]]:
+    def finish(self, ra: list[Resource], sort_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         for res in ra:
             if res.needs_hash:
                 suffix = generating.kustomize_hash(res.obj)
@@ -259,12 +301,21 @@ class Builder:
         budgets.check()
         namerefs.fix_name_references(ra)
         kept = [res for res in ra if res.annotations().get(_LOCAL_CONFIG) != "true"]
+        for res in kept:
+            _rewrite_annotations(res.obj)
+        if sort_options is not None and sort_options["order"] == "fifo":
+            return [res.obj for res in kept]
+        if sort_options is not None and "orderFirst" in sort_options:
+            kept = ordering.legacy_sorted(kept, order_first=tuple(sort_options["orderFirst"]),
+                                          order_last=tuple(sort_options["orderLast"]))
+            return [res.obj for res in kept]
         return [res.obj for res in ordering.legacy_sorted(kept)]
 
     def build_directory(self, directory: str) -> list[dict[str, Any]]:
         k = self.load_kustomization(directory, referrer=None)
         self._stack.append(directory)
-        return self.finish(self.accumulate_target([], k))
+        sort_options = check_sort_options(k.sort_options, k.file) if k.sort_options is not None else None
+        return self.finish(self.accumulate_target([], k), sort_options)
 
     def build_kustomization(self, k: Kustomization) -> list[dict[str, Any]]:
         return self.finish(self.accumulate_target([], k))

@@ -13,6 +13,7 @@ import hashlib
 import json
 import posixpath
 import re
+from collections.abc import Callable
 from typing import Any
 
 from hub.render.kustomize.kustomization import Kustomization
@@ -23,7 +24,6 @@ from hub.tree.errors import KustomizeError
 __all__ = ["generate", "hash_suffix", "kustomize_hash"]
 
 _HASH_MAP = str.maketrans({"0": "g", "1": "h", "3": "k", "a": "m", "e": "t"})
-_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 _KEY_RE = re.compile(r"[-._a-zA-Z0-9]+")
 
 
@@ -106,16 +106,12 @@ def _pairs(fs: repofs.RepoFS, k: Kustomization, args: dict[str, Any], *, restric
             line = line.lstrip()
             if not line or line.startswith("#"):
                 continue
-            key, sep, value = line.partition("=")
-            if not _ENV_NAME.fullmatch(key):
-                raise KustomizeError(f"env file {env!r} line {number + 1}: {key!r} is not a valid variable name",
-                                     file=k.file)
-            if not sep:
-                # kustomize reads the value from its own environment here; the hub must never leak its own.
-                raise KustomizeError(
-                    f"env file {env!r} line {number + 1}: {key!r} has no value (taking it from the hub's "
-                    "environment is refused)", file=k.file)
-            pairs.append((key, value.encode("utf-8")))
+            # kustomize v5.5 (api/kv): any text before the first "=" is the key (kubectl's validator
+            # accepts every name), a line without "=" has the empty value (older releases read the build
+            # process's environment: never done here), and a line with an empty key is skipped.
+            key, _, value = line.partition("=")
+            if key:
+                pairs.append((key, value.encode("utf-8")))
     for literal in args.get("literals") or []:
         key, sep, value = literal.partition("=")
         if not sep or not key:
@@ -146,20 +142,23 @@ def _options(k: Kustomization, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _generate_one(fs: repofs.RepoFS, k: Kustomization, args: dict[str, Any], kind: str, *,
-                  restrict: bool) -> Resource:
+                  restrict: bool, warn: Callable[[str], None]) -> Resource:
     name = args.get("name")
     if not isinstance(name, str) or not name:
         raise KustomizeError(f"a {kind} generator needs a name", file=k.file)
     behavior = str(args.get("behavior") or "create")
     if behavior not in {"create", "merge", "replace"}:
-        raise KustomizeError(f"{kind} {name}: behavior must be create, merge or replace, not {behavior!r}",
-                             file=k.file)
+        # kustomize's NewGenerationBehavior: anything else is "unspecified", which acts as create (and so
+        # still fails if the object already exists: a misspelt merge cannot silently replace a base's data).
+        behavior = "create"
     data: dict[str, str] = {}
     binary: dict[str, str] = {}
     seen: set[str] = set()
     for key, value in _pairs(fs, k, args, restrict=restrict):
         if not _KEY_RE.fullmatch(key):
-            raise KustomizeError(f"{kind} {name}: {key!r} is not a valid data key", file=k.file)
+            # kustomize builds it; the API server then refuses the object: say so now, at build time.
+            warn(f"{k.file}: {kind} {name}: {key!r} is not a valid {kind} key (letters, digits, '-', '_', '.'); "
+                 "the API server will refuse it")
         if key in seen:
             raise KustomizeError(f"{kind.lower()} {name} illegally repeats the key {key!r}", file=k.file)
         seen.add(key)
@@ -189,8 +188,15 @@ def _generate_one(fs: repofs.RepoFS, k: Kustomization, args: dict[str, Any], kin
     return Resource(obj=obj, source=k.file, needs_hash=not options["disableNameSuffixHash"], behavior=behavior)
 
 
-def generate(fs: repofs.RepoFS, k: Kustomization, *, restrict: bool) -> list[Resource]:
-    """The ConfigMaps then Secrets a kustomization generates, in its order."""
-    generated = [_generate_one(fs, k, args, "ConfigMap", restrict=restrict) for args in k.config_map_generator]
-    generated += [_generate_one(fs, k, args, "Secret", restrict=restrict) for args in k.secret_generator]
+def _ignore(message: str) -> None:
+    pass
+
+
+def generate(fs: repofs.RepoFS, k: Kustomization, *, restrict: bool,
+             warn: Callable[[str], None] = _ignore) -> list[Resource]:
+    """The ConfigMaps then Secrets a kustomization generates, in its order; ``warn`` hears what kustomize
+    builds but a cluster will refuse."""
+    generated = [_generate_one(fs, k, args, "ConfigMap", restrict=restrict, warn=warn)
+                 for args in k.config_map_generator]
+    generated += [_generate_one(fs, k, args, "Secret", restrict=restrict, warn=warn) for args in k.secret_generator]
     return generated

@@ -22,6 +22,7 @@ __all__ = [
     "UNSUPPORTED_FIELDS",
     "Kustomization",
     "NeedsExternal",
+    "check_sort_options",
     "find_kustomization_file",
     "parse_kustomization",
 ]
@@ -31,8 +32,8 @@ KUSTOMIZATION_FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomiza
 
 #: Fields kustomize accepts that the native engine leaves to the external tool.
 UNSUPPORTED_FIELDS = (
-    "helmCharts", "helmChartInflationGenerator", "helmGlobals", "replacements", "openapi", "crds",
-    "configurations", "generators", "transformers", "validators", "sortOptions", "buildMetadata", "vars",
+    "helmCharts", "helmChartInflationGenerator", "helmGlobals", "openapi", "crds",
+    "configurations", "generators", "transformers", "validators", "buildMetadata", "vars",
 )
 
 #: Fields the native engine builds.
@@ -40,8 +41,12 @@ SUPPORTED_FIELDS = frozenset({
     "apiVersion", "kind", "metadata", "resources", "bases", "components", "namespace", "namePrefix",
     "nameSuffix", "commonLabels", "labels", "commonAnnotations", "images", "imageTags", "replicas",
     "patches", "patchesStrategicMerge", "patchesJson6902", "configMapGenerator", "secretGenerator",
-    "generatorOptions",
+    "generatorOptions", "replacements", "sortOptions",
 })
+
+
+#: kustomize's EnforceFields: the apiVersion each kind must have when one is given.
+_API_VERSIONS = {"Kustomization": "kustomize.config.k8s.io/v1beta1", "Component": "kustomize.config.k8s.io/v1alpha1"}
 
 
 class NeedsExternal(Exception):
@@ -76,6 +81,11 @@ class Kustomization:
     config_map_generator: list[dict[str, Any]] = field(default_factory=list)
     secret_generator: list[dict[str, Any]] = field(default_factory=list)
     generator_options: dict[str, Any] = field(default_factory=dict)
+    #: As written (inline replacements and ``path:`` entries); checked and loaded by ``replacing``.
+    replacements: list[dict[str, Any]] = field(default_factory=list)
+    #: ``sortOptions`` as written (None when absent). kustomize reads, and checks, only the top
+    #: kustomization's: see :func:`check_sort_options`.
+    sort_options: Any = None
 
 
 def find_kustomization_file(fs: repofs.RepoFS, directory: str, *, referrer: str | None = None) -> str:
@@ -119,6 +129,8 @@ def _string_map(value: Any, key: str, file: str) -> dict[str, str]:
         raise KustomizeError(f"{key} must be a mapping of strings", file=file)
     result: dict[str, str] = {}
     for map_key, map_value in value.items():
+        if map_value is None:
+            map_value = ""  # kustomize decodes through JSON: a null string is the empty string
         if not isinstance(map_value, str):
             # kustomize reads these as map[string]string: an unquoted true or 3 is an error there too.
             raise KustomizeError(f"{key}.{map_key} must be a string (quote it), not {map_value!r}", file=file)
@@ -147,6 +159,10 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
     kind = _string(raw, "kind", file) or "Kustomization"
     if kind not in {"Kustomization", "Component"}:
         raise KustomizeError(f"kind must be Kustomization or Component, not {kind!r}", file=file)
+    api_version = _string(raw, "apiVersion", file)
+    required = _API_VERSIONS[kind]
+    if api_version and api_version != required:
+        raise KustomizeError(f"apiVersion for {kind} should be {required}, not {api_version!r}", file=file)
     k = Kustomization(directory=directory, file=file, kind=kind)
     k.resources = _strings(raw, "resources", file) + _strings(raw, "bases", file)
     k.components = _strings(raw, "components", file)
@@ -170,7 +186,7 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
             "fields": list(label.get("fields") or []),
         })
     for image in _mappings(raw, "images", file) + _mappings(raw, "imageTags", file):
-        unknown = set(image) - {"name", "newName", "newTag", "digest"}
+        unknown = set(image) - {"name", "newName", "newTag", "digest", "tagSuffix"}
         if unknown:
             raise KustomizeError(f"images: unknown field {sorted(unknown)[0]!r}", file=file)
         if not isinstance(image.get("name"), str) or not image["name"]:
@@ -198,8 +214,10 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
         options = patch.get("options") or {}
         if not isinstance(options, dict):
             raise KustomizeError("patches: options must be a mapping", file=file)
-        if options.get("allowNameChange") or options.get("allowKindChange"):
-            raise NeedsExternal("patches options allowNameChange/allowKindChange", file)
+        # kustomize reads options as a map of booleans: other keys are ignored, other values refused.
+        if not all(isinstance(value, bool) for value in options.values()):
+            raise KustomizeError("patches: options must be true or false (allowNameChange, allowKindChange)",
+                                 file=file)
         k.patches.append(patch)
     k.patches_strategic_merge = _strings(raw, "patchesStrategicMerge", file)
     for patch in _mappings(raw, "patchesJson6902", file):
@@ -214,7 +232,34 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
     k.secret_generator = [_generator(args, "secretGenerator", file)
                           for args in _mappings(raw, "secretGenerator", file)]
     k.generator_options = _generator_options(raw.get("generatorOptions"), "generatorOptions", file)
+    k.replacements = _mappings(raw, "replacements", file)
+    k.sort_options = raw.get("sortOptions")
     return k
+
+
+def check_sort_options(value: Any, file: str) -> dict[str, Any]:
+    """The top kustomization's ``sortOptions`` checked as kustomize's SortOrderTransformer does (its messages).
+
+    {"order": "legacy"|"fifo"}, with "orderFirst" and "orderLast" when ``legacySortOptions`` gives them.
+    """
+    if not isinstance(value, dict):
+        raise KustomizeError("sortOptions must be a mapping", file=file)
+    unknown = set(value) - {"order", "legacySortOptions"}
+    if unknown:
+        raise KustomizeError(f"sortOptions: unknown field {sorted(unknown)[0]!r}", file=file)
+    order = value.get("order")
+    if order not in {"legacy", "fifo"}:
+        raise KustomizeError("the field 'sortOptions.order' must be one of [fifo, legacy]", file=file)
+    legacy = value.get("legacySortOptions")
+    if legacy is None:
+        return {"order": order}
+    if order == "fifo":
+        raise KustomizeError("the field 'sortOptions.legacySortOptions' is set but the selected sort order is "
+                             "'fifo', not 'legacy'", file=file)
+    if not isinstance(legacy, dict) or set(legacy) - {"orderFirst", "orderLast"}:
+        raise KustomizeError("sortOptions.legacySortOptions takes orderFirst and orderLast only", file=file)
+    return {"order": order, "orderFirst": _strings(legacy, "orderFirst", file),
+            "orderLast": _strings(legacy, "orderLast", file)}
 
 
 _GENERATOR_FIELDS = frozenset({"name", "namespace", "behavior", "literals", "files", "envs", "env", "options",

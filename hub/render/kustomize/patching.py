@@ -42,7 +42,8 @@ def parse_label_selector(text: str, *, file: str, field: str = "labelSelector") 
         raise KustomizeError(f"invalid label selector ({exc})", file=file) from None
 
 
-def _matches(selector: selectors.Selector, values: dict[str, Any]) -> bool:
+def matches(selector: selectors.Selector, values: dict[str, Any]) -> bool:
+    """Whether labels or annotations ``values`` satisfy a target's ``selector``."""
     # Label values are text; a `version: 1` written in YAML is compared as "1".
     return selector.matches({str(key): str(value) for key, value in values.items()})
 
@@ -78,9 +79,9 @@ def select(resources: list[Resource], target: dict[str, Any], *, file: str) -> l
             continue
         if (group and res.group != group) or (version and res.version != version) or (kind and res.kind != kind):
             continue
-        if labels is not None and not _matches(labels, res.labels()):
+        if labels is not None and not matches(labels, res.labels()):
             continue
-        if annotations is not None and not _matches(annotations, res.annotations()):
+        if annotations is not None and not matches(annotations, res.annotations()):
             continue
         selected.append(res)
     return selected
@@ -96,9 +97,14 @@ def strategic_merge(res: Resource, patch: dict[str, Any]) -> dict[str, Any] | No
         raise KustomizeError(f"strategic merge patch failed: {exc}", obj=res.describe(), file=res.source) from exc
 
 
-def _apply_smp(res: Resource, patch: dict[str, Any]) -> bool:
-    """Merge ``patch`` into ``res`` keeping its kind, name and namespace; False when it deletes ``res``."""
+def _apply_smp(res: Resource, patch: dict[str, Any], options: dict[str, Any] | None = None) -> bool:
+    """Merge ``patch`` into ``res`` keeping its namespace, and its kind and name unless ``options`` allow
+    changing them (``allowKindChange``, ``allowNameChange``); False when the patch deletes ``res``."""
     name, namespace, kind = res.name, res.namespace, res.kind
+    allow_name = bool((options or {}).get("allowNameChange"))
+    allow_kind = bool((options or {}).get("allowKindChange"))
+    if allow_name or allow_kind:
+        res.store_previous_id()  # so references to the old name or kind follow the object (kustomize's)
     # One patch may go to several targets; both merges copy what they take, so no target shares a value.
     patch = dict(patch)
     patch["apiVersion"] = res.api_version
@@ -106,9 +112,11 @@ def _apply_smp(res: Resource, patch: dict[str, Any]) -> bool:
     if merged is None or not merged:
         return False
     res.obj = merged
-    res.obj["kind"] = kind
+    if not allow_kind:
+        res.obj["kind"] = kind
     meta = res.metadata
-    meta["name"] = name
+    if not allow_name:
+        meta["name"] = name
     if namespace:
         meta["namespace"] = namespace
     else:
@@ -136,6 +144,10 @@ def _patch_text(fs: repofs.RepoFS, k: Kustomization, entry: dict[str, Any], *, r
     return fs.read_bytes(full).decode("utf-8", "replace").strip(), full
 
 
+#: Blank lines, comments, directives and document starts before the first content line of a patch.
+_LEADING_NOISE = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\n|%[^\n]*\n|---[ \t]*(?:#[^\n]*)?\n)*")
+
+
 @functools.lru_cache(maxsize=1024)
 def _parsed_list(text: str) -> Any:
     documents = load_yaml_any(text.encode("utf-8"), file="patch")
@@ -147,14 +159,16 @@ def _as_json_patch(text: str, where: str) -> list[dict[str, Any]] | None:
     if not text:
         return None
     if text.startswith("["):
+        # As kustomize: text that starts with "[" is JSON or nothing (a YAML flow list there is refused).
         try:
             decoded = json.loads(text)
         except json.JSONDecodeError:
-            decoded = None
-        if isinstance(decoded, list):
-            return decoded
-    if not text.lstrip().startswith("-"):
-        return None  # a YAML list of operations starts with "-"; anything else is a strategic merge patch
+            return None
+        return decoded if isinstance(decoded, list) else None
+    if not _LEADING_NOISE.sub("", text).startswith(("-", "[")):
+        # A YAML list of operations starts with "-" or "[" after comments, directives and "---"; anything
+        # else is a strategic merge patch, and is not parsed twice.
+        return None
     try:
         loaded = _parsed_list(text)
     except KustomizeError:
@@ -187,12 +201,12 @@ def _apply_json6902(resources: list[Resource], ops: list[dict[str, Any]], target
 
 
 def _apply_sm_patches(resources: list[Resource], patches: list[dict[str, Any]], target: dict[str, Any] | None,
-                      *, where: str, file: str) -> list[Resource]:
+                      *, where: str, file: str, options: dict[str, Any] | None = None) -> list[Resource]:
     if target is not None:
         if len(patches) > 1:
             raise KustomizeError(f"several strategic merge patches in one entry with a target: {where}", file=file)
         chosen = {id(res) for res in select(resources, target, file=file)}
-        return [res for res in resources if id(res) not in chosen or _apply_smp(res, patches[0])]
+        return [res for res in resources if id(res) not in chosen or _apply_smp(res, patches[0], options)]
     for patch in patches:
         meta = patch.get("metadata") or {}
         api_version, kind = str(patch.get("apiVersion") or ""), str(patch.get("kind") or "")
@@ -204,13 +218,13 @@ def _apply_sm_patches(resources: list[Resource], patches: list[dict[str, Any]], 
             raise KustomizeError(f"no resource matches strategic merge patch {patch_id} ({where})", file=file)
         if len(matches) > 1:
             raise KustomizeError(f"several resources match strategic merge patch {patch_id} ({where})", file=file)
-        if not _apply_smp(matches[0], patch):
+        if not _apply_smp(matches[0], patch, options):
             resources = [res for res in resources if res is not matches[0]]
     return resources
 
 
 def _apply_entry(k: Kustomization, resources: list[Resource], text: str, where: str,
-                 target: dict[str, Any] | None) -> list[Resource]:
+                 target: dict[str, Any] | None, options: dict[str, Any] | None = None) -> list[Resource]:
     ops = _as_json_patch(text, where)
     if ops is not None:
         _apply_json6902(resources, ops, target, where=where, file=k.file)
@@ -218,7 +232,7 @@ def _apply_entry(k: Kustomization, resources: list[Resource], text: str, where: 
     patches = load_yaml_documents(text.encode("utf-8"), file=where)
     if not patches:
         raise KustomizeError(f"patch {where} is empty", file=k.file)
-    return _apply_sm_patches(resources, patches, target, where=where, file=k.file)
+    return _apply_sm_patches(resources, patches, target, where=where, file=k.file, options=options)
 
 
 def apply_patches(fs: repofs.RepoFS, k: Kustomization, resources: list[Resource], *, restrict: bool,
@@ -248,5 +262,5 @@ def apply_patches(fs: repofs.RepoFS, k: Kustomization, resources: list[Resource]
     for entry in k.patches:
         budgets.check(file=k.file)
         text, where = _patch_text(fs, k, entry, restrict=restrict)
-        resources = _apply_entry(k, resources, text, where, entry.get("target"))
+        resources = _apply_entry(k, resources, text, where, entry.get("target"), entry.get("options"))
     return resources

@@ -176,6 +176,7 @@ def _image_updater(spec: dict[str, str]) -> Any:
     except re.error:
         pattern = re.compile(re.escape(spec["name"]) + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?")
     new_name, new_tag, digest = spec.get("newName", ""), spec.get("newTag", ""), spec.get("digest", "")
+    tag_suffix = spec.get("tagSuffix", "")
 
     def update(value: Any) -> Any:
         if not isinstance(value, str) or not pattern.fullmatch(value):
@@ -189,6 +190,10 @@ def _image_updater(spec: dict[str, str]) -> Any:
             tag, old_digest = new_tag, ""
         elif digest:
             tag, old_digest = "", digest
+        elif tag_suffix:
+            # As kustomize v5.5: appended to the current tag (and, since the image is visited once through
+            # the containers walk and once through its field spec, twice on workloads: kubectl does too).
+            tag, old_digest = tag + tag_suffix, ""
         if tag:
             name += ":" + tag
         if old_digest:
