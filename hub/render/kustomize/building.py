@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from hub.render import budgets, repofs
 from hub.render.errors import KustomizeError, LimitError, RepoPathError
-from hub.render.kustomize import generating, namerefs, ordering, patching, tables, transforming
+from hub.render.kustomize import (
+    configurations,
+    generating,
+    namerefs,
+    ordering,
+    patching,
+    transforming,
+    variables,
+)
 from hub.render.kustomize.kustomization import Kustomization, find_kustomization_file, parse_kustomization
 from hub.render.kustomize.loading import load_yaml_documents, load_yaml_mapping
-from hub.render.kustomize.resources import Resource, clone, field_specs
+from hub.render.kustomize.resources import Resource, clone
 
 __all__ = ["Builder"]
 
@@ -60,6 +69,18 @@ class _ParseCache:
 _CACHE = _ParseCache(8192, max_bytes=256 * 1024 * 1024)
 
 
+@dataclass(slots=True)
+class _Scope:
+    """What an accumulation carries beside its objects (kustomize's ResAccumulator): field specs and vars.
+
+    A kustomization directory gets its own; a component shares its parent's. A base's scope merges
+    into its parent's when its objects do, so its ``configurations`` and ``vars`` reach the overlays.
+    """
+
+    config: configurations.TransformerConfig = configurations.DEFAULT
+    vars: dict[str, variables.Var] = field(default_factory=dict)
+
+
 class Builder:
     """One native build over one :class:`~hub.render.repofs.RepoFS` (not thread-safe; make one per build)."""
 
@@ -73,6 +94,7 @@ class Builder:
         self.max_yaml_bytes = max_yaml_bytes
         self.max_objects = max_objects
         self._stack: list[str] = []
+        self._scope = _Scope()
         # DirectoryFS content may change between builds and its ids cost a read: cache Git objects only.
         self._cacheable = not isinstance(fs, repofs.DirectoryFS)
 
@@ -166,10 +188,33 @@ class Builder:
         try:
             if component:
                 return self.accumulate_target(ra, sub)
-            self._append_all(ra, self.accumulate_target([], sub))
+            outer, self._scope = self._scope, _Scope()
+            try:
+                built = self.accumulate_target([], sub)
+                inner = self._scope
+            finally:
+                self._scope = outer
+            self._append_all(ra, built)
+            self._absorb_scope(inner, k)
             return ra
         finally:
             self._stack.pop()
+
+    def _absorb_scope(self, inner: _Scope, k: Kustomization) -> None:
+        if inner.config is not configurations.DEFAULT and inner.config is not self._scope.config:
+            self._scope.config = self._scope.config.merge(inner.config, file=k.file)
+        variables.absorb(self._scope.vars, inner.vars.values(), file=k.file)
+
+    def _merge_configurations(self, k: Kustomization) -> None:
+        for path in k.configurations:
+            full = repofs.normalize(path, base=k.directory, file=k.file)
+            if self.restrict and not self._within_root(k, full):
+                raise RepoPathError(f"configurations file {path!r} is outside the kustomization directory "
+                                    "(load restrictor RootOnly)", file=k.file)
+            if not self.fs.is_file(full):
+                raise KustomizeError(f"configurations file {path!r} does not exist", file=k.file)
+            parsed = configurations.parse_configuration(self._parsed("kust", full, k.file), file=full)
+            self._scope.config = self._scope.config.merge(parsed, file=full)
 
     def _absorb_generated(self, ra: list[Resource], res: Resource, k: Kustomization) -> None:
         api_version, kind, name, ns = res.api_version, *res.cur_id()
@@ -207,12 +252,15 @@ class Builder:
         # Build annotations come from the old object, and the new one can only turn the hash off.
         res.needs_hash = old.needs_hash and res.needs_hash
         res.source = old.source
+        res.var_names = list(old.var_names)
         ra[ra.index(old)] = res
 
     def accumulate_target(self, ra: list[Resource], k: Kustomization) -> list[Resource]:
         for path in k.resources:
             budgets.check(file=k.file)
             ra = self._accumulate_resource(ra, k, path)
+        if k.configurations:
+            self._merge_configurations(k)
         for res in generating.generate(self.fs, k, restrict=self.restrict):
             budgets.check(file=k.file)
             self._absorb_generated(ra, res, k)
@@ -221,31 +269,35 @@ class Builder:
             full = repofs.normalize(path, base=k.directory, file=k.file)
             ra = self._accumulate_directory(ra, k, full, component=True)
         budgets.check(file=k.file)
-        return self._transform(ra, k)
+        ra = self._transform(ra, k)
+        if k.vars:
+            variables.declare(self._scope.vars, k.vars, ra, file=k.file)
+        return ra
 
     # -- transformers (kustomize's order) --------------------------------------------------------
     def _transform(self, ra: list[Resource], k: Kustomization) -> list[Resource]:
+        config = self._scope.config
         ra = patching.apply_patches(self.fs, k, ra, restrict=self.restrict, json6902=False)
         if k.namespace:
-            transforming.set_namespace(ra, k.namespace, file=k.file)
+            transforming.set_namespace(ra, k.namespace, file=k.file, config=config)
         if k.name_prefix:
-            transforming.add_name_prefix(ra, k.name_prefix)
+            transforming.add_name_prefix(ra, k.name_prefix, config.name_prefix)
         if k.name_suffix:
-            transforming.add_name_suffix(ra, k.name_suffix)
+            transforming.add_name_suffix(ra, k.name_suffix, config.name_suffix)
         for label in k.labels:
             specs = transforming.label_field_specs(include_selectors=label["includeSelectors"],
                                                    include_templates=label["includeTemplates"],
-                                                   extra=label["fields"])
+                                                   extra=label["fields"], config=config, file=k.file)
             transforming.add_labels(ra, label["pairs"], specs)
         if k.common_labels:
-            transforming.add_labels(ra, k.common_labels, list(field_specs(tables.COMMON_LABELS)))
-        transforming.add_annotations(ra, k.common_annotations)
+            transforming.add_labels(ra, k.common_labels, list(config.common_labels))
+        transforming.add_annotations(ra, k.common_annotations, config.common_annotations)
         ra = patching.apply_patches(self.fs, k, ra, restrict=self.restrict, json6902=True)
         budgets.check(file=k.file)
         if k.replicas:
-            transforming.set_replicas(ra, k.replicas, file=k.file)
+            transforming.set_replicas(ra, k.replicas, file=k.file, specs=config.replicas)
         if k.images:
-            transforming.set_images(ra, k.images)
+            transforming.set_images(ra, k.images, config.images)
         return ra
 
     # -- the top ---------------------------------------------------------------------------------
@@ -256,7 +308,9 @@ class Builder:
                 res.store_previous_id()
                 res.name = f"{res.name}-{suffix}"
         budgets.check()
-        namerefs.fix_name_references(ra)
+        namerefs.fix_name_references(ra, self._scope.config.name_reference)
+        # After names are final: a var's value carries every prefix, suffix and hash (kustomize's order).
+        variables.resolve(ra, self._scope.vars, self._scope.config.var_reference)
         kept = [res for res in ra if res.annotations().get(_LOCAL_CONFIG) != "true"]
         return [res.obj for res in ordering.legacy_sorted(kept)]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from hub.render import repofs
 from hub.render.errors import KustomizeError
+from hub.render.kustomize import variables
 
 __all__ = [
     "KUSTOMIZATION_FILENAMES",
@@ -32,7 +33,7 @@ KUSTOMIZATION_FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomiza
 #: Fields kustomize accepts that the native engine leaves to the external tool.
 UNSUPPORTED_FIELDS = (
     "helmCharts", "helmChartInflationGenerator", "helmGlobals", "replacements", "openapi", "crds",
-    "configurations", "generators", "transformers", "validators", "sortOptions", "buildMetadata", "vars",
+    "generators", "transformers", "validators", "sortOptions", "buildMetadata",
 )
 
 #: Fields the native engine builds.
@@ -40,7 +41,7 @@ SUPPORTED_FIELDS = frozenset({
     "apiVersion", "kind", "metadata", "resources", "bases", "components", "namespace", "namePrefix",
     "nameSuffix", "commonLabels", "labels", "commonAnnotations", "images", "imageTags", "replicas",
     "patches", "patchesStrategicMerge", "patchesJson6902", "configMapGenerator", "secretGenerator",
-    "generatorOptions",
+    "generatorOptions", "vars", "configurations",
 })
 
 
@@ -76,6 +77,9 @@ class Kustomization:
     config_map_generator: list[dict[str, Any]] = field(default_factory=list)
     secret_generator: list[dict[str, Any]] = field(default_factory=list)
     generator_options: dict[str, Any] = field(default_factory=dict)
+    vars: list[variables.Var] = field(default_factory=list)
+    #: Transformer configuration files (``configurations``), relative to ``directory``.
+    configurations: list[str] = field(default_factory=list)
 
 
 def find_kustomization_file(fs: repofs.RepoFS, directory: str, *, referrer: str | None = None) -> str:
@@ -214,6 +218,8 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
     k.secret_generator = [_generator(args, "secretGenerator", file)
                           for args in _mappings(raw, "secretGenerator", file)]
     k.generator_options = _generator_options(raw.get("generatorOptions"), "generatorOptions", file)
+    k.vars = variables.parse_vars(raw.get("vars"), file=file)
+    k.configurations = _strings(raw, "configurations", file)
     return k
 
 

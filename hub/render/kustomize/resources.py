@@ -103,6 +103,8 @@ class Resource:
     suffixes: list[str] = field(default_factory=list)
     needs_hash: bool = False
     behavior: str = "create"
+    #: Names of the ``vars`` that read this object (kustomize's refVarNames).
+    var_names: list[str] = field(default_factory=list)
 
     # -- identity -------------------------------------------------------------------------
     @property
