@@ -42,7 +42,7 @@ class NameBackReference:
 
 def _effectively_equal(existing: FieldSpec, incoming: FieldSpec) -> bool:
     # kustomize's effectivelyEquals: same path, and the existing spec is selected by the incoming one's gvk.
-    return existing.path == incoming.path and existing.selects(incoming.group, incoming.version, incoming.kind)
+    return existing.path == incoming.path and incoming.selects(existing.group, existing.version, existing.kind)
 
 
 def merge_field_specs(base: Iterable[FieldSpec], *more: Iterable[FieldSpec], file: str | None = None,
