@@ -114,3 +114,12 @@ def test_conflicting_configuration_names_its_file(tmp_path: pathlib.Path) -> Non
         build(fs, "app")
     assert info.value.file == "app/c.yaml"
     assert "conflicting fieldspecs" in str(info.value)
+
+
+def test_labels_fields_that_conflict_with_the_selector_specs_are_refused(tmp_path: pathlib.Path) -> None:
+    # kubectl: "failed to merge labels: conflicting fieldspecs" (the built-in Deployment selector spec creates).
+    fs = write(tmp_path, {"app/w.yaml": WIDGET, "app/kustomization.yaml": (
+        "resources: [w.yaml]\nlabels:\n- pairs: {a: b}\n  includeSelectors: true\n"
+        "  fields:\n  - {path: spec/selector/matchLabels, kind: Deployment}\n")})
+    with pytest.raises(KustomizeError, match="conflicting fieldspecs in labels: spec/selector/matchLabels"):
+        build(fs, "app")

@@ -10,9 +10,9 @@ Native subset: ``resources`` (files and kustomization directories; ``bases``),
 fixed, ``labels`` and ``commonLabels``, ``commonAnnotations``, ``images``
 (``imageTags``), ``replicas``, ``patches`` / ``patchesStrategicMerge`` /
 ``patchesJson6902`` with target selectors, ``configMapGenerator`` /
-``secretGenerator`` (kustomize's hash suffix; create/merge/replace) and
-``generatorOptions``. Anything else (``helmCharts``, ``replacements``, ``vars``,
-``openapi``, ``crds``, ``configurations``, plugin ``generators``/``transformers``/
+``secretGenerator`` (kustomize's hash suffix; create/merge/replace),
+``generatorOptions``, ``vars`` and ``configurations``. Anything else (``helmCharts``,
+``replacements``, ``openapi``, ``crds``, plugin ``generators``/``transformers``/
 ``validators``, ``sortOptions``, ``buildMetadata``, patch name/kind changes)
 goes to the external tool, and :class:`BuildResult` says which feature in which
 file forced it (only when :class:`BuildOptions` allows it: every kustomization
@@ -32,7 +32,9 @@ Modules, in build order:
 * ``patching`` — strategic-merge and JSON 6902 patches, target selectors
 * ``merging`` — kustomize's own strategic merge walk (kyaml merge2), element order included
 * ``transforming`` — namespace, prefix/suffix, labels, annotations, images, replicas
+* ``configurations`` — the field specs each transformer uses: kustomize's defaults plus ``configurations`` files
 * ``namerefs`` — fixing references to renamed objects
+* ``variables`` — ``vars``: matching, merging and ``$(VAR)`` substitution at the end of a build
 * ``ordering`` — kustomize's legacy output order
 * ``building`` — the accumulate/transform pipeline tying the above together
 * ``vetting`` — may a tree go to the external tool: every kustomization's paths, sizes, helm, plugins

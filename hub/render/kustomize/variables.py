@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from hub.render import budgets
 from hub.render.errors import KustomizeError
 from hub.render.kustomize.resources import (
     DEFAULT_NAMESPACE,
@@ -358,6 +359,7 @@ def resolve(resources: list[Resource], declared: dict[str, Var], specs: Iterable
 
     specs = list(specs)
     for res in resources:
+        budgets.check(file=res.source)
         for spec in specs:
             apply_field_spec(res.obj, spec, _Setter(res, mapping))
 
