@@ -77,7 +77,7 @@ class _Scope:
     into its parent's when its objects do, so its ``configurations`` and ``vars`` reach the overlays.
     """
 
-    config: configurations.TransformerConfig = configurations.DEFAULT
+    config: configurations.TransformerConfig = configurations.EMPTY
     vars: dict[str, variables.Var] = field(default_factory=dict)
 
 
@@ -201,11 +201,11 @@ class Builder:
             self._stack.pop()
 
     def _absorb_scope(self, inner: _Scope, k: Kustomization) -> None:
-        if inner.config is not configurations.DEFAULT and inner.config is not self._scope.config:
-            self._scope.config = self._scope.config.merge(inner.config, file=k.file)
+        self._scope.config = self._scope.config.merge(inner.config, file=k.file)
         variables.absorb(self._scope.vars, inner.vars.values(), file=k.file)
 
     def _merge_configurations(self, k: Kustomization) -> None:
+        parsed = []
         for path in k.configurations:
             full = repofs.normalize(path, base=k.directory, file=k.file)
             if self.restrict and not self._within_root(k, full):
@@ -213,8 +213,9 @@ class Builder:
                                     "(load restrictor RootOnly)", file=k.file)
             if not self.fs.is_file(full):
                 raise KustomizeError(f"configurations file {path!r} does not exist", file=k.file)
-            parsed = configurations.parse_configuration(self._parsed("kust", full, k.file), file=full)
-            self._scope.config = self._scope.config.merge(parsed, file=full)
+            parsed.append((full, configurations.parse_configuration(self._parsed("kust", full, k.file), file=full)))
+        own = configurations.own_config(parsed, file=k.file)
+        self._scope.config = self._scope.config.merge(own, file=k.file)
 
     def _absorb_generated(self, ra: list[Resource], res: Resource, k: Kustomization) -> None:
         api_version, kind, name, ns = res.api_version, *res.cur_id()
@@ -259,8 +260,7 @@ class Builder:
         for path in k.resources:
             budgets.check(file=k.file)
             ra = self._accumulate_resource(ra, k, path)
-        if k.configurations:
-            self._merge_configurations(k)
+        self._merge_configurations(k)  # the built-in field specs, and those of its configurations files
         for res in generating.generate(self.fs, k, restrict=self.restrict):
             budgets.check(file=k.file)
             self._absorb_generated(ra, res, k)

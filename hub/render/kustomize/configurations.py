@@ -12,7 +12,6 @@ one that differs only in ``create`` is an error.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -23,7 +22,8 @@ from hub.render.errors import KustomizeError
 from hub.render.kustomize import ordering, tables
 from hub.render.kustomize.resources import FieldSpec, field_specs
 
-__all__ = ["DEFAULT", "NameBackReference", "TransformerConfig", "merge_field_specs", "parse_configuration"]
+__all__ = ["BUILTIN", "DEFAULT", "EMPTY", "NameBackReference", "TransformerConfig", "merge_field_specs", "own_config",
+           "parse_configuration"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +82,15 @@ def _merge_name_references(base: Iterable[NameBackReference], incoming: Iterable
                 break
         else:
             result.append(entry)
-    # kustomize sorts the back references by gvk after every merge; their gvks are distinct, so the
-    # order is total and the name-reference fix visits targets in this order.
-    return tuple(sorted(result, key=lambda entry: _gvk_less_key(entry.gvk)))
+    return tuple(result)
+
+
+def _spec_key(spec: FieldSpec) -> tuple[int, str]:
+    return _gvk_less_key((spec.group, spec.version, spec.kind))
+
+
+#: DEFAULT once it exists (merge's shortcut needs it before the module has finished loading).
+_COMPUTED: dict[str, TransformerConfig] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +110,16 @@ class TransformerConfig:
     replicas: tuple[FieldSpec, ...] = ()
 
     def merge(self, other: TransformerConfig, *, file: str | None = None) -> TransformerConfig:
-        """This config with ``other``'s field specs added (kustomize's ``TransformerConfig.Merge``)."""
+        """This config with ``other``'s field specs added, sorted (kustomize's ``TransformerConfig.Merge``).
+
+        The order matters: "already there" is asymmetric (a spec for one kind makes a later spec for
+        any kind at the same path redundant), and kustomize merges lists sorted by kind.
+        """
         if other is self:
             return self
+        default = _COMPUTED.get("default")
+        if default is not None and (other is BUILTIN or other is default) and (self is EMPTY or self is default):
+            return default  # the merge every kustomization makes: computed once
         values: dict[str, Any] = {}
         for item in fields(self):
             mine, theirs = getattr(self, item.name), getattr(other, item.name)
@@ -114,6 +127,21 @@ class TransformerConfig:
                 values[item.name] = _merge_name_references(mine, theirs, file=file)
             else:
                 values[item.name] = merge_field_specs(mine, theirs, file=file, what=_KEYS_BY_FIELD[item.name])
+        return TransformerConfig(**values).sorted()
+
+    def sorted(self) -> TransformerConfig:
+        """Every list sorted by group/version/kind as kustomize's ``sortFields`` (stably: ties keep their order).
+
+        Go's sort is not stable, but specs that tie have the same group/version/kind, and their order
+        changes nothing a transformer does; the back references' kinds are all distinct.
+        """
+        values: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "name_reference":
+                values[item.name] = tuple(sorted(value, key=lambda entry: _gvk_less_key(entry.gvk)))
+            else:
+                values[item.name] = tuple(sorted(value, key=_spec_key))
         return TransformerConfig(**values)
 
 
@@ -195,26 +223,44 @@ def parse_configuration(raw: Any, *, file: str) -> TransformerConfig:
             values[name] = _name_references(value, file=file)
         else:
             values[name] = _field_spec_list(value, where=_KEYS_BY_FIELD[name], file=file)
-    return TransformerConfig(**values)
+    return TransformerConfig(**values).sorted()
 
 
-@functools.cache
-def _default() -> TransformerConfig:
+def _builtin() -> TransformerConfig:
     references = tuple(
         NameBackReference(group=str(entry.get("group") or ""), version=str(entry.get("version") or ""),
                           kind=str(entry.get("kind") or ""),
                           referrers=tuple(FieldSpec.parse(spec) for spec in entry.get("fieldSpecs") or []))
         for entry in yaml.safe_load(tables.NAME_REFERENCE))
-    builtin = TransformerConfig(
+    return TransformerConfig(
         name_prefix=field_specs(tables.NAME_PREFIX), name_suffix=field_specs(tables.NAME_SUFFIX),
         namespace=field_specs(tables.NAMESPACE), common_labels=field_specs(tables.COMMON_LABELS),
         template_labels=field_specs(tables.TEMPLATE_LABELS),
         common_annotations=field_specs(tables.COMMON_ANNOTATIONS), name_reference=references,
         var_reference=field_specs(tables.VAR_REFERENCE), images=field_specs(tables.IMAGES),
-        replicas=field_specs(tables.REPLICAS))
-    # What every accumulation starts from: kustomize merges the default config into an empty one.
-    return TransformerConfig().merge(builtin)
+        replicas=field_specs(tables.REPLICAS)).sorted()
 
 
-#: kustomize's built-in configuration, as every kustomization's starts.
-DEFAULT = _default()
+#: An accumulation's config before anything merged into it.
+EMPTY = TransformerConfig()
+#: kustomize's built-in configuration as it loads it (sorted, not yet merged): what a kustomization's own
+#: config starts from before its ``configurations`` files join.
+BUILTIN = _builtin()
+#: What the transformers of a tree without ``configurations`` use: ``BUILTIN`` merged into an empty
+#: accumulation (which drops the specs already covered by another, as kustomize does).
+DEFAULT = EMPTY.merge(BUILTIN)
+_COMPUTED["default"] = DEFAULT
+
+
+def own_config(parsed: list[tuple[str, TransformerConfig]], *, file: str) -> TransformerConfig:
+    """A kustomization's config: the built-in one merged with its ``configurations`` files, in order.
+
+    ``parsed``: (file, config) of each file. As kustomize's ``MakeTransformerConfig``: the files merge
+    into an empty config first, then that merges into the built-in one.
+    """
+    if not parsed:
+        return BUILTIN
+    custom = EMPTY
+    for path, config in parsed:
+        custom = custom.merge(config, file=path)
+    return BUILTIN.merge(custom, file=parsed[0][0] if len(parsed) == 1 else file)
