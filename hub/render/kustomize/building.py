@@ -187,7 +187,11 @@ class Builder:
         self._stack.append(full)
         try:
             if component:
-                return self.accumulate_target(ra, sub)
+                ra = self.accumulate_target(ra, sub)
+                # kustomize moves a component's result into a fresh accumulation: its config merges
+                # into an empty one again, which drops specs that the sorted list now makes redundant.
+                self._scope.config = configurations.EMPTY.merge(self._scope.config, file=sub.file)
+                return ra
             outer, self._scope = self._scope, _Scope()
             try:
                 built = self.accumulate_target([], sub)
