@@ -35,7 +35,7 @@ _OBJECTS: list[dict[str, Any]] = [
      "spec": {"message": "$(V0) $(V2)", "cfg": "cfg", "alias": "w", "size": 1, "image": "nginx:1.25"}},
 ]
 
-_TARGETS = [
+_TARGETS: list[tuple[dict[str, str], str | None]] = [
     ({"kind": "Service", "name": "web", "apiVersion": "v1"}, None),
     ({"kind": "Service", "name": "web", "apiVersion": "v1"}, "spec.ports[0].port"),
     ({"kind": "ConfigMap", "name": "cfg", "apiVersion": "v1"}, None),
@@ -45,7 +45,7 @@ _TARGETS = [
     ({"kind": "Service", "name": "web"}, None),  # no apiVersion: names nothing, both refuse
 ]
 
-_CONFIGS = [
+_CONFIGS: list[dict[str, list[Any]]] = [
     {"varReference": [{"path": "spec/message", "kind": "Widget"}]},
     {"nameReference": [{"kind": "ConfigMap", "version": "v1",
                         "fieldSpecs": [{"path": "spec/cfg", "kind": "Widget"}]}]},
