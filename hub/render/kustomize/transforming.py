@@ -243,6 +243,12 @@ def set_images(resources: list[Resource], images: list[dict[str, str]],
 
 # -- replicas -------------------------------------------------------------------------------------
 
+def _kinds(specs: tuple[FieldSpec, ...]) -> str:
+    # The kinds replicas applies to: the built-in ones, plus those of configurations files.
+    kinds = list(dict.fromkeys(spec.kind or "object" for spec in specs))
+    return " or ".join([", ".join(kinds[:-1]), kinds[-1]]) if len(kinds) > 1 else (kinds[0] if kinds else "object")
+
+
 def set_replicas(resources: list[Resource], replicas: list[dict[str, Any]], *, file: str,
                  specs: tuple[FieldSpec, ...] = configurations.DEFAULT.replicas) -> None:
     for replica in replicas:
@@ -263,5 +269,5 @@ def set_replicas(resources: list[Resource], replicas: list[dict[str, Any]], *, f
                 apply_field_spec(res.obj, spec, setter, leaf_create=_str_node)
         if not found:
             raise KustomizeError(
-                f"replicas: no Deployment, ReplicationController, ReplicaSet or StatefulSet named {name!r}",
+                f"replicas: no {_kinds(specs)} named {name!r}",
                 file=file)
