@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hub.render import repofs
-from hub.render.errors import KustomizeError
+from hub.render.errors import KustomizeError, LimitError
 from hub.render.kustomize import BuildOptions, build, build_layers, variables
 
 SERVICE = """\
@@ -195,3 +195,18 @@ def test_var_errors_name_the_var_and_the_file(tmp_path: pathlib.Path, files: dic
     assert message in str(info.value)
     assert "\n" not in str(info.value)
     assert info.value.file is not None
+
+
+def test_a_var_read_many_times_is_bounded_by_the_build_bytes(tmp_path: pathlib.Path) -> None:
+    # 2,000 references to a 1 MB value would make 2 GB; the build stops at its byte bound instead.
+    big = "x" * 1_000_000
+    fs = write(tmp_path, {
+        "app/app.yaml": SERVICE.format(namespace="apps") + f"  big: {big}\n" + "---\n"
+                        + POD.format(args='["' + "$(BIG)" * 2000 + '"]'),
+        "app/kustomization.yaml": "resources: [app.yaml]\nvars:\n" + VAR.format(name="BIG", path="spec.big"),
+    })
+    with pytest.raises(LimitError) as info:
+        build(fs, "app", options=BuildOptions(max_build_bytes=16 * 1024 * 1024))
+    assert info.value.setting == "max_build_bytes"
+    assert "vars expand the build by more than 16777216 characters" in str(info.value)
+    assert info.value.obj == "Pod/client"

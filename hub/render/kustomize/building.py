@@ -314,7 +314,9 @@ class Builder:
         budgets.check()
         namerefs.fix_name_references(ra, self._scope.config.name_reference)
         # After names are final: a var's value carries every prefix, suffix and hash (kustomize's order).
-        variables.resolve(ra, self._scope.vars, self._scope.config.var_reference)
+        # A var may be read thousands of times: what it adds counts against the build's byte bound.
+        variables.resolve(ra, self._scope.vars, self._scope.config.var_reference,
+                          max_growth=self._bounded.max_total_bytes)
         kept = [res for res in ra if res.annotations().get(_LOCAL_CONFIG) != "true"]
         return [res.obj for res in ordering.legacy_sorted(kept)]
 

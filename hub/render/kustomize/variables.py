@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.render import budgets
-from hub.render.errors import KustomizeError
+from hub.render.errors import KustomizeError, LimitError
 from hub.render.kustomize.resources import (
     DEFAULT_NAMESPACE,
     FieldSpec,
@@ -300,9 +300,18 @@ def _is_primitive(value: Any) -> bool:
     return isinstance(value, str | int | float | bool)
 
 
-def do_replacements(text: str, mapping: Callable[[str], Any]) -> Any:
-    """refvar's ``DoReplacements``: expand every ``$(NAME)`` of ``text``; ``text`` that is one reference keeps its type."""
+class ExpansionTooLarge(Exception):
+    """Expanding a value would pass the length it was allowed."""
+
+
+def do_replacements(text: str, mapping: Callable[[str], Any], *, max_chars: int | None = None) -> Any:
+    """refvar's ``DoReplacements``: expand every ``$(NAME)`` of ``text``; ``text`` that is one reference keeps its type.
+
+    ``max_chars`` bounds the result as it grows (:class:`ExpansionTooLarge`): a short value can hold
+    thousands of references to a long one.
+    """
     out: list[str] = []
+    size = 0
     checkpoint = 0
     cursor = 0
     while cursor < len(text):
@@ -323,7 +332,11 @@ def do_replacements(text: str, mapping: Callable[[str], Any]) -> Any:
                 mapped = mapping(read)
                 if text == f"$({read})":
                     return mapped
-                out.append(_go_print(mapped))
+                printed = _go_print(mapped)
+                out.append(printed)
+                size += len(printed) + cursor - checkpoint
+                if max_chars is not None and size > max_chars:
+                    raise ExpansionTooLarge
             else:
                 out.append(read)
             cursor += advance
@@ -334,8 +347,12 @@ def do_replacements(text: str, mapping: Callable[[str], Any]) -> Any:
 
 # -- resolving ------------------------------------------------------------------------------------
 
-def resolve(resources: list[Resource], declared: dict[str, Var], specs: Iterable[FieldSpec]) -> None:
-    """Substitute every declared var in the var-reference fields of ``resources`` (kustomize's ``ResolveVars``)."""
+def resolve(resources: list[Resource], declared: dict[str, Var], specs: Iterable[FieldSpec], *,
+            max_growth: int | None = None) -> None:
+    """Substitute every declared var in the var-reference fields of ``resources`` (kustomize's ``ResolveVars``).
+
+    ``max_growth``: most characters the substitutions may add to the build in all (None: no bound).
+    """
     if not declared:
         return
     values: dict[str, Any] = {}
@@ -358,24 +375,38 @@ def resolve(resources: list[Resource], declared: dict[str, Var], specs: Iterable
         return f"$({key})"  # unknown, or a map or list: left as written, as kustomize does
 
     specs = list(specs)
+    growth = [max_growth]
     for res in resources:
         budgets.check(file=res.source)
         for spec in specs:
-            apply_field_spec(res.obj, spec, _Setter(res, mapping))
+            apply_field_spec(res.obj, spec, _Setter(res, mapping, growth, max_growth=max_growth))
 
 
 class _Setter:
     """refvar.Filter's ``set`` at the end of one field spec's path."""
 
-    def __init__(self, res: Resource, mapping: Callable[[str], Any]) -> None:
+    def __init__(self, res: Resource, mapping: Callable[[str], Any], growth: list[int | None], *,
+                 max_growth: int | None) -> None:
         self.res = res
         self.mapping = mapping
+        self.growth = growth  # [characters the substitutions may still add], shared by the whole build
+        self.max_growth = max_growth
 
     def _fail(self, what: str) -> KustomizeError:
         return KustomizeError(f"cannot substitute vars: {what}", obj=self.res.describe(), file=self.res.source)
 
     def _replace(self, value: str) -> Any:
-        return do_replacements(value, self.mapping)
+        remaining = self.growth[0]
+        if remaining is None:
+            return do_replacements(value, self.mapping)
+        try:
+            result = do_replacements(value, self.mapping, max_chars=len(value) + remaining)
+        except ExpansionTooLarge:
+            raise LimitError(f"vars expand the build by more than {self.max_growth} characters",
+                             setting="max_build_bytes", obj=self.res.describe(), file=self.res.source) from None
+        if isinstance(result, str):
+            self.growth[0] = remaining - max(0, len(result) - len(value))
+        return result
 
     def __call__(self, parent: dict[str, Any], key: str) -> None:
         value = parent.get(key)
