@@ -374,12 +374,16 @@ def resolve(resources: list[Resource], declared: dict[str, Var], specs: Iterable
             return value
         return f"$({key})"  # unknown, or a map or list: left as written, as kustomize does
 
-    specs = list(specs)
+    # Most of the ~70 built-in specs name one kind: index them, so each object walks only its own.
+    by_kind: dict[str, list[FieldSpec]] = {}
+    for spec in specs:
+        by_kind.setdefault(spec.kind, []).append(spec)
     growth = [max_growth]
     for res in resources:
         budgets.check(file=res.source)
-        for spec in specs:
-            apply_field_spec(res.obj, spec, _Setter(res, mapping, growth, max_growth=max_growth))
+        setter = _Setter(res, mapping, growth, max_growth=max_growth)
+        for spec in (*by_kind.get(res.kind, ()), *by_kind.get("", ())) if res.kind else by_kind.get("", ()):
+            apply_field_spec(res.obj, spec, setter)
 
 
 class _Setter:
