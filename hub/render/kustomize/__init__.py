@@ -21,7 +21,8 @@ refused, never fetched, on both paths; helm and plugins run only when the hub's
 operator allowed them. Deliberate
 differences from kustomize: an empty kustomization is an empty layer (kustomize
 refuses it), an env-file line without a value is refused (kustomize reads the
-build process's environment), and timestamps in manifests stay strings.
+build process's environment), timestamps in manifests stay strings, and a var that reads a
+null field gets "" (kustomize: however the null was spelled, "null" or "~" included).
 
 Modules, in build order:
 
