@@ -124,7 +124,8 @@ class HubSettings:
     max_fleet_file_bytes: int = dataclasses.field(default=2 * MiB, metadata=_meta(
         "largest fleet.yaml", kind=_Kind.SIZE))
     max_build_bytes: int = dataclasses.field(default=64 * MiB, metadata=_meta(
-        "bytes one kustomize build (an app's layers) may read in all", kind=_Kind.SIZE))
+        "bytes one kustomize build (an app's layers) may read in all, and characters its vars may add",
+        kind=_Kind.SIZE))
     max_bundle_objects: int = dataclasses.field(default=10_000, metadata=_meta(
         "most objects in one cluster's bundle (and in any one kustomize build)"))
     max_render_seconds: float = dataclasses.field(default=30.0, metadata=_meta(

@@ -75,6 +75,9 @@ LAYER_CASES = [
     (["61-layers/base"], ["61-layers/env-prod", "61-layers/region-eu"], "shop"),
     (["61-layers/base"], ["61-layers/region-eu", "61-layers/cluster-eu1"], None),
     (["61-layers/base", "61-layers/extra.yaml"], ["61-layers/env-prod", "61-layers/cluster-eu1"], "shop-eu1"),
+    # vars and configurations in an app base build natively through the fleet's layers too
+    (["81-vars-across-layers/base"], ["81-vars-across-layers/component"], "shop"),
+    (["82-configurations/base"], [], "shop"),
 ]
 
 

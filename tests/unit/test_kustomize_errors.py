@@ -218,7 +218,7 @@ def test_external_tool_failure_is_one_clear_line(tmp_path: pathlib.Path) -> None
     tool.parent.mkdir()
     tool.write_text("#!/bin/sh\necho 'Error: accumulating resources: boom' >&2\necho second line >&2\nexit 1\n")
     tool.chmod(0o755)
-    fs = write(tmp_path / "repo", {"app/kustomization.yaml": "vars: []\n"})
+    fs = write(tmp_path / "repo", {"app/kustomization.yaml": "buildMetadata: [originAnnotations]\n"})
     error = error_of(fs, "app", allow_external=True, external_command=(str(tool),))
     assert "external" in str(error) and "boom" in str(error)
 

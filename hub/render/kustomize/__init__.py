@@ -13,8 +13,8 @@ fixed, ``labels`` and ``commonLabels``, ``commonAnnotations``, ``images``
 kind changes when a patch's options allow them),
 ``configMapGenerator`` / ``secretGenerator`` (kustomize's hash suffix; create/merge/replace)
 and ``generatorOptions``, ``replacements``, ``sortOptions`` (the top
-kustomization's, as kustomize reads it). Anything else (``helmCharts``, ``vars``,
-``openapi``, ``crds``, ``configurations``, plugin ``generators``/``transformers``/
+kustomization's, as kustomize reads it), ``vars`` and ``configurations``. Anything else
+(``helmCharts``, ``openapi``, ``crds``, plugin ``generators``/``transformers``/
 ``validators``, ``buildMetadata``)
 goes to the external tool, and :class:`BuildResult` says which feature in which
 file forced it (only when :class:`BuildOptions` allows it: every kustomization
@@ -25,7 +25,8 @@ generated ConfigMap key with a space), the build succeeds as kustomize's does an
 :attr:`BuildResult.warnings` says so. Deliberate differences from kustomize: an
 empty kustomization is an empty layer (kustomize refuses it), timestamps in
 manifests stay strings, and an annotation's null or float value is written as
-``""`` or Python's float text (kustomize keeps its YAML spelling: ``~``, ``1.50``).
+``""`` or Python's float text (kustomize keeps its YAML spelling: ``~``, ``1.50``); a var that reads a null field gets ""
+(kustomize: however the null was spelled).
 
 Modules, in build order:
 
@@ -37,7 +38,9 @@ Modules, in build order:
 * ``merging`` — kustomize's own strategic merge walk (kyaml merge2), element order included
 * ``transforming`` — namespace, prefix/suffix, labels, annotations, images, replicas
 * ``replacing`` — ``replacements``: copying a field of one object into fields of others
+* ``configurations`` — the field specs each transformer uses: kustomize's defaults plus ``configurations`` files
 * ``namerefs`` — fixing references to renamed objects
+* ``variables`` — ``vars``: matching, merging and ``$(VAR)`` substitution at the end of a build
 * ``ordering`` — kustomize's legacy output order
 * ``building`` — the accumulate/transform pipeline tying the above together
 * ``vetting`` — may a tree go to the external tool: every kustomization's paths, sizes, helm, plugins

@@ -11,17 +11,27 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from hub.render import budgets
-from hub.render.kustomize import generating, namerefs, ordering, patching, replacing, tables, transforming
+from hub.render.kustomize import (
+    configurations,
+    generating,
+    namerefs,
+    ordering,
+    patching,
+    replacing,
+    transforming,
+    variables,
+)
 from hub.render.kustomize.kustomization import (
     Kustomization,
     check_sort_options,
     find_kustomization_file,
     parse_kustomization,
 )
-from hub.render.kustomize.resources import Resource, clone, field_specs
+from hub.render.kustomize.resources import Resource, clone
 from hub.tree import repofs
 from hub.tree.errors import KustomizeError, LimitError, RepoPathError
 from hub.tree.loading import load_yaml_documents, load_yaml_mapping
@@ -90,6 +100,18 @@ def _rewrite_annotations(obj: dict[str, Any]) -> None:
         meta["annotations"] = {key: _annotation_text(value) for key, value in annotations.items()}
 
 
+@dataclass(slots=True)
+class _Scope:
+    """What an accumulation carries beside its objects (kustomize's ResAccumulator): field specs and vars.
+
+    A kustomization directory gets its own; a component shares its parent's. A base's scope merges
+    into its parent's when its objects do, so its ``configurations`` and ``vars`` reach the overlays.
+    """
+
+    config: configurations.TransformerConfig = configurations.EMPTY
+    vars: dict[str, variables.Var] = field(default_factory=dict)
+
+
 class Builder:
     """One native build over one :class:`~hub.tree.repofs.RepoFS` (not thread-safe; make one per build)."""
 
@@ -105,6 +127,7 @@ class Builder:
         self._stack: list[str] = []
         #: What kustomize builds but a cluster will refuse (e.g. an invalid ConfigMap key), in build order.
         self.warnings: list[str] = []
+        self._scope = _Scope()
         # DirectoryFS content may change between builds and its ids cost a read: cache Git objects only.
         self._cacheable = not isinstance(fs, repofs.DirectoryFS)
 
@@ -205,11 +228,39 @@ class Builder:
         self._stack.append(full)
         try:
             if component:
-                return self.accumulate_target(ra, sub)
-            self._append_all(ra, self.accumulate_target([], sub))
+                ra = self.accumulate_target(ra, sub)
+                # kustomize moves a component's result into a fresh accumulation: its config merges
+                # into an empty one again, which drops specs that the sorted list now makes redundant.
+                self._scope.config = configurations.EMPTY.merge(self._scope.config, file=sub.file)
+                return ra
+            outer, self._scope = self._scope, _Scope()
+            try:
+                built = self.accumulate_target([], sub)
+                inner = self._scope
+            finally:
+                self._scope = outer
+            self._append_all(ra, built)
+            self._absorb_scope(inner, k)
             return ra
         finally:
             self._stack.pop()
+
+    def _absorb_scope(self, inner: _Scope, k: Kustomization) -> None:
+        self._scope.config = self._scope.config.merge(inner.config, file=k.file)
+        variables.absorb(self._scope.vars, inner.vars.values(), file=k.file)
+
+    def _merge_configurations(self, k: Kustomization) -> None:
+        parsed = []
+        for path in k.configurations:
+            full = repofs.normalize(path, base=k.directory, file=k.file)
+            if self.restrict and not self._within_root(k, full):
+                raise RepoPathError(f"configurations file {path!r} is outside the kustomization directory "
+                                    "(load restrictor RootOnly)", file=k.file)
+            if not self.fs.is_file(full):
+                raise KustomizeError(f"configurations file {path!r} does not exist", file=k.file)
+            parsed.append((full, configurations.parse_configuration(self._parsed("kust", full, k.file), file=full)))
+        own = configurations.own_config(parsed, file=k.file)
+        self._scope.config = self._scope.config.merge(own, file=k.file)
 
     def _absorb_generated(self, ra: list[Resource], res: Resource, k: Kustomization) -> None:
         api_version, kind, name, ns = res.api_version, *res.cur_id()
@@ -247,12 +298,14 @@ class Builder:
         # Build annotations come from the old object, and the new one can only turn the hash off.
         res.needs_hash = old.needs_hash and res.needs_hash
         res.source = old.source
+        res.var_names = list(old.var_names)
         ra[ra.index(old)] = res
 
     def accumulate_target(self, ra: list[Resource], k: Kustomization) -> list[Resource]:
         for path in k.resources:
             budgets.check(file=k.file)
             ra = self._accumulate_resource(ra, k, path)
+        self._merge_configurations(k)  # the built-in field specs, and those of its configurations files
         for res in generating.generate(self.fs, k, restrict=self.restrict, warn=self._warn):
             budgets.check(file=k.file)
             self._absorb_generated(ra, res, k)
@@ -261,31 +314,35 @@ class Builder:
             full = repofs.normalize(path, base=k.directory, file=k.file)
             ra = self._accumulate_directory(ra, k, full, component=True)
         budgets.check(file=k.file)
-        return self._transform(ra, k)
+        ra = self._transform(ra, k)
+        if k.vars:
+            variables.declare(self._scope.vars, k.vars, ra, file=k.file)
+        return ra
 
     # -- transformers (kustomize's order) --------------------------------------------------------
     def _transform(self, ra: list[Resource], k: Kustomization) -> list[Resource]:
+        config = self._scope.config
         ra = patching.apply_patches(self.fs, k, ra, restrict=self.restrict, json6902=False)
         if k.namespace:
-            transforming.set_namespace(ra, k.namespace, file=k.file)
+            transforming.set_namespace(ra, k.namespace, file=k.file, config=config)
         if k.name_prefix:
-            transforming.add_name_prefix(ra, k.name_prefix)
+            transforming.add_name_prefix(ra, k.name_prefix, config.name_prefix)
         if k.name_suffix:
-            transforming.add_name_suffix(ra, k.name_suffix)
+            transforming.add_name_suffix(ra, k.name_suffix, config.name_suffix)
         for label in k.labels:
             specs = transforming.label_field_specs(include_selectors=label["includeSelectors"],
                                                    include_templates=label["includeTemplates"],
-                                                   extra=label["fields"])
+                                                   extra=label["fields"], config=config, file=k.file)
             transforming.add_labels(ra, label["pairs"], specs)
         if k.common_labels:
-            transforming.add_labels(ra, k.common_labels, list(field_specs(tables.COMMON_LABELS)))
-        transforming.add_annotations(ra, k.common_annotations)
+            transforming.add_labels(ra, k.common_labels, list(config.common_labels))
+        transforming.add_annotations(ra, k.common_annotations, config.common_annotations)
         ra = patching.apply_patches(self.fs, k, ra, restrict=self.restrict, json6902=True)
         budgets.check(file=k.file)
         if k.replicas:
-            transforming.set_replicas(ra, k.replicas, file=k.file)
+            transforming.set_replicas(ra, k.replicas, file=k.file, specs=config.replicas)
         if k.images:
-            transforming.set_images(ra, k.images)
+            transforming.set_images(ra, k.images, config.images)
         if k.replacements:
             replacing.apply_replacements(ra, replacing.load_replacements(self.fs, k, restrict=self.restrict),
                                          file=k.file)
@@ -299,7 +356,11 @@ class Builder:
                 res.store_previous_id()
                 res.name = f"{res.name}-{suffix}"
         budgets.check()
-        namerefs.fix_name_references(ra)
+        namerefs.fix_name_references(ra, self._scope.config.name_reference)
+        # After names are final: a var's value carries every prefix, suffix and hash (kustomize's order).
+        # A var may be read thousands of times: what it adds counts against the build's byte bound.
+        variables.resolve(ra, self._scope.vars, self._scope.config.var_reference,
+                          max_growth=self._bounded.max_total_bytes)
         kept = [res for res in ra if res.annotations().get(_LOCAL_CONFIG) != "true"]
         for res in kept:
             _rewrite_annotations(res.obj)

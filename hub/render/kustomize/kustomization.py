@@ -13,6 +13,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.render.kustomize import variables
 from hub.tree import repofs
 from hub.tree.errors import KustomizeError
 
@@ -33,7 +34,7 @@ KUSTOMIZATION_FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomiza
 #: Fields kustomize accepts that the native engine leaves to the external tool.
 UNSUPPORTED_FIELDS = (
     "helmCharts", "helmChartInflationGenerator", "helmGlobals", "openapi", "crds",
-    "configurations", "generators", "transformers", "validators", "buildMetadata", "vars",
+    "generators", "transformers", "validators", "buildMetadata",
 )
 
 #: Fields the native engine builds.
@@ -41,7 +42,7 @@ SUPPORTED_FIELDS = frozenset({
     "apiVersion", "kind", "metadata", "resources", "bases", "components", "namespace", "namePrefix",
     "nameSuffix", "commonLabels", "labels", "commonAnnotations", "images", "imageTags", "replicas",
     "patches", "patchesStrategicMerge", "patchesJson6902", "configMapGenerator", "secretGenerator",
-    "generatorOptions", "replacements", "sortOptions",
+    "generatorOptions", "replacements", "sortOptions", "vars", "configurations",
 })
 
 
@@ -86,6 +87,9 @@ class Kustomization:
     #: ``sortOptions`` as written (None when absent). kustomize reads, and checks, only the top
     #: kustomization's: see :func:`check_sort_options`.
     sort_options: Any = None
+    vars: list[variables.Var] = field(default_factory=list)
+    #: Transformer configuration files (``configurations``), relative to ``directory``.
+    configurations: list[str] = field(default_factory=list)
 
 
 def find_kustomization_file(fs: repofs.RepoFS, directory: str, *, referrer: str | None = None) -> str:
@@ -234,6 +238,8 @@ def parse_kustomization(raw: dict[str, Any], *, directory: str, file: str) -> Ku
     k.generator_options = _generator_options(raw.get("generatorOptions"), "generatorOptions", file)
     k.replacements = _mappings(raw, "replacements", file)
     k.sort_options = raw.get("sortOptions")
+    k.vars = variables.parse_vars(raw.get("vars"), file=file)
+    k.configurations = _strings(raw, "configurations", file)
     return k
 
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import yaml
-
 from hub.render import budgets
-from hub.render.kustomize import tables
+from hub.render.kustomize import configurations
 from hub.render.kustomize.resources import (
     DEFAULT_NAMESPACE,
     NOT_NAMESPACEABLE,
@@ -31,23 +29,17 @@ __all__ = ["fix_name_references"]
 Gvk = tuple[str, str, str]
 
 
-@functools.cache
-def _back_references() -> tuple[tuple[Gvk, tuple[FieldSpec, ...]], ...]:
-    result = []
-    for entry in yaml.safe_load(tables.NAME_REFERENCE):
-        target = (str(entry.get("group") or ""), str(entry.get("version") or ""), str(entry.get("kind") or ""))
-        result.append((target, tuple(FieldSpec.parse(raw) for raw in entry.get("fieldSpecs") or [])))
-    return tuple(result)
+@functools.lru_cache(maxsize=64)
+def _referrers_by_kind(
+        back_references: tuple[configurations.NameBackReference, ...]) -> dict[str, tuple[tuple[FieldSpec, Gvk], ...]]:
+    """Referrer field specs by the referrer kind they select, in kustomize's order (targets, then referrers).
 
-
-@functools.cache
-def _referrers_by_kind() -> dict[str, tuple[tuple[FieldSpec, Gvk], ...]]:
-    """Referrer field specs indexed by the referrer kind they select ("" for any kind), in table order."""
-    index: dict[str, list[tuple[FieldSpec, Gvk]]] = {}
-    for target, specs in _back_references():
-        for spec in specs:
-            index.setdefault(spec.kind, []).append((spec, target))
-    return {kind: tuple(entries) for kind, entries in index.items()}
+    A kind's entries include the specs for any kind at their places; key "" holds only those.
+    """
+    entries = [(spec, entry.gvk) for entry in back_references for spec in entry.referrers]
+    kinds = {spec.kind for spec, _ in entries}
+    return {kind: tuple((spec, target) for spec, target in entries if spec.kind in (kind, ""))
+            for kind in kinds | {""}}
 
 
 def _selected(gvk: Gvk, selector: Gvk) -> bool:
@@ -178,16 +170,17 @@ def _org_effective_ns(res: Resource) -> str:
     return ns or DEFAULT_NAMESPACE
 
 
-def fix_name_references(resources: list[Resource]) -> None:
+def fix_name_references(resources: list[Resource], back_references: tuple[configurations.NameBackReference, ...]
+                        = configurations.DEFAULT.name_reference) -> None:
     """Rewrite every reference to an object whose name changed during the build."""
     if not any(res.prev for res in resources):
         return  # nothing was renamed or moved: no reference can be stale
-    index = _referrers_by_kind()
+    index = _referrers_by_kind(back_references)
     for res in resources:
         budgets.check(file=res.source)  # quadratic in the objects: the loop a big build spends its time in
         org_kind = res.org_id()[0]
         group, version = res.group, res.version
-        filters = [(spec, target) for spec, target in (*index.get(org_kind, ()), *index.get("", ()))
+        filters = [(spec, target) for spec, target in index.get(org_kind, index[""])
                    if spec.selects(group, version, org_kind)]
         if not filters:
             continue

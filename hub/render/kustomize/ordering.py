@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hub.render.kustomize.resources import Resource
 
-__all__ = ["ORDER_FIRST", "ORDER_LAST", "legacy_sorted"]
+__all__ = ["ORDER_FIRST", "ORDER_LAST", "kind_rank", "legacy_sorted"]
 
 #: DO NOT CHANGE (upstream's words): kustomize's final legacy ordering.
 ORDER_FIRST = (
@@ -28,6 +28,11 @@ def _ranks(order_first: tuple[str, ...], order_last: tuple[str, ...]) -> dict[st
 
 
 _RANK = _ranks(ORDER_FIRST, ORDER_LAST)
+
+
+def kind_rank(kind: str) -> int:
+    """kustomize's ``typeOrders``: negative for ORDER_FIRST kinds, positive for ORDER_LAST ones, else 0."""
+    return _RANK.get(kind, 0)
 
 
 def _gvk_sort_string(group: str, version: str, kind: str) -> str:

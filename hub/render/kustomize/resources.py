@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import marshal
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +103,8 @@ class Resource:
     suffixes: list[str] = field(default_factory=list)
     needs_hash: bool = False
     behavior: str = "create"
+    #: Names of the ``vars`` that read this object (kustomize's refVarNames).
+    var_names: list[str] = field(default_factory=list)
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -275,15 +277,3 @@ def _walk(node: Any, path: tuple[str, ...], index: int, create: bool, setter: Se
         setter(node, name)
     else:
         _walk(node[name], path, index + 1, create, setter, leaf_create)
-
-
-def merge_field_specs(*groups: Iterable[FieldSpec]) -> list[FieldSpec]:
-    """Concatenate without duplicates, keeping first occurrences (kustomize's ``FsSlice.MergeAll``)."""
-    seen: set[FieldSpec] = set()
-    result: list[FieldSpec] = []
-    for group in groups:
-        for spec in group:
-            if spec not in seen:
-                seen.add(spec)
-                result.append(spec)
-    return result

@@ -2,7 +2,8 @@
 
 Each function mirrors one kustomize plugin (``NamespaceTransformer``,
 ``PrefixTransformer``, ``LabelTransformer``, ...) and its filter; the field
-specs come from :mod:`~hub.render.kustomize.tables`.
+specs come from a :class:`~hub.render.kustomize.configurations.TransformerConfig`
+(kustomize's defaults in :mod:`~hub.render.kustomize.tables`, plus ``configurations`` files).
 """
 
 from __future__ import annotations
@@ -10,14 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hub.render.kustomize import tables
-from hub.render.kustomize.resources import (
-    FieldSpec,
-    Resource,
-    apply_field_spec,
-    field_specs,
-    merge_field_specs,
-)
+from hub.render.kustomize import configurations
+from hub.render.kustomize.resources import FieldSpec, Resource, apply_field_spec
 from hub.tree.errors import KustomizeError
 
 __all__ = [
@@ -43,9 +38,10 @@ def _map_node() -> dict[str, Any]:
 
 # -- namespace ------------------------------------------------------------------------------------
 
-def set_namespace(resources: list[Resource], namespace: str, *, file: str) -> None:
+def set_namespace(resources: list[Resource], namespace: str, *, file: str,
+                  config: configurations.TransformerConfig = configurations.DEFAULT) -> None:
     """``namespace:``: set metadata.namespace of namespaced objects, rename v1 Namespaces, fix subjects."""
-    specs = [spec for spec in field_specs(tables.NAMESPACE) if spec.path != ("metadata", "namespace")]
+    specs = [spec for spec in config.namespace if spec.path != ("metadata", "namespace")]
 
     def setter(parent: dict[str, Any], key: str) -> None:
         parent[key] = namespace
@@ -66,6 +62,9 @@ def set_namespace(resources: list[Resource], namespace: str, *, file: str) -> No
         for spec in specs:
             if spec.path == ("metadata", "name") and res.api_version != "v1":
                 continue
+            if kind in {"RoleBinding", "ClusterRoleBinding"} and spec.kind in {"RoleBinding", "ClusterRoleBinding"} \
+                    and spec.path == ("subjects", "namespace"):
+                continue  # kustomize's subjects rule above overrides field specs for them
             apply_field_spec(obj, spec, setter, leaf_create=_str_node)
     ids: dict[tuple[str, str, str, str], Resource] = {}
     for res in resources:
@@ -84,22 +83,35 @@ def _skips_prefix(res: Resource) -> bool:
     return any(kind == skip_kind and (not group or res.group == group) for group, skip_kind in _PREFIX_SKIP)
 
 
-def add_name_prefix(resources: list[Resource], prefix: str) -> None:
+def _add_to_names(resources: list[Resource], affix: str, specs: tuple[FieldSpec, ...], *, suffix: bool) -> None:
+    # kustomize's Prefix/SuffixTransformer: metadata/name renames the object (and records it for name
+    # references); any other field spec (from configurations) gets the same prefix or suffix.
+    def setter(parent: dict[str, Any], key: str) -> None:
+        value = parent.get(key)
+        text = "" if value is None else str(value)
+        parent[key] = text + affix if suffix else affix + text
+
     for res in resources:
         if _skips_prefix(res):
             continue
-        res.prefixes.append(prefix)
-        res.store_previous_id()
-        res.name = prefix + res.name
+        org_kind = res.org_id()[0]
+        for spec in specs:
+            if not spec.selects(res.group, res.version, org_kind):
+                continue
+            if spec.path == ("metadata", "name"):
+                (res.suffixes if suffix else res.prefixes).append(affix)
+                res.store_previous_id()
+            apply_field_spec(res.obj, spec, setter, leaf_create=_str_node)
 
 
-def add_name_suffix(resources: list[Resource], suffix: str) -> None:
-    for res in resources:
-        if _skips_prefix(res):
-            continue
-        res.suffixes.append(suffix)
-        res.store_previous_id()
-        res.name = res.name + suffix
+def add_name_prefix(resources: list[Resource], prefix: str,
+                    specs: tuple[FieldSpec, ...] = configurations.DEFAULT.name_prefix) -> None:
+    _add_to_names(resources, prefix, specs, suffix=False)
+
+
+def add_name_suffix(resources: list[Resource], suffix: str,
+                    specs: tuple[FieldSpec, ...] = configurations.DEFAULT.name_suffix) -> None:
+    _add_to_names(resources, suffix, specs, suffix=True)
 
 
 # -- labels and annotations -----------------------------------------------------------------------
@@ -116,16 +128,17 @@ def _map_setter(values: dict[str, str], what: str, res: Resource) -> Any:
     return setter
 
 
-def label_field_specs(*, include_selectors: bool, include_templates: bool,
-                      extra: list[dict[str, Any]]) -> list[FieldSpec]:
+def label_field_specs(*, include_selectors: bool, include_templates: bool, extra: list[dict[str, Any]],
+                      config: configurations.TransformerConfig = configurations.DEFAULT,
+                      file: str | None = None) -> list[FieldSpec]:
     """The field specs of one ``labels`` entry, as kustomize's configurator merges them."""
-    user = [FieldSpec.parse(raw) for raw in extra]
+    merge = configurations.merge_field_specs
+    specs = merge([FieldSpec.parse(raw) for raw in extra], config.labels, file=file, what="labels")
     if include_selectors:
-        return merge_field_specs(user, field_specs(tables.COMMON_LABELS))
-    specs = user
+        return list(merge(specs, config.common_labels, file=file, what="labels"))
     if include_templates:
-        specs = merge_field_specs(specs, field_specs(tables.TEMPLATE_LABELS))
-    return merge_field_specs(specs, [FieldSpec(path=("metadata", "labels"), create=True)])
+        specs = merge(specs, config.template_labels, file=file, what="labels")
+    return list(merge(specs, [FieldSpec(path=("metadata", "labels"), create=True)], file=file, what="labels"))
 
 
 def add_labels(resources: list[Resource], labels: dict[str, str], specs: list[FieldSpec]) -> None:
@@ -137,10 +150,10 @@ def add_labels(resources: list[Resource], labels: dict[str, str], specs: list[Fi
             apply_field_spec(res.obj, spec, setter, leaf_create=_map_node)
 
 
-def add_annotations(resources: list[Resource], annotations: dict[str, str]) -> None:
+def add_annotations(resources: list[Resource], annotations: dict[str, str],
+                    specs: tuple[FieldSpec, ...] = configurations.DEFAULT.common_annotations) -> None:
     if not annotations:
         return
-    specs = field_specs(tables.COMMON_ANNOTATIONS)
     for res in resources:
         setter = _map_setter(annotations, "annotations", res)
         for spec in specs:
@@ -217,8 +230,8 @@ def _walk_containers(node: Any, update: Any) -> None:
             _walk_containers(item, update)
 
 
-def set_images(resources: list[Resource], images: list[dict[str, str]]) -> None:
-    specs = field_specs(tables.IMAGES)
+def set_images(resources: list[Resource], images: list[dict[str, str]],
+               specs: tuple[FieldSpec, ...] = configurations.DEFAULT.images) -> None:
     for image in images:
         update = _image_updater(image)
 
@@ -235,8 +248,14 @@ def set_images(resources: list[Resource], images: list[dict[str, str]]) -> None:
 
 # -- replicas -------------------------------------------------------------------------------------
 
-def set_replicas(resources: list[Resource], replicas: list[dict[str, Any]], *, file: str) -> None:
-    specs = field_specs(tables.REPLICAS)
+def _kinds(specs: tuple[FieldSpec, ...]) -> str:
+    # The kinds replicas applies to: the built-in ones, plus those of configurations files.
+    kinds = list(dict.fromkeys(spec.kind or "object" for spec in specs))
+    return " or ".join([", ".join(kinds[:-1]), kinds[-1]]) if len(kinds) > 1 else (kinds[0] if kinds else "object")
+
+
+def set_replicas(resources: list[Resource], replicas: list[dict[str, Any]], *, file: str,
+                 specs: tuple[FieldSpec, ...] = configurations.DEFAULT.replicas) -> None:
     for replica in replicas:
         name, count = replica["name"], replica["count"]
         found = False
@@ -255,5 +274,5 @@ def set_replicas(resources: list[Resource], replicas: list[dict[str, Any]], *, f
                 apply_field_spec(res.obj, spec, setter, leaf_create=_str_node)
         if not found:
             raise KustomizeError(
-                f"replicas: no Deployment, ReplicationController, ReplicaSet or StatefulSet named {name!r}",
+                f"replicas: no {_kinds(specs)} named {name!r}",
                 file=file)
