@@ -1,7 +1,7 @@
 """Fuzzing the native kustomize engine against ``kubectl kustomize`` (issue 16).
 
 Hypothesis writes a base, an optional Component and an overlay (resources, bases, components,
-strategic-merge and JSON 6902 patches, namePrefix/nameSuffix, commonLabels, labels, commonAnnotations,
+strategic-merge and JSON 6902 patches (``patches``, ``patchesStrategicMerge``, ``patchesJson6902``), namePrefix/nameSuffix, commonLabels, labels, commonAnnotations,
 namespace, images, replicas, ConfigMap/Secret generators with behaviors and options) to a scratch
 directory; the overlay is built natively and by kubectl, and the parsed outputs must be equal.
 Bounded for CI: a fixed seed (``derandomize``) and 40 examples. Shrunk failures it found are kept as
@@ -24,7 +24,7 @@ from hub.render import repofs
 from hub.render.errors import RenderError
 from hub.render.kustomize import BuildOptions, build, load_yaml_documents
 
-Tree = dict[str, Any]  # path -> a kustomization or resource mapping (dumped as YAML), or a list of documents
+Tree = dict[str, Any]  # path -> a mapping (dumped as YAML), a list of documents, or the file's text
 
 NAMES = st.sampled_from(["web", "api", "cache"])
 LABEL_KEYS = st.sampled_from(["app", "team", "tier", "app.kubernetes.io/part-of"])
@@ -72,7 +72,8 @@ def trees(draw: st.DrawFn) -> Tree:
         base["namePrefix"] = "b" + prefix
     tree["base/kustomization.yaml"] = base
 
-    overlay: dict[str, Any] = {"resources": ["../base"]}
+    # `bases` is kustomize's deprecated spelling of a directory in `resources`; both are in real repositories.
+    overlay: dict[str, Any] = {draw(st.sampled_from(["resources", "bases"])): ["../base"]}
     target = draw(st.sampled_from(names))
     if draw(st.booleans()):  # a Component patching a Deployment and annotating everything
         component: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component",
@@ -111,7 +112,8 @@ def trees(draw: st.DrawFn) -> Tree:
     if draw(st.booleans()):
         overlay["replicas"] = [{"name": target, "count": draw(st.integers(0, 5))}]
     patches: list[dict[str, Any]] = []
-    patch_kind = draw(st.sampled_from(["", "smp-file", "smp-inline", "json6902", "patchesStrategicMerge"]))
+    patch_kind = draw(st.sampled_from(["", "smp-file", "smp-inline", "json6902", "patchesStrategicMerge",
+                                       "patchesJson6902"]))
     smp = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": target},
            "spec": {"ports": [{"port": 80, "targetPort": 9090}]}}
     if patch_kind == "smp-file":
@@ -123,6 +125,10 @@ def trees(draw: st.DrawFn) -> Tree:
         ops = [{"op": "add", "path": "/metadata/annotations", "value": {"patched": "json"}},
                {"op": "replace", "path": "/spec/replicas", "value": 3}]
         patches.append({"target": {"kind": "Deployment", "name": target}, "patch": yaml.safe_dump(ops)})
+    elif patch_kind == "patchesJson6902":
+        tree["overlay/ops.yaml"] = yaml.safe_dump([{"op": "replace", "path": "/spec/ports/0/port", "value": 8443}])
+        overlay["patchesJson6902"] = [{"target": {"version": "v1", "kind": "Service", "name": target},
+                                       "path": "ops.yaml"}]
     elif patch_kind == "patchesStrategicMerge":
         tree["overlay/service-patch.yaml"] = smp
         overlay["patchesStrategicMerge"] = ["service-patch.yaml"]
@@ -145,6 +151,9 @@ def write(tree: Tree, root: pathlib.Path) -> None:
     for path, content in tree.items():
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):  # written as it is
+            target.write_text(content)
+            continue
         documents = content if isinstance(content, list) else [content]
         target.write_text(yaml.safe_dump_all(documents, sort_keys=False))
 
