@@ -29,7 +29,8 @@ _BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class _Loader(_BaseLoader):  # type: ignore[misc]
     """CSafeLoader with kustomize's (go-yaml v3, YAML 1.2) scalars instead of PyYAML's YAML 1.1 ones.
 
-    ``yes``/``on``/``no``, ``12:30`` and dates stay strings, as they do through kustomize; otherwise
+    ``yes``/``on``/``no``, ``12:30``, dates and a plain ``=`` (YAML 1.1's "value" key, which PyYAML cannot
+    even construct: CRD schemas list it as an operator) stay strings, as they do through kustomize; otherwise
     ``value: "on"`` written unquoted would become ``true`` here and ``"on"`` in kubectl's output, and a
     date would become a Python date that no JSON encoder takes.
     """
@@ -55,7 +56,7 @@ for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
     _Loader.yaml_implicit_resolvers[_first] = [
         (tag, regexp) for tag, regexp in _resolvers
         if tag not in {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
-                       "tag:yaml.org,2002:timestamp"}]
+                       "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}]
 _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)\Z"),
                               list("tTfF"))
 _Loader.add_implicit_resolver(

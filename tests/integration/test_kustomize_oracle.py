@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hub.render.kustomize import BuildOptions, build, build_layers
+from hub.render.kustomize import BuildOptions, build, build_layers, load_yaml_documents
 from hub.tree import repofs
 from hub.tree.errors import RenderError, UnsupportedFeatureError
 
@@ -27,7 +27,8 @@ CASES = sorted(path.name for path in CORPUS.iterdir() if path.is_dir())
 def oracle(kubectl: str, directory: pathlib.Path) -> list[dict[str, Any]]:
     proc = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc is not None]
+    # Parsed as kustomize (go-yaml v3, YAML 1.2) writes it: a plain `=` is a string, not YAML 1.1's value key.
+    return load_yaml_documents(proc.stdout, file="kubectl kustomize output")
 
 
 def expectation(case: str) -> dict[str, Any]:

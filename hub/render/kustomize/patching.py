@@ -131,7 +131,7 @@ def _patch_text(fs: repofs.RepoFS, k: Kustomization, entry: dict[str, Any], *, r
     inline, path = entry.get("patch"), entry.get("path")
     if inline and path:
         raise KustomizeError("a patch cannot have both patch and path", file=k.file)
-    if inline:
+    if inline:  # kustomize trims an inline patch (a block scalar ending it loses its final newline)...
         return str(inline).strip(), k.file
     if not path:
         raise KustomizeError("a patch needs patch or path", file=k.file)
@@ -141,7 +141,8 @@ def _patch_text(fs: repofs.RepoFS, k: Kustomization, entry: dict[str, Any], *, r
                              file=k.file)
     if not fs.is_file(full):
         raise KustomizeError(f"patch file {path!r} does not exist", file=k.file)
-    return fs.read_bytes(full).decode("utf-8", "replace").strip(), full
+    # ...but not a patch file: stripping it would drop the final newline of a `|` block ending the file.
+    return fs.read_bytes(full).decode("utf-8", "replace"), full
 
 
 #: Blank lines, comments, directives and document starts before the first content line of a patch.
@@ -156,6 +157,7 @@ def _parsed_list(text: str) -> Any:
 
 def _as_json_patch(text: str, where: str) -> list[dict[str, Any]] | None:
     """The operations if ``text`` is a JSON 6902 patch (JSON or YAML list), else None."""
+    text = text.strip()
     if not text:
         return None
     if text.startswith("["):
