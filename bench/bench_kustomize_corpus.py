@@ -38,8 +38,8 @@ if str(HERE.parent) not in sys.path:
 
 import yaml  # noqa: E402
 
-from hub.render import repofs  # noqa: E402
 from hub.render.kustomize import BuildOptions, build, load_yaml_documents  # noqa: E402
+from hub.tree import repofs  # noqa: E402
 from hub.tree.errors import RenderError, UnsupportedFeatureError  # noqa: E402
 
 CORPUS = HERE / "kustomize_corpus"

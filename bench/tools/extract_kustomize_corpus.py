@@ -33,8 +33,8 @@ if str(HERE.parents[1]) not in sys.path:
 
 import yaml  # noqa: E402
 
-from hub.render import repofs  # noqa: E402
 from hub.render.kustomize import sandboxing, vetting  # noqa: E402
+from hub.tree import repofs  # noqa: E402
 from hub.tree.errors import RenderError  # noqa: E402
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
