@@ -185,6 +185,7 @@ class HubService:
         self._wake_reason = "poll"
         self._last_head: str | None = None
         self._render_batch: _RenderBatch | None = None
+        self._downloading: asyncio.Future[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._declared_cache: tuple[str, dict[str, fleet_clusters.ClusterDecl]] | None = None
         self._declared_known = asyncio.Event()
@@ -231,8 +232,12 @@ class HubService:
 
     async def sync_once(self, *, reason: str = "manual", force: bool = False) -> SyncOutcome:
         """One run of fetch -> check -> render -> store -> notify. ``force`` re-renders an unchanged head."""
+        # The network part runs outside the service lock, so a stalled remote (cut after
+        # git_stall_seconds, at most git_timeout) never holds up registration renders; a SyncNow
+        # arriving mid-fetch joins the fetch under way instead of queueing a second one behind it.
+        fetch_error = await self._download()
         async with self._lock:
-            outcome = await asyncio.to_thread(self._sync_blocking, reason, force)
+            outcome = await asyncio.to_thread(self._sync_blocking, reason, force, fetch_error)
             self.first_sync_done = self.first_sync_done or outcome.error is None or outcome.commit is not None
             if self._declared_cache is None and outcome.skipped and outcome.commit is not None:
                 # Restarted on the deployed commit: nothing rendered, so read the declared names now.
@@ -280,9 +285,20 @@ class HubService:
         batch.done.set_result(outcome)
 
     # -- blocking work (one worker thread at a time) -----------------------------------------
-    def _sync_blocking(self, reason: str, force: bool) -> SyncOutcome:
+    async def _download(self) -> gitsource.GitSourceError | None:
+        if self._downloading is None or self._downloading.done():
+            self._downloading = asyncio.ensure_future(asyncio.to_thread(self.source.download))
         try:
-            head = self.source.fetch()
+            await asyncio.shield(self._downloading)
+        except gitsource.GitSourceError as exc:
+            return exc
+        return None
+
+    def _sync_blocking(self, reason: str, force: bool, fetch_error: gitsource.GitSourceError | None) -> SyncOutcome:
+        try:
+            if fetch_error is not None:
+                raise fetch_error
+            head = self.source.head()
         except gitsource.GitSourceError as exc:
             self.metrics.fetches.labels(outcome="error").inc()
             with self.db.session() as session:

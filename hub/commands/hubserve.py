@@ -125,7 +125,8 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     source = gitsource.GitSource(
         url=settings.repo, mirror_dir=data_dir / "mirror", ref=settings.tracked_ref,
         auth=gitsource.GitAuth(ssh_key_file=settings.ssh_key_file, https_token_file=settings.https_token_file,
-                               https_token_env=settings.https_token_env))
+                               https_token_env=settings.https_token_env),
+        timeout=settings.git_timeout, stall_seconds=settings.git_stall_seconds)
     policy = (gitsource.SignaturePolicy(allowed_signers_file=settings.allowed_signers_file,
                                         gpg_keyring=settings.gpg_keyring)
               if settings.require_signed_commits else None)
