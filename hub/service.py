@@ -35,7 +35,9 @@ import dataclasses
 import datetime as dt
 import enum
 import logging
+import os
 import random
+import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -70,6 +72,19 @@ _NAMES_SHOWN = 5
 
 #: Clusters written per transaction when storing a render.
 _WRITE_BATCH = 200
+
+#: TEST ONLY (issue 22, the fault suite): a point of a sync at which the hub SIGKILLs itself, to prove
+#: that a sync cut there is completed by the next start without duplicates. The points are
+#: ``after-batch-N`` (N-th write batch committed), ``before-rollout`` (every batch written, the rollout
+#: row not yet) and ``before-deployed-commit``. Read once at import; never set it outside tests.
+CRASH_AT_ENV = "CONVOY_TEST_CRASH_AT"
+_CRASH_AT = os.environ.get(CRASH_AT_ENV, "")
+
+
+def _crash_point(name: str) -> None:
+    if _CRASH_AT and name == _CRASH_AT:
+        log.critical("%s=%s: killing the hub here (fault test)", CRASH_AT_ENV, name)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RefusalKind(enum.StrEnum):
@@ -395,9 +410,11 @@ class HubService:
         now = self.clock()
         with self._rollout_gate(sha, fleet_render, good, only is None, now) as plan:
             changed = self._store_renders(sha, fleet_render, failed, good, new_bundles, had_errors, plan, now)
+            _crash_point("before-rollout")
         changed += [name for name in plan.changed if name not in changed]
         again = False
         if only is None:
+            _crash_point("before-deployed-commit")
             with self.db.session() as session:
                 again = store.get_state(session, store.StateKey.LAST_DEPLOYED_COMMIT) == sha
                 store.set_state(session, store.StateKey.LAST_DEPLOYED_COMMIT, sha, now=now)
@@ -454,7 +471,9 @@ class HubService:
         changed: list[str] = []
         # Written in batches, so the write lock (SQLite) is never held for a whole fleet at once; a run
         # cut short is simply repeated: every step is idempotent and the deployed commit moves last.
-        for batch in _batches([*sorted(failed), *(name for name, _ in good)], _WRITE_BATCH):
+        for number, batch in enumerate(_batches([*sorted(failed), *(name for name, _ in good)], _WRITE_BATCH), 1):
+            if number > 1:
+                _crash_point(f"after-batch-{number - 1}")
             with self.db.session() as session:
                 to_store = []
                 for name in batch:
