@@ -192,9 +192,11 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
 
     async def readiness() -> web_app.Readiness:
         try:
-            await asyncio.to_thread(db.ping)
+            await asyncio.to_thread(db.check_writable)
         except Exception as exc:
-            return web_app.Readiness(False, f"database unreachable: {type(exc).__name__}")
+            # After failed writes the reason is the hub's own message (locked, disk full); it names no secret.
+            why = str(exc) if db.write_failure else type(exc).__name__
+            return web_app.Readiness(False, f"database unreachable: {why}")
         if not service.first_sync_done:
             return web_app.Readiness(False, "first sync of the fleet repository not done yet")
         return web_app.Readiness(True, "ready")

@@ -17,15 +17,18 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
 import pytest
 from grpc import aio
 
+from hub.store import db as store_db
 from hub.store import repository as store
 from protos.codec import pb
 from tests.integration.test_hub_harness import (
@@ -147,3 +150,105 @@ async def _unready(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str
 
 async def _is_ready(http: aiohttp.ClientSession, url: str) -> bool:
     return (await _ready(http, url))[0] == 200
+
+
+# -- SQLite: a write lock held by another process, a full disk ---------------------------------------------
+
+_HOLD_LOCK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.read()
+conn.execute("ROLLBACK")
+"""
+
+
+async def _outage_and_recovery(hub: Any, ch: aio.Channel, fleet_repo: FleetRepo, http: aiohttp.ClientSession,
+                               *, begin: Callable[[], None], end: Callable[[], None], reason: str) -> None:
+    """Fault on, a report refused, /readyz unready naming ``reason``; fault off, all recovers."""
+    readyz = f"http://127.0.0.1:{hub.http_port}/readyz"
+    await poll(lambda: _is_ready(http, readyz), timeout=20, what="/readyz after the first sync")
+    spoke = await registered_spoke(hub, ch, "alpha")
+    stream = spoke.watch()
+    first = await next_desired(stream)
+    await spoke.report(phase=pb.PHASE_READY, applied_commit=first.commit, applied_digest=first.digest)
+
+    await asyncio.to_thread(begin)
+    with pytest.raises(aio.AioRpcError) as refused:
+        await spoke.report(phase=pb.PHASE_DEGRADED, applied_commit=first.commit, applied_digest=first.digest,
+                           message="during the fault")
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # retryable: the spoke keeps the report
+    status, body = await _ready(http, readyz)
+    assert status == 503 and reason in str(body["detail"]), body
+
+    await asyncio.to_thread(end)
+    await poll(lambda: _is_ready(http, readyz), timeout=20, what="/readyz to recover")
+    await spoke.report(phase=pb.PHASE_DEGRADED, applied_commit=first.commit, applied_digest=first.digest,
+                       message="during the fault")
+    with hub.db.session(write=False) as session:
+        row = store.get_status(session, "alpha")
+        assert row is not None and row.message == "during the fault"
+    newer = fleet_repo.commit({"apps/web/configmap.yaml": configmap("2")})
+    reply = await admin_of(hub, ch).call("SyncNow", pb.SyncNowRequest())
+    assert reply.commit == newer, reply.message
+    assert (await next_desired(stream, timeout=15)).commit == newer
+
+
+async def test_an_sqlite_write_lock_held_past_the_busy_timeout(
+        tmp_path: Path, fleet_repo: FleetRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_db, "SQLITE_BUSY_TIMEOUT_MS", 1_000)  # the fault in 1 s, not 30
+    settings = hub_settings(tmp_path / "hub", fleet_repo)
+    holder: list[subprocess.Popen[str]] = []
+
+    def lock() -> None:
+        proc = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(tmp_path / "hub" / "convoy.db")],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        holder.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+
+    def unlock() -> None:
+        proc = holder.pop()
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(10) == 0
+
+    try:
+        async with running_hub(settings) as hub, channel(hub) as ch, aiohttp.ClientSession() as http:
+            await _outage_and_recovery(hub, ch, fleet_repo, http, begin=lock, end=unlock,
+                                       reason="database is locked")
+    finally:
+        for proc in holder:
+            proc.kill()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs for the hub's data directory."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs for the full-disk test: {result.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+async def test_a_full_disk_under_the_data_directory(tmp_path: Path, fleet_repo: FleetRepo, small_disk: Path) -> None:
+    settings = hub_settings(small_disk / "hub", fleet_repo)
+    filler = small_disk / "filler"
+
+    def fill() -> None:
+        with open(filler, "wb") as out, contextlib.suppress(OSError):
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+
+    async with running_hub(settings) as hub, channel(hub) as ch, aiohttp.ClientSession() as http:
+        await _outage_and_recovery(hub, ch, fleet_repo, http, begin=fill, end=filler.unlink,
+                                   reason="full")
