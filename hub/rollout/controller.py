@@ -320,9 +320,15 @@ class RolloutController:
         reported = store.applied_phases(s)
         received = store.report_times(s)
         absent = self._absent(s, rollout.targets, now)
+        # Right after a start, a spoke is offline because the hub was away, not because it left: give it
+        # the time a connected spoke needs to notice and reconnect before its absence counts.
+        rejoining = now - self.started_at < presence.silent_after(self.heartbeat_seconds)
         for name in rollout.targets:
             seen = reported.get(name)
-            if name in absent:
+            if rejoining and absent.get(name) is planning.Absence.OFFLINE:
+                observed[name] = planning.ClusterObservation(seen[0] if seen else "",
+                                                             _phase(seen[1]) if seen else Phase.UNKNOWN, stale=True)
+            elif name in absent:
                 observed[name] = planning.ClusterObservation(seen[0] if seen else "",
                                                              _phase(seen[1]) if seen else Phase.UNKNOWN,
                                                              absent=absent[name])

@@ -114,8 +114,9 @@ class ClusterObservation:
     applied_digest: str
     phase: Phase
     absent: Absence | None = None             #: set: the cluster gives no evidence (its phase is ignored)
-    #: the report predates this hub process (it was down): no evidence either way until the spoke
-    #: reports again, so the wave neither passes, fails nor loses its bake start meanwhile
+    #: the report predates this hub process (it was down), or the spoke has not had the time to
+    #: reconnect since: no evidence either way until it reports again, so the wave neither passes,
+    #: fails nor loses its bake start meanwhile
     stale: bool = False
 
 

@@ -396,6 +396,23 @@ def test_an_offline_canary_holds_the_next_wave_until_it_is_back(
     assert controller.tick_blocking(T0 + dt.timedelta(seconds=51)) == ["prod-1", "prod-2"]
 
 
+def test_a_restarted_hub_gives_offline_spokes_time_to_reconnect_before_judging(db: Database) -> None:
+    first = ctl.RolloutController(db=db, notifier=notify.Notifier(), clock=lambda: T0)
+    first_commit(first, db)
+    sync(first, db, C2, V2)
+    report(db, "canary-1", put(db, V2["canary-1"])[0], now=T0)
+    first.tick_blocking(T0 + dt.timedelta(seconds=1))
+    # Down 5 minutes: past the progress deadline, and the canary's last-seen is 5 minutes old.
+    restart = T0 + dt.timedelta(minutes=5)
+    second = ctl.RolloutController(db=db, notifier=notify.Notifier(), clock=lambda: restart)
+    grace = presence.silent_after(second.heartbeat_seconds)
+    assert second.tick_blocking(restart + grace - dt.timedelta(seconds=1)) == []
+    assert latest(db).state is planning.RolloutState.PROGRESSING  # not stopped for an absence the hub caused
+    assert second.tick_blocking(restart + grace + dt.timedelta(seconds=1)) == []
+    rollout = latest(db)
+    assert rollout.state is planning.RolloutState.FAILED and "canary-1 (offline)" in rollout.reason
+
+
 def test_a_canary_silent_past_the_heartbeat_grace_is_offline(controller: ctl.RolloutController, db: Database) -> None:
     first_commit(controller, db)
     sync(controller, db, C2, V2)
