@@ -35,7 +35,9 @@ import dataclasses
 import datetime as dt
 import enum
 import logging
+import os
 import random
+import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -71,6 +73,19 @@ _NAMES_SHOWN = 5
 
 #: Clusters written per transaction when storing a render.
 _WRITE_BATCH = 200
+
+#: TEST ONLY (issue 22, the fault suite): a point of a sync at which the hub SIGKILLs itself, to prove
+#: that a sync cut there is completed by the next start without duplicates. The points are
+#: ``after-batch-N`` (N-th write batch committed), ``before-rollout`` (every batch written, the rollout
+#: row not yet) and ``before-deployed-commit``. Read once at import; never set it outside tests.
+CRASH_AT_ENV = "CONVOY_TEST_CRASH_AT"
+_CRASH_AT = os.environ.get(CRASH_AT_ENV, "")
+
+
+def _crash_point(name: str) -> None:
+    if _CRASH_AT and name == _CRASH_AT:
+        log.critical("%s=%s: killing the hub here (fault test)", CRASH_AT_ENV, name)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RefusalKind(enum.StrEnum):
@@ -186,6 +201,7 @@ class HubService:
         self._wake_reason = "poll"
         self._last_head: str | None = None
         self._render_batch: _RenderBatch | None = None
+        self._downloading: asyncio.Future[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._declared_cache: tuple[str, dict[str, fleet_clusters.ClusterDecl]] | None = None
         self._declared_known = asyncio.Event()
@@ -232,8 +248,12 @@ class HubService:
 
     async def sync_once(self, *, reason: str = "manual", force: bool = False) -> SyncOutcome:
         """One run of fetch -> check -> render -> store -> notify. ``force`` re-renders an unchanged head."""
+        # The network part runs outside the service lock, so a stalled remote (cut after
+        # git_stall_seconds, at most git_timeout) never holds up registration renders; a SyncNow
+        # arriving mid-fetch joins the fetch under way instead of queueing a second one behind it.
+        fetch_error = await self._download()
         async with self._lock:
-            outcome = await asyncio.to_thread(self._sync_blocking, reason, force)
+            outcome = await asyncio.to_thread(self._sync_blocking, reason, force, fetch_error)
             self.first_sync_done = self.first_sync_done or outcome.error is None or outcome.commit is not None
             if self._declared_cache is None and outcome.skipped and outcome.commit is not None:
                 # Restarted on the deployed commit: nothing rendered, so read the declared names now.
@@ -281,9 +301,20 @@ class HubService:
         batch.done.set_result(outcome)
 
     # -- blocking work (one worker thread at a time) -----------------------------------------
-    def _sync_blocking(self, reason: str, force: bool) -> SyncOutcome:
+    async def _download(self) -> gitsource.GitSourceError | None:
+        if self._downloading is None or self._downloading.done():
+            self._downloading = asyncio.ensure_future(asyncio.to_thread(self.source.download))
         try:
-            head = self.source.fetch()
+            await asyncio.shield(self._downloading)
+        except gitsource.GitSourceError as exc:
+            return exc
+        return None
+
+    def _sync_blocking(self, reason: str, force: bool, fetch_error: gitsource.GitSourceError | None) -> SyncOutcome:
+        try:
+            if fetch_error is not None:
+                raise fetch_error
+            head = self.source.head()
         except gitsource.GitSourceError as exc:
             self.metrics.fetches.labels(outcome="error").inc()
             with self.db.session() as session:
@@ -380,9 +411,11 @@ class HubService:
         now = self.clock()
         with self._rollout_gate(sha, fleet_render, good, only is None, now) as plan:
             changed = self._store_renders(sha, fleet_render, failed, good, new_bundles, had_errors, plan, now)
+            _crash_point("before-rollout")
         changed += [name for name in plan.changed if name not in changed]
         again = False
         if only is None:
+            _crash_point("before-deployed-commit")
             with self.db.session() as session:
                 again = store.get_state(session, store.StateKey.LAST_DEPLOYED_COMMIT) == sha
                 store.set_state(session, store.StateKey.LAST_DEPLOYED_COMMIT, sha, now=now)
@@ -439,7 +472,9 @@ class HubService:
         changed: list[str] = []
         # Written in batches, so the write lock (SQLite) is never held for a whole fleet at once; a run
         # cut short is simply repeated: every step is idempotent and the deployed commit moves last.
-        for batch in _batches([*sorted(failed), *(name for name, _ in good)], _WRITE_BATCH):
+        for number, batch in enumerate(_batches([*sorted(failed), *(name for name, _ in good)], _WRITE_BATCH), 1):
+            if number > 1:
+                _crash_point(f"after-batch-{number - 1}")
             with self.db.session() as session:
                 to_store = []
                 for name in batch:

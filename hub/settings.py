@@ -80,6 +80,11 @@ class HubSettings:
                                                                            kind=_Kind.DURATION))
     poll_jitter: float = dataclasses.field(default=0.1, metadata=_meta(
         "fraction of the poll interval added or removed at random, so hubs never fetch in lockstep"))
+    git_timeout: float = dataclasses.field(default=300.0, metadata=_meta(
+        "longest one git command (a fetch) may run; past it the fetch fails and is retried on the next poll",
+        kind=_Kind.DURATION))
+    git_stall_seconds: float = dataclasses.field(default=30.0, metadata=_meta(
+        "an HTTP(S) fetch that receives nothing for this long is cut (a stalled remote)", kind=_Kind.DURATION))
     ssh_key_file: Path | None = dataclasses.field(default=None, metadata=_meta("SSH private key for the repo"))
     https_token_file: Path | None = dataclasses.field(default=None, metadata=_meta("file holding an HTTPS token"))
     https_token_env: str | None = dataclasses.field(default=None, metadata=_meta(
@@ -198,7 +203,8 @@ class HubSettings:
         def bad(field: str, problem: str) -> SettingsError:
             return SettingsError(f"hub setting {field}: {problem}")
 
-        for name in ("poll_interval", "heartbeat_seconds", "register_rate", "report_rate", "auth_failure_rate",
+        for name in ("poll_interval", "git_timeout", "git_stall_seconds", "heartbeat_seconds", "register_rate",
+                     "report_rate", "auth_failure_rate",
                      "unknown_credential_cache", "watch_rate", "credential_rotation_grace", "event_retention",
                      "event_aggregate_window", "event_prune_interval", "max_render_seconds",
                      "max_fleet_render_seconds"):

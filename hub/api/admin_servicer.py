@@ -135,6 +135,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             summary.objects_ready = reported.objects_ready
             summary.drift_count = reported.drift_count
             summary.errors.extend(str(e) for e in (reported.errors or []))
+            summary.last_report.CopyFrom(codec.timestamp(_aware(reported.updated_at)))
+            if reported.observed_at is not None:
+                summary.last_report_observed.CopyFrom(codec.timestamp(_aware(reported.observed_at)))
         else:
             summary.phase = pb.PHASE_UNSPECIFIED
         if render_errors is not None:

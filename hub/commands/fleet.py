@@ -164,6 +164,9 @@ def describe(hub_name: str | None, cluster: str, output: str) -> None:
     console.print(f"Applied  {document['appliedCommit'][:12] or '-'}  {document['appliedDigest'] or '-'}")
     console.print(f"Objects  {document['objectsReady']}/{document['objectsTotal']} ready; "
                   f"last seen {formatting.ago(dt.datetime.fromisoformat(document['lastSeen']) if document['lastSeen'] else None, now)}")
+    skew = formatting.skew_note(formatting.clock_skew(detail.summary))
+    if skew:
+        console.print(f"[yellow]Clock[/yellow]    {skew} (freshness is judged by the hub's clock)")
     if document["message"]:
         console.print(f"Message  {document['message']}")
     for error in [*document["errors"], *document["renderErrors"]]:

@@ -19,8 +19,10 @@ __all__ = [
     "HEADER_WIDTH",
     "KEY_LABELS",
     "OFFLINE",
+    "SKEW_SHOWN",
     "Condition",
     "ago",
+    "clock_skew",
     "cluster_row",
     "describe_document",
     "drift_lines",
@@ -30,6 +32,7 @@ __all__ = [
     "fleet_ok",
     "fleet_summary",
     "refused_document",
+    "skew_note",
     "status_table",
 ]
 
@@ -75,12 +78,38 @@ def _short(digest: str) -> str:
     return digest.removeprefix("sha256:")[:12]
 
 
+#: A spoke clock this far from the hub's is shown; below it, report latency cannot be told from skew.
+SKEW_SHOWN = dt.timedelta(seconds=30)
+
+
+def clock_skew(summary: pb.ClusterSummary) -> dt.timedelta | None:
+    """The spoke's clock minus the hub's, from its last report (None: no report, or no observed_at).
+
+    It includes the report's transit and coalescing delay (a few seconds, the spoke clock looks behind);
+    the hub never judges by the spoke's clock, so skew only ever explains odd timestamps.
+    """
+    received, observed = _when(summary.last_report), _when(summary.last_report_observed)
+    return None if received is None or observed is None else observed - received
+
+
+def skew_note(skew: dt.timedelta | None) -> str:
+    """``spoke clock 1h0m ahead of the hub's``, or "" when it is unknown or below :data:`SKEW_SHOWN`."""
+    if skew is None or abs(skew) < SKEW_SHOWN:
+        return ""
+    seconds = round(abs(skew).total_seconds())
+    minutes = round(seconds / 60)  # a report's transit makes an hour read 59m59s
+    amount = f"{minutes // 60}h{minutes % 60}m" if minutes >= 60 else f"{seconds // 60}m{seconds % 60}s"
+    return f"spoke clock {amount} {'ahead of' if skew > dt.timedelta(0) else 'behind'} the hub's"
+
+
 def cluster_row(summary: pb.ClusterSummary, *, now: dt.datetime) -> dict[str, Any]:
     """One cluster as a plain document (what -o json/yaml prints and the table shows).
 
     Offline is the hub's word (``summary.online``, :mod:`hub.presence`), never guessed from last-seen here.
     """
     last_seen = _when(summary.last_seen)
+    last_report = _when(summary.last_report)
+    skew = clock_skew(summary)
     phase = codec.PHASE_FROM_WIRE.get(summary.phase, codec.PHASE_FROM_WIRE[pb.PHASE_UNSPECIFIED]).value
     shown = phase if summary.online else OFFLINE
     if summary.render_errors:
@@ -98,6 +127,8 @@ def cluster_row(summary: pb.ClusterSummary, *, now: dt.datetime) -> dict[str, An
         "objectsTotal": summary.objects_total,
         "drift": summary.drift_count,
         "lastSeen": last_seen.isoformat() if last_seen else None,
+        "lastReport": last_report.isoformat() if last_report else None,  # the hub's clock
+        "clockSkewSeconds": round(skew.total_seconds()) if skew is not None else None,
         "online": summary.online,
         "paused": summary.paused,
         "errors": list(summary.errors),

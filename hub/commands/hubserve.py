@@ -125,7 +125,8 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     source = gitsource.GitSource(
         url=settings.repo, mirror_dir=data_dir / "mirror", ref=settings.tracked_ref,
         auth=gitsource.GitAuth(ssh_key_file=settings.ssh_key_file, https_token_file=settings.https_token_file,
-                               https_token_env=settings.https_token_env))
+                               https_token_env=settings.https_token_env),
+        timeout=settings.git_timeout, stall_seconds=settings.git_stall_seconds)
     policy = (gitsource.SignaturePolicy(allowed_signers_file=settings.allowed_signers_file,
                                         gpg_keyring=settings.gpg_keyring)
               if settings.require_signed_commits else None)
@@ -191,9 +192,11 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
 
     async def readiness() -> web_app.Readiness:
         try:
-            await asyncio.to_thread(db.ping)
+            await asyncio.to_thread(db.check_writable)
         except Exception as exc:
-            return web_app.Readiness(False, f"database unreachable: {type(exc).__name__}")
+            # After failed writes the reason is the hub's own message (locked, disk full); it names no secret.
+            why = str(exc) if db.write_failure else type(exc).__name__
+            return web_app.Readiness(False, f"database unreachable: {why}")
         if not service.first_sync_done:
             return web_app.Readiness(False, "first sync of the fleet repository not done yet")
         return web_app.Readiness(True, "ready")

@@ -140,6 +140,11 @@ def changed_apps(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -
     return {name for name in set(before) | set(after) if before.get(name) != after.get(name)}
 
 
+def _aware(when: dt.datetime) -> dt.datetime:
+    # SQLite hands datetimes back naive; everything the hub stores is UTC.
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
 def _phase(value: str) -> Phase:
     try:
         return Phase(value)
@@ -159,6 +164,8 @@ class RolloutController:
         self.heartbeat_seconds = heartbeat_seconds
         #: Renders clusters at the deployed commit (the hub service's); used after an unpin.
         self.rerender: Callable[[Iterable[str]], Awaitable[object]] | None = None
+        #: Reports the hub received before this moment are no evidence (hub.rollout.planning: stale).
+        self.started_at = clock()
         self._lock = threading.RLock()
         self._wake = asyncio.Event()
         self._active = True   #: the last tick saw an active rollout (until the first tick: assume so)
@@ -311,15 +318,25 @@ class RolloutController:
         """What each target reports, and which targets are absent (they give no evidence, never Ready)."""
         observed: dict[str, planning.ClusterObservation] = {}
         reported = store.applied_phases(s)
+        received = store.report_times(s)
         absent = self._absent(s, rollout.targets, now)
+        # Right after a start, a spoke is offline because the hub was away, not because it left: give it
+        # the time a connected spoke needs to notice and reconnect before its absence counts.
+        rejoining = now - self.started_at < presence.silent_after(self.heartbeat_seconds)
         for name in rollout.targets:
             seen = reported.get(name)
-            if name in absent:
+            if rejoining and absent.get(name) is planning.Absence.OFFLINE:
+                observed[name] = planning.ClusterObservation(seen[0] if seen else "",
+                                                             _phase(seen[1]) if seen else Phase.UNKNOWN, stale=True)
+            elif name in absent:
                 observed[name] = planning.ClusterObservation(seen[0] if seen else "",
                                                              _phase(seen[1]) if seen else Phase.UNKNOWN,
                                                              absent=absent[name])
             elif seen is not None:
-                observed[name] = planning.ClusterObservation(seen[0], _phase(seen[1]))
+                # Judged by the hub's clock (when the report arrived), never by the spoke's observed_at.
+                at = received.get(name)
+                stale = at is None or _aware(at) < self.started_at
+                observed[name] = planning.ClusterObservation(seen[0], _phase(seen[1]), stale=stale)
         return observed
 
     def _absent(self, s: Session, names: Iterable[str], now: dt.datetime) -> dict[str, planning.Absence]:

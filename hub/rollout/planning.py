@@ -114,6 +114,10 @@ class ClusterObservation:
     applied_digest: str
     phase: Phase
     absent: Absence | None = None             #: set: the cluster gives no evidence (its phase is ignored)
+    #: the report predates this hub process (it was down), or the spoke has not had the time to
+    #: reconnect since: no evidence either way until it reports again, so the wave neither passes,
+    #: fails nor loses its bake start meanwhile
+    stale: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,6 +292,7 @@ class _Health:
     not_ready: tuple[str, ...]             #: present, not (yet) Ready at the target
     failed: tuple[str, ...]                #: present, Degraded/Failed at the target
     absent: Mapping[str, Absence]          #: give no evidence, and why
+    stale: tuple[str, ...] = ()            #: present, but last reported before the hub restarted
 
     @property
     def present(self) -> int:
@@ -305,11 +310,15 @@ def _wave_health(wave: Wave, rollout: Rollout, observed: Mapping[str, ClusterObs
     not_ready: list[str] = []
     failed: list[str] = []
     absent: dict[str, Absence] = {}
+    stale: list[str] = []
     for cluster in wave.clusters:
         seen = observed.get(cluster)
         target = rollout.targets[cluster]
         if seen is not None and seen.absent is not None:
             absent[cluster] = seen.absent
+            continue
+        if seen is not None and seen.stale:
+            stale.append(cluster)
             continue
         if seen is None or seen.applied_digest != target or seen.phase is not Phase.READY:
             not_ready.append(cluster)
@@ -317,7 +326,7 @@ def _wave_health(wave: Wave, rollout: Rollout, observed: Mapping[str, ClusterObs
             ready.append(cluster)
         if seen is not None and seen.applied_digest == target and seen.phase in {Phase.DEGRADED, Phase.FAILED}:
             failed.append(cluster)
-    return _Health(tuple(ready), tuple(not_ready), tuple(failed), absent)
+    return _Health(tuple(ready), tuple(not_ready), tuple(failed), absent, tuple(stale))
 
 
 def step(rollout: Rollout, observed: Mapping[str, ClusterObservation], now: dt.datetime) -> StepResult:
@@ -340,6 +349,10 @@ def step(rollout: Rollout, observed: Mapping[str, ClusterObservation], now: dt.d
             continue
         wave = rollout.waves[index]
         health = _wave_health(wave, rollout, observed)
+        if health.stale:
+            # A Ready (or Degraded) report from before the hub went down says nothing about now: wait
+            # for the spokes' next reports (one heartbeat) and then judge from the stored bake start.
+            return StepResult(rollout, releases, {}, tuple(events))
         allowed = allowed_unavailable(wave.policy.max_unavailable, len(wave.clusters))
         required = required_ready(wave.policy.min_ready, len(wave.clusters), present=health.present,
                                   allowed=allowed)

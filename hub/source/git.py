@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import datetime as dt
 import enum
+import logging
 import os
 import re
 import shlex
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import git
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from hub.tree import repofs
@@ -41,6 +44,9 @@ __all__ = [
 
 _SHA_RE = re.compile(r"[0-9a-f]{40}\Z")
 _SHORT_SHA_RE = re.compile(r"[0-9a-f]{4,39}\Z")
+#: What ``git fetch`` says when the mirror itself (not the remote) is broken.
+_DAMAGED_MIRROR = ("inflate:", "corrupt", "unable to read", "bad object", "missing blob", "missing tree",
+                   "loose object", "did not receive expected object")
 _URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 
 
@@ -140,11 +146,14 @@ class SignatureCheck:
 class GitSource:
     """A bare mirror of one repository, following one branch, tag or pinned commit."""
 
-    def __init__(self, *, url: str, mirror_dir: Path, ref: str = "main", auth: GitAuth | None = None) -> None:
+    def __init__(self, *, url: str, mirror_dir: Path, ref: str = "main", auth: GitAuth | None = None,
+                 timeout: float = 300.0, stall_seconds: float = 30.0) -> None:
         self.url = url
         self.mirror_dir = Path(mirror_dir)
         self.ref = ref
         self.auth = auth or GitAuth()
+        self.timeout = timeout              #: longest any one git command may run
+        self.stall_seconds = stall_seconds  #: an HTTP(S) transfer slower than 1 byte/s this long is cut
         self._lock = threading.Lock()
         self._repo: git.Repo | None = None
         self._trees: repofs.TreeCache | None = None   # shared by fs_at views (see repofs.TreeCache)
@@ -180,10 +189,65 @@ class GitSource:
 
     def fetch(self) -> CommitInfo:
         """Bring the mirror up to date and return the commit the tracked ref points at."""
+        self.download()
+        return self.head()
+
+    def download(self) -> None:
+        """Only the network part of :meth:`fetch`: one ``git fetch`` subprocess, bounded by the timeouts.
+
+        It reads nothing through GitPython, so it may run while another thread reads commits (the
+        hub renders a registering cluster while a slow remote is fetched).
+        """
+        try:
+            with self._lock:
+                self._run_git(["fetch", "--prune", "--force", "origin",
+                               "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], network=True)
+        except GitSourceError as exc:
+            # A fetch cut midway can leave a truncated object behind that fails every later fetch
+            # ("inflate: data stream error"): only a fresh mirror gets past it.
+            if not any(marker in str(exc) for marker in _DAMAGED_MIRROR):
+                raise
+            log.warning("mirror %s is damaged (%s); fetching it afresh", self.mirror_dir, exc)
+            self._refetch()
+
+    def head(self) -> CommitInfo:
+        """The commit the tracked ref points at, checked to be whole in the mirror.
+
+        A mirror that lost objects (a deleted pack, a disk fault) would otherwise fail every render
+        of every poll with an unreadable-object error: it is fetched afresh once, and if the head is
+        still not whole the error names the missing object.
+        """
+        sha = self.resolve(self.ref)
+        missing = self._missing_objects(sha)
+        if missing:
+            log.warning("mirror %s is damaged (%s); fetching it afresh", self.mirror_dir, missing)
+            self._refetch()
+            sha = self.resolve(self.ref)
+            missing = self._missing_objects(sha)
+            if missing:
+                raise GitSourceError(f"{redact_url(self.url)}: commit {sha[:12]} is not whole even after "
+                                     f"fetching the repository afresh: {missing}")
+        return self.commit_info(sha)
+
+    def _missing_objects(self, sha: str) -> str:
+        # Lists the head's tree down to every blob without reading them: milliseconds for a fleet repo.
+        result = self._run_git(["rev-list", "--objects", "--no-walk", "--missing=error", sha], check=False)
+        return "" if result.returncode == 0 else (_first_line(result.stderr.strip()) or f"exit {result.returncode}")
+
+    def _refetch(self) -> None:
+        """Fetch into a new mirror beside the damaged one, then swap them."""
+        fresh = self.mirror_dir.with_name(self.mirror_dir.name + ".fresh")
+        shutil.rmtree(fresh, ignore_errors=True)
+        replacement = GitSource(url=self.url, mirror_dir=fresh, ref=self.ref, auth=self.auth, timeout=self.timeout,
+                                stall_seconds=self.stall_seconds)
+        replacement.download()
         with self._lock:
-            self._run_git(["fetch", "--prune", "--force", "origin",
-                           "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], network=True)
-            return self.commit_info(self.resolve(self.ref))
+            damaged = self.mirror_dir.with_name(self.mirror_dir.name + ".damaged")
+            shutil.rmtree(damaged, ignore_errors=True)
+            self.mirror_dir.rename(damaged)
+            fresh.rename(self.mirror_dir)
+            shutil.rmtree(damaged, ignore_errors=True)
+            self._repo, self._trees, self._trees_of = None, None, None
 
     def resolve(self, rev: str) -> str:
         """The commit ``rev`` names in the mirror; a name that could mean two things is refused.
@@ -360,8 +424,14 @@ class GitSource:
         env.update(extra_env or {})
         if not (self.mirror_dir / "HEAD").exists():
             self._repo = self._open_or_init()
-        result = subprocess.run(["git", "--git-dir", str(self.mirror_dir), *args], env=env,
-                                capture_output=True, text=True, timeout=300, check=False)
+        # A remote that stops sending (no FIN, no RST) is cut after stall_seconds, not the whole timeout.
+        stall = ["-c", "http.lowSpeedLimit=1", "-c", f"http.lowSpeedTime={max(1, round(self.stall_seconds))}"]
+        try:
+            result = subprocess.run(["git", *(stall if network else []), "--git-dir", str(self.mirror_dir), *args],
+                                    env=env, capture_output=True, text=True, timeout=self.timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise GitSourceError(f"git {args[0]} from {redact_url(self.url)} did not finish within "
+                                 f"{self.timeout:g} s (git_timeout); the last good commit stays deployed") from None
         if check and result.returncode != 0:
             # stderr may echo the remote URL; strip credentials before it can reach a log.
             detail = redact_url(_first_line(result.stderr.strip()) or f"exit {result.returncode}")

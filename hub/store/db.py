@@ -80,6 +80,10 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = max_overflow
+        #: Why the last write failed for want of the database (locked past the busy timeout, disk full,
+        #: server gone); "" until then and once :meth:`check_writable` succeeds again. /readyz reads it:
+        #: a read-only ping succeeds while every write fails.
+        self.write_failure = ""
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         self._read_engine: Engine = self.engine.execution_options(**{_READ_ONLY: True})
         if self.is_sqlite:
@@ -110,7 +114,10 @@ class Database:
         except sa_exc.SQLAlchemyError as exc:
             with contextlib.suppress(sa_exc.SQLAlchemyError):
                 session.rollback()
-            raise self._translate(exc) from exc
+            translated = self._translate(exc)
+            if write and isinstance(translated, errors.StoreUnavailable):
+                self.write_failure = str(translated)
+            raise translated from exc
         except BaseException:
             with contextlib.suppress(sa_exc.SQLAlchemyError):
                 session.rollback()
@@ -130,6 +137,33 @@ class Database:
                 conn.execute(sa.text("SELECT 1"))
         except sa_exc.SQLAlchemyError as exc:
             raise self._translate(exc) from exc
+
+    def check_writable(self, *, timeout: float = 1.0) -> None:
+        """After a failed write: raise :class:`~hub.store.errors.StoreUnavailable` unless a write succeeds now.
+
+        Without a recorded failure this is :meth:`ping`. The probe rewrites one hub_state row in its own
+        connection; on SQLite it waits at most ``timeout`` seconds for the write lock, not the busy timeout.
+        """
+        if not self.write_failure:
+            self.ping()
+            return
+        probe = sa.text("UPDATE hub_state SET updated_at = updated_at WHERE key = 'readyz-probe'")
+        try:
+            if self.is_sqlite:
+                with contextlib.closing(sqlite3.connect(self.url.database or "", timeout=timeout,
+                                                        isolation_level=None)) as conn:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute("INSERT OR REPLACE INTO hub_state (key, value, updated_at) "
+                                 "VALUES ('readyz-probe', '', CURRENT_TIMESTAMP)")
+                    conn.execute("COMMIT")
+            else:
+                with self.engine.begin() as conn:
+                    conn.execute(probe)
+        except sqlite3.Error as exc:
+            raise errors.StoreUnavailable(f"database {self.display_url}: cannot write: {exc}") from exc
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._translate(exc) from exc
+        self.write_failure = ""
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent; safe to run at every start)."""

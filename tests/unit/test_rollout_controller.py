@@ -225,14 +225,47 @@ def test_pause_holds_and_promote_releases_the_next_wave(controller: ctl.RolloutC
 
 
 def test_a_restarted_controller_resumes_from_the_database(db: Database) -> None:
-    first = ctl.RolloutController(db=db, notifier=notify.Notifier())
+    first = ctl.RolloutController(db=db, notifier=notify.Notifier(), clock=lambda: T0)
     first_commit(first, db)
     sync(first, db, C2, V2)
     report(db, "canary-1", put(db, V2["canary-1"])[0])
     first.tick_blocking(T0 + dt.timedelta(seconds=1))                           # baking since +1 s
-    second = ctl.RolloutController(db=db, notifier=notify.Notifier())
+    second = ctl.RolloutController(db=db, notifier=notify.Notifier(), clock=lambda: T0 + dt.timedelta(seconds=3))
+    report(db, "canary-1", put(db, V2["canary-1"])[0], now=T0 + dt.timedelta(seconds=4))  # the spoke's heartbeat
     assert second.tick_blocking(T0 + dt.timedelta(seconds=5)) == []
     assert second.tick_blocking(T0 + dt.timedelta(seconds=11)) == ["prod-1", "prod-2"]
+
+
+@pytest.mark.parametrize("fresh_phase", ["Ready", "Degraded"])
+def test_a_restarted_hub_judges_a_baking_wave_only_on_reports_received_since(db: Database, fresh_phase: str) -> None:
+    first = ctl.RolloutController(db=db, notifier=notify.Notifier(), clock=lambda: T0)
+    before = first_commit(first, db)
+    sync(first, db, C2, V2)
+    target = put(db, V2["canary-1"])[0]
+    report(db, "canary-1", target, now=T0)
+    first.tick_blocking(T0 + dt.timedelta(seconds=1))                           # baking since +1 s
+    # The hub is killed and stays down 5 minutes: past the 10 s bake and the 1 m progress deadline. Its
+    # spoke reconnects at once; its last report (Ready) is from before the crash.
+    restart = T0 + dt.timedelta(minutes=5)
+    second = ctl.RolloutController(db=db, notifier=notify.Notifier(), clock=lambda: restart)
+    with db.session() as s:
+        store.mark_connected(s, [("canary-1", restart)])
+    for seconds in (1, 2):
+        assert second.tick_blocking(restart + dt.timedelta(seconds=seconds)) == []
+    rollout = latest(db)
+    assert rollout.state is planning.RolloutState.PROGRESSING
+    assert rollout.waves[0].state is planning.WaveState.BAKING
+    assert rollout.waves[0].ready_since == T0 + dt.timedelta(seconds=1)
+    assert desired(db)["prod-1"] == before["prod-1"]
+    # The first report received since the restart decides, from the stored bake start.
+    report(db, "canary-1", target, phase=fresh_phase, now=restart + dt.timedelta(seconds=3))
+    changed = second.tick_blocking(restart + dt.timedelta(seconds=4))
+    if fresh_phase == "Ready":
+        assert changed == ["prod-1", "prod-2"]
+    else:
+        rollout = latest(db)
+        assert rollout.state is planning.RolloutState.ROLLED_BACK and rollout.failing == ("canary-1",)
+        assert desired(db)["prod-1"] == before["prod-1"]
 
 
 def test_app_strategies_the_first_changed_app_in_dependency_order_decides(
@@ -361,6 +394,23 @@ def test_an_offline_canary_holds_the_next_wave_until_it_is_back(
     assert controller.tick_blocking(T0 + dt.timedelta(seconds=41)) == []
     assert latest(db).waves[0].state is planning.WaveState.BAKING
     assert controller.tick_blocking(T0 + dt.timedelta(seconds=51)) == ["prod-1", "prod-2"]
+
+
+def test_a_restarted_hub_gives_offline_spokes_time_to_reconnect_before_judging(db: Database) -> None:
+    first = ctl.RolloutController(db=db, notifier=notify.Notifier(), clock=lambda: T0)
+    first_commit(first, db)
+    sync(first, db, C2, V2)
+    report(db, "canary-1", put(db, V2["canary-1"])[0], now=T0)
+    first.tick_blocking(T0 + dt.timedelta(seconds=1))
+    # Down 5 minutes: past the progress deadline, and the canary's last-seen is 5 minutes old.
+    restart = T0 + dt.timedelta(minutes=5)
+    second = ctl.RolloutController(db=db, notifier=notify.Notifier(), clock=lambda: restart)
+    grace = presence.silent_after(second.heartbeat_seconds)
+    assert second.tick_blocking(restart + grace - dt.timedelta(seconds=1)) == []
+    assert latest(db).state is planning.RolloutState.PROGRESSING  # not stopped for an absence the hub caused
+    assert second.tick_blocking(restart + grace + dt.timedelta(seconds=1)) == []
+    rollout = latest(db)
+    assert rollout.state is planning.RolloutState.FAILED and "canary-1 (offline)" in rollout.reason
 
 
 def test_a_canary_silent_past_the_heartbeat_grace_is_offline(controller: ctl.RolloutController, db: Database) -> None:

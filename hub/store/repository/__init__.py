@@ -48,6 +48,7 @@ desired     set_desired(s, *, cluster, commit, digest) -> bool changed (+ histor
 status      save_status(s, StatusInput) -> StatusChange; save_statuses(s, [StatusInput]) -> [StatusChange]
             get_status(s, cluster); statuses(s) -> {cluster: ClusterStatus}
             applied_phases(s) -> {cluster: (applied digest, phase)}
+            report_times(s) -> {cluster: when its last report was received}
 render      set_render_errors(s, *, cluster, commit, errors); clear_render_errors(s, cluster) -> bool
             render_errors_all(s) -> {cluster: RenderError}
 events      add_event(s, kind, *, cluster, commit, digest, message, details, aggregate) -> Event
@@ -138,6 +139,7 @@ from hub.store.repository.status import (
     StatusInput,
     applied_phases,
     get_status,
+    report_times,
     save_status,
     save_statuses,
     statuses,
@@ -203,6 +205,7 @@ __all__ = [
     "register_cluster",
     "remove_cluster",
     "render_errors_all",
+    "report_times",
     "request_rotation",
     "revoke_token",
     "save_rollout",

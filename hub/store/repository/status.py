@@ -179,6 +179,12 @@ def applied_phases(s: Session) -> dict[str, tuple[str, str]]:
     return {cluster: (digest or "", phase or "") for cluster, digest, phase in rows}
 
 
+def report_times(s: Session) -> dict[str, dt.datetime]:
+    """cluster -> when the hub received its last report (the hub's clock; rollout ticks judge freshness by it)."""
+    table = _table(ClusterStatus)
+    return {cluster: at for cluster, at in s.execute(sa.select(table.c.cluster, table.c.updated_at))}
+
+
 def get_status(s: Session, cluster: str) -> ClusterStatus | None:
     return s.get(ClusterStatus, cluster)
 

@@ -264,7 +264,7 @@ class ListClustersRequest(_message.Message):
     def __init__(self, selector: _Optional[str] = ...) -> None: ...
 
 class ClusterSummary(_message.Message):
-    __slots__ = ("name", "labels", "desired_commit", "desired_digest", "applied_commit", "applied_digest", "phase", "objects_ready", "objects_total", "drift_count", "last_seen", "paused", "online", "errors", "wave", "rollout_state", "pinned_digest", "render_errors")
+    __slots__ = ("name", "labels", "desired_commit", "desired_digest", "applied_commit", "applied_digest", "phase", "objects_ready", "objects_total", "drift_count", "last_seen", "paused", "online", "errors", "wave", "rollout_state", "pinned_digest", "render_errors", "last_report", "last_report_observed")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -290,6 +290,8 @@ class ClusterSummary(_message.Message):
     ROLLOUT_STATE_FIELD_NUMBER: _ClassVar[int]
     PINNED_DIGEST_FIELD_NUMBER: _ClassVar[int]
     RENDER_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LAST_REPORT_FIELD_NUMBER: _ClassVar[int]
+    LAST_REPORT_OBSERVED_FIELD_NUMBER: _ClassVar[int]
     name: str
     labels: _containers.ScalarMap[str, str]
     desired_commit: str
@@ -308,7 +310,9 @@ class ClusterSummary(_message.Message):
     rollout_state: str
     pinned_digest: str
     render_errors: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_commit: _Optional[str] = ..., desired_digest: _Optional[str] = ..., applied_commit: _Optional[str] = ..., applied_digest: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., objects_ready: _Optional[int] = ..., objects_total: _Optional[int] = ..., drift_count: _Optional[int] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paused: _Optional[bool] = ..., online: _Optional[bool] = ..., errors: _Optional[_Iterable[str]] = ..., wave: _Optional[str] = ..., rollout_state: _Optional[str] = ..., pinned_digest: _Optional[str] = ..., render_errors: _Optional[_Iterable[str]] = ...) -> None: ...
+    last_report: _timestamp_pb2.Timestamp
+    last_report_observed: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_commit: _Optional[str] = ..., desired_digest: _Optional[str] = ..., applied_commit: _Optional[str] = ..., applied_digest: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., objects_ready: _Optional[int] = ..., objects_total: _Optional[int] = ..., drift_count: _Optional[int] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paused: _Optional[bool] = ..., online: _Optional[bool] = ..., errors: _Optional[_Iterable[str]] = ..., wave: _Optional[str] = ..., rollout_state: _Optional[str] = ..., pinned_digest: _Optional[str] = ..., render_errors: _Optional[_Iterable[str]] = ..., last_report: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_report_observed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListClustersResponse(_message.Message):
     __slots__ = ("clusters", "fleet_commit", "fleet_commit_seen", "heartbeat_seconds", "refused_commit", "fetch_error")
