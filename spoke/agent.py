@@ -1,8 +1,9 @@
 """The spoke agent: ``reconcile_once`` and the loop around it.
 
 ``Agent.reconcile_once`` reads top to bottom: fetch (from the hub, or the in-cluster copy) → verify
-(digest and the hub's signature) → apply (staged SSA) → prune (inventory) → save the inventory →
-assess health → report. Everything else feeds it or follows up on it, each in its own module:
+(digest and the hub's signature) → record the intent (the inventory names the new bundle and every
+object it may create, before any is applied: a kill mid-apply restarts on it) → apply (staged SSA) →
+prune (inventory) → save the inventory → assess health → report. Everything else feeds it or follows up on it, each in its own module:
 
 * a hub thread keeps one ``Watch`` stream open (registering first if no credential is stored:
   ``registration``) and reconnects with full-jitter backoff (``backoff``), putting desired states on
@@ -348,7 +349,7 @@ class Agent:
     # -- reconcile_once -----------------------------------------------------------------------------
 
     def reconcile_once(self, source: _Source) -> report.Status:
-        """fetch → verify → apply → prune → save inventory → assess → report."""
+        """fetch → verify → record intent → apply → prune → save inventory → assess → report."""
         st = self._state
         st.last_resync = time.monotonic()
         st.retry = None
@@ -366,8 +367,19 @@ class Agent:
             log.warning("%s", st.errors[0])
             return self._publish()
         st.refused = ""
-        # apply
         options = engine.EngineOptions(cluster=self.settings.cluster, dependency_timeout=self.settings.health_timeout)
+        # write ahead: before the first object of a new bundle is applied, the inventory names it and
+        # every object it may create, so a spoke killed mid-apply restarts on this bundle and prunes
+        # whatever of the old one is left, instead of re-applying the old copy over a half-applied new one
+        try:
+            self._save_intent(source, bundle, data)
+        except errors.ClusterError as exc:  # applying what cannot be recorded would leave objects no prune finds
+            st.retry = source
+            st.errors = [f"{self._inventory_store.ref}: cannot record bundle {source.digest} before applying it "
+                         f"(nothing applied): {exc.detail}"]
+            log.error("%s", st.errors[0])
+            return self._publish()
+        # apply
         try:
             result = engine.apply_bundle(self.client, bundle, previous=st.inventory, options=options)
         except Exception as exc:  # an OrderingError or a cluster outage: report it, keep the last state
@@ -412,6 +424,23 @@ class Agent:
         log.info("applied %s: %s", source.digest, _summary(changes))
         return self._publish()
 
+    def _save_intent(self, source: _Source, bundle: dict[str, Any], data: bytes) -> None:
+        """Store the inventory as it may be after applying ``bundle``: old entries plus its objects."""
+        st = self._state
+        previous = st.inventory or inventory.Inventory()
+        if previous.digest == source.digest:
+            return  # the stored copy is this bundle already (a retry, or a restart enforcing it)
+        _steps, desired = engine.prepare(bundle, cluster=self.settings.cluster)
+        # An object not applied yet gets no hash (it will be applied, never judged unchanged); one the
+        # old bundle applied keeps its entry until this apply replaces it.
+        entries = {ref: inventory.InventoryEntry(ref=ref, api_version=d.api_version, app=d.app, hash="")
+                   for ref, d in desired.items()}
+        entries.update(previous.entries)
+        intent = previous.replace(entries=entries.values(), digest=source.digest, commit=source.commit,
+                                  signature=source.signature, bundle_bytes=data)
+        self._inventory_store.save(intent)
+        st.inventory = intent
+
     def _fetch_and_verify(self, source: _Source) -> tuple[dict[str, Any], bytes]:
         creds = self._creds
         if creds is None or len(creds.signing_key) != 32:
@@ -419,7 +448,8 @@ class Agent:
         data = source.data
         signature = source.signature
         st = self._state
-        if data is None and st.bundle is not None and source.digest == st.digest and st.inventory is not None:
+        if (data is None and st.bundle is not None and st.inventory is not None
+                and source.digest == st.digest == st.inventory.digest):  # not a newer bundle's recorded intent
             data = st.inventory.bundle_bytes
         if data is None and source.inline is not None:
             carried = hubclient.inline_bundle(source.inline, max_size=self.settings.max_bundle_bytes)

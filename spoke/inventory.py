@@ -7,6 +7,10 @@ One Secret in the spoke's namespace holds
 * ``bundle.zlib``, ``digest``, ``commit``, ``signature`` — the last applied bundle, compressed, so a
   spoke restarted while the hub is unreachable verifies it again and keeps enforcing it.
 
+Before a new bundle is applied the agent stores its *intent*: that bundle, and the old entries plus
+one per object of the new bundle (hash empty: not applied yet). A spoke killed mid-apply so restarts
+on the new bundle and prunes what is left of the old one; the inventory never lacks a live object.
+
 A Secret rather than a ConfigMap because bundles may carry Secrets. Writes are read-modify-write
 with the resourceVersion; a 409 re-reads and tries again (``ClusterClient.update_with``).
 """

@@ -1,0 +1,144 @@
+"""Faults the spoke survives, with the spoke as a real process (issue 22): killed with SIGKILL mid-apply."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kubesim.faults import Faults
+from protos import bundle as bundles
+from spoke import inventory
+from spoke.cluster import ClusterClient
+from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, namespace, wait_for
+
+NS = "crash"
+WIDE = 48  #: objects only bundle B has: enough that a slowed apply is caught half-way
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHub]:
+    fake = FakeHub().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def client(kubesim_server: Any, kube_cluster: str) -> Iterator[ClusterClient]:
+    c = ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster))
+    yield c
+    c.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+            return int(response.status) == 200
+    except OSError:
+        return False
+
+
+class SpokeProcess:
+    """``convoy spoke run`` as a child process, logging to a file (a full pipe must never block it)."""
+
+    def __init__(self, hub: FakeHub, kubesim: Any, cluster: str, tmp: pathlib.Path) -> None:
+        self.kubeconfig = kubesim.write_kubeconfig(tmp / "kubeconfig", [cluster])
+        self.cluster = cluster
+        self.hub = hub
+        self.log = tmp / "spoke.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> SpokeProcess:
+        self.port = _free_port()
+        env = {**os.environ, "CONVOY_SPOKE_HUB": self.hub.address, "CONVOY_SPOKE_CLUSTER": self.cluster,
+               "CONVOY_SPOKE_TOKEN": self.hub.token, "CONVOY_SPOKE_INSECURE": "true",
+               "CONVOY_SPOKE_HEALTH_PORT": str(self.port), "CONVOY_SPOKE_HEALTH_HOST": "127.0.0.1"}
+        with self.log.open("a") as sink:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub", "spoke", "run", "--kubeconfig", str(self.kubeconfig),
+                 "--context", self.cluster, "--heartbeat", "1"], env=env, stdout=sink, stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def spoke_process(hub: FakeHub, kubesim_server: Any, kube_cluster: str, tmp_path: pathlib.Path,
+                  isolated_home: str) -> Iterator[SpokeProcess]:
+    process = SpokeProcess(hub, kubesim_server, kube_cluster, tmp_path)
+    yield process
+    process.stop()
+
+
+def _ours(client: ClusterClient, cluster: str) -> dict[str, dict[str, str]]:
+    """The ConfigMaps Convoy applied in NS: name -> data."""
+    return {o["metadata"]["name"]: dict(o.get("data") or {})
+            for o in client.list("v1", "ConfigMap", namespace=NS,
+                                 label_selector=f"{bundles.LABEL_CLUSTER}={cluster}").items}
+
+
+def _inventory_names(client: ClusterClient) -> set[str]:
+    secret = client.get("v1", "Secret", "convoy-system", "convoy-inventory")
+    assert secret is not None
+    stored = inventory.decode(secret.get("data") or {}, max_bundle_bytes=64 << 20)
+    return {ref.name for ref in stored.entries if ref.kind == "ConfigMap"}
+
+
+def test_sigkill_mid_apply_ends_at_exactly_one_bundle_and_the_inventory_lists_what_is_live(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kubesim_server: Any,
+        kube_cluster: str) -> None:
+    a_objects = {"keep": {"v": "A"}, "only-a": {"v": "A"}}
+    b_objects = {"keep": {"v": "B"}, **{f"only-b-{i:02d}": {"v": "B"} for i in range(WIDE)}}
+    bundle_a = make_bundle([namespace(NS), *(configmap(n, NS, d) for n, d in a_objects.items())])
+    bundle_b = make_bundle([namespace(NS), *(configmap(n, NS, d) for n, d in b_objects.items())])
+    hub.publish(bundle_a, commit="a" * 40)
+    spoke_process.start()
+    wait_for(lambda: _ours(client, kube_cluster) == a_objects, timeout=30, what="bundle A applied")
+
+    # Slow every request so bundle B is still half-way when the process dies.
+    kubesim_server.set_faults(kube_cluster, Faults(latency=0.25))
+    hub.publish(bundle_b, commit="b" * 40)
+    wait_for(lambda: any(n.startswith("only-b") for n in _ours(client, kube_cluster)), timeout=30,
+             what="bundle B's apply under way")
+    spoke_process.kill()
+    kubesim_server.clear_faults(kube_cluster)
+    half = _ours(client, kube_cluster)
+    assert half not in (a_objects, b_objects), "the kill came too late to catch the apply half-way"
+
+    # Restarted while the hub is away: it enforces its in-cluster copy, which must be A or B, whole.
+    hub.stop()
+    spoke_process.start()
+    wait_for(lambda: _ready(spoke_process.port), timeout=30, what="the restarted spoke ready")
+    wait_for(lambda: _ours(client, kube_cluster) in (a_objects, b_objects), timeout=30,
+             what=f"the cluster at exactly bundle A or B (now {sorted(_ours(client, kube_cluster))})")
+    assert _inventory_names(client) == set(_ours(client, kube_cluster))
+
+    # The hub comes back and rolls back to A (B was the bad one): everything of B goes, A stays whole.
+    hub.start()
+    hub.publish(bundle_a, commit="a" * 40)
+    wait_for(lambda: _ours(client, kube_cluster) == a_objects, timeout=30,
+             what=f"bundle A again (now {sorted(_ours(client, kube_cluster))})")
+    wait_for(lambda: _inventory_names(client) == set(a_objects), timeout=10, what="the inventory listing A")
