@@ -131,6 +131,8 @@ class Agent:
         self.health_port = 0
         self.last_loop = time.monotonic()
         self.hub_connected = threading.Event()
+        #: the hub's heartbeat interval as its stream last said; a stream silent for 3 of them is dead
+        self.hub_heartbeat: float | None = None
         self.ready = threading.Event()   #: set once the in-cluster state is loaded and enforced
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -228,13 +230,15 @@ class Agent:
                         self._hub = self._connect()
                     hub = self._hub
                 rotated = False
-                for event in hub.watch(applied_digest=self._state.digest):
+                for event in hub.watch(applied_digest=self._state.digest, heartbeat=self.hub_heartbeat):
                     if not self.hub_connected.is_set():
                         log.info("connected to hub %s", self.settings.hub)
                     self.hub_connected.set()
                     attempt = 0
                     if isinstance(event, hubclient.Desired):
                         self._queue.put(event)
+                    elif isinstance(event, hubclient.Heartbeat) and event.interval > 0:
+                        self.hub_heartbeat = float(event.interval)
                     elif isinstance(event, hubclient.CredentialRotation):
                         # Either way this stream (opened with the old credential) ends: stored, the
                         # spoke reconnects at once with the new one, which retires the old one; not
@@ -247,6 +251,13 @@ class Agent:
                     continue
             except hubclient.HubTrustError as exc:
                 log.error("%s", exc)
+            except hubclient.HubSilentError as exc:
+                # A frozen connection: every call on this channel would wait on it, so start a new one.
+                log.warning("%s; reconnecting on a new connection", exc)
+                with self._hub_lock:
+                    dead, self._hub = self._hub, None
+                if dead is not None:
+                    dead.abandon()
             except (hubclient.HubError, errors.ClusterError, registration.RegistrationError, OSError) as exc:
                 if not self._stop.is_set():
                     log.warning("%s; reconnecting", exc)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import pathlib
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +19,9 @@ import pytest
 from kubesim.faults import Faults
 from protos import bundle as bundles
 from spoke import inventory
+from spoke.agent import Agent
 from spoke.cluster import ClusterClient
+from spoke.settings import SpokeSettings
 from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, namespace, wait_for
 
 NS = "crash"
@@ -142,3 +146,100 @@ def test_sigkill_mid_apply_ends_at_exactly_one_bundle_and_the_inventory_lists_wh
     wait_for(lambda: _ours(client, kube_cluster) == a_objects, timeout=30,
              what=f"bundle A again (now {sorted(_ours(client, kube_cluster))})")
     wait_for(lambda: _inventory_names(client) == set(a_objects), timeout=10, what="the inventory listing A")
+
+
+class FreezingRelay:
+    """A TCP relay between the spoke and the hub that can freeze: bytes stop, and no FIN or RST is sent.
+
+    ``freeze()`` stops every connection open now, as a partition that drops packets does; connections
+    opened later pass (the path healed, or a new route was found).
+    """
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self._upstream = upstream
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._frozen: list[threading.Event] = []
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def freeze(self) -> None:
+        with self._lock:
+            for frozen in self._frozen:
+                frozen.set()
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                down, _ = self._listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self._upstream)
+            frozen = threading.Event()
+            with self._lock:
+                self._frozen.append(frozen)
+                self._sockets += [down, up]
+                self.connections += 1
+            for src, dst in ((down, up), (up, down)):
+                threading.Thread(target=self._pump, args=(src, dst, frozen), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, frozen: threading.Event) -> None:
+        while not frozen.is_set():
+            try:
+                ready, _, _ = select.select([src], [], [], 0.05)
+                if not ready:
+                    continue
+                data = src.recv(65536)
+                if not data or frozen.is_set():
+                    break
+                dst.sendall(data)
+            except OSError:
+                break
+        # Frozen: hold both sockets open and silent until the test ends (no FIN, no RST).
+
+
+def test_a_frozen_connection_is_noticed_from_the_heartbeat_and_no_report_is_lost(
+        kubesim_server: Any, kube_cluster: str, client: ClusterClient) -> None:
+    hub = FakeHub(heartbeat=1).start()
+    relay = FreezingRelay(("127.0.0.1", hub.port))
+    settings = SpokeSettings(hub=relay.address, cluster=kube_cluster, token=hub.token, insecure=True,
+                             health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0)
+    agent = Agent(settings, cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster))).start()
+    try:
+        hub.publish(make_bundle([namespace(NS), configmap("watched", NS, {"v": "1"})]))
+        wait_for(lambda: _ours(client, kube_cluster) == {"watched": {"v": "1"}}, timeout=30, what="applied")
+        wait_for(lambda: agent.hub_heartbeat == 1.0, timeout=10, what="the hub's heartbeat interval learnt")
+        first = relay.connections
+
+        relay.freeze()
+        # Drift while the hub cannot hear: corrected at once, and its history must still arrive.
+        live = client.get("v1", "ConfigMap", NS, "watched")
+        assert live is not None
+        client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "watched", "namespace": NS},
+                      "data": {"v": "changed"}}, manager="kubectl-edit", force=True)
+        wait_for(lambda: _ours(client, kube_cluster) == {"watched": {"v": "1"}}, timeout=10, what="drift corrected")
+
+        # Heartbeats every 1 s: silent for 3 of them means dead, well inside this bound (the channel
+        # keepalive alone takes 40 s).
+        wait_for(lambda: relay.connections > first, timeout=15, what="a new connection after the freeze")
+        wait_for(lambda: any(e.action == "corrected" and e.ref.name == "watched"
+                             for r in hub.reports for e in r.drift_events),
+                 timeout=20, what="the correction made during the partition reported to the hub")
+    finally:
+        agent.stop()
+        agent.client.close()
+        relay.close()
+        hub.stop()
