@@ -18,6 +18,7 @@ import pytest
 
 from kubesim.faults import Faults
 from protos import bundle as bundles
+from protos.objects import ObjectRef
 from spoke import inventory
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
@@ -243,3 +244,31 @@ def test_a_frozen_connection_is_noticed_from_the_heartbeat_and_no_report_is_lost
         agent.client.close()
         relay.close()
         hub.stop()
+
+
+def _big_inventory(entries: int, noise: int) -> inventory.Inventory:
+    """An inventory of ``entries`` objects whose bundle carries ``noise`` incompressible bytes."""
+    objects = [configmap(f"cm-{i:05d}", NS) for i in range(entries)]
+    objects.append(configmap("noise", NS, {"blob": os.urandom(noise).hex()}))
+    data = bundles.encode(make_bundle(objects))
+    refs = [inventory.InventoryEntry(ref=ObjectRef(group="", kind="ConfigMap", namespace=NS, name=o["metadata"]["name"]),
+                                     api_version="v1", app="web", hash="sha256:" + "0" * 64) for o in objects]
+    return inventory.Inventory(entries={e.ref: e for e in refs}, digest=bundles.digest_of(data), commit="c" * 40,
+                               signature=b"s" * 64, bundle_bytes=data)
+
+
+def test_an_inventory_larger_than_a_secret_is_split_and_read_back_whole(client: ClusterClient) -> None:
+    store = inventory.InventoryStore(client, namespace="convoy-system", name="convoy-inventory")
+    client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "convoy-system"}}, manager="t")
+    big = _big_inventory(10_000, 1_500_000)  # well past the 1 MiB a Secret holds, even compressed
+    store.save(big)
+    assert store.load() == big
+    parts = client.list("v1", "Secret", namespace="convoy-system",
+                        label_selector=inventory.LABEL_PART).items
+    assert len(parts) >= 2
+
+    # The next, smaller inventory fits one Secret: the parts of the old one are gone with it.
+    small = _big_inventory(3, 10)
+    store.save(small)
+    assert store.load() == small
+    assert client.list("v1", "Secret", namespace="convoy-system", label_selector=inventory.LABEL_PART).items == []
