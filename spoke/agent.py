@@ -120,6 +120,7 @@ class Agent:
                                                          name=settings.inventory_name,
                                                          max_bundle_bytes=settings.max_bundle_bytes)
         self._creds: credentials.Credentials | None = None
+        self._inventory_problem = ""   #: damage found in the inventory Secret at start, until one is saved
         self._hub: hubclient.HubClient | None = None
         self._hub_lock = threading.Lock()
         self.reporter = report.Reporter(self._send_report, heartbeat=settings.heartbeat,
@@ -193,10 +194,16 @@ class Agent:
     def _load_and_enforce(self) -> None:
         self._ensure_namespace()
         self._creds = self._creds_store.load()
+        if self._creds is not None and self._creds.problems:
+            # Named in the log now and in every status report (the hub hears once reachable).
+            for problem in self._creds.problems:
+                log.error("%s", problem)
         try:
             stored = self._inventory_store.load()
         except ValueError as exc:
-            log.error("%s", exc)
+            self._inventory_problem = (f"{exc}; the next bundle from the hub is applied and stored anew, but "
+                                       "objects removed from Git before then are not pruned: delete them by hand")
+            log.error("%s", self._inventory_problem)
             stored = None
         self._state.inventory = stored
         if stored is not None and stored.bundle_bytes and self._creds is not None:
@@ -217,7 +224,9 @@ class Agent:
     # -- the hub side ---------------------------------------------------------------------------------
 
     def _connect(self) -> hubclient.HubClient:
-        if self._creds is None:
+        creds = self._creds
+        # None stored, or the stored one is unusable: register again (with the token the spoke was given)
+        if creds is None or not creds.credential or len(creds.signing_key) != 32:
             self._creds = registration.register(self.settings, store=self._creds_store, hub_factory=self._hub_factory)
         return registration.client(self.settings, self._creds, hub_factory=self._hub_factory)
 
@@ -410,6 +419,7 @@ class Agent:
             commit=source.commit, signature=source.signature, bundle_bytes=data)
         try:
             self._inventory_store.save(new_inventory)
+            self._inventory_problem = ""
         except errors.ClusterError as exc:
             result.errors.append(f"{self._inventory_store.ref}: cannot save the inventory: {exc.detail}")
         # take it into force
@@ -535,7 +545,8 @@ class Agent:
         current, message = phase.phase_of(objects, desired=st.desired, has_bundle=st.bundle is not None,
                                           refused=st.refused, paused=st.paused, errors=st.errors,
                                           drifted=bool(st.drift), timed_out=timed_out)
-        errors_ = list(st.errors) + ([st.refused] if st.refused else [])
+        state_problems = [*(self._creds.problems if self._creds is not None else ()), self._inventory_problem]
+        errors_ = list(st.errors) + ([st.refused] if st.refused else []) + [p for p in state_problems if p]
         return report.Status(phase=current, commit=st.commit, digest=st.digest, objects=tuple(objects),
                              drift=tuple(st.drift.values()), errors=tuple(errors_),
                              message=message)

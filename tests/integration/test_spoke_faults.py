@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import pathlib
 import select
@@ -272,3 +273,31 @@ def test_an_inventory_larger_than_a_secret_is_split_and_read_back_whole(client: 
     store.save(small)
     assert store.load() == small
     assert client.list("v1", "Secret", namespace="convoy-system", label_selector=inventory.LABEL_PART).items == []
+
+
+def test_a_non_utf8_credential_keeps_the_spoke_up_enforcing_and_pruning(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS), configmap("goes-later", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays", "goes-later"}, timeout=30, what="applied")
+    spoke_process.kill()
+
+    def damage(live: dict[str, Any] | None) -> dict[str, Any]:
+        assert live is not None
+        live["data"]["credential"] = base64.b64encode(b"\xff\xfe not text").decode()
+        return live
+
+    client.update_with("v1", "Secret", "convoy-system", "convoy-spoke-state", damage, manager="someone")
+    hub.stop()  # away: the spoke must stand on its in-cluster state alone
+    spoke_process.start()
+    wait_for(lambda: _ready(spoke_process.port), timeout=30, what="the restarted spoke ready")
+    client.delete("v1", "ConfigMap", NS, "stays")
+    wait_for(lambda: "stays" in _ours(client, kube_cluster), timeout=20, what="the last bundle still enforced")
+    assert spoke_process.proc is not None and spoke_process.proc.poll() is None
+    log = spoke_process.log.read_text()
+    assert "Secret/convoy-system/convoy-spoke-state" in log and "not UTF-8" in log
+
+    # The hub returns; the spoke registers again with its token, and a removal from Git is pruned.
+    hub.start()
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="goes-later pruned")
