@@ -227,8 +227,9 @@ class Agent:
         creds = self._creds
         # None stored, or the stored one is unusable: register again (with the token the spoke was given)
         if creds is None or not creds.credential or len(creds.signing_key) != 32:
-            self._creds = registration.register(self.settings, store=self._creds_store, hub_factory=self._hub_factory)
-        return registration.client(self.settings, self._creds, hub_factory=self._hub_factory)
+            creds = self._creds = registration.register(self.settings, store=self._creds_store,
+                                                        hub_factory=self._hub_factory)
+        return registration.client(self.settings, creds, hub_factory=self._hub_factory)
 
     def _hub_loop(self) -> None:
         attempt = 0
