@@ -301,3 +301,33 @@ def test_a_non_utf8_credential_keeps_the_spoke_up_enforcing_and_pruning(
     hub.start()
     hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
     wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="goes-later pruned")
+
+
+def test_api_server_faults_during_apply_prune_and_inventory_save_end_at_the_bundle(
+        hub: FakeHub, kubesim_server: Any, kube_cluster: str, client: ClusterClient) -> None:
+    settings = SpokeSettings(hub=hub.address, cluster=kube_cluster, token=hub.token, insecure=True,
+                             health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0)
+    agent = Agent(settings, cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster))).start()
+    try:
+        first = {f"first-{i}": {"v": "1"} for i in range(6)}
+        hub.publish(make_bundle([namespace(NS), *(configmap(n, NS, d) for n, d in first.items())]))
+        wait_for(lambda: _ours(client, kube_cluster) == first, timeout=30, what="the first bundle")
+        # Every kind of answer a troubled API server (or the proxy before it) gives, on every request
+        # the spoke makes from here on: apply, prune, and the inventory's read-modify-write.
+        kubesim_server.set_faults(kube_cluster, Faults(
+            error_rates={429: 0.1, 500: 0.05, 502: 0.05, 503: 0.05, 504: 0.05}, drop_rate=0.05, latency=0.02,
+            seed=22))
+        second = {**{f"first-{i}": {"v": "2"} for i in range(3)}, **{f"second-{i}": {"v": "2"} for i in range(3)}}
+        hub.publish(make_bundle([namespace(NS), *(configmap(n, NS, d) for n, d in second.items())]))
+
+        def settled() -> bool:
+            try:
+                return _ours(client, kube_cluster) == second and _inventory_names(client) == set(second)
+            except Exception:  # the test's own reads meet the faults too
+                return False
+
+        wait_for(settled, timeout=45, what="the second bundle applied, the rest pruned, the inventory saved")
+    finally:
+        kubesim_server.clear_faults(kube_cluster)
+        agent.stop()
+        agent.client.close()
