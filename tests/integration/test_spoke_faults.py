@@ -27,7 +27,7 @@ from spoke.settings import SpokeSettings
 from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, namespace, wait_for
 
 NS = "crash"
-WIDE = 48  #: objects only bundle B has: enough that a slowed apply is caught half-way
+WIDE = 64  #: objects only bundle B has: enough that a slowed apply is caught half-way
 
 
 @pytest.fixture
