@@ -243,7 +243,25 @@ async def _inject_faults(request: web.Request, cluster: Cluster) -> web.StreamRe
     if code == 503:
         return _json(errors.status_body(503, "ServiceUnavailable", "the server is currently unable to handle "
                                         "the request"), 503, {"Retry-After": str(active.retry_after)})
+    if code in (502, 504):  # answered by a proxy, not the API server: no Kubernetes Status body
+        reason = "Bad Gateway" if code == 502 else "Gateway Timeout"
+        return web.Response(status=code, text=f"<html><body><h1>{code} {reason}</h1></body></html>\n",
+                            content_type="text/html")
+    if active.draw_stall():
+        return await _stall(request, active.stall_for)
     return None
+
+
+async def _stall(request: web.Request, seconds: float) -> web.StreamResponse:
+    """Headers and the start of a body, then silence, then the connection cut (never a whole answer)."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.content_length = 1 << 20
+    await response.prepare(request)
+    await response.write(b'{"kind":')
+    await asyncio.sleep(seconds)
+    if request.transport is not None:
+        request.transport.abort()
+    return response
 
 
 async def _dispatch(request: web.Request, cluster: Cluster, tail: str) -> web.StreamResponse:
