@@ -13,7 +13,6 @@ from protos.codec import pb
 from tests.integration.hub_harness import (
     FleetRepo,
     channel,
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
     registered_spoke,

@@ -24,7 +24,8 @@ from spoke import inventory
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
 from spoke.settings import SpokeSettings
-from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, namespace, wait_for
+from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, namespace
+from tests.polling import wait_for
 
 NS = "crash"
 WIDE = 64  #: objects only bundle B has: enough that a slowed apply is caught half-way
