@@ -100,12 +100,26 @@ def encode(inventory: Inventory) -> dict[str, str]:
 def decode(data: Mapping[str, str], *, max_bundle_bytes: int) -> Inventory:
     """An inventory from Secret ``data``; raises ``ValueError`` on a damaged one."""
     raw = {key: base64.b64decode(value) for key, value in data.items()}
-    listing = json.loads(raw.get("inventory.json") or b"[]")
+    try:
+        listing = json.loads(raw.get("inventory.json") or b"[]")
+    except RecursionError as exc:  # arrays nested ~1,000 deep: damaged like any other bad JSON
+        raise ValueError("inventory.json nests too deeply") from exc
+    if not isinstance(listing, list):
+        raise ValueError(f"inventory.json is a {type(listing).__name__}, not a list")
     entries = {}
     for item in listing:
-        ref = ObjectRef(group=item["group"], kind=item["kind"], namespace=item["namespace"], name=item["name"])
-        entries[ref] = InventoryEntry(ref=ref, api_version=item["apiVersion"], app=item.get("app", ""),
-                                      hash=item.get("hash", ""))
+        if not isinstance(item, dict):
+            raise ValueError(f"an inventory.json entry is a {type(item).__name__}, not a mapping")
+        fields = {name: item[name] for name in ("group", "kind", "namespace", "name", "apiVersion")}
+        fields.update(app=item.get("app", ""), hash=item.get("hash", ""))
+        # A number or a list here would be kept until the next save or prune fails on it.
+        wrong = sorted(name for name, value in fields.items() if not isinstance(value, str))
+        if wrong:
+            raise ValueError(f"an inventory.json entry has non-string {', '.join(wrong)}")
+        ref = ObjectRef(group=fields["group"], kind=fields["kind"], namespace=fields["namespace"],
+                        name=fields["name"])
+        entries[ref] = InventoryEntry(ref=ref, api_version=fields["apiVersion"], app=fields["app"],
+                                      hash=fields["hash"])
     packed = raw.get("bundle.zlib") or b""
     return Inventory(
         entries=entries,

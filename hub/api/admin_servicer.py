@@ -177,6 +177,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         self._admin(context, "history")
         if not request.all and not request.cluster:
             raise limits.InvalidRequest("history: name a cluster or ask for all clusters")
+        limits.check_timestamp(request.since, field="since", where="history")
         since = codec.datetime_from_wire(request.since)
         limit = request.limit if 0 < request.limit <= 10_000 else 200
         rows = await self._run(self._events, None if request.all else request.cluster, since, limit)
