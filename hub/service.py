@@ -74,7 +74,7 @@ _NAMES_SHOWN = 5
 #: Clusters written per transaction when storing a render.
 _WRITE_BATCH = 200
 
-#: TEST ONLY (issue 22, the fault suite): a point of a sync at which the hub SIGKILLs itself, to prove
+#: TEST ONLY (the fault suite, docs/reliability.md): a point of a sync at which the hub SIGKILLs itself, to prove
 #: that a sync cut there is completed by the next start without duplicates. The points are
 #: ``after-batch-N`` (N-th write batch committed), ``before-rollout`` (every batch written, the rollout
 #: row not yet) and ``before-deployed-commit``. Read once at import; never set it outside tests.
@@ -272,7 +272,7 @@ class HubService:
 
         Calls that arrive while a sync or another render holds the lock join one pending batch:
         each render reads every registered cluster and every declared ``cluster.yaml``, so one
-        render per registration made a burst of N registrations cost O(N^2) (issue 7: after
+        render per registration made a burst of N registrations cost O(N^2) (measured at 1,000 clusters: after
         1,000 spokes registered, the hub rendered for 6 minutes and a commit waited behind it).
         The outcome is the batch's.
         """

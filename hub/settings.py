@@ -177,7 +177,7 @@ class HubSettings:
     bundle_fetches_per_minute: int = dataclasses.field(default=30, metadata=_meta(
         "GetBundle calls per minute for the same bundle, per cluster"))
 
-    # -- credentials and the audit log (issue 13)
+    # -- credentials and the audit log
     credential_rotation_grace: float = dataclasses.field(default=3600.0, metadata=_meta(
         "after `convoy cluster rotate-credential` hands a spoke its new credential, how long the old one "
         "keeps working if the spoke never uses the new one (it stops at once when the spoke does)",

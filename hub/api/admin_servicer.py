@@ -246,7 +246,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
                 raise grpc_errors.NotFound(f"bootstrap token {token_id} does not exist")
             return store.revoke_token(session, token_id, now=self.clock())
 
-    # -- remove, rotate (issue 13) ------------------------------------------------------------
+    # -- remove, rotate ---------------------------------------------------------------------------
     @grpc_errors.unary
     async def RemoveCluster(self, request: pb.RemoveClusterRequest, context: Context) -> pb.RemoveClusterResponse:
         self._admin(context, "remove cluster")
@@ -327,7 +327,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
                                   expected_digest=digest)
         return bundles.encode(redact_secrets(document))
 
-    # -- rollouts (issue 8) ----------------------------------------------------------------------
+    # -- rollouts -------------------------------------------------------------------------------
     def _controller(self, what: str) -> rollout_controller.RolloutController:
         if self.rollouts is None:
             raise grpc_errors.Unimplemented(f"{what}: progressive rollouts are not enabled on this hub")

@@ -1,4 +1,4 @@
-"""``convoy rollout status|pause|resume|abort|promote`` and ``convoy rollback`` (issue 8).
+"""``convoy rollout status|pause|resume|abort|promote`` and ``convoy rollback``.
 
 Exit codes as for the other hub commands (:mod:`hub.commands.fleet`): 1 when the hub refuses
 (no rollout, an action that does not apply, a bundle the cluster never had).

@@ -139,7 +139,7 @@ class Wave:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RolloutSpec:
-    """The progressive-rollout strategy (issue 8). Waves carry their effective settings.
+    """The progressive-rollout strategy. Waves carry their effective settings.
 
     A cluster in no wave belongs to a final implicit wave named ``rest`` with the
     strategy's defaults (see :meth:`wave_of`).

@@ -34,7 +34,7 @@ clusters    register_cluster(s, *, name, labels, credential_hash, token=None) ->
             deregistered(s, names) -> the names once registered and since removed
             remove_cluster(s, name) -> bool    (frees the name; history and events stay)
             set_paused(s, names, paused) -> changed names       raises UnknownCluster
-            set_pinned(s, name, digest | None)                  (rollback pins, issue 8)
+            set_pinned(s, name, digest | None)                  (rollback pins)
 commits     record_commit(s, *, sha, author, authored_at, message, signature_verdict, signature_detail,
                           accepted, refusal_reason) -> SeenCommit
             get_commit(s, sha); recent_commits(s, limit)

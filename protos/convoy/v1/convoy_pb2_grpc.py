@@ -102,7 +102,7 @@ class SpokeServiceServicer:
 
     def StreamStatus(self, request_iterator, context):
         """The same, as a stream the spoke keeps open: one response per report, in order, sent once the
-        report is stored. Several times cheaper for the hub per report than a call each (issue 7);
+        report is stored. Several times cheaper for the hub per report than a call each;
         spokes fall back to ReportStatus when a hub answers UNIMPLEMENTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
