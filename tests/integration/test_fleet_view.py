@@ -6,15 +6,12 @@ The CLI is synchronous, so it runs in a worker thread while the hub serves on th
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from pathlib import Path
 
-from click.testing import CliRunner, Result
 from grpc import aio
 
-from hub.cli import cli
 from hub.commands import hubserve
 from protos.codec import pb
 from tests.integration.hub_harness import (
@@ -25,9 +22,11 @@ from tests.integration.hub_harness import (
     admin_of,
     channel,
     configmap,
+    convoy,
     hub_settings,
     next_desired,
     registered_spoke,
+    row,
     running_hub,
 )
 from tests.polling import poll
@@ -43,26 +42,11 @@ rollout:
 """
 
 
-async def convoy(hub: hubserve.RunningHub, tmp_path: Path, *args: str) -> Result:
-    """Run the real CLI against the hub, as a user would type it."""
-    ca = tmp_path / "hub-ca.pem"
-    ca.write_bytes(hub.ca_pem)
-    env = {"CONVOY_CONFIG": str(tmp_path / "cli-config.yaml"), "CONVOY_HUB": hub.grpc_address,
-           "CONVOY_HUB_CA": str(ca), "CONVOY_CREDENTIAL_FILE": str(hub.admin_credential_path)}
-    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env, catch_exceptions=False)
-
-
 async def report_ready(spoke: Spoke, stream: object) -> pb.DesiredState:
     """The spoke applies its next desired bundle and says it is Ready."""
     desired = await next_desired(stream)
     await spoke.report(phase=pb.PHASE_READY, applied_commit=desired.commit, applied_digest=desired.digest)
     return desired
-
-
-def row(document: dict[str, object], name: str) -> dict[str, object]:
-    clusters = document["clusters"]
-    assert isinstance(clusters, list)
-    return next(c for c in clusters if c["name"] == name)
 
 
 # -- item 3: a render error is not Ready ------------------------------------------------------------------

@@ -16,6 +16,7 @@ import yaml
 from kubernetes import client
 
 from kubesim.testing import KubeSim
+from tests.kubesim.objects import CRD
 
 JSON = {"Content-Type": "application/json"}
 APPLY = {"Content-Type": "application/apply-patch+yaml"}
@@ -184,8 +185,6 @@ def test_secret_string_data_is_folded_into_data(api: client.ApiClient) -> None:
 
 
 def test_terminating_crd_stays_discoverable_with_fewer_verbs(api: client.ApiClient) -> None:
-    from tests.kubesim.test_dynamic import CRD
-
     ext = client.ApiextensionsV1Api(api)
     ext.create_custom_resource_definition(CRD)
     custom = client.CustomObjectsApi(api)
