@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -79,11 +81,14 @@ def _client(hub_name: str | None) -> adminclient.AdminClient:
     return adminclient.AdminClient(cliconfig.resolve(hub_name))
 
 
-def _emit(document: Any, output: str) -> None:
+def _dump(document: Any, output: str) -> str:
     if output == "json":
-        click.echo(json.dumps(document, indent=2, sort_keys=False))
-    else:
-        click.echo(yaml.safe_dump(document, sort_keys=False).rstrip())
+        return json.dumps(document, indent=2, sort_keys=False)
+    return yaml.safe_dump(document, sort_keys=False).rstrip()
+
+
+def _emit(document: Any, output: str) -> None:
+    click.echo(_dump(document, output))
 
 
 output_option = click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
@@ -93,22 +98,84 @@ output_option = click.option("-o", "--output", type=click.Choice(["table", "json
 # -- status ---------------------------------------------------------------------------------------
 
 
-def _status_view(response: pb.ListClustersResponse) -> tuple[list[dict[str, Any]], Group]:
+#: Row fields that change on every refresh; ``--watch`` prints a new table only when something else does.
+_VOLATILE = frozenset({"lastSeen", "lastReport", "clockSkewSeconds"})
+
+
+def _table_width() -> int | None:
+    """The terminal's width, or ``$COLUMNS`` when output is piped; None (no limit) without either."""
+    if sys.stdout.isatty():
+        return Console().width
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+
+
+def _status_view(response: pb.ListClustersResponse, output: str) -> tuple[str, Any]:
+    """What ``status`` shows for ``response``, and a key that changes only when something worth a reprint does."""
     now = dt.datetime.now(dt.UTC)
     rows = [formatting.cluster_row(c, now=now) for c in response.clusters]
+    key = json.dumps([response.fleet_commit, formatting.refused_document(response), response.fetch_error,
+                      [{k: v for k, v in row.items() if k not in _VOLATILE} for row in rows]], sort_keys=True)
+    if output == "name":
+        return key, "\n".join(f"cluster/{row['name']}" for row in rows)
+    if output in ("json", "yaml"):
+        return key, _dump({"fleetCommit": response.fleet_commit, "refusedCommit": formatting.refused_document(response),
+                           "fetchError": response.fetch_error or None, "clusters": rows,
+                           "summary": formatting.fleet_counts(rows)}, output)
     first, *notes = formatting.fleet_header(response, now=now)
     header = [Text(first, style="bold"), *(Text(line, style="bold red") for line in notes)]
-    return rows, Group(*header, formatting.status_table(rows, now=now), Text(formatting.fleet_summary(rows)))
+    table = formatting.status_table(rows, now=now, width=_table_width(), wide=output == "wide")
+    return key, Group(*header, table, Text(formatting.fleet_summary(rows)))
+
+
+class _Stopped(Exception):
+    """SIGTERM during ``--watch``: end like Ctrl-C, cleanly."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped
+
+
+def _watch(client: adminclient.AdminClient, selector: str, interval: float, output: str,
+           first: tuple[str, Any]) -> None:
+    """Reprint on change until SIGINT or SIGTERM: in place on a terminal, one view after another when piped."""
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        key, view = first
+        if sys.stdout.isatty() and output in ("table", "wide"):
+            with Live(view, console=Console(), refresh_per_second=4) as live:
+                while True:
+                    time.sleep(interval)
+                    key, view = _status_view(client.list_clusters(selector), output)
+                    live.update(view)
+        console = Console(width=(_table_width() if output == "table" else None) or 1000)
+        console.print(view, soft_wrap=output not in ("table", "wide"))
+        while True:
+            sys.stdout.flush()
+            time.sleep(interval)
+            new_key, view = _status_view(client.list_clusters(selector), output)
+            if new_key != key:
+                key = new_key
+                console.print()
+                console.print(view, soft_wrap=output not in ("table", "wide"))
+    except (KeyboardInterrupt, _Stopped):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command()
 @click.option("-l", "--selector", default="", help="Label selector, e.g. 'env=prod,region in (eu,us)'.")
-@click.option("-w", "--watch", is_flag=True, help="Keep updating the table in place.")
+@click.option("-w", "--watch", is_flag=True,
+              help="Keep watching: update the table in place on a terminal; when piped, print a new table (or "
+                   "document) each time something changes. Ends cleanly on Ctrl-C or SIGTERM.")
 @click.option("--interval", default=2.0, show_default=True, help="Refresh interval for --watch, seconds.")
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 while any selected cluster is not Ready (a render error counts) or a newer commit "
                    "is refused or cannot be rendered.")
-@output_option
+@click.option("-o", "--output", type=click.Choice(["table", "wide", "name", "json", "yaml"]), default="table",
+              show_default=True,
+              help="wide: also every label and the first error; name: cluster/NAME per line.")
 @hub_command
 def status(hub_name: str | None, selector: str, watch: bool, interval: float, exit_code: bool,
            output: str) -> None:
@@ -116,27 +183,29 @@ def status(hub_name: str | None, selector: str, watch: bool, interval: float, ex
 
     PHASE is Offline while the hub has no Watch stream from the cluster's spoke (it closed its streams,
     stopped answering the hub's pings, or was not seen for two heartbeats and the ping timeout).
+    In a narrow terminal the table leaves out its last columns (REGION, ENV, LAST SEEN, ...) rather
+    than cut a cell; `-o wide` shows them all.
+
+    \b
+    Examples:
+      convoy status
+      convoy status -l env=prod -o wide
+      convoy status -o json | jq '.summary.phases'
+      convoy status --watch
+      convoy status --exit-code -l 'region in (eu)'
     """
     with _client(hub_name) as client:
         response = client.list_clusters(selector)
-        rows, view = _status_view(response)
-        if output != "table":
-            _emit({"fleetCommit": response.fleet_commit, "refusedCommit": formatting.refused_document(response),
-                   "fetchError": response.fetch_error or None, "clusters": rows,
-                   "summary": formatting.fleet_summary(rows)}, output)
-        elif watch:
-            console = Console()
-            with Live(view, console=console, refresh_per_second=4) as live:
-                try:
-                    while True:
-                        time.sleep(interval)
-                        rows, view = _status_view(client.list_clusters(selector))
-                        live.update(view)
-                except KeyboardInterrupt:
-                    pass
+        view = _status_view(response, output)
+        if watch:
+            _watch(client, selector, interval, output, view)
+        elif output in ("table", "wide"):
+            # -o wide keeps every column, as kubectl does: long lines run on rather than get cut.
+            Console(width=(_table_width() if output == "table" else None) or 1000).print(view[1])
         else:
-            Console(width=200 if not sys.stdout.isatty() else None).print(view)
-    if exit_code and not formatting.fleet_ok(rows, response):
+            click.echo(view[1])
+    if exit_code and not formatting.fleet_ok([formatting.cluster_row(c, now=dt.datetime.now(dt.UTC))
+                                              for c in response.clusters], response):
         sys.exit(1)
 
 

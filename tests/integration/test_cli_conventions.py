@@ -1,0 +1,124 @@
+"""The CLI as kubectl users expect it (issue 15, "CLI conventions"): output formats, a table that fits 80
+columns, --watch through a pipe that ends on SIGTERM, history, config verbs, tokens, exit codes.
+
+A real hub on port 0 with real Git, stand-in spokes that report, and the real CLI (click's runner in a worker
+thread, or a subprocess where signals and pipes matter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from hub.cli import cli
+from hub.commands import hubserve
+from protos.codec import pb
+from tests.integration.hub_harness import (
+    FleetRepo,
+    Spoke,
+    channel,
+    hub_settings,
+    next_desired,
+    registered_spoke,
+    running_hub,
+)
+from tests.polling import poll
+
+
+def cli_env(hub: hubserve.RunningHub, tmp_path: Path) -> dict[str, str]:
+    ca = tmp_path / "hub-ca.pem"
+    ca.write_bytes(hub.ca_pem)
+    return {"CONVOY_CONFIG": str(tmp_path / "cli-config.yaml"), "CONVOY_HUB": hub.grpc_address,
+            "CONVOY_HUB_CA": str(ca), "CONVOY_CREDENTIAL_FILE": str(hub.admin_credential_path)}
+
+
+async def convoy(hub: hubserve.RunningHub, tmp_path: Path, *args: str, columns: int | None = None) -> Result:
+    env = cli_env(hub, tmp_path)
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
+    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env, catch_exceptions=False)
+
+
+async def report_ready(spoke: Spoke, stream: object) -> pb.DesiredState:
+    desired = await next_desired(stream)
+    await spoke.report(phase=pb.PHASE_READY, applied_commit=desired.commit, applied_digest=desired.digest)
+    return desired
+
+
+LABELS = {"env": "production", "region": "europe-west-1", "team": "payments"}
+
+
+async def test_status_formats_fit_80_columns_and_count_by_phase(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        spokes = [await registered_spoke(hub, ch, f"production-europe-west-{i}", LABELS) for i in range(2)]
+        streams = [spoke.watch() for spoke in spokes]
+        await report_ready(spokes[0], streams[0])
+        await next_desired(streams[1])
+        await spokes[1].report(phase=pb.PHASE_PROGRESSING)
+
+        names = await convoy(hub, tmp_path, "status", "-o", "name")
+        assert names.exit_code == 0, names.output
+        assert names.output.splitlines() == ["cluster/production-europe-west-0", "cluster/production-europe-west-1"]
+
+        narrow = await convoy(hub, tmp_path, "status", columns=80)
+        assert narrow.exit_code == 0, narrow.output
+        lines = narrow.output.splitlines()
+        assert all(len(line) <= 80 for line in lines), narrow.output
+        assert "…" not in narrow.output
+        table_header = next(line for line in lines if line.startswith("CLUSTER"))
+        assert table_header.split()[:3] == ["CLUSTER", "PHASE", "READY"]
+        assert any(line.split()[:2] == ["production-europe-west-1", "Progressing"] for line in lines), narrow.output
+        assert "2 clusters: 1 Progressing, 1 Ready" in narrow.output
+
+        wide = await convoy(hub, tmp_path, "status", "-o", "wide", columns=80)
+        assert "LABELS" in wide.output and "env=production,region=europe-west-1,team=payments" in wide.output
+
+        document = json.loads((await convoy(hub, tmp_path, "status", "-o", "json")).output)
+        assert document["summary"] == {"total": 2, "phases": {"Progressing": 1, "Ready": 1}}
+
+        one = await convoy(hub, tmp_path, "status", "-l", "env=nowhere")
+        assert "0 clusters: none registered" in one.output
+        for stream in streams:
+            stream.cancel()
+
+
+async def test_status_watch_through_a_pipe_prints_a_table_per_change_and_ends_on_sigterm(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        spoke = await registered_spoke(hub, ch, "edge-1")
+        stream = spoke.watch()
+        await next_desired(stream)
+        await spoke.report(phase=pb.PHASE_PROGRESSING)
+        env = {**os.environ, **cli_env(hub, tmp_path)}
+        env.pop("COLUMNS", None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hub", "status", "--watch", "--interval", "0.1", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        seen: list[str] = []
+
+        async def line_with(text: str) -> str | None:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()  # type: ignore[union-attr]
+            assert line, "convoy status --watch ended early"
+            seen.append(line)
+            return line if text in line else None
+
+        try:
+            await poll(lambda: line_with("1 cluster: 1 Progressing"), timeout=20, what="the first table")
+            await spoke.report(phase=pb.PHASE_READY)
+            await poll(lambda: line_with("1 cluster: 1 Ready"), timeout=20, what="a second table after the change")
+            proc.send_signal(signal.SIGTERM)
+            _out, err = await asyncio.wait_for(proc.communicate(), 20)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+        assert proc.returncode == 0, err.decode()
+        assert "Traceback" not in err.decode()
+        assert sum(1 for line in seen if line.startswith("CLUSTER")) == 2, "".join(seen)  # unchanged: no reprint
+        stream.cancel()
