@@ -179,14 +179,21 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             raise limits.InvalidRequest("history: name a cluster or ask for all clusters")
         since = codec.datetime_from_wire(request.since)
         limit = request.limit if 0 < request.limit <= 10_000 else 200
-        rows = await self._run(self._events, None if request.all else request.cluster, since, limit)
+        known = {kind.value: kind for kind in models.EventKind}
+        unknown = sorted(set(request.kinds) - set(known))
+        if unknown:
+            raise limits.InvalidRequest(f"history: unknown event type {', '.join(unknown)} "
+                                        f"(known: {', '.join(sorted(known))})")
+        kinds = [known[k] for k in request.kinds] or None
+        rows = await self._run(self._events, None if request.all else request.cluster, since, limit, kinds)
         return pb.HistoryResponse(events=[_event_to_wire(e) for e in rows])
 
-    def _events(self, cluster: str | None, since: dt.datetime | None, limit: int) -> list[models.Event]:
+    def _events(self, cluster: str | None, since: dt.datetime | None, limit: int,
+                kinds: list[models.EventKind] | None = None) -> list[models.Event]:
         with self.db.session(write=False) as session:
             if cluster is not None and store.get_cluster(session, cluster) is None:
                 raise grpc_errors.NotFound(f"cluster {cluster} is not registered")
-            return list(store.events(session, cluster=cluster, since=since, limit=limit))
+            return list(store.events(session, cluster=cluster, since=since, kinds=kinds, limit=limit))
 
     # -- tokens -----------------------------------------------------------------------------
     @grpc_errors.unary

@@ -128,6 +128,11 @@ def _status_view(response: pb.ListClustersResponse, output: str) -> tuple[str, A
     return key, Group(*header, table, Text(formatting.fleet_summary(rows)))
 
 
+def _console() -> Console:
+    """A console for tables: the terminal's width, or unlimited when piped (a pipe gets whole lines)."""
+    return Console(width=_table_width() or 1000, highlight=False)
+
+
 class _Stopped(Exception):
     """SIGTERM during ``--watch``: end like Ctrl-C, cleanly."""
 
@@ -261,19 +266,29 @@ def describe(hub_name: str | None, cluster: str, output: str) -> None:
 @click.command()
 @click.argument("cluster", required=False)
 @click.option("--all", "all_clusters", is_flag=True, help="The whole fleet's timeline.")
-@click.option("--since", default=None, help="Only events after this (1h, 30m, or an ISO timestamp).")
-@click.option("--limit", default=200, show_default=True)
+@click.option("--since", default=None, help="Only events after this (1h, 30m, or an RFC 3339 / ISO timestamp).")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(min=1, max=10_000),
+              help="At most this many events (the newest).")
+@click.option("--type", "kinds", multiple=True,
+              help="Only events of this type (repeatable), e.g. --type drift --type applied.")
 @output_option
 @hub_command
 def history(hub_name: str | None, cluster: str | None, all_clusters: bool, since: str | None, limit: int,
-            output: str) -> None:
+            kinds: tuple[str, ...], output: str) -> None:
     """The timeline of commits seen, desired changes, applies, drift and errors.
 
     Drift events (drift, drift_corrected, drift_cleared) name the object, the fields, the field
-    manager that made the change and what the spoke did."""
+    manager that made the change and what the spoke did. Times are UTC, RFC 3339, to the second.
+
+    \b
+    Examples:
+      convoy history prod-eu-1
+      convoy history --all --since 1h --type drift --type drift_corrected
+      convoy history prod-eu-1 --limit 20 -o json
+    """
     if bool(cluster) == all_clusters:
         raise click.UsageError("give a CLUSTER or --all")
-    request = pb.HistoryRequest(cluster=cluster or "", all=all_clusters, limit=limit)
+    request = pb.HistoryRequest(cluster=cluster or "", all=all_clusters, limit=limit, kinds=list(kinds))
     if since:
         request.since.FromDatetime(parse_since(since).astimezone(dt.UTC).replace(tzinfo=None))
     with _client(hub_name) as client:
@@ -284,10 +299,8 @@ def history(hub_name: str | None, cluster: str | None, all_clusters: bool, since
         return
     if not rows:
         click.echo("no events")
-    for row in rows:
-        where = row["cluster"] or "fleet"
-        commit = f" {row['commit'][:8]}" if row["commit"] else ""
-        click.echo(f"{row['at']}  {where:<16} {row['kind']:<22}{commit}  {row['message']}")
+        return
+    _console().print(formatting.history_table(rows))
 
 
 @click.command()

@@ -36,8 +36,10 @@ __all__ = [
     "fleet_header",
     "fleet_ok",
     "fleet_summary",
+    "history_table",
     "plural",
     "refused_document",
+    "rfc3339",
     "skew_note",
     "status_table",
 ]
@@ -285,6 +287,11 @@ def status_table(rows: Sequence[Mapping[str, Any]], *, now: dt.datetime, width: 
     return table
 
 
+def rfc3339(when: dt.datetime | None) -> str | None:
+    """``2026-12-05T12:00:00Z``: UTC to the second, as kubectl and the Kubernetes API print times."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else None
+
+
 def event_row(event: pb.Event) -> dict[str, Any]:
     at = _when(event.at)
     details: Any = None
@@ -293,8 +300,20 @@ def event_row(event: pb.Event) -> dict[str, Any]:
             details = json.loads(event.details_json)
         except ValueError:
             details = event.details_json
-    return {"id": event.id, "at": at.isoformat() if at else None, "kind": event.kind, "cluster": event.cluster,
+    return {"id": event.id, "at": rfc3339(at), "kind": event.kind, "cluster": event.cluster,
             "commit": event.commit, "digest": event.digest, "message": event.message, "details": details}
+
+
+def history_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """``convoy history``: one event a row under a header, in the status table's style."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("TIME", "CLUSTER", "TYPE", "COMMIT"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("MESSAGE", overflow="fold")
+    for row in rows:
+        table.add_row(row["at"] or "-", row["cluster"] or "fleet", row["kind"], row["commit"][:8] or "-",
+                      Text(row["message"]))
+    return table
 
 
 def drift_lines(items: Iterable[pb.DriftItem]) -> list[str]:

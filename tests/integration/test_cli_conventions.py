@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -122,3 +123,34 @@ async def test_status_watch_through_a_pipe_prints_a_table_per_change_and_ends_on
         assert "Traceback" not in err.decode()
         assert sum(1 for line in seen if line.startswith("CLUSTER")) == 2, "".join(seen)  # unchanged: no reprint
         stream.cancel()
+
+
+async def test_history_has_a_header_rfc3339_seconds_and_filters(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        spoke = await registered_spoke(hub, ch, "edge-1")
+        stream = spoke.watch()
+        await report_ready(spoke, stream)
+        await poll(lambda: _has_event(hub, tmp_path, "applied"), timeout=20, what="an applied event")
+
+        table = await convoy(hub, tmp_path, "history", "edge-1")
+        assert table.exit_code == 0, table.output
+        header, *rows = table.output.splitlines()
+        assert header.split() == ["TIME", "CLUSTER", "TYPE", "COMMIT", "MESSAGE"]
+        assert rows and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", row) for row in rows), table.output
+
+        only = json.loads((await convoy(hub, tmp_path, "history", "edge-1", "--type", "registration",
+                                        "--type", "applied", "-o", "json")).output)
+        assert {event["kind"] for event in only} == {"registration", "applied"}
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["at"]) for event in only)
+        limited = json.loads((await convoy(hub, tmp_path, "history", "--all", "--limit", "1", "-o", "json")).output)
+        assert len(limited) == 1
+        future = await convoy(hub, tmp_path, "history", "--all", "--since", "2999-01-01T00:00:00Z")
+        assert future.exit_code == 0 and future.output.strip() == "no events"
+        unknown = await convoy(hub, tmp_path, "history", "--all", "--type", "nonsense")
+        assert unknown.exit_code == 1 and "nonsense" in unknown.output and "drift_corrected" in unknown.output
+        stream.cancel()
+
+
+async def _has_event(hub: hubserve.RunningHub, tmp_path: Path, kind: str) -> bool:
+    result = await convoy(hub, tmp_path, "history", "--all", "-o", "json")
+    return any(event["kind"] == kind for event in json.loads(result.output))
