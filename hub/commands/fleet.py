@@ -24,6 +24,7 @@ import click
 import yaml
 from rich.console import Console, Group
 from rich.live import Live
+from rich.table import Table
 from rich.text import Text
 
 from hub import adminclient, cliconfig
@@ -61,8 +62,11 @@ def parse_since(text: str) -> dt.datetime:
 def hub_command(func: Callable[P, R]) -> Callable[P, R]:
     """Add ``--hub`` and turn config/admin errors into one clear line and an exit code."""
 
-    @click.option("--hub", "hub_name", envvar="CONVOY_HUB", default=None,
-                  help="Hub name from the CLI config, or HOST:PORT (default: the current hub).")
+    # No envvar here: cliconfig reads CONVOY_HUB itself, so it can tell a hub named with --hub (which uses
+    # its own CA and credential) from one named in the environment.
+    @click.option("--hub", "hub_name", default=None,
+                  help="Hub name from the CLI config (with its own CA and credential), or HOST:PORT "
+                       "(default: $CONVOY_HUB, else the current hub).")
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
@@ -526,18 +530,89 @@ def config_view() -> None:
     click.echo(yaml.safe_dump({"current": loaded.current, "hubs": loaded.hubs}, sort_keys=True).rstrip())
 
 
-@config.command("use")
-@click.argument("name")
-def config_use(name: str) -> None:
-    """Make NAME the current hub."""
-    loaded = cliconfig.load_config()
+def _load_config() -> cliconfig.CliConfig:
+    try:
+        return cliconfig.load_config()
+    except cliconfig.CliConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _known_hub(loaded: cliconfig.CliConfig, name: str) -> None:
     if name not in loaded.hubs:
         click.echo(f"error: no hub named {name!r} in {loaded.path} (known: {', '.join(sorted(loaded.hubs)) or 'none'})",
                    err=True)
         sys.exit(1)
+
+
+@config.command("get-hubs")
+@click.option("-o", "--output", type=click.Choice(["table", "name"]), default="table", show_default=True)
+def config_get_hubs(output: str) -> None:
+    """List the configured hubs; * marks the current one.
+
+    \b
+    Examples:
+      convoy config get-hubs
+      convoy config get-hubs -o name
+    """
+    loaded = _load_config()
+    if output == "name":
+        for name in sorted(loaded.hubs):
+            click.echo(name)
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("CURRENT", "NAME", "ADDRESS", "CA", "CREDENTIAL", "INSECURE"):
+        table.add_column(column, no_wrap=True)
+    for name, entry in sorted(loaded.hubs.items()):
+        table.add_row("*" if name == loaded.current else "", name, str(entry["address"]), str(entry.get("ca") or "-"),
+                      str(entry.get("credential") or "-"), "yes" if entry.get("insecure") else "no")
+    _console().print(table)
+
+
+@config.command("current-hub")
+def config_current_hub() -> None:
+    """Print the current hub's name (exit 1 when there is none)."""
+    loaded = _load_config()
+    if not loaded.current:
+        click.echo(f"error: no current hub in {loaded.path}; `convoy config use-hub NAME` picks one", err=True)
+        sys.exit(1)
+    click.echo(loaded.current)
+
+
+@config.command("use-hub")
+@click.argument("name")
+def config_use_hub(name: str) -> None:
+    """Make NAME the current hub.
+
+    \b
+    Examples:
+      convoy config use-hub prod
+    """
+    loaded = _load_config()
+    _known_hub(loaded, name)
     loaded.current = name
     loaded.save()
-    click.echo(f"current hub: {name}")
+    click.echo(f"switched to hub {name}")
+
+
+# `use` is the earlier name of `use-hub`; kept so scripts keep working.
+config.add_command(click.Command("use", callback=config_use_hub.callback, params=config_use_hub.params,
+                                 help="Make NAME the current hub (same as use-hub).", hidden=True))
+
+
+@config.command("delete-hub")
+@click.argument("name")
+def config_delete_hub(name: str) -> None:
+    """Remove NAME from the CLI config (its CA and credential files stay where they are)."""
+    loaded = _load_config()
+    _known_hub(loaded, name)
+    del loaded.hubs[name]
+    note = ""
+    if loaded.current == name:
+        loaded.current = None
+        note = "; there is no current hub now (`convoy config use-hub NAME` picks one)"
+    loaded.save()
+    click.echo(f"deleted hub {name} from {loaded.path}{note}")
 
 
 @config.command("set-hub")
@@ -549,10 +624,20 @@ def config_use(name: str) -> None:
 @click.option("--use/--no-use", default=True, show_default=True, help="Also make it the current hub.")
 def config_set_hub(name: str, address: str, ca: str | None, credential: str | None, insecure: bool,
                    use: bool) -> None:
-    """Add or change a named hub."""
-    loaded = cliconfig.load_config()
+    """Add or change a named hub; says so when it becomes the current hub.
+
+    \b
+    Examples:
+      convoy config set-hub prod --address hub.example.com:7443 --ca ca.crt --credential admin.credential
+      convoy config set-hub staging --address 10.0.0.5:7443 --ca staging-ca.crt --credential s.cred --no-use
+    """
+    loaded = _load_config()
     loaded.hubs[name] = {"address": address, "ca": ca, "credential": credential, "insecure": insecure}
+    previous = loaded.current
     if use or loaded.current is None:
         loaded.current = name
     loaded.save()
-    click.echo(f"hub {name} saved to {loaded.path}")
+    switched = ""
+    if loaded.current != previous:
+        switched = f"; current hub is now {name}" + (f" (was {previous})" if previous else "")
+    click.echo(f"hub {name} saved to {loaded.path}{switched}")
