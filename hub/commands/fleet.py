@@ -29,7 +29,7 @@ from rich.text import Text
 
 from hub import adminclient, cliconfig
 from hub.commands import formatting
-from protos import selectors
+from protos import jointoken, selectors
 from protos.convoy.v1 import convoy_pb2 as pb
 
 __all__ = ["cluster", "config", "describe", "diff", "history", "pause", "resume", "status", "sync", "token"]
@@ -381,9 +381,18 @@ def token() -> None:
     """Bootstrap tokens that let a new spoke register."""
 
 
+def _positive_duration(ctx: click.Context, param: click.Parameter, value: str) -> dt.timedelta:
+    duration = parse_duration(value)
+    if duration <= dt.timedelta(0):
+        raise click.BadParameter(f"{value!r}: a token must be valid for some time (30m, 24h, 7d)")
+    return duration
+
+
 @token.command("create")
-@click.option("--ttl", default="24h", show_default=True, help="How long the token is valid (30m, 24h, 7d).")
-@click.option("--uses", default=1, show_default=True, help="How many clusters may register with it.")
+@click.option("--ttl", default="24h", show_default=True, callback=_positive_duration,
+              help="How long the token is valid (30m, 24h, 7d); more than 0.")
+@click.option("--uses", default=1, show_default=True, type=click.IntRange(min=1),
+              help="How many clusters may register with it (at least 1).")
 @click.option("--labels", default="", help="Labels stamped on clusters that register with it (k=v,...).")
 @click.option("--description", default="")
 @click.option("--cluster", "cluster_name", default="", help="Bind the token: only this cluster name may register.")
@@ -393,12 +402,18 @@ def token() -> None:
                    "(clusters/NAME/cluster.yaml); an unbound token may not take those.")
 @output_option
 @hub_command
-def token_create(hub_name: str | None, ttl: str, uses: int, labels: str, description: str, cluster_name: str,
+def token_create(hub_name: str | None, ttl: dt.timedelta, uses: int, labels: str, description: str, cluster_name: str,
                  name_prefix: str, any_name: bool, output: str) -> None:
     """Create a token; prints it once with the hub CA fingerprint for pinning.
 
     Without --cluster, --name-prefix or --any-name the token may register any name that the fleet
     repository does not declare.
+
+    \b
+    Examples:
+      convoy token create --cluster prod-eu-1
+      convoy token create --uses 5 --ttl 2h --name-prefix edge- --labels tier=edge
+      convoy token create -o json | jq -r .joinToken > join.token
     """
     if sum(map(bool, (cluster_name, name_prefix, any_name))) > 1:
         raise click.UsageError("give at most one of --cluster, --name-prefix and --any-name")
@@ -406,7 +421,7 @@ def token_create(hub_name: str | None, ttl: str, uses: int, labels: str, descrip
         token_labels = selectors.parse_labels(labels, where="--labels")
     except selectors.SelectorError as exc:
         raise click.BadParameter(str(exc)) from None
-    request = pb.CreateTokenRequest(ttl_seconds=int(parse_duration(ttl).total_seconds()), uses=uses,
+    request = pb.CreateTokenRequest(ttl_seconds=int(ttl.total_seconds()), uses=uses,
                                     labels=token_labels, description=description, cluster=cluster_name,
                                     name_prefix=name_prefix, any_name=any_name)
     with _client(hub_name) as client:
@@ -421,10 +436,14 @@ def token_create(hub_name: str | None, ttl: str, uses: int, labels: str, descrip
     click.echo(f"token:           {response.token}")
     click.echo(f"ca fingerprint:  {response.ca_fingerprint or '(hub runs without TLS)'}")
     click.echo(f"join token:      {response.join_token}")
-    click.echo(f"expires:         {document['expiresAt']}  uses: {response.info.uses_left}")
+    click.echo(f"expires:         {document['expiresAt']}  uses: {formatting.plural(response.info.uses_left, 'use')}")
     click.echo(f"may register:    {document['binding']}")
-    click.echo("\nInstall a spoke with:\n  convoy spoke install --cluster NAME --hub HUB_ADDRESS "
-               f"--token {response.join_token} --apply")
+    try:  # the join token names the address spokes dial (the hub's --advertise-address or its listener)
+        carried = jointoken.parse_join_token(response.join_token).hub_address
+    except jointoken.JoinTokenError:
+        carried = None
+    click.echo("\nInstall a spoke with:\n  convoy spoke install --cluster NAME "
+               f"--hub {carried or 'HUB_ADDRESS'} --token {response.join_token} --apply")
 
 
 @token.command("list")
@@ -434,7 +453,7 @@ def token_list(hub_name: str | None, output: str) -> None:
     """Tokens with their expiry and remaining uses (never their secrets)."""
     with _client(hub_name) as client:
         response = client.list_tokens()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for info in response.tokens:
         expires = formatting._when(info.expires_at)
         rows.append({"id": info.id, "expiresAt": expires.isoformat() if expires else None, "usesLeft": info.uses_left,
@@ -445,9 +464,15 @@ def token_list(hub_name: str | None, output: str) -> None:
         return
     if not rows:
         click.echo("no tokens")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("ID", "EXPIRES", "USES", "MAY REGISTER", "DESCRIPTION"):
+        table.add_column(column, no_wrap=True)
     for row in rows:
-        state = "revoked" if row["revoked"] else f"{row['usesLeft']} uses left"
-        click.echo(f"{row['id']:<14} expires {row['expiresAt']}  {state}  {row['binding']}  {row['description']}")
+        until = formatting.rfc3339(dt.datetime.fromisoformat(row["expiresAt"])) if row["expiresAt"] else None
+        uses = "revoked" if row["revoked"] else f"{formatting.plural(row['usesLeft'], 'use')} left"
+        table.add_row(row["id"], until or "-", uses, row["binding"], Text(row["description"] or "-"))
+    _console().print(table)
 
 
 @token.command("revoke")
@@ -457,10 +482,8 @@ def token_revoke(hub_name: str | None, token_id: str) -> None:
     """Revoke a token so no further cluster can register with it."""
     with _client(hub_name) as client:
         response = client.revoke_token(token_id)
-    if not response.revoked:
-        click.echo(f"error: no token {token_id}", err=True)
-        sys.exit(1)
-    click.echo(f"token {token_id} revoked")
+    # The hub answers NotFound (exit 1) for an unknown id; revoked=False means it was revoked before.
+    click.echo(f"token {token_id} revoked" if response.revoked else f"token {token_id} was already revoked")
 
 
 def _binding(info: pb.TokenInfo) -> str:

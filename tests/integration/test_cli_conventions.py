@@ -154,3 +154,31 @@ async def test_history_has_a_header_rfc3339_seconds_and_filters(tmp_path: Path, 
 async def _has_event(hub: hubserve.RunningHub, tmp_path: Path, kind: str) -> bool:
     result = await convoy(hub, tmp_path, "history", "--all", "-o", "json")
     return any(event["kind"] == kind for event in json.loads(result.output))
+
+
+async def test_tokens_refuse_zero_and_say_what_happened(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub:
+        no_uses = await convoy(hub, tmp_path, "token", "create", "--uses", "0")
+        assert no_uses.exit_code == 2 and "--uses" in no_uses.output, no_uses.output
+        no_time = await convoy(hub, tmp_path, "token", "create", "--ttl", "0s")
+        assert no_time.exit_code == 2 and "--ttl" in no_time.output, no_time.output
+        assert json.loads((await convoy(hub, tmp_path, "token", "list", "-o", "json")).output) == []
+
+        created = await convoy(hub, tmp_path, "token", "create", "--uses", "1")
+        assert created.exit_code == 0, created.output
+        join = next(line.split()[-1] for line in created.output.splitlines() if line.startswith("join token:"))
+        hint = created.output.splitlines()[-1].strip()
+        assert hint == f"convoy spoke install --cluster NAME --hub {hub.grpc_address} --token {join} --apply"
+        assert "uses: 1 use" in created.output
+
+        listed = await convoy(hub, tmp_path, "token", "list")
+        header, row = listed.output.splitlines()
+        assert header.split()[:3] == ["ID", "EXPIRES", "USES"]
+        assert " 1 use " in row + " "
+        token_id = row.split()[0]
+        first = await convoy(hub, tmp_path, "token", "revoke", token_id)
+        assert first.exit_code == 0 and first.output == f"token {token_id} revoked\n"
+        again = await convoy(hub, tmp_path, "token", "revoke", token_id)
+        assert again.exit_code == 0 and again.output == f"token {token_id} was already revoked\n", again.output
+        missing = await convoy(hub, tmp_path, "token", "revoke", "nosuchtoken")
+        assert missing.exit_code == 1 and "nosuchtoken" in missing.output
