@@ -309,11 +309,19 @@ def history(hub_name: str | None, cluster: str | None, all_clusters: bool, since
 
 @click.command()
 @click.argument("cluster")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when the cluster has drift, 0 when it has none (as `git diff --exit-code`).")
 @hub_command
-def diff(hub_name: str | None, cluster: str) -> None:
+def diff(hub_name: str | None, cluster: str, exit_code: bool) -> None:
     """What differs now between the desired bundle and the live cluster (the spoke's current drift:
     left in place by policy `report`, while paused, or after a failed correction). Drift that was
-    corrected, reverted or overwritten is in `convoy history CLUSTER`, not here."""
+    corrected, reverted or overwritten is in `convoy history CLUSTER`, not here.
+
+    \b
+    Examples:
+      convoy diff prod-eu-1
+      convoy diff prod-eu-1 --exit-code || echo "prod-eu-1 has drift"
+    """
     with _client(hub_name) as client:
         detail = client.get_cluster(cluster)
     if not detail.drift:
@@ -321,6 +329,8 @@ def diff(hub_name: str | None, cluster: str) -> None:
         return
     for line in formatting.drift_lines(detail.drift):
         click.echo(line)
+    if exit_code:
+        sys.exit(1)
 
 
 # -- pause / resume / sync -------------------------------------------------------------------------

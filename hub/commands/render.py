@@ -283,13 +283,47 @@ def preview_rows(base: pipeline.FleetRender, head: pipeline.FleetRender) -> list
     return rows
 
 
+def _revision(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty revision: give a branch, tag or commit"
+                                 + (" (or leave --head out for the working tree)" if param.name == "head_rev" else ""))
+    return value
+
+
+def preview_document(rows: list[PreviewRow], *, base: str, head: str) -> dict[str, Any]:
+    """``convoy preview -o json``."""
+    clusters = [{"cluster": row.cluster, "status": row.status, "baseDigest": row.base_digest,
+                 "headDigest": row.head_digest, "error": row.error or None,
+                 "addedObjects": [str(ref) for ref in row.diff.added] if row.diff else [],
+                 "removedObjects": [str(ref) for ref in row.diff.removed] if row.diff else [],
+                 "changedObjects": [str(ref) for ref in row.diff.changed] if row.diff else [],
+                 "appsChanged": bool(row.diff and row.diff.apps_changed)} for row in rows]
+    return {"base": base, "head": head, "changed": sum(1 for row in rows if row.status != "unchanged"),
+            "total": len(rows), "clusters": clusters}
+
+
+WORKING_TREE = "working tree"
+
+
 @click.command("preview")
-@click.option("--repo", required=True, help="Fleet Git repository (a path or a URL).")
-@click.option("--base", "base_rev", required=True, help="The revision the change starts from.")
-@click.option("--head", "head_rev", required=True, help="The revision with the change.")
+@click.option("--repo", default=".", show_default=True, help="Fleet Git repository (a path or a URL).")
+@click.option("--base", "base_rev", required=True, callback=_revision, help="The revision the change starts from.")
+@click.option("--head", "head_rev", default=None, callback=_revision,
+              help="The revision with the change (default: the working tree, uncommitted edits included, as "
+                   "`render` and `validate` read it; HEAD for a bare repository or a URL).")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the full unified diff of every changed object.")
-def preview(repo: str, base_rev: str, head_rev: str, show_diff: bool) -> None:
-    """For every declared cluster: does its bundle change between two revisions, and how."""
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True)
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when any cluster's bundle changes, 0 when none does (as `git diff --exit-code`).")
+def preview(repo: str, base_rev: str, head_rev: str | None, show_diff: bool, output: str, exit_code: bool) -> None:
+    """For every declared cluster: does its bundle change between two revisions, and how.
+
+    \b
+    Examples:
+      convoy preview --base origin/main                 # your uncommitted and committed changes
+      convoy preview --repo . --base origin/main --head HEAD --diff
+      convoy preview --base main --exit-code -o json > preview.json
+    """
     renderer = pipeline.Renderer()
     results: list[pipeline.FleetRender] = []
     with contextlib.ExitStack() as stack:
@@ -298,13 +332,29 @@ def preview(repo: str, base_rev: str, head_rev: str, show_diff: bool) -> None:
         for rev in (base_rev, head_rev):
             with open_fs(repo, rev) as fs:
                 results.append(renderer.render_fleet(fs, _clusters_at(fs)))
+    head_name = head_rev or WORKING_TREE
     base, head = results
     if head.fleet_error is not None:
-        raise click.ClickException(f"head {head_rev}: {head.fleet_error}")
+        raise click.ClickException(f"head {head_name}: {head.fleet_error}")
     if base.fleet_error is not None:
         base = dataclasses.replace(base, clusters={})  # everything counts as new against a broken base
     rows = preview_rows(base, head)
-    table = Table(title=f"preview {base_rev} -> {head_rev}", title_justify="left")
+    changed = [row for row in rows if row.status != "unchanged"]
+    if output != "table":
+        document = preview_document(rows, base=base_rev, head=head_name)
+        click.echo(json.dumps(document, indent=2) if output == "json"
+                   else yaml.safe_dump(document, sort_keys=False).rstrip())
+    else:
+        _print_preview(rows, base_rev, head_name, show_diff)
+    if any(row.status == "error" for row in rows):
+        raise click.ClickException("the head revision fails to render for: "
+                                   + ", ".join(row.cluster for row in rows if row.status == "error"))
+    if exit_code and changed:
+        raise SystemExit(1)
+
+
+def _print_preview(rows: list[PreviewRow], base_rev: str, head_name: str, show_diff: bool) -> None:
+    table = Table(title=f"preview {base_rev} -> {head_name}", title_justify="left")
     for column in ("CLUSTER", "BUNDLE", "ADDED", "REMOVED", "CHANGED", "DIGEST", "ERROR"):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -325,8 +375,7 @@ def preview(repo: str, base_rev: str, head_rev: str, show_diff: bool) -> None:
                 if row.diff.apps_changed:
                     click.echo("apps (order, namespace, dependsOn or driftPolicy) changed")
                 click.echo(row.diff.text, nl=False)
-    if any(row.status == "error" for row in rows):
-        raise click.ClickException("the head revision fails to render for: "
-                                   + ", ".join(row.cluster for row in rows if row.status == "error"))
+
+
 
 

@@ -182,3 +182,21 @@ async def test_tokens_refuse_zero_and_say_what_happened(tmp_path: Path, fleet_re
         assert again.exit_code == 0 and again.output == f"token {token_id} was already revoked\n", again.output
         missing = await convoy(hub, tmp_path, "token", "revoke", "nosuchtoken")
         assert missing.exit_code == 1 and "nosuchtoken" in missing.output
+
+
+async def test_diff_exit_code_says_whether_a_cluster_has_drift(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        spoke = await registered_spoke(hub, ch, "edge-1")
+        stream = spoke.watch()
+        desired = await report_ready(spoke, stream)
+        clean = await convoy(hub, tmp_path, "diff", "edge-1", "--exit-code")
+        assert clean.exit_code == 0 and "no drift" in clean.output, clean.output
+        drift = pb.DriftItem(ref=pb.ObjectRef(kind="ConfigMap", namespace="shop", name="web-config"), app="web",
+                             kind_of_drift="modified",
+                             fields=[pb.FieldDrift(path=".data.REGION", desired='"eu"', live='"mars"')])
+        await spoke.report(phase=pb.PHASE_DRIFTED, applied_commit=desired.commit, applied_digest=desired.digest,
+                           drift=[drift])
+        drifted = await convoy(hub, tmp_path, "diff", "edge-1", "--exit-code")
+        assert drifted.exit_code == 1 and ".data.REGION" in drifted.output, drifted.output
+        assert (await convoy(hub, tmp_path, "diff", "edge-1")).exit_code == 0  # without the flag: shown, exit 0
+        stream.cancel()

@@ -198,3 +198,28 @@ def test_a_rev_that_names_both_a_tag_and_a_branch_is_refused(repo_dir: Path) -> 
     assert code == 1 and "'v1' is ambiguous" in err and "refs/tags/v1" in err, err
     code, _, err = _run("render", "--repo", str(repo_dir), "--rev", "refs/tags/v1", "--cluster", "dev-eu-1")
     assert code == 0, err
+
+
+def test_preview_reads_the_working_tree_by_default_and_says_by_exit_code_whether_anything_changes(
+        repo_dir: Path) -> None:
+    base = commit_files(repo_dir, {"README.md": "one\n"})
+    code, out, err = _run("preview", "--repo", str(repo_dir), "--base", base, "--exit-code")
+    assert code == 0 and "0 of 5 clusters change" in out, out + err
+    overlay = repo_dir / "apps/web/overlays/region/us/kustomization.yaml"
+    overlay.write_text(overlay.read_text().replace("us-storage", "us-east-storage"))  # not committed
+    code, out, err = _run("preview", "--repo", str(repo_dir), "--base", base, "-o", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["head"] == "working tree" and document["changed"] == 1
+    clusters = {c["cluster"]: c for c in document["clusters"]}
+    assert clusters["prod-us-1"]["status"] == "changed" and clusters["prod-us-1"]["changedObjects"] == [
+        "ConfigMap/shop/web-config"]
+    assert clusters["dev-eu-1"]["status"] == "unchanged"
+    code, out, _ = _run("preview", "--repo", str(repo_dir), "--base", base, "--exit-code")
+    assert code == 1 and "1 of 5 clusters change" in out
+
+
+def test_preview_refuses_an_empty_revision(repo_dir: Path) -> None:
+    for flags in (["--base", ""], ["--base", "HEAD", "--head", " "]):
+        code, out, err = _run("preview", "--repo", str(repo_dir), *flags)
+        assert code == 2 and "empty revision" in err, out + err
