@@ -13,6 +13,7 @@ the project — is raised, not turned into "No such command".
 from __future__ import annotations
 
 import functools
+import os
 from importlib import metadata
 
 import click
@@ -101,4 +102,8 @@ def cli() -> None:
 
 
 def main() -> None:
+    # gRPC's C core logs a failed TLS handshake (and other connection noise) to stderr at INFO; the CLI
+    # says what went wrong in one line of its own. Read once, before grpc is first imported (the
+    # commands import it lazily); GRPC_VERBOSITY=INFO in the environment brings the log back.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     cli()

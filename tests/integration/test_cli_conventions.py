@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 
 from hub.cli import cli
 from hub.commands import hubserve
+from hub.security import ca as ca_sec
 from protos.codec import pb
 from tests.integration.hub_harness import (
     FleetRepo,
@@ -200,3 +201,18 @@ async def test_diff_exit_code_says_whether_a_cluster_has_drift(tmp_path: Path, f
         assert drifted.exit_code == 1 and ".data.REGION" in drifted.output, drifted.output
         assert (await convoy(hub, tmp_path, "diff", "edge-1")).exit_code == 0  # without the flag: shown, exit 0
         stream.cancel()
+
+
+async def test_a_hub_certificate_from_another_ca_is_one_clear_line(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    other_ca = ca_sec.ensure_ca(tmp_path / "elsewhere").cert_pem
+    wrong = tmp_path / "wrong-ca.pem"
+    wrong.write_bytes(other_ca)
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub:
+        env = {**os.environ, **cli_env(hub, tmp_path), "CONVOY_HUB_CA": str(wrong)}
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "hub", "status", env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 3, (out + err).decode()
+    assert err.decode().splitlines() == [
+        f"error: hub {hub.grpc_address}: the hub's certificate is not signed by the CA in {wrong} "
+        "(set the right `ca:` for this hub in the CLI config, or CONVOY_HUB_CA)"], err.decode()
