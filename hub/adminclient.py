@@ -160,6 +160,9 @@ class AdminClient:
     def rotate_credential(self, name: str) -> pb.RotateCredentialResponse:
         return self._call("RotateCredential", pb.RotateCredentialRequest(name=name), pb.RotateCredentialResponse)
 
+    def get_version(self) -> pb.GetVersionResponse:
+        return self._call("GetVersion", pb.GetVersionRequest(), pb.GetVersionResponse)
+
     def _call(self, method: str, request: Message, reply: type[R]) -> R:
         """Call one AdminService method, converting gRPC errors at this boundary.
 

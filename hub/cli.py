@@ -106,4 +106,5 @@ def main() -> None:
     # says what went wrong in one line of its own. Read once, before grpc is first imported (the
     # commands import it lazily); GRPC_VERBOSITY=INFO in the environment brings the log back.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    cli()
+    # A fixed name and completion variable, also under `python -m hub` (see `convoy completion`).
+    cli(prog_name="convoy", complete_var="_CONVOY_COMPLETE")

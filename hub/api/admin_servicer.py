@@ -25,7 +25,7 @@ from hub.store import db as store_db
 from hub.store import models
 from hub.store import repository as store
 from protos import bundle as bundles
-from protos import codec, selectors
+from protos import codec, selectors, version
 from protos.codec import pb
 from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
 
@@ -268,6 +268,11 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     def _remove(self, name: str) -> bool:
         with self.db.session() as session:
             return store.remove_cluster(session, name, now=self.clock())
+
+    @grpc_errors.unary
+    async def GetVersion(self, request: pb.GetVersionRequest, context: Context) -> pb.GetVersionResponse:
+        self._admin(context, "version")
+        return pb.GetVersionResponse(version=version.installed())
 
     @grpc_errors.unary
     async def RotateCredential(self, request: pb.RotateCredentialRequest,

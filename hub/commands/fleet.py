@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 import yaml
+from click.shell_completion import CompletionItem
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -30,9 +31,11 @@ from rich.text import Text
 from hub import adminclient, cliconfig
 from hub.commands import formatting
 from protos import jointoken, selectors
+from protos import version as version_mod
 from protos.convoy.v1 import convoy_pb2 as pb
 
-__all__ = ["cluster", "config", "describe", "diff", "history", "pause", "resume", "status", "sync", "token"]
+__all__ = ["cluster", "complete_clusters", "config", "describe", "diff", "history", "pause", "resume", "status", "sync",
+           "token", "version"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,6 +86,16 @@ def hub_command(func: Callable[P, R]) -> Callable[P, R]:
 
 def _client(hub_name: str | None) -> adminclient.AdminClient:
     return adminclient.AdminClient(cliconfig.resolve(hub_name))
+
+
+def complete_clusters(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Shell completion of cluster names, from the hub when it answers quickly; nothing otherwise."""
+    try:
+        with adminclient.AdminClient(cliconfig.resolve(ctx.params.get("hub_name")), timeout=2.0) as client:
+            names = [c.name for c in client.list_clusters().clusters]
+    except (cliconfig.CliConfigError, adminclient.AdminError):
+        return []  # a completion must never print an error into the user's command line
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
 
 
 def _dump(document: Any, output: str) -> str:
@@ -222,7 +235,7 @@ def status(hub_name: str | None, selector: str, watch: bool, interval: float, ex
 
 
 @click.command()
-@click.argument("cluster")
+@click.argument("cluster", shell_complete=complete_clusters)
 @output_option
 @hub_command
 def describe(hub_name: str | None, cluster: str, output: str) -> None:
@@ -268,7 +281,7 @@ def describe(hub_name: str | None, cluster: str, output: str) -> None:
 
 
 @click.command()
-@click.argument("cluster", required=False)
+@click.argument("cluster", required=False, shell_complete=complete_clusters)
 @click.option("--all", "all_clusters", is_flag=True, help="The whole fleet's timeline.")
 @click.option("--since", default=None, help="Only events after this (1h, 30m, or an RFC 3339 / ISO timestamp).")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(min=1, max=10_000),
@@ -308,7 +321,7 @@ def history(hub_name: str | None, cluster: str | None, all_clusters: bool, since
 
 
 @click.command()
-@click.argument("cluster")
+@click.argument("cluster", shell_complete=complete_clusters)
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 when the cluster has drift, 0 when it has none (as `git diff --exit-code`).")
 @hub_command
@@ -351,7 +364,7 @@ def _set_paused(hub_name: str | None, clusters: tuple[str, ...], selector: str, 
 
 
 @click.command()
-@click.argument("clusters", nargs=-1)
+@click.argument("clusters", nargs=-1, shell_complete=complete_clusters)
 @click.option("-l", "--selector", default="")
 @hub_command
 def pause(hub_name: str | None, clusters: tuple[str, ...], selector: str) -> None:
@@ -360,7 +373,7 @@ def pause(hub_name: str | None, clusters: tuple[str, ...], selector: str) -> Non
 
 
 @click.command()
-@click.argument("clusters", nargs=-1)
+@click.argument("clusters", nargs=-1, shell_complete=complete_clusters)
 @click.option("-l", "--selector", default="")
 @hub_command
 def resume(hub_name: str | None, clusters: tuple[str, ...], selector: str) -> None:
@@ -516,7 +529,7 @@ def cluster() -> None:
 
 
 @cluster.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_clusters)
 @hub_command
 def cluster_remove(hub_name: str | None, name: str) -> None:
     """Delete NAME's registration: its credential stops working and its open streams end at once.
@@ -529,7 +542,7 @@ def cluster_remove(hub_name: str | None, name: str) -> None:
 
 
 @cluster.command("rotate-credential")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_clusters)
 @hub_command
 def cluster_rotate_credential(hub_name: str | None, name: str) -> None:
     """Give NAME a new credential over its Watch stream (now if connected, else when it next connects).
@@ -541,6 +554,43 @@ def cluster_rotate_credential(hub_name: str | None, name: str) -> None:
         response = client.rotate_credential(name)
     when = "now (it is connected)" if response.online else "when it next connects"
     click.echo(f"cluster {name}: credential rotation requested; the spoke gets its new credential {when}")
+
+
+# -- version --------------------------------------------------------------------------------------
+
+
+@click.command("version")
+@click.option("--client", "client_only", is_flag=True, help="Only the CLI's version; do not ask the hub.")
+@click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True)
+@hub_command
+def version(hub_name: str | None, client_only: bool, output: str) -> None:
+    """The CLI's version and the hub's (as `kubectl version`).
+
+    The client version is printed even when the hub cannot be asked; the error follows, with its exit code.
+
+    \b
+    Examples:
+      convoy version
+      convoy version --client
+      convoy version -o json
+    """
+    document: dict[str, Any] = {"clientVersion": version_mod.installed()}
+    failure: adminclient.AdminError | cliconfig.CliConfigError | None = None
+    if not client_only:
+        try:
+            with _client(hub_name) as client:
+                document["hubVersion"] = client.get_version().version
+                document["hub"] = client.conn.address
+        except (adminclient.AdminError, cliconfig.CliConfigError) as exc:
+            failure = exc
+    if output != "text":
+        _emit(document, output)
+    else:
+        click.echo(f"Client Version: {document['clientVersion']}")
+        if "hubVersion" in document:
+            click.echo(f"Hub Version:    {document['hubVersion']} ({document['hub']})")
+    if failure is not None:
+        raise failure
 
 
 # -- config ---------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from hub.cli import cli
 from hub.commands import hubserve
 from hub.security import ca as ca_sec
+from protos import version
 from protos.codec import pb
 from tests.integration.hub_harness import (
     FleetRepo,
@@ -216,3 +217,28 @@ async def test_a_hub_certificate_from_another_ca_is_one_clear_line(tmp_path: Pat
     assert err.decode().splitlines() == [
         f"error: hub {hub.grpc_address}: the hub's certificate is not signed by the CA in {wrong} "
         "(set the right `ca:` for this hub in the CLI config, or CONVOY_HUB_CA)"], err.decode()
+
+
+async def test_version_names_client_and_hub_and_completion_offers_cluster_names(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        for name in ("edge-1", "edge-2", "core-1"):
+            await registered_spoke(hub, ch, name)
+        shown = await convoy(hub, tmp_path, "version")
+        assert shown.exit_code == 0, shown.output
+        assert shown.output.splitlines() == [f"Client Version: {version.installed()}",
+                                             f"Hub Version:    {version.installed()} ({hub.grpc_address})"]
+        document = json.loads((await convoy(hub, tmp_path, "version", "-o", "json")).output)
+        assert document == {"clientVersion": version.installed(), "hubVersion": version.installed(),
+                            "hub": hub.grpc_address}
+
+        env = {**os.environ, **cli_env(hub, tmp_path), "_CONVOY_COMPLETE": "bash_complete",
+               "COMP_WORDS": "convoy describe ed", "COMP_CWORD": "2"}
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "hub", env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        assert out.decode().splitlines() == ["plain,edge-1", "plain,edge-2"]
+    # The hub gone: the client version still prints, then one error line and exit 3.
+    gone = await convoy(hub, tmp_path, "version")
+    assert gone.exit_code == 3 and gone.output.startswith(f"Client Version: {version.installed()}\nerror: hub ")

@@ -663,3 +663,13 @@ class RotateCredentialResponse(_message.Message):
     ONLINE_FIELD_NUMBER: _ClassVar[int]
     online: bool
     def __init__(self, online: _Optional[bool] = ...) -> None: ...
+
+class GetVersionRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetVersionResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...
