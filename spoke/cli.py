@@ -57,7 +57,13 @@ def _default(name: str) -> str:
                                     "the pod IP) "
                                     "[CONVOY_SPOKE_HEALTH_HOST].")
 def run(**flags: Any) -> None:
-    """Run the spoke agent until SIGTERM."""
+    """Run the spoke agent until SIGTERM.
+
+    \b
+    Examples:
+      convoy spoke run --cluster edge-1 --token-file join.token --kubeconfig ~/.kube/config
+      CONVOY_SPOKE_TOKEN=$(cat join.token) convoy spoke run --cluster edge-1
+    """
     import logging
     import os
     import signal

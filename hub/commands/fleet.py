@@ -239,7 +239,13 @@ def status(hub_name: str | None, selector: str, watch: bool, interval: float, ex
 @output_option
 @hub_command
 def describe(hub_name: str | None, cluster: str, output: str) -> None:
-    """Everything about one cluster: labels, desired vs applied, objects, drift, events."""
+    """Everything about one cluster: labels, desired vs applied, objects, drift, events.
+
+    \b
+    Examples:
+      convoy describe prod-eu-1
+      convoy describe prod-eu-1 -o yaml
+    """
     with _client(hub_name) as client:
         detail = client.get_cluster(cluster)
     now = dt.datetime.now(dt.UTC)
@@ -368,7 +374,13 @@ def _set_paused(hub_name: str | None, clusters: tuple[str, ...], selector: str, 
 @click.option("-l", "--selector", default="")
 @hub_command
 def pause(hub_name: str | None, clusters: tuple[str, ...], selector: str) -> None:
-    """Stop applying new bundles (and correcting drift) on clusters; they keep reporting."""
+    """Stop applying new bundles (and correcting drift) on clusters; they keep reporting.
+
+    \b
+    Examples:
+      convoy pause prod-eu-1
+      convoy pause -l env=prod
+    """
     _set_paused(hub_name, clusters, selector, True)
 
 
@@ -377,7 +389,13 @@ def pause(hub_name: str | None, clusters: tuple[str, ...], selector: str) -> Non
 @click.option("-l", "--selector", default="")
 @hub_command
 def resume(hub_name: str | None, clusters: tuple[str, ...], selector: str) -> None:
-    """Resume paused clusters: they move to their current desired bundle."""
+    """Resume paused clusters: they move to their current desired bundle.
+
+    \b
+    Examples:
+      convoy resume prod-eu-1
+      convoy resume -l 'region in (eu,us)'
+    """
     _set_paused(hub_name, clusters, selector, False)
 
 
@@ -388,6 +406,11 @@ def sync(hub_name: str | None) -> None:
 
     Exits 1 when the fetch fails, the head is refused, the fleet cannot be rendered, or some cluster
     cannot be rendered at the head (it keeps its last good bundle).
+
+    \b
+    Examples:
+      convoy sync
+      convoy sync && convoy status --exit-code
     """
     with _client(hub_name) as client:
         response = client.sync_now()
@@ -473,7 +496,13 @@ def token_create(hub_name: str | None, ttl: dt.timedelta, uses: int, labels: str
 @output_option
 @hub_command
 def token_list(hub_name: str | None, output: str) -> None:
-    """Tokens with their expiry and remaining uses (never their secrets)."""
+    """Tokens with their expiry and remaining uses (never their secrets).
+
+    \b
+    Examples:
+      convoy token list
+      convoy token list -o json
+    """
     with _client(hub_name) as client:
         response = client.list_tokens()
     rows: list[dict[str, Any]] = []
@@ -502,7 +531,12 @@ def token_list(hub_name: str | None, output: str) -> None:
 @click.argument("token_id")
 @hub_command
 def token_revoke(hub_name: str | None, token_id: str) -> None:
-    """Revoke a token so no further cluster can register with it."""
+    """Revoke a token so no further cluster can register with it.
+
+    \b
+    Examples:
+      convoy token revoke 3f2a9c1e0b7d
+    """
     with _client(hub_name) as client:
         response = client.revoke_token(token_id)
     # The hub answers NotFound (exit 1) for an unknown id; revoked=False means it was revoked before.
@@ -535,6 +569,10 @@ def cluster_remove(hub_name: str | None, name: str) -> None:
     """Delete NAME's registration: its credential stops working and its open streams end at once.
 
     Desired-state history and events stay. The name can register again with a new bootstrap token.
+
+    \b
+    Examples:
+      convoy cluster remove old-edge-7
     """
     with _client(hub_name) as client:
         response = client.remove_cluster(name)
@@ -549,6 +587,10 @@ def cluster_rotate_credential(hub_name: str | None, name: str) -> None:
 
     The old credential stops working once the spoke connects with the new one, or
     credential_rotation_grace (hub setting, 1h) after it was handed over, whichever comes first.
+
+    \b
+    Examples:
+      convoy cluster rotate-credential prod-eu-1
     """
     with _client(hub_name) as client:
         response = client.rotate_credential(name)
@@ -603,7 +645,12 @@ def config() -> None:
 
 @config.command("view")
 def config_view() -> None:
-    """Show the CLI configuration (paths only; never credentials)."""
+    """Show the CLI configuration (paths only; never credentials).
+
+    \b
+    Examples:
+      convoy config view
+    """
     try:
         loaded = cliconfig.load_config()
     except cliconfig.CliConfigError as exc:
@@ -654,7 +701,12 @@ def config_get_hubs(output: str) -> None:
 
 @config.command("current-hub")
 def config_current_hub() -> None:
-    """Print the current hub's name (exit 1 when there is none)."""
+    """Print the current hub's name (exit 1 when there is none).
+
+    \b
+    Examples:
+      convoy config current-hub
+    """
     loaded = _load_config()
     if not loaded.current:
         click.echo(f"error: no current hub in {loaded.path}; `convoy config use-hub NAME` picks one", err=True)
@@ -686,7 +738,12 @@ config.add_command(click.Command("use", callback=config_use_hub.callback, params
 @config.command("delete-hub")
 @click.argument("name")
 def config_delete_hub(name: str) -> None:
-    """Remove NAME from the CLI config (its CA and credential files stay where they are)."""
+    """Remove NAME from the CLI config (its CA and credential files stay where they are).
+
+    \b
+    Examples:
+      convoy config delete-hub staging
+    """
     loaded = _load_config()
     _known_hub(loaded, name)
     del loaded.hubs[name]

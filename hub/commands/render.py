@@ -122,7 +122,13 @@ def _short(digest: str | None) -> str:
 @click.option("--labels", default="", help="Labels as registered at the hub, k=v,... (Git's win on conflict).")
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def render(repo: str, rev: str | None, cluster_name: str, labels: str, output: str) -> None:
-    """Print one cluster's bundle and its digest, exactly as the hub would serve it."""
+    """Print one cluster's bundle and its digest, exactly as the hub would serve it.
+
+    \b
+    Examples:
+      convoy render --repo fleet-config --cluster prod-eu-1
+      convoy render --repo https://git.example.com/fleet.git --rev main --cluster edge-9 --labels env=prod -o json
+    """
     try:
         registered = selectors.parse_labels(labels, where="--labels")
     except selectors.SelectorError as exc:
@@ -173,6 +179,11 @@ def validate(path: str, rev: str | None) -> None:
     Warns on stderr (exit code unchanged) where kustomize builds what a cluster will refuse (a
     generated ConfigMap key with a space), and where a later layer of an app drops a field an earlier
     layer set, e.g. a per-cluster patch that replaces the whole annotations map.
+
+    \b
+    Examples:
+      convoy validate fleet-config
+      convoy validate . --rev HEAD
     """
     with open_fs(path, rev) as fs:
         declared = _clusters_at(fs)
