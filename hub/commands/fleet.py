@@ -576,7 +576,7 @@ def cluster_remove(hub_name: str | None, name: str) -> None:
     """
     with _client(hub_name) as client:
         response = client.remove_cluster(name)
-    click.echo(f"cluster {name} removed; {response.streams_ended} open stream(s) ended")
+    click.echo(f"cluster {name} removed; {formatting.plural(response.streams_ended, 'open stream')} ended")
 
 
 @cluster.command("rotate-credential")

@@ -66,13 +66,14 @@ def test_a_sync_outcome_says_where_the_commit_leaves_the_clusters() -> None:
                           pinned=("p1",), render_errors={"bad": ("cluster bad: app web: x.yaml: broken",)},
                           unchanged=2)
     assert outcome.message == (
-        f"commit {'d' * 12}: 7 cluster(s) desire it now (c1, c2, c3, c4, c5 and 2 more), 1 held by the rollout "
+        f"commit {'d' * 12}: 7 clusters desire it now (c1, c2, c3, c4, c5 and 2 more), 1 held by the rollout "
         "(h1), 1 pinned to another bundle (p1), 1 refused by render errors (bad), keeping their last good bundle, "
         "2 unchanged")
     assert outcome.report.splitlines()[1] == "  cluster bad: app web: x.yaml: broken"
     assert not outcome.failed
     assert SyncOutcome(commit="d" * 40, unchanged=3, again=True).message == (
         f"commit {'d' * 12} (already deployed): no cluster changed, 3 unchanged")
+    assert SyncOutcome(commit="d" * 40, desired=("c1",)).message == f"commit {'d' * 12}: 1 cluster desires it now (c1)"
     assert SyncOutcome(error="fetch failed: nope").failed
     assert SyncOutcome(commit="d" * 40, refused="unsigned").failed
 
