@@ -191,13 +191,12 @@ def validate(path: str, rev: str | None) -> None:
         warnings = layering.layer_warnings(fs, result.fleet, declared) if result.fleet is not None else []
     if result.fleet_error is not None:
         raise _fail(result.fleet_error)
-    table = Table(title=f"{len(result.clusters)} clusters at {fs.revision}", title_justify="left")
-    for column in ("CLUSTER", "APPS", "OBJECTS", "DIGEST", "ERROR"):
-        table.add_column(column, overflow="fold")
+    table = _table("CLUSTER", "APPS", "OBJECTS", "DIGEST", "ERROR")
     rows = validation_rows(result)
     for row in rows:
         table.add_row(*row, style="red" if row[4] else None)
     console = _console()
+    console.print(f"{len(result.clusters)} clusters at {fs.revision}", style="bold")
     console.print(table)
     for name in sorted(result.clusters):
         for note in result.clusters[name].external:
@@ -212,6 +211,15 @@ def validate(path: str, rev: str | None) -> None:
     failed = [row[0] for row in rows if row[4]]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(rows)} clusters failed to render: {', '.join(failed)}")
+
+
+def _table(*columns: str) -> Table:
+    """A table in the style of every convoy table (`convoy status`, kubectl): no box, bold headers."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in columns:
+        # The last column (ERROR) folds; the others stay whole.
+        table.add_column(column, overflow="fold", no_wrap=column != columns[-1])
+    return table
 
 
 def _console() -> Console:
@@ -365,9 +373,7 @@ def preview(repo: str, base_rev: str, head_rev: str | None, show_diff: bool, out
 
 
 def _print_preview(rows: list[PreviewRow], base_rev: str, head_name: str, show_diff: bool) -> None:
-    table = Table(title=f"preview {base_rev} -> {head_name}", title_justify="left")
-    for column in ("CLUSTER", "BUNDLE", "ADDED", "REMOVED", "CHANGED", "DIGEST", "ERROR"):
-        table.add_column(column, overflow="fold")
+    table = _table("CLUSTER", "BUNDLE", "ADDED", "REMOVED", "CHANGED", "DIGEST", "ERROR")
     for row in rows:
         counts = ((str(len(row.diff.added)), str(len(row.diff.removed)), str(len(row.diff.changed)))
                   if row.diff else ("-", "-", "-"))
@@ -376,6 +382,7 @@ def _print_preview(rows: list[PreviewRow], base_rev: str, head_name: str, show_d
         table.add_row(row.cluster, row.status, *counts, digest, row.error,
                       style={"error": "red", "changed": "yellow", "new": "green"}.get(row.status))
     console = _console()
+    console.print(f"preview {base_rev} -> {head_name}", style="bold")
     console.print(table)
     changed = [row for row in rows if row.status != "unchanged"]
     console.print(f"{len(changed)} of {len(rows)} clusters change")
