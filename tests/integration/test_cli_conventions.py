@@ -124,6 +124,20 @@ async def test_status_watch_through_a_pipe_prints_a_table_per_change_and_ends_on
         assert proc.returncode == 0, err.decode()
         assert "Traceback" not in err.decode()
         assert sum(1 for line in seen if line.startswith("CLUSTER")) == 2, "".join(seen)  # unchanged: no reprint
+
+        # Ctrl-C ends it as cleanly.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hub", "status", "--watch", "--interval", "0.1", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        seen.clear()
+        try:
+            await poll(lambda: line_with("1 cluster: 1 Ready"), timeout=20, what="the table")
+            proc.send_signal(signal.SIGINT)
+            _out, err = await asyncio.wait_for(proc.communicate(), 20)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+        assert proc.returncode == 0 and "Traceback" not in err.decode(), err.decode()
         stream.cancel()
 
 
