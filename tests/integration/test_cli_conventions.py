@@ -1,4 +1,4 @@
-"""The CLI as kubectl users expect it (issue 15, "CLI conventions"): output formats, a table that fits 80
+"""The CLI as kubectl users expect it: output formats, a table that fits 80
 columns, --watch through a pipe that ends on SIGTERM, history, config verbs, tokens, exit codes.
 
 A real hub on port 0 with real Git, stand-in spokes that report, and the real CLI (click's runner in a worker

@@ -91,7 +91,7 @@ def _leaves(command: click.Command, path: tuple[str, ...], ctx: click.Context) -
 
 
 def test_every_command_help_has_examples() -> None:
-    # `sandbox up` is left to the sandbox's own rework (issue 15, Sandbox).
+    # `sandbox up` is left to the sandbox's own rework, which changes its options.
     missing = [" ".join(path) for path, command in _leaves(root.cli, ("convoy",), click.Context(root.cli))
                if "Examples:" not in (command.help or "") and path != ("convoy", "sandbox", "up")]
     assert missing == []
