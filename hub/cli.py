@@ -13,6 +13,7 @@ the project — is raised, not turned into "No such command".
 from __future__ import annotations
 
 import functools
+import os
 from importlib import metadata
 
 import click
@@ -101,4 +102,9 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli()
+    # gRPC's C core logs a failed TLS handshake (and other connection noise) to stderr at INFO; the CLI
+    # says what went wrong in one line of its own. Read once, before grpc is first imported (the
+    # commands import it lazily); GRPC_VERBOSITY=INFO in the environment brings the log back.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # A fixed name and completion variable, also under `python -m hub` (see `convoy completion`).
+    cli(prog_name="convoy", complete_var="_CONVOY_COMPLETE")

@@ -306,11 +306,12 @@ class LocalFleet:
     def install_spoke(self, cluster: str) -> None:
         """``convoy spoke install --apply``: the Namespace, RBAC and bootstrap Secret a real install makes."""
         argv = self._python("-m", "hub", "spoke", "install", "--cluster", cluster, "--hub", self.hub_address,
-                            "--token", self.join_token, "--labels", self._labels(cluster), "--apply",
+                            "--labels", self._labels(cluster), "--apply",
                             "--kubeconfig", str(self.kubeconfig), "--context", cluster)
         if not self.tls:
             argv.append("--insecure")
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False,
+                                env={**os.environ, **self._token_env()})
         if result.returncode != 0:
             raise SandboxError(f"`convoy spoke install` for {cluster} failed: "
                                f"{(result.stderr or result.stdout).strip()[-500:]}")
@@ -319,12 +320,17 @@ class LocalFleet:
         port = self._health_ports.setdefault(cluster, free_port())
         argv = self._python(
             "-m", "hub", "spoke", "run", "--hub", self.hub_address, "--cluster", cluster,
-            "--labels", self._labels(cluster), "--token", self.join_token, "--kubeconfig", str(self.kubeconfig),
+            "--labels", self._labels(cluster), "--kubeconfig", str(self.kubeconfig),
             "--context", cluster, "--health-port", str(port), "--heartbeat", str(self.spoke_heartbeat),
             "--health-timeout", str(self.health_timeout), *extra)
         if not self.tls:
             argv.append("--insecure")
-        self.spokes[cluster] = _Process(f"spoke {cluster}", argv, self.logs / f"spoke-{cluster}.log")
+        self.spokes[cluster] = _Process(f"spoke {cluster}", argv, self.logs / f"spoke-{cluster}.log",
+                                        env=self._token_env())
+
+    def _token_env(self) -> dict[str, str]:
+        """The join token for a spoke command, in its environment: an argument would show in `ps`."""
+        return {"CONVOY_SPOKE_TOKEN": self.join_token}
 
     def stop_spoke(self, cluster: str) -> None:
         spoke = self.spokes.pop(cluster, None)

@@ -134,7 +134,9 @@ class SyncOutcome:
             return f"commit {short} already deployed; nothing to do"
         parts = []
         if self.desired:
-            parts.append(f"{len(self.desired)} cluster(s) desire it now ({_names(self.desired)})")
+            count = len(self.desired)
+            parts.append(f"{count} {'cluster desires' if count == 1 else 'clusters desire'} it now "
+                         f"({_names(self.desired)})")
         if self.held:
             parts.append(f"{len(self.held)} held by the rollout ({_names(self.held)})")
         if self.pinned:

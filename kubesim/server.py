@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
+import re
+import shutil
 import ssl
+import subprocess
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +51,7 @@ _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 _NOT_FOUND_TEXT = "404 page not found\n"
 CLUSTERS_KEY = web.AppKey("clusters", ClusterSet)
+KUBE_VERSION_KEY = web.AppKey("kube_version", str)
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class ServerOptions:
 
     ``clusters``: names created at start (more can be added later). ``tls``: serve HTTPS with a
     fresh CA. ``token``: require ``Authorization: Bearer <token>`` (401 otherwise).
+    ``kube_version``: the ``MAJOR.MINOR`` that ``/version`` reports; None: the version of the kubectl
+    on PATH (kubectl warns about a server more than one minor away), else
+    :data:`kubesim.discovery.DEFAULT_KUBE_VERSION`.
     """
 
     host: str = "127.0.0.1"
@@ -63,6 +71,33 @@ class ServerOptions:
     tls: bool = False
     token: str | None = None
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    kube_version: str | None = None
+
+
+_KUBE_VERSION_RE = re.compile(r"(\d+)\.(\d+)")
+
+
+def parse_kube_version(text: str) -> str:
+    """``1.32``, ``v1.32.4`` or ``1.32+`` as ``1.32``; ValueError otherwise."""
+    match = _KUBE_VERSION_RE.match(text.strip().removeprefix("v"))
+    if not match:
+        raise ValueError(f"{text!r} is not a Kubernetes version like 1.32")
+    return f"{match.group(1)}.{match.group(2)}"
+
+
+@functools.cache  # asked once per process: tests start many servers
+def kubectl_version() -> str | None:
+    """The ``MAJOR.MINOR`` of the kubectl on PATH, or None when there is none or it cannot say."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return None
+    try:
+        out = subprocess.run([kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout
+        client = json.loads(out)["clientVersion"]
+        return parse_kube_version(f"{client['major']}.{client['minor']}")
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return None
 
 
 class RunningServer:
@@ -99,7 +134,8 @@ async def start(options: ServerOptions) -> RunningServer:
     for name in options.clusters:
         clusters.add(name)
     tls = make_server_tls() if options.tls else None
-    app = make_app(clusters, token=options.token)
+    kube_version = options.kube_version or kubectl_version() or discovery.DEFAULT_KUBE_VERSION
+    app = make_app(clusters, token=options.token, kube_version=kube_version)
     # handler_cancellation: a watch whose client went away ends at once (and unsubscribes) instead
     # of idling until its timeout.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5,
@@ -137,9 +173,11 @@ _RESOURCE_NOT_FOUND = errors.ApiError(404, "NotFound", "the server could not fin
                                             "reason": "NotFound", "details": {}, "code": 404})
 
 
-def make_app(clusters: ClusterSet, *, token: str | None = None) -> web.Application:
+def make_app(clusters: ClusterSet, *, token: str | None = None,
+             kube_version: str = discovery.DEFAULT_KUBE_VERSION) -> web.Application:
     app = web.Application(middlewares=[_auth_middleware(token)], client_max_size=64 * 1024 * 1024)
     app[CLUSTERS_KEY] = clusters
+    app[KUBE_VERSION_KEY] = kube_version
     app.router.add_route("*", "/clusters/{cluster}/{tail:.*}", _cluster_request)
     app.router.add_route("*", "/clusters/{cluster}", _cluster_request)
     app.router.add_route("*", "/kubesim/v1/clusters/{cluster}/faults", _faults_request)
@@ -273,7 +311,7 @@ async def _dispatch(request: web.Request, cluster: Cluster, tail: str) -> web.St
     if head in ("healthz", "livez", "readyz") and method == "GET":
         return web.Response(text="ok")
     if head == "version" and len(segs) == 1:
-        return _json(discovery.version_info())
+        return _json(discovery.version_info(request.app[KUBE_VERSION_KEY]))
     if segs[:2] == ["openapi", "v3"]:
         return _openapi_v3(request, cluster, segs[2:])
     if head == "api":
@@ -434,7 +472,12 @@ async def _resource(request: web.Request, cluster: Cluster, rt: ResourceType, na
                                     content_type=request.headers.get("Content-Type", ""),
                                     manager=_manager(request), dry_run=_dry_run(request)))
     if method == "GET":
-        return _json(registry.present(rt, registry.get(cluster, rt, ns, name)))
+        obj = registry.get(cluster, rt, ns, name)
+        if "as=Table" in request.headers.get("Accept", ""):
+            # `kubectl get deploy web` asks for a table too; without it kubectl shows only NAME and AGE.
+            return _json(tables.table(rt.group, rt.kind, [obj],
+                                      {"resourceVersion": obj["metadata"].get("resourceVersion", "")}))
+        return _json(registry.present(rt, obj))
     if method == "PUT":
         body = await _body(request)
         if sub == "finalize":

@@ -34,7 +34,10 @@ def _default(name: str) -> str:
 @click.option("--hub", help="Hub gRPC address host:port [CONVOY_SPOKE_HUB].")
 @click.option("--cluster", help="This cluster's name [CONVOY_SPOKE_CLUSTER].")
 @click.option("--labels", help="Cluster labels k=v,... sent at registration [CONVOY_SPOKE_LABELS].")
-@click.option("--token", help="Bootstrap or join token, first start only [CONVOY_SPOKE_TOKEN].")
+@click.option("--token", help="Bootstrap or join token, first start only [CONVOY_SPOKE_TOKEN]; the environment "
+                              "or --token-file keep it out of `ps`.")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="Read the token from this file [CONVOY_SPOKE_TOKEN_FILE].")
 @click.option("--namespace", help=f"Namespace for the spoke's state (default {_default('namespace')}) "
                                   "[CONVOY_SPOKE_NAMESPACE].")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig (default: in-cluster config).")
@@ -54,7 +57,13 @@ def _default(name: str) -> str:
                                     "the pod IP) "
                                     "[CONVOY_SPOKE_HEALTH_HOST].")
 def run(**flags: Any) -> None:
-    """Run the spoke agent until SIGTERM."""
+    """Run the spoke agent until SIGTERM.
+
+    \b
+    Examples:
+      convoy spoke run --cluster edge-1 --token-file join.token --kubeconfig ~/.kube/config
+      CONVOY_SPOKE_TOKEN=$(cat join.token) convoy spoke run --cluster edge-1
+    """
     import logging
     import os
     import signal

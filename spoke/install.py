@@ -21,6 +21,7 @@ from typing import Any
 import click
 import yaml
 
+from protos import jointoken
 from protos.objects import ObjectRef
 from protos.status import DriftPolicy
 from spoke import settings
@@ -264,8 +265,12 @@ def apply_manifests(manifests: Sequence[Mapping[str, Any]], *, kubeconfig: str |
 
 @click.command("install")
 @click.option("--cluster", required=True, help="This cluster's name, as the hub knows it.")
-@click.option("--hub", required=True, help="Hub gRPC address host:port, reachable from the cluster.")
-@click.option("--token", required=True, help="Join token from `convoy token create` (or a bare bootstrap token).")
+@click.option("--hub", default=None,
+              help="Hub gRPC address host:port, reachable from the cluster (default: the one the join token carries).")
+@click.option("--token", envvar="CONVOY_SPOKE_TOKEN", default=None,
+              help="Join token from `convoy token create` (or a bare bootstrap token) [CONVOY_SPOKE_TOKEN: keeps "
+                   "it out of `ps`].")
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None, help="Read the token from this file.")
 @click.option("--labels", default="", help="Cluster labels k=v,... sent at registration.")
 @click.option("--namespace", default=settings.DEFAULT_NAMESPACE, show_default=True,
               help="Namespace the spoke runs in.")
@@ -275,10 +280,26 @@ def apply_manifests(manifests: Sequence[Mapping[str, Any]], *, kubeconfig: str |
               help="Apply to the current kube context (server-side apply) instead of printing.")
 @click.option("--context", help="Kubeconfig context for --apply (default: the current one).")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig for --apply.")
-def install(*, cluster: str, hub: str, token: str, labels: str, namespace: str, image: str, insecure: bool,
-            do_apply: bool, context: str | None, kubeconfig: str | None) -> None:
-    """Print (or --apply) the manifests that install the spoke in a cluster."""
+def install(*, cluster: str, hub: str | None, token: str | None, token_file: str | None, labels: str, namespace: str,
+            image: str, insecure: bool, do_apply: bool, context: str | None, kubeconfig: str | None) -> None:
+    """Print (or --apply) the manifests that install the spoke in a cluster.
+
+    \b
+    Examples:
+      convoy spoke install --cluster edge-1 --token-file join.token --apply
+      CONVOY_SPOKE_TOKEN=$(cat join.token) convoy spoke install --cluster edge-1 > spoke.yaml
+    """
     try:
+        if token and token_file:
+            raise settings.SettingsError("token: give --token or --token-file, not both")
+        if token_file:
+            token = settings.read_token_file(token_file)
+        if not token:
+            raise settings.SettingsError("token: give --token, --token-file or CONVOY_SPOKE_TOKEN")
+        if not hub and jointoken.is_join_token(token.strip()):
+            hub = settings.parse_join_token(token.strip()).hub_address
+        if not hub:
+            raise settings.SettingsError("hub: give --hub (the token carries no hub address)")
         manifests = install_manifests(
             cluster=cluster, hub=hub, token=token, labels=settings.parse_labels(labels, source="--labels"),
             namespace=namespace, image=image, insecure=insecure)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from protos import jointoken, selectors
@@ -40,6 +41,7 @@ ENV_NAMES: dict[str, str] = {
     "cluster": "CONVOY_SPOKE_CLUSTER",
     "labels": "CONVOY_SPOKE_LABELS",
     "token": "CONVOY_SPOKE_TOKEN",
+    "token_file": "CONVOY_SPOKE_TOKEN_FILE",
     "namespace": "CONVOY_SPOKE_NAMESPACE",
     "insecure": "CONVOY_SPOKE_INSECURE",
     "drift_policy": "CONVOY_SPOKE_DRIFT_POLICY",
@@ -109,6 +111,17 @@ def _truthy(value: str, *, name: str) -> bool:
     raise SettingsError(f"{name}: {value!r} is not a boolean (true/false)")
 
 
+def read_token_file(path: str, *, source: str = "--token-file") -> str:
+    """The token in ``path`` (a file keeps it out of ``ps`` and shell history), stripped."""
+    try:
+        text = Path(path).expanduser().read_text().strip()
+    except OSError as exc:
+        raise SettingsError(f"{source}: cannot read {path}: {exc.strerror}") from None
+    if not text:
+        raise SettingsError(f"{source}: {path} is empty")
+    return text
+
+
 def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSettings:
     """Merge flags (``cli``, keys as in ``SpokeSettings``; None = not given) over ``env``."""
 
@@ -120,7 +133,12 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
         return env.get(env_name), env_name
 
     values: dict[str, Any] = {}
-    token, _ = pick("token")
+    token, token_source = pick("token")
+    token_file, file_source = pick("token_file")
+    if token and token_file:
+        raise SettingsError(f"token: give {token_source} or {file_source}, not both")
+    if token_file:
+        token = read_token_file(str(token_file), source=file_source)
     hub, hub_source = pick("hub")
     if token:
         token = str(token).strip()

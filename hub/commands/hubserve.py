@@ -376,7 +376,13 @@ def hub() -> None:
 @hub.command("serve")
 @_settings_options
 def serve_command(config_file: Path | None, **values: Any) -> None:
-    """Follow the fleet repository and serve every cluster its bundle (gRPC + HTTP side port)."""
+    """Follow the fleet repository and serve every cluster its bundle (gRPC + HTTP side port).
+
+    \b
+    Examples:
+      convoy hub serve --repo https://git.example.com/fleet.git --data-dir /var/lib/convoy
+      convoy hub serve --config /etc/convoy/hub.yaml
+    """
     settings = _load(values, config_file)
     _configure_logging()
     try:
@@ -389,7 +395,12 @@ def serve_command(config_file: Path | None, **values: Any) -> None:
 @hub.command("migrate")
 @_settings_options
 def migrate_command(config_file: Path | None, **values: Any) -> None:
-    """Bring the hub's database schema up to date, then exit."""
+    """Bring the hub's database schema up to date, then exit.
+
+    \b
+    Examples:
+      convoy hub migrate --config /etc/convoy/hub.yaml
+    """
     settings = _load(values, config_file, require_repo=False)
     data_dir = Path(settings.data_dir)
     try:

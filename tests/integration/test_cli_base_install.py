@@ -70,8 +70,11 @@ def test_the_cli_works_without_extras(convoy: Path, args: list[str]) -> None:
 
 def test_help_lists_every_command_and_what_it_needs(convoy: Path) -> None:
     result = _run(convoy, "--help")
-    assert "hub       (needs convoy[hub])" in result.stdout
-    assert "spoke     Run or install the spoke agent." in result.stdout
+    listed = {line.split()[0]: " ".join(line.split()[1:]) for line in result.stdout.splitlines()
+              if line.startswith("  ") and not line.strip().startswith("-")}
+    assert listed["hub"] == "(needs convoy[hub])"
+    assert listed["spoke"] == "Run or install the spoke agent."
+    assert listed["completion"].startswith("Print the completion script")  # needs no extra
 
 
 @pytest.mark.parametrize(("args", "extra"), [

@@ -136,7 +136,7 @@ def test_many_clusters_are_independent(sim: KubeSim) -> None:
 def test_cli_serve_writes_kubeconfig_and_stops_on_sigterm(tmp_path: pathlib.Path) -> None:
     kubeconfig = tmp_path / "kc.yaml"
     proc = subprocess.Popen([sys.executable, "-m", "kubesim", "serve", "--names", "east,west", "--kubeconfig",
-                             str(kubeconfig), "--token", "tok"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             str(kubeconfig), "--token", "tok", "--kube-version", "v1.30.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=pathlib.Path(__file__).resolve().parents[2], env=dict(os.environ))
     try:
         deadline = time.monotonic() + 20
@@ -149,7 +149,9 @@ def test_cli_serve_writes_kubeconfig_and_stops_on_sigterm(tmp_path: pathlib.Path
         server = doc["clusters"][1]["cluster"]["server"]
         assert server.startswith("http://127.0.0.1:") and server.endswith("/clusters/west")
         response = _http().request("GET", server + "/version", headers={"Authorization": "Bearer tok"})
-        assert response.status == 200 and json.loads(response.data)["major"] == "1"
+        assert response.status == 200
+        assert {k: v for k, v in json.loads(response.data).items() if k in ("major", "minor")} == {
+            "major": "1", "minor": "30"}
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _err = proc.communicate(timeout=20)

@@ -148,3 +148,21 @@ def test_get_prints_the_usual_columns(run, tmp_path: pathlib.Path) -> None:  # t
     header, row = out.stdout.splitlines()
     assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     assert row.split()[:4] == ["web", "2/2", "2", "2"]
+
+
+def test_get_by_name_prints_the_same_columns_as_the_list(run, tmp_path: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("apply", "--server-side", "-f", _manifest(tmp_path, "a.yaml")).returncode == 0
+    waited = run("wait", "--for=condition=Available", "deployment/web", "--timeout=10s")
+    assert waited.returncode == 0, waited.stderr
+    out = run("get", "deploy", "web")
+    assert out.returncode == 0, out.stderr
+    header, row = out.stdout.splitlines()
+    assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert row.split()[:4] == ["web", "2/2", "2", "2"]
+
+
+def test_kubectl_sees_no_version_skew(run) -> None:  # type: ignore[no-untyped-def]
+    out = run("version")
+    assert out.returncode == 0, out.stderr
+    assert "WARNING" not in out.stderr  # kubectl warns when the server is more than one minor away
+    assert "Server Version:" in out.stdout
