@@ -26,7 +26,8 @@ import click
 from hub import metrics as metrics_mod
 from hub import notify
 from hub.api import admin_servicer as admin_api
-from hub.api import auth
+from hub.api import auth, grpc_errors
+from hub.api import limits as api_limits
 from hub.api import server as server_api
 from hub.api import spoke as spoke_api
 from hub.rollout import controller as rollout_controller
@@ -40,6 +41,7 @@ from hub.store import errors as store_errors
 from hub.store import models
 from hub.store import repository as store
 from hub.web import app as web_app
+from hub.web import registry as web_registry
 
 if TYPE_CHECKING:
     from hub import settings as settings_mod
@@ -115,6 +117,7 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     db = store_db.Database(settings.database_url or store_db.default_sqlite_url(data_dir))
     await asyncio.to_thread(db.migrate)
     signing_key = await asyncio.to_thread(signing.load_or_create_signing_key, data_dir)
+    await asyncio.to_thread(signing.write_public_key, data_dir, signing_key)
     tls, ca_pem, ca_path = await asyncio.to_thread(_tls_material, settings, data_dir)
     fingerprint = ca_sec.fingerprint_of(ca_pem) if ca_pem else ""
     admin_credential = await asyncio.to_thread(admin_sec.ensure_admin_credential, data_dir)
@@ -174,7 +177,8 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     await parts.server.start()
     try:
         return await _serve_rest(settings, service, spoke, parts, metrics, notifier, db, address,
-                                 ca_pem=ca_pem, ca_path=ca_path, fingerprint=fingerprint)
+                                 ca_pem=ca_pem, ca_path=ca_path, fingerprint=fingerprint,
+                                 authenticator=authenticator)
     except BaseException:
         # A half-started hub must not keep its gRPC port or database connections.
         await parts.server.stop(None)
@@ -182,10 +186,48 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
         raise
 
 
+def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
+                    authenticator: auth.Authenticator) -> web_registry.RegistryHooks:
+    """The OCI read API's view of the store, behind the gRPC API's credentials."""
+
+    async def authorize(credential: str, peer: str | None) -> str | None:
+        metadata = (("authorization", f"Bearer {credential}"),)
+        try:
+            authenticator.admin(metadata, method="OCI registry")
+            return None
+        except grpc_errors.Unauthenticated:
+            pass
+        try:
+            return await authenticator.cluster(metadata, method="OCI registry", peer=peer)
+        except grpc_errors.Unauthenticated as exc:
+            raise web_registry.Denied(str(exc)) from exc
+        except api_limits.RateLimited as exc:
+            raise web_registry.Denied(str(exc), status=429) from exc
+
+    def read_refs(cluster: str | None) -> list[store.BundleRef]:
+        with db.session(write=False) as session:
+            return store.bundle_refs(session, cluster)
+
+    def read_bundle(digest: str) -> web_registry.StoredBundle | None:
+        with db.session(write=False) as session:
+            row = store.get_bundle(session, digest)
+            return None if row is None else web_registry.StoredBundle(
+                compressed=bytes(row.data), signature=bytes(row.signature), created_at=row.created_at)
+
+    async def refs(cluster: str | None) -> list[store.BundleRef]:
+        return await asyncio.to_thread(read_refs, cluster)
+
+    async def load(digest: str) -> web_registry.StoredBundle | None:
+        return await asyncio.to_thread(read_bundle, digest)
+
+    return web_registry.RegistryHooks(authorize=authorize, refs=refs, load=load,
+                                      source=gitsource.redact_url(settings.repo))
+
+
 async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, spoke: spoke_api.SpokeServicer,
                       parts: server_api.ServerParts, metrics: metrics_mod.HubMetrics, notifier: notify.Notifier,
                       db: store_db.Database, address: str, *, ca_pem: bytes, ca_path: Path | None,
-                      fingerprint: str) -> RunningHub:
+                      fingerprint: str, authenticator: auth.Authenticator) -> RunningHub:
     """After the gRPC server started: health, the HTTP side port, the operator's files, background tasks."""
     data_dir = Path(settings.data_dir)
     await server_api.mark_serving(parts)
@@ -208,7 +250,9 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
                              webhook_secret=_webhook_secret(settings), branch=settings.branch,
                              max_body_bytes=settings.webhook_max_bytes,
                              max_concurrent=settings.webhook_max_concurrent)
-    runner, http_port = await web_app.start_site(web_app.create_app(hooks, metrics), settings.http_listen)
+    registry_hooks = _registry_hooks(settings, db, authenticator)
+    runner, http_port = await web_app.start_site(web_app.create_app(hooks, metrics, registry_hooks),
+                                                 settings.http_listen)
 
     credential_path = admin_sec.admin_credential_path(data_dir)
     cli_config = await asyncio.to_thread(
@@ -226,7 +270,7 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
                          cli_config_path=cli_config, _stop=stop, _tasks=tasks)
     await asyncio.to_thread(running._record, f"hub started (gRPC {running.grpc_address})")
     log.info("gRPC listening on %s (%s)", running.grpc_address, "plaintext" if settings.insecure else "TLS")
-    log.info("HTTP listening on %s:%d (/webhook /metrics /healthz /readyz)", _host_of(settings.http_listen),
+    log.info("HTTP listening on %s:%d (/webhook /metrics /healthz /readyz, OCI /v2/)", _host_of(settings.http_listen),
              http_port)
     log.info("admin credential: %s; CLI config: %s (export CONVOY_CONFIG=%s)", credential_path, cli_config,
              cli_config)

@@ -130,3 +130,35 @@ def prune_bundles(s: Session, *, keep_last: int = 20, min_age: dt.timedelta = dt
         stmt = stmt.where(bundles.c.digest.not_in(extra))
     return cast(sa.CursorResult[Any], s.execute(stmt)).rowcount
 
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleRef:
+    """One bundle a cluster was given at one commit: what an OCI tag (``<cluster>-<short commit>``) names."""
+
+    cluster: str
+    commit: str
+    digest: str
+    latest: bool    #: the cluster's current desired state (its ``<cluster>-latest`` tag)
+
+
+def bundle_refs(s: Session, cluster: str | None = None) -> list[BundleRef]:
+    """The stored bundles of one cluster (``None``: of every cluster), oldest first, from the desired-state
+    history; entries whose bundle was pruned are left out."""
+    history = _table(DesiredStateHistory)
+    bundles = _table(Bundle)
+    desired = _table(DesiredState)
+    query = (sa.select(history.c.cluster, history.c.commit, history.c.digest, desired.c.digest.label("current"),
+                       desired.c.commit.label("current_commit"))
+             .join(bundles, bundles.c.digest == history.c.digest)
+             .outerjoin(desired, desired.c.cluster == history.c.cluster)
+             .order_by(history.c.id))
+    if cluster is not None:
+        query = query.where(history.c.cluster == cluster)
+    refs: dict[tuple[str, str, str], BundleRef] = {}
+    for row in s.execute(query):
+        key = (row.cluster, row.commit, row.digest)
+        refs.pop(key, None)  # a later entry of the same (cluster, commit, digest) moves it to the end
+        refs[key] = BundleRef(cluster=row.cluster, commit=row.commit, digest=row.digest,
+                              latest=row.digest == row.current and row.commit == row.current_commit)
+    return list(refs.values())

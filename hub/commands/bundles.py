@@ -1,0 +1,169 @@
+"""``convoy bundle ls|export|verify``: a cluster's bundles as OCI artifacts.
+
+``ls`` and ``export`` read the hub's OCI Distribution API (``/v2/`` on its HTTP port, ``--registry``)
+with the admin credential of the CLI config; ``verify`` is offline: an OCI image layout (from
+``convoy bundle export`` or ``skopeo copy ... oci:DIR``) and the hub's public key (``signing.pub`` in
+its data directory). The HTTP client is the standard library's: the read side needs four GETs, and
+the CLI should not pull a registry SDK in for that.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hub import cliconfig
+from hub.security import signing
+from protos import oci
+
+__all__ = ["bundle"]
+
+_REPOSITORY = "convoy/bundles"
+_ACCEPT = f"{oci.MANIFEST_MEDIA_TYPE}, {oci.INDEX_MEDIA_TYPE}"
+
+
+class _RegistryError(Exception):
+    pass
+
+
+class _Registry:
+    """The few GETs of the OCI read API, with the admin credential as a bearer token."""
+
+    def __init__(self, base: str, credential: str) -> None:
+        self.base = base.rstrip("/")
+        self._credential = credential
+
+    def get(self, path: str, accept: str = "*/*") -> bytes:
+        url = f"{self.base}/v2/{_REPOSITORY}/{path}"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._credential}",
+                                                       "Accept": accept})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = json.loads(exc.read())["errors"][0]["message"]
+            except (ValueError, LookupError, TypeError):
+                detail = exc.reason
+            raise _RegistryError(f"{url}: {exc.code} {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise _RegistryError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+
+    def tags(self) -> list[str]:
+        return list(json.loads(self.get("tags/list"))["tags"])
+
+
+def _registry(registry: str, hub_name: str | None) -> _Registry:
+    if not registry.startswith(("http://", "https://")):
+        raise click.UsageError(f"--registry must be an http:// or https:// URL, got {registry!r}")
+    return _Registry(registry, cliconfig.resolve(hub_name).credential_value())
+
+
+def _cluster_tags(tags: list[str], cluster: str) -> list[str]:
+    return [tag for tag in tags if tag.startswith(f"{cluster}-")]
+
+
+def ls_rows(cluster: str, tags: list[str], manifests: Mapping[str, Mapping[str, Any]], registry: str) -> list[str]:
+    """One line per artifact: tag, revision, bundle digest, created, reference."""
+    host = registry.split("://", 1)[1].rstrip("/")
+    rows = []
+    for tag in tags:
+        annotations = manifests[tag].get("annotations", {})
+        rows.append(f"{tag:<24} {annotations.get('org.opencontainers.image.revision', '')[:12]:<12} "
+                    f"{annotations.get(oci.ANNOTATION_BUNDLE_DIGEST, '')[:19]:<19} "
+                    f"{annotations.get('org.opencontainers.image.created', ''):<20} {host}/{_REPOSITORY}:{tag}")
+    return rows
+
+
+@click.group()
+def bundle() -> None:
+    """A cluster's bundles as OCI artifacts: list, export to an OCI layout, verify offline."""
+
+
+_registry_option = click.option(
+    "--registry", envvar="CONVOY_REGISTRY", required=True,
+    help="The hub's HTTP side port serving /v2/ (e.g. http://127.0.0.1:8080); env CONVOY_REGISTRY.")
+_hub_option = click.option("--hub", "hub_name", envvar="CONVOY_HUB", default=None,
+                           help="Hub name from the CLI config (for its admin credential).")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@bundle.command("ls")
+@click.argument("cluster")
+@_registry_option
+@_hub_option
+def ls(cluster: str, registry: str, hub_name: str | None) -> None:
+    """List CLUSTER's bundle artifacts (tags <cluster>-<short commit> and <cluster>-latest)."""
+    try:
+        client = _registry(registry, hub_name)
+        tags = _cluster_tags(client.tags(), cluster)
+        manifests = {tag: json.loads(client.get(f"manifests/{tag}", _ACCEPT)) for tag in tags}
+    except (_RegistryError, cliconfig.CliConfigError) as exc:
+        _fail(str(exc))
+        return
+    if not tags:
+        _fail(f"cluster {cluster}: no bundles at {registry}")
+    for line in ls_rows(cluster, tags, manifests, registry):
+        click.echo(line)
+
+
+@bundle.command("export")
+@click.argument("cluster")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--commit", default="", help="A fleet commit (7+ characters); default: the desired bundle.")
+@_registry_option
+@_hub_option
+def export(cluster: str, directory: Path, commit: str, registry: str, hub_name: str | None) -> None:
+    """Write CLUSTER's bundle (and its signature artifact) into an OCI image layout DIRECTORY."""
+    tag = oci.latest_tag(cluster) if not commit else oci.sha_tag(cluster, commit)
+    try:
+        client = _registry(registry, hub_name)
+        manifest_bytes = client.get(f"manifests/{tag}", _ACCEPT)
+        manifest = json.loads(manifest_bytes)
+        blobs = {oci.Blob(oci.MANIFEST_MEDIA_TYPE, manifest_bytes).digest: manifest_bytes}
+        for descriptor in [manifest["config"], *manifest["layers"]]:
+            blobs[descriptor["digest"]] = client.get(f"blobs/{descriptor['digest']}")
+        manifest_digest = next(iter(blobs))
+        referrers = json.loads(client.get(f"referrers/{manifest_digest}", oci.INDEX_MEDIA_TYPE))
+        signatures = []
+        for descriptor in referrers.get("manifests", []):
+            data = client.get(f"manifests/{descriptor['digest']}", _ACCEPT)
+            blobs[descriptor["digest"]] = data
+            signatures.append(descriptor["digest"])
+            for layer in [json.loads(data)["config"], *json.loads(data)["layers"]]:
+                blobs[layer["digest"]] = client.get(f"blobs/{layer['digest']}")
+    except (_RegistryError, cliconfig.CliConfigError) as exc:
+        _fail(str(exc))
+        return
+    oci.write_blobs(directory, blobs, manifests=[(manifest_digest, len(manifest_bytes), oci.ARTIFACT_TYPE, tag)]
+                    + [(digest, len(blobs[digest]), oci.SIGNATURE_ARTIFACT_TYPE, None) for digest in signatures])
+    click.echo(f"{cluster}: {tag} ({manifest['annotations'].get(oci.ANNOTATION_BUNDLE_DIGEST)}) written to "
+               f"{directory} as an OCI image layout")
+
+
+@bundle.command("verify")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--public-key", "public_key", type=click.Path(path_type=Path), required=True,
+              help="The hub's bundle-signing public key: <hub data dir>/signing.pub (PEM) or 32 raw bytes.")
+def verify(directory: Path, public_key: Path) -> None:
+    """Check every bundle in an OCI image layout offline: blob digests, bundle digest, hub signature."""
+    try:
+        key = signing.load_public_key(public_key)
+        verified = oci.verify_layout(directory, key)
+    except (signing.SigningKeyError, oci.OciError) as exc:
+        _fail(str(exc))
+        return
+    for item in verified:
+        click.echo(f"{item.cluster} {item.commit[:7]} {item.digest}: {item.objects} objects, digest good, "
+                   "signature good")

@@ -1,0 +1,147 @@
+"""Bundles as OCI artifacts (issue 19), against a real hub on port 0 and ``skopeo`` as an independent
+OCI client: the hub's ``/v2/`` read API serves each cluster its own bundles under the cluster's
+credential, ``skopeo inspect`` reads them, ``skopeo copy`` writes an OCI layout that
+``convoy bundle verify`` accepts with the hub's public key, and tampering is caught.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from click.testing import CliRunner
+
+from hub.cli import cli
+from hub.commands import hubserve
+from hub.security import signing
+from protos import oci
+from tests.integration.hub_harness import (
+    FleetRepo,
+    channel,
+    hub_settings,
+    next_desired,
+    registered_spoke,
+    running_hub,
+)
+
+SKOPEO = shutil.which("skopeo") or "skopeo"  # .ci/run installs it; a missing one fails, never skips
+
+
+async def _skopeo(*args: str) -> subprocess.CompletedProcess[str]:
+    import asyncio
+    return await asyncio.to_thread(subprocess.run, [str(SKOPEO), *args], capture_output=True, text=True,
+                                   timeout=60, check=False)
+
+
+def _ref(hub: hubserve.RunningHub, tag: str) -> str:
+    return f"docker://127.0.0.1:{hub.http_port}/convoy/bundles:{tag}"
+
+
+def _public_key(hub: hubserve.RunningHub, tmp_path: Path) -> Path:
+    key = signing.load_or_create_signing_key(Path(hub.settings.data_dir))
+    path = tmp_path / "hub-signing.pub"
+    path.write_bytes(signing.public_key_bytes(key))
+    return path
+
+
+async def test_skopeo_inspects_and_copies_a_bundle_the_hub_serves_and_convoy_verifies_it(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    settings = hub_settings(tmp_path / "hub", fleet_repo)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        alpha = await registered_spoke(hub, ch, "alpha")
+        desired = await next_desired(alpha.watch())
+        short = desired.commit[:7]
+
+        inspected = await _skopeo("inspect", "--raw", "--tls-verify=false", "--creds", f"alpha:{alpha.credential}",
+                                  _ref(hub, "alpha-latest"))
+        assert inspected.returncode == 0, inspected.stderr
+        manifest: dict[str, Any] = json.loads(inspected.stdout)
+        assert manifest["artifactType"] == oci.ARTIFACT_TYPE
+        assert manifest["annotations"][oci.ANNOTATION_BUNDLE_DIGEST] == desired.digest
+        assert manifest["annotations"]["org.opencontainers.image.revision"] == desired.commit
+        [layer] = manifest["layers"]
+        assert layer["mediaType"] == oci.LAYER_MEDIA_TYPE
+
+        config = await _skopeo("inspect", "--config", "--raw", "--tls-verify=false", "--creds",
+                               f"alpha:{alpha.credential}", _ref(hub, f"alpha-{short}"))
+        assert config.returncode == 0, config.stderr
+        assert json.loads(config.stdout) | {"created": ""} == {
+            "cluster": "alpha", "commit": desired.commit, "source": str(fleet_repo.path), "apps": ["web"],
+            "objects": 1, "created": "", "bundleDigest": desired.digest}
+
+        layout = tmp_path / "layout"
+        copied = await _skopeo("copy", "--src-tls-verify=false", "--src-creds", f"alpha:{alpha.credential}",
+                               _ref(hub, "alpha-latest"), f"oci:{layout}:alpha-latest")
+        assert copied.returncode == 0, copied.stderr
+
+        key = _public_key(hub, tmp_path)
+        result = CliRunner().invoke(cli, ["bundle", "verify", str(layout), "--public-key", str(key)])
+        assert result.exit_code == 0, result.output
+        assert f"alpha {short} {desired.digest}" in result.output and "signature good" in result.output
+
+        # One byte of the layer changed: the digest check refuses it, naming the blob.
+        [layer_file] = [p for p in (layout / "blobs" / "sha256").iterdir()
+                        if p.name == layer["digest"].removeprefix("sha256:")]
+        data = bytearray(layer_file.read_bytes())
+        data[-1] ^= 1
+        layer_file.write_bytes(bytes(data))
+        tampered = CliRunner().invoke(cli, ["bundle", "verify", str(layout), "--public-key", str(key)])
+        assert tampered.exit_code == 1
+        assert f"blob {layer['digest']}" in tampered.output and "does not match its digest" in tampered.output
+
+
+async def test_a_cluster_reads_only_its_own_bundles_and_the_admin_reads_all(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    settings = hub_settings(tmp_path / "hub", fleet_repo)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        alpha = await registered_spoke(hub, ch, "alpha")
+        beta = await registered_spoke(hub, ch, "beta")
+        alpha_desired = await next_desired(alpha.watch())
+        await next_desired(beta.watch())
+        base = f"http://127.0.0.1:{hub.http_port}/v2/convoy/bundles"
+        admin_credential = hub.admin_credential_path.read_text().strip()
+
+        async with aiohttp.ClientSession() as http:
+            async def tags(credential: str) -> list[str]:
+                async with http.get(f"{base}/tags/list",
+                                    headers={"Authorization": f"Bearer {credential}"}) as response:
+                    assert response.status == 200
+                    return list((await response.json())["tags"])
+
+            assert await tags(alpha.credential) == ["alpha-" + alpha_desired.commit[:7], "alpha-latest"]
+            assert sorted(await tags(admin_credential)) == sorted(
+                [f"{name}-{alpha_desired.commit[:7]}" for name in ("alpha", "beta")] + ["alpha-latest", "beta-latest"])
+
+            async with http.get(f"{base}/manifests/alpha-latest") as response:
+                assert response.status == 401
+                assert response.headers["WWW-Authenticate"].startswith("Basic")
+            async with http.get(f"{base}/manifests/alpha-latest",
+                                headers={"Authorization": "Bearer not-a-credential"}) as response:
+                assert response.status == 401
+                assert "not-a-credential" not in await response.text()
+
+        # beta's credential does not see alpha's tag, through a real client too.
+        refused = await _skopeo("inspect", "--raw", "--tls-verify=false", "--creds", f"beta:{beta.credential}",
+                                _ref(hub, "alpha-latest"))
+        assert refused.returncode != 0 and "manifest unknown" in refused.stderr.lower()
+
+        # The signature artifact refers to the bundle manifest (OCI 1.1 referrers).
+        inspected = await _skopeo("inspect", "--raw", "--tls-verify=false", "--creds", f"alpha:{alpha.credential}",
+                                  _ref(hub, "alpha-latest"))
+        manifest_digest = oci.Blob(oci.MANIFEST_MEDIA_TYPE, inspected.stdout.encode()).digest
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{base}/referrers/{manifest_digest}",
+                headers={"Authorization": f"Bearer {alpha.credential}"}) as response:
+            assert response.status == 200
+            index = json.loads(await response.read())
+        [referrer] = index["manifests"]
+        assert referrer["artifactType"] == oci.SIGNATURE_ARTIFACT_TYPE
+        signature_manifest = await _skopeo("inspect", "--raw", "--tls-verify=false", "--creds",
+                                           f"alpha:{alpha.credential}",
+                                           f"docker://127.0.0.1:{hub.http_port}/convoy/bundles@{referrer['digest']}")
+        assert signature_manifest.returncode == 0, signature_manifest.stderr
+        assert json.loads(signature_manifest.stdout)["subject"]["digest"] == manifest_digest
