@@ -6,6 +6,7 @@ credential, ``skopeo inspect`` reads them, ``skopeo copy`` writes an OCI layout 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -32,7 +33,6 @@ SKOPEO = shutil.which("skopeo") or "skopeo"  # .ci/run installs it; a missing on
 
 
 async def _skopeo(*args: str) -> subprocess.CompletedProcess[str]:
-    import asyncio
     return await asyncio.to_thread(subprocess.run, [str(SKOPEO), *args], capture_output=True, text=True,
                                    timeout=60, check=False)
 
@@ -145,3 +145,48 @@ async def test_a_cluster_reads_only_its_own_bundles_and_the_admin_reads_all(
                                            f"docker://127.0.0.1:{hub.http_port}/convoy/bundles@{referrer['digest']}")
         assert signature_manifest.returncode == 0, signature_manifest.stderr
         assert json.loads(signature_manifest.stdout)["subject"]["digest"] == manifest_digest
+
+
+async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify_accepts(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    settings = hub_settings(tmp_path / "hub", fleet_repo)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        alpha = await registered_spoke(hub, ch, "alpha")
+        desired = await next_desired(alpha.watch())
+        env = {"CONVOY_CONFIG": str(hub.cli_config_path), "CONVOY_REGISTRY": f"http://127.0.0.1:{hub.http_port}"}
+        runner = CliRunner()  # the CLI blocks on HTTP to this very event loop: it runs in a thread
+
+        listed = await asyncio.to_thread(runner.invoke, cli, ["bundle", "ls", "alpha"], env=env)
+        assert listed.exit_code == 0, listed.output
+        lines = listed.output.splitlines()
+        assert [line.split()[0] for line in lines] == [f"alpha-{desired.commit[:7]}", "alpha-latest"]
+        assert all(desired.digest[:19] in line and line.endswith(f"/convoy/bundles:{line.split()[0]}")
+                   for line in lines)
+
+        layout = tmp_path / "exported"
+        exported = await asyncio.to_thread(runner.invoke, cli, ["bundle", "export", "alpha", "--commit", desired.commit[:10], str(layout)],
+                                 env=env)
+        assert exported.exit_code == 0, exported.output
+        assert desired.digest in exported.output
+
+        read_back = await _skopeo("inspect", "--raw", f"oci:{layout}:alpha-{desired.commit[:7]}")
+        assert read_back.returncode == 0, read_back.stderr
+        assert json.loads(read_back.stdout)["annotations"][oci.ANNOTATION_BUNDLE_DIGEST] == desired.digest
+        verified = await asyncio.to_thread(runner.invoke, cli, ["bundle", "verify", str(layout), "--public-key",
+                                       str(Path(hub.settings.data_dir) / "signing.pub")])
+        assert verified.exit_code == 0, verified.output
+        assert f"alpha {desired.commit[:7]} {desired.digest}: 1 objects, digest good, signature good" in verified.output
+
+        # A key that is not the hub's: refused, naming the bundle.
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        other = tmp_path / "other.pub"
+        other.write_bytes(ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+        wrong = await asyncio.to_thread(runner.invoke, cli, ["bundle", "verify", str(layout), "--public-key", str(other)])
+        assert wrong.exit_code == 1
+        assert f"bundle {desired.digest}: signature does not verify with the hub's key" in wrong.output
+
+        missing = await asyncio.to_thread(runner.invoke, cli, ["bundle", "export", "alpha", "--commit", "0000000", str(tmp_path / "x")],
+                                env=env)
+        assert missing.exit_code == 1 and "no tag 'alpha-0000000'" in missing.output
