@@ -42,6 +42,16 @@ class HubMetrics:
             registry=self.registry)
         self.syncs = Counter(
             "convoy_hub_syncs", "Sync runs by outcome.", ["outcome"], registry=self.registry)
+        self.oci_push_lag = Gauge(
+            "convoy_hub_oci_push_lag_seconds",
+            "Age of the oldest desired bundle not yet pushed to the --oci-push registry (0: all pushed).",
+            registry=self.registry)
+        self.oci_pushes = Counter(
+            "convoy_hub_oci_pushes", "Bundle artifacts pushed to the --oci-push registry by outcome.", ["outcome"],
+            registry=self.registry)
+        self.oci_blobs = Counter(
+            "convoy_hub_oci_blobs", "Blobs of pushed artifacts: sent, or already in the registry (skipped).",
+            ["outcome"], registry=self.registry)
         self._last_commit_time: float | None = None
         self.last_commit_age.set_function(self._age)
 

@@ -47,6 +47,7 @@ __all__ = [
     "OciError",
     "VerifiedBundle",
     "build",
+    "build_from_stored",
     "latest_tag",
     "referrers_index",
     "sha_tag",
@@ -175,6 +176,21 @@ def build(info: BundleInfo, *, bundle_digest: str, compressed: bytes, signature:
         "annotations": {ANNOTATION_BUNDLE_DIGEST: bundle_digest, "org.opencontainers.image.created": created}}))
     return Artifact(bundle_digest=bundle_digest, manifest=manifest, config=config, layer=layer,
                     signature_manifest=signature_manifest, signature=sig, empty=empty)
+
+
+def build_from_stored(*, cluster: str, commit: str, source: str, bundle_digest: str, compressed: bytes,
+                      signature: bytes, created: dt.datetime) -> Artifact:
+    """:func:`build` from a stored bundle (zlib bytes): the app list and object count are read from it,
+    after checking the bytes against ``bundle_digest``."""
+    try:
+        document = bundles.decode(bundles.decompress(compressed, max_size=MAX_BUNDLE_BYTES),
+                                  expected_digest=bundle_digest)
+    except bundles.BundleError as exc:
+        raise OciError(f"stored bundle {bundle_digest}: {exc}") from exc
+    info = BundleInfo(cluster=cluster, commit=commit, source=source,
+                      apps=tuple(str(app.get("name", "")) for app in document.get("apps", [])),
+                      objects=len(document["objects"]), created=created)
+    return build(info, bundle_digest=bundle_digest, compressed=compressed, signature=signature)
 
 
 def referrers_index(signature_manifests: Sequence[Blob]) -> bytes:

@@ -30,6 +30,7 @@ from hub.api import auth, grpc_errors
 from hub.api import limits as api_limits
 from hub.api import server as server_api
 from hub.api import spoke as spoke_api
+from hub.publish import pushing
 from hub.rollout import controller as rollout_controller
 from hub.security import admin_credential as admin_sec
 from hub.security import ca as ca_sec
@@ -186,6 +187,30 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
         raise
 
 
+def _read_refs(db: store_db.Database, cluster: str | None) -> list[store.BundleRef]:
+    with db.session(write=False) as session:
+        return store.bundle_refs(session, cluster)
+
+
+def _read_bundle(db: store_db.Database, digest: str) -> pushing.StoredBundle | None:
+    with db.session(write=False) as session:
+        row = store.get_bundle(session, digest)
+        return None if row is None else pushing.StoredBundle(
+            compressed=bytes(row.data), signature=bytes(row.signature), created_at=row.created_at)
+
+
+def _pusher(settings: settings_mod.HubSettings, db: store_db.Database,
+            metrics: metrics_mod.HubMetrics) -> pushing.Pusher | None:
+    """The ``--oci-push`` pusher, or None when pushing is off."""
+    if not settings.oci_push:
+        return None
+    client = pushing.OrasRegistry(pushing.PushTarget.parse(settings.oci_push),
+                                  docker_config=settings.oci_push_docker_config, insecure=settings.oci_push_insecure)
+    return pushing.Pusher(client=client, refs=lambda: _read_refs(db, None),
+                          load=lambda digest: _read_bundle(db, digest), source=gitsource.redact_url(settings.repo),
+                          metrics=metrics)
+
+
 def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
                     authenticator: auth.Authenticator) -> web_registry.RegistryHooks:
     """The OCI read API's view of the store, behind the gRPC API's credentials."""
@@ -204,21 +229,13 @@ def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
         except api_limits.RateLimited as exc:
             raise web_registry.Denied(str(exc), status=429) from exc
 
-    def read_refs(cluster: str | None) -> list[store.BundleRef]:
-        with db.session(write=False) as session:
-            return store.bundle_refs(session, cluster)
-
-    def read_bundle(digest: str) -> web_registry.StoredBundle | None:
-        with db.session(write=False) as session:
-            row = store.get_bundle(session, digest)
-            return None if row is None else web_registry.StoredBundle(
-                compressed=bytes(row.data), signature=bytes(row.signature), created_at=row.created_at)
-
     async def refs(cluster: str | None) -> list[store.BundleRef]:
-        return await asyncio.to_thread(read_refs, cluster)
+        return await asyncio.to_thread(_read_refs, db, cluster)
 
     async def load(digest: str) -> web_registry.StoredBundle | None:
-        return await asyncio.to_thread(read_bundle, digest)
+        row = await asyncio.to_thread(_read_bundle, db, digest)
+        return None if row is None else web_registry.StoredBundle(
+            compressed=row.compressed, signature=row.signature, created_at=row.created_at)
 
     return web_registry.RegistryHooks(authorize=authorize, refs=refs, load=load,
                                       source=gitsource.redact_url(settings.repo))
@@ -264,6 +281,10 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
              asyncio.create_task(_retain_events(settings, db, stop), name="convoy-event-retention")]
     if service.rollouts is not None:
         tasks.append(asyncio.create_task(service.rollouts.run(stop), name="convoy-rollouts"))
+    pusher = _pusher(settings, db, metrics)
+    if pusher is not None:
+        tasks.append(asyncio.create_task(pusher.run(stop, settings.oci_push_interval), name="convoy-oci-push"))
+        log.info("pushing bundles as OCI artifacts to %s", settings.oci_push)
     running = RunningHub(settings=settings, db=db, service=service, notifier=notifier, metrics=metrics,
                          grpc=parts, http_runner=runner, http_port=http_port, ca_pem=ca_pem,
                          ca_fingerprint=fingerprint, admin_credential_path=credential_path,

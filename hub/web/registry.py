@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from hub.store import repository as store
-from protos import bundle as bundles
 from protos import oci
 
 __all__ = ["REPOSITORY", "Denied", "RegistryHooks", "StoredBundle", "add_routes"]
@@ -36,8 +35,6 @@ log = logging.getLogger(__name__)
 REPOSITORY = "convoy/bundles"
 _API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="convoy"'}
-#: Bundles inflate at most this much when the config blob's app list and object count are read.
-_MAX_BUNDLE_BYTES = oci.MAX_BUNDLE_BYTES
 
 
 class Denied(Exception):
@@ -111,13 +108,9 @@ def add_routes(app: web.Application, hooks: RegistryHooks) -> None:
         stored = await hooks.load(ref.digest)
         if stored is None:
             return None
-        document = bundles.decode(bundles.decompress(stored.compressed, max_size=_MAX_BUNDLE_BYTES),
-                                  expected_digest=ref.digest)
-        info = oci.BundleInfo(cluster=ref.cluster, commit=ref.commit, source=hooks.source,
-                              apps=tuple(str(app.get("name", "")) for app in document.get("apps", [])),
-                              objects=len(document["objects"]), created=stored.created_at)
-        artifact = oci.build(info, bundle_digest=ref.digest, compressed=stored.compressed,
-                             signature=stored.signature)
+        artifact = oci.build_from_stored(cluster=ref.cluster, commit=ref.commit, source=hooks.source,
+                                         bundle_digest=ref.digest, compressed=stored.compressed,
+                                         signature=stored.signature, created=stored.created_at)
         cache[key] = artifact
         while len(cache) > hooks.cache_size:
             cache.popitem(last=False)

@@ -7,15 +7,20 @@ credential, ``skopeo inspect`` reads them, ``skopeo copy`` writes an OCI layout 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
+import socket
 import subprocess
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from click.testing import CliRunner
 
+from hub import metrics as metrics_mod
 from hub.cli import cli
 from hub.commands import hubserve
 from hub.security import signing
@@ -28,6 +33,7 @@ from tests.integration.hub_harness import (
     registered_spoke,
     running_hub,
 )
+from tests.polling import poll, wait_for
 
 SKOPEO = shutil.which("skopeo") or "skopeo"  # .ci/run installs it; a missing one fails, never skips
 
@@ -190,3 +196,82 @@ async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify
         missing = await asyncio.to_thread(runner.invoke, cli, ["bundle", "export", "alpha", "--commit", "0000000", str(tmp_path / "x")],
                                 env=env)
         assert missing.exit_code == 1 and "no tag 'alpha-0000000'" in missing.output
+
+
+# -- --oci-push to a real registry (CNCF Distribution, Debian's docker-registry) ------------------------
+
+@contextlib.contextmanager
+def _registry(tmp_path: Path) -> Iterator[str]:
+    """A real ``docker-registry`` on 127.0.0.1 with its storage in ``tmp_path``; yields host:port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "registry.yml"
+    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path}/data\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n")
+    log = (tmp_path / "registry.log").open("w")
+    process = subprocess.Popen([shutil.which("docker-registry") or "docker-registry", "serve", str(config)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                assert process.poll() is None, (tmp_path / "registry.log").read_text()
+                return False
+        wait_for(up, timeout=20, what="docker-registry answering /v2/")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+async def test_the_hub_pushes_bundles_and_signatures_to_a_real_registry_idempotently(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    with _registry(tmp_path / "registry") as registry:
+        target = f"{registry}/fleet/bundles"
+        settings = hub_settings(tmp_path / "hub", fleet_repo, oci_push=target, oci_push_insecure=True,
+                                oci_push_interval=0.2)
+        async with running_hub(settings) as hub, channel(hub) as ch:
+            alpha = await registered_spoke(hub, ch, "alpha")
+            desired = await next_desired(alpha.watch())
+
+            async def pushed(tag: str) -> subprocess.CompletedProcess[str] | None:
+                result = await _skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{target}:{tag}")
+                return result if result.returncode == 0 else None
+
+            inspected = await poll(lambda: pushed("alpha-latest"), timeout=20, what="alpha-latest in the registry")
+            manifest = json.loads(inspected.stdout)
+            assert manifest["annotations"][oci.ANNOTATION_BUNDLE_DIGEST] == desired.digest
+            assert await pushed(f"alpha-{desired.commit[:7]}") is not None
+            # Distribution 2.8 has no referrers API: the signature is listed under the fallback tag.
+            manifest_digest = oci.Blob(oci.MANIFEST_MEDIA_TYPE, inspected.stdout.encode()).digest
+            fallback = await pushed(manifest_digest.replace(":", "-"))
+            assert fallback is not None
+            [referrer] = json.loads(fallback.stdout)["manifests"]
+            assert referrer["artifactType"] == oci.SIGNATURE_ARTIFACT_TYPE
+
+            # skopeo copies it out of the registry; convoy verifies the copy offline.
+            layout = tmp_path / "from-registry"
+            copied = await _skopeo("copy", "--src-tls-verify=false", f"docker://{target}:alpha-latest",
+                                   f"oci:{layout}:alpha-latest")
+            assert copied.returncode == 0, copied.stderr
+            verified = CliRunner().invoke(cli, ["bundle", "verify", str(layout), "--public-key",
+                                                str(Path(hub.settings.data_dir) / "signing.pub")])
+            assert verified.exit_code == 0, verified.output
+
+            # A restarted pusher (it remembers nothing) against the same registry re-sends no blob.
+            beta = await registered_spoke(hub, ch, "beta")
+            await next_desired(beta.watch())
+            await poll(lambda: pushed("beta-latest"), timeout=20, what="beta-latest in the registry")
+            assert hub.metrics.oci_push_lag._value.get() == 0
+            fresh_metrics = metrics_mod.HubMetrics()
+            fresh = hubserve._pusher(settings, hub.db, fresh_metrics)
+            assert fresh is not None
+            outcome = await asyncio.to_thread(fresh.push_once)
+            assert outcome.failed == () and outcome.pushed == 2
+            assert fresh_metrics.oci_blobs.labels(outcome="sent")._value.get() == 0
+            assert fresh_metrics.oci_blobs.labels(outcome="skipped")._value.get() == 8

@@ -140,6 +140,7 @@ class BundleRef:
     commit: str
     digest: str
     latest: bool    #: the cluster's current desired state (its ``<cluster>-latest`` tag)
+    since: dt.datetime  #: when it became desired (push lag is measured from here)
 
 
 def bundle_refs(s: Session, cluster: str | None = None) -> list[BundleRef]:
@@ -148,7 +149,8 @@ def bundle_refs(s: Session, cluster: str | None = None) -> list[BundleRef]:
     history = _table(DesiredStateHistory)
     bundles = _table(Bundle)
     desired = _table(DesiredState)
-    query = (sa.select(history.c.cluster, history.c.commit, history.c.digest, desired.c.digest.label("current"),
+    query = (sa.select(history.c.cluster, history.c.commit, history.c.digest, history.c.since,
+                       desired.c.digest.label("current"),
                        desired.c.commit.label("current_commit"))
              .join(bundles, bundles.c.digest == history.c.digest)
              .outerjoin(desired, desired.c.cluster == history.c.cluster)
@@ -159,6 +161,6 @@ def bundle_refs(s: Session, cluster: str | None = None) -> list[BundleRef]:
     for row in s.execute(query):
         key = (row.cluster, row.commit, row.digest)
         refs.pop(key, None)  # a later entry of the same (cluster, commit, digest) moves it to the end
-        refs[key] = BundleRef(cluster=row.cluster, commit=row.commit, digest=row.digest,
+        refs[key] = BundleRef(cluster=row.cluster, commit=row.commit, digest=row.digest, since=row.since,
                               latest=row.digest == row.current and row.commit == row.current_commit)
     return list(refs.values())
