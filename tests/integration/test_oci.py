@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,12 @@ from hub.cli import cli
 from hub.commands import hubserve
 from hub.security import signing
 from protos import oci
+from spoke.agent import Agent
+from spoke.cluster import ClusterClient
+from spoke.settings import SpokeSettings
 from tests.integration.hub_harness import (
     FleetRepo,
+    admin_of,
     channel,
     hub_settings,
     next_desired,
@@ -275,3 +279,52 @@ async def test_the_hub_pushes_bundles_and_signatures_to_a_real_registry_idempote
             assert outcome.failed == () and outcome.pushed == 2
             assert fresh_metrics.oci_blobs.labels(outcome="sent")._value.get() == 0
             assert fresh_metrics.oci_blobs.labels(outcome="skipped")._value.get() == 8
+
+
+# -- spokes with --bundle-source oci:// -----------------------------------------------------------------
+
+async def _converge_with_source(tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, name: str,
+                                source: Callable[[hubserve.RunningHub], str]) -> Agent:
+    """A real spoke on a kubesim cluster, told to fetch bundles from ``source(hub)``; returns it after the
+    hub's ConfigMap is in the cluster (the hub sends no bundle inline, so nothing comes for free)."""
+    settings = hub_settings(tmp_path / "hub", fleet_repo, insecure=True, inline_bundle_bytes=0)
+    setup = ClusterClient.from_config_dict(kubesim_server.kubeconfig(name))
+    try:  # the standard fleet's app lives in a namespace it does not create
+        setup.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}, manager="test")
+    finally:
+        setup.close()
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        token = await admin_of(hub, ch).token()
+        agent = Agent(SpokeSettings(hub=hub.grpc_address, cluster=name, token=token, insecure=True, health_port=0,
+                                    health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0,
+                                    bundle_source=source(hub), bundle_source_insecure=True),
+                      cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(name)))
+        agent.start()
+        try:
+            async def applied() -> dict[str, Any] | None:
+                return await asyncio.to_thread(agent.client.get, "v1", "ConfigMap", "shop", "web-config")
+            configmap = await poll(applied, timeout=30, what="the bundle's ConfigMap in the cluster")
+            assert configmap["data"]["cluster"] == name
+        finally:
+            await asyncio.to_thread(agent.stop)
+            agent.client.close()
+        return agent
+
+
+async def test_a_spoke_with_an_oci_bundle_source_converges_from_the_registry(
+        tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, kube_cluster: str) -> None:
+    # The hub's own /v2/ is the registry here: always consistent with Watch, so the pull cannot lose a race
+    # against a push; the spoke's credential goes to it because it is the hub's host.
+    agent = await _converge_with_source(tmp_path, fleet_repo, kubesim_server, kube_cluster,
+                                        lambda hub: f"oci://127.0.0.1:{hub.http_port}/convoy/bundles")
+    assert agent.bundle_pulls == {True: 1, False: 0}
+
+
+async def test_a_spoke_falls_back_to_getbundle_when_the_registry_fails(
+        tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, kube_cluster: str) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    agent = await _converge_with_source(tmp_path, fleet_repo, kubesim_server, kube_cluster,
+                                        lambda hub: f"oci://127.0.0.1:{dead}/convoy/bundles")
+    assert agent.bundle_pulls[True] == 0 and agent.bundle_pulls[False] >= 1
