@@ -119,6 +119,10 @@ class HubSettings:
         "SQLAlchemy URL; empty: SQLite in the data directory"))
     bundle_retention: int = dataclasses.field(default=20, metadata=_meta(
         "keep bundles any cluster needed in its last N desired states"))
+    bundle_retention_age: float = dataclasses.field(default=0.0, metadata=_meta(
+        "a bundle no cluster desires, runs, is pinned to or had among its last bundle_retention is deleted "
+        "only once older than this (0: at the next sync); its digest stays in the history",
+        kind=_Kind.DURATION))
     max_bundle_bytes: int = dataclasses.field(default=32 * MiB, metadata=_meta(
         "largest uncompressed bundle the hub renders and serves", kind=_Kind.SIZE))
 
@@ -222,6 +226,8 @@ class HubSettings:
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise bad(name, f"must be a positive number, got {value!r}")
+        if not math.isfinite(self.bundle_retention_age) or self.bundle_retention_age < 0:
+            raise bad("bundle_retention_age", f"must be 0 or more seconds, got {self.bundle_retention_age!r}")
         if self.oci_push and not re.fullmatch(r"(oci://)?[^/\s]+/[^:@\s]+", self.oci_push):
             raise bad("oci_push", f"must be REGISTRY/REPOSITORY (e.g. ghcr.io/acme/bundles), got {self.oci_push!r}")
         if not 0 <= self.poll_jitter < 1:

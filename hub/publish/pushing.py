@@ -71,6 +71,7 @@ class RegistryClient(Protocol):
     def put_manifest(self, reference: str, manifest: oci.Blob) -> None: ...
     def get_manifest(self, reference: str) -> bytes | None: ...
     def has_referrers_api(self, digest: str) -> bool: ...
+    def delete_manifest(self, digest: str) -> None: ...
 
 
 class OrasRegistry:
@@ -124,6 +125,11 @@ class OrasRegistry:
         self._check(response, f"getting manifest {reference}", self.target)
         return bytes(response.content)
 
+    def delete_manifest(self, digest: str) -> None:
+        response = self._request("DELETE", f"{self._base}/manifests/{digest}")
+        if response.status_code != 404:  # already gone is what we wanted
+            self._check(response, f"deleting manifest {digest}", self.target)
+
     def has_referrers_api(self, digest: str) -> bool:
         response = self._request("GET", f"{self._base}/referrers/{digest}")
         return bool(response.status_code == 200 and
@@ -133,6 +139,7 @@ class OrasRegistry:
 @dataclasses.dataclass(frozen=True)
 class PushOutcome:
     pushed: int                   #: artifacts pushed in this cycle
+    deleted: int                  #: manifests deleted because retention removed their bundle
     failed: tuple[str, ...]       #: one line per artifact that failed (retried next cycle)
     lag_seconds: float            #: age of the oldest desired bundle still not pushed after the cycle
 
@@ -152,6 +159,7 @@ class Pusher:
         self._clock = clock
         self._pushed: dict[str, str] = {}   # tag -> manifest digest pushed under it
         self._blobs: set[str] = set()       # blobs known to be in the registry
+        self._companions: dict[str, list[str]] = {}  # bundle manifest -> its signature manifest, fallback index
         self._referrers_api: bool | None = None
 
     def push_once(self) -> PushOutcome:
@@ -159,7 +167,8 @@ class Pusher:
         pushed = 0
         failed: list[str] = []
         pending: list[dt.datetime] = []
-        for ref in self._refs():
+        refs = list(self._refs())
+        for ref in refs:
             tags = [oci.sha_tag(ref.cluster, ref.commit)] + ([oci.latest_tag(ref.cluster)] if ref.latest else [])
             stored = self._load(ref.digest)
             if stored is None:
@@ -179,10 +188,38 @@ class Pusher:
                 continue
             pushed += 1
             self.metrics.oci_pushes.labels(outcome="pushed").inc()
+        # After the pushes, so a moved <cluster>-latest no longer names the manifest it named before.
+        deleted = self._retire({oci.sha_tag(ref.cluster, ref.commit) for ref in refs}
+                               | {oci.latest_tag(ref.cluster) for ref in refs if ref.latest}, failed)
         now = self._clock()
         lag = max(((now - since).total_seconds() for since in pending), default=0.0)
         self.metrics.oci_push_lag.set(lag)
-        return PushOutcome(pushed=pushed, failed=tuple(failed), lag_seconds=lag)
+        return PushOutcome(pushed=pushed, deleted=deleted, failed=tuple(failed), lag_seconds=lag)
+
+    def _retire(self, current: set[str], failed: list[str]) -> int:
+        """Delete from the registry the manifests of tags this process pushed whose bundle retention has
+        since removed from the store. A manifest a current tag still names is kept (deleting it would
+        delete that tag too) and looked at again next cycle."""
+        gone = {tag: digest for tag, digest in self._pushed.items() if tag not in current}
+        if not gone:
+            return 0
+        still_named = {digest for tag, digest in self._pushed.items() if tag in current}
+        deleted = 0
+        for digest in sorted(set(gone.values()) - still_named):
+            try:
+                # The signature and the fallback index first: never a signature left without its subject.
+                for companion in self._companions.pop(digest, []):
+                    self.client.delete_manifest(companion)
+                self.client.delete_manifest(digest)
+                deleted += 1
+                log.info("OCI push: deleted manifest %s (tags %s): its bundle was pruned", digest,
+                         ", ".join(sorted(tag for tag, named in gone.items() if named == digest)))
+            except PushError as exc:  # e.g. a registry with deletes disabled: tags stay, say so once
+                failed.append(f"retention: {exc}")
+        for tag, digest in gone.items():
+            if digest not in still_named:
+                del self._pushed[tag]
+        return deleted
 
     def _push(self, artifact: oci.Artifact, tags: Sequence[str]) -> None:
         for blob in (artifact.config, artifact.layer, artifact.empty, artifact.signature):
@@ -195,6 +232,7 @@ class Pusher:
         # The subject first, so a registry that checks it (or indexes referrers) finds it.
         self.client.put_manifest(artifact.manifest.digest, artifact.manifest)
         self.client.put_manifest(artifact.signature_manifest.digest, artifact.signature_manifest)
+        self._companions[artifact.manifest.digest] = [artifact.signature_manifest.digest]
         if self._referrers_api is None:
             self._referrers_api = self.client.has_referrers_api(artifact.manifest.digest)
         if not self._referrers_api:
@@ -212,8 +250,9 @@ class Pusher:
             return
         index = json.loads(oci.referrers_index([artifact.signature_manifest]))
         index["manifests"] = listed + index["manifests"]
-        self.client.put_manifest(tag, oci.Blob(oci.INDEX_MEDIA_TYPE, json.dumps(
-            index, sort_keys=True, separators=(",", ":")).encode()))
+        blob = oci.Blob(oci.INDEX_MEDIA_TYPE, json.dumps(index, sort_keys=True, separators=(",", ":")).encode())
+        self.client.put_manifest(tag, blob)
+        self._companions.setdefault(artifact.manifest.digest, []).append(blob.digest)
 
     async def run(self, stop: asyncio.Event, interval: float) -> None:
         """Push every ``interval`` seconds until ``stop``; failures are logged and retried."""

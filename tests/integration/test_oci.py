@@ -24,6 +24,7 @@ from hub import metrics as metrics_mod
 from hub.cli import cli
 from hub.commands import hubserve
 from hub.security import signing
+from hub.store import repository as store
 from protos import oci
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
@@ -32,6 +33,7 @@ from tests.integration.hub_harness import (
     FleetRepo,
     admin_of,
     channel,
+    configmap,
     hub_settings,
     next_desired,
     registered_spoke,
@@ -213,6 +215,7 @@ def _registry(tmp_path: Path) -> Iterator[str]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / "registry.yml"
     config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path}/data\n"
+                      "  delete:\n    enabled: true\n"
                       f"http:\n  addr: 127.0.0.1:{port}\n")
     log = (tmp_path / "registry.log").open("w")
     process = subprocess.Popen([shutil.which("docker-registry") or "docker-registry", "serve", str(config)],
@@ -328,3 +331,50 @@ async def test_a_spoke_falls_back_to_getbundle_when_the_registry_fails(
     agent = await _converge_with_source(tmp_path, fleet_repo, kubesim_server, kube_cluster,
                                         lambda hub: f"oci://127.0.0.1:{dead}/convoy/bundles")
     assert agent.bundle_pulls[True] == 0 and agent.bundle_pulls[False] >= 1
+
+
+async def test_retention_deletes_pushed_manifests_of_pruned_bundles(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    with _registry(tmp_path / "registry") as registry:
+        target = f"{registry}/fleet/bundles"
+        settings = hub_settings(tmp_path / "hub", fleet_repo, oci_push=target, oci_push_insecure=True,
+                                oci_push_interval=0.2, bundle_retention=1)
+        async with running_hub(settings) as hub, channel(hub) as ch:
+            alpha = await registered_spoke(hub, ch, "alpha")
+            watch = alpha.watch()
+            first = await next_desired(watch)
+
+            async def tags() -> list[str]:
+                result = await _skopeo("list-tags", "--tls-verify=false", f"docker://{target}")
+                return list(json.loads(result.stdout)["Tags"]) if result.returncode == 0 else []
+
+            first_tag = f"alpha-{first.commit[:7]}"
+            await poll(lambda: _has(tags, first_tag), timeout=20, what=f"{first_tag} pushed")
+            for version in ("2", "3"):
+                fleet_repo.commit({"apps/web/configmap.yaml": configmap(version)}, message=f"web v{version}")
+                await hub.service.sync_once(reason="test", force=True)
+            last = await next_desired(watch)
+            while not last.commit.startswith(fleet_repo.head()[:7]):
+                last = await next_desired(watch)
+            # alpha ran nothing and keeps 1: bundles 1 and 2 are pruned, so are their pushed manifests.
+            last_tag = f"alpha-{last.commit[:7]}"
+            await poll(lambda: _has(tags, last_tag), timeout=20, what=f"{last_tag} pushed")
+            async def gone(tag: str) -> bool:
+                result = await _skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{target}:{tag}")
+                return result.returncode != 0 and "manifest unknown" in result.stderr.lower()
+            await poll(lambda: gone(first_tag), timeout=20, what=f"{first_tag} deleted from the registry")
+            left = await tags()
+            # The live bundle's tags and its signature's referrers fallback tag; nothing of the pruned ones.
+            assert {tag for tag in left if not tag.startswith("sha256-")} == {last_tag, "alpha-latest"}
+            assert len([tag for tag in left if tag.startswith("sha256-")]) == 1
+            # The history keeps the digests.
+            history = await asyncio.to_thread(_history_digests, hub, "alpha")
+            assert first.digest in history and last.digest in history
+
+
+async def _has(tags: Callable[[], Any], tag: str) -> bool:
+    return tag in await tags()
+
+
+def _history_digests(hub: hubserve.RunningHub, cluster: str) -> set[str]:
+    with hub.db.session(write=False) as session:
+        return {entry.digest for entry in store.desired_history(session, cluster, 100)}

@@ -15,6 +15,7 @@ from sqlmodel import Session
 from hub.store.models import (
     Bundle,
     Cluster,
+    ClusterStatus,
     DesiredState,
     DesiredStateHistory,
 )
@@ -107,7 +108,8 @@ def prune_bundles(s: Session, *, keep_last: int = 20, min_age: dt.timedelta = dt
                   now: dt.datetime | None = None, also_keep: Iterable[str] = ()) -> int:
     """Delete bundles no cluster needed in its last ``keep_last`` desired states; returns how many.
 
-    Kept: every currently desired or pinned digest, and each cluster's last ``keep_last`` desired
+    Kept: every currently desired, applied (what a spoke still runs) or pinned digest, and each
+    cluster's last ``keep_last`` desired
     digests (so a rollback to a recent bundle never needs a re-render). Bundles younger than
     ``min_age`` are kept too, so a render stored but not yet made desired is safe from a
     concurrent prune. ``also_keep``: digests still to be released (an active rollout's targets).
@@ -121,7 +123,8 @@ def prune_bundles(s: Session, *, keep_last: int = 20, min_age: dt.timedelta = dt
     desired = sa.select(_table(DesiredState).c.digest)
     clusters = _table(Cluster)
     pinned = sa.select(clusters.c.pinned_digest).where(clusters.c.pinned_digest.is_not(None))
-    keep = sa.union(recent, desired, pinned).subquery()
+    applied = sa.select(_table(ClusterStatus).c.applied_digest).where(_table(ClusterStatus).c.applied_digest != "")
+    keep = sa.union(recent, desired, pinned, applied).subquery()
     bundles = _table(Bundle)
     stmt = bundles.delete().where(bundles.c.digest.not_in(sa.select(keep.c[0])),
                                   bundles.c.created_at <= _now(now) - min_age)
