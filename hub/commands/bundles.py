@@ -23,17 +23,17 @@ from hub import cliconfig
 from hub.security import signing
 from protos import oci
 
-__all__ = ["bundle"]
+__all__ = ["REPOSITORY", "Registry", "RegistryError", "bundle", "inspect"]
 
-_REPOSITORY = "convoy/bundles"
+REPOSITORY = "convoy/bundles"
 _ACCEPT = f"{oci.MANIFEST_MEDIA_TYPE}, {oci.INDEX_MEDIA_TYPE}"
 
 
-class _RegistryError(Exception):
+class RegistryError(Exception):
     pass
 
 
-class _Registry:
+class Registry:
     """The few GETs of the OCI read API, with the admin credential as a bearer token."""
 
     def __init__(self, base: str, credential: str) -> None:
@@ -41,7 +41,7 @@ class _Registry:
         self._credential = credential
 
     def get(self, path: str, accept: str = "*/*") -> bytes:
-        url = f"{self.base}/v2/{_REPOSITORY}/{path}"
+        url = f"{self.base}/v2/{REPOSITORY}/{path}"
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._credential}",
                                                        "Accept": accept})
         try:
@@ -52,18 +52,18 @@ class _Registry:
                 detail = json.loads(exc.read())["errors"][0]["message"]
             except (ValueError, LookupError, TypeError):
                 detail = exc.reason
-            raise _RegistryError(f"{url}: {exc.code} {detail}") from None
+            raise RegistryError(f"{url}: {exc.code} {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
-            raise _RegistryError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+            raise RegistryError(f"{url}: {getattr(exc, 'reason', exc)}") from None
 
     def tags(self) -> list[str]:
         return list(json.loads(self.get("tags/list"))["tags"])
 
 
-def _registry(registry: str, hub_name: str | None) -> _Registry:
+def _registry(registry: str, hub_name: str | None) -> Registry:
     if not registry.startswith(("http://", "https://")):
         raise click.UsageError(f"--registry must be an http:// or https:// URL, got {registry!r}")
-    return _Registry(registry, cliconfig.resolve(hub_name).credential_value())
+    return Registry(registry, cliconfig.resolve(hub_name).credential_value())
 
 
 def _cluster_tags(tags: list[str], cluster: str) -> list[str]:
@@ -78,8 +78,14 @@ def ls_rows(cluster: str, tags: list[str], manifests: Mapping[str, Mapping[str, 
         annotations = manifests[tag].get("annotations", {})
         rows.append(f"{tag:<24} {annotations.get('org.opencontainers.image.revision', '')[:12]:<12} "
                     f"{annotations.get(oci.ANNOTATION_BUNDLE_DIGEST, '')[:19]:<19} "
-                    f"{annotations.get('org.opencontainers.image.created', ''):<20} {host}/{_REPOSITORY}:{tag}")
+                    f"{annotations.get('org.opencontainers.image.created', ''):<20} {host}/{REPOSITORY}:{tag}")
     return rows
+
+
+def inspect(client: Registry, tag: str, public_key: bytes) -> oci.VerifiedBundle:
+    """Fetch the artifact under ``tag`` and verify it (blob digests, bundle digest, hub signature)."""
+    manifest = client.get(f"manifests/{tag}", _ACCEPT)
+    return oci.verify_manifest(manifest, lambda digest: client.get(f"blobs/{digest}"), public_key)
 
 
 @click.group()
@@ -109,7 +115,7 @@ def ls(cluster: str, registry: str, hub_name: str | None) -> None:
         client = _registry(registry, hub_name)
         tags = _cluster_tags(client.tags(), cluster)
         manifests = {tag: json.loads(client.get(f"manifests/{tag}", _ACCEPT)) for tag in tags}
-    except (_RegistryError, cliconfig.CliConfigError) as exc:
+    except (RegistryError, cliconfig.CliConfigError) as exc:
         _fail(str(exc))
         return
     if not tags:
@@ -143,7 +149,7 @@ def export(cluster: str, directory: Path, commit: str, registry: str, hub_name: 
             signatures.append(descriptor["digest"])
             for layer in [json.loads(data)["config"], *json.loads(data)["layers"]]:
                 blobs[layer["digest"]] = client.get(f"blobs/{layer['digest']}")
-    except (_RegistryError, cliconfig.CliConfigError) as exc:
+    except (RegistryError, cliconfig.CliConfigError) as exc:
         _fail(str(exc))
         return
     oci.write_blobs(directory, blobs, manifests=[(manifest_digest, len(manifest_bytes), oci.ARTIFACT_TYPE, tag)]
