@@ -38,6 +38,7 @@ from tests.integration.hub_harness import (
     next_desired,
     registered_spoke,
     running_hub,
+    standard_fleet,
 )
 from tests.polling import poll, wait_for
 
@@ -378,3 +379,24 @@ async def _has(tags: Callable[[], Any], tag: str) -> bool:
 def _history_digests(hub: hubserve.RunningHub, cluster: str) -> set[str]:
     with hub.db.session(write=False) as session:
         return {entry.digest for entry in store.desired_history(session, cluster, 100)}
+
+
+async def test_bundle_retention_age_keeps_young_bundles(tmp_path: Path) -> None:
+    async def stored_after_two_commits(age: float, where: str) -> set[str]:
+        repo = FleetRepo(tmp_path / where / "fleet")
+        standard_fleet(repo)
+        settings = hub_settings(tmp_path / where / "hub", repo, bundle_retention=1, bundle_retention_age=age)
+        async with running_hub(settings) as hub, channel(hub) as ch:
+            alpha = await registered_spoke(hub, ch, "alpha")
+            first = await next_desired(alpha.watch())
+            for version in ("2", "3"):
+                repo.commit({"apps/web/configmap.yaml": configmap(version)}, message=f"web v{version}")
+                await hub.service.sync_once(reason="test", force=True)
+            refs = await asyncio.to_thread(_history_digests, hub, "alpha")
+            assert first.digest in refs  # the history keeps the digest either way
+            with hub.db.session(write=False) as session:
+                return {ref.digest for ref in store.bundle_refs(session, "alpha")} | (
+                    {first.digest} if store.get_bundle(session, first.digest) else set())
+
+    assert len(await stored_after_two_commits(3600, "young")) == 3   # younger than an hour: all kept
+    assert len(await stored_after_two_commits(0, "pruned")) == 1     # only the desired one
