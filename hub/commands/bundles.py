@@ -10,6 +10,7 @@ the CLI should not pull a registry SDK in for that.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -34,16 +35,20 @@ class RegistryError(Exception):
 
 
 class Registry:
-    """The few GETs of the OCI read API, with the admin credential as a bearer token."""
+    """The few GETs of the OCI read API, with a credential (the hub's admin or a cluster's) as a bearer
+    token, or none (an anonymous registry)."""
 
-    def __init__(self, base: str, credential: str) -> None:
+    def __init__(self, base: str, credential: str | None, repository: str = REPOSITORY) -> None:
         self.base = base.rstrip("/")
         self._credential = credential
+        self.repository = repository
 
     def get(self, path: str, accept: str = "*/*") -> bytes:
-        url = f"{self.base}/v2/{REPOSITORY}/{path}"
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._credential}",
-                                                       "Accept": accept})
+        url = f"{self.base}/v2/{self.repository}/{path}"
+        headers = {"Accept": accept}
+        if self._credential:
+            headers["Authorization"] = f"Bearer {self._credential}"
+        request = urllib.request.Request(url, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return bytes(response.read())
@@ -158,16 +163,33 @@ def export(cluster: str, directory: Path, commit: str, registry: str, hub_name: 
                f"{directory} as an OCI image layout")
 
 
+_REF = re.compile(r"^(?P<registry>[^/\s]+)/(?P<repository>[^:@\s]+)(?::(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))$")
+
+
 @bundle.command("verify")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("target")
 @click.option("--public-key", "public_key", type=click.Path(path_type=Path), required=True,
               help="The hub's bundle-signing public key: <hub data dir>/signing.pub (PEM) or 32 raw bytes.")
-def verify(directory: Path, public_key: Path) -> None:
-    """Check every bundle in an OCI image layout offline: blob digests, bundle digest, hub signature."""
+@click.option("--insecure", is_flag=True, help="REF over plain HTTP (a local registry or the hub's side port).")
+@click.option("--credential-file", "credential_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A bearer credential for REF (the hub's admin credential, or a cluster's); default: anonymous.")
+def verify(target: str, public_key: Path, insecure: bool, credential_file: Path | None) -> None:
+    """Check bundles: TARGET is an OCI image layout directory (every bundle in it) or a reference
+    REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:... Blob digests, bundle digest and the hub's
+    signature are checked with the hub's public key, not with anything the registry says."""
     try:
         key = signing.load_public_key(public_key)
-        verified = oci.verify_layout(directory, key)
-    except (signing.SigningKeyError, oci.OciError) as exc:
+        if Path(target).is_dir():
+            verified = oci.verify_layout(Path(target), key)
+        else:
+            match = _REF.match(target)
+            if match is None:
+                raise click.UsageError(f"{target!r} is neither a directory nor REGISTRY/REPOSITORY:TAG|@DIGEST")
+            credential = credential_file.read_text().strip() if credential_file else None
+            client = Registry(f"{'http' if insecure else 'https'}://{match['registry']}", credential,
+                              repository=match["repository"])
+            verified = [inspect(client, match["tag"] or match["digest"], key)]
+    except (signing.SigningKeyError, oci.OciError, RegistryError) as exc:
         _fail(str(exc))
         return
     for item in verified:

@@ -200,6 +200,12 @@ async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify
         assert wrong.exit_code == 1
         assert f"bundle {desired.digest}: signature does not verify with the hub's key" in wrong.output
 
+        # The hub's own /v2/ by reference, with a credential file.
+        by_ref = await asyncio.to_thread(runner.invoke, cli, [
+            "bundle", "verify", f"127.0.0.1:{hub.http_port}/convoy/bundles:alpha-latest", "--insecure",
+            "--credential-file", str(hub.admin_credential_path), "--public-key",
+            str(Path(hub.settings.data_dir) / "signing.pub")])
+        assert by_ref.exit_code == 0, by_ref.output
         missing = await asyncio.to_thread(runner.invoke, cli, ["bundle", "export", "alpha", "--commit", "0000000", str(tmp_path / "x")],
                                 env=env)
         assert missing.exit_code == 1 and "no tag 'alpha-0000000'" in missing.output
@@ -270,6 +276,12 @@ async def test_the_hub_pushes_bundles_and_signatures_to_a_real_registry_idempote
             verified = CliRunner().invoke(cli, ["bundle", "verify", str(layout), "--public-key",
                                                 str(Path(hub.settings.data_dir) / "signing.pub")])
             assert verified.exit_code == 0, verified.output
+            # ...and straight from the registry by reference.
+            by_ref = await asyncio.to_thread(CliRunner().invoke, cli, [
+                "bundle", "verify", f"{target}:alpha-latest", "--insecure", "--public-key",
+                str(Path(hub.settings.data_dir) / "signing.pub")])
+            assert by_ref.exit_code == 0, by_ref.output
+            assert f"alpha {desired.commit[:7]} {desired.digest}: 1 objects, digest good, signature good" in by_ref.output
 
             # A restarted pusher (it remembers nothing) against the same registry re-sends no blob.
             beta = await registered_spoke(hub, ch, "beta")
