@@ -116,20 +116,24 @@ def add_routes(app: web.Application, hooks: RegistryHooks) -> None:
             cache.popitem(last=False)
         return artifact
 
-    async def visible(request: web.Request) -> list[_Tagged]:
-        """Every artifact the caller may read; raises :class:`Denied`."""
+    async def visible(request: web.Request) -> list[store.BundleRef]:
+        """Every bundle the caller may read, oldest first; raises :class:`Denied`."""
         credential = _credential(request)
         if credential is None:
             raise Denied("no credentials: send the cluster's or the admin credential (Bearer or Basic password)")
         scope = await hooks.authorize(credential, request.remote)
+        return list(await hooks.refs(scope))
+
+    async def built(refs: list[store.BundleRef]) -> list[_Tagged]:
+        """The artifacts of ``refs``: only for lookups by digest (a tag needs just its own)."""
         tagged: list[_Tagged] = []
-        for ref in await hooks.refs(scope):
+        for ref in refs:
             artifact = await artifact_of(ref)
             if artifact is not None:
                 tagged.append(_Tagged(ref, artifact))
         return tagged
 
-    def guarded(handler: Callable[[web.Request, list[_Tagged]], Awaitable[web.Response]]
+    def guarded(handler: Callable[[web.Request, list[store.BundleRef]], Awaitable[web.Response]]
                 ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def wrapper(request: web.Request) -> web.Response:
             name = request.match_info.get("name")
@@ -144,43 +148,43 @@ def add_routes(app: web.Application, hooks: RegistryHooks) -> None:
             return await handler(request, tagged)
         return wrapper
 
-    def tags_of(tagged: list[_Tagged]) -> dict[str, oci.Artifact]:
-        tags: dict[str, oci.Artifact] = {}
-        for item in tagged:  # oldest first: a later render of the same short commit wins
-            tags[oci.sha_tag(item.ref.cluster, item.ref.commit)] = item.artifact
-            if item.ref.latest:
-                tags[oci.latest_tag(item.ref.cluster)] = item.artifact
-            tags[item.artifact.manifest.digest.replace(":", "-")] = item.artifact  # referrers fallback tag
+    def tags_of(refs: list[store.BundleRef]) -> dict[str, store.BundleRef]:
+        tags: dict[str, store.BundleRef] = {}
+        for ref in refs:  # oldest first: a later render of the same short commit wins
+            tags[oci.sha_tag(ref.cluster, ref.commit)] = ref
+            if ref.latest:
+                tags[oci.latest_tag(ref.cluster)] = ref
         return tags
 
     def referrers_of(tagged: list[_Tagged], digest: str) -> list[oci.Blob]:
         return list({item.artifact.signature_manifest.digest: item.artifact.signature_manifest
                      for item in tagged if item.artifact.manifest.digest == digest}.values())
 
-    async def base(request: web.Request, tagged: list[_Tagged]) -> web.Response:
+    async def base(request: web.Request, refs: list[store.BundleRef]) -> web.Response:
         return web.json_response({}, headers=_API_VERSION_HEADER)
 
-    async def manifest(request: web.Request, tagged: list[_Tagged]) -> web.Response:
+    async def manifest(request: web.Request, refs: list[store.BundleRef]) -> web.Response:
         reference = request.match_info["reference"]
         if reference.startswith("sha256:"):
-            for item in tagged:
+            for item in await built(refs):
                 for blob in (item.artifact.manifest, item.artifact.signature_manifest):
                     if blob.digest == reference:
                         return _blob_response(blob)
             return _error(404, "MANIFEST_UNKNOWN", f"no bundle manifest {reference} that you may read")
-        if reference.startswith("sha256-"):
-            signatures = referrers_of(tagged, reference.replace("-", ":", 1))
+        if reference.startswith("sha256-"):  # the referrers tag-schema fallback
+            signatures = referrers_of(await built(refs), reference.replace("-", ":", 1))
             if signatures:
                 return _blob_response(oci.Blob(oci.INDEX_MEDIA_TYPE, oci.referrers_index(signatures)))
-        artifact = tags_of(tagged).get(reference)
+        ref = tags_of(refs).get(reference)
+        artifact = None if ref is None else await artifact_of(ref)
         if artifact is None:
             return _error(404, "MANIFEST_UNKNOWN", f"no tag {reference!r} that you may read (tags are "
                                                    "<cluster>-<short commit> and <cluster>-latest)")
         return _blob_response(artifact.manifest)
 
-    async def blob(request: web.Request, tagged: list[_Tagged]) -> web.Response:
+    async def blob(request: web.Request, refs: list[store.BundleRef]) -> web.Response:
         digest = request.match_info["digest"]
-        for item in tagged:
+        for item in await built(refs):
             found = item.artifact.blobs().get(digest)
             if found is not None:
                 return web.Response(body=found.data, headers={
@@ -188,8 +192,8 @@ def add_routes(app: web.Application, hooks: RegistryHooks) -> None:
                     "Docker-Content-Digest": found.digest})
         return _error(404, "BLOB_UNKNOWN", f"no blob {digest} that you may read")
 
-    async def tags_list(request: web.Request, tagged: list[_Tagged]) -> web.Response:
-        names = sorted(tag for tag in tags_of(tagged) if not tag.startswith("sha256-"))
+    async def tags_list(request: web.Request, refs: list[store.BundleRef]) -> web.Response:
+        names = sorted(tags_of(refs))
         last = request.query.get("last")
         if last:
             names = [tag for tag in names if tag > last]
@@ -198,8 +202,8 @@ def add_routes(app: web.Application, hooks: RegistryHooks) -> None:
             names = names[: int(limit)]
         return web.json_response({"name": REPOSITORY, "tags": names}, headers=_API_VERSION_HEADER)
 
-    async def referrers(request: web.Request, tagged: list[_Tagged]) -> web.Response:
-        signatures = referrers_of(tagged, request.match_info["digest"])
+    async def referrers(request: web.Request, refs: list[store.BundleRef]) -> web.Response:
+        signatures = referrers_of(await built(refs), request.match_info["digest"])
         wanted = request.query.get("artifactType")
         headers = {**_API_VERSION_HEADER, "Content-Type": oci.INDEX_MEDIA_TYPE}
         if wanted is not None:
