@@ -52,6 +52,10 @@ class HubMetrics:
         self.oci_blobs = Counter(
             "convoy_hub_oci_blobs", "Blobs of pushed artifacts: sent, or already in the registry (skipped).",
             ["outcome"], registry=self.registry)
+        for outcome in ("pushed", "failed"):  # exposed at 0 from the start, so rates work from the first scrape
+            self.oci_pushes.labels(outcome=outcome)
+        for outcome in ("sent", "skipped"):
+            self.oci_blobs.labels(outcome=outcome)
         self._last_commit_time: float | None = None
         self.last_commit_age.set_function(self._age)
 
