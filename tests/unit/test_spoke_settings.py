@@ -87,3 +87,14 @@ def test_reads_the_join_tokens_the_hub_makes() -> None:
     join = hub_secrets.make_join_token(token, FP, "hub.example:7443")
     s = settings.load_settings(cli={"cluster": "c1", "token": join}, env={})
     assert (s.token, s.ca_fingerprint, s.hub) == (token, FP, "hub.example:7443")
+
+
+def test_bundle_source_is_an_oci_reference() -> None:
+    env = {"CONVOY_SPOKE_HUB": "hub.example:7443", "CONVOY_SPOKE_CLUSTER": "edge-1"}
+    s = settings.load_settings(cli={"bundle_source": "oci://mirror.example/fleet/bundles"},
+                               env={**env, "CONVOY_SPOKE_BUNDLE_SOURCE_INSECURE": "true"})
+    assert s.bundle_source == "oci://mirror.example/fleet/bundles" and s.bundle_source_insecure
+    assert settings.load_settings(cli={}, env=env).bundle_source is None
+    for bad in ("mirror.example/fleet", "oci://mirror.example", "https://mirror.example/fleet"):
+        with pytest.raises(settings.SettingsError, match="--bundle-source: .* is not oci://REGISTRY/REPOSITORY"):
+            settings.load_settings(cli={"bundle_source": bad}, env=env)
