@@ -96,5 +96,5 @@ def test_bundle_source_is_an_oci_reference() -> None:
     assert s.bundle_source == "oci://mirror.example/fleet/bundles" and s.bundle_source_insecure
     assert settings.load_settings(cli={}, env=env).bundle_source is None
     for bad in ("mirror.example/fleet", "oci://mirror.example", "https://mirror.example/fleet"):
-        with pytest.raises(settings.SettingsError, match="--bundle-source: .* is not oci://REGISTRY/REPOSITORY"):
+        with pytest.raises(settings.SettingsError, match=r"--bundle-source: .* is not oci://REGISTRY/REPOSITORY"):
             settings.load_settings(cli={"bundle_source": bad}, env=env)
