@@ -427,6 +427,7 @@ class HubService:
                 # Bundles an active rollout has yet to release are in no desired state yet: keep them.
                 pending = self.rollouts.pending_digests(session) if self.rollouts is not None else set()
                 store.prune_bundles(session, keep_last=self.settings.bundle_retention, now=now,
+                                    min_age=dt.timedelta(seconds=self.settings.bundle_retention_age),
                                     also_keep=pending)
         return self._outcome(sha, changed, failed, good, again=again)
 

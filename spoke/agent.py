@@ -28,6 +28,7 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from protos import bundle as bundles
@@ -41,6 +42,7 @@ from spoke import (
     hubclient,
     inventory,
     phase,
+    pulling,
     registration,
     report,
     watching,
@@ -65,6 +67,15 @@ BACKOFF_BASE = 0.5
 @dataclasses.dataclass(frozen=True)
 class _Stop:
     pass
+
+
+def _puller(settings: SpokeSettings) -> pulling.Puller | None:
+    """The registry fetcher of ``--bundle-source``, or None (bundles come from the hub only)."""
+    if not settings.bundle_source:
+        return None
+    source = pulling.parse_source(settings.bundle_source, insecure=settings.bundle_source_insecure)
+    return pulling.Puller(source, cluster=settings.cluster, hub_host=settings.hub.rsplit(":", 1)[0],
+                          docker_config=Path(settings.registry_config) if settings.registry_config else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +146,8 @@ class Agent:
         #: the hub's heartbeat interval as its stream last said; a stream silent for 3 of them is dead
         self.hub_heartbeat: float | None = None
         self.ready = threading.Event()   #: set once the in-cluster state is loaded and enforced
+        self._puller = _puller(settings)
+        self.bundle_pulls = {True: 0, False: 0}  #: bundles fetched from --bundle-source: ok / fell back to the hub
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -477,6 +490,15 @@ class Agent:
             carried = hubclient.inline_bundle(source.inline, max_size=self.settings.max_bundle_bytes)
             if carried is not None:
                 data = carried.data
+        if data is None and self._puller is not None:
+            try:
+                data = self._puller.fetch(digest=source.digest, commit=source.commit,
+                                          max_size=self.settings.max_bundle_bytes, credential=creds.credential)
+                self.bundle_pulls[True] += 1
+            except pulling.PullError as exc:  # the hub still has it: fall back to GetBundle
+                self.bundle_pulls[False] += 1
+                log.warning("bundle %s from %s failed (%s); fetching it from the hub", source.digest,
+                            self._puller.source, exc)
         if data is None:
             hub = self._hub
             if hub is None:

@@ -56,6 +56,14 @@ def _default(name: str) -> str:
 @click.option("--health-host", help=f"Address /healthz listens on (default {_default('health_host')}: probes use "
                                     "the pod IP) "
                                     "[CONVOY_SPOKE_HEALTH_HOST].")
+@click.option("--bundle-source", "bundle_source",
+              help="oci://REGISTRY/REPOSITORY: fetch bundle bytes from this registry (or a mirror); the hub still "
+                   "says which digest, its signature is checked as always, and GetBundle is the fallback "
+                   "[CONVOY_SPOKE_BUNDLE_SOURCE].")
+@click.option("--bundle-source-insecure", "bundle_source_insecure", is_flag=True, default=None,
+              help="Plain HTTP to the bundle source: a local registry only [CONVOY_SPOKE_BUNDLE_SOURCE_INSECURE].")
+@click.option("--registry-config", "registry_config", type=click.Path(exists=True, dir_okay=False),
+              help="Docker-style config.json with the bundle source's credentials [CONVOY_SPOKE_REGISTRY_CONFIG].")
 def run(**flags: Any) -> None:
     """Run the spoke agent until SIGTERM.
 

@@ -53,6 +53,9 @@ ENV_NAMES: dict[str, str] = {
     "context": "CONVOY_SPOKE_CONTEXT",
     "hub_ca": "CONVOY_SPOKE_HUB_CA",
     "state_secret": "CONVOY_SPOKE_STATE_SECRET",
+    "bundle_source": "CONVOY_SPOKE_BUNDLE_SOURCE",
+    "bundle_source_insecure": "CONVOY_SPOKE_BUNDLE_SOURCE_INSECURE",
+    "registry_config": "CONVOY_SPOKE_REGISTRY_CONFIG",
 }
 
 
@@ -84,6 +87,10 @@ class SpokeSettings:
     reconnect_cap: float = 30.0                #: ceiling of the hub reconnect backoff, seconds
     resync_interval: float = 600.0             #: full re-check of the bundle even when quiet
     max_bundle_bytes: int = 64 * 1024 * 1024   #: refuse bundles that inflate past this
+    #: oci://REGISTRY/REPOSITORY to fetch bundle bytes from (the hub still says which digest); None: the hub
+    bundle_source: str | None = None
+    bundle_source_insecure: bool = False       #: plain HTTP to the bundle source (a local registry only)
+    registry_config: str | None = None         #: docker-style config.json with the bundle source's credentials
 
 
 def parse_labels(text: str, *, source: str = "labels") -> dict[str, str]:
@@ -174,7 +181,18 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
             raise SettingsError(f"{ns_source}: {namespace!r} is not a valid namespace name")
         values["namespace"] = str(namespace)
 
-    for key in ("kubeconfig", "context", "state_secret", "health_host"):
+    source, source_name = pick("bundle_source")
+    if source:
+        if not str(source).startswith("oci://") or "/" not in str(source).removeprefix("oci://").strip("/"):
+            raise SettingsError(f"{source_name}: {source!r} is not oci://REGISTRY/REPOSITORY")
+        values["bundle_source"] = str(source)
+    source_insecure, source_insecure_name = pick("bundle_source_insecure")
+    if isinstance(source_insecure, bool):
+        values["bundle_source_insecure"] = source_insecure
+    elif source_insecure is not None:
+        values["bundle_source_insecure"] = _truthy(str(source_insecure), name=source_insecure_name)
+
+    for key in ("kubeconfig", "context", "state_secret", "health_host", "registry_config"):
         value, _ = pick(key)
         if value:
             values[key] = str(value)

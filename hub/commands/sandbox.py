@@ -25,7 +25,10 @@ from rich.live import Live
 from rich.text import Text
 
 from hub import adminclient, localfleet
+from hub.commands import bundles as bundle_cmd
 from hub.commands import formatting
+from hub.security import signing
+from protos import oci
 from protos.convoy.v1 import convoy_pb2 as pb
 
 __all__ = ["sandbox"]
@@ -157,6 +160,23 @@ def _check_drift_recorded(fleet: localfleet.LocalFleet, cluster: str, obj: str, 
                                       f"{DRIFT_FIELD}; the hub shows {'; '.join(last)}") from exc
 
 
+def _show_artifacts(fleet: localfleet.LocalFleet, names: Sequence[str], victim: str, console: Console) -> None:
+    """Where each bundle lives as an OCI reference, and one fetched and verified like any OCI client would."""
+    registry = f"127.0.0.1:{fleet.http_port}/{bundle_cmd.REPOSITORY}"
+    console.print("[bold]7.[/bold] Every bundle is an OCI artifact, served by the hub's /v2/ (same credentials "
+                  "as gRPC):")
+    for name in names:
+        console.print(f"     {registry}:{oci.latest_tag(name)}", markup=False, highlight=False)
+    client = bundle_cmd.Registry(fleet.http_url, (fleet.hub_dir / "admin.credential").read_text().strip())
+    key = signing.load_public_key(signing.public_key_path(fleet.hub_dir))
+    verified = bundle_cmd.inspect(client, oci.latest_tag(victim), key)
+    console.print(f"   Inspected {registry}:{oci.latest_tag(victim)}: manifest {verified.manifest_digest[:19]}, "
+                  f"commit {verified.commit[:8]}, {verified.objects} objects, bundle {verified.digest[:19]}: "
+                  "digests good, hub signature good.", markup=False, highlight=False)
+    console.print(f"   Try: skopeo inspect --raw --tls-verify=false --creds \"admin:$(cat {fleet.hub_dir}/admin.credential)\" "
+                  f"docker://{registry}:{oci.latest_tag(victim)}\n", markup=False, highlight=False)
+
+
 def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: float, console: Console) -> None:
     base = workdir or Path(tempfile.mkdtemp(prefix="convoy-sandbox-"))
     source = localfleet.sample_fleet_path()
@@ -225,6 +245,8 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
                       f"{victim}` nothing: drift is what differs now, history is what happened.\n",
                       markup=False, highlight=False)
 
+        _show_artifacts(fleet, sorted(names), victim, console)
+
         console.rule("[bold]What just happened")
         console.print(
             f"A hub rendered one signed bundle per cluster from {fleet.repo_dir}; each spoke pulled its own over "
@@ -240,6 +262,9 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
         console.print("  convoy rollout status    # the prod bump's waves")
         console.print(f"  kubectl --kubeconfig {fleet.kubeconfig} --context {victim} get deploy -A")
         console.print(f"  # edit {fleet.repo_dir}, commit, then `convoy sync`")
+        console.print(f"  convoy bundle ls {victim} --registry {fleet.http_url}   # its bundles as OCI artifacts")
+        console.print(f"  convoy spoke run ... --bundle-source oci://127.0.0.1:{fleet.http_port}/convoy/bundles "
+                      "--bundle-source-insecure   # bytes from a registry", markup=False, highlight=False)
         if keep:
             console.print(f"\nHub {fleet.hub_address} (HTTP {fleet.http_url}), kubesim {fleet.kubesim_url}. "
                           "Press Ctrl-C to stop.")

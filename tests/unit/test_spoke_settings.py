@@ -123,3 +123,14 @@ def test_install_takes_the_token_from_the_environment_or_a_file_and_the_hub_from
     assert none.exit_code == 2 and "CONVOY_SPOKE_TOKEN" in none.output
     bare = runner.invoke(install.install, ["--cluster", "edge-1", "--token", TOKEN])
     assert bare.exit_code == 2 and "give --hub" in bare.output
+
+
+def test_bundle_source_is_an_oci_reference() -> None:
+    env = {"CONVOY_SPOKE_HUB": "hub.example:7443", "CONVOY_SPOKE_CLUSTER": "edge-1"}
+    s = settings.load_settings(cli={"bundle_source": "oci://mirror.example/fleet/bundles"},
+                               env={**env, "CONVOY_SPOKE_BUNDLE_SOURCE_INSECURE": "true"})
+    assert s.bundle_source == "oci://mirror.example/fleet/bundles" and s.bundle_source_insecure
+    assert settings.load_settings(cli={}, env=env).bundle_source is None
+    for bad in ("mirror.example/fleet", "oci://mirror.example", "https://mirror.example/fleet"):
+        with pytest.raises(settings.SettingsError, match=r"--bundle-source: .* is not oci://REGISTRY/REPOSITORY"):
+            settings.load_settings(cli={"bundle_source": bad}, env=env)
