@@ -74,7 +74,7 @@ _REF_NAME = "org.opencontainers.image.ref.name"
 _EMPTY = b"{}"
 #: Bundles are bounded by the spoke's limit too; offline verification refuses anything larger.
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
 class OciError(Exception):

@@ -115,7 +115,12 @@ def _fail(message: str) -> None:
 @_registry_option
 @_hub_option
 def ls(cluster: str, registry: str, hub_name: str | None) -> None:
-    """List CLUSTER's bundle artifacts (tags <cluster>-<short commit> and <cluster>-latest)."""
+    """List CLUSTER's bundle artifacts (tags <cluster>-<short commit> and <cluster>-latest).
+
+    \b
+    Examples:
+      convoy bundle ls prod-eu-1 --registry http://127.0.0.1:7080
+    """
     try:
         client = _registry(registry, hub_name)
         tags = _cluster_tags(client.tags(), cluster)
@@ -136,7 +141,13 @@ def ls(cluster: str, registry: str, hub_name: str | None) -> None:
 @_registry_option
 @_hub_option
 def export(cluster: str, directory: Path, commit: str, registry: str, hub_name: str | None) -> None:
-    """Write CLUSTER's bundle (and its signature artifact) into an OCI image layout DIRECTORY."""
+    """Write CLUSTER's bundle (and its signature artifact) into an OCI image layout DIRECTORY.
+
+    \b
+    Examples:
+      convoy bundle export prod-eu-1 ./prod-eu-1.oci --registry http://127.0.0.1:7080
+      convoy bundle export prod-eu-1 ./old.oci --commit 3f2a9c1e --registry http://127.0.0.1:7080
+    """
     tag = oci.latest_tag(cluster) if not commit else oci.sha_tag(cluster, commit)
     try:
         client = _registry(registry, hub_name)
@@ -163,7 +174,7 @@ def export(cluster: str, directory: Path, commit: str, registry: str, hub_name: 
                f"{directory} as an OCI image layout")
 
 
-_REF = re.compile(r"^(?P<registry>[^/\s]+)/(?P<repository>[^:@\s]+)(?::(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))$")
+_REF = re.compile(r"^(?P<registry>[^/\s]+)/(?P<repository>[^:@\s]+)(?::(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))\Z")
 
 
 @bundle.command("verify")
@@ -176,7 +187,13 @@ _REF = re.compile(r"^(?P<registry>[^/\s]+)/(?P<repository>[^:@\s]+)(?::(?P<tag>[
 def verify(target: str, public_key: Path, insecure: bool, credential_file: Path | None) -> None:
     """Check bundles: TARGET is an OCI image layout directory (every bundle in it) or a reference
     REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:... Blob digests, bundle digest and the hub's
-    signature are checked with the hub's public key, not with anything the registry says."""
+    signature are checked with the hub's public key, not with anything the registry says.
+
+    \b
+    Examples:
+      convoy bundle verify ./prod-eu-1.oci --public-key /var/lib/convoy/signing.pub
+      convoy bundle verify registry.example/fleet/bundles:prod-eu-1-latest --public-key signing.pub
+    """
     try:
         key = signing.load_public_key(public_key)
         if Path(target).is_dir():
