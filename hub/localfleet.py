@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ import yaml
 from hub import adminclient, cliconfig
 from protos.convoy.v1 import convoy_pb2 as pb
 
-__all__ = ["PROCESSES_FILE", "LocalFleet", "SandboxCluster", "SandboxError", "free_port", "sample_fleet_path",
+__all__ = ["PROCESSES_FILE", "LocalFleet", "Owner", "SandboxCluster", "SandboxError", "free_port", "sample_fleet_path",
            "stop_recorded", "wait_until"]
 
 T = TypeVar("T")
@@ -145,6 +146,22 @@ def _same_process(pid: int, start: str | None) -> bool:
     return fields[0] != "Z" and (start is None or fields[19] == start)
 
 
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """The process that started a local fleet (``convoy sandbox up``)."""
+
+    pid: int
+    start: str | None  #: see ``process_start_time``
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(pid=os.getpid(), start=process_start_time(os.getpid()))
+
+
+def _gone(process: Owner) -> bool:
+    return not _same_process(process.pid, process.start)
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -180,7 +197,10 @@ class _Process:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
                 _signal_group(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(5)
+                # SIGKILL cannot be refused, but a process stuck in the kernel (a loaded disk) dies late:
+                # go on stopping the other parts rather than end the cleanup with a traceback.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.popen.wait(30)
         # Whatever the part started and left behind (a git fetch, a kustomize build) goes with it.
         _signal_group(self.popen.pid, signal.SIGKILL)
         self._log_file.close()
@@ -281,7 +301,7 @@ class LocalFleet:
         if not running:
             self.processes_file.unlink(missing_ok=True)
             return
-        owner = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+        owner = dataclasses.asdict(Owner.this_process())
         self.workdir.mkdir(parents=True, exist_ok=True)
         temporary = self.processes_file.with_suffix(".tmp")
         temporary.write_text(json.dumps({"owner": owner, "processes": running}, indent=2))
@@ -463,30 +483,34 @@ class LocalFleet:
                            f"{process.tail()}")
 
 
-def stop_recorded(workdir: Path, *, timeout: float = 30.0) -> list[str]:
-    """Stop the local fleet recorded in ``workdir/processes.json``, from any process; returns the parts
-    it found running ([] when none was).
+def stop_recorded(workdir: Path, *, owner: Owner | None = None, timeout: float = 30.0) -> list[str]:
+    """Stop the local fleet recorded in ``workdir/processes.json``, from any process; returns what it
+    found running ([] when nothing was): the starter (as ``convoy sandbox up (pid N)``), then the parts.
 
-    The process that started the fleet is asked first (SIGTERM): it stops its parts and cleans up as
-    on Ctrl-C. Parts still running after that -- their starter was killed, or did not answer in
-    ``timeout`` seconds -- get SIGTERM and then SIGKILL to their process groups here.
+    The process that started the fleet (recorded there, or ``owner``) is asked first (SIGTERM): it
+    stops its parts and cleans up as on Ctrl-C. Parts still running after that -- their starter was
+    killed, or did not answer in ``timeout`` seconds -- get SIGTERM and then SIGKILL to their process
+    groups here.
     """
     path = Path(workdir) / PROCESSES_FILE
     try:
         state = json.loads(path.read_text())
     except FileNotFoundError:
-        return []
+        state = {}
     except (OSError, ValueError) as exc:
         raise SandboxError(f"{path}: not a sandbox state file ({exc})") from exc
     processes = [(str(p["name"]), int(p["pid"]), p.get("start")) for p in state.get("processes", [])]
     found = [name for name, pid, start in processes if _same_process(pid, start)]
-    owner = state.get("owner") or {}
-    owner_pid = int(owner.get("pid", 0))
-    if owner_pid and owner_pid != os.getpid() and _same_process(owner_pid, owner.get("start")):
-        os.kill(owner_pid, signal.SIGTERM)
+    recorded = state.get("owner") or {}
+    starters = {o for o in (owner, Owner(pid=int(recorded.get("pid", 0)), start=recorded.get("start")))
+                if o is not None and o.pid and o.pid != os.getpid() and _same_process(o.pid, o.start)}
+    for starter in starters:
+        os.kill(starter.pid, signal.SIGTERM)
+    for starter in starters:
         with contextlib.suppress(SandboxError):
-            wait_until(lambda: not _same_process(owner_pid, owner.get("start")), timeout=timeout,
-                       what=f"the sandbox (pid {owner_pid}) to stop", interval=0.2)
+            wait_until(functools.partial(_gone, starter), timeout=timeout,
+                       what=f"the sandbox (pid {starter.pid}) to stop", interval=0.2)
+    found = [f"convoy sandbox up (pid {s.pid})" for s in sorted(starters, key=lambda s: s.pid)] + found
     left = [(pid, start) for _, pid, start in processes if _same_process(pid, start)]
     for pid, _ in left:
         _signal_group(pid, signal.SIGTERM)

@@ -89,18 +89,30 @@ def pointer_path() -> Path:
     return Path(state) / "convoy" / "sandbox.json"
 
 
+@dataclasses.dataclass(frozen=True)
+class _Pointer:
+    """The running sandbox, as ``up`` records it for ``down``."""
+
+    workdir: Path
+    temporary: bool  #: ``up`` made the directory, so it goes with the sandbox
+    owner: localfleet.Owner  #: the ``up`` process
+
+
 def _write_pointer(workdir: Path, *, temporary: bool) -> None:
     path = pointer_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_suffix(f".{os.getpid()}.tmp")
-    scratch.write_text(json.dumps({"workdir": str(workdir.resolve()), "temporary": temporary}))
+    owner = localfleet.Owner.this_process()
+    scratch.write_text(json.dumps({"workdir": str(workdir.resolve()), "temporary": temporary,
+                                   "pid": owner.pid, "start": owner.start}))
     scratch.replace(path)
 
 
-def _read_pointer() -> tuple[Path, bool] | None:
+def _read_pointer() -> _Pointer | None:
     try:
         data = json.loads(pointer_path().read_text())
-        return Path(data["workdir"]), bool(data.get("temporary"))
+        return _Pointer(workdir=Path(data["workdir"]), temporary=bool(data.get("temporary")),
+                        owner=localfleet.Owner(pid=int(data.get("pid", 0)), start=data.get("start")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -108,7 +120,7 @@ def _read_pointer() -> tuple[Path, bool] | None:
 def _clear_pointer(workdir: Path) -> None:
     """Remove the pointer if it still names ``workdir`` (a later sandbox may have taken it over)."""
     pointed = _read_pointer()
-    if pointed is not None and pointed[0] == workdir.resolve():
+    if pointed is not None and pointed.workdir == workdir.resolve():
         pointer_path().unlink(missing_ok=True)
 
 
@@ -383,6 +395,9 @@ def sandbox_up(clusters: int, keep: bool, workdir: Path | None, timeout: float) 
     """Run a local fleet, show it converge, roll a change out, and correct drift."""
     if clusters < 1:
         raise click.BadParameter("at least one cluster", param_hint="--clusters")
+    # The spokes need the spoke extra: with only the hub's, say so now (the root command names the
+    # extra for a ModuleNotFoundError) rather than after kubesim and the hub have started.
+    import kubernetes  # noqa: F401
     # A pipe or CI log gets a width that fits the status table instead of rich's 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 150)
     try:
@@ -406,17 +421,19 @@ def sandbox_down(workdir: Path | None) -> None:
     here. A temporary work directory is removed with them.
     """
     pointed = _read_pointer()
-    target = workdir or (pointed[0] if pointed else None)
+    target = workdir or (pointed.workdir if pointed else None)
     if target is None:
         click.echo(f"No sandbox to stop ({pointer_path()} names none).")
         return
+    ours = pointed if pointed is not None and pointed.workdir == target.resolve() else None
     try:
-        stopped = localfleet.stop_recorded(target)
+        # The pointer names `up` even before it has started a part (and recorded it in the work dir).
+        stopped = localfleet.stop_recorded(target, owner=ours.owner if ours else None)
     except localfleet.SandboxError as exc:
         raise click.ClickException(str(exc)) from exc
-    if pointed is not None and pointed[0] == target.resolve():
+    if ours is not None:
         pointer_path().unlink(missing_ok=True)
-        if pointed[1]:
+        if ours.temporary:
             shutil.rmtree(target, ignore_errors=True)
     if stopped:
         click.echo(f"Stopped the sandbox in {target}: {', '.join(stopped)}.")

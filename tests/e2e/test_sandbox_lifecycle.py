@@ -165,8 +165,8 @@ def test_down_from_another_shell_stops_a_kept_sandbox(tmp_path: Path, sandboxes:
     elsewhere.mkdir()
     result = sandbox.down(elsewhere)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == (f"Stopped the sandbox in {workdir}: kubesim, hub, spoke dev-eu-1, "
-                                     "spoke prod-ap-1, spoke prod-eu-1, spoke prod-us-1.")
+    assert result.stdout.strip() == (f"Stopped the sandbox in {workdir}: convoy sandbox up (pid {sandbox.process.pid}), "
+                                     "kubesim, hub, spoke dev-eu-1, spoke prod-ap-1, spoke prod-eu-1, spoke prod-us-1.")
     # `up` stopped its parts and cleaned up as on Ctrl-C, and says so.
     assert sandbox.process.wait(60) == 0
     assert "stopping (SIGTERM)" in sandbox.text()
@@ -191,3 +191,16 @@ def test_down_stops_the_parts_of_a_sandbox_that_was_killed(tmp_path: Path, sandb
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"Stopped the sandbox in {workdir}: kubesim, hub, spoke ")
     assert not _pids_mentioning(str(workdir)) and not workdir.exists()
+
+
+def test_down_while_up_is_still_starting(tmp_path: Path, sandboxes: list[Sandbox]) -> None:
+    sandbox = Sandbox(tmp_path, "--keep")
+    sandboxes.append(sandbox)
+    wait_for(sandbox.pointer.exists, timeout=60, what="`up` to record itself")
+    workdir = sandbox.workdir()
+    result = sandbox.down(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Stopped the sandbox in {workdir}: convoy sandbox up (pid {sandbox.process.pid})")
+    assert sandbox.process.wait(60) == 128 + signal.SIGTERM, sandbox.text()[-6000:]
+    wait_for(lambda: not _pids_mentioning(str(workdir)), timeout=30, what="no sandbox part left running")
+    assert not workdir.exists()
