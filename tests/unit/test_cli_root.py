@@ -57,11 +57,11 @@ def test_a_missing_extra_names_the_extra_and_exits_2(monkeypatch: pytest.MonkeyP
     entry = metadata.EntryPoint(name="demo", value="no_such_dependency_xyz:cmd [hub]", group=root.ENTRY_POINT_GROUP)
     monkeypatch.setattr(root, "_registered", lambda: {"demo": entry})
     listing = CliRunner().invoke(root.cli, ["--help"])
-    assert listing.exit_code == 0 and "(needs convoy[hub])" in listing.output
+    assert listing.exit_code == 0 and "(needs convoy-fleet[hub])" in listing.output
     result = CliRunner().invoke(root.cli, ["demo", "serve", "--help"])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert ("`convoy demo` needs convoy[hub] (no_such_dependency_xyz is not installed): "
-            "pip install 'convoy[hub]'") in result.output
+    assert ("`convoy demo` needs convoy-fleet[hub] (no_such_dependency_xyz is not installed): "
+            "pip install 'convoy-fleet[hub]'") in result.output
 
 
 @pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o nosort -F _convoy_completion convoy"),
@@ -95,3 +95,10 @@ def test_every_command_help_has_examples() -> None:
     missing = [" ".join(path) for path, command in _leaves(root.cli, ("convoy",), click.Context(root.cli))
                if "Examples:" not in (command.help or "") and path != ("convoy", "sandbox", "up")]
     assert missing == []
+
+
+def test_the_missing_extra_hint_names_the_distribution_pyproject_builds() -> None:
+    # `pip install 'convoy[hub]'` would install someone else's project from the public index.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["name"] == root.DISTRIBUTION == "convoy-fleet"
+    assert metadata.distribution(root.DISTRIBUTION).entry_points.select(group=root.ENTRY_POINT_GROUP)
