@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import datetime
 import hmac
 import json
 import ssl
@@ -23,11 +25,13 @@ import yaml
 from aiohttp import web
 
 from kubesim import (
+    authorizing,
     deleting,
     discovery,
     errors,
     faults,
     openapi,
+    rbac,
     registry,
     selectors,
     tables,
@@ -47,6 +51,9 @@ _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 _NOT_FOUND_TEXT = "404 page not found\n"
 CLUSTERS_KEY = web.AppKey("clusters", ClusterSet)
+ADMIN_TOKEN_KEY = web.AppKey("admin_token", str)
+_REVIEWS = {"selfsubjectaccessreviews", "selfsubjectrulesreviews", "subjectaccessreviews"}
+_RBAC_WRITES = {"roles", "clusterroles", "rolebindings", "clusterrolebindings"}
 
 
 @dataclass(frozen=True)
@@ -95,10 +102,13 @@ class RunningServer:
 
 
 async def start(options: ServerOptions) -> RunningServer:
-    clusters = wiring.cluster_set(options.cluster)
+    tls = make_server_tls() if options.tls else None
+    cluster_options = options.cluster
+    if tls is not None:
+        cluster_options = dataclasses.replace(cluster_options, ca_pem=tls.ca_pem.decode())
+    clusters = wiring.cluster_set(cluster_options)
     for name in options.clusters:
         clusters.add(name)
-    tls = make_server_tls() if options.tls else None
     app = make_app(clusters, token=options.token)
     # handler_cancellation: a watch whose client went away ends at once (and unsubscribes) instead
     # of idling until its timeout.
@@ -140,6 +150,7 @@ _RESOURCE_NOT_FOUND = errors.ApiError(404, "NotFound", "the server could not fin
 def make_app(clusters: ClusterSet, *, token: str | None = None) -> web.Application:
     app = web.Application(middlewares=[_auth_middleware(token)], client_max_size=64 * 1024 * 1024)
     app[CLUSTERS_KEY] = clusters
+    app[ADMIN_TOKEN_KEY] = token or ""
     app.router.add_route("*", "/clusters/{cluster}/{tail:.*}", _cluster_request)
     app.router.add_route("*", "/clusters/{cluster}", _cluster_request)
     app.router.add_route("*", "/kubesim/v1/clusters/{cluster}/faults", _faults_request)
@@ -152,7 +163,8 @@ def make_app(clusters: ClusterSet, *, token: str | None = None) -> web.Applicati
 def _auth_middleware(token: str | None) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is not None and request.path != "/healthz":
+        # Cluster requests authenticate per cluster (ServiceAccount tokens too): _cluster_request.
+        if token is not None and request.path != "/healthz" and not request.path.startswith("/clusters/"):
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 return _json(errors.status_body(401, "Unauthorized", "Unauthorized"), 401)
@@ -211,7 +223,10 @@ async def _cluster_request(request: web.Request) -> web.StreamResponse:
     warnings: list[str] = []
     token = unknownfields.REQUEST.set((request.query.get("fieldValidation") or "Warn", warnings))
     try:
-        response = await _dispatch(request, cluster, request.match_info.get("tail", "").strip("/"))
+        user = authorizing.authenticate(
+            cluster, request.headers.get("Authorization", ""), request.app[ADMIN_TOKEN_KEY] or None,
+            {key: request.headers.getall(key, []) for key in ("Impersonate-User", "Impersonate-Group")})
+        response = await _dispatch(request, cluster, request.match_info.get("tail", "").strip("/"), user)
     except errors.ApiError as exc:
         response = _error(exc)
     finally:
@@ -246,9 +261,14 @@ async def _inject_faults(request: web.Request, cluster: Cluster) -> web.StreamRe
     return None
 
 
-async def _dispatch(request: web.Request, cluster: Cluster, tail: str) -> web.StreamResponse:
+async def _dispatch(request: web.Request, cluster: Cluster, tail: str, user: rbac.UserInfo) -> web.StreamResponse:
     segs = [s for s in tail.split("/") if s] if tail else []
     method = request.method
+    non_resource = not segs or segs[0] not in ("api", "apis") or len(segs) < (3 if segs[0] == "api" else 4)
+    if non_resource and not user.privileged:
+        # A non-resource request (discovery, version, health, OpenAPI): authorized by its path.
+        authorizing.require(cluster, user, rbac.Attributes(
+            verb=method.lower() if method != "HEAD" else "get", resource_request=False, path="/" + tail))
     if not segs:
         return _not_found_text()
     head = segs[0]
@@ -292,7 +312,50 @@ async def _dispatch(request: web.Request, cluster: Cluster, tail: str) -> web.St
         raise _RESOURCE_NOT_FOUND
     if rt.namespaced and namespace is None and name is not None:
         raise _RESOURCE_NOT_FOUND
+    if not user.privileged:
+        authorizing.require(cluster, user, _attributes(request, rt, namespace, name, sub))
+    if rt.group == "authorization.k8s.io" and rt.plural in _REVIEWS and method == "POST" and name is None:
+        return _json(authorizing.review(cluster, user, rt.plural, await _body(request)), 201)
+    if sub == "token" and method == "POST" and namespace is not None and name is not None:
+        return _json(_token_request(cluster, namespace, name, await _body(request)), 201)
+    if rt.group == authorizing.RBAC and rt.plural in _RBAC_WRITES and method in ("POST", "PUT"):
+        # aiohttp keeps the read body, so the verb below reads the same bytes again.
+        authorizing.check_escalation(cluster, user, rt.plural, namespace or "", await _body(request))
     return await _resource(request, cluster, rt, namespace, name, sub)
+
+
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+def _attributes(request: web.Request, rt: ResourceType, namespace: str | None, name: str | None,
+                sub: str | None) -> rbac.Attributes:
+    """The request as the authorizer sees it (``RequestInfoFactory``): a namespace is its own namespace."""
+    method = request.method
+    if method in ("GET", "HEAD"):
+        verb = "get" if name is not None else ("watch" if _bool(request, "watch") else "list")
+    elif method == "DELETE":
+        verb = "delete" if name is not None else "deletecollection"
+    else:
+        verb = _VERBS.get(method, method.lower())
+    ns = namespace or ""
+    if rt.key == ("", "namespaces") and name is not None:
+        ns = name
+    return rbac.Attributes(verb=verb, group=rt.group, resource=rt.plural, subresource=sub or "",
+                           namespace=ns, name=name or "")
+
+
+def _token_request(cluster: Cluster, namespace: str, name: str, body: Any) -> Obj:
+    """POST serviceaccounts/<name>/token: a TokenRequest answered with a token for that account."""
+    spec = (body or {}).get("spec") if isinstance(body, dict) else None
+    seconds = int((spec or {}).get("expirationSeconds") or 3600)
+    token = authorizing.issue_token(cluster, namespace, name)
+    expires = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
+            "spec": {"audiences": list((spec or {}).get("audiences") or ["https://kubernetes.default.svc"]),
+                     "expirationSeconds": seconds, "boundObjectRef": (spec or {}).get("boundObjectRef")},
+            "status": {"token": token, "expirationTimestamp": expires}}
 
 
 def _openapi_v3(request: web.Request, cluster: Cluster, rest: list[str]) -> web.StreamResponse:
@@ -309,7 +372,8 @@ def _openapi_v3(request: web.Request, cluster: Cluster, rest: list[str]) -> web.
 
 def _has_subresource(rt: ResourceType, sub: str) -> bool:
     return ((sub == "status" and rt.status) or (sub == "scale" and rt.scale)
-            or (sub == "finalize" and rt.key == ("", "namespaces")))
+            or (sub == "finalize" and rt.key == ("", "namespaces"))
+            or (sub == "token" and rt.key == ("", "serviceaccounts")))
 
 
 def _discovery_root(request: web.Request, cluster: Cluster, *, legacy: bool) -> web.StreamResponse:
@@ -372,7 +436,10 @@ def _refuse_protobuf(request: web.Request) -> None:
 
 async def _body(request: web.Request) -> Any:
     _refuse_protobuf(request)
-    raw = await request.read()
+    return _decode(await request.read())
+
+
+def _decode(raw: bytes) -> Any:
     if not raw:
         return None
     try:

@@ -8,12 +8,51 @@ knows all the controllers; they know the cluster state and the verbs below them,
 
 from __future__ import annotations
 
-from kubesim import collecting, establishing, registry, resources, workloads
+import copy
+from typing import Any
+
+from kubesim import authorizing, collecting, establishing, populating, registry, resources, workloads
 from kubesim.clusters import Cluster, ClusterOptions, ClusterSet
 
-__all__ = ["PRECREATED_NAMESPACES", "boot", "cluster_set"]
+__all__ = ["BOOTSTRAP_RBAC", "PRECREATED_NAMESPACES", "boot", "cluster_set"]
 
 PRECREATED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+_BOOTSTRAP_LABELS = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+
+
+def _cluster_role(name: str, rules: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    return ("clusterroles", {"metadata": {"name": name, "labels": dict(_BOOTSTRAP_LABELS),
+                                          "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+                             "rules": rules})
+
+
+def _binding(name: str, group: str, role: str | None = None) -> tuple[str, dict[str, Any]]:
+    return ("clusterrolebindings", {
+        "metadata": {"name": name, "labels": dict(_BOOTSTRAP_LABELS),
+                     "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role or name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]})
+
+
+#: The bootstrap policy every cluster starts with (``plugin/pkg/auth/authorizer/rbac/bootstrappolicy``):
+#: the roles that let any authenticated user discover the API and ask what it may do.
+BOOTSTRAP_RBAC: tuple[tuple[str, dict[str, Any]], ...] = (
+    _cluster_role("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                                    {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+    _cluster_role("system:discovery", [{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz",
+                                                            "/livez", "/openapi", "/openapi/*", "/readyz",
+                                                            "/version", "/version/"], "verbs": ["get"]}]),
+    _cluster_role("system:basic-user", [{"apiGroups": ["authorization.k8s.io"],
+                                         "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                                         "verbs": ["create"]}]),
+    _cluster_role("system:public-info-viewer", [{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version",
+                                                                     "/version/"], "verbs": ["get"]}]),
+    _binding("cluster-admin", "system:masters"),
+    _binding("system:discovery", "system:authenticated"),
+    _binding("system:basic-user", "system:authenticated"),
+    _binding("system:public-info-viewer", "system:authenticated"),
+)
 
 
 def boot(cluster: Cluster) -> None:
@@ -26,6 +65,15 @@ def boot(cluster: Cluster) -> None:
     ns_type = resources.builtin_types()[("", "v1")]["namespaces"]
     for name in PRECREATED_NAMESPACES:
         registry.create(cluster, ns_type, "", {"metadata": {"name": name}}, manager="kube-apiserver")
+    # Filled here rather than through the listener: boot may run before an event loop does.
+    populator = populating.Populator(cluster)
+    for name in PRECREATED_NAMESPACES:
+        populator.fill_namespace_now(name)
+    store.listeners.append(populator.on_event)
+    rbac_types = resources.builtin_types()[("rbac.authorization.k8s.io", "v1")]
+    for plural, body in BOOTSTRAP_RBAC:
+        registry.create(cluster, rbac_types[plural], "", copy.deepcopy(body), manager="kube-apiserver")
+    store.listeners.append(authorizing.AggregationController(cluster).on_event)
 
 
 def cluster_set(options: ClusterOptions) -> ClusterSet:
