@@ -148,3 +148,16 @@ def test_get_prints_the_usual_columns(run, tmp_path: pathlib.Path) -> None:  # t
     header, row = out.stdout.splitlines()
     assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     assert row.split()[:4] == ["web", "2/2", "2", "2"]
+
+
+def test_imperative_commands_send_protobuf_and_work(run) -> None:  # type: ignore[no-untyped-def]
+    # Typed client-go clients encode these bodies as protobuf (issue 17: they used to get a 415).
+    made = run("create", "namespace", "imperative")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "namespace/imperative created"
+    cm = run("create", "configmap", "settings", "-n", "imperative", "--from-literal=mode=fast")
+    assert cm.returncode == 0, cm.stderr
+    got = run("get", "configmap", "settings", "-n", "imperative", "-o", "jsonpath={.data.mode}")
+    assert got.stdout == "fast"
+    listed = run("get", "configmaps", "-n", "imperative", "-o", "name")
+    assert listed.stdout.split() == ["configmap/kube-root-ca.crt", "configmap/settings"]
