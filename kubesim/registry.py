@@ -286,6 +286,10 @@ def _validate_name(rt: ResourceType, name: str) -> None:
     elif rt.key == ("", "namespaces"):
         bad = len(name) > 63 or not _LABEL.fullmatch(name)
         help_text = _LABEL_HELP
+    elif rt.key == ("apiregistration.k8s.io", "apiservices") and name.endswith(".") and "." not in name[:-1]:
+        # "<version>." names the legacy core group's APIService (e.g. "v1."): not a subdomain, yet valid.
+        bad = not _LABEL.fullmatch(name[:-1])
+        help_text = _LABEL_HELP
     else:
         bad = len(name) > 253 or not _SUBDOMAIN.fullmatch(name)
         help_text = _SUBDOMAIN_HELP

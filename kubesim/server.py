@@ -495,7 +495,10 @@ async def _resource(request: web.Request, cluster: Cluster, rt: ResourceType, na
                                     content_type=request.headers.get("Content-Type", ""),
                                     manager=_manager(request), dry_run=_dry_run(request)))
     if method == "GET":
-        return _json(registry.present(rt, registry.get(cluster, rt, ns, name)))
+        obj = registry.get(cluster, rt, ns, name)
+        if _wants_metadata(request):
+            return _json(_partial(obj))
+        return _json(registry.present(rt, obj))
     if method == "PUT":
         body = await _body(request)
         if sub == "finalize":
@@ -607,7 +610,21 @@ async def _list_or_watch(request: web.Request, cluster: Cluster, rt: ResourceTyp
             "items": _present_list(rt, items)}
     if "as=Table" in request.headers.get("Accept", ""):
         return _json(tables.table(rt.group, rt.kind, items, meta))
+    if _wants_metadata(request):
+        return _json({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+                      "items": [_partial(obj) for obj in items]})
     return _json(body)
+
+
+def _wants_metadata(request: web.Request) -> bool:
+    # client-go's metadata client: `application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`.
+    accept = request.headers.get("Accept", "")
+    return "as=PartialObjectMetadata" in accept and "g=meta.k8s.io" in accept
+
+
+def _partial(obj: Obj) -> Obj:
+    """``meta.AsPartialObjectMetadata``: the object's metadata alone, typed as the server types it."""
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
 
 
 async def serve_forever(options: ServerOptions, ready: Callable[[RunningServer], None] | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kubesim import authorizing, collecting, establishing, populating, registry, resources, workloads
+from kubesim import authorizing, clock, collecting, establishing, populating, registry, resources, workloads
 from kubesim.clusters import Cluster, ClusterOptions, ClusterSet
 
 __all__ = ["BOOTSTRAP_RBAC", "PRECREATED_NAMESPACES", "boot", "cluster_set"]
@@ -74,6 +74,17 @@ def boot(cluster: Cluster) -> None:
     for plural, body in BOOTSTRAP_RBAC:
         registry.create(cluster, rbac_types[plural], "", copy.deepcopy(body), manager="kube-apiserver")
     store.listeners.append(authorizing.AggregationController(cluster).on_event)
+    apiservices = resources.builtin_types()[("apiregistration.k8s.io", "v1")]["apiservices"]
+    for group, version in resources.builtin_types():
+        # The aggregator registers every built-in group/version as a Local APIService at start.
+        made = copy.deepcopy(registry.create(cluster, apiservices, "", {
+            "metadata": {"name": f"{version}.{group}",
+                         "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+            "spec": {"group": group, "version": version, "groupPriorityMinimum": 18000, "versionPriority": 15}},
+            manager="kube-apiserver"))
+        made["status"] = {"conditions": [{"type": "Available", "status": "True", "lastTransitionTime": clock.now(),
+                                          "reason": "Local", "message": "Local APIServices are always available"}]}
+        store.put(apiservices.key, made)
 
 
 def cluster_set(options: ClusterOptions) -> ClusterSet:

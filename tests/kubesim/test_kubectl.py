@@ -161,3 +161,9 @@ def test_imperative_commands_send_protobuf_and_work(run) -> None:  # type: ignor
     assert got.stdout == "fast"
     listed = run("get", "configmaps", "-n", "imperative", "-o", "name")
     assert listed.stdout.split() == ["configmap/kube-root-ca.crt", "configmap/settings"]
+
+
+def test_get_apiservices(run) -> None:  # type: ignore[no-untyped-def]
+    got = run("get", "apiservices", "v1.apps", "-o", "jsonpath={.status.conditions[0].type}")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == "Available"
