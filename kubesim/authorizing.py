@@ -19,7 +19,7 @@ import asyncio
 import contextvars
 import copy
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubesim import errors, rbac, registry, resources
@@ -61,8 +61,8 @@ def issue_token(cluster: Cluster, namespace: str, name: str) -> str:
     return token
 
 
-def authenticate(cluster: Cluster, authorization: str, admin_token: str | None,
-                 impersonation: Mapping[str, list[str]]) -> UserInfo:
+def authenticate(cluster: Cluster, authorization: str, admin_token: str | None, *, as_user: str = "",
+                 as_groups: Sequence[str] = ()) -> UserInfo:
     """The user of a request (401 for an unknown token), after impersonation."""
     given = authorization[7:] if authorization.startswith("Bearer ") else ""
     no_token_needed = not authorization and admin_token is None
@@ -77,13 +77,12 @@ def authenticate(cluster: Cluster, authorization: str, admin_token: str | None,
         if sa is None or sa["metadata"]["uid"] != uid:
             raise _UNAUTHORIZED  # the account was deleted (or re-created): its tokens died with it
         user = rbac.service_account_user(namespace, name, uid)
-    as_user = (impersonation.get("Impersonate-User") or [""])[0]
     if not as_user:
         return user
-    return _impersonate(cluster, user, as_user, impersonation.get("Impersonate-Group") or [])
+    return _impersonate(cluster, user, as_user, as_groups)
 
 
-def _impersonate(cluster: Cluster, user: UserInfo, as_user: str, groups: list[str]) -> UserInfo:
+def _impersonate(cluster: Cluster, user: UserInfo, as_user: str, groups: Sequence[str]) -> UserInfo:
     if as_user.startswith(rbac.SA_PREFIX) and as_user.count(":") == 3:
         namespace, name = as_user[len(rbac.SA_PREFIX):].split(":", 1)
         attrs = Attributes(verb="impersonate", resource="serviceaccounts", namespace=namespace, name=name)
@@ -262,7 +261,12 @@ class AggregationController:
         if event.key != _CLUSTER_ROLES or self._scheduled:
             return
         self._scheduled = True
-        asyncio.get_running_loop().call_soon(self._run, context=contextvars.Context())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a write outside the server (a test driving the registry): settle at once
+            self._run()
+            return
+        loop.call_soon(self._run, context=contextvars.Context())
 
     def _run(self) -> None:
         self._scheduled = False

@@ -16,6 +16,7 @@ import base64
 import contextlib
 import contextvars
 import copy
+from collections.abc import Sequence
 
 from kubesim import authorizing, errors, registry, resources
 from kubesim.clusters import Cluster
@@ -51,11 +52,12 @@ class Populator:
             asyncio.get_running_loop().call_soon(self._fill_token, meta.get("namespace") or "", meta["name"],
                                                  context=contextvars.Context())
 
-    def fill_namespace_now(self, name: str) -> None:
-        """For the namespaces created at boot, before any event loop may be running."""
-        self._fill_namespace(name)
+    def fill_now(self, namespaces: Sequence[str], plural: str) -> None:
+        """Give ``namespaces`` (those made at boot) their ServiceAccount or their ConfigMap now."""
+        for name in namespaces:
+            self._fill_namespace(name, only=plural)
 
-    def _fill_namespace(self, name: str) -> None:
+    def _fill_namespace(self, name: str, *, only: str = "") -> None:
         core = resources.builtin_types()[("", "v1")]
         ns = self.cluster.store.get(_NS, "", name)
         if ns is None or ns["metadata"].get("deletionTimestamp"):
@@ -69,6 +71,8 @@ class Populator:
                                              "distributions of Kubernetes clusters."}},
              "data": {"ca.crt": self.cluster.options.ca_pem}}, "kube-controller-manager"),
         ):
+            if only and rt.plural != only:
+                continue
             # Already there (a user made it first) or the namespace is going away: nothing to do.
             with contextlib.suppress(errors.ApiError):
                 registry.create(self.cluster, rt, name, body, manager=manager)

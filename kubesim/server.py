@@ -224,9 +224,10 @@ async def _cluster_request(request: web.Request) -> web.StreamResponse:
     warnings: list[str] = []
     token = unknownfields.REQUEST.set((request.query.get("fieldValidation") or "Warn", warnings))
     try:
+        as_user = request.headers.get("Impersonate-User", "")
         user = authorizing.authenticate(
             cluster, request.headers.get("Authorization", ""), request.app[ADMIN_TOKEN_KEY] or None,
-            {key: request.headers.getall(key, []) for key in ("Impersonate-User", "Impersonate-Group")})
+            as_user=as_user, as_groups=request.headers.getall("Impersonate-Group", []) if as_user else ())
         response = await _dispatch(request, cluster, request.match_info.get("tail", "").strip("/"), user)
     except errors.ApiError as exc:
         response = _error(exc)

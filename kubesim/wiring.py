@@ -9,6 +9,7 @@ knows all the controllers; they know the cluster state and the verbs below them,
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 from kubesim import authorizing, clock, collecting, establishing, populating, registry, resources, workloads
@@ -18,6 +19,7 @@ __all__ = ["BOOTSTRAP_RBAC", "PRECREATED_NAMESPACES", "boot", "cluster_set"]
 
 PRECREATED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
 _BOOTSTRAP_LABELS = {"kubernetes.io/bootstrapping": "rbac-defaults"}
 
 
@@ -65,15 +67,27 @@ def boot(cluster: Cluster) -> None:
     ns_type = resources.builtin_types()[("", "v1")]["namespaces"]
     for name in PRECREATED_NAMESPACES:
         registry.create(cluster, ns_type, "", {"metadata": {"name": name}}, manager="kube-apiserver")
-    # Filled here rather than through the listener: boot may run before an event loop does.
     populator = populating.Populator(cluster)
-    for name in PRECREATED_NAMESPACES:
-        populator.fill_namespace_now(name)
     store.listeners.append(populator.on_event)
-    rbac_types = resources.builtin_types()[("rbac.authorization.k8s.io", "v1")]
-    for plural, body in BOOTSTRAP_RBAC:
-        registry.create(cluster, rbac_types[plural], "", copy.deepcopy(body), manager="kube-apiserver")
     store.listeners.append(authorizing.AggregationController(cluster).on_event)
+    # What a real control plane writes at start but most requests never read is written on the
+    # first touch of its resource (Store.seeders): the pre-created namespaces' default ServiceAccount
+    # and kube-root-ca.crt, the bootstrap RBAC policy, the local APIServices.
+    for plural in ("serviceaccounts", "configmaps"):
+        store.seeders[("", plural)] = functools.partial(populator.fill_now, PRECREATED_NAMESPACES, plural)
+    for plural in ("clusterroles", "clusterrolebindings"):
+        store.seeders[(RBAC_GROUP, plural)] = functools.partial(_seed_rbac, cluster, plural)
+    store.seeders[("apiregistration.k8s.io", "apiservices")] = functools.partial(_seed_apiservices, cluster)
+
+
+def _seed_rbac(cluster: Cluster, plural: str) -> None:
+    rt = resources.builtin_types()[(RBAC_GROUP, "v1")][plural]
+    for kind, body in BOOTSTRAP_RBAC:
+        if kind == plural:
+            registry.create(cluster, rt, "", copy.deepcopy(body), manager="kube-apiserver")
+
+
+def _seed_apiservices(cluster: Cluster) -> None:
     apiservices = resources.builtin_types()[("apiregistration.k8s.io", "v1")]["apiservices"]
     for group, version in resources.builtin_types():
         # The aggregator registers every built-in group/version as a Local APIService at start.
@@ -84,7 +98,7 @@ def boot(cluster: Cluster) -> None:
             manager="kube-apiserver"))
         made["status"] = {"conditions": [{"type": "Available", "status": "True", "lastTransitionTime": clock.now(),
                                           "reason": "Local", "message": "Local APIServices are always available"}]}
-        store.put(apiservices.key, made)
+        cluster.store.put(apiservices.key, made)
 
 
 def cluster_set(options: ClusterOptions) -> ClusterSet:

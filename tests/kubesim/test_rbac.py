@@ -237,3 +237,22 @@ def test_kubectl_auth_can_i_as_a_service_account(sim: KubeSim, cluster: str, api
     rows = [line.split() for line in listing.stdout.splitlines()[1:]]
     assert ["configmaps", "[]", "[]", "[get", "list]"] in rows
     assert not any(row[0] == "secrets" for row in rows)
+
+
+def test_impersonation_needs_the_impersonate_verb(sim: KubeSim, cluster: str, api: client.ApiClient) -> None:
+    _setup_reader(api)
+    reader = _sa_client(sim, cluster, _token(api, "a", "reader"))
+    reader.set_default_header("Impersonate-User", "kubernetes-admin")
+    with pytest.raises(ApiException) as denied:
+        client.CoreV1Api(reader).list_namespace()
+    assert json.loads(denied.value.body)["message"] == (
+        'users "kubernetes-admin" is forbidden: User "system:serviceaccount:a:reader" cannot impersonate '
+        'resource "users" in API group "" at the cluster scope')
+    reader.close()
+
+
+def test_bootstrap_policy_is_there(api: client.ApiClient) -> None:
+    names = {r.metadata.name for r in client.RbacAuthorizationV1Api(api).list_cluster_role().items}
+    assert {"cluster-admin", "system:discovery", "system:basic-user", "system:public-info-viewer"} <= names
+    bound = client.RbacAuthorizationV1Api(api).read_cluster_role_binding("cluster-admin")
+    assert [(s.kind, s.name) for s in bound.subjects] == [("Group", "system:masters")]
