@@ -130,7 +130,9 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     out = {"Content-Type": "application/json"}
     if headers:
         out.update(headers)
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status, headers=out)
+    # The API server's JSON serializer is encoding/json's Encoder: compact, one trailing newline.
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode() + b"\n", status=status,
+                        headers=out)
 
 
 def _error(exc: errors.ApiError) -> web.Response:

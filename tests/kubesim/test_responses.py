@@ -49,3 +49,12 @@ def test_every_builtin_group_version_is_a_local_apiservice(api: client.ApiClient
     assert (apps.spec.group, apps.spec.version) == ("apps", "v1")
     assert [(c.type, c.status, c.reason) for c in apps.status.conditions] == [("Available", "True", "Local")]
 
+
+
+def test_error_body_is_encoded_as_the_api_server_encodes_it(sim: KubeSim, cluster: str) -> None:
+    missing = urllib3.PoolManager().request("GET", f"{sim.url(cluster)}/api/v1/namespaces/default/configmaps/nope")
+    assert missing.status == 404 and missing.headers["Content-Type"] == "application/json"
+    # encoding/json's Encoder: compact, fields in Go struct order, one trailing newline.
+    assert missing.data == (b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+                            b'"message":"configmaps \\"nope\\" not found","reason":"NotFound",'
+                            b'"details":{"name":"nope","kind":"configmaps"},"code":404}\n')
