@@ -108,6 +108,7 @@ def list_objects(
 ) -> tuple[list[Obj], str, str]:
     """Matching objects in (namespace, name) order, the list resourceVersion and the next token."""
     store = cluster.store
+    store.seed(rt.key)  # the list's resourceVersion must cover objects written on this first touch
     list_rv = store.revision
     start: tuple[str, str] | None = None
     if continue_token:

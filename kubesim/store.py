@@ -73,6 +73,11 @@ class Store:
         # or admin-only cluster costs what it did before they existed (kubesim.wiring).
         self.seeders: dict[Key, Callable[[], None]] = {}
 
+    def seed(self, key: Key) -> None:
+        """Write ``key``'s start-up objects now, if they are still pending (before reading ``revision``)."""
+        if self.seeders:
+            self._seed(key)
+
     def _seed(self, key: Key) -> None:
         seeder = self.seeders.pop(key, None)
         if seeder is not None:
