@@ -1,8 +1,8 @@
 """Authentication and RBAC: ServiceAccount tokens, the authorizer, escalation, reviews, kubectl auth can-i.
 
-The rule-matching table is ported from upstream's
-``plugin/pkg/auth/authorizer/rbac/rbac_test.go`` (``TestRuleMatches``) and
-``pkg/apis/rbac/v1/evaluation_helpers.go``; the messages are those kube-apiserver sends.
+The rule cases below add resourceNames, ``*/subresource`` and non-resource rules to upstream's own
+tables (``plugin/pkg/auth/authorizer/rbac/rbac_test.go``, run in test_rbac_conformance.py); the
+messages are those kube-apiserver sends.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from kubesim.testing import KubeSim, kubeconfig_for, write_private
 from tests.polling import wait_for
 
 RULE_CASES = [
-    # (name, rule, attributes, allowed) — from TestRuleMatches
+    # (name, rule, attributes, allowed), after pkg/apis/rbac/v1/evaluation_helpers.go
     ("star verb, exact match other", {"verbs": ["*"], "apiGroups": ["group1"], "resources": ["resource1"]},
      rbac.Attributes(verb="get", group="group1", resource="resource1"), True),
     ("star verb, other mismatch", {"verbs": ["*"], "apiGroups": ["group1"], "resources": ["resource1"]},
