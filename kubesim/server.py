@@ -322,9 +322,14 @@ async def _dispatch(request: web.Request, cluster: Cluster, tail: str, user: rba
         return _json(authorizing.review(cluster, user, rt.plural, await _body(request)), 201)
     if sub == "token" and method == "POST" and namespace is not None and name is not None:
         return _json(_token_request(cluster, namespace, name, await _body(request)), 201)
-    if rt.group == authorizing.RBAC and rt.plural in _RBAC_WRITES and method in ("POST", "PUT"):
+    if rt.group == authorizing.RBAC and rt.plural in _RBAC_WRITES and not user.privileged:
         # aiohttp keeps the read body, so the verb below reads the same bytes again.
-        authorizing.check_escalation(cluster, user, rt.plural, namespace or "", await _body(request))
+        if method in ("POST", "PUT"):
+            authorizing.check_escalation(cluster, user, rt.plural, namespace or "", await _body(request))
+        elif method == "PATCH" and name is not None:
+            # A patch is checked on what it would write: the same patch, dry-run, first.
+            _code, result = await _patch(request, cluster, rt, namespace or "", name, sub, dry_run=True)
+            authorizing.check_escalation(cluster, user, rt.plural, namespace or "", result)
     return await _resource(request, cluster, rt, namespace, name, sub)
 
 
@@ -510,19 +515,24 @@ async def _resource(request: web.Request, cluster: Cluster, rt: ResourceType, na
                               subresource=sub)
         return _json(registry.present(rt, obj))
     if method == "PATCH":
-        raw = await request.read()
-        code, obj = registry.patch(
-            cluster, rt, ns, name, raw, request.headers.get("Content-Type", ""),
-            manager=request.query.get("fieldManager") or (
-                None if request.headers.get("Content-Type", "").startswith("application/apply-patch")
-                else _manager(request)),
-            force=_bool(request, "force"), dry_run=_dry_run(request), subresource=sub)
+        code, obj = await _patch(request, cluster, rt, ns, name, sub, dry_run=_dry_run(request))
         return _json(registry.present(rt, obj), code)
     if method == "DELETE" and sub is None:
         options = await _delete_options(request)
         code, body = deleting.delete(cluster, rt, ns, name, options, dry_run=_dry_run(request))
         return _json(registry.present(rt, body) if body.get("kind") == rt.kind else body, code)
     return _method_not_allowed(method)
+
+
+async def _patch(request: web.Request, cluster: Cluster, rt: ResourceType, ns: str, name: str, sub: str | None,
+                 *, dry_run: bool) -> tuple[int, Obj]:
+    raw = await request.read()
+    return registry.patch(
+        cluster, rt, ns, name, raw, request.headers.get("Content-Type", ""),
+        manager=request.query.get("fieldManager") or (
+            None if request.headers.get("Content-Type", "").startswith("application/apply-patch")
+            else _manager(request)),
+        force=_bool(request, "force"), dry_run=dry_run, subresource=sub)
 
 
 def _method_not_allowed(method: str) -> web.Response:

@@ -168,7 +168,8 @@ def test_escalation_and_bind_are_refused(sim: KubeSim, cluster: str, api: client
     rbac_api = client.RbacAuthorizationV1Api(api)
     # The reader may write Roles in a, but not grant more than it holds.
     rbac_api.create_namespaced_role("a", {"metadata": {"name": "role-writer"}, "rules": [
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["create"]}]})
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
+         "verbs": ["create", "patch"]}]})
     rbac_api.create_namespaced_role_binding("a", {
         "metadata": {"name": "role-writer"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "role-writer"},
@@ -185,6 +186,12 @@ def test_escalation_and_bind_are_refused(sim: KubeSim, cluster: str, api: client
                               '"system:serviceaccount:a:reader"')
     assert 'is attempting to grant RBAC permissions not currently held:\n{APIGroups:[""], Resources:["secrets"], ' \
            'Verbs:["get"]}' in message
+    with pytest.raises(ApiException) as patched:  # a patch is judged on what it would write
+        reader.patch_namespaced_role("subset", "a", {"rules": [
+            {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get"]}]})
+    assert patched.value.status == 403
+    assert "not currently held" in json.loads(patched.value.body)["message"]
+    assert client.RbacAuthorizationV1Api(api).read_namespaced_role("subset", "a").rules[0].resources == ["configmaps"]
     with pytest.raises(ApiException) as bind:
         reader.create_namespaced_role_binding("a", {
             "metadata": {"name": "admin"},
@@ -256,3 +263,22 @@ def test_bootstrap_policy_is_there(api: client.ApiClient) -> None:
     assert {"cluster-admin", "system:discovery", "system:basic-user", "system:public-info-viewer"} <= names
     bound = client.RbacAuthorizationV1Api(api).read_cluster_role_binding("cluster-admin")
     assert [(s.kind, s.name) for s in bound.subjects] == [("Group", "system:masters")]
+
+
+def test_deleting_a_namespace_empties_it_then_it_is_gone(api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": "brief"}})
+    wait_for(lambda: len(core.list_namespaced_config_map("brief").items) == 1, what="kube-root-ca.crt")
+    core.create_namespaced_config_map("brief", {"metadata": {"name": "mine"}})
+    core.delete_namespace("brief")
+
+    def gone() -> bool:
+        try:
+            core.read_namespace("brief")
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(gone, what="the namespace to finish terminating")
+    assert [c for c in core.list_config_map_for_all_namespaces().items if c.metadata.namespace == "brief"] == []
+    assert [s for s in core.list_service_account_for_all_namespaces().items if s.metadata.namespace == "brief"] == []
