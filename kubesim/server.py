@@ -3,7 +3,9 @@
 Parses requests (path, query, body) into registry calls and encodes answers as the API server does:
 exact ``Status`` bodies, ``Content-Type: application/json``, chunked watch streams. Also serves
 ``/kubesim/v1/clusters/<name>[/faults]`` to add/remove clusters and switch faults at run time, and
-enforces the optional bearer token.
+enforces the optional bearer token. Every cluster request is authenticated (the admin token, or none
+when the server has none: system:masters; or a ServiceAccount token) and, unless the user is
+system:masters, authorized by RBAC (``kubesim.authorizing``) before it reaches the registry.
 
 ``start(options)`` runs the server on the current event loop and returns a :class:`RunningServer`.
 """
