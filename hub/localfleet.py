@@ -418,11 +418,41 @@ class LocalFleet:
             raise SandboxError(f"`convoy spoke install` for {cluster} failed: "
                                f"{(result.stderr or result.stdout).strip()[-500:]}")
 
+    def spoke_kubeconfig(self, cluster: str) -> Path:
+        """A kubeconfig for ``cluster`` holding the token of the ServiceAccount the install made.
+
+        The spoke runs as that account, not as the admin (issue 17): kubesim enforces RBAC, so the
+        install's rules are proven sufficient, as on a real cluster where the spoke runs in a pod.
+        """
+        from kubernetes import client as kube_client
+
+        api = self.api_client(cluster)
+        try:
+            request = kube_client.AuthenticationV1TokenRequest(
+                spec=kube_client.V1TokenRequestSpec(audiences=["https://kubernetes.default.svc"]))
+            # The account `convoy spoke install` creates (spoke.install.NAME in settings.DEFAULT_NAMESPACE).
+            answer = kube_client.CoreV1Api(api).create_namespaced_service_account_token(
+                "convoy-spoke", "convoy-system", request)
+        finally:
+            api.close()
+        if answer.status is None:
+            raise SandboxError(f"{cluster}: the TokenRequest for the spoke's ServiceAccount returned no token")
+        doc = yaml.safe_load(self.kubeconfig.read_text())
+        context = next(c for c in doc["contexts"] if c["name"] == cluster)
+        doc["contexts"] = [context]
+        doc["current-context"] = cluster
+        doc["users"] = [{"name": context["context"]["user"], "user": {"token": answer.status.token}}]
+        path = self.workdir / f"spoke-{cluster}.kubeconfig.yaml"
+        path.touch(mode=0o600)
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
     def start_spoke(self, cluster: str, *, extra: Sequence[str] = ()) -> None:
         port = self._health_ports.setdefault(cluster, free_port())
+        kubeconfig = self.spoke_kubeconfig(cluster)
         argv = self._python(
             "-m", "hub", "spoke", "run", "--hub", self.hub_address, "--cluster", cluster,
-            "--labels", self._labels(cluster), "--kubeconfig", str(self.kubeconfig),
+            "--labels", self._labels(cluster), "--kubeconfig", str(kubeconfig),
             "--context", cluster, "--health-host", "127.0.0.1", "--health-port", str(port),
             "--heartbeat", str(self.spoke_heartbeat),
             "--health-timeout", str(self.health_timeout), *extra)

@@ -128,7 +128,7 @@ def test_many_clusters_are_independent(sim: KubeSim) -> None:
         assert http.request("POST", f"{sim.url(name)}/api/v1/namespaces/default/configmaps", body=body,
                             headers=JSON).status == 201
     listed = json.loads(http.request("GET", f"{sim.url('many-250')}/api/v1/namespaces/default/configmaps").data)
-    assert [item["metadata"]["name"] for item in listed["items"]] == ["many-250"]
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["kube-root-ca.crt", "many-250"]
     booted = sim.call(lambda: sum(1 for n in names if sim._running().clusters.get(n).started))  # type: ignore[union-attr]
     assert booted == 4  # clusters nobody used stay unbuilt
 
@@ -227,7 +227,7 @@ def test_delete_collection_by_label(api: client.ApiClient) -> None:
         core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": {"tier": tier}}})
     deleted = core.delete_collection_namespaced_config_map("default", label_selector="tier=web")
     assert deleted.kind == "ConfigMapList"  # the real server answers with the list of deleted objects
-    assert [i.metadata.name for i in core.list_namespaced_config_map("default").items] == ["c"]
+    assert [i.metadata.name for i in core.list_namespaced_config_map("default").items] == ["c", "kube-root-ca.crt"]
 
 
 async def test_async_users_start_the_server_on_their_loop() -> None:
