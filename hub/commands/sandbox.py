@@ -417,7 +417,13 @@ def sandbox() -> None:
               help="Where to put the fleet repo, hub data and logs (default: a new temp directory).")
 @click.option("--timeout", default=240.0, show_default=True, help="Seconds to wait for each step.")
 def sandbox_up(clusters: int, keep: bool, workdir: Path | None, timeout: float) -> None:
-    """Run a local fleet, show it converge, roll a change out, and correct drift."""
+    """Run a local fleet, show it converge, roll a change out, and correct drift.
+
+    \b
+    Examples:
+      convoy sandbox up
+      convoy sandbox up --clusters 8 --keep
+    """
     if clusters < 1:
         raise click.BadParameter("at least one cluster", param_hint="--clusters")
     # The spokes need the spoke extra: with only the hub's, say so now (the root command names the
@@ -444,6 +450,11 @@ def sandbox_down(workdir: Path | None) -> None:
 
     Asks the `up` process to stop its parts; parts left running (its process was killed) are stopped
     here. A temporary work directory is removed with them.
+
+    \b
+    Examples:
+      convoy sandbox down
+      convoy sandbox down --workdir /tmp/my-sandbox
     """
     pointed = _read_pointer()
     target = workdir or (pointed.workdir if pointed else None)

@@ -19,6 +19,10 @@ class Recorded:
 
     def __init__(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> None:
         Recorded.calls.append((list(argv), dict(env or {})))
+        self.name = name
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "pid": 0, "start": 0.0}
 
 
 def test_spoke_commands_get_the_token_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,6 +36,8 @@ def test_spoke_commands_get_the_token_from_the_environment(tmp_path: Path, monke
     monkeypatch.setattr(localfleet.subprocess, "run", run)
     fleet = localfleet.LocalFleet(workdir=tmp_path, clusters=[localfleet.SandboxCluster("c1", {"env": "dev"})])
     fleet.join_token = JOIN
+    # The spoke's own ServiceAccount kubeconfig comes from kubesim's TokenRequest; not what is tested here.
+    monkeypatch.setattr(fleet, "spoke_kubeconfig", lambda cluster: tmp_path / f"{cluster}.kubeconfig")
     fleet.install_spoke("c1")
     fleet.start_spoke("c1")
     assert len(Recorded.calls) == 2
