@@ -42,6 +42,7 @@ from spoke import (
     phase,
     registration,
     report,
+    sealing,
     watching,
 )
 from spoke.apply import engine, ordering, pruning
@@ -356,6 +357,8 @@ class Agent:
         # fetch + verify
         try:
             bundle, data = self._fetch_and_verify(source)
+            # Sealed secrets open here, with the cluster's own key, and nowhere else.
+            bundle = sealing.open_bundle(bundle, self._creds.age_identity if self._creds is not None else "")
         except bundles.BundleError as exc:  # the same bytes would fail again: refuse until a new digest comes
             st.refused = f"bundle {source.digest} refused: {exc}"
             log.error("%s", st.refused)

@@ -395,9 +395,10 @@ class HubClient:
             raise HubUnauthenticated(self.address, "no credential; the spoke has not registered")
         return [("authorization", f"Bearer {self._credential}")]
 
-    def register(self, *, token: str, cluster: str, labels: Mapping[str, str]) -> Registration:
+    def register(self, *, token: str, cluster: str, labels: Mapping[str, str],
+                 age_recipient: str = "") -> Registration:
         request = pb.RegisterRequest(bootstrap_token=token, cluster_name=cluster, labels=dict(labels),
-                                     spoke_version=SPOKE_VERSION)
+                                     spoke_version=SPOKE_VERSION, age_recipient=age_recipient)
         try:
             response = self._stub.Register(request, timeout=self._timeout)
         except grpc.RpcError as exc:

@@ -146,7 +146,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         peer = limits.peer_host(context.peer())
         self._register_limit.check(peer, "register")
         labels = dict(request.labels)
-        limits.check_registration(cluster_name=request.cluster_name, labels=labels, token=request.bootstrap_token)
+        limits.check_registration(cluster_name=request.cluster_name, labels=labels, token=request.bootstrap_token,
+                                  age_recipient=request.age_recipient)
         credential = secrets.new_credential()
         declared = await self.declared_names() if self.declared_names is not None else frozenset()
         cluster = await asyncio.to_thread(self._register, request, labels, credential, peer, declared)
@@ -175,7 +176,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                                             declared=declared)
                 # The store stamps the token's labels over the spoke's: they are the operator's word.
                 return store.register_cluster(session, name=name, labels=labels, token=token,
-                                              credential_hash=secrets.hash_secret(credential), now=now)
+                                              credential_hash=secrets.hash_secret(credential), now=now,
+                                              age_recipient=request.age_recipient)
         except (store_errors.TokenRefused, store_errors.ClusterExists, store_errors.TokenNotForName) as exc:
             if isinstance(exc, store_errors.TokenRefused) and exc.reason in _NO_TOKEN:
                 # Anyone can send made-up tokens: a row each would let them fill the audit log.

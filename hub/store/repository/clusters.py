@@ -27,7 +27,8 @@ from hub.store.repository.event_log import add_event
 
 
 def register_cluster(s: Session, *, name: str, labels: Mapping[str, str], credential_hash: str,
-                     token: BootstrapToken | None = None, now: dt.datetime | None = None) -> Cluster:
+                     token: BootstrapToken | None = None, now: dt.datetime | None = None,
+                     age_recipient: str = "") -> Cluster:
     """Record a new cluster; the token's labels are stamped over the ones the spoke asked for.
 
     Raises :class:`~hub.store.errors.ClusterExists` when the name is taken (also when another hub
@@ -38,7 +39,8 @@ def register_cluster(s: Session, *, name: str, labels: Mapping[str, str], creden
         raise errors.ClusterExists(name)
     merged = {**labels, **(token.labels if token is not None else {})}
     row = Cluster(name=name, labels=merged, registered_at=now, last_seen=now, credential_hash=credential_hash,
-                  paused=False, token_id=token.id if token is not None else None)
+                  paused=False, token_id=token.id if token is not None else None,
+                  age_recipient=age_recipient or None, age_recipient_at=now if age_recipient else None)
     try:
         with s.begin_nested():
             s.add(row)
@@ -46,7 +48,8 @@ def register_cluster(s: Session, *, name: str, labels: Mapping[str, str], creden
         raise errors.ClusterExists(name) from exc
     add_event(s, EventKind.REGISTRATION, cluster=name,
               message=f"cluster {name}: registered" + (f" with bootstrap token {token.id}" if token else ""),
-              details={"labels": merged, "token": token.id if token else None}, now=now)
+              details={"labels": merged, "token": token.id if token else None,
+                       "age_recipient": age_recipient or None}, now=now)
     return row
 
 

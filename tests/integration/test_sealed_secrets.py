@@ -1,0 +1,151 @@
+"""Sealed secrets end to end (issue 18): a real hub, a real spoke on kubesim, a SOPS file in Git.
+
+The spoke makes its age key in the cluster and sends only the recipient; the hub stores and shows
+it, renders the sealed file as ciphertext, and the spoke opens it just before apply. A file the
+cluster cannot open is refused by name, the last applied state stays, and nothing plaintext shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlmodel import select
+
+from hub.store import models
+from protos import bundle as bundles
+from protos import sops
+from protos.codec import pb
+from spoke.agent import Agent
+from spoke.cluster import ClusterClient
+from spoke.credentials import CredentialStore
+from spoke.settings import SpokeSettings
+from tests.integration.hub_harness import FleetRepo, admin_of, channel, hub_settings, running_hub
+from tests.polling import poll
+
+PASSWORD = "correct-horse-battery-staple"
+SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-db"}, "type": "Opaque",
+          "stringData": {"password": PASSWORD}}
+KUSTOMIZATION = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [namespace.yaml, configmap.yaml, db.sops.yaml]
+"""
+NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n"
+
+
+@pytest.fixture
+def kube(kubesim_server: Any, kube_cluster: str) -> Iterator[tuple[Any, str]]:
+    yield kubesim_server, kube_cluster
+
+
+def _sealed_file(recipient_list: list[str]) -> str:
+    return yaml.safe_dump(sops.seal(SECRET, recipient_list), sort_keys=False)
+
+
+async def _summary(admin: Any, name: str) -> pb.ClusterSummary | None:
+    reply = await admin.call("ListClusters", pb.ListClustersRequest())
+    return next((c for c in reply.clusters if c.name == name), None)
+
+
+async def test_a_sealed_secret_reaches_the_cluster_while_the_hub_holds_only_ciphertext(
+        tmp_path: Path, fleet_repo: FleetRepo, kube: tuple[Any, str], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    kubesim_server, name = kube
+    fleet_repo.commit({"apps/web/namespace.yaml": NAMESPACE, "apps/web/kustomization.yaml":
+                       KUSTOMIZATION.replace(", db.sops.yaml", "")}, "the shop namespace")
+    settings = hub_settings(tmp_path / "hub", fleet_repo, insecure=True, heartbeat_seconds=60)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        admin = admin_of(hub, ch)
+        agent = Agent(SpokeSettings(hub=hub.grpc_address, cluster=name, token=await admin.token(), insecure=True,
+                                    health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0),
+                      cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(name)))
+        agent.start()
+        reader = ClusterClient.from_config_dict(kubesim_server.kubeconfig(name))
+        state = CredentialStore(reader, namespace=agent.settings.namespace, name=agent.settings.state_secret)
+        try:
+            # The key pair is made in the cluster; the hub learns only the public half.
+            async def known() -> str | None:
+                row = await _summary(admin, name)
+                return row.age_recipient if row is not None and row.age_recipient else None
+            recipient = await poll(known, what="the cluster's age recipient at the hub")
+            creds = await asyncio.to_thread(state.load)
+            assert creds is not None and creds.age_identity.startswith("AGE-SECRET-KEY-1")
+            assert sops.recipient_of(creds.age_identity) == recipient
+            row = await _summary(admin, name)
+            assert row is not None and row.age_recipient_changed.seconds > 0
+
+            _, operator = sops.generate_identity()
+            fleet_repo.commit({"apps/web/kustomization.yaml": KUSTOMIZATION,
+                               "apps/web/db.sops.yaml": _sealed_file([recipient, operator])}, "sealed db secret")
+            await admin.call("SyncNow", pb.SyncNowRequest())
+
+            async def applied() -> dict[str, Any] | None:
+                return await asyncio.to_thread(reader.get, "v1", "Secret", "shop", "web-db")
+            live = await poll(applied, what="the sealed Secret applied in the cluster")
+            value = (live.get("data") or {}).get("password") or ""
+            assert base64.b64decode(value).decode() == PASSWORD
+            assert "sops" not in live
+            assert live["metadata"]["labels"][bundles.LABEL_APP] == "web"
+
+            # Everything the hub keeps is ciphertext.
+            with hub.db.session(write=False) as session:
+                stored = [bundles.decompress(b.data, max_size=1 << 26) for b in session.exec(select(models.Bundle)).all()]
+                events = [(e.message, e.details) for e in session.exec(select(models.Event)).all()]
+                statuses = [s.model_dump() for s in session.exec(select(models.ClusterStatus)).all()]
+            assert stored and any(b"ENC[AES256_GCM" in b for b in stored)
+            for text in [*stored, str(events).encode(), str(statuses).encode(), caplog.text.encode()]:
+                assert PASSWORD.encode() not in text
+                assert base64.b64encode(PASSWORD.encode()) not in text
+        finally:
+            await asyncio.to_thread(agent.stop)
+            agent.client.close()
+            reader.close()
+
+
+async def test_a_file_sealed_for_another_cluster_is_refused_by_name_and_the_last_state_stays(
+        tmp_path: Path, fleet_repo: FleetRepo, kube: tuple[Any, str], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    kubesim_server, name = kube
+    fleet_repo.commit({"apps/web/namespace.yaml": NAMESPACE, "apps/web/kustomization.yaml":
+                       KUSTOMIZATION.replace(", db.sops.yaml", "")}, "the shop namespace")
+    settings = hub_settings(tmp_path / "hub", fleet_repo, insecure=True, heartbeat_seconds=60)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        admin = admin_of(hub, ch)
+        agent = Agent(SpokeSettings(hub=hub.grpc_address, cluster=name, token=await admin.token(), insecure=True,
+                                    health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0),
+                      cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(name)))
+        agent.start()
+        reader = ClusterClient.from_config_dict(kubesim_server.kubeconfig(name))
+        try:
+            async def config_applied() -> dict[str, Any] | None:
+                return await asyncio.to_thread(reader.get, "v1", "ConfigMap", "shop", "web-config")
+            await poll(config_applied, what="the first bundle applied")
+            _, stranger = sops.generate_identity()
+            fleet_repo.commit({"apps/web/kustomization.yaml": KUSTOMIZATION,
+                               "apps/web/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                                                          "  name: web-config\ndata:\n  version: '2'\n",
+                               "apps/web/db.sops.yaml": _sealed_file([stranger])}, "sealed for someone else")
+            await admin.call("SyncNow", pb.SyncNowRequest())
+
+            async def refused() -> list[str] | None:
+                row = await _summary(admin, name)
+                errs = [e for e in (row.errors if row is not None else []) if "Secret/shop/web-db" in e]
+                return errs or None
+            errors = await poll(refused, what="the spoke to report the refused bundle")
+            assert "not sealed for this key" in errors[0] and "app web" in errors[0]
+            # The last applied state stays: the old ConfigMap, no Secret.
+            live = await config_applied()
+            assert live is not None and (live.get("data") or {}).get("version") == "1"
+            assert await asyncio.to_thread(reader.get, "v1", "Secret", "shop", "web-db") is None
+            assert PASSWORD not in caplog.text
+        finally:
+            await asyncio.to_thread(agent.stop)
+            agent.client.close()
+            reader.close()
