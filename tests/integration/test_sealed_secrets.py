@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import yaml
+from click.testing import CliRunner
+from grpc import aio
 from sqlmodel import select
 
+from hub.cli import cli
 from hub.store import models
 from protos import bundle as bundles
 from protos import sops
 from protos.codec import pb
+from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
 from spoke.credentials import CredentialStore
@@ -149,3 +155,73 @@ async def test_a_file_sealed_for_another_cluster_is_refused_by_name_and_the_last
             await asyncio.to_thread(agent.stop)
             agent.client.close()
             reader.close()
+
+
+# -- the CLI: convoy keys, convoy seal, convoy seal --refresh -------------------------------------------
+
+
+async def _register(admin: Any, ch: Any, name: str, labels: dict[str, str]) -> str:
+    ident, recipient = sops.generate_identity()
+    await pb_grpc.SpokeServiceStub(ch).Register(pb.RegisterRequest(
+        bootstrap_token=await admin.token(), cluster_name=name, labels=labels, spoke_version="test",
+        age_recipient=recipient))
+    return ident
+
+
+def test_keys_seal_and_refresh_when_a_cluster_joins(tmp_path: Path, fleet_repo: FleetRepo,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    op_ident, operator = sops.generate_identity()
+    (tmp_path / "operator.txt").write_text(f"# operator\n{op_ident}\n")
+    secret = tmp_path / "db.yaml"
+    secret.write_text(yaml.safe_dump(SECRET) + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+
+    async def scenario() -> None:
+        async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+            admin = admin_of(hub, ch)
+            eu = await _register(admin, ch, "prod-eu", {"env": "prod"})
+            await _register(admin, ch, "dev-1", {"env": "dev"})
+            monkeypatch.setenv("CONVOY_CONFIG", str(hub.cli_config_path))
+            runner = CliRunner()
+
+            listed = await asyncio.to_thread(runner.invoke, cli, ["keys", "-l", "env=prod", "-o", "json"])
+            assert listed.exit_code == 0, listed.output
+            rows = json.loads(listed.output)["clusters"]
+            assert [r["cluster"] for r in rows] == ["prod-eu"]
+            assert rows[0]["recipient"] == sops.recipient_of(eu) and rows[0]["changed"]
+
+            sealed = await asyncio.to_thread(runner.invoke, cli, ["seal", "-i", "-l", "env=prod", "--recipient",
+                                                                  operator, str(secret)])
+            assert sealed.exit_code == 0, sealed.output
+            text = secret.read_text()
+            assert PASSWORD not in text and "-----BEGIN AGE ENCRYPTED FILE-----" in text
+            docs = list(yaml.safe_load_all(text))
+            assert docs[1]["kind"] == "ConfigMap" and "sops" not in docs[1]
+            assert set(sops.recipients(docs[0])) == {sops.recipient_of(eu), operator}
+            assert sops.open_document(docs[0], [eu])["stringData"]["password"] == PASSWORD
+
+            # A new prod cluster joins: one command re-seals for it, with the operator's key.
+            us = await _register(admin, ch, "prod-us", {"env": "prod"})
+            refreshed = await asyncio.to_thread(runner.invoke, cli, ["seal", "--refresh", "-i", "--identity",
+                                                                     str(tmp_path / "operator.txt"), str(secret)])
+            assert refreshed.exit_code == 0, refreshed.output
+            assert "re-sealed for 3 recipient(s) (+1 -0)" in refreshed.output
+            again = next(yaml.safe_load_all(secret.read_text()))
+            assert sops.open_document(again, [us])["stringData"]["password"] == PASSWORD
+            same = await asyncio.to_thread(runner.invoke, cli, ["seal", "--refresh", "-i", "--identity",
+                                                                str(tmp_path / "operator.txt"), str(secret)])
+            assert same.exit_code == 0 and "up to date" in same.output
+
+            unknown = await asyncio.to_thread(runner.invoke, cli, ["seal", "--cluster", "nope", str(secret)])
+            assert unknown.exit_code == 1 and "unknown cluster(s): nope" in unknown.output
+    asyncio.run(scenario())
+
+
+async def test_register_refuses_a_recipient_that_is_not_an_age_key(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        admin = admin_of(hub, ch)
+        with pytest.raises(aio.AioRpcError) as err:
+            await pb_grpc.SpokeServiceStub(ch).Register(pb.RegisterRequest(
+                bootstrap_token=await admin.token(), cluster_name="x", spoke_version="test",
+                age_recipient="ssh-ed25519 AAAA"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "cluster x: age_recipient: unsupported recipient type" in (err.value.details() or "")
