@@ -48,7 +48,7 @@ from hub import metrics as metrics_mod
 from hub import notify
 from hub import settings as settings_mod
 from hub.fleet import clusters as fleet_clusters
-from hub.render import kustomize, pipeline
+from hub.render import kustomize, pipeline, sealed
 from hub.rollout import controller as rollout_controller
 from hub.source import git as gitsource
 from hub.store import db as store_db
@@ -386,7 +386,9 @@ class HubService:
         now = self.clock()
         fs = self.source.fs_at(sha)
         with self.db.session(write=False) as session:
-            registered = {row.name: dict(row.labels or {}) for row in store.list_clusters(session)}
+            rows = store.list_clusters(session)
+            registered = {row.name: dict(row.labels or {}) for row in rows}
+            age_keys = {row.name: row.age_recipient for row in rows}
         try:
             declared = self._declared(fs)
         except render_errors.RenderError as exc:
@@ -399,6 +401,7 @@ class HubService:
         if fleet_render.fleet_error is not None:
             return self._fleet_failed(sha, str(fleet_render.fleet_error), now)
 
+        _refuse_unopenable_secrets(fleet_render, age_keys)
         failed = {name: tuple(str(e) for e in render.errors) or ("the render produced no bundle",)
                   for name, render in fleet_render.clusters.items()
                   if render.errors or render.digest is None or render.data is None}
@@ -528,6 +531,23 @@ class HubService:
             store.set_state(session, STATE_FLEET_ERROR_COMMIT, sha, now=now)
             store.add_event(session, models.EventKind.RENDER_ERROR, commit=sha, message=text, now=now)
         return SyncOutcome(commit=sha, error=text)
+
+
+def _refuse_unopenable_secrets(fleet_render: pipeline.FleetRender, age_keys: Mapping[str, str | None]) -> None:
+    """Turn a bundle carrying a sealed secret its cluster cannot open into that cluster's render error.
+
+    The spoke would refuse it anyway; refused here, the cluster keeps its last good bundle and the
+    reason shows in ``convoy status`` at once, naming the object and the app.
+    """
+    for name, render in list(fleet_render.clusters.items()):
+        if render.bundle is None:
+            continue
+        problems = sealed.recipient_problems(render.bundle, cluster=name, recipient=age_keys.get(name))
+        if problems:
+            fleet_render.clusters[name] = dataclasses.replace(
+                render, bundle=None, data=None, digest=None,
+                errors=tuple(pipeline.AppError(cluster=name, app=app, file=None, message=message)
+                             for app, message in problems))
 
 
 def render_limits(settings: settings_mod.HubSettings) -> pipeline.RenderLimits:

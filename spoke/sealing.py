@@ -16,7 +16,7 @@ from protos import bundle as bundles
 from protos import sops
 from protos.objects import ObjectRef
 
-__all__ = ["SealedSecretError", "open_bundle", "sealed_digests"]
+__all__ = ["SealedSecretError", "open_bundle"]
 
 
 class SealedSecretError(bundles.BundleError):
@@ -49,8 +49,3 @@ def open_bundle(bundle: Mapping[str, Any], identity: str) -> dict[str, Any]:
     out["objects"] = opened
     return out
 
-
-def sealed_digests(bundle: Mapping[str, Any]) -> dict[str, str]:
-    """``{"Secret/ns/name": ciphertext digest}`` of the sealed objects: what versions were sent, no values."""
-    return {str(ObjectRef.of(o)): sops.ciphertext_digest(o) for o in bundle.get("objects") or []
-            if isinstance(o, Mapping) and sops.is_sealed(o)}

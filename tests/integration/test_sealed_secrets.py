@@ -115,7 +115,7 @@ async def test_a_sealed_secret_reaches_the_cluster_while_the_hub_holds_only_ciph
             reader.close()
 
 
-async def test_a_file_sealed_for_another_cluster_is_refused_by_name_and_the_last_state_stays(
+async def test_bad_sealed_files_are_refused_by_name_and_the_last_state_stays(
         tmp_path: Path, fleet_repo: FleetRepo, kube: tuple[Any, str], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     kubesim_server, name = kube
@@ -129,15 +129,20 @@ async def test_a_file_sealed_for_another_cluster_is_refused_by_name_and_the_last
                       cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(name)))
         agent.start()
         reader = ClusterClient.from_config_dict(kubesim_server.kubeconfig(name))
+        other_ident = await _register(admin, ch, "other", {})
+        other = sops.recipient_of(other_ident)
+        new_config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  version: '2'\n"
         try:
             async def config_applied() -> dict[str, Any] | None:
                 return await asyncio.to_thread(reader.get, "v1", "ConfigMap", "shop", "web-config")
             await poll(config_applied, what="the first bundle applied")
-            _, stranger = sops.generate_identity()
-            fleet_repo.commit({"apps/web/kustomization.yaml": KUSTOMIZATION,
-                               "apps/web/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
-                                                          "  name: web-config\ndata:\n  version: '2'\n",
-                               "apps/web/db.sops.yaml": _sealed_file([stranger])}, "sealed for someone else")
+            recipient = (await _summary(admin, name) or pb.ClusterSummary()).age_recipient
+
+            # Sealed for this cluster, but a value was removed after sealing: only the spoke can tell.
+            tampered = sops.seal(SECRET | {"stringData": {"password": PASSWORD, "user": "web"}}, [recipient, other])
+            del tampered["stringData"]["user"]
+            fleet_repo.commit({"apps/web/kustomization.yaml": KUSTOMIZATION, "apps/web/configmap.yaml": new_config,
+                               "apps/web/db.sops.yaml": yaml.safe_dump(tampered)}, "tampered")
             await admin.call("SyncNow", pb.SyncNowRequest())
 
             async def refused() -> list[str] | None:
@@ -145,11 +150,23 @@ async def test_a_file_sealed_for_another_cluster_is_refused_by_name_and_the_last
                 errs = [e for e in (row.errors if row is not None else []) if "Secret/shop/web-db" in e]
                 return errs or None
             errors = await poll(refused, what="the spoke to report the refused bundle")
-            assert "not sealed for this key" in errors[0] and "app web" in errors[0]
-            # The last applied state stays: the old ConfigMap, no Secret.
+            assert "MAC does not verify" in errors[0] and "app web" in errors[0], errors
             live = await config_applied()
-            assert live is not None and (live.get("data") or {}).get("version") == "1"
+            assert live is not None and (live.get("data") or {}).get("version") == "1", "the last state stays"
             assert await asyncio.to_thread(reader.get, "v1", "Secret", "shop", "web-db") is None
+
+            # Sealed for another cluster only: the hub refuses to render it for this one, the other moves on.
+            fleet_repo.commit({"apps/web/db.sops.yaml": _sealed_file([other])}, "sealed for someone else")
+            await admin.call("SyncNow", pb.SyncNowRequest())
+
+            async def render_refused() -> list[str] | None:
+                row = await _summary(admin, name)
+                errs = [e for e in (row.render_errors if row is not None else []) if "Secret/shop/web-db" in e]
+                return errs or None
+            render_errors = await poll(render_refused, what="the hub's render error for this cluster")
+            assert f"not sealed for cluster {name}" in render_errors[0] and "web" in render_errors[0]
+            moved = await _summary(admin, "other")
+            assert moved is not None and moved.desired_commit == fleet_repo.head() and not moved.render_errors
             assert PASSWORD not in caplog.text
         finally:
             await asyncio.to_thread(agent.stop)
@@ -188,6 +205,9 @@ def test_keys_seal_and_refresh_when_a_cluster_joins(tmp_path: Path, fleet_repo: 
             rows = json.loads(listed.output)["clusters"]
             assert [r["cluster"] for r in rows] == ["prod-eu"]
             assert rows[0]["recipient"] == sops.recipient_of(eu) and rows[0]["changed"]
+            described = await asyncio.to_thread(runner.invoke, cli, ["describe", "prod-eu"])
+            assert described.exit_code == 0, described.output
+            assert f"Age key  {sops.recipient_of(eu)}" in described.output
 
             sealed = await asyncio.to_thread(runner.invoke, cli, ["seal", "-i", "-l", "env=prod", "--recipient",
                                                                   operator, str(secret)])
