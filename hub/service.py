@@ -401,7 +401,8 @@ class HubService:
         if fleet_render.fleet_error is not None:
             return self._fleet_failed(sha, str(fleet_render.fleet_error), now)
 
-        _refuse_unopenable_secrets(fleet_render, age_keys)
+        _refuse_unopenable_secrets(fleet_render, age_keys,
+                                   sealed_only=fleet_render.fleet is not None and fleet_render.fleet.secrets.sealed_only)
         failed = {name: tuple(str(e) for e in render.errors) or ("the render produced no bundle",)
                   for name, render in fleet_render.clusters.items()
                   if render.errors or render.digest is None or render.data is None}
@@ -533,16 +534,21 @@ class HubService:
         return SyncOutcome(commit=sha, error=text)
 
 
-def _refuse_unopenable_secrets(fleet_render: pipeline.FleetRender, age_keys: Mapping[str, str | None]) -> None:
+def _refuse_unopenable_secrets(fleet_render: pipeline.FleetRender, age_keys: Mapping[str, str | None], *,
+                               sealed_only: bool) -> None:
     """Turn a bundle carrying a sealed secret its cluster cannot open into that cluster's render error.
 
     The spoke would refuse it anyway; refused here, the cluster keeps its last good bundle and the
-    reason shows in ``convoy status`` at once, naming the object and the app.
+    reason shows in ``convoy status`` at once, naming the object and the app. Under ``secrets:
+    sealedOnly`` a plaintext Secret is a render error too.
     """
     for name, render in list(fleet_render.clusters.items()):
         if render.bundle is None:
             continue
         problems = sealed.recipient_problems(render.bundle, cluster=name, recipient=age_keys.get(name))
+        if sealed_only:
+            problems += [(app, f"{ref}: plaintext Secret, but fleet.yaml says secrets: sealedOnly; seal it with "
+                               "convoy seal") for app, ref in sealed.plaintext_secrets(render.bundle)]
         if problems:
             fleet_render.clusters[name] = dataclasses.replace(
                 render, bundle=None, data=None, digest=None,

@@ -22,7 +22,7 @@ import yaml
 from hub.commands.fleet import _client, _emit, hub_command
 from protos import sops
 
-__all__ = ["cluster_recipients", "dump_documents", "keys", "keys_rows", "seal"]
+__all__ = ["cluster_recipients", "dump_documents", "fleet_operators", "keys", "keys_rows", "seal"]
 
 #: Annotations that record what a Secret was sealed for (not encrypted; refresh reads them).
 ANNOTATION_CLUSTERS = "convoy.dev/sealed-for-clusters"
@@ -97,6 +97,21 @@ def _lookup(hub_name: str | None, clusters: Sequence[str], selector: str) -> dic
     return found
 
 
+def fleet_operators(path: Path) -> list[str]:
+    """The operator recipients fleet.yaml declares (``secrets.operators``), found above ``path``; [] if none."""
+    for folder in [path.resolve().parent, *path.resolve().parent.parents]:
+        fleet = folder / "fleet.yaml"
+        if fleet.is_file():
+            try:
+                data = yaml.safe_load(fleet.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise click.ClickException(f"{fleet}: {exc}") from None
+            policy = data.get("secrets") if isinstance(data, Mapping) else None
+            operators = policy.get("operators") if isinstance(policy, Mapping) else None
+            return [str(o) for o in operators or []]
+    return []
+
+
 def _annotations(doc: Mapping[str, Any]) -> Mapping[str, str]:
     return ((doc.get("metadata") or {}).get("annotations") or {})
 
@@ -128,16 +143,18 @@ def seal(hub_name: str | None, paths: tuple[str, ...], clusters: tuple[str, ...]
     """Encrypt the Secrets in PATHS (SOPS format, age) for the chosen clusters and recipients.
 
     Only data and stringData are encrypted; the metadata stays readable so kustomize can still set the
-    namespace and labels. Put the operator recipients in every file (--recipient) so a person can
-    re-seal with --refresh when clusters join. Without --in-place the result is printed.
+    namespace and labels. The operator recipients of fleet.yaml (secrets.operators, found above the
+    first PATH) are added to every file, so a person can re-seal with --refresh when clusters join.
+    Without --in-place the result is printed.
     """
     if refresh:
         _refresh(hub_name, [Path(p) for p in paths], extra=list(recipients), identity=identity, in_place=in_place)
         return
-    if not clusters and not selector and not recipients:
+    if not clusters and not selector and not recipients and not fleet_operators(Path(paths[0])):
         raise click.UsageError("choose the recipients: --cluster, --selector and/or --recipient")
     by_cluster = _lookup(hub_name, clusters, selector)
-    every = list(dict.fromkeys([*by_cluster.values(), *recipients]))
+    operators = fleet_operators(Path(paths[0]))
+    every = list(dict.fromkeys([*by_cluster.values(), *operators, *recipients]))
     outputs: list[str] = []
     for path in (Path(p) for p in paths):
         documents = _load(path)
