@@ -8,7 +8,14 @@ STAMP := $(VENV)/.installed-stamp
 SCALE ?= small
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint protos demo bench clean
+.PHONY: venv test lint protos demo bench clean compat
+
+# The independent SOPS implementation (npm) the sealed-secret compatibility tests run; the age CLI
+# comes from Debian (.ci/run installs it).
+tests/compat/node_modules/.package-lock.json: tests/compat/package-lock.json
+	npm ci --prefix tests/compat --no-audit --no-fund --silent
+
+compat: tests/compat/node_modules/.package-lock.json
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +31,7 @@ lint: venv
 	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collects nothing; that is a failure here, not a pass.
-test: lint
+test: lint compat
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 protos: venv

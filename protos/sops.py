@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import decimal
 import hashlib
 import json
 import os
@@ -53,6 +54,9 @@ DEFAULT_ENCRYPTED_REGEX = "^(data|stringData)$"
 SOPS_VERSION = "3.9.0"
 
 _ENC = re.compile(r"^ENC\[AES256_GCM,data:(?P<data>[^,]*),iv:(?P<iv>[^,]+),tag:(?P<tag>[^,]+),type:(?P<type>[a-z]+)\]$")
+#: sops starts the MAC of a ``mac_only_encrypted`` file with sha256("sops"), so that it never equals
+#: the MAC of the same file without the setting.
+_MAC_ONLY_ENCRYPTED_INIT = hashlib.sha256(b"sops").digest()
 _KNOWN_KEY_GROUPS = ("kms", "gcp_kms", "azure_kv", "hc_vault", "pgp", "age", "key_groups")
 
 
@@ -129,7 +133,7 @@ def seal(doc: Mapping[str, Any], recipient_list: Sequence[str], *,
     # Keys sorted: bundles travel as sorted JSON, and the MAC covers values in document order, so a
     # sealed file must already be in the order the spoke will see it.
     body = _sorted(copy.deepcopy(dict(doc)))
-    digest = hashlib.sha512()
+    digest = hashlib.sha512(_MAC_ONLY_ENCRYPTED_INIT)
     matched = False
 
     def enc(value: Any, path: list[str]) -> Any:
@@ -138,6 +142,8 @@ def seal(doc: Mapping[str, Any], recipient_list: Sequence[str], *,
             return value
         matched = True
         digest.update(_to_bytes(value))
+        if value == "":
+            return value  # sops leaves empty strings as they are (there is nothing to hide)
         return _encrypt_value(value, key, ":".join(path) + ":")
 
     sealed_body: dict[str, Any] = _walk(body, [], enc)
@@ -206,7 +212,8 @@ def _to_bytes(value: Any) -> bytes:
     if isinstance(value, int):
         return str(value).encode()
     if isinstance(value, float):
-        return repr(value).encode()
+        # Go's strconv.FormatFloat(v, 'f', -1, 64): shortest round-trip digits, never an exponent.
+        return format(decimal.Decimal(repr(value)), "f").encode()
     if value is None:
         return b""
     if isinstance(value, bytes):
@@ -308,7 +315,7 @@ def _decrypt_with(doc: Mapping[str, Any], key: bytes) -> dict[str, Any]:
     encrypted_suffix = meta.get("encrypted_suffix")
     pattern = re.compile(str(regex)) if regex else None
     mac_only_encrypted = bool(meta.get("mac_only_encrypted"))
-    digest = hashlib.sha512()
+    digest = hashlib.sha512(_MAC_ONLY_ENCRYPTED_INIT if mac_only_encrypted else b"")
 
     def encrypted(path: list[str]) -> bool:
         if pattern is not None:

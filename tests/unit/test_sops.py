@@ -150,3 +150,24 @@ def test_the_digest_ignores_metadata_kustomize_may_change() -> None:
 def test_pyrage_is_the_real_age_format() -> None:
     assert pyrage.encrypt(b"x", [sops.parse_recipient(sops.generate_identity()[1])], armored=True) \
         .startswith(b"-----BEGIN AGE ENCRYPTED FILE-----")
+
+
+COMPAT = Path(__file__).resolve().parents[1] / "compat"
+
+
+def test_an_independent_sops_implementation_opens_what_convoy_seal_writes(tmp_path: Path) -> None:
+    from hub.commands.sealing import dump_documents
+
+    node = shutil.which("node")
+    assert node, "node is required for the SOPS compatibility test"
+    assert (COMPAT / "node_modules" / "sops-age").is_dir(), \
+        "run `npm ci --prefix tests/compat` first (.ci/run does)"
+    ident, rcpt = sops.generate_identity()
+    _, other = sops.generate_identity()
+    doc = {**SECRET, "stringData": {"password": "hunter2", "port": 5432, "ratio": 0.5, "on": True}}
+    (tmp_path / "secret.sops.yaml").write_text(dump_documents([sops.seal(doc, [other, rcpt])]))
+    (tmp_path / "key.txt").write_text(f"# created by the test\n{ident}\n")
+    out = subprocess.run([node, str(COMPAT / "open-sops.mjs"), str(tmp_path / "secret.sops.yaml"),
+                          str(tmp_path / "key.txt")], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == doc | {"apiVersion": "v1"}
