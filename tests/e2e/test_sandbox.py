@@ -25,4 +25,9 @@ def test_sandbox_walkthrough_completes(tmp_path: Path) -> None:
     assert re.search(r"drift_corrected +cluster \S+: drift corrected on Deployment.apps/shop/web: \.spec\.replicas", output)
     assert "changed by sandbox-operator" in output
     assert "shows DRIFT 0 for" in output
+    # The sealed Secret: re-sealed for every web cluster's own key, applied with its value, and the hub's
+    # database checked to hold only its ciphertext (the walkthrough fails otherwise).
+    assert "Secret shop/web-db applied with the right value in dev-eu-1, prod-ap-1, prod-eu-1, prod-us-1" in output
+    assert re.search(r"holds only ciphertext: [1-9]\d* stored bundle\(s\) carry the sealed Secret", output)
+    assert "s4ndbox-Only" not in output
     assert "Traceback" not in output
