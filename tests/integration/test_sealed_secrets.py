@@ -100,6 +100,25 @@ async def test_a_sealed_secret_reaches_the_cluster_while_the_hub_holds_only_ciph
             assert "sops" not in live
             assert live["metadata"]["labels"][bundles.LABEL_APP] == "web"
 
+            # Drift on the Secret: corrected, and reported as a changed value, never the value.
+            def tamper(obj: dict[str, Any] | None) -> dict[str, Any]:
+                assert obj is not None
+                obj["data"]["password"] = base64.b64encode(b"changed-by-hand").decode()
+                return obj
+            await asyncio.to_thread(reader.update_with, "v1", "Secret", "shop", "web-db", tamper, manager="intruder")
+
+            async def corrected() -> bool:
+                now = await applied()
+                return bool(now) and base64.b64decode(now["data"]["password"]).decode() == PASSWORD  # type: ignore[index]
+            await poll(corrected, what="the drifted Secret to be corrected")
+
+            async def drift_recorded() -> list[str] | None:
+                with hub.db.session(write=False) as session:
+                    found = [e.message for e in session.exec(select(models.Event)).all() if "web-db" in e.message]
+                return found or None
+            drift_events = await poll(drift_recorded, what="the Secret's drift in history")
+            assert any(".data.password desired <redacted>, live <redacted>" in m for m in drift_events), drift_events
+
             # Everything the hub keeps is ciphertext.
             with hub.db.session(write=False) as session:
                 stored = [bundles.decompress(b.data, max_size=1 << 26) for b in session.exec(select(models.Bundle)).all()]
@@ -107,8 +126,9 @@ async def test_a_sealed_secret_reaches_the_cluster_while_the_hub_holds_only_ciph
                 statuses = [s.model_dump() for s in session.exec(select(models.ClusterStatus)).all()]
             assert stored and any(b"ENC[AES256_GCM" in b for b in stored)
             for text in [*stored, str(events).encode(), str(statuses).encode(), caplog.text.encode()]:
-                assert PASSWORD.encode() not in text
-                assert base64.b64encode(PASSWORD.encode()) not in text
+                for value in (PASSWORD, "changed-by-hand"):
+                    assert value.encode() not in text
+                    assert base64.b64encode(value.encode()) not in text
         finally:
             await asyncio.to_thread(agent.stop)
             agent.client.close()
