@@ -474,6 +474,11 @@ class HubService:
                        new_bundles: dict[str, tuple[bytes, int, bytes]], had_errors: set[str],
                        plan: rollout_controller.SyncPlan, now: dt.datetime) -> list[str]:
         changed: list[str] = []
+        # The audit trail: which sealed secret versions (ciphertext digests) each new bundle carries.
+        audit: dict[str, dict[str, str]] = {}
+        for _, render in good:
+            if render.digest and render.bundle is not None and render.digest not in audit:
+                audit[render.digest] = sealed.sealed_digests(render.bundle)
         # Written in batches, so the write lock (SQLite) is never held for a whole fleet at once; a run
         # cut short is simply repeated: every step is idempotent and the deployed commit moves last.
         for number, batch in enumerate(_batches([*sorted(failed), *(name for name, _ in good)], _WRITE_BATCH), 1):
@@ -498,7 +503,7 @@ class HubService:
                 # Rollout targets and pinned clusters (plan.hold) are the rollout controller's to move.
                 changed += store.set_desired_many(
                     session, [(name, sha, fleet_render.clusters[name].digest or "") for name in batch
-                              if name not in failed and name not in plan.hold], now=now)
+                              if name not in failed and name not in plan.hold], now=now, sealed=audit)
         return changed
 
     def _new_bundles(self, renders: Iterable[pipeline.ClusterRender]) -> dict[str, tuple[bytes, int, bytes]]:

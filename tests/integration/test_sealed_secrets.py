@@ -88,8 +88,9 @@ async def test_a_sealed_secret_reaches_the_cluster_while_the_hub_holds_only_ciph
             assert row is not None and row.age_recipient_changed.seconds > 0
 
             _, operator = sops.generate_identity()
+            sealed_doc = sops.seal(SECRET, [recipient, operator])
             fleet_repo.commit({"apps/web/kustomization.yaml": KUSTOMIZATION,
-                               "apps/web/db.sops.yaml": _sealed_file([recipient, operator])}, "sealed db secret")
+                               "apps/web/db.sops.yaml": yaml.safe_dump(sealed_doc)}, "sealed db secret")
             await admin.call("SyncNow", pb.SyncNowRequest())
 
             async def applied() -> dict[str, Any] | None:
@@ -99,6 +100,20 @@ async def test_a_sealed_secret_reaches_the_cluster_while_the_hub_holds_only_ciph
             assert base64.b64decode(value).decode() == PASSWORD
             assert "sops" not in live
             assert live["metadata"]["labels"][bundles.LABEL_APP] == "web"
+
+            # Audit: history says which sealed version the cluster was sent and applied, by ciphertext digest.
+            version = f"Secret/shop/web-db {sops.ciphertext_digest(sealed_doc)[:19]}"
+
+            async def audited() -> list[str] | None:
+                with hub.db.session(write=False) as session:
+                    found = [f"{e.kind} {e.message}" for e in session.exec(select(models.Event)).all()
+                             if e.cluster == name and version in e.message]
+                return found if len(found) >= 2 else None
+            trail = await poll(audited, what="the sealed secret version in the cluster's history")
+            assert any(t.startswith("desired_changed") for t in trail) and any(t.startswith("applied") for t in trail)
+            history = await asyncio.to_thread(CliRunner().invoke, cli, ["history", name],
+                                              env={"CONVOY_CONFIG": str(hub.cli_config_path)})
+            assert version in history.output, history.output
 
             # Drift on the Secret: corrected, and reported as a changed value, never the value.
             def tamper(obj: dict[str, Any] | None) -> dict[str, Any]:
@@ -114,7 +129,7 @@ async def test_a_sealed_secret_reaches_the_cluster_while_the_hub_holds_only_ciph
 
             async def drift_recorded() -> list[str] | None:
                 with hub.db.session(write=False) as session:
-                    found = [e.message for e in session.exec(select(models.Event)).all() if "web-db" in e.message]
+                    found = [e.message for e in session.exec(select(models.Event)).all() if "drift" in e.message and "web-db" in e.message]
                 return found or None
             drift_events = await poll(drift_recorded, what="the Secret's drift in history")
             assert any(".data.password desired <redacted>, live <redacted>" in m for m in drift_events), drift_events
