@@ -30,7 +30,7 @@ from protos.codec import pb
 from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
-from spoke.credentials import CredentialStore
+from spoke.credentials import Credentials, CredentialStore
 from spoke.settings import SpokeSettings
 from tests.integration.hub_harness import FleetRepo, admin_of, channel, hub_settings, running_hub
 from tests.polling import poll
@@ -280,3 +280,19 @@ async def test_register_refuses_a_recipient_that_is_not_an_age_key(tmp_path: Pat
                 age_recipient="ssh-ed25519 AAAA"))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "cluster x: age_recipient: unsupported recipient type" in (err.value.details() or "")
+
+
+def test_the_cluster_key_survives_a_credential_saved_without_it(kube: tuple[Any, str]) -> None:
+    kubesim_server, name = kube
+    client = ClusterClient.from_config_dict(kubesim_server.kubeconfig(name))
+    try:
+        client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "convoy-system"}}, manager="t")
+        state = CredentialStore(client, namespace="convoy-system", name="convoy-spoke-state")
+        ident, _ = sops.generate_identity()
+        state.save_identity(ident)  # made before Register, so a failed registration keeps it too
+        assert state.load() is None and state.load_identity() == ident
+        state.save(Credentials(cluster=name, hub="h:1", credential="c", signing_key=b"k" * 32))
+        loaded = state.load()
+        assert loaded is not None and loaded.age_identity == ident and loaded.credential == "c"
+    finally:
+        client.close()
