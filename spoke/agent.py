@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 from protos import bundle as bundles
+from protos import sops
 from protos.objects import ObjectRef
 from protos.status import Action, DriftAction, DriftPolicy, Phase
 from spoke import (
@@ -191,6 +192,11 @@ class Agent:
     def _load_and_enforce(self) -> None:
         self._ensure_namespace()
         self._creds = self._creds_store.load()
+        if self._creds is not None and not self._creds.age_identity:
+            # Registered before sealed secrets: make the cluster's key now; Watch tells the hub its public half.
+            identity, _ = sops.generate_identity()
+            self._creds_store.save_identity(identity)
+            self._creds = dataclasses.replace(self._creds, age_identity=identity)
         try:
             stored = self._inventory_store.load()
         except ValueError as exc:
@@ -203,6 +209,10 @@ class Agent:
             self.reconcile_once(_Source(digest=stored.digest, commit=stored.commit, signature=stored.signature,
                                         data=stored.bundle_bytes))
         self.ready.set()
+
+    def _age_recipient(self) -> str:
+        identity = self._creds.age_identity if self._creds is not None else ""
+        return sops.recipient_of(identity) if identity else ""
 
     def _ensure_namespace(self) -> None:
         try:
@@ -228,7 +238,7 @@ class Agent:
                         self._hub = self._connect()
                     hub = self._hub
                 rotated = False
-                for event in hub.watch(applied_digest=self._state.digest):
+                for event in hub.watch(applied_digest=self._state.digest, age_recipient=self._age_recipient()):
                     if not self.hub_connected.is_set():
                         log.info("connected to hub %s", self.settings.hub)
                     self.hub_connected.set()

@@ -407,9 +407,11 @@ class HubClient:
                             hub_ca_pem=bytes(response.hub_ca_pem), signing_key=bytes(response.bundle_signing_key),
                             labels=dict(response.labels))
 
-    def watch(self, *, applied_digest: str) -> Iterator[Desired | Heartbeat | CredentialRotation]:
+    def watch(self, *, applied_digest: str,
+              age_recipient: str = "") -> Iterator[Desired | Heartbeat | CredentialRotation]:
         """The Watch stream as values; ends by raising ``HubError`` (or returning when cancelled)."""
-        call = self._stub.Watch(pb.WatchRequest(applied_digest=applied_digest), metadata=self._metadata())
+        call = self._stub.Watch(pb.WatchRequest(applied_digest=applied_digest, age_recipient=age_recipient),
+                                metadata=self._metadata())
         self._watch_call = call
         try:
             for event in call:

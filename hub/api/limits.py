@@ -179,10 +179,16 @@ def check_registration(*, cluster_name: str, labels: Mapping[str, str], token: s
                              "(lowercase letters, digits and '-', at most 63 characters)")
     check_labels(labels, where=f"cluster {cluster_name}")
     if age_recipient:
-        try:
-            sops.parse_recipient(age_recipient)
-        except sops.SopsError as exc:
-            raise InvalidRequest(f"register: cluster {cluster_name}: age_recipient: {exc}") from exc
+        check_age_recipient(age_recipient, where=f"register: cluster {cluster_name}")
+
+
+def check_age_recipient(recipient: str, *, where: str) -> None:
+    if len(recipient) > 128:
+        raise InvalidRequest(f"{where}: age_recipient is longer than 128 characters")
+    try:
+        sops.parse_recipient(recipient)
+    except sops.SopsError as exc:
+        raise InvalidRequest(f"{where}: age_recipient: {exc}") from exc
 
 
 def check_digest(digest: str, *, where: str, allow_empty: bool = False) -> None:

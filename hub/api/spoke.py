@@ -159,6 +159,18 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                                    bundle_signing_key=self.options.signing_public_key,
                                    labels=dict(cluster.labels or {}))
 
+    async def _learn_age_key(self, name: str, recipient: str) -> None:
+        """Store a cluster's age key sent with Watch; a new one re-renders the cluster (its sealed secrets)."""
+        limits.check_age_recipient(recipient, where=f"watch of cluster {name}")
+
+        def store_it() -> bool:
+            with self.db.session() as session:
+                return store.set_age_recipient(session, name, recipient, now=self.clock())
+        if await asyncio.to_thread(store_it):
+            log.info("cluster %s: new age key %s...", name, recipient[:16])
+            if self.on_registered is not None:
+                self._in_background(self.on_registered(name))
+
     def malformed_request(self, method: str, peer: str) -> None:
         """A request to ``method`` from ``peer`` whose bytes did not parse: it counts against the peer's
         limits like a parsed one (raises :class:`~hub.api.limits.RateLimited` past them)."""
@@ -199,6 +211,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             raise limits.RateLimited(f"watch of cluster {name}: more than {self.options.watch_burst} Watch streams "
                                      f"opened in a burst ({self.options.watch_rate:g}/s sustained); retry later")
         limits.check_digest(request.applied_digest, where=f"watch of cluster {name}", allow_empty=True)
+        if request.age_recipient:
+            await self._learn_age_key(name, request.age_recipient)
         revocation = self.notifier.revocation(name)
         heartbeat = self.options.heartbeat_seconds
         opened_at = self.clock()

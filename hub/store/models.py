@@ -103,6 +103,7 @@ class EventKind(enum.StrEnum):
     TOKEN_REVOKED = "token_revoked"
     REGISTRATION = "registration"                  #: a cluster registered
     REGISTRATION_REFUSED = "registration_refused"  #: a registration was refused (token, name taken)
+    AGE_KEY = "age_key"                            #: the hub learned a cluster's (new) public age key
     DEREGISTERED = "deregistered"                  #: an administrator removed a cluster's registration
     CREDENTIAL_ROTATION = "credential_rotation"    #: a cluster credential rotation was asked for / completed
     PAUSED = "paused"

@@ -32,7 +32,15 @@ from spoke.agent import Agent
 from spoke.cluster import ClusterClient
 from spoke.credentials import Credentials, CredentialStore
 from spoke.settings import SpokeSettings
-from tests.integration.hub_harness import FleetRepo, admin_of, channel, hub_settings, running_hub
+from tests.integration.hub_harness import (
+    FleetRepo,
+    Spoke,
+    admin_of,
+    channel,
+    hub_settings,
+    next_desired,
+    running_hub,
+)
 from tests.polling import poll
 
 PASSWORD = "correct-horse-battery-staple"
@@ -296,3 +304,40 @@ def test_the_cluster_key_survives_a_credential_saved_without_it(kube: tuple[Any,
         assert loaded is not None and loaded.age_identity == ident and loaded.credential == "c"
     finally:
         client.close()
+
+
+async def test_a_key_sent_with_watch_is_stored_and_the_cluster_rendered_with_its_secrets(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    # A spoke registered before sealed secrets has no key at the hub: the first one arrives with Watch.
+    ident, recipient = sops.generate_identity()
+    fleet_repo.commit({"apps/web/namespace.yaml": NAMESPACE, "apps/web/kustomization.yaml": KUSTOMIZATION,
+                       "apps/web/db.sops.yaml": _sealed_file([recipient])}, "sealed before the key is known")
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        admin = admin_of(hub, ch)
+        spoke = Spoke(ch)
+        await spoke.register(await admin.token(), "late")
+
+        async def keyless() -> list[str] | None:
+            row = await _summary(admin, "late")
+            return list(row.render_errors) if row is not None and row.render_errors else None
+        errors = await poll(keyless, what="the render error of a cluster without a key")
+        assert "Secret/shop/web-db: sealed secret, but cluster late has no age key at the hub yet" in errors[0]
+
+        stream = spoke.stub.Watch(pb.WatchRequest(age_recipient=recipient), metadata=spoke.metadata)
+        desired = await next_desired(stream)
+        bundle, _ = await spoke.bundle(desired.digest)
+        sealed_objects = [o for o in bundle["objects"] if o["kind"] == "Secret"]
+        assert sops.open_document(sealed_objects[0], [ident])["stringData"]["password"] == PASSWORD
+        row = await _summary(admin, "late")
+        assert row is not None and row.age_recipient == recipient and not row.render_errors
+        with hub.db.session(write=False) as session:
+            kinds = [e.kind for e in session.exec(select(models.Event)).all() if e.cluster == "late"]
+        assert kinds.count(models.EventKind.AGE_KEY.value) == 1
+        stream.cancel()
+
+        # A malformed key is refused by name.
+        bad = spoke.stub.Watch(pb.WatchRequest(age_recipient="age1nope"), metadata=spoke.metadata)
+        with pytest.raises(aio.AioRpcError) as err:
+            await bad.read()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "watch of cluster late: age_recipient: malformed age recipient" in (err.value.details() or "")

@@ -53,6 +53,21 @@ def register_cluster(s: Session, *, name: str, labels: Mapping[str, str], creden
     return row
 
 
+def set_age_recipient(s: Session, name: str, recipient: str, *, now: dt.datetime | None = None) -> bool:
+    """Store the public age key a cluster's spoke sent; True when it is new or changed (an event records it)."""
+    now = _now(now)
+    row = s.get(Cluster, name)
+    if row is None or row.age_recipient == recipient:
+        return False
+    previous = row.age_recipient
+    row.age_recipient, row.age_recipient_at = recipient, now
+    s.add(row)
+    add_event(s, EventKind.AGE_KEY, cluster=name,
+              message=f"cluster {name}: age key {recipient[:16]}..." + (" (replaces the previous one)" if previous else ""),
+              details={"recipient": recipient, "previous": previous}, now=now)
+    return True
+
+
 def authenticate_cluster(s: Session, credential: str, *, now: dt.datetime | None = None,
                          grace: dt.timedelta | None = None) -> Cluster | None:
     """The cluster whose credential this is (its current one, or the one a rotation handed it), or None."""

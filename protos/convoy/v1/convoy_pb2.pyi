@@ -72,10 +72,12 @@ class RegisterResponse(_message.Message):
     def __init__(self, cluster_name: _Optional[str] = ..., credential: _Optional[str] = ..., hub_ca_pem: _Optional[bytes] = ..., bundle_signing_key: _Optional[bytes] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("applied_digest",)
+    __slots__ = ("applied_digest", "age_recipient")
     APPLIED_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    AGE_RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     applied_digest: str
-    def __init__(self, applied_digest: _Optional[str] = ...) -> None: ...
+    age_recipient: str
+    def __init__(self, applied_digest: _Optional[str] = ..., age_recipient: _Optional[str] = ...) -> None: ...
 
 class DesiredState(_message.Message):
     __slots__ = ("cluster_name", "commit", "digest", "size", "paused", "signature", "since", "rollout_wave", "inline_bundle", "inline_compression")
