@@ -11,7 +11,14 @@ RUNTIME_SOURCES := $(shell find hub spoke protos kubesim fleet-config -type f -n
 SCALE ?= small
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint protos demo bench clean
+.PHONY: venv test lint protos demo bench clean compat
+
+# The independent SOPS implementation (npm) the sealed-secret compatibility tests run; the age CLI
+# comes from Debian (.ci/run installs it).
+tests/compat/node_modules/.package-lock.json: tests/compat/package-lock.json
+	npm ci --prefix tests/compat --no-audit --no-fund --silent
+
+compat: tests/compat/node_modules/.package-lock.json
 
 # The distribution was called `convoy` before it became `convoy-fleet`: drop the old name's
 # metadata so its entry points do not linger next to the new ones.
@@ -38,7 +45,7 @@ lint: venv
 	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collects nothing; that is a failure here, not a pass.
-test: lint
+test: lint compat
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 protos: venv

@@ -48,7 +48,7 @@ from hub import metrics as metrics_mod
 from hub import notify
 from hub import settings as settings_mod
 from hub.fleet import clusters as fleet_clusters
-from hub.render import kustomize, pipeline
+from hub.render import kustomize, pipeline, sealed
 from hub.rollout import controller as rollout_controller
 from hub.source import git as gitsource
 from hub.store import db as store_db
@@ -388,7 +388,9 @@ class HubService:
         now = self.clock()
         fs = self.source.fs_at(sha)
         with self.db.session(write=False) as session:
-            registered = {row.name: dict(row.labels or {}) for row in store.list_clusters(session)}
+            rows = store.list_clusters(session)
+            registered = {row.name: dict(row.labels or {}) for row in rows}
+            age_keys = {row.name: row.age_recipient for row in rows}
         try:
             declared = self._declared(fs)
         except render_errors.RenderError as exc:
@@ -401,6 +403,8 @@ class HubService:
         if fleet_render.fleet_error is not None:
             return self._fleet_failed(sha, str(fleet_render.fleet_error), now)
 
+        _refuse_unopenable_secrets(fleet_render, age_keys,
+                                   sealed_only=fleet_render.fleet is not None and fleet_render.fleet.secrets.sealed_only)
         failed = {name: tuple(str(e) for e in render.errors) or ("the render produced no bundle",)
                   for name, render in fleet_render.clusters.items()
                   if render.errors or render.digest is None or render.data is None}
@@ -473,6 +477,11 @@ class HubService:
                        new_bundles: dict[str, tuple[bytes, int, bytes]], had_errors: set[str],
                        plan: rollout_controller.SyncPlan, now: dt.datetime) -> list[str]:
         changed: list[str] = []
+        # The audit trail: which sealed secret versions (ciphertext digests) each new bundle carries.
+        audit: dict[str, dict[str, str]] = {}
+        for _, render in good:
+            if render.digest and render.bundle is not None and render.digest not in audit:
+                audit[render.digest] = sealed.sealed_digests(render.bundle)
         # Written in batches, so the write lock (SQLite) is never held for a whole fleet at once; a run
         # cut short is simply repeated: every step is idempotent and the deployed commit moves last.
         for number, batch in enumerate(_batches([*sorted(failed), *(name for name, _ in good)], _WRITE_BATCH), 1):
@@ -497,7 +506,7 @@ class HubService:
                 # Rollout targets and pinned clusters (plan.hold) are the rollout controller's to move.
                 changed += store.set_desired_many(
                     session, [(name, sha, fleet_render.clusters[name].digest or "") for name in batch
-                              if name not in failed and name not in plan.hold], now=now)
+                              if name not in failed and name not in plan.hold], now=now, sealed=audit)
         return changed
 
     def _new_bundles(self, renders: Iterable[pipeline.ClusterRender]) -> dict[str, tuple[bytes, int, bytes]]:
@@ -531,6 +540,28 @@ class HubService:
             store.set_state(session, STATE_FLEET_ERROR_COMMIT, sha, now=now)
             store.add_event(session, models.EventKind.RENDER_ERROR, commit=sha, message=text, now=now)
         return SyncOutcome(commit=sha, error=text)
+
+
+def _refuse_unopenable_secrets(fleet_render: pipeline.FleetRender, age_keys: Mapping[str, str | None], *,
+                               sealed_only: bool) -> None:
+    """Turn a bundle carrying a sealed secret its cluster cannot open into that cluster's render error.
+
+    The spoke would refuse it anyway; refused here, the cluster keeps its last good bundle and the
+    reason shows in ``convoy status`` at once, naming the object and the app. Under ``secrets:
+    sealedOnly`` a plaintext Secret is a render error too.
+    """
+    for name, render in list(fleet_render.clusters.items()):
+        if render.bundle is None:
+            continue
+        problems = sealed.recipient_problems(render.bundle, cluster=name, recipient=age_keys.get(name))
+        if sealed_only:
+            problems += [(app, f"{ref}: plaintext Secret, but fleet.yaml says secrets: sealedOnly; seal it with "
+                               "convoy seal") for app, ref in sealed.plaintext_secrets(render.bundle)]
+        if problems:
+            fleet_render.clusters[name] = dataclasses.replace(
+                render, bundle=None, data=None, digest=None,
+                errors=tuple(pipeline.AppError(cluster=name, app=app, file=None, message=message)
+                             for app, message in problems))
 
 
 def render_limits(settings: settings_mod.HubSettings) -> pipeline.RenderLimits:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from protos import bundle as bundles
+from protos import sops
 from protos.objects import ObjectRef
 from protos.status import Action, DriftAction, DriftPolicy, Phase
 from spoke import (
@@ -45,6 +46,7 @@ from spoke import (
     pulling,
     registration,
     report,
+    sealing,
     watching,
 )
 from spoke.apply import engine, ordering, pruning
@@ -211,6 +213,11 @@ class Agent:
             # Named in the log now and in every status report (the hub hears once reachable).
             for problem in self._creds.problems:
                 log.error("%s", problem)
+        if self._creds is not None and not self._creds.age_identity:
+            # Registered before sealed secrets: make the cluster's key now; Watch tells the hub its public half.
+            identity, _ = sops.generate_identity()
+            self._creds_store.save_identity(identity)
+            self._creds = dataclasses.replace(self._creds, age_identity=identity)
         try:
             stored = self._inventory_store.load()
         except ValueError as exc:
@@ -225,6 +232,10 @@ class Agent:
             self.reconcile_once(_Source(digest=stored.digest, commit=stored.commit, signature=stored.signature,
                                         data=stored.bundle_bytes))
         self.ready.set()
+
+    def _age_recipient(self) -> str:
+        identity = self._creds.age_identity if self._creds is not None else ""
+        return sops.recipient_of(identity) if identity else ""
 
     def _ensure_namespace(self) -> None:
         try:
@@ -253,7 +264,8 @@ class Agent:
                         self._hub = self._connect()
                     hub = self._hub
                 rotated = False
-                for event in hub.watch(applied_digest=self._state.digest, heartbeat=self.hub_heartbeat):
+                for event in hub.watch(applied_digest=self._state.digest, heartbeat=self.hub_heartbeat,
+                                       age_recipient=self._age_recipient()):
                     if not self.hub_connected.is_set():
                         log.info("connected to hub %s", self.settings.hub)
                     self.hub_connected.set()
@@ -391,6 +403,8 @@ class Agent:
         # fetch + verify
         try:
             bundle, data = self._fetch_and_verify(source)
+            # Sealed secrets open here, with the cluster's own key, and nowhere else.
+            bundle = sealing.open_bundle(bundle, self._creds.age_identity if self._creds is not None else "")
         except bundles.BundleError as exc:  # the same bytes would fail again: refuse until a new digest comes
             st.refused = f"bundle {source.digest} refused: {exc}"
             log.error("%s", st.refused)

@@ -1,8 +1,9 @@
 """What registration gives the spoke, kept in a Secret in its namespace so a restart does not register again.
 
 The Secret (``SpokeSettings.state_secret``) holds the cluster's own credential, the hub CA PEM
-(empty when the hub is plaintext) and the raw Ed25519 public key that verifies bundles. Nothing
-here is ever logged.
+(empty when the hub is plaintext), the raw Ed25519 public key that verifies bundles and the
+cluster's age identity that opens sealed secrets (made here, never sent anywhere: the hub gets only
+its public recipient). Nothing here is ever logged.
 
 A damaged Secret (edited by hand, restored from a bad backup) never stops the process: ``load``
 returns what is usable and names what is not in ``Credentials.problems``, each with what to do. A
@@ -35,6 +36,8 @@ class Credentials:
     hub_ca_pem: bytes = b""
     signing_key: bytes = b""
     problems: tuple[str, ...] = ()   #: what is wrong with the stored state, and what to do about it
+    #: The cluster's private age identity (AGE-SECRET-KEY-1...); "" for state stored before sealed secrets.
+    age_identity: str = dataclasses.field(default="", repr=False)
 
 
 class CredentialStore:
@@ -60,7 +63,7 @@ class CredentialStore:
             except (ValueError, TypeError):
                 problems.append(f"{self.ref}: key {key!r} is not base64")
         texts: dict[str, str] = {}
-        for key in ("cluster", "hub", "credential"):
+        for key in ("cluster", "hub", "credential", "age-identity"):
             try:
                 texts[key] = data.get(key, b"").decode()
             except UnicodeDecodeError:
@@ -72,16 +75,27 @@ class CredentialStore:
                             "bundles cannot be verified")
         if not texts["credential"] and not key:
             return None if not problems else Credentials(cluster=texts["cluster"], hub=texts["hub"], credential="",
+                                                         age_identity=texts["age-identity"],
                                                          problems=(*problems, _REREGISTER))
         if problems:
             problems.append(_REREGISTER)
         return Credentials(cluster=texts["cluster"], hub=texts["hub"], credential=texts["credential"],
-                           hub_ca_pem=data.get("hub-ca.pem", b""), signing_key=key, problems=tuple(problems))
+                           hub_ca_pem=data.get("hub-ca.pem", b""), signing_key=key,
+                           age_identity=texts["age-identity"], problems=tuple(problems))
+
+    def load_identity(self) -> str:
+        """The age identity kept in the Secret, even when there is no credential yet ("" if none)."""
+        live = self._client.get("v1", "Secret", self._namespace, self._name)
+        raw = ((live or {}).get("data") or {}).get("age-identity")
+        try:
+            return base64.b64decode(raw, validate=True).decode() if raw else ""
+        except (ValueError, TypeError, UnicodeDecodeError):
+            return ""  # damaged: `load` names it; a new identity is made only where none is stored
 
     def save(self, creds: Credentials) -> None:
         raw = {"cluster": creds.cluster.encode(), "hub": creds.hub.encode(),
                "credential": creds.credential.encode(), "hub-ca.pem": creds.hub_ca_pem,
-               "signing-key": creds.signing_key}
+               "signing-key": creds.signing_key, "age-identity": creds.age_identity.encode()}
         data = {k: base64.b64encode(v).decode("ascii") for k, v in raw.items()}
 
         def mutate(live: dict[str, Any] | None) -> dict[str, Any]:
@@ -89,8 +103,24 @@ class CredentialStore:
                            "metadata": {"name": self._name, "namespace": self._namespace}}
             obj.setdefault("metadata", {}).setdefault("labels", {})[bundles.LABEL_MANAGED_BY] = "convoy-spoke"
             obj["type"] = "Opaque"
+            kept = (obj.get("data") or {}).get("age-identity")
+            if not creds.age_identity and kept:
+                data["age-identity"] = kept  # never drop the cluster's key: sealed secrets need it
             obj["data"] = data
             obj.pop("stringData", None)
+            return obj
+
+        self._client.update_with("v1", "Secret", self._namespace, self._name, mutate, manager=MANAGER)
+
+    def save_identity(self, identity: str) -> None:
+        """Keep a new age identity in the Secret (before its recipient is sent anywhere), nothing else changed."""
+        encoded = base64.b64encode(identity.encode()).decode("ascii")
+
+        def mutate(live: dict[str, Any] | None) -> dict[str, Any]:
+            obj = live or {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                           "metadata": {"name": self._name, "namespace": self._namespace}}
+            obj.setdefault("metadata", {}).setdefault("labels", {})[bundles.LABEL_MANAGED_BY] = "convoy-spoke"
+            obj.setdefault("data", {})["age-identity"] = encoded
             return obj
 
         self._client.update_with("v1", "Secret", self._namespace, self._name, mutate, manager=MANAGER)

@@ -447,9 +447,10 @@ class HubClient:
             raise HubUnauthenticated(self.address, "no credential; the spoke has not registered")
         return [("authorization", f"Bearer {self._credential}")]
 
-    def register(self, *, token: str, cluster: str, labels: Mapping[str, str]) -> Registration:
+    def register(self, *, token: str, cluster: str, labels: Mapping[str, str],
+                 age_recipient: str = "") -> Registration:
         request = pb.RegisterRequest(bootstrap_token=token, cluster_name=cluster, labels=dict(labels),
-                                     spoke_version=SPOKE_VERSION)
+                                     spoke_version=SPOKE_VERSION, age_recipient=age_recipient)
         try:
             response = self._stub.Register(request, timeout=self._timeout)
         except grpc.RpcError as exc:
@@ -459,13 +460,15 @@ class HubClient:
                             labels=dict(response.labels))
 
     def watch(self, *, applied_digest: str,
-              heartbeat: float | None = None) -> Iterator[Desired | Heartbeat | CredentialRotation]:
+              heartbeat: float | None = None, age_recipient: str = "") -> Iterator[Desired | Heartbeat | CredentialRotation]:
         """The Watch stream as values; ends by raising ``HubError`` (or returning when cancelled).
 
         ``heartbeat``: the interval an earlier stream's heartbeats announced, so a stream that freezes
-        before its own first heartbeat is noticed as soon (``HubSilentError``).
+        before its own first heartbeat is noticed as soon (``HubSilentError``). ``age_recipient``: the
+        cluster's public age key, so the hub learns it from spokes registered before sealed secrets.
         """
-        call = self._stub.Watch(pb.WatchRequest(applied_digest=applied_digest), metadata=self._metadata())
+        call = self._stub.Watch(pb.WatchRequest(applied_digest=applied_digest, age_recipient=age_recipient),
+                                metadata=self._metadata())
         self._watch_call = call
         # The synchronous API has no per-message deadline: a watchdog cancels a stream that went silent
         # for SILENT_HEARTBEATS of the hub's own heartbeat intervals.

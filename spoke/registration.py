@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from protos import sops
 from spoke import credentials, hubclient
 from spoke.cluster import errors
 from spoke.settings import SpokeSettings
@@ -57,9 +58,16 @@ def register(settings: SpokeSettings, *, store: credentials.CredentialStore,
         else:
             raise hubclient.HubTrustError(s.hub, "no way to trust the hub: give a join token (it carries the "
                                                  "CA fingerprint), --hub-ca, or --insecure")
+    # The cluster's age key pair is made here and kept: a spoke that registers again keeps its key,
+    # so secrets sealed for it stay readable. Only the public recipient goes to the hub.
+    identity = store.load_identity()
+    if not identity:
+        identity, _ = sops.generate_identity()
+        store.save_identity(identity)
     hub = hub_factory(s.hub, ca_pem=ca_pem, insecure=s.insecure)
     try:
-        reg = hub.register(token=s.token, cluster=s.cluster, labels=s.labels)
+        reg = hub.register(token=s.token, cluster=s.cluster, labels=s.labels,
+                           age_recipient=sops.recipient_of(identity))
         if len(reg.signing_key) != 32:
             raise hubclient.HubRefused(s.hub, "Register returned no usable bundle signing key")
     finally:
@@ -67,7 +75,7 @@ def register(settings: SpokeSettings, *, store: credentials.CredentialStore,
     # Pinned: keep trusting exactly the CA the join token named, whatever Register says.
     hub_ca = ca_pem if pinned and ca_pem else reg.hub_ca_pem or ca_pem or b""
     creds = credentials.Credentials(cluster=reg.cluster or s.cluster, hub=s.hub, credential=reg.credential,
-                                    hub_ca_pem=hub_ca, signing_key=reg.signing_key)
+                                    hub_ca_pem=hub_ca, signing_key=reg.signing_key, age_identity=identity)
     store.save(creds)
     log.info("registered as cluster %s; credential stored in %s", creds.cluster, store.ref)
     return creds

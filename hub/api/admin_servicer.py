@@ -115,6 +115,10 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
                                     online=presence.is_online(
                                         last_seen=cluster.last_seen, disconnected_at=cluster.disconnected_at,
                                         now=now, heartbeat_seconds=self.options.heartbeat_seconds))
+        if cluster.age_recipient:
+            summary.age_recipient = cluster.age_recipient
+            if cluster.age_recipient_at is not None:
+                summary.age_recipient_changed.CopyFrom(codec.timestamp(_aware(cluster.age_recipient_at)))
         if rollout is not None:
             summary.wave, summary.rollout_state = rollout.wave, rollout.state
         if cluster.pinned_digest:

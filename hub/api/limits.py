@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from google.protobuf import timestamp_pb2
 
-from protos import codec, selectors
+from protos import codec, selectors, sops
 from protos.codec import pb
 from protos.status import DriftAction
 
@@ -169,7 +169,7 @@ def check_labels(labels: Mapping[str, str], *, where: str) -> None:
             raise InvalidRequest(str(exc)) from None
 
 
-def check_registration(*, cluster_name: str, labels: Mapping[str, str], token: str) -> None:
+def check_registration(*, cluster_name: str, labels: Mapping[str, str], token: str, age_recipient: str = "") -> None:
     if not token:
         raise InvalidRequest("register: bootstrap_token is empty")
     if len(token) > 512:
@@ -178,6 +178,17 @@ def check_registration(*, cluster_name: str, labels: Mapping[str, str], token: s
         raise InvalidRequest(f"register: cluster name {cluster_name!r} must be a DNS label "
                              "(lowercase letters, digits and '-', at most 63 characters)")
     check_labels(labels, where=f"cluster {cluster_name}")
+    if age_recipient:
+        check_age_recipient(age_recipient, where=f"register: cluster {cluster_name}")
+
+
+def check_age_recipient(recipient: str, *, where: str) -> None:
+    if len(recipient) > 128:
+        raise InvalidRequest(f"{where}: age_recipient is longer than 128 characters")
+    try:
+        sops.parse_recipient(recipient)
+    except sops.SopsError as exc:
+        raise InvalidRequest(f"{where}: age_recipient: {exc}") from exc
 
 
 def check_digest(digest: str, *, where: str, allow_empty: bool = False) -> None:

@@ -146,7 +146,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         peer = limits.peer_host(context.peer())
         self._register_limit.check(peer, "register")
         labels = dict(request.labels)
-        limits.check_registration(cluster_name=request.cluster_name, labels=labels, token=request.bootstrap_token)
+        limits.check_registration(cluster_name=request.cluster_name, labels=labels, token=request.bootstrap_token,
+                                  age_recipient=request.age_recipient)
         credential = secrets.new_credential()
         declared = await self.declared_names() if self.declared_names is not None else frozenset()
         cluster = await asyncio.to_thread(self._register, request, labels, credential, peer, declared)
@@ -157,6 +158,18 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                                    hub_ca_pem=self.options.ca_pem,
                                    bundle_signing_key=self.options.signing_public_key,
                                    labels=dict(cluster.labels or {}))
+
+    async def _learn_age_key(self, name: str, recipient: str) -> None:
+        """Store a cluster's age key sent with Watch; a new one re-renders the cluster (its sealed secrets)."""
+        limits.check_age_recipient(recipient, where=f"watch of cluster {name}")
+
+        def store_it() -> bool:
+            with self.db.session() as session:
+                return store.set_age_recipient(session, name, recipient, now=self.clock())
+        if await asyncio.to_thread(store_it):
+            log.info("cluster %s: new age key %s...", name, recipient[:16])
+            if self.on_registered is not None:
+                self._in_background(self.on_registered(name))
 
     def malformed_request(self, method: str, peer: str) -> None:
         """A request to ``method`` from ``peer`` whose bytes did not parse: it counts against the peer's
@@ -175,7 +188,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                                             declared=declared)
                 # The store stamps the token's labels over the spoke's: they are the operator's word.
                 return store.register_cluster(session, name=name, labels=labels, token=token,
-                                              credential_hash=secrets.hash_secret(credential), now=now)
+                                              credential_hash=secrets.hash_secret(credential), now=now,
+                                              age_recipient=request.age_recipient)
         except (store_errors.TokenRefused, store_errors.ClusterExists, store_errors.TokenNotForName) as exc:
             if isinstance(exc, store_errors.TokenRefused) and exc.reason in _NO_TOKEN:
                 # Anyone can send made-up tokens: a row each would let them fill the audit log.
@@ -197,6 +211,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             raise limits.RateLimited(f"watch of cluster {name}: more than {self.options.watch_burst} Watch streams "
                                      f"opened in a burst ({self.options.watch_rate:g}/s sustained); retry later")
         limits.check_digest(request.applied_digest, where=f"watch of cluster {name}", allow_empty=True)
+        if request.age_recipient:
+            await self._learn_age_key(name, request.age_recipient)
         revocation = self.notifier.revocation(name)
         heartbeat = self.options.heartbeat_seconds
         opened_at = self.clock()

@@ -264,6 +264,9 @@ def describe(hub_name: str | None, cluster: str, output: str) -> None:
     skew = formatting.skew_note(formatting.clock_skew(detail.summary))
     if skew:
         console.print(f"[yellow]Clock[/yellow]    {skew} (freshness is judged by the hub's clock)")
+    if document["ageKey"]["recipient"]:
+        console.print(f"Age key  {document['ageKey']['recipient']}  (since {document['ageKey']['changed']})",
+                      markup=False, highlight=False)
     if document["message"]:
         console.print(f"Message  {document['message']}")
     for error in [*document["errors"], *document["renderErrors"]]:

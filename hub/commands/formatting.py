@@ -339,5 +339,8 @@ def describe_document(detail: pb.ClusterDetail, *, now: dt.datetime) -> dict[str
               "fields": [{"path": f.path, "desired": f.desired, "live": f.live} for f in d.fields]}
              for d in detail.drift]
     # The render errors are the summary's (row["renderErrors"]); detail.render_errors repeats them.
-    return {**row, "message": detail.message, "objects": objects,
+    age_key = {"recipient": detail.summary.age_recipient or None,
+               "changed": detail.summary.age_recipient_changed.ToDatetime(tzinfo=dt.UTC).isoformat()
+               if detail.summary.HasField("age_recipient_changed") else None}
+    return {**row, "message": detail.message, "ageKey": age_key, "objects": objects,
             "driftItems": drift, "recentEvents": [event_row(e) for e in detail.recent_events]}

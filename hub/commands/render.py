@@ -26,9 +26,9 @@ from rich.table import Table
 
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model
-from hub.render import layering, pipeline
+from hub.render import layering, pipeline, sealed
 from hub.tree import errors, repofs
-from protos import selectors
+from protos import selectors, sops
 from protos.objects import ObjectRef
 
 __all__ = ["BundleDiff", "diff_bundles", "open_fs", "preview", "render", "validate"]
@@ -173,12 +173,18 @@ def validation_rows(result: pipeline.FleetRender) -> list[tuple[str, str, str, s
 @click.command("validate")
 @click.argument("path", default=".", required=False)
 @click.option("--rev", default=None, help="Validate this commit instead of the working tree.")
-def validate(path: str, rev: str | None) -> None:
+@click.option("--strict", is_flag=True, help="A plaintext Secret is an error, not a warning.")
+@click.option("--identity", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="An operator's age identity file: sealed secrets it opens have their MAC checked "
+                   "(default: SOPS_AGE_KEY / SOPS_AGE_KEY_FILE when set).")
+def validate(path: str, rev: str | None, strict: bool, identity: str | None) -> None:
     """Render every cluster declared in the fleet repository; exit 1 on any error (for the repo's CI).
 
     Warns on stderr (exit code unchanged) where kustomize builds what a cluster will refuse (a
-    generated ConfigMap key with a space), and where a later layer of an app drops a field an earlier
-    layer set, e.g. a per-cluster patch that replaces the whole annotations map.
+    generated ConfigMap key with a space), where a later layer of an app drops a field an earlier
+    layer set, e.g. a per-cluster patch that replaces the whole annotations map, and where a Secret is
+    plaintext in the repository (an error under --strict or fleet.yaml's secrets: sealedOnly). With
+    an operator key, a sealed secret whose MAC does not verify is an error.
 
     \b
     Examples:
@@ -209,6 +215,12 @@ def validate(path: str, rev: str | None) -> None:
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     failed = [row[0] for row in rows if row[4]]
+    sealed_only = strict or (result.fleet is not None and result.fleet.secrets.sealed_only)
+    for name, level, message in secret_findings(result, identities=_operator_identities(identity),
+                                                sealed_only=sealed_only):
+        click.echo(f"{level}: cluster {name}: {message}", err=True)
+        if level == "error" and name not in failed:
+            failed.append(name)
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(rows)} clusters failed to render: {', '.join(failed)}")
 
@@ -220,6 +232,49 @@ def _table(*columns: str) -> Table:
         # The last column (ERROR) folds; the others stay whole.
         table.add_column(column, overflow="fold", no_wrap=column != columns[-1])
     return table
+
+
+def _operator_identities(path: str | None) -> list[str]:
+    text = ""
+    if path:
+        text = Path(path).read_text(encoding="utf-8")
+    elif os.environ.get("SOPS_AGE_KEY"):
+        text = os.environ["SOPS_AGE_KEY"]
+    elif os.environ.get("SOPS_AGE_KEY_FILE"):
+        text = Path(os.environ["SOPS_AGE_KEY_FILE"]).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("AGE-SECRET-KEY-1")]
+
+
+def secret_findings(result: pipeline.FleetRender, *, identities: list[str],
+                    sealed_only: bool) -> list[tuple[str, str, str]]:
+    """(cluster, "warning"|"error", message) about Secrets: plaintext ones, and sealed ones that do not open.
+
+    A sealed secret is checked once (by ciphertext digest) with the operator keys that are among its
+    recipients; the values are decrypted in memory only and never shown.
+    """
+    findings: list[tuple[str, str, str]] = []
+    checked: dict[str, str | None] = {}
+    mine = {sops.recipient_of(i) for i in identities}
+    for name in sorted(result.clusters):
+        bundle = result.clusters[name].bundle
+        for app, ref in sealed.plaintext_secrets(bundle):
+            findings.append((name, "error" if sealed_only else "warning",
+                             f"app {app}: {ref} is a plaintext Secret in the fleet repository; seal it with "
+                             "convoy seal"))
+        for obj in (bundle or {}).get("objects") or []:
+            if not (isinstance(obj, Mapping) and sops.is_sealed(obj)) or not mine & set(sops.recipients(obj)):
+                continue
+            digest = sops.ciphertext_digest(obj)
+            if digest not in checked:
+                try:
+                    sops.open_document(obj, identities)
+                    checked[digest] = None
+                except sops.SopsError as exc:
+                    checked[digest] = str(exc)
+            if checked[digest]:
+                app = ((obj.get("metadata") or {}).get("labels") or {}).get("convoy.dev/app", "")
+                findings.append((name, "error", f"app {app}: {ObjectRef.of(obj)}: {checked[digest]}"))
+    return findings
 
 
 def _console() -> Console:

@@ -14,6 +14,7 @@ temporary work directory lives as long as the sandbox; a failed run keeps it for
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import datetime as dt
@@ -22,6 +23,8 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 
 import click
+import yaml
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
@@ -38,7 +42,8 @@ from hub import adminclient, localfleet
 from hub.commands import bundles as bundle_cmd
 from hub.commands import formatting
 from hub.security import signing
-from protos import oci
+from protos import bundle as bundles
+from protos import oci, sops
 from protos.convoy.v1 import convoy_pb2 as pb
 
 __all__ = ["Stopped", "convoy_command", "pointer_path", "sandbox"]
@@ -47,6 +52,10 @@ BUMPED_OVERLAY = "apps/web/overlays/env/prod/kustomization.yaml"
 DRIFT_CLUSTER_PREFERENCE = ("prod-us-1", "staging-eu-1")
 #: the field the drift step changes, as drift reports name it
 DRIFT_FIELD = ".spec.replicas"
+#: The sample's sealed Secret, the web base it joins, and the operator key that re-seals it (demo only).
+SEALED_SECRET = "apps/web/base/db-secret.sops.yaml"
+WEB_KUSTOMIZATION = "apps/web/base/kustomization.yaml"
+OPERATOR_KEY = "sandbox-operator.agekey"
 
 
 class Stopped(Exception):
@@ -268,7 +277,7 @@ def _check_drift_recorded(fleet: localfleet.LocalFleet, cluster: str, obj: str, 
 def _show_artifacts(fleet: localfleet.LocalFleet, names: Sequence[str], victim: str, console: Console) -> None:
     """Where each bundle lives as an OCI reference, and one fetched and verified like any OCI client would."""
     registry = f"127.0.0.1:{fleet.http_port}/{bundle_cmd.REPOSITORY}"
-    console.print("[bold]7.[/bold] Every bundle is an OCI artifact, served by the hub's /v2/ (same credentials "
+    console.print("[bold]8.[/bold] Every bundle is an OCI artifact, served by the hub's /v2/ (same credentials "
                   "as gRPC):")
     for name in names:
         console.print(f"     {registry}:{oci.latest_tag(name)}", markup=False, highlight=False)
@@ -357,13 +366,15 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
                       f"{victim}` nothing: drift is what differs now, history is what happened.\n",
                       markup=False, highlight=False)
 
+        _sealed_secret_step(fleet, console, timeout=timeout)
         _show_artifacts(fleet, sorted(names), victim, console)
         walked_through = True
         console.rule("[bold]What just happened")
         console.print(
             f"A hub rendered one signed bundle per cluster from {fleet.repo_dir}; each spoke pulled its own over "
             "gRPC/TLS, applied it server-side and reported back. A prod-only image bump moved only the prod "
-            "clusters; a manual change was noticed and undone.\n")
+            "clusters; a manual change was noticed and undone; a Secret sealed for each cluster's own key "
+            "reached every web cluster while the hub held only its ciphertext.\n")
         console.print("Explore it" + (":" if keep else " (run `convoy sandbox up --keep` to keep it up):"))
         convoy, activate = convoy_command(found=shutil.which("convoy"), bin_dir=Path(sys.executable).parent)
         if activate:
@@ -371,6 +382,7 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
         console.print(f"  export CONVOY_CONFIG={fleet.cli_config}")
         console.print(f"  {convoy} status            # the fleet at a glance", markup=False)
         console.print(f"  {convoy} describe {victim}", markup=False)
+        console.print(f"  {convoy} keys              # each cluster's public age key", markup=False)
         console.print(f"  {convoy} history {victim}   # the drift: detected, corrected, by whom", markup=False)
         console.print(f"  {convoy} diff {victim}", markup=False)
         console.print(f"  {convoy} history --all", markup=False)
@@ -403,6 +415,70 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
             elif temporary:
                 console.print(f"Kept {base} for its logs; remove it when done.", markup=False, highlight=False)
     return code
+
+
+def _sealed_secret_step(fleet: localfleet.LocalFleet, console: Console, *, timeout: float) -> None:
+    """Re-seal the sample's sealed Secret for every web cluster, ship it, and show the hub never saw its value."""
+    operator_key = fleet.repo_dir / OPERATOR_KEY
+    identity = [line for line in operator_key.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-1")]
+    sealed_doc = next(d for d in yaml.safe_load_all(fleet.read(SEALED_SECRET)) if d)
+    selector = sealed_doc["metadata"]["annotations"]["convoy.dev/sealed-for-selector"]
+    expected: dict[str, str] = sops.open_document(sealed_doc, identity)["stringData"]
+    with fleet.admin() as admin:
+        web = sorted(c.name for c in admin.list_clusters(selector).clusters)
+    # The operator's command, exactly as a person runs it: the clusters' public keys come from the hub.
+    env = {**os.environ, "CONVOY_CONFIG": str(fleet.cli_config), "SOPS_AGE_KEY_FILE": str(operator_key)}
+    refreshed = subprocess.run([sys.executable, "-m", "hub", "seal", "--refresh", "-i", str(fleet.repo_dir / SEALED_SECRET)],
+                               env=env, capture_output=True, text=True, check=False)
+    if refreshed.returncode != 0:
+        raise click.ClickException(f"convoy seal --refresh failed: {refreshed.stderr.strip()}")
+    kustomization = yaml.safe_load(fleet.read(WEB_KUSTOMIZATION))
+    kustomization["resources"].append(Path(SEALED_SECRET).name)
+    sha = fleet.commit("web: the database Secret, sealed for every web cluster",
+                       {SEALED_SECRET: fleet.read(SEALED_SECRET), WEB_KUSTOMIZATION: yaml.safe_dump(kustomization,
+                                                                                                   sort_keys=False)})
+    console.print(f"[bold]7.[/bold] `convoy seal --refresh` sealed {SEALED_SECRET} for the age keys of {len(web)} web "
+                  f"clusters (made by their spokes, in the clusters) and the operator; commit {sha[:8]}.")
+    with fleet.admin() as admin:
+        admin.sync_now()
+    started = time.monotonic()
+    for name in web:
+        def applied(cluster: str = name) -> bool:
+            return _secret_value(fleet, cluster) == expected
+        localfleet.wait_until(applied, timeout=timeout, what=f"the sealed Secret applied in {name}")
+    console.print(f"   Secret shop/web-db applied with the right value in {', '.join(web)} "
+                  f"in {time.monotonic() - started:.1f}s (each spoke decrypted it with its own key).")
+    plaintext, sealed_copies = _hub_database_scan(fleet, [v for v in expected.values() if len(v) >= 8])
+    if plaintext:
+        raise click.ClickException(f"the hub's database holds a plaintext secret value ({plaintext})")
+    console.print(f"   The hub's database holds only ciphertext: {sealed_copies} stored bundle(s) carry the sealed "
+                  "Secret, none holds a value of it.\n")
+
+
+def _secret_value(fleet: localfleet.LocalFleet, cluster: str) -> dict[str, str] | None:
+    from kubernetes import client as kube_client
+
+    api = kube_client.CoreV1Api(fleet.api_client(cluster))
+    try:
+        live = api.read_namespaced_secret("web-db", "shop")
+    except kube_client.ApiException:
+        return None
+    return {k: base64.b64decode(v).decode() for k, v in (live.data or {}).items()}
+
+
+def _hub_database_scan(fleet: localfleet.LocalFleet, values: Sequence[str]) -> tuple[str, int]:
+    """(where a plaintext value was found or "", how many stored bundles carry sealed ciphertext)."""
+    needles = [n for v in values for n in (v.encode(), base64.b64encode(v.encode()))]
+    sealed_copies = 0
+    for path in sorted(fleet.hub_dir.glob("*.db")):
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            dump = "\n".join(db.iterdump()).encode()
+            blobs = [bundles.decompress(row[0], max_size=1 << 28) for row in db.execute("SELECT data FROM bundles")]
+        for text in [dump, *blobs]:
+            if any(n in text for n in needles):
+                return str(path), sealed_copies
+        sealed_copies += sum(1 for b in blobs if b"ENC[AES256_GCM" in b)
+    return "", sealed_copies
 
 
 @click.group()

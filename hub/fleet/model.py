@@ -20,7 +20,7 @@ from typing import Any
 
 from hub.tree import errors, repofs
 from hub.tree.loading import load_yaml_documents
-from protos import bundle, selectors
+from protos import bundle, selectors, sops
 from protos.status import DriftPolicy
 
 __all__ = [
@@ -34,8 +34,10 @@ __all__ = [
     "MinReady",
     "OnFailure",
     "Overlay",
+    "PlaintextSecrets",
     "RenderPolicy",
     "RolloutSpec",
+    "SecretsPolicy",
     "Wave",
     "load_fleet",
     "parse_duration",
@@ -80,6 +82,29 @@ class RenderPolicy:
     """fleet.yaml ``render:``: how the fleet's kustomizations may be built."""
 
     external: ExternalBuilds = ExternalBuilds.DENY
+
+
+class PlaintextSecrets(enum.StrEnum):
+    """What a plaintext Secret in the fleet repository is."""
+
+    WARN = "warn"               #: a warning from ``convoy validate`` (an error under --strict)
+    SEALED_ONLY = "sealedOnly"  #: a render error for each cluster it would reach, and in ``convoy validate``
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SecretsPolicy:
+    """fleet.yaml ``secrets:``: whether plaintext Secrets are allowed, and the operators' age recipients.
+
+    ``convoy seal`` adds the operator recipients to every file it writes, so an operator can re-seal
+    (``--refresh``) when clusters join; no cluster key is needed for that.
+    """
+
+    policy: PlaintextSecrets = PlaintextSecrets.WARN
+    operators: tuple[str, ...] = ()
+
+    @property
+    def sealed_only(self) -> bool:
+        return self.policy is PlaintextSecrets.SEALED_ONLY
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -200,6 +225,7 @@ class Fleet:
     apps: tuple[App, ...]
     rollout: RolloutSpec | None = None
     render: RenderPolicy = RenderPolicy()
+    secrets: SecretsPolicy = SecretsPolicy()
 
     def app(self, name: str) -> App:
         for app in self.apps:
@@ -497,7 +523,7 @@ def _cycle(apps: Sequence[App]) -> str:
 
 def parse_fleet(data: Any) -> Fleet:
     """Validate the parsed YAML of fleet.yaml."""
-    reader = _Reader(data, "", ("apiVersion", "kind", "apps", "rollout", "render"))
+    reader = _Reader(data, "", ("apiVersion", "kind", "apps", "rollout", "render", "secrets"))
     if reader.get("apiVersion") != bundle.API_VERSION:
         raise FleetConfigError(f"must be {bundle.API_VERSION!r}, not {reader.get('apiVersion')!r}",
                                field="apiVersion")
@@ -511,7 +537,34 @@ def parse_fleet(data: Any) -> Fleet:
             raise FleetConfigError(f"app {app.name!r} is declared twice", field=f"apps[{index}].name")
         seen.add(app.name)
     render = RenderPolicy() if reader.get("render") is None else _render_policy(reader.get("render"), "render")
-    return Fleet(apps=_dependency_order(apps), rollout=rollout, render=render)
+    secrets = _secrets_policy(reader.get("secrets"), "secrets")
+    return Fleet(apps=_dependency_order(apps), rollout=rollout, render=render, secrets=secrets)
+
+
+def _secrets_policy(data: Any, field: str) -> SecretsPolicy:
+    if data is None:
+        return SecretsPolicy()
+    if isinstance(data, str):  # the shorthand ``secrets: sealedOnly``
+        data = {"policy": data}
+    reader = _Reader(data, field, ("policy", "operators"))
+    policy = PlaintextSecrets.WARN
+    if reader.get("policy") is not None:
+        try:
+            policy = PlaintextSecrets(reader.get("policy"))
+        except ValueError:
+            raise FleetConfigError(f"{reader.get('policy')!r} is not one of "
+                                   f"{', '.join(p.value for p in PlaintextSecrets)}", field=reader.at("policy")) from None
+    operators = []
+    for index, value in enumerate(reader.items("operators")):
+        where = f"{reader.at('operators')}[{index}]"
+        if not isinstance(value, str):
+            raise FleetConfigError("must be an age recipient (age1...)", field=where)
+        try:
+            sops.parse_recipient(value)
+        except sops.SopsError as exc:
+            raise FleetConfigError(str(exc), field=where) from None
+        operators.append(value.strip())
+    return SecretsPolicy(policy=policy, operators=tuple(operators))
 
 
 def _render_policy(data: Any, field: str) -> RenderPolicy:

@@ -103,6 +103,7 @@ class EventKind(enum.StrEnum):
     TOKEN_REVOKED = "token_revoked"
     REGISTRATION = "registration"                  #: a cluster registered
     REGISTRATION_REFUSED = "registration_refused"  #: a registration was refused (token, name taken)
+    AGE_KEY = "age_key"                            #: the hub learned a cluster's (new) public age key
     DEREGISTERED = "deregistered"                  #: an administrator removed a cluster's registration
     CREDENTIAL_ROTATION = "credential_rotation"    #: a cluster credential rotation was asked for / completed
     PAUSED = "paused"
@@ -153,6 +154,10 @@ class Cluster(SQLModel, table=True):
     #: :mod:`hub.presence` turns them and ``last_seen`` into online/offline.
     connected_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
     disconnected_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
+    #: Sealed secrets (issue 18): the public age recipient its spoke made in the cluster (the private
+    #: key never leaves it), and when the hub learned it.
+    age_recipient: str | None = Field(default=None, max_length=128)
+    age_recipient_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
 
 
 class BootstrapToken(SQLModel, table=True):

@@ -28,4 +28,9 @@ def test_sandbox_walkthrough_completes(tmp_path: Path) -> None:
     # Step 7: where each bundle lives as an OCI reference, one fetched over /v2/ and verified (lines may wrap).
     assert re.search(r"Inspected\s+127\.0\.0\.1:\d+/convoy/bundles:\S+-latest:.*?digests\s+good,\s+hub\s+signature\s+good",
                      output, re.S)
+    # The sealed Secret: re-sealed for every web cluster's own key, applied with its value, and the hub's
+    # database checked to hold only its ciphertext (the walkthrough fails otherwise).
+    assert "Secret shop/web-db applied with the right value in dev-eu-1, prod-ap-1, prod-eu-1, prod-us-1" in output
+    assert re.search(r"holds only ciphertext: [1-9]\d* stored bundle\(s\) carry the sealed Secret", output)
+    assert "s4ndbox-Only" not in output
     assert "Traceback" not in output

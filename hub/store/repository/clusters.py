@@ -27,7 +27,8 @@ from hub.store.repository.event_log import add_event
 
 
 def register_cluster(s: Session, *, name: str, labels: Mapping[str, str], credential_hash: str,
-                     token: BootstrapToken | None = None, now: dt.datetime | None = None) -> Cluster:
+                     token: BootstrapToken | None = None, now: dt.datetime | None = None,
+                     age_recipient: str = "") -> Cluster:
     """Record a new cluster; the token's labels are stamped over the ones the spoke asked for.
 
     Raises :class:`~hub.store.errors.ClusterExists` when the name is taken (also when another hub
@@ -38,7 +39,8 @@ def register_cluster(s: Session, *, name: str, labels: Mapping[str, str], creden
         raise errors.ClusterExists(name)
     merged = {**labels, **(token.labels if token is not None else {})}
     row = Cluster(name=name, labels=merged, registered_at=now, last_seen=now, credential_hash=credential_hash,
-                  paused=False, token_id=token.id if token is not None else None)
+                  paused=False, token_id=token.id if token is not None else None,
+                  age_recipient=age_recipient or None, age_recipient_at=now if age_recipient else None)
     try:
         with s.begin_nested():
             s.add(row)
@@ -46,8 +48,24 @@ def register_cluster(s: Session, *, name: str, labels: Mapping[str, str], creden
         raise errors.ClusterExists(name) from exc
     add_event(s, EventKind.REGISTRATION, cluster=name,
               message=f"cluster {name}: registered" + (f" with bootstrap token {token.id}" if token else ""),
-              details={"labels": merged, "token": token.id if token else None}, now=now)
+              details={"labels": merged, "token": token.id if token else None,
+                       "age_recipient": age_recipient or None}, now=now)
     return row
+
+
+def set_age_recipient(s: Session, name: str, recipient: str, *, now: dt.datetime | None = None) -> bool:
+    """Store the public age key a cluster's spoke sent; True when it is new or changed (an event records it)."""
+    now = _now(now)
+    row = s.get(Cluster, name)
+    if row is None or row.age_recipient == recipient:
+        return False
+    previous = row.age_recipient
+    row.age_recipient, row.age_recipient_at = recipient, now
+    s.add(row)
+    add_event(s, EventKind.AGE_KEY, cluster=name,
+              message=f"cluster {name}: age key {recipient[:16]}..." + (" (replaces the previous one)" if previous else ""),
+              details={"recipient": recipient, "previous": previous}, now=now)
+    return True
 
 
 def authenticate_cluster(s: Session, credential: str, *, now: dt.datetime | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -30,8 +30,13 @@ def set_desired(s: Session, *, cluster: str, commit: str, digest: str, now: dt.d
 
 
 def set_desired_many(s: Session, items: Iterable[tuple[str, str, str]], *,
-                     now: dt.datetime | None = None) -> list[str]:
-    """:func:`set_desired` for many ``(cluster, commit, digest)`` at once; returns the changed clusters."""
+                     now: dt.datetime | None = None,
+                     sealed: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
+    """:func:`set_desired` for many ``(cluster, commit, digest)`` at once; returns the changed clusters.
+
+    ``sealed``: per bundle digest, the sealed secrets it carries (``{"Secret/ns/name": ciphertext
+    digest}``), recorded in each DESIRED_CHANGED event for the audit trail.
+    """
     now = _now(now)
     wanted = {cluster: (commit, digest) for cluster, commit, digest in items}
     if not wanted:
@@ -62,10 +67,15 @@ def set_desired_many(s: Session, items: Iterable[tuple[str, str, str]], *,
             continue
         desired_rows.append({"cluster": cluster, "commit": commit, "digest": digest, "since": now})
         history_rows.append({"cluster": cluster, "commit": commit, "digest": digest, "since": now})
+        secrets_sent = dict((sealed or {}).get(digest) or {})
         event_rows.append(_event_row(now, EventKind.DESIRED_CHANGED, cluster=cluster, commit=commit, digest=digest,
                                      message=f"cluster {cluster}: desired bundle {_short(digest)} "
-                                             f"(commit {commit[:8]})",
-                                     details={"previous": before[1] if before is not None else None}))
+                                             f"(commit {commit[:8]})"
+                                             + ("; sealed secrets " + ", ".join(
+                                                 f"{ref} {_short(d)}" for ref, d in sorted(secrets_sent.items()))
+                                                if secrets_sent else ""),
+                                     details={"previous": before[1] if before is not None else None,
+                                              **({"sealed": secrets_sent} if secrets_sent else {})}))
         changed.append(cluster)
     if moved_commit:
         conn.execute(table.update().where(table.c.cluster == sa.bindparam("b_cluster"))

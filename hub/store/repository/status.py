@@ -127,12 +127,36 @@ def save_statuses(s: Session, reports: Sequence[StatusInput], *, now: dt.datetim
     conn.execute(_upsert_statement(conn.dialect.name, table, ("cluster",), _STATUS_COLUMNS), rows)
     if touch:
         conn.execute(_touch_statement(), [{"b_name": name, "b_seen": now} for name in latest])
+    _sealed_audit(conn, new_events)
     if new_events and aggregate is not None:
         _aggregate(s, new_events, aggregate)
     elif new_events:
         s.add_all(new_events)
         s.flush()
     return changes
+
+
+def _sealed_audit(conn: sa.Connection, events: Sequence[Event]) -> None:
+    """An applied bundle's sealed secret versions (ciphertext digests), copied from when it became desired.
+
+    Only new applied digests are looked up (one indexed query each), so steady reports cost nothing.
+    """
+    table = _table(Event)
+    for event in events:
+        if event.kind != EventKind.APPLIED.value or not event.digest:
+            continue
+        row = conn.execute(sa.select(table.c.details).where(
+            table.c.kind == EventKind.DESIRED_CHANGED.value, table.c.cluster == event.cluster,
+            table.c.digest == event.digest).order_by(table.c.at.desc()).limit(1)).first()
+        sealed = (row.details or {}).get("sealed") if row is not None else None
+        if sealed:
+            event.details = {**(event.details or {}), "sealed": sealed}
+            event.message += "; sealed secrets " + sealed_text(sealed)
+
+
+def sealed_text(sealed: Mapping[str, str]) -> str:
+    """``Secret/shop/db sha256:0123456789ab, ...``: which versions, never a value."""
+    return ", ".join(f"{ref} {_short(digest)}" for ref, digest in sorted(sealed.items()))
 
 
 @functools.cache

@@ -30,7 +30,7 @@ PHASE_DRIFTED: Phase
 PHASE_PAUSED: Phase
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("bootstrap_token", "cluster_name", "labels", "spoke_version")
+    __slots__ = ("bootstrap_token", "cluster_name", "labels", "spoke_version", "age_recipient")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -42,11 +42,13 @@ class RegisterRequest(_message.Message):
     CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     SPOKE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AGE_RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     bootstrap_token: str
     cluster_name: str
     labels: _containers.ScalarMap[str, str]
     spoke_version: str
-    def __init__(self, bootstrap_token: _Optional[str] = ..., cluster_name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., spoke_version: _Optional[str] = ...) -> None: ...
+    age_recipient: str
+    def __init__(self, bootstrap_token: _Optional[str] = ..., cluster_name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., spoke_version: _Optional[str] = ..., age_recipient: _Optional[str] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
     __slots__ = ("cluster_name", "credential", "hub_ca_pem", "bundle_signing_key", "labels")
@@ -70,10 +72,12 @@ class RegisterResponse(_message.Message):
     def __init__(self, cluster_name: _Optional[str] = ..., credential: _Optional[str] = ..., hub_ca_pem: _Optional[bytes] = ..., bundle_signing_key: _Optional[bytes] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("applied_digest",)
+    __slots__ = ("applied_digest", "age_recipient")
     APPLIED_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    AGE_RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     applied_digest: str
-    def __init__(self, applied_digest: _Optional[str] = ...) -> None: ...
+    age_recipient: str
+    def __init__(self, applied_digest: _Optional[str] = ..., age_recipient: _Optional[str] = ...) -> None: ...
 
 class DesiredState(_message.Message):
     __slots__ = ("cluster_name", "commit", "digest", "size", "paused", "signature", "since", "rollout_wave", "inline_bundle", "inline_compression")
@@ -264,7 +268,7 @@ class ListClustersRequest(_message.Message):
     def __init__(self, selector: _Optional[str] = ...) -> None: ...
 
 class ClusterSummary(_message.Message):
-    __slots__ = ("name", "labels", "desired_commit", "desired_digest", "applied_commit", "applied_digest", "phase", "objects_ready", "objects_total", "drift_count", "last_seen", "paused", "online", "errors", "wave", "rollout_state", "pinned_digest", "render_errors", "last_report", "last_report_observed")
+    __slots__ = ("name", "labels", "desired_commit", "desired_digest", "applied_commit", "applied_digest", "phase", "objects_ready", "objects_total", "drift_count", "last_seen", "paused", "online", "errors", "wave", "rollout_state", "pinned_digest", "render_errors", "last_report", "last_report_observed", "age_recipient", "age_recipient_changed")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +296,8 @@ class ClusterSummary(_message.Message):
     RENDER_ERRORS_FIELD_NUMBER: _ClassVar[int]
     LAST_REPORT_FIELD_NUMBER: _ClassVar[int]
     LAST_REPORT_OBSERVED_FIELD_NUMBER: _ClassVar[int]
+    AGE_RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    AGE_RECIPIENT_CHANGED_FIELD_NUMBER: _ClassVar[int]
     name: str
     labels: _containers.ScalarMap[str, str]
     desired_commit: str
@@ -312,7 +318,9 @@ class ClusterSummary(_message.Message):
     render_errors: _containers.RepeatedScalarFieldContainer[str]
     last_report: _timestamp_pb2.Timestamp
     last_report_observed: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_commit: _Optional[str] = ..., desired_digest: _Optional[str] = ..., applied_commit: _Optional[str] = ..., applied_digest: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., objects_ready: _Optional[int] = ..., objects_total: _Optional[int] = ..., drift_count: _Optional[int] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paused: _Optional[bool] = ..., online: _Optional[bool] = ..., errors: _Optional[_Iterable[str]] = ..., wave: _Optional[str] = ..., rollout_state: _Optional[str] = ..., pinned_digest: _Optional[str] = ..., render_errors: _Optional[_Iterable[str]] = ..., last_report: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_report_observed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    age_recipient: str
+    age_recipient_changed: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_commit: _Optional[str] = ..., desired_digest: _Optional[str] = ..., applied_commit: _Optional[str] = ..., applied_digest: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., objects_ready: _Optional[int] = ..., objects_total: _Optional[int] = ..., drift_count: _Optional[int] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paused: _Optional[bool] = ..., online: _Optional[bool] = ..., errors: _Optional[_Iterable[str]] = ..., wave: _Optional[str] = ..., rollout_state: _Optional[str] = ..., pinned_digest: _Optional[str] = ..., render_errors: _Optional[_Iterable[str]] = ..., last_report: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_report_observed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., age_recipient: _Optional[str] = ..., age_recipient_changed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListClustersResponse(_message.Message):
     __slots__ = ("clusters", "fleet_commit", "fleet_commit_seen", "heartbeat_seconds", "refused_commit", "fetch_error")
