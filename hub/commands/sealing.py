@@ -146,6 +146,12 @@ def seal(hub_name: str | None, paths: tuple[str, ...], clusters: tuple[str, ...]
     namespace and labels. The operator recipients of fleet.yaml (secrets.operators, found above the
     first PATH) are added to every file, so a person can re-seal with --refresh when clusters join.
     Without --in-place the result is printed.
+
+    \b
+    Examples:
+      convoy seal -l env=prod -i apps/web/base/db-secret.sops.yaml
+      convoy seal --cluster prod-eu-1 --cluster prod-us-1 secret.yaml > secret.sops.yaml
+      convoy seal --refresh --identity ~/.config/convoy/operator.agekey -i apps/web/base/db-secret.sops.yaml
     """
     if refresh:
         _refresh(hub_name, [Path(p) for p in paths], extra=list(recipients), identity=identity, in_place=in_place)
@@ -263,7 +269,13 @@ def keys_rows(summaries: Iterable[Any]) -> list[dict[str, Any]]:
 @click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True)
 @hub_command
 def keys(hub_name: str | None, selector: str, output: str) -> None:
-    """The public age key (recipient) of each cluster, made by its spoke in the cluster, and when it changed."""
+    """The public age key (recipient) of each cluster, made by its spoke in the cluster, and when it changed.
+
+    \b
+    Examples:
+      convoy keys
+      convoy keys -l env=prod -o json
+    """
     with _client(hub_name) as client:
         rows = keys_rows(client.list_clusters(selector).clusters)
     if output != "table":
