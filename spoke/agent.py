@@ -121,6 +121,7 @@ class Agent:
         self._creds: credentials.Credentials | None = None
         self._hub: hubclient.HubClient | None = None
         self._hub_lock = threading.Lock()
+        self._hub_index = 0   #: which of settings.hub_addresses the spoke dials now
         self.reporter = report.Reporter(self._send_report, heartbeat=settings.heartbeat,
                                         retry_cap=settings.reconnect_cap)
         self._watch = watching.DriftWatch(cluster, cluster=settings.cluster, sink=self._queue.put,
@@ -213,10 +214,29 @@ class Agent:
 
     # -- the hub side ---------------------------------------------------------------------------------
 
+    @property
+    def hub_address(self) -> str:
+        """The hub replica the spoke dials now."""
+        addresses = self.settings.hub_addresses
+        return addresses[self._hub_index % len(addresses)]
+
     def _connect(self) -> hubclient.HubClient:
         if self._creds is None:
-            self._creds = registration.register(self.settings, store=self._creds_store, hub_factory=self._hub_factory)
-        return registration.client(self.settings, self._creds, hub_factory=self._hub_factory)
+            self._creds = registration.register(self.settings, store=self._creds_store, hub_factory=self._hub_factory,
+                                                address=self.hub_address)
+        return registration.client(self.settings, self._creds, hub_factory=self._hub_factory,
+                                   address=self.hub_address)
+
+    def _next_replica(self) -> None:
+        """The replica we dialled is away: drop its channel and dial the next address (if several)."""
+        if len(self.settings.hub_addresses) < 2:
+            return  # one address: keep the channel, gRPC reconnects it (and re-resolves a DNS name)
+        with self._hub_lock:
+            old, self._hub = self._hub, None
+            self._hub_index += 1
+        if old is not None:
+            old.close()
+        log.info("trying hub replica %s next", self.hub_address)
 
     def _hub_loop(self) -> None:
         attempt = 0
@@ -229,7 +249,7 @@ class Agent:
                 rotated = False
                 for event in hub.watch(applied_digest=self._state.digest):
                     if not self.hub_connected.is_set():
-                        log.info("connected to hub %s", self.settings.hub)
+                        log.info("connected to hub %s", self.hub_address)
                     self.hub_connected.set()
                     attempt = 0
                     if isinstance(event, hubclient.Desired):
@@ -246,6 +266,10 @@ class Agent:
                     continue
             except hubclient.HubTrustError as exc:
                 log.error("%s", exc)
+            except hubclient.HubUnavailable as exc:
+                if not self._stop.is_set():
+                    log.warning("%s; reconnecting", exc)
+                    self._next_replica()
             except (hubclient.HubError, errors.ClusterError, registration.RegistrationError, OSError) as exc:
                 if not self._stop.is_set():
                     log.warning("%s; reconnecting", exc)
@@ -269,7 +293,7 @@ class Agent:
     def _send_report(self, status: report.Status, backlog: int) -> None:
         hub = self._hub
         if hub is None or self._creds is None:
-            raise hubclient.HubUnavailable(self.settings.hub, "not connected")
+            raise hubclient.HubUnavailable(self.hub_address, "not connected")
         hub.report(status, backlog)
 
     # -- the loop -------------------------------------------------------------------------------------
@@ -428,7 +452,7 @@ class Agent:
         if data is None:
             hub = self._hub
             if hub is None:
-                raise hubclient.HubUnavailable(self.settings.hub, "not connected")
+                raise hubclient.HubUnavailable(self.hub_address, "not connected")
             fetched = hub.get_bundle(source.digest, max_size=self.settings.max_bundle_bytes)
             data = fetched.data
             signature = fetched.signature or signature

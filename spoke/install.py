@@ -264,7 +264,7 @@ def apply_manifests(manifests: Sequence[Mapping[str, Any]], *, kubeconfig: str |
 
 @click.command("install")
 @click.option("--cluster", required=True, help="This cluster's name, as the hub knows it.")
-@click.option("--hub", required=True, help="Hub gRPC address host:port, reachable from the cluster.")
+@click.option("--hub", required=True, help="Hub gRPC address host:port reachable from the cluster, or several comma-separated (hub replicas).")
 @click.option("--token", required=True, help="Join token from `convoy token create` (or a bare bootstrap token).")
 @click.option("--labels", default="", help="Cluster labels k=v,... sent at registration.")
 @click.option("--namespace", default=settings.DEFAULT_NAMESPACE, show_default=True,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import kubernetes
 import pytest
 from grpc import aio
 
@@ -18,6 +20,9 @@ from hub.store import errors as store_errors
 from hub.store import replicas
 from hub.store.db import normalize_url
 from protos.codec import pb
+from spoke.agent import Agent
+from spoke.cluster import ClusterClient
+from spoke.settings import SpokeSettings
 from tests.integration.hub_harness import (
     FleetRepo,
     admin_of,
@@ -137,3 +142,62 @@ async def test_a_second_replica_on_the_same_sqlite_file_refuses_to_start(tmp_pat
     # Once the first replica stopped, the file is free again.
     async with running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url)):
         pass
+
+
+async def test_a_real_spoke_given_two_replicas_moves_to_the_other_when_its_replica_goes(
+        tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str, kubesim_server: Any, kube_cluster: str) -> None:
+    identity = tmp_path / "identity"
+    with fresh_postgres(postgres_url) as url:
+        hub_a = await hubserve.start_hub(hub_settings(tmp_path / "a", fleet_repo, database_url=url,
+                                                      identity_dir=identity))
+        stopped = False
+        try:
+            await poll(lambda: _leads(hub_a), timeout=10, what="the first replica to lead")
+            async with running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url,
+                                                identity_dir=identity)) as hub_b, channel(hub_b) as ch_b:
+                ca_file = tmp_path / "hub-ca.pem"
+                ca_file.write_bytes(hub_b.ca_pem)
+                token = await admin_of(hub_b, ch_b).token()
+                agent = Agent(SpokeSettings(hub=f"{hub_a.grpc_address},{hub_b.grpc_address}", cluster=kube_cluster,
+                                            token=token, hub_ca_file=str(ca_file), health_port=0,
+                                            health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0),
+                              cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster)))
+                api = kubesim_server.api_client(kube_cluster)
+                core = kubernetes.client.CoreV1Api(api)
+
+                async def version() -> str | None:
+                    try:
+                        cm = await asyncio.to_thread(core.read_namespaced_config_map, "web-config", "shop")
+                    except kubernetes.client.ApiException:
+                        return None
+                    return str(cm.data["version"])
+
+                # The fleet's app namespace; the standard fleet does not create it.
+                await asyncio.to_thread(core.create_namespace, {"metadata": {"name": "shop"}})
+                agent.start()
+                try:
+                    assert await poll(version, timeout=20, what="the first bundle applied") == "1"
+                    assert hub_a.notifier.is_connected(kube_cluster)  # the first address given
+                    await hub_a.stop(grace=2.0)
+                    stopped = True
+                    await poll(lambda: _leads(hub_b), timeout=10, what="the second replica to take over")
+                    await poll(lambda: _true(hub_b.notifier.is_connected(kube_cluster)), timeout=20,
+                               what="the spoke to reconnect to the other replica")
+                    fleet_repo.commit({"apps/web/configmap.yaml": configmap("2")}, "v2")
+                    assert hub_b.replication is not None
+                    hub_b.replication.trigger("webhook")
+
+                    async def updated() -> bool:
+                        return await version() == "2"
+                    await poll(updated, timeout=20, what="the spoke to apply the commit made after failover")
+                finally:
+                    await asyncio.to_thread(agent.stop)
+                    agent.client.close()
+                    api.close()
+        finally:
+            if not stopped:
+                await hub_a.stop(grace=2.0)
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -87,3 +87,10 @@ def test_reads_the_join_tokens_the_hub_makes() -> None:
     join = hub_secrets.make_join_token(token, FP, "hub.example:7443")
     s = settings.load_settings(cli={"cluster": "c1", "token": join}, env={})
     assert (s.token, s.ca_fingerprint, s.hub) == (token, FP, "hub.example:7443")
+
+
+def test_several_hub_replicas_are_one_comma_separated_setting_and_each_must_be_host_port() -> None:
+    s = settings.load_settings(cli={"hub": " hub-0:7443, hub-1:7443 ,hub-2:7443", "cluster": "c1"}, env={})
+    assert s.hub_addresses == ("hub-0:7443", "hub-1:7443", "hub-2:7443")
+    with pytest.raises(settings.SettingsError, match="--hub: 'hub-1' is not host:port"):
+        settings.load_settings(cli={"hub": "hub-0:7443,hub-1", "cluster": "c1"}, env={})
