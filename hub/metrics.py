@@ -42,6 +42,9 @@ class HubMetrics:
             registry=self.registry)
         self.syncs = Counter(
             "convoy_hub_syncs", "Sync runs by outcome.", ["outcome"], registry=self.registry)
+        self.leader = Gauge(
+            "convoy_hub_leader", "1 on the replica that runs the sync loop and rollouts (holds the leader lease).",
+            registry=self.registry)
         self._last_commit_time: float | None = None
         self.last_commit_age.set_function(self._age)
 

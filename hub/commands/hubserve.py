@@ -233,6 +233,7 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
         credential_path=credential_path, insecure=settings.insecure)
     stop = asyncio.Event()
     replication.start(asyncio.get_running_loop(), notifier=notifier, service=service, address=address)
+    metrics.leader.set_function(lambda: float(replication.is_leader))
     tasks = [asyncio.create_task(replication.lead(stop), name="convoy-leader-work"),
              asyncio.create_task(spoke.keep_presence(stop), name="convoy-presence"),
              asyncio.create_task(_retain_events(settings, db, stop), name="convoy-event-retention")]

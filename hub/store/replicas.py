@@ -38,6 +38,8 @@ __all__ = ["CHANNEL", "ChangeFeed", "LeaderLease", "SqliteReplicaLock", "new_rep
 log = logging.getLogger(__name__)
 
 CHANNEL = "convoy_changes"
+#: application_name of each replica's listening connection (operators count replicas by it).
+LISTENER_APPLICATION = "convoy-replica-feed"
 #: pg_advisory_lock key of the leader lease ("convoyL" in ASCII); distinct from the migration lock.
 LEADER_LOCK_KEY = 0x636F6E766F794C
 #: NOTIFY payloads are limited to 8,000 bytes; longer name lists are split.
@@ -134,7 +136,8 @@ class ChangeFeed:
         first = True
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5,
+                                     application_name=LISTENER_APPLICATION) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
                     if not first:
