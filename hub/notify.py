@@ -54,6 +54,9 @@ class Notifier:
         #: Called as ``publish(kind, clusters)`` ("changed" or "revoked") after a local change, so
         #: other replicas wake their streams too; None on a single replica.
         self.publish: Callable[[str, list[str]], None] | None = None
+        #: This replica cannot hear the others or reach the database: it cannot confirm any cluster's
+        #: desired state, so Watch streams end (the spoke reconnects to another replica) until it can.
+        self.detached = False
 
     # -- producers ------------------------------------------------------------------------
     def notify(self, clusters: Iterable[str]) -> None:
@@ -80,6 +83,16 @@ class Notifier:
         for name in set(self._versions) | set(self._events):
             self._versions[name] = self._versions.get(name, 0) + 1
         self.beat()
+
+    def detach(self) -> None:
+        """Lost the database: every Watch stream wakes and ends; new ones are refused until :meth:`attach`."""
+        self.detached = True
+        self.beat()
+
+    def attach(self) -> None:
+        """The database is back: serve again; whatever was missed is re-read (:meth:`wake_all`)."""
+        self.detached = False
+        self.wake_all()
 
     def beat(self) -> None:
         """Wake every waiting watcher without a change, so each sends its heartbeat.

@@ -337,7 +337,9 @@ class Replication:
             for name in names:
                 notifier.revoke_local(name)
         elif kind == "resync":
-            notifier.wake_all()
+            notifier.attach()
+        elif kind == "detached":
+            notifier.detach()
         elif kind == "sync" and self.is_leader:
             service.trigger(names[0] if names else "sync request from a replica")
         elif kind == "render" and self.is_leader:

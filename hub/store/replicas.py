@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+from psycopg import conninfo as pg_conninfo
 from sqlalchemy.engine import URL
 
 from hub.store import errors
@@ -57,7 +58,11 @@ def new_replica_id() -> str:
 
 
 def _conninfo(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    """libpq connection string with TCP keepalives and a user timeout: a partition (packets dropped,
+    no reset) must end the feed and the lease in seconds, not after the kernel's two hours."""
+    base = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return pg_conninfo.make_conninfo(base, keepalives=1, keepalives_idle=5, keepalives_interval=2,
+                                          keepalives_count=2, tcp_user_timeout=10000)
 
 
 def _chunks(names: list[str]) -> list[list[str]]:
@@ -149,6 +154,8 @@ class ChangeFeed:
                             self._deliver(note.payload)
                         conn.execute("SELECT 1")  # notice a dead connection even when nothing is sent
             except psycopg.Error as exc:
+                if self.listening.is_set():
+                    self._handler("detached", [])
                 self.listening.clear()
                 if not self._stopping.is_set():
                     log.warning("lost the connection that hears other replicas (%s); reconnecting",

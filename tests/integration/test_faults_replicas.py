@@ -5,10 +5,13 @@ on a private PostgreSQL server (so other tests sharing 127.0.0.1:5432 are not di
   seconds and redoes the sync idempotently: every desired digest is the render's, one desired-change
   event per cluster, one commit-seen event, the head deployed.
 * PostgreSQL restarted under the replicas: one of them leads again and deploys the next commit.
+* A replica cut off from its database ends its Watch streams (UNAVAILABLE, "lost its database") rather
+  than serve what it remembers as current, and serves again once the database is back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,14 +20,25 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc import aio
 
 from hub import service
+from hub.commands import hubserve
 from hub.security import secrets as hub_secrets
 from hub.store import db as store_db
 from hub.store import models, replicas
 from hub.store import repository as store
-from tests.integration.hub_harness import FleetRepo, configmap
+from tests.integration.hub_harness import (
+    FleetRepo,
+    channel,
+    configmap,
+    hub_settings,
+    next_desired,
+    registered_spoke,
+    running_hub,
+)
 from tests.integration.private_pg import (
     PrivatePostgres,
     private_postgres_fixture,  # noqa: F401  (fixture)
@@ -39,6 +53,7 @@ from tests.integration.test_faults_hub_kill import (
     _history,
     _render,
 )
+from tests.polling import poll
 
 
 class _Replica:
@@ -142,7 +157,7 @@ def test_postgres_restarted_under_the_replicas_one_leads_again_and_deploys(
         replicas_started.append(r1 := _Replica(repo, tmp_path, "r1", url))
         _until("the first commit deployed", lambda: _deployed_or_none(db) == repo.head())
         replicas_started.append(r2 := _Replica(repo, tmp_path, "r2", url))
-        _until("the follower to listen", lambda: _listeners(url) >= 2)
+        _until("the follower to finish starting", lambda: b"HTTP listening" in (tmp_path / "replica-r2.log").read_bytes())
 
         private_postgres.stop()
         head = repo.commit({"apps/web/configmap.yaml": configmap("3")}, message="web v3")
@@ -150,7 +165,8 @@ def test_postgres_restarted_under_the_replicas_one_leads_again_and_deploys(
         db.dispose()
         _until("a replica to deploy the commit made while the database was down",
                lambda: _deployed_or_none(db) == head)
-        assert _leader_pid(url) in {r1.proc.pid, r2.proc.pid}
+        # The old lease died with the server's sessions; one replica takes it again.
+        _until("a replica to lead again", lambda: _leader_pid(url) in {r1.proc.pid, r2.proc.pid})
         assert r1.proc.poll() is None and r2.proc.poll() is None  # neither gave up
         assert len(_events(db, models.EventKind.COMMIT_SEEN, head)) == 1
     finally:
@@ -169,3 +185,45 @@ def _listeners(url: str) -> int:
     except psycopg.Error:
         return 0
     return int(row[0]) if row else 0
+
+
+async def test_a_replica_that_loses_its_database_ends_its_watch_streams_and_serves_again_when_back(
+        tmp_path: Path, private_postgres: PrivatePostgres, fleet_repo: FleetRepo) -> None:
+    url = private_postgres.url
+    identity = tmp_path / "identity"
+    async with running_hub(hub_settings(tmp_path / "a", fleet_repo, database_url=url,
+                                        identity_dir=identity)) as hub_a:
+        await poll(lambda: _synced_leader(hub_a), timeout=15, what="the first replica to lead")
+        async with running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url,
+                                            identity_dir=identity)) as hub_b, channel(hub_b) as ch_b:
+            spoke = await registered_spoke(hub_b, ch_b, "eu-1")
+            stream = spoke.watch()
+            first = await next_desired(stream, timeout=15)
+
+            await asyncio.to_thread(private_postgres.stop)
+            # Not stale state passed off as current: the stream ends, telling the spoke to go elsewhere.
+            with pytest.raises(aio.AioRpcError) as ended:
+                await next_desired(stream, timeout=15)
+            assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "lost its database" in (ended.value.details() or "")
+
+            await asyncio.to_thread(private_postgres.start)
+            await poll(lambda: _attached(hub_b), timeout=20, what="the replica to hear the others again")
+
+            async def served() -> str | None:
+                again = spoke.watch()
+                try:
+                    return (await next_desired(again, timeout=5)).digest
+                except (aio.AioRpcError, TimeoutError):
+                    return None
+                finally:
+                    again.cancel()
+            assert await poll(served, timeout=20, what="the replica to serve desired state again") == first.digest
+
+
+async def _synced_leader(hub: hubserve.RunningHub) -> bool:
+    return hub.replication is not None and hub.replication.is_leader and hub.service.first_sync_done
+
+
+async def _attached(hub: hubserve.RunningHub) -> bool:
+    return not hub.notifier.detached
