@@ -151,6 +151,13 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
         unknown_seconds=settings.unknown_credential_cache, failure_rate=settings.auth_failure_rate,
         failure_burst=settings.auth_failure_burst)
 
+    def forget(cluster: str) -> int:
+        # Every revocation, this replica's or another's (LISTEN/NOTIFY): no cached credential
+        # outlives it on any replica.
+        authenticator.forget(cluster)
+        return 0
+    notifier.on_revoke(forget)
+
     async def registered(name: str) -> object:
         if not replication.is_leader:
             replication.publish("render", [name])  # only the leader has the fleet repository

@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import grpc
 import kubernetes
 import pytest
 from grpc import aio
@@ -101,8 +102,13 @@ async def test_removing_a_cluster_on_one_replica_ends_its_stream_on_another(
                 spoke.channel = ch_b
                 stream = spoke.watch()
                 await next_desired(stream, timeout=15)
+                assert (await spoke.report(phase=pb.PHASE_READY)).accepted  # B now caches the credential
                 await admin_of(hub_a, ch_a).call("RemoveCluster", pb.RemoveClusterRequest(name="eu-1"))
                 assert await _stream_ends(stream)
+                # No cache on B outlives the removal on A.
+                with pytest.raises(aio.AioRpcError) as refused:
+                    await spoke.report(phase=pb.PHASE_READY)
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_when_the_leader_goes_another_replica_takes_over_and_syncs(
