@@ -119,9 +119,17 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     replication = Replication(db)
     try:
         replication.claim()
+        return await _build(settings, data_dir, db, replication)
     except BaseException:
+        # Whatever failed, a hub that did not start holds no lock, thread or connection.
+        await asyncio.to_thread(replication.close)
         await asyncio.to_thread(db.dispose)
         raise
+
+
+async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_db.Database,
+                 replication: Replication) -> RunningHub:
+    """Everything after the database is claimed: keys, parts, the gRPC server, then :func:`_serve_rest`."""
     await asyncio.to_thread(db.migrate)
     identity_dir = Path(settings.identity_dir) if settings.identity_dir else data_dir
     signing_key = await asyncio.to_thread(signing.load_or_create_signing_key, identity_dir)
@@ -197,10 +205,8 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
                                     ca_pem=ca_pem, ca_path=ca_path, fingerprint=fingerprint,
                                     replication=replication)
     except BaseException:
-        # A half-started hub must not keep its gRPC port or database connections.
+        # A half-started hub must not keep its gRPC port (start_hub closes the rest).
         await parts.server.stop(None)
-        await asyncio.to_thread(replication.close)
-        await asyncio.to_thread(db.dispose)
         raise
     return running
 

@@ -101,7 +101,8 @@ class ChangeFeed:
         self._stopping.set()
         self._outbox.put(None)
         for thread in self._threads:
-            thread.join(timeout=5)
+            if thread.is_alive():
+                thread.join(timeout=5)
 
     def publish(self, kind: str, names: list[str]) -> None:
         """Queue a message for the other replicas (never blocks the caller)."""
@@ -191,7 +192,8 @@ class LeaderLease:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def _set(self, leader: bool) -> None:
         if leader != self.is_leader:
