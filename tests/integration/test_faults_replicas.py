@@ -227,3 +227,47 @@ async def _synced_leader(hub: hubserve.RunningHub) -> bool:
 
 async def _attached(hub: hubserve.RunningHub) -> bool:
     return not hub.notifier.detached
+
+
+def test_the_leader_killed_while_a_canary_wave_bakes_the_new_leader_neither_restarts_nor_skips_it(
+        tmp_path: Path, private_postgres: PrivatePostgres, replicas_started: list[_Replica]) -> None:
+    repo = _fleet(tmp_path, rollout=True)  # canary wave c1, bake 1 h, then everyone
+    url = private_postgres.url
+    db = store_db.Database(url)
+    try:
+        replicas_started.append(first := _Replica(repo, tmp_path, "r0", url))
+        _until("the first commit deployed", lambda: _deployed_or_none(db) == repo.head())
+        with db.session() as s:
+            for name in CLUSTERS:
+                store.register_cluster(s, name=name, labels={}, credential_hash=hub_secrets.hash_secret(
+                    hub_secrets.new_credential()))
+        before = _desired(db)
+        replicas_started.append(r2 := _Replica(repo, tmp_path, "r2", url))
+        _until("the follower to finish starting",
+               lambda: b"HTTP listening" in (tmp_path / "replica-r2.log").read_bytes())
+
+        head = repo.commit({"apps/web/configmap.yaml": configmap("2")}, message="web v2")
+        _until("the canary wave released", lambda: _desired(db)["c1"] != before["c1"])
+        with db.session(write=False) as s:
+            rollout = store.latest_rollout(s)
+        assert rollout is not None and rollout.commit == head
+
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(10)
+        _until("the follower to lead", lambda: _leader_pid(url) == r2.proc.pid, timeout=15)
+        _until("the new leader to start its sync loop and rollout controller",
+               lambda: b"leading: this replica" in (tmp_path / "replica-r2.log").read_bytes())
+        # Its first sync (at the deployed head) and rollout ticks every heartbeat: an observation
+        # window in which a restarted or skipped wave would show; nothing is awaited here.
+        time.sleep(3)
+
+        with db.session(write=False) as s:
+            after = store.latest_rollout(s)
+        assert after is not None and after.seq == rollout.seq  # the same rollout, not a new one
+        desired = _desired(db)
+        moved = [name for name in CLUSTERS if desired[name] != before[name]]
+        assert moved == ["c1"], _history(db)  # still baking: the second wave not released early
+        assert len(_events(db, models.EventKind.ROLLOUT_STARTED, head)) == 1
+        assert len(_events(db, models.EventKind.COMMIT_SEEN, head)) == 1
+    finally:
+        db.dispose()
