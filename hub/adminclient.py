@@ -21,6 +21,7 @@ __all__ = [
     "AdminError",
     "HubRejectedError",
     "HubUnreachableError",
+    "HubUntrustedError",
     "NotFoundError",
     "UnauthenticatedError",
 ]
@@ -50,7 +51,31 @@ class HubRejectedError(AdminError):
     exit_code = 1
 
 
+class HubUntrustedError(HubUnreachableError):
+    """The TLS handshake failed: the hub's certificate does not check out against the configured CA."""
+
+
+def _tls_failure(conn: cliconfig.HubConnection, detail: str) -> AdminError | None:
+    """One line for a failed TLS handshake (gRPC's own message is a wall of OpenSSL internals), or None."""
+    lowered = detail.lower()
+    if "certificate_verify_failed" in lowered:
+        where = f"the CA in {conn.ca}" if conn.ca is not None else "a CA this machine trusts (no `ca:` is set)"
+        return HubUntrustedError(f"hub {conn.address}: the hub's certificate is not signed by {where} (set the "
+                                 "right `ca:` for this hub in the CLI config, or CONVOY_HUB_CA)")
+    if "peer name" in lowered and "not in peer certificate" in lowered:
+        host = conn.address.rpartition(":")[0]
+        return HubUntrustedError(f"hub {conn.address}: the hub's certificate is not valid for {host} (connect by a "
+                                 "name the certificate lists: the hub's --advertise-address or its tls hosts)")
+    if "handshake failed" in lowered or "wrong_version_number" in lowered:
+        return HubUntrustedError(f"hub {conn.address}: the TLS handshake failed (is it a plaintext hub? then set "
+                                 "`insecure: true` for a local sandbox; else check its `ca:`)")
+    return None
+
+
 def _unreachable(conn: cliconfig.HubConnection, detail: str) -> AdminError:
+    tls = _tls_failure(conn, detail)
+    if tls is not None:
+        return tls
     return HubUnreachableError(
         f"hub {conn.address} is unreachable ({detail}); check that it runs and that the address, CA and "
         f"TLS settings of hub {conn.name!r} are right (`convoy config view`)")
@@ -134,6 +159,9 @@ class AdminClient:
 
     def rotate_credential(self, name: str) -> pb.RotateCredentialResponse:
         return self._call("RotateCredential", pb.RotateCredentialRequest(name=name), pb.RotateCredentialResponse)
+
+    def get_version(self) -> pb.GetVersionResponse:
+        return self._call("GetVersion", pb.GetVersionRequest(), pb.GetVersionResponse)
 
     def _call(self, method: str, request: Message, reply: type[R]) -> R:
         """Call one AdminService method, converting gRPC errors at this boundary.

@@ -13,13 +13,16 @@ the project — is raised, not turned into "No such command".
 from __future__ import annotations
 
 import functools
+import os
 from importlib import metadata
 
 import click
 
-__all__ = ["ENTRY_POINT_GROUP", "cli", "main"]
+__all__ = ["DISTRIBUTION", "ENTRY_POINT_GROUP", "cli", "main"]
 
 ENTRY_POINT_GROUP = "convoy.commands"
+#: The distribution to install (pyproject's project name): `convoy` on the public index is another project.
+DISTRIBUTION = "convoy-fleet"
 #: The project's own top-level packages: a missing module among these is a bug, not a missing extra.
 _PROJECT_PACKAGES = frozenset({"hub", "spoke", "protos", "kubesim"})
 
@@ -40,22 +43,22 @@ def _extra_of(entry: metadata.EntryPoint) -> str:
 
 def _explain_missing_extra(name: str, entry: metadata.EntryPoint, missing: str) -> None:
     extra = _extra_of(entry)
-    click.echo(f"Error: `convoy {name}` needs convoy[{extra}] ({missing} is not installed): "
-               f"pip install 'convoy[{extra}]'", err=True)
+    click.echo(f"Error: `convoy {name}` needs {DISTRIBUTION}[{extra}] ({missing} is not installed): "
+               f"pip install '{DISTRIBUTION}[{extra}]'", err=True)
     raise SystemExit(2)
 
 
 def _needs_extra(name: str, entry: metadata.EntryPoint, missing: str) -> click.Command:
     """A stand-in for a command whose extra is not installed: listed, and explains itself when run."""
     extra = _extra_of(entry)
-    hint = f"pip install 'convoy[{extra}]'"
+    hint = f"pip install '{DISTRIBUTION}[{extra}]'"
 
     def explain() -> None:
         _explain_missing_extra(name, entry, missing)
 
     # No --help of its own and any arguments accepted: `convoy hub serve --help` gets the same answer.
-    return click.Command(name, callback=explain, help=f"(needs convoy[{extra}]: {hint})",
-                         short_help=f"(needs convoy[{extra}])", add_help_option=False,
+    return click.Command(name, callback=explain, help=f"(needs {DISTRIBUTION}[{extra}]: {hint})",
+                         short_help=f"(needs {DISTRIBUTION}[{extra}])", add_help_option=False,
                          context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
@@ -95,10 +98,15 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="convoy")
+@click.version_option(package_name=DISTRIBUTION)
 def cli() -> None:
     """Convoy: GitOps for a fleet of Kubernetes clusters."""
 
 
 def main() -> None:
-    cli()
+    # gRPC's C core logs a failed TLS handshake (and other connection noise) to stderr at INFO; the CLI
+    # says what went wrong in one line of its own. Read once, before grpc is first imported (the
+    # commands import it lazily); GRPC_VERBOSITY=INFO in the environment brings the log back.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # A fixed name and completion variable, also under `python -m hub` (see `convoy completion`).
+    cli(prog_name="convoy", complete_var="_CONVOY_COMPLETE")

@@ -12,7 +12,9 @@
 
 Precedence: ``--hub`` (a hub name from the file, or a ``host:port``), then
 ``CONVOY_HUB``, then ``current``. ``CONVOY_HUB_CA``, ``CONVOY_CREDENTIAL_FILE``
-and ``CONVOY_INSECURE`` override the chosen entry's fields.
+and ``CONVOY_INSECURE`` override the chosen entry's fields, except for a hub
+named with ``--hub``: that one uses its own CA and credential (environment set
+for one hub must not be sent to another).
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def _truthy(value: str | None) -> bool:
 
 def resolve(hub: str | None = None, *, config: CliConfig | None = None,
             env: Mapping[str, str] = os.environ) -> HubConnection:
-    """The hub to talk to, from ``--hub``, the environment and the config file."""
+    """The hub to talk to, from ``--hub`` (``hub``), the environment and the config file."""
     config = config or load_config(env=env)
     wanted = hub or env.get("CONVOY_HUB") or config.current
     if not wanted:
@@ -133,7 +135,9 @@ def resolve(hub: str | None = None, *, config: CliConfig | None = None,
         name, address, ca, credential, insecure = wanted, wanted, None, None, False
     else:
         known = ", ".join(sorted(config.hubs)) or "none"
-        raise CliConfigError(f"unknown hub {wanted!r} (configured: {known}); `convoy config use NAME` picks one")
+        raise CliConfigError(f"unknown hub {wanted!r} (configured: {known}); `convoy config use-hub NAME` picks one")
+    if hub and hub in config.hubs:
+        return HubConnection(name=name, address=address, ca=ca, credential=credential, insecure=insecure)
     if env.get("CONVOY_HUB_CA"):
         ca = Path(env["CONVOY_HUB_CA"])
     if env.get("CONVOY_CREDENTIAL_FILE"):

@@ -4,7 +4,11 @@
 its own process, started exactly as an operator would start it (``kubesim
 serve``, ``convoy hub serve``, ``convoy spoke install`` + ``convoy spoke run``
 with a bootstrap token), so what the sandbox shows is what a real install does.
-Only loopback addresses are used.
+Only loopback addresses are used, the health ports included.
+
+Each part runs in its own process group, so stopping it stops what it started (git, kustomize) too.
+``processes.json`` in the work directory names every running part, so ``convoy sandbox down`` can
+stop them from another shell, even after the process that started them was killed.
 
 The product never imports the emulator: kubesim is started as a command.
 """
@@ -13,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import json
 import os
 import shutil
 import signal
@@ -33,9 +39,12 @@ import yaml
 from hub import adminclient, cliconfig
 from protos.convoy.v1 import convoy_pb2 as pb
 
-__all__ = ["LocalFleet", "SandboxCluster", "SandboxError", "free_port", "sample_fleet_path", "wait_until"]
+__all__ = ["PROCESSES_FILE", "LocalFleet", "Owner", "SandboxCluster", "SandboxError", "free_port", "sample_fleet_path",
+           "stop_recorded", "wait_until"]
 
 T = TypeVar("T")
+#: In the work directory: who started the fleet and every part still running (see ``stop_recorded``).
+PROCESSES_FILE = "processes.json"
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Convoy Sandbox", "GIT_AUTHOR_EMAIL": "sandbox@convoy.invalid",
                 "GIT_COMMITTER_NAME": "Convoy Sandbox", "GIT_COMMITTER_EMAIL": "sandbox@convoy.invalid"}
 
@@ -105,26 +114,95 @@ def sandbox_clusters(fleet_dir: Path, count: int) -> list[SandboxCluster]:
     return clusters
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat from field 3 (state) on; None where /proc does not say (not Linux, or gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    return stat.rsplit(")", 1)[1].split()
+
+
+def process_start_time(pid: int) -> str | None:
+    """When ``pid`` started (Linux: clock ticks since boot), so a recorded pid that was reused by an
+    unrelated process is not signalled; None where /proc does not say."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields else None
+
+
+def _same_process(pid: int, start: str | None) -> bool:
+    """``pid`` still runs and is the process recorded as starting at ``start`` (an exited one not yet
+    reaped by its parent, a zombie, counts as stopped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but not ours: never ours to stop
+        return False
+    fields = _proc_stat(pid)
+    if fields is None:
+        return True
+    return fields[0] != "Z" and (start is None or fields[19] == start)
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """The process that started a local fleet (``convoy sandbox up``)."""
+
+    pid: int
+    start: str | None  #: see ``process_start_time``
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(pid=os.getpid(), start=process_start_time(os.getpid()))
+
+
+def _gone(process: Owner) -> bool:
+    return not _same_process(process.pid, process.start)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
 class _Process:
     def __init__(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(log, "ab")  # noqa: SIM115 - lives as long as the process
+        # A session (and so a process group) of its own: a signal to the group reaches whatever the part
+        # started, and a Ctrl-C in the sandbox's terminal reaches only the sandbox, which stops the parts.
         self.popen = subprocess.Popen(list(argv), stdout=self._log_file, stderr=subprocess.STDOUT,
                                       env={**os.environ, **(env or {})}, start_new_session=True)
+        self.started = process_start_time(self.popen.pid)
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "pid": self.popen.pid, "start": self.started}
 
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def terminate(self) -> None:
+        """SIGTERM to the part's process group; ``stop`` waits for it."""
+        if self.alive():
+            _signal_group(self.popen.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 10.0) -> None:
         if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
+            _signal_group(self.popen.pid, signal.SIGTERM)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
+                _signal_group(self.popen.pid, signal.SIGKILL)
+                # SIGKILL cannot be refused, but a process stuck in the kernel (a loaded disk) dies late:
+                # go on stopping the other parts rather than end the cleanup with a traceback.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.popen.wait(30)
+        # Whatever the part started and left behind (a git fetch, a kustomize build) goes with it.
+        _signal_group(self.popen.pid, signal.SIGKILL)
         self._log_file.close()
 
     def tail(self, lines: int = 15) -> str:
@@ -165,6 +243,7 @@ class LocalFleet:
         self.join_token = ""
         self.bootstrap_token = ""
         self._health_ports: dict[str, int] = {}
+        self.processes_file = self.workdir / PROCESSES_FILE
 
     # -- addresses ------------------------------------------------------------------------------
     @property
@@ -198,6 +277,10 @@ class LocalFleet:
                 self.start_spoke(cluster.name)
 
     def stop(self) -> None:
+        # Spokes first (they close their streams to the hub), all told at once so a large sandbox
+        # stops in one grace period rather than one per spoke; then the hub, then the clusters.
+        for spoke in self.spokes.values():
+            spoke.terminate()
         for spoke in self.spokes.values():
             spoke.stop()
         self.spokes.clear()
@@ -207,6 +290,22 @@ class LocalFleet:
         if self.kubesim is not None:
             self.kubesim.stop()
             self.kubesim = None
+        self._record()
+
+    def _running(self) -> list[_Process]:
+        return [p for p in (self.kubesim, self.hub, *self.spokes.values()) if p is not None]
+
+    def _record(self) -> None:
+        """Keep ``processes.json`` naming the parts that run now (removed once none does)."""
+        running = [p.record() for p in self._running()]
+        if not running:
+            self.processes_file.unlink(missing_ok=True)
+            return
+        owner = dataclasses.asdict(Owner.this_process())
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        temporary = self.processes_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"owner": owner, "processes": running}, indent=2))
+        temporary.replace(self.processes_file)
 
     def __enter__(self) -> LocalFleet:
         return self
@@ -250,6 +349,7 @@ class LocalFleet:
             "-m", "kubesim", "serve", "--names", names, "--port", str(self.kubesim_port),
             "--kubeconfig", str(self.kubeconfig), "--workload-delay", str(self.workload_delay)),
             self.logs / "kubesim.log")
+        self._record()
         first = self.clusters[0].name if self.clusters else ""
         self._wait_http(f"{self.kubesim_url}/clusters/{first}/version", self.kubesim, "kubesim")
         wait_until(lambda: self.kubeconfig.exists(), timeout=30, what="kubesim's kubeconfig")
@@ -273,12 +373,14 @@ class LocalFleet:
         if self.database_url:
             argv += ["--database-url", self.database_url]
         self.hub = _Process("hub", argv, self.logs / "hub.log")
+        self._record()
         self._wait_http(f"{self.http_url}/readyz", self.hub, "the hub")
 
     def stop_hub(self) -> None:
         if self.hub is not None:
             self.hub.stop()
             self.hub = None
+            self._record()
 
     def restart_hub(self) -> None:
         self.stop_hub()
@@ -306,30 +408,69 @@ class LocalFleet:
     def install_spoke(self, cluster: str) -> None:
         """``convoy spoke install --apply``: the Namespace, RBAC and bootstrap Secret a real install makes."""
         argv = self._python("-m", "hub", "spoke", "install", "--cluster", cluster, "--hub", self.hub_address,
-                            "--token", self.join_token, "--labels", self._labels(cluster), "--apply",
+                            "--labels", self._labels(cluster), "--apply",
                             "--kubeconfig", str(self.kubeconfig), "--context", cluster)
         if not self.tls:
             argv.append("--insecure")
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False,
+                                env={**os.environ, **self._token_env()})
         if result.returncode != 0:
             raise SandboxError(f"`convoy spoke install` for {cluster} failed: "
                                f"{(result.stderr or result.stdout).strip()[-500:]}")
 
+    def spoke_kubeconfig(self, cluster: str) -> Path:
+        """A kubeconfig for ``cluster`` holding the token of the ServiceAccount the install made.
+
+        The spoke runs as that account, not as the admin (issue 17): kubesim enforces RBAC, so the
+        install's rules are proven sufficient, as on a real cluster where the spoke runs in a pod.
+        """
+        from kubernetes import client as kube_client
+
+        api = self.api_client(cluster)
+        try:
+            request = kube_client.AuthenticationV1TokenRequest(
+                spec=kube_client.V1TokenRequestSpec(audiences=["https://kubernetes.default.svc"]))
+            # The account `convoy spoke install` creates (spoke.install.NAME in settings.DEFAULT_NAMESPACE).
+            answer = kube_client.CoreV1Api(api).create_namespaced_service_account_token(
+                "convoy-spoke", "convoy-system", request)
+        finally:
+            api.close()
+        if answer.status is None:
+            raise SandboxError(f"{cluster}: the TokenRequest for the spoke's ServiceAccount returned no token")
+        doc = yaml.safe_load(self.kubeconfig.read_text())
+        context = next(c for c in doc["contexts"] if c["name"] == cluster)
+        doc["contexts"] = [context]
+        doc["current-context"] = cluster
+        doc["users"] = [{"name": context["context"]["user"], "user": {"token": answer.status.token}}]
+        path = self.workdir / f"spoke-{cluster}.kubeconfig.yaml"
+        path.touch(mode=0o600)
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
     def start_spoke(self, cluster: str, *, extra: Sequence[str] = ()) -> None:
         port = self._health_ports.setdefault(cluster, free_port())
+        kubeconfig = self.spoke_kubeconfig(cluster)
         argv = self._python(
             "-m", "hub", "spoke", "run", "--hub", self.hub_address, "--cluster", cluster,
-            "--labels", self._labels(cluster), "--token", self.join_token, "--kubeconfig", str(self.kubeconfig),
-            "--context", cluster, "--health-port", str(port), "--heartbeat", str(self.spoke_heartbeat),
+            "--labels", self._labels(cluster), "--kubeconfig", str(kubeconfig),
+            "--context", cluster, "--health-host", "127.0.0.1", "--health-port", str(port),
+            "--heartbeat", str(self.spoke_heartbeat),
             "--health-timeout", str(self.health_timeout), *extra)
         if not self.tls:
             argv.append("--insecure")
-        self.spokes[cluster] = _Process(f"spoke {cluster}", argv, self.logs / f"spoke-{cluster}.log")
+        self.spokes[cluster] = _Process(f"spoke {cluster}", argv, self.logs / f"spoke-{cluster}.log",
+                                        env=self._token_env())
+        self._record()
+
+    def _token_env(self) -> dict[str, str]:
+        """The join token for a spoke command, in its environment: an argument would show in `ps`."""
+        return {"CONVOY_SPOKE_TOKEN": self.join_token}
 
     def stop_spoke(self, cluster: str) -> None:
         spoke = self.spokes.pop(cluster, None)
         if spoke is not None:
             spoke.stop()
+            self._record()
 
     # -- observing ------------------------------------------------------------------------------
     def statuses(self) -> dict[str, pb.ClusterSummary]:
@@ -376,6 +517,46 @@ class LocalFleet:
             time.sleep(0.1)
         raise SandboxError(f"{what} did not answer {url} within {timeout:.0f}s; log {process.log}:\n"
                            f"{process.tail()}")
+
+
+def stop_recorded(workdir: Path, *, owner: Owner | None = None, timeout: float = 30.0) -> list[str]:
+    """Stop the local fleet recorded in ``workdir/processes.json``, from any process; returns what it
+    found running ([] when nothing was): the starter (as ``convoy sandbox up (pid N)``), then the parts.
+
+    The process that started the fleet (recorded there, or ``owner``) is asked first (SIGTERM): it
+    stops its parts and cleans up as on Ctrl-C. Parts still running after that -- their starter was
+    killed, or did not answer in ``timeout`` seconds -- get SIGTERM and then SIGKILL to their process
+    groups here.
+    """
+    path = Path(workdir) / PROCESSES_FILE
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        state = {}
+    except (OSError, ValueError) as exc:
+        raise SandboxError(f"{path}: not a sandbox state file ({exc})") from exc
+    processes = [(str(p["name"]), int(p["pid"]), p.get("start")) for p in state.get("processes", [])]
+    found = [name for name, pid, start in processes if _same_process(pid, start)]
+    recorded = state.get("owner") or {}
+    starters = {o for o in (owner, Owner(pid=int(recorded.get("pid", 0)), start=recorded.get("start")))
+                if o is not None and o.pid and o.pid != os.getpid() and _same_process(o.pid, o.start)}
+    for starter in starters:
+        os.kill(starter.pid, signal.SIGTERM)
+    for starter in starters:
+        with contextlib.suppress(SandboxError):
+            wait_until(functools.partial(_gone, starter), timeout=timeout,
+                       what=f"the sandbox (pid {starter.pid}) to stop", interval=0.2)
+    found = [f"convoy sandbox up (pid {s.pid})" for s in sorted(starters, key=lambda s: s.pid)] + found
+    left = [(pid, start) for _, pid, start in processes if _same_process(pid, start)]
+    for pid, _ in left:
+        _signal_group(pid, signal.SIGTERM)
+    with contextlib.suppress(SandboxError):
+        wait_until(lambda: not any(_same_process(pid, start) for pid, start in left), timeout=10,
+                   what="the sandbox's parts to stop", interval=0.2)
+    for pid, _ in left:
+        _signal_group(pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return found
 
 
 @contextlib.contextmanager

@@ -45,6 +45,20 @@ class HubMetrics:
         self.leader = Gauge(
             "convoy_hub_leader", "1 on the replica that runs the sync loop and rollouts (holds the leader lease).",
             registry=self.registry)
+        self.oci_push_lag = Gauge(
+            "convoy_hub_oci_push_lag_seconds",
+            "Age of the oldest desired bundle not yet pushed to the --oci-push registry (0: all pushed).",
+            registry=self.registry)
+        self.oci_pushes = Counter(
+            "convoy_hub_oci_pushes", "Bundle artifacts pushed to the --oci-push registry by outcome.", ["outcome"],
+            registry=self.registry)
+        self.oci_blobs = Counter(
+            "convoy_hub_oci_blobs", "Blobs of pushed artifacts: sent, or already in the registry (skipped).",
+            ["outcome"], registry=self.registry)
+        for outcome in ("pushed", "failed"):  # exposed at 0 from the start, so rates work from the first scrape
+            self.oci_pushes.labels(outcome=outcome)
+        for outcome in ("sent", "skipped"):
+            self.oci_blobs.labels(outcome=outcome)
         self._last_commit_time: float | None = None
         self.last_commit_age.set_function(self._age)
 

@@ -75,7 +75,7 @@ _NAMES_SHOWN = 5
 #: Clusters written per transaction when storing a render.
 _WRITE_BATCH = 200
 
-#: TEST ONLY (issue 22, the fault suite): a point of a sync at which the hub SIGKILLs itself, to prove
+#: TEST ONLY (the fault suite, docs/reliability.md): a point of a sync at which the hub SIGKILLs itself, to prove
 #: that a sync cut there is completed by the next start without duplicates. The points are
 #: ``after-batch-N`` (N-th write batch committed), ``before-rollout`` (every batch written, the rollout
 #: row not yet) and ``before-deployed-commit``. Read once at import; never set it outside tests.
@@ -135,7 +135,9 @@ class SyncOutcome:
             return f"commit {short} already deployed; nothing to do"
         parts = []
         if self.desired:
-            parts.append(f"{len(self.desired)} cluster(s) desire it now ({_names(self.desired)})")
+            count = len(self.desired)
+            parts.append(f"{count} {'cluster desires' if count == 1 else 'clusters desire'} it now "
+                         f"({_names(self.desired)})")
         if self.held:
             parts.append(f"{len(self.held)} held by the rollout ({_names(self.held)})")
         if self.pinned:
@@ -275,7 +277,7 @@ class HubService:
 
         Calls that arrive while a sync or another render holds the lock join one pending batch:
         each render reads every registered cluster and every declared ``cluster.yaml``, so one
-        render per registration made a burst of N registrations cost O(N^2) (issue 7: after
+        render per registration made a burst of N registrations cost O(N^2) (measured at 1,000 clusters: after
         1,000 spokes registered, the hub rendered for 6 minutes and a commit waited behind it).
         The outcome is the batch's.
         """
@@ -428,6 +430,7 @@ class HubService:
                 # Bundles an active rollout has yet to release are in no desired state yet: keep them.
                 pending = self.rollouts.pending_digests(session) if self.rollouts is not None else set()
                 store.prune_bundles(session, keep_last=self.settings.bundle_retention, now=now,
+                                    min_age=dt.timedelta(seconds=self.settings.bundle_retention_age),
                                     also_keep=pending)
         return self._outcome(sha, changed, failed, good, again=again)
 

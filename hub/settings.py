@@ -119,6 +119,10 @@ class HubSettings:
         "SQLAlchemy URL; empty: SQLite in the data directory"))
     bundle_retention: int = dataclasses.field(default=20, metadata=_meta(
         "keep bundles any cluster needed in its last N desired states"))
+    bundle_retention_age: float = dataclasses.field(default=0.0, metadata=_meta(
+        "a bundle no cluster desires, runs, is pinned to or had among its last bundle_retention is deleted "
+        "only once older than this (0: at the next sync); its digest stays in the history",
+        kind=_Kind.DURATION))
     max_bundle_bytes: int = dataclasses.field(default=32 * MiB, metadata=_meta(
         "largest uncompressed bundle the hub renders and serves", kind=_Kind.SIZE))
 
@@ -180,7 +184,7 @@ class HubSettings:
     bundle_fetches_per_minute: int = dataclasses.field(default=30, metadata=_meta(
         "GetBundle calls per minute for the same bundle, per cluster"))
 
-    # -- credentials and the audit log (issue 13)
+    # -- credentials and the audit log
     credential_rotation_grace: float = dataclasses.field(default=3600.0, metadata=_meta(
         "after `convoy cluster rotate-credential` hands a spoke its new credential, how long the old one "
         "keeps working if the spoke never uses the new one (it stops at once when the spoke does)",
@@ -194,6 +198,17 @@ class HubSettings:
         "within this window counts up that event instead of adding one", kind=_Kind.DURATION))
     event_prune_interval: float = dataclasses.field(default=3600.0, metadata=_meta(
         "how often the hub applies event_retention and event_max_count", kind=_Kind.DURATION))
+
+    # -- bundles as OCI artifacts (issue 19)
+    oci_push: str = dataclasses.field(default="", metadata=_meta(
+        "push every new bundle and its signature to this REGISTRY/REPOSITORY (e.g. ghcr.io/acme/bundles); "
+        "empty: off (the hub still serves them itself under /v2/convoy/bundles)"))
+    oci_push_docker_config: Path | None = dataclasses.field(default=None, metadata=_meta(
+        "docker-style config.json with the registry's credentials (`auths`); default: none (anonymous)"))
+    oci_push_insecure: bool = dataclasses.field(default=False, metadata=_meta(
+        "push over plain HTTP (a registry on localhost only)"))
+    oci_push_interval: float = dataclasses.field(default=2.0, metadata=_meta(
+        "how often the hub looks for bundles not yet pushed (failures are retried then)", kind=_Kind.DURATION))
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -210,10 +225,14 @@ class HubSettings:
                      "report_rate", "auth_failure_rate",
                      "unknown_credential_cache", "watch_rate", "credential_rotation_grace", "event_retention",
                      "event_aggregate_window", "event_prune_interval", "max_render_seconds",
-                     "max_fleet_render_seconds"):
+                     "max_fleet_render_seconds", "oci_push_interval"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise bad(name, f"must be a positive number, got {value!r}")
+        if not math.isfinite(self.bundle_retention_age) or self.bundle_retention_age < 0:
+            raise bad("bundle_retention_age", f"must be 0 or more seconds, got {self.bundle_retention_age!r}")
+        if self.oci_push and not re.fullmatch(r"(oci://)?[^/\s]+/[^:@\s]+", self.oci_push):
+            raise bad("oci_push", f"must be REGISTRY/REPOSITORY (e.g. ghcr.io/acme/bundles), got {self.oci_push!r}")
         if not 0 <= self.poll_jitter < 1:
             raise bad("poll_jitter", f"must be a fraction in [0, 1), got {self.poll_jitter!r}")
         if not 0 <= self.inline_bundle_bytes <= MAX_INLINE_BUNDLE_BYTES:

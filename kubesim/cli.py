@@ -32,12 +32,21 @@ def main() -> None:
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a fresh CA (put into the kubeconfig).")
 @click.option("--token", default=None, help="Require this bearer token.")
 @click.option("--workload-delay", type=float, default=0.2, show_default=True)
+@click.option("--kube-version", default=None,
+              help="The Kubernetes version /version reports, e.g. 1.32 (default: that of the kubectl on PATH, "
+                   "so kubectl sees no version skew; else 1.36).")
 def serve(count: int, names: str, host: str, port: int, kubeconfig_path: pathlib.Path | None, tls: bool,
-          token: str | None, workload_delay: float) -> None:
+          token: str | None, workload_delay: float, kube_version: str | None) -> None:
     """Serve N clusters at http(s)://HOST:PORT/clusters/<name>."""
+    if kube_version is not None:
+        try:
+            kube_version = server_mod.parse_kube_version(kube_version)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--kube-version") from None
     cluster_names = [n.strip() for n in names.split(",") if n.strip()] or [f"cluster-{i}" for i in range(count)]
     options = server_mod.ServerOptions(host=host, port=port, clusters=tuple(cluster_names), tls=tls, token=token,
-                                       cluster=ClusterOptions(workload_delay=workload_delay))
+                                       cluster=ClusterOptions(workload_delay=workload_delay),
+                                       kube_version=kube_version)
 
     def ready(running: server_mod.RunningServer) -> None:
         if kubeconfig_path is not None:

@@ -30,6 +30,7 @@ class ClusterOptions:
     ``watch_history``: events retained per cluster for watches to resume from (older: 410).
     ``bookmark_interval``: seconds between BOOKMARK events on watches that allow them.
     ``watch_timeout``: length of a watch without ``timeoutSeconds`` (the real server: 30-60 min).
+    ``ca_pem``: the CA published in every namespace's ``kube-root-ca.crt`` ConfigMap.
     """
 
     workload_delay: float = 0.2
@@ -37,6 +38,8 @@ class ClusterOptions:
     watch_history: int = 10000
     bookmark_interval: float = 60.0
     watch_timeout: float = 1800.0
+    #: The CA new namespaces get in their ``kube-root-ca.crt`` ConfigMap (the server's, with TLS).
+    ca_pem: str = ""
 
 
 #: Sets up a cluster whose store was just made: its controllers and its first objects.
@@ -60,6 +63,8 @@ class Cluster:
         self._next_node_port = 30000
         self._next_lb_ip = int(ipaddress.IPv4Address("172.18.255.1"))
         self.timers = clock.Timers()
+        # ServiceAccount bearer tokens this cluster issued: {token: (namespace, name, account uid)}.
+        self.tokens: dict[str, tuple[str, str, str]] = {}
 
     @property
     def faults(self) -> faults_mod.Faults:

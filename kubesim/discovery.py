@@ -15,18 +15,24 @@ from kubesim.resources import ResourceType
 if TYPE_CHECKING:
     from kubesim.clusters import Cluster
 
-__all__ = ["AGGREGATED_CONTENT_TYPE", "api_group", "api_group_list", "api_versions", "resource_list",
+__all__ = ["AGGREGATED_CONTENT_TYPE", "DEFAULT_KUBE_VERSION", "api_group", "api_group_list", "api_versions", "resource_list",
            "version_info", "wants_aggregated"]
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 Obj = dict[str, Any]
 
 
-def version_info() -> Obj:
+#: The Kubernetes minor version kubesim reports when no kubectl is found and none is asked for.
+DEFAULT_KUBE_VERSION = "1.36"
+
+
+def version_info(kube_version: str = DEFAULT_KUBE_VERSION) -> Obj:
+    """``/version`` for ``kube_version`` (``1.32``): kubectl warns when it is more than one minor away."""
+    major, minor = kube_version.split(".")[:2]
     return {
-        "major": "1", "minor": "36", "emulationMajor": "1", "emulationMinor": "36",
-        "minCompatibilityMajor": "1", "minCompatibilityMinor": "35",
-        "gitVersion": "v1.36.0-kubesim", "gitCommit": "0000000000000000000000000000000000000000",
+        "major": major, "minor": minor, "emulationMajor": major, "emulationMinor": minor,
+        "minCompatibilityMajor": major, "minCompatibilityMinor": str(max(0, int(minor) - 1)),
+        "gitVersion": f"v{major}.{minor}.0-kubesim", "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean", "buildDate": "2026-10-01T00:00:00Z", "goVersion": "go1.25.0",
         "compiler": "gc", "platform": "linux/amd64",
     }

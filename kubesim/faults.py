@@ -2,9 +2,13 @@
 
 ``Faults`` is what a test sets; the server consults it on every request of that cluster:
 
-* ``error_rates``: ``{status code: probability}`` for 429 (answered with ``Retry-After``), 500 and 503;
+* ``error_rates``: ``{status code: probability}`` for 429 (answered with ``Retry-After``), 500 and 503,
+  and 502/504 (what a load balancer in front of the API server answers: plain text, no Status body);
 * ``latency``: seconds added before each request is handled;
 * ``drop_rate``: probability of closing the connection without an answer;
+* ``stall_rate`` / ``stall_for``: probability that a response sends its headers and the start of its
+  body, then nothing for ``stall_for`` seconds before the connection is cut (only a read timeout
+  notices: the connection stays open and no FIN or RST arrives meanwhile);
 * ``watch_cut_after``: seconds after which every watch stream is cut mid-way (no terminating chunk);
 * ``seed``: makes the random draws repeatable.
 
@@ -20,7 +24,7 @@ from typing import Any
 
 __all__ = ["FAULT_CODES", "Faults", "FaultsError"]
 
-FAULT_CODES = (429, 500, 503)
+FAULT_CODES = (429, 500, 502, 503, 504)
 
 
 class FaultsError(ValueError):
@@ -33,6 +37,8 @@ class Faults:
     latency: float = 0.0
     drop_rate: float = 0.0
     watch_cut_after: float | None = None
+    stall_rate: float = 0.0
+    stall_for: float = 60.0
     retry_after: int = 1
     seed: int | None = None
     _random: random.Random = field(default_factory=random.Random, compare=False, repr=False)
@@ -45,6 +51,10 @@ class Faults:
                 raise FaultsError(f"faults: error_rates[{code}]: {rate} is not a probability")
         if not 0.0 <= self.drop_rate <= 1.0:
             raise FaultsError(f"faults: drop_rate: {self.drop_rate} is not a probability")
+        if not 0.0 <= self.stall_rate <= 1.0:
+            raise FaultsError(f"faults: stall_rate: {self.stall_rate} is not a probability")
+        if self.stall_for < 0:
+            raise FaultsError(f"faults: stall_for: {self.stall_for} is negative")
         if self.latency < 0:
             raise FaultsError(f"faults: latency: {self.latency} is negative")
         if self.seed is not None:
@@ -52,7 +62,8 @@ class Faults:
 
     @property
     def active(self) -> bool:
-        return bool(self.error_rates or self.latency or self.drop_rate or self.watch_cut_after is not None)
+        return bool(self.error_rates or self.latency or self.drop_rate or self.stall_rate
+                    or self.watch_cut_after is not None)
 
     def draw_error(self) -> int | None:
         """The status code to fail this request with, if any."""
@@ -64,11 +75,15 @@ class Faults:
     def draw_drop(self) -> bool:
         return bool(self.drop_rate) and self._random.random() < self.drop_rate
 
+    def draw_stall(self) -> bool:
+        return bool(self.stall_rate) and self._random.random() < self.stall_rate
+
     @classmethod
     def from_json(cls, doc: Any) -> Faults:
         if not isinstance(doc, Mapping):
             raise FaultsError("faults: the body must be a JSON object")
-        known = {"error_rates", "latency", "drop_rate", "watch_cut_after", "retry_after", "seed"}
+        known = {"error_rates", "latency", "drop_rate", "watch_cut_after", "stall_rate", "stall_for",
+                 "retry_after", "seed"}
         unknown = set(doc) - known
         if unknown:
             raise FaultsError(f"faults: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -80,6 +95,8 @@ class Faults:
                 latency=float(doc.get("latency", 0.0)),
                 drop_rate=float(doc.get("drop_rate", 0.0)),
                 watch_cut_after=None if cut is None else float(cut),
+                stall_rate=float(doc.get("stall_rate", 0.0)),
+                stall_for=float(doc.get("stall_for", 60.0)),
                 retry_after=int(doc.get("retry_after", 1)),
                 seed=None if doc.get("seed") is None else int(doc["seed"]),
             )
@@ -94,6 +111,8 @@ class Faults:
             "latency": self.latency,
             "drop_rate": self.drop_rate,
             "watch_cut_after": self.watch_cut_after,
+            "stall_rate": self.stall_rate,
+            "stall_for": self.stall_for,
             "retry_after": self.retry_after,
             "seed": self.seed,
         }

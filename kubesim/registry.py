@@ -108,6 +108,7 @@ def list_objects(
 ) -> tuple[list[Obj], str, str]:
     """Matching objects in (namespace, name) order, the list resourceVersion and the next token."""
     store = cluster.store
+    store.seed(rt.key)  # the list's resourceVersion must cover objects written on this first touch
     list_rv = store.revision
     start: tuple[str, str] | None = None
     if continue_token:
@@ -285,6 +286,10 @@ def _validate_name(rt: ResourceType, name: str) -> None:
         help_text = "may not contain '/' or '%'"
     elif rt.key == ("", "namespaces"):
         bad = len(name) > 63 or not _LABEL.fullmatch(name)
+        help_text = _LABEL_HELP
+    elif rt.key == ("apiregistration.k8s.io", "apiservices") and name.endswith(".") and "." not in name[:-1]:
+        # "<version>." names the legacy core group's APIService (e.g. "v1."): not a subdomain, yet valid.
+        bad = not _LABEL.fullmatch(name[:-1])
         help_text = _LABEL_HELP
     else:
         bad = len(name) > 253 or not _SUBDOMAIN.fullmatch(name)

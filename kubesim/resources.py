@@ -93,8 +93,9 @@ BUILTINS: tuple[ResourceType, ...] = (
         initial_status={"phase": "Active"}, field_labels=("status.phase",)),
     _rt("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",)),
     _rt("", "v1", "secrets", "Secret", True, field_labels=("type",)),
+    # The service registry sets ReturnDeletedObject: a DELETE answers with the Service, not a Status.
     _rt("", "v1", "services", "Service", True, short_names=("svc",), categories=("all",), status=True,
-        initial_status={"loadBalancer": {}}),
+        initial_status={"loadBalancer": {}}, delete_returns_object=True),
     _rt("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",), delete_returns_object=True),
     _rt("", "v1", "pods", "Pod", True, short_names=("po",), categories=("all",), status=True,
         initial_status={"phase": "Pending", "qosClass": "BestEffort"}, delete_returns_object=True,
@@ -151,6 +152,12 @@ BUILTINS: tuple[ResourceType, ...] = (
     _rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
     _rt("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
     _rt("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    # authorization.k8s.io/v1: create-only reviews, answered by the authorizer and never stored.
+    _rt("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
+        verbs=("create",)),
+    _rt("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False,
+        verbs=("create",)),
+    _rt("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False, verbs=("create",)),
     # coordination.k8s.io/v1
     _rt("coordination.k8s.io", "v1", "leases", "Lease", True),
     # storage.k8s.io/v1
@@ -169,6 +176,9 @@ BUILTINS: tuple[ResourceType, ...] = (
         False, categories=("api-extensions",), generation=True),
     # node.k8s.io/v1
     _rt("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", False),
+    # apiregistration.k8s.io/v1: one local APIService per served group/version (kubesim.wiring).
+    _rt("apiregistration.k8s.io", "v1", "apiservices", "APIService", False, categories=("api-extensions",),
+        status=True, initial_status={}),
     # apiextensions.k8s.io/v1
     _rt("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
         short_names=("crd", "crds"), categories=("api-extensions",), status=True, generation=True,

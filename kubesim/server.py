@@ -3,7 +3,9 @@
 Parses requests (path, query, body) into registry calls and encodes answers as the API server does:
 exact ``Status`` bodies, ``Content-Type: application/json``, chunked watch streams. Also serves
 ``/kubesim/v1/clusters/<name>[/faults]`` to add/remove clusters and switch faults at run time, and
-enforces the optional bearer token.
+enforces the optional bearer token. Every cluster request is authenticated (the admin token, or none
+when the server has none: system:masters; or a ServiceAccount token) and, unless the user is
+system:masters, authorized by RBAC (``kubesim.authorizing``) before it reaches the registry.
 
 ``start(options)`` runs the server on the current event loop and returns a :class:`RunningServer`.
 """
@@ -12,9 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import datetime
+import functools
 import hmac
 import json
+import re
+import shutil
 import ssl
+import subprocess
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +31,14 @@ import yaml
 from aiohttp import web
 
 from kubesim import (
+    authorizing,
     deleting,
     discovery,
     errors,
     faults,
     openapi,
+    protobufs,
+    rbac,
     registry,
     selectors,
     tables,
@@ -47,6 +58,10 @@ _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 _NOT_FOUND_TEXT = "404 page not found\n"
 CLUSTERS_KEY = web.AppKey("clusters", ClusterSet)
+KUBE_VERSION_KEY = web.AppKey("kube_version", str)
+ADMIN_TOKEN_KEY = web.AppKey("admin_token", str)
+_REVIEWS = {"selfsubjectaccessreviews", "selfsubjectrulesreviews", "subjectaccessreviews"}
+_RBAC_WRITES = {"roles", "clusterroles", "rolebindings", "clusterrolebindings"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,9 @@ class ServerOptions:
 
     ``clusters``: names created at start (more can be added later). ``tls``: serve HTTPS with a
     fresh CA. ``token``: require ``Authorization: Bearer <token>`` (401 otherwise).
+    ``kube_version``: the ``MAJOR.MINOR`` that ``/version`` reports; None: the version of the kubectl
+    on PATH (kubectl warns about a server more than one minor away), else
+    :data:`kubesim.discovery.DEFAULT_KUBE_VERSION`.
     """
 
     host: str = "127.0.0.1"
@@ -63,6 +81,33 @@ class ServerOptions:
     tls: bool = False
     token: str | None = None
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    kube_version: str | None = None
+
+
+_KUBE_VERSION_RE = re.compile(r"(\d+)\.(\d+)")
+
+
+def parse_kube_version(text: str) -> str:
+    """``1.32``, ``v1.32.4`` or ``1.32+`` as ``1.32``; ValueError otherwise."""
+    match = _KUBE_VERSION_RE.match(text.strip().removeprefix("v"))
+    if not match:
+        raise ValueError(f"{text!r} is not a Kubernetes version like 1.32")
+    return f"{match.group(1)}.{match.group(2)}"
+
+
+@functools.cache  # asked once per process: tests start many servers
+def kubectl_version() -> str | None:
+    """The ``MAJOR.MINOR`` of the kubectl on PATH, or None when there is none or it cannot say."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return None
+    try:
+        out = subprocess.run([kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout
+        client = json.loads(out)["clientVersion"]
+        return parse_kube_version(f"{client['major']}.{client['minor']}")
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return None
 
 
 class RunningServer:
@@ -95,11 +140,16 @@ class RunningServer:
 
 
 async def start(options: ServerOptions) -> RunningServer:
-    clusters = wiring.cluster_set(options.cluster)
+    tls = make_server_tls() if options.tls else None
+    cluster_options = options.cluster
+    if tls is not None:
+        cluster_options = dataclasses.replace(cluster_options, ca_pem=tls.ca_pem.decode())
+    clusters = wiring.cluster_set(cluster_options)
     for name in options.clusters:
         clusters.add(name)
     tls = make_server_tls() if options.tls else None
-    app = make_app(clusters, token=options.token)
+    kube_version = options.kube_version or kubectl_version() or discovery.DEFAULT_KUBE_VERSION
+    app = make_app(clusters, token=options.token, kube_version=kube_version)
     # handler_cancellation: a watch whose client went away ends at once (and unsubscribes) instead
     # of idling until its timeout.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5,
@@ -119,7 +169,9 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     out = {"Content-Type": "application/json"}
     if headers:
         out.update(headers)
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status, headers=out)
+    # The API server's JSON serializer is encoding/json's Encoder: compact, one trailing newline.
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode() + b"\n", status=status,
+                        headers=out)
 
 
 def _error(exc: errors.ApiError) -> web.Response:
@@ -137,9 +189,12 @@ _RESOURCE_NOT_FOUND = errors.ApiError(404, "NotFound", "the server could not fin
                                             "reason": "NotFound", "details": {}, "code": 404})
 
 
-def make_app(clusters: ClusterSet, *, token: str | None = None) -> web.Application:
+def make_app(clusters: ClusterSet, *, token: str | None = None,
+             kube_version: str = discovery.DEFAULT_KUBE_VERSION) -> web.Application:
     app = web.Application(middlewares=[_auth_middleware(token)], client_max_size=64 * 1024 * 1024)
     app[CLUSTERS_KEY] = clusters
+    app[KUBE_VERSION_KEY] = kube_version
+    app[ADMIN_TOKEN_KEY] = token or ""
     app.router.add_route("*", "/clusters/{cluster}/{tail:.*}", _cluster_request)
     app.router.add_route("*", "/clusters/{cluster}", _cluster_request)
     app.router.add_route("*", "/kubesim/v1/clusters/{cluster}/faults", _faults_request)
@@ -152,7 +207,8 @@ def make_app(clusters: ClusterSet, *, token: str | None = None) -> web.Applicati
 def _auth_middleware(token: str | None) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is not None and request.path != "/healthz":
+        # Cluster requests authenticate per cluster (ServiceAccount tokens too): _cluster_request.
+        if token is not None and request.path != "/healthz" and not request.path.startswith("/clusters/"):
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 return _json(errors.status_body(401, "Unauthorized", "Unauthorized"), 401)
@@ -211,7 +267,11 @@ async def _cluster_request(request: web.Request) -> web.StreamResponse:
     warnings: list[str] = []
     token = unknownfields.REQUEST.set((request.query.get("fieldValidation") or "Warn", warnings))
     try:
-        response = await _dispatch(request, cluster, request.match_info.get("tail", "").strip("/"))
+        as_user = request.headers.get("Impersonate-User", "")
+        user = authorizing.authenticate(
+            cluster, request.headers.get("Authorization", ""), request.app[ADMIN_TOKEN_KEY] or None,
+            as_user=as_user, as_groups=request.headers.getall("Impersonate-Group", []) if as_user else ())
+        response = await _dispatch(request, cluster, request.match_info.get("tail", "").strip("/"), user)
     except errors.ApiError as exc:
         response = _error(exc)
     finally:
@@ -243,19 +303,42 @@ async def _inject_faults(request: web.Request, cluster: Cluster) -> web.StreamRe
     if code == 503:
         return _json(errors.status_body(503, "ServiceUnavailable", "the server is currently unable to handle "
                                         "the request"), 503, {"Retry-After": str(active.retry_after)})
+    if code in (502, 504):  # answered by a proxy, not the API server: no Kubernetes Status body
+        reason = "Bad Gateway" if code == 502 else "Gateway Timeout"
+        return web.Response(status=code, text=f"<html><body><h1>{code} {reason}</h1></body></html>\n",
+                            content_type="text/html")
+    if active.draw_stall():
+        return await _stall(request, active.stall_for)
     return None
 
 
-async def _dispatch(request: web.Request, cluster: Cluster, tail: str) -> web.StreamResponse:
+async def _stall(request: web.Request, seconds: float) -> web.StreamResponse:
+    """Headers and the start of a body, then silence, then the connection cut (never a whole answer)."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.content_length = 1 << 20
+    await response.prepare(request)
+    await response.write(b'{"kind":')
+    await asyncio.sleep(seconds)
+    if request.transport is not None:
+        request.transport.abort()
+    return response
+
+
+async def _dispatch(request: web.Request, cluster: Cluster, tail: str, user: rbac.UserInfo) -> web.StreamResponse:
     segs = [s for s in tail.split("/") if s] if tail else []
     method = request.method
+    non_resource = not segs or segs[0] not in ("api", "apis") or len(segs) < (3 if segs[0] == "api" else 4)
+    if non_resource and not user.privileged:
+        # A non-resource request (discovery, version, health, OpenAPI): authorized by its path.
+        authorizing.require(cluster, user, rbac.Attributes(
+            verb=method.lower() if method != "HEAD" else "get", resource_request=False, path="/" + tail))
     if not segs:
         return _not_found_text()
     head = segs[0]
     if head in ("healthz", "livez", "readyz") and method == "GET":
         return web.Response(text="ok")
     if head == "version" and len(segs) == 1:
-        return _json(discovery.version_info())
+        return _json(discovery.version_info(request.app[KUBE_VERSION_KEY]))
     if segs[:2] == ["openapi", "v3"]:
         return _openapi_v3(request, cluster, segs[2:])
     if head == "api":
@@ -292,7 +375,55 @@ async def _dispatch(request: web.Request, cluster: Cluster, tail: str) -> web.St
         raise _RESOURCE_NOT_FOUND
     if rt.namespaced and namespace is None and name is not None:
         raise _RESOURCE_NOT_FOUND
+    if not user.privileged:
+        authorizing.require(cluster, user, _attributes(request, rt, namespace, name, sub))
+    if rt.group == "authorization.k8s.io" and rt.plural in _REVIEWS and method == "POST" and name is None:
+        return _json(authorizing.review(cluster, user, rt.plural, await _body(request)), 201)
+    if sub == "token" and method == "POST" and namespace is not None and name is not None:
+        return _json(_token_request(cluster, namespace, name, await _body(request)), 201)
+    if rt.group == authorizing.RBAC and rt.plural in _RBAC_WRITES and not user.privileged:
+        # aiohttp keeps the read body, so the verb below reads the same bytes again.
+        if method in ("POST", "PUT"):
+            authorizing.check_escalation(cluster, user, rt.plural, namespace or "", await _body(request))
+        elif method == "PATCH" and name is not None:
+            # A patch is checked on what it would write: the same patch, dry-run, first.
+            _code, result = await _patch(request, cluster, rt, namespace or "", name, sub, dry_run=True)
+            authorizing.check_escalation(cluster, user, rt.plural, namespace or "", result)
     return await _resource(request, cluster, rt, namespace, name, sub)
+
+
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+def _attributes(request: web.Request, rt: ResourceType, namespace: str | None, name: str | None,
+                sub: str | None) -> rbac.Attributes:
+    """The request as the authorizer sees it (``RequestInfoFactory``): a namespace is its own namespace."""
+    method = request.method
+    if method in ("GET", "HEAD"):
+        verb = "get" if name is not None else ("watch" if _bool(request, "watch") else "list")
+    elif method == "DELETE":
+        verb = "delete" if name is not None else "deletecollection"
+    else:
+        verb = _VERBS.get(method, method.lower())
+    ns = namespace or ""
+    if rt.key == ("", "namespaces") and name is not None:
+        ns = name
+    return rbac.Attributes(verb=verb, group=rt.group, resource=rt.plural, subresource=sub or "",
+                           namespace=ns, name=name or "")
+
+
+def _token_request(cluster: Cluster, namespace: str, name: str, body: Any) -> Obj:
+    """POST serviceaccounts/<name>/token: a TokenRequest answered with a token for that account."""
+    spec = (body or {}).get("spec") if isinstance(body, dict) else None
+    seconds = int((spec or {}).get("expirationSeconds") or 3600)
+    token = authorizing.issue_token(cluster, namespace, name)
+    expires = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
+            "spec": {"audiences": list((spec or {}).get("audiences") or ["https://kubernetes.default.svc"]),
+                     "expirationSeconds": seconds, "boundObjectRef": (spec or {}).get("boundObjectRef")},
+            "status": {"token": token, "expirationTimestamp": expires}}
 
 
 def _openapi_v3(request: web.Request, cluster: Cluster, rest: list[str]) -> web.StreamResponse:
@@ -309,7 +440,8 @@ def _openapi_v3(request: web.Request, cluster: Cluster, rest: list[str]) -> web.
 
 def _has_subresource(rt: ResourceType, sub: str) -> bool:
     return ((sub == "status" and rt.status) or (sub == "scale" and rt.scale)
-            or (sub == "finalize" and rt.key == ("", "namespaces")))
+            or (sub == "finalize" and rt.key == ("", "namespaces"))
+            or (sub == "token" and rt.key == ("", "serviceaccounts")))
 
 
 def _discovery_root(request: web.Request, cluster: Cluster, *, legacy: bool) -> web.StreamResponse:
@@ -361,18 +493,32 @@ def _manager(request: web.Request) -> str:
     return agent.split("/", 1)[0] or "unknown"
 
 
+_UNSUPPORTED_MEDIA = errors.ApiError(415, "UnsupportedMediaType",
+                                     "the body of the request was in an unknown format - accepted media types "
+                                     "include: application/json, application/yaml")
+
+
 def _refuse_protobuf(request: web.Request) -> None:
-    # Typed client-go clients (e.g. `kubectl create configmap`) send protobuf bodies; decoding them
-    # needs every kind's generated message types, which kubesim does not carry. JSON and YAML only.
     if "protobuf" in request.headers.get("Content-Type", ""):
-        raise errors.ApiError(415, "UnsupportedMediaType",
-                              "the body of the request was in an unknown format - accepted media types include: "
-                              "application/json, application/yaml (kubesim does not decode protobuf)")
+        raise _UNSUPPORTED_MEDIA
 
 
 async def _body(request: web.Request) -> Any:
-    _refuse_protobuf(request)
     raw = await request.read()
+    if "protobuf" in request.headers.get("Content-Type", ""):
+        # Typed client-go clients (kubectl create namespace/configmap, auth can-i) send protobuf. The
+        # kinds they write are decoded; for any other kind kubesim answers as a server that accepts
+        # only JSON and YAML does.
+        try:
+            return protobufs.decode(raw)
+        except protobufs.UnknownKind as exc:
+            raise _UNSUPPORTED_MEDIA from exc
+        except protobufs.ProtobufError as exc:
+            raise errors.bad_request(f"error decoding body: {exc}") from exc
+    return _decode(raw)
+
+
+def _decode(raw: bytes) -> Any:
     if not raw:
         return None
     try:
@@ -416,7 +562,14 @@ async def _resource(request: web.Request, cluster: Cluster, rt: ResourceType, na
                                     content_type=request.headers.get("Content-Type", ""),
                                     manager=_manager(request), dry_run=_dry_run(request)))
     if method == "GET":
-        return _json(registry.present(rt, registry.get(cluster, rt, ns, name)))
+        obj = registry.get(cluster, rt, ns, name)
+        if "as=Table" in request.headers.get("Accept", ""):
+            # `kubectl get deploy web` asks for a table too; without it kubectl shows only NAME and AGE.
+            return _json(tables.table(rt.group, rt.kind, [obj],
+                                      {"resourceVersion": obj["metadata"].get("resourceVersion", "")}))
+        if _wants_metadata(request):
+            return _json(_partial(obj))
+        return _json(registry.present(rt, obj))
     if method == "PUT":
         body = await _body(request)
         if sub == "finalize":
@@ -425,19 +578,24 @@ async def _resource(request: web.Request, cluster: Cluster, rt: ResourceType, na
                               subresource=sub)
         return _json(registry.present(rt, obj))
     if method == "PATCH":
-        raw = await request.read()
-        code, obj = registry.patch(
-            cluster, rt, ns, name, raw, request.headers.get("Content-Type", ""),
-            manager=request.query.get("fieldManager") or (
-                None if request.headers.get("Content-Type", "").startswith("application/apply-patch")
-                else _manager(request)),
-            force=_bool(request, "force"), dry_run=_dry_run(request), subresource=sub)
+        code, obj = await _patch(request, cluster, rt, ns, name, sub, dry_run=_dry_run(request))
         return _json(registry.present(rt, obj), code)
     if method == "DELETE" and sub is None:
         options = await _delete_options(request)
         code, body = deleting.delete(cluster, rt, ns, name, options, dry_run=_dry_run(request))
         return _json(registry.present(rt, body) if body.get("kind") == rt.kind else body, code)
     return _method_not_allowed(method)
+
+
+async def _patch(request: web.Request, cluster: Cluster, rt: ResourceType, ns: str, name: str, sub: str | None,
+                 *, dry_run: bool) -> tuple[int, Obj]:
+    raw = await request.read()
+    return registry.patch(
+        cluster, rt, ns, name, raw, request.headers.get("Content-Type", ""),
+        manager=request.query.get("fieldManager") or (
+            None if request.headers.get("Content-Type", "").startswith("application/apply-patch")
+            else _manager(request)),
+        force=_bool(request, "force"), dry_run=dry_run, subresource=sub)
 
 
 def _method_not_allowed(method: str) -> web.Response:
@@ -528,7 +686,21 @@ async def _list_or_watch(request: web.Request, cluster: Cluster, rt: ResourceTyp
             "items": _present_list(rt, items)}
     if "as=Table" in request.headers.get("Accept", ""):
         return _json(tables.table(rt.group, rt.kind, items, meta))
+    if _wants_metadata(request):
+        return _json({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+                      "items": [_partial(obj) for obj in items]})
     return _json(body)
+
+
+def _wants_metadata(request: web.Request) -> bool:
+    # client-go's metadata client: `application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`.
+    accept = request.headers.get("Accept", "")
+    return "as=PartialObjectMetadata" in accept and "g=meta.k8s.io" in accept
+
+
+def _partial(obj: Obj) -> Obj:
+    """``meta.AsPartialObjectMetadata``: the object's metadata alone, typed as the server types it."""
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
 
 
 async def serve_forever(options: ServerOptions, ready: Callable[[RunningServer], None] | None = None) -> None:

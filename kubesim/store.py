@@ -68,14 +68,32 @@ class Store:
         self.by_uid: dict[str, tuple[Key, str, str]] = {}
         self.dependents: dict[str, set[tuple[Key, str, str]]] = {}
         self.listeners: list[Callable[[Event], None]] = []
+        # Objects every cluster starts with but few requests read (bootstrap RBAC, APIServices, the
+        # pre-created namespaces' defaults): written on the first touch of their resource, so an idle
+        # or admin-only cluster costs what it did before they existed (kubesim.wiring).
+        self.seeders: dict[Key, Callable[[], None]] = {}
+
+    def seed(self, key: Key) -> None:
+        """Write ``key``'s start-up objects now, if they are still pending (before reading ``revision``)."""
+        if self.seeders:
+            self._seed(key)
+
+    def _seed(self, key: Key) -> None:
+        seeder = self.seeders.pop(key, None)
+        if seeder is not None:
+            seeder()
 
     # -- reads ------------------------------------------------------------------------------------
 
     def get(self, key: Key, namespace: str, name: str) -> Obj | None:
+        if self.seeders:
+            self._seed(key)
         bucket = self._objects.get(key)
         return None if bucket is None else bucket.get((namespace, name))
 
     def list(self, key: Key, namespace: str | None = None) -> list[Obj]:
+        if self.seeders:
+            self._seed(key)
         bucket = self._objects.get(key)
         if not bucket:
             return []
@@ -83,12 +101,16 @@ class Store:
         return [bucket[k] for k in keys]
 
     def items(self, key: Key) -> Iterator[tuple[tuple[str, str], Obj]]:
+        if self.seeders:
+            self._seed(key)
         yield from list((self._objects.get(key) or {}).items())
 
     def resource_keys(self) -> builtins.list[Key]:
         return [k for k, v in self._objects.items() if v]
 
     def count(self, key: Key) -> int:
+        if self.seeders:
+            self._seed(key)
         return len(self._objects.get(key) or {})
 
     def by_uid_get(self, uid: str) -> tuple[Key, Obj] | None:
@@ -109,6 +131,8 @@ class Store:
 
     def put(self, key: Key, obj: Obj) -> Obj:
         """Store a created or updated object under the next revision; emits ADDED or MODIFIED."""
+        if self.seeders:
+            self._seed(key)
         meta = _meta(obj)
         ns, name = meta.get("namespace") or "", meta["name"]
         bucket = self._objects.setdefault(key, {})
@@ -159,6 +183,8 @@ class Store:
     # -- events -----------------------------------------------------------------------------------
 
     def subscribe(self, key: Key) -> Subscription:
+        if self.seeders:
+            self._seed(key)
         sub = Subscription(key)
         self._subs.setdefault(key, set()).add(sub)
         return sub
@@ -183,6 +209,8 @@ class Store:
                 sub.queue.put_nowait(Event(self.revision, POKE, sub.key, {}, None))
 
     def events_after(self, revision: int, key: Key) -> builtins.list[Event]:
+        if self.seeders:
+            self._seed(key)
         return [e for e in self.history if e.revision > revision and e.key == key]
 
     def _emit(self, event: Event) -> None:

@@ -2,17 +2,23 @@
 
 Only the checks a GitOps agent's manifests commonly trip (``pkg/apis/*/validation``): pod templates
 need containers with a name and an image, workload selectors are required and must match the
-template labels, replicas are not negative, Services need ports. Messages follow upstream.
+template labels, replicas are not negative, Services need ports, Secrets and ConfigMaps hold at most
+1 MiB (``MAX_DATA_BYTES``, the size etcd's request limit forces upstream). Messages follow upstream.
 
 Pure: ``violations(group, kind, obj)`` returns ``(reason, field, message)`` causes.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["violations"]
+__all__ = ["MAX_DATA_BYTES", "violations"]
+
+#: upstream ``MaxSecretSize``, also the ConfigMap limit: the bytes of all values together
+MAX_DATA_BYTES = 1024 * 1024
 
 Cause = tuple[str, str, str]
 _WORKLOADS = {("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet"), ("apps", "DaemonSet")}
@@ -60,6 +66,26 @@ def _selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) ->
     return True
 
 
+def _decoded_len(value: Any) -> int:
+    try:
+        return len(base64.b64decode(str(value), validate=True))
+    except (binascii.Error, ValueError):
+        return len(str(value))
+
+
+def _data_size(kind: str, obj: Mapping[str, Any]) -> int:
+    """Bytes of a Secret's or ConfigMap's values as upstream counts them (decoded, keys excluded)."""
+    data = obj.get("data") if isinstance(obj.get("data"), Mapping) else {}
+    assert isinstance(data, Mapping)
+    if kind == "Secret":
+        text = obj.get("stringData") if isinstance(obj.get("stringData"), Mapping) else {}
+        assert isinstance(text, Mapping)
+        return sum(_decoded_len(v) for v in data.values()) + sum(len(str(v).encode()) for v in text.values())
+    binary = obj.get("binaryData") if isinstance(obj.get("binaryData"), Mapping) else {}
+    assert isinstance(binary, Mapping)
+    return sum(len(str(v).encode()) for v in data.values()) + sum(_decoded_len(v) for v in binary.values())
+
+
 def violations(group: str, kind: str, obj: Mapping[str, Any]) -> list[Cause]:
     causes: list[Cause] = []
     spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
@@ -92,6 +118,11 @@ def violations(group: str, kind: str, obj: Mapping[str, Any]) -> list[Cause]:
         if restart not in ("OnFailure", "Never"):
             causes.append(("FieldValueNotSupported", "spec.template.spec.restartPolicy",
                            f'Unsupported value: "{restart or "Always"}": supported values: "OnFailure", "Never"'))
+    elif (group, kind) in {("", "Secret"), ("", "ConfigMap")}:
+        size = _data_size(kind, obj)
+        if size > MAX_DATA_BYTES:
+            causes.append(("FieldValueTooLong", "data" if kind == "Secret" else "",
+                           f"Too long: must have at most {MAX_DATA_BYTES} bytes"))
     elif (group, kind) == ("", "Pod"):
         _pod_spec(spec, "spec", causes)
     elif (group, kind) == ("", "Service"):

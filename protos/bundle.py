@@ -85,7 +85,7 @@ def decode(data: bytes, *, expected_digest: str) -> dict[str, Any]:
         raise BundleIntegrityError(f"bundle digest mismatch: expected {expected_digest}, got {actual}")
     try:
         parsed = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested ~1,000 deep
         raise BundleError(f"bundle {expected_digest} is not valid JSON: {exc}") from exc
     if not isinstance(parsed, dict) or not isinstance(parsed.get("objects"), list):
         raise BundleError(f"bundle {expected_digest} has no objects list")

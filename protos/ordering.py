@@ -6,7 +6,7 @@ and the spoke applies them in it, so the two can never disagree.
 
 from __future__ import annotations
 
-__all__ = ["BUILTIN_CLUSTER_SCOPED", "KIND_LAST", "KIND_ORDER", "is_builtin_cluster_scoped", "kind_rank"]
+__all__ = ["BUILTIN_CLUSTER_SCOPED", "KIND_LAST", "KIND_ORDER", "kind_rank"]
 
 #: Kinds in apply order within a stage. Kinds not listed go after all of these, except :data:`KIND_LAST`.
 KIND_ORDER: tuple[str, ...] = (
@@ -86,7 +86,3 @@ _UNLISTED = len(KIND_ORDER)
 def kind_rank(kind: str) -> int:
     """Position of ``kind`` in the apply order (unlisted kinds between the table and the last kinds)."""
     return _RANK.get(kind, _UNLISTED)
-
-
-def is_builtin_cluster_scoped(group: str, kind: str) -> bool:
-    return (group, kind) in BUILTIN_CLUSTER_SCOPED

@@ -77,3 +77,5 @@ class DriftAction(enum.StrEnum):
     FAILED = "failed"            #: the correction failed; the item stays drift
     REVERTED = "reverted"        #: a reported item matches the bundle again without Convoy acting
     SUPERSEDED = "superseded"    #: a reported item was overwritten by applying a new bundle
+    #: the spoke had to drop this many older events while the hub was away (count and span in the message)
+    NOT_RECORDED = "not_recorded"

@@ -1,8 +1,9 @@
 """The spoke agent: ``reconcile_once`` and the loop around it.
 
 ``Agent.reconcile_once`` reads top to bottom: fetch (from the hub, or the in-cluster copy) → verify
-(digest and the hub's signature) → apply (staged SSA) → prune (inventory) → save the inventory →
-assess health → report. Everything else feeds it or follows up on it, each in its own module:
+(digest and the hub's signature) → record the intent (the inventory names the new bundle and every
+object it may create, before any is applied: a kill mid-apply restarts on it) → apply (staged SSA) →
+prune (inventory) → save the inventory → assess health → report. Everything else feeds it or follows up on it, each in its own module:
 
 * a hub thread keeps one ``Watch`` stream open (registering first if no credential is stored:
   ``registration``) and reconnects with full-jitter backoff (``backoff``), putting desired states on
@@ -27,6 +28,7 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from protos import bundle as bundles
@@ -40,6 +42,7 @@ from spoke import (
     hubclient,
     inventory,
     phase,
+    pulling,
     registration,
     report,
     watching,
@@ -64,6 +67,15 @@ BACKOFF_BASE = 0.5
 @dataclasses.dataclass(frozen=True)
 class _Stop:
     pass
+
+
+def _puller(settings: SpokeSettings) -> pulling.Puller | None:
+    """The registry fetcher of ``--bundle-source``, or None (bundles come from the hub only)."""
+    if not settings.bundle_source:
+        return None
+    source = pulling.parse_source(settings.bundle_source, insecure=settings.bundle_source_insecure)
+    return pulling.Puller(source, cluster=settings.cluster, hub_host=settings.hub.rsplit(":", 1)[0],
+                          docker_config=Path(settings.registry_config) if settings.registry_config else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +131,7 @@ class Agent:
                                                          name=settings.inventory_name,
                                                          max_bundle_bytes=settings.max_bundle_bytes)
         self._creds: credentials.Credentials | None = None
+        self._inventory_problem = ""   #: damage found in the inventory Secret at start, until one is saved
         self._hub: hubclient.HubClient | None = None
         self._hub_lock = threading.Lock()
         self._hub_index = 0   #: which of settings.hub_addresses the spoke dials now
@@ -131,7 +144,11 @@ class Agent:
         self.health_port = 0
         self.last_loop = time.monotonic()
         self.hub_connected = threading.Event()
+        #: the hub's heartbeat interval as its stream last said; a stream silent for 3 of them is dead
+        self.hub_heartbeat: float | None = None
         self.ready = threading.Event()   #: set once the in-cluster state is loaded and enforced
+        self._puller = _puller(settings)
+        self.bundle_pulls = {True: 0, False: 0}  #: bundles fetched from --bundle-source: ok / fell back to the hub
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -191,10 +208,16 @@ class Agent:
     def _load_and_enforce(self) -> None:
         self._ensure_namespace()
         self._creds = self._creds_store.load()
+        if self._creds is not None and self._creds.problems:
+            # Named in the log now and in every status report (the hub hears once reachable).
+            for problem in self._creds.problems:
+                log.error("%s", problem)
         try:
             stored = self._inventory_store.load()
         except ValueError as exc:
-            log.error("%s", exc)
+            self._inventory_problem = (f"{exc}; the next bundle from the hub is applied and stored anew, but "
+                                       "objects removed from Git before then are not pruned: delete them by hand")
+            log.error("%s", self._inventory_problem)
             stored = None
         self._state.inventory = stored
         if stored is not None and stored.bundle_bytes and self._creds is not None:
@@ -221,11 +244,12 @@ class Agent:
         return addresses[self._hub_index % len(addresses)]
 
     def _connect(self) -> hubclient.HubClient:
-        if self._creds is None:
-            self._creds = registration.register(self.settings, store=self._creds_store, hub_factory=self._hub_factory,
-                                                address=self.hub_address)
-        return registration.client(self.settings, self._creds, hub_factory=self._hub_factory,
-                                   address=self.hub_address)
+        creds = self._creds
+        # None stored, or the stored one is unusable: register again (with the token the spoke was given)
+        if creds is None or not creds.credential or len(creds.signing_key) != 32:
+            creds = self._creds = registration.register(self.settings, store=self._creds_store,
+                                                        hub_factory=self._hub_factory, address=self.hub_address)
+        return registration.client(self.settings, creds, hub_factory=self._hub_factory, address=self.hub_address)
 
     def _next_replica(self) -> None:
         """The replica we dialled is away: drop its channel and dial the next address (if several)."""
@@ -247,13 +271,15 @@ class Agent:
                         self._hub = self._connect()
                     hub = self._hub
                 rotated = False
-                for event in hub.watch(applied_digest=self._state.digest):
+                for event in hub.watch(applied_digest=self._state.digest, heartbeat=self.hub_heartbeat):
                     if not self.hub_connected.is_set():
                         log.info("connected to hub %s", self.hub_address)
                     self.hub_connected.set()
                     attempt = 0
                     if isinstance(event, hubclient.Desired):
                         self._queue.put(event)
+                    elif isinstance(event, hubclient.Heartbeat) and event.interval > 0:
+                        self.hub_heartbeat = float(event.interval)
                     elif isinstance(event, hubclient.CredentialRotation):
                         # Either way this stream (opened with the old credential) ends: stored, the
                         # spoke reconnects at once with the new one, which retires the old one; not
@@ -266,6 +292,13 @@ class Agent:
                     continue
             except hubclient.HubTrustError as exc:
                 log.error("%s", exc)
+            except hubclient.HubSilentError as exc:
+                # A frozen connection: every call on this channel would wait on it, so start a new one.
+                log.warning("%s; reconnecting on a new connection", exc)
+                with self._hub_lock:
+                    dead, self._hub = self._hub, None
+                if dead is not None:
+                    dead.abandon()
             except hubclient.HubUnavailable as exc:
                 if not self._stop.is_set():
                     log.warning("%s; reconnecting", exc)
@@ -372,7 +405,7 @@ class Agent:
     # -- reconcile_once -----------------------------------------------------------------------------
 
     def reconcile_once(self, source: _Source) -> report.Status:
-        """fetch → verify → apply → prune → save inventory → assess → report."""
+        """fetch → verify → record intent → apply → prune → save inventory → assess → report."""
         st = self._state
         st.last_resync = time.monotonic()
         st.retry = None
@@ -390,8 +423,19 @@ class Agent:
             log.warning("%s", st.errors[0])
             return self._publish()
         st.refused = ""
-        # apply
         options = engine.EngineOptions(cluster=self.settings.cluster, dependency_timeout=self.settings.health_timeout)
+        # write ahead: before the first object of a new bundle is applied, the inventory names it and
+        # every object it may create, so a spoke killed mid-apply restarts on this bundle and prunes
+        # whatever of the old one is left, instead of re-applying the old copy over a half-applied new one
+        try:
+            self._save_intent(source, bundle, data)
+        except errors.ClusterError as exc:  # applying what cannot be recorded would leave objects no prune finds
+            st.retry = source
+            st.errors = [f"{self._inventory_store.ref}: cannot record bundle {source.digest} before applying it "
+                         f"(nothing applied): {exc.detail}"]
+            log.error("%s", st.errors[0])
+            return self._publish()
+        # apply
         try:
             result = engine.apply_bundle(self.client, bundle, previous=st.inventory, options=options)
         except Exception as exc:  # an OrderingError or a cluster outage: report it, keep the last state
@@ -411,6 +455,7 @@ class Agent:
             commit=source.commit, signature=source.signature, bundle_bytes=data)
         try:
             self._inventory_store.save(new_inventory)
+            self._inventory_problem = ""
         except errors.ClusterError as exc:
             result.errors.append(f"{self._inventory_store.ref}: cannot save the inventory: {exc.detail}")
         # take it into force
@@ -436,6 +481,23 @@ class Agent:
         log.info("applied %s: %s", source.digest, _summary(changes))
         return self._publish()
 
+    def _save_intent(self, source: _Source, bundle: dict[str, Any], data: bytes) -> None:
+        """Store the inventory as it may be after applying ``bundle``: old entries plus its objects."""
+        st = self._state
+        previous = st.inventory or inventory.Inventory()
+        if previous.digest == source.digest:
+            return  # the stored copy is this bundle already (a retry, or a restart enforcing it)
+        _steps, desired = engine.prepare(bundle, cluster=self.settings.cluster)
+        # An object not applied yet gets no hash (it will be applied, never judged unchanged); one the
+        # old bundle applied keeps its entry until this apply replaces it.
+        entries = {ref: inventory.InventoryEntry(ref=ref, api_version=d.api_version, app=d.app, hash="")
+                   for ref, d in desired.items()}
+        entries.update(previous.entries)
+        intent = previous.replace(entries=entries.values(), digest=source.digest, commit=source.commit,
+                                  signature=source.signature, bundle_bytes=data)
+        self._inventory_store.save(intent)
+        st.inventory = intent
+
     def _fetch_and_verify(self, source: _Source) -> tuple[dict[str, Any], bytes]:
         creds = self._creds
         if creds is None or len(creds.signing_key) != 32:
@@ -443,12 +505,22 @@ class Agent:
         data = source.data
         signature = source.signature
         st = self._state
-        if data is None and st.bundle is not None and source.digest == st.digest and st.inventory is not None:
+        if (data is None and st.bundle is not None and st.inventory is not None
+                and source.digest == st.digest == st.inventory.digest):  # not a newer bundle's recorded intent
             data = st.inventory.bundle_bytes
         if data is None and source.inline is not None:
             carried = hubclient.inline_bundle(source.inline, max_size=self.settings.max_bundle_bytes)
             if carried is not None:
                 data = carried.data
+        if data is None and self._puller is not None:
+            try:
+                data = self._puller.fetch(digest=source.digest, commit=source.commit,
+                                          max_size=self.settings.max_bundle_bytes, credential=creds.credential)
+                self.bundle_pulls[True] += 1
+            except pulling.PullError as exc:  # the hub still has it: fall back to GetBundle
+                self.bundle_pulls[False] += 1
+                log.warning("bundle %s from %s failed (%s); fetching it from the hub", source.digest,
+                            self._puller.source, exc)
         if data is None:
             hub = self._hub
             if hub is None:
@@ -518,7 +590,8 @@ class Agent:
         current, message = phase.phase_of(objects, desired=st.desired, has_bundle=st.bundle is not None,
                                           refused=st.refused, paused=st.paused, errors=st.errors,
                                           drifted=bool(st.drift), timed_out=timed_out)
-        errors_ = list(st.errors) + ([st.refused] if st.refused else [])
+        state_problems = [*(self._creds.problems if self._creds is not None else ()), self._inventory_problem]
+        errors_ = list(st.errors) + ([st.refused] if st.refused else []) + [p for p in state_problems if p]
         return report.Status(phase=current, commit=st.commit, digest=st.digest, objects=tuple(objects),
                              drift=tuple(st.drift.values()), errors=tuple(errors_),
                              message=message)

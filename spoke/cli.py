@@ -34,7 +34,10 @@ def _default(name: str) -> str:
 @click.option("--hub", help="Hub gRPC address host:port, or several comma-separated (hub replicas: the spoke moves to the next when one is away) [CONVOY_SPOKE_HUB].")
 @click.option("--cluster", help="This cluster's name [CONVOY_SPOKE_CLUSTER].")
 @click.option("--labels", help="Cluster labels k=v,... sent at registration [CONVOY_SPOKE_LABELS].")
-@click.option("--token", help="Bootstrap or join token, first start only [CONVOY_SPOKE_TOKEN].")
+@click.option("--token", help="Bootstrap or join token, first start only [CONVOY_SPOKE_TOKEN]; the environment "
+                              "or --token-file keep it out of `ps`.")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="Read the token from this file [CONVOY_SPOKE_TOKEN_FILE].")
 @click.option("--namespace", help=f"Namespace for the spoke's state (default {_default('namespace')}) "
                                   "[CONVOY_SPOKE_NAMESPACE].")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig (default: in-cluster config).")
@@ -53,8 +56,22 @@ def _default(name: str) -> str:
 @click.option("--health-host", help=f"Address /healthz listens on (default {_default('health_host')}: probes use "
                                     "the pod IP) "
                                     "[CONVOY_SPOKE_HEALTH_HOST].")
+@click.option("--bundle-source", "bundle_source",
+              help="oci://REGISTRY/REPOSITORY: fetch bundle bytes from this registry (or a mirror); the hub still "
+                   "says which digest, its signature is checked as always, and GetBundle is the fallback "
+                   "[CONVOY_SPOKE_BUNDLE_SOURCE].")
+@click.option("--bundle-source-insecure", "bundle_source_insecure", is_flag=True, default=None,
+              help="Plain HTTP to the bundle source: a local registry only [CONVOY_SPOKE_BUNDLE_SOURCE_INSECURE].")
+@click.option("--registry-config", "registry_config", type=click.Path(exists=True, dir_okay=False),
+              help="Docker-style config.json with the bundle source's credentials [CONVOY_SPOKE_REGISTRY_CONFIG].")
 def run(**flags: Any) -> None:
-    """Run the spoke agent until SIGTERM."""
+    """Run the spoke agent until SIGTERM.
+
+    \b
+    Examples:
+      convoy spoke run --cluster edge-1 --token-file join.token --kubeconfig ~/.kube/config
+      CONVOY_SPOKE_TOKEN=$(cat join.token) convoy spoke run --cluster edge-1
+    """
     import logging
     import os
     import signal

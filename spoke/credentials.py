@@ -3,6 +3,11 @@
 The Secret (``SpokeSettings.state_secret``) holds the cluster's own credential, the hub CA PEM
 (empty when the hub is plaintext) and the raw Ed25519 public key that verifies bundles. Nothing
 here is ever logged.
+
+A damaged Secret (edited by hand, restored from a bad backup) never stops the process: ``load``
+returns what is usable and names what is not in ``Credentials.problems``, each with what to do. A
+credential that is not UTF-8 text is dropped (the spoke registers again with its token) while the
+signing key, if sound, still verifies the in-cluster copy of the last bundle.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from spoke.cluster import ClusterClient
 __all__ = ["CredentialStore", "Credentials"]
 
 MANAGER = "convoy"
+_REREGISTER = ("to repair: delete the Secret and restart the spoke with a new bootstrap token "
+               "(`convoy cluster token`), or let it register again with the token it was given")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +34,7 @@ class Credentials:
     credential: str = dataclasses.field(repr=False)
     hub_ca_pem: bytes = b""
     signing_key: bytes = b""
+    problems: tuple[str, ...] = ()   #: what is wrong with the stored state, and what to do about it
 
 
 class CredentialStore:
@@ -40,15 +48,35 @@ class CredentialStore:
         return ObjectRef(group="", kind="Secret", namespace=self._namespace, name=self._name)
 
     def load(self) -> Credentials | None:
+        """The stored credentials; None when there are none. Damage is named in ``problems``, not raised."""
         live = self._client.get("v1", "Secret", self._namespace, self._name)
         if live is None:
             return None
-        data = {k: base64.b64decode(v) for k, v in (live.get("data") or {}).items()}
-        if not data.get("credential"):
-            return None
-        return Credentials(cluster=data.get("cluster", b"").decode(), hub=data.get("hub", b"").decode(),
-                           credential=data["credential"].decode(), hub_ca_pem=data.get("hub-ca.pem", b""),
-                           signing_key=data.get("signing-key", b""))
+        data: dict[str, bytes] = {}
+        problems: list[str] = []
+        for key, value in (live.get("data") or {}).items():
+            try:
+                data[key] = base64.b64decode(value, validate=True)
+            except (ValueError, TypeError):
+                problems.append(f"{self.ref}: key {key!r} is not base64")
+        texts: dict[str, str] = {}
+        for key in ("cluster", "hub", "credential"):
+            try:
+                texts[key] = data.get(key, b"").decode()
+            except UnicodeDecodeError:
+                texts[key] = ""
+                problems.append(f"{self.ref}: key {key!r} is not UTF-8 text")
+        key = data.get("signing-key", b"")
+        if key and len(key) != 32:
+            problems.append(f"{self.ref}: the hub's signing key is {len(key)} bytes, not a 32-byte Ed25519 key; "
+                            "bundles cannot be verified")
+        if not texts["credential"] and not key:
+            return None if not problems else Credentials(cluster=texts["cluster"], hub=texts["hub"], credential="",
+                                                         problems=(*problems, _REREGISTER))
+        if problems:
+            problems.append(_REREGISTER)
+        return Credentials(cluster=texts["cluster"], hub=texts["hub"], credential=texts["credential"],
+                           hub_ca_pem=data.get("hub-ca.pem", b""), signing_key=key, problems=tuple(problems))
 
     def save(self, creds: Credentials) -> None:
         raw = {"cluster": creds.cluster.encode(), "hub": creds.hub.encode(),

@@ -28,6 +28,7 @@ import queue
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -49,6 +50,7 @@ __all__ = [
     "HubDenied",
     "HubError",
     "HubRefused",
+    "HubSilentError",
     "HubTrustError",
     "HubUnauthenticated",
     "HubUnavailable",
@@ -66,6 +68,9 @@ _GRPC_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # A client made to replace one whose connection froze must open its own connection, not share
+    # the frozen one through gRPC's process-wide subchannel pool.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
@@ -77,6 +82,13 @@ class HubError(Exception):
 
 class HubUnavailable(HubError):
     pass
+
+
+class HubSilentError(HubUnavailable):
+    """The Watch stream went silent past its heartbeats: the connection is dead though never closed.
+
+    The channel's connection is as dead as the stream; the caller opens a new client rather than a
+    new call on this one (which would wait on the same frozen connection)."""
 
 
 class HubUnauthenticated(HubError):
@@ -359,6 +371,41 @@ class _StatusStream:
         self._call.cancel()
 
 
+#: A Watch stream silent this many heartbeat intervals is presumed dead (a partition that drops
+#: packets sends no FIN or RST, and the channel keepalive takes 40 s to notice).
+SILENT_HEARTBEATS = 3
+#: Silence allowed before the first heartbeat says the interval (the hub's default is 30 s).
+FIRST_MESSAGE_TIMEOUT = 90.0
+
+
+class _Watchdog:
+    """Cancels a streaming call when no message arrived for ``limit`` seconds; ``fed`` restarts the count."""
+
+    def __init__(self, call: Any, limit: float) -> None:
+        self._call = call
+        self.limit = limit
+        self._deadline = time.monotonic() + limit
+        self._done = threading.Event()
+        self.fired = False
+        threading.Thread(target=self._run, name="convoy-watch-watchdog", daemon=True).start()
+
+    def fed(self, limit: float | None = None) -> None:
+        if limit is not None:
+            self.limit = limit
+        self._deadline = time.monotonic() + self.limit
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _run(self) -> None:
+        # Short naps: ``fed`` may shorten the limit (the first heartbeat says the interval).
+        while not self._done.wait(min(max(0.0, self._deadline - time.monotonic()), 0.5)):
+            if time.monotonic() >= self._deadline:
+                self.fired = True
+                self._call.cancel()
+                return
+
+
 class HubClient:
     """One channel to the hub. Thread-safe: the watch, the reporter and the agent share it."""
 
@@ -385,6 +432,11 @@ class HubClient:
             self._drop_status_stream()
         self._channel.close()
 
+    def abandon(self) -> None:
+        """Close now, not waiting for a report in flight: closing the channel fails it (it is retried)."""
+        self.cancel_watch()
+        self._channel.close()
+
     def with_credential(self, credential: str) -> None:
         self._credential = credential
         with self._report_lock:
@@ -406,13 +458,23 @@ class HubClient:
                             hub_ca_pem=bytes(response.hub_ca_pem), signing_key=bytes(response.bundle_signing_key),
                             labels=dict(response.labels))
 
-    def watch(self, *, applied_digest: str) -> Iterator[Desired | Heartbeat | CredentialRotation]:
-        """The Watch stream as values; ends by raising ``HubError`` (or returning when cancelled)."""
+    def watch(self, *, applied_digest: str,
+              heartbeat: float | None = None) -> Iterator[Desired | Heartbeat | CredentialRotation]:
+        """The Watch stream as values; ends by raising ``HubError`` (or returning when cancelled).
+
+        ``heartbeat``: the interval an earlier stream's heartbeats announced, so a stream that freezes
+        before its own first heartbeat is noticed as soon (``HubSilentError``).
+        """
         call = self._stub.Watch(pb.WatchRequest(applied_digest=applied_digest), metadata=self._metadata())
         self._watch_call = call
+        # The synchronous API has no per-message deadline: a watchdog cancels a stream that went silent
+        # for SILENT_HEARTBEATS of the hub's own heartbeat intervals.
+        watchdog = _Watchdog(call, SILENT_HEARTBEATS * heartbeat if heartbeat else FIRST_MESSAGE_TIMEOUT)
         try:
             for event in call:
                 which = event.WhichOneof("event")
+                interval = event.heartbeat.interval_seconds if which == "heartbeat" else 0
+                watchdog.fed(SILENT_HEARTBEATS * interval if interval > 0 else None)
                 if which == "desired":
                     d = event.desired
                     yield Desired(cluster=d.cluster_name, commit=d.commit, digest=d.digest, size=d.size,
@@ -424,8 +486,13 @@ class HubClient:
                     yield CredentialRotation(credential=event.rotation.credential,
                                              old_valid_seconds=event.rotation.old_valid_seconds)
         except grpc.RpcError as exc:
+            if watchdog.fired:
+                raise HubSilentError(self.address, f"Watch: nothing from the hub for {watchdog.limit:g}s "
+                                                   f"(heartbeats were due every {watchdog.limit / SILENT_HEARTBEATS:g}s); "
+                                                   "the connection is presumed dead") from exc
             raise _convert(self.address, "Watch", exc) from exc
         finally:
+            watchdog.stop()
             self._watch_call = None
         raise HubUnavailable(self.address, "Watch stream ended")
 

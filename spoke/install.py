@@ -13,6 +13,7 @@ official ``kubernetes`` client, server-side apply as field manager ``convoy-inst
 
 from __future__ import annotations
 
+import enum
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import click
 import yaml
 
+from protos import jointoken
 from protos.objects import ObjectRef
 from protos.status import DriftPolicy
 from spoke import settings
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_IMAGE",
     "FIELD_MANAGER",
     "NAME",
+    "RbacMode",
     "apply_manifests",
     "base_files",
     "install",
@@ -57,6 +60,16 @@ PLACEHOLDERS: Mapping[str, Any] = {
 }
 
 
+class RbacMode(enum.StrEnum):
+    """What the spoke's ServiceAccount may do (``--rbac``)."""
+
+    #: Everything, everywhere: a GitOps agent applies whatever the fleet holds (CRDs, RBAC too).
+    CLUSTER = "cluster"
+    #: Read everywhere (the drift watch lists each kind across namespaces), write only in the
+    #: namespaces given: cluster-scoped kinds and other namespaces are refused by the API server.
+    NAMESPACED = "namespaced"
+
+
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if namespace is not None:
@@ -80,11 +93,19 @@ def install_manifests(
     insecure: bool = False,
     drift_policy: DriftPolicy = DriftPolicy.CORRECT,
     health_port: int = settings.DEFAULT_HEALTH_PORT,
+    rbac: RbacMode = RbacMode.CLUSTER,
+    namespaces: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """The manifests that install one cluster's spoke, in apply order.
 
+    ``rbac``/``namespaces``: :class:`RbacMode`; NAMESPACED needs the namespaces the spoke may write
+    (each is created, with a RoleBinding granting the spoke everything inside it).
     Raises :class:`spoke.settings.SettingsError` for values ``convoy spoke run`` would refuse.
     """
+    if rbac is RbacMode.NAMESPACED and not namespaces:
+        raise settings.SettingsError("--rbac namespaced needs --namespaces a,b: the namespaces the spoke may write")
+    if rbac is RbacMode.CLUSTER and namespaces:
+        raise settings.SettingsError("--namespaces applies only with --rbac namespaced")
     label_text = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
     # Validate with the running spoke's own loader, so a bad value fails here, naming the flag,
     # rather than in a crash-looping pod.
@@ -102,7 +123,8 @@ def install_manifests(
         # and must read and delete them again (drift watch, prune): no narrower list is possible.
         # Narrow it per cluster if your fleet allows; the Role below keeps the spoke's own state.
         "rules": [
-            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+            {"apiGroups": ["*"], "resources": ["*"],
+             "verbs": ["*"] if rbac is RbacMode.CLUSTER else ["get", "list", "watch"]},
             {"nonResourceURLs": ["*"], "verbs": ["get"]},
         ],
     }
@@ -194,7 +216,22 @@ def install_manifests(
             },
         },
     }
-    return [namespace_obj, account, cluster_role, cluster_binding, state_role, state_binding, bootstrap,
+    scoped: list[dict[str, Any]] = []
+    if rbac is RbacMode.NAMESPACED:
+        # Bound by a RoleBinding per namespace, "everything" means everything inside that namespace only.
+        write_role = f"{NAME}-{namespace}-write"
+        scoped.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                       "metadata": _meta(write_role),
+                       "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]})
+        for target in dict.fromkeys(namespaces):
+            if target != namespace:
+                scoped.append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(target)})
+            scoped.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                           "metadata": _meta(write_role, target),
+                           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                       "name": write_role},
+                           "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}]})
+    return [namespace_obj, account, cluster_role, cluster_binding, *scoped, state_role, state_binding, bootstrap,
             deployment]
 
 
@@ -264,8 +301,13 @@ def apply_manifests(manifests: Sequence[Mapping[str, Any]], *, kubeconfig: str |
 
 @click.command("install")
 @click.option("--cluster", required=True, help="This cluster's name, as the hub knows it.")
-@click.option("--hub", required=True, help="Hub gRPC address host:port reachable from the cluster, or several comma-separated (hub replicas).")
-@click.option("--token", required=True, help="Join token from `convoy token create` (or a bare bootstrap token).")
+@click.option("--hub", default=None,
+              help="Hub gRPC address host:port reachable from the cluster, or several comma-separated (hub replicas); "
+                   "default: the one the join token carries.")
+@click.option("--token", envvar="CONVOY_SPOKE_TOKEN", default=None,
+              help="Join token from `convoy token create` (or a bare bootstrap token) [CONVOY_SPOKE_TOKEN: keeps "
+                   "it out of `ps`].")
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None, help="Read the token from this file.")
 @click.option("--labels", default="", help="Cluster labels k=v,... sent at registration.")
 @click.option("--namespace", default=settings.DEFAULT_NAMESPACE, show_default=True,
               help="Namespace the spoke runs in.")
@@ -275,13 +317,37 @@ def apply_manifests(manifests: Sequence[Mapping[str, Any]], *, kubeconfig: str |
               help="Apply to the current kube context (server-side apply) instead of printing.")
 @click.option("--context", help="Kubeconfig context for --apply (default: the current one).")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig for --apply.")
-def install(*, cluster: str, hub: str, token: str, labels: str, namespace: str, image: str, insecure: bool,
-            do_apply: bool, context: str | None, kubeconfig: str | None) -> None:
-    """Print (or --apply) the manifests that install the spoke in a cluster."""
+@click.option("--rbac", "rbac_mode", type=click.Choice([m.value for m in RbacMode]), default=RbacMode.CLUSTER.value,
+              show_default=True,
+              help="cluster: the spoke may write anything anywhere. namespaced: it reads everywhere but writes "
+                   "only in --namespaces (cluster-scoped kinds are refused).")
+@click.option("--namespaces", default="", help="With --rbac namespaced: a,b — the namespaces the spoke may write.")
+def install(*, cluster: str, hub: str | None, token: str | None, token_file: str | None, labels: str, namespace: str,
+            image: str, insecure: bool, do_apply: bool, context: str | None, kubeconfig: str | None,
+            rbac_mode: str, namespaces: str) -> None:
+    """Print (or --apply) the manifests that install the spoke in a cluster.
+
+    \b
+    Examples:
+      convoy spoke install --cluster edge-1 --token-file join.token --apply
+      CONVOY_SPOKE_TOKEN=$(cat join.token) convoy spoke install --cluster edge-1 > spoke.yaml
+      convoy spoke install --cluster edge-1 --token-file join.token --rbac namespaced --namespaces shop,web
+    """
     try:
+        if token and token_file:
+            raise settings.SettingsError("token: give --token or --token-file, not both")
+        if token_file:
+            token = settings.read_token_file(token_file)
+        if not token:
+            raise settings.SettingsError("token: give --token, --token-file or CONVOY_SPOKE_TOKEN")
+        if not hub and jointoken.is_join_token(token.strip()):
+            hub = settings.parse_join_token(token.strip()).hub_address
+        if not hub:
+            raise settings.SettingsError("hub: give --hub (the token carries no hub address)")
         manifests = install_manifests(
             cluster=cluster, hub=hub, token=token, labels=settings.parse_labels(labels, source="--labels"),
-            namespace=namespace, image=image, insecure=insecure)
+            namespace=namespace, image=image, insecure=insecure, rbac=RbacMode(rbac_mode),
+            namespaces=[n.strip() for n in namespaces.split(",") if n.strip()])
     except settings.SettingsError as exc:
         raise click.UsageError(str(exc)) from exc
     if insecure:

@@ -7,6 +7,18 @@ One Secret in the spoke's namespace holds
 * ``bundle.zlib``, ``digest``, ``commit``, ``signature`` — the last applied bundle, compressed, so a
   spoke restarted while the hub is unreachable verifies it again and keeps enforcing it.
 
+Before a new bundle is applied the agent stores its *intent*: that bundle, and the old entries plus
+one per object of the new bundle (hash empty: not applied yet). A spoke killed mid-apply so restarts
+on the new bundle and prunes what is left of the old one; the inventory never lacks a live object.
+
+An API server refuses a Secret over 1 MiB. An inventory that does not fit (a big cluster, a big
+bundle) is stored in parts: its data, JSON and compressed, is cut into ``PART_BYTES`` pieces held
+by Secrets named ``<name>-<generation>-<i>`` (label ``LABEL_PART``), and the main Secret keeps the
+digest and commit, the generation and the SHA-256 of the whole. Parts are written first and the main
+Secret last, so a spoke killed between them still reads the previous, whole inventory; parts of
+other generations are deleted after. A missing or changed part makes ``load`` raise, never return a
+partial inventory.
+
 A Secret rather than a ConfigMap because bundles may carry Secrets. Writes are read-modify-write
 with the resourceVersion; a 409 re-reads and tries again (``ClusterClient.update_with``).
 """
@@ -17,6 +29,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,9 +37,15 @@ from protos import bundle as bundles
 from protos.objects import ObjectRef
 from spoke.cluster import ClusterClient
 
-__all__ = ["Inventory", "InventoryEntry", "InventoryStore", "decode", "encode", "manifest_hash"]
+__all__ = ["LABEL_PART", "PART_BYTES", "Inventory", "InventoryEntry", "InventoryStore", "decode", "encode",
+           "manifest_hash"]
 
 MANAGER = "convoy"
+#: labels the Secrets holding parts of a split inventory (value: the inventory's name)
+LABEL_PART = "convoy.dev/inventory-part"
+#: bytes of one part, and the most one Secret's values may hold before the inventory is split
+#: (an API server's limit is 1 MiB; the rest is room for keys and metadata)
+PART_BYTES = 768 * 1024
 
 
 def manifest_hash(obj: Mapping[str, Any]) -> str:
@@ -81,12 +100,26 @@ def encode(inventory: Inventory) -> dict[str, str]:
 def decode(data: Mapping[str, str], *, max_bundle_bytes: int) -> Inventory:
     """An inventory from Secret ``data``; raises ``ValueError`` on a damaged one."""
     raw = {key: base64.b64decode(value) for key, value in data.items()}
-    listing = json.loads(raw.get("inventory.json") or b"[]")
+    try:
+        listing = json.loads(raw.get("inventory.json") or b"[]")
+    except RecursionError as exc:  # arrays nested ~1,000 deep: damaged like any other bad JSON
+        raise ValueError("inventory.json nests too deeply") from exc
+    if not isinstance(listing, list):
+        raise ValueError(f"inventory.json is a {type(listing).__name__}, not a list")
     entries = {}
     for item in listing:
-        ref = ObjectRef(group=item["group"], kind=item["kind"], namespace=item["namespace"], name=item["name"])
-        entries[ref] = InventoryEntry(ref=ref, api_version=item["apiVersion"], app=item.get("app", ""),
-                                      hash=item.get("hash", ""))
+        if not isinstance(item, dict):
+            raise ValueError(f"an inventory.json entry is a {type(item).__name__}, not a mapping")
+        fields = {name: item[name] for name in ("group", "kind", "namespace", "name", "apiVersion")}
+        fields.update(app=item.get("app", ""), hash=item.get("hash", ""))
+        # A number or a list here would be kept until the next save or prune fails on it.
+        wrong = sorted(name for name, value in fields.items() if not isinstance(value, str))
+        if wrong:
+            raise ValueError(f"an inventory.json entry has non-string {', '.join(wrong)}")
+        ref = ObjectRef(group=fields["group"], kind=fields["kind"], namespace=fields["namespace"],
+                        name=fields["name"])
+        entries[ref] = InventoryEntry(ref=ref, api_version=fields["apiVersion"], app=fields["app"],
+                                      hash=fields["hash"])
     packed = raw.get("bundle.zlib") or b""
     return Inventory(
         entries=entries,
@@ -117,24 +150,87 @@ class InventoryStore:
         if live is None:
             return None
         try:
-            return decode(live.get("data") or {}, max_bundle_bytes=self._max)
-        except (ValueError, KeyError, TypeError, bundles.BundleError) as exc:
+            data = live.get("data") or {}
+            if "parts" in data:
+                data = self._load_parts({key: base64.b64decode(value) for key, value in data.items()})
+            return decode(data, max_bundle_bytes=self._max)
+        except (ValueError, KeyError, TypeError, zlib.error, bundles.BundleError) as exc:
             raise ValueError(f"{self.ref}: inventory is damaged: {exc}") from exc
 
     def save(self, inventory: Inventory) -> None:
-        """Write the inventory; nothing is written when the stored one is the same."""
+        """Write the inventory (in parts when it is too big for one Secret); nothing when unchanged."""
         data = encode(inventory)
+        if _size(data) > PART_BYTES:
+            data = self._save_parts(inventory, data)
         live = self._client.get("v1", "Secret", self._namespace, self._name)
         if live is not None and live.get("data") == data:
             return
+        self._write(self._name, data, part=False)
+        self._delete_parts(keep=base64.b64decode(data["parts.generation"]).decode() if "parts" in data else "")
 
+    def _save_parts(self, inventory: Inventory, data: Mapping[str, str]) -> dict[str, str]:
+        """Write the parts; the main Secret's data that points at them."""
+        blob = zlib.compress(json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), 6)
+        sha = hashlib.sha256(blob).hexdigest()
+        generation = sha[:12]
+        chunks = [blob[i:i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)]
+        for index, chunk in enumerate(chunks):
+            name = self._part_name(generation, index)
+            live = self._client.get("v1", "Secret", self._namespace, name)
+            wanted = {"chunk": base64.b64encode(chunk).decode("ascii")}
+            if live is None or live.get("data") != wanted:
+                self._write(name, wanted, part=True)
+        raw = {"parts": str(len(chunks)).encode(), "parts.generation": generation.encode(),
+               "parts.sha256": sha.encode(), "digest": inventory.digest.encode(), "commit": inventory.commit.encode()}
+        return {key: base64.b64encode(value).decode("ascii") for key, value in raw.items()}
+
+    def _part_name(self, generation: str, index: int) -> str:
+        return f"{self._name}-{generation}-{index}"
+
+    def _load_parts(self, raw: Mapping[str, bytes]) -> dict[str, str]:
+        count, generation = int(raw["parts"]), raw["parts.generation"].decode()
+        blob = b""
+        for index in range(count):
+            part = self._client.get("v1", "Secret", self._namespace, self._part_name(generation, index))
+            if part is None:
+                raise ValueError(f"part {self._part_name(generation, index)} of {count} is missing")
+            blob += base64.b64decode((part.get("data") or {}).get("chunk", ""))
+        if hashlib.sha256(blob).hexdigest() != raw["parts.sha256"].decode():
+            raise ValueError(f"its {count} parts do not add up to what was written (changed or torn)")
+        inflater = zlib.decompressobj()
+        text = inflater.decompress(blob, 2 * self._max + PART_BYTES)  # bounded: a bundle plus its listing
+        if inflater.unconsumed_tail:
+            raise ValueError(f"its parts inflate past {2 * self._max + PART_BYTES} bytes")
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("its parts do not hold an inventory")
+        return data
+
+    def _delete_parts(self, *, keep: str) -> None:
+        """Delete parts of other generations (after the main Secret stopped pointing at them)."""
+        listed = self._client.list("v1", "Secret", namespace=self._namespace,
+                                   label_selector=f"{LABEL_PART}={self._name}").items
+        for secret in listed:
+            name = str(secret.get("metadata", {}).get("name", ""))
+            if not keep or not name.startswith(f"{self._name}-{keep}-"):
+                self._client.delete("v1", "Secret", self._namespace, name)
+
+    def _write(self, name: str, data: Mapping[str, str], *, part: bool) -> None:
         def mutate(live: dict[str, Any] | None) -> dict[str, Any]:
             obj = live or {"apiVersion": "v1", "kind": "Secret",
-                           "metadata": {"name": self._name, "namespace": self._namespace}}
-            obj.setdefault("metadata", {}).setdefault("labels", {})[bundles.LABEL_MANAGED_BY] = "convoy-spoke"
+                           "metadata": {"name": name, "namespace": self._namespace}}
+            labels = obj.setdefault("metadata", {}).setdefault("labels", {})
+            labels[bundles.LABEL_MANAGED_BY] = "convoy-spoke"
+            if part:
+                labels[LABEL_PART] = self._name
             obj["type"] = "Opaque"
-            obj["data"] = data
+            obj["data"] = dict(data)
             obj.pop("stringData", None)
             return obj
 
-        self._client.update_with("v1", "Secret", self._namespace, self._name, mutate, manager=MANAGER)
+        self._client.update_with("v1", "Secret", self._namespace, name, mutate, manager=MANAGER)
+
+
+def _size(data: Mapping[str, str]) -> int:
+    """Bytes of the values as the API server counts them (decoded)."""
+    return sum(len(value) * 3 // 4 for value in data.values())

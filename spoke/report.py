@@ -10,7 +10,11 @@ Drift has two shapes here. ``Status.drift`` is the *current* drift set (what dif
 left in place): each report replaces the previous one, so an item corrected or reverted is simply
 absent from the next report. ``DriftEvent``s are history (each detection and correction): the agent
 ``record``s them, the Reporter sends every one not yet delivered with the next report and drops it
-once the hub has it, so coalescing and heartbeats neither lose nor repeat them.
+once the hub has it, so coalescing and heartbeats neither lose nor repeat them. They go out at most
+``EVENTS_PER_REPORT`` to a report (the hub's per-report limit is above that), the next batch at once,
+so a long outage's backlog reaches the hub whole. Only beyond ``MAX_PENDING_EVENTS`` (memory is the
+bound: minutes of a correction every few hundred milliseconds) are the oldest dropped, and then never
+silently: the next delivery starts with one ``not_recorded`` event giving how many and over what span.
 """
 
 from __future__ import annotations
@@ -27,13 +31,15 @@ from protos.objects import ObjectRef
 from protos.status import Action, DriftAction, HealthStatus, Phase
 from spoke import backoff, drift
 
-__all__ = ["MAX_PENDING_EVENTS", "SYSTEM_CLOCK", "Clock", "DriftEvent", "DriftRecord", "ObjectStatus", "Reporter",
-           "Status"]
+__all__ = ["EVENTS_PER_REPORT", "MAX_PENDING_EVENTS", "SYSTEM_CLOCK", "Clock", "DriftEvent", "DriftRecord",
+           "ObjectStatus", "Reporter", "Status"]
 
 log = logging.getLogger(__name__)
 
-#: Drift events kept for the hub while it is away; the oldest are dropped (and counted) beyond this.
-MAX_PENDING_EVENTS = 500
+#: Drift events kept for the hub while it is away; the oldest are dropped (and reported as dropped) beyond this.
+MAX_PENDING_EVENTS = 5_000
+#: Drift events sent in one report; a larger backlog goes in several reports, one after the other.
+EVENTS_PER_REPORT = 500
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -131,7 +137,10 @@ class Reporter:
         self._backlog = 0
         self._events: list[tuple[int, DriftEvent]] = []   #: not yet delivered, oldest first
         self._next_event = 0
-        self.dropped_events = 0
+        self.dropped_events = 0          #: dropped since start (a total, for logs and tests)
+        self._lost_count = 0             #: dropped and not yet reported as dropped
+        self._lost_first: dt.datetime | None = None
+        self._lost_last: DriftEvent | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -163,11 +172,36 @@ class Reporter:
                 self._next_event += 1
             excess = len(self._events) - MAX_PENDING_EVENTS
             if excess > 0:
+                self._note_lost([e for _, e in self._events[:excess]])
                 del self._events[:excess]
                 self.dropped_events += excess
                 log.warning("%d drift event(s) dropped while the hub was away (%d kept for it)", excess,
                             MAX_PENDING_EVENTS)
         self._wake.set()
+
+    def _note_lost(self, dropped: list[DriftEvent]) -> None:
+        """Count dropped events for the ``not_recorded`` event that will say so (lock held)."""
+        if self._lost_first is None:
+            self._lost_first = dropped[0].at
+        self._lost_last = dropped[-1]
+        self._lost_count += len(dropped)
+
+    def _lost_event(self) -> DriftEvent | None:
+        """The one event that says how many were dropped and when (lock held)."""
+        last, first = self._lost_last, self._lost_first
+        if not self._lost_count or last is None or first is None:
+            return None
+        return DriftEvent(
+            last.ref, last.app, DriftAction.NOT_RECORDED, last.kind_of_drift, at=last.at,
+            message=(f"{self._lost_count} drift event(s) not recorded, from {first:%Y-%m-%dT%H:%M:%SZ} to "
+                     f"{last.at:%Y-%m-%dT%H:%M:%SZ}: the hub was unreachable and the spoke keeps at most "
+                     f"{MAX_PENDING_EVENTS}; the cluster was still corrected, see the spoke's log"))
+
+    @property
+    def unrecorded_events(self) -> int:
+        """Events dropped and not yet reported as dropped."""
+        with self._lock:
+            return self._lost_count
 
     @property
     def pending_events(self) -> tuple[DriftEvent, ...]:
@@ -213,11 +247,13 @@ class Reporter:
     def _try_send(self) -> bool:
         with self._lock:
             status, backlog = self._latest, self._backlog
-            events = list(self._events)
+            events = self._events[:EVENTS_PER_REPORT]
+            lost, lost_count = self._lost_event(), self._lost_count
         if status is None:
             return True
+        carried = ([lost] if lost is not None else []) + [e for _, e in events]
         try:
-            self._send(dataclasses.replace(status, drift_events=tuple(e for _, e in events)), backlog)
+            self._send(dataclasses.replace(status, drift_events=tuple(carried)), backlog)
         except Exception as exc:  # any failure means "hub not reached"; the status stays queued
             if self.online:
                 log.warning("status report not delivered (%s); will retry", exc)
@@ -228,7 +264,13 @@ class Reporter:
             if events:  # delivered: never again (records made meanwhile stay, they have later numbers)
                 last = events[-1][0]
                 self._events = [(n, e) for n, e in self._events if n > last]
+            if lost is not None:  # said; any dropped meanwhile are said in the next report
+                self._lost_count -= lost_count
+                self._lost_first = None if not self._lost_count else lost.at
+            more = bool(self._events) or self._lost_count > 0
             self._backlog = max(0, self._backlog - backlog)
             self.delivered += 1
             self.online = True
+        if more:  # the rest of a backlog goes out now, not at the next heartbeat
+            self._wake.set()
         return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from protos import jointoken, selectors
@@ -40,6 +41,7 @@ ENV_NAMES: dict[str, str] = {
     "cluster": "CONVOY_SPOKE_CLUSTER",
     "labels": "CONVOY_SPOKE_LABELS",
     "token": "CONVOY_SPOKE_TOKEN",
+    "token_file": "CONVOY_SPOKE_TOKEN_FILE",
     "namespace": "CONVOY_SPOKE_NAMESPACE",
     "insecure": "CONVOY_SPOKE_INSECURE",
     "drift_policy": "CONVOY_SPOKE_DRIFT_POLICY",
@@ -51,6 +53,9 @@ ENV_NAMES: dict[str, str] = {
     "context": "CONVOY_SPOKE_CONTEXT",
     "hub_ca": "CONVOY_SPOKE_HUB_CA",
     "state_secret": "CONVOY_SPOKE_STATE_SECRET",
+    "bundle_source": "CONVOY_SPOKE_BUNDLE_SOURCE",
+    "bundle_source_insecure": "CONVOY_SPOKE_BUNDLE_SOURCE_INSECURE",
+    "registry_config": "CONVOY_SPOKE_REGISTRY_CONFIG",
 }
 
 
@@ -82,6 +87,10 @@ class SpokeSettings:
     reconnect_cap: float = 30.0                #: ceiling of the hub reconnect backoff, seconds
     resync_interval: float = 600.0             #: full re-check of the bundle even when quiet
     max_bundle_bytes: int = 64 * 1024 * 1024   #: refuse bundles that inflate past this
+    #: oci://REGISTRY/REPOSITORY to fetch bundle bytes from (the hub still says which digest); None: the hub
+    bundle_source: str | None = None
+    bundle_source_insecure: bool = False       #: plain HTTP to the bundle source (a local registry only)
+    registry_config: str | None = None         #: docker-style config.json with the bundle source's credentials
 
     @property
     def hub_addresses(self) -> tuple[str, ...]:
@@ -114,6 +123,17 @@ def _truthy(value: str, *, name: str) -> bool:
     raise SettingsError(f"{name}: {value!r} is not a boolean (true/false)")
 
 
+def read_token_file(path: str, *, source: str = "--token-file") -> str:
+    """The token in ``path`` (a file keeps it out of ``ps`` and shell history), stripped."""
+    try:
+        text = Path(path).expanduser().read_text().strip()
+    except OSError as exc:
+        raise SettingsError(f"{source}: cannot read {path}: {exc.strerror}") from None
+    if not text:
+        raise SettingsError(f"{source}: {path} is empty")
+    return text
+
+
 def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSettings:
     """Merge flags (``cli``, keys as in ``SpokeSettings``; None = not given) over ``env``."""
 
@@ -125,7 +145,12 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
         return env.get(env_name), env_name
 
     values: dict[str, Any] = {}
-    token, _ = pick("token")
+    token, token_source = pick("token")
+    token_file, file_source = pick("token_file")
+    if token and token_file:
+        raise SettingsError(f"token: give {token_source} or {file_source}, not both")
+    if token_file:
+        token = read_token_file(str(token_file), source=file_source)
     hub, hub_source = pick("hub")
     if token:
         token = str(token).strip()
@@ -162,7 +187,18 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
             raise SettingsError(f"{ns_source}: {namespace!r} is not a valid namespace name")
         values["namespace"] = str(namespace)
 
-    for key in ("kubeconfig", "context", "state_secret", "health_host"):
+    source, source_name = pick("bundle_source")
+    if source:
+        if not str(source).startswith("oci://") or "/" not in str(source).removeprefix("oci://").strip("/"):
+            raise SettingsError(f"{source_name}: {source!r} is not oci://REGISTRY/REPOSITORY")
+        values["bundle_source"] = str(source)
+    source_insecure, source_insecure_name = pick("bundle_source_insecure")
+    if isinstance(source_insecure, bool):
+        values["bundle_source_insecure"] = source_insecure
+    elif source_insecure is not None:
+        values["bundle_source_insecure"] = _truthy(str(source_insecure), name=source_insecure_name)
+
+    for key in ("kubeconfig", "context", "state_secret", "health_host", "registry_config"):
         value, _ = pick(key)
         if value:
             values[key] = str(value)

@@ -25,7 +25,7 @@ from hub.store import db as store_db
 from hub.store import models
 from hub.store import repository as store
 from protos import bundle as bundles
-from protos import codec, selectors
+from protos import codec, selectors, version
 from protos.codec import pb
 from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
 
@@ -177,16 +177,24 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         self._admin(context, "history")
         if not request.all and not request.cluster:
             raise limits.InvalidRequest("history: name a cluster or ask for all clusters")
+        limits.check_timestamp(request.since, field="since", where="history")
         since = codec.datetime_from_wire(request.since)
         limit = request.limit if 0 < request.limit <= 10_000 else 200
-        rows = await self._run(self._events, None if request.all else request.cluster, since, limit)
+        known = {kind.value: kind for kind in models.EventKind}
+        unknown = sorted(set(request.kinds) - set(known))
+        if unknown:
+            raise limits.InvalidRequest(f"history: unknown event type {', '.join(unknown)} "
+                                        f"(known: {', '.join(sorted(known))})")
+        kinds = [known[k] for k in request.kinds] or None
+        rows = await self._run(self._events, None if request.all else request.cluster, since, limit, kinds)
         return pb.HistoryResponse(events=[_event_to_wire(e) for e in rows])
 
-    def _events(self, cluster: str | None, since: dt.datetime | None, limit: int) -> list[models.Event]:
+    def _events(self, cluster: str | None, since: dt.datetime | None, limit: int,
+                kinds: list[models.EventKind] | None = None) -> list[models.Event]:
         with self.db.session(write=False) as session:
             if cluster is not None and store.get_cluster(session, cluster) is None:
                 raise grpc_errors.NotFound(f"cluster {cluster} is not registered")
-            return list(store.events(session, cluster=cluster, since=since, limit=limit))
+            return list(store.events(session, cluster=cluster, since=since, kinds=kinds, limit=limit))
 
     # -- tokens -----------------------------------------------------------------------------
     @grpc_errors.unary
@@ -245,7 +253,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
                 raise grpc_errors.NotFound(f"bootstrap token {token_id} does not exist")
             return store.revoke_token(session, token_id, now=self.clock())
 
-    # -- remove, rotate (issue 13) ------------------------------------------------------------
+    # -- remove, rotate ---------------------------------------------------------------------------
     @grpc_errors.unary
     async def RemoveCluster(self, request: pb.RemoveClusterRequest, context: Context) -> pb.RemoveClusterResponse:
         self._admin(context, "remove cluster")
@@ -261,6 +269,11 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     def _remove(self, name: str) -> bool:
         with self.db.session() as session:
             return store.remove_cluster(session, name, now=self.clock())
+
+    @grpc_errors.unary
+    async def GetVersion(self, request: pb.GetVersionRequest, context: Context) -> pb.GetVersionResponse:
+        self._admin(context, "version")
+        return pb.GetVersionResponse(version=version.installed())
 
     @grpc_errors.unary
     async def RotateCredential(self, request: pb.RotateCredentialRequest,
@@ -326,7 +339,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
                                   expected_digest=digest)
         return bundles.encode(redact_secrets(document))
 
-    # -- rollouts (issue 8) ----------------------------------------------------------------------
+    # -- rollouts -------------------------------------------------------------------------------
     def _controller(self, what: str) -> rollout_controller.RolloutController:
         if self.rollouts is None:
             raise grpc_errors.Unimplemented(f"{what}: progressive rollouts are not enabled on this hub")

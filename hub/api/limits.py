@@ -277,6 +277,7 @@ def check_drift_events(report: pb.StatusReport, limits: ReportLimits, *, where: 
             check_text(getattr(event.ref, name), field=f"drift_events[].ref.{name}", where=where, limit=253)
         check_text(event.app, field="drift_events[].app", where=where, limit=253)
         check_text(event.message, field="drift_events[].message", where=where, limit=limits.max_text)
+        check_timestamp(event.at, field="drift_events[].at", where=what)
         for drift_field in event.fields:
             for field in ("path", "desired", "live"):
                 check_text(getattr(drift_field, field), field=f"drift_events[].fields[].{field}", where=where,

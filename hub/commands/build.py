@@ -65,6 +65,11 @@ def build(directory: str, native_only: bool, output: str) -> None:
 
     What kustomize accepts but a cluster will refuse (a generated ConfigMap key with a space) is built,
     with a "warning:" line on stderr.
+
+    \b
+    Examples:
+      convoy build fleet-config/apps/web/overlays/env/prod
+      convoy build apps/web/base --native-only
     """
     if not os.path.isdir(directory):
         raise click.ClickException(f"{directory}: no such directory")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from rich import cells as cells_
 from rich.table import Table
 from rich.text import Text
 
@@ -20,6 +22,8 @@ __all__ = [
     "KEY_LABELS",
     "OFFLINE",
     "SKEW_SHOWN",
+    "STATUS_COLUMNS",
+    "Column",
     "Condition",
     "ago",
     "clock_skew",
@@ -28,10 +32,14 @@ __all__ = [
     "drift_lines",
     "event_row",
     "excerpt",
+    "fleet_counts",
     "fleet_header",
     "fleet_ok",
     "fleet_summary",
+    "history_table",
+    "plural",
     "refused_document",
+    "rfc3339",
     "skew_note",
     "status_table",
 ]
@@ -139,10 +147,15 @@ def cluster_row(summary: pb.ClusterSummary, *, now: dt.datetime) -> dict[str, An
     }
 
 
+def fleet_counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The summary as data (``-o json``): ``{"total": 3, "phases": {"Ready": 2, "Offline": 1}}``."""
+    return {"total": len(rows), "phases": dict(sorted(Counter(str(row["phase"]) for row in rows).items()))}
+
+
 def fleet_summary(rows: Sequence[Mapping[str, Any]]) -> str:
-    counts = Counter(str(row["phase"]) for row in rows)
-    parts = [f"{count} {phase}" for phase, count in sorted(counts.items())]
-    return f"{len(rows)} clusters: " + (", ".join(parts) if parts else "none registered")
+    """``2 clusters: 1 Offline, 1 Ready`` (the line under the table)."""
+    parts = [f"{count} {phase}" for phase, count in fleet_counts(rows)["phases"].items()]
+    return f"{plural(len(rows), 'cluster')}: " + (", ".join(parts) if parts else "none registered")
 
 
 def fleet_ok(rows: Sequence[Mapping[str, Any]], response: pb.ListClustersResponse) -> bool:
@@ -179,27 +192,104 @@ def fleet_header(response: pb.ListClustersResponse, *, now: dt.datetime) -> list
     return [excerpt(line, HEADER_WIDTH) for line in lines]
 
 
-def status_table(rows: Sequence[Mapping[str, Any]], *, now: dt.datetime) -> Table:
+def plural(count: int, noun: str) -> str:
+    """``1 cluster``, ``2 clusters``, ``0 uses``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One status column: its header, the cell for a row, and whether ``-o wide`` alone shows it."""
+
+    name: str
+    cell: Callable[[Mapping[str, Any], dt.datetime], str | Text]
+    wide_only: bool = False
+
+
+def _desired_cell(row: Mapping[str, Any], now: dt.datetime) -> str:
+    return f"{row['desiredCommit'][:8]} {_short(row['desiredDigest'])}" if row["desiredDigest"] else "-"
+
+
+def _applied_cell(row: Mapping[str, Any], now: dt.datetime) -> str | Text:
+    if not row["appliedDigest"]:
+        return "-"
+    applied = _short(row["appliedDigest"])
+    return Text(applied, style="green") if row["appliedDigest"] == row["desiredDigest"] else applied
+
+
+def _phase_cell(row: Mapping[str, Any], now: dt.datetime) -> Text:
+    style = "red" if row["renderErrors"] else _PHASE_STYLE.get(row["phase"], "")
+    return Text(row["phase"] + (" (paused)" if row["paused"] and row["phase"] != "Paused" else ""), style=style)
+
+
+def _wave_cell(row: Mapping[str, Any], now: dt.datetime) -> str:
+    if not row["wave"]:
+        return str(row["rolloutState"] or "-")
+    return str(row["wave"]) + (f" ({row['rolloutState']})" if row["rolloutState"] else "")
+
+
+def _last_seen_cell(row: Mapping[str, Any], now: dt.datetime) -> str:
+    return ago(dt.datetime.fromisoformat(row["lastSeen"]) if row["lastSeen"] else None, now)
+
+
+def _message_cell(row: Mapping[str, Any], now: dt.datetime) -> str:
+    errors = [*row["renderErrors"], *row["errors"]]
+    return excerpt(errors[0], 100) if errors else "-"
+
+
+def _label_cell(label: str) -> Callable[[Mapping[str, Any], dt.datetime], str]:
+    return lambda row, now: str(row["labels"].get(label, "-"))
+
+
+#: Status columns in the order shown, which is also the order they are kept in a narrow terminal: the
+#: last ones go first (kubectl's answer to 80 columns: drop low-value columns, never cut a cell).
+STATUS_COLUMNS: tuple[Column, ...] = (
+    Column("CLUSTER", lambda row, now: str(row["name"])),
+    Column("PHASE", _phase_cell),
+    Column("READY", lambda row, now: f"{row['objectsReady']}/{row['objectsTotal']}"),
+    Column("DRIFT", lambda row, now: str(row["drift"])),
+    Column("APPLIED", _applied_cell),
+    Column("DESIRED", _desired_cell),
+    Column("WAVE", _wave_cell),
+    Column("LAST SEEN", _last_seen_cell),
+    *(Column(label.upper(), _label_cell(label)) for label in KEY_LABELS),
+    Column("LABELS", lambda row, now: ",".join(f"{k}={v}" for k, v in row["labels"].items()) or "-",
+           wide_only=True),
+    Column("MESSAGE", _message_cell, wide_only=True),
+)
+def _cell_width(cell: str | Text) -> int:
+    return cells_.cell_len(cell) if isinstance(cell, str) else cell.cell_len
+
+
+_COLUMN_GAP = 2  # rich's padding between columns with box=None and pad_edge=False
+
+
+def status_table(rows: Sequence[Mapping[str, Any]], *, now: dt.datetime, width: int | None = None,
+                 wide: bool = False) -> Table:
+    """The status table; within ``width`` characters by dropping trailing columns (never CLUSTER and PHASE).
+
+    ``wide`` (``-o wide``) adds LABELS and MESSAGE and keeps every column whatever the width, as kubectl does.
+    """
+    columns = [c for c in STATUS_COLUMNS if wide or not c.wide_only]
+    cells = [[column.cell(row, now) for column in columns] for row in rows]
+    if width is not None and not wide:
+        widths = [max([len(column.name)] + [_cell_width(row[i]) for row in cells])
+                  for i, column in enumerate(columns)]
+        keep = len(columns)
+        while keep > 2 and sum(widths[:keep]) + _COLUMN_GAP * (keep - 1) > width:
+            keep -= 1
+        columns, cells = columns[:keep], [row[:keep] for row in cells]
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("CLUSTER", *(label.upper() for label in KEY_LABELS), "DESIRED", "APPLIED", "PHASE",
-                   "READY", "DRIFT", "WAVE", "LAST SEEN"):
-        table.add_column(column, no_wrap=True)
-    for row in rows:
-        desired = f"{row['desiredCommit'][:8]} {_short(row['desiredDigest'])}" if row["desiredDigest"] else "-"
-        applied = _short(row["appliedDigest"]) if row["appliedDigest"] else "-"
-        if row["appliedDigest"] and row["appliedDigest"] == row["desiredDigest"]:
-            applied = Text(applied, style="green")  # type: ignore[assignment]
-        style = "red" if row["renderErrors"] else _PHASE_STYLE.get(row["phase"], "")
-        phase = Text(row["phase"] + (" (paused)" if row["paused"] and row["phase"] != "Paused" else ""),
-                     style=style)
-        wave = row["wave"] + (f" ({row['rolloutState']})" if row["rolloutState"] else "") if row["wave"] else (
-            row["rolloutState"] or "-")
-        last_seen = dt.datetime.fromisoformat(row["lastSeen"]) if row["lastSeen"] else None
-        table.add_row(
-            row["name"], *(row["labels"].get(label, "-") for label in KEY_LABELS), desired, applied, phase,
-            f"{row['objectsReady']}/{row['objectsTotal']}", str(row["drift"]), wave, ago(last_seen, now),
-        )
+    for column in columns:
+        table.add_column(column.name, no_wrap=True)
+    for row_cells in cells:
+        table.add_row(*row_cells)
     return table
+
+
+def rfc3339(when: dt.datetime | None) -> str | None:
+    """``2026-12-05T12:00:00Z``: UTC to the second, as kubectl and the Kubernetes API print times."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else None
 
 
 def event_row(event: pb.Event) -> dict[str, Any]:
@@ -210,8 +300,20 @@ def event_row(event: pb.Event) -> dict[str, Any]:
             details = json.loads(event.details_json)
         except ValueError:
             details = event.details_json
-    return {"id": event.id, "at": at.isoformat() if at else None, "kind": event.kind, "cluster": event.cluster,
+    return {"id": event.id, "at": rfc3339(at), "kind": event.kind, "cluster": event.cluster,
             "commit": event.commit, "digest": event.digest, "message": event.message, "details": details}
+
+
+def history_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """``convoy history``: one event a row under a header, in the status table's style."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("TIME", "CLUSTER", "TYPE", "COMMIT"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("MESSAGE", overflow="fold")
+    for row in rows:
+        table.add_row(row["at"] or "-", row["cluster"] or "fleet", row["kind"], row["commit"][:8] or "-",
+                      Text(row["message"]))
+    return table
 
 
 def drift_lines(items: Iterable[pb.DriftItem]) -> list[str]:

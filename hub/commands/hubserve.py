@@ -26,9 +26,11 @@ import click
 from hub import metrics as metrics_mod
 from hub import notify
 from hub.api import admin_servicer as admin_api
-from hub.api import auth
+from hub.api import auth, grpc_errors
+from hub.api import limits as api_limits
 from hub.api import server as server_api
 from hub.api import spoke as spoke_api
+from hub.publish import pushing
 from hub.rollout import controller as rollout_controller
 from hub.security import admin_credential as admin_sec
 from hub.security import ca as ca_sec
@@ -40,6 +42,7 @@ from hub.store import errors as store_errors
 from hub.store import models, replicas
 from hub.store import repository as store
 from hub.web import app as web_app
+from hub.web import registry as web_registry
 
 if TYPE_CHECKING:
     from hub import settings as settings_mod
@@ -133,6 +136,7 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
     await asyncio.to_thread(db.migrate)
     identity_dir = Path(settings.identity_dir) if settings.identity_dir else data_dir
     signing_key = await asyncio.to_thread(signing.load_or_create_signing_key, identity_dir)
+    await asyncio.to_thread(signing.write_public_key, data_dir, signing_key)
     tls, ca_pem, ca_path = await asyncio.to_thread(_tls_material, settings, data_dir, identity_dir)
     fingerprint = ca_sec.fingerprint_of(ca_pem) if ca_pem else ""
     admin_credential = await asyncio.to_thread(admin_sec.ensure_admin_credential, identity_dir)
@@ -203,7 +207,7 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
     try:
         running = await _serve_rest(settings, service, spoke, parts, metrics, notifier, db, address,
                                     ca_pem=ca_pem, ca_path=ca_path, fingerprint=fingerprint,
-                                    replication=replication)
+                                    replication=replication, authenticator=authenticator)
     except BaseException:
         # A half-started hub must not keep its gRPC port (start_hub closes the rest).
         await parts.server.stop(None)
@@ -211,10 +215,64 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
     return running
 
 
+def _read_refs(db: store_db.Database, cluster: str | None) -> list[store.BundleRef]:
+    with db.session(write=False) as session:
+        return store.bundle_refs(session, cluster)
+
+
+def _read_bundle(db: store_db.Database, digest: str) -> pushing.StoredBundle | None:
+    with db.session(write=False) as session:
+        row = store.get_bundle(session, digest)
+        return None if row is None else pushing.StoredBundle(
+            compressed=bytes(row.data), signature=bytes(row.signature), created_at=row.created_at)
+
+
+def _pusher(settings: settings_mod.HubSettings, db: store_db.Database,
+            metrics: metrics_mod.HubMetrics) -> pushing.Pusher | None:
+    """The ``--oci-push`` pusher, or None when pushing is off."""
+    if not settings.oci_push:
+        return None
+    client = pushing.OrasRegistry(pushing.PushTarget.parse(settings.oci_push),
+                                  docker_config=settings.oci_push_docker_config, insecure=settings.oci_push_insecure)
+    return pushing.Pusher(client=client, refs=lambda: _read_refs(db, None),
+                          load=lambda digest: _read_bundle(db, digest), source=gitsource.redact_url(settings.repo),
+                          metrics=metrics)
+
+
+def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
+                    authenticator: auth.Authenticator) -> web_registry.RegistryHooks:
+    """The OCI read API's view of the store, behind the gRPC API's credentials."""
+
+    async def authorize(credential: str, peer: str | None) -> str | None:
+        metadata = (("authorization", f"Bearer {credential}"),)
+        try:
+            authenticator.admin(metadata, method="OCI registry")
+            return None
+        except grpc_errors.Unauthenticated:
+            pass
+        try:
+            return await authenticator.cluster(metadata, method="OCI registry", peer=peer)
+        except grpc_errors.Unauthenticated as exc:
+            raise web_registry.Denied(str(exc)) from exc
+        except api_limits.RateLimited as exc:
+            raise web_registry.Denied(str(exc), status=429) from exc
+
+    async def refs(cluster: str | None) -> list[store.BundleRef]:
+        return await asyncio.to_thread(_read_refs, db, cluster)
+
+    async def load(digest: str) -> web_registry.StoredBundle | None:
+        row = await asyncio.to_thread(_read_bundle, db, digest)
+        return None if row is None else web_registry.StoredBundle(
+            compressed=row.compressed, signature=row.signature, created_at=row.created_at)
+
+    return web_registry.RegistryHooks(authorize=authorize, refs=refs, load=load,
+                                      source=gitsource.redact_url(settings.repo))
+
+
 async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, spoke: spoke_api.SpokeServicer,
                       parts: server_api.ServerParts, metrics: metrics_mod.HubMetrics, notifier: notify.Notifier,
                       db: store_db.Database, address: str, *, ca_pem: bytes, ca_path: Path | None,
-                      fingerprint: str, replication: Replication) -> RunningHub:
+                      fingerprint: str, replication: Replication, authenticator: auth.Authenticator) -> RunningHub:
     """After the gRPC server started: health, the HTTP side port, the operator's files, background tasks."""
     data_dir = Path(settings.data_dir)
     await server_api.mark_serving(parts)
@@ -238,7 +296,9 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
                              webhook_secret=_webhook_secret(settings), branch=settings.branch,
                              max_body_bytes=settings.webhook_max_bytes,
                              max_concurrent=settings.webhook_max_concurrent)
-    runner, http_port = await web_app.start_site(web_app.create_app(hooks, metrics), settings.http_listen)
+    registry_hooks = _registry_hooks(settings, db, authenticator)
+    runner, http_port = await web_app.start_site(web_app.create_app(hooks, metrics, registry_hooks),
+                                                 settings.http_listen)
 
     credential_path = admin_sec.admin_credential_path(Path(settings.identity_dir or data_dir))
     cli_config = await asyncio.to_thread(
@@ -250,13 +310,17 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
     tasks = [asyncio.create_task(replication.lead(stop), name="convoy-leader-work"),
              asyncio.create_task(spoke.keep_presence(stop), name="convoy-presence"),
              asyncio.create_task(_retain_events(settings, db, stop), name="convoy-event-retention")]
+    pusher = _pusher(settings, db, metrics)
+    if pusher is not None:
+        tasks.append(asyncio.create_task(pusher.run(stop, settings.oci_push_interval), name="convoy-oci-push"))
+        log.info("pushing bundles as OCI artifacts to %s", settings.oci_push)
     running = RunningHub(settings=settings, db=db, service=service, notifier=notifier, metrics=metrics,
                          grpc=parts, http_runner=runner, http_port=http_port, ca_pem=ca_pem,
                          ca_fingerprint=fingerprint, admin_credential_path=credential_path,
                          cli_config_path=cli_config, _stop=stop, _tasks=tasks, replication=replication)
     await asyncio.to_thread(running._record, f"hub started (gRPC {running.grpc_address})")
     log.info("gRPC listening on %s (%s)", running.grpc_address, "plaintext" if settings.insecure else "TLS")
-    log.info("HTTP listening on %s:%d (/webhook /metrics /healthz /readyz)", _host_of(settings.http_listen),
+    log.info("HTTP listening on %s:%d (/webhook /metrics /healthz /readyz, OCI /v2/)", _host_of(settings.http_listen),
              http_port)
     log.info("admin credential: %s; CLI config: %s (export CONVOY_CONFIG=%s)", credential_path, cli_config,
              cli_config)
@@ -548,7 +612,13 @@ def hub() -> None:
 @hub.command("serve")
 @_settings_options
 def serve_command(config_file: Path | None, **values: Any) -> None:
-    """Follow the fleet repository and serve every cluster its bundle (gRPC + HTTP side port)."""
+    """Follow the fleet repository and serve every cluster its bundle (gRPC + HTTP side port).
+
+    \b
+    Examples:
+      convoy hub serve --repo https://git.example.com/fleet.git --data-dir /var/lib/convoy
+      convoy hub serve --config /etc/convoy/hub.yaml
+    """
     settings = _load(values, config_file)
     _configure_logging()
     try:
@@ -561,7 +631,12 @@ def serve_command(config_file: Path | None, **values: Any) -> None:
 @hub.command("migrate")
 @_settings_options
 def migrate_command(config_file: Path | None, **values: Any) -> None:
-    """Bring the hub's database schema up to date, then exit."""
+    """Bring the hub's database schema up to date, then exit.
+
+    \b
+    Examples:
+      convoy hub migrate --config /etc/convoy/hub.yaml
+    """
     settings = _load(values, config_file, require_repo=False)
     data_dir = Path(settings.data_dir)
     try:

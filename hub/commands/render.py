@@ -122,7 +122,13 @@ def _short(digest: str | None) -> str:
 @click.option("--labels", default="", help="Labels as registered at the hub, k=v,... (Git's win on conflict).")
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def render(repo: str, rev: str | None, cluster_name: str, labels: str, output: str) -> None:
-    """Print one cluster's bundle and its digest, exactly as the hub would serve it."""
+    """Print one cluster's bundle and its digest, exactly as the hub would serve it.
+
+    \b
+    Examples:
+      convoy render --repo fleet-config --cluster prod-eu-1
+      convoy render --repo https://git.example.com/fleet.git --rev main --cluster edge-9 --labels env=prod -o json
+    """
     try:
         registered = selectors.parse_labels(labels, where="--labels")
     except selectors.SelectorError as exc:
@@ -173,6 +179,11 @@ def validate(path: str, rev: str | None) -> None:
     Warns on stderr (exit code unchanged) where kustomize builds what a cluster will refuse (a
     generated ConfigMap key with a space), and where a later layer of an app drops a field an earlier
     layer set, e.g. a per-cluster patch that replaces the whole annotations map.
+
+    \b
+    Examples:
+      convoy validate fleet-config
+      convoy validate . --rev HEAD
     """
     with open_fs(path, rev) as fs:
         declared = _clusters_at(fs)
@@ -180,13 +191,12 @@ def validate(path: str, rev: str | None) -> None:
         warnings = layering.layer_warnings(fs, result.fleet, declared) if result.fleet is not None else []
     if result.fleet_error is not None:
         raise _fail(result.fleet_error)
-    table = Table(title=f"{len(result.clusters)} clusters at {fs.revision}", title_justify="left")
-    for column in ("CLUSTER", "APPS", "OBJECTS", "DIGEST", "ERROR"):
-        table.add_column(column, overflow="fold")
+    table = _table("CLUSTER", "APPS", "OBJECTS", "DIGEST", "ERROR")
     rows = validation_rows(result)
     for row in rows:
         table.add_row(*row, style="red" if row[4] else None)
     console = _console()
+    console.print(f"{len(result.clusters)} clusters at {fs.revision}", style="bold")
     console.print(table)
     for name in sorted(result.clusters):
         for note in result.clusters[name].external:
@@ -201,6 +211,15 @@ def validate(path: str, rev: str | None) -> None:
     failed = [row[0] for row in rows if row[4]]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(rows)} clusters failed to render: {', '.join(failed)}")
+
+
+def _table(*columns: str) -> Table:
+    """A table in the style of every convoy table (`convoy status`, kubectl): no box, bold headers."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in columns:
+        # The last column (ERROR) folds; the others stay whole.
+        table.add_column(column, overflow="fold", no_wrap=column != columns[-1])
+    return table
 
 
 def _console() -> Console:
@@ -283,13 +302,47 @@ def preview_rows(base: pipeline.FleetRender, head: pipeline.FleetRender) -> list
     return rows
 
 
+def _revision(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty revision: give a branch, tag or commit"
+                                 + (" (or leave --head out for the working tree)" if param.name == "head_rev" else ""))
+    return value
+
+
+def preview_document(rows: list[PreviewRow], *, base: str, head: str) -> dict[str, Any]:
+    """``convoy preview -o json``."""
+    clusters = [{"cluster": row.cluster, "status": row.status, "baseDigest": row.base_digest,
+                 "headDigest": row.head_digest, "error": row.error or None,
+                 "addedObjects": [str(ref) for ref in row.diff.added] if row.diff else [],
+                 "removedObjects": [str(ref) for ref in row.diff.removed] if row.diff else [],
+                 "changedObjects": [str(ref) for ref in row.diff.changed] if row.diff else [],
+                 "appsChanged": bool(row.diff and row.diff.apps_changed)} for row in rows]
+    return {"base": base, "head": head, "changed": sum(1 for row in rows if row.status != "unchanged"),
+            "total": len(rows), "clusters": clusters}
+
+
+WORKING_TREE = "working tree"
+
+
 @click.command("preview")
-@click.option("--repo", required=True, help="Fleet Git repository (a path or a URL).")
-@click.option("--base", "base_rev", required=True, help="The revision the change starts from.")
-@click.option("--head", "head_rev", required=True, help="The revision with the change.")
+@click.option("--repo", default=".", show_default=True, help="Fleet Git repository (a path or a URL).")
+@click.option("--base", "base_rev", required=True, callback=_revision, help="The revision the change starts from.")
+@click.option("--head", "head_rev", default=None, callback=_revision,
+              help="The revision with the change (default: the working tree, uncommitted edits included, as "
+                   "`render` and `validate` read it; HEAD for a bare repository or a URL).")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the full unified diff of every changed object.")
-def preview(repo: str, base_rev: str, head_rev: str, show_diff: bool) -> None:
-    """For every declared cluster: does its bundle change between two revisions, and how."""
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True)
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when any cluster's bundle changes, 0 when none does (as `git diff --exit-code`).")
+def preview(repo: str, base_rev: str, head_rev: str | None, show_diff: bool, output: str, exit_code: bool) -> None:
+    """For every declared cluster: does its bundle change between two revisions, and how.
+
+    \b
+    Examples:
+      convoy preview --base origin/main                 # your uncommitted and committed changes
+      convoy preview --repo . --base origin/main --head HEAD --diff
+      convoy preview --base main --exit-code -o json > preview.json
+    """
     renderer = pipeline.Renderer()
     results: list[pipeline.FleetRender] = []
     with contextlib.ExitStack() as stack:
@@ -298,15 +351,29 @@ def preview(repo: str, base_rev: str, head_rev: str, show_diff: bool) -> None:
         for rev in (base_rev, head_rev):
             with open_fs(repo, rev) as fs:
                 results.append(renderer.render_fleet(fs, _clusters_at(fs)))
+    head_name = head_rev or WORKING_TREE
     base, head = results
     if head.fleet_error is not None:
-        raise click.ClickException(f"head {head_rev}: {head.fleet_error}")
+        raise click.ClickException(f"head {head_name}: {head.fleet_error}")
     if base.fleet_error is not None:
         base = dataclasses.replace(base, clusters={})  # everything counts as new against a broken base
     rows = preview_rows(base, head)
-    table = Table(title=f"preview {base_rev} -> {head_rev}", title_justify="left")
-    for column in ("CLUSTER", "BUNDLE", "ADDED", "REMOVED", "CHANGED", "DIGEST", "ERROR"):
-        table.add_column(column, overflow="fold")
+    changed = [row for row in rows if row.status != "unchanged"]
+    if output != "table":
+        document = preview_document(rows, base=base_rev, head=head_name)
+        click.echo(json.dumps(document, indent=2) if output == "json"
+                   else yaml.safe_dump(document, sort_keys=False).rstrip())
+    else:
+        _print_preview(rows, base_rev, head_name, show_diff)
+    if any(row.status == "error" for row in rows):
+        raise click.ClickException("the head revision fails to render for: "
+                                   + ", ".join(row.cluster for row in rows if row.status == "error"))
+    if exit_code and changed:
+        raise SystemExit(1)
+
+
+def _print_preview(rows: list[PreviewRow], base_rev: str, head_name: str, show_diff: bool) -> None:
+    table = _table("CLUSTER", "BUNDLE", "ADDED", "REMOVED", "CHANGED", "DIGEST", "ERROR")
     for row in rows:
         counts = ((str(len(row.diff.added)), str(len(row.diff.removed)), str(len(row.diff.changed)))
                   if row.diff else ("-", "-", "-"))
@@ -315,6 +382,7 @@ def preview(repo: str, base_rev: str, head_rev: str, show_diff: bool) -> None:
         table.add_row(row.cluster, row.status, *counts, digest, row.error,
                       style={"error": "red", "changed": "yellow", "new": "green"}.get(row.status))
     console = _console()
+    console.print(f"preview {base_rev} -> {head_name}", style="bold")
     console.print(table)
     changed = [row for row in rows if row.status != "unchanged"]
     console.print(f"{len(changed)} of {len(rows)} clusters change")
@@ -325,8 +393,7 @@ def preview(repo: str, base_rev: str, head_rev: str, show_diff: bool) -> None:
                 if row.diff.apps_changed:
                     click.echo("apps (order, namespace, dependsOn or driftPolicy) changed")
                 click.echo(row.diff.text, nl=False)
-    if any(row.status == "error" for row in rows):
-        raise click.ClickException("the head revision fails to render for: "
-                                   + ", ".join(row.cluster for row in rows if row.status == "error"))
+
+
 
 

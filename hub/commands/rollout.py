@@ -1,4 +1,4 @@
-"""``convoy rollout status|pause|resume|abort|promote`` and ``convoy rollback`` (issue 8).
+"""``convoy rollout status|pause|resume|abort|promote`` and ``convoy rollback``.
 
 Exit codes as for the other hub commands (:mod:`hub.commands.fleet`): 1 when the hub refuses
 (no rollout, an action that does not apply, a bundle the cluster never had).
@@ -86,7 +86,13 @@ def rollout() -> None:
 @output_option
 @hub_command
 def rollout_status(hub_name: str | None, output: str) -> None:
-    """The latest rollout: waves, clusters per state, timings, and why it stopped."""
+    """The latest rollout: waves, clusters per state, timings, and why it stopped.
+
+    \b
+    Examples:
+      convoy rollout status
+      convoy rollout status -o json
+    """
     with _client(hub_name) as client:
         response = client.rollout_status()
     if output != "table":
@@ -104,28 +110,48 @@ def _control(hub_name: str | None, action: str) -> None:
 @rollout.command("pause")
 @hub_command
 def rollout_pause(hub_name: str | None) -> None:
-    """Release no further wave until resumed (clusters already released keep their bundle)."""
+    """Release no further wave until resumed (clusters already released keep their bundle).
+
+    \b
+    Examples:
+      convoy rollout pause
+    """
     _control(hub_name, "pause")
 
 
 @rollout.command("resume")
 @hub_command
 def rollout_resume(hub_name: str | None) -> None:
-    """Carry on a paused rollout, or retry the failed wave of a stopped one (fresh progress deadline)."""
+    """Carry on a paused rollout, or retry the failed wave of a stopped one (fresh progress deadline).
+
+    \b
+    Examples:
+      convoy rollout resume
+    """
     _control(hub_name, "resume")
 
 
 @rollout.command("abort")
 @hub_command
 def rollout_abort(hub_name: str | None) -> None:
-    """Stop for good: clusters not yet released keep their old bundle."""
+    """Stop for good: clusters not yet released keep their old bundle.
+
+    \b
+    Examples:
+      convoy rollout abort
+    """
     _control(hub_name, "abort")
 
 
 @rollout.command("promote")
 @hub_command
 def rollout_promote(hub_name: str | None) -> None:
-    """Count the current wave as done now (skip its wait and bake time) and release the next."""
+    """Count the current wave as done now (skip its wait and bake time) and release the next.
+
+    \b
+    Examples:
+      convoy rollout promote
+    """
     _control(hub_name, "promote")
 
 
@@ -137,7 +163,13 @@ def rollout_promote(hub_name: str | None) -> None:
 @hub_command
 def rollback(hub_name: str | None, clusters: tuple[str, ...], selector: str, to: str, unpin: bool) -> None:
     """Pin clusters to a previous bundle until --unpin; rollouts do not move pinned clusters (they count
-    as absent in their wave, never as Ready)."""
+    as absent in their wave, never as Ready).
+
+    \b
+    Examples:
+      convoy rollback prod-eu-1 --to 3c1f9e2a
+      convoy rollback -l env=prod --unpin
+    """
     if not clusters and not selector:
         raise click.UsageError("give CLUSTER names or --selector")
     if bool(to) == unpin:

@@ -6,18 +6,28 @@ a real install does. Then a commit bumps an image in one group overlay and only
 the matching clusters roll forward; then an object is changed behind Convoy's
 back and the drift is detected and corrected -- and the walkthrough checks what it says: DRIFT 0
 for that cluster, an empty diff, and history naming the object and the field (it fails otherwise).
+
+``convoy sandbox down`` stops a sandbox from any shell: ``up`` records its work directory in a
+well-known file (``$XDG_STATE_HOME/convoy/sandbox.json``) and its parts in the work directory. A
+temporary work directory lives as long as the sandbox; a failed run keeps it for its logs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import json
+import os
 import re
+import shutil
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 import click
 from rich.console import Console, Group
@@ -25,15 +35,113 @@ from rich.live import Live
 from rich.text import Text
 
 from hub import adminclient, localfleet
+from hub.commands import bundles as bundle_cmd
 from hub.commands import formatting
+from hub.security import signing
+from protos import oci
 from protos.convoy.v1 import convoy_pb2 as pb
 
-__all__ = ["sandbox"]
+__all__ = ["Stopped", "convoy_command", "pointer_path", "sandbox"]
 
 BUMPED_OVERLAY = "apps/web/overlays/env/prod/kustomization.yaml"
 DRIFT_CLUSTER_PREFERENCE = ("prod-us-1", "staging-eu-1")
 #: the field the drift step changes, as drift reports name it
 DRIFT_FIELD = ".spec.replicas"
+
+
+class Stopped(Exception):
+    """A signal asked the sandbox to stop: Ctrl-C, SIGTERM (`convoy sandbox down`, a service manager), SIGHUP."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn the stop signals into ``Stopped``, so the parts are stopped whatever ends the sandbox
+    (Python's default for SIGTERM and SIGHUP is to die on the spot and orphan every part)."""
+    def raise_stopped(signum: int, frame: FrameType | None) -> None:
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, raise_stopped) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """While stopping: a second Ctrl-C or SIGTERM must not cut the cleanup short (it is bounded)."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def pointer_path() -> Path:
+    """The well-known file naming the running sandbox's work directory (XDG state directory)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "convoy" / "sandbox.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pointer:
+    """The running sandbox, as ``up`` records it for ``down``."""
+
+    workdir: Path
+    temporary: bool  #: ``up`` made the directory, so it goes with the sandbox
+    owner: localfleet.Owner  #: the ``up`` process
+
+
+def _write_pointer(workdir: Path, *, temporary: bool) -> None:
+    path = pointer_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(f".{os.getpid()}.tmp")
+    owner = localfleet.Owner.this_process()
+    scratch.write_text(json.dumps({"workdir": str(workdir.resolve()), "temporary": temporary,
+                                   "pid": owner.pid, "start": owner.start}))
+    scratch.replace(path)
+
+
+def _read_pointer() -> _Pointer | None:
+    try:
+        data = json.loads(pointer_path().read_text())
+        return _Pointer(workdir=Path(data["workdir"]), temporary=bool(data.get("temporary")),
+                        owner=localfleet.Owner(pid=int(data.get("pid", 0)), start=data.get("start")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _clear_pointer(workdir: Path) -> None:
+    """Remove the pointer if it still names ``workdir`` (a later sandbox may have taken it over)."""
+    pointed = _read_pointer()
+    if pointed is not None and pointed.workdir == workdir.resolve():
+        pointer_path().unlink(missing_ok=True)
+
+
+def convoy_command(*, found: str | None, bin_dir: Path) -> tuple[str, str | None]:
+    """How the printed commands should spell ``convoy``, and a line to run first (or None).
+
+    ``found`` is the ``convoy`` on PATH, ``bin_dir`` the directory of the running interpreter. After
+    ``make demo`` the sandbox runs from ``.venv/bin`` with nothing on PATH: say how to activate it.
+    """
+    script = bin_dir / "convoy"
+    if found and Path(found).resolve() == script.resolve():
+        return "convoy", None
+    activate = bin_dir / "activate"
+    if activate.exists():
+        return "convoy", f"source {activate}"
+    if script.exists():
+        return str(script), None
+    return "convoy", None
 
 
 def _view(statuses: dict[str, pb.ClusterSummary], title: str) -> Group:
@@ -157,15 +265,39 @@ def _check_drift_recorded(fleet: localfleet.LocalFleet, cluster: str, obj: str, 
                                       f"{DRIFT_FIELD}; the hub shows {'; '.join(last)}") from exc
 
 
-def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: float, console: Console) -> None:
+def _show_artifacts(fleet: localfleet.LocalFleet, names: Sequence[str], victim: str, console: Console) -> None:
+    """Where each bundle lives as an OCI reference, and one fetched and verified like any OCI client would."""
+    registry = f"127.0.0.1:{fleet.http_port}/{bundle_cmd.REPOSITORY}"
+    console.print("[bold]7.[/bold] Every bundle is an OCI artifact, served by the hub's /v2/ (same credentials "
+                  "as gRPC):")
+    for name in names:
+        console.print(f"     {registry}:{oci.latest_tag(name)}", markup=False, highlight=False)
+    client = bundle_cmd.Registry(fleet.http_url, (fleet.hub_dir / "admin.credential").read_text().strip())
+    key = signing.load_public_key(signing.public_key_path(fleet.hub_dir))
+    verified = bundle_cmd.inspect(client, oci.latest_tag(victim), key)
+    console.print(f"   Inspected {registry}:{oci.latest_tag(victim)}: manifest {verified.manifest_digest[:19]}, "
+                  f"commit {verified.commit[:8]}, {verified.objects} objects, bundle {verified.digest[:19]}: "
+                  "digests good, hub signature good.", markup=False, highlight=False)
+    console.print(f"   Try: skopeo inspect --raw --tls-verify=false --creds \"admin:$(cat {fleet.hub_dir}/admin.credential)\" "
+                  f"docker://{registry}:{oci.latest_tag(victim)}\n", markup=False, highlight=False)
+
+
+def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: float, console: Console) -> int:
+    """Run the walkthrough (and stay up with ``keep``); returns the exit code: 0, or 128 + the signal
+    that stopped it before the walkthrough was done. Raises SandboxError when a step fails."""
+    temporary = workdir is None
     base = workdir or Path(tempfile.mkdtemp(prefix="convoy-sandbox-"))
     source = localfleet.sample_fleet_path()
     members = localfleet.sandbox_clusters(source, clusters)
     fleet = localfleet.LocalFleet(workdir=base, clusters=members, fleet_source=source)
     names = {c.name for c in members}
     console.rule("[bold]Convoy sandbox")
-    console.print(f"Everything lives in {base} (logs in {fleet.logs}).")
+    console.print(f"Everything lives in {base} (logs in {fleet.logs})"
+                  + ("; it is removed when the sandbox stops." if temporary else "."))
+    walked_through = failed = False
+    code = 0
     try:
+        _write_pointer(base, temporary=temporary)
         first = fleet.init_repo()
         console.print(f"[bold]1.[/bold] Fleet repository {fleet.repo_dir}: the sample fleet, commit {first[:8]}.")
         fleet.start_kubesim()
@@ -225,31 +357,52 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
                       f"{victim}` nothing: drift is what differs now, history is what happened.\n",
                       markup=False, highlight=False)
 
+        _show_artifacts(fleet, sorted(names), victim, console)
+        walked_through = True
         console.rule("[bold]What just happened")
         console.print(
             f"A hub rendered one signed bundle per cluster from {fleet.repo_dir}; each spoke pulled its own over "
             "gRPC/TLS, applied it server-side and reported back. A prod-only image bump moved only the prod "
             "clusters; a manual change was noticed and undone.\n")
         console.print("Explore it" + (":" if keep else " (run `convoy sandbox up --keep` to keep it up):"))
+        convoy, activate = convoy_command(found=shutil.which("convoy"), bin_dir=Path(sys.executable).parent)
+        if activate:
+            console.print(f"  {activate}   # puts convoy on your PATH", markup=False, highlight=False)
         console.print(f"  export CONVOY_CONFIG={fleet.cli_config}")
-        console.print("  convoy status            # the fleet at a glance")
-        console.print(f"  convoy describe {victim}")
-        console.print(f"  convoy history {victim}   # the drift: detected, corrected, by whom")
-        console.print(f"  convoy diff {victim}")
-        console.print("  convoy history --all")
-        console.print("  convoy rollout status    # the prod bump's waves")
+        console.print(f"  {convoy} status            # the fleet at a glance", markup=False)
+        console.print(f"  {convoy} describe {victim}", markup=False)
+        console.print(f"  {convoy} history {victim}   # the drift: detected, corrected, by whom", markup=False)
+        console.print(f"  {convoy} diff {victim}", markup=False)
+        console.print(f"  {convoy} history --all", markup=False)
+        console.print(f"  {convoy} rollout status    # the prod bump's waves", markup=False)
         console.print(f"  kubectl --kubeconfig {fleet.kubeconfig} --context {victim} get deploy -A")
-        console.print(f"  # edit {fleet.repo_dir}, commit, then `convoy sync`")
+        console.print(f"  # edit {fleet.repo_dir}, commit, then `{convoy} sync`", markup=False)
+        console.print(f"  {convoy} bundle ls {victim} --registry {fleet.http_url}   # its bundles as OCI artifacts",
+                      markup=False, highlight=False)
+        console.print(f"  {convoy} spoke run ... --bundle-source oci://127.0.0.1:{fleet.http_port}/convoy/bundles "
+                      "--bundle-source-insecure   # bytes from a registry", markup=False, highlight=False)
         if keep:
             console.print(f"\nHub {fleet.hub_address} (HTTP {fleet.http_url}), kubesim {fleet.kubesim_url}. "
-                          "Press Ctrl-C to stop.")
+                          f"Press Ctrl-C to stop, or run `{convoy} sandbox down` from any shell.",
+                          markup=False)
             while True:
                 fleet.check_alive()
                 time.sleep(1)
-    except KeyboardInterrupt:
-        console.print("stopping")
+    except Stopped as stop:
+        console.print(f"stopping ({stop})")
+        code = 0 if walked_through else 128 + stop.signum
+    except BaseException:
+        failed = True
+        raise
     finally:
-        fleet.stop()
+        with _signals_ignored():
+            fleet.stop()
+            _clear_pointer(base)
+            if temporary and not failed:
+                shutil.rmtree(base, ignore_errors=True)
+            elif temporary:
+                console.print(f"Kept {base} for its logs; remove it when done.", markup=False, highlight=False)
+    return code
 
 
 @click.group()
@@ -267,10 +420,47 @@ def sandbox_up(clusters: int, keep: bool, workdir: Path | None, timeout: float) 
     """Run a local fleet, show it converge, roll a change out, and correct drift."""
     if clusters < 1:
         raise click.BadParameter("at least one cluster", param_hint="--clusters")
+    # The spokes need the spoke extra: with only the hub's, say so now (the root command names the
+    # extra for a ModuleNotFoundError) rather than after kubesim and the hub have started.
+    import kubernetes  # noqa: F401
     # A pipe or CI log gets a width that fits the status table instead of rich's 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 150)
     try:
-        run_sandbox(clusters=clusters, keep=keep, workdir=workdir, timeout=timeout, console=console)
+        with _stop_on_signals():
+            code = run_sandbox(clusters=clusters, keep=keep, workdir=workdir, timeout=timeout, console=console)
     except localfleet.SandboxError as exc:
         console.print(f"[red]sandbox failed:[/red] {exc}", markup=True, highlight=False)
         sys.exit(1)
+    except Stopped as stop:  # before anything was started
+        sys.exit(128 + stop.signum)
+    sys.exit(code)
+
+
+@sandbox.command("down")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The sandbox's directory (default: the one the last `convoy sandbox up` recorded).")
+def sandbox_down(workdir: Path | None) -> None:
+    """Stop a sandbox that `convoy sandbox up --keep` started, from any shell.
+
+    Asks the `up` process to stop its parts; parts left running (its process was killed) are stopped
+    here. A temporary work directory is removed with them.
+    """
+    pointed = _read_pointer()
+    target = workdir or (pointed.workdir if pointed else None)
+    if target is None:
+        click.echo(f"No sandbox to stop ({pointer_path()} names none).")
+        return
+    ours = pointed if pointed is not None and pointed.workdir == target.resolve() else None
+    try:
+        # The pointer names `up` even before it has started a part (and recorded it in the work dir).
+        stopped = localfleet.stop_recorded(target, owner=ours.owner if ours else None)
+    except localfleet.SandboxError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if ours is not None:
+        pointer_path().unlink(missing_ok=True)
+        if ours.temporary:
+            shutil.rmtree(target, ignore_errors=True)
+    if stopped:
+        click.echo(f"Stopped the sandbox in {target}: {', '.join(stopped)}.")
+    else:
+        click.echo(f"No sandbox was running in {target}.")

@@ -104,7 +104,7 @@ def parse_cluster(name: str, data: Any, *, file: str) -> ClusterDecl:
         data = {}
     if not isinstance(data, Mapping):
         raise ClusterConfigError("must be a mapping", file=file)
-    unknown = sorted(set(data) - {"apiVersion", "kind", "labels", "vars"})
+    unknown = sorted(set(data) - {"apiVersion", "kind", "labels", "vars"}, key=str)  # keys: any YAML scalar
     if unknown:
         raise ClusterConfigError(f"{unknown[0]}: unknown field (allowed: apiVersion, kind, labels, "
                                  "vars)", file=file)

@@ -9,9 +9,11 @@ documented in docs/fleet-config.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import enum
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -137,7 +139,7 @@ class Wave:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RolloutSpec:
-    """The progressive-rollout strategy (issue 8). Waves carry their effective settings.
+    """The progressive-rollout strategy. Waves carry their effective settings.
 
     A cluster in no wave belongs to a final implicit wave named ``rest`` with the
     strategy's defaults (see :meth:`wave_of`).
@@ -217,7 +219,7 @@ def parse_duration(value: Any, *, field: str) -> dt.timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise FleetConfigError(f"{value!r} is negative", field=field)
-        return dt.timedelta(seconds=value)
+        return _timedelta(value, value, field)
     if isinstance(value, str):
         text = value.strip()
         if text == "0":
@@ -229,8 +231,19 @@ def parse_duration(value: Any, *, field: str) -> dt.timedelta:
             seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
             position = match.end()
         if text and position == len(text):
-            return dt.timedelta(seconds=seconds)
+            return _timedelta(seconds, value, field)
     raise FleetConfigError(f"{value!r} is not a duration (use e.g. \"30s\", \"5m\", \"1h30m\")", field=field)
+
+
+#: Longest duration accepted (timedelta's own bound is about 2.7 million years; a rollout needs far less).
+MAX_DURATION = dt.timedelta(days=3650)
+
+
+def _timedelta(seconds: float, value: Any, field: str) -> dt.timedelta:
+    # NaN, infinity and huge numbers are valid YAML floats but no duration (timedelta raises for them).
+    if math.isnan(seconds) or seconds > MAX_DURATION.total_seconds():  # NaN compares false: test it first
+        raise FleetConfigError(f"{value!r} is longer than {MAX_DURATION.days} days, or not a number", field=field)
+    return dt.timedelta(seconds=seconds)
 
 
 class _Reader:
@@ -292,13 +305,18 @@ def _max_unavailable(value: Any, field: str) -> MaxUnavailable:
         match = re.fullmatch(r"(\d{1,3})%", value.strip())
         if match and int(match.group(1)) <= 100:
             return MaxUnavailable(percent=int(match.group(1)))
-        if value.strip().isdigit():
+        if _is_count(value.strip()):
             return MaxUnavailable(count=int(value.strip()))
     raise FleetConfigError(f"{value!r} is neither a count (2) nor a percentage (\"25%\")", field=field)
 
 
+def _is_count(text: str) -> bool:
+    # ASCII only: str.isdigit() is also true for '²' and other digits that int() refuses.
+    return text.isascii() and text.isdigit()
+
+
 def _min_ready(value: Any, field: str) -> MinReady:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _is_count(value.strip()):
         value = int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool):
         if value >= 1:
@@ -419,10 +437,15 @@ def _app(data: Any, field: str, fleet_rollout: RolloutSpec | None) -> App:
     cluster_layer = reader.string("clusterLayer")
     if cluster_layer is not None:
         placeholders = set(_TEMPLATE_FIELD_RE.findall(cluster_layer))
-        if not placeholders <= _TEMPLATE_FIELDS or "{cluster}" not in cluster_layer:
+        example = None
+        if placeholders <= _TEMPLATE_FIELDS:
+            # A lone brace ("{{cluster}", "{cluster}{") passes the placeholder check but not str.format.
+            with contextlib.suppress(ValueError):
+                example = cluster_layer.format(cluster="c", app=name)
+        if example is None or "{cluster}" not in cluster_layer:
             raise FleetConfigError(f"{cluster_layer!r} must contain {{cluster}} and may contain {{app}}; "
-                                   "no other placeholders", field=reader.at("clusterLayer"))
-        _path(cluster_layer.format(cluster="c", app=name), reader.at("clusterLayer"))
+                                   "no other placeholders, and no other braces", field=reader.at("clusterLayer"))
+        _path(example, reader.at("clusterLayer"))
     drift_policy = None
     if reader.get("driftPolicy") is not None:
         try:

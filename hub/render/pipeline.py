@@ -8,7 +8,7 @@ Top to bottom, for each cluster (:meth:`Renderer.render_cluster`)::
       -> substitute ${vars}                     (cached per build and the values of the variables used)
       -> order, check, encode                   (hub.render.bundles)
 
-Caching is what makes a 1,000-cluster fleet cheap (DESIGN.md decision 3). A
+Caching is what makes a 1,000-cluster fleet cheap (docs/architecture.md). A
 kustomize build records every path it reads through a recording view of the
 repository; the build is reused for any revision where all those paths have the
 same content ids (Git object ids), so clusters that share layers share one

@@ -27,6 +27,7 @@ KIND_OF: Mapping[str, EventKind] = {
     DriftAction.RECREATED: EventKind.DRIFT_CORRECTED,
     DriftAction.REVERTED: EventKind.DRIFT_CLEARED,
     DriftAction.SUPERSEDED: EventKind.DRIFT_CLEARED,
+    DriftAction.NOT_RECORDED: EventKind.DRIFT,
 }
 
 FIELDS_IN_MESSAGE = 3
@@ -96,6 +97,8 @@ def message(action: str, ref: ObjectRef, fields: Sequence[Mapping[str, Any]], ma
         return f"drift on {ref} gone: the live object matches its bundle again (reverted outside Convoy)"
     if action == DriftAction.SUPERSEDED:
         return f"drift on {ref} gone: overwritten by applying a new bundle ({what})"
+    if action == DriftAction.NOT_RECORDED:  # the spoke's count and span of drift history it had to drop
+        return _clip(error, 300) or "drift events not recorded by the spoke"
     return f"drift on {ref}: {action}: {what}{by}"
 
 

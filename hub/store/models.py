@@ -12,7 +12,7 @@ Tables::
     render_errors           one row per cluster whose latest render failed
     hub_state               key/value: last deployed commit, fleet commit, ... (see repository)
     events                  append-only audit log that ``convoy history`` reads
-    rollouts                one row per progressive rollout (issue 8): its state machine as JSON
+    rollouts                one row per progressive rollout: its state machine as JSON
 
 Times are timezone-aware UTC in Python on both databases (:class:`UTCDateTime`). Enumerations are
 stored as their string values, so adding a member never needs a database enum migration. A change
@@ -110,7 +110,7 @@ class EventKind(enum.StrEnum):
     PINNED = "pinned"                              #: an administrator pinned a cluster to a bundle
     UNPINNED = "unpinned"                          #: ... and released the pin
     ROLLOUT = "rollout"                            #: a rollout note without a more precise kind
-    # Rollout transitions (hub.rollout.planning emits these kinds; issue 8).
+    # Rollout transitions (hub.rollout.planning emits these kinds).
     ROLLOUT_STARTED = "rollout_started"
     ROLLOUT_SUPERSEDED = "rollout_superseded"      #: a newer commit started a new rollout
     WAVE_RELEASED = "wave_released"                #: a wave's clusters were given the new bundle
@@ -137,7 +137,7 @@ class Cluster(SQLModel, table=True):
     last_seen: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
     credential_hash: str = Field(max_length=80, unique=True, index=True)
     paused: bool = Field(default=False)
-    #: A digest the cluster is held at regardless of the fleet commit (rollback pin, issue 8).
+    #: A digest the cluster is held at regardless of the fleet commit (rollback pin).
     pinned_digest: str | None = Field(default=None, max_length=DIGEST_LEN)
     #: The id of the bootstrap token it registered with.
     token_id: str | None = Field(default=None, max_length=32)

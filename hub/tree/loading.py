@@ -151,9 +151,28 @@ def _too_deep(document: Any) -> bool:
     return False
 
 
+def _non_string_keys(document: Any) -> list[Any]:
+    """The first mapping key that is not a string (``1:``, ``true:``, ``~:``) in a list, or []; iteratively."""
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key in value:
+                if not isinstance(key, str):
+                    return [key]  # in a list: the key may be None
+            stack.extend(child for child in value.values() if isinstance(child, dict | list))
+        elif isinstance(value, list):
+            stack.extend(child for child in value if isinstance(child, dict | list))
+    return []
+
+
 def _checked(documents: list[Any], file: str) -> list[Any]:
     if any(_too_deep(document) for document in documents):
         raise KustomizeError(f"a document nests deeper than {MAX_DEPTH} levels; refused", file=file)
+    for document in documents:
+        # kustomize refuses them too (JSON has only string keys); here they would break sorting and encoding.
+        for key in _non_string_keys(document):
+            raise KustomizeError(f"mapping key {key!r} ({type(key).__name__}) is not a string; quote it", file=file)
     return documents
 
 

@@ -40,7 +40,6 @@ _URL_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|[\w.-]+@[\w.-]+:|(github\.co
                      r"dev\.azure\.com|ssh\.dev\.azure\.com)/)|[?&](ref|version|timeout|submodules)=")
 _MAX_SYMLINK_HOPS = 40
 _SYMLINK_MODE = 0o120000
-_TREE_MODE = 0o040000
 #: Largest Git tree object (one directory's entries, ~40 bytes each) read: about 400,000 entries.
 MAX_TREE_BYTES = 16 * 1024 * 1024
 #: Longest symlink target read (PATH_MAX): a link blob is read whole to resolve it.

@@ -1,4 +1,5 @@
-"""The hub's HTTP side port (aiohttp): ``/webhook``, ``/metrics``, ``/healthz``, ``/readyz``.
+"""The hub's HTTP side port (aiohttp): ``/webhook``, ``/metrics``, ``/healthz``, ``/readyz``, and the
+read side of the OCI Distribution API for the hub's bundles under ``/v2/`` (:mod:`hub.web.registry`).
 
 The app knows nothing of the store or Git: it is given callables by the hub's
 composition root, so it stays a thin edge. A webhook only *triggers* a sync;
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from hub import metrics as metrics_mod
 from hub.source import webhooks
+from hub.web import registry as registry_mod
 
 __all__ = ["Readiness", "WebHooks", "create_app", "start_site"]
 
@@ -75,7 +77,8 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         chunks.append(chunk)
 
 
-def create_app(hooks: WebHooks, metrics: metrics_mod.HubMetrics) -> web.Application:
+def create_app(hooks: WebHooks, metrics: metrics_mod.HubMetrics,
+               registry: registry_mod.RegistryHooks | None = None) -> web.Application:
     app = web.Application(client_max_size=hooks.max_body_bytes)
     deliveries = webhooks.DeliveryLog(hooks.deliveries_remembered)
     in_flight = 0
@@ -149,6 +152,8 @@ def create_app(hooks: WebHooks, metrics: metrics_mod.HubMetrics) -> web.Applicat
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if registry is not None:
+        registry_mod.add_routes(app, registry)
     return app
 
 

@@ -1,7 +1,7 @@
 """Apply: server-side apply of one object (``apply_one``) or many in parallel (``apply_all``).
 
 Unchanged objects are not re-applied, so a quiet cluster sees no writes and no resourceVersion churn.
-The choice (issue 5 allows two): a **stored per-object hash** of the manifest last applied (kept in
+The choice (of two that would work): a **stored per-object hash** of the manifest last applied (kept in
 the in-cluster inventory) **plus a live check** — the object is skipped only when its manifest hash
 equals the stored one AND the live object exists AND ``spoke.drift.diff`` finds no managed field
 that differs. The hash catches fields removed from the manifest (which a desired-vs-live diff

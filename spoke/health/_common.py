@@ -15,7 +15,6 @@ __all__ = [
     "current",
     "describe",
     "failed",
-    "has_conditions",
     "in_progress",
     "int_at",
     "str_at",
@@ -90,11 +89,6 @@ def condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
         if isinstance(entry, Mapping) and entry.get("type") == kind:
             return entry
     return None
-
-
-def has_conditions(obj: Mapping[str, Any]) -> bool:
-    conditions = _walk(obj, "status.conditions")
-    return isinstance(conditions, Sequence) and not isinstance(conditions, str) and len(conditions) > 0
 
 
 def describe(cond: Mapping[str, Any]) -> str:

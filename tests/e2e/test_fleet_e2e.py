@@ -137,7 +137,7 @@ def test_broken_app_for_one_group_keeps_last_good_state_there(e2e_fleet: localfl
     assert len(errors) == 1 and errors[0].count(overlay) == 1, described
     synced = convoy(e2e_fleet, "sync")
     assert synced.exit_code == 1 and "1 refused by render errors (staging-eu-1)" in synced.output, synced.output
-    assert "4 cluster(s) desire it now" in synced.output and overlay in synced.output
+    assert "4 clusters desire it now" in synced.output and overlay in synced.output
     for name in moved:
         assert core(e2e_fleet, name).read_namespaced_config_map("web-config", "shop").data["RELEASE"] == "r2"
     assert "RELEASE" not in core(e2e_fleet, "staging-eu-1").read_namespaced_config_map("web-config", "shop").data

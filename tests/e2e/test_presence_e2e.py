@@ -18,7 +18,7 @@ import pytest
 
 from hub import localfleet
 from protos.convoy.v1 import convoy_pb2 as pb
-from tests.e2e.test_rollouts_e2e import at, bump, control, convoy, events, rollout, wait_state
+from tests.e2e.rollout_harness import at, bump, control, convoy, events, rollout, wait_state
 
 RUNNING = ["dev-eu-1", "prod-ap-1", "prod-eu-1"]
 CANARY = "prod-eu-1"

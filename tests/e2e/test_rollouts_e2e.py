@@ -8,18 +8,15 @@ the web ConfigMap's base, so it changes every cluster's bundle.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from hub import localfleet
-from protos import codec
 from protos.convoy.v1 import convoy_pb2 as pb
+from tests.e2e.rollout_harness import at, bump, control, convoy, events, rollout, wait_state
 
 CANARY = {"prod-eu-1"}
 EARLY = {"dev-eu-1", "staging-eu-1"}
@@ -37,7 +34,6 @@ ROLLOUT = f"""rollout:
     - name: early
       selector: {{matchExpressions: [{{key: env, operator: In, values: [dev, staging]}}]}}
 """
-CONFIGMAP = "apps/web/base/configmap.yaml"
 CANARY_LAYER = "clusters/prod-eu-1/web/kustomization.yaml"
 
 
@@ -58,48 +54,6 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localfleet.Local
         yield running
     finally:
         running.stop()
-
-
-def bump(fleet: localfleet.LocalFleet, version: str, extra: dict[str, str | None] | None = None) -> str:
-    """Commit a new VERSION in the web ConfigMap (every cluster's bundle changes) and sync the hub now."""
-    text = re.sub(r"(?m)^  VERSION: .*\n", "", fleet.read(CONFIGMAP)) + f'  VERSION: "{version}"\n'
-    sha = fleet.commit(f"web: version {version}", {CONFIGMAP: text, **(extra or {})})
-    with fleet.admin() as admin:
-        admin.sync_now()
-    return sha
-
-
-def rollout(fleet: localfleet.LocalFleet) -> pb.RolloutStatusResponse:
-    with fleet.admin() as admin:
-        response: pb.RolloutStatusResponse = admin.rollout_status()
-    return response
-
-
-def control(fleet: localfleet.LocalFleet, action: str) -> pb.RolloutStatusResponse:
-    with fleet.admin() as admin:
-        response: pb.RolloutStatusResponse = admin.rollout_control(action)
-    return response
-
-
-def events(fleet: localfleet.LocalFleet, commit: str) -> list[pb.Event]:
-    with fleet.admin() as admin:
-        found = admin.history(pb.HistoryRequest(all=True, limit=2000)).events
-    return [e for e in found if e.commit == commit]
-
-
-def at(event: pb.Event) -> dt.datetime:
-    when = codec.datetime_from_wire(event.at)
-    assert when is not None
-    return when
-
-
-def wait_state(fleet: localfleet.LocalFleet, commit: str, state: str, timeout: float = 90) -> pb.RolloutStatusResponse:
-    def reached() -> pb.RolloutStatusResponse | None:
-        fleet.check_alive()
-        current = rollout(fleet)
-        return current if current.commit == commit and current.state == state else None
-
-    return localfleet.wait_until(reached, timeout=timeout, what=f"rollout of {commit[:8]} {state}", interval=0.3)
 
 
 def settled(fleet: localfleet.LocalFleet, commit: str) -> dict[str, pb.ClusterSummary]:
@@ -196,12 +150,6 @@ def test_hub_restart_mid_rollout_resumes_where_it_was(fleet: localfleet.LocalFle
     wait_state(fleet, sha, "done")
     settled(fleet, sha)
     assert [e.kind for e in events(fleet, sha)].count("rollout_started") == 1
-
-
-def convoy(fleet: localfleet.LocalFleet, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CONVOY_CONFIG": str(fleet.cli_config)}
-    return subprocess.run([sys.executable, "-m", "hub", *args], capture_output=True, text=True, env=env, timeout=60,
-                          check=False)
 
 
 def test_rollback_pins_a_cluster_that_rollouts_then_skip_until_unpinned(fleet: localfleet.LocalFleet) -> None:

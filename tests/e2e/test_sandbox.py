@@ -25,4 +25,7 @@ def test_sandbox_walkthrough_completes(tmp_path: Path) -> None:
     assert re.search(r"drift_corrected +cluster \S+: drift corrected on Deployment.apps/shop/web: \.spec\.replicas", output)
     assert "changed by sandbox-operator" in output
     assert "shows DRIFT 0 for" in output
+    # Step 7: where each bundle lives as an OCI reference, one fetched over /v2/ and verified (lines may wrap).
+    assert re.search(r"Inspected\s+127\.0\.0\.1:\d+/convoy/bundles:\S+-latest:.*?digests\s+good,\s+hub\s+signature\s+good",
+                     output, re.S)
     assert "Traceback" not in output

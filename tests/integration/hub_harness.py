@@ -22,9 +22,11 @@ from typing import Any
 import git
 import grpc
 import psycopg
+from click.testing import CliRunner, Result
 from grpc import aio
 
 from hub import settings as settings_mod
+from hub.cli import cli
 from hub.commands import hubserve
 from protos import bundle as bundles
 from protos.codec import pb
@@ -290,3 +292,20 @@ async def registered_spoke(hub: hubserve.RunningHub, ch: aio.Channel, name: str,
 
 def random_secret() -> str:
     return secrets.token_urlsafe(16)
+
+
+# -- the real CLI against a hub ----------------------------------------------------------------------
+
+async def convoy(hub: hubserve.RunningHub, tmp_path: Path, *args: str) -> Result:
+    """Run the real CLI against the hub, as a user would type it."""
+    ca = tmp_path / "hub-ca.pem"
+    ca.write_bytes(hub.ca_pem)
+    env = {"CONVOY_CONFIG": str(tmp_path / "cli-config.yaml"), "CONVOY_HUB": hub.grpc_address,
+           "CONVOY_HUB_CA": str(ca), "CONVOY_CREDENTIAL_FILE": str(hub.admin_credential_path)}
+    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env, catch_exceptions=False)
+
+
+def row(document: dict[str, object], name: str) -> dict[str, object]:
+    clusters = document["clusters"]
+    assert isinstance(clusters, list)
+    return next(c for c in clusters if c["name"] == name)

@@ -1,4 +1,4 @@
-"""`pip install convoy` without extras: the CLI works, and a hub command says which extra it needs.
+"""`pip install convoy-fleet` without extras: the CLI works, and a hub command says which extra it needs.
 
 A real virtualenv holding only the base dependencies of pyproject.toml (from the pip cache / the
 configured index) and the project installed with ``--no-deps``. This is what an operator's laptop
@@ -70,8 +70,11 @@ def test_the_cli_works_without_extras(convoy: Path, args: list[str]) -> None:
 
 def test_help_lists_every_command_and_what_it_needs(convoy: Path) -> None:
     result = _run(convoy, "--help")
-    assert "hub       (needs convoy[hub])" in result.stdout
-    assert "spoke     Run or install the spoke agent." in result.stdout
+    listed = {line.split()[0]: " ".join(line.split()[1:]) for line in result.stdout.splitlines()
+              if line.startswith("  ") and not line.strip().startswith("-")}
+    assert listed["hub"] == "(needs convoy-fleet[hub])"
+    assert listed["spoke"] == "Run or install the spoke agent."
+    assert listed["completion"].startswith("Print the completion script")  # needs no extra
 
 
 @pytest.mark.parametrize(("args", "extra"), [
@@ -81,5 +84,5 @@ def test_help_lists_every_command_and_what_it_needs(convoy: Path) -> None:
 def test_a_command_that_needs_an_extra_says_which(convoy: Path, args: list[str], extra: str) -> None:
     result = _run(convoy, *args)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"`convoy {args[0]}` needs convoy[{extra}]" in result.stderr
-    assert f"pip install 'convoy[{extra}]'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert f"`convoy {args[0]}` needs convoy-fleet[{extra}]" in result.stderr
+    assert f"pip install 'convoy-fleet[{extra}]'" in result.stderr and len(result.stderr.strip().splitlines()) == 1

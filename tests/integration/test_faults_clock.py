@@ -13,13 +13,13 @@ from protos.codec import pb
 from tests.integration.hub_harness import (
     FleetRepo,
     channel,
-    fleet_repo_fixture,  # noqa: F401  (fixture)
+    convoy,
     hub_settings,
     next_desired,
     registered_spoke,
+    row,
     running_hub,
 )
-from tests.integration.test_fleet_view import convoy, row
 
 
 def _stamp(when: dt.datetime) -> timestamp_pb2.Timestamp:

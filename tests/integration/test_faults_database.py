@@ -36,13 +36,12 @@ from tests.integration.hub_harness import (
     admin_of,
     channel,
     configmap,
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
-    poll,
     registered_spoke,
     running_hub,
 )
+from tests.polling import poll
 
 
 class PrivatePostgres:

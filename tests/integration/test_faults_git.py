@@ -22,7 +22,6 @@ from tests.integration.hub_harness import (
     admin_of,
     channel,
     configmap,
-    fleet_repo_fixture,  # noqa: F401  (fixture)
     hub_settings,
     next_desired,
     registered_spoke,

@@ -208,3 +208,14 @@ async def test_unreachable_repository_keeps_the_hub_up_until_it_appears(tmp_path
             async with http.get(f"{base}/readyz") as resp:
                 return resp.status == 200
         await poll(ready, what="/readyz once the repository exists")
+
+
+async def test_history_since_out_of_range_is_invalid_argument(tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    # Was INTERNAL (a ValueError from the timestamp conversion, logged as a bug); the caller's own mistake.
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        request = pb.HistoryRequest(all=True)
+        request.since.seconds = 8574853690513424383
+        with pytest.raises(aio.AioRpcError) as caught:
+            await admin_of(hub, ch).call("History", request)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "history: since is not a valid timestamp" in (caught.value.details() or "")

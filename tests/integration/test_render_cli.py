@@ -112,9 +112,9 @@ def test_preview_lists_which_clusters_change_and_how(repo_dir: Path) -> None:
         .replace("  - service.yaml\n", "  - service.yaml\n  - extra.yaml\n")})
     code, out, _ = _run("preview", "--repo", str(repo_dir), "--base", base, "--head", head)
     assert code == 0, out
-    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ ") and "-1" in line}
-    assert "changed" in rows["prod-us-1"]
-    assert "│ 1 " in rows["prod-us-1"]  # one object added (extra) ...
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] and "-1" in line.split()[0]}
+    assert rows["prod-us-1"][1] == "changed"
+    assert rows["prod-us-1"][2] == "1"  # one object added (extra) ...
     assert all("changed" in rows[name] for name in rows)
     assert "5 of 5 clusters change" in out
 
@@ -147,7 +147,9 @@ def test_preview_from_a_url_with_new_and_removed_clusters(repo_dir: Path) -> Non
                                    "clusters/prod-us-2/cluster.yaml": "labels: {env: prod, region: us}\n"})
     code, out, _ = _run("preview", "--repo", f"file://{repo_dir}", "--base", base, "--head", head)
     assert code == 0, out
-    status = {line.split()[1]: line.split()[3] for line in out.splitlines() if line.startswith("│ ")}
+    header, *lines = out.splitlines()[1:]
+    assert header.split()[:2] == ["CLUSTER", "BUNDLE"]
+    status = {line.split()[0]: line.split()[1] for line in lines if "clusters change" not in line}
     assert status["prod-us-1"] == "removed" and status["prod-us-2"] == "new"
     assert status["dev-eu-1"] == "unchanged"
     assert "2 of 6 clusters change" in out
@@ -198,3 +200,28 @@ def test_a_rev_that_names_both_a_tag_and_a_branch_is_refused(repo_dir: Path) -> 
     assert code == 1 and "'v1' is ambiguous" in err and "refs/tags/v1" in err, err
     code, _, err = _run("render", "--repo", str(repo_dir), "--rev", "refs/tags/v1", "--cluster", "dev-eu-1")
     assert code == 0, err
+
+
+def test_preview_reads_the_working_tree_by_default_and_says_by_exit_code_whether_anything_changes(
+        repo_dir: Path) -> None:
+    base = commit_files(repo_dir, {"README.md": "one\n"})
+    code, out, err = _run("preview", "--repo", str(repo_dir), "--base", base, "--exit-code")
+    assert code == 0 and "0 of 5 clusters change" in out, out + err
+    overlay = repo_dir / "apps/web/overlays/region/us/kustomization.yaml"
+    overlay.write_text(overlay.read_text().replace("us-storage", "us-east-storage"))  # not committed
+    code, out, err = _run("preview", "--repo", str(repo_dir), "--base", base, "-o", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["head"] == "working tree" and document["changed"] == 1
+    clusters = {c["cluster"]: c for c in document["clusters"]}
+    assert clusters["prod-us-1"]["status"] == "changed" and clusters["prod-us-1"]["changedObjects"] == [
+        "ConfigMap/shop/web-config"]
+    assert clusters["dev-eu-1"]["status"] == "unchanged"
+    code, out, _ = _run("preview", "--repo", str(repo_dir), "--base", base, "--exit-code")
+    assert code == 1 and "1 of 5 clusters change" in out
+
+
+def test_preview_refuses_an_empty_revision(repo_dir: Path) -> None:
+    for flags in (["--base", ""], ["--base", "HEAD", "--head", " "]):
+        code, out, err = _run("preview", "--repo", str(repo_dir), *flags)
+        assert code == 2 and "empty revision" in err, out + err

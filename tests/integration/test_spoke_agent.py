@@ -112,12 +112,10 @@ def test_drift_by_another_manager_is_corrected_within_5s(
     hub.publish(_app_bundle("drift"))
     spawn()
     wait_for(_reported(hub, _phase_is(Phase.READY)), timeout=20, what="Ready")
-    started = time.monotonic()
     client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "drift"},
                   "data": {"mode": "green"}}, manager="someone-else", force=True)
     wait_for(lambda: (client.get("v1", "ConfigMap", "drift", "settings") or {}).get("data") == {"mode": "blue"},
-             timeout=DRIFT_DEADLINE, what="drift corrected")
-    assert time.monotonic() - started < DRIFT_DEADLINE
+             timeout=DRIFT_DEADLINE, what="drift corrected")  # the bound is the deadline itself
     events = wait_for(lambda: _events(hub, "corrected"), timeout=5, what="a report of the corrected drift")
     detected, corrected = _events(hub, "detected"), events
     assert len(detected) == len(corrected) == 1

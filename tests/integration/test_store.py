@@ -547,3 +547,19 @@ def test_prune_events(db: Database) -> None:
             repo.add_event(s, EventKind.HUB, message=f"e{i}", now=T0 + dt.timedelta(days=i))
         assert repo.prune_events(s, before=T0 + dt.timedelta(days=3)) == 3
         assert [e.message for e in repo.events(s)] == ["e3", "e4"]
+
+
+def test_retention_keeps_what_a_cluster_still_runs(db: Database) -> None:
+    """A cluster that has not yet applied its new bundles still runs an old one: that one is kept (issue 19)."""
+    digests = [add_bundle(db, n) for n in range(1, 6)]
+    register(db, "a")
+    with db.session() as s:
+        repo.set_desired(s, cluster="a", commit=COMMIT_A, digest=digests[0])
+        repo.save_status(s, report("a", "Ready", digests[0]), now=T0)
+        for d in digests[1:]:
+            repo.set_desired(s, cluster="a", commit=COMMIT_B, digest=d)
+    with db.session() as s:
+        repo.prune_bundles(s, keep_last=2, now=T0 + dt.timedelta(days=1))
+    with db.session() as s:
+        left = {row[0] for row in s.execute(sa.text("SELECT digest FROM bundles"))}
+    assert left == {digests[0], digests[3], digests[4]}

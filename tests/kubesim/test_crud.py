@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -133,7 +134,9 @@ def test_label_and_field_selectors(api: client.ApiClient) -> None:
         core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": labels}})
 
     def names(**kw: Any) -> list[str]:
-        return [i.metadata.name for i in core.list_namespaced_config_map("default", **kw).items]
+        # Every namespace also holds the control plane's kube-root-ca.crt; these cases are about ours.
+        return [i.metadata.name for i in core.list_namespaced_config_map("default", **kw).items
+                if i.metadata.name != "kube-root-ca.crt"]
 
     assert names(label_selector="tier=web") == ["a"]
     assert names(label_selector="tier!=web") == ["b", "c"]
@@ -281,3 +284,21 @@ def test_required_fields_are_validated(api: client.ApiClient) -> None:
     with pytest.raises(ApiException) as no_ports:
         client.CoreV1Api(api).create_namespaced_service("default", {"metadata": {"name": "s"}, "spec": {}})
     assert json.loads(no_ports.value.body)["message"] == 'Service "s" is invalid: spec.ports: Required value'
+
+
+def test_secrets_and_configmaps_hold_at_most_one_mebibyte(api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    limit = 1024 * 1024
+    fits = base64.b64encode(b"x" * (limit - 10)).decode()
+    core.create_namespaced_secret("default", {"metadata": {"name": "fits"}, "data": {"a": fits}})
+    too_big = {"a": base64.b64encode(b"x" * limit).decode(), "b": base64.b64encode(b"y").decode()}
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_secret("default", {"metadata": {"name": "big"}, "data": too_big})
+    assert refused.value.status == 422 and f"must have at most {limit} bytes" in refused.value.body
+    with pytest.raises(ApiException) as refused_cm:
+        core.create_namespaced_config_map("default", {"metadata": {"name": "big"}, "data": {"a": "z" * (limit + 1)}})
+    assert refused_cm.value.status == 422
+    # An update that grows past the limit is refused and leaves the stored object as it was.
+    with pytest.raises(ApiException):
+        core.patch_namespaced_secret("fits", "default", {"data": {"more": base64.b64encode(b"m" * 100).decode()}})
+    assert set(core.read_namespaced_secret("fits", "default").data) == {"a"}

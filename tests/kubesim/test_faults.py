@@ -122,3 +122,37 @@ def test_a_cut_switched_on_later_reaches_open_watches(sim: KubeSim, cluster: str
             pass
     assert time.monotonic() - started < 5
     sim.clear_faults(cluster)
+
+
+def test_bad_gateway_and_gateway_timeout(sim: KubeSim, cluster: str) -> None:
+    # A load balancer in front of the API server answers these, with no Kubernetes Status body.
+    http = urllib3.PoolManager(retries=False)
+    url = f"{sim.url(cluster)}/api/v1/namespaces"
+    sim.set_faults(cluster, Faults(error_rates={502: 1.0}))
+    assert http.request("GET", url).status == 502
+    sim.set_faults(cluster, Faults(error_rates={504: 1.0}))
+    assert http.request("GET", url).status == 504
+    sim.clear_faults(cluster)
+    assert http.request("GET", url).status == 200
+
+
+def test_stalled_body_sends_headers_then_nothing(sim: KubeSim, cluster: str) -> None:
+    sim.set_faults(cluster, Faults(stall_rate=1.0, stall_for=30.0))
+    http = urllib3.PoolManager(retries=False)
+    started = time.monotonic()
+    response = http.request("GET", f"{sim.url(cluster)}/api/v1/namespaces", preload_content=False,
+                            timeout=urllib3.Timeout(connect=5, read=0.5))
+    assert response.status == 200  # the headers came: only a read timeout notices the stall
+    with pytest.raises((urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError)):
+        response.read()
+    assert time.monotonic() - started < 10
+    sim.clear_faults(cluster)
+    assert http.request("GET", f"{sim.url(cluster)}/api/v1/namespaces").status == 200
+
+
+def test_stall_fields_are_checked() -> None:
+    with pytest.raises(FaultsError, match="stall_rate"):
+        Faults(stall_rate=1.5)
+    parsed = Faults.from_json({"error_rates": {"502": 1, "504": 0.5}, "stall_rate": 0.5, "stall_for": 3})
+    assert parsed.error_rates == {502: 1.0, 504: 0.5} and parsed.stall_for == 3.0
+    assert Faults.from_json(parsed.to_json()) == parsed

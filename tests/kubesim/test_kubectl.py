@@ -148,3 +148,40 @@ def test_get_prints_the_usual_columns(run, tmp_path: pathlib.Path) -> None:  # t
     header, row = out.stdout.splitlines()
     assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     assert row.split()[:4] == ["web", "2/2", "2", "2"]
+
+
+def test_get_by_name_prints_the_same_columns_as_the_list(run, tmp_path: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("apply", "--server-side", "-f", _manifest(tmp_path, "a.yaml")).returncode == 0
+    waited = run("wait", "--for=condition=Available", "deployment/web", "--timeout=10s")
+    assert waited.returncode == 0, waited.stderr
+    out = run("get", "deploy", "web")
+    assert out.returncode == 0, out.stderr
+    header, row = out.stdout.splitlines()
+    assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert row.split()[:4] == ["web", "2/2", "2", "2"]
+
+
+def test_kubectl_sees_no_version_skew(run) -> None:  # type: ignore[no-untyped-def]
+    out = run("version")
+    assert out.returncode == 0, out.stderr
+    assert "WARNING" not in out.stderr  # kubectl warns when the server is more than one minor away
+    assert "Server Version:" in out.stdout
+
+
+def test_imperative_commands_send_protobuf_and_work(run) -> None:  # type: ignore[no-untyped-def]
+    # Typed client-go clients encode these bodies as protobuf (issue 17: they used to get a 415).
+    made = run("create", "namespace", "imperative")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "namespace/imperative created"
+    cm = run("create", "configmap", "settings", "-n", "imperative", "--from-literal=mode=fast")
+    assert cm.returncode == 0, cm.stderr
+    got = run("get", "configmap", "settings", "-n", "imperative", "-o", "jsonpath={.data.mode}")
+    assert got.stdout == "fast"
+    listed = run("get", "configmaps", "-n", "imperative", "-o", "name")
+    assert listed.stdout.split() == ["configmap/kube-root-ca.crt", "configmap/settings"]
+
+
+def test_get_apiservices(run) -> None:  # type: ignore[no-untyped-def]
+    got = run("get", "apiservices", "v1.apps", "-o", "jsonpath={.status.conditions[0].type}")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == "Available"

@@ -46,7 +46,8 @@ def test_watch_without_resource_version_starts_with_current_objects(api: client.
     core.create_namespaced_config_map("default", {"metadata": {"name": "b"}})
     core.create_namespaced_config_map("default", {"metadata": {"name": "a"}})
     events = list(watch.Watch().stream(core.list_namespaced_config_map, "default", timeout_seconds=1))
-    assert [(e["type"], e["object"].metadata.name) for e in events] == [("ADDED", "a"), ("ADDED", "b")]
+    assert [(e["type"], e["object"].metadata.name) for e in events] == [("ADDED", "a"), ("ADDED", "b"),
+                                                                        ("ADDED", "kube-root-ca.crt")]
 
 
 def test_selector_aware_added_and_deleted(api: client.ApiClient) -> None:
@@ -99,8 +100,8 @@ def test_send_initial_events_ends_with_annotated_bookmark(sim: KubeSim, cluster:
     response = http.request("GET", url)
     assert response.status == 200 and response.headers["Transfer-Encoding"] == "chunked"
     lines = [json.loads(line) for line in response.data.splitlines()]
-    assert [line["type"] for line in lines] == ["ADDED", "BOOKMARK"]
-    assert lines[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert [line["type"] for line in lines] == ["ADDED", "ADDED", "BOOKMARK"]  # a and kube-root-ca.crt
+    assert lines[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
     refused = http.request("GET", f"{sim.url(cluster)}/api/v1/configmaps?watch=true&sendInitialEvents=true")
     assert refused.status == 422
 

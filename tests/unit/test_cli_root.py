@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from hub import cli as root
+from protos import version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,8 +57,48 @@ def test_a_missing_extra_names_the_extra_and_exits_2(monkeypatch: pytest.MonkeyP
     entry = metadata.EntryPoint(name="demo", value="no_such_dependency_xyz:cmd [hub]", group=root.ENTRY_POINT_GROUP)
     monkeypatch.setattr(root, "_registered", lambda: {"demo": entry})
     listing = CliRunner().invoke(root.cli, ["--help"])
-    assert listing.exit_code == 0 and "(needs convoy[hub])" in listing.output
+    assert listing.exit_code == 0 and "(needs convoy-fleet[hub])" in listing.output
     result = CliRunner().invoke(root.cli, ["demo", "serve", "--help"])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert ("`convoy demo` needs convoy[hub] (no_such_dependency_xyz is not installed): "
-            "pip install 'convoy[hub]'") in result.output
+    assert ("`convoy demo` needs convoy-fleet[hub] (no_such_dependency_xyz is not installed): "
+            "pip install 'convoy-fleet[hub]'") in result.output
+
+
+@pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o nosort -F _convoy_completion convoy"),
+                                               ("zsh", "#compdef convoy"), ("fish", "complete --no-files --command convoy")])
+def test_completion_prints_a_script_for_each_shell(shell: str, marker: str) -> None:
+    result = CliRunner().invoke(root.cli, ["completion", shell])
+    assert result.exit_code == 0, result.output
+    assert marker in result.output and "_CONVOY_COMPLETE" in result.output
+    assert CliRunner().invoke(root.cli, ["completion", "tcsh"]).exit_code == 2
+
+
+def test_version_client_only_asks_no_hub(tmp_path: Path) -> None:
+    result = CliRunner().invoke(root.cli, ["version", "--client"], env={"CONVOY_CONFIG": str(tmp_path / "none.yaml")})
+    assert result.exit_code == 0, result.output
+    assert result.output == f"Client Version: {version.installed()}\n"
+
+
+def _leaves(command: click.Command, path: tuple[str, ...], ctx: click.Context) -> list[tuple[tuple[str, ...], click.Command]]:
+    if not isinstance(command, click.Group):
+        return [(path, command)]
+    found = []
+    for name in command.list_commands(ctx):
+        sub = command.get_command(ctx, name)
+        if sub is not None and not sub.hidden:
+            found += _leaves(sub, (*path, name), ctx)
+    return found
+
+
+def test_every_command_help_has_examples() -> None:
+    # `sandbox up` is left to the sandbox's own rework, which changes its options.
+    missing = [" ".join(path) for path, command in _leaves(root.cli, ("convoy",), click.Context(root.cli))
+               if "Examples:" not in (command.help or "") and path != ("convoy", "sandbox", "up")]
+    assert missing == []
+
+
+def test_the_missing_extra_hint_names_the_distribution_pyproject_builds() -> None:
+    # `pip install 'convoy[hub]'` would install someone else's project from the public index.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["name"] == root.DISTRIBUTION == "convoy-fleet"
+    assert metadata.distribution(root.DISTRIBUTION).entry_points.select(group=root.ENTRY_POINT_GROUP)

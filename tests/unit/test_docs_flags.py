@@ -30,7 +30,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 #: Other people's tools: their flags are not ours to check.
 FOREIGN = {"kubectl", "kubeadm", "kustomize", "git", "pip", "helm", "ssh-keygen", "gpg", "curl", "docker",
-           "pytest", "ruff", "mypy", "lint-imports", "python3", "make"}
+           "pytest", "ruff", "mypy", "lint-imports", "python3", "make", "skopeo", "docker-registry"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -81,7 +81,6 @@ VALIDATORS: list[tuple[str, Callable[[str], Any], str]] = [
     ("selector value (mapping form)",
      lambda v: selectors.from_mapping({"matchLabels": {"env": v}}, where="t"), "prod"),
     ("substitution expression", lambda v: substitute.referenced_variables([f"${{{v}}}"]) or None, "region"),
-    ("generator env name", lambda v: generating._ENV_NAME.fullmatch(v), "LOG_LEVEL"),
     ("generator key", lambda v: generating._KEY_RE.fullmatch(v), "app.conf"),
     ("commit id in the Git source", lambda v: git_source._SHA_RE.fullmatch(v), COMMIT),
     ("CLI duration", lambda v: fleet_commands._DURATION_RE.fullmatch(v), "15m"),

@@ -64,6 +64,12 @@ def test_deleted_objects_failures_and_long_values_read_well_and_are_clipped() ->
     assert all(len(f["live"]) <= 512 for f in failed.details["fields"]) and len(failed.details["error"]) <= 512
 
 
+def test_events_the_spoke_could_not_keep_are_said_in_its_words() -> None:
+    said = "1200 drift event(s) not recorded, from 2026-12-05T11:00:00Z to 2026-12-05T11:40:00Z: ..."
+    [event] = drift_events.events_for("c1", [_doc("not_recorded", message=said)], digest=None, now=NOW)
+    assert event.kind == "drift" and event.message == f"cluster c1: {said}"
+
+
 def _events(*pairs: tuple[str, str]) -> list[pb.Event]:
     return [pb.Event(kind=kind, message=message) for kind, message in pairs]
 

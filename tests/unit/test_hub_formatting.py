@@ -4,6 +4,9 @@ what a sync outcome says (issue 12)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
+
+from rich.console import Console
 
 from hub.commands import formatting
 from hub.service import SyncOutcome
@@ -63,12 +66,58 @@ def test_a_sync_outcome_says_where_the_commit_leaves_the_clusters() -> None:
                           pinned=("p1",), render_errors={"bad": ("cluster bad: app web: x.yaml: broken",)},
                           unchanged=2)
     assert outcome.message == (
-        f"commit {'d' * 12}: 7 cluster(s) desire it now (c1, c2, c3, c4, c5 and 2 more), 1 held by the rollout "
+        f"commit {'d' * 12}: 7 clusters desire it now (c1, c2, c3, c4, c5 and 2 more), 1 held by the rollout "
         "(h1), 1 pinned to another bundle (p1), 1 refused by render errors (bad), keeping their last good bundle, "
         "2 unchanged")
     assert outcome.report.splitlines()[1] == "  cluster bad: app web: x.yaml: broken"
     assert not outcome.failed
     assert SyncOutcome(commit="d" * 40, unchanged=3, again=True).message == (
         f"commit {'d' * 12} (already deployed): no cluster changed, 3 unchanged")
+    assert SyncOutcome(commit="d" * 40, desired=("c1",)).message == f"commit {'d' * 12}: 1 cluster desires it now (c1)"
     assert SyncOutcome(error="fetch failed: nope").failed
     assert SyncOutcome(commit="d" * 40, refused="unsigned").failed
+
+
+def _printed(table: object, width: int) -> list[str]:
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    console.print(table)
+    return console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+
+
+def _wide_fleet() -> list[dict[str, object]]:
+    clusters = []
+    for i in range(3):
+        cluster = summary(f"production-eu-west-{i}", render_errors=("x.yaml: bad",) if i == 1 else ())
+        cluster.labels.update({"env": "production", "region": "europe-west-1"})
+        cluster.desired_commit, cluster.desired_digest = "a" * 40, "sha256:" + "b" * 64
+        cluster.applied_digest = "sha256:" + "c" * 64
+        cluster.wave, cluster.rollout_state = "canary", "baking"
+        clusters.append(cluster)
+    return rows(*clusters)
+
+
+def test_the_status_table_drops_low_value_columns_rather_than_cut_the_phase() -> None:
+    lines = _printed(formatting.status_table(_wide_fleet(), now=NOW, width=80), 80)
+    assert all(len(line) <= 80 for line in lines), lines
+    assert "…" not in "".join(lines)
+    header = lines[0].split()
+    assert header[:2] == ["CLUSTER", "PHASE"] and "READY" in header
+    assert "REGION" not in header  # dropped first, before anything an operator acts on
+    assert any("Ready (render error)" in line for line in lines)
+    # With room, every default column shows.
+    assert _printed(formatting.status_table(_wide_fleet(), now=NOW, width=300), 300)[0].split() == [
+        "CLUSTER", "PHASE", "READY", "DRIFT", "APPLIED", "DESIRED", "WAVE", "LAST", "SEEN", "ENV", "REGION"]
+
+
+def test_wide_adds_the_labels_and_the_first_error() -> None:
+    lines = _printed(formatting.status_table(_wide_fleet(), now=NOW, wide=True), 400)
+    assert lines[0].split()[-2:] == ["LABELS", "MESSAGE"]
+    assert "env=production,region=europe-west-1" in lines[2] and "x.yaml: bad" in lines[2]
+
+
+def test_the_summary_counts_phases_and_says_1_cluster() -> None:
+    listed = _wide_fleet()
+    assert formatting.fleet_counts(listed) == {"total": 3, "phases": {"Ready": 2, "Ready (render error)": 1}}
+    assert formatting.fleet_summary(listed[:1]) == "1 cluster: 1 Ready"
+    assert formatting.fleet_summary([]) == "0 clusters: none registered"
+    assert formatting.plural(1, "use") == "1 use" and formatting.plural(0, "use") == "0 uses"

@@ -212,3 +212,15 @@ def test_render_bounds_defaults_and_flags(tmp_path: Path) -> None:
     for flag in ("--max-file-bytes", "--max-fleet-file-bytes", "--max-build-bytes", "--max-bundle-objects",
                  "--max-render-seconds", "--max-fleet-render-seconds"):
         assert flag in help_text
+
+
+def test_oci_push_and_bundle_retention_age_are_checked(tmp_path: Path) -> None:
+    pushing = hs.HubSettings(repo="/r", data_dir=tmp_path, oci_push="ghcr.io/acme/bundles",
+                             oci_push_interval=0.5, bundle_retention_age=3600)
+    assert pushing.oci_push == "ghcr.io/acme/bundles" and pushing.bundle_retention_age == 3600
+    assert hs.HubSettings(repo="/r", data_dir=tmp_path).oci_push == ""  # off by default
+    for bad in ("ghcr.io", "ghcr.io/acme/bundles:latest"):
+        with pytest.raises(hs.SettingsError, match="oci_push: must be REGISTRY/REPOSITORY"):
+            hs.HubSettings(repo="/r", data_dir=tmp_path, oci_push=bad)
+    with pytest.raises(hs.SettingsError, match="bundle_retention_age: must be 0 or more"):
+        hs.HubSettings(repo="/r", data_dir=tmp_path, bundle_retention_age=-1)

@@ -135,10 +135,40 @@ def test_drift_events_wait_for_the_hub_bounded_and_in_order() -> None:
         assert hub.sent == [] and len(reporter.pending_events) == report.MAX_PENDING_EVENTS
         assert reporter.dropped_events == 3
         hub.down = False
-        clock.advance(0.1)  # the longest retry delay
-        assert len(hub.sent) == 1
-        names = [e.ref.name for e in hub.sent[0][0].drift_events]
+        for _ in range(1_000):  # one report after another, each a retry delay at most
+            if reporter.pending_events == () and reporter.unrecorded_events == 0:
+                break
+            clock.advance(0.1)
+        assert reporter.pending_events == () and reporter.unrecorded_events == 0
+        delivered = [e for s, _ in hub.sent for e in s.drift_events]
+        # What did not fit is said first, as its own event, never silently.
+        assert delivered[0].action == DriftAction.NOT_RECORDED
+        assert delivered[0].message.startswith("3 drift event(s) not recorded")
+        names = [e.ref.name for e in delivered[1:]]
         assert names == [f"w{i}" for i in range(3, report.MAX_PENDING_EVENTS + 3)]
-        assert reporter.pending_events == ()
+        assert all(len(s.drift_events) <= report.EVENTS_PER_REPORT + 1 for s, _ in hub.sent)
+    finally:
+        reporter.stop()
+
+
+def test_a_long_outage_of_corrections_all_reach_the_hub() -> None:
+    # One object corrected every second for six minutes while the hub is away: 720 detections and
+    # 720 corrections. Every one reaches the hub's history, in order, in reports it accepts.
+    hub, clock = Hub(), FakeClock()
+    hub.down = True
+    reporter = _reporter(hub, clock, heartbeat=60, window=0.01, retry_cap=0.1)
+    try:
+        reporter.submit(report.Status(phase=Phase.READY))
+        for second in range(360):
+            reporter.record([_event(f"d{second}", DriftAction.DETECTED), _event(f"c{second}")])
+        hub.down = False
+        for _ in range(1_000):
+            if reporter.pending_events == ():
+                break
+            clock.advance(0.1)
+        delivered = [e.ref.name for s, _ in hub.sent for e in s.drift_events]
+        assert delivered == [n for second in range(360) for n in (f"d{second}", f"c{second}")]
+        assert reporter.dropped_events == 0
+        assert max(len(s.drift_events) for s, _ in hub.sent) <= report.EVENTS_PER_REPORT
     finally:
         reporter.stop()

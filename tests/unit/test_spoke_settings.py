@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import pathlib
 
 import pytest
+from click.testing import CliRunner
 
+from protos import jointoken
 from protos.status import DriftPolicy
-from spoke import settings
+from spoke import install, settings
 
 FP = "sha256:" + "ab" * 32
 TOKEN = "0123456789ab." + "s" * 43
@@ -87,6 +90,50 @@ def test_reads_the_join_tokens_the_hub_makes() -> None:
     join = hub_secrets.make_join_token(token, FP, "hub.example:7443")
     s = settings.load_settings(cli={"cluster": "c1", "token": join}, env={})
     assert (s.token, s.ca_fingerprint, s.hub) == (token, FP, "hub.example:7443")
+
+
+def test_the_token_can_come_from_a_file_so_it_stays_out_of_ps(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "join.token"
+    path.write_text(TOKEN + "\n")
+    base = {"CONVOY_SPOKE_HUB": "h:1", "CONVOY_SPOKE_CLUSTER": "c1"}
+    assert settings.load_settings(cli={"token_file": str(path)}, env=base).token == TOKEN
+    assert settings.load_settings(cli={}, env={**base, "CONVOY_SPOKE_TOKEN_FILE": str(path)}).token == TOKEN
+    with pytest.raises(settings.SettingsError, match="give --token or --token-file, not both"):
+        settings.load_settings(cli={"token": TOKEN, "token_file": str(path)}, env=base)
+    with pytest.raises(settings.SettingsError, match=r"--token-file: cannot read .*absent"):
+        settings.load_settings(cli={"token_file": str(tmp_path / "absent")}, env=base)
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(settings.SettingsError, match="is empty"):
+        settings.load_settings(cli={"token_file": str(tmp_path / "empty")}, env=base)
+
+
+def test_install_takes_the_token_from_the_environment_or_a_file_and_the_hub_from_the_token(
+        tmp_path: pathlib.Path) -> None:
+    join = jointoken.make_join_token(TOKEN, FP, "hub.example:7443")
+    runner = CliRunner()
+    from_env = runner.invoke(install.install, ["--cluster", "edge-1"], env={"CONVOY_SPOKE_TOKEN": join})
+    assert from_env.exit_code == 0, from_env.output
+    assert "hub.example:7443" in from_env.output and join in from_env.output
+    path = tmp_path / "join.token"
+    path.write_text(join)
+    from_file = runner.invoke(install.install, ["--cluster", "edge-1", "--token-file", str(path)],
+                              env={"CONVOY_SPOKE_TOKEN": ""})
+    assert from_file.exit_code == 0 and from_file.output == from_env.output
+    none = runner.invoke(install.install, ["--cluster", "edge-1"], env={"CONVOY_SPOKE_TOKEN": ""})
+    assert none.exit_code == 2 and "CONVOY_SPOKE_TOKEN" in none.output
+    bare = runner.invoke(install.install, ["--cluster", "edge-1", "--token", TOKEN])
+    assert bare.exit_code == 2 and "give --hub" in bare.output
+
+
+def test_bundle_source_is_an_oci_reference() -> None:
+    env = {"CONVOY_SPOKE_HUB": "hub.example:7443", "CONVOY_SPOKE_CLUSTER": "edge-1"}
+    s = settings.load_settings(cli={"bundle_source": "oci://mirror.example/fleet/bundles"},
+                               env={**env, "CONVOY_SPOKE_BUNDLE_SOURCE_INSECURE": "true"})
+    assert s.bundle_source == "oci://mirror.example/fleet/bundles" and s.bundle_source_insecure
+    assert settings.load_settings(cli={}, env=env).bundle_source is None
+    for bad in ("mirror.example/fleet", "oci://mirror.example", "https://mirror.example/fleet"):
+        with pytest.raises(settings.SettingsError, match=r"--bundle-source: .* is not oci://REGISTRY/REPOSITORY"):
+            settings.load_settings(cli={"bundle_source": bad}, env=env)
 
 
 def test_several_hub_replicas_are_one_comma_separated_setting_and_each_must_be_host_port() -> None:

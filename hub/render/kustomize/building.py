@@ -277,8 +277,17 @@ class Builder:
         if res.behavior == "create":
             raise KustomizeError(f"{res.describe()} already exists; use behavior merge or replace", file=k.file)
         meta, old_meta = res.metadata, old.metadata
-        labels = {**(old_meta.get("labels") or {}), **(meta.get("labels") or {})}
-        annotations = {**(old_meta.get("annotations") or {}), **(meta.get("annotations") or {})}
+
+        def mapping(obj: Resource, where: dict[str, Any], field: str) -> dict[str, Any]:
+            # The base's object is any YAML the commit wrote: `data: text` is an error, not a crash.
+            value = where.get(field) or {}
+            if not isinstance(value, dict):
+                raise KustomizeError(f"cannot merge {res.describe()} into {obj.describe()}: its {field} is a "
+                                     f"{type(value).__name__}, not a mapping", file=k.file)
+            return value
+
+        labels = {**mapping(old, old_meta, "labels"), **mapping(res, meta, "labels")}
+        annotations = {**mapping(old, old_meta, "annotations"), **mapping(res, meta, "annotations")}
         for key, value in (("labels", labels), ("annotations", annotations)):
             if value:
                 meta[key] = value
@@ -291,7 +300,7 @@ class Builder:
             meta.pop("namespace", None)
         if res.behavior == "merge":
             for field in ("data", "binaryData"):
-                merged = {**(old.obj.get(field) or {}), **(res.obj.get(field) or {})}
+                merged = {**mapping(old, old.obj, field), **mapping(res, res.obj, field)}
                 if merged:
                     res.obj[field] = merged
         res.prev, res.prefixes, res.suffixes = list(old.prev), list(old.prefixes), list(old.suffixes)

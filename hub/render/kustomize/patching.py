@@ -187,7 +187,7 @@ def _apply_json6902(resources: list[Resource], ops: list[dict[str, Any]], target
         raise KustomizeError(f"JSON patch {where} needs a target", file=file)
     try:
         patch = jsonpatch.JsonPatch(ops)
-    except (jsonpatch.InvalidJsonPatch, TypeError) as exc:
+    except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError) as exc:  # a path without '/'
         raise KustomizeError(f"invalid JSON patch{'' if where == file else ' ' + where}: {exc}",
                              file=file) from exc
     for res in select(resources, target, file=file):
@@ -211,6 +211,9 @@ def _apply_sm_patches(resources: list[Resource], patches: list[dict[str, Any]], 
         return [res for res in resources if id(res) not in chosen or _apply_smp(res, patches[0], options)]
     for patch in patches:
         meta = patch.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise KustomizeError(f"strategic merge patch {where}: metadata is a {type(meta).__name__}, "
+                                 "not a mapping", file=file)
         api_version, kind = str(patch.get("apiVersion") or ""), str(patch.get("kind") or "")
         name = str(meta.get("name") or "")
         ns = effective_namespace_of(api_version, kind, str(meta.get("namespace") or ""))

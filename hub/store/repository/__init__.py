@@ -34,13 +34,14 @@ clusters    register_cluster(s, *, name, labels, credential_hash, token=None) ->
             deregistered(s, names) -> the names once registered and since removed
             remove_cluster(s, name) -> bool    (frees the name; history and events stay)
             set_paused(s, names, paused) -> changed names       raises UnknownCluster
-            set_pinned(s, name, digest | None)                  (rollback pins, issue 8)
+            set_pinned(s, name, digest | None)                  (rollback pins)
 commits     record_commit(s, *, sha, author, authored_at, message, signature_verdict, signature_detail,
                           accepted, refusal_reason) -> SeenCommit
             get_commit(s, sha); recent_commits(s, limit)
 bundles     put_bundle(s, *, digest, compressed, size, signature) -> bool created (one row per digest)
             get_bundle(s, digest) -> Bundle | None; bundle_meta(s, digest) -> BundleMeta | None
             prune_bundles(s, *, keep_last=20, min_age=0) -> number deleted
+            bundle_refs(s, cluster | None) -> [BundleRef] (cluster, commit, digest, latest): OCI tags
 desired     set_desired(s, *, cluster, commit, digest) -> bool changed (+ history + event)
             set_desired_many(s, items) -> changed cluster names
             get_desired(s, cluster); desired_all(s) -> {cluster: DesiredState}
@@ -64,8 +65,10 @@ from __future__ import annotations
 
 from hub.store.repository.bundles import (
     BundleMeta,
+    BundleRef,
     bundle_meta,
     bundle_metas,
+    bundle_refs,
     existing_bundles,
     get_bundle,
     prune_bundles,
@@ -159,6 +162,7 @@ __all__ = [
     "MAX_RENDER_ERRORS",
     "MAX_RENDER_ERROR_CHARS",
     "BundleMeta",
+    "BundleRef",
     "CredentialMatch",
     "DesiredRow",
     "StateKey",
@@ -170,6 +174,7 @@ __all__ = [
     "authenticate_cluster",
     "bundle_meta",
     "bundle_metas",
+    "bundle_refs",
     "clear_render_errors",
     "commit_of_desired",
     "consume_token",

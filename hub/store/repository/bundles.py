@@ -15,6 +15,7 @@ from sqlmodel import Session
 from hub.store.models import (
     Bundle,
     Cluster,
+    ClusterStatus,
     DesiredState,
     DesiredStateHistory,
 )
@@ -107,7 +108,8 @@ def prune_bundles(s: Session, *, keep_last: int = 20, min_age: dt.timedelta = dt
                   now: dt.datetime | None = None, also_keep: Iterable[str] = ()) -> int:
     """Delete bundles no cluster needed in its last ``keep_last`` desired states; returns how many.
 
-    Kept: every currently desired or pinned digest, and each cluster's last ``keep_last`` desired
+    Kept: every currently desired, applied (what a spoke still runs) or pinned digest, and each
+    cluster's last ``keep_last`` desired
     digests (so a rollback to a recent bundle never needs a re-render). Bundles younger than
     ``min_age`` are kept too, so a render stored but not yet made desired is safe from a
     concurrent prune. ``also_keep``: digests still to be released (an active rollout's targets).
@@ -121,7 +123,8 @@ def prune_bundles(s: Session, *, keep_last: int = 20, min_age: dt.timedelta = dt
     desired = sa.select(_table(DesiredState).c.digest)
     clusters = _table(Cluster)
     pinned = sa.select(clusters.c.pinned_digest).where(clusters.c.pinned_digest.is_not(None))
-    keep = sa.union(recent, desired, pinned).subquery()
+    applied = sa.select(_table(ClusterStatus).c.applied_digest).where(_table(ClusterStatus).c.applied_digest != "")
+    keep = sa.union(recent, desired, pinned, applied).subquery()
     bundles = _table(Bundle)
     stmt = bundles.delete().where(bundles.c.digest.not_in(sa.select(keep.c[0])),
                                   bundles.c.created_at <= _now(now) - min_age)
@@ -130,3 +133,37 @@ def prune_bundles(s: Session, *, keep_last: int = 20, min_age: dt.timedelta = dt
         stmt = stmt.where(bundles.c.digest.not_in(extra))
     return cast(sa.CursorResult[Any], s.execute(stmt)).rowcount
 
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleRef:
+    """One bundle a cluster was given at one commit: what an OCI tag (``<cluster>-<short commit>``) names."""
+
+    cluster: str
+    commit: str
+    digest: str
+    latest: bool    #: the cluster's current desired state (its ``<cluster>-latest`` tag)
+    since: dt.datetime  #: when it became desired (push lag is measured from here)
+
+
+def bundle_refs(s: Session, cluster: str | None = None) -> list[BundleRef]:
+    """The stored bundles of one cluster (``None``: of every cluster), oldest first, from the desired-state
+    history; entries whose bundle was pruned are left out."""
+    history = _table(DesiredStateHistory)
+    bundles = _table(Bundle)
+    desired = _table(DesiredState)
+    query = (sa.select(history.c.cluster, history.c.commit, history.c.digest, history.c.since,
+                       desired.c.digest.label("current"),
+                       desired.c.commit.label("current_commit"))
+             .join(bundles, bundles.c.digest == history.c.digest)
+             .outerjoin(desired, desired.c.cluster == history.c.cluster)
+             .order_by(history.c.id))
+    if cluster is not None:
+        query = query.where(history.c.cluster == cluster)
+    refs: dict[tuple[str, str, str], BundleRef] = {}
+    for row in s.execute(query):
+        key = (row.cluster, row.commit, row.digest)
+        refs.pop(key, None)  # a later entry of the same (cluster, commit, digest) moves it to the end
+        refs[key] = BundleRef(cluster=row.cluster, commit=row.commit, digest=row.digest, since=row.since,
+                              latest=row.digest == row.current and row.commit == row.current_commit)
+    return list(refs.values())

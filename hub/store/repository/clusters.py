@@ -252,7 +252,7 @@ def set_paused(s: Session, names: Iterable[str], paused: bool, *, now: dt.dateti
 
 
 def set_pinned(s: Session, name: str, digest: str | None, *, now: dt.datetime | None = None) -> None:
-    """Hold a cluster at ``digest`` (None: follow the fleet again). Room for rollbacks (issue 8)."""
+    """Hold a cluster at ``digest`` (None: follow the fleet again). Rollbacks use it."""
     row = s.get(Cluster, name)
     if row is None:
         raise errors.UnknownCluster(name)

@@ -37,7 +37,7 @@ def set_desired_many(s: Session, items: Iterable[tuple[str, str, str]], *,
     if not wanted:
         return []
     # Core statements, a few executemany calls per batch: ORM objects per row cost ~1 ms per cluster,
-    # which a commit changing 1,000 clusters pays before any spoke hears of it (issue 7).
+    # which a commit changing 1,000 clusters pays before any spoke hears of it.
     s.flush()
     conn = s.connection()
     table = _table(DesiredState)

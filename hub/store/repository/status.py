@@ -94,7 +94,7 @@ def save_statuses(s: Session, reports: Sequence[StatusInput], *, now: dt.datetim
     if not latest:
         return []
     # Core statements on the session's connection: the ORM's per-statement bookkeeping costs more
-    # than the SQL here, and ingestion is the hub's hottest write path (issue 7).
+    # than the SQL here, and ingestion is the hub's hottest write path.
     s.flush()
     conn = s.connection()
     table = _table(ClusterStatus)
@@ -193,7 +193,7 @@ def statuses(s: Session, *, summary: bool = False) -> dict[str, ClusterStatus]:
     """Every cluster's last report; ``summary`` leaves out the per-object results and drift items.
 
     A fleet overview (``convoy status``, the phase gauge) reads only counts; decoding every
-    cluster's object list made one ListClusters of 1,000 clusters cost ~0.5 s of hub CPU (issue 7).
+    cluster's object list made one ListClusters of 1,000 clusters cost ~0.5 s of hub CPU.
     With ``summary``, touching ``objects`` or ``drift`` after the session closed raises.
     """
     query = select(ClusterStatus)

@@ -385,16 +385,18 @@ class ClusterDetail(_message.Message):
     def __init__(self, summary: _Optional[_Union[ClusterSummary, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[ObjectResult, _Mapping]]] = ..., drift: _Optional[_Iterable[_Union[DriftItem, _Mapping]]] = ..., recent_events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., message: _Optional[str] = ..., render_errors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HistoryRequest(_message.Message):
-    __slots__ = ("cluster", "all", "since", "limit")
+    __slots__ = ("cluster", "all", "since", "limit", "kinds")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     ALL_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     all: bool
     since: _timestamp_pb2.Timestamp
     limit: int
-    def __init__(self, cluster: _Optional[str] = ..., all: _Optional[bool] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cluster: _Optional[str] = ..., all: _Optional[bool] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HistoryResponse(_message.Message):
     __slots__ = ("events",)
@@ -661,3 +663,13 @@ class RotateCredentialResponse(_message.Message):
     ONLINE_FIELD_NUMBER: _ClassVar[int]
     online: bool
     def __init__(self, online: _Optional[bool] = ...) -> None: ...
+
+class GetVersionRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetVersionResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...

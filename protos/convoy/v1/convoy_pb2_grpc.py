@@ -102,7 +102,7 @@ class SpokeServiceServicer:
 
     def StreamStatus(self, request_iterator, context):
         """The same, as a stream the spoke keeps open: one response per report, in order, sent once the
-        report is stored. Several times cheaper for the hub per report than a call each (issue 7);
+        report is stored. Several times cheaper for the hub per report than a call each;
         spokes fall back to ReportStatus when a hub answers UNIMPLEMENTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -370,6 +370,11 @@ class AdminServiceStub:
                 request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialRequest.SerializeToString,
                 response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialResponse.FromString,
                 _registered_method=True)
+        self.GetVersion = channel.unary_unary(
+                '/convoy.v1.AdminService/GetVersion',
+                request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionRequest.SerializeToString,
+                response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -464,6 +469,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetVersion(self, request, context):
+        """The hub's own version, for `convoy version`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -536,6 +548,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RotateCredential,
                     request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialRequest.FromString,
                     response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialResponse.SerializeToString,
+            ),
+            'GetVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVersion,
+                    request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionRequest.FromString,
+                    response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -919,6 +936,33 @@ class AdminService:
             '/convoy.v1.AdminService/RotateCredential',
             protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialRequest.SerializeToString,
             protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateCredentialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/GetVersion',
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionRequest.SerializeToString,
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,214 @@
+"""``convoy bundle ls|export|verify``: a cluster's bundles as OCI artifacts.
+
+``ls`` and ``export`` read the hub's OCI Distribution API (``/v2/`` on its HTTP port, ``--registry``)
+with the admin credential of the CLI config; ``verify`` is offline: an OCI image layout (from
+``convoy bundle export`` or ``skopeo copy ... oci:DIR``) and the hub's public key (``signing.pub`` in
+its data directory). The HTTP client is the standard library's: the read side needs four GETs, and
+the CLI should not pull a registry SDK in for that.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hub import cliconfig
+from hub.security import signing
+from protos import oci
+
+__all__ = ["REPOSITORY", "Registry", "RegistryError", "bundle", "inspect"]
+
+REPOSITORY = "convoy/bundles"
+_ACCEPT = f"{oci.MANIFEST_MEDIA_TYPE}, {oci.INDEX_MEDIA_TYPE}"
+
+
+class RegistryError(Exception):
+    pass
+
+
+class Registry:
+    """The few GETs of the OCI read API, with a credential (the hub's admin or a cluster's) as a bearer
+    token, or none (an anonymous registry)."""
+
+    def __init__(self, base: str, credential: str | None, repository: str = REPOSITORY) -> None:
+        self.base = base.rstrip("/")
+        self._credential = credential
+        self.repository = repository
+
+    def get(self, path: str, accept: str = "*/*") -> bytes:
+        url = f"{self.base}/v2/{self.repository}/{path}"
+        headers = {"Accept": accept}
+        if self._credential:
+            headers["Authorization"] = f"Bearer {self._credential}"
+        request = urllib.request.Request(url, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = json.loads(exc.read())["errors"][0]["message"]
+            except (ValueError, LookupError, TypeError):
+                detail = exc.reason
+            raise RegistryError(f"{url}: {exc.code} {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise RegistryError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+
+    def tags(self) -> list[str]:
+        return list(json.loads(self.get("tags/list"))["tags"])
+
+
+def _registry(registry: str, hub_name: str | None) -> Registry:
+    if not registry.startswith(("http://", "https://")):
+        raise click.UsageError(f"--registry must be an http:// or https:// URL, got {registry!r}")
+    return Registry(registry, cliconfig.resolve(hub_name).credential_value())
+
+
+def _cluster_tags(tags: list[str], cluster: str) -> list[str]:
+    return [tag for tag in tags if tag.startswith(f"{cluster}-")]
+
+
+def ls_rows(cluster: str, tags: list[str], manifests: Mapping[str, Mapping[str, Any]], registry: str) -> list[str]:
+    """One line per artifact: tag, revision, bundle digest, created, reference."""
+    host = registry.split("://", 1)[1].rstrip("/")
+    rows = []
+    for tag in tags:
+        annotations = manifests[tag].get("annotations", {})
+        rows.append(f"{tag:<24} {annotations.get('org.opencontainers.image.revision', '')[:12]:<12} "
+                    f"{annotations.get(oci.ANNOTATION_BUNDLE_DIGEST, '')[:19]:<19} "
+                    f"{annotations.get('org.opencontainers.image.created', ''):<20} {host}/{REPOSITORY}:{tag}")
+    return rows
+
+
+def inspect(client: Registry, tag: str, public_key: bytes) -> oci.VerifiedBundle:
+    """Fetch the artifact under ``tag`` and verify it (blob digests, bundle digest, hub signature)."""
+    manifest = client.get(f"manifests/{tag}", _ACCEPT)
+    return oci.verify_manifest(manifest, lambda digest: client.get(f"blobs/{digest}"), public_key)
+
+
+@click.group()
+def bundle() -> None:
+    """A cluster's bundles as OCI artifacts: list, export to an OCI layout, verify offline."""
+
+
+_registry_option = click.option(
+    "--registry", envvar="CONVOY_REGISTRY", required=True,
+    help="The hub's HTTP side port serving /v2/ (e.g. http://127.0.0.1:8080); env CONVOY_REGISTRY.")
+_hub_option = click.option("--hub", "hub_name", envvar="CONVOY_HUB", default=None,
+                           help="Hub name from the CLI config (for its admin credential).")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@bundle.command("ls")
+@click.argument("cluster")
+@_registry_option
+@_hub_option
+def ls(cluster: str, registry: str, hub_name: str | None) -> None:
+    """List CLUSTER's bundle artifacts (tags <cluster>-<short commit> and <cluster>-latest).
+
+    \b
+    Examples:
+      convoy bundle ls prod-eu-1 --registry http://127.0.0.1:7080
+    """
+    try:
+        client = _registry(registry, hub_name)
+        tags = _cluster_tags(client.tags(), cluster)
+        manifests = {tag: json.loads(client.get(f"manifests/{tag}", _ACCEPT)) for tag in tags}
+    except (RegistryError, cliconfig.CliConfigError) as exc:
+        _fail(str(exc))
+        return
+    if not tags:
+        _fail(f"cluster {cluster}: no bundles at {registry}")
+    for line in ls_rows(cluster, tags, manifests, registry):
+        click.echo(line)
+
+
+@bundle.command("export")
+@click.argument("cluster")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--commit", default="", help="A fleet commit (7+ characters); default: the desired bundle.")
+@_registry_option
+@_hub_option
+def export(cluster: str, directory: Path, commit: str, registry: str, hub_name: str | None) -> None:
+    """Write CLUSTER's bundle (and its signature artifact) into an OCI image layout DIRECTORY.
+
+    \b
+    Examples:
+      convoy bundle export prod-eu-1 ./prod-eu-1.oci --registry http://127.0.0.1:7080
+      convoy bundle export prod-eu-1 ./old.oci --commit 3f2a9c1e --registry http://127.0.0.1:7080
+    """
+    tag = oci.latest_tag(cluster) if not commit else oci.sha_tag(cluster, commit)
+    try:
+        client = _registry(registry, hub_name)
+        manifest_bytes = client.get(f"manifests/{tag}", _ACCEPT)
+        manifest = json.loads(manifest_bytes)
+        blobs = {oci.Blob(oci.MANIFEST_MEDIA_TYPE, manifest_bytes).digest: manifest_bytes}
+        for descriptor in [manifest["config"], *manifest["layers"]]:
+            blobs[descriptor["digest"]] = client.get(f"blobs/{descriptor['digest']}")
+        manifest_digest = next(iter(blobs))
+        referrers = json.loads(client.get(f"referrers/{manifest_digest}", oci.INDEX_MEDIA_TYPE))
+        signatures = []
+        for descriptor in referrers.get("manifests", []):
+            data = client.get(f"manifests/{descriptor['digest']}", _ACCEPT)
+            blobs[descriptor["digest"]] = data
+            signatures.append(descriptor["digest"])
+            for layer in [json.loads(data)["config"], *json.loads(data)["layers"]]:
+                blobs[layer["digest"]] = client.get(f"blobs/{layer['digest']}")
+    except (RegistryError, cliconfig.CliConfigError) as exc:
+        _fail(str(exc))
+        return
+    oci.write_blobs(directory, blobs, manifests=[(manifest_digest, len(manifest_bytes), oci.ARTIFACT_TYPE, tag)]
+                    + [(digest, len(blobs[digest]), oci.SIGNATURE_ARTIFACT_TYPE, None) for digest in signatures])
+    click.echo(f"{cluster}: {tag} ({manifest['annotations'].get(oci.ANNOTATION_BUNDLE_DIGEST)}) written to "
+               f"{directory} as an OCI image layout")
+
+
+_REF = re.compile(r"^(?P<registry>[^/\s]+)/(?P<repository>[^:@\s]+)(?::(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))\Z")
+
+
+@bundle.command("verify")
+@click.argument("target")
+@click.option("--public-key", "public_key", type=click.Path(path_type=Path), required=True,
+              help="The hub's bundle-signing public key: <hub data dir>/signing.pub (PEM) or 32 raw bytes.")
+@click.option("--insecure", is_flag=True, help="REF over plain HTTP (a local registry or the hub's side port).")
+@click.option("--credential-file", "credential_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A bearer credential for REF (the hub's admin credential, or a cluster's); default: anonymous.")
+def verify(target: str, public_key: Path, insecure: bool, credential_file: Path | None) -> None:
+    """Check bundles: TARGET is an OCI image layout directory (every bundle in it) or a reference
+    REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:... Blob digests, bundle digest and the hub's
+    signature are checked with the hub's public key, not with anything the registry says.
+
+    \b
+    Examples:
+      convoy bundle verify ./prod-eu-1.oci --public-key /var/lib/convoy/signing.pub
+      convoy bundle verify registry.example/fleet/bundles:prod-eu-1-latest --public-key signing.pub
+    """
+    try:
+        key = signing.load_public_key(public_key)
+        if Path(target).is_dir():
+            verified = oci.verify_layout(Path(target), key)
+        else:
+            match = _REF.match(target)
+            if match is None:
+                raise click.UsageError(f"{target!r} is neither a directory nor REGISTRY/REPOSITORY:TAG|@DIGEST")
+            credential = credential_file.read_text().strip() if credential_file else None
+            client = Registry(f"{'http' if insecure else 'https'}://{match['registry']}", credential,
+                              repository=match["repository"])
+            verified = [inspect(client, match["tag"] or match["digest"], key)]
+    except (signing.SigningKeyError, oci.OciError, RegistryError) as exc:
+        _fail(str(exc))
+        return
+    for item in verified:
+        click.echo(f"{item.cluster} {item.commit[:7]} {item.digest}: {item.objects} objects, digest good, "
+                   "signature good")

@@ -1,0 +1,334 @@
+"""Faults the spoke survives, with the spoke as a real process (issue 22): killed with SIGKILL mid-apply."""
+
+from __future__ import annotations
+
+import base64
+import os
+import pathlib
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kubesim.faults import Faults
+from protos import bundle as bundles
+from protos.objects import ObjectRef
+from spoke import inventory
+from spoke.agent import Agent
+from spoke.cluster import ClusterClient
+from spoke.settings import SpokeSettings
+from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, namespace
+from tests.polling import wait_for
+
+NS = "crash"
+WIDE = 64  #: objects only bundle B has: enough that a slowed apply is caught half-way
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHub]:
+    fake = FakeHub().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def client(kubesim_server: Any, kube_cluster: str) -> Iterator[ClusterClient]:
+    c = ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster))
+    yield c
+    c.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+            return int(response.status) == 200
+    except OSError:
+        return False
+
+
+class SpokeProcess:
+    """``convoy spoke run`` as a child process, logging to a file (a full pipe must never block it)."""
+
+    def __init__(self, hub: FakeHub, kubesim: Any, cluster: str, tmp: pathlib.Path) -> None:
+        self.kubeconfig = kubesim.write_kubeconfig(tmp / "kubeconfig", [cluster])
+        self.cluster = cluster
+        self.hub = hub
+        self.log = tmp / "spoke.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> SpokeProcess:
+        self.port = _free_port()
+        env = {**os.environ, "CONVOY_SPOKE_HUB": self.hub.address, "CONVOY_SPOKE_CLUSTER": self.cluster,
+               "CONVOY_SPOKE_TOKEN": self.hub.token, "CONVOY_SPOKE_INSECURE": "true",
+               "CONVOY_SPOKE_HEALTH_PORT": str(self.port), "CONVOY_SPOKE_HEALTH_HOST": "127.0.0.1"}
+        with self.log.open("a") as sink:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub", "spoke", "run", "--kubeconfig", str(self.kubeconfig),
+                 "--context", self.cluster, "--heartbeat", "1"], env=env, stdout=sink, stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def spoke_process(hub: FakeHub, kubesim_server: Any, kube_cluster: str, tmp_path: pathlib.Path,
+                  isolated_home: str) -> Iterator[SpokeProcess]:
+    process = SpokeProcess(hub, kubesim_server, kube_cluster, tmp_path)
+    yield process
+    process.stop()
+
+
+def _ours(client: ClusterClient, cluster: str) -> dict[str, dict[str, str]]:
+    """The ConfigMaps Convoy applied in NS: name -> data."""
+    return {o["metadata"]["name"]: dict(o.get("data") or {})
+            for o in client.list("v1", "ConfigMap", namespace=NS,
+                                 label_selector=f"{bundles.LABEL_CLUSTER}={cluster}").items}
+
+
+def _inventory_names(client: ClusterClient) -> set[str]:
+    secret = client.get("v1", "Secret", "convoy-system", "convoy-inventory")
+    assert secret is not None
+    stored = inventory.decode(secret.get("data") or {}, max_bundle_bytes=64 << 20)
+    return {ref.name for ref in stored.entries if ref.kind == "ConfigMap"}
+
+
+def test_sigkill_mid_apply_ends_at_exactly_one_bundle_and_the_inventory_lists_what_is_live(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kubesim_server: Any,
+        kube_cluster: str) -> None:
+    a_objects = {"keep": {"v": "A"}, "only-a": {"v": "A"}}
+    b_objects = {"keep": {"v": "B"}, **{f"only-b-{i:02d}": {"v": "B"} for i in range(WIDE)}}
+    bundle_a = make_bundle([namespace(NS), *(configmap(n, NS, d) for n, d in a_objects.items())])
+    bundle_b = make_bundle([namespace(NS), *(configmap(n, NS, d) for n, d in b_objects.items())])
+    hub.publish(bundle_a, commit="a" * 40)
+    spoke_process.start()
+    wait_for(lambda: _ours(client, kube_cluster) == a_objects, timeout=30, what="bundle A applied")
+
+    # Slow every request so bundle B is still half-way when the process dies.
+    kubesim_server.set_faults(kube_cluster, Faults(latency=0.25))
+    hub.publish(bundle_b, commit="b" * 40)
+    wait_for(lambda: any(n.startswith("only-b") for n in _ours(client, kube_cluster)), timeout=30,
+             what="bundle B's apply under way")
+    spoke_process.kill()
+    kubesim_server.clear_faults(kube_cluster)
+    half = _ours(client, kube_cluster)
+    assert half not in (a_objects, b_objects), "the kill came too late to catch the apply half-way"
+
+    # Restarted while the hub is away: it enforces its in-cluster copy, which must be A or B, whole.
+    hub.stop()
+    spoke_process.start()
+    wait_for(lambda: _ready(spoke_process.port), timeout=30, what="the restarted spoke ready")
+    wait_for(lambda: _ours(client, kube_cluster) in (a_objects, b_objects), timeout=30,
+             what=f"the cluster at exactly bundle A or B (now {sorted(_ours(client, kube_cluster))})")
+    assert _inventory_names(client) == set(_ours(client, kube_cluster))
+
+    # The hub comes back and rolls back to A (B was the bad one): everything of B goes, A stays whole.
+    hub.start()
+    hub.publish(bundle_a, commit="a" * 40)
+    wait_for(lambda: _ours(client, kube_cluster) == a_objects, timeout=30,
+             what=f"bundle A again (now {sorted(_ours(client, kube_cluster))})")
+    wait_for(lambda: _inventory_names(client) == set(a_objects), timeout=10, what="the inventory listing A")
+
+
+class FreezingRelay:
+    """A TCP relay between the spoke and the hub that can freeze: bytes stop, and no FIN or RST is sent.
+
+    ``freeze()`` stops every connection open now, as a partition that drops packets does; connections
+    opened later pass (the path healed, or a new route was found).
+    """
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self._upstream = upstream
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._frozen: list[threading.Event] = []
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def freeze(self) -> None:
+        with self._lock:
+            for frozen in self._frozen:
+                frozen.set()
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                down, _ = self._listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self._upstream)
+            frozen = threading.Event()
+            with self._lock:
+                self._frozen.append(frozen)
+                self._sockets += [down, up]
+                self.connections += 1
+            for src, dst in ((down, up), (up, down)):
+                threading.Thread(target=self._pump, args=(src, dst, frozen), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, frozen: threading.Event) -> None:
+        while not frozen.is_set():
+            try:
+                ready, _, _ = select.select([src], [], [], 0.05)
+                if not ready:
+                    continue
+                data = src.recv(65536)
+                if not data or frozen.is_set():
+                    break
+                dst.sendall(data)
+            except OSError:
+                break
+        # Frozen: hold both sockets open and silent until the test ends (no FIN, no RST).
+
+
+def test_a_frozen_connection_is_noticed_from_the_heartbeat_and_no_report_is_lost(
+        kubesim_server: Any, kube_cluster: str, client: ClusterClient) -> None:
+    hub = FakeHub(heartbeat=1).start()
+    relay = FreezingRelay(("127.0.0.1", hub.port))
+    settings = SpokeSettings(hub=relay.address, cluster=kube_cluster, token=hub.token, insecure=True,
+                             health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0)
+    agent = Agent(settings, cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster))).start()
+    try:
+        hub.publish(make_bundle([namespace(NS), configmap("watched", NS, {"v": "1"})]))
+        wait_for(lambda: _ours(client, kube_cluster) == {"watched": {"v": "1"}}, timeout=30, what="applied")
+        wait_for(lambda: agent.hub_heartbeat == 1.0, timeout=10, what="the hub's heartbeat interval learnt")
+        first = relay.connections
+
+        relay.freeze()
+        # Drift while the hub cannot hear: corrected at once, and its history must still arrive.
+        live = client.get("v1", "ConfigMap", NS, "watched")
+        assert live is not None
+        client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "watched", "namespace": NS},
+                      "data": {"v": "changed"}}, manager="kubectl-edit", force=True)
+        wait_for(lambda: _ours(client, kube_cluster) == {"watched": {"v": "1"}}, timeout=10, what="drift corrected")
+
+        # Heartbeats every 1 s: silent for 3 of them means dead, well inside this bound (the channel
+        # keepalive alone takes 40 s).
+        wait_for(lambda: relay.connections > first, timeout=15, what="a new connection after the freeze")
+        wait_for(lambda: any(e.action == "corrected" and e.ref.name == "watched"
+                             for r in hub.reports for e in r.drift_events),
+                 timeout=20, what="the correction made during the partition reported to the hub")
+    finally:
+        agent.stop()
+        agent.client.close()
+        relay.close()
+        hub.stop()
+
+
+def _big_inventory(entries: int, noise: int) -> inventory.Inventory:
+    """An inventory of ``entries`` objects whose bundle carries ``noise`` incompressible bytes."""
+    objects = [configmap(f"cm-{i:05d}", NS) for i in range(entries)]
+    objects.append(configmap("noise", NS, {"blob": os.urandom(noise).hex()}))
+    data = bundles.encode(make_bundle(objects))
+    refs = [inventory.InventoryEntry(ref=ObjectRef(group="", kind="ConfigMap", namespace=NS, name=o["metadata"]["name"]),
+                                     api_version="v1", app="web", hash="sha256:" + "0" * 64) for o in objects]
+    return inventory.Inventory(entries={e.ref: e for e in refs}, digest=bundles.digest_of(data), commit="c" * 40,
+                               signature=b"s" * 64, bundle_bytes=data)
+
+
+def test_an_inventory_larger_than_a_secret_is_split_and_read_back_whole(client: ClusterClient) -> None:
+    store = inventory.InventoryStore(client, namespace="convoy-system", name="convoy-inventory")
+    client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "convoy-system"}}, manager="t")
+    big = _big_inventory(10_000, 1_500_000)  # well past the 1 MiB a Secret holds, even compressed
+    store.save(big)
+    assert store.load() == big
+    parts = client.list("v1", "Secret", namespace="convoy-system",
+                        label_selector=inventory.LABEL_PART).items
+    assert len(parts) >= 2
+
+    # The next, smaller inventory fits one Secret: the parts of the old one are gone with it.
+    small = _big_inventory(3, 10)
+    store.save(small)
+    assert store.load() == small
+    assert client.list("v1", "Secret", namespace="convoy-system", label_selector=inventory.LABEL_PART).items == []
+
+
+def test_a_non_utf8_credential_keeps_the_spoke_up_enforcing_and_pruning(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS), configmap("goes-later", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays", "goes-later"}, timeout=30, what="applied")
+    spoke_process.kill()
+
+    def damage(live: dict[str, Any] | None) -> dict[str, Any]:
+        assert live is not None
+        live["data"]["credential"] = base64.b64encode(b"\xff\xfe not text").decode()
+        return live
+
+    client.update_with("v1", "Secret", "convoy-system", "convoy-spoke-state", damage, manager="someone")
+    hub.stop()  # away: the spoke must stand on its in-cluster state alone
+    spoke_process.start()
+    wait_for(lambda: _ready(spoke_process.port), timeout=30, what="the restarted spoke ready")
+    client.delete("v1", "ConfigMap", NS, "stays")
+    wait_for(lambda: "stays" in _ours(client, kube_cluster), timeout=20, what="the last bundle still enforced")
+    assert spoke_process.proc is not None and spoke_process.proc.poll() is None
+    log = spoke_process.log.read_text()
+    assert "Secret/convoy-system/convoy-spoke-state" in log and "not UTF-8" in log
+
+    # The hub returns; the spoke registers again with its token, and a removal from Git is pruned.
+    hub.start()
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="goes-later pruned")
+
+
+def test_api_server_faults_during_apply_prune_and_inventory_save_end_at_the_bundle(
+        hub: FakeHub, kubesim_server: Any, kube_cluster: str, client: ClusterClient) -> None:
+    settings = SpokeSettings(hub=hub.address, cluster=kube_cluster, token=hub.token, insecure=True,
+                             health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0)
+    agent = Agent(settings, cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster))).start()
+    try:
+        first = {f"first-{i}": {"v": "1"} for i in range(6)}
+        hub.publish(make_bundle([namespace(NS), *(configmap(n, NS, d) for n, d in first.items())]))
+        wait_for(lambda: _ours(client, kube_cluster) == first, timeout=30, what="the first bundle")
+        # Every kind of answer a troubled API server (or the proxy before it) gives, on every request
+        # the spoke makes from here on: apply, prune, and the inventory's read-modify-write.
+        kubesim_server.set_faults(kube_cluster, Faults(
+            error_rates={429: 0.1, 500: 0.05, 502: 0.05, 503: 0.05, 504: 0.05}, drop_rate=0.05, latency=0.02,
+            seed=22))
+        second = {**{f"first-{i}": {"v": "2"} for i in range(3)}, **{f"second-{i}": {"v": "2"} for i in range(3)}}
+        hub.publish(make_bundle([namespace(NS), *(configmap(n, NS, d) for n, d in second.items())]))
+
+        def settled() -> bool:
+            try:
+                return _ours(client, kube_cluster) == second and _inventory_names(client) == set(second)
+            except Exception:  # the test's own reads meet the faults too
+                return False
+
+        wait_for(settled, timeout=45, what="the second bundle applied, the rest pruned, the inventory saved")
+    finally:
+        kubesim_server.clear_faults(kube_cluster)
+        agent.stop()
+        agent.client.close()

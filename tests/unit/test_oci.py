@@ -1,0 +1,164 @@
+"""Bundles as OCI artifacts (issue 19), the pure parts: the artifact is deterministic, its layer is the
+stored bytes (stable across re-renders), verification refuses every kind of tampering, and the pusher
+retries failures, skips blobs the registry has and reports push lag."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from hub import metrics as metrics_mod
+from hub.publish import pushing
+from hub.store import repository as store
+from protos import bundle as bundles
+from protos import oci
+
+KEY = ed25519.Ed25519PrivateKey.generate()
+PUBLIC = KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+T0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+COMMIT = "a" * 40
+
+
+def _bundle(version: str = "1") -> tuple[str, bytes, bytes]:
+    document = {"apiVersion": bundles.API_VERSION, "kind": "Bundle", "apps": [{"name": "web"}],
+                "objects": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                             "data": {"v": version}}]}
+    raw = bundles.encode(document)
+    digest = bundles.digest_of(raw)
+    return digest, bundles.compress(raw), bundles.sign(KEY, digest)
+
+
+def _artifact(cluster: str = "alpha", version: str = "1") -> oci.Artifact:
+    digest, compressed, signature = _bundle(version)
+    return oci.build_from_stored(cluster=cluster, commit=COMMIT, source="https://git.example/fleet",
+                                 bundle_digest=digest, compressed=compressed, signature=signature, created=T0)
+
+
+def test_the_artifact_is_deterministic_and_its_layer_is_shared_across_clusters() -> None:
+    first, again, other = _artifact(), _artifact(), _artifact("beta")
+    assert first.manifest.digest == again.manifest.digest
+    assert first.layer.digest == other.layer.digest  # same bundle, same layer blob
+    assert first.manifest.digest != other.manifest.digest  # the config names the cluster
+    manifest = json.loads(first.manifest.data)
+    assert manifest["schemaVersion"] == 2 and manifest["mediaType"] == oci.MANIFEST_MEDIA_TYPE
+    assert manifest["artifactType"] == oci.ARTIFACT_TYPE
+    assert manifest["annotations"]["org.opencontainers.image.created"] == "2026-01-02T03:04:05Z"
+    assert json.loads(first.config.data) == {
+        "cluster": "alpha", "commit": COMMIT, "source": "https://git.example/fleet", "apps": ["web"], "objects": 1,
+        "created": "2026-01-02T03:04:05Z", "bundleDigest": first.bundle_digest}
+    signature = json.loads(first.signature_manifest.data)
+    assert signature["subject"] == first.manifest.descriptor()
+    assert signature["layers"][0]["mediaType"] == oci.SIGNATURE_MEDIA_TYPE
+
+
+def _verify(artifact: oci.Artifact, manifest: bytes | None = None, key: bytes = PUBLIC) -> oci.VerifiedBundle:
+    blobs = artifact.blobs()
+    return oci.verify_manifest(manifest or artifact.manifest.data, lambda d: blobs[d].data, key)
+
+
+def test_verify_accepts_the_hub_s_artifact() -> None:
+    verified = _verify(_artifact())
+    assert (verified.cluster, verified.commit, verified.objects) == ("alpha", COMMIT, 1)
+
+
+def test_verify_refuses_another_key_a_swapped_layer_and_a_forged_annotation() -> None:
+    artifact = _artifact()
+    other = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    with pytest.raises(oci.OciError, match="signature does not verify"):
+        _verify(artifact, key=other)
+    # Another bundle's layer, with a manifest rewritten to name it: the digest annotation no longer matches.
+    forged = json.loads(artifact.manifest.data)
+    forged["layers"] = [_artifact(version="2").layer.descriptor()]
+    blobs = artifact.blobs() | _artifact(version="2").blobs()
+    with pytest.raises(oci.OciError, match="digest mismatch"):
+        oci.verify_manifest(json.dumps(forged).encode(), lambda d: blobs[d].data, PUBLIC)
+    # Pointing the annotation at the other bundle too: its signature is not that bundle's.
+    forged["annotations"][oci.ANNOTATION_BUNDLE_DIGEST] = _artifact(version="2").bundle_digest
+    with pytest.raises(oci.OciError, match="signature does not verify"):
+        oci.verify_manifest(json.dumps(forged).encode(), lambda d: blobs[d].data, PUBLIC)
+    forged["annotations"][oci.ANNOTATION_SIGNATURE] = base64.b64encode(b"x" * 64).decode()
+    with pytest.raises(oci.OciError, match="signature does not verify"):
+        oci.verify_manifest(json.dumps(forged).encode(), lambda d: blobs[d].data, PUBLIC)
+
+
+def test_a_layout_round_trips_and_a_missing_blob_is_named(tmp_path: Path) -> None:
+    artifact = _artifact()
+    oci.write_layout(tmp_path / "layout", [(artifact, ["alpha-latest"])])
+    [verified] = oci.verify_layout(tmp_path / "layout", PUBLIC)
+    assert verified.manifest_digest == artifact.manifest.digest
+    (tmp_path / "layout" / "blobs" / "sha256" / artifact.layer.digest.removeprefix("sha256:")).unlink()
+    with pytest.raises(oci.OciError, match=f"blob {artifact.layer.digest} is missing"):
+        oci.verify_layout(tmp_path / "layout", PUBLIC)
+    with pytest.raises(oci.OciError, match="not an OCI image layout"):
+        oci.verify_layout(tmp_path, PUBLIC)
+
+
+# -- the pusher, with an in-memory registry -------------------------------------------------------------
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.manifests: dict[str, bytes] = {}
+        self.down = False
+        self.uploads = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise pushing.PushError("registry.example/b: connection refused")
+
+    def has_blob(self, digest: str) -> bool:
+        self._check()
+        return digest in self.blobs
+
+    def put_blob(self, blob: oci.Blob) -> None:
+        self._check()
+        self.uploads += 1
+        self.blobs[blob.digest] = blob.data
+
+    def put_manifest(self, reference: str, manifest: oci.Blob) -> None:
+        self._check()
+        self.manifests[reference] = manifest.data
+
+    def get_manifest(self, reference: str) -> bytes | None:
+        self._check()
+        return self.manifests.get(reference)
+
+    def has_referrers_api(self, digest: str) -> bool:
+        return False
+
+    def delete_manifest(self, digest: str) -> None:
+        self._check()
+        for reference in [r for r, data in self.manifests.items() if r == digest or oci.Blob("", data).digest == digest]:
+            del self.manifests[reference]
+
+
+def test_the_pusher_retries_after_a_failure_and_reports_the_lag() -> None:
+    digest, compressed, signature = _bundle()
+    refs = [store.BundleRef(cluster="alpha", commit=COMMIT, digest=digest, latest=True, since=T0)]
+    registry = FakeRegistry()
+    metrics = metrics_mod.HubMetrics()
+    clock = [T0 + dt.timedelta(seconds=30)]
+    pusher = pushing.Pusher(client=registry, refs=lambda: refs,
+                            load=lambda d: pushing.StoredBundle(compressed, signature, T0), source="https://git.example/fleet",
+                            metrics=metrics, clock=lambda: clock[0])
+    registry.down = True
+    failed = pusher.push_once()
+    assert failed.pushed == 0 and "connection refused" in failed.failed[0] and failed.lag_seconds == 30
+    assert metrics.oci_push_lag._value.get() == 30
+    registry.down = False
+    done = pusher.push_once()
+    assert done.pushed == 1 and done.failed == () and done.lag_seconds == 0
+    assert {"alpha-aaaaaaa", "alpha-latest"} <= set(registry.manifests)
+    assert registry.uploads == 4  # config, layer, {} and the signature
+    assert pusher.push_once().pushed == 0  # nothing new: nothing sent
+    # The fallback referrers tag lists the signature manifest.
+    artifact = _artifact()
+    [entry] = json.loads(registry.manifests[artifact.manifest.digest.replace(":", "-")])["manifests"]
+    assert entry["digest"] == artifact.signature_manifest.digest
