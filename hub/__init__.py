@@ -11,7 +11,7 @@ checked by import-linter (pyproject.toml): a module imports only from the layers
   ``sandbox``, ``rollout``).
 * ``settings`` — ``HubSettings`` from flags, ``CONVOY_HUB_*`` and a config file.
 * ``service`` — the sync loop: fetch → verify → render → store signed bundles → set desired → notify.
-* ``notify`` — per-cluster fan-out to open Watch streams.
+* ``notify`` — per-cluster fan-out to open Watch streams (and, through ``store.replicas``, to other replicas' streams).
 * ``metrics`` — the Prometheus metric families the service feeds and ``web`` serves.
 * ``source/`` — Git: bare mirror, forward-only and signed-commit checks, webhook authentication.
 * ``fleet/`` — the fleet.yaml model, label selectors, cluster declarations, per-cluster resolution.

@@ -42,6 +42,9 @@ class HubMetrics:
             registry=self.registry)
         self.syncs = Counter(
             "convoy_hub_syncs", "Sync runs by outcome.", ["outcome"], registry=self.registry)
+        self.leader = Gauge(
+            "convoy_hub_leader", "1 on the replica that runs the sync loop and rollouts (holds the leader lease).",
+            registry=self.registry)
         self.oci_push_lag = Gauge(
             "convoy_hub_oci_push_lag_seconds",
             "Age of the oldest desired bundle not yet pushed to the --oci-push registry (0: all pushed).",

@@ -14,6 +14,11 @@ when it sees the counter moved past the value it started with) and calls the rev
 
 All methods must be called on the event loop thread; the hub's blocking work
 returns to the loop before notifying.
+
+Several hub replicas share one PostgreSQL: :attr:`Notifier.publish` (set by the composition root)
+is called with every local ``notify``/``revoke`` so the other replicas hear of it
+(:mod:`hub.store.replicas` carries it over LISTEN/NOTIFY); what arrives from them is applied with
+:meth:`Notifier.notify_local` and :meth:`Notifier.revoke_local`, which do not publish again.
 """
 
 from __future__ import annotations
@@ -46,15 +51,48 @@ class Notifier:
         self._closing = asyncio.Event()
         self._revocations: Counter[str] = Counter()
         self._revoke_listeners: list[Callable[[str], int]] = []
+        #: Called as ``publish(kind, clusters)`` ("changed" or "revoked") after a local change, so
+        #: other replicas wake their streams too; None on a single replica.
+        self.publish: Callable[[str, list[str]], None] | None = None
+        #: This replica cannot hear the others or reach the database: it cannot confirm any cluster's
+        #: desired state, so Watch streams end (the spoke reconnects to another replica) until it can.
+        self.detached = False
 
     # -- producers ------------------------------------------------------------------------
     def notify(self, clusters: Iterable[str]) -> None:
         """Wake every watcher of these clusters (their desired state or paused flag changed)."""
+        names = list(clusters)
+        self.notify_local(names)
+        if self.publish is not None and names:
+            self.publish("changed", names)
+
+    def notify_local(self, clusters: Iterable[str]) -> None:
+        """Wake this process's watchers of these clusters only (another replica made the change)."""
         for name in clusters:
             self._versions[name] = self._versions.get(name, 0) + 1
             event = self._events.pop(name, None)
             if event is not None:
                 event.set()
+
+    def wake_all(self) -> None:
+        """Treat every cluster as changed: each watcher re-reads its desired state from the database.
+
+        For a replica that may have missed other replicas' notifications (its listening connection
+        dropped): it must not trust what it remembers.
+        """
+        for name in set(self._versions) | set(self._events):
+            self._versions[name] = self._versions.get(name, 0) + 1
+        self.beat()
+
+    def detach(self) -> None:
+        """Lost the database: every Watch stream wakes and ends; new ones are refused until :meth:`attach`."""
+        self.detached = True
+        self.beat()
+
+    def attach(self) -> None:
+        """The database is back: serve again; whatever was missed is re-read (:meth:`wake_all`)."""
+        self.detached = False
+        self.wake_all()
 
     def beat(self) -> None:
         """Wake every waiting watcher without a change, so each sends its heartbeat.
@@ -70,12 +108,20 @@ class Notifier:
         """End every stream of ``cluster`` on this process (its credential no longer works).
 
         Returns how many streams were told to end (Watch streams, plus what the listeners ended).
+        Other replicas are told too (:attr:`publish`), so the cluster's streams end everywhere.
         """
+        ended = self.revoke_local(cluster)
+        if self.publish is not None:
+            self.publish("revoked", [cluster])
+        return ended
+
+    def revoke_local(self, cluster: str) -> int:
+        """End ``cluster``'s streams on this process only (another replica withdrew the credential)."""
         self._revocations[cluster] += 1
         ended = self._connected.get(cluster, 0)
         for listener in self._revoke_listeners:
             ended += listener(cluster)
-        self.notify([cluster])
+        self.notify_local([cluster])
         return ended
 
     def on_revoke(self, listener: Callable[[str], int]) -> None:

@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import enum
+import json
 import logging
 import os
 import random
@@ -207,6 +208,7 @@ class HubService:
         self._background: set[asyncio.Future[None]] = set()
         self._declared_cache: tuple[str, dict[str, fleet_clusters.ClusterDecl]] | None = None
         self._declared_known = asyncio.Event()
+        self._declared_shared: str | None = None
 
     async def declared_names(self, *, wait: float = 10.0) -> frozenset[str] | None:
         """The cluster names the deployed commit declares (``clusters/NAME/cluster.yaml``).
@@ -263,6 +265,7 @@ class HubService:
                     await asyncio.to_thread(lambda: self._declared(self.source.fs_at(outcome.commit or "")))
             if self._declared_cache is not None:
                 self._declared_known.set()
+                await asyncio.to_thread(self._share_declared, self._declared_cache)
         self.notifier.notify(outcome.changed)
         if self.rollouts is not None and outcome.changed:
             self.rollouts.poke()
@@ -520,6 +523,20 @@ class HubService:
         missing = [digest for digest in distinct if digest not in stored]
         return {digest: (bundles.compress(distinct[digest]), len(distinct[digest]),
                          bundles.sign(self.signing_key, digest)) for digest in missing}
+
+    def _share_declared(self, cache: tuple[str, dict[str, fleet_clusters.ClusterDecl]]) -> None:
+        """Store the declared names for follower replicas, which never read the repository."""
+        if self._declared_shared == cache[0]:
+            return
+        with self.db.session() as session:
+            store.set_state(session, store.StateKey.DECLARED_CLUSTERS, json.dumps(sorted(cache[1])))
+        self._declared_shared = cache[0]
+
+    def declared_names_stored(self) -> frozenset[str] | None:
+        """The declared names the leader stored (what a follower replica uses); None before any."""
+        with self.db.session(write=False) as session:
+            value = store.get_state(session, store.StateKey.DECLARED_CLUSTERS)
+        return None if value is None else frozenset(json.loads(value))
 
     def _declared(self, fs: repofs.RepoFS) -> dict[str, fleet_clusters.ClusterDecl]:
         """The declared clusters, reused while ``clusters/`` has the same Git tree id.

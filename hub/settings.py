@@ -154,6 +154,9 @@ class HubSettings:
         "serving certificate (PEM); default: made by the hub's own CA"))
     tls_key: Path | None = dataclasses.field(default=None, metadata=_meta("private key of tls_cert (PEM)"))
     tls_ca: Path | None = dataclasses.field(default=None, metadata=_meta("CA of tls_cert, handed to spokes"))
+    identity_dir: Path | None = dataclasses.field(default=None, metadata=_meta(
+        "directory of the hub's identity (signing.key, the CA, the admin credential); default data_dir. "
+        "Replicas on one PostgreSQL mount the same one (one Kubernetes Secret) so they sign and serve alike"))
     insecure: bool = dataclasses.field(default=False, metadata=_meta("plaintext gRPC: local sandboxes only"))
     heartbeat_seconds: float = dataclasses.field(default=30.0, metadata=_meta(
         "Watch heartbeat interval; also how often the hub pings each spoke's connection (one that "

@@ -136,6 +136,7 @@ class Agent:
         self._inventory_problem = ""   #: damage found in the inventory Secret at start, until one is saved
         self._hub: hubclient.HubClient | None = None
         self._hub_lock = threading.Lock()
+        self._hub_index = 0   #: which of settings.hub_addresses the spoke dials now
         self.reporter = report.Reporter(self._send_report, heartbeat=settings.heartbeat,
                                         retry_cap=settings.reconnect_cap)
         self._watch = watching.DriftWatch(cluster, cluster=settings.cluster, sink=self._queue.put,
@@ -247,13 +248,30 @@ class Agent:
 
     # -- the hub side ---------------------------------------------------------------------------------
 
+    @property
+    def hub_address(self) -> str:
+        """The hub replica the spoke dials now."""
+        addresses = self.settings.hub_addresses
+        return addresses[self._hub_index % len(addresses)]
+
     def _connect(self) -> hubclient.HubClient:
         creds = self._creds
         # None stored, or the stored one is unusable: register again (with the token the spoke was given)
         if creds is None or not creds.credential or len(creds.signing_key) != 32:
             creds = self._creds = registration.register(self.settings, store=self._creds_store,
-                                                        hub_factory=self._hub_factory)
-        return registration.client(self.settings, creds, hub_factory=self._hub_factory)
+                                                        hub_factory=self._hub_factory, address=self.hub_address)
+        return registration.client(self.settings, creds, hub_factory=self._hub_factory, address=self.hub_address)
+
+    def _next_replica(self) -> None:
+        """The replica we dialled is away: drop its channel and dial the next address (if several)."""
+        if len(self.settings.hub_addresses) < 2:
+            return  # one address: keep the channel, gRPC reconnects it (and re-resolves a DNS name)
+        with self._hub_lock:
+            old, self._hub = self._hub, None
+            self._hub_index += 1
+        if old is not None:
+            old.close()
+        log.info("trying hub replica %s next", self.hub_address)
 
     def _hub_loop(self) -> None:
         attempt = 0
@@ -267,7 +285,7 @@ class Agent:
                 for event in hub.watch(applied_digest=self._state.digest, heartbeat=self.hub_heartbeat,
                                        age_recipient=self._age_recipient()):
                     if not self.hub_connected.is_set():
-                        log.info("connected to hub %s", self.settings.hub)
+                        log.info("connected to hub %s", self.hub_address)
                     self.hub_connected.set()
                     attempt = 0
                     if isinstance(event, hubclient.Desired):
@@ -293,6 +311,10 @@ class Agent:
                     dead, self._hub = self._hub, None
                 if dead is not None:
                     dead.abandon()
+            except hubclient.HubUnavailable as exc:
+                if not self._stop.is_set():
+                    log.warning("%s; reconnecting", exc)
+                    self._next_replica()
             except (hubclient.HubError, errors.ClusterError, registration.RegistrationError, OSError) as exc:
                 if not self._stop.is_set():
                     log.warning("%s; reconnecting", exc)
@@ -316,7 +338,7 @@ class Agent:
     def _send_report(self, status: report.Status, backlog: int) -> None:
         hub = self._hub
         if hub is None or self._creds is None:
-            raise hubclient.HubUnavailable(self.settings.hub, "not connected")
+            raise hubclient.HubUnavailable(self.hub_address, "not connected")
         hub.report(status, backlog)
 
     # -- the loop -------------------------------------------------------------------------------------
@@ -516,7 +538,7 @@ class Agent:
         if data is None:
             hub = self._hub
             if hub is None:
-                raise hubclient.HubUnavailable(self.settings.hub, "not connected")
+                raise hubclient.HubUnavailable(self.hub_address, "not connected")
             fetched = hub.get_bundle(source.digest, max_size=self.settings.max_bundle_bytes)
             data = fetched.data
             signature = fetched.signature or signature

@@ -302,7 +302,8 @@ def apply_manifests(manifests: Sequence[Mapping[str, Any]], *, kubeconfig: str |
 @click.command("install")
 @click.option("--cluster", required=True, help="This cluster's name, as the hub knows it.")
 @click.option("--hub", default=None,
-              help="Hub gRPC address host:port, reachable from the cluster (default: the one the join token carries).")
+              help="Hub gRPC address host:port reachable from the cluster, or several comma-separated (hub replicas); "
+                   "default: the one the join token carries.")
 @click.option("--token", envvar="CONVOY_SPOKE_TOKEN", default=None,
               help="Join token from `convoy token create` (or a bare bootstrap token) [CONVOY_SPOKE_TOKEN: keeps "
                    "it out of `ps`].")

@@ -32,16 +32,24 @@ class RegistrationError(Exception):
     """The spoke has no stored credential and no bootstrap token to get one with."""
 
 
-def client(settings: SpokeSettings, creds: credentials.Credentials, *, hub_factory: HubFactory) -> hubclient.HubClient:
-    """A hub client that presents the cluster's stored credential and trusts the stored hub CA."""
-    return hub_factory(settings.hub, ca_pem=creds.hub_ca_pem or None, credential=creds.credential,
+def client(settings: SpokeSettings, creds: credentials.Credentials, *, hub_factory: HubFactory,
+           address: str | None = None) -> hubclient.HubClient:
+    """A hub client that presents the cluster's stored credential and trusts the stored hub CA.
+
+    ``address`` is one of ``settings.hub_addresses`` (default the first): replicas share one CA and
+    one database, so the credential works at any of them.
+    """
+    return hub_factory(address or settings.hub_addresses[0], ca_pem=creds.hub_ca_pem or None, credential=creds.credential,
                        insecure=settings.insecure)
 
 
 def register(settings: SpokeSettings, *, store: credentials.CredentialStore,
-             hub_factory: HubFactory) -> credentials.Credentials:
-    """Trust the hub, spend the bootstrap token on ``Register``, and store what the hub answers."""
-    s = settings
+             hub_factory: HubFactory, address: str | None = None) -> credentials.Credentials:
+    """Trust the hub, spend the bootstrap token on ``Register``, and store what the hub answers.
+
+    ``address`` is the replica to register at (default the first of ``settings.hub_addresses``).
+    """
+    s = dataclasses.replace(settings, hub=address or settings.hub_addresses[0])
     if not s.token:
         raise RegistrationError(f"{store.ref}: no stored credential and no bootstrap token; give --token "
                                 f"or CONVOY_SPOKE_TOKEN")

@@ -67,7 +67,7 @@ class SettingsError(ValueError):
 class SpokeSettings:
     """Everything ``convoy spoke run`` needs, with documented defaults."""
 
-    hub: str                                   #: hub gRPC address, host:port
+    hub: str                                   #: hub gRPC address host:port, or several comma-separated
     cluster: str                               #: this cluster's name (DNS label)
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     token: str | None = dataclasses.field(default=None, repr=False)  #: bootstrap token; first start only
@@ -91,6 +91,11 @@ class SpokeSettings:
     bundle_source: str | None = None
     bundle_source_insecure: bool = False       #: plain HTTP to the bundle source (a local registry only)
     registry_config: str | None = None         #: docker-style config.json with the bundle source's credentials
+
+    @property
+    def hub_addresses(self) -> tuple[str, ...]:
+        """Every hub replica the spoke may dial, in the order given; it moves on when one is away."""
+        return tuple(self.hub.split(","))
 
 
 def parse_labels(text: str, *, source: str = "labels") -> dict[str, str]:
@@ -158,9 +163,10 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
             values["token"] = token
     if not hub:
         raise SettingsError(f"hub: no hub address (give --hub or {ENV_NAMES['hub']})")
-    values["hub"] = str(hub).strip()
-    if ":" not in values["hub"]:
-        raise SettingsError(f"{hub_source}: {values['hub']!r} is not host:port")
+    values["hub"] = ",".join(part.strip() for part in str(hub).split(",") if part.strip())
+    for address in values["hub"].split(",") or [""]:
+        if ":" not in address:
+            raise SettingsError(f"{hub_source}: {address!r} is not host:port")
 
     cluster, cluster_source = pick("cluster")
     if not cluster:

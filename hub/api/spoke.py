@@ -231,6 +231,12 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             while True:
                 if self.notifier.closing:
                     raise grpc_errors.ShuttingDown()
+                if self.notifier.detached:
+                    # Serving what this replica remembers as current would be stale state passed off as
+                    # current: end the stream, the spoke reconnects to a replica that can confirm it.
+                    raise store_errors.StoreUnavailable(
+                        f"watch of cluster {name}: this hub replica lost its database and cannot confirm "
+                        "the desired state; reconnect (to another replica)")
                 if self.notifier.revocation(name) != revocation:
                     raise _revoked(name, "watch")
                 if changed:

@@ -39,7 +39,7 @@ from hub.service import HubService, SyncOutcome
 from hub.source import git as gitsource
 from hub.store import db as store_db
 from hub.store import errors as store_errors
-from hub.store import models
+from hub.store import models, replicas
 from hub.store import repository as store
 from hub.web import app as web_app
 from hub.web import registry as web_registry
@@ -74,6 +74,7 @@ class RunningHub:
     cli_config_path: Path
     _stop: asyncio.Event
     _tasks: list[asyncio.Task[None]]
+    replication: Replication | None = None
 
     @property
     def grpc_port(self) -> int:
@@ -101,6 +102,8 @@ class RunningHub:
             await asyncio.to_thread(self._record, "hub stopped")
         except Exception:
             log.exception("cannot record the hub's stop in the event log")
+        if self.replication is not None:
+            await asyncio.to_thread(self.replication.close)
         await asyncio.to_thread(self.db.dispose)
 
     def _record(self, message: str) -> None:
@@ -116,12 +119,27 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     data_dir = Path(settings.data_dir)
     files.ensure_private_dir(data_dir)
     db = store_db.Database(settings.database_url or store_db.default_sqlite_url(data_dir))
+    replication = Replication(db)
+    try:
+        replication.claim()
+        return await _build(settings, data_dir, db, replication)
+    except BaseException:
+        # Whatever failed, a hub that did not start holds no lock, thread or connection.
+        await asyncio.to_thread(replication.close)
+        await asyncio.to_thread(db.dispose)
+        raise
+
+
+async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_db.Database,
+                 replication: Replication) -> RunningHub:
+    """Everything after the database is claimed: keys, parts, the gRPC server, then :func:`_serve_rest`."""
     await asyncio.to_thread(db.migrate)
-    signing_key = await asyncio.to_thread(signing.load_or_create_signing_key, data_dir)
+    identity_dir = Path(settings.identity_dir) if settings.identity_dir else data_dir
+    signing_key = await asyncio.to_thread(signing.load_or_create_signing_key, identity_dir)
     await asyncio.to_thread(signing.write_public_key, data_dir, signing_key)
-    tls, ca_pem, ca_path = await asyncio.to_thread(_tls_material, settings, data_dir)
+    tls, ca_pem, ca_path = await asyncio.to_thread(_tls_material, settings, data_dir, identity_dir)
     fingerprint = ca_sec.fingerprint_of(ca_pem) if ca_pem else ""
-    admin_credential = await asyncio.to_thread(admin_sec.ensure_admin_credential, data_dir)
+    admin_credential = await asyncio.to_thread(admin_sec.ensure_admin_credential, identity_dir)
 
     notifier = notify.Notifier()
     metrics = metrics_mod.HubMetrics()
@@ -145,7 +163,17 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
         unknown_seconds=settings.unknown_credential_cache, failure_rate=settings.auth_failure_rate,
         failure_burst=settings.auth_failure_burst)
 
+    def forget(cluster: str) -> int:
+        # Every revocation, this replica's or another's (LISTEN/NOTIFY): no cached credential
+        # outlives it on any replica.
+        authenticator.forget(cluster)
+        return 0
+    notifier.on_revoke(forget)
+
     async def registered(name: str) -> object:
+        if not replication.is_leader:
+            replication.publish("render", [name])  # only the leader has the fleet repository
+            return None
         try:
             return await service.render_clusters([name])
         except Exception:  # the next sync renders it anyway; a background task must not die silently
@@ -157,7 +185,7 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
 
     spoke = spoke_api.SpokeServicer(
         db=db, authenticator=authenticator, notifier=notifier, on_registered=registered, on_reported=rollouts.poke,
-        declared_names=service.declared_names,
+        declared_names=lambda: replication.declared_names(service),
         options=spoke_api.SpokeOptions(
             ca_pem=ca_pem, signing_public_key=signing.public_key_bytes(signing_key),
             heartbeat_seconds=settings.heartbeat_seconds, inline_bundle_bytes=settings.inline_bundle_bytes,
@@ -177,14 +205,14 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     admin.options = dataclasses.replace(admin.options, advertise_address=address)
     await parts.server.start()
     try:
-        return await _serve_rest(settings, service, spoke, parts, metrics, notifier, db, address,
-                                 ca_pem=ca_pem, ca_path=ca_path, fingerprint=fingerprint,
-                                 authenticator=authenticator)
+        running = await _serve_rest(settings, service, spoke, parts, metrics, notifier, db, address,
+                                    ca_pem=ca_pem, ca_path=ca_path, fingerprint=fingerprint,
+                                    replication=replication, authenticator=authenticator)
     except BaseException:
-        # A half-started hub must not keep its gRPC port or database connections.
+        # A half-started hub must not keep its gRPC port (start_hub closes the rest).
         await parts.server.stop(None)
-        await asyncio.to_thread(db.dispose)
         raise
+    return running
 
 
 def _read_refs(db: store_db.Database, cluster: str | None) -> list[store.BundleRef]:
@@ -244,7 +272,7 @@ def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
 async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, spoke: spoke_api.SpokeServicer,
                       parts: server_api.ServerParts, metrics: metrics_mod.HubMetrics, notifier: notify.Notifier,
                       db: store_db.Database, address: str, *, ca_pem: bytes, ca_path: Path | None,
-                      fingerprint: str, authenticator: auth.Authenticator) -> RunningHub:
+                      fingerprint: str, replication: Replication, authenticator: auth.Authenticator) -> RunningHub:
     """After the gRPC server started: health, the HTTP side port, the operator's files, background tasks."""
     data_dir = Path(settings.data_dir)
     await server_api.mark_serving(parts)
@@ -256,14 +284,15 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
             # After failed writes the reason is the hub's own message (locked, disk full); it names no secret.
             why = str(exc) if db.write_failure else type(exc).__name__
             return web_app.Readiness(False, f"database unreachable: {why}")
-        if not service.first_sync_done:
+        if replication.is_leader and not service.first_sync_done:
+            # A follower serves what the leader stored; it never syncs itself.
             return web_app.Readiness(False, "first sync of the fleet repository not done yet")
         return web_app.Readiness(True, "ready")
 
     async def phase_counts() -> Mapping[str, int]:
         return await asyncio.to_thread(_phase_counts, db)
 
-    hooks = web_app.WebHooks(trigger=service.trigger, readiness=readiness, phase_counts=phase_counts,
+    hooks = web_app.WebHooks(trigger=replication.trigger, readiness=readiness, phase_counts=phase_counts,
                              webhook_secret=_webhook_secret(settings), branch=settings.branch,
                              max_body_bytes=settings.webhook_max_bytes,
                              max_concurrent=settings.webhook_max_concurrent)
@@ -271,16 +300,16 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
     runner, http_port = await web_app.start_site(web_app.create_app(hooks, metrics, registry_hooks),
                                                  settings.http_listen)
 
-    credential_path = admin_sec.admin_credential_path(data_dir)
+    credential_path = admin_sec.admin_credential_path(Path(settings.identity_dir or data_dir))
     cli_config = await asyncio.to_thread(
         admin_sec.write_cli_config, data_dir, hub_address=address, ca_path=ca_path,
         credential_path=credential_path, insecure=settings.insecure)
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(service.run(stop), name="convoy-sync"),
+    replication.start(asyncio.get_running_loop(), notifier=notifier, service=service, address=address)
+    metrics.leader.set_function(lambda: float(replication.is_leader))
+    tasks = [asyncio.create_task(replication.lead(stop), name="convoy-leader-work"),
              asyncio.create_task(spoke.keep_presence(stop), name="convoy-presence"),
              asyncio.create_task(_retain_events(settings, db, stop), name="convoy-event-retention")]
-    if service.rollouts is not None:
-        tasks.append(asyncio.create_task(service.rollouts.run(stop), name="convoy-rollouts"))
     pusher = _pusher(settings, db, metrics)
     if pusher is not None:
         tasks.append(asyncio.create_task(pusher.run(stop, settings.oci_push_interval), name="convoy-oci-push"))
@@ -288,7 +317,7 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
     running = RunningHub(settings=settings, db=db, service=service, notifier=notifier, metrics=metrics,
                          grpc=parts, http_runner=runner, http_port=http_port, ca_pem=ca_pem,
                          ca_fingerprint=fingerprint, admin_credential_path=credential_path,
-                         cli_config_path=cli_config, _stop=stop, _tasks=tasks)
+                         cli_config_path=cli_config, _stop=stop, _tasks=tasks, replication=replication)
     await asyncio.to_thread(running._record, f"hub started (gRPC {running.grpc_address})")
     log.info("gRPC listening on %s (%s)", running.grpc_address, "plaintext" if settings.insecure else "TLS")
     log.info("HTTP listening on %s:%d (/webhook /metrics /healthz /readyz, OCI /v2/)", _host_of(settings.http_listen),
@@ -296,6 +325,148 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
     log.info("admin credential: %s; CLI config: %s (export CONVOY_CONFIG=%s)", credential_path, cli_config,
              cli_config)
     return running
+
+
+class Replication:
+    """This replica's place among several on one PostgreSQL (:mod:`hub.store.replicas`).
+
+    On PostgreSQL: a change feed (LISTEN/NOTIFY) wakes other replicas' streams and carries webhook
+    triggers and post-registration renders to the leader; a leader lease decides who runs the sync
+    loop and rollout ticks. On SQLite: one replica, always the leader, and a file lock refuses a second.
+    """
+
+    def __init__(self, db: store_db.Database) -> None:
+        self.db = db
+        self.replica = replicas.new_replica_id()
+        self.is_leader = db.is_sqlite
+        self._sqlite_lock = replicas.SqliteReplicaLock(Path(db.url.database or "")) if db.is_sqlite else None
+        self._feed: replicas.ChangeFeed | None = None
+        self._lease: replicas.LeaderLease | None = None
+        self._leader_changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._notifier: notify.Notifier | None = None
+        self._service: HubService | None = None
+        self._background: set[asyncio.Future[None]] = set()
+
+    def claim(self) -> None:
+        """SQLite: take the one-replica lock (raises StoreError naming the holder if taken)."""
+        if self._sqlite_lock is not None:
+            self._sqlite_lock.acquire()
+
+    def start(self, loop: asyncio.AbstractEventLoop, *, notifier: notify.Notifier, service: HubService,
+              address: str) -> None:
+        self._loop, self._notifier, self._service = loop, notifier, service
+        if self.db.is_sqlite:
+            return
+        self.replica = f"{self.replica} ({address})"
+        self._feed = replicas.ChangeFeed(self.db.url, replica=self.replica, handler=self._heard)
+        notifier.publish = self._feed.publish
+        self._feed.start()
+        self._lease = replicas.LeaderLease(self.db.url, replica=self.replica, on_change=self._lease_changed)
+        self._lease.start()
+
+    def close(self) -> None:
+        if self._lease is not None:
+            self._lease.stop()
+        if self._feed is not None:
+            self._feed.stop()
+        if self._sqlite_lock is not None:
+            self._sqlite_lock.release()
+
+    def publish(self, kind: str, names: list[str]) -> None:
+        if self._feed is not None:
+            self._feed.publish(kind, names)
+
+    def trigger(self, reason: str) -> None:
+        """A webhook (or any sync request) on any replica wakes the leader's sync loop."""
+        if self.is_leader and self._service is not None:
+            self._service.trigger(reason)
+        else:
+            self.publish("sync", [reason])
+
+    async def declared_names(self, service: HubService) -> frozenset[str] | None:
+        # Only the leader reads the fleet repository; a follower uses the names the leader stored.
+        if self.is_leader:
+            return await service.declared_names()
+        return await asyncio.to_thread(service.declared_names_stored)
+
+    # -- called from the feed's and the lease's threads ------------------------------------------
+    def _heard(self, kind: str, names: list[str]) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._apply, kind, names)
+
+    def _lease_changed(self, leader: bool) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._set_leader, leader)
+
+    # -- on the loop -------------------------------------------------------------------------------
+    def _set_leader(self, leader: bool) -> None:
+        self.is_leader = leader
+        self._leader_changed.set()
+
+    def _apply(self, kind: str, names: list[str]) -> None:
+        notifier, service = self._notifier, self._service
+        if notifier is None or service is None:
+            return
+        if kind == "changed":
+            notifier.notify_local(names)
+        elif kind == "revoked":
+            for name in names:
+                notifier.revoke_local(name)
+        elif kind == "resync":
+            notifier.attach()
+        elif kind == "detached":
+            notifier.detach()
+        elif kind == "sync" and self.is_leader:
+            service.trigger(names[0] if names else "sync request from a replica")
+        elif kind == "render" and self.is_leader:
+            task = asyncio.ensure_future(self._render(service, names))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _render(self, service: HubService, names: list[str]) -> None:
+        try:
+            await service.render_clusters(names)
+        except Exception:  # the next sync renders them anyway
+            log.exception("rendering %s for another replica's registration failed", ", ".join(names))
+
+    async def lead(self, stop: asyncio.Event) -> None:
+        """Run the singleton work (sync loop, rollout ticks) while this replica holds the lease."""
+        service = self._service
+        assert service is not None
+        while not stop.is_set():
+            if not self.is_leader:
+                self._leader_changed.clear()
+                waiter = asyncio.ensure_future(self._leader_changed.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                continue
+            log.info("leading: this replica fetches Git, renders and ticks rollouts")
+            await asyncio.to_thread(self._record_leader)
+            resign = asyncio.Event()
+            work = [asyncio.create_task(service.run(resign), name="convoy-sync")]
+            if service.rollouts is not None:
+                work.append(asyncio.create_task(service.rollouts.run(resign), name="convoy-rollouts"))
+            while self.is_leader and not stop.is_set():
+                self._leader_changed.clear()
+                waiter = asyncio.ensure_future(self._leader_changed.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+            resign.set()
+            await asyncio.gather(*work, return_exceptions=True)
+
+    def _record_leader(self) -> None:
+        if self.db.is_sqlite:
+            return
+        try:
+            with self.db.session() as session:
+                store.add_event(session, models.EventKind.HUB, message=f"replica {self.replica} leads")
+        except Exception:
+            log.exception("cannot record the new leader in the event log")
 
 
 async def _retain_events(settings: settings_mod.HubSettings, db: store_db.Database, stop: asyncio.Event) -> None:
@@ -326,8 +497,8 @@ def _host_of(listen: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _tls_material(settings: settings_mod.HubSettings,
-                  data_dir: Path) -> tuple[server_api.TlsMaterial | None, bytes, Path | None]:
+def _tls_material(settings: settings_mod.HubSettings, data_dir: Path,
+                  identity_dir: Path) -> tuple[server_api.TlsMaterial | None, bytes, Path | None]:
     """(serving material or None when insecure, CA PEM handed to spokes, CA file path for the CLI)."""
     if settings.insecure:
         return None, b"", None
@@ -341,7 +512,7 @@ def _tls_material(settings: settings_mod.HubSettings,
             # token: a chain without it makes them refuse the hub.
             cert = cert.rstrip(b"\n") + b"\n" + ca
         return server_api.TlsMaterial(cert_pem=cert, key_pem=key), ca, ca_file
-    authority = ca_sec.ensure_ca(data_dir)
+    authority = ca_sec.ensure_ca(identity_dir)  # shared by every replica; the server cert is per replica
     hosts = ["localhost", "127.0.0.1", "::1", _host_of(settings.grpc_listen).strip("[]")]
     if settings.advertise_address:
         hosts.append(settings.advertise_address.rpartition(":")[0].strip("[]") or settings.advertise_address)

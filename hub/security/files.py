@@ -61,7 +61,12 @@ def read_private(path: Path) -> bytes:
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
             log.warning("%s was readable by others (mode %o); restricting it to the owner", path, mode)
-            os.chmod(path, PRIVATE_MODE)
+            try:
+                os.chmod(path, PRIVATE_MODE)
+            except OSError as exc:
+                # A read-only mount (a Kubernetes Secret shared by hub replicas, whose mode the kubelet
+                # sets from defaultMode and fsGroup) cannot be tightened; reading it is still right.
+                log.warning("%s: cannot restrict its mode (%s); set the mount's mode instead", path, exc.strerror)
         return path.read_bytes()
     except OSError as exc:
         raise PrivateFileError(path, f"cannot read: {exc.strerror}") from exc

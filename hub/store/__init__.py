@@ -9,6 +9,8 @@ Map:
 * ``repository/`` — the query functions the service calls, one module per record kind (tokens, clusters,
   commits, bundles, desired state and its history, status, render errors, event log, hub state,
   rollouts), all re-exported by the package; synchronous, one ``Session`` each.
+* ``replicas`` — several hub replicas on one PostgreSQL: the LISTEN/NOTIFY change feed, the leader lease
+  (advisory lock), and the lock that keeps a second replica off an SQLite file.
 * ``errors`` — typed store exceptions (``TokenRefused``, ``ClusterExists``, ``StoreError`` ...).
 * ``migrations/`` — the Alembic environment and versions, shipped as package data so
   ``convoy hub migrate`` works from an installed package.

@@ -62,8 +62,26 @@ def test_hub_configmap_holds_only_real_hub_settings() -> None:
     assert {"Deployment", "Service", "PersistentVolumeClaim", "NetworkPolicy", "Namespace"} <= kinds
 
 
+def test_the_ha_overlay_runs_three_replicas_on_postgresql_with_one_identity_and_a_disruption_budget() -> None:
+    objects = rendered("deploy/hub-ha")
+    kinds = {o["kind"] for o in objects}
+    assert "PersistentVolumeClaim" not in kinds  # no shared volume: PostgreSQL holds the state
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 3 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["CONVOY_HUB_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["optional"] is False
+    assert env["CONVOY_HUB_IDENTITY_DIR"]["value"] == "/etc/convoy/identity"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["identity"]["secret"]["secretName"] == "convoy-hub-identity"
+    assert "persistentVolumeClaim" not in volumes["data"]
+    pdb = next(o for o in objects if o["kind"] == "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 2
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
 def test_native_build_matches_kubectl_kustomize(kubectl: str) -> None:
-    for base in ("deploy/hub", "deploy/spoke"):
+    for base in ("deploy/hub", "deploy/hub-ha", "deploy/spoke"):
         oracle = list(yaml.safe_load_all(subprocess.run([kubectl, "kustomize", str(ROOT / base)], check=True,
                                                         capture_output=True, text=True).stdout))
         assert rendered(base) == oracle, base

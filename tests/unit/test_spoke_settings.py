@@ -134,3 +134,10 @@ def test_bundle_source_is_an_oci_reference() -> None:
     for bad in ("mirror.example/fleet", "oci://mirror.example", "https://mirror.example/fleet"):
         with pytest.raises(settings.SettingsError, match=r"--bundle-source: .* is not oci://REGISTRY/REPOSITORY"):
             settings.load_settings(cli={"bundle_source": bad}, env=env)
+
+
+def test_several_hub_replicas_are_one_comma_separated_setting_and_each_must_be_host_port() -> None:
+    s = settings.load_settings(cli={"hub": " hub-0:7443, hub-1:7443 ,hub-2:7443", "cluster": "c1"}, env={})
+    assert s.hub_addresses == ("hub-0:7443", "hub-1:7443", "hub-2:7443")
+    with pytest.raises(settings.SettingsError, match="--hub: 'hub-1' is not host:port"):
+        settings.load_settings(cli={"hub": "hub-0:7443,hub-1", "cluster": "c1"}, env={})

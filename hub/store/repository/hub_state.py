@@ -21,6 +21,7 @@ class StateKey(enum.StrEnum):
     FLEET_COMMIT_SEEN_AT = "fleet_commit_seen_at"  #: ISO time it was first seen
     LAST_FETCH_AT = "last_fetch_at"                #: ISO time of the last successful fetch
     LAST_FETCH_ERROR = "last_fetch_error"          #: message of the last failed fetch, "" after a success
+    DECLARED_CLUSTERS = "declared_clusters"        #: JSON list of the deployed commit's declared names
 
 
 def get_state(s: Session, key: str) -> str | None:

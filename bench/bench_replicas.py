@@ -1,0 +1,193 @@
+"""Hub replicas side by side (issue 20): one replica on SQLite, one on PostgreSQL, three on PostgreSQL.
+
+Real `convoy hub serve` processes (``bench_fleet.HubProcess``) and simulated spokes
+(``loaddriver.py``, real gRPC, one driver process per replica they are spread over). For each
+setup it prints: registration of every cluster, idle CPU and RSS per replica, commit → fetched p99
+for an all-clusters commit and a one-region commit (the webhook sent to a replica that does not
+lead, when there is one), and with three replicas the leader failover time: the leader SIGKILLed,
+a commit made at once → every spoke fetched it.
+
+With three replicas the simulated spokes are spread over the two followers only: ``loaddriver``
+dials one address and does not fail over (the real spoke does: ``--hub a,b,c``), and a spoke whose
+replica died would never fetch the next commit.
+
+    python -m bench.bench_replicas --clusters 200          # what this shared 2-core machine takes
+    python -m bench.bench_replicas --clusters 10000 --drivers-per-replica 4   # the issue's size
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import fleetgen  # noqa: E402
+from bench.bench_fleet import (  # noqa: E402
+    BenchError,
+    Drivers,
+    HubProcess,
+    database,
+    percentiles,
+    wait_for,
+)
+from protos.convoy.v1 import convoy_pb2 as pb  # noqa: E402
+
+SETUPS = {"sqlite-1": ("sqlite", 1), "postgres-1": ("postgres", 1), "postgres-3": ("postgres", 3)}
+
+
+class AllDrivers:
+    """Several ``Drivers`` (one per replica the spokes are on) read as one."""
+
+    def __init__(self, groups: Sequence[Drivers]) -> None:
+        self.groups = list(groups)
+
+    def read(self) -> None:
+        for group in self.groups:
+            group.read()
+
+    def of(self, kind: str, since: float = 0.0) -> list[dict[str, Any]]:
+        return [e for group in self.groups for e in group.of(kind, since)]
+
+    def stop(self) -> None:
+        for group in self.groups:
+            group.stop()
+
+
+@contextlib.contextmanager
+def _identity(path: Path) -> Iterator[None]:
+    """Every replica started in this block shares one identity directory (signing key, CA, admin)."""
+    before = os.environ.get("CONVOY_HUB_IDENTITY_DIR")
+    os.environ["CONVOY_HUB_IDENTITY_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CONVOY_HUB_IDENTITY_DIR", None)
+        else:
+            os.environ["CONVOY_HUB_IDENTITY_DIR"] = before
+
+
+def _fetched_after(drivers: AllDrivers, commit: str, expected: set[str], since: float,
+                   timeout: float) -> dict[str, float]:
+    def fetched() -> dict[str, float] | None:
+        drivers.read()
+        times = {e["cluster"]: e["t"] for e in drivers.of("fetched", since) if e["commit"] == commit}
+        return times if expected <= set(times) else None
+    return wait_for(fetched, timeout=timeout, what=f"every spoke to fetch commit {commit[:12]}")
+
+
+def _commit_to_fetched(entry: HubProcess, drivers: AllDrivers, commit: str, expected: set[str],
+                       timeout: float) -> dict[str, Any]:
+    t0 = time.time()
+    entry.webhook(commit)
+    times = _fetched_after(drivers, commit, expected, t0, timeout)
+    return {"clusters": len(expected), "commit_to_fetched_s": percentiles([times[c] - t0 for c in expected])}
+
+
+def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_seconds: float, timeout: float,
+              workdir: Path) -> dict[str, Any]:
+    kind, replicas = SETUPS[name]
+    fleet = fleetgen.generate(workdir / "fleet", fleetgen.FleetSpec(
+        clusters=clusters, apps=5, cluster_layers=max(1, clusters // 10)))
+    results: dict[str, Any] = {"setup": name, "clusters": clusters}
+    hubs: list[HubProcess] = []
+    drivers: AllDrivers | None = None
+    with database(kind) as url, _identity(workdir / "identity"):
+        try:
+            hubs.append(HubProcess(workdir=workdir / "r0", repo=fleet.root, database_url=url, heartbeat=30.0))
+            hubs[0].wait_ready(timeout)  # the first leads: its first sync is done when it is ready
+            for index in range(1, replicas):
+                hubs.append(HubProcess(workdir=workdir / f"r{index}", repo=fleet.root, database_url=url,
+                                       heartbeat=30.0))
+            for hub in hubs[1:]:
+                hub.wait_ready(timeout)
+            serving = hubs[1:] if replicas > 1 else hubs
+            created = hubs[0].admin().create_token(pb.CreateTokenRequest(
+                ttl_seconds=7200, uses=clusters, description="bench_replicas", any_name=True))
+            labels = {n: fleetgen.cluster_labels(fleet.spec, i) for i, n in enumerate(fleet.clusters)}
+            t0 = time.time()
+            groups = []
+            for index, hub in enumerate(serving):
+                names = list(fleet.clusters[index::len(serving)])
+                groups.append(Drivers(workdir=workdir / f"r{hubs.index(hub)}", hub=hub, token=created.token,
+                                      names=names, labels=labels, processes=drivers_per_replica,
+                                      flood_seconds=5))
+            drivers = AllDrivers(groups)
+            everyone = set(fleet.clusters)
+
+            def registered() -> bool:
+                drivers.read()
+                if drivers.of("register-error"):
+                    raise BenchError(f"registration refused: {drivers.of('register-error')[0]}")
+                return len({e["cluster"] for e in drivers.of("reported")}) >= clusters
+            wait_for(registered, timeout=timeout, what=f"{clusters} spokes registered with their first bundle")
+            results["registration_and_first_bundle_s"] = time.time() - t0
+
+            time.sleep(5)  # let the follow-up work of registration settle before the idle window
+            cpu0 = [h.cpu_seconds() for h in hubs]
+            i0 = time.monotonic()
+            time.sleep(idle_seconds)  # a measurement window, not a wait for a condition
+            elapsed = time.monotonic() - i0
+            results["idle"] = [{
+                "replica": i, "leader": h.metric("convoy_hub_leader"), "streams": h.metric("convoy_hub_connected_spokes"),
+                "cpu_percent": 100 * (h.cpu_seconds() - cpu0[i]) / elapsed, "rss_mib": h.rss_mib()}
+                for i, h in enumerate(hubs)]
+
+            entry = serving[0]  # a follower when there is one: its webhook wakes the leader
+            results["all"] = _commit_to_fetched(entry, drivers, fleetgen.commit_all_clusters_change(fleet.root),
+                                                everyone, timeout)
+            region = fleet.spec.regions[0]
+            in_region = {n for i, n in enumerate(fleet.clusters)
+                         if fleetgen.cluster_labels(fleet.spec, i)["region"] == region}
+            results["region"] = _commit_to_fetched(entry, drivers, fleetgen.commit_region_change(fleet.root, region),
+                                                   in_region, timeout)
+            if replicas > 1:
+                hubs[0].popen.send_signal(signal.SIGKILL)
+                killed = time.time()
+                sha = fleetgen.commit_all_clusters_change(fleet.root)
+                times = _fetched_after(drivers, sha, everyone, killed, timeout)
+                results["failover"] = {"leader_killed_to_fetched_everywhere_s": max(times.values()) - killed,
+                                       "p99_s": percentiles([t - killed for t in times.values()])}
+        finally:
+            if drivers is not None:
+                drivers.stop()
+            for hub in hubs:
+                hub.stop()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clusters", type=int, default=200)
+    parser.add_argument("--drivers-per-replica", type=int, default=1)
+    parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated, of {', '.join(SETUPS)}")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    out: list[dict[str, Any]] = []
+    for name in args.setups.split(","):
+        with tempfile.TemporaryDirectory(prefix=f"convoy-bench-{name}-") as tmp:
+            result = run_setup(name, clusters=args.clusters, drivers_per_replica=args.drivers_per_replica,
+                               idle_seconds=args.idle_seconds, timeout=args.timeout, workdir=Path(tmp))
+        print(json.dumps(result, indent=1, default=str), flush=True)
+        out.append(result)
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

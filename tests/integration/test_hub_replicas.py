@@ -1,0 +1,209 @@
+"""Several hub replicas on one PostgreSQL (issue 20): one leader, wake-ups across replicas, shared
+identity, revocation everywhere, takeover, and SQLite's refusal of a second replica.
+
+Real hubs on port 0 sharing a fresh PostgreSQL database, real Git, real gRPC; the harness's
+stand-in spoke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import grpc
+import kubernetes
+import pytest
+from grpc import aio
+
+from hub.commands import hubserve
+from hub.store import errors as store_errors
+from hub.store import replicas
+from hub.store.db import normalize_url
+from protos.codec import pb
+from spoke.agent import Agent
+from spoke.cluster import ClusterClient
+from spoke.settings import SpokeSettings
+from tests.integration.hub_harness import (
+    FleetRepo,
+    admin_of,
+    channel,
+    configmap,
+    fresh_postgres,
+    hub_settings,
+    next_desired,
+    registered_spoke,
+    running_hub,
+)
+from tests.polling import poll
+
+
+async def _leads(hub: hubserve.RunningHub) -> bool:
+    """This replica holds the lease and has synced the fleet once (followers serve what it stored)."""
+    return hub.replication is not None and hub.replication.is_leader and hub.service.first_sync_done
+
+
+async def _stream_ends(stream: object) -> bool:
+    async def drain() -> None:
+        while await stream.read() is not aio.EOF:  # type: ignore[attr-defined]
+            pass
+    try:
+        await asyncio.wait_for(drain(), 10)
+    except aio.AioRpcError:
+        return True
+    return True
+
+
+async def test_a_spoke_on_a_follower_gets_its_bundle_and_every_commit_and_one_replica_leads(
+        tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str) -> None:
+    identity = tmp_path / "identity"
+    with fresh_postgres(postgres_url) as url:
+        async with running_hub(hub_settings(tmp_path / "a", fleet_repo, database_url=url,
+                                            identity_dir=identity)) as hub_a:
+            await poll(lambda: _leads(hub_a), timeout=10, what="the first replica to lead")
+            async with running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url,
+                                                identity_dir=identity)) as hub_b, \
+                    channel(hub_b) as ch_b:
+                # Shared identity: the same CA (one fingerprint in join tokens) and admin credential.
+                assert hub_a.ca_fingerprint == hub_b.ca_fingerprint
+                assert hub_a.admin_credential_path.read_text() == hub_b.admin_credential_path.read_text()
+                assert hub_b.replication is not None and not hub_b.replication.is_leader
+                assert replicas.current_leader(normalize_url(url)) == hub_a.replication.replica  # type: ignore[union-attr]
+
+                # Registered on the follower: the leader renders it; the follower's stream gets it.
+                spoke = await registered_spoke(hub_b, ch_b, "eu-1")
+                stream = spoke.watch()
+                first = await next_desired(stream, timeout=15)
+                assert first.digest
+                bundle, _ = await spoke.bundle(first.digest)
+                assert bundle["objects"]
+
+                # A commit, announced by a webhook at the follower: the leader syncs, the follower's
+                # Watch stream (which the leader does not hold) wakes with the new digest.
+                fleet_repo.commit({"apps/web/configmap.yaml": configmap("2")}, "v2")
+                assert hub_b.replication is not None
+                hub_b.replication.trigger("webhook at replica b")
+                second = await next_desired(stream, timeout=15)
+                assert second.digest != first.digest
+                stream.cancel()
+
+
+async def test_removing_a_cluster_on_one_replica_ends_its_stream_on_another(
+        tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str) -> None:
+    identity = tmp_path / "identity"
+    with fresh_postgres(postgres_url) as url:
+        async with running_hub(hub_settings(tmp_path / "a", fleet_repo, database_url=url,
+                                            identity_dir=identity)) as hub_a:
+            await poll(lambda: _leads(hub_a), timeout=10, what="the first replica to lead")
+            async with running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url,
+                                                identity_dir=identity)) as hub_b, \
+                    channel(hub_a) as ch_a, channel(hub_b) as ch_b:
+                spoke = await registered_spoke(hub_a, ch_a, "eu-1")
+                spoke.channel = ch_b
+                stream = spoke.watch()
+                await next_desired(stream, timeout=15)
+                assert (await spoke.report(phase=pb.PHASE_READY)).accepted  # B now caches the credential
+                await admin_of(hub_a, ch_a).call("RemoveCluster", pb.RemoveClusterRequest(name="eu-1"))
+                assert await _stream_ends(stream)
+                # No cache on B outlives the removal on A.
+                with pytest.raises(aio.AioRpcError) as refused:
+                    await spoke.report(phase=pb.PHASE_READY)
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_when_the_leader_goes_another_replica_takes_over_and_syncs(
+        tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str) -> None:
+    identity = tmp_path / "identity"
+    with fresh_postgres(postgres_url) as url:
+        hub_a = await hubserve.start_hub(hub_settings(tmp_path / "a", fleet_repo, database_url=url,
+                                                      identity_dir=identity))
+        stopped = False
+        try:
+            await poll(lambda: _leads(hub_a), timeout=10, what="the first replica to lead")
+            async with running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url,
+                                                identity_dir=identity)) as hub_b, channel(hub_b) as ch_b:
+                spoke = await registered_spoke(hub_b, ch_b, "eu-1")
+                stream = spoke.watch()
+                first = await next_desired(stream, timeout=15)
+                await hub_a.stop(grace=2.0)
+                stopped = True
+                await poll(lambda: _leads(hub_b), timeout=10, what="the second replica to take over")
+                fleet_repo.commit({"apps/web/configmap.yaml": configmap("3")}, "v3")
+                assert hub_b.replication is not None
+                hub_b.replication.trigger("webhook")
+                second = await next_desired(stream, timeout=15)
+                assert second.digest != first.digest
+                stream.cancel()
+        finally:
+            if not stopped:
+                await hub_a.stop(grace=2.0)
+
+
+async def test_a_second_replica_on_the_same_sqlite_file_refuses_to_start(tmp_path: Path,
+                                                                          fleet_repo: FleetRepo) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    async with running_hub(hub_settings(tmp_path / "a", fleet_repo, database_url=url)):
+        with pytest.raises(store_errors.StoreError, match=r"already used by another hub replica.*PostgreSQL"):
+            await hubserve.start_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url))
+    # Once the first replica stopped, the file is free again.
+    async with running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url)):
+        pass
+
+
+async def test_a_real_spoke_given_two_replicas_moves_to_the_other_when_its_replica_goes(
+        tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str, kubesim_server: Any, kube_cluster: str) -> None:
+    identity = tmp_path / "identity"
+    with fresh_postgres(postgres_url) as url:
+        hub_a = await hubserve.start_hub(hub_settings(tmp_path / "a", fleet_repo, database_url=url,
+                                                      identity_dir=identity))
+        stopped = False
+        try:
+            await poll(lambda: _leads(hub_a), timeout=10, what="the first replica to lead")
+            async with running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url,
+                                                identity_dir=identity)) as hub_b, channel(hub_b) as ch_b:
+                ca_file = tmp_path / "hub-ca.pem"
+                ca_file.write_bytes(hub_b.ca_pem)
+                token = await admin_of(hub_b, ch_b).token()
+                agent = Agent(SpokeSettings(hub=f"{hub_a.grpc_address},{hub_b.grpc_address}", cluster=kube_cluster,
+                                            token=token, hub_ca_file=str(ca_file), health_port=0,
+                                            health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0),
+                              cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster)))
+                api = kubesim_server.api_client(kube_cluster)
+                core = kubernetes.client.CoreV1Api(api)
+
+                async def version() -> str | None:
+                    try:
+                        cm = await asyncio.to_thread(core.read_namespaced_config_map, "web-config", "shop")
+                    except kubernetes.client.ApiException:
+                        return None
+                    return str(cm.data["version"])
+
+                # The fleet's app namespace; the standard fleet does not create it.
+                await asyncio.to_thread(core.create_namespace, {"metadata": {"name": "shop"}})
+                agent.start()
+                try:
+                    assert await poll(version, timeout=20, what="the first bundle applied") == "1"
+                    assert hub_a.notifier.is_connected(kube_cluster)  # the first address given
+                    await hub_a.stop(grace=2.0)
+                    stopped = True
+                    await poll(lambda: _leads(hub_b), timeout=10, what="the second replica to take over")
+                    await poll(lambda: _true(hub_b.notifier.is_connected(kube_cluster)), timeout=20,
+                               what="the spoke to reconnect to the other replica")
+                    fleet_repo.commit({"apps/web/configmap.yaml": configmap("2")}, "v2")
+                    assert hub_b.replication is not None
+                    hub_b.replication.trigger("webhook")
+
+                    async def updated() -> bool:
+                        return await version() == "2"
+                    await poll(updated, timeout=20, what="the spoke to apply the commit made after failover")
+                finally:
+                    await asyncio.to_thread(agent.stop)
+                    agent.client.close()
+                    api.close()
+        finally:
+            if not stopped:
+                await hub_a.stop(grace=2.0)
+
+
+async def _true(value: bool) -> bool:
+    return value
