@@ -142,7 +142,8 @@ def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_second
             time.sleep(idle_seconds)  # a measurement window, not a wait for a condition
             elapsed = time.monotonic() - i0
             results["idle"] = [{
-                "replica": i, "leader": h.metric("convoy_hub_leader"), "streams": h.metric("convoy_hub_connected_spokes"),
+                "replica": i, "leader": h.metric("convoy_hub_leader"),
+                "streams": h.metric("convoy_hub_connected_spokes"),
                 "cpu_percent": 100 * (h.cpu_seconds() - cpu0[i]) / elapsed, "rss_mib": h.rss_mib()}
                 for i, h in enumerate(hubs)]
 

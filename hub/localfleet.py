@@ -478,7 +478,8 @@ class LocalFleet:
             return {c.name: c for c in client.list_clusters().clusters}
 
     def wait_all_ready(self, *, timeout: float = 120.0, clusters: Sequence[str] | None = None,
-                       on_poll: Callable[[dict[str, pb.ClusterSummary]], None] | None = None) -> dict[str, pb.ClusterSummary]:
+                       on_poll: Callable[[dict[str, pb.ClusterSummary]], None] | None = None
+                       ) -> dict[str, pb.ClusterSummary]:
         names = set(clusters or [c.name for c in self.clusters])
 
         def ready() -> dict[str, pb.ClusterSummary] | None:

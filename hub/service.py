@@ -407,7 +407,8 @@ class HubService:
             return self._fleet_failed(sha, str(fleet_render.fleet_error), now)
 
         _refuse_unopenable_secrets(fleet_render, age_keys,
-                                   sealed_only=fleet_render.fleet is not None and fleet_render.fleet.secrets.sealed_only)
+                                   sealed_only=(fleet_render.fleet is not None
+                                                and fleet_render.fleet.secrets.sealed_only))
         failed = {name: tuple(str(e) for e in render.errors) or ("the render produced no bundle",)
                   for name, render in fleet_render.clusters.items()
                   if render.errors or render.digest is None or render.data is None}

@@ -221,7 +221,8 @@ def _prune(
     return fieldsets.remove_items(merged, (merged_set - pruned_set) & last_members, schema)
 
 
-def _update_set(old: Any, new: Any, schema: ObjectSchema, keep: Callable[[Path], bool]) -> tuple[fieldsets.Comparison, FieldSet]:
+def _update_set(old: Any, new: Any, schema: ObjectSchema,
+                keep: Callable[[Path], bool]) -> tuple[fieldsets.Comparison, FieldSet]:
     comparison = fieldsets.compare(old, new, schema).filtered(keep)
     return comparison, frozenset(comparison.modified | comparison.added)
 

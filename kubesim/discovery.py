@@ -15,8 +15,8 @@ from kubesim.resources import ResourceType
 if TYPE_CHECKING:
     from kubesim.clusters import Cluster
 
-__all__ = ["AGGREGATED_CONTENT_TYPE", "DEFAULT_KUBE_VERSION", "api_group", "api_group_list", "api_versions", "resource_list",
-           "version_info", "wants_aggregated"]
+__all__ = ["AGGREGATED_CONTENT_TYPE", "DEFAULT_KUBE_VERSION", "api_group", "api_group_list", "api_versions",
+           "resource_list", "version_info", "wants_aggregated"]
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 Obj = dict[str, Any]

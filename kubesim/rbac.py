@@ -190,10 +190,8 @@ def _covers_one(owner: Mapping[str, Any], servant: Mapping[str, Any]) -> bool:
 
 
 def _url_covers(owner_urls: Sequence[str], url: str) -> bool:
-    for own in owner_urls:
-        if own == url or own == "*" or (own.endswith("*") and url.startswith(own[:-1])):
-            return True
-    return False
+    return any(own == url or own == "*" or (own.endswith("*") and url.startswith(own[:-1]))
+               for own in owner_urls)
 
 
 def uncovered(owner_rules: Sequence[Mapping[str, Any]], servant_rules: Sequence[Mapping[str, Any]]) -> list[Obj]:

@@ -113,7 +113,8 @@ def _check(schema: Mapping[str, Any], value: Any, path: str, causes: list[Cause]
     if value is None:
         if not schema.get("nullable"):
             causes.append(("FieldValueTypeInvalid", path,
-                           f'Invalid value: "null": {path} in body must be of type {schema.get("type", "object")}: "null"'))
+                           f'Invalid value: "null": {path} in body must be of type '
+                           f'{schema.get("type", "object")}: "null"'))
         return
     if schema.get("x-kubernetes-int-or-string"):
         if not isinstance(value, int | str) or isinstance(value, bool):

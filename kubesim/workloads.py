@@ -12,7 +12,8 @@ Per-object annotations steer the outcome:
 ``kubesim.convoy.dev/outcome: ready|fail|stuck``
     ``ready`` (default) reaches Current. ``fail``: a Deployment reports ``Progressing=False`` with
     reason ``ProgressDeadlineExceeded``; a Job reports ``Failed=True`` (``BackoffLimitExceeded``);
-    a Pod crash-loops (``CrashLoopBackOff``); other kinds stay not ready. ``stuck``: never becomes ready (the rollout stays in progress).
+    a Pod crash-loops (``CrashLoopBackOff``); other kinds stay not ready. ``stuck``: never becomes
+    ready (the rollout stays in progress).
 ``kubesim.convoy.dev/delay: "<seconds>"``
     Overrides ``workload_delay`` for this object.
 """
@@ -205,7 +206,8 @@ class Simulator:
         obj = event.obj
         if key == SERVICE_KEY:
             spec = obj.get("spec") or {}
-            if spec.get("type") != "LoadBalancer" or ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+            if (spec.get("type") != "LoadBalancer"
+                    or ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress")):
                 return
             fingerprint = "lb"
         else:

@@ -220,7 +220,8 @@ class _Resolver:
             list_schema = _list_schema(raw)
             if list_schema.keys and isinstance(raw["l"], str):
                 defaults = tuple(
-                    (key, _KEY_DEFAULTS[(raw["l"], key)]) for key in list_schema.keys if (raw["l"], key) in _KEY_DEFAULTS
+                    (key, _KEY_DEFAULTS[(raw["l"], key)])
+                    for key in list_schema.keys if (raw["l"], key) in _KEY_DEFAULTS
                 )
                 if defaults:
                     list_schema = dataclasses.replace(list_schema, key_defaults=defaults)

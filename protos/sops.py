@@ -53,7 +53,8 @@ DEFAULT_ENCRYPTED_REGEX = "^(data|stringData)$"
 #: Written into ``sops.version``: the oldest sops release that understands ``mac_only_encrypted``.
 SOPS_VERSION = "3.9.0"
 
-_ENC = re.compile(r"^ENC\[AES256_GCM,data:(?P<data>[^,]*),iv:(?P<iv>[^,]+),tag:(?P<tag>[^,]+),type:(?P<type>[a-z]+)\]\Z")
+_ENC = re.compile(r"^ENC\[AES256_GCM,data:(?P<data>[^,]*),iv:(?P<iv>[^,]+),"
+                  r"tag:(?P<tag>[^,]+),type:(?P<type>[a-z]+)\]\Z")
 #: sops starts the MAC of a ``mac_only_encrypted`` file with sha256("sops"), so that it never equals
 #: the MAC of the same file without the setting.
 _MAC_ONLY_ENCRYPTED_INIT = hashlib.sha256(b"sops").digest()

@@ -3,7 +3,8 @@
 ``Agent.reconcile_once`` reads top to bottom: fetch (from the hub, or the in-cluster copy) → verify
 (digest and the hub's signature) → record the intent (the inventory names the new bundle and every
 object it may create, before any is applied: a kill mid-apply restarts on it) → apply (staged SSA) →
-prune (inventory) → save the inventory → assess health → report. Everything else feeds it or follows up on it, each in its own module:
+prune (inventory) → save the inventory → assess health → report. Everything else feeds it or follows
+up on it, each in its own module:
 
 * a hub thread keeps one ``Watch`` stream open (registering first if no credential is stored:
   ``registration``) and reconnects with full-jitter backoff (``backoff``), putting desired states on

@@ -31,7 +31,8 @@ def _default(name: str) -> str:
 
 
 @click.command("run")
-@click.option("--hub", help="Hub gRPC address host:port, or several comma-separated (hub replicas: the spoke moves to the next when one is away) [CONVOY_SPOKE_HUB].")
+@click.option("--hub", help="Hub gRPC address host:port, or several comma-separated "
+                            "(hub replicas: the spoke moves to the next when one is away) [CONVOY_SPOKE_HUB].")
 @click.option("--cluster", help="This cluster's name [CONVOY_SPOKE_CLUSTER].")
 @click.option("--labels", help="Cluster labels k=v,... sent at registration [CONVOY_SPOKE_LABELS].")
 @click.option("--token", help="Bootstrap or join token, first start only [CONVOY_SPOKE_TOKEN]; the environment "

@@ -460,7 +460,8 @@ class HubClient:
                             labels=dict(response.labels))
 
     def watch(self, *, applied_digest: str,
-              heartbeat: float | None = None, age_recipient: str = "") -> Iterator[Desired | Heartbeat | CredentialRotation]:
+              heartbeat: float | None = None,
+              age_recipient: str = "") -> Iterator[Desired | Heartbeat | CredentialRotation]:
         """The Watch stream as values; ends by raising ``HubError`` (or returning when cancelled).
 
         ``heartbeat``: the interval an earlier stream's heartbeats announced, so a stream that freezes
@@ -491,7 +492,8 @@ class HubClient:
         except grpc.RpcError as exc:
             if watchdog.fired:
                 raise HubSilentError(self.address, f"Watch: nothing from the hub for {watchdog.limit:g}s "
-                                                   f"(heartbeats were due every {watchdog.limit / SILENT_HEARTBEATS:g}s); "
+                                                   "(heartbeats were due every "
+                                                   f"{watchdog.limit / SILENT_HEARTBEATS:g}s); "
                                                    "the connection is presumed dead") from exc
             raise _convert(self.address, "Watch", exc) from exc
         finally:

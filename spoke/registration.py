@@ -39,8 +39,8 @@ def client(settings: SpokeSettings, creds: credentials.Credentials, *, hub_facto
     ``address`` is one of ``settings.hub_addresses`` (default the first): replicas share one CA and
     one database, so the credential works at any of them.
     """
-    return hub_factory(address or settings.hub_addresses[0], ca_pem=creds.hub_ca_pem or None, credential=creds.credential,
-                       insecure=settings.insecure)
+    return hub_factory(address or settings.hub_addresses[0], ca_pem=creds.hub_ca_pem or None,
+                       credential=creds.credential, insecure=settings.insecure)
 
 
 def register(settings: SpokeSettings, *, store: credentials.CredentialStore,

@@ -489,8 +489,8 @@ _NO_TOKEN = frozenset({store_errors.TokenRefusal.MALFORMED, store_errors.TokenRe
 
 
 def _revoked(name: str, method: str) -> grpc_errors.Unauthenticated:
-    return grpc_errors.Unauthenticated(f"{method}: cluster {name}: the credential this stream was opened with no longer "
-                                  "works (the cluster was removed, or its credential rotated)")
+    return grpc_errors.Unauthenticated(f"{method}: cluster {name}: the credential this stream was opened with "
+                                  "no longer works (the cluster was removed, or its credential rotated)")
 
 
 def _not_an_outage(exc: Exception) -> bool:

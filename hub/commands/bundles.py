@@ -174,7 +174,8 @@ def export(cluster: str, directory: Path, commit: str, registry: str, hub_name: 
                f"{directory} as an OCI image layout")
 
 
-_REF = re.compile(r"^(?P<registry>[^/\s]+)/(?P<repository>[^:@\s]+)(?::(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))\Z")
+_REF = re.compile(r"^(?P<registry>[^/\s]+)/(?P<repository>[^:@\s]+)"
+                  r"(?::(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))\Z")
 
 
 @bundle.command("verify")

@@ -259,8 +259,9 @@ def describe(hub_name: str | None, cluster: str, output: str) -> None:
     console.print(f"Phase    {document['phase']}" + ("  (paused)" if document["paused"] else ""))
     console.print(f"Desired  {document['desiredCommit'][:12] or '-'}  {document['desiredDigest'] or '-'}")
     console.print(f"Applied  {document['appliedCommit'][:12] or '-'}  {document['appliedDigest'] or '-'}")
+    last_seen = dt.datetime.fromisoformat(document["lastSeen"]) if document["lastSeen"] else None
     console.print(f"Objects  {document['objectsReady']}/{document['objectsTotal']} ready; "
-                  f"last seen {formatting.ago(dt.datetime.fromisoformat(document['lastSeen']) if document['lastSeen'] else None, now)}")
+                  f"last seen {formatting.ago(last_seen, now)}")
     skew = formatting.skew_note(formatting.clock_skew(detail.summary))
     if skew:
         console.print(f"[yellow]Clock[/yellow]    {skew} (freshness is judged by the hub's clock)")

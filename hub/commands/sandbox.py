@@ -287,7 +287,8 @@ def _show_artifacts(fleet: localfleet.LocalFleet, names: Sequence[str], victim: 
     console.print(f"   Inspected {registry}:{oci.latest_tag(victim)}: manifest {verified.manifest_digest[:19]}, "
                   f"commit {verified.commit[:8]}, {verified.objects} objects, bundle {verified.digest[:19]}: "
                   "digests good, hub signature good.", markup=False, highlight=False)
-    console.print(f"   Try: skopeo inspect --raw --tls-verify=false --creds \"admin:$(cat {fleet.hub_dir}/admin.credential)\" "
+    console.print("   Try: skopeo inspect --raw --tls-verify=false "
+                  f"--creds \"admin:$(cat {fleet.hub_dir}/admin.credential)\" "
                   f"docker://{registry}:{oci.latest_tag(victim)}\n", markup=False, highlight=False)
 
 
@@ -428,7 +429,8 @@ def _sealed_secret_step(fleet: localfleet.LocalFleet, console: Console, *, timeo
         web = sorted(c.name for c in admin.list_clusters(selector).clusters)
     # The operator's command, exactly as a person runs it: the clusters' public keys come from the hub.
     env = {**os.environ, "CONVOY_CONFIG": str(fleet.cli_config), "SOPS_AGE_KEY_FILE": str(operator_key)}
-    refreshed = subprocess.run([sys.executable, "-m", "hub", "seal", "--refresh", "-i", str(fleet.repo_dir / SEALED_SECRET)],
+    refreshed = subprocess.run([sys.executable, "-m", "hub", "seal", "--refresh", "-i",
+                                str(fleet.repo_dir / SEALED_SECRET)],
                                env=env, capture_output=True, text=True, check=False)
     if refreshed.returncode != 0:
         raise click.ClickException(f"convoy seal --refresh failed: {refreshed.stderr.strip()}")

@@ -72,7 +72,9 @@ def _identity_text(path: str | None) -> list[str]:
 
 
 def cluster_recipients(summaries: Iterable[Any], *, wanted: Sequence[str], selector: str) -> dict[str, str]:
-    """``{cluster: recipient}`` for the named clusters and those the hub matched; a cluster without a key is an error."""
+    """``{cluster: recipient}`` for the named clusters and those the hub matched; a cluster without a key
+    is an error.
+    """
     found = {c.name: c.age_recipient for c in summaries}
     missing = [n for n in wanted if n not in found]
     if missing:

@@ -553,7 +553,8 @@ def _secrets_policy(data: Any, field: str) -> SecretsPolicy:
             policy = PlaintextSecrets(reader.get("policy"))
         except ValueError:
             raise FleetConfigError(f"{reader.get('policy')!r} is not one of "
-                                   f"{', '.join(p.value for p in PlaintextSecrets)}", field=reader.at("policy")) from None
+                                   f"{', '.join(p.value for p in PlaintextSecrets)}",
+                                   field=reader.at("policy")) from None
     operators = []
     for index, value in enumerate(reader.items("operators")):
         where = f"{reader.at('operators')}[{index}]"

@@ -274,7 +274,8 @@ def start(*, rollout_id: str, commit: str, targets: Mapping[str, str], previous:
     return dataclasses.replace(first, events=events)
 
 
-def _release_wave(rollout: Rollout, index: int, now: dt.datetime) -> tuple[Rollout, dict[str, str], list[tuple[str, str]]]:
+def _release_wave(rollout: Rollout, index: int,
+                  now: dt.datetime) -> tuple[Rollout, dict[str, str], list[tuple[str, str]]]:
     waves = list(rollout.waves)
     wave = waves[index]
     waves[index] = dataclasses.replace(wave, state=WaveState.PROGRESSING, started_at=now, ready_since=None)

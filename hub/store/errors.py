@@ -54,7 +54,8 @@ class TokenRefusal(enum.StrEnum):
 class TokenRefused(StoreError):
     def __init__(self, token_id: str | None, reason: TokenRefusal) -> None:
         who = f"bootstrap token {token_id}" if token_id else "bootstrap token"
-        advice = "" if reason is TokenRefusal.MALFORMED else "; ask an administrator for a new one (convoy token create)"
+        advice = ("" if reason is TokenRefusal.MALFORMED
+                  else "; ask an administrator for a new one (convoy token create)")
         super().__init__(f"{who}: refused ({reason.value}){advice}")
         self.token_id = token_id
         self.reason = reason

@@ -167,7 +167,8 @@ class ClusterClient:
         try:
             _kconfig.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
         except (kubernetes.config.ConfigException, OSError) as exc:
-            raise errors.ClusterError(kubeconfig or "kubeconfig", f"cannot load Kubernetes configuration: {exc}") from exc
+            raise errors.ClusterError(kubeconfig or "kubeconfig",
+                                      f"cannot load Kubernetes configuration: {exc}") from exc
         configuration.connection_pool_maxsize = options.pool_size
         return cls(kubernetes.client.ApiClient(configuration), options=options)
 

@@ -22,11 +22,13 @@ def test_sandbox_walkthrough_completes(tmp_path: Path) -> None:
     assert "records it:" in output
     # The narrative checks what it prints: the history names the object and the field, and the
     # cluster shows no drift once it is corrected (the walkthrough fails otherwise).
-    assert re.search(r"drift_corrected +cluster \S+: drift corrected on Deployment.apps/shop/web: \.spec\.replicas", output)
+    assert re.search(r"drift_corrected +cluster \S+: drift corrected on Deployment.apps/shop/web: \.spec\.replicas",
+                     output)
     assert "changed by sandbox-operator" in output
     assert "shows DRIFT 0 for" in output
     # Step 7: where each bundle lives as an OCI reference, one fetched over /v2/ and verified (lines may wrap).
-    assert re.search(r"Inspected\s+127\.0\.0\.1:\d+/convoy/bundles:\S+-latest:.*?digests\s+good,\s+hub\s+signature\s+good",
+    assert re.search(r"Inspected\s+127\.0\.0\.1:\d+/convoy/bundles:\S+-latest:.*?"
+                     r"digests\s+good,\s+hub\s+signature\s+good",
                      output, re.S)
     # The sealed Secret: re-sealed for every web cluster's own key, applied with its value, and the hub's
     # database checked to hold only its ciphertext (the walkthrough fails otherwise).

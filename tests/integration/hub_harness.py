@@ -177,7 +177,8 @@ def fresh_postgres(url: str) -> Iterator[str]:
 def hub_settings(data_dir: Path, repo: FleetRepo | Path, *, database_url: str | None = None,
                  **overrides: Any) -> settings_mod.HubSettings:
     values: dict[str, Any] = {
-        "repo": str(repo.path if isinstance(repo, FleetRepo) else repo), "branch": "main", "data_dir": data_dir, "database_url": database_url or "",
+        "repo": str(repo.path if isinstance(repo, FleetRepo) else repo), "branch": "main", "data_dir": data_dir,
+        "database_url": database_url or "",
         "grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", "poll_interval": 3600.0,
         "heartbeat_seconds": 1.0, "webhook_secret": "webhook-secret",
     }

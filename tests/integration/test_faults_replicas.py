@@ -157,7 +157,8 @@ def test_postgres_restarted_under_the_replicas_one_leads_again_and_deploys(
         replicas_started.append(r1 := _Replica(repo, tmp_path, "r1", url))
         _until("the first commit deployed", lambda: _deployed_or_none(db) == repo.head())
         replicas_started.append(r2 := _Replica(repo, tmp_path, "r2", url))
-        _until("the follower to finish starting", lambda: b"HTTP listening" in (tmp_path / "replica-r2.log").read_bytes())
+        _until("the follower to finish starting",
+               lambda: b"HTTP listening" in (tmp_path / "replica-r2.log").read_bytes())
 
         private_postgres.stop()
         head = repo.commit({"apps/web/configmap.yaml": configmap("3")}, message="web v3")

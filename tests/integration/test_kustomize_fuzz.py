@@ -1,7 +1,8 @@
 """Fuzzing the native kustomize engine against ``kubectl kustomize`` (issue 16).
 
 Hypothesis writes a base, an optional Component and an overlay (resources, bases, components,
-strategic-merge and JSON 6902 patches (``patches``, ``patchesStrategicMerge``, ``patchesJson6902``), namePrefix/nameSuffix, commonLabels, labels, commonAnnotations,
+strategic-merge and JSON 6902 patches (``patches``, ``patchesStrategicMerge``, ``patchesJson6902``),
+namePrefix/nameSuffix, commonLabels, labels, commonAnnotations,
 namespace, images, replicas, ConfigMap/Secret generators with behaviors and options) to a scratch
 directory; the overlay is built natively and by kubectl, and the parsed outputs must be equal.
 Bounded for CI: a fixed seed (``derandomize``) and 40 examples. Shrunk failures it found are kept as

@@ -165,7 +165,8 @@ _POOL: list[dict[str, Any]] = [
     {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "home"}, "spec": {
         "serviceName": "web", "selector": {"matchLabels": {"app": "db"}}, "template": {
             "metadata": {"labels": {"app": "db"}},
-            "spec": {"containers": [{"name": "db", "image": "postgres", "envFrom": [{"secretRef": {"name": "sec"}}]}]}}}},
+            "spec": {"containers": [{"name": "db", "image": "postgres",
+                                     "envFrom": [{"secretRef": {"name": "sec"}}]}]}}}},
     {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
      "spec": {"parts": [{"name": "a", "n": 1}], "size": 1}},
 ]

@@ -177,8 +177,9 @@ async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify
                    for line in lines)
 
         layout = tmp_path / "exported"
-        exported = await asyncio.to_thread(runner.invoke, cli, ["bundle", "export", "alpha", "--commit", desired.commit[:10], str(layout)],
-                                 env=env)
+        exported = await asyncio.to_thread(runner.invoke, cli,
+                                           ["bundle", "export", "alpha", "--commit", desired.commit[:10], str(layout)],
+                                           env=env)
         assert exported.exit_code == 0, exported.output
         assert desired.digest in exported.output
 
@@ -196,7 +197,8 @@ async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify
         other = tmp_path / "other.pub"
         other.write_bytes(ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw))
-        wrong = await asyncio.to_thread(runner.invoke, cli, ["bundle", "verify", str(layout), "--public-key", str(other)])
+        wrong = await asyncio.to_thread(runner.invoke, cli,
+                                        ["bundle", "verify", str(layout), "--public-key", str(other)])
         assert wrong.exit_code == 1
         assert f"bundle {desired.digest}: signature does not verify with the hub's key" in wrong.output
 
@@ -206,8 +208,9 @@ async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify
             "--credential-file", str(hub.admin_credential_path), "--public-key",
             str(Path(hub.settings.data_dir) / "signing.pub")])
         assert by_ref.exit_code == 0, by_ref.output
-        missing = await asyncio.to_thread(runner.invoke, cli, ["bundle", "export", "alpha", "--commit", "0000000", str(tmp_path / "x")],
-                                env=env)
+        missing = await asyncio.to_thread(runner.invoke, cli,
+                                          ["bundle", "export", "alpha", "--commit", "0000000", str(tmp_path / "x")],
+                                          env=env)
         assert missing.exit_code == 1 and "no tag 'alpha-0000000'" in missing.output
 
 
@@ -221,7 +224,8 @@ def _registry(tmp_path: Path) -> Iterator[str]:
         port = probe.getsockname()[1]
     tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / "registry.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path}/data\n"
+    config.write_text("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                      f"    rootdirectory: {tmp_path}/data\n"
                       "  delete:\n    enabled: true\n"
                       f"http:\n  addr: 127.0.0.1:{port}\n")
     log = (tmp_path / "registry.log").open("w")
@@ -281,7 +285,8 @@ async def test_the_hub_pushes_bundles_and_signatures_to_a_real_registry_idempote
                 "bundle", "verify", f"{target}:alpha-latest", "--insecure", "--public-key",
                 str(Path(hub.settings.data_dir) / "signing.pub")])
             assert by_ref.exit_code == 0, by_ref.output
-            assert f"alpha {desired.commit[:7]} {desired.digest}: 1 objects, digest good, signature good" in by_ref.output
+            assert (f"alpha {desired.commit[:7]} {desired.digest}: 1 objects, digest good, signature good"
+                    in by_ref.output)
 
             # A restarted pusher (it remembers nothing) against the same registry re-sends no blob.
             beta = await registered_spoke(hub, ch, "beta")

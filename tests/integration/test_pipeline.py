@@ -68,7 +68,8 @@ def test_sample_fleet_from_git_renders_every_cluster_with_its_layers(tmp_path: P
     assert "annotations" not in dev["Deployment/shop/web"]["metadata"], "no per-cluster layer on dev-eu-1"
     assert dev["ConfigMap/shop/web-config"]["data"]["GREETING"] == "Hello from dev"
     assert dev["Deployment/shop/web"]["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27-dev"
-    assert objects_of(result.clusters["prod-us-1"])["ConfigMap/shop/web-config"]["data"]["DATA_LOCATION"] == "us-storage"
+    assert (objects_of(result.clusters["prod-us-1"])["ConfigMap/shop/web-config"]["data"]["DATA_LOCATION"]
+            == "us-storage")
     assert len({r.digest for r in result.clusters.values()}) == 5
 
 

@@ -166,7 +166,8 @@ def test_validate_notes_apps_built_by_the_external_kustomize(repo_dir: Path, kub
     kustomization = (repo_dir / "apps/widgets/base/kustomization.yaml").read_text()
     fleet = (repo_dir / "fleet.yaml").read_text()
     commit_files(repo_dir, {"apps/widgets/base/kustomization.yaml": kustomization + (
-        "buildMetadata: [managedByLabel]\nreplacements:\n  - source: {kind: Namespace, name: widgets, fieldPath: metadata.name}\n"
+        "buildMetadata: [managedByLabel]\nreplacements:\n"
+        "  - source: {kind: Namespace, name: widgets, fieldPath: metadata.name}\n"
         "    targets:\n      - select: {kind: Widget}\n        fieldPaths: [spec.size]\n")})
     code, out, err = _run("validate", str(repo_dir), "--rev", "HEAD")
     # Without render: {external: allow}, every cluster with widgets (all of them) fails, saying why.

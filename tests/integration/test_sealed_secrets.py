@@ -137,14 +137,16 @@ async def test_a_sealed_secret_reaches_the_cluster_while_the_hub_holds_only_ciph
 
             async def drift_recorded() -> list[str] | None:
                 with hub.db.session(write=False) as session:
-                    found = [e.message for e in session.exec(select(models.Event)).all() if "drift" in e.message and "web-db" in e.message]
+                    found = [e.message for e in session.exec(select(models.Event)).all()
+                             if "drift" in e.message and "web-db" in e.message]
                 return found or None
             drift_events = await poll(drift_recorded, what="the Secret's drift in history")
             assert any(".data.password desired <redacted>, live <redacted>" in m for m in drift_events), drift_events
 
             # Everything the hub keeps is ciphertext.
             with hub.db.session(write=False) as session:
-                stored = [bundles.decompress(b.data, max_size=1 << 26) for b in session.exec(select(models.Bundle)).all()]
+                stored = [bundles.decompress(b.data, max_size=1 << 26)
+                          for b in session.exec(select(models.Bundle)).all()]
                 events = [(e.message, e.details) for e in session.exec(select(models.Event)).all()]
                 statuses = [s.model_dump() for s in session.exec(select(models.ClusterStatus)).all()]
             assert stored and any(b"ENC[AES256_GCM" in b for b in stored)

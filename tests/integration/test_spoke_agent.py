@@ -298,7 +298,7 @@ def test_first_start_over_tls_pins_the_join_tokens_ca_and_stores_it(
 
     authority = hub_ca.ensure_ca(tmp_path / "ca")
     cert, key = authority.issue_server_cert(hosts=["localhost", "127.0.0.1"])
-    hub = FakeHub(tls=(cert + authority.cert_pem, key, authority.cert_pem)).start()  # like the real hub: CA in the chain
+    hub = FakeHub(tls=(cert + authority.cert_pem, key, authority.cert_pem)).start()  # as the real hub: CA in the chain
     agent = None
     try:
         hub.publish(make_bundle([namespace("tls"), configmap("c", "tls")]))

@@ -253,7 +253,8 @@ def _big_inventory(entries: int, noise: int) -> inventory.Inventory:
     objects = [configmap(f"cm-{i:05d}", NS) for i in range(entries)]
     objects.append(configmap("noise", NS, {"blob": os.urandom(noise).hex()}))
     data = bundles.encode(make_bundle(objects))
-    refs = [inventory.InventoryEntry(ref=ObjectRef(group="", kind="ConfigMap", namespace=NS, name=o["metadata"]["name"]),
+    refs = [inventory.InventoryEntry(ref=ObjectRef(group="", kind="ConfigMap", namespace=NS,
+                                                   name=o["metadata"]["name"]),
                                      api_version="v1", app="web", hash="sha256:" + "0" * 64) for o in objects]
     return inventory.Inventory(entries={e.ref: e for e in refs}, digest=bundles.digest_of(data), commit="c" * 40,
                                signature=b"s" * 64, bundle_bytes=data)

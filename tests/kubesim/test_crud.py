@@ -228,8 +228,8 @@ def test_immutable_fields_are_refused(api: client.ApiClient) -> None:
     core = client.CoreV1Api(api)
     apps.create_namespaced_deployment("default", _deployment("web"))
     with pytest.raises(ApiException) as selector:
-        apps.patch_namespaced_deployment("web", "default", {"spec": {"selector": {"matchLabels": {"app": "new"}},
-                                                                     "template": {"metadata": {"labels": {"app": "new"}}}}})
+        apps.patch_namespaced_deployment("web", "default", {"spec": {
+            "selector": {"matchLabels": {"app": "new"}}, "template": {"metadata": {"labels": {"app": "new"}}}}})
     assert selector.value.status == 422
     body = json.loads(selector.value.body)
     assert body["reason"] == "Invalid" and body["details"]["kind"] == "Deployment"

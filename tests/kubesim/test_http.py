@@ -33,7 +33,8 @@ def test_apply_answers_201_on_create_then_200(sim: KubeSim, cluster: str) -> Non
     assert first.status == 201 and first.headers["Content-Type"] == "application/json"
     second = _http().request("PATCH", url, body=body, headers=APPLY)
     assert second.status == 200
-    assert json.loads(second.data)["metadata"]["resourceVersion"] == json.loads(first.data)["metadata"]["resourceVersion"]
+    assert (json.loads(second.data)["metadata"]["resourceVersion"]
+            == json.loads(first.data)["metadata"]["resourceVersion"])
     in_missing_ns = _http().request("PATCH", url.replace("/default/", "/nowhere/"), body=body, headers=APPLY)
     assert in_missing_ns.status == 404
     assert json.loads(in_missing_ns.data)["message"] == 'namespaces "nowhere" not found'
@@ -136,7 +137,8 @@ def test_many_clusters_are_independent(sim: KubeSim) -> None:
 def test_cli_serve_writes_kubeconfig_and_stops_on_sigterm(tmp_path: pathlib.Path) -> None:
     kubeconfig = tmp_path / "kc.yaml"
     proc = subprocess.Popen([sys.executable, "-m", "kubesim", "serve", "--names", "east,west", "--kubeconfig",
-                             str(kubeconfig), "--token", "tok", "--kube-version", "v1.30.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             str(kubeconfig), "--token", "tok", "--kube-version", "v1.30.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=pathlib.Path(__file__).resolve().parents[2], env=dict(os.environ))
     try:
         deadline = time.monotonic() + 20

@@ -64,8 +64,9 @@ def test_a_missing_extra_names_the_extra_and_exits_2(monkeypatch: pytest.MonkeyP
             "pip install 'convoy-fleet[hub]'") in result.output
 
 
-@pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o nosort -F _convoy_completion convoy"),
-                                               ("zsh", "#compdef convoy"), ("fish", "complete --no-files --command convoy")])
+@pytest.mark.parametrize(("shell", "marker"), [
+    ("bash", "complete -o nosort -F _convoy_completion convoy"),
+    ("zsh", "#compdef convoy"), ("fish", "complete --no-files --command convoy")])
 def test_completion_prints_a_script_for_each_shell(shell: str, marker: str) -> None:
     result = CliRunner().invoke(root.cli, ["completion", shell])
     assert result.exit_code == 0, result.output
@@ -79,7 +80,8 @@ def test_version_client_only_asks_no_hub(tmp_path: Path) -> None:
     assert result.output == f"Client Version: {version.installed()}\n"
 
 
-def _leaves(command: click.Command, path: tuple[str, ...], ctx: click.Context) -> list[tuple[tuple[str, ...], click.Command]]:
+def _leaves(command: click.Command, path: tuple[str, ...],
+            ctx: click.Context) -> list[tuple[tuple[str, ...], click.Command]]:
     if not isinstance(command, click.Group):
         return [(path, command)]
     found = []

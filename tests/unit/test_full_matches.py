@@ -67,7 +67,8 @@ VALIDATORS: list[tuple[str, Callable[[str], Any], str]] = [
     ("cluster name at Register",
      _raises(lambda v: limits.check_registration(cluster_name=v, labels={}, token="t")), "sp-alpha"),
     ("label key at Register", _raises(lambda v: limits.check_labels({v: "x"}, where="t")), "tier"),
-    ("label key prefix at Register", _raises(lambda v: limits.check_labels({v + "/tier": "x"}, where="t")), "convoy.dev"),
+    ("label key prefix at Register",
+     _raises(lambda v: limits.check_labels({v + "/tier": "x"}, where="t")), "convoy.dev"),
     ("label value at Register", _raises(lambda v: limits.check_labels({"env": v}, where="t")), "prod"),
     ("digest", _raises(lambda v: limits.check_digest(v, where="t")), DIGEST),
     ("applied commit in a report",
@@ -112,9 +113,11 @@ def test_hub_addresses_with_a_trailing_newline_are_refused(tmp_path: Path, field
 
 def test_fleet_names_with_a_trailing_newline_are_refused() -> None:
     assert fleet_model.NAME_RE.fullmatch("web") is not None
-    fleet_model.parse_fleet({"apiVersion": bundles.API_VERSION, "kind": "Fleet", "apps": [{"name": "web", "path": "apps/web"}]})
+    fleet_model.parse_fleet({"apiVersion": bundles.API_VERSION, "kind": "Fleet",
+                             "apps": [{"name": "web", "path": "apps/web"}]})
     with pytest.raises(fleet_model.FleetConfigError, match="web"):
-        fleet_model.parse_fleet({"apiVersion": bundles.API_VERSION, "kind": "Fleet", "apps": [{"name": "web\n", "path": "apps/web"}]})
+        fleet_model.parse_fleet({"apiVersion": bundles.API_VERSION, "kind": "Fleet",
+                                 "apps": [{"name": "web\n", "path": "apps/web"}]})
 
 
 _ANCHORED_MATCH = re.compile(r"""re\.compile\(\s*r?f?["'][^"']*\$["']|\^\(\?:\{""")

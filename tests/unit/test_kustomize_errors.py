@@ -232,7 +232,8 @@ def test_build_layers_missing_component(tmp_path: pathlib.Path) -> None:
 def test_generator_errors(tmp_path: pathlib.Path) -> None:
     fs = write(tmp_path, {"a/kustomization.yaml": "configMapGenerator:\n- name: x\n  literals: [k=1, k=2]\n",
                           "b/kustomization.yaml": "configMapGenerator:\n- name: x\n  files: [missing.txt]\n",
-                          "c/kustomization.yaml": "configMapGenerator:\n- name: x\n  behavior: merge\n  literals: [k=1]\n"})
+                          "c/kustomization.yaml": "configMapGenerator:\n- name: x\n  behavior: merge\n"
+                                                  "  literals: [k=1]\n"})
     assert "illegally repeats the key 'k'" in str(error_of(fs, "a"))
     assert "'missing.txt' does not exist" in str(error_of(fs, "b"))
     assert "behavior merge needs it in a base" in str(error_of(fs, "c"))

@@ -23,7 +23,8 @@ def containers_of(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_patch_elements_come_first_then_the_objects_others() -> None:
-    obj = deployment([{"name": "web", "image": "nginx", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+    obj = deployment([{"name": "web", "image": "nginx",
+                       "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
                       {"name": "metrics", "image": "exporter"}])
     patch = deployment([{"name": "proxy", "image": "envoy"},
                         {"name": "web", "env": [{"name": "C", "value": "3"}, {"name": "A", "value": "10"}]}])

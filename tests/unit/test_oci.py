@@ -135,7 +135,8 @@ class FakeRegistry:
 
     def delete_manifest(self, digest: str) -> None:
         self._check()
-        for reference in [r for r, data in self.manifests.items() if r == digest or oci.Blob("", data).digest == digest]:
+        for reference in [r for r, data in self.manifests.items()
+                          if r == digest or oci.Blob("", data).digest == digest]:
             del self.manifests[reference]
 
 

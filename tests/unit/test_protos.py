@@ -90,9 +90,11 @@ def test_decompress_refuses_a_bomb() -> None:
 def test_object_ref_prints_kind_group_namespace_name() -> None:
     deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}}
     assert str(objects.ObjectRef.of(deploy)) == "Deployment.apps/shop/web"
-    assert str(objects.ObjectRef.of({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})) == "Namespace/shop"
+    assert (str(objects.ObjectRef.of({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
+            == "Namespace/shop")
 
 
 def test_worst_phase_and_health() -> None:
-    assert status.HealthStatus.worst([status.HealthStatus.CURRENT, status.HealthStatus.FAILED]) is status.HealthStatus.FAILED
+    assert (status.HealthStatus.worst([status.HealthStatus.CURRENT, status.HealthStatus.FAILED])
+            is status.HealthStatus.FAILED)
     assert status.Phase.worst([status.Phase.READY, status.Phase.DEGRADED]) is status.Phase.DEGRADED

@@ -1,4 +1,6 @@
-"""The rollout controller's decisions on a real store (SQLite and PostgreSQL): targets, waves, failure, supersession, pins."""
+"""The rollout controller's decisions on a real store (SQLite and PostgreSQL): targets, waves, failure,
+supersession, pins.
+"""
 
 from __future__ import annotations
 
@@ -384,7 +386,8 @@ def test_an_offline_canary_holds_the_next_wave_until_it_is_back(
     for seconds in (2, 12, 30):
         assert controller.tick_blocking(T0 + dt.timedelta(seconds=seconds)) == []
     rollout = latest(db)
-    assert rollout.state is planning.RolloutState.PROGRESSING and rollout.waves[0].state is planning.WaveState.PROGRESSING
+    assert (rollout.state is planning.RolloutState.PROGRESSING
+            and rollout.waves[0].state is planning.WaveState.PROGRESSING)
     assert desired(db)["prod-1"] == before["prod-1"]
     view = controller.view_blocking()
     assert view is not None and view.absent == {"canary-1": planning.Absence.OFFLINE}

@@ -69,7 +69,8 @@ def test_environment_values_are_parsed(tmp_path: Path, env: dict[str, str], fiel
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"env": {"CONVOY_HUB_POLL_INTERVAL": "soon"}}, r"environment variable CONVOY_HUB_POLL_INTERVAL: .*poll_interval.*'soon'"),
+    ({"env": {"CONVOY_HUB_POLL_INTERVAL": "soon"}},
+     r"environment variable CONVOY_HUB_POLL_INTERVAL: .*poll_interval.*'soon'"),
     ({"env": {"CONVOY_HUB_POLL_INTERVAL": "0"}}, r"poll_interval: must be a positive number"),
     ({"env": {"CONVOY_HUB_INSECURE": "maybe"}}, r"insecure: bad value 'maybe'"),
     ({"env": {"CONVOY_HUB_GRPC_LISTEN": "7443"}}, r"grpc_listen: '7443' is not host:port"),
@@ -178,7 +179,8 @@ def test_helm_and_plugins_are_off_unless_the_operator_turns_them_on(tmp_path: Pa
 
 def test_abuse_limits_have_defaults_read_the_environment_and_refuse_nonsense(tmp_path: Path) -> None:
     settings = hs.load_settings(cli_values={}, env={"HOME": str(tmp_path)})
-    assert (settings.auth_failure_rate, settings.auth_failure_burst, settings.unknown_credential_cache) == (1.0, 20, 10.0)
+    assert ((settings.auth_failure_rate, settings.auth_failure_burst, settings.unknown_credential_cache)
+            == (1.0, 20, 10.0))
     assert (settings.watch_rate, settings.watch_burst, settings.bundle_fetches_per_minute) == (1.0, 20, 30)
     env = {"HOME": str(tmp_path), "CONVOY_HUB_UNKNOWN_CREDENTIAL_CACHE": "1m", "CONVOY_HUB_WATCH_BURST": "50"}
     tuned = hs.load_settings(cli_values={}, env=env)

@@ -13,8 +13,10 @@ def _bundle() -> dict[str, object]:
         "apps": [{"name": "db", "namespace": "data", "dependsOn": []},
                  {"name": "web", "namespace": "shop", "dependsOn": ["db"]}],
         "objects": [
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "labels": {bundles.LABEL_APP: "web"}}},
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {bundles.LABEL_APP: "web"}}},
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "cfg", "labels": {bundles.LABEL_APP: "web"}}},
+            {"apiVersion": "v1", "kind": "Namespace",
+             "metadata": {"name": "shop", "labels": {bundles.LABEL_APP: "web"}}},
             {"apiVersion": "apps/v1", "kind": "StatefulSet",
              "metadata": {"name": "pg", "namespace": "data", "labels": {bundles.LABEL_APP: "db"}}},
         ],

@@ -25,8 +25,8 @@ generated ConfigMap key with a space), the build succeeds as kustomize's does an
 :attr:`BuildResult.warnings` says so. Deliberate differences from kustomize: an
 empty kustomization is an empty layer (kustomize refuses it), timestamps in
 manifests stay strings, and an annotation's null or float value is written as
-``""`` or Python's float text (kustomize keeps its YAML spelling: ``~``, ``1.50``); a var that reads a null field gets ""
-(kustomize: however the null was spelled).
+``""`` or Python's float text (kustomize keeps its YAML spelling: ``~``, ``1.50``);
+a var that reads a null field gets "" (kustomize: however the null was spelled).
 
 Modules, in build order:
 

@@ -28,7 +28,9 @@ __all__ = ["BUILTIN", "DEFAULT", "EMPTY", "NameBackReference", "TransformerConfi
 
 @dataclass(frozen=True, slots=True)
 class NameBackReference:
-    """Objects of (group, version, kind) may be named by the fields ``referrers`` (kustomize's ``NameBackReferences``)."""
+    """Objects of (group, version, kind) may be named by the fields ``referrers``
+    (kustomize's ``NameBackReferences``).
+    """
 
     group: str
     version: str
@@ -156,7 +158,9 @@ _FIELDS_BY_KEY = {key.lower(): name for name, key in _KEYS_BY_FIELD.items()}
 
 
 def _folded(raw: dict[str, Any], known: Iterable[str], *, where: str, file: str) -> dict[str, Any]:
-    """``raw`` with its keys matched to ``known`` case-insensitively, as Go's JSON decoding does; unknown keys refused."""
+    """``raw`` with its keys matched to ``known`` case-insensitively, as Go's JSON decoding does;
+    unknown keys refused.
+    """
     by_lower = {key.lower(): key for key in known}
     result: dict[str, Any] = {}
     for key, value in raw.items():

@@ -84,7 +84,8 @@ COMMON_LABELS = r"""
   create: true
   kind: Deployment
 
-- path: spec/template/spec/affinity/podAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels
+- path: spec/template/spec/affinity/podAffinity/preferredDuringSchedulingIgnoredDuringExecution/""" \
+r"""podAffinityTerm/labelSelector/matchLabels
   create: false
   group: apps
   kind: Deployment
@@ -94,12 +95,14 @@ COMMON_LABELS = r"""
   group: apps
   kind: Deployment
 
-- path: spec/template/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels
+- path: spec/template/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/""" \
+r"""podAffinityTerm/labelSelector/matchLabels
   create: false
   group: apps
   kind: Deployment
 
-- path: spec/template/spec/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels
+- path: spec/template/spec/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution/""" \
+r"""labelSelector/matchLabels
   create: false
   group: apps
   kind: Deployment
@@ -122,7 +125,8 @@ COMMON_LABELS = r"""
   group: apps
   kind: StatefulSet
 
-- path: spec/template/spec/affinity/podAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels
+- path: spec/template/spec/affinity/podAffinity/preferredDuringSchedulingIgnoredDuringExecution/""" \
+r"""podAffinityTerm/labelSelector/matchLabels
   create: false
   group: apps
   kind: StatefulSet
@@ -132,12 +136,14 @@ COMMON_LABELS = r"""
   group: apps
   kind: StatefulSet
 
-- path: spec/template/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels
+- path: spec/template/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/""" \
+r"""podAffinityTerm/labelSelector/matchLabels
   create: false
   group: apps
   kind: StatefulSet
 
-- path: spec/template/spec/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels
+- path: spec/template/spec/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution/""" \
+r"""labelSelector/matchLabels
   create: false
   group: apps
   kind: StatefulSet

@@ -63,7 +63,8 @@ def set_age_recipient(s: Session, name: str, recipient: str, *, now: dt.datetime
     row.age_recipient, row.age_recipient_at = recipient, now
     s.add(row)
     add_event(s, EventKind.AGE_KEY, cluster=name,
-              message=f"cluster {name}: age key {recipient[:16]}..." + (" (replaces the previous one)" if previous else ""),
+              message=(f"cluster {name}: age key {recipient[:16]}..."
+                       + (" (replaces the previous one)" if previous else "")),
               details={"recipient": recipient, "previous": previous}, now=now)
     return True
 
