@@ -30,6 +30,16 @@ from hub.security import secrets as hub_secrets
 from hub.store import db as store_db
 from hub.store import models, replicas
 from hub.store import repository as store
+from tests.integration.fault_harness import (
+    _BATCHED_HUB,
+    CLUSTERS,
+    _deployed_or_none,
+    _desired,
+    _events,
+    _fleet,
+    _history,
+    _render,
+)
 from tests.integration.hub_harness import (
     FleetRepo,
     channel,
@@ -42,16 +52,6 @@ from tests.integration.hub_harness import (
 from tests.integration.private_pg import (
     PrivatePostgres,
     private_postgres_fixture,  # noqa: F401  (fixture)
-)
-from tests.integration.test_faults_hub_kill import (
-    _BATCHED_HUB,
-    CLUSTERS,
-    _deployed_or_none,
-    _desired,
-    _events,
-    _fleet,
-    _history,
-    _render,
 )
 from tests.polling import poll
 
