@@ -421,7 +421,7 @@ class LocalFleet:
     def spoke_kubeconfig(self, cluster: str) -> Path:
         """A kubeconfig for ``cluster`` holding the token of the ServiceAccount the install made.
 
-        The spoke runs as that account, not as the admin (issue 17): kubesim enforces RBAC, so the
+        The spoke runs as that account, not as the admin: kubesim enforces RBAC, so the
         install's rules are proven sufficient, as on a real cluster where the spoke runs in a pod.
         """
         from kubernetes import client as kube_client

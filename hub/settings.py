@@ -199,7 +199,7 @@ class HubSettings:
     event_prune_interval: float = dataclasses.field(default=3600.0, metadata=_meta(
         "how often the hub applies event_retention and event_max_count", kind=_Kind.DURATION))
 
-    # -- bundles as OCI artifacts (issue 19)
+    # -- bundles as OCI artifacts
     oci_push: str = dataclasses.field(default="", metadata=_meta(
         "push every new bundle and its signature to this REGISTRY/REPOSITORY (e.g. ghcr.io/acme/bundles); "
         "empty: off (the hub still serves them itself under /v2/convoy/bundles)"))

@@ -34,7 +34,7 @@ Map, top to bottom (the layers import-linter checks: a module imports only from 
 Not emulated: protobuf request bodies of kinds other than those kubectl's imperative commands
 and reviews send (415, see ``kubesim.protobufs``), CRD version conversion beyond rewriting
 ``apiVersion``, admission webhooks, pods created by workload controllers, token expiry.
-Emulated since issue 17: ServiceAccount tokens and the RBAC authorizer (``rbac``, ``authorizing``;
+Also emulated: ServiceAccount tokens and the RBAC authorizer (``rbac``, ``authorizing``;
 the admin kubeconfig is system:masters), and the objects controllers put in every namespace
 (``kube-root-ca.crt``, the ``default`` ServiceAccount: ``populating``).
 """

@@ -154,7 +154,7 @@ class Cluster(SQLModel, table=True):
     #: :mod:`hub.presence` turns them and ``last_seen`` into online/offline.
     connected_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
     disconnected_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
-    #: Sealed secrets (issue 18): the public age recipient its spoke made in the cluster (the private
+    #: Sealed secrets: the public age recipient its spoke made in the cluster (the private
     #: key never leaves it), and when the hub learned it.
     age_recipient: str | None = Field(default=None, max_length=128)
     age_recipient_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
