@@ -33,6 +33,7 @@ from spoke.cluster import ClusterClient
 from spoke.credentials import Credentials, CredentialStore
 from spoke.settings import SpokeSettings
 from tests.integration.hub_harness import (
+    FLEET_YAML,
     FleetRepo,
     Spoke,
     admin_of,
@@ -343,3 +344,40 @@ async def test_a_key_sent_with_watch_is_stored_and_the_cluster_rendered_with_its
             await bad.read()
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "watch of cluster late: age_recipient: malformed age recipient" in (err.value.details() or "")
+
+
+async def test_a_plaintext_secret_under_sealed_only_is_a_render_error_and_the_last_bundle_stays(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    sealed_only = FLEET_YAML + "secrets: sealedOnly\n"
+    first = fleet_repo.commit({"fleet.yaml": sealed_only}, "secrets: sealedOnly")
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        admin = admin_of(hub, ch)
+        await _register(admin, ch, "c1", {})
+
+        async def rendered() -> pb.ClusterSummary | None:
+            row = await _summary(admin, "c1")
+            return row if row is not None and row.desired_commit == first else None
+        good = await poll(rendered, what="the first good bundle")
+
+        plaintext = yaml.safe_dump(SECRET)
+        fleet_repo.commit({"apps/web/namespace.yaml": NAMESPACE, "apps/web/kustomization.yaml": KUSTOMIZATION,
+                           "apps/web/db.sops.yaml": plaintext}, "a plaintext Secret")
+        await admin.call("SyncNow", pb.SyncNowRequest())
+
+        async def refused() -> list[str] | None:
+            row = await _summary(admin, "c1")
+            return list(row.render_errors) if row is not None and row.render_errors else None
+        errors = await poll(refused, what="the render error of the plaintext Secret")
+        assert "Secret/shop/web-db: plaintext Secret, but fleet.yaml says secrets: sealedOnly" in errors[0], errors
+        assert "web" in errors[0] and PASSWORD not in errors[0]
+        row = await _summary(admin, "c1")
+        assert row is not None and row.desired_commit == first and row.desired_digest == good.desired_digest
+
+        # Without the setting, the same Secret renders (validate warns about it instead).
+        third = fleet_repo.commit({"fleet.yaml": FLEET_YAML}, "secrets: warn")
+        await admin.call("SyncNow", pb.SyncNowRequest())
+
+        async def moved() -> pb.ClusterSummary | None:
+            row = await _summary(admin, "c1")
+            return row if row is not None and row.desired_commit == third and not row.render_errors else None
+        await poll(moved, what="the bundle with the Secret")
