@@ -197,6 +197,7 @@ async def test_bad_sealed_files_are_refused_by_name_and_the_last_state_stays(
                 return errs or None
             errors = await poll(refused, what="the spoke to report the refused bundle")
             assert "MAC does not verify" in errors[0] and "app web" in errors[0], errors
+            assert "Secret/shop/web-db (app web, file apps/web/db.sops.yaml)" in errors[0], errors
             live = await config_applied()
             assert live is not None and (live.get("data") or {}).get("version") == "1", "the last state stays"
             assert await asyncio.to_thread(reader.get, "v1", "Secret", "shop", "web-db") is None
@@ -211,6 +212,7 @@ async def test_bad_sealed_files_are_refused_by_name_and_the_last_state_stays(
                 return errs or None
             render_errors = await poll(render_refused, what="the hub's render error for this cluster")
             assert f"not sealed for cluster {name}" in render_errors[0] and "web" in render_errors[0]
+            assert "file apps/web/db.sops.yaml" in render_errors[0], render_errors
             moved = await _summary(admin, "other")
             assert moved is not None and moved.desired_commit == fleet_repo.head() and not moved.render_errors
             assert PASSWORD not in caplog.text
