@@ -42,8 +42,11 @@ def _no_file(obj: Mapping[str, Any]) -> str:
             "tree with this ciphertext): look for the object's name in the app's kustomize tree")
 
 
-def open_bundle(bundle: Mapping[str, Any], identity: str) -> dict[str, Any]:
-    """The bundle with every sealed object decrypted; the input is not changed."""
+def open_bundle(bundle: Mapping[str, Any], identity: str, previous: str = "") -> dict[str, Any]:
+    """The bundle with every sealed object decrypted; the input is not changed.
+
+    ``previous``: the key a rotation replaced, tried too, for files not yet re-sealed for ``identity``.
+    """
     objects = bundle.get("objects") or []
     if not any(isinstance(o, Mapping) and sops.is_sealed(o) for o in objects):
         return dict(bundle)
@@ -56,7 +59,7 @@ def open_bundle(bundle: Mapping[str, Any], identity: str) -> dict[str, Any]:
         if not identity:
             raise SealedSecretError(f"{_where(obj)}: sealed, but this cluster has no age key yet{_no_file(obj)}")
         try:
-            opened.append(sops.open_document(obj, [identity]))
+            opened.append(sops.open_document(obj, [identity, previous] if previous else [identity]))
         except sops.SopsError as exc:
             raise SealedSecretError(f"{_where(obj)}: cannot open the sealed secret: {exc}{_no_file(obj)}") from None
     out["objects"] = opened

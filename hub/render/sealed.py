@@ -67,8 +67,11 @@ def with_sources(objects: list[dict[str, Any]], fs: repofs.RepoFS, paths: Iterab
 
 
 def recipient_problems(bundle: Mapping[str, Any] | None, *, cluster: str,
-                       recipient: str | None) -> list[tuple[str, str]]:
-    """``(app, message)`` for each sealed object ``cluster`` (whose age key is ``recipient``) cannot open."""
+                       recipient: str | None, previous: str | None = None) -> list[tuple[str, str]]:
+    """``(app, message)`` for each sealed object ``cluster`` (whose age key is ``recipient``) cannot open.
+
+    After a key rotation the spoke keeps its ``previous`` key, so a file sealed for that one still opens.
+    """
     problems = []
     for obj in _objects(bundle):
         if not sops.is_sealed(obj):
@@ -77,7 +80,7 @@ def recipient_problems(bundle: Mapping[str, Any] | None, *, cluster: str,
         if not recipient:
             problems.append((_app(obj), f"{ref}: sealed secret, but cluster {cluster} has no age key at the hub "
                                         f"yet{source_of(obj)}; it arrives when the cluster's spoke registers"))
-        elif recipient not in sops.recipients(obj):
+        elif recipient not in sops.recipients(obj) and not (previous and previous in sops.recipients(obj)):
             problems.append((_app(obj), f"{ref}: sealed secret is not sealed for cluster {cluster} (its key "
                                         f"{recipient[:16]}... is not among the {len(sops.recipients(obj))} "
                                         f"recipients){source_of(obj)}; re-seal it: convoy seal --refresh FILE"))
