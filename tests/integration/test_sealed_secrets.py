@@ -425,6 +425,11 @@ async def test_keys_rotate_gives_the_cluster_a_new_key_and_files_sealed_for_the_
                 key = await recipient()
                 return key if key != first else None
             second = await poll(new_key, what="the spoke's new key at the hub")
+            # Both keys are in the spoke's state Secret, so a restarted spoke still opens old-key files.
+            kept = await asyncio.to_thread(
+                CredentialStore(reader, namespace="convoy-system", name="convoy-spoke-state").load)
+            assert kept is not None and sops.recipient_of(kept.age_identity) == second
+            assert sops.recipient_of(kept.age_identity_previous) == first
             listed = await asyncio.to_thread(runner.invoke, cli, ["keys", "-o", "json"])
             row = next(r for r in json.loads(listed.output)["clusters"] if r["cluster"] == name)
             assert row["recipient"] == second and row["changed"]
