@@ -163,6 +163,9 @@ class AdminClient:
     def get_version(self) -> pb.GetVersionResponse:
         return self._call("GetVersion", pb.GetVersionRequest(), pb.GetVersionResponse)
 
+    def rotate_age_key(self, name: str) -> pb.RotateAgeKeyResponse:
+        return self._call("RotateAgeKey", pb.RotateAgeKeyRequest(name=name), pb.RotateAgeKeyResponse)
+
     def _call(self, method: str, request: Message, reply: type[R]) -> R:
         """Call one AdminService method, converting gRPC errors at this boundary.
 

@@ -393,7 +393,7 @@ class HubService:
         with self.db.session(write=False) as session:
             rows = store.list_clusters(session)
             registered = {row.name: dict(row.labels or {}) for row in rows}
-            age_keys = {row.name: row.age_recipient for row in rows}
+            age_keys = {row.name: (row.age_recipient, row.age_recipient_previous) for row in rows}
         try:
             declared = self._declared(fs)
         except render_errors.RenderError as exc:
@@ -560,7 +560,8 @@ class HubService:
         return SyncOutcome(commit=sha, error=text)
 
 
-def _refuse_unopenable_secrets(fleet_render: pipeline.FleetRender, age_keys: Mapping[str, str | None], *,
+def _refuse_unopenable_secrets(fleet_render: pipeline.FleetRender,
+                               age_keys: Mapping[str, tuple[str | None, str | None]], *,
                                sealed_only: bool) -> None:
     """Turn a bundle carrying a sealed secret its cluster cannot open into that cluster's render error.
 
@@ -571,7 +572,8 @@ def _refuse_unopenable_secrets(fleet_render: pipeline.FleetRender, age_keys: Map
     for name, render in list(fleet_render.clusters.items()):
         if render.bundle is None:
             continue
-        problems = sealed.recipient_problems(render.bundle, cluster=name, recipient=age_keys.get(name))
+        recipient, previous = age_keys.get(name, (None, None))
+        problems = sealed.recipient_problems(render.bundle, cluster=name, recipient=recipient, previous=previous)
         if sealed_only:
             problems += [(app, f"{ref}: plaintext Secret, but fleet.yaml says secrets: sealedOnly; seal it with "
                                "convoy seal") for app, ref in sealed.plaintext_secrets(render.bundle)]

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 __all__ = [
     "ANNOTATION_FORCE",
     "ANNOTATION_PRUNE",
+    "ANNOTATION_SEALED_SOURCE",
     "ANNOTATION_SSA",
     "API_VERSION",
     "LABEL_APP",
@@ -55,6 +56,8 @@ LABEL_CLUSTER = "convoy.dev/cluster"
 ANNOTATION_SSA = "convoy.dev/ssa"          # IfNotPresent | Ignore
 ANNOTATION_FORCE = "convoy.dev/force"      # "true": delete and recreate on an immutable-field change
 ANNOTATION_PRUNE = "convoy.dev/prune"      # "disabled": never delete
+#: Set by the hub on a sealed object: the repository file it was sealed in, so the spoke's refusal can name it.
+ANNOTATION_SEALED_SOURCE = "convoy.dev/sealed-source"
 
 _SIGNING_CONTEXT = b"convoy.dev/bundle-signature/v1\n"
 

@@ -300,6 +300,11 @@ class Agent:
                         rotated = self._rotate_credential(hub, event)
                         hub.cancel_watch()
                         break
+                    elif isinstance(event, hubclient.AgeKeyRotation):
+                        # The new recipient goes with the next Watch call: reconnect at once with it.
+                        rotated = self._rotate_age_key()
+                        hub.cancel_watch()
+                        break
                 if rotated:
                     self.hub_connected.clear()
                     continue
@@ -334,6 +339,24 @@ class Agent:
         if new is None:
             return False
         self._creds = new
+        return True
+
+    def _rotate_age_key(self) -> bool:
+        """Make and store a new age identity, keeping the current one as the previous; False if not stored."""
+        creds = self._creds
+        if creds is None or not creds.age_identity:
+            return False
+        identity, recipient = sops.generate_identity()
+        new = dataclasses.replace(creds, age_identity=identity, age_identity_previous=creds.age_identity)
+        try:
+            # Stored before the hub hears the recipient: a key the hub seals for must never be lost.
+            self._creds_store.save(new)
+        except errors.ClusterError as exc:
+            log.warning("cannot store a new age key: %s; keeping the current one", exc)
+            return False
+        self._creds = new
+        log.info("new age key %s... made at the hub's request; the previous one is kept for files not yet "
+                 "re-sealed", recipient[:16])
         return True
 
     def _send_report(self, status: report.Status, backlog: int) -> None:
@@ -427,7 +450,8 @@ class Agent:
         try:
             bundle, data = self._fetch_and_verify(source)
             # Sealed secrets open here, with the cluster's own key, and nowhere else.
-            bundle = sealing.open_bundle(bundle, self._creds.age_identity if self._creds is not None else "")
+            bundle = sealing.open_bundle(bundle, self._creds.age_identity if self._creds is not None else "",
+                                         self._creds.age_identity_previous if self._creds is not None else "")
         except bundles.BundleError as exc:  # the same bytes would fail again: refuse until a new digest comes
             st.refused = f"bundle {source.digest} refused: {exc}"
             log.error("%s", st.refused)

@@ -38,6 +38,9 @@ class Credentials:
     problems: tuple[str, ...] = ()   #: what is wrong with the stored state, and what to do about it
     #: The cluster's private age identity (AGE-SECRET-KEY-1...); "" for state stored before sealed secrets.
     age_identity: str = dataclasses.field(default="", repr=False)
+    #: The identity it replaced at the hub's request (``convoy keys rotate``), kept so that files not yet
+    #: re-sealed for the new one still open; "" when the key was never rotated.
+    age_identity_previous: str = dataclasses.field(default="", repr=False)
 
 
 class CredentialStore:
@@ -63,7 +66,7 @@ class CredentialStore:
             except (ValueError, TypeError):
                 problems.append(f"{self.ref}: key {key!r} is not base64")
         texts: dict[str, str] = {}
-        for key in ("cluster", "hub", "credential", "age-identity"):
+        for key in ("cluster", "hub", "credential", "age-identity", "age-identity-previous"):
             try:
                 texts[key] = data.get(key, b"").decode()
             except UnicodeDecodeError:
@@ -81,7 +84,8 @@ class CredentialStore:
             problems.append(_REREGISTER)
         return Credentials(cluster=texts["cluster"], hub=texts["hub"], credential=texts["credential"],
                            hub_ca_pem=data.get("hub-ca.pem", b""), signing_key=key,
-                           age_identity=texts["age-identity"], problems=tuple(problems))
+                           age_identity=texts["age-identity"], age_identity_previous=texts["age-identity-previous"],
+                           problems=tuple(problems))
 
     def load_identity(self) -> str:
         """The age identity kept in the Secret, even when there is no credential yet ("" if none)."""
@@ -96,6 +100,8 @@ class CredentialStore:
         raw = {"cluster": creds.cluster.encode(), "hub": creds.hub.encode(),
                "credential": creds.credential.encode(), "hub-ca.pem": creds.hub_ca_pem,
                "signing-key": creds.signing_key, "age-identity": creds.age_identity.encode()}
+        if creds.age_identity_previous:
+            raw["age-identity-previous"] = creds.age_identity_previous.encode()
         data = {k: base64.b64encode(v).decode("ascii") for k, v in raw.items()}
 
         def mutate(live: dict[str, Any] | None) -> dict[str, Any]:
@@ -106,6 +112,9 @@ class CredentialStore:
             kept = (obj.get("data") or {}).get("age-identity")
             if not creds.age_identity and kept:
                 data["age-identity"] = kept  # never drop the cluster's key: sealed secrets need it
+                previous = (obj.get("data") or {}).get("age-identity-previous")
+                if previous:
+                    data["age-identity-previous"] = previous
             obj["data"] = data
             obj.pop("stringData", None)
             return obj

@@ -157,6 +157,11 @@ class Heartbeat:
 
 
 @dataclasses.dataclass(frozen=True)
+class AgeKeyRotation:
+    """The hub asks for a new age key: make one, keep the previous one, reconnect sending the new recipient."""
+
+
+@dataclasses.dataclass(frozen=True)
 class CredentialRotation:
     """The hub rotates the cluster's credential: store this one and reconnect with it."""
 
@@ -461,7 +466,7 @@ class HubClient:
 
     def watch(self, *, applied_digest: str,
               heartbeat: float | None = None,
-              age_recipient: str = "") -> Iterator[Desired | Heartbeat | CredentialRotation]:
+              age_recipient: str = "") -> Iterator[Desired | Heartbeat | CredentialRotation | AgeKeyRotation]:
         """The Watch stream as values; ends by raising ``HubError`` (or returning when cancelled).
 
         ``heartbeat``: the interval an earlier stream's heartbeats announced, so a stream that freezes
@@ -489,6 +494,8 @@ class HubClient:
                 elif which == "rotation" and event.rotation.credential:
                     yield CredentialRotation(credential=event.rotation.credential,
                                              old_valid_seconds=event.rotation.old_valid_seconds)
+                elif which == "age_key_rotation":
+                    yield AgeKeyRotation()
         except grpc.RpcError as exc:
             if watchdog.fired:
                 raise HubSilentError(self.address, f"Watch: nothing from the hub for {watchdog.limit:g}s "

@@ -293,6 +293,18 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         with self.db.session() as session:
             store.request_rotation(session, name, now=self.clock())  # UnknownCluster: NOT_FOUND
 
+    @grpc_errors.unary
+    async def RotateAgeKey(self, request: pb.RotateAgeKeyRequest, context: Context) -> pb.RotateAgeKeyResponse:
+        self._admin(context, "rotate age key")
+        limits.check_text(request.name, field="name", where="rotate age key", limit=253)
+        await self._run(self._request_age_rotation, request.name)
+        self.notifier.notify([request.name])  # its Watch streams read the request and pass it on
+        return pb.RotateAgeKeyResponse(online=self.notifier.is_connected(request.name))
+
+    def _request_age_rotation(self, name: str) -> None:
+        with self.db.session() as session:
+            store.request_age_rotation(session, name, now=self.clock())  # UnknownCluster: NOT_FOUND
+
     # -- pause, sync --------------------------------------------------------------------------
     @grpc_errors.unary
     async def SetPaused(self, request: pb.SetPausedRequest, context: Context) -> pb.SetPausedResponse:

@@ -95,6 +95,7 @@ class _DesiredNotice:
     inline_bundle: bytes | None
     registered: bool = True     #: False: the cluster's registration is gone (removed)
     rotate: bool = False        #: a credential rotation is pending
+    rotate_age_key: bool = False  #: an age key rotation is pending
 
 
 class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
@@ -228,6 +229,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             spoke_has = request.applied_digest
             changed = True
             rotation_sent = False
+            age_rotation_sent = False
             while True:
                 if self.notifier.closing:
                     raise grpc_errors.ShuttingDown()
@@ -250,6 +252,12 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                         rotation = await self._rotation(name)
                         if rotation is not None:
                             yield rotation
+                    if notice.rotate_age_key and not age_rotation_sent:
+                        # Once per stream, like a credential: the spoke answers by reconnecting with its
+                        # new recipient, which clears the request (set_age_recipient).
+                        age_rotation_sent = True
+                        log.info("cluster %s: asked for a new age key on its Watch stream", name)
+                        yield pb.WatchEvent(age_key_rotation=pb.AgeKeyRotation())
                     desired = notice.message
                     key = (desired.commit, desired.digest, desired.paused)
                     if desired.digest and key != last_sent:
@@ -362,7 +370,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                     meta, inline = found
                     message.size = meta.size
                     message.signature = meta.signature
-            notices[name] = _DesiredNotice(message=message, inline_bundle=inline, rotate=row.rotate)
+            notices[name] = _DesiredNotice(message=message, inline_bundle=inline, rotate=row.rotate,
+                                           rotate_age_key=row.rotate_age_key)
         return [notices[name] for name in names]
 
     # -- GetBundle --------------------------------------------------------------------------

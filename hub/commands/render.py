@@ -273,7 +273,8 @@ def secret_findings(result: pipeline.FleetRender, *, identities: list[str],
                     checked[digest] = str(exc)
             if checked[digest]:
                 app = ((obj.get("metadata") or {}).get("labels") or {}).get("convoy.dev/app", "")
-                findings.append((name, "error", f"app {app}: {ObjectRef.of(obj)}: {checked[digest]}"))
+                findings.append((name, "error", f"app {app}: {ObjectRef.of(obj)}{sealed.source_of(obj)}: "
+                                                f"{checked[digest]}"))
     return findings
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import click
 import yaml
 
-from hub.commands.fleet import _client, _emit, hub_command
+from hub.commands.fleet import _client, _emit, complete_clusters, hub_command
 from protos import sops
 
 __all__ = ["cluster_recipients", "dump_documents", "fleet_operators", "keys", "keys_rows", "seal"]
@@ -266,18 +266,22 @@ def keys_rows(summaries: Iterable[Any]) -> list[dict[str, Any]]:
     return rows
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("-l", "--selector", default="", help="Label selector, e.g. 'env=prod'.")
 @click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True)
 @hub_command
-def keys(hub_name: str | None, selector: str, output: str) -> None:
+@click.pass_context
+def keys(ctx: click.Context, hub_name: str | None, selector: str, output: str) -> None:
     """The public age key (recipient) of each cluster, made by its spoke in the cluster, and when it changed.
 
     \b
     Examples:
       convoy keys
       convoy keys -l env=prod -o json
+      convoy keys rotate prod-eu-1
     """
+    if ctx.invoked_subcommand is not None:
+        return
     with _client(hub_name) as client:
         rows = keys_rows(client.list_clusters(selector).clusters)
     if output != "table":
@@ -288,3 +292,24 @@ def keys(hub_name: str | None, selector: str, output: str) -> None:
     for r in rows:
         click.echo(f"{r['cluster']:<{width}}  {r['recipient'] or '-':<62}  {r['changed'] or '-'}")
 
+
+
+@keys.command("rotate")
+@click.argument("name", shell_complete=complete_clusters)
+@hub_command
+def keys_rotate(hub_name: str | None, name: str) -> None:
+    """Ask NAME's spoke to make a new age key (now if connected, else when it next connects).
+
+    The spoke keeps its previous key, so files not yet re-sealed still open there (and the hub still
+    renders them for it); re-seal them for the new key with convoy seal --refresh. `convoy keys` shows
+    when the key changed.
+
+    \b
+    Examples:
+      convoy keys rotate prod-eu-1
+    """
+    with _client(hub_name) as client:
+        response = client.rotate_age_key(name)
+    when = "now (it is connected)" if response.online else "when it next connects"
+    click.echo(f"cluster {name}: age key rotation requested; the spoke makes its new key {when}; then re-seal: "
+               "convoy seal --refresh -i FILE...")

@@ -37,8 +37,9 @@ from typing import Any
 
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model, resolving
-from hub.render import budgets, bundles, kustomize, substitute
+from hub.render import budgets, bundles, kustomize, sealed, substitute
 from hub.tree import errors, repofs
+from protos import sops
 from protos.objects import ObjectRef
 
 __all__ = [
@@ -372,6 +373,9 @@ class Renderer:
             result = kustomize.build_layers(recorder, resources=[plan.app.path], components=plan.components,
                                             namespace=None, options=options)
             objects = result.objects
+            if any(sops.is_sealed(o) for o in objects):
+                # Name each sealed object's file in the bundle, so a spoke that cannot open it can say which.
+                objects = sealed.with_sources(objects, session.fs, [path for op, path in recorder.deps if op == "id"])
             external_reason = result.external_reason if result.engine == "external" else None
             warnings = result.warnings
         except errors.RenderError as exc:

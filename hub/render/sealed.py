@@ -9,14 +9,15 @@ repository is named, so ``convoy validate`` can warn (or refuse, under ``secrets
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from hub.tree import errors, loading, repofs
 from protos import bundle as bundles
 from protos import sops
 from protos.objects import ObjectRef
 
-__all__ = ["plaintext_secrets", "recipient_problems", "sealed_digests"]
+__all__ = ["plaintext_secrets", "recipient_problems", "sealed_digests", "source_of", "with_sources"]
 
 
 def _objects(bundle: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
@@ -27,9 +28,50 @@ def _app(obj: Mapping[str, Any]) -> str:
     return str(((obj.get("metadata") or {}).get("labels") or {}).get(bundles.LABEL_APP, ""))
 
 
+def source_of(obj: Mapping[str, Any]) -> str:
+    """`` (file PATH)`` for a sealed object whose file the hub found (:func:`with_sources`), else ``""``."""
+    source = ((obj.get("metadata") or {}).get("annotations") or {}).get(bundles.ANNOTATION_SEALED_SOURCE)
+    return f" (file {source})" if source else ""
+
+
+def with_sources(objects: list[dict[str, Any]], fs: repofs.RepoFS, paths: Iterable[str]) -> list[dict[str, Any]]:
+    """``objects`` with each sealed one annotated with the repository file it was sealed in.
+
+    kustomize output keeps no source path, but a sealed object's ciphertext digest leaves out its
+    metadata (what kustomize's transformers change), so it is found among the files the build read
+    (``paths``). An object found in no file (made by a patch or an external build) is left as it is.
+    """
+    if not any(sops.is_sealed(o) for o in objects):
+        return objects
+    found: dict[str, str] = {}
+    for path in sorted(set(paths)):
+        if not path.endswith((".yaml", ".yml", ".json")) or not fs.is_file(path):
+            continue
+        try:
+            documents = loading.load_yaml_documents(fs.read_bytes(path), file=path)
+        except errors.RenderError:
+            continue  # the build read it without this error or did not need it; nothing to name
+        for document in documents:
+            if sops.is_sealed(document):
+                found.setdefault(sops.ciphertext_digest(document), path)
+    out = []
+    for obj in objects:
+        source = found.get(sops.ciphertext_digest(obj)) if sops.is_sealed(obj) else None
+        if source is not None:
+            metadata = dict(obj.get("metadata") or {})
+            metadata["annotations"] = {**(metadata.get("annotations") or {}),
+                                       bundles.ANNOTATION_SEALED_SOURCE: source}
+            obj = {**obj, "metadata": metadata}
+        out.append(obj)
+    return out
+
+
 def recipient_problems(bundle: Mapping[str, Any] | None, *, cluster: str,
-                       recipient: str | None) -> list[tuple[str, str]]:
-    """``(app, message)`` for each sealed object ``cluster`` (whose age key is ``recipient``) cannot open."""
+                       recipient: str | None, previous: str | None = None) -> list[tuple[str, str]]:
+    """``(app, message)`` for each sealed object ``cluster`` (whose age key is ``recipient``) cannot open.
+
+    After a key rotation the spoke keeps its ``previous`` key, so a file sealed for that one still opens.
+    """
     problems = []
     for obj in _objects(bundle):
         if not sops.is_sealed(obj):
@@ -37,11 +79,11 @@ def recipient_problems(bundle: Mapping[str, Any] | None, *, cluster: str,
         ref = ObjectRef.of(obj)
         if not recipient:
             problems.append((_app(obj), f"{ref}: sealed secret, but cluster {cluster} has no age key at the hub "
-                                        "yet; it arrives when the cluster's spoke registers"))
-        elif recipient not in sops.recipients(obj):
+                                        f"yet{source_of(obj)}; it arrives when the cluster's spoke registers"))
+        elif recipient not in sops.recipients(obj) and not (previous and previous in sops.recipients(obj)):
             problems.append((_app(obj), f"{ref}: sealed secret is not sealed for cluster {cluster} (its key "
                                         f"{recipient[:16]}... is not among the {len(sops.recipients(obj))} "
-                                        "recipients); re-seal it: convoy seal --refresh FILE"))
+                                        f"recipients){source_of(obj)}; re-seal it: convoy seal --refresh FILE"))
     return problems
 
 

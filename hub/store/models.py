@@ -158,6 +158,11 @@ class Cluster(SQLModel, table=True):
     #: key never leaves it), and when the hub learned it.
     age_recipient: str | None = Field(default=None, max_length=128)
     age_recipient_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
+    #: ``convoy keys rotate``: when a new key was asked of the spoke (None: none pending), and the key
+    #: it replaced, still accepted at render time for files not yet re-sealed (the spoke keeps it too).
+    age_rotation_requested_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(),
+                                                                                            nullable=True))
+    age_recipient_previous: str | None = Field(default=None, max_length=128)
 
 
 class BootstrapToken(SQLModel, table=True):

@@ -33,6 +33,7 @@ from spoke.cluster import ClusterClient
 from spoke.credentials import Credentials, CredentialStore
 from spoke.settings import SpokeSettings
 from tests.integration.hub_harness import (
+    FLEET_YAML,
     FleetRepo,
     Spoke,
     admin_of,
@@ -196,6 +197,7 @@ async def test_bad_sealed_files_are_refused_by_name_and_the_last_state_stays(
                 return errs or None
             errors = await poll(refused, what="the spoke to report the refused bundle")
             assert "MAC does not verify" in errors[0] and "app web" in errors[0], errors
+            assert "Secret/shop/web-db (app web, file apps/web/db.sops.yaml)" in errors[0], errors
             live = await config_applied()
             assert live is not None and (live.get("data") or {}).get("version") == "1", "the last state stays"
             assert await asyncio.to_thread(reader.get, "v1", "Secret", "shop", "web-db") is None
@@ -210,6 +212,7 @@ async def test_bad_sealed_files_are_refused_by_name_and_the_last_state_stays(
                 return errs or None
             render_errors = await poll(render_refused, what="the hub's render error for this cluster")
             assert f"not sealed for cluster {name}" in render_errors[0] and "web" in render_errors[0]
+            assert "file apps/web/db.sops.yaml" in render_errors[0], render_errors
             moved = await _summary(admin, "other")
             assert moved is not None and moved.desired_commit == fleet_repo.head() and not moved.render_errors
             assert PASSWORD not in caplog.text
@@ -343,3 +346,122 @@ async def test_a_key_sent_with_watch_is_stored_and_the_cluster_rendered_with_its
             await bad.read()
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "watch of cluster late: age_recipient: malformed age recipient" in (err.value.details() or "")
+
+
+async def test_a_plaintext_secret_under_sealed_only_is_a_render_error_and_the_last_bundle_stays(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    sealed_only = FLEET_YAML + "secrets: sealedOnly\n"
+    first = fleet_repo.commit({"fleet.yaml": sealed_only}, "secrets: sealedOnly")
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub, channel(hub) as ch:
+        admin = admin_of(hub, ch)
+        await _register(admin, ch, "c1", {})
+
+        async def rendered() -> pb.ClusterSummary | None:
+            row = await _summary(admin, "c1")
+            return row if row is not None and row.desired_commit == first else None
+        good = await poll(rendered, what="the first good bundle")
+
+        plaintext = yaml.safe_dump(SECRET)
+        fleet_repo.commit({"apps/web/namespace.yaml": NAMESPACE, "apps/web/kustomization.yaml": KUSTOMIZATION,
+                           "apps/web/db.sops.yaml": plaintext}, "a plaintext Secret")
+        await admin.call("SyncNow", pb.SyncNowRequest())
+
+        async def refused() -> list[str] | None:
+            row = await _summary(admin, "c1")
+            return list(row.render_errors) if row is not None and row.render_errors else None
+        errors = await poll(refused, what="the render error of the plaintext Secret")
+        assert "Secret/shop/web-db: plaintext Secret, but fleet.yaml says secrets: sealedOnly" in errors[0], errors
+        assert "web" in errors[0] and PASSWORD not in errors[0]
+        row = await _summary(admin, "c1")
+        assert row is not None and row.desired_commit == first and row.desired_digest == good.desired_digest
+
+        # Without the setting, the same Secret renders (validate warns about it instead).
+        third = fleet_repo.commit({"fleet.yaml": FLEET_YAML}, "secrets: warn")
+        await admin.call("SyncNow", pb.SyncNowRequest())
+
+        async def moved() -> pb.ClusterSummary | None:
+            row = await _summary(admin, "c1")
+            return row if row is not None and row.desired_commit == third and not row.render_errors else None
+        await poll(moved, what="the bundle with the Secret")
+
+
+async def test_keys_rotate_gives_the_cluster_a_new_key_and_files_sealed_for_the_old_one_still_open(
+        tmp_path: Path, fleet_repo: FleetRepo, kube: tuple[Any, str], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    kubesim_server, name = kube
+    fleet_repo.commit({"apps/web/namespace.yaml": NAMESPACE, "apps/web/kustomization.yaml":
+                       KUSTOMIZATION.replace(", db.sops.yaml", "")}, "the shop namespace")
+    settings = hub_settings(tmp_path / "hub", fleet_repo, insecure=True, heartbeat_seconds=60)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        admin = admin_of(hub, ch)
+        monkeypatch.setenv("CONVOY_CONFIG", str(hub.cli_config_path))
+        runner = CliRunner()
+        agent = Agent(SpokeSettings(hub=hub.grpc_address, cluster=name, token=await admin.token(), insecure=True,
+                                    health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0),
+                      cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(name)))
+        agent.start()
+        reader = ClusterClient.from_config_dict(kubesim_server.kubeconfig(name))
+
+        async def password() -> str | None:
+            live = await asyncio.to_thread(reader.get, "v1", "Secret", "shop", "web-db")
+            return base64.b64decode(live["data"]["password"]).decode() if live and live.get("data") else None
+
+        async def recipient() -> str | None:
+            row = await _summary(admin, name)
+            return row.age_recipient if row is not None and row.age_recipient else None
+        try:
+            first = await poll(recipient, what="the cluster's first key at the hub")
+            fleet_repo.commit({"apps/web/kustomization.yaml": KUSTOMIZATION,
+                               "apps/web/db.sops.yaml": _sealed_file([first])}, "sealed for the first key")
+            await admin.call("SyncNow", pb.SyncNowRequest())
+            assert await poll(password, what="the sealed Secret applied") == PASSWORD
+
+            rotated = await asyncio.to_thread(runner.invoke, cli, ["keys", "rotate", name])
+            assert rotated.exit_code == 0, rotated.output
+            assert f"cluster {name}: age key rotation requested" in rotated.output
+
+            async def new_key() -> str | None:
+                key = await recipient()
+                return key if key != first else None
+            second = await poll(new_key, what="the spoke's new key at the hub")
+            # Both keys are in the spoke's state Secret, so a restarted spoke still opens old-key files.
+            kept = await asyncio.to_thread(
+                CredentialStore(reader, namespace="convoy-system", name="convoy-spoke-state").load)
+            assert kept is not None and sops.recipient_of(kept.age_identity) == second
+            assert sops.recipient_of(kept.age_identity_previous) == first
+            listed = await asyncio.to_thread(runner.invoke, cli, ["keys", "-o", "json"])
+            row = next(r for r in json.loads(listed.output)["clusters"] if r["cluster"] == name)
+            assert row["recipient"] == second and row["changed"]
+            history = await asyncio.to_thread(runner.invoke, cli, ["history", name])
+            assert "age key rotation requested" in history.output and "(rotated;" in history.output, history.output
+
+            # A file still sealed for the old key: the hub renders it for the cluster, the spoke opens it.
+            fleet_repo.commit({"apps/web/configmap.yaml":
+                               "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n"
+                               "  version: '2'\n"}, "a new bundle, the Secret not re-sealed yet")
+            await admin.call("SyncNow", pb.SyncNowRequest())
+
+            async def config_v2() -> bool | None:
+                live = await asyncio.to_thread(reader.get, "v1", "ConfigMap", "shop", "web-config")
+                return True if live and (live.get("data") or {}).get("version") == "2" else None
+            await poll(config_v2, what="the bundle with the old-key Secret applied")
+            summary = await _summary(admin, name)
+            assert summary is not None and not summary.render_errors and not summary.errors, summary
+
+            # Re-sealed for the new key only: it opens with the new key.
+            new_secret = SECRET | {"stringData": {"password": "rotated-value"}}
+            fleet_repo.commit({"apps/web/db.sops.yaml": yaml.safe_dump(sops.seal(new_secret, [second]),
+                                                                       sort_keys=False)}, "re-sealed")
+            await admin.call("SyncNow", pb.SyncNowRequest())
+
+            async def rotated_value() -> str | None:
+                value = await password()
+                return value if value == "rotated-value" else None
+            await poll(rotated_value, what="the re-sealed Secret applied")
+            assert PASSWORD not in caplog.text and "rotated-value" not in caplog.text
+            assert "AGE-SECRET-KEY" not in caplog.text
+        finally:
+            await asyncio.to_thread(agent.stop)
+            agent.client.close()
+            reader.close()

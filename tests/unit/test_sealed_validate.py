@@ -69,7 +69,8 @@ def test_a_sealed_secret_is_quiet_and_one_whose_mac_fails_is_an_error_with_an_op
     del tampered["stringData"]["user"]
     bad = _validate("--identity", str(tmp_path / "op.txt"), str(_fleet(tmp_path / "b", tampered)))
     assert bad.exit_code == 1
-    assert "error: cluster dev-eu-1: app web: Secret/shop/web-db: MAC does not verify" in bad.output
+    assert ("error: cluster dev-eu-1: app web: Secret/shop/web-db (file apps/web/base/test-secret.yaml): "
+            "MAC does not verify") in bad.output
 
 
 def _parse(secrets: Any) -> model.Fleet:

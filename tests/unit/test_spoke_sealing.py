@@ -75,3 +75,19 @@ def test_the_input_bundle_is_not_changed() -> None:
     before = copy.deepcopy(bundle)
     sealing.open_bundle(bundle, ident)
     assert bundle == before
+
+
+def test_the_refusal_names_the_source_file_the_hub_recorded() -> None:
+    _, rcpt = sops.generate_identity()
+    stranger, _ = sops.generate_identity()
+    sealed = sops.seal(PLAIN, [rcpt])
+    sealed["metadata"]["annotations"] = {bundles.ANNOTATION_SEALED_SOURCE: "apps/web/db.sops.yaml"}
+    with pytest.raises(sealing.SealedSecretError) as err:
+        sealing.open_bundle(_bundle(sealed), stranger)
+    assert str(err.value).startswith("Secret/shop/db (app web, file apps/web/db.sops.yaml): ")
+
+
+def test_without_a_recorded_source_the_refusal_says_why_it_names_no_file() -> None:
+    _, rcpt = sops.generate_identity()
+    stranger, _ = sops.generate_identity()
+    assert "the bundle does not name the file" in _refusal(_bundle(sops.seal(PLAIN, [rcpt])), stranger)

@@ -60,13 +60,37 @@ def set_age_recipient(s: Session, name: str, recipient: str, *, now: dt.datetime
     if row is None or row.age_recipient == recipient:
         return False
     previous = row.age_recipient
+    rotated = row.age_rotation_requested_at is not None
     row.age_recipient, row.age_recipient_at = recipient, now
+    # The key it replaces stays acceptable at render time (the spoke keeps it) until files are re-sealed.
+    row.age_recipient_previous, row.age_rotation_requested_at = previous, None
     s.add(row)
     add_event(s, EventKind.AGE_KEY, cluster=name,
               message=(f"cluster {name}: age key {recipient[:16]}..."
-                       + (" (replaces the previous one)" if previous else "")),
+                       + (" (rotated; files still sealed for the previous key open until re-sealed: "
+                          "convoy seal --refresh)" if rotated and previous
+                          else " (replaces the previous one)" if previous else "")),
               details={"recipient": recipient, "previous": previous}, now=now)
     return True
+
+
+def request_age_rotation(s: Session, name: str, *, now: dt.datetime | None = None) -> Cluster:
+    """Ask ``name``'s spoke for a new age key: the hub asks over the cluster's next Watch stream.
+
+    Raises :class:`~hub.store.errors.UnknownCluster`. Asking again while one is pending keeps it pending.
+    """
+    now = _now(now)
+    row = s.get(Cluster, name)
+    if row is None:
+        raise errors.UnknownCluster(name)
+    if row.age_rotation_requested_at is None:
+        row.age_rotation_requested_at = now
+        s.add(row)
+        s.flush()
+    add_event(s, EventKind.AGE_KEY, cluster=name,
+              message=f"cluster {name}: age key rotation requested; the spoke makes a new key when asked over "
+                      "its Watch stream", now=now)
+    return row
 
 
 def authenticate_cluster(s: Session, credential: str, *, now: dt.datetime | None = None,

@@ -107,6 +107,7 @@ class WatchRow(NamedTuple):
     paused: bool
     desired: DesiredRow | None
     rotate: bool = False    #: a credential rotation is pending: hand the spoke a new credential
+    rotate_age_key: bool = False  #: an age key rotation is pending: ask the spoke for a new key
 
 
 def desired_all(s: Session) -> dict[str, DesiredRow]:
@@ -121,14 +122,15 @@ def watch_rows(s: Session, names: Iterable[str]) -> dict[str, WatchRow]:
     wanted = sorted(set(names))
     found: dict[str, WatchRow] = {}
     for start in range(0, len(wanted), 500):
-        query = (sa.select(clusters.c.name, clusters.c.paused, clusters.c.rotation_requested_at, desired.c.commit,
-                           desired.c.digest, desired.c.since)
+        query = (sa.select(clusters.c.name, clusters.c.paused, clusters.c.rotation_requested_at,
+                           clusters.c.age_rotation_requested_at, desired.c.commit, desired.c.digest, desired.c.since)
                  .select_from(clusters.outerjoin(desired, desired.c.cluster == clusters.c.name))
                  .where(clusters.c.name.in_(wanted[start:start + 500])))
         for row in s.execute(query):
             state = (DesiredRow(row.name, row.commit, row.digest, row.since) if row.digest is not None else None)
             found[row.name] = WatchRow(paused=bool(row.paused), desired=state,
-                                       rotate=row.rotation_requested_at is not None)
+                                       rotate=row.rotation_requested_at is not None,
+                                       rotate_age_key=row.age_rotation_requested_at is not None)
     return found
 
 

@@ -112,14 +112,20 @@ class Heartbeat(_message.Message):
     def __init__(self, sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., interval_seconds: _Optional[int] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
-    __slots__ = ("desired", "heartbeat", "rotation")
+    __slots__ = ("desired", "heartbeat", "rotation", "age_key_rotation")
     DESIRED_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     ROTATION_FIELD_NUMBER: _ClassVar[int]
+    AGE_KEY_ROTATION_FIELD_NUMBER: _ClassVar[int]
     desired: DesiredState
     heartbeat: Heartbeat
     rotation: CredentialRotation
-    def __init__(self, desired: _Optional[_Union[DesiredState, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., rotation: _Optional[_Union[CredentialRotation, _Mapping]] = ...) -> None: ...
+    age_key_rotation: AgeKeyRotation
+    def __init__(self, desired: _Optional[_Union[DesiredState, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., rotation: _Optional[_Union[CredentialRotation, _Mapping]] = ..., age_key_rotation: _Optional[_Union[AgeKeyRotation, _Mapping]] = ...) -> None: ...
+
+class AgeKeyRotation(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class CredentialRotation(_message.Message):
     __slots__ = ("credential", "old_valid_seconds")
@@ -681,3 +687,15 @@ class GetVersionResponse(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     version: str
     def __init__(self, version: _Optional[str] = ...) -> None: ...
+
+class RotateAgeKeyRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RotateAgeKeyResponse(_message.Message):
+    __slots__ = ("online",)
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
+    online: bool
+    def __init__(self, online: _Optional[bool] = ...) -> None: ...

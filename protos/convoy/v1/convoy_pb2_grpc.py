@@ -375,6 +375,11 @@ class AdminServiceStub:
                 request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionRequest.SerializeToString,
                 response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionResponse.FromString,
                 _registered_method=True)
+        self.RotateAgeKey = channel.unary_unary(
+                '/convoy.v1.AdminService/RotateAgeKey',
+                request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyRequest.SerializeToString,
+                response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -476,6 +481,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateAgeKey(self, request, context):
+        """Ask a cluster's spoke to make a new age key (over its Watch stream, now or when it next connects).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -553,6 +565,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetVersion,
                     request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionRequest.FromString,
                     response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionResponse.SerializeToString,
+            ),
+            'RotateAgeKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateAgeKey,
+                    request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyRequest.FromString,
+                    response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -963,6 +980,33 @@ class AdminService:
             '/convoy.v1.AdminService/GetVersion',
             protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionRequest.SerializeToString,
             protos_dot_convoy_dot_v1_dot_convoy__pb2.GetVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateAgeKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/RotateAgeKey',
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyRequest.SerializeToString,
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
