@@ -123,6 +123,8 @@ class Resource:
     var_names: list[str] = field(default_factory=list)
     #: Labels and annotations added at several places that kustomize keeps as one node (see SharedEntry).
     shared: list[SharedEntry] = field(default_factory=list)
+    #: The object's empty values (``key:``, not ``key: null``) as (mapping, key): a strategic merge drops them.
+    empty_nulls: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
     def sync_shared(self) -> None:
         """After a strategic merge: a shared value the patch changed at one place changes at all of them.
@@ -218,6 +220,17 @@ class Resource:
     def annotations(self) -> dict[str, Any]:
         annotations = self.metadata.get("annotations")
         return annotations if isinstance(annotations, dict) else {}
+
+
+def empty_values(obj: dict[str, Any], paths: list[tuple[str | int, ...]]) -> list[tuple[dict[str, Any], str]]:
+    """The (mapping, key) pairs in ``obj`` that the loader's empty-value ``paths`` lead to."""
+    result = []
+    for path in paths:
+        node: Any = obj
+        for step in path[:-1]:
+            node = node[step]
+        result.append((node, str(path[-1])))
+    return result
 
 
 def effective_namespace_of(api_version: str, kind: str, namespace: str) -> str:
