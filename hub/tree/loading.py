@@ -9,7 +9,8 @@ import yaml
 
 from hub.tree.errors import KustomizeError
 
-__all__ = ["MAX_ALIAS_EXPANSION", "MAX_DEPTH", "load_yaml_any", "load_yaml_documents", "load_yaml_mapping"]
+__all__ = ["MAX_ALIAS_EXPANSION", "MAX_DEPTH", "FieldPath", "load_yaml_any", "load_yaml_documents", "load_yaml_mapping",
+           "load_yaml_resources"]
 
 #: Nodes that aliases may add to a file (over all its documents) before it is refused as an alias bomb.
 #: PyYAML shares aliased objects, so the bomb costs nothing at load time; it explodes later, in every
@@ -185,13 +186,20 @@ def _problem(exc: yaml.YAMLError) -> str:
 
 
 def _load_all(data: bytes, file: str, loader_class: type[Any] = _Loader) -> list[Any]:
+    return _checked(_construct(data, file, loader_class)[0], file)
+
+
+def _construct(data: bytes, file: str, loader_class: type[Any]) -> tuple[list[Any], bool]:
+    """The documents, and whether the loader met an empty value (only a :class:`_MarkingLoader` notes it)."""
     try:
-        if b"*" not in data or b"&" not in data:
-            # An alias needs an anchor ('&') and a reference ('*'): without both, take the fast path.
-            return _checked(list(yaml.load_all(data, Loader=loader_class)), file)
         loader = loader_class(data)
         try:
             documents = []
+            if b"*" not in data or b"&" not in data:
+                # An alias needs an anchor ('&') and a reference ('*'): without both, take the fast path.
+                while loader.check_data():
+                    documents.append(loader.get_data())
+                return documents, bool(getattr(loader, "saw_empty", False))
             added = 0
             while loader.check_node():
                 node = loader.get_node()
@@ -204,7 +212,7 @@ def _load_all(data: bytes, file: str, loader_class: type[Any] = _Loader) -> list
                         f"YAML aliases expand to more than {MAX_ALIAS_EXPANSION} extra nodes (alias bomb?); "
                         "refused", file=file)
                 documents.append(loader.construct_document(node))
-            return _checked(documents, file)
+            return documents, bool(getattr(loader, "saw_empty", False))
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
@@ -213,19 +221,91 @@ def _load_all(data: bytes, file: str, loader_class: type[Any] = _Loader) -> list
         raise KustomizeError(f"not valid UTF-8 text: {exc.reason}", file=file) from exc
 
 
+class _EmptyValue:
+    """What :class:`_MarkingLoader` makes of an empty value (``key:``) until :func:`_unmark` turns it into None."""
+
+    __slots__ = ()
+
+
+_EMPTY = _EmptyValue()
+
+
+class _MarkingLoader(_Loader):
+    """:class:`_Loader` that tells an empty value (``key:``) from a written null (``null``, ``~``).
+
+    Both are null, but kustomize's strategic merge keeps an object's written null that the patch does not
+    touch and drops an empty one (kyaml merge2 keeps a null node only when its text is not empty).
+    """
+
+    saw_empty = False
+
+    def construct_null_or_empty(self, node: yaml.ScalarNode) -> Any:
+        if node.value == "":
+            self.saw_empty = True
+            return _EMPTY
+        return None
+
+
+_MarkingLoader.add_constructor("tag:yaml.org,2002:null", _MarkingLoader.construct_null_or_empty)
+
+#: Where an empty value sits in a document: its keys and list indexes from the top.
+FieldPath = tuple[str | int, ...]
+
+
+def _unmark(document: Any) -> tuple[Any, list[FieldPath]]:
+    """``document`` with its empty values made None, and the paths of those that are mapping values."""
+    if document is _EMPTY:
+        return None, []
+    paths: list[FieldPath] = []
+    stack: list[tuple[Any, FieldPath]] = [(document, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            if _EMPTY in value:
+                value[None] = value.pop(_EMPTY)  # an empty key: refused later as a non-string key
+            for key, child in value.items():
+                if child is _EMPTY:
+                    value[key] = None
+                    paths.append((*path, key))
+                elif isinstance(child, dict | list):
+                    stack.append((child, (*path, key)))
+        elif isinstance(value, list):
+            for index, child in enumerate(value):
+                if child is _EMPTY:
+                    value[index] = None
+                elif isinstance(child, dict | list):
+                    stack.append((child, (*path, index)))
+    return document, paths
+
+
 def load_yaml_documents(data: bytes, *, file: str) -> list[dict[str, Any]]:
     """The mapping documents of a multi-document YAML file; empty documents are skipped.
 
     ``kind: *List`` documents are expanded into their ``items``, as kustomize does.
     """
-    result: list[dict[str, Any]] = []
-    for index, document in enumerate(_load_all(data, file)):
+    return [document for document, _ in _objects(_load_all(data, file), [], file)]
+
+
+def load_yaml_resources(data: bytes, *, file: str) -> list[tuple[dict[str, Any], list[FieldPath]]]:
+    """As :func:`load_yaml_documents`, each object with the paths of its empty values (``key:``)."""
+    documents, saw_empty = _construct(data, file, _MarkingLoader)
+    if not saw_empty:
+        return _objects(_checked(documents, file), [], file)
+    unmarked = [_unmark(document) for document in documents]
+    return _objects(_checked([document for document, _ in unmarked], file), [paths for _, paths in unmarked], file)
+
+
+def _objects(documents: list[Any], paths: list[list[FieldPath]],
+             file: str) -> list[tuple[dict[str, Any], list[FieldPath]]]:
+    result: list[tuple[dict[str, Any], list[FieldPath]]] = []
+    for index, document in enumerate(documents):
         if document is None:
             continue
         if not isinstance(document, dict):
             raise KustomizeError(
                 f"document {index + 1} is a {type(document).__name__}, not a Kubernetes object (a mapping)",
                 file=file)
+        own = paths[index] if paths else []
         kind = document.get("kind")
         if isinstance(kind, str) and kind.endswith("List") and "items" in document:
             items = document.get("items") or []
@@ -234,9 +314,10 @@ def load_yaml_documents(data: bytes, *, file: str) -> list[dict[str, Any]]:
             for item in items:
                 if not isinstance(item, dict):
                     raise KustomizeError(f"document {index + 1}: an item of {kind} is not a mapping", file=file)
-                result.append(item)
+                # kustomize re-encodes a List's items: their empty values become written nulls.
+                result.append((item, []))
             continue
-        result.append(document)
+        result.append((document, own))
     return result
 
 

@@ -31,10 +31,10 @@ from hub.render.kustomize.kustomization import (
     find_kustomization_file,
     parse_kustomization,
 )
-from hub.render.kustomize.resources import Resource, clone
+from hub.render.kustomize.resources import Resource, clone, empty_values
 from hub.tree import repofs
 from hub.tree.errors import KustomizeError, LimitError, RepoPathError
-from hub.tree.loading import load_yaml_documents, load_yaml_mapping
+from hub.tree.loading import load_yaml_mapping, load_yaml_resources
 
 __all__ = ["Builder"]
 
@@ -147,7 +147,7 @@ class Builder:
                 self._bounded.charge(path, size)
                 return value
         data = self._read(path, referrer)
-        value = load_yaml_documents(data, file=path) if kind == "docs" else load_yaml_mapping(data, file=path)
+        value = load_yaml_resources(data, file=path) if kind == "docs" else load_yaml_mapping(data, file=path)
         if key is not None:
             _CACHE.put(key, (len(data), value))
         return value
@@ -159,14 +159,14 @@ class Builder:
 
     def _resources_from_file(self, path: str, k: Kustomization) -> list[Resource]:
         result = []
-        for doc in self._parsed("docs", path, k.file):
+        for doc, empty_paths in self._parsed("docs", path, k.file):
             obj = clone(doc)
             meta = obj.get("metadata")
             if not obj.get("kind"):
                 raise KustomizeError("an object has no kind", file=path)
             if not isinstance(meta, dict) or not meta.get("name"):
                 raise KustomizeError(f"a {obj.get('kind')} has no metadata.name", file=path)
-            result.append(Resource(obj=obj, source=path))
+            result.append(Resource(obj=obj, source=path, empty_nulls=empty_values(obj, empty_paths)))
         return result
 
     def _warn(self, message: str) -> None:

@@ -23,6 +23,8 @@ patch is copied first, as kustomize copies it per target.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
 from hub.render.kustomize.resources import clone
@@ -31,6 +33,9 @@ from protos import k8s_schema
 __all__ = ["MergeError", "merge", "schema_for"]
 
 _MISSING: Any = object()  # the field is absent
+#: The walk's empty values, as (id of mapping, key); a context variable rather than a parameter of
+#: every walking function (the mappings are alive in the object, so their ids are not reused meanwhile).
+_EMPTY_NULLS: ContextVar[frozenset[tuple[int, str]]] = ContextVar("empty_nulls", default=frozenset())
 _KEEP_NULL: Any = object()  # an explicit null of the object that the patch does not touch: kept
 _DIRECTIVE = "$patch"
 
@@ -46,9 +51,19 @@ def schema_for(group: str, kind: str) -> k8s_schema.ObjectSchema | None:
     return k8s_schema.schema_for(group, kind)
 
 
-def merge(obj: dict[str, Any], patch: dict[str, Any], schema: k8s_schema.ObjectSchema | None) -> dict[str, Any] | None:
-    """``obj`` with ``patch`` merged into it (in place); None when the patch deletes the object."""
-    result = _walk(obj, clone(patch), schema)
+def merge(obj: dict[str, Any], patch: dict[str, Any], schema: k8s_schema.ObjectSchema | None, *,
+          empty: Iterable[tuple[dict[str, Any], str]] = ()) -> dict[str, Any] | None:
+    """``obj`` with ``patch`` merged into it (in place); None when the patch deletes the object.
+
+    ``empty`` are the (mapping, key) of ``obj``'s empty values (``key:``): where the walk passes them
+    untouched they are dropped, while a written ``null`` is kept (kyaml merge2 keeps a null node only
+    when its text is not empty).
+    """
+    token = _EMPTY_NULLS.set(frozenset((id(mapping), key) for mapping, key in empty))
+    try:
+        result = _walk(obj, clone(patch), schema)
+    finally:
+        _EMPTY_NULLS.reset(token)
     return result if isinstance(result, dict) else None
 
 
@@ -130,7 +145,10 @@ def _walk_map(dest: Any, origin: Any, schema: k8s_schema.ObjectSchema | None) ->
         if child is _MISSING:
             target.pop(key, None)
         elif child is _KEEP_NULL:
-            target[key] = None
+            if (id(target), key) in _EMPTY_NULLS.get():
+                target.pop(key, None)
+            else:
+                target[key] = None
         else:
             target[key] = child
     return target

@@ -92,9 +92,11 @@ def select(resources: list[Resource], target: dict[str, Any], *, file: str) -> l
 def strategic_merge(res: Resource, patch: dict[str, Any]) -> dict[str, Any] | None:
     """``res.obj`` with ``patch`` merged (in place); None when the patch deletes the object."""
     try:
-        return merging.merge(res.obj, patch, merging.schema_for(res.group, res.kind))
+        merged = merging.merge(res.obj, patch, merging.schema_for(res.group, res.kind), empty=res.empty_nulls)
     except merging.MergeError as exc:
         raise KustomizeError(f"strategic merge patch failed: {exc}", obj=res.describe(), file=res.source) from exc
+    res.sync_shared()
+    return merged
 
 
 def _apply_smp(res: Resource, patch: dict[str, Any], options: dict[str, Any] | None = None) -> bool:

@@ -93,6 +93,22 @@ PrevId = tuple[str, str, str]
 
 
 @dataclass(slots=True, eq=False)
+class SharedEntry:
+    """A label or annotation one transformer created at several places of one object, still shared there.
+
+    kustomize (``filtersutil.SetEntry``) puts one YAML node at every place where it creates the key, and a
+    later transformer that finds the key overwrites that node in place: so ``labels`` without
+    includeSelectors, which sets ``metadata.labels`` only, also changes the selectors where a base's
+    ``commonLabels`` created the same key. A place stops sharing once something else replaced its value
+    (a patch); that is approximated by its value no longer being the shared one.
+    """
+
+    key: str
+    value: Any
+    maps: list[dict[str, Any]]  # the mappings holding the key, by identity
+
+
+@dataclass(slots=True, eq=False)
 class Resource:
     """One object in a build, with kustomize's bookkeeping kept beside it (not in annotations)."""
 
@@ -105,6 +121,24 @@ class Resource:
     behavior: str = "create"
     #: Names of the ``vars`` that read this object (kustomize's refVarNames).
     var_names: list[str] = field(default_factory=list)
+    #: Labels and annotations added at several places that kustomize keeps as one node (see SharedEntry).
+    shared: list[SharedEntry] = field(default_factory=list)
+    #: The object's empty values (``key:``, not ``key: null``) as (mapping, key): a strategic merge drops them.
+    empty_nulls: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+
+    def sync_shared(self) -> None:
+        """After a strategic merge: a shared value the patch changed at one place changes at all of them.
+
+        kyaml's merge writes a patch's scalar into the object's node in place, and that node is shared.
+        """
+        for entry in self.shared:
+            changed = [m[entry.key] for m in entry.maps if m.get(entry.key, entry.value) != entry.value]
+            if not changed or any(value != changed[0] for value in changed):
+                continue  # untouched, or set differently at several places: nothing to go by
+            for shared_map in entry.maps:
+                if entry.key in shared_map:
+                    shared_map[entry.key] = changed[0]
+            entry.value = changed[0]
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -186,6 +220,17 @@ class Resource:
     def annotations(self) -> dict[str, Any]:
         annotations = self.metadata.get("annotations")
         return annotations if isinstance(annotations, dict) else {}
+
+
+def empty_values(obj: dict[str, Any], paths: list[tuple[str | int, ...]]) -> list[tuple[dict[str, Any], str]]:
+    """The (mapping, key) pairs in ``obj`` that the loader's empty-value ``paths`` lead to."""
+    result = []
+    for path in paths:
+        node: Any = obj
+        for step in path[:-1]:
+            node = node[step]
+        result.append((node, str(path[-1])))
+    return result
 
 
 def effective_namespace_of(api_version: str, kind: str, namespace: str) -> str:

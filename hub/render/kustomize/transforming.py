@@ -9,10 +9,11 @@ specs come from a :class:`~hub.render.kustomize.configurations.TransformerConfig
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from hub.render.kustomize import configurations
-from hub.render.kustomize.resources import FieldSpec, Resource, apply_field_spec
+from hub.render.kustomize.resources import FieldSpec, Resource, SharedEntry, apply_field_spec
 from hub.tree.errors import KustomizeError
 
 __all__ = [
@@ -116,7 +117,8 @@ def add_name_suffix(resources: list[Resource], suffix: str,
 
 # -- labels and annotations -----------------------------------------------------------------------
 
-def _map_setter(values: dict[str, str], what: str, res: Resource) -> Any:
+def _map_setter(values: dict[str, str], what: str, res: Resource, created: dict[str, list[dict[str, Any]]]) -> Any:
+    """Sets ``values`` in the mapping at ``parent[key]``; records in ``created`` where each key was new."""
     def setter(parent: dict[str, Any], key: str) -> None:
         target = parent.get(key)
         if target is None:
@@ -124,8 +126,34 @@ def _map_setter(values: dict[str, str], what: str, res: Resource) -> Any:
             parent[key] = target
         if not isinstance(target, dict):
             raise KustomizeError(f"cannot add {what}: {key} is not a mapping", obj=res.describe(), file=res.source)
+        for name, value in values.items():
+            if name in target:
+                _set_shared(res, target, name, value)
+            else:
+                created.setdefault(name, []).append(target)
         target.update(values)
     return setter
+
+
+def _set_shared(res: Resource, target: dict[str, Any], name: str, value: str) -> None:
+    """Overwrite ``name`` wherever it shares its node with ``target[name]``, as kustomize's in-place set does."""
+    for entry in res.shared:
+        if entry.key != name or entry.value != target[name] or not any(m is target for m in entry.maps):
+            continue
+        for other in entry.maps:
+            if other.get(name, value) == entry.value:
+                other[name] = value
+        entry.value = value
+
+
+def _set_map_entries(resources: list[Resource], values: dict[str, str], specs: Iterable[FieldSpec],
+                     what: str) -> None:
+    for res in resources:
+        created: dict[str, list[dict[str, Any]]] = {}
+        setter = _map_setter(values, what, res, created)
+        for spec in specs:
+            apply_field_spec(res.obj, spec, setter, leaf_create=_map_node)
+        res.shared.extend(SharedEntry(name, values[name], maps) for name, maps in created.items() if len(maps) > 1)
 
 
 def label_field_specs(*, include_selectors: bool, include_templates: bool, extra: list[dict[str, Any]],
@@ -142,22 +170,14 @@ def label_field_specs(*, include_selectors: bool, include_templates: bool, extra
 
 
 def add_labels(resources: list[Resource], labels: dict[str, str], specs: list[FieldSpec]) -> None:
-    if not labels:
-        return
-    for res in resources:
-        setter = _map_setter(labels, "labels", res)
-        for spec in specs:
-            apply_field_spec(res.obj, spec, setter, leaf_create=_map_node)
+    if labels:
+        _set_map_entries(resources, labels, specs, "labels")
 
 
 def add_annotations(resources: list[Resource], annotations: dict[str, str],
                     specs: tuple[FieldSpec, ...] = configurations.DEFAULT.common_annotations) -> None:
-    if not annotations:
-        return
-    for res in resources:
-        setter = _map_setter(annotations, "annotations", res)
-        for spec in specs:
-            apply_field_spec(res.obj, spec, setter, leaf_create=_map_node)
+    if annotations:
+        _set_map_entries(resources, annotations, specs, "annotations")
 
 
 # -- images ---------------------------------------------------------------------------------------
