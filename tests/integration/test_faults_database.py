@@ -135,10 +135,27 @@ async def test_postgres_restarted_under_a_running_hub(tmp_path: Path, fleet_repo
             row = store.get_status(session, "alpha")
             assert row is not None and row.message == "while the database was down"
 
+        # The Watch stream open during the outage was ended as retryable (a replica that cannot read its
+        # database cannot confirm the desired state); the spoke's reconnect gets the next commit.
+        with pytest.raises(aio.AioRpcError) as ended:
+            await next_desired(stream, timeout=15)
+        assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+
+        async def reconnected() -> tuple[object, pb.DesiredState] | None:
+            # As a spoke does: reconnect until the replica has its database back (it re-listens first).
+            fresh = spoke.watch()
+            try:
+                return fresh, await next_desired(fresh, timeout=5)
+            except aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+                return None
+
+        stream, again = await poll(reconnected, timeout=30, what="a Watch stream served again", interval=0.5)
+        assert again.digest == first.digest
         newer = fleet_repo.commit({"apps/web/configmap.yaml": configmap("2")})
         reply = await admin_of(hub, ch).call("SyncNow", pb.SyncNowRequest())
         assert reply.commit == newer, reply.message
-        desired = await next_desired(stream, timeout=15)  # the Watch stream opened before the outage
+        desired = await next_desired(stream, timeout=15)
         assert desired.commit == newer
 
 
