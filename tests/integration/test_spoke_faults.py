@@ -412,3 +412,37 @@ def test_stalled_bodies_are_cut_by_the_read_timeout_and_the_spoke_ends_at_the_bu
         agent.stop()
         spoke_client.close()
         reader.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage-signing-key", "state-secret-deleted"])
+def test_damaged_spoke_state_keeps_the_process_up_and_the_hub_repairs_it(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str, damage: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS), configmap("goes-later", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays", "goes-later"}, timeout=30, what="applied")
+    spoke_process.kill()
+    if damage == "state-secret-deleted":
+        client.delete("v1", "Secret", "convoy-system", "convoy-spoke-state")
+    else:
+        def garble(live: dict[str, Any] | None) -> dict[str, Any]:
+            assert live is not None
+            live["data"]["signing-key"] = base64.b64encode(b"not an ed25519 key").decode()
+            return live
+
+        client.update_with("v1", "Secret", "convoy-system", "convoy-spoke-state", garble, manager="someone")
+    hub.stop()  # away at restart: the process must stay up on what it has
+    spoke_process.start()
+    wait_for(lambda: _ready(spoke_process.port), timeout=30, what="the restarted spoke ready")
+    assert spoke_process.proc is not None and spoke_process.proc.poll() is None
+    if damage == "garbage-signing-key":
+        # It cannot verify its in-cluster copy, so it enforces nothing unverified, and says why and what to do.
+        wait_for(lambda: "not a 32-byte Ed25519 key" in spoke_process.log.read_text(), timeout=10,
+                 what="the bad signing key named in the log")
+        log = spoke_process.log.read_text()
+        assert "Secret/convoy-system/convoy-spoke-state" in log and "to repair:" in log
+
+    # The hub returns; the spoke registers again with its token, and a removal from Git is pruned.
+    hub.start()
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="goes-later pruned")
+    assert spoke_process.proc.poll() is None
