@@ -446,3 +446,27 @@ def test_damaged_spoke_state_keeps_the_process_up_and_the_hub_repairs_it(
     hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
     wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="goes-later pruned")
     assert spoke_process.proc.poll() is None
+
+
+def test_a_credential_the_hub_refuses_keeps_the_spoke_enforcing_and_says_what_to_do(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="applied")
+    spoke_process.kill()
+
+    def wrong(live: dict[str, Any] | None) -> dict[str, Any]:
+        assert live is not None
+        live["data"]["credential"] = base64.b64encode(b"a-credential-the-hub-never-issued").decode()
+        return live
+
+    client.update_with("v1", "Secret", "convoy-system", "convoy-spoke-state", wrong, manager="someone")
+    spoke_process.start()
+    wait_for(lambda: "UNAUTHENTICATED" in spoke_process.log.read_text(), timeout=30, what="the hub's refusal")
+    client.delete("v1", "ConfigMap", NS, "stays")
+    wait_for(lambda: "stays" in _ours(client, kube_cluster), timeout=20, what="the last bundle still enforced")
+    assert spoke_process.proc is not None and spoke_process.proc.poll() is None
+    # The log says which Secret holds the refused credential and what the operator must do.
+    wait_for(lambda: "does not accept this cluster's credential in Secret/convoy-system/convoy-spoke-state"
+             in spoke_process.log.read_text(), timeout=10, what="the refusal explained")
+    assert "to repair:" in spoke_process.log.read_text() and "convoy cluster token" in spoke_process.log.read_text()
