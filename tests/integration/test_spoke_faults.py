@@ -470,3 +470,18 @@ def test_a_credential_the_hub_refuses_keeps_the_spoke_enforcing_and_says_what_to
     wait_for(lambda: "does not accept this cluster's credential in Secret/convoy-system/convoy-spoke-state"
              in spoke_process.log.read_text(), timeout=10, what="the refusal explained")
     assert "to repair:" in spoke_process.log.read_text() and "convoy cluster token" in spoke_process.log.read_text()
+
+
+def test_the_inventory_secret_deleted_while_running_still_prunes_and_is_stored_again(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS), configmap("goes-later", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays", "goes-later"}, timeout=30, what="applied")
+    wait_for(lambda: client.get("v1", "Secret", "convoy-system", "convoy-inventory") is not None, timeout=10,
+             what="the inventory stored")
+    client.delete("v1", "Secret", "convoy-system", "convoy-inventory")
+
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="goes-later pruned")
+    wait_for(lambda: _inventory_names(client) == {"stays"}, timeout=10, what="the inventory stored again")
+    assert spoke_process.proc is not None and spoke_process.proc.poll() is None
