@@ -59,6 +59,9 @@ __all__ = ["Agent"]
 
 log = logging.getLogger(__name__)
 
+#: what to do when the hub refuses the stored credential (logged with the refusal)
+CREDENTIAL_REFUSED_HINT = ("to repair: delete that Secret and restart the spoke with a new bootstrap token "
+                           "(`convoy cluster token`)")
 #: how often the loop wakes when nothing happens (health timeouts, resync)
 TICK = 0.5
 #: seconds between re-applies while objects failed or wait for their dependencies
@@ -321,6 +324,12 @@ class Agent:
                 if not self._stop.is_set():
                     log.warning("%s; reconnecting", exc)
                     self._next_replica()
+            except hubclient.HubUnauthenticated as exc:
+                # Retrying alone never helps: the operator must issue a new token (the bundle is still enforced).
+                if not self._stop.is_set():
+                    log.error("%s; the hub does not accept this cluster's credential in Secret/%s/%s; "
+                              "still enforcing the last bundle. %s; retrying", exc, self.settings.namespace,
+                              self.settings.state_secret, CREDENTIAL_REFUSED_HINT)
             except (hubclient.HubError, errors.ClusterError, registration.RegistrationError, OSError) as exc:
                 if not self._stop.is_set():
                     log.warning("%s; reconnecting", exc)

@@ -258,6 +258,10 @@ class ClusterClient:
             body_out = json.loads(response.read())
         except ValueError as exc:
             raise errors.ConnectionFailedError(what, f"{method} answered with non-JSON: {exc}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # Headers arrived but the body stalled or was cut: as transient as no answer at all.
+            raise errors.ConnectionFailedError(what, f"{method} failed reading the answer: "
+                                                     f"{type(exc).__name__}: {exc}") from exc
         return (int(response.status), body_out) if with_status else body_out
 
     @staticmethod

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 
 from kubesim.faults import Faults
+from kubesim.testing import KubeSim
 from protos import bundle as bundles
 from protos.objects import ObjectRef
 from spoke import inventory
 from spoke.agent import Agent
-from spoke.cluster import ClusterClient
+from spoke.cluster import ClientOptions, ClusterClient
 from spoke.settings import SpokeSettings
 from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, namespace
 from tests.polling import wait_for
@@ -333,3 +334,154 @@ def test_api_server_faults_during_apply_prune_and_inventory_save_end_at_the_bund
         kubesim_server.clear_faults(kube_cluster)
         agent.stop()
         agent.client.close()
+
+
+def test_a_410_gone_on_the_drift_watch_resume_re_lists_and_drift_is_still_corrected(hub: FakeHub) -> None:
+    # A kubesim of the test's own that keeps only 5 events: a watch resuming from older than that gets 410.
+    with KubeSim(clusters=["gone"], watch_history=5) as sim:
+        client = ClusterClient.from_config_dict(sim.kubeconfig("gone"))
+        spoke_client = ClusterClient.from_config_dict(sim.kubeconfig("gone"))
+        lists: list[str] = []
+        real_list = spoke_client.list
+
+        def counting_list(api_version: str, kind: str, **kwargs: Any) -> Any:
+            lists.append(kind)
+            return real_list(api_version, kind, **kwargs)
+
+        spoke_client.list = counting_list  # type: ignore[method-assign]
+        settings = SpokeSettings(hub=hub.address, cluster="gone", token=hub.token, insecure=True, health_port=0,
+                                 health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0)
+        agent = Agent(settings, cluster=spoke_client).start()
+        try:
+            hub.publish(make_bundle([namespace(NS), configmap("watched", NS, {"v": "1"})]))
+            wait_for(lambda: _ours(client, "gone") == {"watched": {"v": "1"}}, timeout=30, what="applied")
+            wait_for(lambda: "ConfigMap" in lists, timeout=10, what="the ConfigMap drift watch listing")
+            before = lists.count("ConfigMap")
+            # Writes the watch does not select move the history past the watch's resourceVersion...
+            for i in range(20):
+                client.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": f"unrelated-{i}", "namespace": NS}, "data": {"i": str(i)}},
+                             manager="someone-else")
+            # ... and the stream is cut: the resume is answered 410 Gone, so the spoke must list again.
+            sim.set_faults("gone", Faults(watch_cut_after=0.5))
+            wait_for(lambda: lists.count("ConfigMap") > before, timeout=20, what="a re-list after 410 Gone")
+            sim.clear_faults("gone")
+
+            client.delete("v1", "ConfigMap", NS, "watched")
+            wait_for(lambda: _ours(client, "gone") == {"watched": {"v": "1"}}, timeout=20,
+                     what="a deletion after the 410 corrected")
+            live = client.get("v1", "ConfigMap", NS, "watched")
+            assert live is not None
+            client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "watched", "namespace": NS},
+                          "data": {"v": "changed"}}, manager="kubectl-edit", force=True)
+            wait_for(lambda: _ours(client, "gone") == {"watched": {"v": "1"}}, timeout=20,
+                     what="a change after the 410 corrected")
+        finally:
+            agent.stop()
+            spoke_client.close()
+            client.close()
+
+
+def test_stalled_bodies_are_cut_by_the_read_timeout_and_the_spoke_ends_at_the_bundle(
+        hub: FakeHub, kubesim_server: Any, kube_cluster: str, client: ClusterClient) -> None:
+    settings = SpokeSettings(hub=hub.address, cluster=kube_cluster, token=hub.token, insecure=True,
+                             health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0)
+    # A short request timeout so the test is quick; a stalled answer sends no byte, FIN or RST for 30 s.
+    spoke_client = ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster),
+                                                  options=ClientOptions(request_timeout=2.0))
+    reader = ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster),
+                                            options=ClientOptions(request_timeout=2.0))
+    agent = Agent(settings, cluster=spoke_client).start()
+    try:
+        first = {f"first-{i}": {"v": "1"} for i in range(4)}
+        hub.publish(make_bundle([namespace(NS), *(configmap(n, NS, d) for n, d in first.items())]))
+        wait_for(lambda: _ours(client, kube_cluster) == first, timeout=30, what="the first bundle")
+        kubesim_server.set_faults(kube_cluster, Faults(stall_rate=0.15, stall_for=30.0, seed=7))
+        second = {**{f"first-{i}": {"v": "2"} for i in range(2)}, **{f"second-{i}": {"v": "2"} for i in range(3)}}
+        hub.publish(make_bundle([namespace(NS), *(configmap(n, NS, d) for n, d in second.items())]))
+
+        def settled() -> bool:
+            try:
+                return _ours(reader, kube_cluster) == second and _inventory_names(reader) == set(second)
+            except Exception:  # the test's own reads stall too
+                return False
+
+        wait_for(settled, timeout=90, what="the second bundle applied through stalled answers, the rest pruned")
+    finally:
+        kubesim_server.clear_faults(kube_cluster)
+        agent.stop()
+        spoke_client.close()
+        reader.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage-signing-key", "state-secret-deleted"])
+def test_damaged_spoke_state_keeps_the_process_up_and_the_hub_repairs_it(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str, damage: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS), configmap("goes-later", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays", "goes-later"}, timeout=30, what="applied")
+    spoke_process.kill()
+    if damage == "state-secret-deleted":
+        client.delete("v1", "Secret", "convoy-system", "convoy-spoke-state")
+    else:
+        def garble(live: dict[str, Any] | None) -> dict[str, Any]:
+            assert live is not None
+            live["data"]["signing-key"] = base64.b64encode(b"not an ed25519 key").decode()
+            return live
+
+        client.update_with("v1", "Secret", "convoy-system", "convoy-spoke-state", garble, manager="someone")
+    hub.stop()  # away at restart: the process must stay up on what it has
+    spoke_process.start()
+    wait_for(lambda: _ready(spoke_process.port), timeout=30, what="the restarted spoke ready")
+    assert spoke_process.proc is not None and spoke_process.proc.poll() is None
+    if damage == "garbage-signing-key":
+        # It cannot verify its in-cluster copy, so it enforces nothing unverified, and says why and what to do.
+        wait_for(lambda: "not a 32-byte Ed25519 key" in spoke_process.log.read_text(), timeout=10,
+                 what="the bad signing key named in the log")
+        log = spoke_process.log.read_text()
+        assert "Secret/convoy-system/convoy-spoke-state" in log and "to repair:" in log
+
+    # The hub returns; the spoke registers again with its token, and a removal from Git is pruned.
+    hub.start()
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="goes-later pruned")
+    assert spoke_process.proc.poll() is None
+
+
+def test_a_credential_the_hub_refuses_keeps_the_spoke_enforcing_and_says_what_to_do(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="applied")
+    spoke_process.kill()
+
+    def wrong(live: dict[str, Any] | None) -> dict[str, Any]:
+        assert live is not None
+        live["data"]["credential"] = base64.b64encode(b"a-credential-the-hub-never-issued").decode()
+        return live
+
+    client.update_with("v1", "Secret", "convoy-system", "convoy-spoke-state", wrong, manager="someone")
+    spoke_process.start()
+    wait_for(lambda: "UNAUTHENTICATED" in spoke_process.log.read_text(), timeout=30, what="the hub's refusal")
+    client.delete("v1", "ConfigMap", NS, "stays")
+    wait_for(lambda: "stays" in _ours(client, kube_cluster), timeout=20, what="the last bundle still enforced")
+    assert spoke_process.proc is not None and spoke_process.proc.poll() is None
+    # The log says which Secret holds the refused credential and what the operator must do.
+    wait_for(lambda: "does not accept this cluster's credential in Secret/convoy-system/convoy-spoke-state"
+             in spoke_process.log.read_text(), timeout=10, what="the refusal explained")
+    assert "to repair:" in spoke_process.log.read_text() and "convoy cluster token" in spoke_process.log.read_text()
+
+
+def test_the_inventory_secret_deleted_while_running_still_prunes_and_is_stored_again(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS), configmap("goes-later", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays", "goes-later"}, timeout=30, what="applied")
+    wait_for(lambda: client.get("v1", "Secret", "convoy-system", "convoy-inventory") is not None, timeout=10,
+             what="the inventory stored")
+    client.delete("v1", "Secret", "convoy-system", "convoy-inventory")
+
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="goes-later pruned")
+    wait_for(lambda: _inventory_names(client) == {"stays"}, timeout=10, what="the inventory stored again")
+    assert spoke_process.proc is not None and spoke_process.proc.poll() is None
