@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 #: what to do when the hub refuses the stored credential (logged with the refusal)
 CREDENTIAL_REFUSED_HINT = ("to repair: delete that Secret and restart the spoke with a new bootstrap token "
-                           "(`convoy cluster token`)")
+                           "(`convoy token create --cluster NAME`)")
 #: how often the loop wakes when nothing happens (health timeouts, resync)
 TICK = 0.5
 #: seconds between re-applies while objects failed or wait for their dependencies
