@@ -25,7 +25,7 @@ __all__ = ["CredentialStore", "Credentials"]
 
 MANAGER = "convoy"
 _REREGISTER = ("to repair: delete the Secret and restart the spoke with a new bootstrap token "
-               "(`convoy cluster token`), or let it register again with the token it was given")
+               "(`convoy token create --cluster NAME`), or let it register again with the token it was given")
 
 
 @dataclasses.dataclass(frozen=True)
