@@ -469,7 +469,8 @@ def test_a_credential_the_hub_refuses_keeps_the_spoke_enforcing_and_says_what_to
     # The log says which Secret holds the refused credential and what the operator must do.
     wait_for(lambda: "does not accept this cluster's credential in Secret/convoy-system/convoy-spoke-state"
              in spoke_process.log.read_text(), timeout=10, what="the refusal explained")
-    assert "to repair:" in spoke_process.log.read_text() and "convoy token create --cluster" in spoke_process.log.read_text()
+    logged = spoke_process.log.read_text()
+    assert "to repair:" in logged and "convoy token create --cluster" in logged
 
 
 def test_the_inventory_secret_deleted_while_running_still_prunes_and_is_stored_again(
