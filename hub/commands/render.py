@@ -24,6 +24,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from hub.commands import preview_report
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model
 from hub.render import layering, pipeline, sealed
@@ -312,13 +313,15 @@ def _yaml_lines(obj: Any) -> list[str]:
     return yaml.safe_dump(obj, sort_keys=True, allow_unicode=True).splitlines(keepends=True)
 
 
-def diff_bundles(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> BundleDiff:
+def diff_bundles(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None, *,
+                 with_text: bool = True) -> BundleDiff:
+    """How ``head`` differs from ``base``; ``with_text``: with the unified diff (YAML-dumping costs)."""
     before, after = _by_ref(base), _by_ref(head)
     added = tuple(sorted(set(after) - set(before)))
     removed = tuple(sorted(set(before) - set(after)))
     changed = tuple(sorted(ref for ref in set(before) & set(after) if before[ref] != after[ref]))
     chunks: list[str] = []
-    for ref in sorted({*added, *removed, *changed}):
+    for ref in sorted({*added, *removed, *changed}) if with_text else ():
         chunks.extend(difflib.unified_diff(_yaml_lines(before.get(ref)), _yaml_lines(after.get(ref)),
                                            fromfile=f"base/{ref}", tofile=f"head/{ref}"))
     apps_changed = (base or {}).get("apps") != (head or {}).get("apps")
@@ -336,7 +339,8 @@ class PreviewRow:
     error: str
 
 
-def preview_rows(base: pipeline.FleetRender, head: pipeline.FleetRender) -> list[PreviewRow]:
+def preview_rows(base: pipeline.FleetRender, head: pipeline.FleetRender, *,
+                 with_text: bool = True) -> list[PreviewRow]:
     rows = []
     for name in sorted({*base.clusters, *head.clusters}):
         before, after = base.clusters.get(name), head.clusters.get(name)
@@ -345,15 +349,19 @@ def preview_rows(base: pipeline.FleetRender, head: pipeline.FleetRender) -> list
                                    "; ".join(str(error) for error in after.errors)))
             continue
         if after is None:
-            rows.append(PreviewRow(name, "removed", diff_bundles(before.bundle if before else None, None),
+            rows.append(PreviewRow(name, "removed", diff_bundles(before.bundle if before else None, None,
+                                                                 with_text=with_text),
                                    before.digest if before else None, None, ""))
             continue
         if before is None or before.bundle is None:
             status = "new" if before is None else "changed"
-            rows.append(PreviewRow(name, status, diff_bundles(None, after.bundle), None, after.digest, ""))
+            rows.append(PreviewRow(name, status, diff_bundles(None, after.bundle, with_text=with_text), None,
+                                   after.digest, ""))
             continue
-        diff = diff_bundles(before.bundle, after.bundle)
-        rows.append(PreviewRow(name, "unchanged" if before.digest == after.digest else "changed", diff,
+        if before.digest == after.digest:  # equal digests, equal bundles: nothing to diff
+            rows.append(PreviewRow(name, "unchanged", diff_bundles(None, None), before.digest, after.digest, ""))
+            continue
+        rows.append(PreviewRow(name, "changed", diff_bundles(before.bundle, after.bundle, with_text=with_text),
                                before.digest, after.digest, ""))
     return rows
 
@@ -365,19 +373,17 @@ def _revision(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return value
 
 
-def preview_document(rows: list[PreviewRow], *, base: str, head: str) -> dict[str, Any]:
-    """``convoy preview -o json``."""
-    clusters = [{"cluster": row.cluster, "status": row.status, "baseDigest": row.base_digest,
-                 "headDigest": row.head_digest, "error": row.error or None,
-                 "addedObjects": [str(ref) for ref in row.diff.added] if row.diff else [],
-                 "removedObjects": [str(ref) for ref in row.diff.removed] if row.diff else [],
-                 "changedObjects": [str(ref) for ref in row.diff.changed] if row.diff else [],
-                 "appsChanged": bool(row.diff and row.diff.apps_changed)} for row in rows]
-    return {"base": base, "head": head, "changed": sum(1 for row in rows if row.status != "unchanged"),
-            "total": len(rows), "clusters": clusters}
-
-
 WORKING_TREE = "working tree"
+OUTPUTS = ("table", "json", "yaml", "markdown")
+
+
+def _fail_on(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    policies = tuple(sorted({part.strip() for item in value for part in item.split(",") if part.strip()}))
+    unknown = [policy for policy in policies if policy not in preview_report.FAIL_ON]
+    if unknown:
+        raise click.BadParameter(f"unknown policy {', '.join(map(repr, unknown))}; choose from "
+                                 + ", ".join(preview_report.FAIL_ON))
+    return policies
 
 
 @click.command("preview")
@@ -386,18 +392,32 @@ WORKING_TREE = "working tree"
 @click.option("--head", "head_rev", default=None, callback=_revision,
               help="The revision with the change (default: the working tree, uncommitted edits included, as "
                    "`render` and `validate` read it; HEAD for a bare repository or a URL).")
-@click.option("--diff", "show_diff", is_flag=True, help="Print the full unified diff of every changed object.")
-@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True)
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Print the full unified diff of every changed object (table output only).")
+@click.option("-o", "--output", "--format", "output", type=click.Choice(OUTPUTS), default="table",
+              show_default=True,
+              help="table: one row per cluster; markdown: a pull-request comment (by env/region, rollout waves, "
+                   "render errors, identical changes grouped, field diffs, Secret values redacted, at most "
+                   "65,536 characters); json/yaml: the same, machine-readable. --format is -o's other name.")
+@click.option("--fail-on", "fail_on", multiple=True, callback=_fail_on, metavar="POLICY[,POLICY...]",
+              help="Exit 1 when the change breaks a policy: " + "; ".join(
+                  f"{name}: {what}" for name, what in preview_report.FAIL_ON.items())
+              + ". Comma-separated and/or repeated; the report is printed first.")
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 when any cluster's bundle changes, 0 when none does (as `git diff --exit-code`).")
-def preview(repo: str, base_rev: str, head_rev: str | None, show_diff: bool, output: str, exit_code: bool) -> None:
+def preview(repo: str, base_rev: str, head_rev: str | None, show_diff: bool, output: str, fail_on: tuple[str, ...],
+            exit_code: bool) -> None:
     """For every declared cluster: does its bundle change between two revisions, and how.
+
+    Exit codes: 0 nothing breaks; 1 the head fails to render for some cluster, a --fail-on policy
+    fails (one line each on stderr, after the report) or, with --exit-code, a bundle changes; 2 usage.
 
     \b
     Examples:
       convoy preview --base origin/main                 # your uncommitted and committed changes
       convoy preview --repo . --base origin/main --head HEAD --diff
       convoy preview --base main --exit-code -o json > preview.json
+      convoy preview --base origin/main --head HEAD --format markdown --fail-on deletions,render-errors
     """
     renderer = pipeline.Renderer()
     results: list[pipeline.FleetRender] = []
@@ -413,18 +433,23 @@ def preview(repo: str, base_rev: str, head_rev: str | None, show_diff: bool, out
         raise click.ClickException(f"head {head_name}: {head.fleet_error}")
     if base.fleet_error is not None:
         base = dataclasses.replace(base, clusters={})  # everything counts as new against a broken base
-    rows = preview_rows(base, head)
-    changed = [row for row in rows if row.status != "unchanged"]
-    if output != "table":
-        document = preview_document(rows, base=base_rev, head=head_name)
-        click.echo(json.dumps(document, indent=2) if output == "json"
-                   else yaml.safe_dump(document, sort_keys=False).rstrip())
+    report = preview_report.build_report(base, head, base_name=base_rev, head_name=head_name)
+    failures = preview_report.policy_failures(report, fail_on)
+    if output == "table":
+        _print_preview(preview_rows(base, head, with_text=show_diff), base_rev, head_name, show_diff)
+    elif output == "markdown":
+        click.echo(preview_report.to_markdown(report, failures=failures), nl=False)
     else:
-        _print_preview(rows, base_rev, head_name, show_diff)
-    if any(row.status == "error" for row in rows):
+        document = preview_report.to_document(report, failures=failures, fail_on=fail_on)
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False) if output == "json"
+                   else yaml.safe_dump(document, sort_keys=False, allow_unicode=True).rstrip())
+    for line in failures:
+        click.echo(f"Error: {line}", err=True)
+    errors_ = report.with_status("error")
+    if errors_:
         raise click.ClickException("the head revision fails to render for: "
-                                   + ", ".join(row.cluster for row in rows if row.status == "error"))
-    if exit_code and changed:
+                                   + ", ".join(entry.cluster for entry in errors_))
+    if failures or (exit_code and report.affected):
         raise SystemExit(1)
 
 
