@@ -226,8 +226,6 @@ def _strategy(fleet: model.Fleet | None, touched: Callable[[], set[str]]) -> mod
 def build_report(base: pipeline.FleetRender, head: pipeline.FleetRender, *, base_name: str,
                  head_name: str) -> Report:
     """Every cluster's change between ``base`` and ``head``, grouped, with the rollout's waves."""
-    from hub.rollout.controller import changed_apps  # only needed when apps override the strategy
-
     cache: dict[tuple[str | None, str | None, str], ClusterChange] = {}
     entries: list[ClusterEntry] = []
     for name in sorted({*base.clusters, *head.clusters}):
@@ -257,6 +255,9 @@ def build_report(base: pipeline.FleetRender, head: pipeline.FleetRender, *, base
         entries.append(ClusterEntry(name, status, env, region, base_digest, head_digest, "", change))
 
     def touched() -> set[str]:
+        # Only when apps override the strategy; the controller module brings the database layer with it.
+        from hub.rollout.controller import changed_apps
+
         apps: set[str] = set()
         pairs = {(base.clusters[e.cluster].digest, e.head_digest): e.cluster for e in entries if e.status == "changed"}
         for cluster in pairs.values():
