@@ -55,7 +55,8 @@ def test_the_markdown_comment_of_a_pull_request(change: tuple[Path, str, str]) -
     waves = [row.split("|")[2].strip() for row in sections["Rollout"].splitlines() if re.match(r"\| \d", row)]
     assert waves == ["dev", "staging", "canary", "rest"]
     assert "| 4 | rest | 2 | prod-ap-1, prod-us-1 |" in sections["Rollout"]
-    groups = re.findall(r"^#### (\d+) clusters? \(changed\): (.+)$", sections["Changes"], flags=re.M)
+    groups = [m.groups() for line in sections["Changes"].splitlines()
+              if (m := re.fullmatch(r"#### (\d+) clusters? \(changed\): (.+)", line))]
     assert groups == [("4", "dev-eu-1, prod-ap-1, prod-eu-1, staging-eu-1"), ("1", "prod-us-1")]
     us_group = sections["Changes"].split("#### 1 cluster (changed): prod-us-1")[1]
     assert '    data.DATA_LOCATION: "us-storage" → "us-east-storage"' in us_group
