@@ -192,8 +192,22 @@ def _objects(bundle: Mapping[str, Any] | None) -> dict[ObjectRef, Mapping[str, A
     return {ObjectRef.of(obj): obj for obj in (bundle or {}).get("objects") or []}
 
 
+def _differing(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> tuple[list[Any], list[Any]]:
+    """The objects of each side that are not equal to the other side's object at the same position.
+
+    Bundles keep a stable order, so a change usually leaves most positions equal; only the rest need
+    their identities worked out (the costly part at a thousand clusters).
+    """
+    old, new = list((base or {}).get("objects") or []), list((head or {}).get("objects") or [])
+    if len(old) != len(new):
+        return old, new
+    pairs = [(a, b) for a, b in zip(old, new, strict=True) if a != b]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
 def cluster_change(status: str, base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> ClusterChange:
-    before, after = _objects(base), _objects(head)
+    old_objects, new_objects = _differing(base, head)
+    before, after = _objects({"objects": old_objects}), _objects({"objects": new_objects})
     objects: list[ObjectChange] = []
     for ref in sorted(set(before) | set(after)):
         old, new = before.get(ref), after.get(ref)

@@ -313,57 +313,18 @@ def _yaml_lines(obj: Any) -> list[str]:
     return yaml.safe_dump(obj, sort_keys=True, allow_unicode=True).splitlines(keepends=True)
 
 
-def diff_bundles(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None, *,
-                 with_text: bool = True) -> BundleDiff:
-    """How ``head`` differs from ``base``; ``with_text``: with the unified diff (YAML-dumping costs)."""
+def diff_bundles(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> BundleDiff:
     before, after = _by_ref(base), _by_ref(head)
     added = tuple(sorted(set(after) - set(before)))
     removed = tuple(sorted(set(before) - set(after)))
     changed = tuple(sorted(ref for ref in set(before) & set(after) if before[ref] != after[ref]))
     chunks: list[str] = []
-    for ref in sorted({*added, *removed, *changed}) if with_text else ():
+    for ref in sorted({*added, *removed, *changed}):
         chunks.extend(difflib.unified_diff(_yaml_lines(before.get(ref)), _yaml_lines(after.get(ref)),
                                            fromfile=f"base/{ref}", tofile=f"head/{ref}"))
     apps_changed = (base or {}).get("apps") != (head or {}).get("apps")
     return BundleDiff(added=added, removed=removed, changed=changed, apps_changed=apps_changed,
                       text="".join(chunks))
-
-
-@dataclasses.dataclass(frozen=True)
-class PreviewRow:
-    cluster: str
-    status: str        # unchanged | changed | new | removed | error
-    diff: BundleDiff | None
-    base_digest: str | None
-    head_digest: str | None
-    error: str
-
-
-def preview_rows(base: pipeline.FleetRender, head: pipeline.FleetRender, *,
-                 with_text: bool = True) -> list[PreviewRow]:
-    rows = []
-    for name in sorted({*base.clusters, *head.clusters}):
-        before, after = base.clusters.get(name), head.clusters.get(name)
-        if after is not None and after.errors:
-            rows.append(PreviewRow(name, "error", None, before.digest if before else None, None,
-                                   "; ".join(str(error) for error in after.errors)))
-            continue
-        if after is None:
-            rows.append(PreviewRow(name, "removed", diff_bundles(before.bundle if before else None, None,
-                                                                 with_text=with_text),
-                                   before.digest if before else None, None, ""))
-            continue
-        if before is None or before.bundle is None:
-            status = "new" if before is None else "changed"
-            rows.append(PreviewRow(name, status, diff_bundles(None, after.bundle, with_text=with_text), None,
-                                   after.digest, ""))
-            continue
-        if before.digest == after.digest:  # equal digests, equal bundles: nothing to diff
-            rows.append(PreviewRow(name, "unchanged", diff_bundles(None, None), before.digest, after.digest, ""))
-            continue
-        rows.append(PreviewRow(name, "changed", diff_bundles(before.bundle, after.bundle, with_text=with_text),
-                               before.digest, after.digest, ""))
-    return rows
 
 
 def _revision(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -436,7 +397,7 @@ def preview(repo: str, base_rev: str, head_rev: str | None, show_diff: bool, out
     report = preview_report.build_report(base, head, base_name=base_rev, head_name=head_name)
     failures = preview_report.policy_failures(report, fail_on)
     if output == "table":
-        _print_preview(preview_rows(base, head, with_text=show_diff), base_rev, head_name, show_diff)
+        _print_preview(report, base, head, show_diff)
     elif output == "markdown":
         click.echo(preview_report.to_markdown(report, failures=failures), nl=False)
     else:
@@ -453,28 +414,31 @@ def preview(repo: str, base_rev: str, head_rev: str | None, show_diff: bool, out
         raise SystemExit(1)
 
 
-def _print_preview(rows: list[PreviewRow], base_rev: str, head_name: str, show_diff: bool) -> None:
+def _print_preview(report: preview_report.Report, base: pipeline.FleetRender, head: pipeline.FleetRender,
+                   show_diff: bool) -> None:
     table = _table("CLUSTER", "BUNDLE", "ADDED", "REMOVED", "CHANGED", "DIGEST", "ERROR")
-    for row in rows:
-        counts = ((str(len(row.diff.added)), str(len(row.diff.removed)), str(len(row.diff.changed)))
-                  if row.diff else ("-", "-", "-"))
-        digest = (f"{_short(row.base_digest)} -> {_short(row.head_digest)}"
-                  if row.base_digest != row.head_digest else _short(row.head_digest))
-        table.add_row(row.cluster, row.status, *counts, digest, row.error,
-                      style={"error": "red", "changed": "yellow", "new": "green"}.get(row.status))
+    for entry in report.clusters:
+        objects = entry.change.objects if entry.change is not None else ()
+        counts = (("-", "-", "-") if entry.status == "error" else
+                  tuple(str(sum(1 for o in objects if o.action == action))
+                        for action in ("created", "deleted", "changed")))
+        digest = (f"{_short(entry.base_digest)} -> {_short(entry.head_digest)}"
+                  if entry.base_digest != entry.head_digest else _short(entry.head_digest))
+        table.add_row(entry.cluster, entry.status, *counts, digest, entry.error,
+                      style={"error": "red", "changed": "yellow", "new": "green"}.get(entry.status))
     console = _console()
-    console.print(f"preview {base_rev} -> {head_name}", style="bold")
+    console.print(f"preview {report.base} -> {report.head}", style="bold")
     console.print(table)
-    changed = [row for row in rows if row.status != "unchanged"]
-    console.print(f"{len(changed)} of {len(rows)} clusters change")
-    if show_diff:
-        for row in rows:
-            if row.diff is not None and not row.diff.empty:
-                click.echo(f"\n=== cluster {row.cluster} ({row.status}) ===")
-                if row.diff.apps_changed:
-                    click.echo("apps (order, namespace, dependsOn or driftPolicy) changed")
-                click.echo(row.diff.text, nl=False)
-
-
-
-
+    console.print(f"{len(report.affected)} of {len(report.clusters)} clusters change")
+    if not show_diff:
+        return
+    for entry in report.clusters:
+        if entry.change is None:
+            continue
+        before, after = base.clusters.get(entry.cluster), head.clusters.get(entry.cluster)
+        diff = diff_bundles(before.bundle if before else None, after.bundle if after else None)
+        if not diff.empty:
+            click.echo(f"\n=== cluster {entry.cluster} ({entry.status}) ===")
+            if diff.apps_changed:
+                click.echo("apps (order, namespace, dependsOn or driftPolicy) changed")
+            click.echo(diff.text, nl=False)
