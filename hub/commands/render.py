@@ -313,6 +313,24 @@ def _yaml_lines(obj: Any) -> list[str]:
     return yaml.safe_dump(obj, sort_keys=True, allow_unicode=True).splitlines(keepends=True)
 
 
+def _redacted(obj: Any, base: Any = None) -> Any:
+    """``obj`` with a plaintext Secret's values replaced; with ``base``, marked where they differ from its.
+
+    The unified diff still shows which keys changed; sealed (SOPS) values are ciphertext and stay.
+    """
+    if not isinstance(obj, Mapping) or obj.get("kind") != "Secret" or sops.is_sealed(obj):
+        return obj
+    out = dict(obj)
+    for field in ("data", "stringData"):
+        values = obj.get(field)
+        if isinstance(values, Mapping):
+            theirs = base.get(field) if isinstance(base, Mapping) else None
+            theirs = theirs if isinstance(theirs, Mapping) else {}
+            out[field] = {key: preview_report.REDACTED if base is None or theirs.get(key) == value
+                          else f"{preview_report.REDACTED} (differs)" for key, value in values.items()}
+    return out
+
+
 def diff_bundles(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> BundleDiff:
     before, after = _by_ref(base), _by_ref(head)
     added = tuple(sorted(set(after) - set(before)))
@@ -320,7 +338,8 @@ def diff_bundles(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None)
     changed = tuple(sorted(ref for ref in set(before) & set(after) if before[ref] != after[ref]))
     chunks: list[str] = []
     for ref in sorted({*added, *removed, *changed}):
-        chunks.extend(difflib.unified_diff(_yaml_lines(before.get(ref)), _yaml_lines(after.get(ref)),
+        old, new = before.get(ref), after.get(ref)
+        chunks.extend(difflib.unified_diff(_yaml_lines(_redacted(old)), _yaml_lines(_redacted(new, old)),
                                            fromfile=f"base/{ref}", tofile=f"head/{ref}"))
     apps_changed = (base or {}).get("apps") != (head or {}).get("apps")
     return BundleDiff(added=added, removed=removed, changed=changed, apps_changed=apps_changed,

@@ -107,3 +107,23 @@ def test_a_head_that_breaks_clusters_lists_them_and_exits_1(tmp_path: Path) -> N
     rows = [row.split("|")[1].strip() for row in errors.splitlines() if row.startswith("| prod")]
     assert rows == ["prod-ap-1", "prod-eu-1", "prod-us-1"]
     assert "**3 fail to render**" in out
+
+
+def test_secret_values_appear_in_no_output(tmp_path: Path) -> None:
+    repo, _ = sample_repo(tmp_path)
+    repo_dir = Path(repo.working_dir)
+    kustomization = (repo_dir / "apps/web/base/kustomization.yaml").read_text()
+    secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {password: %s}\n"
+    base = commit_files(repo_dir, {"apps/web/base/creds.yaml": secret % "old-hunter2",
+                                   "apps/web/base/kustomization.yaml": kustomization.replace(
+                                       "  - service.yaml\n", "  - service.yaml\n  - creds.yaml\n")})
+    head = commit_files(repo_dir, {"apps/web/base/creds.yaml": secret % "new-hunter3"})
+    outputs = []
+    for flags in (["--format", "markdown"], ["--format", "json"], ["-o", "yaml"], ["--diff"]):
+        code, out, err = _run("preview", "--repo", str(repo_dir), "--base", base, "--head", head, *flags)
+        assert code == 0, err
+        assert "hunter" not in out + err, flags
+        outputs.append(out)
+    markdown, _, _, diff = outputs
+    assert "    stringData.password: <redacted> → <redacted>" in markdown
+    assert "-  password: <redacted>\n+  password: <redacted> (differs)" in diff
