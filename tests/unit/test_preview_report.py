@@ -199,3 +199,27 @@ def test_a_huge_change_is_truncated_to_the_comment_limit_with_a_note() -> None:
 def test_a_value_with_backticks_cannot_close_the_code_fence() -> None:
     block = pr._fence('x: "```" → "````"')
     assert block.startswith("`````diff\n") and block.endswith("\n`````")
+
+
+def test_an_app_s_own_strategy_governs_when_the_change_touches_that_app() -> None:
+    fleet = model.parse_fleet({
+        "apiVersion": "convoy.dev/v1alpha1", "kind": "Fleet",
+        "apps": [{"name": "web", "path": "apps/web",
+                  "rollout": {"waves": [{"name": "us-first", "selector": "region=us"}]}},
+                 {"name": "db", "path": "apps/db"}],
+        "rollout": {"waves": [{"name": "canary", "selector": {"matchLabels": {"canary": "true"}}}]},
+    })
+
+    def labelled(cluster: str, app: str, image: str) -> list[dict[str, Any]]:
+        return [{"apiVersion": "apps/v1", "kind": "Deployment",
+                 "metadata": {"name": app, "namespace": "shop", "labels": {bundles.LABEL_APP: app}},
+                 "spec": {"image": image}}]
+
+    def render(image: str, app: str) -> pipeline.FleetRender:
+        return _fleet({name: _cluster(name, labels, labelled(name, app, image)) for name, labels in LABELS.items()},
+                      fleet)
+
+    web = pr.build_report(render("1", "web"), render("2", "web"), base_name="a", head_name="b")
+    assert [w.name for w in web.waves] == ["us-first", "rest"] and web.waves[0].clusters == ("prod-us-1",)
+    db = pr.build_report(render("1", "db"), render("2", "db"), base_name="a", head_name="b")
+    assert [w.name for w in db.waves] == ["canary", "rest"] and db.waves[0].clusters == ("prod-eu-1",)
