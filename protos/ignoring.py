@@ -154,7 +154,7 @@ def _closing_bracket(text: str, start: int) -> int:
 def _json_value(text: str, body: str) -> Any:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested ~1,000 deep
         raise IgnoreError(f"{text!r}: {body!r} is not a JSON value (quote strings: [name=\"web\"])") from None
 
 
@@ -168,7 +168,7 @@ def _bracket(text: str, body: str) -> Element:
     for part in _split_outside_strings(body):
         name, sep, value = part.partition("=")
         if not sep or not name.strip():
-            raise IgnoreError(f"{text!r}: [{body}] is neither an index ([0]), a value ([=\"x\"]) nor keys "
+            raise IgnoreError(f"{text!r}: {'[' + body + ']'!r} is neither an index ([0]), a value ([=\"x\"]) nor keys "
                               "([name=\"web\"])")
         keys[name.strip()] = _json_value(text, value.strip())
     return ("key", keys)
