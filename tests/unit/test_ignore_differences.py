@@ -183,3 +183,10 @@ def test_bundle_rules_by_app_report_a_bad_entry_and_keep_the_good_ones() -> None
     rules, problems = ignoring.rules_by_app(bundle)
     assert [r.json_pointers for r in rules["web"]] == [("/spec/replicas",)]
     assert len(problems) == 1 and "app web: ignoreDifferences[1]" in problems[0] and "'x'" in problems[0]
+
+
+def test_a_json_pointer_number_is_a_list_position_and_a_missing_path_changes_nothing() -> None:
+    out = ignoring.without(WEBHOOK, [_rule(jsonPointers=["/webhooks/1/clientConfig/caBundle", "/webhooks/7/name",
+                                                         "/spec/absent"])])
+    assert out["webhooks"][1]["clientConfig"] == {"url": "https://x"}
+    assert out["webhooks"][0] == WEBHOOK["webhooks"][0] and "spec" not in out
