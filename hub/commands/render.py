@@ -447,7 +447,7 @@ def _print_preview(rows: list[PreviewRow], base_rev: str, head_name: str, show_d
             if row.diff is not None and not row.diff.empty:
                 click.echo(f"\n=== cluster {row.cluster} ({row.status}) ===")
                 if row.diff.apps_changed:
-                    click.echo("apps (order, namespace, dependsOn or driftPolicy) changed")
+                    click.echo("apps (order, namespace, dependsOn, driftPolicy or ignoreDifferences) changed")
                 click.echo(row.diff.text, nl=False)
 
 
