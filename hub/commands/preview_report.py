@@ -416,7 +416,7 @@ def _group_block(change: ClusterChange, names: Sequence[str]) -> str:
     summary = ", ".join(f"{n} {action}" for action, n in counts.items() if n) or "no object changes"
     lines: list[str] = []
     if change.apps_changed and change.status == "changed":
-        lines.append("~ apps (order, namespace, dependsOn or driftPolicy) changed")
+        lines.append("~ apps (order, namespace, dependsOn, driftPolicy or ignoreDifferences) changed")
     for obj in change.objects[:MAX_OBJECTS_PER_GROUP]:
         lines.append(f"{_SIGN[obj.action]} {obj.ref}")
         for field in obj.fields[:MAX_FIELDS_PER_OBJECT]:

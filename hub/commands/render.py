@@ -459,5 +459,5 @@ def _print_preview(report: preview_report.Report, base: pipeline.FleetRender, he
         if not diff.empty:
             click.echo(f"\n=== cluster {entry.cluster} ({entry.status}) ===")
             if diff.apps_changed:
-                click.echo("apps (order, namespace, dependsOn or driftPolicy) changed")
+                click.echo("apps (order, namespace, dependsOn, driftPolicy or ignoreDifferences) changed")
             click.echo(diff.text, nl=False)

@@ -1,7 +1,7 @@
 """The fleet repository's model and per-cluster resolution (pure; reads through a RepoFS).
 
 * ``model`` — fleet.yaml: apps (base, targets, overlays, dependsOn, clusterLayer,
-  driftPolicy, rollout override) and the rollout strategy; ``load_fleet(fs)``.
+  driftPolicy, ignoreDifferences, rollout override) and the rollout strategy; ``load_fleet(fs)``.
 * ``clusters`` — ``clusters/NAME/cluster.yaml`` (labels, vars), label merging (Git wins),
   ``ClusterInfo`` (what a render of one cluster depends on).
 * ``resolving`` — which apps and layers apply to one cluster.
