@@ -294,6 +294,18 @@ def _set_smp(patch: dict[str, Any], elements: Sequence[Element], value: Any, *, 
             node.append(element.value)
 
 
+def _escaped(value: Any) -> Any:
+    """``value`` with every ``${`` written ``$${``: the hub substitutes ``${var}`` after kustomize, and a
+    live value is meant literally."""
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _escaped(item) for key, item in value.items()}
+    return value
+
+
 def _target(ref: ObjectRef, api_version: str, app_namespace: str | None) -> dict[str, str]:
     group, _, version = api_version.rpartition("/")
     target = {"group": group, "version": version, "kind": ref.kind, "name": ref.name}
@@ -331,7 +343,7 @@ def patches_for(drifted: Drifted, rendered: Mapping[str, Any] | None, *,
         where = f"{ref} {change.path}"
         try:
             elements = parse_path(change.path, rendered, schema)
-            live = None if change.live == ABSENT else json.loads(change.live)
+            live = None if change.live == ABSENT else _escaped(json.loads(change.live))
         except ValueError as exc:
             raise AdoptError(f"{where}: cannot read this field path or its live value ({exc})") from None
         if not elements:

@@ -16,8 +16,16 @@ from grpc import aio
 
 from hub.commands import hubserve
 from protos.codec import pb
-from tests.integration.hub_harness import GIT_ENV, Spoke, admin_of, channel, convoy, hub_settings, running_hub, \
-    sample_repo
+from tests.integration.hub_harness import (
+    GIT_ENV,
+    Spoke,
+    admin_of,
+    channel,
+    convoy,
+    hub_settings,
+    running_hub,
+    sample_repo,
+)
 
 WEB = pb.ObjectRef(group="apps", kind="Deployment", namespace="shop", name="web")
 VIEWER = pb.ObjectRef(group="rbac.authorization.k8s.io", kind="ClusterRole", name="platform-viewer")

@@ -149,3 +149,10 @@ def test_commit_message_says_who_changed_what_and_when() -> None:
     assert "  .spec.replicas: 1 -> 5" in body
     assert json.loads("5") == adoption.value_at({"spec": {"replicas": 5}, "kind": "Deployment",
                                                  "apiVersion": "apps/v1"}, ".spec.replicas")
+
+
+def test_a_live_value_with_a_dollar_brace_is_escaped_from_the_hubs_substitution() -> None:
+    cm = {**CONFIGMAP, "metadata": {"name": "web-config", "namespace": "shop"}}
+    drifted = _drift((".data.A", '"1"', '"${HOME}"'), ref=ObjectRef("", "ConfigMap", "shop", "web-config"))
+    (entry,) = adoption.patches_for(drifted, cm, app_namespace="shop")
+    assert yaml.safe_load(entry["patch"])["data"] == {"A": "$${HOME}"}
