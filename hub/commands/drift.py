@@ -216,10 +216,13 @@ def _patches(items: Sequence[adoption.Drifted], objects: Mapping[ObjectRef, Mapp
 def _cluster_layer_edits(repo: _Repo, cluster: str, items: Sequence[adoption.Drifted],
                          objects: Mapping[ObjectRef, Mapping[str, Any]], fleet: model.Fleet) -> dict[str, str]:
     files: dict[str, str] = {}
+    wired: set[str] = set()  # apps given a clusterLayer in this commit (two objects of one app: one line)
     for app, entries in _patches(items, objects, fleet):
-        if app.cluster_layer is None:
+        if app.cluster_layer is None and app.name not in wired:
+            wired.add(app.name)
             _edit_fleet(files, repo, lambda text, a=app: editing.add_app_field(
                 text, a.name, "clusterLayer", DEFAULT_CLUSTER_LAYER, where=FLEET_FILE))
+        if app.cluster_layer is None:
             directory = DEFAULT_CLUSTER_LAYER.format(cluster=cluster, app=app.name)
         else:
             directory = str(app.cluster_layer_path(cluster))

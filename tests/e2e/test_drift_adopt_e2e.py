@@ -85,6 +85,7 @@ def test_a_kubectl_scale_is_adopted_into_a_branch_whose_preview_converges_to_liv
     localfleet.wait_until(lambda: _drifted_paths(fleet) == expected, timeout=30, what="the reported drift")
     status = _cli(fleet, "status")
     assert f"adopt into Git: convoy drift adopt {CLUSTER}" in status.stdout, status.stdout
+    assert f"adopt into Git: convoy drift adopt {CLUSTER}" in _cli(fleet, "describe", CLUSTER).stdout
 
     adopted = _cli(fleet, "drift", "adopt", CLUSTER, "--repo", str(fleet.repo_dir), "--branch", BRANCH)
     assert adopted.returncode == 0, adopted.stderr

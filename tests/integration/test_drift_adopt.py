@@ -29,6 +29,7 @@ from tests.integration.hub_harness import (
 
 WEB = pb.ObjectRef(group="apps", kind="Deployment", namespace="shop", name="web")
 VIEWER = pb.ObjectRef(group="rbac.authorization.k8s.io", kind="ClusterRole", name="platform-viewer")
+ACCOUNT = pb.ObjectRef(kind="ServiceAccount", namespace="platform-system", name="platform-viewer")
 PROD = {"prod-eu-1": {"env": "prod", "region": "eu"}, "prod-us-1": {"env": "prod", "region": "us"},
         "prod-ap-1": {"env": "prod", "region": "ap"}}
 
@@ -78,6 +79,12 @@ async def test_adopt_writes_the_cluster_layer_on_a_new_branch_and_preview_shows_
                                                     ('.spec.template.spec.containers[name="web"].image',
                                                      '"nginx:1.27"', '"nginx:1.28"'))],
                                 "prod-ap-1": []})
+        dry = await convoy(hub, tmp_path, "drift", "adopt", "prod-us-1", "--repo", str(repo.working_tree_dir),
+                           "--branch", "adopt-us", "--dry-run")
+        assert dry.exit_code == 0, dry.output
+        assert "--- clusters/prod-us-1/web/kustomization.yaml" in dry.output and "replicas: 5" in dry.output
+        assert "--- commit message (branch adopt-us)\nAdopt manual change on prod-us-1" in dry.output
+        assert [h.name for h in repo.heads] == [repo.active_branch.name]  # a dry run makes no branch
         result = await convoy(hub, tmp_path, "drift", "adopt", "prod-us-1", "--repo", str(repo.working_tree_dir),
                               "--branch", "adopt-us")
         assert result.exit_code == 0, result.output
@@ -110,7 +117,8 @@ async def test_adopt_appends_to_an_existing_layer_and_wires_a_missing_cluster_la
     async with running_hub(settings) as hub, channel(hub) as ch:
         await _spokes(hub, ch, {"prod-eu-1": [
             _item(WEB, "web", ('.spec.template.spec.containers[name="web"].image', '"nginx:1.27"', '"nginx:1.28"')),
-            _item(VIEWER, "platform", (".metadata.labels.team", "<absent>", '"sre"'))]})
+            _item(VIEWER, "platform", (".metadata.labels.team", "<absent>", '"sre"')),
+            _item(ACCOUNT, "platform", (".metadata.labels.team", "<absent>", '"sre"'))]})
         result = await convoy(hub, tmp_path, "drift", "adopt", "prod-eu-1", "--repo", str(repo.working_tree_dir),
                               "--branch", "adopt-eu")
         assert result.exit_code == 0, result.output
@@ -123,6 +131,10 @@ async def test_adopt_appends_to_an_existing_layer_and_wires_a_missing_cluster_la
         assert fleet_after.count("# ") == fleet_before.count("# ")
         platform = yaml.safe_load(fleet_after)["apps"][0]
         assert platform["name"] == "platform" and platform["clusterLayer"] == "clusters/{cluster}/{app}"
+        assert fleet_after.count("clusterLayer:") == fleet_before.count("clusterLayer:") + 1
+        platform_layer = yaml.safe_load(_show(repo, "adopt-eu", "clusters/prod-eu-1/platform/kustomization.yaml"))
+        # The ServiceAccount names its own namespace (platform has no app namespace): the target says it.
+        assert [p["target"].get("namespace") for p in platform_layer["patches"]] == [None, "platform-system"]
         assert "clusters/prod-eu-1/platform/kustomization.yaml" in result.output
         statuses = await _preview(hub, tmp_path, repo, "adopt-eu")
         assert {name for name, status in statuses.items() if status != "unchanged"} == {"prod-eu-1"}
