@@ -360,11 +360,19 @@ def patches_for(drifted: Drifted, rendered: Mapping[str, Any] | None, *,
             continue
         _set_smp(smp, elements, live, delete_item=removed)
     entries: list[dict[str, Any]] = []
+    # The ops' indices are the rendered object's: they go first, before the strategic-merge patch can
+    # remove a list item, and removals last, deepest and highest index first, so none shifts another's.
+    if ops:
+        kept = [op for op in ops if op["op"] != "remove"]
+        removals = sorted((op for op in ops if op["op"] == "remove"), key=_pointer_order, reverse=True)
+        entries.append({"target": target, "patch": _dump(kept + removals)})
     if smp != {**head, "metadata": {"name": ref.name}}:
         entries.append({"target": target, "patch": _dump(smp)})
-    if ops:
-        entries.append({"target": target, "patch": _dump(ops)})
     return entries
+
+
+def _pointer_order(op: Mapping[str, Any]) -> list[tuple[int, int | str]]:
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in str(op["path"]).split("/")]
 
 
 def same_drift(a: Drifted, b: Drifted) -> bool:

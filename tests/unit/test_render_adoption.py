@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from hub.fleet import editing
-from hub.render import adoption
+from hub.render import adoption, kustomize
+from hub.tree import repofs
 from protos.objects import ObjectRef
 
 DEPLOYMENT: dict[str, Any] = {
@@ -54,8 +55,13 @@ def _kustomize(tmp_path: Path, entries: list[dict[str, Any]]) -> dict[ObjectRef,
     # As the hub combines layers (docs/fleet-config.md "Layers"); the app namespace is stamped afterwards.
     (tmp_path / "top" / "kustomization.yaml").write_text("resources: [../base]\ncomponents: [../layer]\n")
     out = subprocess.run([kubectl, "kustomize", str(tmp_path / "top")], capture_output=True, text=True, check=True)
+    oracle = list(yaml.safe_load_all(out.stdout))
+    # The hub's own engine must build these patches as the oracle does (it is what the hub serves).
+    native = kustomize.build(repofs.DirectoryFS(str(tmp_path)), "top",
+                             options=kustomize.BuildOptions(allow_external=False))
+    assert native.engine == "native" and native.objects == oracle
     objects = {}
-    for obj in yaml.safe_load_all(out.stdout):
+    for obj in oracle:
         obj["metadata"].setdefault("namespace", "shop")
         objects[ObjectRef.of(obj)] = obj
     return objects
@@ -156,3 +162,14 @@ def test_a_live_value_with_a_dollar_brace_is_escaped_from_the_hubs_substitution(
     drifted = _drift((".data.A", '"1"', '"${HOME}"'), ref=ObjectRef("", "ConfigMap", "shop", "web-config"))
     (entry,) = adoption.patches_for(drifted, cm, app_namespace="shop")
     assert yaml.safe_load(entry["patch"])["data"] == {"A": "$${HOME}"}
+
+
+def test_indices_hold_when_an_item_is_removed_and_a_later_position_changed(tmp_path: Path) -> None:
+    # The JSON6902 ops (indices of the rendered object) come before the strategic-merge patch that deletes
+    # sidecar, and both positions of web's args change in one op list.
+    drifted = _drift(('.spec.template.spec.containers[name="sidecar"]', '{"name": "sidecar"}', adoption.ABSENT),
+                     ('.spec.template.spec.containers[name="web"].args[0]', '"--port"', '"--listen"'),
+                     ('.spec.template.spec.containers[name="web"].args[1]', '"8080"', '"9090"'))
+    web = _adopt(tmp_path, drifted)[WEB]
+    assert [c["name"] for c in web["spec"]["template"]["spec"]["containers"]] == ["web"]
+    assert web["spec"]["template"]["spec"]["containers"][0]["args"] == ["--listen", "9090"]
