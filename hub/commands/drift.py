@@ -96,9 +96,12 @@ class _Repo:
     branch: str  # the checked-out branch's name, or the commit when detached
 
     def read(self, path: str) -> str | None:
+        """The file's text at HEAD; None when HEAD has no such file."""
+        import git
+
         try:
             return str(self.git.git.show(f"{self.head}:{path}", strip_newline_in_stdout=False))
-        except Exception:  # git.GitCommandError: no such file at HEAD
+        except git.GitCommandError:
             return None
 
 
