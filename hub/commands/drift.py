@@ -328,6 +328,8 @@ def adopt(hub_name: str | None, cluster: str, refs: tuple[str, ...], repo_path: 
     base = _render(repo, repo.head, labels)
     assert base.fleet is not None
     objects = _objects(base, cluster)
+    for line in adoption.moved_since(objects, items):
+        click.echo(f"warning: {line}", err=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     branch = branch or f"convoy/adopt-{cluster}-{stamp}"
     if selector is None:

@@ -47,6 +47,7 @@ __all__ = [
     "SetValue",
     "commit_message",
     "mismatches",
+    "moved_since",
     "parse_path",
     "patches_for",
     "same_drift",
@@ -449,3 +450,28 @@ def mismatches(objects: Mapping[ObjectRef, Mapping[str, Any]], items: Sequence[D
                 shown = ABSENT if rendered is MISSING else json.dumps(rendered)
                 wrong.append(f"{item.ref} {change.path}: renders {shown}, live is {change.live}")
     return wrong
+
+
+def moved_since(objects: Mapping[ObjectRef, Mapping[str, Any]], items: Sequence[Drifted]) -> list[str]:
+    """Fields whose rendered value is not the desired value the drift was measured against.
+
+    The repository moved on since the spoke applied its bundle: adopting sets the live value over
+    the newer one, which the user should hear about.
+    """
+    moved = []
+    for item in items:
+        obj = objects.get(item.ref)
+        if obj is None or item.kind_of_drift == "deleted":
+            continue
+        for change in item.changes:
+            if change.desired in (ABSENT, REDACTED):
+                continue
+            try:
+                desired = json.loads(change.desired)
+            except ValueError:
+                continue
+            rendered = value_at(obj, change.path)
+            if rendered is not MISSING and rendered != desired:
+                moved.append(f"{item.ref} {change.path}: HEAD renders {json.dumps(rendered)}, the drift was "
+                             f"measured against {change.desired}; the patch sets the live value {change.live}")
+    return moved

@@ -173,3 +173,10 @@ def test_indices_hold_when_an_item_is_removed_and_a_later_position_changed(tmp_p
     web = _adopt(tmp_path, drifted)[WEB]
     assert [c["name"] for c in web["spec"]["template"]["spec"]["containers"]] == ["web"]
     assert web["spec"]["template"]["spec"]["containers"][0]["args"] == ["--listen", "9090"]
+
+
+def test_a_field_the_repository_changed_since_the_drift_is_named() -> None:
+    drifted = _drift((".spec.replicas", "3", "5"), (".metadata.annotations.owner", '"team-a"', '"team-b"'))
+    assert adoption.moved_since({WEB: DEPLOYMENT}, [drifted]) == [
+        "Deployment.apps/shop/web .spec.replicas: HEAD renders 1, the drift was measured against 3; "
+        "the patch sets the live value 5"]
