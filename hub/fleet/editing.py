@@ -86,8 +86,8 @@ def _entry_lines(entry: dict[str, Any], indent: int) -> list[str]:
     pad = " " * indent
     out = []
     if "target" in entry:
-        target = ", ".join(f"{k}: {v}" for k, v in entry["target"].items())
-        out.append(f"{pad}- target: {{{target}}}")
+        target = yaml.safe_dump(dict(entry["target"]), default_flow_style=True, sort_keys=False, width=1000).strip()
+        out.append(f"{pad}- target: {target}")
         out.append(f"{pad}  patch: |-")
     else:
         out.append(f"{pad}- patch: |-")
