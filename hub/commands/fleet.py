@@ -142,7 +142,8 @@ def _status_view(response: pb.ListClustersResponse, output: str) -> tuple[str, A
     first, *notes = formatting.fleet_header(response, now=now)
     header = [Text(first, style="bold"), *(Text(line, style="bold red") for line in notes)]
     table = formatting.status_table(rows, now=now, width=_table_width(), wide=output == "wide")
-    return key, Group(*header, table, Text(formatting.fleet_summary(rows)))
+    hints = [Text(line) for line in formatting.adopt_hints(rows)]
+    return key, Group(*header, table, Text(formatting.fleet_summary(rows)), *hints)
 
 
 def _console() -> Console:
@@ -283,6 +284,7 @@ def describe(hub_name: str | None, cluster: str, output: str) -> None:
         console.print("\n[bold]Drift[/bold]")
         for line in formatting.drift_lines(detail.drift):
             console.print("  " + line, markup=False, highlight=False)
+        console.print(formatting.adopt_hint(cluster), markup=False, highlight=False)
     if document["recentEvents"]:
         console.print("\n[bold]Recent events[/bold]")
         for event in document["recentEvents"]:

@@ -25,6 +25,8 @@ __all__ = [
     "STATUS_COLUMNS",
     "Column",
     "Condition",
+    "adopt_hint",
+    "adopt_hints",
     "ago",
     "clock_skew",
     "cluster_row",
@@ -314,6 +316,27 @@ def history_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         table.add_row(row["at"] or "-", row["cluster"] or "fleet", row["kind"], row["commit"][:8] or "-",
                       Text(row["message"]))
     return table
+
+
+#: At most this many ``adopt into Git`` lines under the status table; the rest are counted.
+MAX_ADOPT_HINTS = 5
+
+
+def adopt_hint(cluster: str) -> str:
+    return f"adopt into Git: convoy drift adopt {cluster}"
+
+
+def adopt_hints(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per drifted cluster saying how to turn its manual change into a commit.
+
+    Drift that stays shown is drift the spoke only reports (driftPolicy ``report``); corrected drift
+    leaves the status within seconds, so these lines are for the changes someone may want to keep.
+    """
+    drifted = [str(row["name"]) for row in rows if row.get("drift")]
+    lines = [adopt_hint(name) for name in drifted[:MAX_ADOPT_HINTS]]
+    if len(drifted) > MAX_ADOPT_HINTS:
+        lines.append(f"... and {plural(len(drifted) - MAX_ADOPT_HINTS, 'more drifted cluster')}")
+    return lines
 
 
 def drift_lines(items: Iterable[pb.DriftItem]) -> list[str]:
