@@ -5,6 +5,8 @@ on a private PostgreSQL server (so other tests sharing 127.0.0.1:5432 are not di
   seconds and redoes the sync idempotently: every desired digest is the render's, one desired-change
   event per cluster, one commit-seen event, the head deployed.
 * PostgreSQL restarted under the replicas: one of them leads again and deploys the next commit.
+* A follower SIGKILLed with a spoke on it: the spoke moves to the leader and applies the next commit,
+  and `convoy status` shows the killed replica gone within three heartbeats.
 * A replica cut off from its database ends its Watch streams (UNAVAILABLE, "lost its database") rather
   than serve what it remembers as current, and serves again once the database is back.
 """
@@ -12,7 +14,9 @@ on a private PostgreSQL server (so other tests sharing 127.0.0.1:5432 are not di
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,15 +25,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import kubernetes
 import pytest
+from click.testing import CliRunner
 from grpc import aio
 
 from hub import service
+from hub.cli import cli
 from hub.commands import hubserve
+from hub.security import admin_credential as admin_sec
+from hub.security import ca as ca_sec
 from hub.security import secrets as hub_secrets
 from hub.store import db as store_db
 from hub.store import models, replicas
 from hub.store import repository as store
+from kubesim.testing import KubeSim
+from spoke.agent import Agent
+from spoke.cluster import ClusterClient
+from spoke.settings import SpokeSettings
 from tests.integration.fault_harness import (
     _BATCHED_HUB,
     CLUSTERS,
@@ -59,7 +72,8 @@ from tests.polling import poll
 class _Replica:
     """One `convoy hub serve` process: its own data directory, the shared database and identity."""
 
-    def __init__(self, repo: FleetRepo, root: Path, name: str, url: str, *, crash_at: str = "") -> None:
+    def __init__(self, repo: FleetRepo, root: Path, name: str, url: str, *, crash_at: str = "",
+                 extra: tuple[str, ...] = ()) -> None:
         env = {**os.environ}
         env.pop(service.CRASH_AT_ENV, None)
         if crash_at:
@@ -68,8 +82,14 @@ class _Replica:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BATCHED_HUB, "hub", "serve", "--repo", str(repo.path), "--data-dir",
              str(root / name), "--identity-dir", str(root / "identity"), "--database-url", url,
-             "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--poll-interval", "0.3"],
+             "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--poll-interval", "0.3", *extra],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.log_path = root / f"replica-{name}.log"
+
+    def address(self) -> str | None:
+        """The gRPC address it serves on, once its log says so."""
+        found = re.search(r"gRPC listening on (\S+) \(", self.log_path.read_text(errors="replace"))
+        return found.group(1) if found else None
 
 
 @pytest.fixture
@@ -270,5 +290,95 @@ def test_the_leader_killed_while_a_canary_wave_bakes_the_new_leader_neither_rest
         assert moved == ["c1"], _history(db)  # still baking: the second wave not released early
         assert len(_events(db, models.EventKind.ROLLOUT_STARTED, head)) == 1
         assert len(_events(db, models.EventKind.COMMIT_SEEN, head)) == 1
+    finally:
+        db.dispose()
+
+
+def _cli(root: Path, address: str, *args: str) -> str:
+    """The real CLI against the replica at ``address`` (the shared identity's CA and admin credential)."""
+    identity = root / "identity"
+    env = {"CONVOY_CONFIG": str(root / "cli-config.yaml"), "CONVOY_HUB": address,
+           "CONVOY_HUB_CA": str(ca_sec.tls_dir(identity) / "ca.crt"),
+           "CONVOY_CREDENTIAL_FILE": str(admin_sec.admin_credential_path(identity))}
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _status(root: Path, address: str) -> dict[str, object]:
+    document: dict[str, object] = json.loads(_cli(root, address, "status", "-o", "json"))
+    return document
+
+
+def _replica_view(root: Path, address: str) -> dict[str, tuple[bool, bool, int]]:
+    """address -> (leader, gone, streams) as `convoy status` shows them."""
+    replicas_shown = _status(root, address)["replicas"]
+    assert isinstance(replicas_shown, list)
+    return {r["address"]: (r["leader"], r["gone"], r["streams"]) for r in replicas_shown}
+
+
+def test_a_follower_killed_with_a_spoke_on_it_the_spoke_moves_to_the_leader_and_status_shows_it_gone(
+        tmp_path: Path, private_postgres: PrivatePostgres, replicas_started: list[_Replica],
+        kubesim_server: KubeSim, kube_cluster: str) -> None:
+    repo = _fleet(tmp_path, rollout=False)
+    url = private_postgres.url
+    db = store_db.Database(url)
+    beat = ("--replica-heartbeat", "0.5")
+    try:
+        replicas_started.append(leader := _Replica(repo, tmp_path, "r0", url, extra=beat))
+        _until("the first commit deployed", lambda: _deployed_or_none(db) == repo.head())
+        replicas_started.append(follower := _Replica(repo, tmp_path, "r1", url, extra=beat))
+        _until("both replicas to serve", lambda: leader.address() and follower.address())
+        a, b = leader.address() or "", follower.address() or ""
+        assert _leader_pid(url) == leader.proc.pid
+
+        token = re.search(r"^token:\s+(\S+)", _cli(tmp_path, a, "token", "create"), re.MULTILINE)
+        assert token is not None
+        ca_file = ca_sec.tls_dir(tmp_path / "identity") / "ca.crt"
+        agent = Agent(SpokeSettings(hub=f"{b},{a}", cluster=kube_cluster, token=token.group(1),
+                                    hub_ca_file=str(ca_file), health_port=0, health_host="127.0.0.1",
+                                    heartbeat=1.0, reconnect_cap=1.0),
+                      cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster)))
+        api = kubesim_server.api_client(kube_cluster)
+        core = kubernetes.client.CoreV1Api(api)
+
+        def version() -> str | None:
+            try:
+                return str(core.read_namespaced_config_map("web-config", "shop").data["version"])
+            except kubernetes.client.ApiException:
+                return None
+
+        core.create_namespace({"metadata": {"name": "shop"}})
+        agent.start()
+        try:
+            _until("the first bundle applied", lambda: version() == "1")
+            _until("status to show the spoke's stream on the follower",
+                   lambda: _replica_view(tmp_path, a) == {a: (True, False, 0), b: (False, False, 1)}, timeout=15)
+
+            follower.proc.send_signal(signal.SIGKILL)
+            follower.proc.wait(10)
+            killed = time.monotonic()
+            _until("status to show the killed replica gone and the spoke on the leader",
+                   lambda: _replica_view(tmp_path, a) == {a: (True, False, 1), b: (False, True, 1)}, timeout=15)
+            # Three heartbeats of 0.5 s, read through the CLI: well within a few seconds.
+            assert time.monotonic() - killed < 10
+            assert "replicas: 1 live, 1 gone; leader" in _cli(tmp_path, a, "status")
+
+            head = repo.commit({"apps/web/configmap.yaml": configmap("2")}, message="web v2")
+            _until("the leader to deploy the next commit", lambda: _deployed_or_none(db) == head)
+            _until("the spoke to apply it through the leader", lambda: version() == "2", timeout=30)
+
+            def ready_at_head() -> bool:
+                clusters = _status(tmp_path, a)["clusters"]
+                assert isinstance(clusters, list)
+                row = next(c for c in clusters if c["name"] == kube_cluster)
+                return bool(row["phase"] == "Ready" and row["appliedDigest"] == row["desiredDigest"]
+                            and row["appliedCommit"] == head)
+            _until("the leader to hear the spoke report the commit applied", ready_at_head, timeout=30)
+            assert _leader_pid(url) == leader.proc.pid  # the leader never changed
+        finally:
+            agent.stop()
+            agent.client.close()
+            api.close()
     finally:
         db.dispose()
