@@ -456,7 +456,6 @@ class _FailoverSpoke:
             watch.cancel()
 
 
-@pytest.mark.slow
 async def test_fifty_spokes_the_leader_killed_mid_rollout_every_spoke_converges_no_wave_skipped_or_restarted(
         tmp_path: Path, private_postgres: PrivatePostgres, replicas_started: list[_Replica]) -> None:
     repo = FleetRepo(tmp_path / "fleet")
