@@ -84,6 +84,10 @@ def hub_command(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+#: How long ``convoy sync`` waits for the hub's answer.
+SYNC_TIMEOUT_SECONDS = 120.0
+
+
 def _client(hub_name: str | None) -> adminclient.AdminClient:
     return adminclient.AdminClient(cliconfig.resolve(hub_name))
 
@@ -131,16 +135,19 @@ def _status_view(response: pb.ListClustersResponse, output: str) -> tuple[str, A
     """What ``status`` shows for ``response``, and a key that changes only when something worth a reprint does."""
     now = dt.datetime.now(dt.UTC)
     rows = [formatting.cluster_row(c, now=now) for c in response.clusters]
+    replicas = formatting.replica_documents(response)
     key = json.dumps([response.fleet_commit, formatting.refused_document(response), response.fetch_error,
-                      [{k: v for k, v in row.items() if k not in _VOLATILE} for row in rows]], sort_keys=True)
+                      [{k: v for k, v in row.items() if k not in _VOLATILE} for row in rows],
+                      [{k: v for k, v in r.items() if k != "lastHeartbeat"} for r in replicas]], sort_keys=True)
     if output == "name":
         return key, "\n".join(f"cluster/{row['name']}" for row in rows)
     if output in ("json", "yaml"):
         return key, _dump({"fleetCommit": response.fleet_commit, "refusedCommit": formatting.refused_document(response),
                            "fetchError": response.fetch_error or None, "clusters": rows,
-                           "summary": formatting.fleet_counts(rows)}, output)
+                           "summary": formatting.fleet_counts(rows), "replicas": replicas}, output)
     first, *notes = formatting.fleet_header(response, now=now)
-    header = [Text(first, style="bold"), *(Text(line, style="bold red") for line in notes)]
+    header = [Text(first, style="bold"), *(Text(line, style="bold red") for line in notes),
+              *(Text(line) for line in formatting.replica_lines(response, now=now))]
     table = formatting.status_table(rows, now=now, width=_table_width(), wide=output == "wide")
     hints = [Text(line) for line in formatting.adopt_hints(rows)]
     return key, Group(*header, table, Text(formatting.fleet_summary(rows)), *hints)
@@ -418,7 +425,9 @@ def sync(hub_name: str | None) -> None:
       convoy sync
       convoy sync && convoy status --exit-code
     """
-    with _client(hub_name) as client:
+    # A sync fetches Git and renders the fleet, and a follower replica waits for the leader's: longer than
+    # the usual call timeout.
+    with adminclient.AdminClient(cliconfig.resolve(hub_name), timeout=SYNC_TIMEOUT_SECONDS) as client:
         response = client.sync_now()
     click.echo(response.message or f"commit {response.commit[:12] or '-'}")
     if response.failed or response.render_error_clusters:

@@ -180,6 +180,36 @@ def refused_document(response: pb.ListClustersResponse) -> dict[str, Any] | None
             "since": since.isoformat() if since else None}
 
 
+def replica_documents(response: pb.ListClustersResponse) -> list[dict[str, Any]]:
+    """The hub replicas sharing the database (``status -o json``); empty on SQLite."""
+    out = []
+    for replica in response.replicas:
+        started, beat = _when(replica.started), _when(replica.last_heartbeat)
+        out.append({"name": replica.name, "address": replica.address, "leader": replica.leader,
+                    "gone": replica.gone, "streams": replica.streams,
+                    "started": started.isoformat() if started else None,
+                    "lastHeartbeat": beat.isoformat() if beat else None})
+    return out
+
+
+def replica_lines(response: pb.ListClustersResponse, *, now: dt.datetime) -> list[str]:
+    """Above the table: ``replicas: 2 live, 1 gone; leader NAME``, then one line per replica."""
+    if not response.replicas:
+        return []
+    live = [r for r in response.replicas if not r.gone]
+    leader = next((r for r in live if r.leader), None)
+    gone = len(response.replicas) - len(live)
+    first = (f"replicas: {len(live)} live" + (f", {gone} gone" if gone else "")
+             + (f"; leader {leader.name} ({leader.address})" if leader else "; no leader"))
+    lines = [first]
+    for replica in response.replicas:
+        state = ("gone" if replica.gone else
+                 f"{'leader' if replica.leader else 'follower'}, {plural(replica.streams, 'Watch stream')}")
+        lines.append(f"- {replica.name} {replica.address}: {state}, started {ago(_when(replica.started), now)}, "
+                     f"last heartbeat {ago(_when(replica.last_heartbeat), now)}")
+    return [excerpt(line, HEADER_WIDTH) for line in lines]
+
+
 def fleet_header(response: pb.ListClustersResponse, *, now: dt.datetime) -> list[str]:
     """The lines above the table: the deployed commit, then a refused or unrenderable newer one, a fetch error."""
     seen = ago(_when(response.fleet_commit_seen), now)
