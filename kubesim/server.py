@@ -670,7 +670,7 @@ async def _list_or_watch(request: web.Request, cluster: Cluster, rt: ResourceTyp
             raise errors.bad_request(f"invalid timeoutSeconds: {timeout_raw}") from exc
         watch = watching.WatchRequest(rt=rt, namespace=namespace, labels=labels, fields=fields,
                                       resource_version=rv, send_initial=send_initial, bookmarks=bookmarks,
-                                      timeout=timeout)
+                                      timeout=timeout, metadata_only=_wants_metadata(request))
         return await watching.serve(request, cluster, watch)
     limit_raw = query.get("limit")
     try:
