@@ -64,32 +64,32 @@ API_SERVER_IP = "172.18.0.2"
 _API_PORT = {"name": "https", "port": 6443, "protocol": "TCP"}
 
 
-def _kubernetes_service(cluster: Cluster, plural: str) -> None:
+_API_SERVICE_KEYS = (("", "services"), ("", "endpoints"), ("discovery.k8s.io", "endpointslices"))
+
+
+def _kubernetes_service(cluster: Cluster) -> None:
     """The ``kubernetes`` Service of ``default`` and its endpoints, as the API server's own reconciler writes them.
 
-    (``pkg/controlplane/controller/kubernetesservice`` and ``pkg/controlplane/reconcilers``.)
+    (``pkg/controlplane/controller/kubernetesservice`` and ``pkg/controlplane/reconcilers``.) One
+    seeder for the three resources: the first touch of any writes all three.
     """
-    if plural == "services":
-        rt = resources.builtin_types()[("", "v1")]["services"]
-        registry.create(cluster, rt, "default", {
-            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"type": "ClusterIP", "clusterIP": KUBERNETES_SERVICE_IP, "sessionAffinity": "None",
-                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}},
-            manager="kube-apiserver")
-    elif plural == "endpoints":
-        rt = resources.builtin_types()[("", "v1")]["endpoints"]
-        registry.create(cluster, rt, "default", {
-            "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-            "subsets": [{"addresses": [{"ip": API_SERVER_IP}], "ports": [dict(_API_PORT)]}]},
-            manager="kube-apiserver")
-    else:
-        rt = resources.builtin_types()[("discovery.k8s.io", "v1")]["endpointslices"]
-        registry.create(cluster, rt, "default", {
-            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [API_SERVER_IP], "conditions": {"ready": True}}],
-            "ports": [dict(_API_PORT)]}, manager="kube-apiserver")
-
+    for key in _API_SERVICE_KEYS:
+        cluster.store.seeders.pop(key, None)  # before the writes below read them back
+    core = resources.builtin_types()[("", "v1")]
+    registry.create(cluster, core["services"], "default", {
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": KUBERNETES_SERVICE_IP, "sessionAffinity": "None",
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}},
+        manager="kube-apiserver")
+    registry.create(cluster, core["endpoints"], "default", {
+        "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": API_SERVER_IP}], "ports": [dict(_API_PORT)]}]},
+        manager="kube-apiserver")
+    registry.create(cluster, resources.builtin_types()[("discovery.k8s.io", "v1")]["endpointslices"], "default", {
+        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [API_SERVER_IP], "conditions": {"ready": True}}],
+        "ports": [dict(_API_PORT)]}, manager="kube-apiserver")
 
 def boot(cluster: Cluster) -> None:
     """Wire ``cluster``'s controllers to its store, then create its pre-created namespaces."""
@@ -112,8 +112,9 @@ def boot(cluster: Cluster) -> None:
     for plural in ("clusterroles", "clusterrolebindings"):
         store.seeders[(RBAC_GROUP, plural)] = functools.partial(_seed_rbac, cluster, plural)
     store.seeders[("apiregistration.k8s.io", "apiservices")] = functools.partial(_seed_apiservices, cluster)
-    for group, plural in (("", "services"), ("", "endpoints"), ("discovery.k8s.io", "endpointslices")):
-        store.seeders[(group, plural)] = functools.partial(_kubernetes_service, cluster, plural)
+    api_service = functools.partial(_kubernetes_service, cluster)
+    for key in _API_SERVICE_KEYS:
+        store.seeders[key] = api_service
 
 
 def _seed_rbac(cluster: Cluster, plural: str) -> None:
