@@ -7,17 +7,22 @@ answers kubectl, so what kubectl lists is what the API server would let the spok
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from kubernetes import client as kube
 
 from hub import localfleet
 from kubesim import wiring
+from protos.convoy.v1 import convoy_pb2 as pb
 from spoke import install, settings
 
 CLUSTER = "dev-eu-1"
@@ -80,13 +85,14 @@ def _authenticated_rules() -> list[dict[str, Any]]:
             if kind == "clusterroles" and body["metadata"]["name"] in bound for rule in body["rules"]]
 
 
-def test_can_i_list_as_the_spoke_is_exactly_the_install(fleet: localfleet.LocalFleet, tmp_path: Path) -> None:
+def _can_i(fleet: localfleet.LocalFleet, namespace: str, home: Path) -> set[Row]:
+    """`kubectl auth can-i --list -n NAMESPACE --as` the spoke, parsed into rows."""
     kubectl = shutil.which("kubectl")
     assert kubectl is not None, "kubectl is installed on the build machines (the oracle)"
     listing = subprocess.run(
         [kubectl, "--kubeconfig", str(fleet.kubeconfig), "--context", CLUSTER, "auth", "can-i", "--list",
-         "-n", settings.DEFAULT_NAMESPACE, "--as", SA],
-        capture_output=True, text=True, timeout=60, check=False, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+         "-n", namespace, "--as", SA],
+        capture_output=True, text=True, timeout=60, check=False, env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     assert lines[0].split() == ["Resources", "Non-Resource", "URLs", "Resource", "Names", "Verbs"]
@@ -96,4 +102,41 @@ def test_can_i_list_as_the_spoke_is_exactly_the_install(fleet: localfleet.LocalF
         assert match, f"unexpected can-i row {line!r}"
         resource, urls, names, verbs = match.groups()
         shown |= {(resource, url, names, frozenset(verbs.split())) for url in urls.split() or [""]}
+    return shown
+
+
+def _convoy(fleet: localfleet.LocalFleet, *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run([sys.executable, "-m", "hub", *args], capture_output=True, text=True, timeout=120,
+                            input=stdin, check=False, env={**os.environ, "CONVOY_CONFIG": str(fleet.cli_config),
+                                                           "CONVOY_SPOKE_TOKEN": fleet.join_token})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_can_i_list_as_the_spoke_is_exactly_the_install(fleet: localfleet.LocalFleet, tmp_path: Path) -> None:
+    shown = _can_i(fleet, settings.DEFAULT_NAMESPACE, tmp_path)
     assert shown == _rows(_install_rules() + _authenticated_rules())
+
+
+def test_derived_install_from_the_hub_narrows_the_running_spoke(fleet: localfleet.LocalFleet,
+                                                               tmp_path: Path) -> None:
+    # Runs after the test above: it replaces the sandbox's install with the derived one, in place.
+    bundle = _convoy(fleet, "cluster", "bundle", CLUSTER)
+    printed = _convoy(fleet, "spoke", "install", "--cluster", CLUSTER, "--hub", fleet.hub_address,
+                      "--rbac", "derived", "--bundle", "-", stdin=bundle)
+    manifests = [m for m in yaml.safe_load_all(printed) if m]
+    cluster_role = next(m for m in manifests if m["kind"] == "ClusterRole")
+    shop_role = next(m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == "shop")
+    assert not [r for r in cluster_role["rules"] + shop_role["rules"] if "*" in r["verbs"]]
+    _convoy(fleet, "spoke", "install", "--cluster", CLUSTER, "--hub", fleet.hub_address, "--rbac", "derived",
+            "--bundle", "-", "--apply", "--kubeconfig", str(fleet.kubeconfig), "--context", CLUSTER,
+            *(["--insecure"] if not fleet.tls else []), stdin=bundle)
+    assert _can_i(fleet, "shop", tmp_path) == _rows(cluster_role["rules"] + shop_role["rules"]
+                                                    + _authenticated_rules())
+    # The spoke, on the narrowed rules, still corrects drift in shop (get, watch, patch on deployments).
+    apps = kube.AppsV1Api(fleet.api_client(CLUSTER))
+    desired = int(apps.read_namespaced_deployment("web", "shop").spec.replicas)
+    apps.patch_namespaced_deployment("web", "shop", {"spec": {"replicas": desired + 3}}, field_manager="someone")
+    localfleet.wait_until(lambda: int(apps.read_namespaced_deployment("web", "shop").spec.replicas) == desired,
+                          timeout=30, what="the spoke to correct the drift on its derived rules")
+    assert fleet.statuses()[CLUSTER].phase == pb.PHASE_READY
