@@ -574,7 +574,7 @@ def _binding(info: pb.TokenInfo) -> str:
 
 @click.group()
 def cluster() -> None:
-    """Registered clusters: remove a registration, rotate a cluster's credential."""
+    """Registered clusters: remove a registration, rotate a cluster's credential, print the desired bundle."""
 
 
 @cluster.command("remove")
@@ -611,6 +611,27 @@ def cluster_rotate_credential(hub_name: str | None, name: str) -> None:
         response = client.rotate_credential(name)
     when = "now (it is connected)" if response.online else "when it next connects"
     click.echo(f"cluster {name}: credential rotation requested; the spoke gets its new credential {when}")
+
+
+@cluster.command("bundle")
+@click.argument("name", shell_complete=complete_clusters)
+@hub_command
+def cluster_bundle(hub_name: str | None, name: str) -> None:
+    """Print NAME's current desired bundle as the hub serves it (JSON; Secret values redacted).
+
+    What `convoy spoke install --rbac derived --bundle FILE` derives the spoke's RBAC from.
+
+    \b
+    Examples:
+      convoy cluster bundle prod-eu-1 > prod-eu-1.json
+      convoy cluster bundle edge-1 | convoy spoke install --cluster edge-1 --token-file t --rbac derived --bundle -
+    """
+    with _client(hub_name) as client:
+        digest = client.get_cluster(name).summary.desired_digest
+        if not digest:
+            raise click.ClickException(f"cluster {name}: the hub holds no desired bundle for it yet")
+        response = client.get_bundle_objects(digest)
+    click.echo(response.bundle_json.decode())
 
 
 # -- version --------------------------------------------------------------------------------------
