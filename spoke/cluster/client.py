@@ -226,6 +226,36 @@ class ClusterClient:
             self._resources[(api_version, kind)] = info
             return info
 
+    def listable_kinds(self) -> list[ResourceInfo]:
+        """Every kind the API server lists, at its group's preferred version (subresources left out).
+
+        Raw discovery documents (``/api/v1``, ``/apis``, ``/apis/{group}/{version}``), one request per
+        group; what is found is also remembered for ``resource``.
+        """
+        found: list[ResourceInfo] = []
+        versions = ["v1"]
+        groups: dict[str, Any] = self._call(self._bind_get("/apis", "discovery", []))
+        for group in groups.get("groups") or []:
+            preferred = (group.get("preferredVersion") or {}).get("groupVersion")
+            if preferred:
+                versions.append(str(preferred))
+        for api_version in versions:
+            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            try:
+                listing: dict[str, Any] = self._call(self._bind_get(path, f"discovery of {api_version}", []))
+            except errors.NotFoundError:  # a group removed between the two requests
+                continue
+            for res in listing.get("resources") or []:
+                name = str(res.get("name") or "")
+                if not name or "/" in name or "list" not in (res.get("verbs") or []):
+                    continue
+                info = ResourceInfo(api_version=api_version, kind=str(res.get("kind") or ""), plural=name,
+                                    namespaced=bool(res.get("namespaced")))
+                found.append(info)
+                with self._lock:
+                    self._resources.setdefault((api_version, info.kind), info)
+        return found
+
     def forget_discovery(self) -> None:
         """Drop cached resource lookups (after CRDs changed)."""
         with self._lock:

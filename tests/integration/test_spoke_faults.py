@@ -486,3 +486,61 @@ def test_the_inventory_secret_deleted_while_running_still_prunes_and_is_stored_a
     wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="goes-later pruned")
     wait_for(lambda: _inventory_names(client) == {"stays"}, timeout=10, what="the inventory stored again")
     assert spoke_process.proc is not None and spoke_process.proc.poll() is None
+
+
+def _health(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+        return str(response.read().decode())
+
+
+def test_the_inventory_secret_deleted_while_the_spoke_is_down_is_rebuilt_from_live_objects_and_prunes(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("x", NS), configmap("y", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"x", "y"}, timeout=30, what="bundle A applied")
+    wait_for(lambda: _inventory_names(client) == {"x", "y"}, timeout=10, what="the inventory stored")
+    spoke_process.kill()
+    client.delete("v1", "Secret", "convoy-system", "convoy-inventory")
+    # Someone else's object with Convoy's labels copied onto it: no Apply entry of Convoy's field manager.
+    copied = configmap("copied-labels", NS, labels={bundles.LABEL_MANAGED_BY: bundles.MANAGED_BY_VALUE,
+                                                    bundles.LABEL_CLUSTER: kube_cluster})
+    client.create(copied, manager="kubectl-create")
+
+    # Git dropped y meanwhile; the restarted spoke has no inventory to prune from but what it rebuilds.
+    hub.publish(make_bundle([namespace(NS), configmap("x", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"x", "copied-labels"}, timeout=30,
+             what=f"y pruned, x and the copied-labels object kept (now {sorted(_ours(client, kube_cluster))})")
+    wait_for(lambda: _inventory_names(client) == {"x"}, timeout=10, what="the inventory listing x alone")
+    log = spoke_process.log.read_text()
+    # The namespace, x and y: the object with copied labels is not adopted.
+    assert "inventory rebuilt from 3 live object(s)" in log, log[-3000:]
+    assert "Secret/convoy-system/convoy-inventory: no inventory" in log
+
+
+def test_the_state_secret_deleted_while_the_hub_is_away_says_once_why_nothing_is_enforced(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="applied")
+    wait_for(lambda: _ready(spoke_process.port), timeout=10, what="ready")
+    assert "problem:" not in _health(spoke_process.port)
+    spoke_process.kill()
+    client.delete("v1", "Secret", "convoy-system", "convoy-spoke-state")
+    hub.stop()
+
+    spoke_process.start()
+    wait_for(lambda: _ready(spoke_process.port), timeout=30, what="the restarted spoke ready")
+    health = _health(spoke_process.port)
+    assert "problem: Secret/convoy-system/convoy-spoke-state is missing" in health, health
+    assert "nothing is enforced" in health and "convoy token create --cluster NAME" in health
+    # Said once, not on every reconnect attempt to the absent hub.
+    wait_for(lambda: spoke_process.log.read_text().count("reconnecting") >= 3, timeout=30,
+             what="a few attempts to reach the hub")
+    assert spoke_process.log.read_text().count("convoy-spoke-state is missing") == 1
+
+    # The hub returns: the spoke registers with its token, enforces again and the problem is gone.
+    hub.start()
+    wait_for(lambda: "problem:" not in _health(spoke_process.port), timeout=30, what="the problem cleared")
+    client.delete("v1", "ConfigMap", NS, "stays")
+    wait_for(lambda: "stays" in _ours(client, kube_cluster), timeout=20, what="the bundle enforced again")
