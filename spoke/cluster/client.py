@@ -42,6 +42,8 @@ _Dynamic: Any = DynamicClient
 __all__ = ["ClientOptions", "ClusterClient", "ListResult", "ResourceInfo", "WatchEvent", "WatchStream"]
 
 _APPLY_PATCH = "application/apply-patch+yaml"
+#: seconds of silence past a watch's ``timeoutSeconds`` after which its stream counts as stalled
+WATCH_READ_SLACK = 5.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -268,14 +270,19 @@ class ClusterClient:
     def _request(self, method: str, path: str, *, what: ObjectRef | str,
                  query: Sequence[tuple[str, str]] = (), body: Any = None,
                  content_type: str | None = None, timeout: float | None = None,
-                 stream: bool = False, with_status: bool = False) -> Any:
+                 read_timeout: float | None = None, stream: bool = False, with_status: bool = False) -> Any:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
         request = self._api.param_serialize(method, path, query_params=list(query), header_params=headers,
                                             body=body, auth_settings=["BearerToken"])
+        # A total timeout bounds the whole answer; a stream gets a read timeout instead: the most
+        # seconds between two bytes, so a stream that stalled mid-way is noticed however long it ran.
+        limit: float | tuple[float, float] = timeout or self._options.request_timeout
+        if read_timeout is not None:
+            limit = (self._options.request_timeout, read_timeout)
         try:
-            response: Any = self._api.call_api(*request, _request_timeout=timeout or self._options.request_timeout)
+            response: Any = self._api.call_api(*request, _request_timeout=limit)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise errors.ConnectionFailedError(what, f"{method} failed: {type(exc).__name__}: {exc}") from exc
         except ApiException as exc:  # the client's wrapper for TLS failures
@@ -429,7 +436,11 @@ class ClusterClient:
 
     def watch(self, api_version: str, kind: str, *, label_selector: str | None = None,
               resource_version: str = "", timeout_seconds: int = 60) -> WatchStream:
-        """Open a watch across namespaces from ``resource_version``."""
+        """Open a watch across namespaces from ``resource_version``.
+
+        The server ends the stream after ``timeoutSeconds``; a stream silent for ``WATCH_READ_SLACK``
+        seconds more than that (no event, bookmark or end) has stalled: reading it raises
+        ``ConnectionFailedError``."""
         res = self.resource(api_version, kind)
         query = [("watch", "true"), ("timeoutSeconds", str(timeout_seconds)),
                  ("allowWatchBookmarks", "true")]
@@ -439,5 +450,5 @@ class ClusterClient:
             query.append(("resourceVersion", resource_version))
         response = self._call(lambda: self._request(
             "GET", res.path(), what=f"{kind} watch", query=query, stream=True,
-            timeout=timeout_seconds + 10))
+            read_timeout=timeout_seconds + WATCH_READ_SLACK))
         return WatchStream(response, api_version=api_version, kind=kind)

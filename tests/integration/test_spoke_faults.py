@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -544,3 +545,44 @@ def test_the_state_secret_deleted_while_the_hub_is_away_says_once_why_nothing_is
     wait_for(lambda: "problem:" not in _health(spoke_process.port), timeout=30, what="the problem cleared")
     client.delete("v1", "ConfigMap", NS, "stays")
     wait_for(lambda: "stays" in _ours(client, kube_cluster), timeout=20, what="the bundle enforced again")
+
+
+def test_a_stalled_drift_watch_is_noticed_by_its_read_timeout_and_resumed(
+        hub: FakeHub, kubesim_server: Any, kube_cluster: str, client: ClusterClient) -> None:
+    spoke_client = ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster))
+    lists: list[str] = []   #: the drift watch's lists (the start's inventory search lists too, by another selector)
+    real_list = spoke_client.list
+
+    def counting_list(api_version: str, kind: str, **kwargs: Any) -> Any:
+        if kwargs.get("label_selector") == f"{bundles.LABEL_CLUSTER}={kube_cluster}":
+            lists.append(kind)
+        return real_list(api_version, kind, **kwargs)
+
+    spoke_client.list = counting_list  # type: ignore[method-assign]
+    settings = SpokeSettings(hub=hub.address, cluster=kube_cluster, token=hub.token, insecure=True, health_port=0,
+                             health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0)
+    agent = Agent(settings, cluster=spoke_client).start()
+    try:
+        hub.publish(make_bundle([namespace(NS), configmap("watched", NS, {"v": "1"})]))
+        wait_for(lambda: _ours(client, kube_cluster) == {"watched": {"v": "1"}}, timeout=30, what="applied")
+        wait_for(lambda: "ConfigMap" in lists, timeout=10, what="the ConfigMap drift watch listing")
+        # A change corrected proves the watch stream is open (not still between its list and its watch).
+        client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "watched", "namespace": NS},
+                      "data": {"v": "changed"}}, manager="kubectl-edit", force=True)
+        wait_for(lambda: _ours(client, kube_cluster) == {"watched": {"v": "1"}}, timeout=10, what="drift corrected")
+        listed = lists.count("ConfigMap")
+        # Every watch stream goes silent (no event, no bookmark, no FIN) once its history is sent, for two
+        # minutes: only the spoke's read timeout can notice. The deletion waits in the stalled stream.
+        kubesim_server.set_faults(kube_cluster, Faults(watch_stall_after=0.0, stall_for=120.0))
+        started = time.monotonic()
+        client.delete("v1", "ConfigMap", NS, "watched")
+        # Noticed within WATCH_SECONDS + WATCH_READ_SLACK (15 s), resumed from its resourceVersion, which
+        # hands over the deletion before the new stream stalls in its turn (before: 70 s of blindness).
+        wait_for(lambda: "watched" in _ours(client, kube_cluster), timeout=25, what="the deletion corrected")
+        took = time.monotonic() - started
+        assert 5 < took < 25, f"corrected after {took:.1f} s"
+        assert lists.count("ConfigMap") == listed, "resumed from its resourceVersion, not listed again"
+    finally:
+        kubesim_server.clear_faults(kube_cluster)
+        agent.stop()
+        spoke_client.close()
