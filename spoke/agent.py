@@ -333,6 +333,9 @@ class Agent:
                     if isinstance(event, hubclient.Desired):
                         self._queue.put(event)
                     elif isinstance(event, hubclient.Heartbeat) and event.interval > 0:
+                        if self.hub_heartbeat != float(event.interval):
+                            log.info("the hub sends a heartbeat every %gs: a Watch stream silent for %gs is presumed "
+                                     "dead", event.interval, event.interval * hubclient.SILENT_HEARTBEATS)
                         self.hub_heartbeat = float(event.interval)
                     elif isinstance(event, hubclient.CredentialRotation):
                         # Either way this stream (opened with the old credential) ends: stored, the
