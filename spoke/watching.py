@@ -97,6 +97,12 @@ class _KindWatcher:
                 failures += 1
                 log.info("%s watch: %s; re-listing", self._kind, exc)
                 self._stop.wait(backoff.full_jitter(failures, base=0.2, cap=self._cap))
+            except Exception:  # a dead thread would stop drift correction for the kind unseen
+                if self._stop.is_set():
+                    return
+                failures += 1
+                log.exception("%s watch: unexpected error; re-listing", self._kind)
+                self._stop.wait(backoff.full_jitter(failures, base=0.2, cap=self._cap))
 
     def _watch_from(self, resource_version: str) -> None:
         """Watch until the stream needs a re-list (410) or the spoke stops; resume from the last

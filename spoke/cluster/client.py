@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.client
 import json
 import os
 import shutil
@@ -92,6 +93,7 @@ class WatchStream:
         self._response = response
         self._api_version = api_version
         self._kind = kind
+        self._closed = False   #: closed by ``close()`` (the spoke stopping the watch), not broken
 
     def __iter__(self) -> Iterator[WatchEvent]:
         try:
@@ -104,13 +106,20 @@ class WatchStream:
                     obj.setdefault("apiVersion", self._api_version)
                     obj.setdefault("kind", self._kind)
                 yield WatchEvent(type=str(event.get("type", "")), object=obj)
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError) as exc:
+            if self._closed:
+                return
             raise errors.ConnectionFailedError(
                 f"{self._kind} watch", f"stream broke: {type(exc).__name__}: {exc}") from exc
+        except AttributeError:
+            if self._closed:
+                return  # closed from another thread mid-read: http.client trips over its own closed file
+            raise
         finally:
             self.close()
 
     def close(self) -> None:
+        self._closed = True
         # close() alone does not wake a thread blocked in recv(); shutting the socket down does.
         sock = getattr(getattr(self._response, "connection", None), "sock", None)
         if sock is not None:
