@@ -495,14 +495,23 @@ def _health(port: int) -> str:
         return str(response.read().decode())
 
 
+@pytest.mark.parametrize("damage", ["deleted", "corrupted"])
 def test_the_inventory_secret_deleted_while_the_spoke_is_down_is_rebuilt_from_live_objects_and_prunes(
-        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str) -> None:
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str, damage: str) -> None:
     hub.publish(make_bundle([namespace(NS), configmap("x", NS), configmap("y", NS)]))
     spoke_process.start()
     wait_for(lambda: set(_ours(client, kube_cluster)) == {"x", "y"}, timeout=30, what="bundle A applied")
     wait_for(lambda: _inventory_names(client) == {"x", "y"}, timeout=10, what="the inventory stored")
     spoke_process.kill()
-    client.delete("v1", "Secret", "convoy-system", "convoy-inventory")
+    if damage == "deleted":
+        client.delete("v1", "Secret", "convoy-system", "convoy-inventory")
+    else:
+        def garble(live: dict[str, Any] | None) -> dict[str, Any]:
+            assert live is not None
+            live["data"]["inventory.json"] = base64.b64encode(b"[{not json").decode()
+            return live
+
+        client.update_with("v1", "Secret", "convoy-system", "convoy-inventory", garble, manager="someone")
     # Someone else's object with Convoy's labels copied onto it: no Apply entry of Convoy's field manager.
     copied = configmap("copied-labels", NS, labels={bundles.LABEL_MANAGED_BY: bundles.MANAGED_BY_VALUE,
                                                     bundles.LABEL_CLUSTER: kube_cluster})
@@ -517,7 +526,8 @@ def test_the_inventory_secret_deleted_while_the_spoke_is_down_is_rebuilt_from_li
     log = spoke_process.log.read_text()
     # The namespace, x and y: the object with copied labels is not adopted.
     assert "inventory rebuilt from 3 live object(s)" in log, log[-3000:]
-    assert "Secret/convoy-system/convoy-inventory: no inventory" in log
+    said = "no inventory" if damage == "deleted" else "inventory is damaged"
+    assert f"Secret/convoy-system/convoy-inventory: {said}" in log
 
 
 def test_the_state_secret_deleted_while_the_hub_is_away_says_once_why_nothing_is_enforced(
