@@ -10,6 +10,9 @@
   body, then nothing for ``stall_for`` seconds before the connection is cut (only a read timeout
   notices: the connection stays open and no FIN or RST arrives meanwhile);
 * ``watch_cut_after``: seconds after which every watch stream is cut mid-way (no terminating chunk);
+* ``watch_stall_after``: seconds after which every watch stream goes silent — no event, no bookmark,
+  no FIN or RST — for ``stall_for`` seconds, then is cut (a connection lost on the way, which only a
+  client's read timeout notices; a stream that stalled stays stalled when the fault is cleared);
 * ``seed``: makes the random draws repeatable;
 * ``clock_ahead``: seconds the cluster's clock runs ahead of real time — for what the API server
   decides by its clock (a TokenRequest token's expiry), so a test need not wait ten minutes.
@@ -39,6 +42,7 @@ class Faults:
     latency: float = 0.0
     drop_rate: float = 0.0
     watch_cut_after: float | None = None
+    watch_stall_after: float | None = None
     stall_rate: float = 0.0
     stall_for: float = 60.0
     retry_after: int = 1
@@ -66,7 +70,7 @@ class Faults:
     @property
     def active(self) -> bool:
         return bool(self.error_rates or self.latency or self.drop_rate or self.stall_rate
-                    or self.watch_cut_after is not None)
+                    or self.watch_cut_after is not None or self.watch_stall_after is not None)
 
     def draw_error(self) -> int | None:
         """The status code to fail this request with, if any."""
@@ -85,19 +89,21 @@ class Faults:
     def from_json(cls, doc: Any) -> Faults:
         if not isinstance(doc, Mapping):
             raise FaultsError("faults: the body must be a JSON object")
-        known = {"error_rates", "latency", "drop_rate", "watch_cut_after", "stall_rate", "stall_for",
-                 "retry_after", "seed", "clock_ahead"}
+        known = {"error_rates", "latency", "drop_rate", "watch_cut_after", "watch_stall_after", "stall_rate",
+                 "stall_for", "retry_after", "seed", "clock_ahead"}
         unknown = set(doc) - known
         if unknown:
             raise FaultsError(f"faults: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
         try:
             rates = {int(k): float(v) for k, v in (doc.get("error_rates") or {}).items()}
             cut = doc.get("watch_cut_after")
+            stall_after = doc.get("watch_stall_after")
             return cls(
                 error_rates=rates,
                 latency=float(doc.get("latency", 0.0)),
                 drop_rate=float(doc.get("drop_rate", 0.0)),
                 watch_cut_after=None if cut is None else float(cut),
+                watch_stall_after=None if stall_after is None else float(stall_after),
                 stall_rate=float(doc.get("stall_rate", 0.0)),
                 stall_for=float(doc.get("stall_for", 60.0)),
                 retry_after=int(doc.get("retry_after", 1)),
@@ -115,6 +121,7 @@ class Faults:
             "latency": self.latency,
             "drop_rate": self.drop_rate,
             "watch_cut_after": self.watch_cut_after,
+            "watch_stall_after": self.watch_stall_after,
             "stall_rate": self.stall_rate,
             "stall_for": self.stall_for,
             "retry_after": self.retry_after,

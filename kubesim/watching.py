@@ -149,6 +149,14 @@ async def _pump(request: web.Request, response: web.StreamResponse, cluster: Clu
             # Faults switch at run time (the store pokes watchers): a cut set later applies here too.
             cut = cluster.faults.watch_cut_after
             cut_at = started + cut if cut is not None else None
+            stall = cluster.faults.watch_stall_after
+            stall_at = started + stall if stall is not None else None
+            if stall_at is not None and now >= stall_at and (cut_at is None or stall_at <= cut_at):
+                # An injected fault: the stream goes silent with the connection open, then dies.
+                await asyncio.sleep(cluster.faults.stall_for)
+                if request.transport is not None:
+                    request.transport.abort()
+                return
             if cut_at is not None and now >= cut_at:
                 # An injected fault: the connection dies mid-stream, without the terminating chunk.
                 if request.transport is not None:
@@ -157,6 +165,8 @@ async def _pump(request: web.Request, response: web.StreamResponse, cluster: Clu
             wake = min(deadline, next_bookmark if watch.bookmarks else deadline)
             if cut_at is not None:
                 wake = min(wake, cut_at)
+            if stall_at is not None:
+                wake = min(wake, stall_at)
             try:
                 event = await asyncio.wait_for(queue.get(), timeout=max(wake - now, 0))
             except TimeoutError:

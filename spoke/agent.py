@@ -138,6 +138,7 @@ class Agent:
                                                          max_bundle_bytes=settings.max_bundle_bytes)
         self._creds: credentials.Credentials | None = None
         self._inventory_problem = ""   #: damage found in the inventory Secret at start, until one is saved
+        self._state_problem = ""   #: the state Secret missing with a bundle to enforce, until the spoke registers
         self._hub: hubclient.HubClient | None = None
         self._hub_lock = threading.Lock()
         self._hub_index = 0   #: which of settings.hub_addresses the spoke dials now
@@ -176,7 +177,7 @@ class Agent:
     def run(self) -> None:
         try:
             self._http = healthz.HealthServer(self.settings.health_host, self.settings.health_port,
-                                              alive=self._alive, ready=self.ready.is_set)
+                                              alive=self._alive, ready=self.ready.is_set, problems=self.problems)
             self.health_port = self._http.port
             self._startup()
             self.reporter.start()
@@ -226,17 +227,53 @@ class Agent:
         try:
             stored = self._inventory_store.load()
         except ValueError as exc:
-            self._inventory_problem = (f"{exc}; the next bundle from the hub is applied and stored anew, but "
-                                       "objects removed from Git before then are not pruned: delete them by hand")
-            log.error("%s", self._inventory_problem)
-            stored = None
+            log.error("%s", exc)
+            stored = self._rebuild_inventory(f"{exc}", damaged=True)
+        else:
+            if stored is None:
+                stored = self._rebuild_inventory(f"{self._inventory_store.ref}: no inventory (first start, or deleted)",
+                                                 damaged=False)
         self._state.inventory = stored
+        if stored is not None and stored.bundle_bytes and self._creds is None:
+            # Said once here, and by the health endpoint and every status report until the spoke registers.
+            self._state_problem = (
+                f"{self._creds_store.ref} is missing: no hub signing key to verify the in-cluster copy of bundle "
+                f"{stored.digest} with, so nothing is enforced until the spoke reaches the hub and registers again "
+                "with its bootstrap token; to repair: if that token is used up or expired, restart the spoke with a "
+                "new one (`convoy token create --cluster NAME`)")
+            log.error("%s", self._state_problem)
         if stored is not None and stored.bundle_bytes and self._creds is not None:
             # A restart (maybe during a hub outage): keep enforcing what was applied last.
             log.info("enforcing the in-cluster copy of bundle %s", stored.digest)
             self.reconcile_once(_Source(digest=stored.digest, commit=stored.commit, signature=stored.signature,
                                         data=stored.bundle_bytes))
         self.ready.set()
+
+    def _rebuild_inventory(self, why: str, *, damaged: bool) -> inventory.Inventory | None:
+        """No usable inventory: rebuild it from the live objects Convoy applied, so the next bundle prunes
+        what it no longer wants. None when there are none (a first start)."""
+        started = time.monotonic()
+        rebuilt = inventory.rebuild(self.client, cluster=self.settings.cluster)
+        count = len(rebuilt.inventory.entries)
+        forbidden = f", {len(rebuilt.forbidden)} not permitted to list" if rebuilt.forbidden else ""
+        # A first start finds nothing and is no news; a rebuild that adopted objects is worth a warning.
+        log.log(logging.WARNING if count or damaged else logging.INFO,
+                "%s; inventory rebuilt from %d live object(s) carrying Convoy's labels and field manager "
+                "(%d kinds searched in %.1f s%s); the next bundle prunes those it no longer wants",
+                why, count, rebuilt.searched, time.monotonic() - started, forbidden)
+        if rebuilt.unsearched:
+            self._inventory_problem = (
+                f"{why}; rebuilt from live objects, but {len(rebuilt.unsearched)} kind(s) could not be searched "
+                f"({', '.join(rebuilt.unsearched[:5])}{' …' if len(rebuilt.unsearched) > 5 else ''}): objects "
+                "of those removed from Git before the next bundle are not pruned: delete them by hand")
+            log.error("%s", self._inventory_problem)
+        if not count:
+            return None
+        try:
+            self._inventory_store.save(rebuilt.inventory)
+        except errors.ClusterError as exc:  # kept in memory; the next bundle's intent stores it
+            log.warning("%s: cannot store the rebuilt inventory yet: %s", self._inventory_store.ref, exc.detail)
+        return rebuilt.inventory
 
     def _age_recipient(self) -> str:
         identity = self._creds.age_identity if self._creds is not None else ""
@@ -264,6 +301,7 @@ class Agent:
         if creds is None or not creds.credential or len(creds.signing_key) != 32:
             creds = self._creds = registration.register(self.settings, store=self._creds_store,
                                                         hub_factory=self._hub_factory, address=self.hub_address)
+            self._state_problem = ""
         return registration.client(self.settings, creds, hub_factory=self._hub_factory, address=self.hub_address)
 
     def _next_replica(self) -> None:
@@ -295,6 +333,9 @@ class Agent:
                     if isinstance(event, hubclient.Desired):
                         self._queue.put(event)
                     elif isinstance(event, hubclient.Heartbeat) and event.interval > 0:
+                        if self.hub_heartbeat != float(event.interval):
+                            log.info("the hub sends a heartbeat every %gs: a Watch stream silent for %gs is presumed "
+                                     "dead", event.interval, event.interval * hubclient.SILENT_HEARTBEATS)
                         self.hub_heartbeat = float(event.interval)
                     elif isinstance(event, hubclient.CredentialRotation):
                         # Either way this stream (opened with the old credential) ends: stored, the
@@ -639,11 +680,16 @@ class Agent:
         current, message = phase.phase_of(objects, desired=st.desired, has_bundle=st.bundle is not None,
                                           refused=st.refused, paused=st.paused, errors=st.errors,
                                           drifted=bool(st.drift), timed_out=timed_out)
-        state_problems = [*(self._creds.problems if self._creds is not None else ()), self._inventory_problem]
-        errors_ = list(st.errors) + ([st.refused] if st.refused else []) + [p for p in state_problems if p]
+        errors_ = list(st.errors) + ([st.refused] if st.refused else []) + self.problems()
         return report.Status(phase=current, commit=st.commit, digest=st.digest, objects=tuple(objects),
                              drift=tuple(st.drift.values()), errors=tuple(errors_),
                              message=message)
+
+    def problems(self) -> list[str]:
+        """What is wrong with the spoke's own state and what to do (the health endpoint and reports say it)."""
+        found = [*(self._creds.problems if self._creds is not None else ()), self._inventory_problem,
+                 self._state_problem]
+        return [p for p in found if p]
 
     def _alive(self) -> bool:
         """The loop turned recently (what the liveness probe asks)."""

@@ -19,6 +19,14 @@ Secret last, so a spoke killed between them still reads the previous, whole inve
 other generations are deleted after. A missing or changed part makes ``load`` raise, never return a
 partial inventory.
 
+An inventory lost while the spoke was down (the Secret deleted, or damaged) is rebuilt at start from
+the live objects that carry both of Convoy's ownership marks: its labels for this cluster
+(``app.kubernetes.io/managed-by=convoy``, ``convoy.dev/cluster=<name>``) *and* an ``Apply`` entry of
+Convoy's field manager in ``managedFields`` — an object someone else made with copied labels has no
+such entry and is never adopted, so never pruned. The search covers every kind discovery says is
+listable (the lost inventory's kinds are unknown, and no bundle is at hand yet), one label-selected
+list per kind, bounded by ``REBUILD_SECONDS``; kinds not searched are named.
+
 A Secret rather than a ConfigMap because bundles may carry Secrets. Writes are read-modify-write
 with the resourceVersion; a 409 re-reads and tries again (``ClusterClient.update_with``).
 """
@@ -29,18 +37,26 @@ import base64
 import dataclasses
 import hashlib
 import json
+import logging
+import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from protos import bundle as bundles
 from protos.objects import ObjectRef
-from spoke.cluster import ClusterClient
+from spoke.cluster import ClusterClient, errors
 
-__all__ = ["LABEL_PART", "PART_BYTES", "Inventory", "InventoryEntry", "InventoryStore", "decode", "encode",
-           "manifest_hash"]
+__all__ = ["LABEL_PART", "PART_BYTES", "REBUILD_SECONDS", "Inventory", "InventoryEntry", "InventoryStore", "Rebuilt",
+           "applied_by_convoy", "decode", "encode", "manifest_hash", "rebuild"]
+
+log = logging.getLogger(__name__)
 
 MANAGER = "convoy"
+#: the field manager of Convoy's server-side apply (``spoke.apply.applying.MANAGER``; a test keeps them equal)
+APPLY_MANAGER = "convoy"
+#: the most seconds a rebuild from live objects spends listing kinds; the kinds left are named
+REBUILD_SECONDS = 60.0
 #: labels the Secrets holding parts of a split inventory (value: the inventory's name)
 LABEL_PART = "convoy.dev/inventory-part"
 #: bytes of one part, and the most one Secret's values may hold before the inventory is split
@@ -229,6 +245,70 @@ class InventoryStore:
             return obj
 
         self._client.update_with("v1", "Secret", self._namespace, name, mutate, manager=MANAGER)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rebuilt:
+    """An inventory rebuilt from live objects, and how far the search went."""
+
+    inventory: Inventory
+    searched: int                  #: kinds listed
+    unsearched: tuple[str, ...]    #: kinds not listed (their list failed, or the time bound was reached)
+    #: kinds the spoke's ServiceAccount may not list (403): it watches none of them either, so a
+    #: namespaced install's objects of those kinds are not found
+    forbidden: tuple[str, ...] = ()
+
+
+def applied_by_convoy(obj: Mapping[str, Any], *, cluster: str) -> bool:
+    """Both of Convoy's marks: its labels for ``cluster`` and an ``Apply`` entry of its field manager."""
+    metadata = obj.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    if labels.get(bundles.LABEL_MANAGED_BY) != bundles.MANAGED_BY_VALUE or labels.get(bundles.LABEL_CLUSTER) != cluster:
+        return False
+    return any(isinstance(entry, Mapping) and entry.get("manager") == APPLY_MANAGER
+               and entry.get("operation") == "Apply" and not entry.get("subresource")
+               for entry in metadata.get("managedFields") or ())
+
+
+def rebuild(client: ClusterClient, *, cluster: str, budget: float = REBUILD_SECONDS,
+            clock: Callable[[], float] = time.monotonic) -> Rebuilt:
+    """Entries for every live object Convoy applied in ``cluster`` (no bundle: hashes empty, so the next
+    bundle applies each again rather than judging it unchanged). Discovery failing raises ``ClusterError``."""
+    deadline = clock() + budget
+    selector = f"{bundles.LABEL_MANAGED_BY}={bundles.MANAGED_BY_VALUE},{bundles.LABEL_CLUSTER}={cluster}"
+    kinds = client.listable_kinds()
+    entries: dict[ObjectRef, InventoryEntry] = {}
+    unsearched: list[str] = []
+    forbidden: list[str] = []
+    searched = 0
+    for info in kinds:
+        what = f"{info.kind} ({info.api_version})"
+        if clock() > deadline:
+            unsearched.append(what)
+            continue
+        try:
+            listed = client.list(info.api_version, info.kind, label_selector=selector)
+        except errors.ApiError as exc:
+            if exc.status == 403:
+                forbidden.append(what)
+                continue
+            log.warning("rebuilding the inventory: cannot list %s: %s", what, exc)
+            unsearched.append(what)
+            continue
+        except errors.ClusterError as exc:
+            log.warning("rebuilding the inventory: cannot list %s: %s", what, exc)
+            unsearched.append(what)
+            continue
+        searched += 1
+        for obj in listed.items:
+            if not applied_by_convoy(obj, cluster=cluster):
+                continue
+            ref = ObjectRef.of(obj)
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            entries[ref] = InventoryEntry(ref=ref, api_version=info.api_version,
+                                          app=str(labels.get(bundles.LABEL_APP, "")), hash="")
+    return Rebuilt(inventory=Inventory(entries=entries), searched=searched, unsearched=tuple(unsearched),
+                   forbidden=tuple(forbidden))
 
 
 def _size(data: Mapping[str, str]) -> int:

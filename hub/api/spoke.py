@@ -230,6 +230,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             changed = True
             rotation_sent = False
             age_rotation_sent = False
+            announced = False   #: a heartbeat (saying the interval) was sent on this stream
             while True:
                 if self.notifier.closing:
                     raise grpc_errors.ShuttingDown()
@@ -271,8 +272,15 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                             event.desired.inline_compression = "zlib"
                             spoke_has = desired.digest
                         yield event
+                        if not announced:
+                            # The interval at once, not one heartbeat later: a spoke (on its first stream,
+                            # knowing no interval yet) whose connection freezes now notices within three
+                            # intervals instead of its channel keepalive's 40 s.
+                            announced = True
+                            yield _heartbeat(heartbeat)
                     elif last_sent is None:
                         # Nothing desired yet: say so with a heartbeat, so the spoke knows it is connected.
+                        announced = True
                         yield _heartbeat(heartbeat)
                 else:
                     yield self._beat_message

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.client
 import json
 import os
 import shutil
@@ -42,6 +43,8 @@ _Dynamic: Any = DynamicClient
 __all__ = ["ClientOptions", "ClusterClient", "ListResult", "ResourceInfo", "WatchEvent", "WatchStream"]
 
 _APPLY_PATCH = "application/apply-patch+yaml"
+#: seconds of silence past a watch's ``timeoutSeconds`` after which its stream counts as stalled
+WATCH_READ_SLACK = 5.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -90,6 +93,7 @@ class WatchStream:
         self._response = response
         self._api_version = api_version
         self._kind = kind
+        self._closed = False   #: closed by ``close()`` (the spoke stopping the watch), not broken
 
     def __iter__(self) -> Iterator[WatchEvent]:
         try:
@@ -102,13 +106,20 @@ class WatchStream:
                     obj.setdefault("apiVersion", self._api_version)
                     obj.setdefault("kind", self._kind)
                 yield WatchEvent(type=str(event.get("type", "")), object=obj)
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError) as exc:
+            if self._closed:
+                return
             raise errors.ConnectionFailedError(
                 f"{self._kind} watch", f"stream broke: {type(exc).__name__}: {exc}") from exc
+        except AttributeError:
+            if self._closed:
+                return  # closed from another thread mid-read: http.client trips over its own closed file
+            raise
         finally:
             self.close()
 
     def close(self) -> None:
+        self._closed = True
         # close() alone does not wake a thread blocked in recv(); shutting the socket down does.
         sock = getattr(getattr(self._response, "connection", None), "sock", None)
         if sock is not None:
@@ -226,6 +237,36 @@ class ClusterClient:
             self._resources[(api_version, kind)] = info
             return info
 
+    def listable_kinds(self) -> list[ResourceInfo]:
+        """Every kind the API server lists, at its group's preferred version (subresources left out).
+
+        Raw discovery documents (``/api/v1``, ``/apis``, ``/apis/{group}/{version}``), one request per
+        group; what is found is also remembered for ``resource``.
+        """
+        found: list[ResourceInfo] = []
+        versions = ["v1"]
+        groups: dict[str, Any] = self._call(self._bind_get("/apis", "discovery", []))
+        for group in groups.get("groups") or []:
+            preferred = (group.get("preferredVersion") or {}).get("groupVersion")
+            if preferred:
+                versions.append(str(preferred))
+        for api_version in versions:
+            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            try:
+                listing: dict[str, Any] = self._call(self._bind_get(path, f"discovery of {api_version}", []))
+            except errors.NotFoundError:  # a group removed between the two requests
+                continue
+            for res in listing.get("resources") or []:
+                name = str(res.get("name") or "")
+                if not name or "/" in name or "list" not in (res.get("verbs") or []):
+                    continue
+                info = ResourceInfo(api_version=api_version, kind=str(res.get("kind") or ""), plural=name,
+                                    namespaced=bool(res.get("namespaced")))
+                found.append(info)
+                with self._lock:
+                    self._resources.setdefault((api_version, info.kind), info)
+        return found
+
     def forget_discovery(self) -> None:
         """Drop cached resource lookups (after CRDs changed)."""
         with self._lock:
@@ -238,14 +279,19 @@ class ClusterClient:
     def _request(self, method: str, path: str, *, what: ObjectRef | str,
                  query: Sequence[tuple[str, str]] = (), body: Any = None,
                  content_type: str | None = None, timeout: float | None = None,
-                 stream: bool = False, with_status: bool = False) -> Any:
+                 read_timeout: float | None = None, stream: bool = False, with_status: bool = False) -> Any:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
         request = self._api.param_serialize(method, path, query_params=list(query), header_params=headers,
                                             body=body, auth_settings=["BearerToken"])
+        # A total timeout bounds the whole answer; a stream gets a read timeout instead: the most
+        # seconds between two bytes, so a stream that stalled mid-way is noticed however long it ran.
+        limit: float | tuple[float, float] = timeout or self._options.request_timeout
+        if read_timeout is not None:
+            limit = (self._options.request_timeout, read_timeout)
         try:
-            response: Any = self._api.call_api(*request, _request_timeout=timeout or self._options.request_timeout)
+            response: Any = self._api.call_api(*request, _request_timeout=limit)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise errors.ConnectionFailedError(what, f"{method} failed: {type(exc).__name__}: {exc}") from exc
         except ApiException as exc:  # the client's wrapper for TLS failures
@@ -399,7 +445,11 @@ class ClusterClient:
 
     def watch(self, api_version: str, kind: str, *, label_selector: str | None = None,
               resource_version: str = "", timeout_seconds: int = 60) -> WatchStream:
-        """Open a watch across namespaces from ``resource_version``."""
+        """Open a watch across namespaces from ``resource_version``.
+
+        The server ends the stream after ``timeoutSeconds``; a stream silent for ``WATCH_READ_SLACK``
+        seconds more than that (no event, bookmark or end) has stalled: reading it raises
+        ``ConnectionFailedError``."""
         res = self.resource(api_version, kind)
         query = [("watch", "true"), ("timeoutSeconds", str(timeout_seconds)),
                  ("allowWatchBookmarks", "true")]
@@ -409,5 +459,5 @@ class ClusterClient:
             query.append(("resourceVersion", resource_version))
         response = self._call(lambda: self._request(
             "GET", res.path(), what=f"{kind} watch", query=query, stream=True,
-            timeout=timeout_seconds + 10))
+            read_timeout=timeout_seconds + WATCH_READ_SLACK))
         return WatchStream(response, api_version=api_version, kind=kind)

@@ -86,6 +86,24 @@ async def test_registration_and_its_refusals(tmp_path: Path, fleet_repo: FleetRe
         assert {t.id: t.uses_left for t in tokens.tokens}[created.info.id] == 0
 
 
+async def test_a_watch_says_its_heartbeat_interval_right_after_the_first_notice(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    # Heartbeats every 30 s: the interval must not wait for the first of them. A spoke on its first
+    # stream knows no interval, so until it hears one a frozen connection goes unnoticed.
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo, heartbeat_seconds=30)) as hub, \
+            channel(hub) as ch:
+        spoke = await registered_spoke(hub, ch, "alpha")
+        for applied in ("", "sha256:" + "0" * 64):  # nothing rendered yet or rendered, the spoke up to date or not
+            stream = spoke.watch(applied)
+            kinds = []
+            while "heartbeat" not in kinds or "desired" not in kinds:  # both, long before the first beat is due
+                event = await asyncio.wait_for(stream.read(), 5)
+                kinds.append(event.WhichOneof("event"))
+                if kinds[-1] == "heartbeat":
+                    assert event.heartbeat.interval_seconds == 30
+            stream.cancel()
+
+
 async def test_watch_gets_desired_state_at_once_and_heartbeats(tmp_path: Path, fleet_repo: FleetRepo) -> None:
     async with running_hub(hub_settings(tmp_path / "hub", fleet_repo, heartbeat_seconds=0.3)) as hub, \
             channel(hub) as ch:

@@ -5,26 +5,29 @@ from __future__ import annotations
 import base64
 import os
 import pathlib
-import select
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from hub import cliconfig
+from hub.adminclient import AdminClient
 from kubesim.faults import Faults
 from kubesim.testing import KubeSim
 from protos import bundle as bundles
+from protos.codec import pb
 from protos.objects import ObjectRef
 from spoke import inventory
 from spoke.agent import Agent
 from spoke.cluster import ClientOptions, ClusterClient
 from spoke.settings import SpokeSettings
+from tests.integration.fault_harness import FreezingRelay, HubProcess
+from tests.integration.hub_harness import FleetRepo, standard_fleet
 from tests.integration.spoke_harness import FakeHub, configmap, make_bundle, namespace
 from tests.polling import wait_for
 
@@ -63,19 +66,26 @@ def _ready(port: int) -> bool:
 class SpokeProcess:
     """``convoy spoke run`` as a child process, logging to a file (a full pipe must never block it)."""
 
-    def __init__(self, hub: FakeHub, kubesim: Any, cluster: str, tmp: pathlib.Path) -> None:
+    def __init__(self, hub: FakeHub | None, kubesim: Any, cluster: str, tmp: pathlib.Path, *, address: str = "",
+                 token: str = "", hub_ca: pathlib.Path | None = None) -> None:
         self.kubeconfig = kubesim.write_kubeconfig(tmp / "kubeconfig", [cluster])
         self.cluster = cluster
-        self.hub = hub
+        self.address = address or (hub.address if hub is not None else "")
+        self.token = token or (hub.token if hub is not None else "")
+        self.hub_ca = hub_ca   #: the hub's CA (TLS); None: plaintext, as the FakeHub speaks
         self.log = tmp / "spoke.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
     def start(self) -> SpokeProcess:
         self.port = _free_port()
-        env = {**os.environ, "CONVOY_SPOKE_HUB": self.hub.address, "CONVOY_SPOKE_CLUSTER": self.cluster,
-               "CONVOY_SPOKE_TOKEN": self.hub.token, "CONVOY_SPOKE_INSECURE": "true",
-               "CONVOY_SPOKE_HEALTH_PORT": str(self.port), "CONVOY_SPOKE_HEALTH_HOST": "127.0.0.1"}
+        env = {**os.environ, "CONVOY_SPOKE_HUB": self.address, "CONVOY_SPOKE_CLUSTER": self.cluster,
+               "CONVOY_SPOKE_TOKEN": self.token, "CONVOY_SPOKE_HEALTH_PORT": str(self.port),
+               "CONVOY_SPOKE_HEALTH_HOST": "127.0.0.1"}
+        if self.hub_ca is None:
+            env["CONVOY_SPOKE_INSECURE"] = "true"
+        else:
+            env["CONVOY_SPOKE_HUB_CA"] = str(self.hub_ca)
         with self.log.open("a") as sink:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hub", "spoke", "run", "--kubeconfig", str(self.kubeconfig),
@@ -152,69 +162,6 @@ def test_sigkill_mid_apply_ends_at_exactly_one_bundle_and_the_inventory_lists_wh
     wait_for(lambda: _inventory_names(client) == set(a_objects), timeout=10, what="the inventory listing A")
 
 
-class FreezingRelay:
-    """A TCP relay between the spoke and the hub that can freeze: bytes stop, and no FIN or RST is sent.
-
-    ``freeze()`` stops every connection open now, as a partition that drops packets does; connections
-    opened later pass (the path healed, or a new route was found).
-    """
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self._upstream = upstream
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
-        self._frozen: list[threading.Event] = []
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def freeze(self) -> None:
-        with self._lock:
-            for frozen in self._frozen:
-                frozen.set()
-
-    def close(self) -> None:
-        self._listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                down, _ = self._listener.accept()
-            except OSError:
-                return
-            up = socket.create_connection(self._upstream)
-            frozen = threading.Event()
-            with self._lock:
-                self._frozen.append(frozen)
-                self._sockets += [down, up]
-                self.connections += 1
-            for src, dst in ((down, up), (up, down)):
-                threading.Thread(target=self._pump, args=(src, dst, frozen), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket, frozen: threading.Event) -> None:
-        while not frozen.is_set():
-            try:
-                ready, _, _ = select.select([src], [], [], 0.05)
-                if not ready:
-                    continue
-                data = src.recv(65536)
-                if not data or frozen.is_set():
-                    break
-                dst.sendall(data)
-            except OSError:
-                break
-        # Frozen: hold both sockets open and silent until the test ends (no FIN, no RST).
-
-
 def test_a_frozen_connection_is_noticed_from_the_heartbeat_and_no_report_is_lost(
         kubesim_server: Any, kube_cluster: str, client: ClusterClient) -> None:
     hub = FakeHub(heartbeat=1).start()
@@ -245,6 +192,61 @@ def test_a_frozen_connection_is_noticed_from_the_heartbeat_and_no_report_is_lost
     finally:
         agent.stop()
         agent.client.close()
+        relay.close()
+        hub.stop()
+
+
+def test_a_partition_between_a_real_spoke_and_a_real_hub_is_noticed_on_both_sides_and_healed(
+        kubesim_server: Any, kube_cluster: str, client: ClusterClient, tmp_path: pathlib.Path,
+        isolated_home: str) -> None:
+    repo = FleetRepo(tmp_path / "fleet")
+    standard_fleet(repo)
+    hub = HubProcess(repo, tmp_path / "hub", heartbeat=1).start()
+    host, port = hub.address.rsplit(":", 1)
+    relay = FreezingRelay((host, int(port)))
+    conn = cliconfig.HubConnection(name="test", address=hub.address, ca=hub.ca_file, credential=hub.admin_credential)
+    admin = AdminClient(conn)
+    spoke = SpokeProcess(None, kubesim_server, kube_cluster, tmp_path, address=relay.address,
+                         token=admin.create_token(pb.CreateTokenRequest(ttl_seconds=600, uses=1)).token,
+                         hub_ca=hub.ca_file)
+    try:
+        client.apply(namespace("shop"), manager="test")  # the standard fleet's app namespace; it makes none
+        spoke.start()
+
+        def online() -> bool:
+            return any(c.name == kube_cluster and c.online for c in admin.list_clusters().clusters)
+
+        def corrections() -> int:
+            events = admin.history(pb.HistoryRequest(cluster=kube_cluster, limit=500,
+                                                     kinds=["drift_corrected"])).events
+            return sum("web-config" in e.message for e in events)
+
+        wait_for(lambda: client.get("v1", "ConfigMap", "shop", "web-config") is not None, timeout=60,
+                 what="the hub's bundle applied through the relay")
+        wait_for(online, timeout=20, what="the cluster online")
+        wait_for(lambda: "a Watch stream silent for 3s is presumed dead" in spoke.log.read_text(), timeout=10,
+                 what="the spoke learning the hub's heartbeat")
+        before = relay.connections
+
+        relay.partition()  # no FIN, no RST; new connections go nowhere either
+        # The hub pings every heartbeat (1 s) and drops a connection whose ping goes unanswered for 2 s.
+        wait_for(lambda: not online(), timeout=10, what="the hub showing the cluster offline")
+        # The spoke keeps enforcing what it has: a deletion during the partition is corrected.
+        client.delete("v1", "ConfigMap", "shop", "web-config")
+        wait_for(lambda: client.get("v1", "ConfigMap", "shop", "web-config") is not None, timeout=15,
+                 what="the deletion corrected during the partition")
+        # The spoke notices from the hub's heartbeat: 3 silent intervals, not the 40 s channel keepalive.
+        wait_for(lambda: "nothing from the hub for 3s" in spoke.log.read_text(), timeout=15,
+                 what="the spoke noticing the silent stream")
+
+        relay.thaw()
+        wait_for(lambda: relay.connections > before and online(), timeout=30, what="reconnected and online again")
+        # No report lost: the correction made while the hub could not hear reaches its history.
+        wait_for(lambda: corrections() >= 1, timeout=30, what="the correction in the hub's history")
+        assert spoke.proc is not None and spoke.proc.poll() is None
+    finally:
+        spoke.stop()
+        admin.close()
         relay.close()
         hub.stop()
 
@@ -486,3 +488,109 @@ def test_the_inventory_secret_deleted_while_running_still_prunes_and_is_stored_a
     wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="goes-later pruned")
     wait_for(lambda: _inventory_names(client) == {"stays"}, timeout=10, what="the inventory stored again")
     assert spoke_process.proc is not None and spoke_process.proc.poll() is None
+
+
+def _health(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+        return str(response.read().decode())
+
+
+@pytest.mark.parametrize("damage", ["deleted", "corrupted"])
+def test_the_inventory_secret_deleted_while_the_spoke_is_down_is_rebuilt_from_live_objects_and_prunes(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str, damage: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("x", NS), configmap("y", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"x", "y"}, timeout=30, what="bundle A applied")
+    wait_for(lambda: _inventory_names(client) == {"x", "y"}, timeout=10, what="the inventory stored")
+    spoke_process.kill()
+    if damage == "deleted":
+        client.delete("v1", "Secret", "convoy-system", "convoy-inventory")
+    else:
+        def garble(live: dict[str, Any] | None) -> dict[str, Any]:
+            assert live is not None
+            live["data"]["inventory.json"] = base64.b64encode(b"[{not json").decode()
+            return live
+
+        client.update_with("v1", "Secret", "convoy-system", "convoy-inventory", garble, manager="someone")
+    # Someone else's object with Convoy's labels copied onto it: no Apply entry of Convoy's field manager.
+    copied = configmap("copied-labels", NS, labels={bundles.LABEL_MANAGED_BY: bundles.MANAGED_BY_VALUE,
+                                                    bundles.LABEL_CLUSTER: kube_cluster})
+    client.create(copied, manager="kubectl-create")
+
+    # Git dropped y meanwhile; the restarted spoke has no inventory to prune from but what it rebuilds.
+    hub.publish(make_bundle([namespace(NS), configmap("x", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"x", "copied-labels"}, timeout=30,
+             what=f"y pruned, x and the copied-labels object kept (now {sorted(_ours(client, kube_cluster))})")
+    wait_for(lambda: _inventory_names(client) == {"x"}, timeout=10, what="the inventory listing x alone")
+    log = spoke_process.log.read_text()
+    # The namespace, x and y: the object with copied labels is not adopted.
+    assert "inventory rebuilt from 3 live object(s)" in log, log[-3000:]
+    said = "no inventory" if damage == "deleted" else "inventory is damaged"
+    assert f"Secret/convoy-system/convoy-inventory: {said}" in log
+
+
+def test_the_state_secret_deleted_while_the_hub_is_away_says_once_why_nothing_is_enforced(
+        hub: FakeHub, spoke_process: SpokeProcess, client: ClusterClient, kube_cluster: str) -> None:
+    hub.publish(make_bundle([namespace(NS), configmap("stays", NS)]))
+    spoke_process.start()
+    wait_for(lambda: set(_ours(client, kube_cluster)) == {"stays"}, timeout=30, what="applied")
+    wait_for(lambda: _ready(spoke_process.port), timeout=10, what="ready")
+    assert "problem:" not in _health(spoke_process.port)
+    spoke_process.kill()
+    client.delete("v1", "Secret", "convoy-system", "convoy-spoke-state")
+    hub.stop()
+
+    spoke_process.start()
+    wait_for(lambda: _ready(spoke_process.port), timeout=30, what="the restarted spoke ready")
+    health = _health(spoke_process.port)
+    assert "problem: Secret/convoy-system/convoy-spoke-state is missing" in health, health
+    assert "nothing is enforced" in health and "convoy token create --cluster NAME" in health
+    # Said once, not on every reconnect attempt to the absent hub.
+    wait_for(lambda: spoke_process.log.read_text().count("reconnecting") >= 3, timeout=30,
+             what="a few attempts to reach the hub")
+    assert spoke_process.log.read_text().count("convoy-spoke-state is missing") == 1
+
+    # The hub returns: the spoke registers with its token, enforces again and the problem is gone.
+    hub.start()
+    wait_for(lambda: "problem:" not in _health(spoke_process.port), timeout=30, what="the problem cleared")
+    client.delete("v1", "ConfigMap", NS, "stays")
+    wait_for(lambda: "stays" in _ours(client, kube_cluster), timeout=20, what="the bundle enforced again")
+
+
+def test_a_stalled_drift_watch_is_noticed_by_its_read_timeout_and_resumed(
+        hub: FakeHub, kubesim_server: Any, kube_cluster: str, client: ClusterClient) -> None:
+    spoke_client = ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster))
+    lists: list[str] = []   #: the drift watch's lists (the start's inventory search lists too, by another selector)
+    real_list = spoke_client.list
+
+    def counting_list(api_version: str, kind: str, **kwargs: Any) -> Any:
+        if kwargs.get("label_selector") == f"{bundles.LABEL_CLUSTER}={kube_cluster}":
+            lists.append(kind)
+        return real_list(api_version, kind, **kwargs)
+
+    spoke_client.list = counting_list  # type: ignore[method-assign]
+    settings = SpokeSettings(hub=hub.address, cluster=kube_cluster, token=hub.token, insecure=True, health_port=0,
+                             health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0)
+    agent = Agent(settings, cluster=spoke_client).start()
+    try:
+        hub.publish(make_bundle([namespace(NS), configmap("watched", NS, {"v": "1"})]))
+        wait_for(lambda: _ours(client, kube_cluster) == {"watched": {"v": "1"}}, timeout=30, what="applied")
+        wait_for(lambda: "ConfigMap" in lists, timeout=10, what="the ConfigMap drift watch listing")
+        # A change corrected proves the watch stream is open (not still between its list and its watch).
+        client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "watched", "namespace": NS},
+                      "data": {"v": "changed"}}, manager="kubectl-edit", force=True)
+        wait_for(lambda: _ours(client, kube_cluster) == {"watched": {"v": "1"}}, timeout=10, what="drift corrected")
+        listed = lists.count("ConfigMap")
+        # Every watch stream goes silent (no event, no bookmark, no FIN) once its history is sent, for two
+        # minutes: only the spoke's read timeout can notice. The deletion waits in the stalled stream.
+        kubesim_server.set_faults(kube_cluster, Faults(watch_stall_after=0.0, stall_for=120.0))
+        client.delete("v1", "ConfigMap", NS, "watched")
+        # Noticed within WATCH_SECONDS + WATCH_READ_SLACK (15 s), resumed from its resourceVersion, which
+        # hands over the deletion before the new stream stalls in its turn (before: 70 s of blindness).
+        wait_for(lambda: "watched" in _ours(client, kube_cluster), timeout=25, what="the deletion corrected")
+        assert lists.count("ConfigMap") == listed, "resumed from its resourceVersion, not listed again"
+    finally:
+        kubesim_server.clear_faults(kube_cluster)
+        agent.stop()
+        spoke_client.close()

@@ -156,3 +156,23 @@ def test_stall_fields_are_checked() -> None:
     parsed = Faults.from_json({"error_rates": {"502": 1, "504": 0.5}, "stall_rate": 0.5, "stall_for": 3})
     assert parsed.error_rates == {502: 1.0, 504: 0.5} and parsed.stall_for == 3.0
     assert Faults.from_json(parsed.to_json()) == parsed
+
+
+def test_a_stalled_watch_sends_nothing_more_until_cut(sim: KubeSim, cluster: str, api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    http = urllib3.PoolManager(retries=False)
+    response = http.request("GET", f"{sim.url(cluster)}/api/v1/namespaces/default/configmaps?watch=true"
+                                   "&allowWatchBookmarks=true&timeoutSeconds=60", preload_content=False,
+                            timeout=urllib3.Timeout(connect=5, read=1.0))
+    assert response.status == 200
+    sim.set_faults(cluster, Faults(watch_stall_after=0.0, stall_for=30.0))
+    core.create_namespaced_config_map("default", {"metadata": {"name": "unheard"}})
+    # The event is never sent: the stream stays open and silent (no FIN), so only a read timeout notices.
+    heard = b""
+    with pytest.raises((urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError)):
+        while chunk := response.read(1):  # what was sent before the stall (objects already there), then nothing
+            heard += chunk
+    assert b"unheard" not in heard
+    sim.clear_faults(cluster)
+    assert Faults.from_json({"watch_stall_after": 2, "stall_for": 5}).watch_stall_after == 2.0
+    assert Faults.from_json(Faults(watch_stall_after=1.5).to_json()).watch_stall_after == 1.5

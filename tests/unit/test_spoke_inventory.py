@@ -43,3 +43,24 @@ def test_manifest_hash_ignores_key_order() -> None:
     b = {"metadata": {"namespace": "y", "name": "x"}, "kind": "ConfigMap", "apiVersion": "v1"}
     assert inventory.manifest_hash(a) == inventory.manifest_hash(b)
     assert inventory.manifest_hash(a) != inventory.manifest_hash({**a, "data": {"k": "v"}})
+
+
+def _live(labels: dict[str, str], managers: list[tuple[str, str]]) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cm", "namespace": "shop", "labels": labels,
+                         "managedFields": [{"manager": m, "operation": op, "fieldsV1": {}} for m, op in managers]}}
+
+
+def test_only_objects_with_both_of_convoys_marks_are_adopted_by_a_rebuild() -> None:
+    from spoke.apply import applying
+
+    assert inventory.APPLY_MANAGER == applying.MANAGER  # the rebuild looks for the manager the apply path sets
+    ours = {bundles.LABEL_MANAGED_BY: bundles.MANAGED_BY_VALUE, bundles.LABEL_CLUSTER: "east"}
+    assert inventory.applied_by_convoy(_live(ours, [("kubectl-edit", "Update"), ("convoy", "Apply")]), cluster="east")
+    # copied labels, another manager: someone else's object
+    assert not inventory.applied_by_convoy(_live(ours, [("kubectl-create", "Update")]), cluster="east")
+    # Convoy's manager but an Update (the inventory Secret's own writes), or another cluster's label
+    assert not inventory.applied_by_convoy(_live(ours, [("convoy", "Update")]), cluster="east")
+    assert not inventory.applied_by_convoy(_live(ours, [("convoy", "Apply")]), cluster="west")
+    assert not inventory.applied_by_convoy(_live({bundles.LABEL_CLUSTER: "east"}, [("convoy", "Apply")]),
+                                           cluster="east")
