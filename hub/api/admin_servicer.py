@@ -48,6 +48,9 @@ class AdminOptions:
     ca_fingerprint: str                 #: ``sha256:<hex>`` of the hub CA ("" when insecure)
     advertise_address: str | None       #: put in join tokens so a spoke knows where to dial
     heartbeat_seconds: float = 30.0
+    #: ``--oci-push`` target (REGISTRY/REPOSITORY), "" when the hub does not push: ListClusters then
+    #: reports the push backlog.
+    oci_push_target: str = ""
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
@@ -83,7 +86,15 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         refused, response.fetch_error = fleet
         if refused is not None:
             response.refused_commit.CopyFrom(refused)
+        if self.options.oci_push_target:
+            backlog = await self._run(self._push_backlog)
+            response.oci_push.CopyFrom(pb.OciPushLag(target=self.options.oci_push_target, pending=backlog.pending,
+                                                     oldest_seconds=backlog.oldest_seconds))
         return response
+
+    def _push_backlog(self) -> store.PushBacklog:
+        with self.db.session(write=False) as session:
+            return store.oci_push_backlog(session, self.options.oci_push_target, now=self.clock())
 
     def _list(self, selector: selectors.Selector, connected: frozenset[str]) -> tuple[
             list[pb.ClusterSummary], str, dt.datetime | None, tuple[pb.RefusedCommit | None, str]]:

@@ -76,6 +76,9 @@ class SpokeOptions:
     watch_burst: int = 20
     #: GetBundle calls per minute per cluster for one digest (a spoke fetches each digest once or twice).
     bundle_fetches_per_minute: int = 30
+    #: ``--oci-push`` target (REGISTRY/REPOSITORY), "" when the hub does not push: Watch names the pushed
+    #: manifest (``DesiredState.oci_reference``) once the push of the desired bundle is recorded.
+    oci_push_target: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -351,6 +354,10 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             rows = store.watch_rows(session, names)
             metas = store.bundle_metas(session, (r.desired.digest for r in rows.values() if r.desired is not None),
                                        inline_up_to=self.options.inline_bundle_bytes)
+            target = self.options.oci_push_target
+            pushed = store.oci_manifests(session, target, [(name, r.desired.commit, r.desired.digest)
+                                                           for name, r in rows.items()
+                                                           if r.desired is not None]) if target else {}
         notices = {}
         for name in dict.fromkeys(names):
             row = rows.get(name)
@@ -370,6 +377,9 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                     meta, inline = found
                     message.size = meta.size
                     message.signature = meta.signature
+                manifest = pushed.get((name, desired.commit, desired.digest))
+                if manifest:
+                    message.oci_reference = f"{target}@{manifest}"
             notices[name] = _DesiredNotice(message=message, inline_bundle=inline, rotate=row.rotate,
                                            rotate_age_key=row.rotate_age_key)
         return [notices[name] for name in names]

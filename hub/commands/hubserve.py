@@ -183,6 +183,7 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
     async def sync_now() -> SyncOutcome:
         return await service.sync_once(reason="admin sync", force=True)
 
+    oci_target = str(pushing.PushTarget.parse(settings.oci_push)) if settings.oci_push else ""
     spoke = spoke_api.SpokeServicer(
         db=db, authenticator=authenticator, notifier=notifier, on_registered=registered, on_reported=rollouts.poke,
         declared_names=lambda: replication.declared_names(service),
@@ -193,11 +194,13 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
             register_burst=settings.register_burst, report_rate=settings.report_rate,
             report_burst=settings.report_burst, event_aggregate_seconds=settings.event_aggregate_window,
             watch_rate=settings.watch_rate, watch_burst=settings.watch_burst,
-            bundle_fetches_per_minute=settings.bundle_fetches_per_minute))
+            bundle_fetches_per_minute=settings.bundle_fetches_per_minute,
+            oci_push_target=oci_target))
     admin = admin_api.AdminServicer(
         db=db, authenticator=authenticator, notifier=notifier, sync_now=sync_now, rollouts=rollouts,
         options=admin_api.AdminOptions(ca_fingerprint=fingerprint, advertise_address=settings.advertise_address,
-                                       heartbeat_seconds=settings.heartbeat_seconds))
+                                       heartbeat_seconds=settings.heartbeat_seconds,
+                                       oci_push_target=oci_target))
     parts = server_api.create_server(listen=settings.grpc_listen, spoke=spoke, admin=admin, tls=tls,
                                      heartbeat_seconds=settings.heartbeat_seconds)
     address = settings.advertise_address or f"{_host_of(settings.grpc_listen)}:{parts.port}"
@@ -232,11 +235,12 @@ def _pusher(settings: settings_mod.HubSettings, db: store_db.Database,
     """The ``--oci-push`` pusher, or None when pushing is off."""
     if not settings.oci_push:
         return None
-    client = pushing.OrasRegistry(pushing.PushTarget.parse(settings.oci_push),
-                                  docker_config=settings.oci_push_docker_config, insecure=settings.oci_push_insecure)
+    target = pushing.PushTarget.parse(settings.oci_push)
+    client = pushing.OrasRegistry(target, docker_config=settings.oci_push_docker_config,
+                                  insecure=settings.oci_push_insecure)
     return pushing.Pusher(client=client, refs=lambda: _read_refs(db, None),
                           load=lambda digest: _read_bundle(db, digest), source=gitsource.redact_url(settings.repo),
-                          metrics=metrics)
+                          metrics=metrics, ledger=pushing.DbLedger(db, str(target)))
 
 
 def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
@@ -312,7 +316,10 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
              asyncio.create_task(_retain_events(settings, db, stop), name="convoy-event-retention")]
     pusher = _pusher(settings, db, metrics)
     if pusher is not None:
-        tasks.append(asyncio.create_task(pusher.run(stop, settings.oci_push_interval), name="convoy-oci-push"))
+        # Leader-only, like the sync loop: the ledger in the database tells a new leader what is left.
+        tasks.append(asyncio.create_task(pusher.run(stop, settings.oci_push_interval,
+                                                    is_leader=lambda: replication.is_leader),
+                                         name="convoy-oci-push"))
         log.info("pushing bundles as OCI artifacts to %s", settings.oci_push)
     running = RunningHub(settings=settings, db=db, service=service, notifier=notifier, metrics=metrics,
                          grpc=parts, http_runner=runner, http_port=http_port, ca_pem=ca_pem,

@@ -59,6 +59,10 @@ hub state   get_state(s, key) -> str | None; set_state(s, key, value)   (keys: S
 rollouts    insert_rollout(s, *, commit, state, document) -> RolloutRow (seq assigned)
             save_rollout(s, seq, *, state, document); get_rollout(s, seq); latest_rollout(s)
             commit_of_desired(s, cluster, digest) -> the commit that last made digest desired there
+oci pushes  oci_pushes(s, target) -> {(cluster, commit, digest): PushRecord}   (what --oci-push pushed)
+            oci_manifests(s, target, keys) -> {key: manifest digest}; record_oci_pushes(s, target, records)
+            forget_oci_pushes(s, target, keys) -> number deleted
+            oci_push_backlog(s, target) -> PushBacklog (pending, oldest_seconds): convoy status
 """
 
 from __future__ import annotations
@@ -124,6 +128,18 @@ from hub.store.repository.hub_state import (
     get_state,
     set_state,
 )
+from hub.store.repository.oci_pushes import (
+    PushBacklog,
+    PushKey,
+    PushRecord,
+    forget_oci_pushes,
+    needs_push,
+    oci_manifests,
+    oci_push_backlog,
+    oci_pushes,
+    push_backlog,
+    record_oci_pushes,
+)
 from hub.store.repository.render_errors import (
     MAX_RENDER_ERROR_CHARS,
     MAX_RENDER_ERRORS,
@@ -167,6 +183,9 @@ __all__ = [
     "BundleRef",
     "CredentialMatch",
     "DesiredRow",
+    "PushBacklog",
+    "PushKey",
+    "PushRecord",
     "StateKey",
     "StatusChange",
     "StatusInput",
@@ -187,6 +206,7 @@ __all__ = [
     "events",
     "existing_bundles",
     "find_credential",
+    "forget_oci_pushes",
     "get_bundle",
     "get_cluster",
     "get_commit",
@@ -202,13 +222,19 @@ __all__ = [
     "list_tokens",
     "mark_connected",
     "mark_disconnected",
+    "needs_push",
+    "oci_manifests",
+    "oci_push_backlog",
+    "oci_pushes",
     "promote_credential",
     "prune_bundles",
     "prune_events",
+    "push_backlog",
     "put_bundle",
     "put_bundles",
     "recent_commits",
     "record_commit",
+    "record_oci_pushes",
     "register_cluster",
     "remove_cluster",
     "render_errors_all",
