@@ -209,6 +209,10 @@ class HubSettings:
         "push over plain HTTP (a registry on localhost only)"))
     oci_push_interval: float = dataclasses.field(default=2.0, metadata=_meta(
         "how often the hub looks for bundles not yet pushed (failures are retried then)", kind=_Kind.DURATION))
+    oci_announce_wait: float = dataclasses.field(default=10.0, metadata=_meta(
+        "with --oci-push: how long Watch holds back the notice of a new bundle too big to send inline until "
+        "its push lands, so the spoke can fetch it from the registry (then it is told anyway; 0: never wait)",
+        kind=_Kind.DURATION))
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -229,6 +233,8 @@ class HubSettings:
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise bad(name, f"must be a positive number, got {value!r}")
+        if not math.isfinite(self.oci_announce_wait) or self.oci_announce_wait < 0:
+            raise bad("oci_announce_wait", f"must be 0 or more seconds, got {self.oci_announce_wait!r}")
         if not math.isfinite(self.bundle_retention_age) or self.bundle_retention_age < 0:
             raise bad("bundle_retention_age", f"must be 0 or more seconds, got {self.bundle_retention_age!r}")
         if self.oci_push and not re.fullmatch(r"(oci://)?[^/\s]+/[^:@\s]+", self.oci_push):

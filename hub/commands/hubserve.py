@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 import signal
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -195,7 +195,7 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
             report_burst=settings.report_burst, event_aggregate_seconds=settings.event_aggregate_window,
             watch_rate=settings.watch_rate, watch_burst=settings.watch_burst,
             bundle_fetches_per_minute=settings.bundle_fetches_per_minute,
-            oci_push_target=oci_target))
+            oci_push_target=oci_target, oci_announce_wait=settings.oci_announce_wait))
     admin = admin_api.AdminServicer(
         db=db, authenticator=authenticator, notifier=notifier, sync_now=sync_now, rollouts=rollouts,
         options=admin_api.AdminOptions(ca_fingerprint=fingerprint, advertise_address=settings.advertise_address,
@@ -230,17 +230,24 @@ def _read_bundle(db: store_db.Database, digest: str) -> pushing.StoredBundle | N
             compressed=bytes(row.data), signature=bytes(row.signature), created_at=row.created_at)
 
 
-def _pusher(settings: settings_mod.HubSettings, db: store_db.Database,
-            metrics: metrics_mod.HubMetrics) -> pushing.Pusher | None:
-    """The ``--oci-push`` pusher, or None when pushing is off."""
+def _pusher(settings: settings_mod.HubSettings, db: store_db.Database, metrics: metrics_mod.HubMetrics,
+            notifier: notify.Notifier | None = None) -> pushing.Pusher | None:
+    """The ``--oci-push`` pusher, or None when pushing is off. With ``notifier`` (call on the loop), the
+    Watch streams of clusters whose bundles were pushed are woken (on every replica)."""
     if not settings.oci_push:
         return None
     target = pushing.PushTarget.parse(settings.oci_push)
+    on_pushed: Callable[[list[str]], None] | None = None
+    if notifier is not None:
+        loop, wake = asyncio.get_running_loop(), notifier.notify
+
+        def on_pushed(names: list[str]) -> None:  # in the push thread
+            loop.call_soon_threadsafe(wake, names)
     client = pushing.OrasRegistry(target, docker_config=settings.oci_push_docker_config,
                                   insecure=settings.oci_push_insecure)
     return pushing.Pusher(client=client, refs=lambda: _read_refs(db, None),
                           load=lambda digest: _read_bundle(db, digest), source=gitsource.redact_url(settings.repo),
-                          metrics=metrics, ledger=pushing.DbLedger(db, str(target)))
+                          metrics=metrics, ledger=pushing.DbLedger(db, str(target)), on_pushed=on_pushed)
 
 
 def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
@@ -314,7 +321,7 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
     tasks = [asyncio.create_task(replication.lead(stop), name="convoy-leader-work"),
              asyncio.create_task(spoke.keep_presence(stop), name="convoy-presence"),
              asyncio.create_task(_retain_events(settings, db, stop), name="convoy-event-retention")]
-    pusher = _pusher(settings, db, metrics)
+    pusher = _pusher(settings, db, metrics, notifier)
     if pusher is not None:
         # Leader-only, like the sync loop: the ledger in the database tells a new leader what is left.
         tasks.append(asyncio.create_task(pusher.run(stop, settings.oci_push_interval,

@@ -205,7 +205,7 @@ class Pusher:
 
     def __init__(self, *, client: RegistryClient, refs: Callable[[], Sequence[store.BundleRef]],
                  load: Callable[[str], StoredBundle | None], source: str, metrics: metrics_mod.HubMetrics,
-                 ledger: PushLedger | None = None,
+                 ledger: PushLedger | None = None, on_pushed: Callable[[list[str]], None] | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC), workers: int = 8) -> None:
         self.client = client
         self._refs = refs
@@ -213,6 +213,9 @@ class Pusher:
         self.source = source
         self.metrics = metrics
         self.ledger: PushLedger = ledger if ledger is not None else MemoryLedger()
+        #: Called (in the pushing thread) with the clusters whose bundles were just recorded as pushed:
+        #: their Watch streams may be holding a notice for it (``oci_announce_wait``).
+        self.on_pushed = on_pushed
         self._clock = clock
         self.workers = workers
         self._blobs: set[str] = set()       # blobs known to be in the registry
@@ -265,6 +268,8 @@ class Pusher:
                     self.metrics.oci_pushes.labels(outcome="failed").inc()
         # Not-latest refs first, so a cluster's latest record is the one that keeps the mark.
         self.ledger.record(sorted(done, key=lambda record: record.latest))
+        if done and self.on_pushed is not None:
+            self.on_pushed(sorted({record.cluster for record in done}))
         # After the pushes, so a moved <cluster>-latest no longer names the manifest it named before.
         deleted = self._retire(refs, failed)
         now = self._clock()

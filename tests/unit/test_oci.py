@@ -4,7 +4,9 @@ retries failures, skips blobs the registry has and reports push lag."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -163,3 +165,90 @@ def test_the_pusher_retries_after_a_failure_and_reports_the_lag() -> None:
     artifact = _artifact()
     [entry] = json.loads(registry.manifests[artifact.manifest.digest.replace(":", "-")])["manifests"]
     assert entry["digest"] == artifact.signature_manifest.digest
+
+
+def _pusher(registry: FakeRegistry, refs: list[store.BundleRef], ledger: pushing.PushLedger,
+            metrics: metrics_mod.HubMetrics | None = None) -> pushing.Pusher:
+    stored = {digest: pushing.StoredBundle(compressed, signature, T0)
+              for digest, compressed, signature in (_bundle("1"), _bundle("2"))}
+    return pushing.Pusher(client=registry, refs=lambda: refs, load=stored.get, source="https://git.example/fleet",
+                          metrics=metrics or metrics_mod.HubMetrics(), ledger=ledger,
+                          clock=lambda: T0 + dt.timedelta(seconds=30))
+
+
+def test_a_new_leader_pushes_only_what_the_shared_ledger_lacks_and_resends_no_blob() -> None:
+    one, two = _bundle("1")[0], _bundle("2")[0]
+    refs = [store.BundleRef(cluster="alpha", commit=COMMIT, digest=one, latest=True, since=T0)]
+    registry, ledger = FakeRegistry(), pushing.MemoryLedger()
+    woken: list[list[str]] = []
+    first = _pusher(registry, refs, ledger)
+    first.on_pushed = woken.append
+    assert first.push_once().pushed == 1 and woken == [["alpha"]]
+    # The leader changes: the new one reads the same ledger (the database) and pushes nothing again.
+    second = _pusher(registry, refs, ledger)
+    assert second.push_once().pushed == 0 and registry.uploads == 4
+    refs.append(store.BundleRef(cluster="beta", commit=COMMIT, digest=two, latest=True, since=T0))
+    assert second.push_once().pushed == 1
+    assert registry.uploads == 7  # beta's config, layer and signature; the empty config blob is shared
+    # A ledger lost altogether is re-derived: everything is pushed again, but no blob is re-sent.
+    metrics = metrics_mod.HubMetrics()
+    third = _pusher(registry, refs, pushing.MemoryLedger(), metrics)
+    assert third.push_once().pushed == 2 and registry.uploads == 7
+    assert metrics.oci_blobs.labels(outcome="sent")._value.get() == 0
+
+
+def test_a_rollback_moves_the_latest_tag_back_without_pushing_the_artifact_again() -> None:
+    one, two = _bundle("1")[0], _bundle("2")[0]
+    old = store.BundleRef(cluster="alpha", commit=COMMIT, digest=one, latest=True, since=T0)
+    new = store.BundleRef(cluster="alpha", commit="b" * 40, digest=two, latest=True, since=T0)
+    registry, ledger = FakeRegistry(), pushing.MemoryLedger()
+    refs = [old]
+    pusher = _pusher(registry, refs, ledger)
+    pusher.push_once()
+    refs[:] = [dataclasses.replace(old, latest=False), new]
+    assert pusher.push_once().pushed == 1
+    assert registry.manifests["alpha-latest"] == registry.manifests["alpha-bbbbbbb"]
+    assert [r.latest for r in sorted(ledger.pushed().values(), key=lambda r: r.commit)] == [False, True]
+    refs[:] = [old, dataclasses.replace(new, latest=False)]
+    uploads = registry.uploads
+    assert pusher.push_once().pushed == 1 and registry.uploads == uploads
+    assert registry.manifests["alpha-latest"] == registry.manifests["alpha-aaaaaaa"]
+    assert pusher.push_once().pushed == 0
+
+
+def test_push_backlog_counts_unpushed_artifacts_and_a_latest_tag_not_moved_yet() -> None:
+    one, two = _bundle("1")[0], _bundle("2")[0]
+    refs = [store.BundleRef(cluster="alpha", commit=COMMIT, digest=one, latest=True, since=T0),
+            store.BundleRef(cluster="beta", commit=COMMIT, digest=two, latest=False,
+                            since=T0 + dt.timedelta(seconds=20))]
+    pushed = {("alpha", COMMIT, one): store.PushRecord("alpha", COMMIT, one, "sha256:" + "1" * 64, latest=False)}
+    backlog = store.push_backlog(refs, pushed, T0 + dt.timedelta(seconds=42))
+    assert backlog == store.PushBacklog(pending=2, oldest_seconds=42.0)
+    pushed[("alpha", COMMIT, one)] = dataclasses.replace(pushed[("alpha", COMMIT, one)], latest=True)
+    assert store.push_backlog(refs, pushed, T0 + dt.timedelta(seconds=42)).pending == 1
+
+
+async def test_the_pusher_pushes_nothing_while_another_replica_leads() -> None:
+    refs = [store.BundleRef(cluster="alpha", commit=COMMIT, digest=_bundle("1")[0], latest=True, since=T0)]
+    registry = FakeRegistry()
+    pusher = _pusher(registry, refs, pushing.MemoryLedger())
+    stop = asyncio.Event()
+    asked: list[bool] = []
+
+    def follower() -> bool:
+        asked.append(False)
+        if len(asked) == 3:
+            stop.set()
+        return False
+
+    await pusher.run(stop, 0.001, is_leader=follower)
+    assert len(asked) == 3 and registry.manifests == {} and registry.uploads == 0
+
+    stop.clear()
+
+    def leader_once() -> bool:
+        stop.set()  # this one cycle, then stop
+        return True
+
+    await pusher.run(stop, 0.001, is_leader=leader_once)
+    assert "alpha-latest" in registry.manifests
