@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from hub import metrics as metrics_mod
 from hub.cli import cli
 from hub.commands import hubserve
+from hub.publish import pushing
 from hub.security import signing
 from hub.store import repository as store
 from protos import oci
@@ -34,6 +35,7 @@ from tests.integration.hub_harness import (
     admin_of,
     channel,
     configmap,
+    convoy,
     hub_settings,
     next_desired,
     registered_spoke,
@@ -288,27 +290,61 @@ async def test_the_hub_pushes_bundles_and_signatures_to_a_real_registry_idempote
             assert (f"alpha {desired.commit[:7]} {desired.digest}: 1 objects, digest good, signature good"
                     in by_ref.output)
 
-            # A restarted pusher (it remembers nothing) against the same registry re-sends no blob.
+            # Watch now names the pushed manifest, by digest, in the registry the hub pushed to.
+            again = await next_desired(alpha.watch())
+            assert again.oci_reference == f"{target}@{manifest_digest}"
+
             beta = await registered_spoke(hub, ch, "beta")
             await next_desired(beta.watch())
             await poll(lambda: pushed("beta-latest"), timeout=20, what="beta-latest in the registry")
             assert hub.metrics.oci_push_lag._value.get() == 0
+            # convoy status says the pushes are done, in the header and in -o json.
+            table = await convoy(hub, tmp_path, "status")
+            assert f"OCI push to {target}: up to date" in table.output, table.output
+            document = json.loads((await convoy(hub, tmp_path, "status", "-o", "json")).output)
+            assert document["ociPush"] == {"target": target, "pending": 0, "oldestSeconds": 0}
+            # A pusher of a new leader reads what was pushed from the database: nothing to do.
             fresh_metrics = metrics_mod.HubMetrics()
             fresh = hubserve._pusher(settings, hub.db, fresh_metrics)
             assert fresh is not None
+            assert (await asyncio.to_thread(fresh.push_once)).pushed == 0
+            # Even one that remembers nothing at all (an emptied ledger) re-sends no blob.
+            fresh.ledger = pushing.MemoryLedger()
             outcome = await asyncio.to_thread(fresh.push_once)
             assert outcome.failed == () and outcome.pushed == 2
             assert fresh_metrics.oci_blobs.labels(outcome="sent")._value.get() == 0
             assert fresh_metrics.oci_blobs.labels(outcome="skipped")._value.get() == 8
 
 
+async def test_status_shows_the_push_backlog_and_watch_tells_the_spoke_after_the_wait(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    with socket.socket() as probe:  # a registry nobody runs
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    target = f"127.0.0.1:{dead}/fleet/bundles"
+    settings = hub_settings(tmp_path / "hub", fleet_repo, oci_push=target, oci_push_insecure=True,
+                            oci_push_interval=0.2, inline_bundle_bytes=0, oci_announce_wait=1.0)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        alpha = await registered_spoke(hub, ch, "alpha")
+        started = asyncio.get_running_loop().time()
+        # The bundle is not inlined and its push never lands: the notice waits oci_announce_wait, then
+        # comes without a registry reference (the spoke uses GetBundle).
+        desired = await next_desired(alpha.watch())
+        assert asyncio.get_running_loop().time() - started >= 0.5
+        assert desired.digest and desired.oci_reference == ""
+        table = await convoy(hub, tmp_path, "status")
+        assert f"OCI push to {target}: 1 pending, oldest " in table.output, table.output
+        document = json.loads((await convoy(hub, tmp_path, "status", "-o", "json")).output)
+        assert document["ociPush"]["pending"] == 1 and document["ociPush"]["oldestSeconds"] > 0
+
+
 # -- spokes with --bundle-source oci:// -----------------------------------------------------------------
 
 async def _converge_with_source(tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, name: str,
-                                source: Callable[[hubserve.RunningHub], str]) -> Agent:
+                                source: Callable[[hubserve.RunningHub], str | None], **hub: Any) -> Agent:
     """A real spoke on a kubesim cluster, told to fetch bundles from ``source(hub)``; returns it after the
     hub's ConfigMap is in the cluster (the hub sends no bundle inline, so nothing comes for free)."""
-    settings = hub_settings(tmp_path / "hub", fleet_repo, insecure=True, inline_bundle_bytes=0)
+    settings = hub_settings(tmp_path / "hub", fleet_repo, insecure=True, inline_bundle_bytes=0, **hub)
     setup = ClusterClient.from_config_dict(kubesim_server.kubeconfig(name))
     try:  # the standard fleet's app lives in a namespace it does not create
         setup.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}, manager="test")
@@ -339,6 +375,26 @@ async def test_a_spoke_with_an_oci_bundle_source_converges_from_the_registry(
     agent = await _converge_with_source(tmp_path, fleet_repo, kubesim_server, kube_cluster,
                                         lambda hub: f"oci://127.0.0.1:{hub.http_port}/convoy/bundles")
     assert agent.bundle_pulls == {True: 1, False: 0}
+
+
+async def test_a_spoke_without_a_bundle_source_pulls_from_the_registry_the_hub_announces(
+        tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, kube_cluster: str) -> None:
+    # No --bundle-source: the hub pushed the bundle, held the notice until then (oci_announce_wait) and
+    # named the manifest; the spoke pulls it by digest from that registry with no credential of the hub's.
+    with _registry(tmp_path / "registry") as registry:
+        agent = await _converge_with_source(tmp_path, fleet_repo, kubesim_server, kube_cluster, lambda hub: None,
+                                            oci_push=f"{registry}/fleet/bundles", oci_push_insecure=True,
+                                            oci_push_interval=0.2, oci_announce_wait=30.0)
+    assert agent.bundle_pulls == {True: 1, False: 0}
+
+
+async def test_bundle_source_none_ignores_the_announced_registry(
+        tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, kube_cluster: str) -> None:
+    with _registry(tmp_path / "registry") as registry:
+        agent = await _converge_with_source(tmp_path, fleet_repo, kubesim_server, kube_cluster, lambda hub: "none",
+                                            oci_push=f"{registry}/fleet/bundles", oci_push_insecure=True,
+                                            oci_push_interval=0.2, oci_announce_wait=30.0)
+    assert agent.bundle_pulls == {True: 0, False: 0}  # GetBundle only
 
 
 async def test_a_spoke_falls_back_to_getbundle_when_the_registry_fails(
