@@ -77,6 +77,14 @@ class RegistryClient(Protocol):
     def delete_manifest(self, digest: str) -> None: ...
 
 
+def _registry_without_retries(provider: Any) -> Any:
+    """``oras.provider.Registry`` whose requests fail at once: its own retry decorator sleeps 3 s, 5 s,
+    11 s, 29 s and 83 s on a refused connection, which held a push cycle (and the hub's shutdown) for
+    minutes per request. The pusher retries every ``--oci-push-interval`` instead."""
+    once = getattr(provider.Registry.do_request, "__wrapped__", provider.Registry.do_request)
+    return type("OnceRegistry", (provider.Registry,), {"do_request": once})
+
+
 class OrasRegistry:
     """:class:`RegistryClient` over the ``oras`` SDK."""
 
@@ -84,7 +92,7 @@ class OrasRegistry:
         import oras.provider  # lazy: only a hub that pushes needs it
 
         self.target = target
-        self._registry = oras.provider.Registry(hostname=target.registry, insecure=insecure)
+        self._registry = _registry_without_retries(oras.provider)(hostname=target.registry, insecure=insecure)
         self._container = self._registry.get_container(f"{target.registry}/{target.repository}")
         self._registry.auth.load_configs(self._container,
                                          configs=[str(docker_config)] if docker_config is not None else None)
