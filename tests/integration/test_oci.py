@@ -7,13 +7,11 @@ credential, ``skopeo inspect`` reads them, ``skopeo copy`` writes an OCI layout 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
 import socket
 import subprocess
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +34,14 @@ from tests.integration.hub_harness import (
     channel,
     configmap,
     convoy,
+    docker_registry,
     hub_settings,
     next_desired,
     registered_spoke,
     running_hub,
     standard_fleet,
 )
-from tests.polling import poll, wait_for
+from tests.polling import poll
 
 SKOPEO = shutil.which("skopeo") or "skopeo"  # .ci/run installs it; a missing one fails, never skips
 
@@ -218,40 +217,9 @@ async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify
 
 # -- --oci-push to a real registry (CNCF Distribution, Debian's docker-registry) ------------------------
 
-@contextlib.contextmanager
-def _registry(tmp_path: Path) -> Iterator[str]:
-    """A real ``docker-registry`` on 127.0.0.1 with its storage in ``tmp_path``; yields host:port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    config = tmp_path / "registry.yml"
-    config.write_text("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                      f"    rootdirectory: {tmp_path}/data\n"
-                      "  delete:\n    enabled: true\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\n")
-    log = (tmp_path / "registry.log").open("w")
-    process = subprocess.Popen([shutil.which("docker-registry") or "docker-registry", "serve", str(config)],
-                               stdout=log, stderr=subprocess.STDOUT)
-    try:
-        def up() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                assert process.poll() is None, (tmp_path / "registry.log").read_text()
-                return False
-        wait_for(up, timeout=20, what="docker-registry answering /v2/")
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
-
-
 async def test_the_hub_pushes_bundles_and_signatures_to_a_real_registry_idempotently(
         tmp_path: Path, fleet_repo: FleetRepo) -> None:
-    with _registry(tmp_path / "registry") as registry:
+    with docker_registry(tmp_path / "registry") as registry:
         target = f"{registry}/fleet/bundles"
         settings = hub_settings(tmp_path / "hub", fleet_repo, oci_push=target, oci_push_insecure=True,
                                 oci_push_interval=0.2)
@@ -381,7 +349,7 @@ async def test_a_spoke_without_a_bundle_source_pulls_from_the_registry_the_hub_a
         tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, kube_cluster: str) -> None:
     # No --bundle-source: the hub pushed the bundle, held the notice until then (oci_announce_wait) and
     # named the manifest; the spoke pulls it by digest from that registry with no credential of the hub's.
-    with _registry(tmp_path / "registry") as registry:
+    with docker_registry(tmp_path / "registry") as registry:
         agent = await _converge_with_source(tmp_path, fleet_repo, kubesim_server, kube_cluster, lambda hub: None,
                                             oci_push=f"{registry}/fleet/bundles", oci_push_insecure=True,
                                             oci_push_interval=0.2, oci_announce_wait=30.0)
@@ -390,7 +358,7 @@ async def test_a_spoke_without_a_bundle_source_pulls_from_the_registry_the_hub_a
 
 async def test_bundle_source_none_ignores_the_announced_registry(
         tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, kube_cluster: str) -> None:
-    with _registry(tmp_path / "registry") as registry:
+    with docker_registry(tmp_path / "registry") as registry:
         agent = await _converge_with_source(tmp_path, fleet_repo, kubesim_server, kube_cluster, lambda hub: "none",
                                             oci_push=f"{registry}/fleet/bundles", oci_push_insecure=True,
                                             oci_push_interval=0.2, oci_announce_wait=30.0)
@@ -408,7 +376,7 @@ async def test_a_spoke_falls_back_to_getbundle_when_the_registry_fails(
 
 
 async def test_retention_deletes_pushed_manifests_of_pruned_bundles(tmp_path: Path, fleet_repo: FleetRepo) -> None:
-    with _registry(tmp_path / "registry") as registry:
+    with docker_registry(tmp_path / "registry") as registry:
         target = f"{registry}/fleet/bundles"
         settings = hub_settings(tmp_path / "hub", fleet_repo, oci_push=target, oci_push_insecure=True,
                                 oci_push_interval=0.2, bundle_retention=1)
