@@ -210,8 +210,8 @@ class HubSettings:
     oci_push_interval: float = dataclasses.field(default=2.0, metadata=_meta(
         "how often the hub looks for bundles not yet pushed (failures are retried then)", kind=_Kind.DURATION))
     oci_announce_wait: float = dataclasses.field(default=10.0, metadata=_meta(
-        "with --oci-push: how long Watch holds back the notice of a new bundle too big to send inline until "
-        "its push lands, so the spoke can fetch it from the registry (then it is told anyway; 0: never wait)",
+        "how long Watch holds back the notice of a new bundle too big to send inline until its OCI push "
+        "lands, so the spoke can fetch it from the registry (then it is sent anyway; 0: never wait)",
         kind=_Kind.DURATION))
 
     def __post_init__(self) -> None:

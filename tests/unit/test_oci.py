@@ -16,10 +16,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from hub import metrics as metrics_mod
+from hub.commands import formatting
 from hub.publish import pushing
 from hub.store import repository as store
 from protos import bundle as bundles
 from protos import oci
+from protos.codec import pb
+from spoke import pulling
 
 KEY = ed25519.Ed25519PrivateKey.generate()
 PUBLIC = KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -252,3 +255,22 @@ async def test_the_pusher_pushes_nothing_while_another_replica_leads() -> None:
 
     await pusher.run(stop, 0.001, is_leader=leader_once)
     assert "alpha-latest" in registry.manifests
+
+
+def test_the_announced_reference_names_registry_repository_and_manifest_digest() -> None:
+    source, manifest = pulling.parse_reference("registry.example:5000/fleet/bundles@sha256:" + "ab" * 32)
+    assert (source.registry, source.repository, manifest) == ("registry.example:5000", "fleet/bundles",
+                                                              "sha256:" + "ab" * 32)
+    for bad in ("registry.example/fleet/bundles:alpha-latest", "registry.example@sha256:" + "ab" * 32,
+                "registry.example/fleet@sha256:short"):
+        with pytest.raises(ValueError, match="is not REGISTRY/REPOSITORY@sha256:<hex>"):
+            pulling.parse_reference(bad)
+
+
+def test_the_status_header_shows_the_push_backlog_only_for_a_pushing_hub() -> None:
+    assert formatting.oci_push_line(pb.ListClustersResponse()) is None
+    response = pb.ListClustersResponse(oci_push=pb.OciPushLag(target="ghcr.io/acme/b", pending=3, oldest_seconds=12.4))
+    assert formatting.oci_push_line(response) == "OCI push to ghcr.io/acme/b: 3 pending, oldest 12s"
+    assert formatting.oci_push_document(response) == {"target": "ghcr.io/acme/b", "pending": 3, "oldestSeconds": 12.4}
+    done = pb.ListClustersResponse(oci_push=pb.OciPushLag(target="ghcr.io/acme/b"))
+    assert formatting.oci_push_line(done) == "OCI push to ghcr.io/acme/b: up to date"
