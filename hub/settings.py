@@ -148,6 +148,11 @@ class HubSettings:
     grpc_listen: str = dataclasses.field(default="127.0.0.1:7443", metadata=_meta("gRPC host:port"))
     http_listen: str = dataclasses.field(default="127.0.0.1:7080", metadata=_meta(
         "HTTP side port host:port: webhook, /metrics, /healthz, /readyz"))
+    registry_listen: str = dataclasses.field(default="127.0.0.1:7444", metadata=_meta(
+        "host:port of the OCI read API (/v2/) over TLS, with the hub's serving certificate and the same "
+        "credentials as gRPC; with insecure, /v2/ is on the plain HTTP port instead"))
+    oci_plain_http: bool = dataclasses.field(default=False, metadata=_meta(
+        "also serve /v2/ on the plain HTTP side port (a sandbox only: credentials then cross in clear)"))
     advertise_address: str | None = dataclasses.field(default=None, metadata=_meta(
         "host:port spokes dial; put in join tokens and the server certificate"))
     tls_cert: Path | None = dataclasses.field(default=None, metadata=_meta(
@@ -253,7 +258,7 @@ class HubSettings:
         for name in ("webhook_max_bytes", "webhook_max_concurrent"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
-        for name in ("grpc_listen", "http_listen"):
+        for name in ("grpc_listen", "http_listen", "registry_listen"):
             _check_address(getattr(self, name), name)
         if self.advertise_address is not None:
             _check_address(self.advertise_address, "advertise_address")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -38,10 +39,14 @@ class Registry:
     """The few GETs of the OCI read API, with a credential (the hub's admin or a cluster's) as a bearer
     token, or none (an anonymous registry)."""
 
-    def __init__(self, base: str, credential: str | None, repository: str = REPOSITORY) -> None:
+    def __init__(self, base: str, credential: str | None, repository: str = REPOSITORY,
+                 ca: Path | None = None) -> None:
         self.base = base.rstrip("/")
         self._credential = credential
         self.repository = repository
+        # The hub's TLS registry port presents the hub's certificate: trust the CA the CLI config names.
+        self._context = ssl.create_default_context(cafile=str(ca)) if ca is not None and base.startswith(
+            "https://") else None
 
     def get(self, path: str, accept: str = "*/*") -> bytes:
         url = f"{self.base}/v2/{self.repository}/{path}"
@@ -50,7 +55,7 @@ class Registry:
             headers["Authorization"] = f"Bearer {self._credential}"
         request = urllib.request.Request(url, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30, context=self._context) as response:
                 return bytes(response.read())
         except urllib.error.HTTPError as exc:
             try:
@@ -68,7 +73,8 @@ class Registry:
 def _registry(registry: str, hub_name: str | None) -> Registry:
     if not registry.startswith(("http://", "https://")):
         raise click.UsageError(f"--registry must be an http:// or https:// URL, got {registry!r}")
-    return Registry(registry, cliconfig.resolve(hub_name).credential_value())
+    resolved = cliconfig.resolve(hub_name)
+    return Registry(registry, resolved.credential_value(), ca=resolved.ca)
 
 
 def _cluster_tags(tags: list[str], cluster: str) -> list[str]:
@@ -100,7 +106,8 @@ def bundle() -> None:
 
 _registry_option = click.option(
     "--registry", envvar="CONVOY_REGISTRY", required=True,
-    help="The hub's HTTP side port serving /v2/ (e.g. http://127.0.0.1:8080); env CONVOY_REGISTRY.")
+    help="The hub's OCI registry port (e.g. https://127.0.0.1:7444, verified with the CLI config's CA; "
+         "http://HOST:HTTP-PORT for an insecure or sandbox hub); env CONVOY_REGISTRY.")
 _hub_option = click.option("--hub", "hub_name", envvar="CONVOY_HUB", default=None,
                            help="Hub name from the CLI config (for its admin credential).")
 

@@ -16,6 +16,8 @@ import dataclasses
 import datetime as dt
 import logging
 import signal
+import ssl
+import tempfile
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -75,6 +77,9 @@ class RunningHub:
     _stop: asyncio.Event
     _tasks: list[asyncio.Task[None]]
     replication: Replication | None = None
+    #: The TLS port of the OCI read API (/v2/); None with insecure (then /v2/ is on the HTTP port).
+    registry_port: int | None = None
+    registry_runner: Any = None
 
     @property
     def grpc_port(self) -> int:
@@ -98,6 +103,8 @@ class RunningHub:
         for task in pending:
             task.cancel()
         await self.http_runner.cleanup()
+        if self.registry_runner is not None:
+            await self.registry_runner.cleanup()
         try:
             await asyncio.to_thread(self._record, "hub stopped")
         except Exception:
@@ -210,7 +217,7 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
     try:
         running = await _serve_rest(settings, service, spoke, parts, metrics, notifier, db, address,
                                     ca_pem=ca_pem, ca_path=ca_path, fingerprint=fingerprint,
-                                    replication=replication, authenticator=authenticator)
+                                    replication=replication, authenticator=authenticator, tls=tls)
     except BaseException:
         # A half-started hub must not keep its gRPC port (start_hub closes the rest).
         await parts.server.stop(None)
@@ -283,7 +290,8 @@ def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
 async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, spoke: spoke_api.SpokeServicer,
                       parts: server_api.ServerParts, metrics: metrics_mod.HubMetrics, notifier: notify.Notifier,
                       db: store_db.Database, address: str, *, ca_pem: bytes, ca_path: Path | None,
-                      fingerprint: str, replication: Replication, authenticator: auth.Authenticator) -> RunningHub:
+                      fingerprint: str, replication: Replication, authenticator: auth.Authenticator,
+                      tls: server_api.TlsMaterial | None = None) -> RunningHub:
     """After the gRPC server started: health, the HTTP side port, the operator's files, background tasks."""
     data_dir = Path(settings.data_dir)
     await server_api.mark_serving(parts)
@@ -308,8 +316,20 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
                              max_body_bytes=settings.webhook_max_bytes,
                              max_concurrent=settings.webhook_max_concurrent)
     registry_hooks = _registry_hooks(settings, db, authenticator)
-    runner, http_port = await web_app.start_site(web_app.create_app(hooks, metrics, registry_hooks),
-                                                 settings.http_listen)
+    # /v2/ takes credentials: over TLS on its own port, on the plain HTTP port only when the operator
+    # said so (insecure, or a sandbox's oci_plain_http).
+    plain_v2 = tls is None or settings.oci_plain_http
+    app = web_app.create_app(hooks, metrics, registry_hooks if plain_v2 else None)
+    runner, http_port = await web_app.start_site(app, settings.http_listen)
+    registry_runner, registry_port = None, None
+    if tls is not None:
+        try:
+            context = await asyncio.to_thread(_ssl_context, tls, data_dir)
+            registry_runner, registry_port = await web_app.start_site(
+                web_app.create_registry_app(registry_hooks), settings.registry_listen, context)
+        except BaseException:
+            await runner.cleanup()
+            raise
 
     credential_path = admin_sec.admin_credential_path(Path(settings.identity_dir or data_dir))
     cli_config = await asyncio.to_thread(
@@ -331,11 +351,14 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
     running = RunningHub(settings=settings, db=db, service=service, notifier=notifier, metrics=metrics,
                          grpc=parts, http_runner=runner, http_port=http_port, ca_pem=ca_pem,
                          ca_fingerprint=fingerprint, admin_credential_path=credential_path,
-                         cli_config_path=cli_config, _stop=stop, _tasks=tasks, replication=replication)
+                         cli_config_path=cli_config, _stop=stop, _tasks=tasks, replication=replication,
+                         registry_port=registry_port, registry_runner=registry_runner)
     await asyncio.to_thread(running._record, f"hub started (gRPC {running.grpc_address})")
     log.info("gRPC listening on %s (%s)", running.grpc_address, "plaintext" if settings.insecure else "TLS")
-    log.info("HTTP listening on %s:%d (/webhook /metrics /healthz /readyz, OCI /v2/)", _host_of(settings.http_listen),
-             http_port)
+    log.info("HTTP listening on %s:%d (/webhook /metrics /healthz /readyz%s)", _host_of(settings.http_listen),
+             http_port, ", OCI /v2/ in plain HTTP" if plain_v2 else "")
+    if registry_port is not None:
+        log.info("OCI registry /v2/ listening on %s:%d (TLS)", _host_of(settings.registry_listen), registry_port)
     log.info("admin credential: %s; CLI config: %s (export CONVOY_CONFIG=%s)", credential_path, cli_config,
              cli_config)
     return running
@@ -501,6 +524,19 @@ def _prune_events(db: store_db.Database, settings: settings_mod.HubSettings) -> 
     before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.event_retention)
     with db.session() as session:
         return store.prune_events(session, before=before, keep=settings.event_max_count)
+
+
+def _ssl_context(tls: server_api.TlsMaterial, data_dir: Path) -> ssl.SSLContext:
+    """A server context from the gRPC port's certificate chain and key (the CA spokes already pin)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # ssl loads a chain only from files: a private temporary pair in the (0700) data directory.
+    with tempfile.TemporaryDirectory(dir=data_dir) as scratch:
+        cert, key = Path(scratch) / "cert.pem", Path(scratch) / "key.pem"
+        cert.write_bytes(tls.cert_pem)
+        key.touch(mode=0o600)
+        key.write_bytes(tls.key_pem)
+        context.load_cert_chain(cert, key)
+    return context
 
 
 def _host_of(listen: str) -> str:

@@ -182,7 +182,8 @@ def hub_settings(data_dir: Path, repo: FleetRepo | Path, *, database_url: str | 
     values: dict[str, Any] = {
         "repo": str(repo.path if isinstance(repo, FleetRepo) else repo), "branch": "main", "data_dir": data_dir,
         "database_url": database_url or "",
-        "grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", "poll_interval": 3600.0,
+        "grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", "registry_listen": "127.0.0.1:0",
+        "poll_interval": 3600.0,
         "heartbeat_seconds": 1.0, "webhook_secret": "webhook-secret",
     }
     values.update(overrides)

@@ -52,7 +52,20 @@ async def _skopeo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _ref(hub: hubserve.RunningHub, tag: str) -> str:
+    """On the plain HTTP port: only a hub with oci_plain_http (a sandbox) serves /v2/ there."""
     return f"docker://127.0.0.1:{hub.http_port}/convoy/bundles:{tag}"
+
+
+def _tls_ref(hub: hubserve.RunningHub, tag: str) -> str:
+    return f"docker://127.0.0.1:{hub.registry_port}/convoy/bundles:{tag}"
+
+
+def _cert_dir(hub: hubserve.RunningHub, tmp_path: Path) -> Path:
+    """A skopeo ``--cert-dir``: the hub's CA as ``ca.crt``."""
+    certs = tmp_path / "certs"
+    certs.mkdir(exist_ok=True)
+    (certs / "ca.crt").write_bytes(hub.ca_pem)
+    return certs
 
 
 def _public_key(hub: hubserve.RunningHub, tmp_path: Path) -> Path:
@@ -69,9 +82,11 @@ async def test_skopeo_inspects_and_copies_a_bundle_the_hub_serves_and_convoy_ver
         alpha = await registered_spoke(hub, ch, "alpha")
         desired = await next_desired(alpha.watch())
         short = desired.commit[:7]
+        certs = _cert_dir(hub, tmp_path)
 
-        inspected = await _skopeo("inspect", "--raw", "--tls-verify=false", "--creds", f"alpha:{alpha.credential}",
-                                  _ref(hub, "alpha-latest"))
+        # /v2/ is served over TLS with the hub's certificate (the CA spokes pin), not on the plain port.
+        inspected = await _skopeo("inspect", "--raw", "--cert-dir", str(certs), "--creds", f"alpha:{alpha.credential}",
+                                  _tls_ref(hub, "alpha-latest"))
         assert inspected.returncode == 0, inspected.stderr
         manifest: dict[str, Any] = json.loads(inspected.stdout)
         assert manifest["artifactType"] == oci.ARTIFACT_TYPE
@@ -80,16 +95,23 @@ async def test_skopeo_inspects_and_copies_a_bundle_the_hub_serves_and_convoy_ver
         [layer] = manifest["layers"]
         assert layer["mediaType"] == oci.LAYER_MEDIA_TYPE
 
-        config = await _skopeo("inspect", "--config", "--raw", "--tls-verify=false", "--creds",
-                               f"alpha:{alpha.credential}", _ref(hub, f"alpha-{short}"))
+        plain = await _skopeo("inspect", "--raw", "--tls-verify=false", "--creds", f"alpha:{alpha.credential}",
+                              _ref(hub, "alpha-latest"))
+        assert plain.returncode != 0
+        untrusted = await _skopeo("inspect", "--raw", "--creds", f"alpha:{alpha.credential}",
+                                  _tls_ref(hub, "alpha-latest"))
+        assert untrusted.returncode != 0 and "certificate" in untrusted.stderr.lower()
+
+        config = await _skopeo("inspect", "--config", "--raw", "--cert-dir", str(certs), "--creds",
+                               f"alpha:{alpha.credential}", _tls_ref(hub, f"alpha-{short}"))
         assert config.returncode == 0, config.stderr
         assert json.loads(config.stdout) | {"created": ""} == {
             "cluster": "alpha", "commit": desired.commit, "source": str(fleet_repo.path), "apps": ["web"],
             "objects": 1, "created": "", "bundleDigest": desired.digest}
 
         layout = tmp_path / "layout"
-        copied = await _skopeo("copy", "--src-tls-verify=false", "--src-creds", f"alpha:{alpha.credential}",
-                               _ref(hub, "alpha-latest"), f"oci:{layout}:alpha-latest")
+        copied = await _skopeo("copy", "--src-cert-dir", str(certs), "--src-creds", f"alpha:{alpha.credential}",
+                               _tls_ref(hub, "alpha-latest"), f"oci:{layout}:alpha-latest")
         assert copied.returncode == 0, copied.stderr
 
         key = _public_key(hub, tmp_path)
@@ -110,7 +132,7 @@ async def test_skopeo_inspects_and_copies_a_bundle_the_hub_serves_and_convoy_ver
 
 async def test_a_cluster_reads_only_its_own_bundles_and_the_admin_reads_all(
         tmp_path: Path, fleet_repo: FleetRepo) -> None:
-    settings = hub_settings(tmp_path / "hub", fleet_repo)
+    settings = hub_settings(tmp_path / "hub", fleet_repo, oci_plain_http=True)  # the sandbox's plain /v2/
     async with running_hub(settings) as hub, channel(hub) as ch:
         alpha = await registered_spoke(hub, ch, "alpha")
         beta = await registered_spoke(hub, ch, "beta")
@@ -163,11 +185,12 @@ async def test_a_cluster_reads_only_its_own_bundles_and_the_admin_reads_all(
 
 async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify_accepts(
         tmp_path: Path, fleet_repo: FleetRepo) -> None:
-    settings = hub_settings(tmp_path / "hub", fleet_repo)
+    settings = hub_settings(tmp_path / "hub", fleet_repo, oci_plain_http=True)
     async with running_hub(settings) as hub, channel(hub) as ch:
         alpha = await registered_spoke(hub, ch, "alpha")
         desired = await next_desired(alpha.watch())
-        env = {"CONVOY_CONFIG": str(hub.cli_config_path), "CONVOY_REGISTRY": f"http://127.0.0.1:{hub.http_port}"}
+        # The TLS registry port, verified with the CA in the CLI config the hub wrote.
+        env = {"CONVOY_CONFIG": str(hub.cli_config_path), "CONVOY_REGISTRY": f"https://127.0.0.1:{hub.registry_port}"}
         runner = CliRunner()  # the CLI blocks on HTTP to this very event loop: it runs in a thread
 
         listed = await asyncio.to_thread(runner.invoke, cli, ["bundle", "ls", "alpha"], env=env)
