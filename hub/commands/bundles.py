@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import ssl
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
