@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from hub import cliconfig
+from hub.commands import registryauth
 from hub.security import signing
 from protos import oci
 
@@ -40,31 +41,59 @@ class Registry:
     token, or none (an anonymous registry)."""
 
     def __init__(self, base: str, credential: str | None, repository: str = REPOSITORY,
-                 ca: Path | None = None) -> None:
+                 ca: Path | None = None, docker: registryauth.Credentials | None = None) -> None:
         self.base = base.rstrip("/")
         self._credential = credential
         self.repository = repository
+        self._docker = docker            #: from --docker-config: Basic, or for the token flow
+        self._token: str | None = None   #: from the registry's token flow
+        self._basic = False              #: the registry asked for Basic
         # The hub's TLS registry port presents the hub's certificate: trust the CA the CLI config names.
         self._context = ssl.create_default_context(cafile=str(ca)) if ca is not None and base.startswith(
             "https://") else None
 
     def get(self, path: str, accept: str = "*/*") -> bytes:
         url = f"{self.base}/v2/{self.repository}/{path}"
-        headers = {"Accept": accept}
-        if self._credential:
-            headers["Authorization"] = f"Bearer {self._credential}"
-        request = urllib.request.Request(url, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30, context=self._context) as response:
-                return bytes(response.read())
-        except urllib.error.HTTPError as exc:
+        for attempt in range(2):
+            request = urllib.request.Request(url, headers={"Accept": accept, **self._authorization()})
             try:
-                detail = json.loads(exc.read())["errors"][0]["message"]
-            except (ValueError, LookupError, TypeError):
-                detail = exc.reason
-            raise RegistryError(f"{url}: {exc.code} {detail}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise RegistryError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+                with urllib.request.urlopen(request, timeout=30, context=self._context) as response:
+                    return bytes(response.read())
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401 and attempt == 0 and self._answer(exc.headers.get("WWW-Authenticate", "")):
+                    continue
+                try:
+                    detail = json.loads(exc.read())["errors"][0]["message"]
+                except (ValueError, LookupError, TypeError):
+                    detail = exc.reason
+                raise RegistryError(f"{url}: {exc.code} {detail}") from None
+            except (urllib.error.URLError, OSError) as exc:
+                raise RegistryError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+        raise RegistryError(f"{url}: refused after authenticating")
+
+    def _authorization(self) -> dict[str, str]:
+        if self._token:
+            return {"Authorization": f"Bearer {self._token}"}
+        if self._credential:
+            return {"Authorization": f"Bearer {self._credential}"}
+        if self._basic and self._docker is not None:
+            return {"Authorization": f"Basic {self._docker.basic()}"}
+        return {}
+
+    def _answer(self, challenge: str) -> bool:
+        """Meet a 401's challenge (True: retry): the token flow, or Basic with the docker credentials."""
+        scheme, params = registryauth.parse_challenge(challenge)
+        if scheme == "bearer" and not self._credential:
+            try:
+                self._token = registryauth.bearer_token(params, repository=self.repository, credentials=self._docker,
+                                                        context=self._context)
+            except registryauth.RegistryAuthError as exc:
+                raise RegistryError(f"{self.base}: {exc}") from None
+            return True
+        if scheme == "basic" and self._docker is not None and not self._basic:
+            self._basic = True
+            return True
+        return False
 
     def tags(self) -> list[str]:
         return list(json.loads(self.get("tags/list"))["tags"])
@@ -192,7 +221,11 @@ _REF = re.compile(r"^(?P<registry>[^/\s]+)/(?P<repository>[^:@\s]+)"
 @click.option("--insecure", is_flag=True, help="REF over plain HTTP (a local registry or the hub's side port).")
 @click.option("--credential-file", "credential_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A bearer credential for REF (the hub's admin credential, or a cluster's); default: anonymous.")
-def verify(target: str, public_key: Path, insecure: bool, credential_file: Path | None) -> None:
+@click.option("--docker-config", "docker_config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Your docker-style config.json for REF's registry: auths, credHelpers or credsStore (the "
+                   "docker-credential-NAME helpers it names are run); used for Basic or the token flow.")
+def verify(target: str, public_key: Path, insecure: bool, credential_file: Path | None,
+           docker_config: Path | None) -> None:
     """Check bundles: TARGET is an OCI image layout directory (every bundle in it) or a reference
     REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:... Blob digests, bundle digest and the hub's
     signature are checked with the hub's public key, not with anything the registry says.
@@ -201,6 +234,7 @@ def verify(target: str, public_key: Path, insecure: bool, credential_file: Path 
     Examples:
       convoy bundle verify ./prod-eu-1.oci --public-key /var/lib/convoy/signing.pub
       convoy bundle verify registry.example/fleet/bundles:prod-eu-1-latest --public-key signing.pub
+      convoy bundle verify ghcr.io/acme/b:prod-eu-1-latest --public-key signing.pub --docker-config cfg.json
     """
     try:
         key = signing.load_public_key(public_key)
@@ -211,10 +245,11 @@ def verify(target: str, public_key: Path, insecure: bool, credential_file: Path 
             if match is None:
                 raise click.UsageError(f"{target!r} is neither a directory nor REGISTRY/REPOSITORY:TAG|@DIGEST")
             credential = credential_file.read_text().strip() if credential_file else None
+            docker = registryauth.docker_credentials(docker_config, match["registry"])
             client = Registry(f"{'http' if insecure else 'https'}://{match['registry']}", credential,
-                              repository=match["repository"])
+                              repository=match["repository"], docker=docker)
             verified = [inspect(client, match["tag"] or match["digest"], key)]
-    except (signing.SigningKeyError, oci.OciError, RegistryError) as exc:
+    except (signing.SigningKeyError, oci.OciError, RegistryError, registryauth.RegistryAuthError) as exc:
         _fail(str(exc))
         return
     for item in verified:

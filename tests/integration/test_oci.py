@@ -7,7 +7,10 @@ credential, ``skopeo inspect`` reads them, ``skopeo copy`` writes an OCI layout 
 from __future__ import annotations
 
 import asyncio
+import base64
+import datetime as dt
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -24,6 +27,7 @@ from hub.commands import hubserve
 from hub.publish import pushing
 from hub.security import signing
 from hub.store import repository as store
+from protos import bundle as bundles
 from protos import oci
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
@@ -464,3 +468,95 @@ async def test_bundle_retention_age_keeps_young_bundles(tmp_path: Path) -> None:
 
     assert len(await stored_after_two_commits(3600, "young")) == 3   # younger than an hour: all kept
     assert len(await stored_after_two_commits(0, "pruned")) == 1     # only the desired one
+
+
+# -- convoy bundle verify against a registry with the token flow and a credential helper ----------------
+
+def _helper(tmp_path: Path, name: str, answer: dict[str, str]) -> Path:
+    """A ``docker-credential-<name>`` on a private PATH directory; it logs the server it was asked for."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / f"docker-credential-{name}"
+    script.write_text(f"#!/bin/sh\n[ \"$1\" = get ] || exit 3\ncat >> {tmp_path}/asked\necho >> {tmp_path}/asked\n"
+                      f"echo '{json.dumps(answer)}'\n")
+    script.chmod(0o755)
+    return bin_dir
+
+
+async def test_bundle_verify_uses_a_credential_helper_and_the_registry_token_flow(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from aiohttp import web
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    raw = bundles.encode({"apiVersion": bundles.API_VERSION, "kind": "Bundle", "apps": [{"name": "web"}],
+                          "objects": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}]})
+    digest = bundles.digest_of(raw)
+    artifact = oci.build_from_stored(cluster="alpha", commit="c" * 40, source="https://git.example/fleet",
+                                     bundle_digest=digest, compressed=bundles.compress(raw),
+                                     signature=bundles.sign(key, digest),
+                                     created=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    blobs = {blob.digest: blob.data for blob in (artifact.config, artifact.layer)}
+    token_requests: list[dict[str, str]] = []
+
+    async def token(request: web.Request) -> web.Response:
+        token_requests.append(dict(request.query))
+        expected = "Basic " + base64.b64encode(b"robot:s3cret").decode()
+        if request.headers.get("Authorization") != expected:
+            return web.Response(status=401)
+        return web.json_response({"token": "pull-token"})
+
+    def challenge(request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") == "Bearer pull-token":
+            return None
+        realm = f"http://{request.host}/token"
+        return web.Response(status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="fake",'
+                                                                     'scope="repository:fleet/bundles:pull"'})
+
+    async def manifest(request: web.Request) -> web.Response:
+        if (refused := challenge(request)) is not None:
+            return refused
+        assert request.match_info["reference"] == "alpha-latest"
+        return web.Response(body=artifact.manifest.data, content_type=oci.MANIFEST_MEDIA_TYPE)
+
+    async def blob(request: web.Request) -> web.Response:
+        if (refused := challenge(request)) is not None:
+            return refused
+        return web.Response(body=blobs[request.match_info["digest"]])
+
+    app = web.Application()
+    app.router.add_get("/token", token)
+    app.router.add_get("/v2/fleet/bundles/manifests/{reference}", manifest)
+    app.router.add_get("/v2/fleet/bundles/blobs/{digest}", blob)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        registry = f"127.0.0.1:{port}"
+        public = tmp_path / "signing.pub"
+        public.write_bytes(signing.public_key_bytes(key))
+        monkeypatch.setenv("PATH", f"{_helper(tmp_path, 'fake', {'Username': 'robot', 'Secret': 's3cret'})}"
+                                   f":{os.environ['PATH']}")
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({"credHelpers": {registry: "fake"}}))
+        verify = ["bundle", "verify", f"{registry}/fleet/bundles:alpha-latest", "--insecure", "--public-key",
+                  str(public)]
+
+        anonymous = await asyncio.to_thread(CliRunner().invoke, cli, verify)
+        assert anonymous.exit_code == 1 and "token request" in anonymous.output and "401" in anonymous.output
+
+        verified = await asyncio.to_thread(CliRunner().invoke, cli, [*verify, "--docker-config", str(config)])
+        assert verified.exit_code == 0, verified.output
+        assert f"alpha ccccccc {digest}: 1 objects, digest good, signature good" in verified.output
+        assert "s3cret" not in verified.output
+        assert (tmp_path / "asked").read_text().split() == [registry]  # the helper was asked for this host
+        assert token_requests[-1] == {"service": "fake", "scope": "repository:fleet/bundles:pull"}
+
+        # credsStore is the fallback for every registry; a helper that is not installed is named.
+        config.write_text(json.dumps({"credsStore": "absent"}))
+        missing = await asyncio.to_thread(CliRunner().invoke, cli, [*verify, "--docker-config", str(config)])
+        assert missing.exit_code == 1 and "docker-credential-absent" in missing.output
+    finally:
+        await runner.cleanup()
