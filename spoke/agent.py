@@ -603,8 +603,9 @@ class Agent:
         if puller is None:
             config = Path(self.settings.registry_config) if self.settings.registry_config else None
             try:
-                puller = pulling.Puller(where, cluster=self.settings.cluster, docker_config=config,
-                                        hub_host=self.settings.hub.rsplit(":", 1)[0])
+                # hub_host=None: the cluster credential never goes to an announced registry, even one on the
+                # hub's host; only what the spoke's own --registry-config holds for it.
+                puller = pulling.Puller(where, cluster=self.settings.cluster, docker_config=config, hub_host=None)
             except pulling.PullError as exc:  # an unreadable --registry-config
                 log.warning("%s; fetching bundle %s from the hub", exc, source.digest)
                 return None, ""
