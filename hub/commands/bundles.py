@@ -224,8 +224,11 @@ _REF = re.compile(r"^(?P<registry>[^/\s]+)/(?P<repository>[^:@\s]+)"
 @click.option("--docker-config", "docker_config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Your docker-style config.json for REF's registry: auths, credHelpers or credsStore (the "
                    "docker-credential-NAME helpers it names are run); used for Basic or the token flow.")
+@click.option("--ca-file", "ca_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CA (PEM) to check REF's registry certificate with, e.g. the hub's for its registry port; "
+                   "default: the system's roots.")
 def verify(target: str, public_key: Path, insecure: bool, credential_file: Path | None,
-           docker_config: Path | None) -> None:
+           docker_config: Path | None, ca_file: Path | None) -> None:
     """Check bundles: TARGET is an OCI image layout directory (every bundle in it) or a reference
     REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:... Blob digests, bundle digest and the hub's
     signature are checked with the hub's public key, not with anything the registry says.
@@ -247,7 +250,7 @@ def verify(target: str, public_key: Path, insecure: bool, credential_file: Path 
             credential = credential_file.read_text().strip() if credential_file else None
             docker = registryauth.docker_credentials(docker_config, match["registry"])
             client = Registry(f"{'http' if insecure else 'https'}://{match['registry']}", credential,
-                              repository=match["repository"], docker=docker)
+                              repository=match["repository"], docker=docker, ca=ca_file)
             verified = [inspect(client, match["tag"] or match["digest"], key)]
     except (signing.SigningKeyError, oci.OciError, RegistryError, registryauth.RegistryAuthError) as exc:
         _fail(str(exc))

@@ -236,6 +236,15 @@ async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify
             "--credential-file", str(hub.admin_credential_path), "--public-key",
             str(Path(hub.settings.data_dir) / "signing.pub")])
         assert by_ref.exit_code == 0, by_ref.output
+        # ...and over TLS on the registry port, checked with the hub's CA.
+        ca = tmp_path / "hub-ca.pem"
+        ca.write_bytes(hub.ca_pem)
+        over_tls = await asyncio.to_thread(runner.invoke, cli, [
+            "bundle", "verify", f"127.0.0.1:{hub.registry_port}/convoy/bundles:alpha-latest", "--ca-file", str(ca),
+            "--credential-file", str(hub.admin_credential_path), "--public-key",
+            str(Path(hub.settings.data_dir) / "signing.pub")])
+        assert over_tls.exit_code == 0, over_tls.output
+        assert "signature good" in over_tls.output
         missing = await asyncio.to_thread(runner.invoke, cli,
                                           ["bundle", "export", "alpha", "--commit", "0000000", str(tmp_path / "x")],
                                           env=env)
