@@ -274,3 +274,40 @@ def test_the_status_header_shows_the_push_backlog_only_for_a_pushing_hub() -> No
     assert formatting.oci_push_document(response) == {"target": "ghcr.io/acme/b", "pending": 3, "oldestSeconds": 12.4}
     done = pb.ListClustersResponse(oci_push=pb.OciPushLag(target="ghcr.io/acme/b"))
     assert formatting.oci_push_line(done) == "OCI push to ghcr.io/acme/b: up to date"
+
+
+async def test_a_pull_by_the_announced_digest_refuses_a_manifest_the_registry_swapped() -> None:
+    from aiohttp import web
+
+    good, swapped = _artifact("alpha", "1"), _artifact("alpha", "2")
+    served = {"manifest": good.manifest.data}
+
+    async def manifest(request: web.Request) -> web.Response:
+        return web.Response(body=served["manifest"], content_type=oci.MANIFEST_MEDIA_TYPE)
+
+    async def blob(request: web.Request) -> web.Response:
+        return web.Response(body={good.layer.digest: good.layer.data,
+                                  swapped.layer.digest: swapped.layer.data}[request.match_info["digest"]])
+
+    app = web.Application()
+    app.router.add_get("/v2/fleet/bundles/manifests/{reference}", manifest)
+    app.router.add_get("/v2/fleet/bundles/blobs/{digest}", blob)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        reference = f"127.0.0.1:{runner.addresses[0][1]}/fleet/bundles@{good.manifest.digest}"
+        source, manifest_digest = pulling.parse_reference(reference, insecure=True)
+        puller = pulling.Puller(source, cluster="alpha")
+
+        def fetch() -> bytes:
+            return puller.fetch(digest=good.bundle_digest, commit=COMMIT, max_size=1 << 20,
+                                manifest_digest=manifest_digest)
+
+        assert bundles.digest_of(await asyncio.to_thread(fetch)) == good.bundle_digest
+        # The registry answers the hub's digest with another (validly signed, older or newer) bundle.
+        served["manifest"] = swapped.manifest.data
+        with pytest.raises(pulling.PullError, match=f"manifest {manifest_digest} does not match its digest"):
+            await asyncio.to_thread(fetch)
+    finally:
+        await runner.cleanup()
