@@ -22,7 +22,7 @@ from hub.api import auth, grpc_errors, limits
 from hub.rollout import controller as rollout_controller
 from hub.security import secrets
 from hub.store import db as store_db
-from hub.store import models
+from hub.store import models, replicas
 from hub.store import repository as store
 from protos import bundle as bundles
 from protos import codec, selectors, version
@@ -86,6 +86,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         refused, response.fetch_error = fleet
         if refused is not None:
             response.refused_commit.CopyFrom(refused)
+        if not self.db.is_sqlite:
+            response.replicas.extend(await self._run(self._replicas))
         if self.options.oci_push_target:
             backlog = await self._run(self._push_backlog)
             response.oci_push.CopyFrom(pb.OciPushLag(target=self.options.oci_push_target, pending=backlog.pending,
@@ -95,6 +97,21 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     def _push_backlog(self) -> store.PushBacklog:
         with self.db.session(write=False) as session:
             return store.oci_push_backlog(session, self.options.oci_push_target, now=self.clock())
+
+    def _replicas(self) -> list[pb.HubReplica]:
+        """Every replica sharing the database, from the heartbeat rows, and which holds the leader lease."""
+        now = self.clock()
+        with self.db.session(write=False) as session:
+            records = replicas.replica_records(session, now=now)
+            leader = replicas.leader_of(session, records)
+        out = []
+        for record in records:
+            row = pb.HubReplica(name=record.name, address=record.address, leader=record.replica == leader,
+                                gone=record.gone(now), streams=record.streams)
+            row.started.CopyFrom(codec.timestamp(record.started))
+            row.last_heartbeat.CopyFrom(codec.timestamp(record.heartbeat))
+            out.append(row)
+        return out
 
     def _list(self, selector: selectors.Selector, connected: frozenset[str]) -> tuple[
             list[pb.ClusterSummary], str, dt.datetime | None, tuple[pb.RefusedCommit | None, str]]:

@@ -56,6 +56,7 @@ events      add_event(s, kind, *, cluster, commit, digest, message, details, agg
             events(s, *, cluster, since, after_id, kinds, limit=200) -> oldest-first list of the newest
             prune_events(s, *, before, keep) -> number deleted
 hub state   get_state(s, key) -> str | None; set_state(s, key, value)   (keys: StateKey)
+            states_with_prefix(s, prefix) -> [HubState]; delete_states(s, keys)
 rollouts    insert_rollout(s, *, commit, state, document) -> RolloutRow (seq assigned)
             save_rollout(s, seq, *, state, document); get_rollout(s, seq); latest_rollout(s)
             commit_of_desired(s, cluster, digest) -> the commit that last made digest desired there
@@ -125,8 +126,10 @@ from hub.store.repository.event_log import (
 )
 from hub.store.repository.hub_state import (
     StateKey,
+    delete_states,
     get_state,
     set_state,
+    states_with_prefix,
 )
 from hub.store.repository.oci_pushes import (
     PushBacklog,
@@ -200,6 +203,7 @@ __all__ = [
     "commit_of_desired",
     "consume_token",
     "create_token",
+    "delete_states",
     "deregistered",
     "desired_all",
     "desired_history",
@@ -252,6 +256,7 @@ __all__ = [
     "set_pinned",
     "set_render_errors",
     "set_state",
+    "states_with_prefix",
     "statuses",
     "touch_cluster",
     "touch_clusters",
