@@ -141,6 +141,7 @@ class HubProcess:
         self.log_path = workdir / "hub.log"
         argv = [sys.executable, "-m", "hub", "hub", "serve", "--repo", str(repo), "--data-dir", str(self.data_dir),
                 "--grpc-listen", f"127.0.0.1:{self.grpc_port}", "--http-listen", f"127.0.0.1:{self.http_port}",
+                "--registry-listen", "127.0.0.1:0",
                 "--poll-interval", "3600", "--heartbeat-seconds", str(heartbeat),
                 "--webhook-secret-file", str(secret_file)]
         if database_url:

@@ -241,6 +241,7 @@ class LocalFleet:
         self.spokes: dict[str, _Process] = {}
         self.grpc_port = free_port()
         self.http_port = free_port()
+        self.registry_port = free_port()
         self.kubesim_port = free_port()
         self.join_token = ""
         self.bootstrap_token = ""
@@ -372,6 +373,9 @@ class LocalFleet:
             *self.hub_args, *extra)
         if not self.tls:
             argv.append("--insecure")
+        else:
+            # A sandbox: /v2/ also on the plain HTTP port, so its printed commands need no CA.
+            argv += ["--registry-listen", f"127.0.0.1:{self.registry_port}", "--oci-plain-http"]
         if self.database_url:
             argv += ["--database-url", self.database_url]
         self.hub = _Process("hub", argv, self.logs / "hub.log")

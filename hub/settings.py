@@ -148,6 +148,11 @@ class HubSettings:
     grpc_listen: str = dataclasses.field(default="127.0.0.1:7443", metadata=_meta("gRPC host:port"))
     http_listen: str = dataclasses.field(default="127.0.0.1:7080", metadata=_meta(
         "HTTP side port host:port: webhook, /metrics, /healthz, /readyz"))
+    registry_listen: str = dataclasses.field(default="127.0.0.1:7444", metadata=_meta(
+        "host:port of the OCI read API (/v2/) over TLS, with the hub's serving certificate and the same "
+        "credentials as gRPC; with insecure, /v2/ is on the plain HTTP port instead"))
+    oci_plain_http: bool = dataclasses.field(default=False, metadata=_meta(
+        "also serve /v2/ on the plain HTTP side port (a sandbox only: credentials then cross in clear)"))
     advertise_address: str | None = dataclasses.field(default=None, metadata=_meta(
         "host:port spokes dial; put in join tokens and the server certificate"))
     tls_cert: Path | None = dataclasses.field(default=None, metadata=_meta(
@@ -215,6 +220,10 @@ class HubSettings:
         "push over plain HTTP (a registry on localhost only)"))
     oci_push_interval: float = dataclasses.field(default=2.0, metadata=_meta(
         "how often the hub looks for bundles not yet pushed (failures are retried then)", kind=_Kind.DURATION))
+    oci_announce_wait: float = dataclasses.field(default=10.0, metadata=_meta(
+        "how long Watch holds back the notice of a new bundle too big to send inline until its OCI push "
+        "lands, so the spoke can fetch it from the registry (then it is sent anyway; 0: never wait)",
+        kind=_Kind.DURATION))
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -236,6 +245,8 @@ class HubSettings:
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise bad(name, f"must be a positive number, got {value!r}")
+        if not math.isfinite(self.oci_announce_wait) or self.oci_announce_wait < 0:
+            raise bad("oci_announce_wait", f"must be 0 or more seconds, got {self.oci_announce_wait!r}")
         if not math.isfinite(self.bundle_retention_age) or self.bundle_retention_age < 0:
             raise bad("bundle_retention_age", f"must be 0 or more seconds, got {self.bundle_retention_age!r}")
         if self.oci_push and not re.fullmatch(r"(oci://)?[^/\s]+/[^:@\s]+", self.oci_push):
@@ -254,7 +265,7 @@ class HubSettings:
         for name in ("webhook_max_bytes", "webhook_max_concurrent"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
-        for name in ("grpc_listen", "http_listen"):
+        for name in ("grpc_listen", "http_listen", "registry_listen"):
             _check_address(getattr(self, name), name)
         if self.advertise_address is not None:
             _check_address(self.advertise_address, "advertise_address")

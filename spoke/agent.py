@@ -77,7 +77,7 @@ class _Stop:
 
 def _puller(settings: SpokeSettings) -> pulling.Puller | None:
     """The registry fetcher of ``--bundle-source``, or None (bundles come from the hub only)."""
-    if not settings.bundle_source:
+    if not settings.bundle_source or settings.bundle_source == "none":
         return None
     source = pulling.parse_source(settings.bundle_source, insecure=settings.bundle_source_insecure)
     return pulling.Puller(source, cluster=settings.cluster, hub_host=settings.hub.rsplit(":", 1)[0],
@@ -93,6 +93,7 @@ class _Source:
     signature: bytes
     data: bytes | None = None        #: canonical bytes when already at hand (the in-cluster copy)
     inline: hubclient.Desired | None = None   #: the notice, when the hub sent the bundle inside it
+    oci_reference: str = ""          #: where the hub pushed it (REGISTRY/REPOSITORY@sha256:...), or ""
 
 
 @dataclasses.dataclass
@@ -155,6 +156,9 @@ class Agent:
         self.hub_heartbeat: float | None = None
         self.ready = threading.Event()   #: set once the in-cluster state is loaded and enforced
         self._puller = _puller(settings)
+        #: Pullers for the registries the hub announced (keyed by registry/repository), when the operator
+        #: set no --bundle-source; --bundle-source none ignores announcements.
+        self._announced: dict[str, pulling.Puller] = {}
         self.bundle_pulls = {True: 0, False: 0}  #: bundles fetched from --bundle-source: ok / fell back to the hub
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -457,7 +461,8 @@ class Agent:
         st.pending = None
         if desired.digest and desired.digest != st.digest:
             self.reconcile_once(_Source(digest=desired.digest, commit=desired.commit, signature=desired.signature,
-                                        inline=desired if desired.inline_bundle else None))
+                                        inline=desired if desired.inline_bundle else None,
+                                        oci_reference=desired.oci_reference))
             return
         st.commit = desired.commit or st.commit
         if was_paused:
@@ -602,15 +607,16 @@ class Agent:
             carried = hubclient.inline_bundle(source.inline, max_size=self.settings.max_bundle_bytes)
             if carried is not None:
                 data = carried.data
-        if data is None and self._puller is not None:
+        puller, manifest_digest = (self._puller, "") if self._puller is not None else self._announced_puller(source)
+        if data is None and puller is not None:
             try:
-                data = self._puller.fetch(digest=source.digest, commit=source.commit,
-                                          max_size=self.settings.max_bundle_bytes, credential=creds.credential)
+                data = puller.fetch(digest=source.digest, commit=source.commit, manifest_digest=manifest_digest,
+                                    max_size=self.settings.max_bundle_bytes, credential=creds.credential)
                 self.bundle_pulls[True] += 1
             except pulling.PullError as exc:  # the hub still has it: fall back to GetBundle
                 self.bundle_pulls[False] += 1
                 log.warning("bundle %s from %s failed (%s); fetching it from the hub", source.digest,
-                            self._puller.source, exc)
+                            puller.source, exc)
         if data is None:
             hub = self._hub
             if hub is None:
@@ -621,6 +627,32 @@ class Agent:
         bundle = bundles.decode(data, expected_digest=source.digest)
         bundles.verify_signature(creds.signing_key, source.digest, signature)
         return bundle, data
+
+    def _announced_puller(self, source: _Source) -> tuple[pulling.Puller | None, str]:
+        """The puller for the registry the hub's Watch named, and the manifest digest to pull; (None, "")
+        when there is none or the operator said ``--bundle-source none``. Only the hub says which
+        manifest: the registry is trusted for bytes, and those are verified."""
+        if not source.oci_reference or self.settings.bundle_source == "none":
+            return None, ""
+        try:
+            where, manifest_digest = pulling.parse_reference(source.oci_reference,
+                                                             insecure=self.settings.bundle_source_insecure)
+        except ValueError as exc:
+            log.warning("%s; fetching bundle %s from the hub", exc, source.digest)
+            return None, ""
+        key = f"{where.registry}/{where.repository}"
+        puller = self._announced.get(key)
+        if puller is None:
+            config = Path(self.settings.registry_config) if self.settings.registry_config else None
+            try:
+                # hub_host=None: the cluster credential never goes to an announced registry, even one on the
+                # hub's host; only what the spoke's own --registry-config holds for it.
+                puller = pulling.Puller(where, cluster=self.settings.cluster, docker_config=config, hub_host=None)
+            except pulling.PullError as exc:  # an unreadable --registry-config
+                log.warning("%s; fetching bundle %s from the hub", exc, source.digest)
+                return None, ""
+            self._announced[key] = puller
+        return puller, manifest_digest
 
     # -- drift --------------------------------------------------------------------------------------
 

@@ -59,8 +59,9 @@ def _default(name: str) -> str:
                                     "[CONVOY_SPOKE_HEALTH_HOST].")
 @click.option("--bundle-source", "bundle_source",
               help="oci://REGISTRY/REPOSITORY: fetch bundle bytes from this registry (or a mirror); the hub still "
-                   "says which digest, its signature is checked as always, and GetBundle is the fallback "
-                   "[CONVOY_SPOKE_BUNDLE_SOURCE].")
+                   "says which digest, its signature is checked as always, and GetBundle is the fallback. "
+                   "Unset: the registry the hub pushed to when Watch names one (--oci-push). none: never a "
+                   "registry, only the hub [CONVOY_SPOKE_BUNDLE_SOURCE].")
 @click.option("--bundle-source-insecure", "bundle_source_insecure", is_flag=True, default=None,
               help="Plain HTTP to the bundle source: a local registry only [CONVOY_SPOKE_BUNDLE_SOURCE_INSECURE].")
 @click.option("--registry-config", "registry_config", type=click.Path(exists=True, dir_okay=False),

@@ -149,6 +149,8 @@ class Desired:
     #: The bundle sent inside the notice (compressed as ``inline_compression``), or empty: call GetBundle.
     inline_bundle: bytes = dataclasses.field(default=b"", repr=False)
     inline_compression: str = ""
+    #: Where the hub pushed the bundle (REGISTRY/REPOSITORY@sha256:...), or "": see ``--bundle-source``.
+    oci_reference: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -488,7 +490,8 @@ class HubClient:
                     d = event.desired
                     yield Desired(cluster=d.cluster_name, commit=d.commit, digest=d.digest, size=d.size,
                                   paused=d.paused, signature=bytes(d.signature), rollout_wave=d.rollout_wave,
-                                  inline_bundle=bytes(d.inline_bundle), inline_compression=d.inline_compression)
+                                  inline_bundle=bytes(d.inline_bundle), inline_compression=d.inline_compression,
+                                  oci_reference=d.oci_reference)
                 elif which == "heartbeat":
                     yield Heartbeat(interval=event.heartbeat.interval_seconds)
                 elif which == "rotation" and event.rotation.credential:

@@ -29,7 +29,7 @@ from typing import Any
 from protos import bundle as bundles
 from protos import oci
 
-__all__ = ["BundleSource", "PullError", "Puller", "parse_source"]
+__all__ = ["BundleSource", "PullError", "Puller", "parse_reference", "parse_source"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,19 @@ def parse_source(text: str, *, insecure: bool = False) -> BundleSource:
     if not registry or not repository or any(c in repository for c in ":@ "):
         raise ValueError(f"bundle_source: must be oci://REGISTRY/REPOSITORY, got {text!r}")
     return BundleSource(registry=registry, repository=repository.rstrip("/"), insecure=insecure)
+
+
+_REFERENCE = re.compile(r"(?P<registry>[^/\s@]+)/(?P<repository>[^\s@:]+)@(?P<digest>sha256:[0-9a-f]{64})")
+
+
+def parse_reference(text: str, *, insecure: bool = False) -> tuple[BundleSource, str]:
+    """The hub's ``DesiredState.oci_reference`` (``REGISTRY/REPOSITORY@sha256:...``) into the source and the
+    manifest digest; ValueError when it is not one (the spoke then uses GetBundle)."""
+    match = _REFERENCE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"the hub's oci_reference {text!r} is not REGISTRY/REPOSITORY@sha256:<hex>")
+    source = BundleSource(registry=match["registry"], repository=match["repository"].rstrip("/"), insecure=insecure)
+    return source, match["digest"]
 
 
 def _docker_auth(config: Path | None, registry: str) -> str | None:
@@ -142,12 +155,20 @@ class Puller:
             raise PullError(f"{self.source}: token response from {realm} has no token")
         return str(token)
 
-    def fetch(self, *, digest: str, commit: str, max_size: int, credential: str | None = None) -> bytes:
+    def fetch(self, *, digest: str, commit: str, max_size: int, credential: str | None = None,
+              manifest_digest: str = "") -> bytes:
         """The canonical bytes of bundle ``digest`` (inflated, at most ``max_size``; NOT yet verified).
-        ``credential``: the cluster's, sent only when the registry is the hub's own host."""
+        ``credential``: the cluster's, sent only when the registry is the hub's own host.
+        ``manifest_digest``: the manifest by that digest (the hub's announcement), else by the commit's tag."""
         self._credential = credential if self._to_hub else None
-        tag = oci.sha_tag(self.cluster, commit)
-        manifest = json.loads(self._get(f"manifests/{tag}", accept=_ACCEPT, limit=1024 * 1024))
+        tag = manifest_digest or oci.sha_tag(self.cluster, commit)
+        raw = self._get(f"manifests/{tag}", accept=_ACCEPT, limit=1024 * 1024)
+        if manifest_digest and oci.Blob(oci.MANIFEST_MEDIA_TYPE, raw).digest != manifest_digest:
+            raise PullError(f"{self.source}: manifest {manifest_digest} does not match its digest")
+        try:
+            manifest = json.loads(raw)
+        except ValueError as exc:
+            raise PullError(f"{self.source}:{tag} is not a JSON manifest ({exc})") from None
         annotated = (manifest.get("annotations") or {}).get(oci.ANNOTATION_BUNDLE_DIGEST)
         if annotated != digest:
             raise PullError(f"{self.source}:{tag} holds bundle {annotated}, not the desired {digest}")

@@ -189,8 +189,9 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
 
     source, source_name = pick("bundle_source")
     if source:
-        if not str(source).startswith("oci://") or "/" not in str(source).removeprefix("oci://").strip("/"):
-            raise SettingsError(f"{source_name}: {source!r} is not oci://REGISTRY/REPOSITORY")
+        if str(source) != "none" and (not str(source).startswith("oci://")
+                                      or "/" not in str(source).removeprefix("oci://").strip("/")):
+            raise SettingsError(f"{source_name}: {source!r} is not oci://REGISTRY/REPOSITORY or none")
         values["bundle_source"] = str(source)
     source_insecure, source_insecure_name = pick("bundle_source_insecure")
     if isinstance(source_insecure, bool):

@@ -48,6 +48,9 @@ class AdminOptions:
     ca_fingerprint: str                 #: ``sha256:<hex>`` of the hub CA ("" when insecure)
     advertise_address: str | None       #: put in join tokens so a spoke knows where to dial
     heartbeat_seconds: float = 30.0
+    #: ``--oci-push`` target (REGISTRY/REPOSITORY), "" when the hub does not push: ListClusters then
+    #: reports the push backlog.
+    oci_push_target: str = ""
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
@@ -85,7 +88,15 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
             response.refused_commit.CopyFrom(refused)
         if not self.db.is_sqlite:
             response.replicas.extend(await self._run(self._replicas))
+        if self.options.oci_push_target:
+            backlog = await self._run(self._push_backlog)
+            response.oci_push.CopyFrom(pb.OciPushLag(target=self.options.oci_push_target, pending=backlog.pending,
+                                                     oldest_seconds=backlog.oldest_seconds))
         return response
+
+    def _push_backlog(self) -> store.PushBacklog:
+        with self.db.session(write=False) as session:
+            return store.oci_push_backlog(session, self.options.oci_push_target, now=self.clock())
 
     def _replicas(self) -> list[pb.HubReplica]:
         """Every replica sharing the database, from the heartbeat rows, and which holds the leader lease."""

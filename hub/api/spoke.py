@@ -76,6 +76,11 @@ class SpokeOptions:
     watch_burst: int = 20
     #: GetBundle calls per minute per cluster for one digest (a spoke fetches each digest once or twice).
     bundle_fetches_per_minute: int = 30
+    #: ``--oci-push`` target (REGISTRY/REPOSITORY), "" when the hub does not push: Watch names the pushed
+    #: manifest (``DesiredState.oci_reference``) once the push of the desired bundle is recorded.
+    oci_push_target: str = ""
+    #: How long a notice of a bundle not sent inline waits for its push (hub setting ``oci_announce_wait``).
+    oci_announce_wait: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -228,6 +233,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             # The bundle the spoke holds: what it said it applied, then the last digest sent to it.
             spoke_has = request.applied_digest
             changed = True
+            # The notice held back for its bundle's push (oci_announce_wait), re-checked on every wake.
+            held: tuple[str, str, bool] | None = None
             rotation_sent = False
             age_rotation_sent = False
             announced = False   #: a heartbeat (saying the interval) was sent on this stream
@@ -242,7 +249,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                         "the desired state; reconnect (to another replica)")
                 if self.notifier.revocation(name) != revocation:
                     raise _revoked(name, "watch")
-                if changed:
+                if changed or held is not None:
                     notice = await self._desired.submit(name)
                     if not notice.registered:
                         raise _revoked(name, "watch")
@@ -261,7 +268,15 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                         yield pb.WatchEvent(age_key_rotation=pb.AgeKeyRotation())
                     desired = notice.message
                     key = (desired.commit, desired.digest, desired.paused)
-                    if desired.digest and key != last_sent:
+                    hold = self._hold_for_push(notice, spoke_has) if desired.digest and key != last_sent else 0.0
+                    if hold > 0:
+                        if key != held:  # one wake-up when the wait ends; the pusher's record wakes it sooner
+                            asyncio.get_running_loop().call_later(hold, self.notifier.notify_local, [name])
+                        held = key
+                        announced = True
+                        yield _heartbeat(heartbeat)  # the spoke hears from its hub while it waits
+                    elif desired.digest and key != last_sent:
+                        held = None
                         last_sent = key
                         event = pb.WatchEvent(desired=desired)
                         # A paused spoke applies nothing: the notice that unpauses it carries the bundle.
@@ -278,10 +293,12 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                             # intervals instead of its channel keepalive's 40 s.
                             announced = True
                             yield _heartbeat(heartbeat)
-                    elif last_sent is None:
-                        # Nothing desired yet: say so with a heartbeat, so the spoke knows it is connected.
-                        announced = True
-                        yield _heartbeat(heartbeat)
+                    else:
+                        held = None
+                        if last_sent is None:
+                            # Nothing desired yet: say so with a heartbeat, so the spoke knows it is connected.
+                            announced = True
+                            yield _heartbeat(heartbeat)
                 else:
                     yield self._beat_message
                 # Woken by a change, by the shared heartbeat tick, or by shutdown.
@@ -293,6 +310,20 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                 # The spoke went (closed the stream, or its connection broke or stopped answering pings):
                 # offline at once. Not when the hub itself closes: the spokes reconnect in seconds.
                 self._in_background(self._went_away(name, opened_at))
+
+    def _hold_for_push(self, notice: _DesiredNotice, spoke_has: str) -> float:
+        """Seconds to hold this notice back for its bundle's push (0: send it now). Only with ``--oci-push``,
+        for a new bundle the notice cannot carry inline and no push of which is recorded yet: then the
+        spoke fetches it from the registry instead of every spoke calling GetBundle on the hub."""
+        desired = notice.message
+        wait = self.options.oci_announce_wait
+        if (not self.options.oci_push_target or wait <= 0 or desired.oci_reference or desired.paused
+                or notice.inline_bundle is not None or desired.digest == spoke_has):
+            return 0.0
+        since = codec.datetime_from_wire(desired.since) if desired.HasField("since") else None
+        if since is None:
+            return 0.0
+        return max(0.0, wait - (self.clock() - since).total_seconds())
 
     def _in_background(self, work: Awaitable[object]) -> None:
         task = asyncio.ensure_future(work)
@@ -359,6 +390,10 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
             rows = store.watch_rows(session, names)
             metas = store.bundle_metas(session, (r.desired.digest for r in rows.values() if r.desired is not None),
                                        inline_up_to=self.options.inline_bundle_bytes)
+            target = self.options.oci_push_target
+            pushed = store.oci_manifests(session, target, [(name, r.desired.commit, r.desired.digest)
+                                                           for name, r in rows.items()
+                                                           if r.desired is not None]) if target else {}
         notices = {}
         for name in dict.fromkeys(names):
             row = rows.get(name)
@@ -378,6 +413,9 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                     meta, inline = found
                     message.size = meta.size
                     message.signature = meta.signature
+                manifest = pushed.get((name, desired.commit, desired.digest))
+                if manifest:
+                    message.oci_reference = f"{target}@{manifest}"
             notices[name] = _DesiredNotice(message=message, inline_bundle=inline, rotate=row.rotate,
                                            rotate_age_key=row.rotate_age_key)
         return [notices[name] for name in names]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -21,6 +22,7 @@ from typing import Any
 import click
 
 from hub import cliconfig
+from hub.commands import registryauth
 from hub.security import signing
 from protos import oci
 
@@ -38,28 +40,60 @@ class Registry:
     """The few GETs of the OCI read API, with a credential (the hub's admin or a cluster's) as a bearer
     token, or none (an anonymous registry)."""
 
-    def __init__(self, base: str, credential: str | None, repository: str = REPOSITORY) -> None:
+    def __init__(self, base: str, credential: str | None, repository: str = REPOSITORY,
+                 ca: Path | None = None, docker: registryauth.Credentials | None = None) -> None:
         self.base = base.rstrip("/")
         self._credential = credential
         self.repository = repository
+        self._docker = docker            #: from --docker-config: Basic, or for the token flow
+        self._token: str | None = None   #: from the registry's token flow
+        self._basic = False              #: the registry asked for Basic
+        # The hub's TLS registry port presents the hub's certificate: trust the CA the CLI config names.
+        self._context = ssl.create_default_context(cafile=str(ca)) if ca is not None and base.startswith(
+            "https://") else None
 
     def get(self, path: str, accept: str = "*/*") -> bytes:
         url = f"{self.base}/v2/{self.repository}/{path}"
-        headers = {"Accept": accept}
-        if self._credential:
-            headers["Authorization"] = f"Bearer {self._credential}"
-        request = urllib.request.Request(url, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return bytes(response.read())
-        except urllib.error.HTTPError as exc:
+        for attempt in range(2):
+            request = urllib.request.Request(url, headers={"Accept": accept, **self._authorization()})
             try:
-                detail = json.loads(exc.read())["errors"][0]["message"]
-            except (ValueError, LookupError, TypeError):
-                detail = exc.reason
-            raise RegistryError(f"{url}: {exc.code} {detail}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise RegistryError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+                with urllib.request.urlopen(request, timeout=30, context=self._context) as response:
+                    return bytes(response.read())
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401 and attempt == 0 and self._answer(exc.headers.get("WWW-Authenticate", "")):
+                    continue
+                try:
+                    detail = json.loads(exc.read())["errors"][0]["message"]
+                except (ValueError, LookupError, TypeError):
+                    detail = exc.reason
+                raise RegistryError(f"{url}: {exc.code} {detail}") from None
+            except (urllib.error.URLError, OSError) as exc:
+                raise RegistryError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+        raise RegistryError(f"{url}: refused after authenticating")
+
+    def _authorization(self) -> dict[str, str]:
+        if self._token:
+            return {"Authorization": f"Bearer {self._token}"}
+        if self._credential:
+            return {"Authorization": f"Bearer {self._credential}"}
+        if self._basic and self._docker is not None:
+            return {"Authorization": f"Basic {self._docker.basic()}"}
+        return {}
+
+    def _answer(self, challenge: str) -> bool:
+        """Meet a 401's challenge (True: retry): the token flow, or Basic with the docker credentials."""
+        scheme, params = registryauth.parse_challenge(challenge)
+        if scheme == "bearer" and not self._credential:
+            try:
+                self._token = registryauth.bearer_token(params, repository=self.repository, credentials=self._docker,
+                                                        context=self._context)
+            except registryauth.RegistryAuthError as exc:
+                raise RegistryError(f"{self.base}: {exc}") from None
+            return True
+        if scheme == "basic" and self._docker is not None and not self._basic:
+            self._basic = True
+            return True
+        return False
 
     def tags(self) -> list[str]:
         return list(json.loads(self.get("tags/list"))["tags"])
@@ -68,7 +102,8 @@ class Registry:
 def _registry(registry: str, hub_name: str | None) -> Registry:
     if not registry.startswith(("http://", "https://")):
         raise click.UsageError(f"--registry must be an http:// or https:// URL, got {registry!r}")
-    return Registry(registry, cliconfig.resolve(hub_name).credential_value())
+    resolved = cliconfig.resolve(hub_name)
+    return Registry(registry, resolved.credential_value(), ca=resolved.ca)
 
 
 def _cluster_tags(tags: list[str], cluster: str) -> list[str]:
@@ -100,7 +135,8 @@ def bundle() -> None:
 
 _registry_option = click.option(
     "--registry", envvar="CONVOY_REGISTRY", required=True,
-    help="The hub's HTTP side port serving /v2/ (e.g. http://127.0.0.1:8080); env CONVOY_REGISTRY.")
+    help="The hub's OCI registry port (e.g. https://127.0.0.1:7444, verified with the CLI config's CA; "
+         "http://HOST:HTTP-PORT for an insecure or sandbox hub); env CONVOY_REGISTRY.")
 _hub_option = click.option("--hub", "hub_name", envvar="CONVOY_HUB", default=None,
                            help="Hub name from the CLI config (for its admin credential).")
 
@@ -185,7 +221,14 @@ _REF = re.compile(r"^(?P<registry>[^/\s]+)/(?P<repository>[^:@\s]+)"
 @click.option("--insecure", is_flag=True, help="REF over plain HTTP (a local registry or the hub's side port).")
 @click.option("--credential-file", "credential_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A bearer credential for REF (the hub's admin credential, or a cluster's); default: anonymous.")
-def verify(target: str, public_key: Path, insecure: bool, credential_file: Path | None) -> None:
+@click.option("--docker-config", "docker_config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Your docker-style config.json for REF's registry: auths, credHelpers or credsStore (the "
+                   "docker-credential-NAME helpers it names are run); used for Basic or the token flow.")
+@click.option("--ca-file", "ca_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CA (PEM) to check REF's registry certificate with, e.g. the hub's for its registry port; "
+                   "default: the system's roots.")
+def verify(target: str, public_key: Path, insecure: bool, credential_file: Path | None,
+           docker_config: Path | None, ca_file: Path | None) -> None:
     """Check bundles: TARGET is an OCI image layout directory (every bundle in it) or a reference
     REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:... Blob digests, bundle digest and the hub's
     signature are checked with the hub's public key, not with anything the registry says.
@@ -194,6 +237,7 @@ def verify(target: str, public_key: Path, insecure: bool, credential_file: Path 
     Examples:
       convoy bundle verify ./prod-eu-1.oci --public-key /var/lib/convoy/signing.pub
       convoy bundle verify registry.example/fleet/bundles:prod-eu-1-latest --public-key signing.pub
+      convoy bundle verify ghcr.io/acme/b:prod-eu-1-latest --public-key signing.pub --docker-config cfg.json
     """
     try:
         key = signing.load_public_key(public_key)
@@ -204,10 +248,11 @@ def verify(target: str, public_key: Path, insecure: bool, credential_file: Path 
             if match is None:
                 raise click.UsageError(f"{target!r} is neither a directory nor REGISTRY/REPOSITORY:TAG|@DIGEST")
             credential = credential_file.read_text().strip() if credential_file else None
+            docker = registryauth.docker_credentials(docker_config, match["registry"])
             client = Registry(f"{'http' if insecure else 'https'}://{match['registry']}", credential,
-                              repository=match["repository"])
+                              repository=match["repository"], docker=docker, ca=ca_file)
             verified = [inspect(client, match["tag"] or match["digest"], key)]
-    except (signing.SigningKeyError, oci.OciError, RegistryError) as exc:
+    except (signing.SigningKeyError, oci.OciError, RegistryError, registryauth.RegistryAuthError) as exc:
         _fail(str(exc))
         return
     for item in verified:

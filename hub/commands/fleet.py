@@ -137,17 +137,24 @@ def _status_view(response: pb.ListClustersResponse, output: str) -> tuple[str, A
     rows = [formatting.cluster_row(c, now=now) for c in response.clusters]
     replicas = formatting.replica_documents(response)
     key = json.dumps([response.fleet_commit, formatting.refused_document(response), response.fetch_error,
+                      formatting.oci_push_document(response),
                       [{k: v for k, v in row.items() if k not in _VOLATILE} for row in rows],
                       [{k: v for k, v in r.items() if k != "lastHeartbeat"} for r in replicas]], sort_keys=True)
     if output == "name":
         return key, "\n".join(f"cluster/{row['name']}" for row in rows)
     if output in ("json", "yaml"):
         return key, _dump({"fleetCommit": response.fleet_commit, "refusedCommit": formatting.refused_document(response),
-                           "fetchError": response.fetch_error or None, "clusters": rows,
+                           "fetchError": response.fetch_error or None,
+                           **({"ociPush": formatting.oci_push_document(response)}
+                              if response.HasField("oci_push") else {}),
+                           "clusters": rows,
                            "summary": formatting.fleet_counts(rows), "replicas": replicas}, output)
     first, *notes = formatting.fleet_header(response, now=now)
     header = [Text(first, style="bold"), *(Text(line, style="bold red") for line in notes),
               *(Text(line) for line in formatting.replica_lines(response, now=now))]
+    push = formatting.oci_push_line(response)
+    if push is not None:
+        header.append(Text(push, style="bold" if not response.oci_push.pending else "bold yellow"))
     table = formatting.status_table(rows, now=now, width=_table_width(), wide=output == "wide")
     hints = [Text(line) for line in formatting.adopt_hints(rows)]
     return key, Group(*header, table, Text(formatting.fleet_summary(rows)), *hints)

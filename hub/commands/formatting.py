@@ -74,14 +74,19 @@ def _when(stamp: Any) -> dt.datetime | None:
 def ago(when: dt.datetime | None, now: dt.datetime) -> str:
     if when is None:
         return "never"
-    seconds = max(0, int((now - when).total_seconds()))
-    if seconds < 60:
-        return f"{seconds}s ago"
-    if seconds < 3600:
-        return f"{seconds // 60}m ago"
-    if seconds < 86400:
-        return f"{seconds // 3600}h ago"
-    return f"{seconds // 86400}d ago"
+    return f"{span((now - when).total_seconds())} ago"
+
+
+def span(seconds: float) -> str:
+    """``12s``, ``5m``, ``3h``, ``2d``: a duration to the largest whole unit."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m"
+    if whole < 86400:
+        return f"{whole // 3600}h"
+    return f"{whole // 86400}d"
 
 
 def _short(digest: str) -> str:
@@ -222,6 +227,23 @@ def fleet_header(response: pb.ListClustersResponse, *, now: dt.datetime) -> list
     if response.fetch_error:
         lines.append(f"fetch failing: {response.fetch_error}")
     return [excerpt(line, HEADER_WIDTH) for line in lines]
+
+
+def oci_push_line(response: pb.ListClustersResponse) -> str | None:
+    """``OCI push: 3 pending, oldest 12s`` (or ``up to date``) when the hub pushes (``--oci-push``)."""
+    if not response.HasField("oci_push"):
+        return None
+    push = response.oci_push
+    if not push.pending:
+        return f"OCI push to {push.target}: up to date"
+    return f"OCI push to {push.target}: {push.pending} pending, oldest {span(push.oldest_seconds)}"
+
+
+def oci_push_document(response: pb.ListClustersResponse) -> dict[str, Any] | None:
+    if not response.HasField("oci_push"):
+        return None
+    push = response.oci_push
+    return {"target": push.target, "pending": push.pending, "oldestSeconds": round(push.oldest_seconds, 1)}
 
 
 def plural(count: int, noun: str) -> str:

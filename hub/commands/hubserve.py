@@ -17,9 +17,11 @@ import datetime as dt
 import logging
 import math
 import signal
+import ssl
+import tempfile
 import typing
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +79,9 @@ class RunningHub:
     _stop: asyncio.Event
     _tasks: list[asyncio.Task[None]]
     replication: Replication | None = None
+    #: The TLS port of the OCI read API (/v2/); None with insecure (then /v2/ is on the HTTP port).
+    registry_port: int | None = None
+    registry_runner: Any = None
 
     @property
     def grpc_port(self) -> int:
@@ -100,6 +105,8 @@ class RunningHub:
         for task in pending:
             task.cancel()
         await self.http_runner.cleanup()
+        if self.registry_runner is not None:
+            await self.registry_runner.cleanup()
         try:
             await asyncio.to_thread(self._record, "hub stopped")
         except Exception:
@@ -187,6 +194,7 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
         # Only the leader reads the fleet repository: a follower hands the sync over and waits.
         return await replication.sync_now(service)
 
+    oci_target = str(pushing.PushTarget.parse(settings.oci_push)) if settings.oci_push else ""
     spoke = spoke_api.SpokeServicer(
         db=db, authenticator=authenticator, notifier=notifier, on_registered=registered, on_reported=rollouts.poke,
         declared_names=lambda: replication.declared_names(service),
@@ -197,11 +205,13 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
             register_burst=settings.register_burst, report_rate=settings.report_rate,
             report_burst=settings.report_burst, event_aggregate_seconds=settings.event_aggregate_window,
             watch_rate=settings.watch_rate, watch_burst=settings.watch_burst,
-            bundle_fetches_per_minute=settings.bundle_fetches_per_minute))
+            bundle_fetches_per_minute=settings.bundle_fetches_per_minute,
+            oci_push_target=oci_target, oci_announce_wait=settings.oci_announce_wait))
     admin = admin_api.AdminServicer(
         db=db, authenticator=authenticator, notifier=notifier, sync_now=sync_now, rollouts=rollouts,
         options=admin_api.AdminOptions(ca_fingerprint=fingerprint, advertise_address=settings.advertise_address,
-                                       heartbeat_seconds=settings.heartbeat_seconds))
+                                       heartbeat_seconds=settings.heartbeat_seconds,
+                                       oci_push_target=oci_target))
     parts = server_api.create_server(listen=settings.grpc_listen, spoke=spoke, admin=admin, tls=tls,
                                      heartbeat_seconds=settings.heartbeat_seconds)
     address = settings.advertise_address or f"{_host_of(settings.grpc_listen)}:{parts.port}"
@@ -211,7 +221,7 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
     try:
         running = await _serve_rest(settings, service, spoke, parts, metrics, notifier, db, address,
                                     ca_pem=ca_pem, ca_path=ca_path, fingerprint=fingerprint,
-                                    replication=replication, authenticator=authenticator)
+                                    replication=replication, authenticator=authenticator, tls=tls)
     except BaseException:
         # A half-started hub must not keep its gRPC port (start_hub closes the rest).
         await parts.server.stop(None)
@@ -231,16 +241,24 @@ def _read_bundle(db: store_db.Database, digest: str) -> pushing.StoredBundle | N
             compressed=bytes(row.data), signature=bytes(row.signature), created_at=row.created_at)
 
 
-def _pusher(settings: settings_mod.HubSettings, db: store_db.Database,
-            metrics: metrics_mod.HubMetrics) -> pushing.Pusher | None:
-    """The ``--oci-push`` pusher, or None when pushing is off."""
+def _pusher(settings: settings_mod.HubSettings, db: store_db.Database, metrics: metrics_mod.HubMetrics,
+            notifier: notify.Notifier | None = None) -> pushing.Pusher | None:
+    """The ``--oci-push`` pusher, or None when pushing is off. With ``notifier`` (call on the loop), the
+    Watch streams of clusters whose bundles were pushed are woken (on every replica)."""
     if not settings.oci_push:
         return None
-    client = pushing.OrasRegistry(pushing.PushTarget.parse(settings.oci_push),
-                                  docker_config=settings.oci_push_docker_config, insecure=settings.oci_push_insecure)
+    target = pushing.PushTarget.parse(settings.oci_push)
+    on_pushed: Callable[[list[str]], None] | None = None
+    if notifier is not None:
+        loop, wake = asyncio.get_running_loop(), notifier.notify
+
+        def on_pushed(names: list[str]) -> None:  # in the push thread
+            loop.call_soon_threadsafe(wake, names)
+    client = pushing.OrasRegistry(target, docker_config=settings.oci_push_docker_config,
+                                  insecure=settings.oci_push_insecure)
     return pushing.Pusher(client=client, refs=lambda: _read_refs(db, None),
                           load=lambda digest: _read_bundle(db, digest), source=gitsource.redact_url(settings.repo),
-                          metrics=metrics)
+                          metrics=metrics, ledger=pushing.DbLedger(db, str(target)), on_pushed=on_pushed)
 
 
 def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
@@ -276,7 +294,8 @@ def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
 async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, spoke: spoke_api.SpokeServicer,
                       parts: server_api.ServerParts, metrics: metrics_mod.HubMetrics, notifier: notify.Notifier,
                       db: store_db.Database, address: str, *, ca_pem: bytes, ca_path: Path | None,
-                      fingerprint: str, replication: Replication, authenticator: auth.Authenticator) -> RunningHub:
+                      fingerprint: str, replication: Replication, authenticator: auth.Authenticator,
+                      tls: server_api.TlsMaterial | None = None) -> RunningHub:
     """After the gRPC server started: health, the HTTP side port, the operator's files, background tasks."""
     data_dir = Path(settings.data_dir)
     await server_api.mark_serving(parts)
@@ -301,8 +320,20 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
                              max_body_bytes=settings.webhook_max_bytes,
                              max_concurrent=settings.webhook_max_concurrent)
     registry_hooks = _registry_hooks(settings, db, authenticator)
-    runner, http_port = await web_app.start_site(web_app.create_app(hooks, metrics, registry_hooks),
-                                                 settings.http_listen)
+    # /v2/ takes credentials: over TLS on its own port, on the plain HTTP port only when the operator
+    # said so (insecure, or a sandbox's oci_plain_http).
+    plain_v2 = tls is None or settings.oci_plain_http
+    app = web_app.create_app(hooks, metrics, registry_hooks if plain_v2 else None)
+    runner, http_port = await web_app.start_site(app, settings.http_listen)
+    registry_runner, registry_port = None, None
+    if tls is not None:
+        try:
+            context = await asyncio.to_thread(_ssl_context, tls, data_dir)
+            registry_runner, registry_port = await web_app.start_site(
+                web_app.create_registry_app(registry_hooks), settings.registry_listen, context)
+        except BaseException:
+            await runner.cleanup()
+            raise
 
     credential_path = admin_sec.admin_credential_path(Path(settings.identity_dir or data_dir))
     cli_config = await asyncio.to_thread(
@@ -315,18 +346,24 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
              asyncio.create_task(replication.beat(stop), name="convoy-replica-heartbeat"),
              asyncio.create_task(spoke.keep_presence(stop), name="convoy-presence"),
              asyncio.create_task(_retain_events(settings, db, stop), name="convoy-event-retention")]
-    pusher = _pusher(settings, db, metrics)
+    pusher = _pusher(settings, db, metrics, notifier)
     if pusher is not None:
-        tasks.append(asyncio.create_task(pusher.run(stop, settings.oci_push_interval), name="convoy-oci-push"))
+        # Leader-only, like the sync loop: the ledger in the database tells a new leader what is left.
+        tasks.append(asyncio.create_task(pusher.run(stop, settings.oci_push_interval,
+                                                    is_leader=lambda: replication.is_leader),
+                                         name="convoy-oci-push"))
         log.info("pushing bundles as OCI artifacts to %s", settings.oci_push)
     running = RunningHub(settings=settings, db=db, service=service, notifier=notifier, metrics=metrics,
                          grpc=parts, http_runner=runner, http_port=http_port, ca_pem=ca_pem,
                          ca_fingerprint=fingerprint, admin_credential_path=credential_path,
-                         cli_config_path=cli_config, _stop=stop, _tasks=tasks, replication=replication)
+                         cli_config_path=cli_config, _stop=stop, _tasks=tasks, replication=replication,
+                         registry_port=registry_port, registry_runner=registry_runner)
     await asyncio.to_thread(running._record, f"hub started (gRPC {running.grpc_address})")
     log.info("gRPC listening on %s (%s)", running.grpc_address, "plaintext" if settings.insecure else "TLS")
-    log.info("HTTP listening on %s:%d (/webhook /metrics /healthz /readyz, OCI /v2/)", _host_of(settings.http_listen),
-             http_port)
+    log.info("HTTP listening on %s:%d (/webhook /metrics /healthz /readyz%s)", _host_of(settings.http_listen),
+             http_port, ", OCI /v2/ in plain HTTP" if plain_v2 else "")
+    if registry_port is not None:
+        log.info("OCI registry /v2/ listening on %s:%d (TLS)", _host_of(settings.registry_listen), registry_port)
     log.info("admin credential: %s; CLI config: %s (export CONVOY_CONFIG=%s)", credential_path, cli_config,
              cli_config)
     return running
@@ -611,6 +648,19 @@ def _prune_events(db: store_db.Database, settings: settings_mod.HubSettings) -> 
     before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.event_retention)
     with db.session() as session:
         return store.prune_events(session, before=before, keep=settings.event_max_count)
+
+
+def _ssl_context(tls: server_api.TlsMaterial, data_dir: Path) -> ssl.SSLContext:
+    """A server context from the gRPC port's certificate chain and key (the CA spokes already pin)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # ssl loads a chain only from files: a private temporary pair in the (0700) data directory.
+    with tempfile.TemporaryDirectory(dir=data_dir) as scratch:
+        cert, key = Path(scratch) / "cert.pem", Path(scratch) / "key.pem"
+        cert.write_bytes(tls.cert_pem)
+        key.touch(mode=0o600)
+        key.write_bytes(tls.key_pem)
+        context.load_cert_chain(cert, key)
+    return context
 
 
 def _host_of(listen: str) -> str:

@@ -24,15 +24,17 @@ import datetime as dt
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from hub import metrics as metrics_mod
+from hub.store import db as store_db
 from hub.store import repository as store
 from protos import oci
 
-__all__ = ["OrasRegistry", "PushError", "PushTarget", "Pusher", "RegistryClient", "StoredBundle"]
+__all__ = ["DbLedger", "MemoryLedger", "OrasRegistry", "PushError", "PushLedger", "PushTarget", "Pusher",
+           "RegistryClient", "StoredBundle"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,14 @@ class RegistryClient(Protocol):
     def delete_manifest(self, digest: str) -> None: ...
 
 
+def _registry_without_retries(provider: Any) -> Any:
+    """``oras.provider.Registry`` whose requests fail at once: its own retry decorator sleeps 3 s, 5 s,
+    11 s, 29 s and 83 s on a refused connection, which held a push cycle (and the hub's shutdown) for
+    minutes per request. The pusher retries every ``--oci-push-interval`` instead."""
+    once = getattr(provider.Registry.do_request, "__wrapped__", provider.Registry.do_request)
+    return type("OnceRegistry", (provider.Registry,), {"do_request": once})
+
+
 class OrasRegistry:
     """:class:`RegistryClient` over the ``oras`` SDK."""
 
@@ -82,7 +92,7 @@ class OrasRegistry:
         import oras.provider  # lazy: only a hub that pushes needs it
 
         self.target = target
-        self._registry = oras.provider.Registry(hostname=target.registry, insecure=insecure)
+        self._registry = _registry_without_retries(oras.provider)(hostname=target.registry, insecure=insecure)
         self._container = self._registry.get_container(f"{target.registry}/{target.repository}")
         self._registry.auth.load_configs(self._container,
                                          configs=[str(docker_config)] if docker_config is not None else None)
@@ -143,28 +153,81 @@ class PushOutcome:
     deleted: int                  #: manifests deleted because retention removed their bundle
     failed: tuple[str, ...]       #: one line per artifact that failed (retried next cycle)
     lag_seconds: float            #: age of the oldest desired bundle still not pushed after the cycle
+    pending: int = 0              #: bundle artifacts still not pushed after the cycle
+
+
+class PushLedger(Protocol):
+    """What was pushed to the target: the database's ``oci_pushes`` rows (shared by replicas) for real."""
+
+    def pushed(self) -> dict[store.PushKey, store.PushRecord]: ...
+    def record(self, records: Sequence[store.PushRecord]) -> None: ...
+    def forget(self, keys: Sequence[store.PushKey]) -> None: ...
+
+
+class MemoryLedger:
+    """A :class:`PushLedger` in this process only (unit tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.records: dict[store.PushKey, store.PushRecord] = {}
+
+    def pushed(self) -> dict[store.PushKey, store.PushRecord]:
+        return dict(self.records)
+
+    def record(self, records: Sequence[store.PushRecord]) -> None:
+        for record in records:
+            if record.latest:
+                for key, other in list(self.records.items()):
+                    if other.cluster == record.cluster and other.latest:
+                        self.records[key] = dataclasses.replace(other, latest=False)
+            self.records[record.key] = record
+
+    def forget(self, keys: Sequence[store.PushKey]) -> None:
+        for key in keys:
+            self.records.pop(key, None)
+
+
+class DbLedger:
+    """A :class:`PushLedger` in the hub's database, per target."""
+
+    def __init__(self, db: store_db.Database, target: str) -> None:
+        self.db = db
+        self.target = target
+
+    def pushed(self) -> dict[store.PushKey, store.PushRecord]:
+        with self.db.session(write=False) as session:
+            return store.oci_pushes(session, self.target)
+
+    def record(self, records: Sequence[store.PushRecord]) -> None:
+        with self.db.session() as session:
+            store.record_oci_pushes(session, self.target, records)
+
+    def forget(self, keys: Sequence[store.PushKey]) -> None:
+        with self.db.session() as session:
+            store.forget_oci_pushes(session, self.target, keys)
 
 
 class Pusher:
-    """Pushes what the registry lacks; remembers what it pushed (per process: a restart re-checks with
-    cheap HEADs, and a manifest PUT of the same bytes is idempotent)."""
+    """Pushes what the registry lacks. What was pushed is in the ledger (the database, shared by replicas):
+    a new leader pushes only what is missing there, and a lost ledger is re-derived with cheap HEADs (blobs
+    the registry has are not re-sent; a manifest PUT of the same bytes is idempotent)."""
 
     def __init__(self, *, client: RegistryClient, refs: Callable[[], Sequence[store.BundleRef]],
                  load: Callable[[str], StoredBundle | None], source: str, metrics: metrics_mod.HubMetrics,
+                 ledger: PushLedger | None = None, on_pushed: Callable[[list[str]], None] | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC), workers: int = 8) -> None:
         self.client = client
         self._refs = refs
         self._load = load
         self.source = source
         self.metrics = metrics
+        self.ledger: PushLedger = ledger if ledger is not None else MemoryLedger()
+        #: Called (in the pushing thread) with the clusters whose bundles were just recorded as pushed:
+        #: their Watch streams may be holding a notice for it (``oci_announce_wait``).
+        self.on_pushed = on_pushed
         self._clock = clock
         self.workers = workers
-        self._pushed: dict[str, str] = {}   # tag -> manifest digest pushed under it
         self._blobs: set[str] = set()       # blobs known to be in the registry
-        self._companions: dict[str, list[str]] = {}  # bundle manifest -> its signature manifest, fallback index
         self._referrers_api: bool | None = None
-        # (cluster, commit, bundle digest) -> its manifest digest: a quiet cycle reads no bundle bytes.
-        self._manifests: dict[tuple[str, str, str], str] = {}
 
     def push_once(self) -> PushOutcome:
         """One cycle (blocking I/O: run it in a thread)."""
@@ -172,11 +235,11 @@ class Pusher:
         failed: list[str] = []
         pending: list[dt.datetime] = []
         refs = list(self._refs())
-        work: list[tuple[store.BundleRef, oci.Artifact, list[str]]] = []
+        ledger = self.ledger.pushed()
+        work: list[tuple[store.BundleRef, oci.Artifact, list[str], bool]] = []
         for ref in refs:
-            tags = [oci.sha_tag(ref.cluster, ref.commit)] + ([oci.latest_tag(ref.cluster)] if ref.latest else [])
-            known = self._manifests.get((ref.cluster, ref.commit, ref.digest))
-            if known is not None and all(self._pushed.get(tag) == known for tag in tags):
+            record = ledger.get((ref.cluster, ref.commit, ref.digest))
+            if not store.needs_push(ref, record):
                 continue
             stored = self._load(ref.digest)
             if stored is None:
@@ -184,67 +247,82 @@ class Pusher:
             artifact = oci.build_from_stored(cluster=ref.cluster, commit=ref.commit, source=self.source,
                                              bundle_digest=ref.digest, compressed=stored.compressed,
                                              signature=stored.signature, created=stored.created_at)
-            self._manifests[(ref.cluster, ref.commit, ref.digest)] = artifact.manifest.digest
-            todo = [tag for tag in tags if self._pushed.get(tag) != artifact.manifest.digest]
-            if todo:
-                work.append((ref, artifact, todo))
+            full = record is None or record.manifest_digest != artifact.manifest.digest
+            tags = ([oci.sha_tag(ref.cluster, ref.commit)] if full else []) + \
+                ([oci.latest_tag(ref.cluster)] if ref.latest else [])
+            work.append((ref, artifact, tags, full))
 
-        def push(item: tuple[store.BundleRef, oci.Artifact, list[str]]) -> str | None:
-            ref, artifact, todo = item
+        def push(item: tuple[store.BundleRef, oci.Artifact, list[str], bool]) -> str | tuple[str, ...]:
+            ref, artifact, tags, full = item
             try:
-                self._push(artifact, todo)
+                return self._push(artifact, tags) if full else self._tag(artifact, tags, ledger)
             except PushError as exc:
                 return f"{ref.cluster} {ref.commit[:7]}: {exc}"
-            return None
 
+        done: list[store.PushRecord] = []
         # Artifacts are independent: a few at once hide the registry's round trips (a 1,000-cluster
         # commit is 1,000 artifacts of ~10 requests each).
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for (ref, _artifact, _todo), error in zip(work, pool.map(push, work), strict=True):
-                if error is None:
+            for (ref, artifact, _tags, _full), result in zip(work, pool.map(push, work), strict=True):
+                if isinstance(result, tuple):
                     pushed += 1
+                    done.append(store.PushRecord(cluster=ref.cluster, commit=ref.commit, digest=ref.digest,
+                                                 manifest_digest=artifact.manifest.digest, latest=ref.latest,
+                                                 companions=result))
                     self.metrics.oci_pushes.labels(outcome="pushed").inc()
                 else:
-                    failed.append(error)
+                    failed.append(result)
                     pending.append(ref.since)
                     self.metrics.oci_pushes.labels(outcome="failed").inc()
+        # Not-latest refs first, so a cluster's latest record is the one that keeps the mark.
+        self.ledger.record(sorted(done, key=lambda record: record.latest))
+        if done and self.on_pushed is not None:
+            self.on_pushed(sorted({record.cluster for record in done}))
         # After the pushes, so a moved <cluster>-latest no longer names the manifest it named before.
-        deleted = self._retire({oci.sha_tag(ref.cluster, ref.commit) for ref in refs}
-                               | {oci.latest_tag(ref.cluster) for ref in refs if ref.latest}, failed)
+        deleted = self._retire(refs, failed)
         now = self._clock()
         lag = max(((now - since).total_seconds() for since in pending), default=0.0)
         self.metrics.oci_push_lag.set(lag)
-        return PushOutcome(pushed=pushed, deleted=deleted, failed=tuple(failed), lag_seconds=lag)
+        return PushOutcome(pushed=pushed, deleted=deleted, failed=tuple(failed), lag_seconds=lag,
+                           pending=len(pending))
 
-    def _retire(self, current: set[str], failed: list[str]) -> int:
-        """Delete from the registry the manifests of tags this process pushed whose bundle retention has
-        since removed from the store. A manifest a current tag still names is kept (deleting it would
-        delete that tag too) and looked at again next cycle."""
-        gone = {tag: digest for tag, digest in self._pushed.items() if tag not in current}
+    def _retire(self, refs: Sequence[store.BundleRef], failed: list[str]) -> int:
+        """Delete from the registry the manifests pushed for bundles retention has since removed from the
+        store. A manifest a current ref still names is kept (deleting it would delete that tag too)."""
+        ledger = self.ledger.pushed()
+        current = {(ref.cluster, ref.commit, ref.digest) for ref in refs}
+        gone = {key: record for key, record in ledger.items() if key not in current}
         if not gone:
             return 0
-        still_named = {digest for tag, digest in self._pushed.items() if tag in current}
+        still_named = {record.manifest_digest for key, record in ledger.items() if key in current}
         deleted = 0
-        for digest in sorted(set(gone.values()) - still_named):
+        for digest in sorted({record.manifest_digest for record in gone.values()} - still_named):
+            companions = [c for record in gone.values() if record.manifest_digest == digest
+                          for c in record.companions]
             try:
                 # The signature and the fallback index first: never a signature left without its subject.
-                for companion in self._companions.pop(digest, []):
+                for companion in dict.fromkeys(companions):
                     self.client.delete_manifest(companion)
                 self.client.delete_manifest(digest)
                 deleted += 1
-                log.info("OCI push: deleted manifest %s (tags %s): its bundle was pruned", digest,
-                         ", ".join(sorted(tag for tag, named in gone.items() if named == digest)))
+                log.info("OCI push: deleted manifest %s (%s): its bundle was pruned", digest,
+                         ", ".join(sorted(oci.sha_tag(k[0], k[1]) for k, r in gone.items()
+                                          if r.manifest_digest == digest)))
             except PushError as exc:  # e.g. a registry with deletes disabled: tags stay, say so once
                 failed.append(f"retention: {exc}")
-        for tag, digest in gone.items():
-            if digest not in still_named:
-                del self._pushed[tag]
-        current_digests = set(self._pushed.values())
-        for key in [key for key, digest in self._manifests.items() if digest not in current_digests]:
-            del self._manifests[key]
+        self.ledger.forget(sorted(gone))
         return deleted
 
-    def _push(self, artifact: oci.Artifact, tags: Sequence[str]) -> None:
+    def _tag(self, artifact: oci.Artifact, tags: Sequence[str],
+             ledger: Mapping[store.PushKey, store.PushRecord]) -> tuple[str, ...]:
+        """Only point ``tags`` at an artifact already pushed; its companions stay what they were."""
+        for tag in tags:
+            self.client.put_manifest(tag, artifact.manifest)
+        found = [r for r in ledger.values() if r.manifest_digest == artifact.manifest.digest]
+        return found[0].companions if found else (artifact.signature_manifest.digest,)
+
+    def _push(self, artifact: oci.Artifact, tags: Sequence[str]) -> tuple[str, ...]:
+        """Push the whole artifact; returns its companions (signature manifest, fallback index)."""
         for blob in (artifact.config, artifact.layer, artifact.empty, artifact.signature):
             if blob.digest in self._blobs or self.client.has_blob(blob.digest):
                 self.metrics.oci_blobs.labels(outcome="skipped").inc()
@@ -255,39 +333,43 @@ class Pusher:
         # The subject first, so a registry that checks it (or indexes referrers) finds it.
         self.client.put_manifest(artifact.manifest.digest, artifact.manifest)
         self.client.put_manifest(artifact.signature_manifest.digest, artifact.signature_manifest)
-        self._companions[artifact.manifest.digest] = [artifact.signature_manifest.digest]
+        companions = [artifact.signature_manifest.digest]
         if self._referrers_api is None:
             self._referrers_api = self.client.has_referrers_api(artifact.manifest.digest)
         if not self._referrers_api:
-            self._put_fallback_referrers(artifact)
+            companions.append(self._put_fallback_referrers(artifact))
         for tag in tags:
             self.client.put_manifest(tag, artifact.manifest)
-            self._pushed[tag] = artifact.manifest.digest
+        return tuple(companions)
 
-    def _put_fallback_referrers(self, artifact: oci.Artifact) -> None:
+    def _put_fallback_referrers(self, artifact: oci.Artifact) -> str:
         """The OCI 1.1 referrers tag schema: an index under ``sha256-<hex>`` listing the signature."""
         tag = artifact.manifest.digest.replace(":", "-")
         existing = self.client.get_manifest(tag)
         listed: list[dict[str, Any]] = json.loads(existing).get("manifests", []) if existing else []
         if any(entry.get("digest") == artifact.signature_manifest.digest for entry in listed):
-            return
+            return oci.Blob(oci.INDEX_MEDIA_TYPE, existing or b"").digest
         index = json.loads(oci.referrers_index([artifact.signature_manifest]))
         index["manifests"] = listed + index["manifests"]
         blob = oci.Blob(oci.INDEX_MEDIA_TYPE, json.dumps(index, sort_keys=True, separators=(",", ":")).encode())
         self.client.put_manifest(tag, blob)
-        self._companions.setdefault(artifact.manifest.digest, []).append(blob.digest)
+        return blob.digest
 
-    async def run(self, stop: asyncio.Event, interval: float) -> None:
-        """Push every ``interval`` seconds until ``stop``; failures are logged and retried."""
+    async def run(self, stop: asyncio.Event, interval: float, *,
+                  is_leader: Callable[[], bool] = lambda: True) -> None:
+        """Push every ``interval`` seconds until ``stop``; failures are logged and retried. Only while
+        ``is_leader()``: replicas on one database share the ledger, and one pusher is enough (two would
+        race each other's ``-latest`` tags). A new leader carries on from the ledger."""
         while not stop.is_set():
-            try:
-                outcome = await asyncio.to_thread(self.push_once)
-                for line in outcome.failed[:5]:
-                    log.warning("OCI push failed (retried in %gs): %s", interval, line)
-                if outcome.pushed:
-                    log.info("OCI push: %d bundle artifact(s) pushed to %s", outcome.pushed,
-                             getattr(self.client, "target", "the registry"))
-            except Exception:  # a background task must not die; the next cycle retries
-                log.exception("OCI push cycle failed")
+            if is_leader():
+                try:
+                    outcome = await asyncio.to_thread(self.push_once)
+                    for line in outcome.failed[:5]:
+                        log.warning("OCI push failed (retried in %gs): %s", interval, line)
+                    if outcome.pushed:
+                        log.info("OCI push: %d bundle artifact(s) pushed to %s", outcome.pushed,
+                                 getattr(self.client, "target", "the registry"))
+                except Exception:  # a background task must not die; the next cycle retries
+                    log.exception("OCI push cycle failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)

@@ -231,6 +231,25 @@ class DesiredStateHistory(SQLModel, table=True):
     since: dt.datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 
 
+class OciPush(SQLModel, table=True):
+    """A bundle artifact the ``--oci-push`` pusher put into ``target`` (``REGISTRY/REPOSITORY``): shared by
+    replicas, so Watch on any of them can announce it, ``convoy status`` can show the push lag, and a new
+    leader pushes only what is still missing."""
+
+    __tablename__ = "oci_pushes"
+
+    target: str = Field(primary_key=True, max_length=NAME_LEN)
+    cluster: str = Field(primary_key=True, max_length=NAME_LEN)
+    commit: str = Field(primary_key=True, max_length=SHA_LEN)
+    digest: str = Field(primary_key=True, max_length=DIGEST_LEN)
+    manifest_digest: str = Field(max_length=DIGEST_LEN)
+    #: the ``<cluster>-latest`` tag names this manifest (at most one row per cluster and target)
+    latest: bool = False
+    #: the signature manifest and the referrers fallback index, space-separated: deleted with it
+    companions: str = Field(default="", sa_column=sa.Column(sa.Text(), nullable=False))
+    pushed_at: dt.datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
 class ClusterStatus(SQLModel, table=True):
     __tablename__ = "cluster_status"
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
@@ -157,11 +158,20 @@ def create_app(hooks: WebHooks, metrics: metrics_mod.HubMetrics,
     return app
 
 
-async def start_site(app: web.Application, listen: str) -> tuple[web.AppRunner, int]:
-    """Serve ``app`` on ``host:port`` (port 0 picks a free one); returns the runner and the bound port."""
+def create_registry_app(registry: registry_mod.RegistryHooks) -> web.Application:
+    """The OCI read API alone: what the TLS registry port serves."""
+    app = web.Application()
+    registry_mod.add_routes(app, registry)
+    return app
+
+
+async def start_site(app: web.Application, listen: str,
+                     ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (port 0 picks a free one), over TLS with ``ssl_context``; returns the
+    runner and the bound port."""
     host, _, port = listen.rpartition(":")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port))
+    site = web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port), ssl_context=ssl_context)
     await site.start()
     return runner, int(runner.addresses[0][1])

@@ -13,7 +13,9 @@ import dataclasses
 import os
 import secrets
 import shutil
+import socket
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -31,6 +33,7 @@ from hub.commands import hubserve
 from protos import bundle as bundles
 from protos.codec import pb
 from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
+from tests.polling import wait_for
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Fleet Dev", "GIT_AUTHOR_EMAIL": "dev@example.test",
@@ -179,7 +182,8 @@ def hub_settings(data_dir: Path, repo: FleetRepo | Path, *, database_url: str | 
     values: dict[str, Any] = {
         "repo": str(repo.path if isinstance(repo, FleetRepo) else repo), "branch": "main", "data_dir": data_dir,
         "database_url": database_url or "",
-        "grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", "poll_interval": 3600.0,
+        "grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", "registry_listen": "127.0.0.1:0",
+        "poll_interval": 3600.0,
         "heartbeat_seconds": 1.0, "webhook_secret": "webhook-secret",
     }
     values.update(overrides)
@@ -310,3 +314,34 @@ def row(document: dict[str, object], name: str) -> dict[str, object]:
     clusters = document["clusters"]
     assert isinstance(clusters, list)
     return next(c for c in clusters if c["name"] == name)
+
+
+@contextlib.contextmanager
+def docker_registry(tmp_path: Path) -> Iterator[str]:
+    """A real ``docker-registry`` on 127.0.0.1 with its storage in ``tmp_path``; yields host:port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "registry.yml"
+    config.write_text("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                      f"    rootdirectory: {tmp_path}/data\n"
+                      "  delete:\n    enabled: true\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n")
+    log = (tmp_path / "registry.log").open("w")
+    process = subprocess.Popen([shutil.which("docker-registry") or "docker-registry", "serve", str(config)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                assert process.poll() is None, (tmp_path / "registry.log").read_text()
+                return False
+        wait_for(up, timeout=20, what="docker-registry answering /v2/")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()

@@ -98,7 +98,7 @@ def test_hub_manifests_apply_to_a_cluster(kubectl: str, kubesim_server: Any, kub
     deployment = kube.AppsV1Api(api).read_namespaced_deployment("convoy-hub", "convoy-system")
     assert deployment.spec.template.spec.containers[0].ports[0].container_port == 7443
     service = kube.CoreV1Api(api).read_namespaced_service("convoy-hub", "convoy-system")
-    assert {p.port for p in service.spec.ports} == {7443, 7080}
+    assert {p.port for p in service.spec.ports} == {7443, 7080, 7444}
     assert kube.NetworkingV1Api(api).read_namespaced_network_policy("convoy-hub", "convoy-system")
     pvc = kube.CoreV1Api(api).read_namespaced_persistent_volume_claim("convoy-hub-data", "convoy-system")
     assert pvc.spec.resources.requests["storage"] == "2Gi"

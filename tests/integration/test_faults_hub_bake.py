@@ -49,6 +49,7 @@ async def hub_process(repo: FleetRepo, data_dir: Path) -> AsyncIterator[tuple[as
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from hub.cli import main; main()", "hub", "serve", "--repo", str(repo.path),
         "--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        "--registry-listen", "127.0.0.1:0",
         "--heartbeat-seconds", "1", "--poll-interval", "3600", stderr=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL)
     address: asyncio.Future[str] = asyncio.get_running_loop().create_future()

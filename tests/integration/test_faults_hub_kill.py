@@ -49,7 +49,8 @@ class _Hub:
         self.log = open(data_dir.parent / f"hub-{data_dir.name}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BATCHED_HUB, "hub", "serve", "--repo", str(repo.path), "--data-dir",
-             str(data_dir), "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--poll-interval",
+             str(data_dir), "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        "--registry-listen", "127.0.0.1:0", "--poll-interval",
              "0.3"], env=env, stdout=subprocess.DEVNULL, stderr=self.log)
 
     def stop(self) -> None:

@@ -90,7 +90,8 @@ class _Replica:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BATCHED_HUB, "hub", "serve", "--repo", str(repo.path), "--data-dir",
              str(root / name), "--identity-dir", str(root / "identity"), "--database-url", url,
-             "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--poll-interval", "0.3", *extra],
+             "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0",
+             "--poll-interval", "0.3", *extra],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         self.log_path = root / f"replica-{name}.log"
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from hub.commands import hubserve
 from hub.store import errors as store_errors
 from hub.store import replicas
 from hub.store.db import Database, normalize_url
+from protos import oci
 from protos.codec import pb
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
@@ -31,6 +34,7 @@ from tests.integration.hub_harness import (
     channel,
     configmap,
     convoy,
+    docker_registry,
     fresh_postgres,
     hub_settings,
     next_desired,
@@ -313,3 +317,69 @@ async def test_convoy_sync_at_a_follower_without_an_answering_leader_fails_clear
                 assert result.exit_code != 0
                 assert "is not the leader and handed the sync over, but the leader replica elsewhere did not " \
                        "answer within 1s" in result.output, result.output
+
+
+def _registry_manifest(registry: str, tag: str) -> dict[str, Any] | None:
+    request = urllib.request.Request(f"http://{registry}/v2/fleet/bundles/manifests/{tag}",
+                                     headers={"Accept": oci.MANIFEST_MEDIA_TYPE})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError:
+        return None
+
+
+def _pushed(hub: hubserve.RunningHub) -> float:
+    return float(hub.metrics.oci_pushes.labels(outcome="pushed")._value.get())
+
+
+async def _counted(hub: hubserve.RunningHub) -> bool:
+    """The push is recorded (the registry has the tag a moment before the pusher counts it)."""
+    return _pushed(hub) >= 1
+
+
+async def test_only_the_leader_pushes_to_the_registry_and_a_new_leader_pushes_only_what_is_left(
+        tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str) -> None:
+    identity = tmp_path / "identity"
+    with fresh_postgres(postgres_url) as url, docker_registry(tmp_path / "registry") as registry:
+        def settings(name: str) -> Any:
+            return hub_settings(tmp_path / name, fleet_repo, database_url=url, identity_dir=identity,
+                                oci_push=f"{registry}/fleet/bundles", oci_push_insecure=True, oci_push_interval=0.2)
+        hub_a = await hubserve.start_hub(settings("a"))
+        stopped = False
+        try:
+            await poll(lambda: _leads(hub_a), timeout=10, what="the first replica to lead")
+            async with running_hub(settings("b")) as hub_b, channel(hub_b) as ch_b:
+                spoke = await registered_spoke(hub_b, ch_b, "eu-1")
+                first = await next_desired(spoke.watch(), timeout=15)
+                tag = f"eu-1-{first.commit[:7]}"
+                pushed = await poll(lambda: asyncio.to_thread(_registry_manifest, registry, tag), timeout=20,
+                                    what=f"{tag} pushed by the leader")
+                assert pushed["annotations"][oci.ANNOTATION_BUNDLE_DIGEST] == first.digest
+                await poll(lambda: _counted(hub_a), timeout=10, what="the leader's push counted")
+                assert _pushed(hub_a) == 1 and _pushed(hub_b) == 0  # the follower pushed nothing
+                # The follower's Watch names the manifest the leader pushed (the ledger is in the database).
+                stream = spoke.watch()
+                again = await next_desired(stream, timeout=15)
+                assert again.oci_reference.startswith(f"{registry}/fleet/bundles@sha256:")
+
+                await hub_a.stop(grace=2.0)
+                stopped = True
+                await poll(lambda: _leads(hub_b), timeout=10, what="the second replica to take over")
+                fleet_repo.commit({"apps/web/configmap.yaml": configmap("3")}, "v3")
+                assert hub_b.replication is not None
+                hub_b.replication.trigger("webhook")
+                second = await next_desired(stream, timeout=15)
+                assert second.digest != first.digest
+                stream.cancel()
+                new_tag = f"eu-1-{second.commit[:7]}"
+                await poll(lambda: asyncio.to_thread(_registry_manifest, registry, new_tag), timeout=20,
+                           what=f"{new_tag} pushed by the new leader")
+                # The new leader pushed the new bundle only: the first one was in the ledger already.
+                await poll(lambda: _counted(hub_b), timeout=10, what="the new leader's push counted")
+                assert _pushed(hub_b) == 1
+                latest = await asyncio.to_thread(_registry_manifest, registry, "eu-1-latest")
+                assert latest is not None and latest["annotations"][oci.ANNOTATION_BUNDLE_DIGEST] == second.digest
+        finally:
+            if not stopped:
+                await hub_a.stop(grace=2.0)

@@ -29,6 +29,7 @@ async def test_sigterm_closes_watches_with_unavailable(tmp_path: Path, fleet_rep
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from hub.cli import main; main()", "hub", "serve", "--repo", str(fleet_repo.path),
         "--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        "--registry-listen", "127.0.0.1:0",
         "--heartbeat-seconds", "0.5", stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL)
     assert proc.stderr is not None
     lines: list[str] = []
@@ -86,6 +87,7 @@ async def test_insecure_start_warns_loudly(tmp_path: Path, fleet_repo: FleetRepo
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from hub.cli import main; main()", "hub", "serve", "--repo", str(fleet_repo.path),
         "--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        "--registry-listen", "127.0.0.1:0",
         "--insecure", stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL)
     assert proc.stderr is not None
     seen: list[str] = []

@@ -7,13 +7,14 @@ credential, ``skopeo inspect`` reads them, ``skopeo copy`` writes an OCI layout 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import base64
+import datetime as dt
 import json
+import os
 import shutil
 import socket
 import subprocess
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,10 @@ from click.testing import CliRunner
 from hub import metrics as metrics_mod
 from hub.cli import cli
 from hub.commands import hubserve
+from hub.publish import pushing
 from hub.security import signing
 from hub.store import repository as store
+from protos import bundle as bundles
 from protos import oci
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
@@ -34,13 +37,15 @@ from tests.integration.hub_harness import (
     admin_of,
     channel,
     configmap,
+    convoy,
+    docker_registry,
     hub_settings,
     next_desired,
     registered_spoke,
     running_hub,
     standard_fleet,
 )
-from tests.polling import poll, wait_for
+from tests.polling import poll
 
 SKOPEO = shutil.which("skopeo") or "skopeo"  # .ci/run installs it; a missing one fails, never skips
 
@@ -51,7 +56,20 @@ async def _skopeo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _ref(hub: hubserve.RunningHub, tag: str) -> str:
+    """On the plain HTTP port: only a hub with oci_plain_http (a sandbox) serves /v2/ there."""
     return f"docker://127.0.0.1:{hub.http_port}/convoy/bundles:{tag}"
+
+
+def _tls_ref(hub: hubserve.RunningHub, tag: str) -> str:
+    return f"docker://127.0.0.1:{hub.registry_port}/convoy/bundles:{tag}"
+
+
+def _cert_dir(hub: hubserve.RunningHub, tmp_path: Path) -> Path:
+    """A skopeo ``--cert-dir``: the hub's CA as ``ca.crt``."""
+    certs = tmp_path / "certs"
+    certs.mkdir(exist_ok=True)
+    (certs / "ca.crt").write_bytes(hub.ca_pem)
+    return certs
 
 
 def _public_key(hub: hubserve.RunningHub, tmp_path: Path) -> Path:
@@ -68,9 +86,11 @@ async def test_skopeo_inspects_and_copies_a_bundle_the_hub_serves_and_convoy_ver
         alpha = await registered_spoke(hub, ch, "alpha")
         desired = await next_desired(alpha.watch())
         short = desired.commit[:7]
+        certs = _cert_dir(hub, tmp_path)
 
-        inspected = await _skopeo("inspect", "--raw", "--tls-verify=false", "--creds", f"alpha:{alpha.credential}",
-                                  _ref(hub, "alpha-latest"))
+        # /v2/ is served over TLS with the hub's certificate (the CA spokes pin), not on the plain port.
+        inspected = await _skopeo("inspect", "--raw", "--cert-dir", str(certs), "--creds", f"alpha:{alpha.credential}",
+                                  _tls_ref(hub, "alpha-latest"))
         assert inspected.returncode == 0, inspected.stderr
         manifest: dict[str, Any] = json.loads(inspected.stdout)
         assert manifest["artifactType"] == oci.ARTIFACT_TYPE
@@ -79,16 +99,23 @@ async def test_skopeo_inspects_and_copies_a_bundle_the_hub_serves_and_convoy_ver
         [layer] = manifest["layers"]
         assert layer["mediaType"] == oci.LAYER_MEDIA_TYPE
 
-        config = await _skopeo("inspect", "--config", "--raw", "--tls-verify=false", "--creds",
-                               f"alpha:{alpha.credential}", _ref(hub, f"alpha-{short}"))
+        plain = await _skopeo("inspect", "--raw", "--tls-verify=false", "--creds", f"alpha:{alpha.credential}",
+                              _ref(hub, "alpha-latest"))
+        assert plain.returncode != 0
+        untrusted = await _skopeo("inspect", "--raw", "--creds", f"alpha:{alpha.credential}",
+                                  _tls_ref(hub, "alpha-latest"))
+        assert untrusted.returncode != 0 and "certificate" in untrusted.stderr.lower()
+
+        config = await _skopeo("inspect", "--config", "--raw", "--cert-dir", str(certs), "--creds",
+                               f"alpha:{alpha.credential}", _tls_ref(hub, f"alpha-{short}"))
         assert config.returncode == 0, config.stderr
         assert json.loads(config.stdout) | {"created": ""} == {
             "cluster": "alpha", "commit": desired.commit, "source": str(fleet_repo.path), "apps": ["web"],
             "objects": 1, "created": "", "bundleDigest": desired.digest}
 
         layout = tmp_path / "layout"
-        copied = await _skopeo("copy", "--src-tls-verify=false", "--src-creds", f"alpha:{alpha.credential}",
-                               _ref(hub, "alpha-latest"), f"oci:{layout}:alpha-latest")
+        copied = await _skopeo("copy", "--src-cert-dir", str(certs), "--src-creds", f"alpha:{alpha.credential}",
+                               _tls_ref(hub, "alpha-latest"), f"oci:{layout}:alpha-latest")
         assert copied.returncode == 0, copied.stderr
 
         key = _public_key(hub, tmp_path)
@@ -109,7 +136,7 @@ async def test_skopeo_inspects_and_copies_a_bundle_the_hub_serves_and_convoy_ver
 
 async def test_a_cluster_reads_only_its_own_bundles_and_the_admin_reads_all(
         tmp_path: Path, fleet_repo: FleetRepo) -> None:
-    settings = hub_settings(tmp_path / "hub", fleet_repo)
+    settings = hub_settings(tmp_path / "hub", fleet_repo, oci_plain_http=True)  # the sandbox's plain /v2/
     async with running_hub(settings) as hub, channel(hub) as ch:
         alpha = await registered_spoke(hub, ch, "alpha")
         beta = await registered_spoke(hub, ch, "beta")
@@ -162,11 +189,12 @@ async def test_a_cluster_reads_only_its_own_bundles_and_the_admin_reads_all(
 
 async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify_accepts(
         tmp_path: Path, fleet_repo: FleetRepo) -> None:
-    settings = hub_settings(tmp_path / "hub", fleet_repo)
+    settings = hub_settings(tmp_path / "hub", fleet_repo, oci_plain_http=True)
     async with running_hub(settings) as hub, channel(hub) as ch:
         alpha = await registered_spoke(hub, ch, "alpha")
         desired = await next_desired(alpha.watch())
-        env = {"CONVOY_CONFIG": str(hub.cli_config_path), "CONVOY_REGISTRY": f"http://127.0.0.1:{hub.http_port}"}
+        # The TLS registry port, verified with the CA in the CLI config the hub wrote.
+        env = {"CONVOY_CONFIG": str(hub.cli_config_path), "CONVOY_REGISTRY": f"https://127.0.0.1:{hub.registry_port}"}
         runner = CliRunner()  # the CLI blocks on HTTP to this very event loop: it runs in a thread
 
         listed = await asyncio.to_thread(runner.invoke, cli, ["bundle", "ls", "alpha"], env=env)
@@ -208,6 +236,15 @@ async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify
             "--credential-file", str(hub.admin_credential_path), "--public-key",
             str(Path(hub.settings.data_dir) / "signing.pub")])
         assert by_ref.exit_code == 0, by_ref.output
+        # ...and over TLS on the registry port, checked with the hub's CA.
+        ca = tmp_path / "hub-ca.pem"
+        ca.write_bytes(hub.ca_pem)
+        over_tls = await asyncio.to_thread(runner.invoke, cli, [
+            "bundle", "verify", f"127.0.0.1:{hub.registry_port}/convoy/bundles:alpha-latest", "--ca-file", str(ca),
+            "--credential-file", str(hub.admin_credential_path), "--public-key",
+            str(Path(hub.settings.data_dir) / "signing.pub")])
+        assert over_tls.exit_code == 0, over_tls.output
+        assert "signature good" in over_tls.output
         missing = await asyncio.to_thread(runner.invoke, cli,
                                           ["bundle", "export", "alpha", "--commit", "0000000", str(tmp_path / "x")],
                                           env=env)
@@ -216,40 +253,9 @@ async def test_convoy_bundle_export_writes_a_layout_that_skopeo_reads_and_verify
 
 # -- --oci-push to a real registry (CNCF Distribution, Debian's docker-registry) ------------------------
 
-@contextlib.contextmanager
-def _registry(tmp_path: Path) -> Iterator[str]:
-    """A real ``docker-registry`` on 127.0.0.1 with its storage in ``tmp_path``; yields host:port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    config = tmp_path / "registry.yml"
-    config.write_text("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                      f"    rootdirectory: {tmp_path}/data\n"
-                      "  delete:\n    enabled: true\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\n")
-    log = (tmp_path / "registry.log").open("w")
-    process = subprocess.Popen([shutil.which("docker-registry") or "docker-registry", "serve", str(config)],
-                               stdout=log, stderr=subprocess.STDOUT)
-    try:
-        def up() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                assert process.poll() is None, (tmp_path / "registry.log").read_text()
-                return False
-        wait_for(up, timeout=20, what="docker-registry answering /v2/")
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
-
-
 async def test_the_hub_pushes_bundles_and_signatures_to_a_real_registry_idempotently(
         tmp_path: Path, fleet_repo: FleetRepo) -> None:
-    with _registry(tmp_path / "registry") as registry:
+    with docker_registry(tmp_path / "registry") as registry:
         target = f"{registry}/fleet/bundles"
         settings = hub_settings(tmp_path / "hub", fleet_repo, oci_push=target, oci_push_insecure=True,
                                 oci_push_interval=0.2)
@@ -288,27 +294,61 @@ async def test_the_hub_pushes_bundles_and_signatures_to_a_real_registry_idempote
             assert (f"alpha {desired.commit[:7]} {desired.digest}: 1 objects, digest good, signature good"
                     in by_ref.output)
 
-            # A restarted pusher (it remembers nothing) against the same registry re-sends no blob.
+            # Watch now names the pushed manifest, by digest, in the registry the hub pushed to.
+            again = await next_desired(alpha.watch())
+            assert again.oci_reference == f"{target}@{manifest_digest}"
+
             beta = await registered_spoke(hub, ch, "beta")
             await next_desired(beta.watch())
             await poll(lambda: pushed("beta-latest"), timeout=20, what="beta-latest in the registry")
             assert hub.metrics.oci_push_lag._value.get() == 0
+            # convoy status says the pushes are done, in the header and in -o json.
+            table = await convoy(hub, tmp_path, "status")
+            assert f"OCI push to {target}: up to date" in table.output, table.output
+            document = json.loads((await convoy(hub, tmp_path, "status", "-o", "json")).output)
+            assert document["ociPush"] == {"target": target, "pending": 0, "oldestSeconds": 0}
+            # A pusher of a new leader reads what was pushed from the database: nothing to do.
             fresh_metrics = metrics_mod.HubMetrics()
             fresh = hubserve._pusher(settings, hub.db, fresh_metrics)
             assert fresh is not None
+            assert (await asyncio.to_thread(fresh.push_once)).pushed == 0
+            # Even one that remembers nothing at all (an emptied ledger) re-sends no blob.
+            fresh.ledger = pushing.MemoryLedger()
             outcome = await asyncio.to_thread(fresh.push_once)
             assert outcome.failed == () and outcome.pushed == 2
             assert fresh_metrics.oci_blobs.labels(outcome="sent")._value.get() == 0
             assert fresh_metrics.oci_blobs.labels(outcome="skipped")._value.get() == 8
 
 
+async def test_status_shows_the_push_backlog_and_watch_tells_the_spoke_after_the_wait(
+        tmp_path: Path, fleet_repo: FleetRepo) -> None:
+    with socket.socket() as probe:  # a registry nobody runs
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    target = f"127.0.0.1:{dead}/fleet/bundles"
+    settings = hub_settings(tmp_path / "hub", fleet_repo, oci_push=target, oci_push_insecure=True,
+                            oci_push_interval=0.2, inline_bundle_bytes=0, oci_announce_wait=1.0)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        alpha = await registered_spoke(hub, ch, "alpha")
+        started = asyncio.get_running_loop().time()
+        # The bundle is not inlined and its push never lands: the notice waits oci_announce_wait, then
+        # comes without a registry reference (the spoke uses GetBundle).
+        desired = await next_desired(alpha.watch())
+        assert asyncio.get_running_loop().time() - started >= 0.5
+        assert desired.digest and desired.oci_reference == ""
+        table = await convoy(hub, tmp_path, "status")
+        assert f"OCI push to {target}: 1 pending, oldest " in table.output, table.output
+        document = json.loads((await convoy(hub, tmp_path, "status", "-o", "json")).output)
+        assert document["ociPush"]["pending"] == 1 and document["ociPush"]["oldestSeconds"] > 0
+
+
 # -- spokes with --bundle-source oci:// -----------------------------------------------------------------
 
 async def _converge_with_source(tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, name: str,
-                                source: Callable[[hubserve.RunningHub], str]) -> Agent:
+                                source: Callable[[hubserve.RunningHub], str | None], **hub: Any) -> Agent:
     """A real spoke on a kubesim cluster, told to fetch bundles from ``source(hub)``; returns it after the
     hub's ConfigMap is in the cluster (the hub sends no bundle inline, so nothing comes for free)."""
-    settings = hub_settings(tmp_path / "hub", fleet_repo, insecure=True, inline_bundle_bytes=0)
+    settings = hub_settings(tmp_path / "hub", fleet_repo, insecure=True, inline_bundle_bytes=0, **hub)
     setup = ClusterClient.from_config_dict(kubesim_server.kubeconfig(name))
     try:  # the standard fleet's app lives in a namespace it does not create
         setup.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}, manager="test")
@@ -341,6 +381,26 @@ async def test_a_spoke_with_an_oci_bundle_source_converges_from_the_registry(
     assert agent.bundle_pulls == {True: 1, False: 0}
 
 
+async def test_a_spoke_without_a_bundle_source_pulls_from_the_registry_the_hub_announces(
+        tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, kube_cluster: str) -> None:
+    # No --bundle-source: the hub pushed the bundle, held the notice until then (oci_announce_wait) and
+    # named the manifest; the spoke pulls it by digest from that registry with no credential of the hub's.
+    with docker_registry(tmp_path / "registry") as registry:
+        agent = await _converge_with_source(tmp_path, fleet_repo, kubesim_server, kube_cluster, lambda hub: None,
+                                            oci_push=f"{registry}/fleet/bundles", oci_push_insecure=True,
+                                            oci_push_interval=0.2, oci_announce_wait=30.0)
+    assert agent.bundle_pulls == {True: 1, False: 0}
+
+
+async def test_bundle_source_none_ignores_the_announced_registry(
+        tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, kube_cluster: str) -> None:
+    with docker_registry(tmp_path / "registry") as registry:
+        agent = await _converge_with_source(tmp_path, fleet_repo, kubesim_server, kube_cluster, lambda hub: "none",
+                                            oci_push=f"{registry}/fleet/bundles", oci_push_insecure=True,
+                                            oci_push_interval=0.2, oci_announce_wait=30.0)
+    assert agent.bundle_pulls == {True: 0, False: 0}  # GetBundle only
+
+
 async def test_a_spoke_falls_back_to_getbundle_when_the_registry_fails(
         tmp_path: Path, fleet_repo: FleetRepo, kubesim_server: Any, kube_cluster: str) -> None:
     with socket.socket() as probe:  # a port nobody listens on
@@ -352,7 +412,7 @@ async def test_a_spoke_falls_back_to_getbundle_when_the_registry_fails(
 
 
 async def test_retention_deletes_pushed_manifests_of_pruned_bundles(tmp_path: Path, fleet_repo: FleetRepo) -> None:
-    with _registry(tmp_path / "registry") as registry:
+    with docker_registry(tmp_path / "registry") as registry:
         target = f"{registry}/fleet/bundles"
         settings = hub_settings(tmp_path / "hub", fleet_repo, oci_push=target, oci_push_insecure=True,
                                 oci_push_interval=0.2, bundle_retention=1)
@@ -417,3 +477,95 @@ async def test_bundle_retention_age_keeps_young_bundles(tmp_path: Path) -> None:
 
     assert len(await stored_after_two_commits(3600, "young")) == 3   # younger than an hour: all kept
     assert len(await stored_after_two_commits(0, "pruned")) == 1     # only the desired one
+
+
+# -- convoy bundle verify against a registry with the token flow and a credential helper ----------------
+
+def _helper(tmp_path: Path, name: str, answer: dict[str, str]) -> Path:
+    """A ``docker-credential-<name>`` on a private PATH directory; it logs the server it was asked for."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / f"docker-credential-{name}"
+    script.write_text(f"#!/bin/sh\n[ \"$1\" = get ] || exit 3\ncat >> {tmp_path}/asked\necho >> {tmp_path}/asked\n"
+                      f"echo '{json.dumps(answer)}'\n")
+    script.chmod(0o755)
+    return bin_dir
+
+
+async def test_bundle_verify_uses_a_credential_helper_and_the_registry_token_flow(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from aiohttp import web
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    raw = bundles.encode({"apiVersion": bundles.API_VERSION, "kind": "Bundle", "apps": [{"name": "web"}],
+                          "objects": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}]})
+    digest = bundles.digest_of(raw)
+    artifact = oci.build_from_stored(cluster="alpha", commit="c" * 40, source="https://git.example/fleet",
+                                     bundle_digest=digest, compressed=bundles.compress(raw),
+                                     signature=bundles.sign(key, digest),
+                                     created=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    blobs = {blob.digest: blob.data for blob in (artifact.config, artifact.layer)}
+    token_requests: list[dict[str, str]] = []
+
+    async def token(request: web.Request) -> web.Response:
+        token_requests.append(dict(request.query))
+        expected = "Basic " + base64.b64encode(b"robot:s3cret").decode()
+        if request.headers.get("Authorization") != expected:
+            return web.Response(status=401)
+        return web.json_response({"token": "pull-token"})
+
+    def challenge(request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") == "Bearer pull-token":
+            return None
+        realm = f"http://{request.host}/token"
+        return web.Response(status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="fake",'
+                                                                     'scope="repository:fleet/bundles:pull"'})
+
+    async def manifest(request: web.Request) -> web.Response:
+        if (refused := challenge(request)) is not None:
+            return refused
+        assert request.match_info["reference"] == "alpha-latest"
+        return web.Response(body=artifact.manifest.data, content_type=oci.MANIFEST_MEDIA_TYPE)
+
+    async def blob(request: web.Request) -> web.Response:
+        if (refused := challenge(request)) is not None:
+            return refused
+        return web.Response(body=blobs[request.match_info["digest"]])
+
+    app = web.Application()
+    app.router.add_get("/token", token)
+    app.router.add_get("/v2/fleet/bundles/manifests/{reference}", manifest)
+    app.router.add_get("/v2/fleet/bundles/blobs/{digest}", blob)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        registry = f"127.0.0.1:{port}"
+        public = tmp_path / "signing.pub"
+        public.write_bytes(signing.public_key_bytes(key))
+        monkeypatch.setenv("PATH", f"{_helper(tmp_path, 'fake', {'Username': 'robot', 'Secret': 's3cret'})}"
+                                   f":{os.environ['PATH']}")
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({"credHelpers": {registry: "fake"}}))
+        verify = ["bundle", "verify", f"{registry}/fleet/bundles:alpha-latest", "--insecure", "--public-key",
+                  str(public)]
+
+        anonymous = await asyncio.to_thread(CliRunner().invoke, cli, verify)
+        assert anonymous.exit_code == 1 and "token request" in anonymous.output and "401" in anonymous.output
+
+        verified = await asyncio.to_thread(CliRunner().invoke, cli, [*verify, "--docker-config", str(config)])
+        assert verified.exit_code == 0, verified.output
+        assert f"alpha ccccccc {digest}: 1 objects, digest good, signature good" in verified.output
+        assert "s3cret" not in verified.output
+        assert (tmp_path / "asked").read_text().split() == [registry]  # the helper was asked for this host
+        assert token_requests[-1] == {"service": "fake", "scope": "repository:fleet/bundles:pull"}
+
+        # credsStore is the fallback for every registry; a helper that is not installed is named.
+        config.write_text(json.dumps({"credsStore": "absent"}))
+        missing = await asyncio.to_thread(CliRunner().invoke, cli, [*verify, "--docker-config", str(config)])
+        assert missing.exit_code == 1 and "docker-credential-absent" in missing.output
+    finally:
+        await runner.cleanup()

@@ -45,6 +45,7 @@ def test_port_in_use_is_one_clear_line(runner: CliRunner, tmp_path: Path) -> Non
         taken.listen()
         port = taken.getsockname()[1]
         result = runner.invoke(hubserve.hub, ["serve", "--repo", str(tmp_path), "--data-dir", str(tmp_path / "d"),
-                                              "--grpc-listen", f"127.0.0.1:{port}", "--http-listen", "127.0.0.1:0"])
+                                              "--grpc-listen", f"127.0.0.1:{port}", "--http-listen", "127.0.0.1:0",
+        "--registry-listen", "127.0.0.1:0"])
     assert result.exit_code == 1, result.output
     assert f"the hub cannot start: cannot listen for gRPC on 127.0.0.1:{port}" in result.output

@@ -4,7 +4,9 @@ retries failures, skips blobs the registry has and reports push lag."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -14,10 +16,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from hub import metrics as metrics_mod
+from hub.commands import formatting
 from hub.publish import pushing
 from hub.store import repository as store
 from protos import bundle as bundles
 from protos import oci
+from protos.codec import pb
+from spoke import pulling
 
 KEY = ed25519.Ed25519PrivateKey.generate()
 PUBLIC = KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -163,3 +168,146 @@ def test_the_pusher_retries_after_a_failure_and_reports_the_lag() -> None:
     artifact = _artifact()
     [entry] = json.loads(registry.manifests[artifact.manifest.digest.replace(":", "-")])["manifests"]
     assert entry["digest"] == artifact.signature_manifest.digest
+
+
+def _pusher(registry: FakeRegistry, refs: list[store.BundleRef], ledger: pushing.PushLedger,
+            metrics: metrics_mod.HubMetrics | None = None) -> pushing.Pusher:
+    stored = {digest: pushing.StoredBundle(compressed, signature, T0)
+              for digest, compressed, signature in (_bundle("1"), _bundle("2"))}
+    return pushing.Pusher(client=registry, refs=lambda: refs, load=stored.get, source="https://git.example/fleet",
+                          metrics=metrics or metrics_mod.HubMetrics(), ledger=ledger,
+                          clock=lambda: T0 + dt.timedelta(seconds=30))
+
+
+def test_a_new_leader_pushes_only_what_the_shared_ledger_lacks_and_resends_no_blob() -> None:
+    one, two = _bundle("1")[0], _bundle("2")[0]
+    refs = [store.BundleRef(cluster="alpha", commit=COMMIT, digest=one, latest=True, since=T0)]
+    registry, ledger = FakeRegistry(), pushing.MemoryLedger()
+    woken: list[list[str]] = []
+    first = _pusher(registry, refs, ledger)
+    first.on_pushed = woken.append
+    assert first.push_once().pushed == 1 and woken == [["alpha"]]
+    # The leader changes: the new one reads the same ledger (the database) and pushes nothing again.
+    second = _pusher(registry, refs, ledger)
+    assert second.push_once().pushed == 0 and registry.uploads == 4
+    refs.append(store.BundleRef(cluster="beta", commit=COMMIT, digest=two, latest=True, since=T0))
+    assert second.push_once().pushed == 1
+    assert registry.uploads == 7  # beta's config, layer and signature; the empty config blob is shared
+    # A ledger lost altogether is re-derived: everything is pushed again, but no blob is re-sent.
+    metrics = metrics_mod.HubMetrics()
+    third = _pusher(registry, refs, pushing.MemoryLedger(), metrics)
+    assert third.push_once().pushed == 2 and registry.uploads == 7
+    assert metrics.oci_blobs.labels(outcome="sent")._value.get() == 0
+
+
+def test_a_rollback_moves_the_latest_tag_back_without_pushing_the_artifact_again() -> None:
+    one, two = _bundle("1")[0], _bundle("2")[0]
+    old = store.BundleRef(cluster="alpha", commit=COMMIT, digest=one, latest=True, since=T0)
+    new = store.BundleRef(cluster="alpha", commit="b" * 40, digest=two, latest=True, since=T0)
+    registry, ledger = FakeRegistry(), pushing.MemoryLedger()
+    refs = [old]
+    pusher = _pusher(registry, refs, ledger)
+    pusher.push_once()
+    refs[:] = [dataclasses.replace(old, latest=False), new]
+    assert pusher.push_once().pushed == 1
+    assert registry.manifests["alpha-latest"] == registry.manifests["alpha-bbbbbbb"]
+    assert [r.latest for r in sorted(ledger.pushed().values(), key=lambda r: r.commit)] == [False, True]
+    refs[:] = [old, dataclasses.replace(new, latest=False)]
+    uploads = registry.uploads
+    assert pusher.push_once().pushed == 1 and registry.uploads == uploads
+    assert registry.manifests["alpha-latest"] == registry.manifests["alpha-aaaaaaa"]
+    assert pusher.push_once().pushed == 0
+
+
+def test_push_backlog_counts_unpushed_artifacts_and_a_latest_tag_not_moved_yet() -> None:
+    one, two = _bundle("1")[0], _bundle("2")[0]
+    refs = [store.BundleRef(cluster="alpha", commit=COMMIT, digest=one, latest=True, since=T0),
+            store.BundleRef(cluster="beta", commit=COMMIT, digest=two, latest=False,
+                            since=T0 + dt.timedelta(seconds=20))]
+    pushed = {("alpha", COMMIT, one): store.PushRecord("alpha", COMMIT, one, "sha256:" + "1" * 64, latest=False)}
+    backlog = store.push_backlog(refs, pushed, T0 + dt.timedelta(seconds=42))
+    assert backlog == store.PushBacklog(pending=2, oldest_seconds=42.0)
+    pushed[("alpha", COMMIT, one)] = dataclasses.replace(pushed[("alpha", COMMIT, one)], latest=True)
+    assert store.push_backlog(refs, pushed, T0 + dt.timedelta(seconds=42)).pending == 1
+
+
+async def test_the_pusher_pushes_nothing_while_another_replica_leads() -> None:
+    refs = [store.BundleRef(cluster="alpha", commit=COMMIT, digest=_bundle("1")[0], latest=True, since=T0)]
+    registry = FakeRegistry()
+    pusher = _pusher(registry, refs, pushing.MemoryLedger())
+    stop = asyncio.Event()
+    asked: list[bool] = []
+
+    def follower() -> bool:
+        asked.append(False)
+        if len(asked) == 3:
+            stop.set()
+        return False
+
+    await pusher.run(stop, 0.001, is_leader=follower)
+    assert len(asked) == 3 and registry.manifests == {} and registry.uploads == 0
+
+    stop.clear()
+
+    def leader_once() -> bool:
+        stop.set()  # this one cycle, then stop
+        return True
+
+    await pusher.run(stop, 0.001, is_leader=leader_once)
+    assert "alpha-latest" in registry.manifests
+
+
+def test_the_announced_reference_names_registry_repository_and_manifest_digest() -> None:
+    source, manifest = pulling.parse_reference("registry.example:5000/fleet/bundles@sha256:" + "ab" * 32)
+    assert (source.registry, source.repository, manifest) == ("registry.example:5000", "fleet/bundles",
+                                                              "sha256:" + "ab" * 32)
+    for bad in ("registry.example/fleet/bundles:alpha-latest", "registry.example@sha256:" + "ab" * 32,
+                "registry.example/fleet@sha256:short"):
+        with pytest.raises(ValueError, match="is not REGISTRY/REPOSITORY@sha256:<hex>"):
+            pulling.parse_reference(bad)
+
+
+def test_the_status_header_shows_the_push_backlog_only_for_a_pushing_hub() -> None:
+    assert formatting.oci_push_line(pb.ListClustersResponse()) is None
+    response = pb.ListClustersResponse(oci_push=pb.OciPushLag(target="ghcr.io/acme/b", pending=3, oldest_seconds=12.4))
+    assert formatting.oci_push_line(response) == "OCI push to ghcr.io/acme/b: 3 pending, oldest 12s"
+    assert formatting.oci_push_document(response) == {"target": "ghcr.io/acme/b", "pending": 3, "oldestSeconds": 12.4}
+    done = pb.ListClustersResponse(oci_push=pb.OciPushLag(target="ghcr.io/acme/b"))
+    assert formatting.oci_push_line(done) == "OCI push to ghcr.io/acme/b: up to date"
+
+
+async def test_a_pull_by_the_announced_digest_refuses_a_manifest_the_registry_swapped() -> None:
+    from aiohttp import web
+
+    good, swapped = _artifact("alpha", "1"), _artifact("alpha", "2")
+    served = {"manifest": good.manifest.data}
+
+    async def manifest(request: web.Request) -> web.Response:
+        return web.Response(body=served["manifest"], content_type=oci.MANIFEST_MEDIA_TYPE)
+
+    async def blob(request: web.Request) -> web.Response:
+        return web.Response(body={good.layer.digest: good.layer.data,
+                                  swapped.layer.digest: swapped.layer.data}[request.match_info["digest"]])
+
+    app = web.Application()
+    app.router.add_get("/v2/fleet/bundles/manifests/{reference}", manifest)
+    app.router.add_get("/v2/fleet/bundles/blobs/{digest}", blob)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        reference = f"127.0.0.1:{runner.addresses[0][1]}/fleet/bundles@{good.manifest.digest}"
+        source, manifest_digest = pulling.parse_reference(reference, insecure=True)
+        puller = pulling.Puller(source, cluster="alpha")
+
+        def fetch() -> bytes:
+            return puller.fetch(digest=good.bundle_digest, commit=COMMIT, max_size=1 << 20,
+                                manifest_digest=manifest_digest)
+
+        assert bundles.digest_of(await asyncio.to_thread(fetch)) == good.bundle_digest
+        # The registry answers the hub's digest with another (validly signed, older or newer) bundle.
+        served["manifest"] = swapped.manifest.data
+        with pytest.raises(pulling.PullError, match=f"manifest {manifest_digest} does not match its digest"):
+            await asyncio.to_thread(fetch)
+    finally:
+        await runner.cleanup()

@@ -134,6 +134,8 @@ def test_bundle_source_is_an_oci_reference() -> None:
     for bad in ("mirror.example/fleet", "oci://mirror.example", "https://mirror.example/fleet"):
         with pytest.raises(settings.SettingsError, match=r"--bundle-source: .* is not oci://REGISTRY/REPOSITORY"):
             settings.load_settings(cli={"bundle_source": bad}, env=env)
+    # none: never a registry, not even the one the hub announces in Watch.
+    assert settings.load_settings(cli={"bundle_source": "none"}, env=env).bundle_source == "none"
 
 
 def test_several_hub_replicas_are_one_comma_separated_setting_and_each_must_be_host_port() -> None:

@@ -60,6 +60,10 @@ hub state   get_state(s, key) -> str | None; set_state(s, key, value)   (keys: S
 rollouts    insert_rollout(s, *, commit, state, document) -> RolloutRow (seq assigned)
             save_rollout(s, seq, *, state, document); get_rollout(s, seq); latest_rollout(s)
             commit_of_desired(s, cluster, digest) -> the commit that last made digest desired there
+oci pushes  oci_pushes(s, target) -> {(cluster, commit, digest): PushRecord}   (what --oci-push pushed)
+            oci_manifests(s, target, keys) -> {key: manifest digest}; record_oci_pushes(s, target, records)
+            forget_oci_pushes(s, target, keys) -> number deleted
+            oci_push_backlog(s, target) -> PushBacklog (pending, oldest_seconds): convoy status
 """
 
 from __future__ import annotations
@@ -127,6 +131,18 @@ from hub.store.repository.hub_state import (
     set_state,
     states_with_prefix,
 )
+from hub.store.repository.oci_pushes import (
+    PushBacklog,
+    PushKey,
+    PushRecord,
+    forget_oci_pushes,
+    needs_push,
+    oci_manifests,
+    oci_push_backlog,
+    oci_pushes,
+    push_backlog,
+    record_oci_pushes,
+)
 from hub.store.repository.render_errors import (
     MAX_RENDER_ERROR_CHARS,
     MAX_RENDER_ERRORS,
@@ -170,6 +186,9 @@ __all__ = [
     "BundleRef",
     "CredentialMatch",
     "DesiredRow",
+    "PushBacklog",
+    "PushKey",
+    "PushRecord",
     "StateKey",
     "StatusChange",
     "StatusInput",
@@ -191,6 +210,7 @@ __all__ = [
     "events",
     "existing_bundles",
     "find_credential",
+    "forget_oci_pushes",
     "get_bundle",
     "get_cluster",
     "get_commit",
@@ -206,13 +226,19 @@ __all__ = [
     "list_tokens",
     "mark_connected",
     "mark_disconnected",
+    "needs_push",
+    "oci_manifests",
+    "oci_push_backlog",
+    "oci_pushes",
     "promote_credential",
     "prune_bundles",
     "prune_events",
+    "push_backlog",
     "put_bundle",
     "put_bundles",
     "recent_commits",
     "record_commit",
+    "record_oci_pushes",
     "register_cluster",
     "remove_cluster",
     "render_errors_all",

@@ -80,7 +80,7 @@ class WatchRequest(_message.Message):
     def __init__(self, applied_digest: _Optional[str] = ..., age_recipient: _Optional[str] = ...) -> None: ...
 
 class DesiredState(_message.Message):
-    __slots__ = ("cluster_name", "commit", "digest", "size", "paused", "signature", "since", "rollout_wave", "inline_bundle", "inline_compression")
+    __slots__ = ("cluster_name", "commit", "digest", "size", "paused", "signature", "since", "rollout_wave", "inline_bundle", "inline_compression", "oci_reference")
     CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,7 @@ class DesiredState(_message.Message):
     ROLLOUT_WAVE_FIELD_NUMBER: _ClassVar[int]
     INLINE_BUNDLE_FIELD_NUMBER: _ClassVar[int]
     INLINE_COMPRESSION_FIELD_NUMBER: _ClassVar[int]
+    OCI_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     cluster_name: str
     commit: str
     digest: str
@@ -101,7 +102,8 @@ class DesiredState(_message.Message):
     rollout_wave: str
     inline_bundle: bytes
     inline_compression: str
-    def __init__(self, cluster_name: _Optional[str] = ..., commit: _Optional[str] = ..., digest: _Optional[str] = ..., size: _Optional[int] = ..., paused: _Optional[bool] = ..., signature: _Optional[bytes] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rollout_wave: _Optional[str] = ..., inline_bundle: _Optional[bytes] = ..., inline_compression: _Optional[str] = ...) -> None: ...
+    oci_reference: str
+    def __init__(self, cluster_name: _Optional[str] = ..., commit: _Optional[str] = ..., digest: _Optional[str] = ..., size: _Optional[int] = ..., paused: _Optional[bool] = ..., signature: _Optional[bytes] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rollout_wave: _Optional[str] = ..., inline_bundle: _Optional[bytes] = ..., inline_compression: _Optional[str] = ..., oci_reference: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("sent_at", "interval_seconds")
@@ -329,7 +331,7 @@ class ClusterSummary(_message.Message):
     def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_commit: _Optional[str] = ..., desired_digest: _Optional[str] = ..., applied_commit: _Optional[str] = ..., applied_digest: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., objects_ready: _Optional[int] = ..., objects_total: _Optional[int] = ..., drift_count: _Optional[int] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paused: _Optional[bool] = ..., online: _Optional[bool] = ..., errors: _Optional[_Iterable[str]] = ..., wave: _Optional[str] = ..., rollout_state: _Optional[str] = ..., pinned_digest: _Optional[str] = ..., render_errors: _Optional[_Iterable[str]] = ..., last_report: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_report_observed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., age_recipient: _Optional[str] = ..., age_recipient_changed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListClustersResponse(_message.Message):
-    __slots__ = ("clusters", "fleet_commit", "fleet_commit_seen", "heartbeat_seconds", "refused_commit", "fetch_error", "replicas")
+    __slots__ = ("clusters", "fleet_commit", "fleet_commit_seen", "heartbeat_seconds", "refused_commit", "fetch_error", "replicas", "oci_push")
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     FLEET_COMMIT_FIELD_NUMBER: _ClassVar[int]
     FLEET_COMMIT_SEEN_FIELD_NUMBER: _ClassVar[int]
@@ -337,6 +339,7 @@ class ListClustersResponse(_message.Message):
     REFUSED_COMMIT_FIELD_NUMBER: _ClassVar[int]
     FETCH_ERROR_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    OCI_PUSH_FIELD_NUMBER: _ClassVar[int]
     clusters: _containers.RepeatedCompositeFieldContainer[ClusterSummary]
     fleet_commit: str
     fleet_commit_seen: _timestamp_pb2.Timestamp
@@ -344,7 +347,8 @@ class ListClustersResponse(_message.Message):
     refused_commit: RefusedCommit
     fetch_error: str
     replicas: _containers.RepeatedCompositeFieldContainer[HubReplica]
-    def __init__(self, clusters: _Optional[_Iterable[_Union[ClusterSummary, _Mapping]]] = ..., fleet_commit: _Optional[str] = ..., fleet_commit_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_seconds: _Optional[int] = ..., refused_commit: _Optional[_Union[RefusedCommit, _Mapping]] = ..., fetch_error: _Optional[str] = ..., replicas: _Optional[_Iterable[_Union[HubReplica, _Mapping]]] = ...) -> None: ...
+    oci_push: OciPushLag
+    def __init__(self, clusters: _Optional[_Iterable[_Union[ClusterSummary, _Mapping]]] = ..., fleet_commit: _Optional[str] = ..., fleet_commit_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_seconds: _Optional[int] = ..., refused_commit: _Optional[_Union[RefusedCommit, _Mapping]] = ..., fetch_error: _Optional[str] = ..., replicas: _Optional[_Iterable[_Union[HubReplica, _Mapping]]] = ..., oci_push: _Optional[_Union[OciPushLag, _Mapping]] = ...) -> None: ...
 
 class HubReplica(_message.Message):
     __slots__ = ("name", "address", "leader", "gone", "streams", "started", "last_heartbeat")
@@ -363,6 +367,16 @@ class HubReplica(_message.Message):
     started: _timestamp_pb2.Timestamp
     last_heartbeat: _timestamp_pb2.Timestamp
     def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., leader: _Optional[bool] = ..., gone: _Optional[bool] = ..., streams: _Optional[int] = ..., started: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class OciPushLag(_message.Message):
+    __slots__ = ("target", "pending", "oldest_seconds")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    pending: int
+    oldest_seconds: float
+    def __init__(self, target: _Optional[str] = ..., pending: _Optional[int] = ..., oldest_seconds: _Optional[float] = ...) -> None: ...
 
 class RefusedCommit(_message.Message):
     __slots__ = ("commit", "kind", "reason", "since")
