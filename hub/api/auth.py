@@ -1,9 +1,11 @@
-"""Bearer credentials for both services: a cluster's own credential, or the admin credential.
+"""Bearer credentials for both services: a cluster's own credential, or an admin credential.
 
 Every call but Register carries ``authorization: Bearer <credential>``. Cluster
 credentials are looked up by hash in the store (constant-time comparison lives
-there); the admin credential's hash is held in memory and compared in constant
-time. Failures raise :class:`hub.api.grpc_errors.Unauthenticated` without saying which
+there). Admin credentials are named: the hub's first-start credential (``admin``) has its hash held
+in memory and compared in constant time; named ones (``convoy credential create``) are looked up by
+hash in the store on every admin call, never cached, so a revocation holds at once on every replica.
+Failures raise :class:`hub.api.grpc_errors.Unauthenticated` without saying which
 part was wrong beyond "missing" versus "not recognised", and never echo the value.
 """
 
@@ -133,13 +135,22 @@ class Authenticator:
         with self.db.session() as session:
             return store.promote_credential(session, cluster, credential_hash)
 
-    def admin(self, metadata: Iterable[Any] | None, *, method: str) -> None:
-        """Pass only with the admin credential."""
+    async def admin(self, metadata: Iterable[Any] | None, *, method: str) -> str:
+        """The name of the admin credential the call carries; anything else is refused."""
         credential = bearer_token(metadata)
         if credential is None:
             raise grpc_errors.Unauthenticated(f"{method}: no `authorization: Bearer <admin credential>` metadata")
-        if not secrets.secrets_match(credential, self._admin_hash):
-            raise grpc_errors.Unauthenticated(f"{method}: the admin credential is not recognised")
+        if secrets.secrets_match(credential, self._admin_hash):
+            return store.BOOTSTRAP_ADMIN
+        name = await asyncio.to_thread(self._admin_lookup, credential)
+        if name is None:
+            raise grpc_errors.Unauthenticated(f"{method}: the admin credential is not recognised (revoked, or "
+                                              "issued by another hub)")
+        return name
+
+    def _admin_lookup(self, credential: str) -> str | None:
+        with self.db.session(write=False) as session:
+            return store.admin_credential_name(session, credential)
 
 
 def _unrecognised(method: str) -> grpc_errors.Unauthenticated:

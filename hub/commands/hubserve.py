@@ -157,6 +157,7 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
     service = HubService(settings=settings, db=db, source=source, signing_key=signing_key, notifier=notifier,
                          metrics=metrics, signature_policy=policy, rollouts=rollouts)
     rollouts.rerender = service.render_clusters
+    rollouts.changed_paths = source.changed_paths
     authenticator = auth.Authenticator(
         db=db, admin_credential=admin_credential, on_rotated=notifier.revoke,
         rotation_grace=dt.timedelta(seconds=settings.credential_rotation_grace),
@@ -246,7 +247,7 @@ def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
     async def authorize(credential: str, peer: str | None) -> str | None:
         metadata = (("authorization", f"Bearer {credential}"),)
         try:
-            authenticator.admin(metadata, method="OCI registry")
+            await authenticator.admin(metadata, method="OCI registry")
             return None
         except grpc_errors.Unauthenticated:
             pass
