@@ -67,7 +67,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
 
     async def _admin(self, context: Context, method: str) -> str:
         """The calling admin credential's name (it is refused unless it is a valid admin credential)."""
-        return await self.auth.admin(context.invocation_metadata(), method=method)
+        return await self.auth.admin(context.invocation_metadata(), method=method,
+                                     peer=limits.peer_host(context.peer()))
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)

@@ -247,10 +247,13 @@ def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
     async def authorize(credential: str, peer: str | None) -> str | None:
         metadata = (("authorization", f"Bearer {credential}"),)
         try:
-            await authenticator.admin(metadata, method="OCI registry")
+            # Not charged as a failure here: the credential is tried as a cluster's next, which charges it.
+            await authenticator.admin(metadata, method="OCI registry", peer=peer, charge=False)
             return None
         except grpc_errors.Unauthenticated:
             pass
+        except api_limits.RateLimited as exc:
+            raise web_registry.Denied(str(exc), status=429) from exc
         try:
             return await authenticator.cluster(metadata, method="OCI registry", peer=peer)
         except grpc_errors.Unauthenticated as exc:

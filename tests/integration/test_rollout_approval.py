@@ -27,6 +27,7 @@ from tests.integration.hub_harness import (
     channel,
     configmap,
     convoy,
+    fresh_postgres,
     hub_settings,
     next_desired,
     running_hub,
@@ -198,3 +199,21 @@ async def test_named_admin_credentials_are_shown_once_and_revoked_at_once(tmp_pa
         with pytest.raises(grpc.aio.AioRpcError) as bootstrap:
             await admin.call("RevokeAdminCredential", pb.RevokeAdminCredentialRequest(name="admin"))
         assert "first-start credential" in (bootstrap.value.details() or "")
+
+
+async def test_a_named_credential_made_on_one_replica_works_on_another_and_its_revocation_holds_there_at_once(
+        tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str) -> None:
+    identity = tmp_path / "identity"
+    with fresh_postgres(postgres_url) as url:
+        async with running_hub(hub_settings(tmp_path / "a", fleet_repo, database_url=url,
+                                            identity_dir=identity)) as hub_a, channel(hub_a) as ch_a, \
+                running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url,
+                                         identity_dir=identity)) as hub_b, channel(hub_b) as ch_b:
+            created = await admin_of(hub_a, ch_a).call("CreateAdminCredential",
+                                                       pb.CreateAdminCredentialRequest(name="ops"))
+            on_b = Admin(ch_b, created.credential)
+            assert (await on_b.call("ListClusters", pb.ListClustersRequest())) is not None
+            await admin_of(hub_a, ch_a).call("RevokeAdminCredential", pb.RevokeAdminCredentialRequest(name="ops"))
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await on_b.call("ListClusters", pb.ListClustersRequest())
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED

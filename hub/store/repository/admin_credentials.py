@@ -49,7 +49,7 @@ def admin_credential_name(s: Session, credential: str) -> str | None:
     """The name of the valid (not revoked) admin credential ``credential`` is, else None."""
     row = s.exec(select(AdminCredential).where(AdminCredential.secret_hash == hub_secrets.hash_secret(credential))
                  ).first()
-    if row is None or row.revoked_at is not None:
+    if row is None or row.revoked_at is not None or not hub_secrets.secrets_match(credential, row.secret_hash):
         return None
     return row.name
 
