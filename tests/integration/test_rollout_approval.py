@@ -217,3 +217,25 @@ async def test_a_named_credential_made_on_one_replica_works_on_another_and_its_r
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await on_b.call("ListClusters", pb.ListClustersRequest())
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_the_credential_commands_print_the_secret_once_and_never_list_it(tmp_path: Path,
+                                                                               fleet_repo: FleetRepo) -> None:
+    async with running_hub(hub_settings(tmp_path / "hub", fleet_repo)) as hub:
+        created = await convoy(hub, tmp_path, "credential", "create", "alice")
+        assert created.exit_code == 0, created.output
+        secret = created.output.split("admin credential alice: ", 1)[1].split()[0]
+        assert len(secret) >= 32 and "shown once" in created.output
+        listing = await convoy(hub, tmp_path, "credential", "list", "-o", "json")
+        rows = json.loads(listing.output)
+        assert [(r["name"], r["createdBy"], r["revoked"]) for r in rows] == [("admin", None, False),
+                                                                          ("alice", "admin", False)]
+        assert secret not in listing.output
+        table = await convoy(hub, tmp_path, "credential", "list")
+        assert "hub's first-start credential" in table.output and secret not in table.output
+        revoked = await convoy(hub, tmp_path, "credential", "revoke", "alice")
+        assert revoked.output.strip() == "admin credential alice revoked"
+        again = await convoy(hub, tmp_path, "credential", "revoke", "alice")
+        assert again.output.strip() == "admin credential alice was already revoked"
+        unknown = await convoy(hub, tmp_path, "credential", "revoke", "nobody")
+        assert unknown.exit_code != 0 and "no admin credential named 'nobody'" in unknown.output
