@@ -70,6 +70,8 @@ log = logging.getLogger(__name__)
 
 #: Largest bundle inflated to compare apps (per-app strategies only).
 _MAX_INFLATE = 256 * 1024 * 1024
+#: Changed paths kept per wave to show why its approval gate is closed.
+_MAX_MATCHED_PATHS = 100
 #: Shortest time between two ticks woken by :meth:`RolloutController.poke`.
 _MIN_TICK_GAP = 0.2
 #: Between ticks while no rollout is active. Whatever starts or resumes one pokes the controller, so
@@ -129,7 +131,8 @@ def wave_policy(wave: fleet_model.Wave, changed_paths: Collection[str] | None = 
     matched: tuple[str, ...] = ()
     if wave.approval is not None:
         found = wave.approval.matching(changed_paths)
-        approval, matched = (True, ()) if found is None else (bool(found), found)
+        # The matching paths are shown, not decided on again: a bounded few keep the rollout's row small.
+        approval, matched = (True, ()) if found is None else (bool(found), found[:_MAX_MATCHED_PATHS])
     return planning.WavePolicy(
         name=wave.name, max_unavailable=f"{mu.percent}%" if mu.percent is not None else (mu.count or 0),
         bake_time=wave.bake_time, progress_deadline=wave.progress_deadline, on_failure=wave.on_failure.value,
