@@ -45,6 +45,8 @@ __all__ = ["PROCESSES_FILE", "LocalFleet", "Owner", "SandboxCluster", "SandboxEr
 T = TypeVar("T")
 #: In the work directory: who started the fleet and every part still running (see ``stop_recorded``).
 PROCESSES_FILE = "processes.json"
+#: The spoke ServiceAccount token a sandbox spoke runs on: a year (kubesim honours expirationSeconds).
+_SPOKE_TOKEN_SECONDS = 365 * 24 * 3600
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Convoy Sandbox", "GIT_AUTHOR_EMAIL": "sandbox@convoy.invalid",
                 "GIT_COMMITTER_NAME": "Convoy Sandbox", "GIT_COMMITTER_EMAIL": "sandbox@convoy.invalid"}
 
@@ -428,8 +430,11 @@ class LocalFleet:
 
         api = self.api_client(cluster)
         try:
+            # A pod's kubelet renews its projected token before it expires; nothing renews this one,
+            # and kubesim expires TokenRequest tokens: ask for one that outlives any sandbox.
             request = kube_client.AuthenticationV1TokenRequest(
-                spec=kube_client.V1TokenRequestSpec(audiences=["https://kubernetes.default.svc"]))
+                spec=kube_client.V1TokenRequestSpec(audiences=["https://kubernetes.default.svc"],
+                                                    expiration_seconds=_SPOKE_TOKEN_SECONDS))
             # The account `convoy spoke install` creates (spoke.install.NAME in settings.DEFAULT_NAMESPACE).
             answer = kube_client.CoreV1Api(api).create_namespaced_service_account_token(
                 "convoy-spoke", "convoy-system", request)

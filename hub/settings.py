@@ -158,6 +158,12 @@ class HubSettings:
         "directory of the hub's identity (signing.key, the CA, the admin credential); default data_dir. "
         "Replicas on one PostgreSQL mount the same one (one Kubernetes Secret) so they sign and serve alike"))
     insecure: bool = dataclasses.field(default=False, metadata=_meta("plaintext gRPC: local sandboxes only"))
+    replica_heartbeat: float = dataclasses.field(default=5.0, metadata=_meta(
+        "how often each replica records itself (address, open Watch streams) in the database; `convoy status` "
+        "shows a replica gone after three missed heartbeats (PostgreSQL only)", kind=_Kind.DURATION))
+    sync_handoff_timeout: float = dataclasses.field(default=60.0, metadata=_meta(
+        "how long a replica that is not the leader waits for the leader to answer a `convoy sync` it "
+        "handed over", kind=_Kind.DURATION))
     heartbeat_seconds: float = dataclasses.field(default=30.0, metadata=_meta(
         "Watch heartbeat interval; also how often the hub pings each spoke's connection (one that "
         "does not answer within min(10 s, the interval) is dropped)", kind=_Kind.DURATION))
@@ -225,7 +231,8 @@ class HubSettings:
                      "report_rate", "auth_failure_rate",
                      "unknown_credential_cache", "watch_rate", "credential_rotation_grace", "event_retention",
                      "event_aggregate_window", "event_prune_interval", "max_render_seconds",
-                     "max_fleet_render_seconds", "oci_push_interval"):
+                     "max_fleet_render_seconds", "oci_push_interval", "replica_heartbeat",
+                     "sync_handoff_timeout"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise bad(name, f"must be a positive number, got {value!r}")

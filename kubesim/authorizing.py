@@ -51,13 +51,17 @@ _UNAUTHORIZED = errors.ApiError(401, "Unauthorized", "Unauthorized")
 # -- authentication ---------------------------------------------------------------------------------
 
 
-def issue_token(cluster: Cluster, namespace: str, name: str) -> str:
-    """A fresh bearer token for ServiceAccount ``namespace/name`` (valid while that account exists)."""
+def issue_token(cluster: Cluster, namespace: str, name: str, *, expires_at: float | None = None) -> str:
+    """A fresh bearer token for ServiceAccount ``namespace/name``.
+
+    Valid while that account exists and, when ``expires_at`` is given (a TokenRequest's), until
+    :meth:`Cluster.wall_time` reaches it; a token Secret's (None) never expires.
+    """
     sa = cluster.store.get(_SA, namespace, name)
     if sa is None:
         raise errors.not_found("", "serviceaccounts", name)
     token = "kubesim-sa." + secrets.token_urlsafe(32)
-    cluster.tokens[token] = (namespace, name, sa["metadata"]["uid"])
+    cluster.tokens[token] = (namespace, name, sa["metadata"]["uid"], expires_at)
     return token
 
 
@@ -72,7 +76,9 @@ def authenticate(cluster: Cluster, authorization: str, admin_token: str | None, 
         owner = cluster.tokens.get(given) if given else None
         if owner is None:
             raise _UNAUTHORIZED
-        namespace, name, uid = owner
+        namespace, name, uid, expires_at = owner
+        if expires_at is not None and cluster.wall_time() >= expires_at:
+            raise _UNAUTHORIZED  # the JWT authenticator refuses an expired token with a bare 401
         sa = cluster.store.get(_SA, namespace, name)
         if sa is None or sa["metadata"]["uid"] != uid:
             raise _UNAUTHORIZED  # the account was deleted (or re-created): its tokens died with it

@@ -9,6 +9,7 @@ they sit above it and reach the cluster through this state.
 from __future__ import annotations
 
 import ipaddress
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -63,8 +64,9 @@ class Cluster:
         self._next_node_port = 30000
         self._next_lb_ip = int(ipaddress.IPv4Address("172.18.255.1"))
         self.timers = clock.Timers()
-        # ServiceAccount bearer tokens this cluster issued: {token: (namespace, name, account uid)}.
-        self.tokens: dict[str, tuple[str, str, str]] = {}
+        # ServiceAccount bearer tokens this cluster issued:
+        # {token: (namespace, name, account uid, expiry as wall_time() or None: a legacy Secret token)}.
+        self.tokens: dict[str, tuple[str, str, str, float | None]] = {}
 
     @property
     def faults(self) -> faults_mod.Faults:
@@ -75,6 +77,10 @@ class Cluster:
         self._faults = value
         if self._store is not None:
             self._store.poke_subscriptions()  # open watches re-read them (a cut applies at once)
+
+    def wall_time(self) -> float:
+        """Seconds since the epoch by this cluster's clock (real time plus the ``clock_ahead`` fault)."""
+        return time.time() + self._faults.clock_ahead
 
     @property
     def started(self) -> bool:

@@ -10,7 +10,9 @@
   body, then nothing for ``stall_for`` seconds before the connection is cut (only a read timeout
   notices: the connection stays open and no FIN or RST arrives meanwhile);
 * ``watch_cut_after``: seconds after which every watch stream is cut mid-way (no terminating chunk);
-* ``seed``: makes the random draws repeatable.
+* ``seed``: makes the random draws repeatable;
+* ``clock_ahead``: seconds the cluster's clock runs ahead of real time — for what the API server
+  decides by its clock (a TokenRequest token's expiry), so a test need not wait ten minutes.
 
 The HTTP form is the same fields as JSON, e.g. ``{"error_rates": {"503": 0.5}, "latency": 0.1}``.
 """
@@ -41,6 +43,7 @@ class Faults:
     stall_for: float = 60.0
     retry_after: int = 1
     seed: int | None = None
+    clock_ahead: float = 0.0
     _random: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -83,7 +86,7 @@ class Faults:
         if not isinstance(doc, Mapping):
             raise FaultsError("faults: the body must be a JSON object")
         known = {"error_rates", "latency", "drop_rate", "watch_cut_after", "stall_rate", "stall_for",
-                 "retry_after", "seed"}
+                 "retry_after", "seed", "clock_ahead"}
         unknown = set(doc) - known
         if unknown:
             raise FaultsError(f"faults: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -99,6 +102,7 @@ class Faults:
                 stall_for=float(doc.get("stall_for", 60.0)),
                 retry_after=int(doc.get("retry_after", 1)),
                 seed=None if doc.get("seed") is None else int(doc["seed"]),
+                clock_ahead=float(doc.get("clock_ahead", 0.0)),
             )
         except (TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, FaultsError):
@@ -115,4 +119,5 @@ class Faults:
             "stall_for": self.stall_for,
             "retry_after": self.retry_after,
             "seed": self.seed,
+            "clock_ahead": self.clock_ahead,
         }

@@ -28,13 +28,16 @@ __all__ = ["WatchRequest", "serve"]
 
 Obj = dict[str, Any]
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+PARTIAL_KIND = "PartialObjectMetadata"
+META_API_VERSION = "meta.k8s.io/v1"
 
 
 class WatchRequest:
     """What one watch asks for (parsed from the query by the HTTP edge)."""
 
     def __init__(self, *, rt: ResourceType, namespace: str | None, labels: LabelSelector, fields: FieldSelector,
-                 resource_version: str, send_initial: bool, bookmarks: bool, timeout: float) -> None:
+                 resource_version: str, send_initial: bool, bookmarks: bool, timeout: float,
+                 metadata_only: bool = False) -> None:
         self.rt = rt
         self.namespace = namespace
         self.labels = labels
@@ -43,6 +46,8 @@ class WatchRequest:
         self.send_initial = send_initial
         self.bookmarks = bookmarks
         self.timeout = timeout
+        #: The metadata client's watch: each event's object as PartialObjectMetadata, as lists answer.
+        self.metadata_only = metadata_only
 
     def matches(self, obj: Obj | None) -> bool:
         if obj is None:
@@ -65,7 +70,10 @@ class WatchRequest:
         return None
 
     def line(self, kind: str, obj: Obj, encoded: str | None) -> bytes:
-        if encoded is None or obj.get("apiVersion") != self.rt.api_version:
+        if self.metadata_only:
+            encoded = json.dumps({"kind": PARTIAL_KIND, "apiVersion": META_API_VERSION, "metadata": obj["metadata"]},
+                                 separators=(",", ":"))
+        elif encoded is None or obj.get("apiVersion") != self.rt.api_version:
             encoded = json.dumps(registry.present(self.rt, obj), separators=(",", ":"))
         return f'{{"type":"{kind}","object":{encoded}}}\n'.encode()
 
@@ -73,7 +81,8 @@ class WatchRequest:
         meta: Obj = {"resourceVersion": str(revision)}
         if initial_end:
             meta["annotations"] = {INITIAL_EVENTS_END: "true"}
-        obj = {"kind": self.rt.kind, "apiVersion": self.rt.api_version, "metadata": meta}
+        obj = ({"kind": PARTIAL_KIND, "apiVersion": META_API_VERSION, "metadata": meta} if self.metadata_only
+               else {"kind": self.rt.kind, "apiVersion": self.rt.api_version, "metadata": meta})
         return json.dumps({"type": "BOOKMARK", "object": obj}, separators=(",", ":")).encode() + b"\n"
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from kubesim import authorizing, clock, collecting, establishing, populating, registry, resources, workloads
 from kubesim.clusters import Cluster, ClusterOptions, ClusterSet
 
-__all__ = ["BOOTSTRAP_RBAC", "PRECREATED_NAMESPACES", "boot", "cluster_set"]
+__all__ = ["API_SERVER_IP", "BOOTSTRAP_RBAC", "KUBERNETES_SERVICE_IP", "PRECREATED_NAMESPACES", "boot", "cluster_set"]
 
 PRECREATED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -57,6 +57,40 @@ BOOTSTRAP_RBAC: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
+#: The first address of the service range (kubeadm's default 10.96.0.0/12): the ``kubernetes`` Service's.
+KUBERNETES_SERVICE_IP = "10.96.0.1"
+#: The address the API server advertises (a kind control-plane node's), behind the ``kubernetes`` Service.
+API_SERVER_IP = "172.18.0.2"
+_API_PORT = {"name": "https", "port": 6443, "protocol": "TCP"}
+
+
+_API_SERVICE_KEYS = (("", "services"), ("", "endpoints"), ("discovery.k8s.io", "endpointslices"))
+
+
+def _kubernetes_service(cluster: Cluster) -> None:
+    """The ``kubernetes`` Service of ``default`` and its endpoints, as the API server's own reconciler writes them.
+
+    (``pkg/controlplane/controller/kubernetesservice`` and ``pkg/controlplane/reconcilers``.) One
+    seeder for the three resources: the first touch of any writes all three.
+    """
+    for key in _API_SERVICE_KEYS:
+        cluster.store.seeders.pop(key, None)  # before the writes below read them back
+    core = resources.builtin_types()[("", "v1")]
+    registry.create(cluster, core["services"], "default", {
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": KUBERNETES_SERVICE_IP, "sessionAffinity": "None",
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}},
+        manager="kube-apiserver")
+    registry.create(cluster, core["endpoints"], "default", {
+        "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": API_SERVER_IP}], "ports": [dict(_API_PORT)]}]},
+        manager="kube-apiserver")
+    registry.create(cluster, resources.builtin_types()[("discovery.k8s.io", "v1")]["endpointslices"], "default", {
+        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [API_SERVER_IP], "conditions": {"ready": True}}],
+        "ports": [dict(_API_PORT)]}, manager="kube-apiserver")
+
 def boot(cluster: Cluster) -> None:
     """Wire ``cluster``'s controllers to its store, then create its pre-created namespaces."""
     store = cluster.store
@@ -72,12 +106,15 @@ def boot(cluster: Cluster) -> None:
     store.listeners.append(authorizing.AggregationController(cluster).on_event)
     # What a real control plane writes at start but most requests never read is written on the
     # first touch of its resource (Store.seeders): the pre-created namespaces' default ServiceAccount
-    # and kube-root-ca.crt, the bootstrap RBAC policy, the local APIServices.
+    # and kube-root-ca.crt, the bootstrap RBAC policy, the local APIServices, the ``kubernetes`` Service.
     for plural in ("serviceaccounts", "configmaps"):
         store.seeders[("", plural)] = functools.partial(populator.fill_now, PRECREATED_NAMESPACES, plural)
     for plural in ("clusterroles", "clusterrolebindings"):
         store.seeders[(RBAC_GROUP, plural)] = functools.partial(_seed_rbac, cluster, plural)
     store.seeders[("apiregistration.k8s.io", "apiservices")] = functools.partial(_seed_apiservices, cluster)
+    api_service = functools.partial(_kubernetes_service, cluster)
+    for key in _API_SERVICE_KEYS:
+        store.seeders[key] = api_service
 
 
 def _seed_rbac(cluster: Cluster, plural: str) -> None:

@@ -4,7 +4,9 @@ A bundle is a plain mapping::
 
     {"apiVersion": "convoy.dev/v1alpha1", "kind": "Bundle",
      "apps": [{"name": "web", "namespace": "shop", "dependsOn": ["crds"],
-               "driftPolicy": "correct" | None}, ...],     # in dependsOn order
+               "driftPolicy": "correct" | None,
+               "ignoreDifferences": [{"kind": ..., "jsonPointers": [...]}]},  # only when set (protos.ignoring)
+              ...],                                        # in dependsOn order
      "objects": [<manifest>, ...]}                         # in apply order
 
 Every object carries the ``convoy.dev/app`` label naming its app. The canonical

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from protos import bundle as bundles
-from protos import sops
+from protos import ignoring, sops
 from protos.objects import ObjectRef
 from protos.status import Action, DriftAction, DriftPolicy, Phase
 from spoke import (
@@ -512,6 +512,7 @@ class Agent:
         st.bundle, st.digest, st.commit, st.signature = bundle, source.digest, source.commit, source.signature
         st.desired = result.desired
         st.policies, policy_errors = drift_policy.policies(bundle)
+        policy_errors += ignoring.rules_by_app(bundle)[1]
         st.actions = {e.ref: e for e in changes}
         st.errors = result.errors + policy_errors + [str(e) for e in pruned.entries if e.action == Action.FAILED]
         # The apply wrote every drifted object back (an object that differs from its manifest is never

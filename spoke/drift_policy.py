@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from protos import bundle as bundles
+from protos import ignoring
 from protos.status import Action, DriftAction, DriftPolicy
 from spoke import drift, report
 from spoke.apply import applying, engine
@@ -87,7 +88,8 @@ def enforce(client: ClusterClient, d: engine.Desired, live: dict[str, Any] | Non
     if live is None:
         kind_of_drift = "deleted"  # who deleted it is not on record anywhere the spoke can read
     else:
-        diffs = drift.diff(d.manifest, live, manager=applying.MANAGER)
+        # Fields the app's ignoreDifferences names are never drift: left out of the comparison.
+        diffs = drift.diff(ignoring.without(d.manifest, d.ignore), live, manager=applying.MANAGER)
         if not diffs:
             if known is None:
                 return Outcome(None)
@@ -107,7 +109,7 @@ def enforce(client: ClusterClient, d: engine.Desired, live: dict[str, Any] | Non
         return Outcome(record, (_event(record, DriftAction.REPORTED),))
     detected = _event(record, DriftAction.DETECTED)
     applied = applying.apply_one(client, d.manifest, live=live, manifest_hash=d.hash, previous_hash=None,
-                                 options=applying.ApplyOptions(cluster=cluster))
+                                 options=applying.ApplyOptions(cluster=cluster), ignore=d.ignore)
     if applied.entry.action != Action.FAILED:
         action = DriftAction.RECREATED if kind_of_drift == "deleted" else DriftAction.CORRECTED
         log.info("drift %s on %s (%s)", action, d.ref, _fields_text(record))

@@ -25,7 +25,7 @@ import yaml
 from protos import jointoken
 from protos.objects import ObjectRef
 from protos.status import DriftPolicy
-from spoke import settings
+from spoke import derived_rbac, settings
 
 __all__ = [
     "BOOTSTRAP_SECRET",
@@ -37,6 +37,7 @@ __all__ = [
     "base_files",
     "install",
     "install_manifests",
+    "read_bundle",
     "render_yaml",
 ]
 
@@ -68,6 +69,8 @@ class RbacMode(enum.StrEnum):
     #: Read everywhere (the drift watch lists each kind across namespaces), write only in the
     #: namespaces given: cluster-scoped kinds and other namespaces are refused by the API server.
     NAMESPACED = "namespaced"
+    #: Exactly what one bundle needs (``--bundle``): see :mod:`spoke.derived_rbac`.
+    DERIVED = "derived"
 
 
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -95,17 +98,29 @@ def install_manifests(
     health_port: int = settings.DEFAULT_HEALTH_PORT,
     rbac: RbacMode = RbacMode.CLUSTER,
     namespaces: Sequence[str] = (),
+    bundle: Mapping[str, Any] | None = None,
+    bundle_source: str = "the bundle",
 ) -> list[dict[str, Any]]:
     """The manifests that install one cluster's spoke, in apply order.
 
     ``rbac``/``namespaces``: :class:`RbacMode`; NAMESPACED needs the namespaces the spoke may write
-    (each is created, with a RoleBinding granting the spoke everything inside it).
+    (each is created, with a RoleBinding granting the spoke everything inside it). DERIVED needs
+    ``bundle`` (the cluster's Bundle document; ``bundle_source`` names it in errors).
     Raises :class:`spoke.settings.SettingsError` for values ``convoy spoke run`` would refuse.
     """
     if rbac is RbacMode.NAMESPACED and not namespaces:
         raise settings.SettingsError("--rbac namespaced needs --namespaces a,b: the namespaces the spoke may write")
-    if rbac is RbacMode.CLUSTER and namespaces:
+    if rbac is not RbacMode.NAMESPACED and namespaces:
         raise settings.SettingsError("--namespaces applies only with --rbac namespaced")
+    if (rbac is RbacMode.DERIVED) != (bundle is not None):
+        raise settings.SettingsError("--rbac derived needs --bundle FILE (the output of `convoy render --cluster "
+                                     "NAME`), and --bundle applies only with --rbac derived")
+    derived: derived_rbac.DerivedRules | None = None
+    if bundle is not None:
+        try:
+            derived = derived_rbac.derive(bundle, namespace=namespace, source=bundle_source)
+        except derived_rbac.DerivationError as exc:
+            raise settings.SettingsError(str(exc)) from exc
     label_text = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
     # Validate with the running spoke's own loader, so a bad value fails here, naming the flag,
     # rather than in a crash-looping pod.
@@ -121,8 +136,9 @@ def install_manifests(
         "metadata": _meta(f"{NAME}-{namespace}"),
         # A GitOps agent applies whatever kinds the fleet repository holds, CRDs and RBAC included,
         # and must read and delete them again (drift watch, prune): no narrower list is possible.
-        # Narrow it per cluster if your fleet allows; the Role below keeps the spoke's own state.
-        "rules": [
+        # Narrow it per cluster if your fleet allows (--rbac derived narrows it to one bundle); the Role
+        # below keeps the spoke's own state.
+        "rules": derived.cluster if derived is not None else [
             {"apiGroups": ["*"], "resources": ["*"],
              "verbs": ["*"] if rbac is RbacMode.CLUSTER else ["get", "list", "watch"]},
             {"nonResourceURLs": ["*"], "verbs": ["get"]},
@@ -231,8 +247,40 @@ def install_manifests(
                            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                        "name": write_role},
                            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}]})
+    if derived is not None:
+        # Only what each namespace's objects need, in a Role of that namespace.
+        for target, rules in derived.namespaced.items():
+            if target != namespace:
+                scoped.append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(target)})
+            scoped.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                           "metadata": _meta(f"{NAME}-{namespace}-write", target), "rules": rules})
+            scoped.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                           "metadata": _meta(f"{NAME}-{namespace}-write", target),
+                           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                       "name": f"{NAME}-{namespace}-write"},
+                           "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}]})
     return [namespace_obj, account, cluster_role, cluster_binding, *scoped, state_role, state_binding, bootstrap,
             deployment]
+
+
+def read_bundle(path: str) -> dict[str, Any]:
+    """A Bundle document from ``path`` (``-``: stdin): ``convoy render`` output, or plain manifests.
+
+    Raises :class:`spoke.settings.SettingsError` naming the file when it is neither.
+    """
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise settings.SettingsError(f"--bundle {path}: cannot read it: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise settings.SettingsError(f"--bundle {path}: not YAML or JSON: {exc}") from exc
+    if len(docs) == 1 and isinstance(docs[0], dict) and docs[0].get("kind") == "Bundle":
+        return docs[0]
+    if docs and all(isinstance(d, dict) and d.get("kind") and d.get("apiVersion") for d in docs):
+        return {"apps": [], "objects": docs}
+    raise settings.SettingsError(f"--bundle {path}: expected the output of `convoy render --cluster NAME` (a Bundle) "
+                                 "or Kubernetes manifests with apiVersion and kind")
 
 
 def render_yaml(manifests: Sequence[Mapping[str, Any]]) -> str:
@@ -320,11 +368,15 @@ def apply_manifests(manifests: Sequence[Mapping[str, Any]], *, kubeconfig: str |
 @click.option("--rbac", "rbac_mode", type=click.Choice([m.value for m in RbacMode]), default=RbacMode.CLUSTER.value,
               show_default=True,
               help="cluster: the spoke may write anything anywhere. namespaced: it reads everywhere but writes "
-                   "only in --namespaces (cluster-scoped kinds are refused).")
+                   "only in --namespaces (cluster-scoped kinds are refused). derived: exactly the kinds and "
+                   "namespaces of --bundle (re-run it when the fleet adds a kind or namespace).")
 @click.option("--namespaces", default="", help="With --rbac namespaced: a,b — the namespaces the spoke may write.")
+@click.option("--bundle", "bundle_file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="With --rbac derived: the cluster's bundle, as `convoy render --cluster NAME` prints it "
+                   "(YAML or JSON; - for stdin), or a plain manifest stream.")
 def install(*, cluster: str, hub: str | None, token: str | None, token_file: str | None, labels: str, namespace: str,
             image: str, insecure: bool, do_apply: bool, context: str | None, kubeconfig: str | None,
-            rbac_mode: str, namespaces: str) -> None:
+            rbac_mode: str, namespaces: str, bundle_file: str | None) -> None:
     """Print (or --apply) the manifests that install the spoke in a cluster.
 
     \b
@@ -332,6 +384,8 @@ def install(*, cluster: str, hub: str | None, token: str | None, token_file: str
       convoy spoke install --cluster edge-1 --token-file join.token --apply
       CONVOY_SPOKE_TOKEN=$(cat join.token) convoy spoke install --cluster edge-1 > spoke.yaml
       convoy spoke install --cluster edge-1 --token-file join.token --rbac namespaced --namespaces shop,web
+      convoy render --repo fleet --cluster edge-1 > edge-1.yaml
+      convoy spoke install --cluster edge-1 --token-file join.token --rbac derived --bundle edge-1.yaml
     """
     try:
         if token and token_file:
@@ -347,7 +401,9 @@ def install(*, cluster: str, hub: str | None, token: str | None, token_file: str
         manifests = install_manifests(
             cluster=cluster, hub=hub, token=token, labels=settings.parse_labels(labels, source="--labels"),
             namespace=namespace, image=image, insecure=insecure, rbac=RbacMode(rbac_mode),
-            namespaces=[n.strip() for n in namespaces.split(",") if n.strip()])
+            namespaces=[n.strip() for n in namespaces.split(",") if n.strip()],
+            bundle=read_bundle(bundle_file) if bundle_file else None,
+            bundle_source=bundle_file or "the bundle")
     except settings.SettingsError as exc:
         raise click.UsageError(str(exc)) from exc
     if insecure:

@@ -24,7 +24,7 @@ from hub.rollout import planning as rollout_planning
 from hub.security import secrets
 from hub.store import db as store_db
 from hub.store import errors as store_errors
-from hub.store import models
+from hub.store import models, replicas
 from hub.store import repository as store
 from protos import bundle as bundles
 from protos import codec, selectors, version
@@ -87,7 +87,24 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         refused, response.fetch_error = fleet
         if refused is not None:
             response.refused_commit.CopyFrom(refused)
+        if not self.db.is_sqlite:
+            response.replicas.extend(await self._run(self._replicas))
         return response
+
+    def _replicas(self) -> list[pb.HubReplica]:
+        """Every replica sharing the database, from the heartbeat rows, and which holds the leader lease."""
+        now = self.clock()
+        with self.db.session(write=False) as session:
+            records = replicas.replica_records(session, now=now)
+            leader = replicas.leader_of(session, records)
+        out = []
+        for record in records:
+            row = pb.HubReplica(name=record.name, address=record.address, leader=record.replica == leader,
+                                gone=record.gone(now), streams=record.streams)
+            row.started.CopyFrom(codec.timestamp(record.started))
+            row.last_heartbeat.CopyFrom(codec.timestamp(record.heartbeat))
+            out.append(row)
+        return out
 
     def _list(self, selector: selectors.Selector, connected: frozenset[str]) -> tuple[
             list[pb.ClusterSummary], str, dt.datetime | None, tuple[pb.RefusedCommit | None, str]]:

@@ -24,6 +24,7 @@ from protos import bundle as bundles
 __all__ = [
     "STATUS_BY_ERROR",
     "ApiError",
+    "LeaderUnavailable",
     "NotFound",
     "PermissionDenied",
     "ShuttingDown",
@@ -69,6 +70,10 @@ class ShuttingDown(ApiError):
         super().__init__("hub shutting down; reconnect")
 
 
+class LeaderUnavailable(ApiError):
+    """A replica handed work to the leader (another replica) and got no answer in time, or there is no leader."""
+
+
 #: Most specific first is not needed: :func:`code_for` walks the exception's MRO.
 STATUS_BY_ERROR: dict[type[BaseException], grpc.StatusCode] = {
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
@@ -76,6 +81,8 @@ STATUS_BY_ERROR: dict[type[BaseException], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
     Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
+    # Not UNAVAILABLE or DEADLINE_EXCEEDED: the CLI would call the hub it reached "unreachable".
+    LeaderUnavailable: grpc.StatusCode.ABORTED,
     limits.InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     limits.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     store_errors.TokenRefused: grpc.StatusCode.UNAUTHENTICATED,

@@ -84,6 +84,10 @@ def hub_command(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+#: How long ``convoy sync`` waits for the hub's answer.
+SYNC_TIMEOUT_SECONDS = 120.0
+
+
 def _client(hub_name: str | None) -> adminclient.AdminClient:
     return adminclient.AdminClient(cliconfig.resolve(hub_name))
 
@@ -131,18 +135,22 @@ def _status_view(response: pb.ListClustersResponse, output: str) -> tuple[str, A
     """What ``status`` shows for ``response``, and a key that changes only when something worth a reprint does."""
     now = dt.datetime.now(dt.UTC)
     rows = [formatting.cluster_row(c, now=now) for c in response.clusters]
+    replicas = formatting.replica_documents(response)
     key = json.dumps([response.fleet_commit, formatting.refused_document(response), response.fetch_error,
-                      [{k: v for k, v in row.items() if k not in _VOLATILE} for row in rows]], sort_keys=True)
+                      [{k: v for k, v in row.items() if k not in _VOLATILE} for row in rows],
+                      [{k: v for k, v in r.items() if k != "lastHeartbeat"} for r in replicas]], sort_keys=True)
     if output == "name":
         return key, "\n".join(f"cluster/{row['name']}" for row in rows)
     if output in ("json", "yaml"):
         return key, _dump({"fleetCommit": response.fleet_commit, "refusedCommit": formatting.refused_document(response),
                            "fetchError": response.fetch_error or None, "clusters": rows,
-                           "summary": formatting.fleet_counts(rows)}, output)
+                           "summary": formatting.fleet_counts(rows), "replicas": replicas}, output)
     first, *notes = formatting.fleet_header(response, now=now)
-    header = [Text(first, style="bold"), *(Text(line, style="bold red") for line in notes)]
+    header = [Text(first, style="bold"), *(Text(line, style="bold red") for line in notes),
+              *(Text(line) for line in formatting.replica_lines(response, now=now))]
     table = formatting.status_table(rows, now=now, width=_table_width(), wide=output == "wide")
-    return key, Group(*header, table, Text(formatting.fleet_summary(rows)))
+    hints = [Text(line) for line in formatting.adopt_hints(rows)]
+    return key, Group(*header, table, Text(formatting.fleet_summary(rows)), *hints)
 
 
 def _console() -> Console:
@@ -283,6 +291,7 @@ def describe(hub_name: str | None, cluster: str, output: str) -> None:
         console.print("\n[bold]Drift[/bold]")
         for line in formatting.drift_lines(detail.drift):
             console.print("  " + line, markup=False, highlight=False)
+        console.print(formatting.adopt_hint(cluster), markup=False, highlight=False)
     if document["recentEvents"]:
         console.print("\n[bold]Recent events[/bold]")
         for event in document["recentEvents"]:
@@ -416,7 +425,9 @@ def sync(hub_name: str | None) -> None:
       convoy sync
       convoy sync && convoy status --exit-code
     """
-    with _client(hub_name) as client:
+    # A sync fetches Git and renders the fleet, and a follower replica waits for the leader's: longer than
+    # the usual call timeout.
+    with adminclient.AdminClient(cliconfig.resolve(hub_name), timeout=SYNC_TIMEOUT_SECONDS) as client:
         response = client.sync_now()
     click.echo(response.message or f"commit {response.commit[:12] or '-'}")
     if response.failed or response.render_error_clusters:
@@ -563,7 +574,7 @@ def _binding(info: pb.TokenInfo) -> str:
 
 @click.group()
 def cluster() -> None:
-    """Registered clusters: remove a registration, rotate a cluster's credential."""
+    """Registered clusters: remove a registration, rotate a cluster's credential, print the desired bundle."""
 
 
 @cluster.command("remove")
@@ -600,6 +611,27 @@ def cluster_rotate_credential(hub_name: str | None, name: str) -> None:
         response = client.rotate_credential(name)
     when = "now (it is connected)" if response.online else "when it next connects"
     click.echo(f"cluster {name}: credential rotation requested; the spoke gets its new credential {when}")
+
+
+@cluster.command("bundle")
+@click.argument("name", shell_complete=complete_clusters)
+@hub_command
+def cluster_bundle(hub_name: str | None, name: str) -> None:
+    """Print NAME's current desired bundle as the hub serves it (JSON; Secret values redacted).
+
+    What `convoy spoke install --rbac derived --bundle FILE` derives the spoke's RBAC from.
+
+    \b
+    Examples:
+      convoy cluster bundle prod-eu-1 > prod-eu-1.json
+      convoy cluster bundle edge-1 | convoy spoke install --cluster edge-1 --token-file t --rbac derived --bundle -
+    """
+    with _client(hub_name) as client:
+        digest = client.get_cluster(name).summary.desired_digest
+        if not digest:
+            raise click.ClickException(f"cluster {name}: the hub holds no desired bundle for it yet")
+        response = client.get_bundle_objects(digest)
+    click.echo(response.bundle_json.decode())
 
 
 # -- version --------------------------------------------------------------------------------------

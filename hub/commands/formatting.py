@@ -25,6 +25,8 @@ __all__ = [
     "STATUS_COLUMNS",
     "Column",
     "Condition",
+    "adopt_hint",
+    "adopt_hints",
     "ago",
     "clock_skew",
     "cluster_row",
@@ -178,6 +180,36 @@ def refused_document(response: pb.ListClustersResponse) -> dict[str, Any] | None
             "since": since.isoformat() if since else None}
 
 
+def replica_documents(response: pb.ListClustersResponse) -> list[dict[str, Any]]:
+    """The hub replicas sharing the database (``status -o json``); empty on SQLite."""
+    out = []
+    for replica in response.replicas:
+        started, beat = _when(replica.started), _when(replica.last_heartbeat)
+        out.append({"name": replica.name, "address": replica.address, "leader": replica.leader,
+                    "gone": replica.gone, "streams": replica.streams,
+                    "started": started.isoformat() if started else None,
+                    "lastHeartbeat": beat.isoformat() if beat else None})
+    return out
+
+
+def replica_lines(response: pb.ListClustersResponse, *, now: dt.datetime) -> list[str]:
+    """Above the table: ``replicas: 2 live, 1 gone; leader NAME``, then one line per replica."""
+    if not response.replicas:
+        return []
+    live = [r for r in response.replicas if not r.gone]
+    leader = next((r for r in live if r.leader), None)
+    gone = len(response.replicas) - len(live)
+    first = (f"replicas: {len(live)} live" + (f", {gone} gone" if gone else "")
+             + (f"; leader {leader.name} ({leader.address})" if leader else "; no leader"))
+    lines = [first]
+    for replica in response.replicas:
+        state = ("gone" if replica.gone else
+                 f"{'leader' if replica.leader else 'follower'}, {plural(replica.streams, 'Watch stream')}")
+        lines.append(f"- {replica.name} {replica.address}: {state}, started {ago(_when(replica.started), now)}, "
+                     f"last heartbeat {ago(_when(replica.last_heartbeat), now)}")
+    return [excerpt(line, HEADER_WIDTH) for line in lines]
+
+
 def fleet_header(response: pb.ListClustersResponse, *, now: dt.datetime) -> list[str]:
     """The lines above the table: the deployed commit, then a refused or unrenderable newer one, a fetch error."""
     seen = ago(_when(response.fleet_commit_seen), now)
@@ -314,6 +346,27 @@ def history_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         table.add_row(row["at"] or "-", row["cluster"] or "fleet", row["kind"], row["commit"][:8] or "-",
                       Text(row["message"]))
     return table
+
+
+#: At most this many ``adopt into Git`` lines under the status table; the rest are counted.
+MAX_ADOPT_HINTS = 5
+
+
+def adopt_hint(cluster: str) -> str:
+    return f"adopt into Git: convoy drift adopt {cluster}"
+
+
+def adopt_hints(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per drifted cluster saying how to turn its manual change into a commit.
+
+    Drift that stays shown is drift the spoke only reports (driftPolicy ``report``); corrected drift
+    leaves the status within seconds, so these lines are for the changes someone may want to keep.
+    """
+    drifted = [str(row["name"]) for row in rows if row.get("drift")]
+    lines = [adopt_hint(name) for name in drifted[:MAX_ADOPT_HINTS]]
+    if len(drifted) > MAX_ADOPT_HINTS:
+        lines.append(f"... and {plural(len(drifted) - MAX_ADOPT_HINTS, 'more drifted cluster')}")
+    return lines
 
 
 def drift_lines(items: Iterable[pb.DriftItem]) -> list[str]:

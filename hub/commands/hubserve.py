@@ -15,8 +15,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import math
 import signal
 import typing
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,7 +121,8 @@ async def start_hub(settings: settings_mod.HubSettings) -> RunningHub:
     data_dir = Path(settings.data_dir)
     files.ensure_private_dir(data_dir)
     db = store_db.Database(settings.database_url or store_db.default_sqlite_url(data_dir))
-    replication = Replication(db)
+    replication = Replication(db, heartbeat=settings.replica_heartbeat,
+                              handoff_timeout=settings.sync_handoff_timeout)
     try:
         replication.claim()
         return await _build(settings, data_dir, db, replication)
@@ -182,7 +185,8 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
             return None
 
     async def sync_now() -> SyncOutcome:
-        return await service.sync_once(reason="admin sync", force=True)
+        # Only the leader reads the fleet repository: a follower hands the sync over and waits.
+        return await replication.sync_now(service)
 
     spoke = spoke_api.SpokeServicer(
         db=db, authenticator=authenticator, notifier=notifier, on_registered=registered, on_reported=rollouts.poke,
@@ -312,6 +316,7 @@ async def _serve_rest(settings: settings_mod.HubSettings, service: HubService, s
     replication.start(asyncio.get_running_loop(), notifier=notifier, service=service, address=address)
     metrics.leader.set_function(lambda: float(replication.is_leader))
     tasks = [asyncio.create_task(replication.lead(stop), name="convoy-leader-work"),
+             asyncio.create_task(replication.beat(stop), name="convoy-replica-heartbeat"),
              asyncio.create_task(spoke.keep_presence(stop), name="convoy-presence"),
              asyncio.create_task(_retain_events(settings, db, stop), name="convoy-event-retention")]
     pusher = _pusher(settings, db, metrics)
@@ -339,9 +344,14 @@ class Replication:
     loop and rollout ticks. On SQLite: one replica, always the leader, and a file lock refuses a second.
     """
 
-    def __init__(self, db: store_db.Database) -> None:
+    def __init__(self, db: store_db.Database, *, heartbeat: float = 5.0, handoff_timeout: float = 60.0) -> None:
         self.db = db
         self.replica = replicas.new_replica_id()
+        self.name = self.replica
+        self.address = ""
+        self.started = dt.datetime.now(dt.UTC)
+        self.heartbeat = heartbeat
+        self.handoff_timeout = handoff_timeout
         self.is_leader = db.is_sqlite
         self._sqlite_lock = replicas.SqliteReplicaLock(Path(db.url.database or "")) if db.is_sqlite else None
         self._feed: replicas.ChangeFeed | None = None
@@ -351,6 +361,7 @@ class Replication:
         self._notifier: notify.Notifier | None = None
         self._service: HubService | None = None
         self._background: set[asyncio.Future[None]] = set()
+        self._syncing: set[str] = set()  # handed-over sync requests this leader is running
 
     def claim(self) -> None:
         """SQLite: take the one-replica lock (raises StoreError naming the holder if taken)."""
@@ -362,6 +373,7 @@ class Replication:
         self._loop, self._notifier, self._service = loop, notifier, service
         if self.db.is_sqlite:
             return
+        self.address = address
         self.replica = f"{self.replica} ({address})"
         self._feed = replicas.ChangeFeed(self.db.url, replica=self.replica, handler=self._heard)
         notifier.publish = self._feed.publish
@@ -370,6 +382,11 @@ class Replication:
         self._lease.start()
 
     def close(self) -> None:
+        if self._feed is not None and self._notifier is not None:
+            try:  # a clean stop says so at once; a killed replica is shown gone after missed heartbeats
+                self._beat(streams=0, stopped=True)
+            except Exception:
+                log.warning("cannot record this replica's stop in the database", exc_info=True)
         if self._lease is not None:
             self._lease.stop()
         if self._feed is not None:
@@ -387,6 +404,78 @@ class Replication:
             self._service.trigger(reason)
         else:
             self.publish("sync", [reason])
+
+    async def beat(self, stop: asyncio.Event) -> None:
+        """Record this replica (address, start, open Watch streams) every ``heartbeat`` seconds (PostgreSQL)."""
+        if self.db.is_sqlite or self._notifier is None:
+            return
+        notifier = self._notifier
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self._beat, streams=notifier.stream_count)
+            except Exception as exc:  # the database is away: the rows of the others show this one stale
+                log.warning("cannot record this replica's heartbeat (%s)", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.heartbeat)
+
+    def _beat(self, *, streams: int, stopped: bool = False) -> None:
+        now = dt.datetime.now(dt.UTC)
+        record = replicas.ReplicaRecord(replica=self.replica, name=self.name, address=self.address,
+                                        started=self.started, heartbeat=now, interval=self.heartbeat,
+                                        streams=streams, stopped=stopped)
+        with self.db.session() as session:
+            replicas.record_heartbeat(session, record)
+            replicas.replica_records(session, now=now, forget=True)
+
+    async def sync_now(self, service: HubService) -> SyncOutcome:
+        """Run an admin sync here when leading; otherwise hand it to the leader and wait for its outcome."""
+        if self.is_leader or self._feed is None:
+            return await service.sync_once(reason="admin sync", force=True)
+        request = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.handoff_timeout
+        published = -math.inf
+        while loop.time() < deadline:
+            if self.is_leader:  # the lease came to this replica meanwhile
+                return await service.sync_once(reason="admin sync", force=True)
+            if loop.time() - published >= _REPUBLISH_SECONDS:
+                # Again now and then: a notification sent while the leader was changing is lost.
+                self.publish("sync-now", [request])
+                published = loop.time()
+            document = await asyncio.to_thread(self._take_sync_result, request)
+            if document is not None:
+                return _outcome_from_doc(document)
+            await asyncio.sleep(_HANDOFF_POLL_SECONDS)
+        leader = await asyncio.to_thread(_leader_name, self.db)
+        who = f"the leader replica {leader}" if leader else "no replica holds the leader lease; the leader"
+        raise grpc_errors.LeaderUnavailable(
+            f"replica {self.replica} is not the leader and handed the sync over, but {who} did not answer "
+            f"within {self.handoff_timeout:g}s; the sync may still run (see `convoy history --all`)")
+
+    def _take_sync_result(self, request: str) -> dict[str, object] | None:
+        with self.db.session() as session:
+            return replicas.take_sync_result(session, request)
+
+    async def _answer_sync(self, service: HubService, request: str) -> None:
+        """As the leader: run a sync another replica was asked for and store its outcome for it."""
+        if request in self._syncing:
+            return  # already running (the asking replica repeated its request)
+        self._syncing.add(request)
+        try:
+            try:
+                outcome = await service.sync_once(reason="admin sync (handed over by a replica)", force=True)
+                document = _outcome_to_doc(outcome)
+            except Exception as exc:
+                log.exception("a sync handed over by another replica failed")
+                document = {"error": f"the sync failed on the leader replica {self.replica}: "
+                                     f"{type(exc).__name__}", "commit": None}
+            await asyncio.to_thread(self._put_sync_result, request, document)
+        finally:
+            self._syncing.discard(request)
+
+    def _put_sync_result(self, request: str, document: dict[str, object]) -> None:
+        with self.db.session() as session:
+            replicas.put_sync_result(session, request, document, now=dt.datetime.now(dt.UTC))
 
     async def declared_names(self, service: HubService) -> frozenset[str] | None:
         # Only the leader reads the fleet repository; a follower uses the names the leader stored.
@@ -423,6 +512,11 @@ class Replication:
             notifier.detach()
         elif kind == "sync" and self.is_leader:
             service.trigger(names[0] if names else "sync request from a replica")
+        elif kind == "sync-now" and self.is_leader:
+            for request in names:
+                answer = asyncio.ensure_future(self._answer_sync(service, request))
+                self._background.add(answer)
+                answer.add_done_callback(self._background.discard)
         elif kind == "render" and self.is_leader:
             task = asyncio.ensure_future(self._render(service, names))
             self._background.add(task)
@@ -471,6 +565,36 @@ class Replication:
                 store.add_event(session, models.EventKind.HUB, message=f"replica {self.replica} leads")
         except Exception:
             log.exception("cannot record the new leader in the event log")
+
+
+#: A follower waiting for a handed-over sync reads the database this often and repeats its request this often.
+_HANDOFF_POLL_SECONDS = 0.2
+_REPUBLISH_SECONDS = 5.0
+
+
+def _outcome_to_doc(outcome: SyncOutcome) -> dict[str, object]:
+    document = dataclasses.asdict(outcome)
+    document["render_errors"] = {name: list(errors) for name, errors in outcome.render_errors.items()}
+    return document
+
+
+def _outcome_from_doc(document: Mapping[str, Any]) -> SyncOutcome:
+    def names(key: str) -> tuple[str, ...]:
+        return tuple(str(n) for n in document.get(key) or ())
+    commit = document.get("commit")
+    return SyncOutcome(
+        commit=None if commit is None else str(commit), changed=names("changed"),
+        render_errors={str(k): tuple(str(e) for e in v) for k, v in (document.get("render_errors") or {}).items()},
+        refused=document.get("refused"), error=document.get("error"), skipped=bool(document.get("skipped")),
+        desired=names("desired"), held=names("held"), pinned=names("pinned"),
+        unchanged=int(document.get("unchanged") or 0), again=bool(document.get("again")))
+
+
+def _leader_name(db: store_db.Database) -> str:
+    try:
+        return replicas.current_leader(db.url)
+    except Exception:  # only for a message
+        return ""
 
 
 async def _retain_events(settings: settings_mod.HubSettings, db: store_db.Database, stop: asyncio.Event) -> None:

@@ -24,6 +24,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from hub.commands import preview_report
 from hub.fleet import clusters as fleet_clusters
 from hub.fleet import model
 from hub.render import layering, pipeline, sealed
@@ -312,6 +313,24 @@ def _yaml_lines(obj: Any) -> list[str]:
     return yaml.safe_dump(obj, sort_keys=True, allow_unicode=True).splitlines(keepends=True)
 
 
+def _redacted(obj: Any, base: Any = None) -> Any:
+    """``obj`` with a plaintext Secret's values replaced; with ``base``, marked where they differ from its.
+
+    The unified diff still shows which keys changed; sealed (SOPS) values are ciphertext and stay.
+    """
+    if not isinstance(obj, Mapping) or obj.get("kind") != "Secret" or sops.is_sealed(obj):
+        return obj
+    out = dict(obj)
+    for field in ("data", "stringData"):
+        values = obj.get(field)
+        if isinstance(values, Mapping):
+            theirs = base.get(field) if isinstance(base, Mapping) else None
+            theirs = theirs if isinstance(theirs, Mapping) else {}
+            out[field] = {key: preview_report.REDACTED if base is None or theirs.get(key) == value
+                          else f"{preview_report.REDACTED} (differs)" for key, value in values.items()}
+    return out
+
+
 def diff_bundles(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> BundleDiff:
     before, after = _by_ref(base), _by_ref(head)
     added = tuple(sorted(set(after) - set(before)))
@@ -319,43 +338,12 @@ def diff_bundles(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None)
     changed = tuple(sorted(ref for ref in set(before) & set(after) if before[ref] != after[ref]))
     chunks: list[str] = []
     for ref in sorted({*added, *removed, *changed}):
-        chunks.extend(difflib.unified_diff(_yaml_lines(before.get(ref)), _yaml_lines(after.get(ref)),
+        old, new = before.get(ref), after.get(ref)
+        chunks.extend(difflib.unified_diff(_yaml_lines(_redacted(old)), _yaml_lines(_redacted(new, old)),
                                            fromfile=f"base/{ref}", tofile=f"head/{ref}"))
     apps_changed = (base or {}).get("apps") != (head or {}).get("apps")
     return BundleDiff(added=added, removed=removed, changed=changed, apps_changed=apps_changed,
                       text="".join(chunks))
-
-
-@dataclasses.dataclass(frozen=True)
-class PreviewRow:
-    cluster: str
-    status: str        # unchanged | changed | new | removed | error
-    diff: BundleDiff | None
-    base_digest: str | None
-    head_digest: str | None
-    error: str
-
-
-def preview_rows(base: pipeline.FleetRender, head: pipeline.FleetRender) -> list[PreviewRow]:
-    rows = []
-    for name in sorted({*base.clusters, *head.clusters}):
-        before, after = base.clusters.get(name), head.clusters.get(name)
-        if after is not None and after.errors:
-            rows.append(PreviewRow(name, "error", None, before.digest if before else None, None,
-                                   "; ".join(str(error) for error in after.errors)))
-            continue
-        if after is None:
-            rows.append(PreviewRow(name, "removed", diff_bundles(before.bundle if before else None, None),
-                                   before.digest if before else None, None, ""))
-            continue
-        if before is None or before.bundle is None:
-            status = "new" if before is None else "changed"
-            rows.append(PreviewRow(name, status, diff_bundles(None, after.bundle), None, after.digest, ""))
-            continue
-        diff = diff_bundles(before.bundle, after.bundle)
-        rows.append(PreviewRow(name, "unchanged" if before.digest == after.digest else "changed", diff,
-                               before.digest, after.digest, ""))
-    return rows
 
 
 def _revision(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -365,19 +353,17 @@ def _revision(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return value
 
 
-def preview_document(rows: list[PreviewRow], *, base: str, head: str) -> dict[str, Any]:
-    """``convoy preview -o json``."""
-    clusters = [{"cluster": row.cluster, "status": row.status, "baseDigest": row.base_digest,
-                 "headDigest": row.head_digest, "error": row.error or None,
-                 "addedObjects": [str(ref) for ref in row.diff.added] if row.diff else [],
-                 "removedObjects": [str(ref) for ref in row.diff.removed] if row.diff else [],
-                 "changedObjects": [str(ref) for ref in row.diff.changed] if row.diff else [],
-                 "appsChanged": bool(row.diff and row.diff.apps_changed)} for row in rows]
-    return {"base": base, "head": head, "changed": sum(1 for row in rows if row.status != "unchanged"),
-            "total": len(rows), "clusters": clusters}
-
-
 WORKING_TREE = "working tree"
+OUTPUTS = ("table", "json", "yaml", "markdown")
+
+
+def _fail_on(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    policies = tuple(sorted({part.strip() for item in value for part in item.split(",") if part.strip()}))
+    unknown = [policy for policy in policies if policy not in preview_report.FAIL_ON]
+    if unknown:
+        raise click.BadParameter(f"unknown policy {', '.join(map(repr, unknown))}; choose from "
+                                 + ", ".join(preview_report.FAIL_ON))
+    return policies
 
 
 @click.command("preview")
@@ -386,18 +372,32 @@ WORKING_TREE = "working tree"
 @click.option("--head", "head_rev", default=None, callback=_revision,
               help="The revision with the change (default: the working tree, uncommitted edits included, as "
                    "`render` and `validate` read it; HEAD for a bare repository or a URL).")
-@click.option("--diff", "show_diff", is_flag=True, help="Print the full unified diff of every changed object.")
-@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True)
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Print the full unified diff of every changed object (table output only).")
+@click.option("-o", "--output", "--format", "output", type=click.Choice(OUTPUTS), default="table",
+              show_default=True,
+              help="table: one row per cluster; markdown: a pull-request comment (by env/region, rollout waves, "
+                   "render errors, identical changes grouped, field diffs, Secret values redacted, at most "
+                   "65,536 characters); json/yaml: the same, machine-readable. --format is -o's other name.")
+@click.option("--fail-on", "fail_on", multiple=True, callback=_fail_on, metavar="POLICY[,POLICY...]",
+              help="Exit 1 when the change breaks a policy: " + "; ".join(
+                  f"{name}: {what}" for name, what in preview_report.FAIL_ON.items())
+              + ". Comma-separated and/or repeated; the report is printed first.")
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 when any cluster's bundle changes, 0 when none does (as `git diff --exit-code`).")
-def preview(repo: str, base_rev: str, head_rev: str | None, show_diff: bool, output: str, exit_code: bool) -> None:
+def preview(repo: str, base_rev: str, head_rev: str | None, show_diff: bool, output: str, fail_on: tuple[str, ...],
+            exit_code: bool) -> None:
     """For every declared cluster: does its bundle change between two revisions, and how.
+
+    Exit codes: 0 nothing breaks; 1 the head fails to render for some cluster, a --fail-on policy
+    fails (one line each on stderr, after the report) or, with --exit-code, a bundle changes; 2 usage.
 
     \b
     Examples:
       convoy preview --base origin/main                 # your uncommitted and committed changes
       convoy preview --repo . --base origin/main --head HEAD --diff
       convoy preview --base main --exit-code -o json > preview.json
+      convoy preview --base origin/main --head HEAD --format markdown --fail-on deletions,render-errors
     """
     renderer = pipeline.Renderer()
     results: list[pipeline.FleetRender] = []
@@ -413,43 +413,51 @@ def preview(repo: str, base_rev: str, head_rev: str | None, show_diff: bool, out
         raise click.ClickException(f"head {head_name}: {head.fleet_error}")
     if base.fleet_error is not None:
         base = dataclasses.replace(base, clusters={})  # everything counts as new against a broken base
-    rows = preview_rows(base, head)
-    changed = [row for row in rows if row.status != "unchanged"]
-    if output != "table":
-        document = preview_document(rows, base=base_rev, head=head_name)
-        click.echo(json.dumps(document, indent=2) if output == "json"
-                   else yaml.safe_dump(document, sort_keys=False).rstrip())
+    report = preview_report.build_report(base, head, base_name=base_rev, head_name=head_name)
+    failures = preview_report.policy_failures(report, fail_on)
+    if output == "table":
+        _print_preview(report, base, head, show_diff)
+    elif output == "markdown":
+        click.echo(preview_report.to_markdown(report, failures=failures), nl=False)
     else:
-        _print_preview(rows, base_rev, head_name, show_diff)
-    if any(row.status == "error" for row in rows):
+        document = preview_report.to_document(report, failures=failures, fail_on=fail_on)
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False) if output == "json"
+                   else yaml.safe_dump(document, sort_keys=False, allow_unicode=True).rstrip())
+    for line in failures:
+        click.echo(f"Error: {line}", err=True)
+    errors_ = report.with_status("error")
+    if errors_:
         raise click.ClickException("the head revision fails to render for: "
-                                   + ", ".join(row.cluster for row in rows if row.status == "error"))
-    if exit_code and changed:
+                                   + ", ".join(entry.cluster for entry in errors_))
+    if failures or (exit_code and report.affected):
         raise SystemExit(1)
 
 
-def _print_preview(rows: list[PreviewRow], base_rev: str, head_name: str, show_diff: bool) -> None:
+def _print_preview(report: preview_report.Report, base: pipeline.FleetRender, head: pipeline.FleetRender,
+                   show_diff: bool) -> None:
     table = _table("CLUSTER", "BUNDLE", "ADDED", "REMOVED", "CHANGED", "DIGEST", "ERROR")
-    for row in rows:
-        counts = ((str(len(row.diff.added)), str(len(row.diff.removed)), str(len(row.diff.changed)))
-                  if row.diff else ("-", "-", "-"))
-        digest = (f"{_short(row.base_digest)} -> {_short(row.head_digest)}"
-                  if row.base_digest != row.head_digest else _short(row.head_digest))
-        table.add_row(row.cluster, row.status, *counts, digest, row.error,
-                      style={"error": "red", "changed": "yellow", "new": "green"}.get(row.status))
+    for entry in report.clusters:
+        objects = entry.change.objects if entry.change is not None else ()
+        counts = (("-", "-", "-") if entry.status == "error" else
+                  tuple(str(sum(1 for o in objects if o.action == action))
+                        for action in ("created", "deleted", "changed")))
+        digest = (f"{_short(entry.base_digest)} -> {_short(entry.head_digest)}"
+                  if entry.base_digest != entry.head_digest else _short(entry.head_digest))
+        table.add_row(entry.cluster, entry.status, *counts, digest, entry.error,
+                      style={"error": "red", "changed": "yellow", "new": "green"}.get(entry.status))
     console = _console()
-    console.print(f"preview {base_rev} -> {head_name}", style="bold")
+    console.print(f"preview {report.base} -> {report.head}", style="bold")
     console.print(table)
-    changed = [row for row in rows if row.status != "unchanged"]
-    console.print(f"{len(changed)} of {len(rows)} clusters change")
-    if show_diff:
-        for row in rows:
-            if row.diff is not None and not row.diff.empty:
-                click.echo(f"\n=== cluster {row.cluster} ({row.status}) ===")
-                if row.diff.apps_changed:
-                    click.echo("apps (order, namespace, dependsOn or driftPolicy) changed")
-                click.echo(row.diff.text, nl=False)
-
-
-
-
+    console.print(f"{len(report.affected)} of {len(report.clusters)} clusters change")
+    if not show_diff:
+        return
+    for entry in report.clusters:
+        if entry.change is None:
+            continue
+        before, after = base.clusters.get(entry.cluster), head.clusters.get(entry.cluster)
+        diff = diff_bundles(before.bundle if before else None, after.bundle if after else None)
+        if not diff.empty:
+            click.echo(f"\n=== cluster {entry.cluster} ({entry.status}) ===")
+            if diff.apps_changed:
+                click.echo("apps (order, namespace, dependsOn, driftPolicy or ignoreDifferences) changed")
+            click.echo(diff.text, nl=False)

@@ -20,7 +20,7 @@ from typing import Any
 
 from hub.tree import errors, repofs
 from hub.tree.loading import load_yaml_documents
-from protos import bundle, selectors, sops
+from protos import bundle, ignoring, selectors, sops
 from protos.status import DriftPolicy
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ExternalBuilds",
     "Fleet",
     "FleetConfigError",
+    "IgnoreDifferences",
     "MaxUnavailable",
     "MinReady",
     "OnFailure",
@@ -254,6 +255,19 @@ class Overlay:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class IgnoreDifferences:
+    """An ``ignoreDifferences`` entry: fields the spoke neither reports, corrects nor owns, on the clusters
+    its ``selector`` (labels) and ``clusters`` (names) pick; both unset: every cluster of the app."""
+
+    rule: ignoring.Rule
+    selector: selectors.Selector = selectors.EVERYTHING
+    clusters: tuple[str, ...] = ()
+
+    def applies_to(self, cluster: str, labels: Mapping[str, str]) -> bool:
+        return self.selector.matches(labels) and (not self.clusters or cluster in self.clusters)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class App:
     name: str
     path: str                                   #: kustomize base directory, repo-relative
@@ -264,6 +278,11 @@ class App:
     cluster_layer: str | None = None            #: template such as ``clusters/{cluster}/{app}``
     drift_policy: DriftPolicy | None = None     #: None: the spoke's default (correct)
     rollout: RolloutSpec | None = None          #: this app's strategy when it overrides the fleet's
+    ignore_differences: tuple[IgnoreDifferences, ...] = ()
+
+    def ignore_entries(self, cluster: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The bundle form of the ``ignoreDifferences`` entries that apply to ``cluster``."""
+        return [entry.rule.to_entry() for entry in self.ignore_differences if entry.applies_to(cluster, labels)]
 
     def cluster_layer_path(self, cluster: str) -> str | None:
         if self.cluster_layer is None:
@@ -530,7 +549,27 @@ def _rollout(data: Any, field: str, base: RolloutSpec | None) -> RolloutSpec:
 
 
 _APP_FIELDS = ("name", "path", "namespace", "targets", "overlays", "dependsOn", "clusterLayer",
-               "driftPolicy", "rollout")
+               "driftPolicy", "rollout", "ignoreDifferences")
+_IGNORE_FIELDS = (*ignoring.ENTRY_FIELDS, "selector", "clusters")
+
+
+def _ignore_differences(reader: _Reader, app: str) -> tuple[IgnoreDifferences, ...]:
+    entries = []
+    for index, raw in enumerate(reader.items("ignoreDifferences")):
+        entry = _Reader(raw, f"{reader.at('ignoreDifferences')}[{index}]", _IGNORE_FIELDS)
+        clusters: list[str] = []
+        for position, name in enumerate(entry.items("clusters")):
+            if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+                raise FleetConfigError(f"{name!r} is not a cluster name", field=f"{entry.at('clusters')}[{position}]")
+            clusters.append(name)
+        selector = (selectors.EVERYTHING if entry.get("selector") is None
+                    else _selector(entry.get("selector"), entry.at("selector")))
+        try:
+            rule = ignoring.parse_rule({k: v for k, v in raw.items() if k in ignoring.ENTRY_FIELDS})
+        except ignoring.IgnoreError as exc:
+            raise FleetConfigError(f"app {app!r}: {exc}", field=entry.field) from None
+        entries.append(IgnoreDifferences(rule=rule, selector=selector, clusters=tuple(clusters)))
+    return tuple(entries)
 
 
 def _app(data: Any, field: str, fleet_rollout: RolloutSpec | None) -> App:
@@ -582,7 +621,8 @@ def _app(data: Any, field: str, fleet_rollout: RolloutSpec | None) -> App:
         rollout = _rollout(reader.get("rollout"), reader.at("rollout"), fleet_rollout)
     return App(name=name, path=path, namespace=namespace, targets=_selector(reader.get("targets"),
                reader.at("targets")), overlays=tuple(overlays), depends_on=tuple(depends_on),
-               cluster_layer=cluster_layer, drift_policy=drift_policy, rollout=rollout)
+               cluster_layer=cluster_layer, drift_policy=drift_policy, rollout=rollout,
+               ignore_differences=_ignore_differences(reader, name))
 
 
 def _dependency_order(apps: Sequence[App]) -> tuple[App, ...]:

@@ -8,4 +8,5 @@ It reads the repository through :mod:`hub.tree` and the fleet model through :mod
 * :mod:`hub.render.substitute` — ``${var}`` substitution (cluster name, labels, vars) after kustomize
 * :mod:`hub.render.bundles` — stamping, apply order, duplicate and size checks, canonical bytes
 * :mod:`hub.render.pipeline` — ``Renderer``: a fleet or one cluster, cached by input content ids
+* :mod:`hub.render.adoption` — drift (SSA paths, live values) → the kustomize patches that adopt it
 """

@@ -136,8 +136,12 @@ class Assembled:
 
 
 def app_header(*, name: str, namespace: str | None, depends_on: Sequence[str],
-               drift_policy: str | None) -> dict[str, Any]:
-    return {"name": name, "namespace": namespace, "dependsOn": list(depends_on), "driftPolicy": drift_policy}
+               drift_policy: str | None, ignore_differences: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    header: dict[str, Any] = {"name": name, "namespace": namespace, "dependsOn": list(depends_on),
+                              "driftPolicy": drift_policy}
+    if ignore_differences:  # only when set, so apps without any keep their bundles' digests
+        header["ignoreDifferences"] = [dict(entry) for entry in ignore_differences]
+    return header
 
 
 def assemble(apps: Sequence[dict[str, Any]], items: Sequence[Sequence[Item]], *, cluster: str,

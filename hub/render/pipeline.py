@@ -493,7 +493,8 @@ class Renderer:
             _PIPELINE_VERSION, cluster.name, sorted(labels.items()), sorted(cluster.vars.items()),
             self.limits.max_bundle_bytes, self.limits.max_bundle_objects,
             [(plan.app.name, plan.app.namespace, plan.app.depends_on, plan.app.drift_policy, plan.layers,
-              build.fingerprint, sorted(kinds)) for (plan, build), kinds in zip(built, relevant, strict=True)])
+              plan.app.ignore_entries(cluster.name, labels), build.fingerprint, sorted(kinds))
+             for (plan, build), kinds in zip(built, relevant, strict=True)])
         cached = self._clusters.pop(inputs_key, None)
         if cached is not None:
             self._clusters[inputs_key] = cached  # most recently used last
@@ -522,7 +523,8 @@ class Renderer:
             return self._remember(self._failed(cluster, labels, app_names, problems, inputs_key))
         headers = [bundles.app_header(name=plan.app.name, namespace=plan.app.namespace,
                                       depends_on=plan.app.depends_on,
-                                      drift_policy=plan.app.drift_policy.value if plan.app.drift_policy else None)
+                                      drift_policy=plan.app.drift_policy.value if plan.app.drift_policy else None,
+                                      ignore_differences=plan.app.ignore_entries(cluster.name, labels))
                    for plan, _ in built]
         try:
             assembled = bundles.assemble(headers, items, cluster=cluster.name,

@@ -10,6 +10,13 @@
   PostgreSQL decides. The leader runs the singleton work (Git fetch, rendering, rollout ticks).
 * :class:`SqliteReplicaLock` — SQLite serves one replica: an exclusive ``flock`` on a file next to
   the database makes a second hub on the same file refuse to start with a clear message.
+* :class:`ReplicaRecord` — each replica's heartbeat row in ``hub_state`` (key ``replica:<id>``): its
+  address, start, last heartbeat and open Watch streams, which ``convoy status`` lists. A row whose
+  heartbeat is three intervals old is shown as gone (a replica killed with SIGKILL writes nothing);
+  gone rows are forgotten after :data:`FORGET_GONE_AFTER`.
+* Handed-over syncs: a ``convoy sync`` received by a follower is published as ``sync-now`` with a
+  request id; the leader runs it and stores the outcome under ``sync-result:<id>``, which the follower
+  reads back (:func:`put_sync_result`, :func:`take_sync_result`).
 
 Everything here blocks; each class runs its own thread and calls back through the event loop.
 """
@@ -17,6 +24,8 @@ Everything here blocks; each class runs its own thread and calls back through th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime as dt
 import fcntl
 import json
 import logging
@@ -29,12 +38,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import sqlalchemy as sa
 from psycopg import conninfo as pg_conninfo
 from sqlalchemy.engine import URL
+from sqlmodel import Session
 
 from hub.store import errors
+from hub.store import repository as store
 
-__all__ = ["CHANNEL", "ChangeFeed", "LeaderLease", "SqliteReplicaLock", "new_replica_id"]
+__all__ = ["CHANNEL", "ChangeFeed", "LeaderLease", "ReplicaRecord", "SqliteReplicaLock", "leader_of", "new_replica_id",
+           "put_sync_result", "record_heartbeat", "replica_records", "take_sync_result"]
 
 log = logging.getLogger(__name__)
 
@@ -262,3 +275,105 @@ class SqliteReplicaLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+#: hub_state key prefixes of heartbeat rows and of handed-over sync results.
+REPLICA_PREFIX = "replica:"
+SYNC_RESULT_PREFIX = "sync-result:"
+#: A replica whose heartbeat is this many intervals old is gone (killed, cut off, or stopped).
+MISSED_HEARTBEATS = 3
+#: Gone replicas stay listed this long (an operator sees which one died), then their row is deleted.
+FORGET_GONE_AFTER = dt.timedelta(minutes=15)
+#: Sync results nobody collected (the asking replica died) are deleted after this.
+FORGET_SYNC_RESULT_AFTER = dt.timedelta(hours=1)
+_LEADER_PREFIX = "convoy-leader "
+_KEY_CHARS = 128  # hub_state.key
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplicaRecord:
+    """One replica's last heartbeat, as stored and as ``convoy status`` shows it."""
+
+    replica: str                 #: the full id the leader lease names (``name (address)``)
+    name: str
+    address: str
+    started: dt.datetime
+    heartbeat: dt.datetime
+    interval: float              #: seconds between this replica's heartbeats
+    streams: int                 #: Watch streams open on it at the heartbeat
+    stopped: bool = False        #: it stopped cleanly (its last write)
+
+    def gone(self, now: dt.datetime) -> bool:
+        return self.stopped or now - self.heartbeat > dt.timedelta(seconds=MISSED_HEARTBEATS * self.interval)
+
+    def to_json(self) -> str:
+        return json.dumps({"replica": self.replica, "name": self.name, "address": self.address,
+                           "started": self.started.isoformat(), "heartbeat": self.heartbeat.isoformat(),
+                           "interval": self.interval, "streams": self.streams, "stopped": self.stopped})
+
+    @classmethod
+    def from_json(cls, text: str) -> ReplicaRecord:
+        doc = json.loads(text)
+        return cls(replica=str(doc["replica"]), name=str(doc["name"]), address=str(doc["address"]),
+                   started=dt.datetime.fromisoformat(doc["started"]),
+                   heartbeat=dt.datetime.fromisoformat(doc["heartbeat"]), interval=float(doc["interval"]),
+                   streams=int(doc["streams"]), stopped=bool(doc.get("stopped", False)))
+
+
+def record_heartbeat(session: Session, record: ReplicaRecord) -> None:
+    store.set_state(session, (REPLICA_PREFIX + record.replica)[:_KEY_CHARS], record.to_json(), now=record.heartbeat)
+
+
+def replica_records(session: Session, *, now: dt.datetime, forget: bool = False) -> list[ReplicaRecord]:
+    """Every recorded replica, oldest start first; ``forget`` deletes rows gone longer than the bound."""
+    records: list[ReplicaRecord] = []
+    stale: list[str] = []
+    for row in store.states_with_prefix(session, REPLICA_PREFIX):
+        try:
+            record = ReplicaRecord.from_json(row.value)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed replica heartbeat row %s", row.key)
+            continue
+        if record.gone(now) and now - record.heartbeat > FORGET_GONE_AFTER:
+            stale.append(row.key)
+            continue
+        records.append(record)
+    if forget:
+        store.delete_states(session, stale)
+    return sorted(records, key=lambda r: (r.started, r.replica))
+
+
+def leader_of(session: Session, records: list[ReplicaRecord]) -> str:
+    """The ``replica`` id of the record whose process holds the leader lease ("" if none or not PostgreSQL)."""
+    row = session.connection().execute(sa.text(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND "
+        "((l.classid::bigint << 32) | l.objid::bigint) = :key"), {"key": LEADER_LOCK_KEY}).first()
+    if row is None:
+        return ""
+    holder = str(row[0])
+    # application_name is cut at 63 characters: compare it the same way.
+    return next((r.replica for r in records if f"{_LEADER_PREFIX}{r.replica}"[:63] == holder), "")
+
+
+def put_sync_result(session: Session, request_id: str, document: dict[str, object], *, now: dt.datetime) -> None:
+    """The leader's answer to a handed-over sync; also forgets answers nobody collected."""
+    store.set_state(session, SYNC_RESULT_PREFIX + request_id, json.dumps(document), now=now)
+    old = [row.key for row in store.states_with_prefix(session, SYNC_RESULT_PREFIX)
+           if now - _aware(row.updated_at) > FORGET_SYNC_RESULT_AFTER]
+    store.delete_states(session, old)
+
+
+def take_sync_result(session: Session, request_id: str) -> dict[str, object] | None:
+    """The leader's answer to ``request_id`` (deleted once read), or None while there is none."""
+    key = SYNC_RESULT_PREFIX + request_id
+    value = store.get_state(session, key)
+    if value is None:
+        return None
+    store.delete_states(session, [key])
+    document: dict[str, object] = json.loads(value)
+    return document
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)

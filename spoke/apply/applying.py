@@ -13,6 +13,8 @@ resourceVersion stays put and the entry says ``unchanged`` too.
 Per-object annotations: ``convoy.dev/ssa: Ignore`` (never touched), ``convoy.dev/ssa: IfNotPresent``
 (created when missing, never updated), ``convoy.dev/force: "true"`` (an immutable-field change
 deletes and recreates the object; without it the object fails with a message saying so).
+Fields an app's ``ignoreDifferences`` names are left out of the comparison and, when the object
+exists, out of what is applied (``protos.ignoring.for_apply``: Convoy gives up owning them).
 One failing object never stops the others: every outcome is a ``ChangeSetEntry``.
 """
 
@@ -26,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from protos import bundle as bundles
+from protos import ignoring
 from protos.objects import ObjectRef
 from protos.status import Action
 from spoke import drift
@@ -77,17 +80,22 @@ def _app(obj: Mapping[str, Any]) -> str:
 
 
 def is_unchanged(desired: Mapping[str, Any], live: Mapping[str, Any] | None, *, manifest_hash: str,
-                 previous_hash: str | None, manager: str) -> bool:
-    """The decision documented above: same manifest as last time and no managed field differs live."""
+                 previous_hash: str | None, manager: str, ignore: Sequence[ignoring.Rule] = ()) -> bool:
+    """The decision documented above: same manifest as last time and no managed field differs live
+    (fields ``ignore`` names do not count)."""
     if live is None or previous_hash != manifest_hash:
         return False
-    return not drift.diff(desired, live, manager=manager)
+    return not drift.diff(ignoring.without(desired, ignore), live, manager=manager)
 
 
 def apply_one(client: ClusterClient, obj: Mapping[str, Any], *, live: Mapping[str, Any] | None,
               manifest_hash: str, previous_hash: str | None, options: ApplyOptions,
-              live_known: bool = True) -> Applied:
-    """Apply one stamped manifest. ``live`` is the object as last seen (``live_known`` False: not looked up)."""
+              live_known: bool = True, ignore: Sequence[ignoring.Rule] = ()) -> Applied:
+    """Apply one stamped manifest. ``live`` is the object as last seen (``live_known`` False: not looked up).
+
+    ``ignore``: the app's ignoreDifferences rules; their fields are not compared, and not applied over a
+    live object (see ``protos.ignoring.for_apply``).
+    """
     ref = ObjectRef.of(obj)
     app = _app(obj)
     mode = _annotation(obj, bundles.ANNOTATION_SSA)
@@ -103,9 +111,12 @@ def apply_one(client: ClusterClient, obj: Mapping[str, Any], *, live: Mapping[st
                                               f"exists; {bundles.ANNOTATION_SSA}: IfNotPresent", app),
                                dict(current), manifest_hash)
         elif live_known and is_unchanged(obj, live, manifest_hash=manifest_hash, previous_hash=previous_hash,
-                                         manager=options.manager):
+                                         manager=options.manager, ignore=ignore):
             assert live is not None
             return Applied(ChangeSetEntry(ref, Action.UNCHANGED, "", app), dict(live), manifest_hash)
+        if ignore:
+            current = live if live_known else client.get(str(obj["apiVersion"]), ref.kind, ref.namespace, ref.name)
+            obj = ignoring.for_apply(obj, current, ignore, manager=options.manager)
         return _ssa(client, obj, ref=ref, app=app, live=live, manifest_hash=manifest_hash, options=options)
     except errors.ClusterError as exc:
         return Applied(ChangeSetEntry(ref, Action.FAILED, exc.detail, app), None, manifest_hash)
@@ -151,13 +162,15 @@ def _recreate(client: ClusterClient, obj: Mapping[str, Any], *, ref: ObjectRef,
 def apply_all(client: ClusterClient, objects: Sequence[Mapping[str, Any]], *,
               live: Mapping[ObjectRef, Mapping[str, Any]], hashes: Mapping[ObjectRef, str],
               previous: Mapping[ObjectRef, str], options: ApplyOptions,
-              live_known: bool = True) -> list[Applied]:
+              live_known: bool = True, ignore: Mapping[ObjectRef, Sequence[ignoring.Rule]] | None = None,
+              ) -> list[Applied]:
     """Apply independent objects concurrently; results in the order of ``objects``."""
 
     def one(obj: Mapping[str, Any]) -> Applied:
         ref = ObjectRef.of(obj)
         return apply_one(client, obj, live=live.get(ref), manifest_hash=hashes[ref],
-                         previous_hash=previous.get(ref), options=options, live_known=live_known)
+                         previous_hash=previous.get(ref), options=options, live_known=live_known,
+                         ignore=(ignore or {}).get(ref, ()))
 
     if len(objects) <= 1 or options.workers <= 1:
         return [one(obj) for obj in objects]

@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from protos import ignoring
 from protos.objects import ObjectRef
 from protos.status import Action, HealthStatus
 from spoke.apply import applying, ordering, waiting
@@ -45,6 +46,8 @@ class Desired:
     app: str
     manifest: dict[str, Any]
     hash: str
+    #: the app's ignoreDifferences rules that match this object: fields neither drift nor applied over
+    ignore: tuple[ignoring.Rule, ...] = ()
 
 
 @dataclasses.dataclass
@@ -59,6 +62,7 @@ class ApplyResult:
 def prepare(bundle: Mapping[str, Any], *, cluster: str) -> tuple[list[ordering.AppStep], dict[ObjectRef, Desired]]:
     """The plan with every manifest stamped and namespaced, plus the desired objects by identity."""
     namespaces = {str(a.get("name")): str(a.get("namespace") or "") for a in bundle.get("apps") or []}
+    rules, _problems = ignoring.rules_by_app(bundle)  # the agent reports the problems
     steps: list[ordering.AppStep] = []
     desired: dict[ObjectRef, Desired] = {}
     for step in ordering.plan(bundle):
@@ -72,7 +76,8 @@ def prepare(bundle: Mapping[str, Any], *, cluster: str) -> tuple[list[ordering.A
                     out["metadata"]["namespace"] = namespaces.get(app) or "default"
                 ref = ObjectRef.of(out)
                 desired[ref] = Desired(ref=ref, api_version=str(out.get("apiVersion", "")), app=app,
-                                       manifest=out, hash=manifest_hash(out))
+                                       manifest=out, hash=manifest_hash(out),
+                                       ignore=tuple(r for r in rules.get(app, ()) if r.matches(out)))
                 prepared.append(out)
             stages.append((stage, tuple(prepared)))
         steps.append(ordering.AppStep(step.app, step.depends_on, tuple(stages)))
@@ -108,7 +113,8 @@ def apply_bundle(client: ClusterClient, bundle: Mapping[str, Any], *, previous: 
             live = waiting.read_live(client, {(desired[r].api_version, r.kind) for r in refs},
                                      cluster=options.cluster)
             results = applying.apply_all(client, objs, live=live, hashes={r: desired[r].hash for r in refs},
-                                         previous=previous_hashes, options=apply_options)
+                                         previous=previous_hashes, options=apply_options,
+                                         ignore={r: desired[r].ignore for r in refs if desired[r].ignore})
             for ref, applied in zip(refs, results, strict=True):
                 changes.add(applied.entry)
                 if applied.live is not None:

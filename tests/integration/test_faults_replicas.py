@@ -5,6 +5,11 @@ on a private PostgreSQL server (so other tests sharing 127.0.0.1:5432 are not di
   seconds and redoes the sync idempotently: every desired digest is the render's, one desired-change
   event per cluster, one commit-seen event, the head deployed.
 * PostgreSQL restarted under the replicas: one of them leads again and deploys the next commit.
+* A follower SIGKILLed with a spoke on it: the spoke moves to the leader and applies the next commit,
+  and `convoy status` shows the killed replica gone within three heartbeats.
+* Fifty spokes spread over three replicas, the leader SIGKILLed while a rollout is between waves: the
+  spokes on it move to the others, a follower takes the lease and continues the same rollout — every
+  wave released once, in order — and every spoke ends at the new bundle.
 * A replica cut off from its database ends its Watch streams (UNAVAILABLE, "lost its database") rather
   than serve what it remembers as current, and serves again once the database is back.
 """
@@ -12,24 +17,38 @@ on a private PostgreSQL server (so other tests sharing 127.0.0.1:5432 are not di
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
+import kubernetes
 import pytest
+from click.testing import CliRunner
 from grpc import aio
 
 from hub import service
+from hub.cli import cli
 from hub.commands import hubserve
+from hub.security import admin_credential as admin_sec
+from hub.security import ca as ca_sec
 from hub.security import secrets as hub_secrets
 from hub.store import db as store_db
 from hub.store import models, replicas
 from hub.store import repository as store
+from kubesim.testing import KubeSim
+from protos.codec import pb
+from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc
+from spoke.agent import Agent
+from spoke.cluster import ClusterClient
+from spoke.settings import SpokeSettings
 from tests.integration.fault_harness import (
     _BATCHED_HUB,
     CLUSTERS,
@@ -41,6 +60,7 @@ from tests.integration.fault_harness import (
     _render,
 )
 from tests.integration.hub_harness import (
+    FLEET_YAML,
     FleetRepo,
     channel,
     configmap,
@@ -48,6 +68,7 @@ from tests.integration.hub_harness import (
     next_desired,
     registered_spoke,
     running_hub,
+    standard_fleet,
 )
 from tests.integration.private_pg import (
     PrivatePostgres,
@@ -59,7 +80,8 @@ from tests.polling import poll
 class _Replica:
     """One `convoy hub serve` process: its own data directory, the shared database and identity."""
 
-    def __init__(self, repo: FleetRepo, root: Path, name: str, url: str, *, crash_at: str = "") -> None:
+    def __init__(self, repo: FleetRepo, root: Path, name: str, url: str, *, crash_at: str = "",
+                 extra: tuple[str, ...] = ()) -> None:
         env = {**os.environ}
         env.pop(service.CRASH_AT_ENV, None)
         if crash_at:
@@ -68,8 +90,14 @@ class _Replica:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BATCHED_HUB, "hub", "serve", "--repo", str(repo.path), "--data-dir",
              str(root / name), "--identity-dir", str(root / "identity"), "--database-url", url,
-             "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--poll-interval", "0.3"],
+             "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--poll-interval", "0.3", *extra],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.log_path = root / f"replica-{name}.log"
+
+    def address(self) -> str | None:
+        """The gRPC address it serves on, once its log says so."""
+        found = re.search(r"gRPC listening on (\S+) \(", self.log_path.read_text(errors="replace"))
+        return found.group(1) if found else None
 
 
 @pytest.fixture
@@ -272,3 +300,237 @@ def test_the_leader_killed_while_a_canary_wave_bakes_the_new_leader_neither_rest
         assert len(_events(db, models.EventKind.COMMIT_SEEN, head)) == 1
     finally:
         db.dispose()
+
+
+def _cli(root: Path, address: str, *args: str) -> str:
+    """The real CLI against the replica at ``address`` (the shared identity's CA and admin credential)."""
+    identity = root / "identity"
+    env = {"CONVOY_CONFIG": str(root / "cli-config.yaml"), "CONVOY_HUB": address,
+           "CONVOY_HUB_CA": str(ca_sec.tls_dir(identity) / "ca.crt"),
+           "CONVOY_CREDENTIAL_FILE": str(admin_sec.admin_credential_path(identity))}
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _status(root: Path, address: str) -> dict[str, object]:
+    document: dict[str, object] = json.loads(_cli(root, address, "status", "-o", "json"))
+    return document
+
+
+def _replica_view(root: Path, address: str) -> dict[str, tuple[bool, bool, int]]:
+    """address -> (leader, gone, streams) as `convoy status` shows them."""
+    replicas_shown = _status(root, address)["replicas"]
+    assert isinstance(replicas_shown, list)
+    return {r["address"]: (r["leader"], r["gone"], r["streams"]) for r in replicas_shown}
+
+
+def test_a_follower_killed_with_a_spoke_on_it_the_spoke_moves_to_the_leader_and_status_shows_it_gone(
+        tmp_path: Path, private_postgres: PrivatePostgres, replicas_started: list[_Replica],
+        kubesim_server: KubeSim, kube_cluster: str) -> None:
+    repo = _fleet(tmp_path, rollout=False)
+    url = private_postgres.url
+    db = store_db.Database(url)
+    beat = ("--replica-heartbeat", "0.5")
+    try:
+        replicas_started.append(leader := _Replica(repo, tmp_path, "r0", url, extra=beat))
+        _until("the first commit deployed", lambda: _deployed_or_none(db) == repo.head())
+        replicas_started.append(follower := _Replica(repo, tmp_path, "r1", url, extra=beat))
+        _until("both replicas to serve", lambda: leader.address() and follower.address())
+        a, b = leader.address() or "", follower.address() or ""
+        assert _leader_pid(url) == leader.proc.pid
+
+        token = re.search(r"^token:\s+(\S+)", _cli(tmp_path, a, "token", "create"), re.MULTILINE)
+        assert token is not None
+        ca_file = ca_sec.tls_dir(tmp_path / "identity") / "ca.crt"
+        agent = Agent(SpokeSettings(hub=f"{b},{a}", cluster=kube_cluster, token=token.group(1),
+                                    hub_ca_file=str(ca_file), health_port=0, health_host="127.0.0.1",
+                                    heartbeat=1.0, reconnect_cap=1.0),
+                      cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(kube_cluster)))
+        api = kubesim_server.api_client(kube_cluster)
+        core = kubernetes.client.CoreV1Api(api)
+
+        def version() -> str | None:
+            try:
+                return str(core.read_namespaced_config_map("web-config", "shop").data["version"])
+            except kubernetes.client.ApiException:
+                return None
+
+        core.create_namespace({"metadata": {"name": "shop"}})
+        agent.start()
+        try:
+            _until("the first bundle applied", lambda: version() == "1")
+            _until("status to show the spoke's stream on the follower",
+                   lambda: _replica_view(tmp_path, a) == {a: (True, False, 0), b: (False, False, 1)}, timeout=15)
+
+            follower.proc.send_signal(signal.SIGKILL)
+            follower.proc.wait(10)
+            killed = time.monotonic()
+            _until("status to show the killed replica gone and the spoke on the leader",
+                   lambda: _replica_view(tmp_path, a) == {a: (True, False, 1), b: (False, True, 1)}, timeout=15)
+            # Three heartbeats of 0.5 s, read through the CLI: well within a few seconds.
+            assert time.monotonic() - killed < 10
+            assert "replicas: 1 live, 1 gone; leader" in _cli(tmp_path, a, "status")
+
+            head = repo.commit({"apps/web/configmap.yaml": configmap("2")}, message="web v2")
+            _until("the leader to deploy the next commit", lambda: _deployed_or_none(db) == head)
+            _until("the spoke to apply it through the leader", lambda: version() == "2", timeout=30)
+
+            def ready_at_head() -> bool:
+                clusters = _status(tmp_path, a)["clusters"]
+                assert isinstance(clusters, list)
+                row = next(c for c in clusters if c["name"] == kube_cluster)
+                return bool(row["phase"] == "Ready" and row["appliedDigest"] == row["desiredDigest"]
+                            and row["appliedCommit"] == head)
+            _until("the leader to hear the spoke report the commit applied", ready_at_head, timeout=30)
+            assert _leader_pid(url) == leader.proc.pid  # the leader never changed
+        finally:
+            agent.stop()
+            agent.client.close()
+            api.close()
+    finally:
+        db.dispose()
+
+
+ROLLOUT_50 = """\
+rollout:
+  bakeTime: 1s
+  progressDeadline: 10m
+  waves:
+    - name: canary
+      selector: {matchLabels: {canary: "true"}}
+    - name: first
+      selector: {matchLabels: {group: first}}
+      bakeTime: 4s
+"""
+
+
+class _FailoverSpoke:
+    """A stand-in spoke on the wire (no Kubernetes): registers, watches, reports each new desired bundle
+    applied and Ready, and on a broken stream dials the next replica, as the real spoke does with
+    ``--hub a,b,c``."""
+
+    def __init__(self, name: str, labels: dict[str, str], addresses: list[str], ca: bytes, token: str) -> None:
+        self.name, self.labels, self.addresses, self.ca, self.token = name, labels, addresses, ca, token
+        self.credential = ""
+        self.applied = ""
+        self.on = ""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        index = 0
+        while not stop.is_set():
+            self.on = self.addresses[index % len(self.addresses)]
+            try:
+                async with aio.secure_channel(self.on, grpc.ssl_channel_credentials(self.ca)) as ch:
+                    await self._serve(pb_grpc.SpokeServiceStub(ch), stop)
+            except aio.AioRpcError:
+                pass
+            index += 1
+            await asyncio.sleep(0.2)
+
+    async def _serve(self, stub: Any, stop: asyncio.Event) -> None:
+        if not self.credential:
+            response = await stub.Register(pb.RegisterRequest(bootstrap_token=self.token, cluster_name=self.name,
+                                                              labels=self.labels, spoke_version="test"), timeout=20)
+            self.credential = response.credential
+        metadata = (("authorization", f"Bearer {self.credential}"),)
+        watch = stub.Watch(pb.WatchRequest(applied_digest=self.applied), metadata=metadata)
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                reading = asyncio.ensure_future(watch.read())
+                await asyncio.wait({reading, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if not reading.done():
+                    reading.cancel()
+                    return
+                event = reading.result()
+                if event is aio.EOF:
+                    return
+                if event.WhichOneof("event") == "desired" and event.desired.digest != self.applied:
+                    await stub.ReportStatus(pb.StatusReport(
+                        phase=pb.PHASE_READY, applied_commit=event.desired.commit,
+                        applied_digest=event.desired.digest), metadata=metadata, timeout=20)
+                    self.applied = event.desired.digest
+        finally:
+            stopper.cancel()
+            watch.cancel()
+
+
+async def test_fifty_spokes_the_leader_killed_mid_rollout_every_spoke_converges_no_wave_skipped_or_restarted(
+        tmp_path: Path, private_postgres: PrivatePostgres, replicas_started: list[_Replica]) -> None:
+    repo = FleetRepo(tmp_path / "fleet")
+    standard_fleet(repo)
+    repo.commit({"fleet.yaml": FLEET_YAML + ROLLOUT_50}, message="a rollout in three waves")
+    url = private_postgres.url
+    db = store_db.Database(url)
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        replicas_started.append(leader := _Replica(repo, tmp_path, "r0", url))
+        await _until_async("the first commit deployed", lambda: _deployed_or_none(db) == repo.head())
+        replicas_started.extend([_Replica(repo, tmp_path, "r1", url), _Replica(repo, tmp_path, "r2", url)])
+        await _until_async("three replicas serving", lambda: all(r.address() for r in replicas_started))
+        addresses = [r.address() or "" for r in replicas_started]
+        output = await asyncio.to_thread(_cli, tmp_path, addresses[0], "token", "create", "--uses", "50")
+        token = re.search(r"^token:\s+(\S+)", output, re.MULTILINE)
+        assert token is not None
+        ca = (ca_sec.tls_dir(tmp_path / "identity") / "ca.crt").read_bytes()
+        names = [f"s{n:02d}" for n in range(50)]
+        # 5 canaries, 20 in the wave "first", 25 in the implicit last wave "rest"; each replica gets a third.
+        spokes = [_FailoverSpoke(name, {"canary": "true"} if n < 5 else {"group": "first"} if n < 25 else {},
+                                 addresses[n % 3:] + addresses[:n % 3], ca, token.group(1))
+                  for n, name in enumerate(names)]
+        tasks = [asyncio.create_task(spoke.run(stop)) for spoke in spokes]
+        before = await _until_async("every spoke at the first bundle",
+                                    lambda: _all_applied(db, names) and _desired(db))
+
+        head = repo.commit({"apps/web/configmap.yaml": configmap("2")}, message="web v2")
+        await _until_async("the wave 'first' released",
+                           lambda: _waves_released(db, head)[-1:] == ["first"], timeout=90)
+        leader.proc.send_signal(signal.SIGKILL)
+        leader.proc.wait(10)
+        # Killed between waves: "first" bakes for 4 s, so the last wave was not released yet.
+        assert await asyncio.to_thread(_waves_released, db, head) == ["canary", "first"]
+
+        await _until_async("every spoke at the new bundle, through the remaining replicas",
+                           lambda: _all_applied(db, names) and all(
+                               d != before[n] for n, d in _desired(db).items() if n in names), timeout=120)
+        assert all(spoke.on != addresses[0] for spoke in spokes)  # those on the killed leader moved
+        assert _waves_released(db, head) == ["canary", "first", "rest"], _history(db)
+        assert len(_events(db, models.EventKind.ROLLOUT_STARTED, head)) == 1
+        await _until_async("the rollout done, once", lambda: len(_events(db, models.EventKind.ROLLOUT_DONE,
+                                                                          head)) == 1)
+        assert _leader_pid(url) in {r.proc.pid for r in replicas_started[1:]}
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        db.dispose()
+
+
+async def _until_async(what: str, check: Any, *, timeout: float = 45.0) -> Any:
+    """Poll ``check()`` (blocking, so in a thread) until truthy; returns its value."""
+    async def probe() -> Any:
+        try:
+            return await asyncio.to_thread(check)
+        except Exception:  # the schema or a row not there yet
+            return None
+    return await poll(probe, timeout=timeout, what=what)
+
+
+def _all_applied(db: store_db.Database, names: list[str]) -> bool:
+    """Every named cluster reported Ready at its desired digest."""
+    with db.session(write=False) as s:
+        desired = {name: row.digest for name, row in store.desired_all(s).items()}
+        reported = store.statuses(s, summary=True)
+    return all(name in desired and name in reported and reported[name].applied_digest == desired[name]
+               and reported[name].phase == "Ready" for name in names)
+
+
+def _waves_released(db: store_db.Database, commit: str) -> list[str]:
+    """The waves released for ``commit``, in the order the event log has them."""
+    released = []
+    for event in _events(db, models.EventKind.WAVE_RELEASED, commit):
+        found = re.match(r"wave (\S+) released", event.message or "")
+        if found:
+            released.append(found.group(1))
+    return released

@@ -8,6 +8,7 @@ stand-in spoke.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from grpc import aio
 from hub.commands import hubserve
 from hub.store import errors as store_errors
 from hub.store import replicas
-from hub.store.db import normalize_url
+from hub.store.db import Database, normalize_url
 from protos.codec import pb
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
@@ -29,6 +30,7 @@ from tests.integration.hub_harness import (
     admin_of,
     channel,
     configmap,
+    convoy,
     fresh_postgres,
     hub_settings,
     next_desired,
@@ -207,3 +209,107 @@ async def test_a_real_spoke_given_two_replicas_moves_to_the_other_when_its_repli
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def _replicas_shown(hub: hubserve.RunningHub, tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """``convoy status -o json``'s replicas, by address."""
+    result = await convoy(hub, tmp_path, "status", "-o", "json")
+    assert result.exit_code == 0, result.output
+    return {r["address"]: r for r in json.loads(result.output)["replicas"]}
+
+
+async def test_status_shows_each_replica_its_streams_and_the_leader_and_a_stopped_one_as_gone(
+        tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str) -> None:
+    identity = tmp_path / "identity"
+    with fresh_postgres(postgres_url) as url:
+        async with running_hub(hub_settings(tmp_path / "a", fleet_repo, database_url=url, identity_dir=identity,
+                                            replica_heartbeat=0.3)) as hub_a, channel(hub_a) as ch_a:
+            await poll(lambda: _leads(hub_a), timeout=10, what="the first replica to lead")
+            hub_b = await hubserve.start_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url,
+                                                          identity_dir=identity, replica_heartbeat=0.3))
+            stopped = False
+            try:
+                async with channel(hub_b) as ch_b:
+                    streams = []
+                    for hub, ch, name in ((hub_a, ch_a, "eu-1"), (hub_a, ch_a, "eu-2"), (hub_b, ch_b, "us-1")):
+                        spoke = await registered_spoke(hub, ch, name)
+                        streams.append(stream := spoke.watch())
+                        await next_desired(stream, timeout=15)
+                    a, b = hub_a.grpc_address, hub_b.grpc_address
+
+                    async def counted() -> dict[str, dict[str, Any]] | None:
+                        shown = await _replicas_shown(hub_a, tmp_path)
+                        ok = {k: (v["streams"], v["leader"], v["gone"]) for k, v in shown.items()} == {
+                            a: (2, True, False), b: (1, False, False)}
+                        return shown if ok else None
+                    shown = await poll(counted, timeout=10, what="status to show both replicas and their streams")
+                    assert shown[a]["name"] in hub_a.replication.replica  # type: ignore[union-attr]
+                    assert shown[a]["started"] and shown[a]["lastHeartbeat"]
+
+                    table = (await convoy(hub_b, tmp_path, "status")).output
+                    assert "replicas: 2 live; leader " in table, table
+                    assert f"{b}: follower, 1 Watch stream, started" in table, table
+                    assert f"{a}: leader, 2 Watch streams, started" in table, table
+
+                    for stream in streams:
+                        stream.cancel()
+                await hub_b.stop(grace=2.0)
+                stopped = True
+
+                async def b_gone() -> bool:
+                    shown = await _replicas_shown(hub_a, tmp_path)
+                    return shown[b]["gone"] and not shown[a]["gone"] and shown[a]["leader"]
+                await poll(b_gone, timeout=10, what="the stopped replica to be shown gone")
+                assert "replicas: 1 live, 1 gone; leader " in (await convoy(hub_a, tmp_path, "status")).output
+            finally:
+                if not stopped:
+                    await hub_b.stop(grace=2.0)
+
+
+async def test_convoy_sync_at_a_follower_is_run_by_the_leader_and_reports_where_the_commit_leaves_clusters(
+        tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str) -> None:
+    identity = tmp_path / "identity"
+    with fresh_postgres(postgres_url) as url:
+        async with running_hub(hub_settings(tmp_path / "a", fleet_repo, database_url=url,
+                                            identity_dir=identity)) as hub_a:
+            await poll(lambda: _leads(hub_a), timeout=10, what="the first replica to lead")
+            async with running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url,
+                                                identity_dir=identity)) as hub_b, channel(hub_b) as ch_b:
+                spoke = await registered_spoke(hub_b, ch_b, "eu-1")
+                stream = spoke.watch()
+                first = await next_desired(stream, timeout=15)
+                head = fleet_repo.commit({"apps/web/configmap.yaml": configmap("2")}, "v2")
+
+                result = await convoy(hub_b, tmp_path, "sync")
+                assert result.exit_code == 0, result.output
+                assert result.output.strip() == f"commit {head[:12]}: 1 cluster desires it now (eu-1)"
+                # The follower never touched the repository: the leader ran the sync.
+                assert not hub_b.service.first_sync_done
+                assert (await next_desired(stream, timeout=15)).digest != first.digest
+
+                # Again at the same head: the leader's answer still says where the commit leaves eu-1.
+                again = await convoy(hub_b, tmp_path, "sync")
+                assert again.output.strip() == f"commit {head[:12]} (already deployed): 1 cluster desires it now " \
+                                               "(eu-1)", again.output
+                stream.cancel()
+
+
+async def test_convoy_sync_at_a_follower_without_an_answering_leader_fails_clearly_after_the_timeout(
+        tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str) -> None:
+    import psycopg
+
+    with fresh_postgres(postgres_url) as url:
+        conninfo = normalize_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        # The lease held by something that is no hub: the replica stays a follower and nobody answers.
+        with psycopg.connect(conninfo, autocommit=True, application_name="convoy-leader elsewhere") as squatter:
+            db = Database(url)
+            await asyncio.to_thread(db.migrate)
+            db.dispose()
+            squatter.execute("SELECT pg_advisory_lock(%s)", (replicas.LEADER_LOCK_KEY,))
+            async with running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url,
+                                                sync_handoff_timeout=1.0)) as hub_b:
+                assert hub_b.replication is not None and not hub_b.replication.is_leader
+                result = await asyncio.wait_for(convoy(hub_b, tmp_path, "sync"), 20)
+                assert result.exit_code != 0
+                assert "is not the leader and handed the sync over, but the leader replica elsewhere did not " \
+                       "answer within 1s" in result.output, result.output

@@ -109,6 +109,57 @@ def test_namespaced_install_refuses_a_kind_outside_its_grant(hub: FakeHub, spawn
     assert "system:serviceaccount:convoy-system:convoy-spoke" in bad.error
 
 
+def _fleet_bundle(*extra: dict[str, Any]) -> dict[str, Any]:
+    """A bundle touching each kind of rule derived mode makes: CRD and custom resource, RBAC, two namespaces."""
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.demo.convoy.dev"},
+           "spec": {"group": "demo.convoy.dev", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    widget = {"apiVersion": "demo.convoy.dev/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "team-b"},
+              "spec": {"size": 3}}
+    reader = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+              "metadata": {"name": "team-a-reader"},
+              "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "team-a-reader", "namespace": "team-a"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "team-a-reader"},
+               "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "team-a"}]}
+    # The ConfigMap names no namespace: the spoke puts it in its app's, and so must the derived Role.
+    return make_bundle([namespace("team-a"), namespace("team-b"), crd, widget, reader, binding,
+                        configmap("settings", "", {"a": "1"}), *extra],
+                       apps=[{"name": "app", "namespace": "team-a", "dependsOn": []}], app="app")
+
+
+def test_derived_install_applies_the_whole_bundle(hub: FakeHub, spawn: Callable[..., Agent]) -> None:
+    bundle = _fleet_bundle()
+    digest = hub.publish(bundle)
+    spawn(rbac=install.RbacMode.DERIVED, bundle=bundle)
+    ready = wait_for(_last_report(hub, lambda r: r.applied_digest == digest
+                                  and codec.PHASE_FROM_WIRE[r.phase] == Phase.READY),
+                     timeout=30, what="Ready on the derived rules")
+    assert {(o.ref.kind, o.ref.namespace) for o in ready.objects} >= {
+        ("CustomResourceDefinition", ""), ("Widget", "team-b"), ("ClusterRole", ""), ("RoleBinding", "team-a"),
+        ("ConfigMap", "team-a")}
+    assert not [o for o in ready.objects if o.action == "failed"]
+
+
+def test_derived_install_refuses_a_kind_the_bundle_did_not_hold(hub: FakeHub, spawn: Callable[..., Agent]) -> None:
+    spawn(rbac=install.RbacMode.DERIVED, bundle=_fleet_bundle())
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "team-a"},
+              "stringData": {"k": "v"}}
+    digest = hub.publish(_fleet_bundle(secret))
+    # The spoke reads the live objects of each kind (a list across namespaces) before it writes any:
+    # the bundle fails there, naming the kind and the verb the derived rules lack.
+    failed = wait_for(_last_report(hub, lambda r: any(digest in e for e in r.errors)),
+                      timeout=30, what="the bundle's error")
+    (error,) = [e for e in failed.errors if digest in e]
+    assert error.startswith(f"bundle {digest}: Secret list: "), error
+    assert ('User "system:serviceaccount:convoy-system:convoy-spoke" cannot list resource "secrets" in API group "" '
+            "at the cluster scope" in error), error
+
+
 @pytest.mark.kubectl
 def test_can_i_list_shows_exactly_the_install_rules(kubesim_server: KubeSim, kube_cluster: str, hub: FakeHub,
                                                     tmp_path: Any) -> None:

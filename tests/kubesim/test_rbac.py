@@ -8,6 +8,7 @@ messages are those kube-apiserver sends.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import pathlib
 import shutil
@@ -15,10 +16,12 @@ import subprocess
 from typing import Any
 
 import pytest
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from kubesim import rbac
+from kubesim.faults import Faults
 from kubesim.testing import KubeSim, kubeconfig_for, write_private
 from tests.polling import wait_for
 
@@ -282,3 +285,62 @@ def test_deleting_a_namespace_empties_it_then_it_is_gone(api: client.ApiClient) 
     wait_for(gone, what="the namespace to finish terminating")
     assert [c for c in core.list_config_map_for_all_namespaces().items if c.metadata.namespace == "brief"] == []
     assert [s for s in core.list_service_account_for_all_namespaces().items if s.metadata.namespace == "brief"] == []
+
+
+def test_token_request_expiry_is_honoured(sim: KubeSim, cluster: str, api: client.ApiClient) -> None:
+    _setup_reader(api)
+    core = client.CoreV1Api(api)
+    with pytest.raises(ApiException) as too_short:
+        core.create_namespaced_service_account_token("reader", "a", {"spec": {"expirationSeconds": 599}})
+    assert too_short.value.status == 422
+    assert json.loads(too_short.value.body)["message"] == (
+        'TokenRequest.authentication.k8s.io "" is invalid: spec.expirationSeconds: Invalid value: 599: '
+        "may not specify a duration less than 10 minutes")
+    before = datetime.datetime.now(datetime.UTC)
+    answer: Any = core.create_namespaced_service_account_token("reader", "a", {"spec": {"expirationSeconds": 600}})
+    assert answer.spec.expiration_seconds == 600
+    lifetime = (answer.status.expiration_timestamp - before).total_seconds()
+    assert 598 <= lifetime <= 602
+    core.create_namespaced_secret("a", {"metadata": {"name": "reader-token", "annotations": {
+        "kubernetes.io/service-account.name": "reader"}}, "type": "kubernetes.io/service-account-token"})
+    secret = wait_for(lambda: (lambda s: s if (s.data or {}).get("token") else None)(
+        core.read_namespaced_secret("reader-token", "a")), what="the token controller")
+    requested = _sa_client(sim, cluster, answer.status.token)
+    legacy = _sa_client(sim, cluster, base64.b64decode(secret.data["token"]).decode())
+    assert client.CoreV1Api(requested).list_namespaced_config_map("a").items
+    # The cluster's clock moves past the expiry: the requested token is refused, the Secret's is not.
+    sim.set_faults(cluster, Faults(clock_ahead=601))
+    with pytest.raises(ApiException) as expired:
+        client.CoreV1Api(requested).list_namespaced_config_map("a")
+    assert expired.value.status == 401
+    sim.set_faults(cluster, Faults(clock_ahead=10 * 365 * 24 * 3600))
+    assert client.CoreV1Api(legacy).list_namespaced_config_map("a").items
+    requested.close()
+    legacy.close()
+
+
+def test_apply_that_creates_needs_create_too(sim: KubeSim, cluster: str, api: client.ApiClient) -> None:
+    _setup_reader(api)
+    client.RbacAuthorizationV1Api(api).patch_namespaced_role("cm-reader", "a", {"rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch"]}]})
+    client.CoreV1Api(api).create_namespaced_config_map("a", {"metadata": {"name": "there"}})
+    token = _token(api, "a", "reader")
+    http = urllib3.PoolManager()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/apply-patch+yaml"}
+    base = f"{sim.url(cluster)}/api/v1/namespaces/a/configmaps"
+
+    def apply(name: str) -> Any:
+        body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                           "data": {"k": "v"}})
+        return http.request("PATCH", f"{base}/{name}?fieldManager=test", body=body, headers=headers)
+
+    assert apply("there").status == 200  # patch alone suffices for an object that exists
+    refused = apply("new")
+    assert refused.status == 403
+    assert json.loads(refused.data)["message"] == (
+        'configmaps "new" is forbidden: User "system:serviceaccount:a:reader" cannot create resource '
+        '"configmaps" in API group "" in the namespace "a"')
+    assert http.request("GET", f"{base}/new", headers={"Authorization": f"Bearer {token}"}).status == 404
+    client.RbacAuthorizationV1Api(api).patch_namespaced_role("cm-reader", "a", {"rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch", "create"]}]})
+    assert apply("new").status == 201

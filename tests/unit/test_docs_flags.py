@@ -31,7 +31,7 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 #: Other people's tools: their flags are not ours to check.
 FOREIGN = {"kubectl", "kubeadm", "kustomize", "git", "pip", "helm", "ssh-keygen", "gpg", "curl", "docker",
            "pytest", "ruff", "mypy", "lint-imports", "python3", "make", "skopeo", "docker-registry", "sops", "age",
-           "age-keygen", "npm"}
+           "age-keygen", "npm", "gh"}
 
 
 @dataclasses.dataclass(frozen=True)

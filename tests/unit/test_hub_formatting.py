@@ -121,3 +121,15 @@ def test_the_summary_counts_phases_and_says_1_cluster() -> None:
     assert formatting.fleet_summary(listed[:1]) == "1 cluster: 1 Ready"
     assert formatting.fleet_summary([]) == "0 clusters: none registered"
     assert formatting.plural(1, "use") == "1 use" and formatting.plural(0, "use") == "0 uses"
+
+
+def test_drifted_clusters_get_an_adopt_hint_each_and_the_rest_are_counted() -> None:
+    drifted = []
+    for i in range(7):
+        cluster = summary(f"c{i}")
+        cluster.drift_count = 1 if i != 3 else 0
+        drifted.append(cluster)
+    hints = formatting.adopt_hints(rows(*drifted))
+    assert hints == [f"adopt into Git: convoy drift adopt c{i}" for i in (0, 1, 2, 4, 5)] + [
+        "... and 1 more drifted cluster"]
+    assert formatting.adopt_hints(rows(summary("quiet"))) == []

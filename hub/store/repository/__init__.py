@@ -59,6 +59,7 @@ admin creds create_admin_credential(s, name, *, created_by) -> (row, secret)   S
             admin_credential_name(s, credential) -> name | None (valid only); list_admin_credentials(s)
             revoke_admin_credential(s, name, *, by) -> bool
 hub state   get_state(s, key) -> str | None; set_state(s, key, value)   (keys: StateKey)
+            states_with_prefix(s, prefix) -> [HubState]; delete_states(s, keys)
 rollouts    insert_rollout(s, *, commit, state, document) -> RolloutRow (seq assigned)
             save_rollout(s, seq, *, state, document); get_rollout(s, seq); latest_rollout(s)
             commit_of_desired(s, cluster, digest) -> the commit that last made digest desired there
@@ -131,8 +132,10 @@ from hub.store.repository.event_log import (
 )
 from hub.store.repository.hub_state import (
     StateKey,
+    delete_states,
     get_state,
     set_state,
+    states_with_prefix,
 )
 from hub.store.repository.render_errors import (
     MAX_RENDER_ERROR_CHARS,
@@ -194,6 +197,7 @@ __all__ = [
     "consume_token",
     "create_admin_credential",
     "create_token",
+    "delete_states",
     "deregistered",
     "desired_all",
     "desired_history",
@@ -241,6 +245,7 @@ __all__ = [
     "set_pinned",
     "set_render_errors",
     "set_state",
+    "states_with_prefix",
     "statuses",
     "touch_cluster",
     "touch_clusters",

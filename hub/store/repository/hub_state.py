@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlmodel import Session
+from sqlmodel import Session, col, delete, select
 
 from hub.store.models import (
     HubState,
@@ -33,3 +33,13 @@ def set_state(s: Session, key: str, value: str, *, now: dt.datetime | None = Non
     _upsert(s, HubState, [{"key": str(key), "value": value, "updated_at": _now(now)}], key=["key"],
             update=["value", "updated_at"])
 
+
+
+def states_with_prefix(s: Session, prefix: str) -> list[HubState]:
+    """Every row whose key starts with ``prefix`` (replica heartbeats, handed-over sync results)."""
+    return list(s.exec(select(HubState).where(col(HubState.key).startswith(prefix, autoescape=True))))
+
+
+def delete_states(s: Session, keys: list[str]) -> None:
+    if keys:
+        s.exec(delete(HubState).where(col(HubState.key).in_(keys)))  # type: ignore[call-overload]

@@ -329,20 +329,40 @@ class ClusterSummary(_message.Message):
     def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_commit: _Optional[str] = ..., desired_digest: _Optional[str] = ..., applied_commit: _Optional[str] = ..., applied_digest: _Optional[str] = ..., phase: _Optional[_Union[Phase, str]] = ..., objects_ready: _Optional[int] = ..., objects_total: _Optional[int] = ..., drift_count: _Optional[int] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paused: _Optional[bool] = ..., online: _Optional[bool] = ..., errors: _Optional[_Iterable[str]] = ..., wave: _Optional[str] = ..., rollout_state: _Optional[str] = ..., pinned_digest: _Optional[str] = ..., render_errors: _Optional[_Iterable[str]] = ..., last_report: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_report_observed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., age_recipient: _Optional[str] = ..., age_recipient_changed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListClustersResponse(_message.Message):
-    __slots__ = ("clusters", "fleet_commit", "fleet_commit_seen", "heartbeat_seconds", "refused_commit", "fetch_error")
+    __slots__ = ("clusters", "fleet_commit", "fleet_commit_seen", "heartbeat_seconds", "refused_commit", "fetch_error", "replicas")
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     FLEET_COMMIT_FIELD_NUMBER: _ClassVar[int]
     FLEET_COMMIT_SEEN_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REFUSED_COMMIT_FIELD_NUMBER: _ClassVar[int]
     FETCH_ERROR_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     clusters: _containers.RepeatedCompositeFieldContainer[ClusterSummary]
     fleet_commit: str
     fleet_commit_seen: _timestamp_pb2.Timestamp
     heartbeat_seconds: int
     refused_commit: RefusedCommit
     fetch_error: str
-    def __init__(self, clusters: _Optional[_Iterable[_Union[ClusterSummary, _Mapping]]] = ..., fleet_commit: _Optional[str] = ..., fleet_commit_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_seconds: _Optional[int] = ..., refused_commit: _Optional[_Union[RefusedCommit, _Mapping]] = ..., fetch_error: _Optional[str] = ...) -> None: ...
+    replicas: _containers.RepeatedCompositeFieldContainer[HubReplica]
+    def __init__(self, clusters: _Optional[_Iterable[_Union[ClusterSummary, _Mapping]]] = ..., fleet_commit: _Optional[str] = ..., fleet_commit_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_seconds: _Optional[int] = ..., refused_commit: _Optional[_Union[RefusedCommit, _Mapping]] = ..., fetch_error: _Optional[str] = ..., replicas: _Optional[_Iterable[_Union[HubReplica, _Mapping]]] = ...) -> None: ...
+
+class HubReplica(_message.Message):
+    __slots__ = ("name", "address", "leader", "gone", "streams", "started", "last_heartbeat")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    GONE_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    address: str
+    leader: bool
+    gone: bool
+    streams: int
+    started: _timestamp_pb2.Timestamp
+    last_heartbeat: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., leader: _Optional[bool] = ..., gone: _Optional[bool] = ..., streams: _Optional[int] = ..., started: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RefusedCommit(_message.Message):
     __slots__ = ("commit", "kind", "reason", "since")
