@@ -407,6 +407,10 @@ class RolloutController:
     @staticmethod
     def _save(s: Session, seq: int, rollout: planning.Rollout, events: Iterable[tuple[str, str]],
               now: dt.datetime) -> None:
+        stored = store.get_rollout(s, seq)
+        if stored is not None and stored.document:
+            # An approval saved by another replica since this one read the rollout is not written over.
+            rollout = planning.keep_approvals(rollout, planning.Rollout.from_document(stored.document))
         store.save_rollout(s, seq, state=rollout.state.value, document=rollout.to_document(), now=now)
         for kind, message in events:
             try:

@@ -55,6 +55,7 @@ __all__ = [
     "approve",
     "assign_waves",
     "control",
+    "keep_approvals",
     "required_ready",
     "start",
     "step",
@@ -495,6 +496,21 @@ def approve(rollout: Rollout, *, by: str, now: dt.datetime, wave: str | None = N
     message = (f"wave {wave} of rollout {rollout.id} approved{ahead} by {by}"
                + (f": {comment}" if comment else ""))
     return dataclasses.replace(rollout, waves=tuple(waves)), ("approved", message)
+
+
+def keep_approvals(rollout: Rollout, stored: Rollout) -> Rollout:
+    """``rollout`` with the approvals ``stored`` (the same rollout as saved meanwhile) has and it lacks.
+
+    Approvals only ever get added, so a writer that read the rollout before an approval was saved
+    (another replica's tick) keeps it instead of writing over it.
+    """
+    given = {w.name: w for w in stored.waves if w.approved_by is not None}
+    if stored.id != rollout.id or not given:
+        return rollout
+    waves = tuple(dataclasses.replace(w, approved_by=given[w.name].approved_by, approved_at=given[w.name].approved_at,
+                                      approval_comment=given[w.name].approval_comment)
+                  if w.approved_by is None and w.name in given else w for w in rollout.waves)
+    return dataclasses.replace(rollout, waves=waves)
 
 
 def _skip(rollout: Rollout, index: int, now: dt.datetime, events: list[tuple[str, str]], note: str) -> Rollout:

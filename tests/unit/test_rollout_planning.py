@@ -298,3 +298,14 @@ def test_a_wave_approved_ahead_is_released_when_its_turn_comes() -> None:
     assert set(result.releases) == {"c2", "c3"}
     with pytest.raises(ValueError, match="already approved by bob"):
         planning.approve(result.rollout, by="alice", wave="eu", now=T0)
+
+
+def test_a_writer_that_read_the_rollout_before_an_approval_keeps_the_approval() -> None:
+    read_before = gated().rollout                                      # another replica's tick read this
+    approved, _ = planning.approve(read_before, by="alice", wave="eu", comment="ahead", now=T0)
+    ticked = planning.step(read_before, ready("c1"), T0 + dt.timedelta(seconds=1)).rollout
+    kept = planning.keep_approvals(ticked, approved)
+    assert kept.waves[1].approved_by == "alice" and kept.waves[1].approval_comment == "ahead"
+    assert kept.waves[0] == ticked.waves[0] and kept.state == ticked.state
+    other = dataclasses.replace(approved, id="r2")                     # another rollout's approvals: not ours
+    assert planning.keep_approvals(ticked, other) == ticked
