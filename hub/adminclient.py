@@ -166,6 +166,21 @@ class AdminClient:
     def rotate_age_key(self, name: str) -> pb.RotateAgeKeyResponse:
         return self._call("RotateAgeKey", pb.RotateAgeKeyRequest(name=name), pb.RotateAgeKeyResponse)
 
+    def rollout_approve(self, *, wave: str = "", comment: str = "") -> pb.RolloutStatusResponse:
+        return self._call("RolloutApprove", pb.RolloutApproveRequest(wave=wave, comment=comment),
+                          pb.RolloutStatusResponse)
+
+    def create_admin_credential(self, name: str) -> pb.CreateAdminCredentialResponse:
+        return self._call("CreateAdminCredential", pb.CreateAdminCredentialRequest(name=name),
+                          pb.CreateAdminCredentialResponse)
+
+    def list_admin_credentials(self) -> pb.ListAdminCredentialsResponse:
+        return self._call("ListAdminCredentials", pb.ListAdminCredentialsRequest(), pb.ListAdminCredentialsResponse)
+
+    def revoke_admin_credential(self, name: str) -> pb.RevokeAdminCredentialResponse:
+        return self._call("RevokeAdminCredential", pb.RevokeAdminCredentialRequest(name=name),
+                          pb.RevokeAdminCredentialResponse)
+
     def _call(self, method: str, request: Message, reply: type[R]) -> R:
         """Call one AdminService method, converting gRPC errors at this boundary.
 

@@ -20,8 +20,10 @@ from grpc import aio
 from hub import notify, presence, service
 from hub.api import auth, grpc_errors, limits
 from hub.rollout import controller as rollout_controller
+from hub.rollout import planning as rollout_planning
 from hub.security import secrets
 from hub.store import db as store_db
+from hub.store import errors as store_errors
 from hub.store import models, replicas
 from hub.store import repository as store
 from protos import bundle as bundles
@@ -66,8 +68,10 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         self.rollouts = rollouts
         self.clock = clock
 
-    def _admin(self, context: Context, method: str) -> None:
-        self.auth.admin(context.invocation_metadata(), method=method)
+    async def _admin(self, context: Context, method: str) -> str:
+        """The calling admin credential's name (it is refused unless it is a valid admin credential)."""
+        return await self.auth.admin(context.invocation_metadata(), method=method,
+                                     peer=limits.peer_host(context.peer()))
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -75,7 +79,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     # -- clusters ---------------------------------------------------------------------------
     @grpc_errors.unary
     async def ListClusters(self, request: pb.ListClustersRequest, context: Context) -> pb.ListClustersResponse:
-        self._admin(context, "list clusters")
+        await self._admin(context, "list clusters")
         selector = _parse_selector(request.selector)
         summaries, fleet_commit, seen, fleet = await self._run(self._list, selector,
                                                                self.notifier.connected_clusters)
@@ -179,7 +183,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
 
     @grpc_errors.unary
     async def GetCluster(self, request: pb.GetClusterRequest, context: Context) -> pb.ClusterDetail:
-        self._admin(context, "get cluster")
+        await self._admin(context, "get cluster")
         return await self._run(  # type: ignore[no-any-return]
             self._detail, request.name, self.notifier.is_connected(request.name))
 
@@ -206,7 +210,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
 
     @grpc_errors.unary
     async def History(self, request: pb.HistoryRequest, context: Context) -> pb.HistoryResponse:
-        self._admin(context, "history")
+        await self._admin(context, "history")
         if not request.all and not request.cluster:
             raise limits.InvalidRequest("history: name a cluster or ask for all clusters")
         limits.check_timestamp(request.since, field="since", where="history")
@@ -231,7 +235,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     # -- tokens -----------------------------------------------------------------------------
     @grpc_errors.unary
     async def CreateToken(self, request: pb.CreateTokenRequest, context: Context) -> pb.CreateTokenResponse:
-        self._admin(context, "create token")
+        await self._admin(context, "create token")
         ttl = request.ttl_seconds or 3600
         if not 0 < ttl <= 30 * 24 * 3600:
             raise limits.InvalidRequest(f"create token: ttl must be between 1 second and 30 days, got {ttl}s")
@@ -265,7 +269,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
 
     @grpc_errors.unary
     async def ListTokens(self, request: pb.ListTokensRequest, context: Context) -> pb.ListTokensResponse:
-        self._admin(context, "list tokens")
+        await self._admin(context, "list tokens")
         rows = await self._run(self._tokens)
         return pb.ListTokensResponse(tokens=[_token_to_wire(r) for r in rows])
 
@@ -275,7 +279,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
 
     @grpc_errors.unary
     async def RevokeToken(self, request: pb.RevokeTokenRequest, context: Context) -> pb.RevokeTokenResponse:
-        self._admin(context, "revoke token")
+        await self._admin(context, "revoke token")
         revoked = await self._run(self._revoke, request.id)
         return pb.RevokeTokenResponse(revoked=revoked)
 
@@ -288,7 +292,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     # -- remove, rotate ---------------------------------------------------------------------------
     @grpc_errors.unary
     async def RemoveCluster(self, request: pb.RemoveClusterRequest, context: Context) -> pb.RemoveClusterResponse:
-        self._admin(context, "remove cluster")
+        await self._admin(context, "remove cluster")
         limits.check_text(request.name, field="name", where="remove cluster", limit=253)
         if not await self._run(self._remove, request.name):
             raise grpc_errors.NotFound(f"cluster {request.name} is not registered")
@@ -304,13 +308,13 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
 
     @grpc_errors.unary
     async def GetVersion(self, request: pb.GetVersionRequest, context: Context) -> pb.GetVersionResponse:
-        self._admin(context, "version")
+        await self._admin(context, "version")
         return pb.GetVersionResponse(version=version.installed())
 
     @grpc_errors.unary
     async def RotateCredential(self, request: pb.RotateCredentialRequest,
                                context: Context) -> pb.RotateCredentialResponse:
-        self._admin(context, "rotate credential")
+        await self._admin(context, "rotate credential")
         limits.check_text(request.name, field="name", where="rotate credential", limit=253)
         await self._run(self._request_rotation, request.name)
         # Wakes the cluster's Watch streams: each reads the pending rotation and hands over a credential.
@@ -323,7 +327,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
 
     @grpc_errors.unary
     async def RotateAgeKey(self, request: pb.RotateAgeKeyRequest, context: Context) -> pb.RotateAgeKeyResponse:
-        self._admin(context, "rotate age key")
+        await self._admin(context, "rotate age key")
         limits.check_text(request.name, field="name", where="rotate age key", limit=253)
         await self._run(self._request_age_rotation, request.name)
         self.notifier.notify([request.name])  # its Watch streams read the request and pass it on
@@ -336,7 +340,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     # -- pause, sync --------------------------------------------------------------------------
     @grpc_errors.unary
     async def SetPaused(self, request: pb.SetPausedRequest, context: Context) -> pb.SetPausedResponse:
-        self._admin(context, "pause" if request.paused else "resume")
+        await self._admin(context, "pause" if request.paused else "resume")
         if not request.clusters and not request.selector:
             raise limits.InvalidRequest("pause/resume: name clusters or give a selector")
         selector = _parse_selector(request.selector) if request.selector else None
@@ -356,7 +360,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
 
     @grpc_errors.unary
     async def SyncNow(self, request: pb.SyncNowRequest, context: Context) -> pb.SyncNowResponse:
-        self._admin(context, "sync")
+        await self._admin(context, "sync")
         outcome = await self._sync_now()
         return pb.SyncNowResponse(
             commit=outcome.commit or "", changed=bool(outcome.changed or outcome.desired), message=outcome.report,
@@ -368,7 +372,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     @grpc_errors.unary
     async def GetBundleObjects(self, request: pb.GetBundleObjectsRequest,
                                context: Context) -> pb.GetBundleObjectsResponse:
-        self._admin(context, "get bundle objects")
+        await self._admin(context, "get bundle objects")
         limits.check_digest(request.digest, where="get bundle objects")
         data = await self._run(self._bundle_json, request.digest)
         return pb.GetBundleObjectsResponse(bundle_json=data)
@@ -391,7 +395,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
 
     @grpc_errors.unary
     async def RolloutStatus(self, request: pb.RolloutStatusRequest, context: Context) -> pb.RolloutStatusResponse:
-        self._admin(context, "rollout status")
+        await self._admin(context, "rollout status")
         view = await self._run(self._controller("rollout status").view_blocking)
         if view is None:
             raise grpc_errors.NotFound("rollout status: no rollout has run on this hub yet (no commit with a "
@@ -401,7 +405,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
     @grpc_errors.unary
     async def RolloutControl(self, request: pb.RolloutControlRequest,
                              context: Context) -> pb.RolloutStatusResponse:
-        self._admin(context, "rollout control")
+        await self._admin(context, "rollout control")
         controller = self._controller("rollout control")
         if request.action not in {"pause", "resume", "abort", "promote"}:
             raise limits.InvalidRequest(f"rollout: unknown action {request.action!r} (pause, resume, abort, promote)")
@@ -415,8 +419,81 @@ class AdminServicer(pb_grpc.AdminServiceServicer):  # type: ignore[misc]
         return _rollout_to_wire(view)
 
     @grpc_errors.unary
+    async def RolloutApprove(self, request: pb.RolloutApproveRequest,
+                             context: Context) -> pb.RolloutStatusResponse:
+        caller = await self._admin(context, "rollout approve")
+        controller = self._controller("rollout approve")
+        limits.check_text(request.wave, field="wave", where="rollout approve", limit=63)
+        limits.check_text(request.comment, field="comment", where="rollout approve", limit=1_000)
+        try:
+            _rollout, changed = await self._run(lambda: controller.approve_blocking(
+                by=caller, wave=request.wave or None, comment=request.comment.strip()))
+        except rollout_planning.ApprovalDenied as exc:
+            raise grpc_errors.PermissionDenied(str(exc)) from exc
+        except rollout_controller.RolloutError as exc:
+            raise limits.InvalidRequest(str(exc)) from exc
+        self.notifier.notify(changed)
+        controller.poke()
+        view = await self._run(controller.view_blocking)
+        return _rollout_to_wire(view)
+
+    # -- named admin credentials -----------------------------------------------------------------
+    @grpc_errors.unary
+    async def CreateAdminCredential(self, request: pb.CreateAdminCredentialRequest,
+                                    context: Context) -> pb.CreateAdminCredentialResponse:
+        caller = await self._admin(context, "credential create")
+        if not _NAME.fullmatch(request.name or ""):
+            raise limits.InvalidRequest(f"credential create: {request.name[:80]!r} is not a valid credential name "
+                                        "(lowercase letters, digits and '-', at most 63 characters)")
+        try:
+            secret = await self._run(self._create_admin_credential, request.name, caller)
+        except store_errors.StoreError as exc:
+            raise limits.InvalidRequest(f"credential create: {exc}") from exc
+        return pb.CreateAdminCredentialResponse(name=request.name, credential=secret)
+
+    def _create_admin_credential(self, name: str, caller: str) -> str:
+        with self.db.session() as session:
+            _row, secret = store.create_admin_credential(session, name, created_by=caller, now=self.clock())
+            return secret
+
+    @grpc_errors.unary
+    async def ListAdminCredentials(self, request: pb.ListAdminCredentialsRequest,
+                                   context: Context) -> pb.ListAdminCredentialsResponse:
+        await self._admin(context, "credential list")
+        rows = await self._run(self._admin_credentials)
+        response = pb.ListAdminCredentialsResponse(credentials=[pb.AdminCredentialInfo(
+            name=store.BOOTSTRAP_ADMIN, bootstrap=True)])
+        for row in rows:
+            info = pb.AdminCredentialInfo(name=row.name, created_by=row.created_by, revoked=row.revoked_at is not None)
+            info.created_at.CopyFrom(codec.timestamp(_aware(row.created_at)))
+            if row.revoked_at is not None:
+                info.revoked_at.CopyFrom(codec.timestamp(_aware(row.revoked_at)))
+            response.credentials.append(info)
+        return response
+
+    def _admin_credentials(self) -> list[models.AdminCredential]:
+        with self.db.session(write=False) as session:
+            return store.list_admin_credentials(session)
+
+    @grpc_errors.unary
+    async def RevokeAdminCredential(self, request: pb.RevokeAdminCredentialRequest,
+                                    context: Context) -> pb.RevokeAdminCredentialResponse:
+        caller = await self._admin(context, "credential revoke")
+        if request.name == store.BOOTSTRAP_ADMIN:
+            raise limits.InvalidRequest("credential revoke: 'admin' is the hub's first-start credential, kept in "
+                                        "its identity directory; replace that file and restart the hub to change it")
+        revoked = await self._run(self._revoke_admin_credential, request.name, caller)
+        return pb.RevokeAdminCredentialResponse(revoked=revoked)
+
+    def _revoke_admin_credential(self, name: str, caller: str) -> bool:
+        with self.db.session() as session:
+            if name not in {row.name for row in store.list_admin_credentials(session)}:
+                raise grpc_errors.NotFound(f"credential revoke: no admin credential named {name[:80]!r}")
+            return store.revoke_admin_credential(session, name, by=caller, now=self.clock())
+
+    @grpc_errors.unary
     async def Pin(self, request: pb.PinRequest, context: Context) -> pb.PinResponse:
-        self._admin(context, "pin")
+        await self._admin(context, "pin")
         controller = self._controller("pin")
         if not request.clusters and not request.selector:
             raise limits.InvalidRequest("rollback: name clusters or give a selector")
@@ -530,7 +607,12 @@ def _rollout_to_wire(view: rollout_controller.RolloutView | None) -> pb.RolloutS
                              progress_deadline_seconds=policy.progress_deadline.total_seconds(),
                              max_unavailable=str(policy.max_unavailable), on_failure=policy.on_failure,
                              absent=absent, min_ready="" if policy.min_ready is None else str(policy.min_ready),
-                             empty_wave=policy.empty_wave)
+                             empty_wave=policy.empty_wave, approval_required=policy.approval,
+                             approvers=list(policy.approvers), approval_paths=list(policy.approval_paths),
+                             approval_matched=list(policy.approval_matched[:100]),
+                             approved_by=wave.approved_by or "", approval_comment=wave.approval_comment)
+        if wave.approved_at is not None:
+            item.approved_at.CopyFrom(codec.timestamp(wave.approved_at))
         if wave.ready_since is not None:
             item.ready_since.CopyFrom(codec.timestamp(wave.ready_since))
         if wave.started_at is not None:

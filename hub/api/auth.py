@@ -1,9 +1,11 @@
-"""Bearer credentials for both services: a cluster's own credential, or the admin credential.
+"""Bearer credentials for both services: a cluster's own credential, or an admin credential.
 
 Every call but Register carries ``authorization: Bearer <credential>``. Cluster
 credentials are looked up by hash in the store (constant-time comparison lives
-there); the admin credential's hash is held in memory and compared in constant
-time. Failures raise :class:`hub.api.grpc_errors.Unauthenticated` without saying which
+there). Admin credentials are named: the hub's first-start credential (``admin``) has its hash held
+in memory and compared in constant time; named ones (``convoy credential create``) are looked up by
+hash in the store on every admin call, never cached, so a revocation holds at once on every replica.
+Failures raise :class:`hub.api.grpc_errors.Unauthenticated` without saying which
 part was wrong beyond "missing" versus "not recognised", and never echo the value.
 """
 
@@ -70,6 +72,7 @@ class Authenticator:
         self.unknown_seconds = unknown_seconds
         self.unknown_size = unknown_size
         self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._admin_unknown: OrderedDict[str, float] = OrderedDict()   #: credentials that are no admin's
         self._failures = limits.RateLimiter(rate=failure_rate, burst=failure_burst, clock=clock)
         self.lookups = 0   #: database lookups of cluster credentials (tests and metrics read it)
 
@@ -95,10 +98,7 @@ class Authenticator:
         self.lookups += 1
         match = await asyncio.to_thread(self._lookup, credential)
         if match is None:
-            self._unknown[key] = self._clock() + self.unknown_seconds
-            self._unknown.move_to_end(key)
-            while len(self._unknown) > self.unknown_size:
-                self._unknown.popitem(last=False)
+            self._remember_unknown(self._unknown, key)
             if peer is not None:
                 self._failures.allow(peer)
             raise _unrecognised(method)
@@ -133,13 +133,51 @@ class Authenticator:
         with self.db.session() as session:
             return store.promote_credential(session, cluster, credential_hash)
 
-    def admin(self, metadata: Iterable[Any] | None, *, method: str) -> None:
-        """Pass only with the admin credential."""
+    async def admin(self, metadata: Iterable[Any] | None, *, method: str, peer: str | None = None,
+                    charge: bool = True) -> str:
+        """The name of the admin credential the call carries; anything else is refused.
+
+        A credential that is neither the first-start one nor a named one costs one database read at
+        most: it is remembered as no admin credential for ``unknown_seconds``, and ``peer``'s failed
+        lookups drain the same per-peer bucket as cluster credentials (not with ``charge=False``: the
+        caller tries the credential as a cluster's next, which charges a failure). Valid named
+        credentials are never cached, so a revocation holds at once.
+        """
         credential = bearer_token(metadata)
         if credential is None:
             raise grpc_errors.Unauthenticated(f"{method}: no `authorization: Bearer <admin credential>` metadata")
-        if not secrets.secrets_match(credential, self._admin_hash):
-            raise grpc_errors.Unauthenticated(f"{method}: the admin credential is not recognised")
+        if secrets.secrets_match(credential, self._admin_hash):
+            return store.BOOTSTRAP_ADMIN
+        key = secrets.hash_secret(credential)
+        unknown_until = self._admin_unknown.get(key)
+        if unknown_until is not None and unknown_until > self._clock():
+            raise _admin_unrecognised(method)
+        if peer is not None and not self._failures.peek(peer):
+            raise limits.RateLimited(f"{method} from {peer}: too many unrecognised credentials "
+                                     f"(more than {self._failures.burst}, {self._failures.rate:g}/s sustained); "
+                                     "retry later")
+        name = await asyncio.to_thread(self._admin_lookup, credential)
+        if name is None:
+            self._remember_unknown(self._admin_unknown, key)
+            if peer is not None and charge:
+                self._failures.allow(peer)
+            raise _admin_unrecognised(method)
+        return name
+
+    def _remember_unknown(self, unknown: OrderedDict[str, float], key: str) -> None:
+        unknown[key] = self._clock() + self.unknown_seconds
+        unknown.move_to_end(key)
+        while len(unknown) > self.unknown_size:
+            unknown.popitem(last=False)
+
+    def _admin_lookup(self, credential: str) -> str | None:
+        with self.db.session(write=False) as session:
+            return store.admin_credential_name(session, credential)
+
+
+def _admin_unrecognised(method: str) -> grpc_errors.Unauthenticated:
+    return grpc_errors.Unauthenticated(f"{method}: the admin credential is not recognised (revoked, or issued by "
+                                       "another hub)")
 
 
 def _unrecognised(method: str) -> grpc_errors.Unauthenticated:

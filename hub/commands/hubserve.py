@@ -167,6 +167,7 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
     service = HubService(settings=settings, db=db, source=source, signing_key=signing_key, notifier=notifier,
                          metrics=metrics, signature_policy=policy, rollouts=rollouts)
     rollouts.rerender = service.render_clusters
+    rollouts.changed_paths = source.changed_paths
     authenticator = auth.Authenticator(
         db=db, admin_credential=admin_credential, on_rotated=notifier.revoke,
         rotation_grace=dt.timedelta(seconds=settings.credential_rotation_grace),
@@ -268,10 +269,13 @@ def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,
     async def authorize(credential: str, peer: str | None) -> str | None:
         metadata = (("authorization", f"Bearer {credential}"),)
         try:
-            authenticator.admin(metadata, method="OCI registry")
+            # Not charged as a failure here: the credential is tried as a cluster's next, which charges it.
+            await authenticator.admin(metadata, method="OCI registry", peer=peer, charge=False)
             return None
         except grpc_errors.Unauthenticated:
             pass
+        except api_limits.RateLimited as exc:
+            raise web_registry.Denied(str(exc), status=429) from exc
         try:
             return await authenticator.cluster(metadata, method="OCI registry", peer=peer)
         except grpc_errors.Unauthenticated as exc:

@@ -1,4 +1,4 @@
-"""``convoy rollout status|pause|resume|abort|promote`` and ``convoy rollback``.
+"""``convoy rollout status|pause|resume|abort|promote|approve`` and ``convoy rollback``.
 
 Exit codes as for the other hub commands (:mod:`hub.commands.fleet`): 1 when the hub refuses
 (no rollout, an action that does not apply, a bundle the cluster never had).
@@ -34,8 +34,41 @@ def rollout_document(response: pb.RolloutStatusResponse, *, now: dt.datetime) ->
                    "finishedAt": stamp(w.finished_at), "bakeSeconds": w.bake_seconds,
                    "progressDeadlineSeconds": w.progress_deadline_seconds, "maxUnavailable": w.max_unavailable,
                    "onFailure": w.on_failure, "minReady": w.min_ready or None, "emptyWave": w.empty_wave or "stop",
-                   "absent": dict(sorted(w.absent.items()))} for w in response.waves],
+                   "absent": dict(sorted(w.absent.items())),
+                   "approval": _approval_document(w, stamp)} for w in response.waves],
+        "waitingApproval": next(({"wave": w.name, "approvers": list(w.approvers)}
+                                 for w in response.waves if w.state == "waiting-approval"), None),
     }
+
+
+def _approval_document(wave: pb.WaveStatus, stamp: Any) -> dict[str, Any] | None:
+    if not wave.approval_required:
+        if wave.approval_paths:  # gated on paths this rollout's commits do not touch
+            return {"required": False, "paths": list(wave.approval_paths)}
+        return None
+    return {"required": True, "approvers": list(wave.approvers), "paths": list(wave.approval_paths),
+            "matched": list(wave.approval_matched), "approvedBy": wave.approved_by or None,
+            "approvedAt": stamp(wave.approved_at), "comment": wave.approval_comment or None}
+
+
+def approval_line(wave: Mapping[str, Any]) -> str | None:
+    """What a wave's approval gate says, or None when it has none."""
+    approval = wave.get("approval")
+    if approval is None:
+        return None
+    if not approval["required"]:
+        return f"     approval: not needed (no change under {', '.join(approval['paths'])})"
+    approvers = ", ".join(approval["approvers"]) or "any admin credential"
+    if approval["approvedBy"]:
+        return (f"     approved by {approval['approvedBy']}"
+                + (f": {approval['comment']}" if approval["comment"] else ""))
+    if wave["state"] == "waiting-approval":
+        line = f"     waiting for approval of wave {wave['name']} (approvers: {approvers})"
+    else:
+        line = f"     needs approval (approvers: {approvers})"
+    if approval["matched"]:
+        line += f"; changes {', '.join(approval['matched'][:3])}" + (" ..." if len(approval["matched"]) > 3 else "")
+    return line
 
 
 def wave_lines(wave: Mapping[str, Any], index: int, *, now: dt.datetime) -> list[str]:
@@ -61,6 +94,8 @@ def wave_lines(wave: Mapping[str, Any], index: int, *, now: dt.datetime) -> list
     if wave["absent"]:
         # Absent clusters give no evidence: say who and why, so a passed wave is never a mystery.
         lines.append("     absent: " + ", ".join(f"{name} ({why})" for name, why in wave["absent"].items()))
+    if (approval := approval_line(wave)) is not None:
+        lines.append(approval)
     return lines
 
 
@@ -72,6 +107,9 @@ def _print(response: pb.RolloutStatusResponse) -> None:
         click.echo(f"  reason: {doc['reason']}")
     if doc["failingClusters"]:
         click.echo(f"  failing clusters: {', '.join(doc['failingClusters'])}")
+    if (waiting := doc["waitingApproval"]) is not None:
+        click.echo(f"  waiting for approval of wave {waiting['wave']} (approvers: "
+                   f"{', '.join(waiting['approvers']) or 'any admin credential'}): `convoy rollout approve`")
     for index, wave in enumerate(doc["waves"], start=1):
         for line in wave_lines(wave, index, now=now):
             click.echo(line)
@@ -153,6 +191,25 @@ def rollout_promote(hub_name: str | None) -> None:
       convoy rollout promote
     """
     _control(hub_name, "promote")
+
+
+@rollout.command("approve")
+@click.option("--wave", default="", help="The wave to approve (default: the wave that waits for approval); "
+                                         "a later wave may be approved ahead.")
+@click.option("--comment", default="", help="Why, recorded in history with your admin credential's name.")
+@hub_command
+def rollout_approve(hub_name: str | None, wave: str, comment: str) -> None:
+    """Approve the wave that waits for approval: it is released at once. History records the admin
+    credential's name, the wave, the comment and the time. Only the wave's approvers may approve.
+
+    \b
+    Examples:
+      convoy rollout approve --comment "canary looks good"
+      convoy rollout approve --wave prod
+    """
+    with _client(hub_name) as client:
+        response = client.rollout_approve(wave=wave, comment=comment)
+    _print(response)
 
 
 @click.command()

@@ -26,6 +26,7 @@ from protos.status import DriftPolicy
 __all__ = [
     "FLEET_FILE",
     "App",
+    "Approval",
     "EmptyWave",
     "ExternalBuilds",
     "Fleet",
@@ -43,6 +44,7 @@ __all__ = [
     "load_fleet",
     "parse_duration",
     "parse_fleet",
+    "path_matches",
 ]
 
 FLEET_FILE = "fleet.yaml"
@@ -150,6 +152,56 @@ class MinReady:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Approval:
+    """A wave's ``approval:`` gate: the rollout waits before releasing the wave until an admin approves.
+
+    ``paths`` (globs relative to the repository root; ``*`` stays within one path segment, ``**`` crosses
+    them): approval is needed only when the rollout's commit range changes a matching path. ``approvers``:
+    the names of the admin credentials that may approve (empty: any admin credential).
+    """
+
+    paths: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+
+    def matching(self, changed: Iterable[str] | None) -> tuple[str, ...] | None:
+        """The changed paths that make approval necessary; None: needed whatever changed (no ``paths``,
+        or the changed paths are unknown). An empty tuple: not needed."""
+        if not self.paths or changed is None:
+            return None
+        return tuple(sorted(p for p in set(changed) if any(path_matches(g, p) for g in self.paths)))
+
+
+_GLOB_TOKEN_RE = re.compile(r"\*\*/|\*\*|\*|\?|[^*?]+")
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    parts: list[str] = []
+    for token in _GLOB_TOKEN_RE.findall(pattern):
+        if token == "**/":
+            parts.append(r"(?:.*/)?")   # zero or more whole directories
+        elif token == "**":
+            parts.append(r".*")
+        elif token == "*":
+            parts.append(r"[^/]*")
+        elif token == "?":
+            parts.append(r"[^/]")
+        else:
+            parts.append(re.escape(token))
+    return re.compile("".join(parts))
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    """Whether repo-relative ``path`` matches the glob ``pattern`` (``apps/web/**``, ``*.yaml``, ``fleet.yaml``).
+
+    ``*`` and ``?`` match within one path segment, ``**`` across segments; a pattern naming a directory
+    (``apps/web``) matches every file under it too.
+    """
+    regex = _glob_regex(pattern.rstrip("/"))
+    segments = path.split("/")
+    return any(regex.fullmatch("/".join(segments[:n])) for n in range(len(segments), 0, -1))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Wave:
     """One step of a rollout: the clusters its selector matches (and not an earlier wave's)."""
 
@@ -161,6 +213,7 @@ class Wave:
     on_failure: OnFailure = OnFailure.PAUSE
     min_ready: MinReady | None = None           #: None: every present cluster maxUnavailable does not excuse
     empty_wave: EmptyWave = EmptyWave.STOP
+    approval: Approval | None = None            #: None: released without approval
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -393,7 +446,49 @@ def _on_failure(value: Any, field: str) -> OnFailure:
 
 _ROLLOUT_FIELDS = ("waves", "maxUnavailable", "bakeTime", "progressDeadline", "onFailure", "minReady", "emptyWave")
 _WAVE_FIELDS = ("name", "selector", "maxUnavailable", "bakeTime", "progressDeadline", "onFailure", "minReady",
-                "emptyWave")
+                "emptyWave", "approval")
+_APPROVAL_FIELDS = ("required", "paths", "approvers")
+
+
+def _approval(value: Any, field: str) -> Approval | None:
+    """``approval: required`` | ``none`` | ``{required: true, paths: [...], approvers: [...]}``."""
+    if value == "required":
+        return Approval()
+    if value == "none":
+        return None
+    if not isinstance(value, Mapping):
+        raise FleetConfigError(f"{value!r} is not one of required, none, or a mapping "
+                               "{required: true, paths: [...], approvers: [...]}", field=field)
+    reader = _Reader(value, field, _APPROVAL_FIELDS)
+    required = reader.get("required")
+    if not isinstance(required, bool):
+        raise FleetConfigError(f"must be true or false, not {required!r}", field=reader.at("required"))
+    paths: list[str] = []
+    for index, raw in enumerate(reader.items("paths")):
+        where = f"{reader.at('paths')}[{index}]"
+        if not isinstance(raw, str) or not raw.strip():
+            raise FleetConfigError(f"must be a non-empty path glob such as \"apps/web/**\", not {raw!r}", field=where)
+        glob = raw.strip()
+        if glob.startswith("/") or ".." in glob.split("/") or "\\" in glob:
+            raise FleetConfigError(f"{raw!r} must be relative to the repository root (no leading '/', no '..', "
+                                   "'/' as separator)", field=where)
+        paths.append(glob)
+    if reader.get("paths") is not None and not paths:
+        raise FleetConfigError("must list at least one path glob (omit paths to need approval for every commit)",
+                               field=reader.at("paths"))
+    approvers: list[str] = []
+    for index, raw in enumerate(reader.items("approvers")):
+        where = f"{reader.at('approvers')}[{index}]"
+        if not isinstance(raw, str) or not NAME_RE.fullmatch(raw):
+            raise FleetConfigError(f"{raw!r} is not an admin credential name (lowercase letters, digits, '-')",
+                                   field=where)
+        if raw not in approvers:
+            approvers.append(raw)
+    if not required:
+        if paths or approvers:
+            raise FleetConfigError("paths and approvers need required: true", field=reader.at("required"))
+        return None
+    return Approval(paths=tuple(paths), approvers=tuple(approvers))
 
 
 def _rollout(data: Any, field: str, base: RolloutSpec | None) -> RolloutSpec:
@@ -444,6 +539,8 @@ def _rollout(data: Any, field: str, base: RolloutSpec | None) -> RolloutSpec:
                            else _min_ready(wave.get("minReady"), wave.at("minReady"))),
                 empty_wave=(empty_wave if wave.get("emptyWave") is None
                             else _empty_wave(wave.get("emptyWave"), wave.at("emptyWave"))),
+                approval=(None if wave.get("approval") is None
+                          else _approval(wave.get("approval"), wave.at("approval"))),
             ))
         waves = tuple(wave_list)
     return RolloutSpec(waves=waves, max_unavailable=max_unavailable, bake_time=bake_time,

@@ -10,7 +10,14 @@ so a sync, a tick and an operator's command never interleave their read-decide-w
 * :meth:`RolloutController.tick_blocking` — observe the targets' reported status, ``planning.step``,
   apply releases/reverts as desired-state changes, save. :meth:`run` calls it every ``tick_seconds``
   and at once after :meth:`poke`.
-* :meth:`control_blocking` (pause/resume/abort/promote) and :meth:`pin_blocking` (rollback pins).
+* :meth:`control_blocking` (pause/resume/abort/promote), :meth:`approve_blocking` (approval gates) and
+  :meth:`pin_blocking` (rollback pins).
+
+Approval gates with ``paths``: when a rollout starts, the paths its commit range changes (from each
+target's previous desired commit to the new one, through :attr:`RolloutController.changed_paths`) decide
+once which waves need approval; the decision is stored in the rollout's document, so every replica
+and every restart agrees. Paths that cannot be computed (a previous commit gone from the mirror, no
+Git source) count as touching every path: the gate stays closed.
 
 Which commits become rollouts: clusters whose rendered digest differs from their desired one *and*
 that already had a desired one are the targets; new clusters get their bundle at once, unchanged
@@ -34,7 +41,7 @@ import datetime as dt
 import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlmodel import Session
@@ -63,6 +70,8 @@ log = logging.getLogger(__name__)
 
 #: Largest bundle inflated to compare apps (per-app strategies only).
 _MAX_INFLATE = 256 * 1024 * 1024
+#: Changed paths kept per wave to show why its approval gate is closed.
+_MAX_MATCHED_PATHS = 100
 #: Shortest time between two ticks woken by :meth:`RolloutController.poke`.
 _MIN_TICK_GAP = 0.2
 #: Between ticks while no rollout is active. Whatever starts or resumes one pokes the controller, so
@@ -115,12 +124,21 @@ class RolloutView:
     absent: Mapping[str, planning.Absence] = dataclasses.field(default_factory=dict)
 
 
-def wave_policy(wave: fleet_model.Wave) -> planning.WavePolicy:
+def wave_policy(wave: fleet_model.Wave, changed_paths: Collection[str] | None = None) -> planning.WavePolicy:
+    """The wave's policy for one rollout; ``changed_paths`` (None: unknown) decides a path-bound approval."""
     mu = wave.max_unavailable
+    approval = wave.approval is not None
+    matched: tuple[str, ...] = ()
+    if wave.approval is not None:
+        found = wave.approval.matching(changed_paths)
+        # The matching paths are shown, not decided on again: a bounded few keep the rollout's row small.
+        approval, matched = (True, ()) if found is None else (bool(found), found[:_MAX_MATCHED_PATHS])
     return planning.WavePolicy(
         name=wave.name, max_unavailable=f"{mu.percent}%" if mu.percent is not None else (mu.count or 0),
         bake_time=wave.bake_time, progress_deadline=wave.progress_deadline, on_failure=wave.on_failure.value,
-        min_ready=None if wave.min_ready is None else str(wave.min_ready), empty_wave=wave.empty_wave.value)
+        min_ready=None if wave.min_ready is None else str(wave.min_ready), empty_wave=wave.empty_wave.value,
+        approval=approval, approvers=wave.approval.approvers if approval and wave.approval else (),
+        approval_paths=wave.approval.paths if wave.approval else (), approval_matched=matched)
 
 
 def changed_apps(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> set[str]:
@@ -164,6 +182,8 @@ class RolloutController:
         self.heartbeat_seconds = heartbeat_seconds
         #: Renders clusters at the deployed commit (the hub service's); used after an unpin.
         self.rerender: Callable[[Iterable[str]], Awaitable[object]] | None = None
+        #: The paths changed between two commits (the hub's Git source); decides path-bound approvals.
+        self.changed_paths: Callable[[str, str], Collection[str]] | None = None
         #: Reports the hub received before this moment are no evidence (hub.rollout.planning: stale).
         self.started_at = clock()
         self._lock = threading.RLock()
@@ -243,13 +263,31 @@ class RolloutController:
         if spec is None:
             return plan  # no strategy: every changed cluster moves at once
         targets = {**changed, **pinned_changed}
-        policies = [(wave_policy(w), _matcher(w, targets)) for w in spec.waves]
+        paths = (self._paths_changed({desired[n].commit for n in targets}, commit)
+                 if any(w.approval is not None and w.approval.paths for w in spec.waves) else None)
+        policies = [(wave_policy(w, paths), _matcher(w, targets)) for w in spec.waves]
         waves = planning.assign_waves(targets, policies, wave_policy(spec.implicit_wave()))
         plan.hold = frozenset(hold | set(changed))
         plan._new = {"targets": {n: r.digest for n, r in targets.items()},
                      "previous": {n: desired[n].digest for n in targets},
                      "previous_commits": {n: desired[n].commit for n in targets}, "waves": waves}
         return plan
+
+    def _paths_changed(self, previous: Iterable[str], commit: str) -> set[str] | None:
+        """Every path the commit range changes, from each previous commit; None when any is unknown."""
+        if self.changed_paths is None:
+            return None
+        paths: set[str] = set()
+        for old in sorted(set(previous)):
+            if old == commit:
+                continue
+            try:
+                paths |= set(self.changed_paths(old, commit))
+            except Exception as exc:  # a gone commit, a git failure: the gate stays closed (safe side)
+                log.warning("changed paths %s..%s unknown (%s): path-bound approvals count as needed",
+                            old[:8], commit[:8], exc)
+                return None
+        return paths
 
     def _strategy(self, s: Session, fleet: fleet_model.Fleet | None, changed: Mapping[str, Rendered],
                   desired: Mapping[str, store.DesiredRow]) -> fleet_model.RolloutSpec | None:
@@ -369,6 +407,10 @@ class RolloutController:
     @staticmethod
     def _save(s: Session, seq: int, rollout: planning.Rollout, events: Iterable[tuple[str, str]],
               now: dt.datetime) -> None:
+        stored = store.get_rollout(s, seq)
+        if stored is not None and stored.document:
+            # An approval saved by another replica since this one read the rollout is not written over.
+            rollout = planning.keep_approvals(rollout, planning.Rollout.from_document(stored.document))
         store.save_rollout(s, seq, state=rollout.state.value, document=rollout.to_document(), now=now)
         for kind, message in events:
             try:
@@ -399,6 +441,35 @@ class RolloutController:
             result = planning.step(controlled, observed, now)
             result = dataclasses.replace(result, events=(event, *result.events))
             with self.db.session() as session:
+                changed = self._apply(session, row.seq or 0, result, now)
+            return result.rollout, changed
+
+    def approve_blocking(self, *, by: str, wave: str | None = None, comment: str = "",
+                         now: dt.datetime | None = None) -> tuple[planning.Rollout, list[str]]:
+        """``by`` (an admin credential's name) approves ``wave`` (default: the waiting one); released at once.
+
+        Raises :class:`planning.ApprovalDenied` for a credential that is not an approver, RolloutError
+        when nothing can be approved.
+        """
+        now = now or self.clock()
+        with self._lock:
+            with self.db.session(write=False) as session:
+                row = store.latest_rollout(session)
+                if row is None:
+                    raise RolloutError("rollout approve: no rollout has run on this hub")
+                rollout = planning.Rollout.from_document(row.document)
+                observed = self._observe(session, rollout, now)
+            try:
+                approved, (_kind, message) = planning.approve(rollout, by=by, wave=wave, comment=comment, now=now)
+            except ValueError as exc:
+                raise RolloutError(str(exc)) from exc
+            result = planning.step(approved, observed, now)
+            name = wave or (rollout.waiting_wave() or rollout.waves[0]).name
+            with self.db.session() as session:
+                store.add_event(session, models.EventKind.APPROVED, commit=rollout.commit, message=message,
+                                details={"rollout": rollout.id, "wave": name, "by": by, "comment": comment,
+                                         "at": now.isoformat()}, now=now)
+                log.info("%s", message)
                 changed = self._apply(session, row.seq or 0, result, now)
             return result.rollout, changed
 

@@ -19,6 +19,11 @@ nothing failed) or is skipped (``emptyWave: skip``). Offline clusters may come
 back, so a wave whose only clusters are offline waits for them until its
 progress deadline before it stops or is skipped.
 
+A wave whose policy needs *approval* is not released when its turn comes: it waits
+(``waiting-approval``) until :func:`approve` records who approved it. No timer passes such a
+wave; its progress deadline starts when it is released. A wave may also be approved ahead, while
+it is still pending: it is then released as soon as its turn comes.
+
 Nothing here reads a clock or a database: callers pass ``now`` and the
 clusters' observed state, and get back the new rollout and the desired-state
 changes to make.
@@ -37,6 +42,7 @@ from protos.status import Phase
 
 __all__ = [
     "Absence",
+    "ApprovalDenied",
     "ClusterObservation",
     "ClusterRolloutState",
     "Rollout",
@@ -46,8 +52,10 @@ __all__ = [
     "WavePolicy",
     "WaveState",
     "allowed_unavailable",
+    "approve",
     "assign_waves",
     "control",
+    "keep_approvals",
     "required_ready",
     "start",
     "step",
@@ -78,6 +86,11 @@ class WaveState(enum.StrEnum):
     DONE = "done"
     FAILED = "failed"
     SKIPPED = "skipped"   #: no present cluster, under emptyWave: skip
+    WAITING_APPROVAL = "waiting-approval"   #: its turn came; it is released once an admin approves it
+
+
+class ApprovalDenied(Exception):
+    """The caller's admin credential is not one of the wave's approvers; the message says who may approve."""
 
 
 class Absence(enum.StrEnum):
@@ -107,6 +120,13 @@ class WavePolicy:
     on_failure: str = "pause"                 #: "pause" | "rollback"
     min_ready: int | str | None = None        #: a count, or "N%" of the wave (rounded up); None: see module doc
     empty_wave: str = "stop"                  #: "stop" | "skip"
+    approval: bool = False                    #: the wave waits for an admin's approval before release
+    approvers: tuple[str, ...] = ()           #: admin credential names allowed to approve (empty: any)
+    approval_paths: tuple[str, ...] = ()      #: the globs that made approval conditional (display)
+    approval_matched: tuple[str, ...] = ()    #: the changed paths that matched them (display)
+
+    def approvers_text(self) -> str:
+        return ", ".join(self.approvers) if self.approvers else "any admin credential"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,10 +148,17 @@ class Wave:
     started_at: dt.datetime | None = None
     ready_since: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    approved_by: str | None = None            #: the admin credential that approved it
+    approved_at: dt.datetime | None = None
+    approval_comment: str = ""
 
     @property
     def name(self) -> str:
         return self.policy.name
+
+    @property
+    def awaits_approval(self) -> bool:
+        return self.policy.approval and self.approved_by is None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +194,10 @@ class Rollout:
                 return wave.name
         return ""
 
+    def waiting_wave(self) -> Wave | None:
+        """The wave whose turn came and that waits for approval, if any."""
+        return next((w for w in self.waves if w.state is WaveState.WAITING_APPROVAL), None)
+
     def current_wave(self) -> int | None:
         for index, wave in enumerate(self.waves):
             if wave.state in {WaveState.PROGRESSING, WaveState.BAKING, WaveState.FAILED}:
@@ -189,7 +220,11 @@ class Rollout:
                        "onFailure": w.policy.on_failure, "minReady": w.policy.min_ready,
                        "emptyWave": w.policy.empty_wave, "clusters": list(w.clusters), "state": w.state.value,
                        "startedAt": stamp(w.started_at), "readySince": stamp(w.ready_since),
-                       "finishedAt": stamp(w.finished_at)} for w in self.waves],
+                       "finishedAt": stamp(w.finished_at), "approval": w.policy.approval,
+                       "approvers": list(w.policy.approvers), "approvalPaths": list(w.policy.approval_paths),
+                       "approvalMatched": list(w.policy.approval_matched), "approvedBy": w.approved_by,
+                       "approvedAt": stamp(w.approved_at), "approvalComment": w.approval_comment}
+                      for w in self.waves],
         }
 
     @classmethod
@@ -202,9 +237,14 @@ class Rollout:
                                    bake_time=dt.timedelta(seconds=w["bakeTime"]),
                                    progress_deadline=dt.timedelta(seconds=w["progressDeadline"]),
                                    on_failure=w["onFailure"], min_ready=w.get("minReady"),
-                                   empty_wave=w.get("emptyWave", "stop")),
+                                   empty_wave=w.get("emptyWave", "stop"), approval=bool(w.get("approval")),
+                                   approvers=tuple(w.get("approvers", ())),
+                                   approval_paths=tuple(w.get("approvalPaths", ())),
+                                   approval_matched=tuple(w.get("approvalMatched", ()))),
                  clusters=tuple(w["clusters"]), state=WaveState(w["state"]), started_at=when(w["startedAt"]),
-                 ready_since=when(w["readySince"]), finished_at=when(w["finishedAt"]))
+                 ready_since=when(w["readySince"]), finished_at=when(w["finishedAt"]),
+                 approved_by=w.get("approvedBy"), approved_at=when(w.get("approvedAt")),
+                 approval_comment=w.get("approvalComment", ""))
             for w in doc["waves"])
         return cls(id=doc["id"], commit=doc["commit"], targets=dict(doc["targets"]), previous=dict(doc["previous"]),
                    waves=waves, state=RolloutState(doc["state"]), reason=doc.get("reason", ""),
@@ -339,11 +379,15 @@ def step(rollout: Rollout, observed: Mapping[str, ClusterObservation], now: dt.d
     while True:
         index = rollout.current_wave()
         if index is None:
-            pending = next((i for i, w in enumerate(rollout.waves) if w.state is WaveState.PENDING), None)
+            pending = next((i for i, w in enumerate(rollout.waves)
+                            if w.state in {WaveState.PENDING, WaveState.WAITING_APPROVAL}), None)
             if pending is None:
                 rollout = dataclasses.replace(rollout, state=RolloutState.DONE, reason="every wave is done")
                 events.append(("rollout_done", f"rollout {rollout.id} of {rollout.commit[:8]} is done"))
                 return StepResult(rollout, releases, {}, tuple(events))
+            if rollout.waves[pending].awaits_approval:
+                # No timer passes an approval gate: the wave's progress deadline starts at its release.
+                return StepResult(_wait_for_approval(rollout, pending, events), releases, {}, tuple(events))
             rollout, released, more = _release_wave(rollout, pending, now)
             releases.update(released)
             events.extend(more)
@@ -400,6 +444,73 @@ def step(rollout: Rollout, observed: Mapping[str, ClusterObservation], now: dt.d
         waves[index] = dataclasses.replace(wave, state=WaveState.DONE, finished_at=now)
         events.append(("wave_done", f"wave {wave.name} done" + (f" ({note})" if note else "")))
         rollout = dataclasses.replace(rollout, waves=tuple(waves))
+
+
+def _wait_for_approval(rollout: Rollout, index: int, events: list[tuple[str, str]]) -> Rollout:
+    wave = rollout.waves[index]
+    if wave.state is WaveState.WAITING_APPROVAL:
+        return rollout
+    waves = list(rollout.waves)
+    waves[index] = dataclasses.replace(wave, state=WaveState.WAITING_APPROVAL)
+    why = (f"; the commit range changes {', '.join(wave.policy.approval_matched[:5])}"
+           + (" ..." if len(wave.policy.approval_matched) > 5 else "") if wave.policy.approval_matched else "")
+    events.append(("wave_waiting_approval", f"wave {wave.name} waits for approval (approvers: "
+                                            f"{wave.policy.approvers_text()}){why}: `convoy rollout approve`"))
+    return dataclasses.replace(rollout, waves=tuple(waves))
+
+
+def approve(rollout: Rollout, *, by: str, now: dt.datetime, wave: str | None = None,
+            comment: str = "") -> tuple[Rollout, tuple[str, str]]:
+    """``by`` (an admin credential's name) approves ``wave``, or the wave that waits for approval.
+
+    A pending wave that needs approval may be approved ahead. Raises :class:`ApprovalDenied` when
+    ``by`` is not one of the wave's approvers, ValueError when there is nothing to approve.
+    """
+    if not rollout.state.active:
+        raise ValueError(f"rollout {rollout.id} is {rollout.state}; nothing of it waits for approval")
+    waiting = rollout.waiting_wave()
+    if wave is None:
+        if waiting is None:
+            gated = [w.name for w in rollout.waves if w.state is WaveState.PENDING and w.awaits_approval]
+            hint = (f"; approve a later wave ahead with --wave ({', '.join(gated)})" if gated else "")
+            raise ValueError(f"rollout {rollout.id}: no wave waits for approval{hint}")
+        wave = waiting.name
+    index = next((i for i, w in enumerate(rollout.waves) if w.name == wave), None)
+    if index is None:
+        raise ValueError(f"rollout {rollout.id} has no wave {wave!r} (waves: "
+                         f"{', '.join(w.name for w in rollout.waves)})")
+    target = rollout.waves[index]
+    if not target.policy.approval:
+        raise ValueError(f"wave {wave} of rollout {rollout.id} needs no approval")
+    if target.approved_by is not None:
+        raise ValueError(f"wave {wave} of rollout {rollout.id} was already approved by {target.approved_by}")
+    if target.state not in {WaveState.PENDING, WaveState.WAITING_APPROVAL}:
+        raise ValueError(f"wave {wave} of rollout {rollout.id} is {target.state}; only a wave that waits for "
+                         "approval, or a pending one, can be approved")
+    if target.policy.approvers and by not in target.policy.approvers:
+        raise ApprovalDenied(f"wave {wave}: admin credential {by!r} may not approve it; approvers: "
+                             f"{target.policy.approvers_text()}")
+    waves = list(rollout.waves)
+    waves[index] = dataclasses.replace(target, approved_by=by, approved_at=now, approval_comment=comment)
+    ahead = "" if target.state is WaveState.WAITING_APPROVAL else " ahead"
+    message = (f"wave {wave} of rollout {rollout.id} approved{ahead} by {by}"
+               + (f": {comment}" if comment else ""))
+    return dataclasses.replace(rollout, waves=tuple(waves)), ("approved", message)
+
+
+def keep_approvals(rollout: Rollout, stored: Rollout) -> Rollout:
+    """``rollout`` with the approvals ``stored`` (the same rollout as saved meanwhile) has and it lacks.
+
+    Approvals only ever get added, so a writer that read the rollout before an approval was saved
+    (another replica's tick) keeps it instead of writing over it.
+    """
+    given = {w.name: w for w in stored.waves if w.approved_by is not None}
+    if stored.id != rollout.id or not given:
+        return rollout
+    waves = tuple(dataclasses.replace(w, approved_by=given[w.name].approved_by, approved_at=given[w.name].approved_at,
+                                      approval_comment=given[w.name].approval_comment)
+                  if w.approved_by is None and w.name in given else w for w in rollout.waves)
+    return dataclasses.replace(rollout, waves=waves)
 
 
 def _skip(rollout: Rollout, index: int, now: dt.datetime, events: list[tuple[str, str]], note: str) -> Rollout:
@@ -482,6 +593,10 @@ def control(rollout: Rollout, action: str, now: dt.datetime) -> tuple[Rollout, t
             "rollout_aborted", f"rollout {rollout.id} aborted; clusters not yet released keep their bundle")
     if action == "promote":
         index = rollout.current_wave()
+        waiting = rollout.waiting_wave()
+        if index is None and waiting is not None and rollout.state.active:
+            raise ValueError(f"wave {waiting.name} of rollout {rollout.id} waits for approval; promote does "
+                             "not pass an approval gate: `convoy rollout approve`")
         if index is None or not rollout.state.active:
             raise ValueError(f"rollout {rollout.id} has no wave in progress to promote")
         waves = list(rollout.waves)

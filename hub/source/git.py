@@ -329,6 +329,12 @@ class GitSource:
         # mirror (its history was rewritten away): both mean the branch did not move forward.
         return self._run_git(["merge-base", "--is-ancestor", old, new], check=False).returncode == 0
 
+    def changed_paths(self, old: str, new: str) -> list[str]:
+        """The repository-relative paths that differ between commits ``old`` and ``new`` (either side of a
+        rename counts). Raises GitSourceError when either commit is not in the mirror."""
+        result = self._run_git(["diff", "--name-only", "--no-renames", "-z", old, new, "--"])
+        return sorted({path for path in result.stdout.split("\0") if path})
+
     def fs_at(self, sha: str) -> repofs.GitTreeFS:
         """A read-only view of the tree at ``sha``, straight from the object database."""
         from hub.tree import repofs  # the renderer is only needed once a commit is read

@@ -126,6 +126,9 @@ class EventKind(enum.StrEnum):
     ROLLOUT_ABORTED = "rollout_aborted"
     ROLLOUT_PROMOTED = "rollout_promoted"
     WAVE_SKIPPED = "wave_skipped"                  #: a wave with no present cluster, under emptyWave: skip
+    WAVE_WAITING_APPROVAL = "wave_waiting_approval"  #: a wave's turn came; it waits for an admin's approval
+    APPROVED = "approved"                          #: an admin credential approved a wave (name, comment)
+    ADMIN_CREDENTIAL = "admin_credential"          #: a named admin credential was created or revoked
     HUB = "hub"                                    #: hub lifecycle: started, leader, stopped
 
 
@@ -181,6 +184,20 @@ class BootstrapToken(SQLModel, table=True):
     #: ... or the prefix every name registered with it must start with; "" binds it to any name, declared
     #: in Git or not. None on both: unbound (any name the fleet repository does not declare).
     name_prefix: str | None = Field(default=None, max_length=NAME_LEN)
+
+
+class AdminCredential(SQLModel, table=True):
+    """A named admin credential made with ``convoy credential create`` (the hub's own first-start
+    credential, named ``admin``, lives in its identity directory, not here). Only the hash is stored."""
+
+    __tablename__ = "admin_credentials"
+
+    name: str = Field(primary_key=True, max_length=NAME_LEN)
+    secret_hash: str = Field(max_length=80, unique=True, index=True)
+    created_at: dt.datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_by: str = Field(default="", max_length=NAME_LEN)
+    #: When it was revoked (None: valid). A revoked name stays taken, so history never names two holders.
+    revoked_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
 
 
 class SeenCommit(SQLModel, table=True):

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from hub import localfleet
 from protos import codec
@@ -58,7 +59,11 @@ def wait_state(fleet: localfleet.LocalFleet, commit: str, state: str, timeout: f
     return localfleet.wait_until(reached, timeout=timeout, what=f"rollout of {commit[:8]} {state}", interval=0.3)
 
 
-def convoy(fleet: localfleet.LocalFleet, *args: str) -> subprocess.CompletedProcess[str]:
+def convoy(fleet: localfleet.LocalFleet, *args: str,
+           credential: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The real CLI as a user types it; ``credential``: a named admin credential's file instead of ``admin``."""
     env = {**os.environ, "CONVOY_CONFIG": str(fleet.cli_config)}
+    if credential is not None:
+        env["CONVOY_CREDENTIAL_FILE"] = str(credential)
     return subprocess.run([sys.executable, "-m", "hub", *args], capture_output=True, text=True, env=env, timeout=60,
                           check=False)

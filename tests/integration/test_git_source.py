@@ -283,3 +283,17 @@ def test_gpg_signed_commit_verifies_against_the_keyring(
         assert untrusted.verdict is gitsource.SignatureVerdict.UNTRUSTED
     finally:
         subprocess.run(["gpgconf", "--homedir", str(signer_home), "--kill", "all"], check=False)
+
+
+def test_changed_paths_between_commits_count_both_sides_of_a_rename(upstream: Path,
+                                                                   source: gitsource.GitSource) -> None:
+    first = source.fetch().sha
+    (upstream / "apps" / "web").mkdir(parents=True)
+    commit(upstream, "apps/web/deploy.yaml", "kind: Deployment\n")
+    run("git", "mv", "fleet.yaml", "fleet-old.yaml", cwd=upstream)
+    run("git", "commit", "-q", "-m", "rename", cwd=upstream)
+    second = source.fetch().sha
+    assert source.changed_paths(first, second) == ["apps/web/deploy.yaml", "fleet-old.yaml", "fleet.yaml"]
+    assert source.changed_paths(second, second) == []
+    with pytest.raises(gitsource.GitSourceError, match="git diff"):
+        source.changed_paths("0" * 40, second)  # a commit gone from the mirror: the caller keeps the gate closed

@@ -79,7 +79,7 @@ def test_migrations_apply_from_empty_and_match_the_models(db_url: str) -> None:
         assert database.current_revision() is None
         database.migrate()
         database.migrate()  # idempotent: a restarted hub migrates again
-        assert database.current_revision() == "0007_ocipush"
+        assert database.current_revision() == "0008_admincreds"
         with database.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
         assert diff == [], f"models and migrations disagree; add an Alembic version: {diff}"

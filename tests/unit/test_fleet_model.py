@@ -180,3 +180,62 @@ def test_external_builds_are_denied_unless_fleet_yaml_allows_them() -> None:
         model.parse_fleet({**yaml.safe_load(BASE), "render": {"external": "yes"}})
     with pytest.raises(FleetConfigError, match=r"render.helm: unknown field"):
         model.parse_fleet({**yaml.safe_load(BASE), "render": {"helm": "allow"}})
+
+
+# -- approval gates -----------------------------------------------------------------------------
+
+def _fleet_with_wave(**wave: object) -> dict[str, object]:
+    return {"apiVersion": "convoy.dev/v1alpha1", "kind": "Fleet", "apps": [{"name": "web", "path": "apps/web"}],
+            "rollout": {"waves": [{"name": "prod", "selector": {}, **wave}]}}
+
+
+def _approval(**wave: object) -> model.Approval | None:
+    rollout = model.parse_fleet(_fleet_with_wave(**wave)).rollout
+    assert rollout is not None
+    return rollout.waves[0].approval
+
+
+def test_wave_approval_forms() -> None:
+    assert _approval() is None and _approval(approval="none") is None
+    assert _approval(approval="required") == model.Approval()
+    gate = _approval(approval={"required": True, "paths": ["apps/web/**", "fleet.yaml"],
+                               "approvers": ["alice", "bob"]})
+    assert gate is not None
+    assert gate == model.Approval(paths=("apps/web/**", "fleet.yaml"), approvers=("alice", "bob"))
+    assert gate.matching(["apps/api/k.yaml"]) == ()
+    assert gate.matching(["apps/web/base/deploy.yaml", "README.md"]) == ("apps/web/base/deploy.yaml",)
+    assert gate.matching(None) is None        # changed paths unknown: approval needed
+
+
+@pytest.mark.parametrize(("approval", "message"), [
+    ("maybe", "rollout.waves[0].approval: 'maybe' is not one of required, none, or a mapping"),
+    ({"required": "yes"}, "rollout.waves[0].approval.required: must be true or false, not 'yes'"),
+    ({"required": True, "paths": ["/etc/x"]}, "rollout.waves[0].approval.paths[0]: '/etc/x' must be relative"),
+    ({"required": True, "paths": ["../x"]}, "rollout.waves[0].approval.paths[0]: '../x' must be relative"),
+    ({"required": True, "paths": []}, "rollout.waves[0].approval.paths: must list at least one path glob"),
+    ({"required": True, "approvers": ["Alice"]},
+     "rollout.waves[0].approval.approvers[0]: 'Alice' is not an admin credential name"),
+    ({"required": False, "approvers": ["alice"]}, "approval.required: paths and approvers need required: true"),
+    ({"required": True, "who": ["alice"]}, "rollout.waves[0].approval.who: unknown field"),
+])
+def test_wave_approval_errors_name_the_field(approval: object, message: str) -> None:
+    with pytest.raises(model.FleetConfigError) as caught:
+        model.parse_fleet(_fleet_with_wave(approval=approval))
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("pattern", "path", "matches"), [
+    ("apps/web/**", "apps/web/deploy.yaml", True),
+    ("apps/web/**", "apps/web/overlays/prod/patch.yaml", True),
+    ("apps/web/**", "apps/webshop/deploy.yaml", False),
+    ("apps/web", "apps/web/deploy.yaml", True),           # a directory covers what is under it
+    ("fleet.yaml", "fleet.yaml", True),
+    ("fleet.yaml", "clusters/a/fleet.yaml", False),
+    ("*.yaml", "fleet.yaml", True),
+    ("*.yaml", "apps/web/deploy.yaml", False),            # * stays within one segment
+    ("**/*.yaml", "apps/web/deploy.yaml", True),
+    ("apps/*/base/**", "apps/api/base/k.yaml", True),
+    ("apps/?eb/**", "apps/web/k.yaml", True),
+])
+def test_approval_path_globs(pattern: str, path: str, matches: bool) -> None:
+    assert model.path_matches(pattern, path) is matches

@@ -100,3 +100,37 @@ async def test_unknown_credentials_are_remembered_and_bounded_per_peer_before_th
     with pytest.raises(grpc_errors.Unauthenticated):
         await call("guess-4")  # one token back after a second
     db.dispose()
+
+
+async def test_admin_credentials_resolve_to_names_and_a_revocation_holds_at_the_next_call(tmp_path: Path) -> None:
+    db = store_db.Database(store_db.default_sqlite_url(tmp_path))
+    db.migrate()
+    first_start = secrets.new_credential()
+    with db.session() as session:
+        _row, alice = store.create_admin_credential(session, "alice", created_by="admin")
+    now = [0.0]
+    authenticator = auth.Authenticator(db=db, admin_credential=first_start, clock=lambda: now[0],
+                                       unknown_seconds=10, failure_rate=1.0, failure_burst=2)
+    reads: list[str] = []
+    real = authenticator._admin_lookup
+    authenticator._admin_lookup = lambda c: reads.append(c) or real(c)  # type: ignore[method-assign]
+
+    async def call(value: str, peer: str = "ipv4:10.0.0.1") -> str:
+        return await authenticator.admin((("authorization", f"Bearer {value}"),), method="history", peer=peer)
+
+    assert await call(first_start) == "admin" and reads == []     # the first-start one: from memory
+    assert await call(alice) == "alice" and await call(alice) == "alice"
+    assert len(reads) == 2                                         # a valid named one: read every time
+    with db.session() as session:
+        assert store.revoke_admin_credential(session, "alice", by="admin")
+    with pytest.raises(grpc_errors.Unauthenticated, match="history: the admin credential is not recognised"):
+        await call(alice)                                          # no cache outlives the revocation
+    for _ in range(3):                                             # a guess: one read, then remembered
+        with pytest.raises(grpc_errors.Unauthenticated):
+            await call("guess")
+    assert reads.count("guess") == 1
+    with pytest.raises(limits.RateLimited, match=r"history from ipv4:10\.0\.0\.1: too many unrecognised"):
+        await call("another-guess")                                # the peer's bucket (2) is spent
+    assert "another-guess" not in reads
+    assert await call(first_start) == "admin"
+    db.dispose()

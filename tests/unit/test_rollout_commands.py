@@ -53,6 +53,36 @@ def test_status_names_absent_clusters_and_why_and_the_evidence_policy() -> None:
     assert len(canary) == 2 and "minReady all present" in canary[1] and "emptyWave stop" in canary[1]
 
 
+def test_status_says_which_wave_waits_for_approval_by_whom_and_who_approved_passed_waves() -> None:
+    status = response()
+    canary = status.waves[0]
+    canary.approval_required, canary.approved_by, canary.approval_comment = True, "alice", "looks good"
+    canary.approved_at.CopyFrom(codec.timestamp(NOW - dt.timedelta(seconds=25)))
+    rest = status.waves[1]
+    rest.state, rest.approval_required = "waiting-approval", True
+    rest.approvers.extend(["alice", "bob"])
+    rest.approval_paths.append("apps/web/**")
+    rest.approval_matched.extend(["apps/web/a.yaml", "apps/web/b.yaml", "apps/web/c.yaml", "apps/web/d.yaml"])
+    doc = commands.rollout_document(status, now=NOW)
+    assert doc["waitingApproval"] == {"wave": "rest", "approvers": ["alice", "bob"]}
+    assert doc["waves"][0]["approval"] == {"required": True, "approvers": [], "paths": [], "matched": [],
+                                           "approvedBy": "alice", "approvedAt": "2026-01-01T12:00:05+00:00",
+                                           "comment": "looks good"}
+    assert commands.wave_lines(doc["waves"][0], 1, now=NOW)[-1] == "     approved by alice: looks good"
+    assert commands.wave_lines(doc["waves"][1], 2, now=NOW)[-1] == (
+        "     waiting for approval of wave rest (approvers: alice, bob); changes apps/web/a.yaml, apps/web/b.yaml, "
+        "apps/web/c.yaml ...")
+    # A path-bound gate the commit range does not touch says so; a wave without a gate says nothing.
+    rest.ClearField("approvers")
+    rest.ClearField("approval_matched")
+    rest.state, rest.approval_required = "progressing", False
+    doc = commands.rollout_document(status, now=NOW)
+    assert doc["waitingApproval"] is None
+    assert commands.wave_lines(doc["waves"][1], 2, now=NOW)[-1] == (
+        "     approval: not needed (no change under apps/web/**)")
+    assert commands.rollout_document(response(), now=NOW)["waves"][0]["approval"] is None
+
+
 def test_rollback_needs_clusters_and_exactly_one_of_to_or_unpin() -> None:
     runner = CliRunner()
     for args, message in ((["--to", "abc1234"], "give CLUSTER names or --selector"),

@@ -442,3 +442,46 @@ def test_a_stream_reopened_before_the_old_one_ended_stays_connected(db: Database
         assert store.mark_disconnected(s, "prod-1", opened_at=T0 + dt.timedelta(seconds=5),
                                        now=T0 + dt.timedelta(seconds=7))
     assert row().disconnected_at == row().last_seen == T0 + dt.timedelta(seconds=7)
+
+
+GATED_DOC: dict[str, Any] = {**FLEET_DOC, "rollout": {
+    **FLEET_DOC["rollout"], "bakeTime": "0s",
+    "waves": [{"name": "canary", "selector": {"matchLabels": {"canary": "true"}}},
+              {"name": "prod", "selector": {"matchLabels": {"env": "prod"}},
+               "approval": {"required": True, "paths": ["apps/web/**"], "approvers": ["alice"]}}]}}
+
+
+@pytest.mark.parametrize(("changed", "gated"), [(["apps/web/deploy.yaml"], True), (["apps/db/x.yaml"], False),
+                                                (None, True)])
+def test_path_bound_approval_is_decided_once_from_the_changed_paths_and_kept_across_a_restart(
+        db: Database, changed: list[str] | None, gated: bool) -> None:
+    first = ctl.RolloutController(db=db, notifier=notify.Notifier(), clock=lambda: T0)
+    asked: list[tuple[str, str]] = []
+
+    def changed_paths(old: str, new: str) -> list[str]:
+        asked.append((old, new))
+        if changed is None:
+            raise RuntimeError(f"{old} is gone from the mirror")
+        return changed
+    first.changed_paths = changed_paths
+    first_commit(first, db)
+    sync(first, db, C2, V2, fleet=model.parse_fleet(GATED_DOC))
+    assert asked == [(C1, C2)]                               # one previous commit: one diff
+    report(db, "canary-1", put(db, V2["canary-1"])[0])
+    released = first.tick_blocking(T0 + dt.timedelta(seconds=1))
+    if not gated:
+        assert released == ["prod-1", "prod-2"]
+        return
+    assert released == [] and latest(db).waves[1].state is planning.WaveState.WAITING_APPROVAL
+    assert first.tick_blocking(T0 + dt.timedelta(hours=2)) == []     # no timer passes the gate
+    # Another hub process (a restart, a new leader) finds the gate in the database, closed.
+    second = ctl.RolloutController(db=db, notifier=notify.Notifier(), clock=lambda: T0 + dt.timedelta(hours=3))
+    assert second.tick_blocking(T0 + dt.timedelta(hours=3)) == []
+    with pytest.raises(planning.ApprovalDenied, match="approvers: alice"):
+        second.approve_blocking(by="admin", comment="no")
+    rollout, changed_now = second.approve_blocking(by="alice", comment="ok", now=T0 + dt.timedelta(hours=3))
+    assert changed_now == ["prod-1", "prod-2"] and rollout.waves[1].approved_by == "alice"
+    with db.session(write=False) as s:
+        approved = [e for e in store.events(s, limit=1000) if e.kind == "approved"]
+    assert [(e.message, (e.details or {})["by"], (e.details or {})["comment"]) for e in approved] == [
+        (f"wave prod of rollout {rollout.id} approved by alice: ok", "alice", "ok")]

@@ -234,3 +234,78 @@ def test_old_documents_without_the_evidence_fields_load_with_the_defaults() -> N
         del wave["minReady"], wave["emptyWave"]
     loaded = planning.Rollout.from_document(doc)
     assert all(w.policy.min_ready is None and w.policy.empty_wave == "stop" for w in loaded.waves)
+
+
+# -- approval gates -----------------------------------------------------------------------------
+
+GATED_EU = dataclasses.replace(EU, approval=True, approvers=("alice", "bob"))
+
+
+def gated() -> planning.StepResult:
+    waves = planning.assign_waves(REGIONS, [(dataclasses.replace(CANARY, bake_time=dt.timedelta(0)),
+                                             lambda c: c == "c1"),
+                                            (GATED_EU, lambda c: REGIONS[c] == "eu")])
+    return planning.start(rollout_id="r1", commit="a" * 40, targets={c: f"new-{c}" for c in REGIONS},
+                          previous={c: f"old-{c}" for c in REGIONS}, waves=waves, now=T0)
+
+
+def test_a_gated_wave_waits_for_approval_whatever_the_time() -> None:
+    rollout = gated().rollout
+    result = planning.step(rollout, ready("c1"), T0 + dt.timedelta(seconds=1))
+    assert result.releases == {}
+    eu = result.rollout.waves[1]
+    assert eu.state is planning.WaveState.WAITING_APPROVAL and eu.started_at is None
+    assert [kind for kind, _ in result.events][-1] == "wave_waiting_approval"
+    assert "approvers: alice, bob" in result.events[-1][1]
+    # Hours later (far past the 10 min progress deadline) it still waits, and says so only once.
+    later = planning.step(result.rollout, ready("c1"), T0 + dt.timedelta(hours=5))
+    assert later.releases == {} and later.events == () and later.rollout == result.rollout
+
+
+def test_approval_by_an_approver_releases_the_wave_with_a_fresh_deadline() -> None:
+    waiting = planning.step(gated().rollout, ready("c1"), T0 + dt.timedelta(seconds=1)).rollout
+    at = T0 + dt.timedelta(hours=1)
+    approved, (kind, message) = planning.approve(waiting, by="alice", comment="canary looks good", now=at)
+    assert kind == "approved" and message == "wave eu of rollout r1 approved by alice: canary looks good"
+    result = planning.step(approved, ready("c1"), at)
+    assert result.releases == {"c2": "new-c2", "c3": "new-c3"}
+    eu = result.rollout.waves[1]
+    assert (eu.state, eu.started_at, eu.approved_by, eu.approval_comment) == (
+        planning.WaveState.PROGRESSING, at, "alice", "canary looks good")
+    assert planning.Rollout.from_document(result.rollout.to_document()) == result.rollout
+
+
+def test_approval_refusals_say_why() -> None:
+    rollout = gated().rollout
+    with pytest.raises(ValueError, match="no wave waits for approval; approve a later wave ahead with --wave"):
+        planning.approve(rollout, by="alice", now=T0)
+    with pytest.raises(ValueError, match="needs no approval"):
+        planning.approve(rollout, by="alice", wave="canary", now=T0)
+    with pytest.raises(ValueError, match="has no wave 'us'"):
+        planning.approve(rollout, by="alice", wave="us", now=T0)
+    with pytest.raises(planning.ApprovalDenied, match="'carol' may not approve it; approvers: alice, bob"):
+        planning.approve(rollout, by="carol", wave="eu", now=T0)
+    with pytest.raises(ValueError, match="promote does not pass an approval gate"):
+        waiting = planning.step(rollout, ready("c1"), T0).rollout
+        planning.control(waiting, "promote", T0)
+
+
+def test_a_wave_approved_ahead_is_released_when_its_turn_comes() -> None:
+    rollout = gated().rollout
+    approved, (_, message) = planning.approve(rollout, by="bob", wave="eu", now=T0)
+    assert "approved ahead by bob" in message
+    result = planning.step(approved, ready("c1"), T0 + dt.timedelta(seconds=1))
+    assert set(result.releases) == {"c2", "c3"}
+    with pytest.raises(ValueError, match="already approved by bob"):
+        planning.approve(result.rollout, by="alice", wave="eu", now=T0)
+
+
+def test_a_writer_that_read_the_rollout_before_an_approval_keeps_the_approval() -> None:
+    read_before = gated().rollout                                      # another replica's tick read this
+    approved, _ = planning.approve(read_before, by="alice", wave="eu", comment="ahead", now=T0)
+    ticked = planning.step(read_before, ready("c1"), T0 + dt.timedelta(seconds=1)).rollout
+    kept = planning.keep_approvals(ticked, approved)
+    assert kept.waves[1].approved_by == "alice" and kept.waves[1].approval_comment == "ahead"
+    assert kept.waves[0] == ticked.waves[0] and kept.state == ticked.state
+    other = dataclasses.replace(approved, id="r2")                     # another rollout's approvals: not ours
+    assert planning.keep_approvals(ticked, other) == ticked

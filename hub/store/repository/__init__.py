@@ -55,6 +55,9 @@ render      set_render_errors(s, *, cluster, commit, errors); clear_render_error
 events      add_event(s, kind, *, cluster, commit, digest, message, details, aggregate) -> Event
             events(s, *, cluster, since, after_id, kinds, limit=200) -> oldest-first list of the newest
             prune_events(s, *, before, keep) -> number deleted
+admin creds create_admin_credential(s, name, *, created_by) -> (row, secret)   StoreError (name taken)
+            admin_credential_name(s, credential) -> name | None (valid only); list_admin_credentials(s)
+            revoke_admin_credential(s, name, *, by) -> bool
 hub state   get_state(s, key) -> str | None; set_state(s, key, value)   (keys: StateKey)
             states_with_prefix(s, prefix) -> [HubState]; delete_states(s, keys)
 rollouts    insert_rollout(s, *, commit, state, document) -> RolloutRow (seq assigned)
@@ -68,6 +71,13 @@ oci pushes  oci_pushes(s, target) -> {(cluster, commit, digest): PushRecord}   (
 
 from __future__ import annotations
 
+from hub.store.repository.admin_credentials import (
+    BOOTSTRAP_ADMIN,
+    admin_credential_name,
+    create_admin_credential,
+    list_admin_credentials,
+    revoke_admin_credential,
+)
 from hub.store.repository.bundles import (
     BundleMeta,
     BundleRef,
@@ -177,6 +187,7 @@ from hub.store.repository.tokens import (
 )
 
 __all__ = [
+    "BOOTSTRAP_ADMIN",
     "DEFAULT_ROTATION_GRACE",
     "EVENT_MESSAGE_EXCERPT",
     "MAX_EVENT_MESSAGE_CHARS",
@@ -194,6 +205,7 @@ __all__ = [
     "StatusInput",
     "WatchRow",
     "add_event",
+    "admin_credential_name",
     "applied_phases",
     "authenticate_cluster",
     "bundle_meta",
@@ -202,6 +214,7 @@ __all__ = [
     "clear_render_errors",
     "commit_of_desired",
     "consume_token",
+    "create_admin_credential",
     "create_token",
     "delete_states",
     "deregistered",
@@ -222,6 +235,7 @@ __all__ = [
     "insert_rollout",
     "issue_next_credential",
     "latest_rollout",
+    "list_admin_credentials",
     "list_clusters",
     "list_tokens",
     "mark_connected",
@@ -245,6 +259,7 @@ __all__ = [
     "report_times",
     "request_age_rotation",
     "request_rotation",
+    "revoke_admin_credential",
     "revoke_token",
     "save_rollout",
     "save_status",

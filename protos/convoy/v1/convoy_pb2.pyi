@@ -599,7 +599,7 @@ class RolloutStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WaveStatus(_message.Message):
-    __slots__ = ("name", "state", "clusters", "counts", "started_at", "finished_at", "ready_since", "bake_seconds", "progress_deadline_seconds", "max_unavailable", "on_failure", "absent", "min_ready", "empty_wave")
+    __slots__ = ("name", "state", "clusters", "counts", "started_at", "finished_at", "ready_since", "bake_seconds", "progress_deadline_seconds", "max_unavailable", "on_failure", "absent", "min_ready", "empty_wave", "approval_required", "approvers", "approval_paths", "approval_matched", "approved_by", "approved_at", "approval_comment")
     class CountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -628,6 +628,13 @@ class WaveStatus(_message.Message):
     ABSENT_FIELD_NUMBER: _ClassVar[int]
     MIN_READY_FIELD_NUMBER: _ClassVar[int]
     EMPTY_WAVE_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    APPROVERS_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_PATHS_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_MATCHED_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_BY_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_AT_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_COMMENT_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: str
     clusters: _containers.RepeatedScalarFieldContainer[str]
@@ -642,7 +649,14 @@ class WaveStatus(_message.Message):
     absent: _containers.ScalarMap[str, str]
     min_ready: str
     empty_wave: str
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., clusters: _Optional[_Iterable[str]] = ..., counts: _Optional[_Mapping[str, int]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ready_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bake_seconds: _Optional[float] = ..., progress_deadline_seconds: _Optional[float] = ..., max_unavailable: _Optional[str] = ..., on_failure: _Optional[str] = ..., absent: _Optional[_Mapping[str, str]] = ..., min_ready: _Optional[str] = ..., empty_wave: _Optional[str] = ...) -> None: ...
+    approval_required: bool
+    approvers: _containers.RepeatedScalarFieldContainer[str]
+    approval_paths: _containers.RepeatedScalarFieldContainer[str]
+    approval_matched: _containers.RepeatedScalarFieldContainer[str]
+    approved_by: str
+    approved_at: _timestamp_pb2.Timestamp
+    approval_comment: str
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., clusters: _Optional[_Iterable[str]] = ..., counts: _Optional[_Mapping[str, int]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ready_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bake_seconds: _Optional[float] = ..., progress_deadline_seconds: _Optional[float] = ..., max_unavailable: _Optional[str] = ..., on_failure: _Optional[str] = ..., absent: _Optional[_Mapping[str, str]] = ..., min_ready: _Optional[str] = ..., empty_wave: _Optional[str] = ..., approval_required: _Optional[bool] = ..., approvers: _Optional[_Iterable[str]] = ..., approval_paths: _Optional[_Iterable[str]] = ..., approval_matched: _Optional[_Iterable[str]] = ..., approved_by: _Optional[str] = ..., approved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., approval_comment: _Optional[str] = ...) -> None: ...
 
 class RolloutStatusResponse(_message.Message):
     __slots__ = ("id", "commit", "state", "reason", "waves", "failing_clusters", "started_at")
@@ -733,3 +747,63 @@ class RotateAgeKeyResponse(_message.Message):
     ONLINE_FIELD_NUMBER: _ClassVar[int]
     online: bool
     def __init__(self, online: _Optional[bool] = ...) -> None: ...
+
+class RolloutApproveRequest(_message.Message):
+    __slots__ = ("wave", "comment")
+    WAVE_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    wave: str
+    comment: str
+    def __init__(self, wave: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class CreateAdminCredentialRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CreateAdminCredentialResponse(_message.Message):
+    __slots__ = ("name", "credential")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    credential: str
+    def __init__(self, name: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
+
+class ListAdminCredentialsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AdminCredentialInfo(_message.Message):
+    __slots__ = ("name", "created_at", "created_by", "revoked", "revoked_at", "bootstrap")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    created_at: _timestamp_pb2.Timestamp
+    created_by: str
+    revoked: bool
+    revoked_at: _timestamp_pb2.Timestamp
+    bootstrap: bool
+    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., revoked: _Optional[bool] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bootstrap: _Optional[bool] = ...) -> None: ...
+
+class ListAdminCredentialsResponse(_message.Message):
+    __slots__ = ("credentials",)
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    credentials: _containers.RepeatedCompositeFieldContainer[AdminCredentialInfo]
+    def __init__(self, credentials: _Optional[_Iterable[_Union[AdminCredentialInfo, _Mapping]]] = ...) -> None: ...
+
+class RevokeAdminCredentialRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RevokeAdminCredentialResponse(_message.Message):
+    __slots__ = ("revoked",)
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    revoked: bool
+    def __init__(self, revoked: _Optional[bool] = ...) -> None: ...

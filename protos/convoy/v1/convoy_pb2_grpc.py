@@ -380,6 +380,26 @@ class AdminServiceStub:
                 request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyRequest.SerializeToString,
                 response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyResponse.FromString,
                 _registered_method=True)
+        self.RolloutApprove = channel.unary_unary(
+                '/convoy.v1.AdminService/RolloutApprove',
+                request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RolloutApproveRequest.SerializeToString,
+                response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RolloutStatusResponse.FromString,
+                _registered_method=True)
+        self.CreateAdminCredential = channel.unary_unary(
+                '/convoy.v1.AdminService/CreateAdminCredential',
+                request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.CreateAdminCredentialRequest.SerializeToString,
+                response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.CreateAdminCredentialResponse.FromString,
+                _registered_method=True)
+        self.ListAdminCredentials = channel.unary_unary(
+                '/convoy.v1.AdminService/ListAdminCredentials',
+                request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.ListAdminCredentialsRequest.SerializeToString,
+                response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.ListAdminCredentialsResponse.FromString,
+                _registered_method=True)
+        self.RevokeAdminCredential = channel.unary_unary(
+                '/convoy.v1.AdminService/RevokeAdminCredential',
+                request_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RevokeAdminCredentialRequest.SerializeToString,
+                response_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RevokeAdminCredentialResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -488,6 +508,33 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RolloutApprove(self, request, context):
+        """Approve a rollout wave that waits for approval (or a pending one, ahead); the caller's admin
+        credential name is recorded. PERMISSION_DENIED when it is not one of the wave's approvers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAdminCredential(self, request, context):
+        """Named admin credentials: the secret is returned once, by create; only its hash is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAdminCredentials(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeAdminCredential(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -570,6 +617,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RotateAgeKey,
                     request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyRequest.FromString,
                     response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyResponse.SerializeToString,
+            ),
+            'RolloutApprove': grpc.unary_unary_rpc_method_handler(
+                    servicer.RolloutApprove,
+                    request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RolloutApproveRequest.FromString,
+                    response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RolloutStatusResponse.SerializeToString,
+            ),
+            'CreateAdminCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAdminCredential,
+                    request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.CreateAdminCredentialRequest.FromString,
+                    response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.CreateAdminCredentialResponse.SerializeToString,
+            ),
+            'ListAdminCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAdminCredentials,
+                    request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.ListAdminCredentialsRequest.FromString,
+                    response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.ListAdminCredentialsResponse.SerializeToString,
+            ),
+            'RevokeAdminCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAdminCredential,
+                    request_deserializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RevokeAdminCredentialRequest.FromString,
+                    response_serializer=protos_dot_convoy_dot_v1_dot_convoy__pb2.RevokeAdminCredentialResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1007,6 +1074,114 @@ class AdminService:
             '/convoy.v1.AdminService/RotateAgeKey',
             protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyRequest.SerializeToString,
             protos_dot_convoy_dot_v1_dot_convoy__pb2.RotateAgeKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RolloutApprove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/RolloutApprove',
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.RolloutApproveRequest.SerializeToString,
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.RolloutStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAdminCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/CreateAdminCredential',
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.CreateAdminCredentialRequest.SerializeToString,
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.CreateAdminCredentialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAdminCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/ListAdminCredentials',
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.ListAdminCredentialsRequest.SerializeToString,
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.ListAdminCredentialsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAdminCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/RevokeAdminCredential',
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.RevokeAdminCredentialRequest.SerializeToString,
+            protos_dot_convoy_dot_v1_dot_convoy__pb2.RevokeAdminCredentialResponse.FromString,
             options,
             channel_credentials,
             insecure,
