@@ -161,6 +161,51 @@ async def test_a_sealed_secret_reaches_the_cluster_while_the_hub_holds_only_ciph
             reader.close()
 
 
+async def test_a_file_written_by_sops_in_its_own_key_order_is_applied(
+        tmp_path: Path, fleet_repo: FleetRepo, kube: tuple[Any, str]) -> None:
+    # What the sops tool writes by default: keys in the document's order (username before password) and a
+    # MAC over every value, metadata included, which the hub's namespace and app label then change.
+    kubesim_server, name = kube
+    fleet_repo.commit({"apps/web/namespace.yaml": NAMESPACE, "apps/web/kustomization.yaml":
+                       KUSTOMIZATION.replace(", db.sops.yaml", "")}, "the shop namespace")
+    settings = hub_settings(tmp_path / "hub", fleet_repo, insecure=True, heartbeat_seconds=60)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        admin = admin_of(hub, ch)
+        agent = Agent(SpokeSettings(hub=hub.grpc_address, cluster=name, token=await admin.token(), insecure=True,
+                                    health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0),
+                      cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(name)))
+        agent.start()
+        reader = ClusterClient.from_config_dict(kubesim_server.kubeconfig(name))
+        try:
+            async def known() -> str | None:
+                row = await _summary(admin, name)
+                return row.age_recipient if row is not None and row.age_recipient else None
+            recipient = await poll(known, what="the cluster's age recipient at the hub")
+            unsorted = {**SECRET, "metadata": {"name": "web-db", "labels": {"tier": "db"}},
+                        "stringData": {"username": "shop", "password": PASSWORD}}
+            written = yaml.safe_dump(sops.seal(unsorted, [recipient], keep_order=True, mac_only_encrypted=False),
+                                     sort_keys=False)
+            assert written.index("username:") < written.index("password:")
+            assert "mac_only_encrypted" not in written
+            fleet_repo.commit({"apps/web/kustomization.yaml": KUSTOMIZATION,
+                               "apps/web/db.sops.yaml": written}, "db secret sealed by sops")
+            await admin.call("SyncNow", pb.SyncNowRequest())
+
+            async def applied() -> dict[str, Any] | None:
+                live = await asyncio.to_thread(reader.get, "v1", "Secret", "shop", "web-db")
+                row = await _summary(admin, name)
+                assert row is None or not [e for e in row.errors if "web-db" in e], row.errors
+                return live
+            live = await poll(applied, what="the sealed Secret applied in the cluster")
+            values = {k: base64.b64decode(v).decode() for k, v in (live.get("data") or {}).items()}
+            assert values == {"username": "shop", "password": PASSWORD}
+            assert live["metadata"]["labels"]["tier"] == "db"
+        finally:
+            await asyncio.to_thread(agent.stop)
+            agent.client.close()
+            reader.close()
+
+
 async def test_bad_sealed_files_are_refused_by_name_and_the_last_state_stays(
         tmp_path: Path, fleet_repo: FleetRepo, kube: tuple[Any, str], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
