@@ -11,7 +11,9 @@ from typing import Any
 
 import pyrage
 import pytest
+import yaml
 
+from protos import bundle as bundles
 from protos import sops
 
 SECRET: dict[str, Any] = {
@@ -182,16 +184,12 @@ AS_WRITTEN: dict[str, Any] = {
 
 
 def _as_sops_writes(ident_rcpt: tuple[str, str], *, mac_only_encrypted: bool) -> str:
-    import yaml
-
     doc = sops.seal(AS_WRITTEN, [ident_rcpt[1]], keep_order=True, mac_only_encrypted=mac_only_encrypted)
     return yaml.safe_dump(doc, sort_keys=False)
 
 
 def _travelled(source: dict[str, Any]) -> dict[str, Any]:
     """What the spoke gets: the hub's MAC walk annotation, kustomize's metadata changes, sorted JSON."""
-    from protos import bundle as bundles
-
     obj = json.loads(json.dumps(source))
     obj["metadata"]["namespace"] = "shop"
     obj["metadata"]["labels"]["convoy.dev/app"] = "web"
@@ -201,8 +199,6 @@ def _travelled(source: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("mac_only_encrypted", [True, False])
 def test_a_file_with_unsorted_keys_opens_after_travelling_as_sorted_json(mac_only_encrypted: bool) -> None:
-    import yaml
-
     pair = sops.generate_identity()
     source = yaml.safe_load(_as_sops_writes(pair, mac_only_encrypted=mac_only_encrypted))
     assert list(source["stringData"]) == ["username", "password", "port"], "written in the document's order"
@@ -219,8 +215,6 @@ def test_a_file_with_unsorted_keys_opens_after_travelling_as_sorted_json(mac_onl
 
 
 def test_the_recorded_walk_does_not_let_ciphertext_be_moved_dropped_or_added() -> None:
-    import yaml
-
     pair = sops.generate_identity()
     source = yaml.safe_load(_as_sops_writes(pair, mac_only_encrypted=False))
     swapped = _travelled(source)
