@@ -144,8 +144,8 @@ def seal(doc: Mapping[str, Any], recipient_list: Sequence[str], *,
     parsed = [parse_recipient(r) for r in recipient_list]
     key = data_key if data_key is not None else os.urandom(32)
     pattern = re.compile(encrypted_regex)
-    # Keys sorted: bundles travel as sorted JSON, and the MAC covers values in document order, so a
-    # sealed file must already be in the order the spoke will see it.
+    # Keys sorted by default: bundles travel as sorted JSON and the MAC covers values in document order,
+    # so such a file opens even where the hub could not record its MAC walk (no source file found).
     body = copy.deepcopy(dict(doc)) if keep_order else _sorted(copy.deepcopy(dict(doc)))
     digest = hashlib.sha512(_MAC_ONLY_ENCRYPTED_INIT if mac_only_encrypted else b"")
     matched = False
@@ -404,7 +404,7 @@ def _encrypted_test(meta: Mapping[str, Any]) -> Any:
 
 
 def _walked_digest(plain: Mapping[str, Any], sealed_locations: list[list[str | int]], walk: Any,
-                   digest: Any) -> None:
+                   digest: Any, *, encrypted: Any, mac_only_encrypted: bool) -> None:
     """Feed ``digest`` along a recorded MAC walk; the sealed values must be exactly the walk's encrypted ones."""
     malformed = SopsError(f"annotation {bundles.ANNOTATION_SEALED_MAC_WALK} is malformed")
     if not isinstance(walk, list):
@@ -415,6 +415,10 @@ def _walked_digest(plain: Mapping[str, Any], sealed_locations: list[list[str | i
         if not isinstance(location, list) or not all(isinstance(s, (str, int)) for s in location):
             raise malformed
         if isinstance(entry, Mapping):
+            # A value stated in the walk must be one the file left unencrypted: an encrypted one always
+            # comes from the sealed object, so it cannot be dropped and stood in for by a guess.
+            if mac_only_encrypted or encrypted([str(s) for s in location if isinstance(s, str)]):
+                raise malformed
             digest.update(_to_bytes(entry.get("value")))
             continue
         walked.append(json.dumps(location))
@@ -442,7 +446,8 @@ def _decrypt_with(doc: Mapping[str, Any], key: bytes, walk: Any = None) -> dict[
 
     plain: dict[str, Any] = _walk({k: v for k, v in doc.items() if k != "sops"}, [], dec)
     if walk is not None:
-        _walked_digest(plain, [loc for keys, loc, _ in _leaves(doc) if encrypted(keys)], walk, digest)
+        _walked_digest(plain, [loc for keys, loc, _ in _leaves(doc) if encrypted(keys)], walk, digest,
+                       encrypted=encrypted, mac_only_encrypted=mac_only_encrypted)
     stamp = str(meta.get("lastmodified", ""))
     if isinstance(meta.get("lastmodified"), dt.datetime):
         stamp = _rfc3339(meta["lastmodified"])

@@ -237,6 +237,14 @@ def test_the_recorded_walk_does_not_let_ciphertext_be_moved_dropped_or_added() -
     changed_value["metadata"]["annotations"]["convoy.dev/sealed-mac-walk"] = json.dumps(walk)
     with pytest.raises(sops.SopsError, match="MAC does not verify"):
         sops.open_document(changed_value, [pair[0]])
+    # An encrypted value dropped from the object and stood in for by a stated value in the walk.
+    stood_in = _travelled(source)
+    del stood_in["stringData"]["password"]
+    walk = json.loads(stood_in["metadata"]["annotations"]["convoy.dev/sealed-mac-walk"])
+    walk = [{"path": e, "value": "hunter2"} if e == ["stringData", "password"] else e for e in walk]
+    stood_in["metadata"]["annotations"]["convoy.dev/sealed-mac-walk"] = json.dumps(walk)
+    with pytest.raises(sops.SopsError, match="malformed"):
+        sops.open_document(stood_in, [pair[0]])
 
 
 def test_an_independent_sops_implementation_opens_a_file_in_the_order_sops_writes(tmp_path: Path) -> None:
