@@ -116,6 +116,15 @@ def sandbox_clusters(fleet_dir: Path, count: int) -> list[SandboxCluster]:
     return clusters
 
 
+def sandbox_members(fleet_dir: Path, count: int) -> list[SandboxCluster]:
+    """The clusters ``convoy sandbox up --clusters COUNT`` runs: fewer than the sample declares puts the
+    rollout's canary (label ``canary: "true"``) first, so the prod rollout it shows runs its canary wave."""
+    declared = declared_sample_clusters(fleet_dir)
+    if count >= len(declared):
+        return sandbox_clusters(fleet_dir, count)
+    return sorted(declared, key=lambda c: (c.labels.get("canary") != "true", c.name))[:count]
+
+
 def _proc_stat(pid: int) -> list[str] | None:
     """/proc/PID/stat from field 3 (state) on; None where /proc does not say (not Linux, or gone)."""
     try:
@@ -317,10 +326,21 @@ class LocalFleet:
         self.stop()
 
     # -- the fleet repository -----------------------------------------------------------------
-    def init_repo(self) -> str:
+    def init_repo(self, *, declare_only_members: bool = False) -> str:
+        """Copy the sample into a new Git repository; returns the commit.
+
+        ``declare_only_members``: drop the declarations (``clusters/NAME/``) of the sample's clusters that
+        are not run here: a declared cluster that never registers is absent from its rollout wave, and a
+        wave with no present cluster stops the rollout.
+        """
         if self.repo_dir.exists():
             shutil.rmtree(self.repo_dir)
         shutil.copytree(self.fleet_source, self.repo_dir, symlinks=False)
+        if declare_only_members:
+            running = {c.name for c in self.clusters}
+            for declared in sorted((self.repo_dir / "clusters").glob("*/cluster.yaml")):
+                if declared.parent.name not in running:
+                    shutil.rmtree(declared.parent)
         repo = git.Repo.init(self.repo_dir, initial_branch="main")
         repo.git.add(A=True)
         with repo.git.custom_environment(**GIT_IDENTITY):

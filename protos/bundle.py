@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 __all__ = [
     "ANNOTATION_FORCE",
     "ANNOTATION_PRUNE",
+    "ANNOTATION_SEALED_MAC_WALK",
     "ANNOTATION_SEALED_SOURCE",
     "ANNOTATION_SSA",
     "API_VERSION",
@@ -60,6 +61,9 @@ ANNOTATION_FORCE = "convoy.dev/force"      # "true": delete and recreate on an i
 ANNOTATION_PRUNE = "convoy.dev/prune"      # "disabled": never delete
 #: Set by the hub on a sealed object: the repository file it was sealed in, so the spoke's refusal can name it.
 ANNOTATION_SEALED_SOURCE = "convoy.dev/sealed-source"
+#: Set by the hub on a sealed object: the order (and, for a file whose MAC covers every value, the unencrypted
+#: values as written) in which the spoke recomputes the SOPS MAC; bundles are sorted JSON, the file was not.
+ANNOTATION_SEALED_MAC_WALK = "convoy.dev/sealed-mac-walk"
 
 _SIGNING_CONTEXT = b"convoy.dev/bundle-signature/v1\n"
 

@@ -13,6 +13,12 @@ The format is SOPS's own (https://github.com/getsops/sops), so a file made here 
 Convoy writes ``mac_only_encrypted: true`` so the MAC covers only the encrypted values: kustomize
 transformers (namespace, labels) may then change a sealed Secret's metadata without breaking it.
 
+The MAC depends on the order values are walked in, which is the file's own order, while a bundle
+travels as JSON with sorted keys. So the hub records, from the file as written, the walk the MAC
+needs (:func:`mac_walk`) in the annotation ``convoy.dev/sealed-mac-walk``, and :func:`open_document`
+follows it: the paths of the encrypted values in file order and, for a file whose MAC covers every
+value (no ``mac_only_encrypted``, what ``sops`` writes by default), the unencrypted values as written.
+
 Pure: no I/O, nothing logged. Errors never carry a plaintext value.
 """
 
@@ -33,6 +39,8 @@ import pyrage
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from protos import bundle as bundles
+
 __all__ = [
     "DEFAULT_ENCRYPTED_REGEX",
     "Identity",
@@ -40,6 +48,7 @@ __all__ = [
     "ciphertext_digest",
     "generate_identity",
     "is_sealed",
+    "mac_walk",
     "open_document",
     "parse_recipient",
     "recipient_of",
@@ -122,8 +131,12 @@ def ciphertext_digest(doc: Mapping[str, Any]) -> str:
 
 def seal(doc: Mapping[str, Any], recipient_list: Sequence[str], *,
          encrypted_regex: str = DEFAULT_ENCRYPTED_REGEX, now: dt.datetime | None = None,
-         data_key: bytes | None = None) -> dict[str, Any]:
-    """Encrypt ``doc`` for every recipient; returns a new SOPS document (the input is not changed)."""
+         data_key: bytes | None = None, keep_order: bool = False, mac_only_encrypted: bool = True) -> dict[str, Any]:
+    """Encrypt ``doc`` for every recipient; returns a new SOPS document (the input is not changed).
+
+    ``keep_order`` and ``mac_only_encrypted=False`` write what the ``sops`` tool writes by default: values
+    in the document's own order, and a MAC over every value, the unencrypted ones included.
+    """
     if is_sealed(doc):
         raise SopsError("already sealed (it has sops metadata); use refresh to change its recipients")
     if not recipient_list:
@@ -131,15 +144,17 @@ def seal(doc: Mapping[str, Any], recipient_list: Sequence[str], *,
     parsed = [parse_recipient(r) for r in recipient_list]
     key = data_key if data_key is not None else os.urandom(32)
     pattern = re.compile(encrypted_regex)
-    # Keys sorted: bundles travel as sorted JSON, and the MAC covers values in document order, so a
-    # sealed file must already be in the order the spoke will see it.
-    body = _sorted(copy.deepcopy(dict(doc)))
-    digest = hashlib.sha512(_MAC_ONLY_ENCRYPTED_INIT)
+    # Keys sorted by default: bundles travel as sorted JSON and the MAC covers values in document order,
+    # so such a file opens even where the hub could not record its MAC walk (no source file found).
+    body = copy.deepcopy(dict(doc)) if keep_order else _sorted(copy.deepcopy(dict(doc)))
+    digest = hashlib.sha512(_MAC_ONLY_ENCRYPTED_INIT if mac_only_encrypted else b"")
     matched = False
 
     def enc(value: Any, path: list[str]) -> Any:
         nonlocal matched
         if not any(pattern.search(p) for p in path):
+            if not mac_only_encrypted:
+                digest.update(_to_bytes(value))
             return value
         matched = True
         digest.update(_to_bytes(value))
@@ -157,16 +172,48 @@ def seal(doc: Mapping[str, Any], recipient_list: Sequence[str], *,
         "lastmodified": stamp,
         "mac": mac,
         "encrypted_regex": encrypted_regex,
-        "mac_only_encrypted": True,
+        **({"mac_only_encrypted": True} if mac_only_encrypted else {}),
         "version": SOPS_VERSION,
     }
     return sealed_body
 
 
+def mac_walk(doc: Mapping[str, Any]) -> list[Any]:
+    """The walk the MAC of ``doc`` (as written, in its own order) takes, for :func:`open_document`.
+
+    One entry per value the MAC covers, in order: the value's location (keys and list indices) for an
+    encrypted value, which is read back from the sealed object; ``{"path": location, "value": value}``
+    for an unencrypted one (only when the MAC covers every value), which kustomize may have changed.
+    No entry carries a secret: encrypted values are named by location only.
+    """
+    meta = doc.get("sops") or {}
+    encrypted = _encrypted_test(meta)
+    mac_only_encrypted = bool(meta.get("mac_only_encrypted"))
+    walk: list[Any] = []
+    for keys, location, value in _leaves(doc):
+        if encrypted(keys):
+            walk.append(location)
+        elif not mac_only_encrypted:
+            walk.append({"path": location, "value": value})
+    return walk
+
+
 def open_document(doc: Mapping[str, Any], identities: Sequence[Identity]) -> dict[str, Any]:
-    """Decrypt a sealed document with one of ``identities``, verify its MAC, and drop the metadata."""
+    """Decrypt a sealed document with one of ``identities``, verify its MAC, and drop the metadata.
+
+    When the hub recorded the file's MAC walk (annotation ``convoy.dev/sealed-mac-walk``), the MAC is
+    computed along it; else in the document's own order.
+    """
     key = _data_key(doc, identities)
-    return _decrypt_with(doc, key)
+    annotations = (doc.get("metadata") or {}).get("annotations") or {}
+    recorded = annotations.get(bundles.ANNOTATION_SEALED_MAC_WALK) if isinstance(annotations, Mapping) else None
+    walk: list[Any] | None = None
+    if recorded is not None:
+        try:
+            walk = json.loads(str(recorded))
+        except ValueError:
+            raise SopsError(f"annotation {bundles.ANNOTATION_SEALED_MAC_WALK} is not JSON") from None
+    return _decrypt_with(doc, key, walk)
 
 
 def rewrap(doc: Mapping[str, Any], identities: Sequence[Identity], recipient_list: Sequence[str], *,
@@ -196,6 +243,37 @@ def _sorted(node: Any) -> Any:
 def _rfc3339(moment: dt.datetime) -> str:
     # Go's time.RFC3339 for a UTC time without sub-seconds: what sops writes and re-formats identically.
     return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_Leaf = tuple[list[str], list[str | int], Any]
+
+
+def _leaves(doc: Mapping[str, Any]) -> Iterator[_Leaf]:
+    """``(sops key path, location, value)`` of each scalar in document order (``sops`` left out)."""
+    def visit(node: Any, keys: list[str], location: list[str | int]) -> Iterator[_Leaf]:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                yield from visit(v, [*keys, str(k)], [*location, str(k)])
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield from visit(v, keys, [*location, i])
+        else:
+            yield keys, location, node
+    for k, v in doc.items():
+        if k != "sops":
+            yield from visit(v, [str(k)], [str(k)])
+
+
+def _at(node: Any, location: Sequence[Any]) -> Any:
+    for step in location:
+        in_mapping = isinstance(step, str) and isinstance(node, Mapping) and step in node
+        in_list = (isinstance(step, int) and not isinstance(step, bool) and isinstance(node, list)
+                   and 0 <= step < len(node))
+        if in_mapping or in_list:
+            node = node[step]
+        else:
+            raise KeyError(step)
+    return node
 
 
 def _walk(node: Any, path: list[str], leaf: Any) -> Any:
@@ -307,16 +385,14 @@ def _data_key(doc: Mapping[str, Any], identities: Sequence[Identity]) -> bytes:
     raise SopsError("the data key does not decrypt with this key (wrong key or truncated age stanza)") from last
 
 
-def _decrypt_with(doc: Mapping[str, Any], key: bytes) -> dict[str, Any]:
-    meta = doc["sops"]
+def _encrypted_test(meta: Mapping[str, Any]) -> Any:
+    """Whether a value at a key path is encrypted, by the file's ``encrypted_regex``/suffix settings (as sops)."""
     regex = meta.get("encrypted_regex")
     unencrypted_suffix = meta.get("unencrypted_suffix")
     if unencrypted_suffix is None and not regex and not meta.get("encrypted_suffix"):
         unencrypted_suffix = "_unencrypted"  # sops's default when nothing is configured
     encrypted_suffix = meta.get("encrypted_suffix")
     pattern = re.compile(str(regex)) if regex else None
-    mac_only_encrypted = bool(meta.get("mac_only_encrypted"))
-    digest = hashlib.sha512(_MAC_ONLY_ENCRYPTED_INIT if mac_only_encrypted else b"")
 
     def encrypted(path: list[str]) -> bool:
         if pattern is not None:
@@ -324,16 +400,54 @@ def _decrypt_with(doc: Mapping[str, Any], key: bytes) -> dict[str, Any]:
         if encrypted_suffix:
             return any(p.endswith(str(encrypted_suffix)) for p in path)
         return not any(p.endswith(str(unencrypted_suffix)) for p in path)
+    return encrypted
+
+
+def _walked_digest(plain: Mapping[str, Any], sealed_locations: list[list[str | int]], walk: Any,
+                   digest: Any, *, encrypted: Any, mac_only_encrypted: bool) -> None:
+    """Feed ``digest`` along a recorded MAC walk; the sealed values must be exactly the walk's encrypted ones."""
+    malformed = SopsError(f"annotation {bundles.ANNOTATION_SEALED_MAC_WALK} is malformed")
+    if not isinstance(walk, list):
+        raise malformed
+    walked: list[str] = []
+    for entry in walk:
+        location = entry.get("path") if isinstance(entry, Mapping) else entry
+        if not isinstance(location, list) or not all(isinstance(s, (str, int)) for s in location):
+            raise malformed
+        if isinstance(entry, Mapping):
+            # A value stated in the walk must be one the file left unencrypted: an encrypted one always
+            # comes from the sealed object, so it cannot be dropped and stood in for by a guess.
+            if mac_only_encrypted or encrypted([str(s) for s in location if isinstance(s, str)]):
+                raise malformed
+            digest.update(_to_bytes(entry.get("value")))
+            continue
+        walked.append(json.dumps(location))
+        try:
+            digest.update(_to_bytes(_at(plain, location)))
+        except KeyError:
+            raise SopsError("MAC does not verify (an encrypted value of the file is missing)") from None
+    if sorted(walked) != sorted(json.dumps(loc) for loc in sealed_locations):
+        raise SopsError("MAC does not verify (the encrypted values differ from the file's)")
+
+
+def _decrypt_with(doc: Mapping[str, Any], key: bytes, walk: Any = None) -> dict[str, Any]:
+    meta = doc["sops"]
+    encrypted = _encrypted_test(meta)
+    mac_only_encrypted = bool(meta.get("mac_only_encrypted"))
+    digest = hashlib.sha512(_MAC_ONLY_ENCRYPTED_INIT if mac_only_encrypted else b"")
 
     def dec(value: Any, path: list[str]) -> Any:
         is_enc = encrypted(path)
         out = _decrypt_value(str(value), key, ":".join(path) + ":", "/".join(path)) \
             if is_enc and isinstance(value, str) and value.startswith("ENC[") else value
-        if is_enc or not mac_only_encrypted:
+        if walk is None and (is_enc or not mac_only_encrypted):
             digest.update(_to_bytes(out))
         return out
 
     plain: dict[str, Any] = _walk({k: v for k, v in doc.items() if k != "sops"}, [], dec)
+    if walk is not None:
+        _walked_digest(plain, [loc for keys, loc, _ in _leaves(doc) if encrypted(keys)], walk, digest,
+                       encrypted=encrypted, mac_only_encrypted=mac_only_encrypted)
     stamp = str(meta.get("lastmodified", ""))
     if isinstance(meta.get("lastmodified"), dt.datetime):
         stamp = _rfc3339(meta["lastmodified"])

@@ -25,10 +25,12 @@ refused and reported; the last good one stays in force.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +127,10 @@ class Agent:
     """One spoke. ``run()`` blocks until ``stop()``; ``start()`` runs it in a thread."""
 
     def __init__(self, settings: SpokeSettings, *, cluster: ClusterClient,
-                 hub_factory: registration.HubFactory = hubclient.HubClient) -> None:
+                 hub_factory: registration.HubFactory = hubclient.HubClient,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.settings = settings
+        self._clock = clock   #: wall time, for how long a replaced age key is kept
         self.client = cluster
         self._hub_factory = hub_factory
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -228,6 +232,7 @@ class Agent:
             identity, _ = sops.generate_identity()
             self._creds_store.save_identity(identity)
             self._creds = dataclasses.replace(self._creds, age_identity=identity)
+        self._retire_previous_age_key()
         try:
             stored = self._inventory_store.load()
         except ValueError as exc:
@@ -401,7 +406,8 @@ class Agent:
         if creds is None or not creds.age_identity:
             return False
         identity, recipient = sops.generate_identity()
-        new = dataclasses.replace(creds, age_identity=identity, age_identity_previous=creds.age_identity)
+        new = dataclasses.replace(creds, age_identity=identity, age_identity_previous=creds.age_identity,
+                                  age_identity_previous_since=self._clock())
         try:
             # Stored before the hub hears the recipient: a key the hub seals for must never be lost.
             self._creds_store.save(new)
@@ -412,6 +418,29 @@ class Agent:
         log.info("new age key %s... made at the hub's request; the previous one is kept for files not yet "
                  "re-sealed", recipient[:16])
         return True
+
+    def _retire_previous_age_key(self) -> None:
+        """Drop the age key a rotation replaced once ``previous_age_key_grace`` has passed (see credentials)."""
+        creds = self._creds
+        if creds is None:
+            return
+        grace = dt.timedelta(seconds=self.settings.previous_age_key_grace)
+        new = credentials.retire_previous_age_key(creds, now=self._clock(), grace=grace)
+        if new is None:
+            return
+        dropped = not new.age_identity_previous
+        # In force at once, even if it cannot be stored now: the grace is over whatever the Secret says,
+        # and the next attempt (each bundle, each start) stores it.
+        self._creds = new
+        try:
+            self._creds_store.save(new)
+        except errors.ClusterError as exc:
+            log.warning("cannot store the state Secret while retiring the previous age key: %s", exc)
+        if dropped:
+            log.info("dropped the age key replaced by a rotation %s ago (--previous-age-key-grace %gs): files "
+                     "still sealed only for it no longer open; re-seal them with convoy seal --refresh",
+                     self._clock() - creds.age_identity_previous_since if creds.age_identity_previous_since
+                     else "?", self.settings.previous_age_key_grace)
 
     def _send_report(self, status: report.Status, backlog: int) -> None:
         hub = self._hub
@@ -505,6 +534,7 @@ class Agent:
         try:
             bundle, data = self._fetch_and_verify(source)
             # Sealed secrets open here, with the cluster's own key, and nowhere else.
+            self._retire_previous_age_key()
             bundle = sealing.open_bundle(bundle, self._creds.age_identity if self._creds is not None else "",
                                          self._creds.age_identity_previous if self._creds is not None else "")
         except bundles.BundleError as exc:  # the same bytes would fail again: refuse until a new digest comes

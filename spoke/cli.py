@@ -52,6 +52,10 @@ def _default(name: str) -> str:
               help=f"Seconds before not-Current objects are Degraded (default {_default('health_timeout')}).")
 @click.option("--heartbeat", type=float,
               help=f"Seconds between status heartbeats (default {_default('heartbeat')}).")
+@click.option("--previous-age-key-grace", "previous_age_key_grace", type=float,
+              help="Seconds the age key replaced by `convoy keys rotate` still opens sealed secrets, then it is "
+                   f"dropped (default {_default('previous_age_key_grace')}: 7 days) "
+                   "[CONVOY_SPOKE_PREVIOUS_AGE_KEY_GRACE].")
 @click.option("--health-port", type=int, help=f"Port of /healthz (default {_default('health_port')}) "
                                               "[CONVOY_SPOKE_HEALTH_PORT].")
 @click.option("--health-host", help=f"Address /healthz listens on (default {_default('health_host')}: probes use "

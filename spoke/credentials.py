@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from protos import bundle as bundles
 from protos.objects import ObjectRef
 from spoke.cluster import ClusterClient
 
-__all__ = ["CredentialStore", "Credentials"]
+__all__ = ["CredentialStore", "Credentials", "retire_previous_age_key"]
 
 MANAGER = "convoy"
 _REREGISTER = ("to repair: delete the Secret and restart the spoke with a new bootstrap token "
@@ -41,6 +42,33 @@ class Credentials:
     #: The identity it replaced at the hub's request (``convoy keys rotate``), kept so that files not yet
     #: re-sealed for the new one still open; "" when the key was never rotated.
     age_identity_previous: str = dataclasses.field(default="", repr=False)
+    #: When the previous identity was replaced; it is dropped a grace period later (retire_previous_age_key).
+    age_identity_previous_since: dt.datetime | None = None
+
+
+def retire_previous_age_key(creds: Credentials, *, now: dt.datetime, grace: dt.timedelta) -> Credentials | None:
+    """``creds`` to store when the previous age key's state must change, else None.
+
+    The previous key is dropped once it was replaced ``grace`` ago: by then files are re-sealed, and a
+    key kept for ever would open, years later, whatever was sealed for it. A previous key stored
+    without its time (by a spoke before this bound existed) starts its grace now.
+    """
+    if not creds.age_identity_previous:
+        return None
+    since = creds.age_identity_previous_since
+    if since is None:
+        return dataclasses.replace(creds, age_identity_previous_since=now)
+    if now - since >= grace:
+        return dataclasses.replace(creds, age_identity_previous="", age_identity_previous_since=None)
+    return None
+
+
+def _since(text: str) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None  # damaged: the grace starts again (retire_previous_age_key), the key is not lost early
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 class CredentialStore:
@@ -66,7 +94,8 @@ class CredentialStore:
             except (ValueError, TypeError):
                 problems.append(f"{self.ref}: key {key!r} is not base64")
         texts: dict[str, str] = {}
-        for key in ("cluster", "hub", "credential", "age-identity", "age-identity-previous"):
+        for key in ("cluster", "hub", "credential", "age-identity", "age-identity-previous",
+                    "age-identity-previous-since"):
             try:
                 texts[key] = data.get(key, b"").decode()
             except UnicodeDecodeError:
@@ -85,6 +114,7 @@ class CredentialStore:
         return Credentials(cluster=texts["cluster"], hub=texts["hub"], credential=texts["credential"],
                            hub_ca_pem=data.get("hub-ca.pem", b""), signing_key=key,
                            age_identity=texts["age-identity"], age_identity_previous=texts["age-identity-previous"],
+                           age_identity_previous_since=_since(texts["age-identity-previous-since"]),
                            problems=tuple(problems))
 
     def load_identity(self) -> str:
@@ -102,6 +132,8 @@ class CredentialStore:
                "signing-key": creds.signing_key, "age-identity": creds.age_identity.encode()}
         if creds.age_identity_previous:
             raw["age-identity-previous"] = creds.age_identity_previous.encode()
+            if creds.age_identity_previous_since is not None:
+                raw["age-identity-previous-since"] = creds.age_identity_previous_since.isoformat().encode()
         data = {k: base64.b64encode(v).decode("ascii") for k, v in raw.items()}
 
         def mutate(live: dict[str, Any] | None) -> dict[str, Any]:
@@ -112,9 +144,10 @@ class CredentialStore:
             kept = (obj.get("data") or {}).get("age-identity")
             if not creds.age_identity and kept:
                 data["age-identity"] = kept  # never drop the cluster's key: sealed secrets need it
-                previous = (obj.get("data") or {}).get("age-identity-previous")
-                if previous:
-                    data["age-identity-previous"] = previous
+                for key in ("age-identity-previous", "age-identity-previous-since"):
+                    previous = (obj.get("data") or {}).get(key)
+                    if previous:
+                        data[key] = previous
             obj["data"] = data
             obj.pop("stringData", None)
             return obj

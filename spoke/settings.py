@@ -56,6 +56,7 @@ ENV_NAMES: dict[str, str] = {
     "bundle_source": "CONVOY_SPOKE_BUNDLE_SOURCE",
     "bundle_source_insecure": "CONVOY_SPOKE_BUNDLE_SOURCE_INSECURE",
     "registry_config": "CONVOY_SPOKE_REGISTRY_CONFIG",
+    "previous_age_key_grace": "CONVOY_SPOKE_PREVIOUS_AGE_KEY_GRACE",
 }
 
 
@@ -91,6 +92,8 @@ class SpokeSettings:
     bundle_source: str | None = None
     bundle_source_insecure: bool = False       #: plain HTTP to the bundle source (a local registry only)
     registry_config: str | None = None         #: docker-style config.json with the bundle source's credentials
+    #: seconds the age key a `convoy keys rotate` replaced still opens sealed secrets; then it is dropped
+    previous_age_key_grace: float = 7 * 24 * 3600.0
 
     @property
     def hub_addresses(self) -> tuple[str, ...]:
@@ -221,7 +224,8 @@ def load_settings(*, cli: Mapping[str, Any], env: Mapping[str, str]) -> SpokeSet
             allowed = ", ".join(p.value for p in DriftPolicy)
             raise SettingsError(f"{policy_source}: {policy!r} is not a drift policy ({allowed})") from exc
 
-    for key, kind in (("health_port", int), ("health_timeout", float), ("heartbeat", float)):
+    for key, kind in (("health_port", int), ("health_timeout", float), ("heartbeat", float),
+                      ("previous_age_key_grace", float)):
         value, source = pick(key)
         if value is None or value == "":
             continue

@@ -298,7 +298,7 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
     temporary = workdir is None
     base = workdir or Path(tempfile.mkdtemp(prefix="convoy-sandbox-"))
     source = localfleet.sample_fleet_path()
-    members = localfleet.sandbox_clusters(source, clusters)
+    members = localfleet.sandbox_members(source, clusters)
     fleet = localfleet.LocalFleet(workdir=base, clusters=members, fleet_source=source)
     names = {c.name for c in members}
     console.rule("[bold]Convoy sandbox")
@@ -308,7 +308,7 @@ def run_sandbox(*, clusters: int, keep: bool, workdir: Path | None, timeout: flo
     code = 0
     try:
         _write_pointer(base, temporary=temporary)
-        first = fleet.init_repo()
+        first = fleet.init_repo(declare_only_members=True)
         console.print(f"[bold]1.[/bold] Fleet repository {fleet.repo_dir}: the sample fleet, commit {first[:8]}.")
         fleet.start_kubesim()
         console.print(f"[bold]2.[/bold] kubesim: {len(members)} clusters at {fleet.kubesim_url} "
@@ -489,7 +489,9 @@ def sandbox() -> None:
 
 
 @sandbox.command("up")
-@click.option("--clusters", default=5, show_default=True, help="How many emulated clusters.")
+@click.option("--clusters", default=5, show_default=True,
+              help="How many emulated clusters; fewer than the sample's 5 run its prod canary first and declare "
+                   "only the clusters that run.")
 @click.option("--keep", is_flag=True, help="Stay up after the walkthrough and print how to connect.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to put the fleet repo, hub data and logs (default: a new temp directory).")

@@ -9,6 +9,7 @@ repository is named, so ``convoy validate`` can warn (or refuse, under ``secrets
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,15 +36,20 @@ def source_of(obj: Mapping[str, Any]) -> str:
 
 
 def with_sources(objects: list[dict[str, Any]], fs: repofs.RepoFS, paths: Iterable[str]) -> list[dict[str, Any]]:
-    """``objects`` with each sealed one annotated with the repository file it was sealed in.
+    """``objects`` with each sealed one annotated with the repository file it was sealed in and its MAC walk.
 
     kustomize output keeps no source path, but a sealed object's ciphertext digest leaves out its
     metadata (what kustomize's transformers change), so it is found among the files the build read
     (``paths``). An object found in no file (made by a patch or an external build) is left as it is.
+
+    The MAC walk (:func:`protos.sops.mac_walk`) is taken from the file as written: its key order (which
+    a bundle, sorted JSON, loses) and, when its MAC covers every value, the unencrypted values before
+    kustomize changed them, so the spoke verifies the MAC of exactly the file that was sealed.
     """
     if not any(sops.is_sealed(o) for o in objects):
         return objects
     found: dict[str, str] = {}
+    walks: dict[str, list[Any]] = {}
     for path in sorted(set(paths)):
         if not path.endswith((".yaml", ".yml", ".json")) or not fs.is_file(path):
             continue
@@ -53,14 +59,20 @@ def with_sources(objects: list[dict[str, Any]], fs: repofs.RepoFS, paths: Iterab
             continue  # the build read it without this error or did not need it; nothing to name
         for document in documents:
             if sops.is_sealed(document):
-                found.setdefault(sops.ciphertext_digest(document), path)
+                digest = sops.ciphertext_digest(document)
+                if digest not in found:
+                    found[digest] = path
+                    walks[digest] = sops.mac_walk(document)
     out = []
     for obj in objects:
-        source = found.get(sops.ciphertext_digest(obj)) if sops.is_sealed(obj) else None
+        digest = sops.ciphertext_digest(obj) if sops.is_sealed(obj) else ""
+        source = found.get(digest)
         if source is not None:
             metadata = dict(obj.get("metadata") or {})
+            walk = json.dumps(walks[digest], separators=(",", ":"), default=str)
             metadata["annotations"] = {**(metadata.get("annotations") or {}),
-                                       bundles.ANNOTATION_SEALED_SOURCE: source}
+                                       bundles.ANNOTATION_SEALED_SOURCE: source,
+                                       bundles.ANNOTATION_SEALED_MAC_WALK: walk}
             obj = {**obj, "metadata": metadata}
         out.append(obj)
     return out

@@ -117,6 +117,33 @@ async def test_removing_a_cluster_on_one_replica_ends_its_stream_on_another(
                 assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+async def test_an_age_key_rotation_asked_at_one_replica_reaches_the_stream_on_another(
+        tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str) -> None:
+    identity = tmp_path / "identity"
+    with fresh_postgres(postgres_url) as url:
+        async with running_hub(hub_settings(tmp_path / "a", fleet_repo, database_url=url,
+                                            identity_dir=identity)) as hub_a:
+            await poll(lambda: _leads(hub_a), timeout=10, what="the first replica to lead")
+            async with running_hub(hub_settings(tmp_path / "b", fleet_repo, database_url=url,
+                                                identity_dir=identity)) as hub_b, \
+                    channel(hub_a) as ch_a, channel(hub_b) as ch_b:
+                spoke = await registered_spoke(hub_a, ch_a, "eu-1")
+                spoke.channel = ch_b
+                stream = spoke.watch()
+                await next_desired(stream, timeout=15)
+                # Asked at replica a; the spoke's only stream is on replica b.
+                await admin_of(hub_a, ch_a).call("RotateAgeKey", pb.RotateAgeKeyRequest(name="eu-1"))
+
+                async def asked() -> bool:
+                    while True:
+                        event = await stream.read()
+                        assert event is not aio.EOF, "the stream ended instead"
+                        if event.HasField("age_key_rotation"):
+                            return True
+                assert await asyncio.wait_for(asked(), 15), "replica b's stream passes the rotation on"
+                stream.cancel()
+
+
 async def test_when_the_leader_goes_another_replica_takes_over_and_syncs(
         tmp_path: Path, fleet_repo: FleetRepo, postgres_url: str) -> None:
     identity = tmp_path / "identity"

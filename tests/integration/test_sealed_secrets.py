@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import logging
 from collections.abc import Iterator
@@ -155,6 +156,51 @@ async def test_a_sealed_secret_reaches_the_cluster_while_the_hub_holds_only_ciph
                 for value in (PASSWORD, "changed-by-hand"):
                     assert value.encode() not in text
                     assert base64.b64encode(value.encode()) not in text
+        finally:
+            await asyncio.to_thread(agent.stop)
+            agent.client.close()
+            reader.close()
+
+
+async def test_a_file_written_by_sops_in_its_own_key_order_is_applied(
+        tmp_path: Path, fleet_repo: FleetRepo, kube: tuple[Any, str]) -> None:
+    # What the sops tool writes by default: keys in the document's order (username before password) and a
+    # MAC over every value, metadata included, which the hub's namespace and app label then change.
+    kubesim_server, name = kube
+    fleet_repo.commit({"apps/web/namespace.yaml": NAMESPACE, "apps/web/kustomization.yaml":
+                       KUSTOMIZATION.replace(", db.sops.yaml", "")}, "the shop namespace")
+    settings = hub_settings(tmp_path / "hub", fleet_repo, insecure=True, heartbeat_seconds=60)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        admin = admin_of(hub, ch)
+        agent = Agent(SpokeSettings(hub=hub.grpc_address, cluster=name, token=await admin.token(), insecure=True,
+                                    health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0),
+                      cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(name)))
+        agent.start()
+        reader = ClusterClient.from_config_dict(kubesim_server.kubeconfig(name))
+        try:
+            async def known() -> str | None:
+                row = await _summary(admin, name)
+                return row.age_recipient if row is not None and row.age_recipient else None
+            recipient = await poll(known, what="the cluster's age recipient at the hub")
+            unsorted = {**SECRET, "metadata": {"name": "web-db", "labels": {"tier": "db"}},
+                        "stringData": {"username": "shop", "password": PASSWORD}}
+            written = yaml.safe_dump(sops.seal(unsorted, [recipient], keep_order=True, mac_only_encrypted=False),
+                                     sort_keys=False)
+            assert written.index("username:") < written.index("password:")
+            assert "mac_only_encrypted" not in written
+            fleet_repo.commit({"apps/web/kustomization.yaml": KUSTOMIZATION,
+                               "apps/web/db.sops.yaml": written}, "db secret sealed by sops")
+            await admin.call("SyncNow", pb.SyncNowRequest())
+
+            async def applied() -> dict[str, Any] | None:
+                live = await asyncio.to_thread(reader.get, "v1", "Secret", "shop", "web-db")
+                row = await _summary(admin, name)
+                assert row is None or not [e for e in row.errors if "web-db" in e], row.errors
+                return live
+            live = await poll(applied, what="the sealed Secret applied in the cluster")
+            values = {k: base64.b64decode(v).decode() for k, v in (live.get("data") or {}).items()}
+            assert values == {"username": "shop", "password": PASSWORD}
+            assert live["metadata"]["labels"]["tier"] == "db"
         finally:
             await asyncio.to_thread(agent.stop)
             agent.client.close()
@@ -397,9 +443,12 @@ async def test_keys_rotate_gives_the_cluster_a_new_key_and_files_sealed_for_the_
         admin = admin_of(hub, ch)
         monkeypatch.setenv("CONVOY_CONFIG", str(hub.cli_config_path))
         runner = CliRunner()
+        spoke_now = [dt.datetime(2026, 3, 1, tzinfo=dt.UTC)]   # the spoke's wall clock, moved by the test
         agent = Agent(SpokeSettings(hub=hub.grpc_address, cluster=name, token=await admin.token(), insecure=True,
-                                    health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0),
-                      cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(name)))
+                                    health_port=0, health_host="127.0.0.1", heartbeat=1.0, reconnect_cap=1.0,
+                                    previous_age_key_grace=3 * 24 * 3600.0),
+                      cluster=ClusterClient.from_config_dict(kubesim_server.kubeconfig(name)),
+                      clock=lambda: spoke_now[0])
         agent.start()
         reader = ClusterClient.from_config_dict(kubesim_server.kubeconfig(name))
 
@@ -430,6 +479,7 @@ async def test_keys_rotate_gives_the_cluster_a_new_key_and_files_sealed_for_the_
                 CredentialStore(reader, namespace="convoy-system", name="convoy-spoke-state").load)
             assert kept is not None and sops.recipient_of(kept.age_identity) == second
             assert sops.recipient_of(kept.age_identity_previous) == first
+            assert kept.age_identity_previous_since == spoke_now[0]
             listed = await asyncio.to_thread(runner.invoke, cli, ["keys", "-o", "json"])
             row = next(r for r in json.loads(listed.output)["clusters"] if r["cluster"] == name)
             assert row["recipient"] == second and row["changed"]
@@ -459,6 +509,22 @@ async def test_keys_rotate_gives_the_cluster_a_new_key_and_files_sealed_for_the_
                 value = await password()
                 return value if value == "rotated-value" else None
             await poll(rotated_value, what="the re-sealed Secret applied")
+
+            # Past --previous-age-key-grace the spoke drops the old key: a file sealed only for it is refused.
+            spoke_now[0] += dt.timedelta(days=3, seconds=1)
+            fleet_repo.commit({"apps/web/db.sops.yaml": _sealed_file([first])}, "sealed for the old key again")
+            await admin.call("SyncNow", pb.SyncNowRequest())
+
+            async def refused() -> list[str] | None:
+                row = await _summary(admin, name)
+                return [e for e in row.errors if "Secret/shop/web-db" in e] or None if row is not None else None
+            errors = await poll(refused, what="the spoke to refuse the file sealed for its dropped key")
+            assert "not sealed for this key" in errors[0] and "file apps/web/db.sops.yaml" in errors[0], errors
+            assert await password() == "rotated-value", "what was applied last stays"
+            kept = await asyncio.to_thread(
+                CredentialStore(reader, namespace="convoy-system", name="convoy-spoke-state").load)
+            assert kept is not None and sops.recipient_of(kept.age_identity) == second
+            assert kept.age_identity_previous == "" and kept.age_identity_previous_since is None
             assert PASSWORD not in caplog.text and "rotated-value" not in caplog.text
             assert "AGE-SECRET-KEY" not in caplog.text
         finally:

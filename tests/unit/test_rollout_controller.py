@@ -22,6 +22,7 @@ from hub.security import secrets as hub_secrets
 from hub.store import repository as store
 from hub.store.db import Database, default_sqlite_url
 from protos import bundle as bundles
+from protos import sops
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 C1, C2, C3 = "1" * 40, "2" * 40, "3" * 40
@@ -168,6 +169,28 @@ def test_next_wave_only_after_ready_and_bake_time(controller: ctl.RolloutControl
     controller.tick_blocking(T0 + dt.timedelta(seconds=23))
     assert latest(db).state is planning.RolloutState.DONE
     assert kinds(db)[-1] == "rollout_done"
+
+
+def test_every_wave_a_rollout_releases_records_the_sealed_secret_versions_it_sends(
+        controller: ctl.RolloutController, db: Database) -> None:
+    first_commit(controller, db)
+    _, recipient = sops.generate_identity()
+    secret = sops.seal({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db-password", "namespace":
+                        "default", "labels": {bundles.LABEL_APP: "db"}}, "stringData": {"password": "hunter2"}},
+                       [recipient])
+    with_secret = {name: {**doc, "objects": [*doc["objects"], secret]} for name, doc in V2.items()}
+    sync(controller, db, C2, with_secret)
+    report(db, "canary-1", put(db, with_secret["canary-1"])[0])
+    controller.tick_blocking(T0 + dt.timedelta(seconds=1))
+    assert controller.tick_blocking(T0 + dt.timedelta(seconds=12)) == ["prod-1", "prod-2", "same-1"]
+    with db.session(write=False) as s:
+        sent = {e.cluster: (e.details or {}).get("sealed") for e in store.events(s, limit=1000)
+                if e.kind == "desired_changed" and e.commit == C2}
+        messages = [e.message for e in store.events(s, limit=1000) if e.kind == "desired_changed" and e.commit == C2]
+    version = {"Secret/default/db-password": sops.ciphertext_digest(secret)}
+    assert sent == {"canary-1": version, "prod-1": version, "prod-2": version, "same-1": version}, sent
+    assert all("sealed secrets Secret/default/db-password sha256:" in m for m in messages), messages
+    assert "hunter2" not in str(sent) + str(messages)
 
 
 def test_failed_canary_rolls_back_and_later_waves_never_move(controller: ctl.RolloutController, db: Database) -> None:

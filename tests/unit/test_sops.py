@@ -11,7 +11,9 @@ from typing import Any
 
 import pyrage
 import pytest
+import yaml
 
+from protos import bundle as bundles
 from protos import sops
 
 SECRET: dict[str, Any] = {
@@ -171,3 +173,87 @@ def test_an_independent_sops_implementation_opens_what_convoy_seal_writes(tmp_pa
                           str(tmp_path / "key.txt")], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == doc | {"apiVersion": "v1"}
+
+
+# What the sops tool writes by default: values in the document's own order (here not sorted) and a MAC over
+# every value, the unencrypted metadata included (no mac_only_encrypted).
+AS_WRITTEN: dict[str, Any] = {
+    "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "labels": {"tier": "db"}},
+    "type": "Opaque", "stringData": {"username": "shop", "password": "hunter2", "port": 5432},
+}
+
+
+def _as_sops_writes(ident_rcpt: tuple[str, str], *, mac_only_encrypted: bool) -> str:
+    doc = sops.seal(AS_WRITTEN, [ident_rcpt[1]], keep_order=True, mac_only_encrypted=mac_only_encrypted)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _travelled(source: dict[str, Any]) -> dict[str, Any]:
+    """What the spoke gets: the hub's MAC walk annotation, kustomize's metadata changes, sorted JSON."""
+    obj = json.loads(json.dumps(source))
+    obj["metadata"]["namespace"] = "shop"
+    obj["metadata"]["labels"]["convoy.dev/app"] = "web"
+    obj["metadata"]["annotations"] = {bundles.ANNOTATION_SEALED_MAC_WALK: json.dumps(sops.mac_walk(source))}
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+@pytest.mark.parametrize("mac_only_encrypted", [True, False])
+def test_a_file_with_unsorted_keys_opens_after_travelling_as_sorted_json(mac_only_encrypted: bool) -> None:
+    pair = sops.generate_identity()
+    source = yaml.safe_load(_as_sops_writes(pair, mac_only_encrypted=mac_only_encrypted))
+    assert list(source["stringData"]) == ["username", "password", "port"], "written in the document's order"
+    assert ("mac_only_encrypted" in source["sops"]) is mac_only_encrypted
+    assert "hunter2" not in json.dumps(sops.mac_walk(source)), "the walk names encrypted values by path only"
+    travelled = _travelled(source)
+    opened = sops.open_document(travelled, [pair[0]])
+    assert opened["stringData"] == {"password": "hunter2", "port": 5432, "username": "shop"}
+    assert opened["metadata"]["namespace"] == "shop"
+    # Without the walk the hub records, the sorted order breaks the MAC: the limitation this fixes.
+    del travelled["metadata"]["annotations"]
+    with pytest.raises(sops.SopsError, match="MAC does not verify"):
+        sops.open_document(travelled, [pair[0]])
+
+
+def test_the_recorded_walk_does_not_let_ciphertext_be_moved_dropped_or_added() -> None:
+    pair = sops.generate_identity()
+    source = yaml.safe_load(_as_sops_writes(pair, mac_only_encrypted=False))
+    swapped = _travelled(source)
+    data = swapped["stringData"]
+    data["username"], data["password"] = data["password"], data["username"]
+    with pytest.raises(sops.SopsError, match="does not decrypt"):
+        sops.open_document(swapped, [pair[0]])
+    dropped = _travelled(source)
+    del dropped["stringData"]["port"]
+    with pytest.raises(sops.SopsError, match="MAC does not verify"):
+        sops.open_document(dropped, [pair[0]])
+    added = _travelled(source)
+    other = sops.seal({"stringData": {"extra": "x"}}, [pair[1]])
+    added["stringData"]["extra"] = other["stringData"]["extra"]
+    with pytest.raises(sops.SopsError):
+        sops.open_document(added, [pair[0]])
+    changed_value = _travelled(source)
+    walk = json.loads(changed_value["metadata"]["annotations"]["convoy.dev/sealed-mac-walk"])
+    walk[0]["value"] = "v2"  # an unencrypted value of the file as written, not what was sealed
+    changed_value["metadata"]["annotations"]["convoy.dev/sealed-mac-walk"] = json.dumps(walk)
+    with pytest.raises(sops.SopsError, match="MAC does not verify"):
+        sops.open_document(changed_value, [pair[0]])
+    # An encrypted value dropped from the object and stood in for by a stated value in the walk.
+    stood_in = _travelled(source)
+    del stood_in["stringData"]["password"]
+    walk = json.loads(stood_in["metadata"]["annotations"]["convoy.dev/sealed-mac-walk"])
+    walk = [{"path": e, "value": "hunter2"} if e == ["stringData", "password"] else e for e in walk]
+    stood_in["metadata"]["annotations"]["convoy.dev/sealed-mac-walk"] = json.dumps(walk)
+    with pytest.raises(sops.SopsError, match="malformed"):
+        sops.open_document(stood_in, [pair[0]])
+
+
+def test_an_independent_sops_implementation_opens_a_file_in_the_order_sops_writes(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    assert node, "node is required for the SOPS compatibility test"
+    ident, rcpt = sops.generate_identity()
+    (tmp_path / "secret.sops.yaml").write_text(_as_sops_writes((ident, rcpt), mac_only_encrypted=False))
+    (tmp_path / "key.txt").write_text(f"{ident}\n")
+    out = subprocess.run([node, str(COMPAT / "open-sops.mjs"), str(tmp_path / "secret.sops.yaml"),
+                          str(tmp_path / "key.txt")], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == AS_WRITTEN

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import datetime as dt
 from typing import Any
 
 import pytest
 
 from protos import bundle as bundles
 from protos import sops
-from spoke import sealing
+from spoke import credentials, sealing
 
 PLAIN = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": {"name": "db", "namespace": "shop", "labels": {bundles.LABEL_APP: "web"}},
@@ -91,3 +93,28 @@ def test_without_a_recorded_source_the_refusal_says_why_it_names_no_file() -> No
     _, rcpt = sops.generate_identity()
     stranger, _ = sops.generate_identity()
     assert "the bundle does not name the file" in _refusal(_bundle(sops.seal(PLAIN, [rcpt])), stranger)
+
+
+def test_the_previous_age_key_is_kept_for_its_grace_then_dropped() -> None:
+    old, old_rcpt = sops.generate_identity()
+    new, _ = sops.generate_identity()
+    rotated = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    grace = dt.timedelta(days=7)
+    creds = credentials.Credentials(cluster="c", hub="h:1", credential="x", age_identity=new,
+                                    age_identity_previous=old, age_identity_previous_since=rotated)
+    sealed_for_old = _bundle(sops.seal(PLAIN, [old_rcpt]))
+    assert credentials.retire_previous_age_key(creds, now=rotated + grace - dt.timedelta(seconds=1),
+                                               grace=grace) is None, "kept within the grace"
+    assert sealing.open_bundle(sealed_for_old, creds.age_identity, creds.age_identity_previous)["objects"] == [PLAIN]
+    dropped = credentials.retire_previous_age_key(creds, now=rotated + grace, grace=grace)
+    assert dropped is not None and dropped.age_identity == new
+    assert dropped.age_identity_previous == "" and dropped.age_identity_previous_since is None
+    with pytest.raises(sealing.SealedSecretError, match="not sealed for this key"):
+        sealing.open_bundle(sealed_for_old, dropped.age_identity, dropped.age_identity_previous)
+    # Kept by a spoke from before the bound (no time stored): its grace starts now, it is not lost at once.
+    legacy = dataclasses.replace(creds, age_identity_previous_since=None)
+    later = rotated + dt.timedelta(days=400)
+    stamped = credentials.retire_previous_age_key(legacy, now=later, grace=grace)
+    assert stamped is not None and stamped.age_identity_previous == old and stamped.age_identity_previous_since == later
+    assert credentials.retire_previous_age_key(creds, now=later, grace=grace) is not None
+    assert credentials.retire_previous_age_key(dropped, now=later, grace=grace) is None, "nothing left to retire"

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from hub.render import sealed as sealed_audit
 from hub.store.models import (
+    Bundle,
     Cluster,
     DesiredState,
     DesiredStateHistory,
@@ -18,6 +22,9 @@ from hub.store.models import (
 )
 from hub.store.repository._common import _now, _short, _table, _upsert_statement
 from hub.store.repository.event_log import _event_row
+from protos import bundle as bundles
+
+log = logging.getLogger(__name__)
 
 
 def set_desired(s: Session, *, cluster: str, commit: str, digest: str, now: dt.datetime | None = None) -> bool:
@@ -29,13 +36,33 @@ def set_desired(s: Session, *, cluster: str, commit: str, digest: str, now: dt.d
     return bool(set_desired_many(s, [(cluster, commit, digest)], now=now))
 
 
+def _sealed_in_stored(conn: sa.Connection, digests: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Per stored bundle digest, its sealed secrets' ciphertext digests (what the sync path passes in)."""
+    table = _table(Bundle)
+    wanted = sorted(set(digests))
+    out: dict[str, dict[str, str]] = {}
+    for start in range(0, len(wanted), 100):
+        rows = conn.execute(sa.select(table.c.digest, table.c.data, table.c.size)
+                            .where(table.c.digest.in_(wanted[start:start + 100])))
+        for row in rows:
+            try:
+                raw = bundles.decompress(row.data, max_size=row.size)
+                # Most bundles carry no sealed secret: skip parsing those.
+                out[row.digest] = sealed_audit.sealed_digests(json.loads(raw)) if b'"sops"' in raw else {}
+            except (bundles.BundleError, ValueError) as exc:  # the desired change itself must still happen
+                log.warning("bundle %s: cannot read its sealed secrets for the audit trail: %s", row.digest[:19], exc)
+    return out
+
+
 def set_desired_many(s: Session, items: Iterable[tuple[str, str, str]], *,
                      now: dt.datetime | None = None,
                      sealed: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
     """:func:`set_desired` for many ``(cluster, commit, digest)`` at once; returns the changed clusters.
 
     ``sealed``: per bundle digest, the sealed secrets it carries (``{"Secret/ns/name": ciphertext
-    digest}``), recorded in each DESIRED_CHANGED event for the audit trail.
+    digest}``), recorded in each DESIRED_CHANGED event for the audit trail. A digest not in it (a
+    rollout releasing or reverting a wave, a pin) is read from the stored bundle, so every desired
+    change records its sealed versions whichever path made it.
     """
     now = _now(now)
     wanted = {cluster: (commit, digest) for cluster, commit, digest in items}
@@ -55,6 +82,9 @@ def set_desired_many(s: Session, items: Iterable[tuple[str, str, str]], *,
             query = query.with_for_update()
         current.update((row.cluster, (row.commit, row.digest)) for row in conn.execute(query))
     changed: list[str] = []
+    missing = {digest for cluster, (_, digest) in wanted.items()
+               if (current.get(cluster) or ("", ""))[1] != digest and digest not in (sealed or {})}
+    sealed = {**_sealed_in_stored(conn, missing), **(sealed or {})} if missing else sealed
     moved_commit: list[dict[str, Any]] = []
     desired_rows: list[dict[str, Any]] = []
     history_rows: list[dict[str, Any]] = []
