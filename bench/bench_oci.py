@@ -179,7 +179,8 @@ async def _fan_out_registry(registry: str, repository: str, spokes: dict[str, tu
 
 
 def main(scale: str) -> dict[str, Any]:
-    count = 1000 if scale == "full" else 50
+    """``scale``: small (50 clusters), full (1,000) or a cluster count (``python -m bench.bench_oci 200``)."""
+    count = 1000 if scale == "full" else int(scale) if scale.isdigit() else 50
     workdir = Path(tempfile.mkdtemp(prefix="convoy-bench-oci-"))
     repo = workdir / "fleet"
     repo.mkdir()
