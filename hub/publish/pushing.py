@@ -307,11 +307,11 @@ class Pusher:
                 try:
                     return self._push(artifact, tags, plan)
                 except PushError:
-                    if plan == _Plan.VERIFY:
-                        raise
-                    # Trusting the ledger was wrong (e.g. the registry's garbage collection removed a blob):
-                    # once more, asking the registry about every blob.
+                    # Perhaps a blob believed pushed is gone (the registry's garbage collection): from now on
+                    # ask the registry about this artifact's blobs, at once if the ledger was trusted.
                     self._forget_blobs(artifact)
+                    if not (plan.cluster_known or plan.bundle_known):
+                        raise
                     return self._push(artifact, tags, _Plan.VERIFY)
             except PushError as exc:
                 return f"{ref.cluster} {ref.commit[:7]}: {exc}"

@@ -321,6 +321,25 @@ async def test_the_hub_pushes_bundles_and_signatures_to_a_real_registry_idempote
             assert fresh_metrics.oci_blobs.labels(outcome="sent")._value.get() == 0
             assert fresh_metrics.oci_blobs.labels(outcome="skipped")._value.get() == 8
 
+            # A new commit of clusters pushed before: their new blobs go up without a HEAD first (none
+            # would have found them), and the new manifest's fallback index lists its signature.
+            sent = hub.metrics.oci_blobs.labels(outcome="sent")._value.get()
+            commit = fleet_repo.commit({"apps/web/configmap.yaml": configmap("2")}, message="web v2")
+            await hub.service.sync_once(reason="test", force=True)
+            newer = await poll(lambda: pushed(f"alpha-{commit[:7]}"), timeout=20, what="alpha's new commit pushed")
+            await poll(lambda: pushed(f"beta-{commit[:7]}"), timeout=20, what="beta's new commit pushed")
+
+            async def latest_moved() -> bool:
+                latest = await pushed("alpha-latest")
+                return latest is not None and latest.stdout == newer.stdout
+            await poll(latest_moved, timeout=20, what="alpha-latest moved to the new commit")
+            assert hub.metrics.oci_blobs.labels(outcome="sent")._value.get() == sent + 6  # config, layer, signature
+            newer_digest = oci.Blob(oci.MANIFEST_MEDIA_TYPE, newer.stdout.encode()).digest
+            newer_fallback = await pushed(newer_digest.replace(":", "-"))
+            assert newer_fallback is not None
+            [referrer] = json.loads(newer_fallback.stdout)["manifests"]
+            assert referrer["artifactType"] == oci.SIGNATURE_ARTIFACT_TYPE
+
 
 async def test_status_shows_the_push_backlog_and_watch_tells_the_spoke_after_the_wait(
         tmp_path: Path, fleet_repo: FleetRepo) -> None:
