@@ -33,6 +33,7 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -48,6 +49,11 @@ __all__ = ["DbLedger", "MemoryLedger", "OrasRegistry", "PushError", "PushLedger"
 
 log = logging.getLogger(__name__)
 
+
+#: Pushed artifacts are recorded (and their Watch streams woken) in batches of at most this many, or
+#: this often, during a cycle.
+FLUSH_RECORDS = 50
+FLUSH_SECONDS = 1.0
 
 #: A blob bigger than this gets a HEAD before it is sent even when it is probably new.
 HEAD_FIRST_BYTES = 256 * 1024
@@ -281,60 +287,78 @@ class Pusher:
         known_bundles = {record.digest for record in ledger.values()}
         known_manifests = {record.manifest_digest for record in ledger.values()}
         known_clusters = {record.cluster for record in ledger.values()}
-        work: list[tuple[store.BundleRef, oci.Artifact, list[str], _Plan | None]] = []
-        for ref in refs:
-            record = ledger.get((ref.cluster, ref.commit, ref.digest))
-            if not store.needs_push(ref, record):
-                continue
+        work = [(ref, ledger.get((ref.cluster, ref.commit, ref.digest))) for ref in refs]
+        work = [(ref, record) for ref, record in work if store.needs_push(ref, record)]
+
+        def push(ref: store.BundleRef, record: store.PushRecord | None) -> store.PushRecord | str | None:
+            """The record of ``ref``'s artifact pushed, or a line saying why not, or None (bundle pruned).
+            Loading and building happen here, in the pool, so the first requests go out at once."""
             stored = self._load(ref.digest)
             if stored is None:
-                continue  # pruned meanwhile
-            artifact = oci.build_from_stored(cluster=ref.cluster, commit=ref.commit, source=self.source,
-                                             bundle_digest=ref.digest, compressed=stored.compressed,
-                                             signature=stored.signature, created=stored.created_at)
+                return None  # pruned meanwhile
+            try:
+                artifact = oci.build_from_stored(cluster=ref.cluster, commit=ref.commit, source=self.source,
+                                                 bundle_digest=ref.digest, compressed=stored.compressed,
+                                                 signature=stored.signature, created=stored.created_at)
+            except oci.OciError as exc:
+                return f"{ref.cluster} {ref.commit[:7]}: {exc}"
             full = record is None or record.manifest_digest != artifact.manifest.digest
             tags = ([oci.sha_tag(ref.cluster, ref.commit)] if full else []) + \
                 ([oci.latest_tag(ref.cluster)] if ref.latest else [])
-            plan = _Plan(bundle_known=ref.digest in known_bundles, cluster_known=ref.cluster in known_clusters,
-                         manifest_known=artifact.manifest.digest in known_manifests) if full else None
-            work.append((ref, artifact, tags, plan))
-
-        def push(item: tuple[store.BundleRef, oci.Artifact, list[str], _Plan | None]) -> str | tuple[str, ...]:
-            ref, artifact, tags, plan = item
             try:
-                if plan is None:
-                    return self._tag(artifact, tags, ledger)
-                try:
-                    return self._push(artifact, tags, plan)
-                except PushError:
-                    # Perhaps a blob believed pushed is gone (the registry's garbage collection): from now on
-                    # ask the registry about this artifact's blobs, at once if the ledger was trusted.
-                    self._forget_blobs(artifact)
-                    if not (plan.cluster_known or plan.bundle_known):
-                        raise
-                    return self._push(artifact, tags, _Plan.VERIFY)
+                if not full:
+                    companions = self._tag(artifact, tags, ledger)
+                else:
+                    plan = _Plan(bundle_known=ref.digest in known_bundles, cluster_known=ref.cluster in known_clusters,
+                                 manifest_known=artifact.manifest.digest in known_manifests)
+                    try:
+                        companions = self._push(artifact, tags, plan)
+                    except PushError:
+                        # Perhaps a blob believed pushed is gone (the registry's garbage collection): from now
+                        # on ask the registry about this artifact's blobs, at once if the ledger was trusted.
+                        self._forget_blobs(artifact)
+                        if not (plan.cluster_known or plan.bundle_known):
+                            raise
+                        companions = self._push(artifact, tags, _Plan.VERIFY)
             except PushError as exc:
                 return f"{ref.cluster} {ref.commit[:7]}: {exc}"
+            return store.PushRecord(cluster=ref.cluster, commit=ref.commit, digest=ref.digest,
+                                    manifest_digest=artifact.manifest.digest, latest=ref.latest,
+                                    companions=companions)
 
         done: list[store.PushRecord] = []
+        flushed = time.monotonic()
+
+        def flush() -> None:
+            """Record what is pushed so far and wake its Watch streams: a notice held for a push
+            (``--oci-announce-wait``) goes out as soon as that artifact is in, not after the whole cycle."""
+            nonlocal flushed
+            flushed = time.monotonic()
+            if not done:
+                return
+            # Not-latest refs first, so a cluster's latest record is the one that keeps the mark.
+            self.ledger.record(sorted(done, key=lambda record: record.latest))
+            if self.on_pushed is not None:
+                self.on_pushed(sorted({record.cluster for record in done}))
+            done.clear()
+
         # Artifacts are independent: many at once hide the registry's round trips (a 1,000-cluster
         # commit is 1,000 artifacts of ~8 requests each); ``workers`` is sized for the registry.
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for (ref, artifact, _tags, _plan), result in zip(work, pool.map(push, work), strict=True):
-                if isinstance(result, tuple):
+            futures = {pool.submit(push, ref, record): ref for ref, record in work}
+            for future in concurrent.futures.as_completed(futures):
+                ref, result = futures[future], future.result()
+                if isinstance(result, store.PushRecord):
                     pushed += 1
-                    done.append(store.PushRecord(cluster=ref.cluster, commit=ref.commit, digest=ref.digest,
-                                                 manifest_digest=artifact.manifest.digest, latest=ref.latest,
-                                                 companions=result))
+                    done.append(result)
                     self.metrics.oci_pushes.labels(outcome="pushed").inc()
-                else:
+                elif result is not None:
                     failed.append(result)
                     pending.append(ref.since)
                     self.metrics.oci_pushes.labels(outcome="failed").inc()
-        # Not-latest refs first, so a cluster's latest record is the one that keeps the mark.
-        self.ledger.record(sorted(done, key=lambda record: record.latest))
-        if done and self.on_pushed is not None:
-            self.on_pushed(sorted({record.cluster for record in done}))
+                if len(done) >= FLUSH_RECORDS or time.monotonic() - flushed >= FLUSH_SECONDS:
+                    flush()
+        flush()
         # After the pushes, so a moved <cluster>-latest no longer names the manifest it named before.
         deleted = self._retire(refs, failed)
         now = self._clock()

@@ -240,6 +240,21 @@ def test_a_new_commit_costs_few_requests_and_a_blob_the_registry_lost_is_sent_ag
     assert entry["artifactType"] == oci.SIGNATURE_ARTIFACT_TYPE
 
 
+def test_pushed_artifacts_are_recorded_and_announced_during_the_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    one = _bundle("1")[0]
+    refs = [store.BundleRef(cluster=name, commit=COMMIT, digest=one, latest=True, since=T0)
+            for name in ("alpha", "beta", "gamma")]
+    registry, ledger = FakeRegistry(), pushing.MemoryLedger()
+    pusher = _pusher(registry, refs, ledger)
+    seen: list[tuple[list[str], int]] = []
+    pusher.on_pushed = lambda names: seen.append((names, len(ledger.pushed())))
+    monkeypatch.setattr(pushing, "FLUSH_RECORDS", 1)
+    assert pusher.push_once().pushed == 3
+    # Each woken stream finds its push already in the ledger, one artifact at a time, not all at the end.
+    assert sorted(name for names, _ in seen for name in names) == ["alpha", "beta", "gamma"]
+    assert [count for _, count in seen] == [1, 2, 3]
+
+
 def test_a_rollback_moves_the_latest_tag_back_without_pushing_the_artifact_again() -> None:
     one, two = _bundle("1")[0], _bundle("2")[0]
     old = store.BundleRef(cluster="alpha", commit=COMMIT, digest=one, latest=True, since=T0)
