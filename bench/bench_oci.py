@@ -11,7 +11,7 @@ bundle. Then:
    digest and the hub's signature. Per fetch latency p50/p99 (from the start of the fan-out) and the
    hub process's CPU seconds during each fan-out, side by side.
 
-``main(scale) -> dict``; ``python -m bench --only oci``.
+``main(scale) -> dict``; ``python -m bench --only oci``, or ``python -m bench.bench_oci N`` for N clusters.
 """
 
 from __future__ import annotations
