@@ -259,7 +259,7 @@ class Pusher:
     def __init__(self, *, client: RegistryClient, refs: Callable[[], Sequence[store.BundleRef]],
                  load: Callable[[str], StoredBundle | None], source: str, metrics: metrics_mod.HubMetrics,
                  ledger: PushLedger | None = None, on_pushed: Callable[[list[str]], None] | None = None,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC), workers: int = 8) -> None:
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC), workers: int = 16) -> None:
         self.client = client
         self._refs = refs
         self._load = load
