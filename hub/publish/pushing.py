@@ -343,7 +343,7 @@ class Pusher:
             done.clear()
 
         # Artifacts are independent: many at once hide the registry's round trips (a 1,000-cluster
-        # commit is 1,000 artifacts of ~8 requests each); ``workers`` is sized for the registry.
+        # commit is 1,000 artifacts of ~10 requests each); ``workers`` is sized for the registry.
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = {pool.submit(push, ref, record): ref for ref, record in work}
             for future in concurrent.futures.as_completed(futures):
@@ -424,7 +424,7 @@ class Pusher:
     def _push(self, artifact: oci.Artifact, tags: Sequence[str], plan: _Plan) -> tuple[str, ...]:
         """Push the whole artifact; returns its companions (signature manifest, fallback index).
 
-        About 8 requests for a new commit's artifact on a registry without the referrers API: three blob
+        10 requests for a new commit's artifact on a registry without the referrers API: three blob
         uploads of two requests each, where only the config blob is new when the bundle is not (the
         ledger knows its layer and signature are there); the manifest under its commit tag; the
         signature manifest; the fallback referrers index; the ``-latest`` tag."""
