@@ -11,7 +11,7 @@ bundle. Then:
    digest and the hub's signature. Per fetch latency p50/p99 (from the start of the fan-out) and the
    hub process's CPU seconds during each fan-out, side by side.
 
-``main(scale) -> dict``; ``python -m bench --only oci``.
+``main(scale) -> dict``; ``python -m bench --only oci``, or ``python -m bench.bench_oci N`` for N clusters.
 """
 
 from __future__ import annotations
@@ -179,7 +179,8 @@ async def _fan_out_registry(registry: str, repository: str, spokes: dict[str, tu
 
 
 def main(scale: str) -> dict[str, Any]:
-    count = 1000 if scale == "full" else 50
+    """``scale``: small (50 clusters), full (1,000) or a cluster count (``python -m bench.bench_oci 200``)."""
+    count = 1000 if scale == "full" else int(scale) if scale.isdigit() else 50
     workdir = Path(tempfile.mkdtemp(prefix="convoy-bench-oci-"))
     repo = workdir / "fleet"
     repo.mkdir()

@@ -220,6 +220,9 @@ class HubSettings:
         "push over plain HTTP (a registry on localhost only)"))
     oci_push_interval: float = dataclasses.field(default=2.0, metadata=_meta(
         "how often the hub looks for bundles not yet pushed (failures are retried then)", kind=_Kind.DURATION))
+    oci_push_concurrency: int = dataclasses.field(default=16, metadata=_meta(
+        "how many artifacts the hub pushes at once (one HTTP connection each, kept open between requests); "
+        "size it for the registry"))
     oci_announce_wait: float = dataclasses.field(default=10.0, metadata=_meta(
         "how long Watch holds back the notice of a new bundle too big to send inline until its OCI push "
         "lands, so the spoke can fetch it from the registry (then it is sent anyway; 0: never wait)",
@@ -262,7 +265,7 @@ class HubSettings:
                      "max_fleet_file_bytes", "max_build_bytes", "max_bundle_objects"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
-        for name in ("webhook_max_bytes", "webhook_max_concurrent"):
+        for name in ("webhook_max_bytes", "webhook_max_concurrent", "oci_push_concurrency"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, got {getattr(self, name)!r}")
         for name in ("grpc_listen", "http_listen", "registry_listen"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -96,8 +97,9 @@ class Blob:
     media_type: str
     data: bytes
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
+        # Cached: the pusher and the registry read a blob's digest many times (manifests, tags, ledger).
         return _sha256(self.data)
 
     def descriptor(self, **extra: Any) -> dict[str, Any]:

@@ -69,7 +69,9 @@ def _default(name: str) -> str:
 @click.option("--bundle-source-insecure", "bundle_source_insecure", is_flag=True, default=None,
               help="Plain HTTP to the bundle source: a local registry only [CONVOY_SPOKE_BUNDLE_SOURCE_INSECURE].")
 @click.option("--registry-config", "registry_config", type=click.Path(exists=True, dir_okay=False),
-              help="Docker-style config.json with the bundle source's credentials [CONVOY_SPOKE_REGISTRY_CONFIG].")
+              help="Docker-style config.json with the bundle registry's credentials: auths, credHelpers or "
+                   "credsStore (the docker-credential-NAME helpers it names are run, when the registry asks) "
+                   "[CONVOY_SPOKE_REGISTRY_CONFIG].")
 def run(**flags: Any) -> None:
     """Run the spoke agent until SIGTERM.
 

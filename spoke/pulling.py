@@ -7,9 +7,12 @@ desired bundle digest, then its one layer by digest (content-addressed, so any c
 The caller verifies the inflated bytes against the digest and the hub's signature exactly as for
 GetBundle, and falls back to GetBundle when a pull fails.
 
-Authentication: HTTP Basic from a docker-style ``config.json`` (``auths``) when it has the registry,
-the registry's bearer-token challenge (anonymous or with those credentials), and the cluster's own
-credential only when the registry is the hub's host (its ``/v2/``), never elsewhere. The client is
+Authentication: credentials from a docker-style ``config.json`` (``--registry-config``: ``auths``,
+``credHelpers`` or ``credsStore``, looked up as docker does by :mod:`protos.registryauth`; a helper
+``docker-credential-<name>`` runs only when that file names it, and only when the registry asks for
+credentials, once per fetch), answering the registry's challenge: HTTP Basic, or the bearer-token flow
+(anonymous or with those credentials; the token is kept until the registry refuses it). The cluster's
+own credential goes only to the hub's own host (its ``/v2/``), never elsewhere. The client is
 the standard library's: four GETs do not justify a registry SDK in the spoke, and the spoke's one
 HTTP client library (urllib3) belongs to its Kubernetes edge.
 """
@@ -24,17 +27,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 from protos import bundle as bundles
-from protos import oci
+from protos import oci, registryauth
 
 __all__ = ["BundleSource", "PullError", "Puller", "parse_reference", "parse_source"]
 
 log = logging.getLogger(__name__)
 
 _ACCEPT = f"{oci.MANIFEST_MEDIA_TYPE}, {oci.INDEX_MEDIA_TYPE}"
-_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 
 class PullError(Exception):
@@ -74,19 +75,16 @@ def parse_reference(text: str, *, insecure: bool = False) -> tuple[BundleSource,
     return source, match["digest"]
 
 
-def _docker_auth(config: Path | None, registry: str) -> str | None:
-    """The ``auths.<registry>.auth`` value (base64 user:password) of a docker config, if any."""
+def _check_config(config: Path | None) -> None:
+    """An unreadable ``--registry-config`` is said at once (the credentials in it are read when asked for)."""
     if config is None:
-        return None
+        return
     try:
         document = json.loads(config.read_text())
     except (OSError, ValueError) as exc:
-        raise PullError(f"{config}: cannot read the registry credentials ({exc})") from None
-    for key in (registry, f"https://{registry}", f"http://{registry}"):
-        entry = (document.get("auths") or {}).get(key)
-        if isinstance(entry, dict) and entry.get("auth"):
-            return str(entry["auth"])
-    return None
+        raise PullError(f"{config}: cannot read the registry credentials ({type(exc).__name__})") from None
+    if not isinstance(document, dict):
+        raise PullError(f"{config}: cannot read the registry credentials (not a JSON object)")
 
 
 class Puller:
@@ -96,7 +94,12 @@ class Puller:
                  hub_host: str | None = None, timeout: float = 30.0) -> None:
         self.source = source
         self.cluster = cluster
-        self._basic = _docker_auth(docker_config, source.registry)
+        _check_config(docker_config)
+        self._config = docker_config
+        # This fetch's credentials from the config, looked up (a helper run) when the registry first asks.
+        self._docker: registryauth.Credentials | None = None
+        self._looked_up = False
+        self._basic: str | None = None
         # The cluster credential goes only to the hub's own registry, never to a third party.
         same_host = hub_host is not None and source.registry.rsplit(":", 1)[0] == hub_host
         self._to_hub = same_host
@@ -105,6 +108,15 @@ class Puller:
         self._timeout = timeout
         scheme = "http" if source.insecure else "https"
         self._base = f"{scheme}://{source.registry}/v2/{source.repository}"
+
+    def _credentials(self) -> registryauth.Credentials | None:
+        if not self._looked_up:
+            self._looked_up = True
+            try:
+                self._docker = registryauth.docker_credentials(self._config, self.source.registry)
+            except registryauth.RegistryAuthError as exc:
+                raise PullError(f"{self.source}: {exc}") from None
+        return self._docker
 
     def _headers(self, accept: str) -> dict[str, str]:
         headers = {"Accept": accept}
@@ -127,33 +139,27 @@ class Puller:
                         raise PullError(f"{url}: more than {limit} bytes")
                     return data
             except urllib.error.HTTPError as exc:
-                challenge = exc.headers.get("WWW-Authenticate", "")
-                if exc.code == 401 and attempt == 0 and challenge.lower().startswith("bearer "):
-                    self._token = self._fetch_token(challenge)
+                scheme, params = registryauth.parse_challenge(exc.headers.get("WWW-Authenticate", ""))
+                if exc.code == 401 and attempt == 0 and scheme == "bearer":
+                    self._token = self._fetch_token(params)
                     continue
+                if exc.code == 401 and attempt == 0 and scheme == "basic" and not self._token:
+                    credentials = self._credentials()
+                    if credentials is not None and credentials.basic() != self._basic:
+                        self._basic = credentials.basic()
+                        continue
                 raise PullError(f"{url}: HTTP {exc.code} {exc.reason}") from None
             except (urllib.error.URLError, OSError) as exc:
                 raise PullError(f"{url}: {getattr(exc, 'reason', exc)}") from None
         raise PullError(f"{url}: refused after authenticating")
 
-    def _fetch_token(self, challenge: str) -> str:
-        """The distribution token flow: GET realm?service=..&scope=.. (with Basic credentials if any)."""
-        params = dict(_CHALLENGE.findall(challenge))
-        realm = params.pop("realm", "")
-        if not realm.startswith(("https://", "http://")):
-            raise PullError(f"{self.source}: unusable bearer challenge {challenge!r}")
-        params.setdefault("scope", f"repository:{self.source.repository}:pull")
-        headers = {"Authorization": f"Basic {self._basic}"} if self._basic else {}
-        request = urllib.request.Request(f"{realm}?{urllib.parse.urlencode(params)}", headers=headers)
+    def _fetch_token(self, challenge: dict[str, str]) -> str:
+        """The distribution token flow (with the config's credentials as HTTP Basic, if any)."""
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                document: dict[str, Any] = json.loads(response.read(1024 * 1024))
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise PullError(f"{self.source}: token request to {realm} failed ({exc})") from None
-        token = document.get("token") or document.get("access_token")
-        if not token:
-            raise PullError(f"{self.source}: token response from {realm} has no token")
-        return str(token)
+            return registryauth.bearer_token(challenge, repository=self.source.repository,
+                                             credentials=self._credentials(), timeout=self._timeout)
+        except registryauth.RegistryAuthError as exc:
+            raise PullError(f"{self.source}: {exc}") from None
 
     def fetch(self, *, digest: str, commit: str, max_size: int, credential: str | None = None,
               manifest_digest: str = "") -> bytes:
@@ -161,6 +167,7 @@ class Puller:
         ``credential``: the cluster's, sent only when the registry is the hub's own host.
         ``manifest_digest``: the manifest by that digest (the hub's announcement), else by the commit's tag."""
         self._credential = credential if self._to_hub else None
+        self._looked_up = False  # a helper's answer may be short-lived: asked again when needed
         tag = manifest_digest or oci.sha_tag(self.cluster, commit)
         raw = self._get(f"manifests/{tag}", accept=_ACCEPT, limit=1024 * 1024)
         if manifest_digest and oci.Blob(oci.MANIFEST_MEDIA_TYPE, raw).digest != manifest_digest:

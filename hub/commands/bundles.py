@@ -22,9 +22,8 @@ from typing import Any
 import click
 
 from hub import cliconfig
-from hub.commands import registryauth
 from hub.security import signing
-from protos import oci
+from protos import oci, registryauth
 
 __all__ = ["REPOSITORY", "Registry", "RegistryError", "bundle", "inspect"]
 

@@ -256,10 +256,11 @@ def _pusher(settings: settings_mod.HubSettings, db: store_db.Database, metrics: 
         def on_pushed(names: list[str]) -> None:  # in the push thread
             loop.call_soon_threadsafe(wake, names)
     client = pushing.OrasRegistry(target, docker_config=settings.oci_push_docker_config,
-                                  insecure=settings.oci_push_insecure)
+                                  insecure=settings.oci_push_insecure, connections=settings.oci_push_concurrency)
     return pushing.Pusher(client=client, refs=lambda: _read_refs(db, None),
                           load=lambda digest: _read_bundle(db, digest), source=gitsource.redact_url(settings.repo),
-                          metrics=metrics, ledger=pushing.DbLedger(db, str(target)), on_pushed=on_pushed)
+                          metrics=metrics, ledger=pushing.DbLedger(db, str(target)), on_pushed=on_pushed,
+                          workers=settings.oci_push_concurrency)
 
 
 def _registry_hooks(settings: settings_mod.HubSettings, db: store_db.Database,

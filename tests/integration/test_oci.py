@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from click.testing import CliRunner
 
 from hub import metrics as metrics_mod
@@ -29,6 +30,7 @@ from hub.security import signing
 from hub.store import repository as store
 from protos import bundle as bundles
 from protos import oci
+from spoke import pulling
 from spoke.agent import Agent
 from spoke.cluster import ClusterClient
 from spoke.settings import SpokeSettings
@@ -319,6 +321,25 @@ async def test_the_hub_pushes_bundles_and_signatures_to_a_real_registry_idempote
             assert fresh_metrics.oci_blobs.labels(outcome="sent")._value.get() == 0
             assert fresh_metrics.oci_blobs.labels(outcome="skipped")._value.get() == 8
 
+            # A new commit of clusters pushed before: their new blobs go up without a HEAD first (none
+            # would have found them), and the new manifest's fallback index lists its signature.
+            sent = hub.metrics.oci_blobs.labels(outcome="sent")._value.get()
+            commit = fleet_repo.commit({"apps/web/configmap.yaml": configmap("2")}, message="web v2")
+            await hub.service.sync_once(reason="test", force=True)
+            newer = await poll(lambda: pushed(f"alpha-{commit[:7]}"), timeout=20, what="alpha's new commit pushed")
+            await poll(lambda: pushed(f"beta-{commit[:7]}"), timeout=20, what="beta's new commit pushed")
+
+            async def latest_moved() -> bool:
+                latest = await pushed("alpha-latest")
+                return latest is not None and latest.stdout == newer.stdout
+            await poll(latest_moved, timeout=20, what="alpha-latest moved to the new commit")
+            assert hub.metrics.oci_blobs.labels(outcome="sent")._value.get() == sent + 6  # config, layer, signature
+            newer_digest = oci.Blob(oci.MANIFEST_MEDIA_TYPE, newer.stdout.encode()).digest
+            newer_fallback = await pushed(newer_digest.replace(":", "-"))
+            assert newer_fallback is not None
+            [referrer] = json.loads(newer_fallback.stdout)["manifests"]
+            assert referrer["artifactType"] == oci.SIGNATURE_ARTIFACT_TYPE
+
 
 async def test_status_shows_the_push_backlog_and_watch_tells_the_spoke_after_the_wait(
         tmp_path: Path, fleet_repo: FleetRepo) -> None:
@@ -567,5 +588,85 @@ async def test_bundle_verify_uses_a_credential_helper_and_the_registry_token_flo
         config.write_text(json.dumps({"credsStore": "absent"}))
         missing = await asyncio.to_thread(CliRunner().invoke, cli, [*verify, "--docker-config", str(config)])
         assert missing.exit_code == 1 and "docker-credential-absent" in missing.output
+    finally:
+        await runner.cleanup()
+
+
+# -- the spoke's --registry-config: credential helpers, Basic and the token flow ------------------------
+
+async def test_the_spoke_pulls_with_a_credential_helper_through_basic_or_the_token_flow(
+        tmp_path: Path, monkeypatch: Any, caplog: Any) -> None:
+    from aiohttp import web
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    raw = bundles.encode({"apiVersion": bundles.API_VERSION, "kind": "Bundle", "apps": [{"name": "web"}],
+                          "objects": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}]})
+    digest = bundles.digest_of(raw)
+    artifact = oci.build_from_stored(cluster="alpha", commit="c" * 40, source="https://git.example/fleet",
+                                     bundle_digest=digest, compressed=bundles.compress(raw),
+                                     signature=bundles.sign(key, digest),
+                                     created=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    basic = "Basic " + base64.b64encode(b"robot:s3cret").decode()
+    mode = {"scheme": "bearer"}
+
+    async def token(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != basic:
+            return web.Response(status=401)
+        return web.json_response({"token": "pull-token"})
+
+    def challenge(request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") == ("Bearer pull-token" if mode["scheme"] == "bearer" else basic):
+            return None
+        header = (f'Bearer realm="http://{request.host}/token",service="fake"' if mode["scheme"] == "bearer"
+                  else 'Basic realm="fake"')
+        return web.Response(status=401, headers={"WWW-Authenticate": header})
+
+    async def manifest(request: web.Request) -> web.Response:
+        if (refused := challenge(request)) is not None:
+            return refused
+        return web.Response(body=artifact.manifest.data, content_type=oci.MANIFEST_MEDIA_TYPE)
+
+    async def blob(request: web.Request) -> web.Response:
+        if (refused := challenge(request)) is not None:
+            return refused
+        return web.Response(body=artifact.layer.data)
+
+    app = web.Application()
+    app.router.add_get("/token", token)
+    app.router.add_get("/v2/fleet/bundles/manifests/{reference}", manifest)
+    app.router.add_get("/v2/fleet/bundles/blobs/{digest}", blob)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    registry = f"127.0.0.1:{runner.addresses[0][1]}"
+    monkeypatch.setenv("PATH", f"{_helper(tmp_path, 'fake', {'Username': 'robot', 'Secret': 's3cret'})}"
+                               f":{os.environ['PATH']}")
+    config = tmp_path / "config.json"
+    source = pulling.BundleSource(registry=registry, repository="fleet/bundles", insecure=True)
+
+    def fetch(puller: pulling.Puller) -> bytes:
+        return puller.fetch(digest=digest, commit="c" * 40, max_size=1 << 20,
+                            manifest_digest=artifact.manifest.digest)
+
+    try:
+        caplog.set_level("DEBUG")
+        with pytest.raises(pulling.PullError, match=r"token request to .* HTTP 401"):
+            await asyncio.to_thread(fetch, pulling.Puller(source, cluster="alpha"))  # anonymous
+
+        config.write_text(json.dumps({"credHelpers": {registry: "fake"}}))
+        puller = pulling.Puller(source, cluster="alpha", docker_config=config)
+        assert await asyncio.to_thread(fetch, puller) == raw
+        assert await asyncio.to_thread(fetch, puller) == raw  # the token is kept: the helper is not run again
+        assert (tmp_path / "asked").read_text().split() == [registry]
+
+        mode["scheme"] = "basic"  # a registry with HTTP Basic; credsStore names the helper for every registry
+        config.write_text(json.dumps({"credsStore": "fake"}))
+        assert await asyncio.to_thread(fetch, pulling.Puller(source, cluster="alpha", docker_config=config)) == raw
+
+        config.write_text(json.dumps({"credHelpers": {registry: "../../bin/sh"}}))
+        with pytest.raises(pulling.PullError, match="is not a plain name"):
+            await asyncio.to_thread(fetch, pulling.Puller(source, cluster="alpha", docker_config=config))
+        assert "s3cret" not in caplog.text
     finally:
         await runner.cleanup()

@@ -113,33 +113,40 @@ class FakeRegistry:
         self.manifests: dict[str, bytes] = {}
         self.down = False
         self.uploads = 0
+        self.calls: list[str] = []  # the requests a real registry would get (not the one-off referrers probe)
 
-    def _check(self) -> None:
+    def _check(self, call: str) -> None:
+        self.calls.append(call)
         if self.down:
             raise pushing.PushError("registry.example/b: connection refused")
 
     def has_blob(self, digest: str) -> bool:
-        self._check()
+        self._check("HEAD blob")
         return digest in self.blobs
 
     def put_blob(self, blob: oci.Blob) -> None:
-        self._check()
+        self._check("upload blob")
         self.uploads += 1
         self.blobs[blob.digest] = blob.data
 
     def put_manifest(self, reference: str, manifest: oci.Blob) -> None:
-        self._check()
+        self._check("PUT manifest")
+        document = json.loads(manifest.data)
+        # As CNCF Distribution does: a manifest naming a blob the registry lacks is refused.
+        for descriptor in [document["config"], *document["layers"]] if "layers" in document else []:
+            if descriptor["digest"] not in self.blobs:
+                raise pushing.PushError(f"registry.example/b: MANIFEST_BLOB_UNKNOWN {descriptor['digest']}")
         self.manifests[reference] = manifest.data
 
     def get_manifest(self, reference: str) -> bytes | None:
-        self._check()
+        self._check("GET manifest")
         return self.manifests.get(reference)
 
     def has_referrers_api(self, digest: str) -> bool:
         return False
 
     def delete_manifest(self, digest: str) -> None:
-        self._check()
+        self._check("DELETE manifest")
         for reference in [r for r, data in self.manifests.items()
                           if r == digest or oci.Blob("", data).digest == digest]:
             del self.manifests[reference]
@@ -198,6 +205,54 @@ def test_a_new_leader_pushes_only_what_the_shared_ledger_lacks_and_resends_no_bl
     third = _pusher(registry, refs, pushing.MemoryLedger(), metrics)
     assert third.push_once().pushed == 2 and registry.uploads == 7
     assert metrics.oci_blobs.labels(outcome="sent")._value.get() == 0
+
+
+def test_a_new_commit_costs_few_requests_and_a_blob_the_registry_lost_is_sent_again() -> None:
+    one, two = _bundle("1")[0], _bundle("2")[0]
+    refs = [store.BundleRef(cluster="alpha", commit=COMMIT, digest=one, latest=True, since=T0)]
+    registry, ledger = FakeRegistry(), pushing.MemoryLedger()
+    pusher = _pusher(registry, refs, ledger)
+    assert pusher.push_once().pushed == 1
+    # A cluster the ledger has not seen: every blob asked about first (a lost ledger re-sends nothing).
+    assert registry.calls.count("HEAD blob") == 4
+
+    def commit(sha: str, digest: str) -> list[str]:
+        refs[:] = [dataclasses.replace(ref, latest=False) for ref in refs] + [
+            store.BundleRef(cluster="alpha", commit=sha, digest=digest, latest=True, since=T0)]
+        registry.calls.clear()
+        assert pusher.push_once().pushed == 1
+        assert registry.manifests["alpha-latest"] == registry.manifests[oci.sha_tag("alpha", sha)]
+        return registry.calls
+
+    manifests = ["PUT manifest"] * 4  # commit tag, signature, fallback referrers index, -latest tag
+    # A new bundle: its config, layer and signature are new content, sent without asking first.
+    assert commit("b" * 40, two) == ["upload blob"] * 3 + manifests
+    # The same bundle at a new commit: only the new config blob (the ledger knows the layer and signature).
+    assert commit("c" * 40, two) == ["upload blob", *manifests]
+    # The registry lost a blob the ledger vouches for (its garbage collection): the manifest is refused,
+    # and the artifact is pushed again at once, asking about every blob.
+    layer = next(d for d, data in registry.blobs.items() if data == _bundle("2")[1])
+    del registry.blobs[layer]
+    calls = commit("d" * 40, two)
+    assert calls.count("HEAD blob") == 4 and layer in registry.blobs
+    artifact = oci.Blob(oci.MANIFEST_MEDIA_TYPE, registry.manifests["alpha-ddddddd"])
+    [entry] = json.loads(registry.manifests[artifact.digest.replace(":", "-")])["manifests"]
+    assert entry["artifactType"] == oci.SIGNATURE_ARTIFACT_TYPE
+
+
+def test_pushed_artifacts_are_recorded_and_announced_during_the_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    one = _bundle("1")[0]
+    refs = [store.BundleRef(cluster=name, commit=COMMIT, digest=one, latest=True, since=T0)
+            for name in ("alpha", "beta", "gamma")]
+    registry, ledger = FakeRegistry(), pushing.MemoryLedger()
+    pusher = _pusher(registry, refs, ledger)
+    seen: list[tuple[list[str], int]] = []
+    pusher.on_pushed = lambda names: seen.append((names, len(ledger.pushed())))
+    monkeypatch.setattr(pushing, "FLUSH_RECORDS", 1)
+    assert pusher.push_once().pushed == 3
+    # Each woken stream finds its push already in the ledger, one artifact at a time, not all at the end.
+    assert sorted(name for names, _ in seen for name in names) == ["alpha", "beta", "gamma"]
+    assert [count for _, count in seen] == [1, 2, 3]
 
 
 def test_a_rollback_moves_the_latest_tag_back_without_pushing_the_artifact_again() -> None:

@@ -1,12 +1,15 @@
-"""Registry credentials for ``convoy bundle verify REF``: a docker-style ``config.json`` and the
-distribution token flow.
+"""Registry credentials from a docker-style ``config.json`` and the distribution token flow: shared by
+``convoy bundle verify --docker-config`` (hub side) and the spoke's ``--registry-config`` (pure standard
+library, so both sides may use it).
 
 Credentials are looked up as docker does, for the registry's host: ``credHelpers[host]`` names a
 helper, else ``auths[host].auth`` (base64 ``user:password``), else ``credsStore`` names a helper for
 every registry. A helper is the executable ``docker-credential-<name>`` on ``PATH``, run as
 ``docker-credential-<name> get`` with the server on stdin; it answers ``{"Username", "Secret"}``. Only
-helpers named in the config file the operator passed (``--docker-config``) are run, never one named by
-anything fetched. Secrets are never logged or echoed.
+helpers named in the config file the operator passed (``--docker-config``, ``--registry-config``) are run,
+never one named by anything fetched, by a plain name only, for at most :data:`HELPER_TIMEOUT` seconds and
+:data:`HELPER_MAX_OUTPUT` bytes of answer. Secrets are never logged or echoed: errors name the config
+file, the helper and the registry, and a helper's own output (which may hold the secret) is not quoted.
 
 The token flow: a registry answering 401 with ``WWW-Authenticate: Bearer realm=...,service=...,scope=...``
 gets a GET of ``realm?service=..&scope=..`` (with the credentials as HTTP Basic when there are some);
@@ -17,22 +20,27 @@ gets the credentials as HTTP Basic.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["Credentials", "RegistryAuthError", "bearer_token", "docker_credentials"]
+__all__ = ["Credentials", "RegistryAuthError", "bearer_token", "docker_credentials", "parse_challenge"]
 
 _HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
-HELPER_TIMEOUT = 30.0
+HELPER_TIMEOUT = 30.0             #: seconds a credential helper may take
+HELPER_MAX_OUTPUT = 64 * 1024    #: bytes of answer read from a credential helper
 
 
 class RegistryAuthError(Exception):
@@ -58,21 +66,78 @@ def _run_helper(name: str, registry: str, config: Path) -> Credentials | None:
     executable = shutil.which(f"docker-credential-{name}")
     if executable is None:
         raise RegistryAuthError(f"{config}: credential helper docker-credential-{name} (for {registry}) is not on PATH")
+    what = f"docker-credential-{name} for {registry}"
     try:
-        done = subprocess.run([executable, "get"], input=registry, capture_output=True, text=True,
-                              timeout=HELPER_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RegistryAuthError(f"docker-credential-{name} for {registry} failed: {type(exc).__name__}") from None
-    if done.returncode != 0:
-        if "credentials not found" in done.stdout.lower() + done.stderr.lower():
+        returncode, stdout, stderr = _bounded_run([executable, "get"], registry.encode())
+    except OSError as exc:
+        raise RegistryAuthError(f"{what} failed: {type(exc).__name__}") from None
+    except subprocess.TimeoutExpired:
+        raise RegistryAuthError(f"{what} did not answer within {HELPER_TIMEOUT:g} s") from None
+    if stdout is None:
+        raise RegistryAuthError(f"{what} answered more than {HELPER_MAX_OUTPUT} bytes")
+    if returncode != 0:
+        if b"credentials not found" in (stdout + stderr).lower():
             return None
-        raise RegistryAuthError(f"docker-credential-{name} for {registry} exited with {done.returncode}")
+        raise RegistryAuthError(f"{what} exited with {returncode}")
     try:
-        answer = json.loads(done.stdout)
+        answer = json.loads(stdout)
         return Credentials(str(answer["Username"]), str(answer["Secret"]))
     except (ValueError, KeyError, TypeError):
-        raise RegistryAuthError(f"docker-credential-{name} for {registry}: answer is not "
-                                '{"Username": ..., "Secret": ...}') from None
+        raise RegistryAuthError(f'{what}: answer is not {{"Username": ..., "Secret": ...}}') from None
+
+
+def _bounded_run(argv: list[str], stdin: bytes) -> tuple[int, bytes | None, bytes]:
+    """Run ``argv`` with ``stdin``, reading at most :data:`HELPER_MAX_OUTPUT` bytes of each output stream
+    (stdout None when it wrote more: the process is killed) and killing it after :data:`HELPER_TIMEOUT`."""
+    # Its own process group, killed whole: a helper script's children must not keep the pipes open.
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+
+    def kill() -> None:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    killer = threading.Timer(HELPER_TIMEOUT, kill)
+    killer.start()
+    try:
+        stderr_parts: list[bytes] = []
+        # stderr in its own thread: a helper that fills the stderr pipe must not stall the stdout read.
+        reader = threading.Thread(target=lambda: stderr_parts.append(_read_at_most(process.stderr)), daemon=True)
+        reader.start()
+        assert process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.write(stdin)
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+        stdout = _read_at_most(process.stdout)
+        if len(stdout) > HELPER_MAX_OUTPUT:
+            kill()
+        returncode = process.wait()
+        reader.join(1.0)
+        timed_out = not killer.is_alive()
+    finally:
+        killer.cancel()
+        if process.poll() is None:
+            kill()
+            process.wait()
+    if timed_out:
+        raise subprocess.TimeoutExpired(argv, HELPER_TIMEOUT)
+    if len(stdout) > HELPER_MAX_OUTPUT:
+        return returncode, None, b""
+    return returncode, stdout, b"".join(stderr_parts)[:HELPER_MAX_OUTPUT]
+
+
+def _read_at_most(stream: IO[bytes] | None) -> bytes:
+    """Until end of stream, but at most HELPER_MAX_OUTPUT + 1 bytes (one more tells "too much")."""
+    if stream is None:
+        return b""
+    data = b""
+    while len(data) <= HELPER_MAX_OUTPUT:
+        chunk = os.read(stream.fileno(), HELPER_MAX_OUTPUT + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def docker_credentials(config: Path | None, registry: str) -> Credentials | None:
