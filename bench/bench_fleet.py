@@ -176,9 +176,10 @@ class HubProcess:
                 raise BenchError(f"the hub exited with {self.popen.returncode}; see {self.log_path}")
             try:
                 self.http("/readyz")
-                return True
             except OSError:
                 return False
+            # /readyz can answer a moment before the hub writes its CLI config (admin() reads it).
+            return (self.data_dir / "cli-config.yaml").exists()
         wait_for(ready, timeout=timeout, what=f"the hub to be ready (log {self.log_path})", interval=0.1)
         return time.monotonic() - started
 
