@@ -52,7 +52,11 @@ class SimulatedSpoke:
         self._reports: Any = None   # the open StreamStatus call, as a spoke keeps one
 
     def _channel(self) -> grpc.aio.Channel:
-        options = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+        # What a real spoke sets (spoke/hubclient.py): its keepalive, and a connection of its own, not
+        # one shared through gRPC's process-wide subchannel pool with every other simulated spoke.
+        options = [("grpc.max_receive_message_length", 8 * 1024 * 1024), ("grpc.keepalive_time_ms", 30_000),
+                   ("grpc.keepalive_timeout_ms", 10_000), ("grpc.keepalive_permit_without_calls", 1),
+                   ("grpc.use_local_subchannel_pool", 1)]
         if self.args.insecure:
             return grpc.aio.insecure_channel(self.args.hub, options=options)
         creds = grpc.ssl_channel_credentials(root_certificates=Path(self.args.ca).read_bytes())
