@@ -256,9 +256,11 @@ class Drivers:
         for index, group in enumerate(groups):
             out = workdir / f"driver-{index}.jsonl"
             log = open(workdir / f"driver-{index}.log", "ab")  # noqa: SIM115 - closed with the process
+            # Names and labels in a file: thousands of them overflow the argument list.
+            spokes = workdir / f"driver-{index}-spokes.json"
+            spokes.write_text(json.dumps({n: labels[n] for n in group}))
             argv = [sys.executable, str(HERE / "loaddriver.py"), "--hub", hub.address, "--ca", ca,
-                    "--token", token, "--names", ",".join(group), "--out", str(out),
-                    "--labels-json", json.dumps({n: labels[n] for n in group}),
+                    "--token", token, "--spokes-file", str(spokes), "--out", str(out),
                     "--flood-seconds", str(flood_seconds)]
             self.popens.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                                 start_new_session=True))

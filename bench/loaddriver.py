@@ -10,6 +10,7 @@ latencies across processes (same machine, same clock).
 
     python bench/loaddriver.py --hub 127.0.0.1:7443 --ca ca.pem --token ID.SECRET \
         --names c0001,c0002 --labels-json '{"c0001": {"env": "prod"}}' --out events.jsonl
+    python bench/loaddriver.py ... --spokes-file spokes.json --out events.jsonl   # {"c0001": {"env": "prod"}}
 """
 
 from __future__ import annotations
@@ -228,8 +229,12 @@ async def flood(args: argparse.Namespace, spokes: list[SimulatedSpoke], seconds:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    labels: dict[str, dict[str, str]] = json.loads(args.labels_json) if args.labels_json else {}
-    names = [n for n in args.names.split(",") if n]
+    if args.spokes_file:
+        labels: dict[str, dict[str, str]] = json.loads(Path(args.spokes_file).read_text())
+        names = list(labels)
+    else:
+        labels = json.loads(args.labels_json) if args.labels_json else {}
+        names = [n for n in args.names.split(",") if n]
     with open(args.out, "a", buffering=1024 * 1024) as out:
         spokes = [SimulatedSpoke(name=n, labels=labels.get(n, {}), args=args, out=out) for n in names]
         tasks = [asyncio.create_task(s.run()) for s in spokes]
@@ -276,7 +281,9 @@ def main() -> None:
     parser.add_argument("--ca", default=None)
     parser.add_argument("--insecure", action="store_true")
     parser.add_argument("--token", required=True, help="bootstrap token ID.SECRET")
-    parser.add_argument("--names", required=True)
+    spokes = parser.add_mutually_exclusive_group(required=True)
+    spokes.add_argument("--names", help="comma-separated cluster names")
+    spokes.add_argument("--spokes-file", help='JSON file {"name": {labels}, ...}: the spokes to simulate, in order')
     parser.add_argument("--labels-json", default="")
     parser.add_argument("--out", required=True)
     parser.add_argument("--flood-seconds", type=float, default=10.0)
