@@ -171,6 +171,7 @@ def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_second
                 return len({e["cluster"] for e in drivers.of("reported")}) >= clusters
             wait_for(registered, timeout=timeout, what=f"{clusters} spokes registered with their first bundle")
             results["registration_and_first_bundle_s"] = time.time() - t0
+            results["register_retries"] = len(drivers.of("register-retry"))  # hub not reachable in time
 
             time.sleep(5)  # let the follow-up work of registration settle before the idle window
             cpu0 = [h.cpu_seconds() for h in hubs]

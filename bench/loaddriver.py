@@ -39,11 +39,18 @@ from protos.convoy.v1 import convoy_pb2_grpc as pb_grpc  # noqa: E402
 MAX_BUNDLE = 64 * 1024 * 1024
 #: How often the buffered event lines are written out (the orchestrator polls them).
 FLUSH_SECONDS = 0.1
+#: Register attempts per simulated spoke, retried only when the hub could not be reached in time.
+REGISTER_ATTEMPTS = 5
+RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
 class SimulatedSpoke:
-    def __init__(self, *, name: str, labels: dict[str, str], args: argparse.Namespace, out: TextIO) -> None:
+    def __init__(self, *, name: str, labels: dict[str, str], args: argparse.Namespace, out: TextIO,
+                 registering: asyncio.Semaphore) -> None:
         self.name = name
+        #: Registrations in flight in this process: thousands of TLS handshakes at one instant is a
+        #: storm no real fleet makes (each cluster joins when it is installed); Watch opens are not bounded.
+        self.registering = registering
         self.labels = labels
         self.args = args
         self.out = out
@@ -74,14 +81,23 @@ class SimulatedSpoke:
         async with self._channel() as channel:
             stub = pb_grpc.SpokeServiceStub(channel)  # type: ignore[no-untyped-call]
             started = time.perf_counter()
-            try:
-                response = await stub.Register(pb.RegisterRequest(
-                    bootstrap_token=self.args.token, cluster_name=self.name, labels=self.labels,
-                    spoke_version="loaddriver"), timeout=120)
-            except grpc.aio.AioRpcError as exc:
-                # A refused registration ends this spoke only; the orchestrator counts these lines.
-                self.emit(event="register-error", code=exc.code().name, details=exc.details() or "")
-                return
+            request = pb.RegisterRequest(bootstrap_token=self.args.token, cluster_name=self.name,
+                                         labels=self.labels, spoke_version="loaddriver")
+            for attempt in range(REGISTER_ATTEMPTS):
+                try:
+                    async with self.registering:
+                        response = await stub.Register(request, timeout=120)
+                    break
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() in RETRIED and attempt + 1 < REGISTER_ATTEMPTS:
+                        # A hub that could not take the connection in time: a real spoke's pod restarts
+                        # and registers again. Counted, so a run that needed retries says so.
+                        self.emit(event="register-retry", code=exc.code().name, details=exc.details() or "")
+                        await asyncio.sleep(random.uniform(1, 5))
+                        continue
+                    # A refused registration ends this spoke only; the orchestrator counts these lines.
+                    self.emit(event="register-error", code=exc.code().name, details=exc.details() or "")
+                    return
             self.emit(event="registered", seconds=time.perf_counter() - started)
             self.credential = response.credential
             self.signing_key = response.bundle_signing_key
@@ -236,7 +252,9 @@ async def main_async(args: argparse.Namespace) -> None:
         labels = json.loads(args.labels_json) if args.labels_json else {}
         names = [n for n in args.names.split(",") if n]
     with open(args.out, "a", buffering=1024 * 1024) as out:
-        spokes = [SimulatedSpoke(name=n, labels=labels.get(n, {}), args=args, out=out) for n in names]
+        registering = asyncio.Semaphore(args.register_concurrency)
+        spokes = [SimulatedSpoke(name=n, labels=labels.get(n, {}), args=args, out=out, registering=registering)
+                  for n in names]
         tasks = [asyncio.create_task(s.run()) for s in spokes]
 
         async def flush_lines() -> None:
@@ -287,6 +305,8 @@ def main() -> None:
     parser.add_argument("--labels-json", default="")
     parser.add_argument("--out", required=True)
     parser.add_argument("--flood-seconds", type=float, default=10.0)
+    parser.add_argument("--register-concurrency", type=int, default=200,
+                        help="Register calls in flight at once in this process")
     asyncio.run(main_async(parser.parse_args()))
 
 
