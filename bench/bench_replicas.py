@@ -11,8 +11,14 @@ With three replicas the simulated spokes are spread over the two followers only:
 dials one address and does not fail over (the real spoke does: ``--hub a,b,c``), and a spoke whose
 replica died would never fetch the next commit.
 
-    python -m bench.bench_replicas --clusters 200          # what this shared 2-core machine takes
-    python -m bench.bench_replicas --clusters 10000 --drivers-per-replica 4   # the issue's size
+    python -m bench.bench_replicas --clusters 200          # a quick look
+    ulimit -n 20000; python -m bench.bench_replicas --clusters 5000 --setups postgres-1,postgres-3
+    python -m bench.bench_replicas --clusters 10000 --timeout 1800   # the issue's size (ulimit -n > 20,000)
+
+Load drivers default to one process per core in all (each one asyncio loop holding thousands of
+spokes, registering at most 200 at a time, see ``loaddriver.py``). Besides the figures above it
+prints pure fan-out (desired stored and notified → fetched, from the leader's log) and status
+reports/s (a 15 s StreamStatus flood from every spoke at once).
 """
 
 from __future__ import annotations
