@@ -388,7 +388,8 @@ def _sync_done_time(hub: HubProcess, commit: str) -> float | None:
     """When the hub logged the sync of ``commit`` (desired stored, watchers notified): ms resolution."""
     short = commit[:12]
     for line in hub.log_path.read_text(errors="replace").splitlines():
-        if "sync (" in line and f"commit {short}:" in line and "changed" in line:
+        # "N clusters changed", or "N clusters desire it now" when the sync started a rollout.
+        if "sync (" in line and f"commit {short}:" in line and ("changed" in line or "desire it now" in line):
             stamp = dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
             return stamp.timestamp()  # the hub logs local time, like datetime.timestamp() assumes
     return None

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import signal
@@ -46,6 +45,7 @@ from bench.bench_fleet import (  # noqa: E402
     BenchError,
     Drivers,
     HubProcess,
+    _sync_done_time,
     database,
     percentiles,
     wait_for,
@@ -94,15 +94,6 @@ def _fetched_after(drivers: AllDrivers, commit: str, expected: set[str], since: 
         times = {e["cluster"]: e["t"] for e in drivers.of("fetched", since) if e["commit"] == commit}
         return times if expected <= set(times) else None
     return wait_for(fetched, timeout=timeout, what=f"every spoke to fetch commit {commit[:12]}")
-
-
-def _sync_done_time(hub: HubProcess, commit: str) -> float | None:
-    """When ``hub`` logged the sync of ``commit`` (desired stored, watchers notified), or None."""
-    short = commit[:12]
-    for line in hub.log_path.read_text(errors="replace").splitlines():
-        if "sync (" in line and f"commit {short}:" in line and ("changed" in line or "desire it now" in line):
-            return dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()  # local time, as logged
-    return None
 
 
 def _commit_to_fetched(entry: HubProcess, hubs: Sequence[HubProcess], drivers: AllDrivers, commit: str,
