@@ -63,7 +63,8 @@ class SimulatedSpoke:
 
     def _channel(self) -> grpc.aio.Channel:
         # What a real spoke sets (spoke/hubclient.py): its keepalive, and a connection of its own, not
-        # one shared through gRPC's process-wide subchannel pool with every other simulated spoke.
+        # one shared through gRPC's process-wide subchannel pool (insecure channels with equal options
+        # share one; TLS channels, with credentials each, get their own either way).
         options = [("grpc.max_receive_message_length", 8 * 1024 * 1024), ("grpc.keepalive_time_ms", 30_000),
                    ("grpc.keepalive_timeout_ms", 10_000), ("grpc.keepalive_permit_without_calls", 1),
                    ("grpc.use_local_subchannel_pool", 1)]
