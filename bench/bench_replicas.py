@@ -198,6 +198,9 @@ def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_second
                 times = _fetched_after(drivers, sha, everyone, killed, timeout)
                 results["failover"] = {"leader_killed_to_fetched_everywhere_s": max(times.values()) - killed,
                                        "p99_s": percentiles([t - killed for t in times.values()])}
+        except BenchError as exc:
+            # What was measured before the failing step is still worth printing.
+            results["error"] = str(exc)
         finally:
             if drivers is not None:
                 drivers.stop()
