@@ -176,9 +176,10 @@ class HubProcess:
                 raise BenchError(f"the hub exited with {self.popen.returncode}; see {self.log_path}")
             try:
                 self.http("/readyz")
-                return True
             except OSError:
                 return False
+            # /readyz can answer a moment before the hub writes its CLI config (admin() reads it).
+            return (self.data_dir / "cli-config.yaml").exists()
         wait_for(ready, timeout=timeout, what=f"the hub to be ready (log {self.log_path})", interval=0.1)
         return time.monotonic() - started
 
@@ -255,9 +256,11 @@ class Drivers:
         for index, group in enumerate(groups):
             out = workdir / f"driver-{index}.jsonl"
             log = open(workdir / f"driver-{index}.log", "ab")  # noqa: SIM115 - closed with the process
+            # Names and labels in a file: thousands of them overflow the argument list.
+            spokes = workdir / f"driver-{index}-spokes.json"
+            spokes.write_text(json.dumps({n: labels[n] for n in group}))
             argv = [sys.executable, str(HERE / "loaddriver.py"), "--hub", hub.address, "--ca", ca,
-                    "--token", token, "--names", ",".join(group), "--out", str(out),
-                    "--labels-json", json.dumps({n: labels[n] for n in group}),
+                    "--token", token, "--spokes-file", str(spokes), "--out", str(out),
                     "--flood-seconds", str(flood_seconds)]
             self.popens.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                                 start_new_session=True))
@@ -385,7 +388,8 @@ def _sync_done_time(hub: HubProcess, commit: str) -> float | None:
     """When the hub logged the sync of ``commit`` (desired stored, watchers notified): ms resolution."""
     short = commit[:12]
     for line in hub.log_path.read_text(errors="replace").splitlines():
-        if "sync (" in line and f"commit {short}:" in line and "changed" in line:
+        # "N clusters changed", or "N clusters desire it now" when the sync started a rollout.
+        if "sync (" in line and f"commit {short}:" in line and ("changed" in line or "desire it now" in line):
             stamp = dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
             return stamp.timestamp()  # the hub logs local time, like datetime.timestamp() assumes
     return None

@@ -11,8 +11,14 @@ With three replicas the simulated spokes are spread over the two followers only:
 dials one address and does not fail over (the real spoke does: ``--hub a,b,c``), and a spoke whose
 replica died would never fetch the next commit.
 
-    python -m bench.bench_replicas --clusters 200          # what this shared 2-core machine takes
-    python -m bench.bench_replicas --clusters 10000 --drivers-per-replica 4   # the issue's size
+    python -m bench.bench_replicas --clusters 200          # a quick look
+    ulimit -n 20000; python -m bench.bench_replicas --clusters 5000 --setups postgres-1,postgres-3
+    python -m bench.bench_replicas --clusters 10000 --timeout 1800   # the issue's size (ulimit -n > 20,000)
+
+Load drivers default to one process per core in all (each one asyncio loop holding thousands of
+spokes, registering at most 200 at a time, see ``loaddriver.py``). Besides the figures above it
+prints pure fan-out (desired stored and notified → fetched, from the leader's log) and status
+reports/s (a 15 s StreamStatus flood from every spoke at once).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from bench.bench_fleet import (  # noqa: E402
     BenchError,
     Drivers,
     HubProcess,
+    _sync_done_time,
     database,
     percentiles,
     wait_for,
@@ -89,12 +96,36 @@ def _fetched_after(drivers: AllDrivers, commit: str, expected: set[str], since: 
     return wait_for(fetched, timeout=timeout, what=f"every spoke to fetch commit {commit[:12]}")
 
 
-def _commit_to_fetched(entry: HubProcess, drivers: AllDrivers, commit: str, expected: set[str],
-                       timeout: float) -> dict[str, Any]:
+def _commit_to_fetched(entry: HubProcess, hubs: Sequence[HubProcess], drivers: AllDrivers, commit: str,
+                       expected: set[str], timeout: float) -> dict[str, Any]:
     t0 = time.time()
     entry.webhook(commit)
     times = _fetched_after(drivers, commit, expected, t0, timeout)
-    return {"clusters": len(expected), "commit_to_fetched_s": percentiles([times[c] - t0 for c in expected])}
+    # Pure fan-out: from the leader's log line written once the desired state is stored and notified.
+    synced = [t for t in (_sync_done_time(hub, commit) for hub in hubs) if t is not None]
+    return {"clusters": len(expected), "commit_to_fetched_s": percentiles([times[c] - t0 for c in expected]),
+            "fanout_s": percentiles([times[c] - min(synced) for c in expected]) if synced else {"n": 0}}
+
+
+def _status_flood(drivers: AllDrivers, timeout: float) -> dict[str, Any]:
+    """Every driver reports as fast as the hubs acknowledge (StreamStatus, each report awaited), at once."""
+    for group in drivers.groups:
+        for popen in group.popens:
+            popen.send_signal(signal.SIGUSR1)
+    before = [len(group.events.get("flood", [])) for group in drivers.groups]
+
+    def done() -> list[dict[str, Any]] | None:
+        drivers.read()
+        floods = [e for group, n in zip(drivers.groups, before, strict=True) for e in group.events["flood"][n:]
+                  ] if all("flood" in g.events for g in drivers.groups) else []
+        return floods if len(floods) == sum(len(g.popens) for g in drivers.groups) else None
+    floods = wait_for(done, timeout=timeout, what="every driver to finish its status flood")
+    reports = sum(f["reports"] for f in floods)
+    errors: dict[str, int] = {}
+    for flood in floods:
+        for code, count in flood["errors"].items():
+            errors[code] = errors.get(code, 0) + count
+    return {"reports": reports, "reports_per_s": reports / max(f["elapsed"] for f in floods), "errors": errors}
 
 
 def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_seconds: float, timeout: float,
@@ -120,11 +151,13 @@ def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_second
             labels = {n: fleetgen.cluster_labels(fleet.spec, i) for i, n in enumerate(fleet.clusters)}
             t0 = time.time()
             groups = []
+            # Default: one driver process per core in all (each one asyncio loop with many spokes).
+            per_replica = drivers_per_replica or max(1, (os.cpu_count() or 1) // len(serving))
             for index, hub in enumerate(serving):
                 names = list(fleet.clusters[index::len(serving)])
                 groups.append(Drivers(workdir=workdir / f"r{hubs.index(hub)}", hub=hub, token=created.token,
-                                      names=names, labels=labels, processes=drivers_per_replica,
-                                      flood_seconds=5))
+                                      names=names, labels=labels, processes=per_replica,
+                                      flood_seconds=15))
             drivers = AllDrivers(groups)
             everyone = set(fleet.clusters)
 
@@ -135,6 +168,7 @@ def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_second
                 return len({e["cluster"] for e in drivers.of("reported")}) >= clusters
             wait_for(registered, timeout=timeout, what=f"{clusters} spokes registered with their first bundle")
             results["registration_and_first_bundle_s"] = time.time() - t0
+            results["register_retries"] = len(drivers.of("register-retry"))  # hub not reachable in time
 
             time.sleep(5)  # let the follow-up work of registration settle before the idle window
             cpu0 = [h.cpu_seconds() for h in hubs]
@@ -148,13 +182,15 @@ def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_second
                 for i, h in enumerate(hubs)]
 
             entry = serving[0]  # a follower when there is one: its webhook wakes the leader
-            results["all"] = _commit_to_fetched(entry, drivers, fleetgen.commit_all_clusters_change(fleet.root),
-                                                everyone, timeout)
+            results["all"] = _commit_to_fetched(entry, hubs, drivers,
+                                                fleetgen.commit_all_clusters_change(fleet.root), everyone, timeout)
             region = fleet.spec.regions[0]
             in_region = {n for i, n in enumerate(fleet.clusters)
                          if fleetgen.cluster_labels(fleet.spec, i)["region"] == region}
-            results["region"] = _commit_to_fetched(entry, drivers, fleetgen.commit_region_change(fleet.root, region),
-                                                   in_region, timeout)
+            results["region"] = _commit_to_fetched(entry, hubs, drivers,
+                                                   fleetgen.commit_region_change(fleet.root, region), in_region,
+                                                   timeout)
+            results["status_flood"] = _status_flood(drivers, timeout)
             if replicas > 1:
                 hubs[0].popen.send_signal(signal.SIGKILL)
                 killed = time.time()
@@ -162,6 +198,9 @@ def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_second
                 times = _fetched_after(drivers, sha, everyone, killed, timeout)
                 results["failover"] = {"leader_killed_to_fetched_everywhere_s": max(times.values()) - killed,
                                        "p99_s": percentiles([t - killed for t in times.values()])}
+        except BenchError as exc:
+            # What was measured before the failing step is still worth printing.
+            results["error"] = str(exc)
         finally:
             if drivers is not None:
                 drivers.stop()
@@ -173,7 +212,8 @@ def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_second
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clusters", type=int, default=200)
-    parser.add_argument("--drivers-per-replica", type=int, default=1)
+    parser.add_argument("--drivers-per-replica", type=int, default=0,
+                        help="load driver processes per replica the spokes dial (default: one per core in all)")
     parser.add_argument("--idle-seconds", type=float, default=20.0)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated, of {', '.join(SETUPS)}")

@@ -190,12 +190,16 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         try:
             # One unit of work: a refused registration (name taken, not the token's) spends no use of it.
             with self.db.session() as session:
-                token = store.consume_token(session, request.bootstrap_token, now=now, name=name,
-                                            declared=declared)
+                token = store.usable_token(session, request.bootstrap_token, now=now, name=name,
+                                           declared=declared)
                 # The store stamps the token's labels over the spoke's: they are the operator's word.
-                return store.register_cluster(session, name=name, labels=labels, token=token,
-                                              credential_hash=secrets.hash_secret(credential), now=now,
-                                              age_recipient=request.age_recipient)
+                cluster = store.register_cluster(session, name=name, labels=labels, token=token,
+                                                 credential_hash=secrets.hash_secret(credential), now=now,
+                                                 age_recipient=request.age_recipient)
+                # Last, just before the commit: spending the use locks the token's row, and every
+                # registration with the same token (a fleet joining at once) waits for that lock.
+                store.spend_token_use(session, token, now=now)
+                return cluster
         except (store_errors.TokenRefused, store_errors.ClusterExists, store_errors.TokenNotForName) as exc:
             if isinstance(exc, store_errors.TokenRefused) and exc.reason in _NO_TOKEN:
                 # Anyone can send made-up tokens: a row each would let them fill the audit log.

@@ -398,6 +398,32 @@ def test_batched_status_writes(db: Database) -> None:
         assert all(c.last_seen == T0 for c in repo.list_clusters(s))
 
 
+def test_batched_reports_fold_repeated_events_per_cluster_within_the_window(db: Database) -> None:
+    """Flapping clusters reported in batches: each distinct event once per window, with its repeat count."""
+    window = dt.timedelta(minutes=10)
+    for name in ("a", "b"):
+        register(db, name)
+    phases = ["Ready", "Failed", "Ready", "Failed", "Ready"]
+    for step, phase in enumerate(phases):
+        with db.session() as s:
+            repo.save_statuses(s, [report("a", phase, digest(1)), report("b", phase, digest(1))],
+                               now=T0 + dt.timedelta(seconds=step), aggregate=window)
+    later = T0 + window + dt.timedelta(minutes=1)  # past the window of the rows above: a new row
+    with db.session() as s:
+        repo.save_statuses(s, [report("a", "Failed", digest(1))], now=later, aggregate=window)
+        repo.add_event(s, EventKind.HUB, message="sync failed", now=T0, aggregate=window)
+        repo.add_event(s, EventKind.HUB, message="sync failed", now=T0 + dt.timedelta(seconds=1), aggregate=window)
+    with db.session() as s:
+        for name in ("a", "b"):
+            rows = [(e.message, (e.details or {}).get("count", 1))
+                    for e in repo.events(s, cluster=name, kinds=[EventKind.STATUS])]
+            folded = [(f"cluster {name}: Unknown -> Ready: m", 1), (f"cluster {name}: Ready -> Failed: m", 2),
+                      (f"cluster {name}: Failed -> Ready: m", 2)]
+            assert rows == ([*folded, ("cluster a: Ready -> Failed: m", 1)] if name == "a" else folded)
+        assert [(e.message, (e.details or {}).get("count", 1)) for e in repo.events(s, kinds=[EventKind.HUB])] == [
+            ("sync failed", 2)]
+
+
 def test_render_errors(db: Database) -> None:
     with db.session() as s:
         repo.set_render_errors(s, cluster="a", commit=COMMIT_A, errors=[{"message": "missing base", "path": "x"}])

@@ -23,6 +23,7 @@ API (keyword arguments after the first positional ones):
 tokens      create_token(s, *, ttl, uses, labels, description, cluster_name, name_prefix) -> (row, token)
             consume_token(s, token, *, name, declared) -> BootstrapToken
                         raises TokenRefused(reason), TokenNotForName (binding), DeclaredNamesUnknown
+                        = usable_token(s, token, *, name, declared) then spend_token_use(s, row)
             revoke_token(s, token_id) -> bool; get_token(s, token_id); list_tokens(s)
 clusters    register_cluster(s, *, name, labels, credential_hash, token=None) -> Cluster   ClusterExists
             authenticate_cluster(s, credential) -> Cluster | None
@@ -184,6 +185,8 @@ from hub.store.repository.tokens import (
     get_token,
     list_tokens,
     revoke_token,
+    spend_token_use,
+    usable_token,
 )
 
 __all__ = [
@@ -271,10 +274,12 @@ __all__ = [
     "set_pinned",
     "set_render_errors",
     "set_state",
+    "spend_token_use",
     "states_with_prefix",
     "statuses",
     "touch_cluster",
     "touch_clusters",
+    "usable_token",
     "was_desired_for",
     "watch_rows",
 ]

@@ -136,22 +136,32 @@ def save_statuses(s: Session, reports: Sequence[StatusInput], *, now: dt.datetim
     return changes
 
 
+#: Applied events whose sealed secret versions are looked up in one query.
+_SEALED_AUDIT_CHUNK = 400
+
+
 def _sealed_audit(conn: sa.Connection, events: Sequence[Event]) -> None:
     """An applied bundle's sealed secret versions (ciphertext digests), copied from when it became desired.
 
-    Only new applied digests are looked up (one indexed query each), so steady reports cost nothing.
+    Only new applied digests are looked up, one query per chunk of them (after a commit every cluster
+    applies a new digest at once), so steady reports cost nothing.
     """
     table = _table(Event)
-    for event in events:
-        if event.kind != EventKind.APPLIED.value or not event.digest:
-            continue
-        row = conn.execute(sa.select(table.c.details).where(
-            table.c.kind == EventKind.DESIRED_CHANGED.value, table.c.cluster == event.cluster,
-            table.c.digest == event.digest).order_by(table.c.at.desc()).limit(1)).first()
-        sealed = (row.details or {}).get("sealed") if row is not None else None
-        if sealed:
-            event.details = {**(event.details or {}), "sealed": sealed}
-            event.message += "; sealed secrets " + sealed_text(sealed)
+    applied = [event for event in events if event.kind == EventKind.APPLIED.value and event.digest]
+    for start in range(0, len(applied), _SEALED_AUDIT_CHUNK):
+        chunk = applied[start:start + _SEALED_AUDIT_CHUNK]
+        wanted = {(event.cluster, event.digest) for event in chunk}
+        # Oldest first: the newest desired_changed row of each (cluster, digest) is the one kept.
+        found = conn.execute(sa.select(table.c.cluster, table.c.digest, table.c.details).where(
+            table.c.kind == EventKind.DESIRED_CHANGED.value,
+            table.c.cluster.in_(sorted({c for c, _ in wanted if c is not None})),
+            table.c.digest.in_(sorted({d for _, d in wanted if d is not None}))).order_by(table.c.at, table.c.id))
+        details = {(row.cluster, row.digest): row.details for row in found if (row.cluster, row.digest) in wanted}
+        for event in chunk:
+            sealed = (details.get((event.cluster, event.digest)) or {}).get("sealed")
+            if sealed:
+                event.details = {**(event.details or {}), "sealed": sealed}
+                event.message += "; sealed secrets " + sealed_text(sealed)
 
 
 def sealed_text(sealed: Mapping[str, str]) -> str:

@@ -61,8 +61,15 @@ def consume_token(s: Session, token: str, *, now: dt.datetime | None = None, nam
     with :class:`~hub.store.errors.DeclaredNamesUnknown`).
 
     The decrement is a conditional UPDATE, so two registrations racing for the last use cannot both
-    win, on either database.
+    win, on either database. :func:`usable_token` and :func:`spend_token_use` are its two halves.
     """
+    row = usable_token(s, token, now=now, name=name, declared=declared)
+    return spend_token_use(s, row, now=now)
+
+
+def usable_token(s: Session, token: str, *, now: dt.datetime | None = None, name: str | None = None,
+                 declared: Collection[str] | None = frozenset()) -> BootstrapToken:
+    """The token's row if it could be spent by ``name`` now (see :func:`consume_token`); spends nothing."""
     now = _now(now)
     try:
         token_id, secret = hub_secrets.split_bootstrap_token(token)
@@ -74,18 +81,28 @@ def consume_token(s: Session, token: str, *, now: dt.datetime | None = None, nam
     _check_usable(row, now)
     if name is not None:
         _check_binding(row, name, declared)
+    return row
+
+
+def spend_token_use(s: Session, row: BootstrapToken, *, now: dt.datetime | None = None) -> BootstrapToken:
+    """Spend one use of a token :func:`usable_token` returned, or raise :class:`~hub.store.errors.TokenRefused`.
+
+    The UPDATE locks the token's row until the transaction ends (on PostgreSQL): every registration
+    with one token queues on that lock, so a registration spends the use last, just before it commits.
+    """
+    now = _now(now)
     table = _table(BootstrapToken)
     result = s.execute(
         table.update()
-        .where(table.c.id == token_id, table.c.uses_left > 0, table.c.revoked.is_(False),
+        .where(table.c.id == row.id, table.c.uses_left > 0, table.c.revoked.is_(False),
                table.c.expires_at > now)
         .values(uses_left=table.c.uses_left - 1))
     s.refresh(row)
     if cast(sa.CursorResult[Any], result).rowcount != 1:
         _check_usable(row, now)
-        raise errors.TokenRefused(token_id, errors.TokenRefusal.USED_UP)
-    add_event(s, EventKind.TOKEN_USED, message=f"bootstrap token {token_id}: used ({row.uses_left} left)",
-              details={"token": token_id, "uses_left": row.uses_left}, now=now)
+        raise errors.TokenRefused(row.id, errors.TokenRefusal.USED_UP)
+    add_event(s, EventKind.TOKEN_USED, message=f"bootstrap token {row.id}: used ({row.uses_left} left)",
+              details={"token": row.id, "uses_left": row.uses_left}, now=now)
     return row
 
 
