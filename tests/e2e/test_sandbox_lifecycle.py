@@ -167,7 +167,7 @@ def test_down_from_another_shell_stops_a_kept_sandbox(tmp_path: Path, sandboxes:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (f"Stopped the sandbox in {workdir}: "
                                      f"convoy sandbox up (pid {sandbox.process.pid}), "
-                                     "kubesim, hub, spoke dev-eu-1, spoke prod-ap-1, spoke prod-eu-1, spoke prod-us-1.")
+                                     "kubesim, hub, spoke prod-eu-1, spoke dev-eu-1, spoke prod-ap-1, spoke prod-us-1.")
     # `up` stopped its parts and cleaned up as on Ctrl-C, and says so.
     assert sandbox.process.wait(60) == 0
     assert "stopping (SIGTERM)" in sandbox.text()
