@@ -207,6 +207,7 @@ class _Session:
         self.fs = fs
         self._probes: dict[tuple[str, str], str] = {}
         self.builds: dict[tuple[tuple[str, ...], bool], _Build] = {}
+        self.selections: resolving.SelectionMemo | None = None
         self.renders = 0
         self.hits = 0
 
@@ -466,8 +467,11 @@ class Renderer:
                 cluster=cluster.name, app="", file=None,
                 message=f"{cluster.name!r} is not a valid cluster name (lowercase letters, digits, '-')")],
                 _hash("bad-name", cluster.name))
+        if session.selections is None or session.selections.fleet is not fleet:
+            session.selections = resolving.SelectionMemo(fleet)
         try:
-            plans = resolving.plan_cluster(session.fs, fleet, name=cluster.name, labels=labels)
+            plans = resolving.plan_cluster(session.fs, fleet, name=cluster.name, labels=labels,
+                                           memo=session.selections)
         except errors.RenderError as exc:
             return self._failed(cluster, labels, (), [AppError.of(cluster.name, "", exc)],
                                 _hash("plan-error", cluster.name, str(exc)))

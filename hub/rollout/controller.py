@@ -237,7 +237,7 @@ class RolloutController:
     def _plan(self, s: Session, commit: str, fleet: fleet_model.Fleet | None, rendered: Mapping[str, Rendered],
               full: bool) -> SyncPlan:
         desired = store.desired_all(s)
-        pinned = {c.name for c in store.list_clusters(s) if c.pinned_digest}
+        pinned = store.pinned_names(s)
         row = store.latest_rollout(s)
         latest = planning.Rollout.from_document(row.document) if row is not None else None
         active = latest if latest is not None and latest.state.active else None
@@ -479,7 +479,7 @@ class RolloutController:
             if row is None:
                 return None
             rollout = planning.Rollout.from_document(row.document)
-            pinned = frozenset(c.name for c in store.list_clusters(session) if c.pinned_digest)
+            pinned = store.pinned_names(session)
             reported = store.applied_phases(session)
             absent = self._absent(session, rollout.targets, self.clock())
         observed = {name: planning.ClusterObservation(digest, _phase(phase))

@@ -311,6 +311,30 @@ def test_set_desired_many_reports_only_changed_clusters(db: Database) -> None:
         items = [(f"c{i}", COMMIT_B, d2 if i % 5 == 0 else d1) for i in range(50)]
         assert repo.set_desired_many(s, items) == [f"c{i}" for i in range(0, 50, 5)]
         assert len(repo.desired_all(s)) == 50
+    with db.session(write=False) as s:
+        # Every cluster now records the new commit, with or without a new bundle; only a new bundle makes history.
+        assert {row.commit for row in repo.desired_all(s).values()} == {COMMIT_B}
+        assert [h.commit for h in repo.desired_history(s, "c1")] == [COMMIT_A]
+        assert [h.commit for h in repo.desired_history(s, "c5")] == [COMMIT_B, COMMIT_A]
+    with db.session() as s:  # a batch larger than one statement's share (500 names), as a 10,000-cluster fleet makes
+        many = [(f"m{i:04d}", COMMIT_A, d1) for i in range(1203)]
+        assert len(repo.set_desired_many(s, many)) == 1203
+        assert repo.set_desired_many(s, [(name, COMMIT_B, bundle) for name, _, bundle in many]) == []
+    with db.session(write=False) as s:
+        assert {row.commit for name, row in repo.desired_all(s).items() if name.startswith("m")} == {COMMIT_B}
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_postgres_sessions_keep_no_server_side_prepared_statements(db: Database) -> None:
+    """A plan prepared while a table was empty stays for the connection (a sequential scan per lookup at
+    10,000 clusters), and prepared statements break behind pgbouncer in transaction mode: the hub makes none."""
+    d1 = add_bundle(db, 1)
+    with db.session() as s:
+        for n in range(10):  # psycopg's default would prepare from the fifth run on
+            repo.set_desired_many(s, [("a", COMMIT_A if n % 2 else COMMIT_B, d1)])
+            repo.desired_all(s)
+        prepared = s.execute(sa.text("SELECT count(*) FROM pg_prepared_statements")).scalar_one()
+    assert prepared == 0
 
 
 def test_was_desired_for_is_per_cluster(db: Database) -> None:
@@ -589,3 +613,41 @@ def test_retention_keeps_what_a_cluster_still_runs(db: Database) -> None:
     with db.session() as s:
         left = {row[0] for row in s.execute(sa.text("SELECT digest FROM bundles"))}
     assert left == {digests[0], digests[3], digests[4]}
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_report_batches_and_presence_refreshes_in_any_order_never_deadlock(db: Database) -> None:
+    """Both lock many cluster rows at once; in the order each received them, a report batch and the heartbeat's
+    last-seen refresh deadlocked at 10,000 spokes and PostgreSQL failed the whole batch."""
+    names = [f"c{i:03d}" for i in range(300)]
+    with db.session() as s:
+        for name in names:
+            repo.register_cluster(s, name=name, labels={}, credential_hash=hub_secrets.hash_secret(name), now=T0)
+    failures: list[BaseException] = []
+
+    def reports(order: list[str]) -> None:
+        try:
+            for _ in range(15):
+                with db.session() as s:
+                    repo.save_statuses(s, [repo.StatusInput(cluster=name, phase="Ready") for name in order])
+        except BaseException as exc:
+            failures.append(exc)
+
+    def presence(order: list[str]) -> None:
+        try:
+            for _ in range(15):
+                with db.session() as s:
+                    repo.touch_clusters(s, order)
+                    repo.mark_connected(s, [(name, T0) for name in order])
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=reports, args=(names,)),
+               threading.Thread(target=presence, args=(names[::-1],)),
+               threading.Thread(target=reports, args=(names[::-1],)),
+               threading.Thread(target=presence, args=(names,))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert failures == []

@@ -56,3 +56,38 @@ def test_untargeted_cluster_gets_only_the_apps_for_everyone(tmp_path: Path) -> N
     fleet = model.parse_fleet(yaml.safe_load(FLEET))
     assert [a.name for a in resolving.targeted_apps(fleet, {"env": "staging"})] == ["base"]
     assert [a.name for a in resolving.targeted_apps(fleet, {"env": "staging", "gpu": ""})] == ["base", "gpu"]
+
+
+def test_a_shared_selection_memo_gives_every_cluster_the_plan_it_would_get_alone(tmp_path: Path) -> None:
+    fleet = model.parse_fleet(yaml.safe_load(FLEET))
+    fs = _fs(tmp_path)
+    memo = resolving.SelectionMemo(fleet)
+    # Label sets that differ only in keys no selector reads share an entry; absent, empty and set keys
+    # (Exists, In, the app-level targets) must each still be told apart.
+    clusters = [
+        ("prod-eu-1", {"env": "prod", "region": "eu", "team": "a"}),
+        ("prod-eu-2", {"env": "prod", "region": "eu", "team": "b"}),
+        ("dev-us-1", {"env": "dev", "region": "us"}),
+        ("dev-us-2", {"env": "dev", "region": "us", "gpu": ""}),
+        ("dev-us-3", {"env": "dev", "region": "us", "gpu": "a100"}),
+        ("staging-1", {"env": "staging"}),
+        ("bare-1", {}),
+    ]
+    for _ in range(2):  # the second pass is served from the memo
+        for name, labels in clusters:
+            assert resolving.plan_cluster(fs, fleet, name=name, labels=labels, memo=memo) == \
+                resolving.plan_cluster(fs, fleet, name=name, labels=labels), name
+    gpu = resolving.plan_cluster(fs, fleet, name="dev-us-2", labels={"env": "dev", "gpu": ""}, memo=memo)
+    assert [plan.app.name for plan in gpu] == ["base", "web", "gpu"]
+
+
+def test_a_selection_memo_made_for_another_fleet_is_not_used(tmp_path: Path) -> None:
+    fleet = model.parse_fleet(yaml.safe_load(FLEET))
+    other = model.parse_fleet(yaml.safe_load(FLEET.replace('targets: "env in (prod,dev)"', 'targets: "env=qa"')))
+    memo = resolving.SelectionMemo(fleet)
+    labels = {"env": "qa"}
+    fs = _fs(tmp_path)
+    assert [p.app.name for p in resolving.plan_cluster(fs, fleet, name="qa-1", labels=labels,
+                                                       memo=memo)] == ["base"]
+    assert [p.app.name for p in resolving.plan_cluster(fs, other, name="qa-1", labels=labels,
+                                                       memo=memo)] == ["base", "web"]

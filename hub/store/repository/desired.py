@@ -79,13 +79,14 @@ def set_desired_many(s: Session, items: Iterable[tuple[str, str, str]], *,
         query = sa.select(table.c.cluster, table.c.commit, table.c.digest).where(
             table.c.cluster.in_(names[start:start + 500]))
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
+            # Locked in name order, as every writer of many clusters' rows takes them (see touch_clusters).
+            query = query.order_by(table.c.cluster).with_for_update()
         current.update((row.cluster, (row.commit, row.digest)) for row in conn.execute(query))
     changed: list[str] = []
     missing = {digest for cluster, (_, digest) in wanted.items()
                if (current.get(cluster) or ("", ""))[1] != digest and digest not in (sealed or {})}
     sealed = {**_sealed_in_stored(conn, missing), **(sealed or {})} if missing else sealed
-    moved_commit: list[dict[str, Any]] = []
+    moved_by_commit: dict[str, list[str]] = {}   #: new commit -> clusters whose digest stays
     desired_rows: list[dict[str, Any]] = []
     history_rows: list[dict[str, Any]] = []
     event_rows: list[dict[str, Any]] = []
@@ -93,7 +94,7 @@ def set_desired_many(s: Session, items: Iterable[tuple[str, str, str]], *,
         before = current.get(cluster)
         if before is not None and before[1] == digest:
             if before[0] != commit:
-                moved_commit.append({"b_cluster": cluster, "b_commit": commit})
+                moved_by_commit.setdefault(commit, []).append(cluster)
             continue
         desired_rows.append({"cluster": cluster, "commit": commit, "digest": digest, "since": now})
         history_rows.append({"cluster": cluster, "commit": commit, "digest": digest, "since": now})
@@ -107,9 +108,12 @@ def set_desired_many(s: Session, items: Iterable[tuple[str, str, str]], *,
                                      details={"previous": before[1] if before is not None else None,
                                               **({"sealed": secrets_sent} if secrets_sent else {})}))
         changed.append(cluster)
-    if moved_commit:
-        conn.execute(table.update().where(table.c.cluster == sa.bindparam("b_cluster"))
-                     .values(commit=sa.bindparam("b_commit")), moved_commit)
+    # A commit that leaves most bundles alone moves most rows' commit only: one UPDATE per commit (all of
+    # them, in practice) instead of one per row, which cost ~0.2 ms a cluster on PostgreSQL.
+    for commit, clusters in moved_by_commit.items():
+        for start in range(0, len(clusters), 500):
+            conn.execute(table.update().where(table.c.cluster.in_(clusters[start:start + 500]))
+                         .values(commit=commit))
     if desired_rows:
         conn.execute(_upsert_statement(conn.dialect.name, table, ("cluster",), ("commit", "digest", "since")),
                      desired_rows)
