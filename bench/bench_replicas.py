@@ -14,6 +14,7 @@ replica died would never fetch the next commit.
     python -m bench.bench_replicas --clusters 200          # a quick look
     ulimit -n 20000; python -m bench.bench_replicas --clusters 5000 --setups postgres-1,postgres-3
     python -m bench.bench_replicas --clusters 10000 --timeout 1800   # the issue's size (ulimit -n > 20,000)
+    python -m bench.bench_replicas --clusters 10000 --setups sqlite-1,postgres-1 --pin   # hub alone on CPU 0
 
 Load drivers default to one process per core in all (each one asyncio loop holding thousands of
 spokes, registering at most 200 at a time, see ``loaddriver.py``). Besides the figures above it
@@ -131,21 +132,42 @@ def _status_flood(drivers: AllDrivers, timeout: float) -> dict[str, Any]:
     return {"reports": reports, "reports_per_s": reports / max(f["elapsed"] for f in floods), "errors": errors}
 
 
+@contextlib.contextmanager
+def _cpus(cpus: set[int] | None) -> Iterator[None]:
+    """Processes started inside run on ``cpus`` (they inherit this process's affinity); None: anywhere."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_seconds: float, timeout: float,
-              workdir: Path) -> dict[str, Any]:
+              workdir: Path, pin: bool = False) -> dict[str, Any]:
     kind, replicas = SETUPS[name]
+    # --pin: hubs on CPU 0, the simulated spokes on the others, as in a deployment where the spokes run in
+    # their own clusters; without it every process shares every core and the hub's figures include the
+    # load driver's appetite (10,000 TLS spokes need about a core of their own).
+    cores = sorted(os.sched_getaffinity(0))
+    hub_cpus, driver_cpus = ({cores[0]}, set(cores[1:])) if pin and len(cores) > 1 else (None, None)
     fleet = fleetgen.generate(workdir / "fleet", fleetgen.FleetSpec(
         clusters=clusters, apps=5, cluster_layers=max(1, clusters // 10)))
-    results: dict[str, Any] = {"setup": name, "clusters": clusters}
+    results: dict[str, Any] = {"setup": name, "clusters": clusters, "pinned": hub_cpus is not None}
     hubs: list[HubProcess] = []
     drivers: AllDrivers | None = None
     with database(kind) as url, _identity(workdir / "identity"):
         try:
-            hubs.append(HubProcess(workdir=workdir / "r0", repo=fleet.root, database_url=url, heartbeat=30.0))
+            with _cpus(hub_cpus):
+                hubs.append(HubProcess(workdir=workdir / "r0", repo=fleet.root, database_url=url, heartbeat=30.0))
             hubs[0].wait_ready(timeout)  # the first leads: its first sync is done when it is ready
             for index in range(1, replicas):
-                hubs.append(HubProcess(workdir=workdir / f"r{index}", repo=fleet.root, database_url=url,
-                                       heartbeat=30.0))
+                with _cpus(hub_cpus):
+                    hubs.append(HubProcess(workdir=workdir / f"r{index}", repo=fleet.root, database_url=url,
+                                           heartbeat=30.0))
             for hub in hubs[1:]:
                 hub.wait_ready(timeout)
             serving = hubs[1:] if replicas > 1 else hubs
@@ -158,9 +180,10 @@ def run_setup(name: str, *, clusters: int, drivers_per_replica: int, idle_second
             per_replica = drivers_per_replica or max(1, (os.cpu_count() or 1) // len(serving))
             for index, hub in enumerate(serving):
                 names = list(fleet.clusters[index::len(serving)])
-                groups.append(Drivers(workdir=workdir / f"r{hubs.index(hub)}", hub=hub, token=created.token,
-                                      names=names, labels=labels, processes=per_replica,
-                                      flood_seconds=15))
+                with _cpus(driver_cpus):
+                    groups.append(Drivers(workdir=workdir / f"r{hubs.index(hub)}", hub=hub, token=created.token,
+                                          names=names, labels=labels, processes=per_replica,
+                                          flood_seconds=15))
             drivers = AllDrivers(groups)
             everyone = set(fleet.clusters)
 
@@ -221,12 +244,15 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated, of {', '.join(SETUPS)}")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--pin", action="store_true",
+                        help="hubs on CPU 0, load drivers on the other cores (the spokes' cost kept off the hub's)")
     args = parser.parse_args()
     out: list[dict[str, Any]] = []
     for name in args.setups.split(","):
         with tempfile.TemporaryDirectory(prefix=f"convoy-bench-{name}-") as tmp:
             result = run_setup(name, clusters=args.clusters, drivers_per_replica=args.drivers_per_replica,
-                               idle_seconds=args.idle_seconds, timeout=args.timeout, workdir=Path(tmp))
+                               idle_seconds=args.idle_seconds, timeout=args.timeout, workdir=Path(tmp),
+                               pin=args.pin)
         print(json.dumps(result, indent=1, default=str), flush=True)
         out.append(result)
     if args.json is not None:

@@ -108,6 +108,7 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
                  options: SpokeOptions, on_registered: Callable[[str], Awaitable[object]] | None = None,
                  on_reported: Callable[[], None] | None = None,
                  declared_names: Callable[[], Awaitable[frozenset[str] | None]] | None = None,
+                 reports_wait: Callable[[], Awaitable[None]] | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.db = db
         self.auth = authenticator
@@ -119,6 +120,9 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         #: The cluster names the fleet repository declares (None: not known yet); an unbound
         #: bootstrap token may not register them. Without it, every name is free for unbound tokens.
         self.declared_names = declared_names
+        #: Awaited before a report is stored (the hub's sync goes first; bounded well below a spoke's 30 s
+        #: acknowledgement timeout). None: store at once.
+        self.reports_wait = reports_wait
         self.clock = clock
         self._aggregate = dt.timedelta(seconds=options.event_aggregate_seconds)
         self._register_limit = limits.RateLimiter(rate=options.register_rate, burst=options.register_burst)
@@ -513,6 +517,8 @@ class SpokeServicer(pb_grpc.SpokeServiceServicer):  # type: ignore[misc]
         """Rate limit, validate, store (batched with concurrent reports); returns once stored."""
         self._report_limit.check(f"{peer}/{name}", f"status report of cluster {name}")
         limits.check_report(report, self.options.report_limits, cluster=name)
+        if self.reports_wait is not None:
+            await self.reports_wait()
         await self._reports.submit((name, report))
         if self.on_reported is not None:
             self.on_reported()

@@ -58,6 +58,8 @@ log = logging.getLogger("convoy.hub")
 #: How long Watch streams get to end cleanly, then how long in-flight calls get, at shutdown.
 STREAM_CLOSE_SECONDS = 3.0
 GRACE_SECONDS = 10.0
+#: Longest a status report waits for a sync in progress before it is stored (see HubService.sync_finished).
+REPORT_WAIT_FOR_SYNC_SECONDS = 10.0
 
 
 @dataclasses.dataclass
@@ -199,6 +201,7 @@ async def _build(settings: settings_mod.HubSettings, data_dir: Path, db: store_d
     spoke = spoke_api.SpokeServicer(
         db=db, authenticator=authenticator, notifier=notifier, on_registered=registered, on_reported=rollouts.poke,
         declared_names=lambda: replication.declared_names(service),
+        reports_wait=lambda: service.sync_finished(at_most=REPORT_WAIT_FOR_SYNC_SECONDS),
         options=spoke_api.SpokeOptions(
             ca_pem=ca_pem, signing_public_key=signing.public_key_bytes(signing_key),
             heartbeat_seconds=settings.heartbeat_seconds, inline_bundle_bytes=settings.inline_bundle_bytes,

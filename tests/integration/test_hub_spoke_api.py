@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import threading
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc import aio
 
+from hub.commands import hubserve
 from hub.security import secrets, signing
 from hub.store import repository as store
 from protos import bundle as bundles
@@ -346,3 +348,51 @@ async def test_stream_status_stores_each_report_before_acknowledging_it(tmp_path
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
         detail = await admin.call("GetCluster", pb.GetClusterRequest(name="alpha"))
         assert detail.summary.phase == pb.PHASE_READY
+
+
+async def test_a_report_sent_while_a_commit_is_written_is_stored_once_the_sync_ends(
+        tmp_path: Path, fleet_repo: FleetRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Desired states go out before status reports are written: a report that arrives mid-sync is acknowledged
+    (stored) after the sync, and never later than the bound (a spoke gives up on an acknowledgement after 30 s)."""
+    monkeypatch.setattr(hubserve, "REPORT_WAIT_FOR_SYNC_SECONDS", 3.0)
+    settings = hub_settings(tmp_path / "hub", fleet_repo, database_url=None)
+    async with running_hub(settings) as hub, channel(hub) as ch:
+        spoke = await registered_spoke(hub, ch, "alpha")
+        desired = await next_desired(spoke.watch())
+        admin = admin_of(hub, ch)
+        release = threading.Event()
+        original = hub.service._sync_blocking
+
+        def held_sync(*args: object) -> object:
+            release.wait(30)
+            return original(*args)  # type: ignore[arg-type]
+        monkeypatch.setattr(hub.service, "_sync_blocking", held_sync)
+        syncing = asyncio.ensure_future(hub.service.sync_once(reason="test", force=True))
+        await asyncio.sleep(0.3)  # the sync is under way (held)
+        call = spoke.stub.StreamStatus(metadata=spoke.metadata)
+        await call.write(pb.StatusReport(phase=pb.PHASE_READY, applied_commit=desired.commit,
+                                         applied_digest=desired.digest, message="during the sync"))
+        ack = asyncio.ensure_future(call.read())
+        await asyncio.sleep(1.0)
+        assert not ack.done(), "the report was stored while the sync ran"
+        detail = await admin.call("GetCluster", pb.GetClusterRequest(name="alpha"))
+        assert detail.message != "during the sync"
+        release.set()
+        await syncing
+        assert (await asyncio.wait_for(ack, 10)).accepted
+        detail = await admin.call("GetCluster", pb.GetClusterRequest(name="alpha"))
+        assert detail.message == "during the sync"
+
+        # A sync that runs on and on does not hold a report past the bound.
+        release.clear()
+        syncing = asyncio.ensure_future(hub.service.sync_once(reason="test", force=True))
+        await asyncio.sleep(0.3)
+        started = asyncio.get_running_loop().time()
+        await call.write(pb.StatusReport(phase=pb.PHASE_READY, applied_commit=desired.commit,
+                                         applied_digest=desired.digest, message="during a long sync"))
+        assert (await asyncio.wait_for(call.read(), 10)).accepted
+        assert asyncio.get_running_loop().time() - started < 8.0
+        detail = await admin.call("GetCluster", pb.GetClusterRequest(name="alpha"))
+        assert detail.message == "during a long sync"
+        release.set()
+        await syncing
