@@ -46,6 +46,7 @@ from bench.bench_fleet import (  # noqa: E402
     BenchError,
     Drivers,
     HubProcess,
+    StatusPoller,
     _sync_done_time,
     database,
     percentiles,
@@ -102,13 +103,22 @@ def _commit_to_fetched(entry: HubProcess, hubs: Sequence[HubProcess], drivers: A
     t0 = time.time()
     entry.webhook(commit)
     times = _fetched_after(drivers, commit, expected, t0, timeout)
+    # Then until the hub shows every spoke's report of it (what `convoy status` reads): the next step
+    # starts from a settled fleet, not while the hub still stores this commit's 10,000 reports.
+    poller = StatusPoller(entry, commit, expected)
+    try:
+        wait_for(poller.done, timeout=timeout, what=f"every cluster's status to show commit {commit[:12]}")
+    finally:
+        poller.close()
+    converged = max(poller.seen.values()) - t0
     # The leader logs the sync once every batch is stored. Each batch's watchers are woken as soon as it is
     # stored, so the first spokes fetch while later batches are written: "fanout_s" (log line -> fetched)
     # counts those as 0; "sync_s" is webhook -> every desired state stored.
     synced = [t for t in (_sync_done_time(hub, commit) for hub in hubs) if t is not None]
     return {"clusters": len(expected), "commit_to_fetched_s": percentiles([times[c] - t0 for c in expected]),
             "sync_s": min(synced) - t0 if synced else None,
-            "fanout_s": percentiles([max(0.0, times[c] - min(synced)) for c in expected]) if synced else {"n": 0}}
+            "fanout_s": percentiles([max(0.0, times[c] - min(synced)) for c in expected]) if synced else {"n": 0},
+            "status_shows_all_s": converged}
 
 
 def _status_flood(drivers: AllDrivers, timeout: float) -> dict[str, Any]:
