@@ -209,6 +209,7 @@ class HubService:
         # Set while a sync or render runs in its worker thread: wakes the watchers of each stored batch at
         # once, so the first spokes fetch while the rest of the fleet is still being written.
         self._announce: _Announcer | None = None
+        # Clear while a sync renders and stores: status reports wait for it (sync_finished).
         self._not_syncing = asyncio.Event()
         self._not_syncing.set()
         self._declared_cache: tuple[str, dict[str, fleet_clusters.ClusterDecl]] | None = None
