@@ -249,10 +249,11 @@ def test_an_unexpected_exception_costs_one_cluster(fleet_repo: Path, monkeypatch
 
     plan = resolving.plan_cluster
 
-    def plan_or_crash(fs: repofs.RepoFS, fleet: object, *, name: str, labels: dict[str, str]) -> object:
+    def plan_or_crash(fs: repofs.RepoFS, fleet: object, *, name: str, labels: dict[str, str],
+                      **options: object) -> object:
         if name == "prod-1":
             raise RecursionError("maximum recursion depth exceeded")
-        return plan(fs, fleet, name=name, labels=labels)  # type: ignore[arg-type]
+        return plan(fs, fleet, name=name, labels=labels, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(resolving, "plan_cluster", plan_or_crash)
     result = _render(fleet_repo)
